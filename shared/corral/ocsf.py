@@ -1,0 +1,206 @@
+"""OCSF 1.8.0 vocabulary and the small helpers every normalizer shares.
+
+Findings are plain dicts shaped like OCSF (serialised with orjson); these helpers keep the
+parts every source repeats (captions, times, the cloud object) in one place, so that the
+normalizers only say what is particular to their source.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from corral.errors import MalformedEventError
+
+Finding = dict[str, Any]
+"""An OCSF finding document (Detection, Vulnerability or Compliance Finding)."""
+
+VERSION: Final = "1.8.0"
+PROFILES: Final = ("cloud", "container")
+
+DETECTION: Final = 2004
+VULNERABILITY: Final = 2002
+COMPLIANCE: Final = 2003
+CLASS_NAMES: Final = {
+    DETECTION: "Detection Finding",
+    VULNERABILITY: "Vulnerability Finding",
+    COMPLIANCE: "Compliance Finding",
+}
+
+CREATE: Final = 1
+UPDATE: Final = 2
+CLOSE: Final = 3
+ACTIVITY_NAMES: Final = {0: "Unknown", 1: "Create", 2: "Update", 3: "Close", 99: "Other"}
+
+SEVERITY_NAMES: Final = {
+    0: "Unknown",
+    1: "Informational",
+    2: "Low",
+    3: "Medium",
+    4: "High",
+    5: "Critical",
+    6: "Fatal",
+    99: "Other",
+}
+SEVERITY_IDS: Final = {name.lower(): sid for sid, name in SEVERITY_NAMES.items()}
+
+STATUS_NEW: Final = 1
+STATUS_IN_PROGRESS: Final = 2
+STATUS_SUPPRESSED: Final = 3
+STATUS_RESOLVED: Final = 4
+STATUS_ARCHIVED: Final = 5
+STATUS_DELETED: Final = 6
+STATUS_NAMES: Final = {
+    0: "Unknown",
+    1: "New",
+    2: "In Progress",
+    3: "Suppressed",
+    4: "Resolved",
+    5: "Archived",
+    6: "Deleted",
+    99: "Other",
+}
+CLOSED_STATUSES: Final = frozenset({STATUS_RESOLVED, STATUS_ARCHIVED, STATUS_DELETED})
+
+COMPLIANCE_PASS: Final = 1
+COMPLIANCE_WARNING: Final = 2
+COMPLIANCE_FAIL: Final = 3
+COMPLIANCE_NAMES: Final = {0: "Unknown", 1: "Pass", 2: "Warning", 3: "Fail", 99: "Other"}
+
+ACCOUNT_TYPES: Final = {"AWS": (10, "AWS Account"), "GCP": (11, "GCP Project"), "Azure": (13, "Azure Subscription")}
+
+# Seconds and milliseconds are told apart by size: 1e11 s is the year 5138, 1e11 ms is 1973.
+_EPOCH_SECONDS_BELOW: Final = 1e11
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def timestamp_ms(value: object, field: str = "time") -> int:
+    """Return epoch milliseconds for an ISO 8601 string or an epoch number (s or ms).
+
+    Accepts what the three clouds send: `2024-01-02T03:04:05Z`, `+0000` offsets, nanosecond
+    fractions (SCC), epoch seconds as floats (GuardDuty `createdAt` in some shapes) and epoch ms.
+
+    Example:
+        >>> timestamp_ms("2024-01-02T03:04:05.123456789Z")
+        1704164645123
+    """
+    if isinstance(value, bool):
+        raise MalformedEventError(f"{field} is not a time: {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            raise MalformedEventError(f"{field} is not a time: {value!r}")
+        millis = value * 1000 if value < _EPOCH_SECONDS_BELOW else value
+        if millis >= 1e13:
+            raise MalformedEventError(f"{field} is out of range: {value!r}")
+        return int(millis)
+    if isinstance(value, str) and value:
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        # Python parses at most microseconds; SCC sends nanoseconds.
+        text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise MalformedEventError(f"{field} is not an ISO 8601 time: {value[:64]!r}") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return int(parsed.timestamp() * 1000)
+    raise MalformedEventError(f"{field} is missing or not a time")
+
+
+def optional_timestamp_ms(value: object, field: str = "time") -> int | None:
+    """Like `timestamp_ms`, but None for a missing or empty value."""
+    if value is None or value == "":
+        return None
+    return timestamp_ms(value, field)
+
+
+def severity(severity_id: int, vendor_value: object = None) -> dict[str, Any]:
+    """Return `severity_id` and `severity`; for 99 (Other) `severity` is the source's own value."""
+    label = str(vendor_value) if severity_id == 99 and vendor_value is not None else SEVERITY_NAMES[severity_id]
+    return {"severity_id": severity_id, "severity": label}
+
+
+def status(status_id: int) -> dict[str, Any]:
+    """Return `status_id` and its caption."""
+    return {"status_id": status_id, "status": STATUS_NAMES[status_id]}
+
+
+def cloud(provider: str, account_uid: str, region: str | None = None, **account: Any) -> dict[str, Any]:
+    """Return the OCSF `cloud` object for an account of `provider` ("AWS", "Azure" or "GCP")."""
+    type_id, type_name = ACCOUNT_TYPES[provider]
+    obj: dict[str, Any] = {
+        "provider": provider,
+        "account": prune({"uid": account_uid, "type_id": type_id, "type": type_name, **account}),
+    }
+    if region:
+        obj["region"] = region
+    return obj
+
+
+def envelope(
+    *,
+    class_uid: int,
+    activity_id: int,
+    time: int,
+    severity_id: int,
+    vendor_severity: object = None,
+    status_id: int,
+    product: Mapping[str, Any],
+    delivery_id: str | None,
+    log_name: str | None = None,
+) -> Finding:
+    """Return the fields every finding carries: class, activity, type, severity, status, metadata."""
+    metadata: dict[str, Any] = {
+        "version": VERSION,
+        "profiles": list(PROFILES),
+        "product": dict(product),
+    }
+    if delivery_id:
+        metadata["uid"] = delivery_id
+    if log_name:
+        metadata["log_name"] = log_name
+    return {
+        "category_uid": 2,
+        "category_name": "Findings",
+        "class_uid": class_uid,
+        "class_name": CLASS_NAMES[class_uid],
+        "activity_id": activity_id,
+        "activity_name": ACTIVITY_NAMES[activity_id],
+        "type_uid": class_uid * 100 + activity_id,
+        "type_name": f"{CLASS_NAMES[class_uid]}: {ACTIVITY_NAMES[activity_id]}",
+        "time": time,
+        **severity(severity_id, vendor_severity),
+        **status(status_id),
+        "metadata": metadata,
+    }
+
+
+def prune(obj: Any) -> Any:
+    """Drop None, empty strings, empty lists and empty dicts, recursively (OCSF has no nulls)."""
+    if isinstance(obj, dict):
+        pruned = {k: prune(v) for k, v in obj.items()}
+        return {k: v for k, v in pruned.items() if v is not None and v != "" and v != [] and v != {}}
+    if isinstance(obj, list):
+        items = [prune(v) for v in obj]
+        return [v for v in items if v is not None and v != "" and v != [] and v != {}]
+    return obj
+
+
+def identity(finding: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Return a finding's identity: (product uid, account uid, finding uid), as Security Hub does."""
+    return (
+        finding["metadata"]["product"]["uid"],
+        finding["cloud"]["account"]["uid"],
+        finding["finding_info"]["uid"],
+    )
+
+
+def modified_time(finding: Mapping[str, Any]) -> int:
+    """Return the source's own last-modified time, which orders versions of one finding."""
+    info = finding.get("finding_info", {})
+    return int(info.get("modified_time") or finding["time"])

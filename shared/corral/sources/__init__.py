@@ -1,0 +1,27 @@
+"""The registry of sources: one module per cloud detector, listed literally.
+
+Each source module exposes:
+
+- `SOURCE`: its id, `<cloud>.<service>` (e.g. "aws.guardduty");
+- `recognizes(doc) -> bool`: whether a bare document (already out of its envelope) is its own;
+- `normalize(doc, delivery_id) -> Finding | Skip | HealthSignal`: pure, no I/O; raises
+  `MalformedEventError` (with a one-line reason) and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any, Final
+
+from corral.sources import defender, guardduty, scc
+
+SOURCES: Final[dict[str, ModuleType]] = {module.SOURCE: module for module in (guardduty, defender, scc)}
+
+
+def detect(doc: Mapping[str, Any]) -> ModuleType | None:
+    """Return the source module that recognizes `doc`, or None."""
+    for module in SOURCES.values():
+        if module.recognizes(doc):
+            return module
+    return None
