@@ -180,14 +180,17 @@ def envelope(
     }
 
 
+_EMPTY: Final = ("", [], {})
+
+
 def prune(obj: Any) -> Any:
     """Drop None, empty strings, empty lists and empty dicts, recursively (OCSF has no nulls)."""
     if isinstance(obj, dict):
         pruned = {k: prune(v) for k, v in obj.items()}
-        return {k: v for k, v in pruned.items() if v is not None and v != "" and v != [] and v != {}}
+        return {k: v for k, v in pruned.items() if v is not None and v not in _EMPTY}
     if isinstance(obj, list):
         items = [prune(v) for v in obj]
-        return [v for v in items if v is not None and v != "" and v != [] and v != {}]
+        return [v for v in items if v is not None and v not in _EMPTY]
     return obj
 
 

@@ -53,8 +53,8 @@ def classify(service: str, layer: str, task: str, *, sample: bool = False) -> li
     """Return the `finding_info.traits` list for one finding.
 
     Example:
-        >>> classify(EKS, PLATFORM, THREAT_DETECTION)[0]
-        {'uid': 'corral.container_service', 'name': 'container_service', 'category': 'corral.classification', 'values': ['EKS']}
+        >>> classify(EKS, PLATFORM, THREAT_DETECTION)[0]["values"]
+        ['EKS']
     """
     if service != NO_SERVICE and service not in CONTAINER_SERVICES:
         raise ValueError(f"unknown container service {service!r}")

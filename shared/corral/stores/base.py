@@ -1,0 +1,439 @@
+"""The store contract: what every backend keeps, and the pure rules that decide each change.
+
+Backends (SQLite, PostgreSQL, DynamoDB) differ only in how they keep rows and make a
+read-decide-write atomic; *what* a change is comes from `decide()` here, so the three cannot
+disagree. Besides findings and their history, the contract holds what delivery and coverage need:
+the dead letter, the delivery ledger, sink message references and source health.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, Protocol
+
+import orjson
+
+from corral import ocsf, traits
+from corral.context import container_context
+from corral.records import HealthSignal
+
+ChangeKind = Literal["new", "updated", "escalated", "deescalated", "reopened", "closed", "unchanged", "stale"]
+CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = (
+    "new",
+    "updated",
+    "escalated",
+    "deescalated",
+    "reopened",
+    "closed",
+    "unchanged",
+    "stale",
+)
+FindingKey = tuple[str, str, str]
+"""(metadata.product.uid, cloud.account.uid, finding_info.uid)."""
+
+# Fields that change on every re-publication of the same content: excluded from the fingerprint,
+# so that GuardDuty's 6-hourly re-export of an unchanged finding is `unchanged`, not `updated`.
+VOLATILE_PATHS: Final[tuple[tuple[str, ...], ...]] = (
+    ("time",),
+    ("count",),
+    ("activity_id",),
+    ("activity_name",),
+    ("type_uid",),
+    ("type_name",),
+    ("end_time",),
+    ("metadata", "uid"),
+    ("metadata", "processed_time"),
+    ("finding_info", "modified_time"),
+    ("finding_info", "last_seen_time"),
+)
+
+
+def fingerprint(finding: Mapping[str, Any]) -> str:
+    """Return a sha256 of the finding without its volatile fields (hex)."""
+    doc: dict[str, Any] = dict(finding)
+    for path in VOLATILE_PATHS:
+        _drop(doc, path)
+    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _drop(doc: dict[str, Any], path: tuple[str, ...]) -> None:
+    head, *rest = path
+    if not rest:
+        doc.pop(head, None)
+    elif isinstance(doc.get(head), Mapping):
+        doc[head] = inner = dict(doc[head])
+        _drop(inner, tuple(rest))
+
+
+def version_key(key: FindingKey, modified_time: int, fp: str) -> str:
+    """Return the idempotency key of one finding version: sha256 of identity, modified time, fingerprint."""
+    text = "\x1f".join((*key, str(modified_time), fp))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def is_closed(finding: Mapping[str, Any]) -> bool:
+    """Closed means resolved, archived, deleted, or an explicit Close; suppressed is not closed."""
+    return finding.get("status_id") in ocsf.CLOSED_STATUSES or finding.get("activity_id") == ocsf.CLOSE
+
+
+def _severity_rank(severity_id: int) -> int:
+    # Unknown (0) and Other (99) carry no order: a change to or from them is not an escalation.
+    return severity_id if 1 <= severity_id <= 6 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What `decide()` compares between the stored and the incoming version of a finding."""
+
+    modified_time: int
+    fingerprint: str
+    severity_id: int
+    status_id: int
+    closed: bool
+
+    @classmethod
+    def of(cls, finding: Mapping[str, Any], fp: str | None = None) -> Snapshot:
+        """Take the snapshot of one OCSF finding."""
+        return cls(
+            modified_time=ocsf.modified_time(finding),
+            fingerprint=fp or fingerprint(finding),
+            severity_id=int(finding.get("severity_id", 0)),
+            status_id=int(finding.get("status_id", 0)),
+            closed=is_closed(finding),
+        )
+
+
+def decide(current: Snapshot | None, incoming: Snapshot) -> ChangeKind:
+    """Return the change kind of `incoming` over `current` (None when never seen).
+
+    Order is the source's own modified time, never arrival: an older version is `stale`. The
+    same fingerprint is `unchanged`. Otherwise, by precedence: reopened, closed, escalated,
+    deescalated, updated.
+    """
+    if current is None:
+        return "new"
+    if incoming.modified_time < current.modified_time:
+        return "stale"
+    if incoming.fingerprint == current.fingerprint:
+        return "unchanged"
+    if current.closed and not incoming.closed:
+        return "reopened"
+    if incoming.closed and not current.closed:
+        return "closed"
+    if _severity_rank(incoming.severity_id) > _severity_rank(current.severity_id):
+        return "escalated"
+    if _severity_rank(incoming.severity_id) < _severity_rank(current.severity_id):
+        return "deescalated"
+    return "updated"
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """The indexed columns a backend keeps beside the OCSF document, for queries."""
+
+    cloud: str
+    region: str | None
+    class_uid: int
+    severity_id: int
+    status_id: int
+    closed: bool
+    finding_type: str | None
+    container_service: str | None
+    layer: str | None
+    task: str | None
+    cluster: str | None
+    namespace: str | None
+    image: str | None
+    modified_time: int
+    fingerprint: str
+
+
+def columns(finding: Mapping[str, Any], fp: str | None = None) -> Columns:
+    """Derive the indexed columns of one finding (pure)."""
+    info = finding.get("finding_info", {})
+    types = info.get("types") or []
+    classification = traits.read(finding)
+    ctx = container_context(finding)
+    return Columns(
+        cloud=finding["cloud"]["provider"],
+        region=finding["cloud"].get("region"),
+        class_uid=int(finding["class_uid"]),
+        severity_id=int(finding.get("severity_id", 0)),
+        status_id=int(finding.get("status_id", 0)),
+        closed=is_closed(finding),
+        finding_type=types[0] if types else None,
+        container_service=classification.get(traits.SERVICE),
+        layer=classification.get(traits.LAYER),
+        task=classification.get(traits.TASK),
+        cluster=ctx.cluster,
+        namespace=ctx.namespace,
+        image=ctx.image_digest or ctx.image,
+        modified_time=ocsf.modified_time(finding),
+        fingerprint=fp or fingerprint(finding),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one upsert did to one finding; `version` is the idempotency key of this version."""
+
+    kind: ChangeKind
+    key: FindingKey
+    version: str
+    finding: ocsf.Finding
+    previous: Snapshot | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """Why a finding is stored but not sent: the rule's reason, which rule, and until when."""
+
+    reason: str
+    by: str
+    until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFinding:
+    """A finding as the store keeps it: the latest document plus what the store learned."""
+
+    key: FindingKey
+    document: ocsf.Finding
+    first_seen: int
+    last_seen: int
+    versions: int
+    severity_id: int
+    status_id: int
+    closed: bool
+    modified_time: int
+    suppression: Suppression | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One recorded change of a finding (unchanged and stale deliveries are not history)."""
+
+    at: int
+    kind: ChangeKind
+    version: str
+    modified_time: int
+    severity_id: int
+    status_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class FindingQuery:
+    """Filters for `Store.query`; None means no filter. Times are epoch ms on `last_seen`."""
+
+    cloud: str | None = None
+    account: str | None = None
+    severity_at_least: int | None = None
+    status_id: int | None = None
+    open_only: bool = False
+    class_uid: int | None = None
+    finding_type: str | None = None
+    container_service: str | None = None
+    cluster: str | None = None
+    namespace: str | None = None
+    image: str | None = None
+    trait: tuple[str, str] | None = None
+    since: int | None = None
+    until: int | None = None
+    limit: int = 100
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a query; pass `next_cursor` back for the next one (None: no more)."""
+
+    items: list[StoredFinding]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CountRow:
+    """Open and closed findings counted by cloud, severity and status."""
+
+    cloud: str
+    severity_id: int
+    status_id: int
+    count: int
+
+
+DEAD_LETTER_MAX_RAW: Final = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One rejected input: never the configuration, at most the first 256 KiB of the raw input."""
+
+    at: int
+    reason: str
+    ref: str
+    raw: bytes
+    sha256: str
+    size: int
+    source: str | None = None
+    id: str | None = None
+
+    @classmethod
+    def of(cls, raw: bytes, *, at: int, reason: str, ref: str, source: str | None = None) -> DeadLetter:
+        """Build a dead letter from the complete raw input (hash and size over all of it)."""
+        return cls(
+            at=at,
+            reason=reason,
+            ref=ref,
+            raw=raw[:DEAD_LETTER_MAX_RAW],
+            sha256=hashlib.sha256(raw).hexdigest(),
+            size=len(raw),
+            source=source,
+        )
+
+
+LedgerState = Literal["pending", "delivered", "dead"]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One (finding version, sink) delivery: what to send, and how far it got."""
+
+    version: str
+    sink: str
+    key: FindingKey
+    change: ChangeKind
+    document: ocsf.Finding
+    created: int
+    state: LedgerState = "pending"
+    attempts: int = 0
+    next_attempt: int = 0
+    last_error: str | None = None
+    delivered_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSeen:
+    """A delivery from a source for an account, as arrival time and the finding's own time."""
+
+    source: str
+    account_uid: str
+    at: int
+    finding_time: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """The last delivery of a source for one account, and how many it has had."""
+
+    source: str
+    account_uid: str
+    last_delivery: int
+    last_finding_time: int | None
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSummary:
+    """Ledger rows by state per sink, and the oldest pending row's creation time."""
+
+    counts: dict[tuple[str, LedgerState], int] = field(default_factory=dict)
+    oldest_pending: dict[str, int] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """The contract every backend implements; the contract tests run unchanged against each.
+
+    Every method raises `StoreUnavailableError` when the backend cannot be reached.
+    """
+
+    url: str
+    """The store URL with any password removed (safe to print)."""
+
+    def migrate(self) -> None:
+        """Apply pending schema migrations; safe when two run at once."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # Findings -------------------------------------------------------------------------------
+
+    def upsert(self, findings: Sequence[ocsf.Finding], *, now: int) -> list[Change]:
+        """Store a batch (in order; one round trip where possible) and return one Change each.
+
+        Idempotent: the same finding twice gives `unchanged`. `unchanged` refreshes last_seen
+        (and the document when its modified time is not older); `stale` writes nothing.
+        Concurrent writers of one finding end with one record and the right version count.
+        """
+
+    def mark_suppressed(self, marks: Sequence[tuple[FindingKey, Suppression | None]]) -> None:
+        """Record (or clear, with None) why findings are stored but not sent."""
+
+    def get(self, key: FindingKey) -> StoredFinding | None:
+        """Return one finding, or None."""
+
+    def history(self, key: FindingKey) -> list[HistoryEntry]:
+        """Return a finding's recorded changes, oldest first."""
+
+    def query(self, query: FindingQuery) -> Page:
+        """Return findings matching every given filter, newest last_seen first, paged."""
+
+    def counts(self) -> list[CountRow]:
+        """Return finding counts grouped by cloud, severity and status."""
+
+    def expire_closed(self, closed_before: int) -> int:
+        """Delete closed findings last seen before the time; return how many. Open ones stay."""
+
+    # Dead letter ----------------------------------------------------------------------------
+
+    def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep rejected inputs with their reasons."""
+
+    def dead_letters(self, *, limit: int = 100, source: str | None = None) -> list[DeadLetter]:
+        """Return dead letters, newest first, with their ids."""
+
+    def dead_letter(self, letter_id: str) -> DeadLetter | None:
+        """Return one dead letter, or None."""
+
+    def count_dead_letters(self) -> dict[str, int]:
+        """Return dead-letter counts per source ("" for unknown)."""
+
+    # Delivery ledger ------------------------------------------------------------------------
+
+    def ledger_add(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+        """Insert entries whose (version, sink) is new; return each row as stored now.
+
+        A row that already exists keeps its state: a delivered version is never re-queued.
+        """
+
+    def ledger_due(self, *, now: int, limit: int = 500) -> list[LedgerEntry]:
+        """Return pending rows whose next attempt is due, oldest first."""
+
+    def ledger_update(self, entry: LedgerEntry) -> None:
+        """Record the new state, attempts, error and next attempt of one row."""
+
+    def ledger_summary(self) -> LedgerSummary:
+        """Return row counts by sink and state and the oldest pending row per sink."""
+
+    # Sink message references ----------------------------------------------------------------
+
+    def message_ref(self, key: FindingKey, sink: str) -> str | None:
+        """Return the sink's reference to the first message about a finding (e.g. a Slack ts)."""
+
+    def set_message_ref(self, key: FindingKey, sink: str, ref: str) -> None:
+        """Remember the first message's reference; an existing one is kept."""
+
+    # Source health --------------------------------------------------------------------------
+
+    def touch_sources(self, seen: Sequence[SourceSeen]) -> None:
+        """Record deliveries: last delivery per (source, account) only moves forward."""
+
+    def sources(self) -> list[SourceState]:
+        """Return the last delivery per (source, account)."""
+
+    def record_signals(self, signals: Sequence[HealthSignal]) -> None:
+        """Keep the latest health signal per (source, account, service, region)."""
+
+    def signals(self) -> list[HealthSignal]:
+        """Return the latest health signal per (source, account, service, region)."""
