@@ -1,0 +1,83 @@
+"""The sink contract: a pure `render` per kind, and `send`, which is only transport.
+
+A sink receives `Delivery` values (one finding version for one sink) and answers one `Result`
+each. It never raises for a delivery it could not make: a refusal or an outage is a Result, so
+one failing sink or one bad payload cannot hold up the others. The pipeline records the results
+in the delivery ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from corral.ocsf import Finding
+from corral.stores.base import ChangeKind
+
+SinkFamily = Literal["chat", "siem", "relay", "file"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One finding version to deliver to one sink.
+
+    `version` is the idempotency key (sha256 of identity, source modified time and fingerprint):
+    every SIEM, webhook and relay payload carries it so that receivers can drop the rare
+    duplicate. `thread_ref` is the sink's reference to the first message about this finding
+    (e.g. a Slack `ts`), when there is one.
+    """
+
+    sink: str
+    version: str
+    change: ChangeKind
+    finding: Finding
+    thread_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What became of one delivery.
+
+    `ok` with an optional `message_ref` (kept to thread later changes); otherwise `error` (one
+    line, never a secret), `permanent` (a 4xx other than 429: retrying cannot help) and
+    `retry_after` (the sink's hint, seconds).
+    """
+
+    version: str
+    ok: bool
+    message_ref: str | None = None
+    error: str | None = None
+    permanent: bool = False
+    retry_after: float | None = None
+
+    @classmethod
+    def success(cls, version: str, message_ref: str | None = None) -> Result:
+        """A delivery the sink accepted."""
+        return cls(version, True, message_ref=message_ref)
+
+    @classmethod
+    def failure(cls, version: str, error: str, *, permanent: bool = False, retry_after: float | None = None) -> Result:
+        """A delivery the sink did not accept."""
+        return cls(version, False, error=error, permanent=permanent, retry_after=retry_after)
+
+
+class Sink(Protocol):
+    """What the pipeline needs of a sink."""
+
+    id: str
+    """`<kind>:<name>`, e.g. "slack:soc"."""
+
+    family: SinkFamily
+
+    def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
+        """Deliver a batch; return one Result per delivery, in order. Never raises for one delivery."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class SinkFactory(Protocol):
+    """Each sink module's `from_config(sink_id, settings, env)`; raises ConfigError naming the key."""
+
+    def __call__(self, sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str]) -> Sink: ...
