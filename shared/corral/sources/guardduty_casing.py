@@ -1,0 +1,87 @@
+"""Turn a PascalCase GuardDuty finding (AWS CLI / boto3 `GetFindings`) into the camelCase one.
+
+EventBridge, S3 exports and the REST API speak camelCase; the SDKs rename every member to
+PascalCase. Lower-casing the first letter restores almost every name; the exceptions below are
+the members whose wire name differs from the SDK name (botocore's `locationName`), and the
+maps whose keys are data, not member names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+# SDK member name -> wire name, wherever the member appears inside a Finding.
+_RENAMED: Final = {
+    "SourceIps": "sourceIPs",
+    "Latitude": "lat",
+    "Longitude": "lon",
+    "Code": "productCodeId",
+    "ProductType": "productCodeType",
+    "KubernetesResourcesTypes": "type",
+    "TaskCreatedAt": "createdAt",
+}
+
+# Renames that hold only inside one parent (by the parent's SDK name).
+_RENAMED_IN: Final = {
+    ("Account", "Name"): "account",
+    ("Ec2Instance", "IamInstanceProfile"): "IamInstanceProfile",
+}
+
+# Members whose value is a map keyed by data (API names, profile names): how many levels of
+# keys to keep as they are before member names resume.
+_DATA_KEYED: Final = {"AffectedResources": 1, "Profiles": 2, "Behavior": 2}
+
+
+def wire_name(name: str, parent: str | None = None) -> str:
+    """Return the camelCase wire name of the SDK member `name` (inside `parent`, if known).
+
+    Example:
+        >>> wire_name("EksClusterDetails"), wire_name("SourceIps"), wire_name("HostIPC")
+        ('eksClusterDetails', 'sourceIPs', 'hostIPC')
+    """
+    contextual = _RENAMED_IN.get((parent or "", name))
+    if contextual is not None:
+        return contextual
+    renamed = _RENAMED.get(name)
+    if renamed is not None:
+        return renamed
+    return name[:1].lower() + name[1:]
+
+
+def is_pascal_finding(doc: Mapping[str, Any]) -> bool:
+    """True when `doc` is a finding as the SDKs return it (`Arn`, not `arn`)."""
+    return isinstance(doc.get("Arn"), str) and "arn" not in doc
+
+
+def camel_finding(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the camelCase form of a PascalCase finding; values are kept as they are."""
+    return _convert_mapping(doc, None)
+
+
+def _convert(value: Any, parent: str | None) -> Any:
+    if isinstance(value, Mapping):
+        return _convert_mapping(value, parent)
+    if isinstance(value, list):
+        return [_convert(item, parent) for item in value]
+    return value
+
+
+def _convert_mapping(doc: Mapping[Any, Any], parent: str | None) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for key, value in doc.items():
+        if not isinstance(key, str):
+            out[key] = value
+            continue
+        depth = _DATA_KEYED.get(key)
+        out[wire_name(key, parent)] = _keep_keys(value, depth) if depth else _convert(value, key)
+    return out
+
+
+def _keep_keys(value: Any, depth: int) -> Any:
+    # Keys of a data-keyed map are user data (e.g. "AWS::IAM::Role"): keep them, convert below.
+    if not isinstance(value, Mapping):
+        return _convert(value, None)
+    if depth <= 1:
+        return {k: _convert(v, None) for k, v in value.items()}
+    return {k: _keep_keys(v, depth - 1) for k, v in value.items()}
