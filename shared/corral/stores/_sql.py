@@ -1,0 +1,433 @@
+# SQL text here is composed only from this package's constants; values always travel as parameters.
+# ruff: noqa: S608
+"""What the SQL stores share: the upsert plan, row shapes, the query builder and cursors.
+
+SQLite and PostgreSQL differ in how they make a batch atomic (`BEGIN IMMEDIATE` against advisory
+locks) and in a few spellings; everything else lives here once, so that the two cannot drift.
+The upsert plan is pure: given the stored state of a batch's keys, it decides each finding in
+order (a finding twice in one batch: the second sees the first) and returns the rows to write.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import orjson
+
+from corral import ocsf
+from corral.records import HealthSignal
+from corral.stores.base import (
+    Change,
+    DeadLetter,
+    FindingKey,
+    FindingQuery,
+    HistoryEntry,
+    LedgerEntry,
+    Snapshot,
+    SourceSeen,
+    SourceState,
+    StoredFinding,
+    Suppression,
+    columns,
+    decide,
+    fingerprint,
+    version_key,
+)
+
+Dialect = Literal["sqlite", "postgresql"]
+
+FINDING_COLUMNS: Final = (
+    "product",
+    "account",
+    "uid",
+    "cloud",
+    "region",
+    "class_uid",
+    "severity_id",
+    "status_id",
+    "closed",
+    "finding_type",
+    "container_service",
+    "layer",
+    "task",
+    "cluster",
+    "namespace",
+    "image",
+    "modified_time",
+    "fingerprint",
+    "first_seen",
+    "last_seen",
+    "versions",
+    "traits",
+    "document",
+)
+"""The columns an upsert writes; suppression is left alone (it belongs to routing)."""
+
+HISTORY_COLUMNS: Final = (
+    "product",
+    "account",
+    "uid",
+    "at",
+    "kind",
+    "version",
+    "modified_time",
+    "severity_id",
+    "status_id",
+)
+
+STATE_SELECT: Final = (
+    "product, account, uid, modified_time, fingerprint, severity_id, status_id, closed, first_seen, last_seen, versions"
+)
+"""The stored columns `decide()` and the counters need, in `Current.of_row` order."""
+
+FINDING_SELECT: Final = (
+    "product, account, uid, {document}, first_seen, last_seen, versions, severity_id, status_id, closed,"
+    " modified_time, suppressed_reason, suppressed_by, suppressed_until"
+)
+"""The columns of a `StoredFinding`, in `stored_finding` order; `{document}` is dialect-specific."""
+
+LEDGER_SELECT: Final = (
+    "version, sink, product, account, uid, change, {document}, created, state, attempts, next_attempt,"
+    " last_error, delivered_at"
+)
+
+DEAD_LETTER_SELECT: Final = "id, at, reason, ref, raw, sha256, size, source"
+
+
+def dumps(value: Any) -> str:
+    """Serialise a document for a text or JSONB column."""
+    return orjson.dumps(value).decode()
+
+
+def loads(value: str | bytes | Mapping[str, Any]) -> Any:
+    """Parse a document read back from a text or JSONB column."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    return orjson.loads(value)
+
+
+def trait_map(finding: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Return every trait of a finding as {name: [values]}, for the `trait` query filter.
+
+    OCSF traits carry `value` or `values`; both are read, and every category counts, so that a
+    filter on a source's own trait works as well as one on Corral's classification.
+    """
+    found: dict[str, list[str]] = {}
+    traits = finding.get("finding_info", {}).get("traits") or []
+    for trait in traits:
+        if not isinstance(trait, Mapping) or not isinstance(trait.get("name"), str):
+            continue
+        values = found.setdefault(trait["name"], [])
+        candidates = list(trait.get("values") or [])
+        if trait.get("value") is not None:
+            candidates.append(trait["value"])
+        values.extend(str(v) for v in candidates if str(v) not in values)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """The stored state of one finding that an upsert compares against and carries forward."""
+
+    snapshot: Snapshot
+    first_seen: int
+    last_seen: int
+    versions: int
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> tuple[FindingKey, Current]:
+        """Read one row selected with `STATE_SELECT`."""
+        key = (row[0], row[1], row[2])
+        snapshot = Snapshot(
+            modified_time=int(row[3]),
+            fingerprint=row[4],
+            severity_id=int(row[5]),
+            status_id=int(row[6]),
+            closed=bool(row[7]),
+        )
+        return key, cls(snapshot, int(row[8]), int(row[9]), int(row[10]))
+
+
+@dataclass(slots=True)
+class Plan:
+    """What one batch does: a Change per finding, the final row per key, the history rows."""
+
+    changes: list[Change]
+    rows: list[tuple[Any, ...]]
+    history: list[tuple[Any, ...]]
+
+
+def plan_upsert(findings: Sequence[ocsf.Finding], stored: Mapping[FindingKey, Current], *, now: int) -> Plan:
+    """Decide each finding in order against the stored state and return what to write.
+
+    `versions` counts accepted source versions (new and every real change), not deliveries:
+    `unchanged` refreshes last seen and the document, `stale` writes nothing.
+    """
+    state = dict(stored)
+    latest: dict[FindingKey, tuple[ocsf.Finding, str, Current]] = {}
+    changes: list[Change] = []
+    history: list[tuple[Any, ...]] = []
+    for finding in findings:
+        key = ocsf.identity(finding)
+        fp = fingerprint(finding)
+        incoming = Snapshot.of(finding, fp)
+        current = state.get(key)
+        previous = current.snapshot if current else None
+        kind = decide(previous, incoming)
+        version = version_key(key, incoming.modified_time, fp)
+        changes.append(Change(kind, key, version, finding, previous))
+        if kind == "stale":
+            continue
+        if current is None:
+            after = Current(incoming, now, now, 1)
+        else:
+            bump = 0 if kind == "unchanged" else 1
+            after = Current(incoming, current.first_seen, max(current.last_seen, now), current.versions + bump)
+        state[key] = after
+        latest[key] = (finding, fp, after)
+        if kind != "unchanged":
+            history.append((*key, now, kind, version, incoming.modified_time, incoming.severity_id, incoming.status_id))
+    rows = [_finding_row(key, finding, fp, after) for key, (finding, fp, after) in latest.items()]
+    return Plan(changes, rows, history)
+
+
+def _finding_row(key: FindingKey, finding: ocsf.Finding, fp: str, after: Current) -> tuple[Any, ...]:
+    cols = columns(finding, fp)
+    return (
+        *key,
+        cols.cloud,
+        cols.region,
+        cols.class_uid,
+        cols.severity_id,
+        cols.status_id,
+        cols.closed,
+        cols.finding_type,
+        cols.container_service,
+        cols.layer,
+        cols.task,
+        cols.cluster,
+        cols.namespace,
+        cols.image,
+        cols.modified_time,
+        cols.fingerprint,
+        after.first_seen,
+        after.last_seen,
+        after.versions,
+        dumps(trait_map(finding)),
+        dumps(finding),
+    )
+
+
+def plain_row(finding: ocsf.Finding, *, now: int) -> tuple[Any, ...]:
+    """Return the row a plain insert of a new finding would write (the benchmark's baseline)."""
+    fp = fingerprint(finding)
+    return _finding_row(ocsf.identity(finding), finding, fp, Current(Snapshot.of(finding, fp), now, now, 1))
+
+
+# Reading rows back ------------------------------------------------------------------------------
+
+
+def stored_finding(row: Sequence[Any]) -> StoredFinding:
+    """Read one row selected with `FINDING_SELECT`."""
+    suppression = Suppression(row[11], row[12], row[13]) if row[11] is not None else None
+    return StoredFinding(
+        key=(row[0], row[1], row[2]),
+        document=loads(row[3]),
+        first_seen=int(row[4]),
+        last_seen=int(row[5]),
+        versions=int(row[6]),
+        severity_id=int(row[7]),
+        status_id=int(row[8]),
+        closed=bool(row[9]),
+        modified_time=int(row[10]),
+        suppression=suppression,
+    )
+
+
+def history_entry(row: Sequence[Any]) -> HistoryEntry:
+    """Read one row of `at, kind, version, modified_time, severity_id, status_id`."""
+    return HistoryEntry(int(row[0]), row[1], row[2], int(row[3]), int(row[4]), int(row[5]))
+
+
+def ledger_entry(row: Sequence[Any]) -> LedgerEntry:
+    """Read one row selected with `LEDGER_SELECT`."""
+    return LedgerEntry(
+        version=row[0],
+        sink=row[1],
+        key=(row[2], row[3], row[4]),
+        change=row[5],
+        document=loads(row[6]),
+        created=int(row[7]),
+        state=row[8],
+        attempts=int(row[9]),
+        next_attempt=int(row[10]),
+        last_error=row[11],
+        delivered_at=None if row[12] is None else int(row[12]),
+    )
+
+
+def ledger_row(entry: LedgerEntry) -> tuple[Any, ...]:
+    """Return the row for one ledger entry, in `LEDGER_SELECT` order."""
+    return (
+        entry.version,
+        entry.sink,
+        *entry.key,
+        entry.change,
+        dumps(entry.document),
+        entry.created,
+        entry.state,
+        entry.attempts,
+        entry.next_attempt,
+        entry.last_error,
+        entry.delivered_at,
+    )
+
+
+def dead_letter(row: Sequence[Any]) -> DeadLetter:
+    """Read one row selected with `DEAD_LETTER_SELECT`."""
+    return DeadLetter(
+        id=str(row[0]),
+        at=int(row[1]),
+        reason=row[2],
+        ref=row[3],
+        raw=bytes(row[4]),
+        sha256=row[5],
+        size=int(row[6]),
+        source=row[7],
+    )
+
+
+def source_updates(seen: Sequence[SourceSeen]) -> list[tuple[str, str, int, int | None, int]]:
+    """Fold a batch of deliveries per (source, account): latest times and how many."""
+    folded: dict[tuple[str, str], tuple[int, int | None, int]] = {}
+    for item in seen:
+        key = (item.source, item.account_uid)
+        at, finding_time, count = folded.get(key, (item.at, item.finding_time, 0))
+        times = [t for t in (finding_time, item.finding_time) if t is not None]
+        folded[key] = (max(at, item.at), max(times) if times else None, count + 1)
+    return [(*key, *values) for key, values in folded.items()]
+
+
+def source_state(row: Sequence[Any]) -> SourceState:
+    """Read one row of `source, account_uid, last_delivery, last_finding_time, deliveries`."""
+    return SourceState(row[0], row[1], int(row[2]), None if row[3] is None else int(row[3]), int(row[4]))
+
+
+def signal_updates(signals: Sequence[HealthSignal]) -> list[tuple[Any, ...]]:
+    """Keep the latest signal per (source, account, service, region) of a batch, as rows.
+
+    The region is stored as "" when absent, because it is part of the primary key.
+    """
+    latest: dict[tuple[str, str, str, str], HealthSignal] = {}
+    for signal in signals:
+        key = (signal.source, signal.account_uid, signal.service, signal.region or "")
+        if key not in latest or signal.time >= latest[key].time:
+            latest[key] = signal
+    return [(*key, s.healthy, s.time, s.detail) for key, s in latest.items()]
+
+
+def health_signal(row: Sequence[Any]) -> HealthSignal:
+    """Read one row of `source, account_uid, service, region, healthy, time, detail`."""
+    return HealthSignal(
+        source=row[0],
+        account_uid=row[1],
+        service=row[2],
+        healthy=bool(row[4]),
+        time=int(row[5]),
+        region=row[3] or None,
+        detail=row[6],
+    )
+
+
+# Queries -----------------------------------------------------------------------------------------
+
+
+def encode_cursor(item: StoredFinding) -> str:
+    """Return the keyset cursor that continues after `item`."""
+    return base64.urlsafe_b64encode(orjson.dumps([item.last_seen, *item.key])).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[int, str, str, str]:
+    """Read a cursor made by `encode_cursor`; raise ValueError for anything else."""
+    try:
+        last_seen, product, account, uid = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
+        raise ValueError(f"not a query cursor: {cursor[:40]!r}") from None
+    if not isinstance(last_seen, int) or not all(isinstance(p, str) for p in (product, account, uid)):
+        raise ValueError(f"not a query cursor: {cursor[:40]!r}")
+    return last_seen, product, account, uid
+
+
+def _glob(dialect: Dialect, column: str, pattern: str, mark: str) -> tuple[str, list[Any]]:
+    # Only `*` is a wildcard; every other character matches itself in both dialects.
+    if "*" not in pattern:
+        return f"{column} = {mark}", [pattern]
+    if dialect == "sqlite":
+        # GLOB is case-sensitive like PostgreSQL's LIKE; `?` and `[` are escaped as classes.
+        escaped = pattern.replace("[", "[[]").replace("?", "[?]")
+        return f"{column} GLOB {mark}", [escaped]
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
+    return f"{column} LIKE {mark}", [escaped]
+
+
+def where(query: FindingQuery, dialect: Dialect) -> tuple[str, list[Any]]:
+    """Return the WHERE clause (without the keyword, "TRUE" when empty) and its parameters."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    clauses: list[str] = []
+    params: list[Any] = []
+
+    def equal(column: str, value: object) -> None:
+        if value is not None:
+            clauses.append(f"{column} = {mark}")
+            params.append(value)
+
+    equal("cloud", query.cloud)
+    equal("account", query.account)
+    equal("status_id", query.status_id)
+    equal("class_uid", query.class_uid)
+    equal("container_service", query.container_service)
+    if query.severity_at_least is not None:
+        # Unknown (0) and Other (99) have no rank, as in `decide()`: never "at least" anything.
+        clauses.append(f"severity_id BETWEEN {mark} AND 6")
+        params.append(max(query.severity_at_least, 1))
+    if query.open_only:
+        clauses.append("NOT closed")
+    for column, pattern in (
+        ("finding_type", query.finding_type),
+        ("cluster", query.cluster),
+        ("namespace", query.namespace),
+        ("image", query.image),
+    ):
+        if pattern is not None:
+            sql, values = _glob(dialect, column, pattern, mark)
+            clauses.append(sql)
+            params += values
+    if query.trait is not None:
+        name, value = query.trait
+        if dialect == "sqlite":
+            clauses.append(
+                "EXISTS (SELECT 1 FROM json_each(findings.traits) AS t, json_each(t.value) AS v"
+                f" WHERE t.key = {mark} AND v.value = {mark})"
+            )
+            params += [name, value]
+        else:
+            clauses.append(f"traits @> {mark}::jsonb")
+            params.append(dumps({name: [value]}))
+    if query.since is not None:
+        clauses.append(f"last_seen >= {mark}")
+        params.append(query.since)
+    if query.until is not None:
+        clauses.append(f"last_seen < {mark}")
+        params.append(query.until)
+    if query.cursor is not None:
+        clauses.append(f"(last_seen, product, account, uid) < ({mark}, {mark}, {mark}, {mark})")
+        params += list(decode_cursor(query.cursor))
+    return (" AND ".join(clauses) or "TRUE"), params
+
+
+ORDER: Final = "ORDER BY last_seen DESC, product DESC, account DESC, uid DESC"
+"""Newest last seen first; the key breaks ties so that the keyset cursor is exact."""

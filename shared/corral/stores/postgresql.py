@@ -1,0 +1,487 @@
+# SQL text here is composed only from this package's constants; values always travel as parameters.
+# ruff: noqa: S608
+"""The PostgreSQL store: the OCSF document as JSONB beside indexed columns, via psycopg 3.
+
+A batch upsert takes transaction-scoped advisory locks on its keys (sorted, so that two batches
+never wait on each other in a circle), reads the stored state of all its keys in one query,
+decides each change in Python with `base.decide`, and writes every row and every history entry
+with one statement each, in one transaction pipelined into two round trips. The locks make two
+writers of a finding that does not exist yet queue instead of both seeing "new".
+
+This store never changes the schema on its own: production runtimes need only SELECT, INSERT,
+UPDATE and DELETE. `corral store migrate` (`Store.migrate()`) applies pending migrations.
+Passwords may be in the URL but `PGPASSWORD` / `~/.pgpass` are better; messages show the URL
+without it.
+
+Example:
+    >>> store = open("postgresql://corral@db.internal/corral")  # connects on first use
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
+
+import psycopg
+import psycopg.conninfo
+
+from corral import ocsf
+from corral.errors import ConfigError, StoreUnavailableError
+from corral.records import HealthSignal
+from corral.stores import _sql, migrations, redact
+from corral.stores.base import (
+    DEAD_LETTER_MAX_RAW,
+    Change,
+    CountRow,
+    DeadLetter,
+    FindingKey,
+    FindingQuery,
+    HistoryEntry,
+    LedgerEntry,
+    LedgerSummary,
+    Page,
+    SourceSeen,
+    SourceState,
+    StoredFinding,
+    Suppression,
+)
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+_T = TypeVar("_T")
+
+CONNECT_TIMEOUT_S: Final = 10
+# Deadlocks and serialization failures are transient by definition: the transaction is retried.
+_TRANSIENT_RETRIES: Final = 3
+# (class id, object id) of the migration lock; the two-integer advisory lock space never meets the
+# one-bigint space that the per-finding locks use.
+_MIGRATION_LOCK: Final = (0x636F72, 1)
+
+# Each column's SQL type, for `unnest(%s::type[], …)`: one statement writes a whole batch.
+_FINDING_TYPES: Final = (
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "int",
+    "int",
+    "int",
+    "bool",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "bigint",
+    "text",
+    "bigint",
+    "bigint",
+    "int",
+    "jsonb",
+    "jsonb",
+)
+_HISTORY_TYPES: Final = ("text", "text", "text", "bigint", "text", "text", "bigint", "int", "int")
+
+
+def _unnest(names: Sequence[str], types: Sequence[str]) -> str:
+    # JSON arrives as text and is cast per row: psycopg has no cheap jsonb[] from Python strings.
+    arrays = ", ".join(f"%s::{'text' if t == 'jsonb' else t}[]" for t in types)
+    cols = ", ".join(f"{n}::jsonb" if t == "jsonb" else n for n, t in zip(names, types, strict=True))
+    return f"SELECT {cols} FROM unnest({arrays}) AS t({', '.join(names)})"
+
+
+_INSERT_FINDINGS: Final = (
+    f"INSERT INTO findings ({', '.join(_sql.FINDING_COLUMNS)}) {_unnest(_sql.FINDING_COLUMNS, _FINDING_TYPES)}"
+    " ON CONFLICT (product, account, uid) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _sql.FINDING_COLUMNS[3:])
+)
+_INSERT_HISTORY: Final = (
+    f"INSERT INTO finding_history ({', '.join(_sql.HISTORY_COLUMNS)}) {_unnest(_sql.HISTORY_COLUMNS, _HISTORY_TYPES)}"
+)
+_SELECT_STATE: Final = (
+    f"SELECT {_sql.STATE_SELECT} FROM findings WHERE (product, account, uid) IN"
+    " (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))"
+)
+_FINDING_SELECT: Final = _sql.FINDING_SELECT.format(document="document::text")
+_LEDGER_SELECT: Final = _sql.LEDGER_SELECT.format(document="document::text")
+
+
+def open(url: str) -> PostgresStore:
+    """Return the store for a `postgresql://` URL; it connects on first use."""
+    return PostgresStore(url)
+
+
+def lock_id(key: FindingKey) -> int:
+    """Return the advisory lock id of a finding: 64 bits of its identity's hash, signed."""
+    digest = hashlib.blake2b("\x1f".join(key).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PostgresStore:
+    """The Store contract on PostgreSQL (one connection per store object, shared under a lock)."""
+
+    def __init__(self, url: str) -> None:
+        """Remember the URL; nothing connects until the first call."""
+        self.url = redact(url)
+        self._password = urlsplit(url).password
+        try:
+            params = psycopg.conninfo.conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(f"store URL {self.url}: {self._scrub(exc)}") from None
+        params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+        params.setdefault("application_name", "corral")
+        self._conninfo = psycopg.conninfo.make_conninfo("", **params)
+        self._lock = threading.RLock()
+        self._conn: Connection | None = None
+        self._schema_checked = False
+
+    # Plumbing ---------------------------------------------------------------------------------------
+
+    def _scrub(self, exc: BaseException) -> str:
+        # libpq's messages are multi-line and name host and port; one line, never the password.
+        lines = str(exc).strip().splitlines()
+        text = lines[0].strip() if lines else type(exc).__name__
+        return text.replace(self._password, "***") if self._password else text
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
+        return StoreUnavailableError(f"PostgreSQL store {self.url} is unavailable: {self._scrub(exc)}")
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self._conninfo, autocommit=True)
+        return self._conn
+
+    def _discard(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+    def _check_schema(self, conn: Connection) -> None:
+        version = self._schema_version(conn)
+        if version < migrations.LATEST:
+            state = "has no Corral schema" if version == 0 else f"has schema version {version}"
+            raise ConfigError(
+                f"PostgreSQL store {self.url} {state}; this Corral needs version {migrations.LATEST}:"
+                " run `corral store migrate` (it needs DDL rights; the runtime does not)"
+            )
+        self._schema_checked = True
+
+    @staticmethod
+    def _schema_version(conn: Connection) -> int:
+        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return 0
+        row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        return int(row[0]) if row else 0
+
+    def _run(self, work: Callable[[Connection], _T], *, check_schema: bool = True) -> _T:
+        with self._lock:
+            for attempt in range(_TRANSIENT_RETRIES + 1):
+                try:
+                    conn = self._connection()
+                    if check_schema and not self._schema_checked:
+                        self._check_schema(conn)
+                    return work(conn)
+                except psycopg.errors.TransactionRollback as exc:
+                    if attempt == _TRANSIENT_RETRIES:
+                        raise self._unavailable(exc) from None
+                    time.sleep(0.01 * (attempt + 1))
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    self._discard()
+                    raise self._unavailable(exc) from None
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._run(lambda conn: conn.execute(sql, params).fetchall())
+
+    def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+
+        def work(conn: Connection) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(sql, rows)
+
+        self._run(work)
+
+    # Lifecycle --------------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Apply pending migrations under a session advisory lock (a second migrator waits, then finds none)."""
+
+        def work(conn: Connection) -> None:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", _MIGRATION_LOCK)
+            try:
+                conn.execute(migrations.SCHEMA_TABLE_POSTGRESQL)
+                applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+                for step in migrations.pending(applied):
+                    with conn.transaction():
+                        for statement in step.postgresql:
+                            conn.execute(statement)
+                        conn.execute(
+                            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (%s, %s, %s)",
+                            (step.version, step.description, int(time.time() * 1000)),
+                        )
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", _MIGRATION_LOCK)
+            self._schema_checked = False
+
+        self._run(work, check_schema=False)
+
+    def schema_version(self) -> int:
+        """Return the highest applied migration (0 when the schema is missing)."""
+        return self._run(self._schema_version, check_schema=False)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._discard()
+
+    # Findings ---------------------------------------------------------------------------------------
+
+    def upsert(self, findings: Sequence[ocsf.Finding], *, now: int) -> list[Change]:
+        """Store a batch in one transaction (two round trips) and return one Change per finding."""
+        if not findings:
+            return []
+        keys = list(dict.fromkeys(ocsf.identity(f) for f in findings))
+        locks = sorted({lock_id(k) for k in keys})
+        key_columns = [list(c) for c in zip(*keys, strict=True)]
+
+        def work(conn: Connection) -> list[Change]:
+            with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+                # unnest yields the sorted array in order, so every batch locks in the same order.
+                cur.execute("SELECT pg_advisory_xact_lock(h) FROM unnest(%s::bigint[]) AS t(h)", [locks])
+                # A separate statement after the locks: its snapshot sees what earlier holders committed.
+                cur.execute(_SELECT_STATE, key_columns)
+                stored = dict(_sql.Current.of_row(row) for row in cur.fetchall())
+                plan = _sql.plan_upsert(findings, stored, now=now)
+                if plan.rows:
+                    cur.execute(_INSERT_FINDINGS, [list(c) for c in zip(*plan.rows, strict=True)])
+                if plan.history:
+                    cur.execute(_INSERT_HISTORY, [list(c) for c in zip(*plan.history, strict=True)])
+            return plan.changes
+
+        return self._run(work)
+
+    def mark_suppressed(self, marks: Sequence[tuple[FindingKey, Suppression | None]]) -> None:
+        """Record (or clear) why findings are stored but not sent."""
+        # Sorted by key, so that two concurrent callers lock rows in the same order.
+        rows = sorted(
+            ((s.reason if s else None, s.by if s else None, s.until if s else None, *key) for key, s in marks),
+            key=lambda row: row[3:],
+        )
+        self._write_many(
+            "UPDATE findings SET suppressed_reason = %s, suppressed_by = %s, suppressed_until = %s"
+            " WHERE product = %s AND account = %s AND uid = %s",
+            rows,
+        )
+
+    def get(self, key: FindingKey) -> StoredFinding | None:
+        """Return one finding, or None."""
+        rows = self._fetch(
+            f"SELECT {_FINDING_SELECT} FROM findings WHERE product = %s AND account = %s AND uid = %s", key
+        )
+        return _sql.stored_finding(rows[0]) if rows else None
+
+    def history(self, key: FindingKey) -> list[HistoryEntry]:
+        """Return a finding's recorded changes, oldest first."""
+        rows = self._fetch(
+            "SELECT at, kind, version, modified_time, severity_id, status_id FROM finding_history"
+            " WHERE product = %s AND account = %s AND uid = %s ORDER BY seq",
+            key,
+        )
+        return [_sql.history_entry(row) for row in rows]
+
+    def query(self, query: FindingQuery) -> Page:
+        """Return findings matching every given filter, newest last seen first, paged by keyset."""
+        clause, params = _sql.where(query, "postgresql")
+        rows = self._fetch(
+            f"SELECT {_FINDING_SELECT} FROM findings WHERE {clause} {_sql.ORDER} LIMIT %s",
+            [*params, query.limit + 1],
+        )
+        items = [_sql.stored_finding(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit and items
+        return Page(items, _sql.encode_cursor(items[-1]) if more else None)
+
+    def counts(self) -> list[CountRow]:
+        """Return finding counts grouped by cloud, severity and status."""
+        rows = self._fetch(
+            "SELECT cloud, severity_id, status_id, count(*) FROM findings"
+            " GROUP BY cloud, severity_id, status_id ORDER BY cloud, severity_id, status_id"
+        )
+        return [CountRow(row[0], int(row[1]), int(row[2]), int(row[3])) for row in rows]
+
+    def expire_closed(self, closed_before: int) -> int:
+        """Delete closed findings last seen before the time, with their history and message refs."""
+
+        def work(conn: Connection) -> int:
+            row = conn.execute(
+                "WITH doomed AS (DELETE FROM findings WHERE closed AND last_seen < %s RETURNING product, account, uid),"
+                " h AS (DELETE FROM finding_history WHERE (product, account, uid) IN (SELECT * FROM doomed)),"
+                " m AS (DELETE FROM message_refs WHERE (product, account, uid) IN (SELECT * FROM doomed))"
+                " SELECT count(*) FROM doomed",
+                (closed_before,),
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        return self._run(work)
+
+    # Dead letter ------------------------------------------------------------------------------------
+
+    def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep rejected inputs with their reasons (the first 256 KiB of each)."""
+        self._write_many(
+            "INSERT INTO dead_letters (at, reason, ref, raw, sha256, size, source) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(d.at, d.reason, d.ref, d.raw[:DEAD_LETTER_MAX_RAW], d.sha256, d.size, d.source) for d in letters],
+        )
+
+    def dead_letters(self, *, limit: int = 100, source: str | None = None) -> list[DeadLetter]:
+        """Return dead letters, newest first, with their ids."""
+        rows = self._fetch(
+            f"SELECT {_sql.DEAD_LETTER_SELECT} FROM dead_letters WHERE (%s::text IS NULL OR source = %s)"
+            " ORDER BY at DESC, id DESC LIMIT %s",
+            (source, source, limit),
+        )
+        return [_sql.dead_letter(row) for row in rows]
+
+    def dead_letter(self, letter_id: str) -> DeadLetter | None:
+        """Return one dead letter, or None."""
+        if not letter_id.isdigit() or len(letter_id) > 18:
+            return None
+        rows = self._fetch(f"SELECT {_sql.DEAD_LETTER_SELECT} FROM dead_letters WHERE id = %s", (int(letter_id),))
+        return _sql.dead_letter(rows[0]) if rows else None
+
+    def count_dead_letters(self) -> dict[str, int]:
+        """Return dead-letter counts per source ("" for unknown)."""
+        rows = self._fetch("SELECT coalesce(source, ''), count(*) FROM dead_letters GROUP BY 1")
+        return {source: int(count) for source, count in rows}
+
+    # Delivery ledger --------------------------------------------------------------------------------
+
+    def ledger_add(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+        """Insert entries whose (version, sink) is new; return each row as stored now."""
+        if not entries:
+            return []
+        # Sorted, so that two concurrent batches take the unique-index locks in the same order.
+        rows = sorted({(e.version, e.sink): _sql.ledger_row(e) for e in entries}.values(), key=lambda r: r[:2])
+        pairs = [(e.version, e.sink) for e in entries]
+
+        def work(conn: Connection) -> list[LedgerEntry]:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO ledger (version, sink, product, account, uid, change, document, created, state,"
+                    " attempts, next_attempt, last_error, delivered_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (version, sink) DO NOTHING",
+                    rows,
+                )
+                cur.execute(
+                    f"SELECT {_LEDGER_SELECT} FROM ledger WHERE (version, sink) IN"
+                    " (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                    [[p[0] for p in pairs], [p[1] for p in pairs]],
+                )
+                stored = {(row[0], row[1]): _sql.ledger_entry(row) for row in cur.fetchall()}
+            return [stored[pair] for pair in pairs]
+
+        return self._run(work)
+
+    def ledger_due(self, *, now: int, limit: int = 500) -> list[LedgerEntry]:
+        """Return pending rows whose next attempt is due, oldest (created) first."""
+        rows = self._fetch(
+            f"SELECT {_LEDGER_SELECT} FROM ledger WHERE state = 'pending' AND next_attempt <= %s"
+            " ORDER BY created, version, sink LIMIT %s",
+            (now, limit),
+        )
+        return [_sql.ledger_entry(row) for row in rows]
+
+    def ledger_update(self, entry: LedgerEntry) -> None:
+        """Record the new state, attempts, error and next attempt of one row."""
+        self._write_many(
+            "UPDATE ledger SET state = %s, attempts = %s, next_attempt = %s, last_error = %s, delivered_at = %s"
+            " WHERE version = %s AND sink = %s",
+            [
+                (
+                    entry.state,
+                    entry.attempts,
+                    entry.next_attempt,
+                    entry.last_error,
+                    entry.delivered_at,
+                    entry.version,
+                    entry.sink,
+                )
+            ],
+        )
+
+    def ledger_summary(self) -> LedgerSummary:
+        """Return row counts by sink and state and the oldest pending row per sink."""
+        counts = self._fetch("SELECT sink, state, count(*) FROM ledger GROUP BY sink, state")
+        oldest = self._fetch("SELECT sink, min(created) FROM ledger WHERE state = 'pending' GROUP BY sink")
+        return LedgerSummary(
+            counts={(sink, state): int(n) for sink, state, n in counts},
+            oldest_pending={sink: int(created) for sink, created in oldest},
+        )
+
+    # Sink message references ------------------------------------------------------------------------
+
+    def message_ref(self, key: FindingKey, sink: str) -> str | None:
+        """Return the sink's reference to the first message about a finding."""
+        rows = self._fetch(
+            "SELECT ref FROM message_refs WHERE product = %s AND account = %s AND uid = %s AND sink = %s",
+            (*key, sink),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def set_message_ref(self, key: FindingKey, sink: str, ref: str) -> None:
+        """Remember the first message's reference; an existing one is kept."""
+        self._write_many(
+            "INSERT INTO message_refs (product, account, uid, sink, ref) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            [(*key, sink, ref)],
+        )
+
+    # Source health ----------------------------------------------------------------------------------
+
+    def touch_sources(self, seen: Sequence[SourceSeen]) -> None:
+        """Record deliveries: last delivery per (source, account) only moves forward."""
+        self._write_many(
+            "INSERT INTO sources AS s (source, account_uid, last_delivery, last_finding_time, deliveries)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source, account_uid) DO UPDATE SET"
+            " last_delivery = GREATEST(s.last_delivery, EXCLUDED.last_delivery),"
+            " last_finding_time = GREATEST(s.last_finding_time, EXCLUDED.last_finding_time),"
+            " deliveries = s.deliveries + EXCLUDED.deliveries",
+            sorted(_sql.source_updates(seen), key=lambda row: (row[0], row[1])),
+        )
+
+    def sources(self) -> list[SourceState]:
+        """Return the last delivery per (source, account)."""
+        rows = self._fetch(
+            "SELECT source, account_uid, last_delivery, last_finding_time, deliveries FROM sources"
+            " ORDER BY source, account_uid"
+        )
+        return [_sql.source_state(row) for row in rows]
+
+    def record_signals(self, signals: Sequence[HealthSignal]) -> None:
+        """Keep the latest health signal per (source, account, service, region)."""
+        self._write_many(
+            "INSERT INTO health_signals AS h (source, account_uid, service, region, healthy, time, detail)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source, account_uid, service, region) DO UPDATE SET"
+            " healthy = EXCLUDED.healthy, time = EXCLUDED.time, detail = EXCLUDED.detail"
+            " WHERE EXCLUDED.time >= h.time",
+            sorted(_sql.signal_updates(signals), key=lambda row: (row[0], row[1], row[2], row[3])),
+        )
+
+    def signals(self) -> list[HealthSignal]:
+        """Return the latest health signal per (source, account, service, region)."""
+        rows = self._fetch(
+            "SELECT source, account_uid, service, region, healthy, time, detail FROM health_signals"
+            " ORDER BY source, account_uid, service, region"
+        )
+        return [_sql.health_signal(row) for row in rows]
