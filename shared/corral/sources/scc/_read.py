@@ -1,0 +1,117 @@
+"""Type-safe readers for SCC documents, whose every field may be absent or of another JSON type.
+
+SCC findings reach us as protobuf JSON (camelCase), but some published renderings use the proto
+field names (snake_case, e.g. `primary_tactic`, `project_display_name`), and protobuf `int64`
+values arrive as strings. These readers accept both spellings and never raise.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from corral.errors import MalformedEventError
+from corral.ocsf import prune, timestamp_ms
+
+_CAMEL_HUMP: Final = re.compile(r"(?<!^)(?=[A-Z])")
+# OCSF times are epoch milliseconds; the semantic checks accept 2001-09-09 .. 2286-11-20. An
+# unset protobuf Timestamp renders as 1970-01-01T00:00:00Z, which must read as "no time".
+_MIN_MS: Final = 10**12
+_MAX_MS: Final = 10**13
+
+
+def pruned(obj: dict[str, Any]) -> dict[str, Any]:
+    """Return `obj` without empty values (OCSF has no nulls), typed as the dict it is."""
+    result = prune(obj)
+    return result if isinstance(result, dict) else {}
+
+
+def snake(key: str) -> str:
+    """Return the proto field name of a protobuf-JSON key: `projectDisplayName` -> `project_display_name`."""
+    return _CAMEL_HUMP.sub("_", key).lower()
+
+
+def field(obj: object, key: str) -> Any:
+    """Return `obj[key]` under its camelCase or snake_case spelling, or None."""
+    if not isinstance(obj, Mapping):
+        return None
+    if key in obj:
+        return obj[key]
+    return obj.get(snake(key))
+
+
+def text(obj: object, key: str) -> str | None:
+    """Return a non-empty string field, or None."""
+    value = field(obj, key)
+    return value if isinstance(value, str) and value else None
+
+
+def mapping(obj: object, key: str) -> Mapping[str, Any]:
+    """Return an object field, or an empty mapping."""
+    value = field(obj, key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def mappings(obj: object, key: str) -> list[Mapping[str, Any]]:
+    """Return the objects of an array field, skipping anything that is not an object."""
+    value = field(obj, key)
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def texts(obj: object, key: str) -> list[str]:
+    """Return the non-empty strings of an array field."""
+    value = field(obj, key)
+    return [v for v in value if isinstance(v, str) and v] if isinstance(value, list) else []
+
+
+def integer(value: object) -> int | None:
+    """Return an integer from a JSON number or a protobuf int64 string, or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def number(value: object) -> float | None:
+    """Return a finite JSON number as float, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    as_float = float(value)
+    return as_float if math.isfinite(as_float) else None
+
+
+def millis(value: object) -> int | None:
+    """Return epoch milliseconds for a usable SCC timestamp, or None for absent, unset or invalid ones."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = timestamp_ms(value)
+    except (MalformedEventError, OverflowError, ValueError):
+        return None
+    return parsed if _MIN_MS <= parsed < _MAX_MS else None
+
+
+def labels(obj: object, key: str = "labels") -> list[str]:
+    """Return SCC `Label` objects ({name, value}) as OCSF `name=value` strings."""
+    found = []
+    for label in mappings(obj, key):
+        name = text(label, "name")
+        if name:
+            value = field(label, "value")
+            found.append(f"{name}={value}" if isinstance(value, str) else name)
+    return found
+
+
+def last_segment(path: str | None) -> str | None:
+    """Return the last path segment of a resource name (`//x/projects/p/instances/i` -> `i`)."""
+    if not path:
+        return None
+    segment = path.rstrip("/").rsplit("/", 1)[-1]
+    return segment or None
