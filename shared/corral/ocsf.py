@@ -180,7 +180,7 @@ def envelope(
     }
 
 
-_EMPTY: Final = ("", [], {})
+_EMPTY: Final[tuple[object, ...]] = ("", [], {})
 
 
 def prune(obj: Any) -> Any:

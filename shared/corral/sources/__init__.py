@@ -14,9 +14,21 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, Final
 
-from corral.sources import defender, guardduty, scc
+from corral.sources import defender, guardduty, relay, scc
 
-SOURCES: Final[dict[str, ModuleType]] = {module.SOURCE: module for module in (guardduty, defender, scc)}
+SOURCES: Final[dict[str, ModuleType]] = {module.SOURCE: module for module in (guardduty, defender, scc, relay)}
+# The source a finding came from, by its product: a relayed finding counts for its first source.
+PRODUCT_SOURCES: Final = {
+    "aws.guardduty": "aws.guardduty",
+    "microsoft.defender_for_cloud": "azure.defender",
+    "google.scc": "gcp.scc",
+}
+
+
+def source_of(finding: Mapping[str, Any]) -> str:
+    """Return the source id of a finding from its product uid (the product uid itself if unknown)."""
+    product = str(finding["metadata"]["product"].get("uid", ""))
+    return PRODUCT_SOURCES.get(product, product)
 
 
 def detect(doc: Mapping[str, Any]) -> ModuleType | None:

@@ -1,0 +1,99 @@
+"""`corral ingest` and `corral redrive`: the whole pipeline from the command line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from corral import reader
+from corral.cli.options import ConfigOption, JsonOption, StoreOption, pipeline
+from corral.pipeline import Inbound
+
+Paths = Annotated[list[str] | None, typer.Argument(help="Files or folders (recursively); '-' or nothing reads stdin.")]
+PROGRESS_AFTER = 5_000
+
+
+def ingest(
+    paths: Paths = None, store: StoreOption = None, config: ConfigOption = None, json: JsonOption = False
+) -> None:
+    """Normalize, store, route and deliver findings; print what changed, per change kind.
+
+    Re-running the same input changes nothing and says so (everything `unchanged`). Bad input goes
+    to the dead letter (`corral deadletter list`) and never stops the rest.
+    """
+    pipe = pipeline(config, store)
+    try:
+        with _Progress(enabled=not json and sys.stderr.isatty()) as tick:
+            result = pipe.ingest(_inbounds(paths or ["-"]), on_progress=tick)
+    finally:
+        pipe.close()
+    summary = result.summary()
+    for line in result.errors:
+        print(" ".join(f"corral: error: {line}".split()), file=sys.stderr)
+    if json:
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    else:
+        _print_summary(summary)
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
+def redrive(store: StoreOption = None, config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Send every pending delivery that is due (the scheduled entry points call the same)."""
+    pipe = pipeline(config, store)
+    try:
+        totals = pipe.redrive()
+    finally:
+        pipe.close()
+    counts = {k: totals[k] for k in ("delivered", "pending", "dead", "dropped")}
+    if json:
+        sys.stdout.write(orjson.dumps(counts).decode() + "\n")
+    else:
+        print(", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+def _inbounds(paths: list[str]) -> Iterator[Inbound]:
+    for name in reader.expand(paths):
+        for document in reader.read(name):
+            # Unreadable input is handed on with its reason, so that it lands in the dead letter too.
+            data = document.raw if document.error else document.parsed
+            yield Inbound(data, document.ref, error=document.error)
+
+
+class _Progress:
+    """A progress line on stderr for long inputs; nothing when disabled or short."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.console = Console(stderr=True)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __call__(self, done: int) -> None:
+        if self.enabled and done >= PROGRESS_AFTER:
+            self.console.print(f"\r{done:,} documents…", end="")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.console.print("\r", end="")
+
+
+def _print_summary(summary: dict[str, int]) -> None:
+    table = Table(title="corral ingest", show_header=True)
+    table.add_column("change")
+    table.add_column("count", justify="right")
+    for kind, count in summary.items():
+        if count:
+            table.add_row(kind, f"{count:,}")
+    console = Console()
+    console.print(table)
+    stored = sum(summary[k] for k in ("new", "updated", "escalated", "deescalated", "reopened", "closed"))
+    if stored == 0 and summary["unchanged"]:
+        console.print("Nothing changed: every finding was already stored as it is.")

@@ -1,0 +1,256 @@
+"""The pipeline: the one call every entry point makes.
+
+`ingest` runs the whole chain for a batch of deliveries: normalize → upsert → route → deliver.
+Bad input goes to the dead letter and never stops the batch. A store that cannot be reached
+raises `StoreUnavailableError` so the platform redelivers (the upsert makes that safe). A sink
+that fails leaves its ledger row pending for `redrive`; it never fails the ingestion.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from corral import config, ocsf
+from corral.delivery import Deliverer
+from corral.errors import ConfigError
+from corral.normalize import normalize
+from corral.records import HealthSignal, Outcome
+from corral.routing import Router
+from corral.sinks import build as build_sink
+from corral.sinks.base import Sink
+from corral.stores import open_store
+from corral.stores.base import Change, DeadLetter, LedgerEntry, SourceSeen, Store
+
+BATCH: Final = 500
+# Where these variables are set, Corral runs inside a cloud function, where a SQLite file would be
+# private to one instance and lost with it.
+CLOUD_PLATFORMS: Final = {
+    "AWS_LAMBDA_FUNCTION_NAME": "AWS Lambda",
+    "FUNCTIONS_WORKER_RUNTIME": "Azure Functions",
+    "K_SERVICE": "Google Cloud Functions",
+    "FUNCTION_TARGET": "Google Cloud Functions",
+}
+
+
+def now_ms() -> int:
+    """The wall clock in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One delivery as an entry point received it: raw bytes or text, or already-parsed JSON."""
+
+    data: object
+    ref: str
+    delivery_id: str | None = None
+    error: str | None = None
+    """Set when the delivery could not even be read (e.g. over 8 MiB); it goes to the dead letter."""
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """Counts per change kind, plus skipped, signals and failed; and one line per failure."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    skips: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        """How many inputs went to the dead letter."""
+        return self.counts["failed"]
+
+    def summary(self) -> dict[str, int]:
+        """Every change kind (zero included) and skipped/signals/failed, as plain data."""
+        kinds = ("new", "updated", "escalated", "deescalated", "reopened", "closed", "unchanged", "stale")
+        return {k: self.counts[k] for k in (*kinds, "suppressed", "skipped", "signals", "failed")}
+
+
+class Pipeline:
+    """Store, router and sinks, wired once per cold start and reused for every invocation."""
+
+    def __init__(
+        self,
+        store: Store,
+        router: Router | None = None,
+        sinks: Mapping[str, Sink] | None = None,
+        *,
+        clock: Callable[[], int] = now_ms,
+        settings: config.Settings | None = None,
+    ) -> None:
+        self.store = store
+        self.router = router or Router()
+        self.sinks = dict(sinks or {})
+        self.clock = clock
+        self.settings = settings or config.Settings(store=store.url)
+        self.deliverer = Deliverer(store, self.sinks, clock)
+
+    @classmethod
+    def from_settings(cls, settings: config.Settings, env: Mapping[str, str]) -> Pipeline:
+        """Build the pipeline a configuration describes; every sink is validated now."""
+        sinks = {sink_id: build_sink(sink_id, table, env) for sink_id, table in settings.sinks.items()}
+        return cls(open_store(settings.store), settings.router, sinks, settings=settings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, config_path: str | None = None) -> Pipeline:
+        """Build from CORRAL_CONFIG / CORRAL_STORE; refuse a SQLite store inside a cloud function."""
+        env = dict(os.environ if environ is None else environ)
+        settings = config.load(config_path, env)
+        platform = next((name for var, name in CLOUD_PLATFORMS.items() if env.get(var)), None)
+        if platform and settings.store.startswith("sqlite:") and env.get("CORRAL_ALLOW_LOCAL_STORE") != "1":
+            raise ConfigError(
+                f"CORRAL_STORE: a SQLite store inside {platform} is private to one instance and lost with it; "
+                "set CORRAL_STORE to a postgresql:// or dynamodb:// URL "
+                "(or CORRAL_ALLOW_LOCAL_STORE=1 for local tests)"
+            )
+        return cls.from_settings(settings, env)
+
+    # Ingest -----------------------------------------------------------------------------------
+
+    def ingest(
+        self, deliveries: Iterable[Inbound], *, on_progress: Callable[[int], None] | None = None
+    ) -> IngestResult:
+        """Normalize, store, route and deliver every finding in `deliveries`."""
+        result = IngestResult()
+        findings: list[tuple[ocsf.Finding, str]] = []
+        letters: list[DeadLetter] = []
+        signals: list[HealthSignal] = []
+        done = 0
+        for outcome, ref in self._outcomes(deliveries):
+            done += 1
+            if outcome.finding is not None:
+                findings.append((outcome.finding, outcome.source or ""))
+            elif outcome.signal is not None:
+                signals.append(outcome.signal)
+                result.counts["signals"] += 1
+            elif outcome.skipped is not None:
+                result.counts["skipped"] += 1
+                result.skips.append(f"{ref}: {outcome.skipped}")
+            else:
+                letters.append(self._dead_letter(outcome, ref))
+                result.errors.append(f"{ref}: {outcome.error}")
+                result.counts["failed"] += 1
+            if len(findings) >= BATCH:
+                self._store_batch(findings, result)
+                findings = []
+                if on_progress:
+                    on_progress(done)
+        if findings:
+            self._store_batch(findings, result)
+        if letters:
+            self.store.add_dead_letters(letters)
+        if signals:
+            self.store.record_signals(signals)
+        if on_progress:
+            on_progress(done)
+        return result
+
+    def _outcomes(self, deliveries: Iterable[Inbound]) -> Iterator[tuple[Outcome, str]]:
+        for inbound in deliveries:
+            doc, error = (None, inbound.error) if inbound.error else _decode(inbound.data)
+            if error is not None:
+                yield Outcome("", error=error, raw=inbound.data), inbound.ref
+                continue
+            for outcome in normalize(doc, "", inbound.delivery_id):
+                ref = f"{inbound.ref}: {outcome.where}" if outcome.where else inbound.ref
+                yield outcome, ref
+
+    def _dead_letter(self, outcome: Outcome, ref: str) -> DeadLetter:
+        raw = outcome.raw
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", errors="surrogateescape")
+        elif not isinstance(raw, bytes | bytearray):
+            raw = orjson.dumps(raw, default=str)
+        return DeadLetter.of(bytes(raw), at=self.clock(), reason=outcome.error or "", ref=ref, source=outcome.source)
+
+    def _store_batch(self, batch: Sequence[tuple[ocsf.Finding, str]], result: IngestResult) -> None:
+        now = self.clock()
+        findings = [finding for finding, _ in batch]
+        changes = self.store.upsert(findings, now=now)
+        self.store.touch_sources(_seen(batch, now))
+        suppressed = {}
+        for change in changes:
+            rule = self.router.suppression(change.finding, now)
+            if rule is not None:
+                suppressed[change.key] = rule
+        if suppressed:
+            self.store.mark_suppressed(list(suppressed.items()))
+        entries: list[LedgerEntry] = []
+        for change in changes:
+            result.counts[change.kind] += 1
+            if change.key in suppressed:
+                result.counts["suppressed"] += 1
+                continue
+            entries += self._ledger_entries(change, now)
+        if entries:
+            self.deliverer.deliver(self.store.ledger_add(entries))
+
+    def _ledger_entries(self, change: Change, now: int) -> list[LedgerEntry]:
+        kind = change.kind
+        if kind == "stale":
+            return []
+        if kind == "unchanged":
+            # A redelivery after a crash between the upsert and the ledger write would otherwise
+            # lose the notification: route it again as the change that created this version.
+            # The ledger insert is insert-if-absent, so a version already queued or delivered is
+            # never queued twice.
+            if not self.router.routes:
+                return []
+            recorded = [h for h in self.store.history(change.key) if h.version == change.version]
+            if not recorded:
+                return []
+            kind = recorded[-1].kind
+        return [
+            LedgerEntry(change.version, sink, change.key, kind, change.finding, created=now, next_attempt=now)
+            for sink in self.router.destinations(kind, change.finding)
+        ]
+
+    # Maintenance ------------------------------------------------------------------------------
+
+    def redrive(self, *, limit: int = 500, rounds: int = 20) -> Counter[str]:
+        """Send what is pending and due; return counts of delivered / pending / dead."""
+        totals: Counter[str] = Counter()
+        for _ in range(rounds):
+            due = self.store.ledger_due(now=self.clock(), limit=limit)
+            if not due:
+                break
+            totals.update(self.deliverer.deliver(due))
+        return totals
+
+    def expire(self) -> int:
+        """Delete closed findings older than the configured retention; open ones never expire."""
+        days = self.settings.closed_retention_days
+        if days is None:
+            return 0
+        return self.store.expire_closed(self.clock() - days * 86_400_000)
+
+    def close(self) -> None:
+        """Release the store and the sinks."""
+        for sink in self.sinks.values():
+            sink.close()
+        self.store.close()
+
+
+def _decode(data: object) -> tuple[Any, str | None]:
+    if isinstance(data, bytes | bytearray | memoryview | str):
+        try:
+            return orjson.loads(data), None
+        except orjson.JSONDecodeError as exc:
+            return None, f"invalid JSON: {exc}"
+    return data, None
+
+
+def _seen(batch: Sequence[tuple[ocsf.Finding, str]], now: int) -> list[SourceSeen]:
+    latest: dict[tuple[str, str], int] = {}
+    for finding, source in batch:
+        key = (source, finding["cloud"]["account"]["uid"])
+        latest[key] = max(latest.get(key, 0), ocsf.modified_time(finding))
+    return [SourceSeen(source, account, now, when) for (source, account), when in latest.items()]

@@ -1,0 +1,221 @@
+"""Routing and suppression: which sinks get which change of which finding.
+
+Conditions are a tiny data vocabulary (AND across keys, OR within a list, globs for finding types)
+evaluated by pure predicates listed in `CONDITIONS`. Suppressions are checked first: a suppressed
+finding is stored and marked, never sent. Every matching route fires, but a sink receives a given
+change once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from corral import ocsf, traits
+from corral.context import container_context
+from corral.errors import ConfigError
+from corral.sinks.base import SinkFamily
+from corral.stores.base import CHANGE_KINDS, ChangeKind, Suppression
+
+CHAT_DEFAULT: Final[frozenset[ChangeKind]] = frozenset({"new", "escalated", "reopened", "closed"})
+OTHER_DEFAULT: Final[frozenset[ChangeKind]] = frozenset(CHANGE_KINDS) - {"unchanged", "stale"}
+DEFAULT_ON: Final[dict[SinkFamily, frozenset[ChangeKind]]] = {
+    "chat": CHAT_DEFAULT,
+    "siem": OTHER_DEFAULT,
+    "relay": OTHER_DEFAULT,
+    "file": OTHER_DEFAULT,
+}
+
+Values = tuple[str, ...]
+Predicate = Callable[[Mapping[str, Any], Values], bool]
+
+
+def _any(actual: str | None, wanted: Values) -> bool:
+    return actual is not None and actual.lower() in {w.lower() for w in wanted}
+
+
+def _source(finding: Mapping[str, Any], wanted: Values) -> bool:
+    return _any(finding["metadata"]["product"].get("uid"), wanted)
+
+
+def _cloud(finding: Mapping[str, Any], wanted: Values) -> bool:
+    return _any(finding["cloud"].get("provider"), wanted)
+
+
+def _account(finding: Mapping[str, Any], wanted: Values) -> bool:
+    return _any(finding["cloud"]["account"].get("uid"), wanted)
+
+
+def _region(finding: Mapping[str, Any], wanted: Values) -> bool:
+    return _any(finding["cloud"].get("region"), wanted)
+
+
+def _class(finding: Mapping[str, Any], wanted: Values) -> bool:
+    names = {str(finding.get("class_uid")), str(finding.get("class_name", "")).lower()}
+    return any(w.lower() in names for w in wanted)
+
+
+def _severity_at_least(finding: Mapping[str, Any], wanted: Values) -> bool:
+    severity_id = int(finding.get("severity_id", 0))
+    return 1 <= severity_id <= 6 and severity_id >= ocsf.SEVERITY_IDS[wanted[0].lower()]
+
+
+def _type(finding: Mapping[str, Any], wanted: Values) -> bool:
+    types = finding.get("finding_info", {}).get("types") or []
+    return any(fnmatch.fnmatchcase(t, w) for t in types for w in wanted)
+
+
+def _trait(name: str) -> Predicate:
+    return lambda finding, wanted: _any(traits.read(finding).get(name), wanted)
+
+
+def _cluster(finding: Mapping[str, Any], wanted: Values) -> bool:
+    return _any(container_context(finding).cluster, wanted)
+
+
+def _namespace(finding: Mapping[str, Any], wanted: Values) -> bool:
+    return _any(container_context(finding).namespace, wanted)
+
+
+def _tag(finding: Mapping[str, Any], wanted: Values) -> bool:
+    labels = {
+        str(label).lower()
+        for resource in finding.get("resources", [])
+        if isinstance(resource, Mapping)
+        for label in resource.get("labels", [])
+    }
+    return any(w.lower() in labels for w in wanted)
+
+
+def _any_trait(finding: Mapping[str, Any], wanted: Values) -> bool:
+    have = {f"{k}={v}".lower() for k, v in traits.read(finding).items()}
+    return any(w.lower() in have for w in wanted)
+
+
+CONDITIONS: Final[dict[str, Predicate]] = {
+    "source": _source,
+    "cloud": _cloud,
+    "account": _account,
+    "region": _region,
+    "class": _class,
+    "severity_at_least": _severity_at_least,
+    "type": _type,
+    "container_service": _trait(traits.SERVICE),
+    "layer": _trait(traits.LAYER),
+    "task": _trait(traits.TASK),
+    "cluster": _cluster,
+    "namespace": _namespace,
+    "tag": _tag,
+    "trait": _any_trait,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A parsed `when` table: every key must match, any value of a key may."""
+
+    terms: tuple[tuple[str, Values], ...] = ()
+
+    def matches(self, finding: Mapping[str, Any]) -> bool:
+        """True when every term matches the finding."""
+        return all(CONDITIONS[key](finding, values) for key, values in self.terms)
+
+    @classmethod
+    def parse(cls, table: object, where: str) -> Condition:
+        """Parse a `when` table, raising ConfigError naming `where` and the bad key."""
+        if table is None:
+            return cls()
+        if not isinstance(table, Mapping):
+            raise ConfigError(f'{where}: expected a table like {{ severity_at_least = "high" }}')
+        terms = []
+        for key, value in table.items():
+            if key not in CONDITIONS:
+                raise ConfigError(f"{where}.{key}: unknown condition; use one of {', '.join(CONDITIONS)}")
+            values = (value,) if isinstance(value, str) else value
+            if not isinstance(values, list | tuple) or not values or not all(isinstance(v, str) for v in values):
+                raise ConfigError(f"{where}.{key}: expected a string or a list of strings")
+            if key == "severity_at_least" and (len(values) != 1 or values[0].lower() not in ocsf.SEVERITY_IDS):
+                raise ConfigError(f"{where}.{key}: expected one of informational, low, medium, high, critical")
+            terms.append((key, tuple(values)))
+        return cls(tuple(terms))
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Send matching changes to sinks; `on` None means each sink family's default change kinds."""
+
+    name: str
+    when: Condition
+    to: tuple[str, ...]
+    on: frozenset[ChangeKind] | None = None
+    samples: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressRule:
+    """Store but never send matching findings, with a reason, until a time (epoch ms) or forever."""
+
+    name: str
+    when: Condition
+    reason: str
+    until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Router:
+    """Decides suppression and destinations for each change; pure."""
+
+    routes: tuple[Route, ...] = ()
+    suppressions: tuple[SuppressRule, ...] = ()
+    families: Mapping[str, SinkFamily] = field(default_factory=dict)
+
+    def suppression(self, finding: Mapping[str, Any], now: int) -> Suppression | None:
+        """Return the first suppression in force that matches, or None."""
+        for rule in self.suppressions:
+            if (rule.until is None or now < rule.until) and rule.when.matches(finding):
+                return Suppression(reason=rule.reason, by=f"suppress:{rule.name}", until=rule.until)
+        return None
+
+    def destinations(self, kind: ChangeKind, finding: Mapping[str, Any]) -> list[str]:
+        """Return each sink that a matching route sends this change to, once, in config order."""
+        chosen: list[str] = []
+        sample = traits.is_sample(finding)
+        for route in self.routes:
+            if not route.when.matches(finding):
+                continue
+            for sink in route.to:
+                family = self.families[sink]
+                wanted = route.on if route.on is not None else DEFAULT_ON[family]
+                if kind not in wanted or sink in chosen:
+                    continue
+                if sample and family == "chat" and not route.samples:
+                    continue  # vendor-generated sample findings never page anyone by accident
+                chosen.append(sink)
+        return chosen
+
+
+def parse_change_kinds(value: object, where: str) -> frozenset[ChangeKind] | None:
+    """Parse a route's `on` list."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{where}: expected a list such as ["new", "escalated"]')
+    unknown = [v for v in value if v not in CHANGE_KINDS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown change kind {unknown[0]!r}; use {', '.join(CHANGE_KINDS)}")
+    return frozenset(v for v in CHANGE_KINDS if v in value)
+
+
+def sink_list(value: object, known: Sequence[str], where: str) -> tuple[str, ...]:
+    """Parse a route's `to` list against the configured sinks."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{where}: expected a list of sink ids such as ["slack:soc"]')
+    for sink in value:
+        if sink not in known:
+            hint = f"; configured sinks: {', '.join(known)}" if known else "; no sinks are configured"
+            raise ConfigError(f"{where}: sink {sink!r} is not defined under [sinks]{hint}")
+    return tuple(value)

@@ -1,0 +1,42 @@
+"""Findings relayed by another Corral (the hub layout): already OCSF, checked and passed through.
+
+Spokes normalize and relay OCSF findings to one topic or queue; the hub ingests them like any
+delivery. Nothing is re-mapped, but a relayed document must still carry a complete identity and
+a class Corral emits, so that one broken spoke cannot poison the central store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from corral import ocsf
+from corral.errors import MalformedEventError
+from corral.records import Normalized
+
+SOURCE: Final = "corral.relay"
+
+
+def recognizes(doc: Mapping[str, Any]) -> bool:
+    """True for an OCSF finding document (class_uid, metadata.version, finding_info)."""
+    metadata = doc.get("metadata")
+    return isinstance(metadata, Mapping) and "class_uid" in doc and "finding_info" in doc and "version" in metadata
+
+
+def normalize(doc: Mapping[str, Any], delivery_id: str | None = None) -> Normalized:
+    """Return the relayed finding unchanged, after checking its class, version and identity."""
+    del delivery_id  # the relayed finding keeps the delivery id of its first hop
+    if doc.get("class_uid") not in ocsf.CLASS_NAMES:
+        raise MalformedEventError(f"relayed finding has class_uid {doc.get('class_uid')!r}, not a finding class")
+    if doc["metadata"].get("version") != ocsf.VERSION:
+        raise MalformedEventError(
+            f"relayed finding is OCSF {doc['metadata'].get('version')!r}, expected {ocsf.VERSION}"
+        )
+    try:
+        key = ocsf.identity(doc)
+        ocsf.modified_time(doc)
+    except (KeyError, TypeError, ValueError):
+        raise MalformedEventError("relayed finding lacks its identity or time") from None
+    if not all(isinstance(part, str) and part for part in key):
+        raise MalformedEventError("relayed finding has an empty identity")
+    return dict(doc)
