@@ -334,6 +334,7 @@ def touches_node(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> boo
         or mappings(kubernetes, "nodePools")
         or kind in _VM_TYPES
         or name.startswith("//compute.googleapis.com/")
+        or "/nodePools/" in name
     )
 
 
