@@ -1,19 +1,94 @@
-"""Placeholder: being written."""
+"""Microsoft Defender for Cloud: alerts, recommendations, compliance, CVEs and attack paths → OCSF.
+
+Continuous export sends every record kind to one Event Hub; Azure REST and Resource Graph
+backfills return the same resources. A record's kind is read from its ARM `type` (any casing);
+an exported alert has no `type`, and is known by its own keys (`SystemAlertId`, `AlertType`).
+
+| record                                         | OCSF                          | module           |
+|------------------------------------------------|-------------------------------|------------------|
+| security alert (export or `.../alerts`)        | Detection Finding 2004        | `alerts`         |
+| recommendation (`assessments`)                 | Compliance Finding 2003       | `assessments`    |
+| sub-assessment (`assessments/subAssessments`)  | Vulnerability Finding 2002    | `subassessments` |
+| regulatory compliance assessment result        | Compliance Finding 2003       | `compliance`     |
+| attack path (`attackPaths`)                    | Detection Finding 2004 + graph| `attackpaths`    |
+| secure score, secure score control             | Skip                          |                  |
+
+Keys are read case-insensitively throughout; `normalize` is pure and raises only
+`MalformedEventError` or `UnsupportedSourceError`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
-from corral.errors import MalformedEventError
-from corral.records import Normalized
+from corral.errors import CorralError, MalformedEventError, UnsupportedSourceError
+from corral.records import Normalized, Skip
+from corral.sources.defender import alerts, assessments, attackpaths, compliance, subassessments
+from corral.sources.defender._keys import View
 
-SOURCE = "azure.defender"
+SOURCE: Final = "azure.defender"
+
+_Normalizer = Callable[[Mapping[str, Any], "str | None", "int | None"], dict[str, Any]]
+
+_BY_TYPE: Final[dict[str, _Normalizer]] = {
+    assessments.TYPE: assessments.normalize,
+    subassessments.TYPE: subassessments.normalize,
+    compliance.TYPE: compliance.normalize,
+    attackpaths.TYPE: attackpaths.normalize,
+}
+_SKIPPED: Final = {
+    "microsoft.security/securescores": "secure score, not a finding",
+    "microsoft.security/securescores/securescorecontrols": "secure score, not a finding",
+    "microsoft.security/regulatorycompliancestandards": "regulatory compliance summary, not a finding",
+    "microsoft.security/regulatorycompliancestandards/regulatorycompliancecontrols": (
+        "regulatory compliance summary, not a finding"
+    ),
+}
+
+
+def _kind(doc: View) -> str:
+    value = doc.get("type")
+    return value.strip().lower() if isinstance(value, str) else ""
 
 
 def recognizes(doc: Mapping[str, Any]) -> bool:
-    return False
+    """True when `doc` is a Defender for Cloud record this source reads (never raises)."""
+    try:
+        view = View(doc)
+        kind = _kind(view)
+        return kind in _BY_TYPE or kind in _SKIPPED or alerts.matches(view)
+    except Exception:  # noqa: BLE001 - a recognizer must answer, whatever it is handed
+        return False
 
 
-def normalize(doc: Mapping[str, Any], delivery_id: str | None = None) -> Normalized:
-    raise MalformedEventError("not implemented")
+def normalize(
+    doc: Mapping[str, Any], delivery_id: str | None = None, *, received_time: int | None = None
+) -> Normalized:
+    """Return the OCSF finding for one Defender record, or a Skip for a secure score.
+
+    `received_time` (epoch ms, e.g. the Event Hubs enqueued time) is used only by records
+    that carry no time of their own (regulatory compliance results, attack paths, some
+    Resource Graph rows); without it those records raise MalformedEventError.
+    """
+    if not isinstance(doc, Mapping):
+        raise MalformedEventError(f"document is a {type(doc).__name__}, not an object")
+    view = View(doc)
+    kind = _kind(view)
+    try:
+        if kind in _SKIPPED:
+            return Skip(_SKIPPED[kind])
+        if kind == assessments.TYPE:
+            nested = view.view("properties").view("additionalData").get("subAssessment")
+            if isinstance(nested, Mapping):
+                return subassessments.normalize(nested, delivery_id, received_time, parent=doc)
+        if kind in _BY_TYPE:
+            return _BY_TYPE[kind](doc, delivery_id, received_time)
+        if alerts.matches(view):
+            return alerts.normalize(doc, delivery_id, received_time)
+    except CorralError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
+        # A shape no test has met yet: refuse it with a reason rather than crash the batch.
+        raise MalformedEventError(f"{kind or 'alert'}: unexpected shape ({type(exc).__name__}: {exc})"[:200]) from exc
+    raise UnsupportedSourceError(f"type {kind[:80]!r} is not a Defender record Corral reads")

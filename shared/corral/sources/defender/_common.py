@@ -1,0 +1,220 @@
+"""What every Defender record kind shares: product, severity, times, ARM ids, cloud, images."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from corral import ocsf
+from corral.errors import MalformedEventError
+from corral.sources.defender._keys import View
+
+PRODUCT_UID: Final = "microsoft.defender_for_cloud"
+PRODUCT_NAME: Final = "Microsoft Defender for Cloud"
+VENDOR: Final = "Microsoft"
+
+# Defender alerts and recommendations say Informational/Low/Medium/High; MDVM vulnerability
+# details and Exposure-Management attack paths add Critical. "Unknown" is what unscanned
+# sub-assessments send, and it means exactly OCSF's 0.
+SEVERITIES: Final = {
+    "unknown": 0,
+    "informational": 1,
+    "low": 2,
+    "medium": 3,
+    "moderate": 3,
+    "high": 4,
+    "critical": 5,
+}
+
+_SUBSCRIPTION: Final = re.compile(r"/subscriptions/([^/]+)", re.IGNORECASE)
+_LOCATION: Final = re.compile(r"/locations?/([^/?#]+)", re.IGNORECASE)
+_DIGEST: Final = re.compile(r"^[A-Za-z0-9_+.-]+:[0-9a-fA-F]{32,}$")
+
+AKS_TYPE: Final = "microsoft.containerservice/managedclusters"
+
+
+def product(feature: str | None = None) -> dict[str, Any]:
+    """Return `metadata.product`, with the Defender plan (e.g. "Containers") as feature."""
+    found: dict[str, Any] = {"uid": PRODUCT_UID, "name": PRODUCT_NAME, "vendor_name": VENDOR}
+    if feature:
+        found["feature"] = {"name": feature}
+    return found
+
+
+def severity_id(value: object) -> int:
+    """Return the OCSF severity id for a Defender severity word: 0 when absent, 99 when unknown."""
+    if value is None or value == "":
+        return 0
+    if not isinstance(value, str):
+        return 99
+    return SEVERITIES.get(value.strip().lower(), 99)
+
+
+def first_time(view: View, *names: str) -> int | None:
+    """Return the first of `names` that holds a time, in epoch ms (a malformed one raises)."""
+    for name in names:
+        value = view.get(name)
+        if value is not None and value != "":
+            return ocsf.timestamp_ms(value, name)
+    return None
+
+
+def require_time(candidates: list[int | None], received_time: int | None, what: str) -> int:
+    """Return the first known time, else the delivery's receive time, else raise."""
+    for value in candidates:
+        if value is not None:
+            return value
+    if received_time is not None:
+        return ocsf.timestamp_ms(received_time, "received_time")
+    raise MalformedEventError(f"{what} carries no time of its own and no received_time was given")
+
+
+def subscription(resource_id: str | None) -> str | None:
+    """Return the subscription id named in an ARM resource id."""
+    if not resource_id:
+        return None
+    match = _SUBSCRIPTION.search(resource_id)
+    return match.group(1) if match else None
+
+
+def location(text: str | None) -> str | None:
+    """Return the Azure region named in an ARM id (`/locations/x/`) or alert link (`/location/x`)."""
+    if not text:
+        return None
+    match = _LOCATION.search(text)
+    return match.group(1).lower() if match else None
+
+
+def arm_type(resource_id: str | None) -> str | None:
+    """Return the ARM type of the innermost resource, e.g. `Microsoft.Web/sites`.
+
+    `/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerService/managedClusters/c`
+    gives `Microsoft.ContainerService/managedClusters`; nested types are joined with `/`.
+    """
+    if not resource_id or not resource_id.startswith("/"):
+        return None
+    parts = [p for p in resource_id.split("/") if p]
+    lowered = [p.lower() for p in parts]
+    if "providers" not in lowered:
+        if len(parts) == 2 and lowered[0] == "subscriptions":
+            return "Microsoft.Resources/subscriptions"
+        if len(parts) == 4 and lowered[2] == "resourcegroups":
+            return "Microsoft.Resources/resourceGroups"
+        return None
+    at = len(lowered) - 1 - lowered[::-1].index("providers")
+    rest = parts[at + 1 :]
+    if len(rest) < 2:
+        return None
+    return "/".join([rest[0], *rest[1::2]])
+
+
+def last_segment(resource_id: str | None) -> str | None:
+    """Return the last path segment of a resource id (the resource's name)."""
+    if not resource_id:
+        return None
+    segment = resource_id.rstrip("/").rsplit("/", 1)[-1]
+    return segment or None
+
+
+def arm_resource(resource_id: str, *, name: str | None = None, role_id: int | None = None) -> dict[str, Any]:
+    """Return an OCSF resource for an ARM id: uid, name, ARM type, and role when given."""
+    return {
+        "uid": resource_id,
+        "name": name or last_segment(resource_id),
+        "type": arm_type(resource_id),
+        "role_id": role_id,
+    }
+
+
+def azure_cloud(resource_id: str | None, region: str | None = None, fallback: str | None = None) -> dict[str, Any]:
+    """Return the Azure `cloud` for the subscription in `resource_id` (or in `fallback`)."""
+    account = subscription(resource_id) or subscription(fallback)
+    if not account:
+        raise MalformedEventError("id: no /subscriptions/<id> in the resource id")
+    return ocsf.cloud("Azure", account, region)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """A container image reference split into registry/repository name, tag and digest."""
+
+    name: str
+    tag: str | None = None
+    digest: str | None = None
+
+    def ocsf(self) -> dict[str, Any]:
+        """Return OCSF `image`: uid is the digest, or the full reference when there is none."""
+        uid = self.digest or (f"{self.name}:{self.tag}" if self.tag else self.name)
+        return {"uid": uid, "name": self.name, "tag": self.tag}
+
+
+def image_ref(text: str | None, digest: str | None = None) -> ImageRef | None:
+    """Parse `registry/repo[:tag][@digest]`; a bare digest (`sha256:...`) gives a nameless ref."""
+    if not text and not digest:
+        return None
+    reference = text or ""
+    if "@" in reference:
+        reference, _, found = reference.partition("@")
+        digest = digest or found or None
+    tag = None
+    slash = reference.rfind("/")
+    colon = reference.rfind(":")
+    if colon > slash:
+        reference, tag = reference[:colon], reference[colon + 1 :] or None
+    if not reference:
+        if digest and _DIGEST.match(digest):
+            return ImageRef(name=digest, digest=digest)
+        return None
+    return ImageRef(name=reference, tag=tag, digest=digest)
+
+
+def remediation_text(value: object) -> str | None:
+    """Join Defender remediation steps (a list, or one string) into one description."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, list):
+        steps = [step for step in value if isinstance(step, str) and step]
+        return "\n".join(steps) or None
+    return None
+
+
+def finish(finding: dict[str, Any], unmapped: Mapping[str, Any]) -> dict[str, Any]:
+    """Prune the finding and attach what was not mapped, as sent (nulls included)."""
+    done: dict[str, Any] = ocsf.prune(finding)
+    if unmapped:
+        done["unmapped"] = dict(unmapped)
+    return done
+
+
+def https(link: str | None) -> str | None:
+    """Return a portal link with a scheme (`links.azurePortal` is sent without one)."""
+    if not link:
+        return None
+    if link.lower().startswith(("https://", "http://")):
+        return link
+    return "https://" + link.lstrip("/")
+
+
+def resource_cloud(details: View, fallback_id: str | None) -> tuple[dict[str, Any], str | None]:
+    """Return (`cloud`, resource provider) for an assessment's `resourceDetails`.
+
+    `cloud` describes the assessed resource: for `source` Aws or Gcp the AWS account or GCP
+    project (from the details, or parsed from an ARN), and the Azure subscription of the
+    connector only when neither is given, because the identity triple needs an account.
+    """
+    source = (details.text("source") or "Azure").strip().lower()
+    resource_id = details.text("id")
+    if source in ("aws", "gcp"):
+        provider = "AWS" if source == "aws" else "GCP"
+        native = details.text("nativeResourceId") or resource_id or ""
+        arn = native.split(":") if native.startswith("arn:") else []
+        account = details.text("awsAccountId", "accountId", "gcpProjectId", "projectId") or (
+            arn[4] if len(arn) > 5 and arn[4] else None
+        )
+        region = details.text("region", "location") or (arn[3] if len(arn) > 5 and arn[3] else None)
+        if account:
+            return ocsf.cloud(provider, account, region), provider
+    arm = resource_id if resource_id and resource_id.startswith("/") else None
+    return azure_cloud(arm, None, fallback=details.text("nativeResourceId") or fallback_id), "Azure"

@@ -1,0 +1,454 @@
+"""Defender for Cloud security alerts → OCSF Detection Finding (2004).
+
+Two shapes arrive: the continuous-export "SecurityAlert" record (flat PascalCase, `Entities` as
+a `$id`/`$ref` graph) and the ARM/REST alert (`{id, name, type: Microsoft.Security/Locations/
+alerts, properties: {...camelCase}}`). Both are read through one case-insensitive view.
+
+Decisions:
+
+- Identity: `finding_info.uid` is `SystemAlertId` (REST: `properties.systemAlertId`, else the
+  resource `name`, which is the same id); the ARM id is `uid_alt`.
+- Status: New/Active → New + Create; InProgress → In Progress + Update; Resolved → Resolved +
+  Close; Dismissed → Suppressed + Close. An unknown status is kept as status Other (99) with
+  the vendor's word, activity Other.
+- Cloud describes the affected resource. An alert whose resource is a multicloud connector
+  resource (`Microsoft.Security/securityConnectors/...`), or that Defender relates to an
+  `aws-resource`/`gcp-resource` entity, gets that AWS account or GCP project; the Azure
+  connector id stays in `resources[]`. Without an account id the connector's subscription is
+  used, because the identity triple needs an account.
+- Every entity becomes one evidence whose `data` is the entity as sent (so none is lost);
+  containers also fill `evidences[].container`, and clusters, namespaces and pods `resources[]`.
+- `Intent` values that are ATT&CK tactics become `finding_info.attacks[]` with the tactic's
+  ATT&CK id; PreAttack, Probing, Exploitation and Unknown are not tactics, and an `Intent`
+  holding any of them stays in `unmapped` as sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+from corral import ocsf, traits
+from corral.errors import MalformedEventError
+from corral.sources.defender import _common as common
+from corral.sources.defender._keys import View, is_uuid, without
+from corral.sources.defender._services import placement
+
+LOG_NAME: Final = "SecurityAlert"
+
+_STATUS: Final = {
+    "new": (ocsf.STATUS_NEW, ocsf.CREATE),
+    "active": (ocsf.STATUS_NEW, ocsf.CREATE),
+    "inprogress": (ocsf.STATUS_IN_PROGRESS, ocsf.UPDATE),
+    "resolved": (ocsf.STATUS_RESOLVED, ocsf.CLOSE),
+    "dismissed": (ocsf.STATUS_SUPPRESSED, ocsf.CLOSE),
+}
+
+TACTICS: Final = {
+    "reconnaissance": ("TA0043", "Reconnaissance"),
+    "resourcedevelopment": ("TA0042", "Resource Development"),
+    "initialaccess": ("TA0001", "Initial Access"),
+    "execution": ("TA0002", "Execution"),
+    "persistence": ("TA0003", "Persistence"),
+    "privilegeescalation": ("TA0004", "Privilege Escalation"),
+    "defenseevasion": ("TA0005", "Defense Evasion"),
+    "credentialaccess": ("TA0006", "Credential Access"),
+    "discovery": ("TA0007", "Discovery"),
+    "lateralmovement": ("TA0008", "Lateral Movement"),
+    "collection": ("TA0009", "Collection"),
+    "commandandcontrol": ("TA0011", "Command and Control"),
+    "exfiltration": ("TA0010", "Exfiltration"),
+    "impact": ("TA0040", "Impact"),
+}
+
+# Alert type prefix → (service, layer) for alerts whose resource does not already say.
+# K8S_ alerts come from the Kubernetes control plane (audit log); K8S.NODE_ alerts from the
+# sensor on a node, about a process in a container (application) or on the node itself.
+_PREFIXES: Final = (
+    ("K8S.NODE_", traits.AKS, traits.APPLICATION),
+    ("K8S_", traits.AKS, traits.PLATFORM),
+)
+_FOREIGN: Final = {traits.AKS: {"AWS": traits.EKS, "GCP": traits.GKE}}
+_ORCHESTRATORS: Final = {"AWS": "EKS", "GCP": "GKE"}
+
+_TOP_CONSUMED: Final = (
+    "SystemAlertId",
+    "AlertType",
+    "AlertDisplayName",
+    "Description",
+    "Severity",
+    "Status",
+    "Entities",
+    "AlertUri",
+    "RemediationSteps",
+    "TimeGenerated",
+    "TimeGeneratedUtc",
+    "StartTimeUtc",
+    "EndTimeUtc",
+    "ProcessingEndTime",
+    "ProcessingEndTimeUtc",
+    "AzureResourceId",
+    "ProductComponentName",
+)
+
+
+def matches(doc: View) -> bool:
+    """True for an exported alert record (its own keys) or an ARM alert resource."""
+    kind = (doc.text("type") or "").lower()
+    if kind.startswith("microsoft.security/") and kind.endswith("/alerts"):
+        return True
+    return doc.get("SystemAlertId") is not None and doc.get("AlertType") is not None
+
+
+def normalize(raw: Mapping[str, Any], delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+    """Return the Detection Finding for one Defender alert (either shape)."""
+    doc = View(raw)
+    rest = doc.view("properties") if doc.key("properties") and not doc.get("SystemAlertId") else None
+    alert = rest if rest is not None else doc
+    prefix = "properties." if rest is not None else ""
+
+    uid = alert.text("SystemAlertId") or (doc.text("name") if rest is not None else None)
+    if not uid:
+        raise MalformedEventError("SystemAlertId: missing or not a string")
+    alert_type = alert.text("AlertType")
+    title = alert.text("AlertDisplayName")
+    arm_id = doc.text("id") if rest is not None else None
+    link = alert.text("AlertUri")
+
+    graph = _Entities(alert.list("Entities"))
+    primary = _primary_resource(alert)
+    foreign = _foreign(graph, alert, primary)
+    region = common.location(arm_id) or common.location(link)
+    if foreign is not None:
+        provider, account, foreign_region, foreign_resource = foreign
+        cloud = ocsf.cloud(provider, account, foreign_region)
+    else:
+        provider, foreign_resource = "Azure", None
+        cloud = common.azure_cloud(primary, region, fallback=arm_id or link)
+
+    status_word = alert.text("Status")
+    status_id, activity_id = _STATUS.get((status_word or "new").lower(), (99, 99))
+
+    severity_word = alert.get("Severity")
+    sev = common.severity_id(severity_word)
+    created = common.first_time(alert, "TimeGenerated", "TimeGeneratedUtc")
+    modified = common.first_time(alert, "ProcessingEndTime", "ProcessingEndTimeUtc")
+    first_seen = common.first_time(alert, "StartTimeUtc")
+    last_seen = common.first_time(alert, "EndTimeUtc")
+    time = common.require_time([modified, created, last_seen, first_seen], received_time, "alert")
+
+    attacks, intent_mapped = _attacks(alert)
+    cluster_ids = graph.cluster_ids()
+    service, layer = _classify(alert_type, primary, cluster_ids, provider, graph.has_containers())
+    orchestrator = (
+        _ORCHESTRATORS.get(provider)
+        or graph.platform()
+        or (
+            "AKS" if any(placement(c) == (traits.AKS, traits.PLATFORM) for c in [*cluster_ids, primary or ""]) else None
+        )
+    )
+
+    resources = _resources(primary, alert, graph, foreign_resource)
+    evidences = list(graph.evidences(orchestrator or "Kubernetes"))
+
+    extended = alert.view("ExtendedProperties")
+    feature = alert.text("ProductComponentName") or extended.text("ProductComponentName")
+    tenant = _tenant(alert)
+
+    finding = ocsf.envelope(
+        class_uid=ocsf.DETECTION,
+        activity_id=activity_id,
+        time=time,
+        severity_id=sev,
+        vendor_severity=severity_word,
+        status_id=status_id,
+        product=common.product(feature),
+        delivery_id=delivery_id,
+        log_name=LOG_NAME,
+    )
+    if status_id == 99 and status_word:
+        finding["status"] = status_word
+    if tenant:
+        finding["metadata"]["tenant_uid"] = tenant
+    finding.update(
+        {
+            "message": title,
+            "is_alert": True,
+            "cloud": cloud,
+            "finding_info": {
+                "uid": uid,
+                "uid_alt": arm_id,
+                "title": title,
+                "desc": alert.text("Description"),
+                "types": [alert_type] if alert_type else [],
+                "analytic": {"type_id": 1, "type": "Rule", "uid": alert_type, "name": title} if alert_type else None,
+                "created_time": created,
+                "modified_time": modified,
+                "first_seen_time": first_seen,
+                "last_seen_time": last_seen,
+                "src_url": link,
+                "attacks": attacks,
+                "traits": traits.classify(service, layer, traits.THREAT_DETECTION),
+            },
+            "resources": resources,
+            "evidences": evidences,
+            "remediation": _remediation(alert),
+        }
+    )
+    consumed = [prefix + key for key in _TOP_CONSUMED]
+    if intent_mapped:
+        consumed += [prefix + "Intent", prefix + "Techniques", prefix + "SubTechniques"]
+    if rest is not None:
+        consumed += ["id", "name", "type"]
+    return common.finish(finding, without(raw, consumed))
+
+
+def _remediation(alert: View) -> dict[str, Any] | None:
+    steps = alert.list("RemediationSteps")
+    text = common.remediation_text(steps) if steps else common.remediation_text(alert.get("RemediationSteps"))
+    return {"desc": text} if text else None
+
+
+def _tenant(alert: View) -> str | None:
+    for identifier in alert.views("ResourceIdentifiers"):
+        found = identifier.text("AzureResourceTenantId", "AadTenantId")
+        if found:
+            return found
+    return None
+
+
+def _primary_resource(alert: View) -> str | None:
+    found = alert.text("AzureResourceId")
+    if found:
+        return found
+    for identifier in alert.views("ResourceIdentifiers"):
+        if (identifier.text("Type") or "").lower() == "azureresource" and identifier.text("AzureResourceId"):
+            return identifier.text("AzureResourceId")
+    return alert.view("ExtendedProperties").text("EffectiveAzureResourceId")
+
+
+def _attacks(alert: View) -> tuple[list[dict[str, Any]], bool]:
+    """Return the ATT&CK entries, and whether every Intent value was a tactic."""
+    intent = alert.get("Intent")
+    words = [w.strip() for w in intent.split(",")] if isinstance(intent, str) else []
+    attacks: list[dict[str, Any]] = []
+    all_mapped = isinstance(intent, str) and bool(words)
+    for word in words:
+        found = TACTICS.get(word.lower().replace(" ", ""))
+        if found:
+            attacks.append({"tactic": {"uid": found[0], "name": found[1]}})
+        else:
+            all_mapped = False
+    for technique in alert.list("Techniques"):
+        if isinstance(technique, str) and technique:
+            attacks.append({"technique": {"uid": technique}})
+    for sub in alert.list("SubTechniques"):
+        if isinstance(sub, str) and sub:
+            parent = sub.split(".", 1)[0]
+            attacks.append({"technique": {"uid": parent}, "sub_technique": {"uid": sub}})
+    return attacks, all_mapped or (intent is None and bool(attacks))
+
+
+def _classify(
+    alert_type: str | None, primary: str | None, clusters: list[str], provider: str, has_containers: bool
+) -> tuple[str, str]:
+    for prefix, service, layer in _PREFIXES:
+        if alert_type and alert_type.upper().startswith(prefix):
+            # A node alert without a container or pod is about the node itself.
+            found_layer = traits.INFRASTRUCTURE if prefix == "K8S.NODE_" and not has_containers else layer
+            return _FOREIGN.get(service, {}).get(provider, service), found_layer
+    for resource_id in [primary, *clusters]:
+        where = placement(resource_id)
+        if where:
+            return where
+    if clusters or has_containers:
+        return _FOREIGN[traits.AKS].get(provider, traits.AKS), traits.PLATFORM
+    return traits.NO_SERVICE, traits.INFRASTRUCTURE if (alert_type or "").upper().startswith("VM_") else traits.PLATFORM
+
+
+def _foreign(graph: _Entities, alert: View, primary: str | None) -> tuple[str, str, str | None, dict[str, Any]] | None:
+    """Return (provider, account, region, resource) when the alert is about an AWS/GCP resource."""
+    on_connector = primary is None or "/microsoft.security/securityconnectors/" in primary.lower()
+    candidates = [*graph.foreign(), *_foreign_identifiers(alert)]
+    for provider, account, region, resource, related in candidates:
+        if not account:
+            continue
+        if on_connector or (primary and primary.lower() in related):
+            return provider, account, region, resource
+    return None
+
+
+def _foreign_identifiers(alert: View) -> Iterator[tuple[str, str | None, str | None, dict[str, Any], set[str]]]:
+    for identifier in alert.views("ResourceIdentifiers"):
+        kind = (identifier.text("Type") or "").lower()
+        if "aws" in kind or "gcp" in kind:
+            yield _foreign_resource(identifier, "AWS" if "aws" in kind else "GCP")
+
+
+def _foreign_resource(entity: View, provider: str) -> tuple[str, str | None, str | None, dict[str, Any], set[str]]:
+    arn = entity.text("AmazonResourceId", "AwsResourceId", "ResourceArn", "Arn")
+    arn_parts = arn.split(":") if arn and arn.startswith("arn:") else []
+    if provider == "AWS":
+        account = entity.text("AccountId", "AwsAccountId") or (arn_parts[4] if len(arn_parts) > 5 else None)
+        region = entity.text("Region", "Location") or (arn_parts[3] if len(arn_parts) > 5 else None)
+        uid = arn or entity.text("ResourceId")
+    else:
+        account = entity.text("ProjectId", "GcpProjectId", "ProjectNumber")
+        region = entity.text("Location", "Region")
+        uid = entity.text("FullResourceName", "ResourceId")
+    related = {r.lower() for r in entity.list("RelatedAzureResourceIds") if isinstance(r, str)}
+    resource = {
+        "uid": uid,
+        "name": entity.text("ResourceName", "Name"),
+        "type": entity.text("ResourceType"),
+        "provider": provider,
+        "region": region,
+        "role_id": 1,
+    }
+    return provider, account, region, resource, related
+
+
+def _resources(
+    primary: str | None, alert: View, graph: _Entities, foreign: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    if primary:
+        found.append(common.arm_resource(primary, role_id=1))
+    if foreign:
+        found.append(foreign)
+    found += graph.resources()
+    if not found and alert.text("CompromisedEntity"):
+        found.append({"name": alert.text("CompromisedEntity"), "role_id": 1})
+    unique: dict[tuple[str, str], dict[str, Any]] = {}
+    for resource in found:
+        uid = str(resource.get("uid") or "").lower()
+        unique.setdefault((uid, "" if uid else str(resource.get("name") or "")), resource)
+    return list(unique.values())
+
+
+class _Entities:
+    """The alert's entity graph with `$ref`s resolved; each entity visited once."""
+
+    def __init__(self, entities: list[Any]) -> None:
+        self._index: dict[str, Mapping[str, Any]] = {}
+        # Depth-first in document order (children pushed reversed), without recursion.
+        stack: list[Any] = list(reversed(entities))
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Mapping):
+                ref_id = node.get("$id")
+                if isinstance(ref_id, str | int) and not isinstance(ref_id, bool) and "$ref" not in node:
+                    # Stitched sample alerts reuse `$id`s; the first one as sent wins.
+                    self._index.setdefault(str(ref_id), node)
+                stack.extend(reversed(list(node.values())))
+            elif isinstance(node, list):
+                stack.extend(reversed(node))
+        seen: set[int] = set()
+        self.all: list[View] = []
+        for entity in entities:
+            resolved = self.resolve(entity)
+            if resolved and id(resolved.raw) not in seen:
+                seen.add(id(resolved.raw))
+                self.all.append(resolved)
+
+    def resolve(self, node: object) -> View:
+        """Return the entity `node` refers to (itself, or the target of its `$ref`)."""
+        if isinstance(node, Mapping) and "$ref" in node:
+            ref = node.get("$ref")
+            return View(self._index.get(str(ref))) if isinstance(ref, str | int) else View(None)
+        return View(node)
+
+    def of_type(self, *kinds: str) -> list[View]:
+        """Return the entities whose `Type` is one of `kinds` (case-insensitive)."""
+        wanted = {k.lower() for k in kinds}
+        return [e for e in self.all if (e.text("Type") or "").lower() in wanted]
+
+    def has_containers(self) -> bool:
+        """True when the graph names a container or a pod."""
+        return bool(self.of_type("container", "K8s-pod"))
+
+    def cluster_ids(self) -> list[str]:
+        """Return the ARM ids of the clusters the graph names."""
+        found: list[str] = []
+        for cluster in self.of_type("K8s-cluster"):
+            resource = self.resolve(cluster.get("CloudResource"))
+            rid = resource.text("ResourceId", "AzureID", "AzureResourceId")
+            if rid:
+                found.append(rid)
+        return found
+
+    def platform(self) -> str | None:
+        """Return the cluster platform the graph states (AKS, EKS, GKE, Arc...)."""
+        for cluster in self.of_type("K8s-cluster"):
+            if cluster.text("Platform"):
+                return cluster.text("Platform")
+        return None
+
+    def foreign(self) -> list[tuple[str, str | None, str | None, dict[str, Any], set[str]]]:
+        """Return the AWS and GCP resources the graph names."""
+        return [
+            _foreign_resource(entity, "AWS" if (entity.text("Type") or "").lower() == "aws-resource" else "GCP")
+            for entity in self.of_type("aws-resource", "gcp-resource")
+        ]
+
+    def _namespace_name(self, node: object) -> str | None:
+        namespace = self.resolve(node)
+        return namespace.text("Name") if namespace else (node if isinstance(node, str) and node else None)
+
+    def resources(self) -> list[dict[str, Any]]:
+        """Return clusters, namespaces and pods as OCSF resources."""
+        found: list[dict[str, Any]] = []
+        for cluster in self.of_type("K8s-cluster"):
+            resource = self.resolve(cluster.get("CloudResource"))
+            rid = resource.text("ResourceId", "AzureID", "AzureResourceId")
+            name = resource.text("ResourceName") or cluster.text("Name")
+            if rid:
+                found.append({**common.arm_resource(rid, name=name, role_id=1), "type": common.arm_type(rid)})
+            elif name:
+                found.append({"name": name, "type": "Kubernetes Cluster", "role_id": 1})
+        for namespace in self.of_type("K8s-namespace"):
+            if namespace.text("Name"):
+                found.append({"name": namespace.text("Name"), "type": "Kubernetes Namespace", "role_id": 1})
+        for pod in self.of_type("K8s-pod"):
+            if pod.text("Name"):
+                uid = pod.text("Uid", "PodUid")
+                found.append(
+                    {
+                        "uid": uid,
+                        "name": pod.text("Name"),
+                        "namespace": self._namespace_name(pod.get("Namespace")),
+                        "type": "Kubernetes Pod",
+                        "role_id": 1,
+                    }
+                )
+        return found
+
+    def evidences(self, orchestrator: str) -> Iterator[dict[str, Any]]:
+        """Yield one evidence per entity, with `container` filled for container entities."""
+        for entity in self.all:
+            kind = entity.text("Type")
+            evidence: dict[str, Any] = {"name": kind, "data": dict(entity.raw)}
+            if (kind or "").lower() == "container":
+                container = self._container(entity, orchestrator)
+                if container:
+                    evidence["container"] = container
+            yield evidence
+
+    def _container(self, entity: View, orchestrator: str) -> dict[str, Any] | None:
+        name = entity.text("Name")
+        uid = entity.text("ContainerId")
+        if not name and not uid:
+            return None
+        image_entity = self.resolve(entity.get("Image"))
+        image = common.image_ref(
+            image_entity.text("ImageId", "ImageName"), image_entity.text("Digest", "DigestImage", "ImageDigest")
+        )
+        pod = self.resolve(entity.get("Pod"))
+        pod_uid = pod.text("Uid", "PodUid")
+        return {
+            "name": name,
+            "uid": uid,
+            "image": image.ocsf() if image else None,
+            "orchestrator": orchestrator,
+            "pod_uuid": pod_uid if is_uuid(pod_uid) else None,
+        }

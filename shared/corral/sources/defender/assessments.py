@@ -1,0 +1,192 @@
+"""Defender recommendations (`Microsoft.Security/assessments`) → OCSF Compliance Finding (2003).
+
+Shapes: the continuous-export record (ARM resource, camelCase, plus
+`assessmentEventDataEnrichment`/`securityEventDataEnrichment` with `action` Insert/Write/Delete
+and `isSnapshot`), and REST / Resource Graph rows of the same resource (no enrichment, PascalCase
+`resourceDetails`, extra `tenantId`/`subscriptionId`/`resourceGroup`). A row that nests one
+sub-assessment in `additionalData.subAssessment` is a vulnerability, handled by
+`subassessments`.
+
+Decisions:
+
+- Identity: `finding_info.uid` is the assessment resource id, lower-cased (Defender itself
+  sends it in mixed casings over time). The assessment key (`name`) is the analytic uid.
+- Lifecycle (status, activity, compliance status): see `_posture`. In short, Unhealthy is an
+  open failure, Healthy closes it as Resolved, export `Delete` closes it as Deleted, and
+  NotApplicable is Other with Defender's word and cause.
+- `remediation.desc` is `metadata.remediationDescription` as sent (it holds HTML); a row
+  without metadata has no remediation, rather than an invented one.
+- `finding_info.src_url` is `https://` + `links.azurePortal` (sent without a scheme).
+- The severity is `metadata.severity`; a row without metadata has severity Unknown (0).
+- Container-image rows carry Kubernetes context in `additionalData` (cluster, namespace,
+  controller, pod, image URI and digest): it fills `resources[]` and a container evidence.
+  `additionalData` itself stays in `unmapped`, since most of it (CVE lists, counts) is not
+  mapped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from corral import ocsf, traits
+from corral.errors import MalformedEventError
+from corral.sources.defender import _common as common
+from corral.sources.defender import _posture as posture
+from corral.sources.defender._keys import View, without
+
+LOG_NAME: Final = "SecurityRecommendation"
+TYPE: Final = "microsoft.security/assessments"
+
+_CONSUMED: Final = (
+    "id",
+    "name",
+    "type",
+    "tenantId",
+    "properties.displayName",
+    "properties.status",
+    "properties.resourceDetails.id",
+    "properties.resourceDetails.source",
+    "properties.resourceDetails.resourceName",
+    "properties.metadata.displayName",
+    "properties.metadata.description",
+    "properties.metadata.severity",
+    "properties.metadata.remediationDescription",
+    "properties.metadata.categories",
+    "properties.links.azurePortal",
+)
+
+
+def normalize(raw: Mapping[str, Any], delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+    """Return the Compliance Finding for one recommendation (assessment) record."""
+    doc = View(raw)
+    assessment_id = doc.text("id")
+    if not assessment_id:
+        raise MalformedEventError("id: missing or not a string")
+    props = doc.view("properties")
+    details = props.view("resourceDetails")
+    meta = props.view("metadata")
+    status = props.view("status")
+    extra = props.view("additionalData")
+    export = posture.enrichment(doc)
+
+    resource_id = details.text("id") or _parent_resource(assessment_id)
+    cloud, provider = common.resource_cloud(details, assessment_id)
+    title = props.text("displayName") or meta.text("displayName")
+    first = common.first_time(status, "firstEvaluationDate")
+    changed = common.first_time(status, "statusChangeDate")
+    time = common.require_time([changed, first], received_time, "assessment")
+    code = status.text("code")
+    status_id, activity_id, status_word, compliance_id, compliance_word = posture.lifecycle(
+        code, export, first, changed
+    )
+    severity_word = meta.get("severity")
+
+    kubernetes = _kubernetes(extra, details)
+    service, layer = posture.place(resource_id, title, extra.text("kind"))
+    if kubernetes and service == traits.NO_SERVICE:
+        service, layer = traits.AKS, traits.APPLICATION
+    remediation = meta.text("remediationDescription")
+    categories = [c for c in meta.list("categories") if isinstance(c, str) and c]
+
+    finding = ocsf.envelope(
+        class_uid=ocsf.COMPLIANCE,
+        activity_id=activity_id,
+        time=time,
+        severity_id=common.severity_id(severity_word),
+        vendor_severity=severity_word,
+        status_id=status_id,
+        product=common.product(),
+        delivery_id=delivery_id,
+        log_name=LOG_NAME,
+    )
+    if status_word:
+        finding["status"] = status_word
+    if doc.text("tenantId"):
+        finding["metadata"]["tenant_uid"] = doc.text("tenantId")
+    resource = {
+        "uid": resource_id,
+        "name": details.text("resourceName") or common.last_segment(resource_id),
+        "type": common.arm_type(resource_id) or details.text("resourceType"),
+        "provider": provider,
+        "role_id": 1,
+    }
+    finding.update(
+        {
+            "message": title,
+            "status_code": code,
+            "status_detail": status.text("description", "cause"),
+            "cloud": cloud,
+            "finding_info": {
+                "uid": assessment_id.lower(),
+                "uid_alt": assessment_id if assessment_id != assessment_id.lower() else None,
+                "title": title,
+                "desc": meta.text("description"),
+                "types": categories,
+                "analytic": {"type_id": 1, "type": "Rule", "uid": doc.text("name"), "name": title},
+                "created_time": first,
+                "first_seen_time": first,
+                "modified_time": changed,
+                "src_url": common.https(props.view("links").text("azurePortal")),
+                "traits": traits.classify(service, layer, traits.HARDENING),
+            },
+            "compliance": {
+                "control": title,
+                "status_id": compliance_id,
+                "status": compliance_word or ocsf.COMPLIANCE_NAMES[compliance_id],
+                "status_code": code,
+                "status_detail": _detail(status),
+                "category": ", ".join(categories) or None,
+            },
+            "remediation": {"desc": remediation} if remediation else None,
+            "resources": [resource, *kubernetes.get("resources", [])],
+            "evidences": kubernetes.get("evidences"),
+        }
+    )
+    return common.finish(finding, without(raw, _CONSUMED))
+
+
+def _detail(status: View) -> str | None:
+    cause, description = status.text("cause"), status.text("description")
+    if cause and description:
+        return f"{cause}: {description}"
+    return cause or description
+
+
+def _parent_resource(assessment_id: str) -> str | None:
+    marker = "/providers/microsoft.security/assessments/"
+    at = assessment_id.lower().rfind(marker)
+    return assessment_id[:at] or None if at > 0 else None
+
+
+def _kubernetes(extra: View, details: View) -> dict[str, Any]:
+    """Return resources and a container evidence from a container-image row's additionalData."""
+    cluster_id = extra.text("K8sClusterId")
+    pod = extra.text("PodName")
+    namespace = extra.text("Namespace")
+    image = common.image_ref(extra.text("ImageUri"), extra.text("Digest"))
+    if not (cluster_id or pod or image):
+        return {}
+    resources: list[dict[str, Any]] = []
+    if cluster_id:
+        resources.append(common.arm_resource(cluster_id, name=extra.text("K8sClusterName"), role_id=4))
+    if extra.text("ControllerName"):
+        kind = (extra.text("ControllerType") or "controller").title()
+        resources.append(
+            {"name": extra.text("ControllerName"), "namespace": namespace, "type": f"Kubernetes {kind}", "role_id": 4}
+        )
+    if pod:
+        resources.append({"name": pod, "namespace": namespace, "type": "Kubernetes Pod", "role_id": 4})
+    if image:
+        resources.append({"uid": image.ocsf()["uid"], "name": image.name, "type": "Container Image", "role_id": 1})
+    evidences: list[dict[str, Any]] = []
+    orchestrator = "AKS" if cluster_id and "/managedclusters/" in cluster_id.lower() else "Kubernetes"
+    name = details.text("resourceName")
+    if name:
+        evidences.append(
+            {
+                "container": {"name": name, "image": image.ocsf() if image else None, "orchestrator": orchestrator},
+                "data": {"cluster": extra.text("K8sClusterName"), "namespace": namespace, "pod": pod},
+            }
+        )
+    return {"resources": resources, "evidences": evidences}

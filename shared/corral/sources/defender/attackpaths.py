@@ -1,0 +1,275 @@
+"""Defender attack paths (`Microsoft.Security/attackPaths`) → OCSF Detection Finding (2004).
+
+No exported attack path has been published, so both shapes are read from Microsoft's field
+tables, tolerantly:
+
+- legacy Defender CSPM: `displayName`, `description`, `attackPathType`, `potentialImpact`,
+  `riskCategories`, `entryPointEntityInternalID`, `targetEntityInternalID`, `assessments`
+  (entity id → recommendation ids), `manualRemediationSteps`, `graphComponent{entities
+  [{entityInternalId, entityName, entityType, entityIdentifiers}], connections
+  [{sourceEntityInternalId, targetEntityInternalId, title}], insights}`, `AttackPathID`;
+- Exposure Management: `riskLevel`, `riskFactors`, `entryPoint` and `target` (entity objects),
+  `attackPathSteps`, `mITRETacticsAndTechniques`, `attackStory`, `isPartialAttackPath`.
+
+Decisions:
+
+- An attack path is a posture risk, not a detection (P14): `is_alert` false, `finding_info.types`
+  starts with "Attack Path", and the graph goes to `finding_info.attack_graph` (nodes from the
+  entities, edges from the connections; no edge is inferred that the source did not state).
+- Task: hardening. Nothing was seen happening; closing a path means fixing the
+  recommendations along it, which `finding_info.related_events` links (their ids, lower-cased,
+  are the uids of the recommendation findings).
+- Identity: the attack path resource id, lower-cased; `AttackPathID` is `uid_alt`.
+- Severity from `riskLevel` (Critical is real here); the legacy shape has none: Unknown (0).
+- Status New; export `Delete` (the path disappeared) → Deleted + Close. The records carry no
+  time: the delivery's `received_time` is used, and without one the record is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+from corral import ocsf, traits
+from corral.errors import MalformedEventError
+from corral.sources.defender import _common as common
+from corral.sources.defender import _posture as posture
+from corral.sources.defender._keys import View, without
+from corral.sources.defender._services import placement
+from corral.sources.defender.alerts import TACTICS
+
+LOG_NAME: Final = "AttackPath"
+TYPE: Final = "microsoft.security/attackpaths"
+
+_TECHNIQUE: Final = re.compile(r"^T\d{4}(\.\d{3})?$")
+_ENTITY_ID: Final = ("entityInternalId", "entityInternalID", "internalId", "id")
+_ENTITY_NAME: Final = ("entityName", "displayName", "name")
+_ENTITY_TYPE: Final = ("entityType", "type")
+_RESOURCE_ID: Final = ("azureResourceId", "awsResourceId", "gcpResourceId", "resourceId", "id")
+_CONSUMED: Final = (
+    "id",
+    "name",
+    "type",
+    "tenantId",
+    "subscriptionId",
+    "location",
+    "properties.displayName",
+    "properties.description",
+    "properties.attackPathType",
+    "properties.manualRemediationSteps",
+    "properties.riskLevel",
+    "properties.entryPointEntityInternalID",
+    "properties.targetEntityInternalID",
+    "properties.assessments",
+    "properties.graphComponent.entities",
+    "properties.graphComponent.connections",
+    "properties.AttackPathID",
+    "properties.entryPoint",
+    "properties.target",
+    "properties.mITRETacticsAndTechniques",
+)
+
+
+def normalize(raw: Mapping[str, Any], delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+    """Return the Detection Finding (with `attack_graph`) for one attack path."""
+    doc = View(raw)
+    path_id = doc.text("id")
+    if not path_id:
+        raise MalformedEventError("id: missing or not a string")
+    props = doc.view("properties")
+    title = props.text("displayName")
+    export = posture.enrichment(doc)
+    action = (export.text("action") or "").lower()
+    if action == "delete":
+        status_id, activity_id = ocsf.STATUS_DELETED, ocsf.CLOSE
+    else:
+        status_id = ocsf.STATUS_NEW
+        activity_id = ocsf.CREATE if action == "insert" and not export.bool("isSnapshot") else ocsf.UPDATE
+    time = common.require_time(
+        [common.first_time(props, "lastModifiedTime", "lastUpdatedTime", "timeGenerated", "createdTime")],
+        received_time,
+        "attack path",
+    )
+    risk = props.get("riskLevel")
+
+    entry_view, target_view = props.view("entryPoint"), props.view("target")
+    entry_id = props.text("entryPointEntityInternalID") or _first(entry_view, _ENTITY_ID)
+    target_id = props.text("targetEntityInternalID") or _first(target_view, _ENTITY_ID)
+    entities = [*props.view("graphComponent").views("entities"), entry_view, target_view]
+    nodes = _nodes(entities)
+    edges = _edges(props)
+    graph = (
+        {
+            "uid": props.text("AttackPathID") or doc.text("name"),
+            "name": title,
+            "type": "Attack Path",
+            "is_directed": True,
+            "nodes": nodes,
+            "edges": edges,
+        }
+        if nodes
+        else None
+    )
+    resources = list(_resources(entities, entry_id, target_id))
+    service, layer = _classify(entities)
+    subscription = doc.text("subscriptionId") or common.subscription(path_id)
+    if not subscription:
+        raise MalformedEventError("id: no /subscriptions/<id> in the attack path id")
+    remediation = common.remediation_text(props.get("manualRemediationSteps", "remediationSteps"))
+
+    finding = ocsf.envelope(
+        class_uid=ocsf.DETECTION,
+        activity_id=activity_id,
+        time=time,
+        severity_id=common.severity_id(risk),
+        vendor_severity=risk,
+        status_id=status_id,
+        product=common.product("Attack path analysis"),
+        delivery_id=delivery_id,
+        log_name=LOG_NAME,
+    )
+    if doc.text("tenantId"):
+        finding["metadata"]["tenant_uid"] = doc.text("tenantId")
+    finding.update(
+        {
+            "message": title,
+            "is_alert": False,
+            "cloud": ocsf.cloud("Azure", subscription, (doc.text("location") or "").lower() or None),
+            "finding_info": {
+                "uid": path_id.lower(),
+                "uid_alt": props.text("AttackPathID"),
+                "title": title,
+                "desc": props.text("description", "attackStory"),
+                "types": ["Attack Path", *[t for t in [props.text("attackPathType")] if t]],
+                "analytic": {"type_id": 1, "type": "Rule", "uid": props.text("attackPathType"), "name": title}
+                if props.text("attackPathType")
+                else None,
+                "attack_graph": graph,
+                "attacks": _attacks(props.get("mITRETacticsAndTechniques")),
+                "related_events": [{"uid": uid, "type": "Recommendation"} for uid in _assessments(props)],
+                "traits": traits.classify(service, layer, traits.HARDENING),
+            },
+            "resources": resources,
+            "remediation": {"desc": remediation} if remediation else None,
+        }
+    )
+    return common.finish(finding, without(raw, _CONSUMED))
+
+
+def _first(view: View, names: tuple[str, ...]) -> str | None:
+    value = view.get(*names)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value if isinstance(value, str) and value else None
+
+
+def _resource_id(entity: View) -> str | None:
+    return _first(entity.view("entityIdentifiers", "identifiers"), _RESOURCE_ID)
+
+
+def _node(entity: View) -> dict[str, Any] | None:
+    uid = _first(entity, _ENTITY_ID) or _resource_id(entity) or _first(entity, _ENTITY_NAME)
+    if not uid:
+        return None
+    return {
+        "uid": uid,
+        "name": _first(entity, _ENTITY_NAME),
+        "type": _first(entity, _ENTITY_TYPE),
+        "data": dict(entity.raw),
+    }
+
+
+def _nodes(entities: list[View]) -> list[dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for entity in entities:
+        node = _node(entity)
+        if node:
+            found.setdefault(node["uid"], node)
+    return list(found.values())
+
+
+def _edges(props: View) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    connections = [*props.view("graphComponent").views("connections"), *props.views("attackPathSteps")]
+    for connection in connections:
+        source = _first(connection, ("sourceEntityInternalId", "sourceEntityInternalID", "source"))
+        target = _first(connection, ("targetEntityInternalId", "targetEntityInternalID", "target"))
+        if not source or not target:
+            continue
+        title = _first(connection, ("title", "relation", "name", "displayName"))
+        edge = {"source": source, "target": target, "name": title, "relation": title, "uid": f"{source}>{target}"}
+        found.append(edge)
+    return found
+
+
+def _resources(entities: list[View], entry_id: str | None, target_id: str | None) -> Iterator[dict[str, Any]]:
+    seen: set[str] = set()
+    for entity in entities:
+        uid = _resource_id(entity)
+        if not uid or uid.lower() in seen:
+            continue
+        seen.add(uid.lower())
+        internal = _first(entity, _ENTITY_ID)
+        yield {
+            "uid": uid,
+            "name": _first(entity, _ENTITY_NAME) or common.last_segment(uid),
+            "type": common.arm_type(uid) or _first(entity, _ENTITY_TYPE),
+            "role_id": 1 if internal is not None and internal == target_id else 4,
+        }
+
+
+def _assessments(props: View) -> list[str]:
+    """Return the recommendation ids linked to the path's entities, lower-cased, in order."""
+    found: list[str] = []
+    stack: list[Any] = [props.get("assessments")]
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, str) and node:
+            found.append(node.lower())
+        elif isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return list(dict.fromkeys(found))
+
+
+def _attacks(value: object) -> list[dict[str, Any]]:
+    words: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, str):
+            words += [w.strip() for w in node.split(",") if w.strip()]
+        elif isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    attacks: list[dict[str, Any]] = []
+    for word in dict.fromkeys(words):
+        tactic = TACTICS.get(word.lower().replace(" ", ""))
+        if tactic:
+            attacks.append({"tactic": {"uid": tactic[0], "name": tactic[1]}})
+        elif _TECHNIQUE.match(word.upper()):
+            upper = word.upper()
+            if "." in upper:
+                attacks.append({"technique": {"uid": upper.split(".")[0]}, "sub_technique": {"uid": upper}})
+            else:
+                attacks.append({"technique": {"uid": upper}})
+    return attacks
+
+
+def _classify(entities: list[View]) -> tuple[str, str]:
+    placements = [placement(_resource_id(e)) for e in entities]
+    for found in placements:
+        if found and found[1] == traits.APPLICATION:
+            return found
+    for found in placements:
+        if found:
+            return found
+    kinds = " ".join((_first(e, _ENTITY_TYPE) or "").lower() for e in entities)
+    if any(word in kinds for word in ("container", "pod", "image")):
+        return traits.AKS, traits.APPLICATION
+    if "kubernetes" in kinds or "cluster" in kinds:
+        return traits.AKS, traits.PLATFORM
+    return traits.NO_SERVICE, traits.INFRASTRUCTURE

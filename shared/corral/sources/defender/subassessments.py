@@ -1,0 +1,447 @@
+"""Defender sub-assessments (container-image and VM CVEs) → OCSF Vulnerability Finding (2002).
+
+Sub-assessments (`Microsoft.Security/assessments/subAssessments`, the export's "security
+findings") reach Event Hubs PascalCase with .NET `$type` keys or camelCase, and Resource Graph /
+REST rows nest one under a recommendation's `additionalData.subAssessment`. The vulnerability
+data has three generations, all read here:
+
+- Microsoft Defender Vulnerability Management (`AzureContainerRegistryVulnerability`,
+  `AzureRuntimeImageVulnerability`): `vulnerabilityDetails`, `softwareDetails`,
+  `artifactDetails`, and the Kubernetes context (`kubernetesDetails`, `clusterDetails`,
+  `kubernetesContext.workloads[].ownedResources[]`);
+- Defender vulnerability management for servers (`ManagedAggregatedServerVulnerabilityTvm` for
+  AKS nodes): one `cve` object, `aggregateServerResourceMetadata` naming the cluster;
+- the older scanners (`ContainerRegistryVulnerability`, `ServerVulnerabilityAssessment`):
+  `cve[]`, `cvss{version: {base}}`, `patchable`, `vendorReferences`, `repositoryName`,
+  `imageDigest`.
+
+Decisions:
+
+- Identity: the sub-assessment resource id, lower-cased; the parent recommendation's id (also
+  lower-cased, i.e. that Compliance Finding's uid) is linked in `finding_info.related_events`.
+- One `vulnerabilities[]` entry per CVE named; a sub-assessment without a CVE (configuration
+  checks, unscanned images) gets one entry with an `advisory` (Defender's finding id), since
+  OCSF wants exactly one of advisory, cve or cwe. A CWE goes into `cve.cwe`.
+- Lifecycle as for recommendations (`_posture`): Unhealthy open, Healthy Resolved + Close,
+  export Delete Deleted + Close, NotApplicable (e.g. "Unscanned") Other with Defender's word.
+- Container context: Vulnerability Finding has no `evidences`, so everything is a resource:
+  the image (uid = digest), the cluster, workloads, pods, and each running container (with
+  its pod, workload and image in `data`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from corral import ocsf, traits
+from corral.errors import MalformedEventError
+from corral.sources.defender import _common as common
+from corral.sources.defender import _posture as posture
+from corral.sources.defender._keys import View, cve_ids, texts, without
+from corral.sources.defender._services import placement
+
+LOG_NAME: Final = "SecurityFinding"
+TYPE: Final = "microsoft.security/assessments/subassessments"
+
+_IMAGE_TYPES: Final = frozenset(
+    {"azurecontainerregistryvulnerability", "azureruntimeimagevulnerability", "containerregistryvulnerability"}
+)
+_CLUSTER_KINDS: Final = {"aks": traits.AKS, "eks": traits.EKS, "gke": traits.GKE}
+_CLOUD_SERVICES: Final = {"aws": traits.EKS, "gcp": traits.GKE, "azure": traits.AKS}
+
+_CONSUMED: Final = (
+    "id",
+    "name",
+    "type",
+    "tenantId",
+    "properties.id",
+    "properties.displayName",
+    "properties.status",
+    "properties.remediation",
+    "properties.description",
+    "properties.timeGenerated",
+    "properties.resourceDetails.id",
+    "properties.resourceDetails.source",
+    "properties.additionalData.assessedResourceType",
+    "properties.additionalData.cvss",
+    "properties.additionalData.patchable",
+    "properties.additionalData.vendorReferences",
+    "properties.additionalData.imageDigest",
+    "properties.additionalData.repositoryName",
+    "properties.additionalData.publishedTime",
+    "properties.additionalData.cvssV30Score",
+    "properties.additionalData.clusterDetails",
+    "properties.additionalData.kubernetesDetails",
+    "properties.additionalData.kubernetesContext",
+    "properties.additionalData.artifactDetails.registryHost",
+    "properties.additionalData.artifactDetails.repositoryName",
+    "properties.additionalData.artifactDetails.digest",
+    "properties.additionalData.vulnerabilityDetails.cveId",
+    "properties.additionalData.vulnerabilityDetails.references",
+    "properties.additionalData.vulnerabilityDetails.cvss",
+    "properties.additionalData.vulnerabilityDetails.severity",
+    "properties.additionalData.vulnerabilityDetails.publishedDate",
+    "properties.additionalData.vulnerabilityDetails.lastModifiedDate",
+    "properties.additionalData.vulnerabilityDetails.weaknesses",
+    "properties.additionalData.softwareDetails.packageName",
+    "properties.additionalData.softwareDetails.version",
+    "properties.additionalData.softwareDetails.fixedVersion",
+    "properties.additionalData.softwareDetails.patchable",
+    "properties.additionalData.softwareDetails.vendor",
+)
+
+
+def normalize(
+    raw: Mapping[str, Any],
+    delivery_id: str | None,
+    received_time: int | None,
+    parent: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the Vulnerability Finding for one sub-assessment (`parent`: the row nesting it)."""
+    doc = View(raw)
+    sub_id = doc.text("id")
+    if not sub_id:
+        raise MalformedEventError("id: missing or not a string")
+    props = doc.view("properties")
+    details = props.view("resourceDetails")
+    status = props.view("status")
+    extra = props.view("additionalData")
+    assessed = extra.text("assessedResourceType")
+    export = posture.enrichment(View(parent)) if parent is not None else posture.enrichment(doc)
+
+    generated = common.first_time(props, "timeGenerated")
+    time = common.require_time([generated], received_time, "sub-assessment")
+    code = status.text("code")
+    status_id, activity_id, status_word, _, _ = posture.lifecycle(code, export)
+    severity_word = status.get("severity")
+    title = props.text("displayName")
+
+    resource_id = details.text("id")
+    cloud, provider = common.resource_cloud(details, sub_id)
+    context = _Context(extra, details)
+    service, layer = _classify(assessed, resource_id, context)
+    parent_id = _parent_id(sub_id)
+
+    finding = ocsf.envelope(
+        class_uid=ocsf.VULNERABILITY,
+        activity_id=activity_id,
+        time=time,
+        severity_id=common.severity_id(severity_word),
+        vendor_severity=severity_word,
+        status_id=status_id,
+        product=common.product(),
+        delivery_id=delivery_id,
+        log_name=LOG_NAME,
+    )
+    if status_word:
+        finding["status"] = status_word
+    tenant = doc.text("tenantId") or View(parent).text("tenantId")
+    if tenant:
+        finding["metadata"]["tenant_uid"] = tenant
+    primary = _primary(resource_id, details, provider, context)
+    finding.update(
+        {
+            "message": title,
+            "status_code": code,
+            "status_detail": _detail(status),
+            "cloud": cloud,
+            "finding_info": {
+                "uid": sub_id.lower(),
+                "uid_alt": props.text("id"),
+                "title": title,
+                "desc": props.text("description"),
+                "types": [t for t in (assessed, props.text("category")) if t and t != "N/A"],
+                "analytic": {"type_id": 1, "type": "Rule", "uid": assessed, "name": assessed} if assessed else None,
+                "modified_time": generated,
+                "related_events": [{"uid": parent_id.lower(), "type": "Recommendation"}] if parent_id else None,
+                "traits": traits.classify(service, layer, traits.VULNERABILITY_MANAGEMENT),
+            },
+            "vulnerabilities": _vulnerabilities(props, extra, sub_id),
+            "resources": [*primary, *context.resources(), *context.containers()],
+        }
+    )
+    unmapped = without(raw, _CONSUMED)
+    if parent is not None:
+        unmapped["parent_assessment"] = without(parent, ["properties.additionalData.subAssessment"])
+    return common.finish(finding, unmapped)
+
+
+def _primary(resource_id: str | None, details: View, provider: str | None, context: _Context) -> list[dict[str, Any]]:
+    """Return the assessed resource, unless it is the image (listed by the context)."""
+    if not resource_id or (not resource_id.startswith("/") and context.image):
+        # Running-image records send the image reference as `resourceDetails.id`, while
+        # `resourceName`/`resourceType` describe the cluster (`nativeResourceId`).
+        return []
+    if not resource_id.startswith("/"):
+        return [{"uid": resource_id, "name": resource_id, "provider": provider, "role_id": 1}]
+    return [
+        {
+            "uid": resource_id,
+            "name": details.text("resourceName") or common.last_segment(resource_id),
+            "type": common.arm_type(resource_id) or details.text("resourceType"),
+            "provider": provider,
+            "role_id": 1,
+        }
+    ]
+
+
+def _detail(status: View) -> str | None:
+    cause, description = status.text("cause"), status.text("description")
+    if cause and description:
+        return f"{cause}: {description}"
+    return cause or description
+
+
+def _parent_id(sub_id: str) -> str | None:
+    at = sub_id.lower().rfind("/subassessments/")
+    return sub_id[:at] if at > 0 else None
+
+
+def _classify(assessed: str | None, resource_id: str | None, context: _Context) -> tuple[str, str]:
+    kind = (assessed or "").lower()
+    if kind in _IMAGE_TYPES:
+        if context.has_kubernetes():
+            return context.service(), traits.APPLICATION
+        return traits.NO_SERVICE, traits.APPLICATION
+    if context.cluster_id or kind.startswith("managedaggregated"):
+        return context.service(), traits.INFRASTRUCTURE
+    found = placement(resource_id)
+    if found:
+        return found
+    if kind.startswith("sql"):
+        return traits.NO_SERVICE, traits.APPLICATION
+    return traits.NO_SERVICE, traits.INFRASTRUCTURE
+
+
+class _Context:
+    """The image, cluster, workloads, pods and containers a sub-assessment names."""
+
+    def __init__(self, extra: View, details: View) -> None:
+        self.extra = extra
+        artifact = extra.view("artifactDetails")
+        self.kube = extra.view("kubernetesDetails")
+        cluster = extra.view("clusterDetails")
+        aggregate = extra.view("aggregateServerResourceMetadata")
+        native = details.text("nativeResourceId")
+        self.cluster_id = (
+            cluster.text("clusterResourceId")
+            or self.kube.text("clusterResourceId")
+            or aggregate.text("managedAggregateResourceId")
+            or (native if native and "/managedclusters/" in native.lower() else None)
+        )
+        self.cluster_name = cluster.text("clusterName") or self.kube.text("clusterName")
+        repository = artifact.text("repositoryName") or extra.text("repositoryName")
+        host = artifact.text("registryHost")
+        digest = artifact.text("digest") or extra.text("imageDigest")
+        resource_id = details.text("id")
+        from_id = common.image_ref(resource_id) if resource_id and not resource_id.startswith("/") else None
+        name = "/".join(p for p in (host, repository) if p) if repository else None
+        if name:
+            self.image = common.image_ref(name, digest)
+        elif from_id:
+            self.image = common.ImageRef(from_id.name, from_id.tag, digest or from_id.digest)
+        else:
+            self.image = common.image_ref(None, digest) or (common.image_ref(host, None) if host and digest else None)
+        self.workloads = extra.view("kubernetesContext").views("workloads")
+
+    def has_kubernetes(self) -> bool:
+        """True when Defender says where in Kubernetes the image runs."""
+        return bool(self.cluster_id or self.kube or self.workloads)
+
+    def service(self) -> str:
+        """Return the Kubernetes service the context names (AKS unless it says otherwise)."""
+        kind = (self.kube.text("clusterKind") or "").lower()
+        if kind in _CLUSTER_KINDS:
+            return _CLUSTER_KINDS[kind]
+        return _CLOUD_SERVICES.get((self.kube.text("cloud") or "azure").lower(), traits.AKS)
+
+    def orchestrator(self) -> str:
+        """Return the orchestrator for container objects."""
+        kind = self.kube.text("clusterKind")
+        if kind:
+            return kind
+        return "AKS" if self.cluster_id and "/managedclusters/" in self.cluster_id.lower() else "Kubernetes"
+
+    def resources(self) -> list[dict[str, Any]]:
+        """Return the image, the cluster, the workloads and the pods as resources."""
+        found: list[dict[str, Any]] = []
+        if self.image:
+            image = {"uid": self.image.ocsf()["uid"], "name": self.image.name, "type": "Container Image", "role_id": 1}
+            found.append(image)
+        if self.cluster_id:
+            found.append(common.arm_resource(self.cluster_id, name=self.cluster_name, role_id=4))
+        if self.kube.text("controllerName"):
+            kind = (self.kube.text("controllerKind") or "controller").title()
+            found.append(self._k8s(self.kube.text("controllerName"), f"Kubernetes {kind}", self.kube.text("namespace")))
+        if self.kube.text("podName"):
+            found.append(self._k8s(self.kube.text("podName"), "Kubernetes Pod", self.kube.text("namespace")))
+        for workload in self.workloads:
+            namespace = workload.text("namespace")
+            if workload.text("name"):
+                kind = workload.text("kind") or "Workload"
+                found.append(self._k8s(workload.text("name"), f"Kubernetes {kind}", namespace))
+            for owned in workload.views("ownedResources"):
+                if owned.text("name"):
+                    kind = owned.text("kind") or "Pod"
+                    found.append(self._k8s(owned.text("name"), f"Kubernetes {kind}", namespace))
+        return found
+
+    @staticmethod
+    def _k8s(name: str | None, kind: str, namespace: str | None) -> dict[str, Any]:
+        return {"name": name, "type": kind, "namespace": namespace, "role_id": 4}
+
+    def containers(self) -> list[dict[str, Any]]:
+        """Return one resource per running container of the image.
+
+        Vulnerability Finding has no `evidences`, and the node running a container is not
+        named, so a `device` would be invented: the containers are resources, with the pod,
+        workload and image in `data`.
+        """
+        image = self.image.ocsf() if self.image else None
+        found: list[dict[str, Any]] = []
+        container = self.kube.text("containerName")
+        if container:
+            data = {
+                "cluster": self.cluster_name,
+                "namespace": self.kube.text("namespace"),
+                "pod": self.kube.text("podName"),
+                "controller": self.kube.text("controllerName"),
+            }
+            found.append(self._container(container, image, data))
+        for workload in self.workloads:
+            for owned in workload.views("ownedResources"):
+                for item in owned.views("containers"):
+                    if item.text("name"):
+                        data = {
+                            "cluster": self.cluster_name,
+                            "namespace": workload.text("namespace"),
+                            "workload": workload.text("name"),
+                            "pod": owned.text("name"),
+                        }
+                        found.append(self._container(item.text("name"), image, data))
+        return found
+
+    def _container(self, name: str | None, image: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": "Kubernetes Container",
+            "namespace": data.get("namespace"),
+            "role_id": 1,
+            "data": {**{k: v for k, v in data.items() if v}, "image": image, "orchestrator": self.orchestrator()},
+        }
+
+
+def _vulnerabilities(props: View, extra: View, sub_id: str) -> list[dict[str, Any]]:
+    details = extra.view("vulnerabilityDetails")
+    software = extra.view("softwareDetails")
+    tvm = extra.view("cve")
+    legacy = extra.views("cve")
+
+    ids: list[str] = []
+    for candidate in (details.text("cveId"), tvm.text("title"), *(c.text("title") for c in legacy)):
+        ids += cve_ids(candidate)
+    if not ids:
+        ids = cve_ids(props.text("displayName")) or cve_ids(props.text("id"))
+    ids = list(dict.fromkeys(ids))
+
+    references = list(
+        dict.fromkeys(
+            texts(
+                [
+                    *(r.text("link") for r in details.views("references")),
+                    *(c.text("link") for c in legacy),
+                    *(r.text("link") for r in extra.views("vendorReferences")),
+                    software.view("fixReference").text("url"),
+                ]
+            )
+        )
+    )
+    cvss = _cvss(details, extra, tvm)
+    fixed = software.text("fixedVersion")
+    fix = software.bool("patchable")
+    if fix is None:
+        fix = extra.bool("patchable")
+    if fix is None and software.text("fixStatus"):
+        fix = (software.text("fixStatus") or "").lower() == "fixavailable"
+    exploit = _exploit(details, tvm)
+    package = (
+        {
+            "name": software.text("packageName"),
+            "version": software.text("version"),
+            "fixed_in_version": fixed,
+            "vendor_name": software.text("vendor"),
+        }
+        if software.text("packageName") and software.text("version")
+        else None
+    )
+    cwe = next((w.text("id") for w in details.view("weaknesses").views("cwe") if w.text("id")), None)
+    published = common.first_time(details, "publishedDate") or common.first_time(extra, "publishedTime")
+    modified = common.first_time(details, "lastModifiedDate")
+    if published is None and tvm:
+        published = common.first_time(tvm, "publishedDate")
+        modified = modified or common.first_time(tvm, "lastModifiedDate")
+
+    base: dict[str, Any] = {
+        "title": props.text("displayName"),
+        "desc": props.text("description"),
+        "severity": details.text("severity") or props.view("status").text("severity"),
+        "references": references,
+        "affected_packages": [package] if package else None,
+        "is_fix_available": fix,
+        "fix_available": fix,
+        "is_exploit_available": exploit,
+        "remediation": {"desc": props.text("remediation")} if props.text("remediation") else None,
+        "category": props.text("category") if props.text("category") not in (None, "N/A") else None,
+    }
+    if not ids:
+        advisory = props.text("id") or common.last_segment(sub_id) or sub_id
+        return [{**base, "advisory": {"uid": advisory, "title": props.text("displayName"), "references": references}}]
+    return [
+        {
+            **base,
+            "cve": {
+                "uid": cve,
+                "title": tvm.text("title") if tvm else None,
+                "cvss": cvss,
+                "created_time": published,
+                "modified_time": modified,
+                "references": references,
+                "cwe": {"uid": cwe} if cwe else None,
+            },
+        }
+        for cve in ids
+    ]
+
+
+def _cvss(details: View, extra: View, tvm: View) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    table = details.view("cvss") or extra.view("cvss")
+    for version, scores in table.items():
+        score = View(scores)
+        base = score.number("base", "baseScore")
+        if base is not None:
+            found.append({"version": version, "base_score": base, "vector_string": score.text("cvssVectorString")})
+    if not found and tvm and tvm.number("cvssScore") is not None:
+        version = tvm.get("cvssVersion")
+        found.append(
+            {
+                "version": str(version) if isinstance(version, int | float | str) and version != "" else "3",
+                "base_score": tvm.number("cvssScore"),
+                "vector_string": tvm.text("cvssVectorString"),
+            }
+        )
+    if not found and extra.number("cvssV30Score") is not None:
+        found.append({"version": "3.0", "base_score": extra.number("cvssV30Score")})
+    return found
+
+
+def _exploit(details: View, tvm: View) -> bool | None:
+    flags = [
+        tvm.bool("hasPublicExploit"),
+        tvm.bool("isExploitInKit"),
+        details.view("exploitabilityAssessment").bool("isInExploitKit"),
+        details.view("exploitabilityAssessment").bool("exploitStepsPublished"),
+    ]
+    known = [flag for flag in flags if flag is not None]
+    return any(known) if known else None
