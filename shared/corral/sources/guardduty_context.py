@@ -344,10 +344,11 @@ def _evidences(fields: Fields, orchestrator: str | None, region: str | None) -> 
     process = _process(fields)
     if process is not None:
         chosen = _process_container(containers)
+        data = None
         if chosen is not None:
-            process["container"] = chosen[0]
+            process["container"], data = chosen
             containers = [c for c in containers if c is not chosen]
-        evidences.append({"process": process, "device": device})
+        evidences.append({"process": process, "device": device, "data": data})
         device = None
     for container, data in containers:
         evidences.append({"container": container, "data": data, "device": device})
