@@ -1,0 +1,55 @@
+# Corral — every target sets up what it needs itself (virtual environment in .venv, pinned installs).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS := dev,aws,azure,gcp,postgresql,chat
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test lint type check demo bench golden-update constraints conformance clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install Corral with every extra, pinned
+
+test: $(STAMP) ## Run the test suite (starts PostgreSQL, moto_server, rsyslog, emulators itself)
+	$(BIN)/pytest
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check shared functions tests benchmarks
+	$(BIN)/ruff format --check shared functions tests benchmarks
+
+type: $(STAMP) ## mypy --strict on the corral package
+	$(BIN)/mypy
+
+check: lint type test ## Everything CI cares about
+
+demo: $(STAMP) ## Run Corral's main job on bundled deliveries of all three clouds (SQLite, file sinks)
+	$(BIN)/python -m corral.demo
+
+bench: $(STAMP) ## Benchmarks, as ratios to baselines measured in the same run
+	$(BIN)/python -m benchmarks
+
+conformance: $(STAMP) ## Normalize every published sample in ../shared/samples and validate it
+	$(BIN)/python ../shared/conformance/run_samples.py
+
+golden-update: $(STAMP) ## Rewrite golden files (review the diff)
+	CORRAL_GOLDEN_UPDATE=1 $(BIN)/pytest tests -k golden -q
+
+constraints: ## Re-pin constraints.txt from a fresh resolve of pyproject.toml
+	rm -rf .venv-pin && $(PYTHON) -m venv .venv-pin && .venv-pin/bin/pip install --quiet -e ".[$(EXTRAS)]"
+	{ head -2 constraints.txt; .venv-pin/bin/pip freeze --exclude-editable | grep -v '^corral'; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf .venv-pin
+
+clean: ## Remove build output and local state
+	rm -rf dist build .pytest_cache .mypy_cache .ruff_cache corral.db corral.db-* demo-out
+
+-include mk/*.mk
