@@ -1,0 +1,118 @@
+"""File sink: OCSF JSON lines appended to a local file, flushed and fsync'd once per batch.
+
+Each delivery is one line: `{"idempotency_key": …, "change": …, "finding": {…}}`, or the bare
+OCSF finding with `format = "ocsf"` (for tools that read OCSF JSON lines directly). orjson
+escapes every control character, so attacker text can never start a new line. A batch is written
+with one `write` on a file opened for appending, so lines from concurrent writers do not
+interleave mid-line on local file systems. Used by the local demo and for archiving.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import orjson
+
+from corral.errors import ConfigError
+from corral.sinks.base import Delivery, Result, SinkFamily
+
+FAMILY: Final[SinkFamily] = "file"
+SETTINGS: Final = frozenset({"kind", "path", "format"})
+"""Every setting this sink reads, for configuration checks."""
+
+Format = Literal["corral", "ocsf"]
+FORMATS: Final[tuple[Format, ...]] = ("corral", "ocsf")
+
+log = logging.getLogger(__name__)
+
+
+def render(delivery: Delivery, fmt: Format = "corral") -> bytes:
+    """Return one JSON line (newline-terminated) for `delivery`.
+
+    Example:
+        >>> from corral.sinks.base import Delivery
+        >>> render(Delivery("file:x", "k1", "new", {"class_uid": 2004}))
+        b'{"idempotency_key":"k1","change":"new","finding":{"class_uid":2004}}\\n'
+    """
+    if fmt == "ocsf":
+        return orjson.dumps(delivery.finding, option=orjson.OPT_APPEND_NEWLINE)
+    doc = {"idempotency_key": delivery.version, "change": delivery.change, "finding": delivery.finding}
+    return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
+
+
+class FileSink:
+    """Appends findings to one file."""
+
+    family: SinkFamily = FAMILY
+
+    def __init__(self, sink_id: str, *, path: Path, fmt: Format = "corral") -> None:
+        self.id = sink_id
+        self.path = path
+        self._format: Format = fmt
+        self._lock = threading.Lock()
+
+    def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
+        """Append one line per delivery, then flush and fsync; one Result each."""
+        results: list[Result | None] = [None] * len(deliveries)
+        lines: list[bytes] = []
+        written: list[int] = []
+        for i, delivery in enumerate(deliveries):
+            try:
+                lines.append(render(delivery, self._format))
+            except TypeError as exc:  # orjson.JSONEncodeError: an integer over 64 bits, a non-str key
+                results[i] = Result.failure(
+                    delivery.version, f"{self.id}: cannot render the finding ({type(exc).__name__})", permanent=True
+                )
+                continue
+            written.append(i)
+        if lines:
+            try:
+                self._append(b"".join(lines))
+            except OSError as exc:
+                # Disk full, read-only or missing permissions: all worth retrying once fixed; the
+                # ledger backs off. Some lines may have landed; the idempotency key marks repeats.
+                reason = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+                log.warning("%s: cannot append to the file (%s)", self.id, reason)
+                for i in written:
+                    results[i] = Result.failure(
+                        deliveries[i].version, f"{self.id}: cannot append to the file ({reason})"
+                    )
+            else:
+                for i in written:
+                    results[i] = Result.success(deliveries[i].version)
+        return [r for r in results if r is not None]
+
+    def _append(self, data: bytes) -> None:
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("ab") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+
+    def close(self) -> None:
+        """Nothing to release: the file is opened per batch."""
+
+
+def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str]) -> FileSink:
+    """Build the sink from its settings; raise ConfigError naming `sinks.<id>.<key>` and the fix.
+
+    Example settings: `path = "out/findings.jsonl"`, optional `format = "ocsf"` (bare findings).
+    """
+    where = f"sinks.{sink_id}"
+    path = settings.get("path")
+    if not isinstance(path, str) or not path.strip() or "\x00" in path:
+        raise ConfigError(f'{where}.path: name the file to append JSON lines to, e.g. "out/findings.jsonl"')
+    fmt = settings.get("format", "corral")
+    if fmt not in FORMATS:
+        raise ConfigError(f"{where}.format: use one of {', '.join(FORMATS)}")
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{where}.path: {path} is a directory; name a file")
+    return FileSink(sink_id, path=target, fmt=fmt)
