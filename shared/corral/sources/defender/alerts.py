@@ -322,7 +322,7 @@ def _resources(
     unique: dict[tuple[str, str], dict[str, Any]] = {}
     for resource in found:
         uid = str(resource.get("uid") or "").lower()
-        unique.setdefault((uid, "" if uid else str(resource.get("name") or "")), resource)
+        unique.setdefault((uid, "" if uid else f"{resource.get('type')}:{resource.get('name')}"), resource)
     return list(unique.values())
 
 
@@ -343,9 +343,12 @@ class _Entities:
                 stack.extend(reversed(list(node.values())))
             elif isinstance(node, list):
                 stack.extend(reversed(node))
+        # The listed entities first, then those only nested inside others (an `aws-resource`
+        # can be sent solely as a cluster's `CloudResource`).
+        nested = [node for node in self._index.values() if "Type" in node]
         seen: set[int] = set()
         self.all: list[View] = []
-        for entity in entities:
+        for entity in [*entities, *nested]:
             resolved = self.resolve(entity)
             if resolved and id(resolved.raw) not in seen:
                 seen.add(id(resolved.raw))
@@ -400,10 +403,11 @@ class _Entities:
         found: list[dict[str, Any]] = []
         for cluster in self.of_type("K8s-cluster"):
             resource = self.resolve(cluster.get("CloudResource"))
-            rid = resource.text("ResourceId", "AzureID", "AzureResourceId")
+            rid = resource.text("ResourceId", "AzureID", "AzureResourceId", "AmazonResourceId", "FullResourceName")
             name = resource.text("ResourceName") or cluster.text("Name")
             if rid:
-                found.append({**common.arm_resource(rid, name=name, role_id=1), "type": common.arm_type(rid)})
+                kind = common.arm_type(rid) or resource.text("ResourceType") or "Kubernetes Cluster"
+                found.append({**common.arm_resource(rid, name=name, role_id=1), "type": kind})
             elif name:
                 found.append({"name": name, "type": "Kubernetes Cluster", "role_id": 1})
         for namespace in self.of_type("K8s-namespace"):
