@@ -29,6 +29,7 @@ from corral.records import Item, Outcome
 
 MAX_DEPTH: Final = 4  # an SQS body holding an EventBridge event is depth 2; deeper is not a delivery
 PUBSUB_PUBLISHED: Final = "google.cloud.pubsub.topic.v1.messagePublished"
+_EVENTBRIDGE_KEYS: Final = frozenset({"version", "id", "account", "time", "region", "resources", "detail"})
 _LIST_KEYS: Final = ("Findings", "listFindingsResults", "value", "records", "data")
 
 
@@ -61,6 +62,11 @@ def _unwrap(doc: object, where: str, delivery_id: str | None, depth: int) -> Ite
         yield from _sqs(doc["Records"], where, depth)
     elif "detail-type" in doc and "detail" in doc and "source" in doc:
         yield from _eventbridge(doc, where)
+    elif _is_partial_eventbridge(doc):
+        # Hand-made test events keep only `detail` (and `region`) of the EventBridge envelope.
+        detail = doc["detail"]
+        region = doc.get("region")
+        yield Item({"region": region, **detail} if isinstance(region, str) else detail, where, delivery_id)
     elif doc.get("specversion") and "data" in doc:
         yield from _cloudevent(doc, where, depth)
     elif isinstance(doc.get("message"), Mapping) and "data" in doc["message"]:
@@ -88,6 +94,10 @@ def _list_key(doc: Mapping[str, Any]) -> str | None:
 
 def _looks_like_record(doc: Mapping[str, Any]) -> bool:
     return any(k in doc for k in ("properties", "finding", "arn", "SystemAlertId", "AlertType", "schemaVersion"))
+
+
+def _is_partial_eventbridge(doc: Mapping[str, Any]) -> bool:
+    return isinstance(doc.get("detail"), Mapping) and set(doc) <= _EVENTBRIDGE_KEYS
 
 
 def _is_sqs_batch(doc: Mapping[str, Any]) -> bool:

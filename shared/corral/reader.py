@@ -139,6 +139,6 @@ def _failure(ref: str, raw: bytes, exc: orjson.JSONDecodeError) -> Document:
     except UnicodeDecodeError as bad:
         return Document(ref, raw, error=f"not valid UTF-8 (byte {bad.start})")
     message = str(exc)
-    if "recursion" in message.lower():
+    if "recursion" in message.lower() or "depth limit" in message.lower():
         return Document(ref, raw, error="JSON nested too deeply")
     return Document(ref, raw, error=f"invalid JSON: {message}")

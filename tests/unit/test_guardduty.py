@@ -460,12 +460,9 @@ def test_foreign_documents_are_not_recognized(doc: dict[str, Any]) -> None:
     assert not guardduty.recognizes(doc)
 
 
-@pytest.mark.parametrize(
-    ("field", "reason"),
-    [("arn", "no arn"), ("accountId", "no accountId"), ("type", "no type"), ("updatedAt", None)],
-)
+@pytest.mark.parametrize(("field", "reason"), [("type", "no type"), ("updatedAt", None)])
 def test_missing_required_fields_raise_malformed(field: str, reason: str | None) -> None:
-    """A finding without arn, accountId or type is malformed, with a reason naming the field."""
+    """A finding without type, or without any time, is malformed, with a reason naming the field."""
     detail, _ = eks_runtime_event()
     del detail[field]
     if reason is None:  # createdAt still orders the finding
@@ -473,6 +470,24 @@ def test_missing_required_fields_raise_malformed(field: str, reason: str | None)
         del detail["createdAt"]
         reason = "no updatedAt"
     with pytest.raises(MalformedEventError, match=reason):
+        guardduty.normalize(detail)
+
+
+def test_identity_falls_back_to_the_id_and_the_arn_account() -> None:
+    """Without accountId the ARN's account is used; without arn the finding id; without both it is malformed."""
+    detail, _ = eks_runtime_event()
+    arn_account = detail["arn"].split(":")[4]
+    del detail["accountId"]
+    finding = guardduty.normalize(detail)
+    assert isinstance(finding, dict)
+    assert finding["cloud"]["account"]["uid"] == arn_account
+    del detail["arn"]
+    finding = guardduty.normalize(detail)
+    assert isinstance(finding, dict)
+    assert finding["finding_info"]["uid"] == detail["id"]
+    assert finding["cloud"]["account"]["uid"] == guardduty.UNKNOWN_ACCOUNT
+    del detail["id"]
+    with pytest.raises(MalformedEventError, match="no arn and no id"):
         guardduty.normalize(detail)
 
 

@@ -42,6 +42,7 @@ _CONSOLES: Final = {
 }
 _REGION: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _FINDING_ID: Final = re.compile(r"^[A-Za-z0-9]{1,300}$")
+UNKNOWN_ACCOUNT: Final = "unknown"
 _MIN_MS: Final = 10**12
 _MAX_MS: Final = 10**13
 _SAMPLE_VALUE_MAX: Final = 65536
@@ -115,10 +116,12 @@ def _finding(doc: Mapping[str, Any], delivery_id: str | None, event_region: str 
     if is_pascal_finding(doc):
         doc = camel_finding(doc)
     fields = Fields(doc)
-    arn = _required(fields.text("arn"), "GuardDuty finding has no arn")
-    account = _required(fields.text("accountId"), "GuardDuty finding has no accountId")
-    finding_type = _required(fields.text("type"), "GuardDuty finding has no type")
+    # Some published test events carry only the finding id: the id is unique on its own, and a
+    # finding that names no account is kept under UNKNOWN_ACCOUNT rather than dropped.
+    arn = fields.text("arn") or _required(fields.text("id"), "GuardDuty finding has no arn and no id")
     arn_parts = arn.split(":")
+    account = fields.text("accountId") or (arn_parts[4] if len(arn_parts) > 4 and arn_parts[4] else UNKNOWN_ACCOUNT)
+    finding_type = _required(fields.text("type"), "GuardDuty finding has no type")
     region = fields.text("region") or event_region or (arn_parts[3] if len(arn_parts) > 3 else None) or None
     partition = fields.text("partition") or (arn_parts[1] if len(arn_parts) > 1 else None) or None
     finding_id = fields.text("id") or arn.rsplit("/", 1)[-1]
