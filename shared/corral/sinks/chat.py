@@ -1,0 +1,353 @@
+"""What the chat sinks (Slack, Teams) say about a finding, and how they keep attacker text inert.
+
+Titles, descriptions, resource names, image names and user agents in a finding can be written by
+whoever attacks the workload. A chat message must show them without letting them act: no mention,
+no link, no formatting and no bidirectional trickery. This module turns a finding into plain,
+cleaned strings and labels; each platform module then places them only where its client renders
+text literally (Slack `plain_text` objects, Adaptive Card `TextRun`s) and applies its own escaping.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlsplit
+
+from corral import ocsf, traits
+from corral.context import container_context
+from corral.errors import ConfigError
+from corral.sinks.text import MARKER
+from corral.stores.base import ChangeKind
+
+SEVERITY_MARKS: Final = {0: "⚪", 1: "⚪", 2: "🔵", 3: "🟡", 4: "🟠", 5: "🔴", 6: "⛔", 99: "⚫"}
+CHANGE_LABELS: Final[dict[ChangeKind, str]] = {
+    "new": "New",
+    "updated": "Updated",
+    "escalated": "Escalated",
+    "deescalated": "De-escalated",
+    "reopened": "Reopened",
+    "closed": "Closed",
+    "unchanged": "Unchanged",
+    "stale": "Stale",
+}
+UNTITLED: Final = "(untitled finding)"
+
+# Vendor consoles a "open in console" button may point to; anything else in `finding_info.src_url`
+# is shown as text at most. Exact hosts, or subdomains of the `.`-prefixed entries.
+CONSOLE_HOSTS: Final = frozenset(
+    {
+        "console.aws.amazon.com",
+        ".console.aws.amazon.com",
+        "console.amazonaws-us-gov.com",
+        ".console.amazonaws-us-gov.com",
+        "console.amazonaws.cn",
+        ".console.amazonaws.cn",
+        "portal.azure.com",
+        "portal.azure.us",
+        "portal.azure.cn",
+        "security.microsoft.com",
+        "console.cloud.google.com",
+    }
+)
+MAX_CONSOLE_URL: Final = 2000
+
+VALUE_LIMIT: Final = 300
+"""UTF-16 units kept of one field value (a Kubernetes name is at most 253 characters)."""
+
+# C0/C1 controls except tab and newline, DEL, bidirectional embeddings, overrides and isolates,
+# and the line/paragraph separators that some clients treat as newlines.
+_CONTROLS: Final = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]"
+)
+_SPACES: Final = re.compile(r"\s+")
+_BLANK_LINES: Final = re.compile(r"\n{3,}")
+_SCHEME: Final = re.compile(r"(https?|ftps?)://", re.IGNORECASE)
+_BROADCAST: Final = re.compile(r"@(?=(channel|here|everyone|all)\b)", re.IGNORECASE)
+_WORD_JOINER: Final = "\u2060"
+
+
+def clean(value: object, *, single_line: bool = True) -> str:
+    """Return attacker-supplied `value` as inert text: no controls, no live URL, no broadcast word.
+
+    URLs are defanged (`hxxps://`), as security teams do in alerts, so no client turns them into
+    links or previews; `@channel`, `@here`, `@everyone` and `@all` get an invisible word joiner
+    so that no client parses them as a broadcast. Bidirectional overrides (used to disguise file
+    names) and control characters, NUL included, are removed.
+
+    Example:
+        >>> clean("see https://evil.example\\u202e @here")
+        'see hxxps://evil.example @\\u2060here'
+    """
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    text = _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _SCHEME.sub(_defang, text)
+    text = _BROADCAST.sub("@" + _WORD_JOINER, text)
+    if single_line:
+        return _SPACES.sub(" ", text).strip()
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _defang(match: re.Match[str]) -> str:
+    scheme = match.group(1)
+    return f"{scheme[0]}xx{scheme[3:]}://" if scheme[0] in "hH" else f"{scheme[0]}x{scheme[2:]}://"
+
+
+def _trim_dangling(text: str) -> str:
+    # A cut must not leave a combining mark, a joiner or a variation selector waiting for the
+    # marker: they would attach to it.
+    while text and (unicodedata.combining(text[-1]) or text[-1] in "\u200c\u200d\ufe0e\ufe0f"):
+        text = text[:-1]
+    return text
+
+
+def utf16_len(text: str) -> int:
+    """Return the length of `text` in UTF-16 code units (how JavaScript clients count)."""
+    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+
+
+def cut_units(text: str, limit: int, marker: str = MARKER) -> str:
+    """Return `text` within `limit` UTF-16 code units, cut on a character boundary, with `marker`.
+
+    Counting UTF-16 units is the strict reading of "characters" for both Slack and Teams: an
+    emoji counts twice, so a text that fits here fits whichever way the platform counts.
+
+    Example:
+        >>> cut_units("😀😀😀", 5, "~")
+        '😀😀~'
+    """
+    if utf16_len(text) <= limit:
+        return text
+    room = max(0, limit - utf16_len(marker))
+    kept: list[str] = []
+    used = 0
+    for char in text:
+        width = 2 if ord(char) > 0xFFFF else 1
+        if used + width > room:
+            break
+        kept.append(char)
+        used += width
+    return _trim_dangling("".join(kept)) + marker
+
+
+def severity_id(finding: Mapping[str, Any]) -> int:
+    """Return the finding's OCSF severity id (0 when absent or not a known id)."""
+    value = finding.get("severity_id")
+    return value if isinstance(value, int) and value in ocsf.SEVERITY_NAMES else 0
+
+
+def severity_caption(sid: int) -> str:
+    """Return Corral's own caption for a severity id (never the vendor's text)."""
+    return ocsf.SEVERITY_NAMES.get(sid, "Unknown")
+
+
+def change_label(change: ChangeKind, finding: Mapping[str, Any], previous_severity_id: int | None = None) -> str:
+    """Return the change as a reader wants it, e.g. "Escalated High → Critical" or "Closed (Resolved)".
+
+    Example:
+        >>> change_label("escalated", {"severity_id": 5}, 4)
+        'Escalated High → Critical'
+    """
+    label = CHANGE_LABELS.get(change, "Updated")
+    now = severity_caption(severity_id(finding))
+    if change in ("escalated", "deescalated"):
+        if previous_severity_id in ocsf.SEVERITY_NAMES:
+            return f"{label} {severity_caption(previous_severity_id or 0)} → {now}"
+        return f"{label} to {now}"
+    if change == "closed":
+        status_id = finding.get("status_id")
+        if isinstance(status_id, int) and status_id in ocsf.CLOSED_STATUSES:
+            return f"{label} ({ocsf.STATUS_NAMES[status_id]})"
+    return label
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The cleaned, cut texts of one finding that both chat sinks show."""
+
+    severity_id: int
+    severity: str
+    title: str
+    description: str
+    finding_type: str | None
+    product: str | None
+    finding_uid: str | None
+    sample: bool
+    where: tuple[tuple[str, str], ...]
+    container: tuple[tuple[str, str], ...]
+    console_url: str | None
+
+
+def _value(value: object) -> str | None:
+    text = cut_units(clean(value), VALUE_LIMIT) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    return text or None
+
+
+def _pairs(*items: tuple[str, object]) -> tuple[tuple[str, str], ...]:
+    return tuple((label, text) for label, value in items if (text := _value(value)))
+
+
+def summarize(finding: Mapping[str, Any], *, description_limit: int) -> Summary:
+    """Return what a chat message shows of `finding`, every text cleaned and cut (pure).
+
+    Tolerates missing and mistyped fields: a message about a half-formed finding is better than
+    none.
+    """
+    info = _mapping(finding.get("finding_info"))
+    cloud = _mapping(finding.get("cloud"))
+    account = _mapping(cloud.get("account"))
+    product = _mapping(_mapping(finding.get("metadata")).get("product"))
+    types = info.get("types")
+    finding_type = types[0] if isinstance(types, list) and types else None
+    sid = severity_id(finding)
+    vendor = finding.get("severity") if sid == 99 else None
+    ctx = container_context(finding)
+    title = cut_units(clean(info.get("title")), 500) or UNTITLED
+    return Summary(
+        severity_id=sid,
+        severity=severity_caption(sid),
+        title=title,
+        description=cut_units(clean(info.get("desc"), single_line=False), description_limit),
+        finding_type=_value(finding_type),
+        product=_value(product.get("name")),
+        finding_uid=_value(info.get("uid")),
+        sample=traits.is_sample(finding),
+        where=_pairs(
+            ("Cloud", cloud.get("provider")),
+            ("Account", account.get("name") or account.get("uid")),
+            ("Region", cloud.get("region")),
+            ("Severity", vendor),
+            ("Status", finding.get("status")),
+            ("Service", traits.read(finding).get(traits.SERVICE)),
+        ),
+        container=_pairs(
+            ("Cluster", ctx.cluster),
+            ("Namespace", ctx.namespace),
+            ("Pod", ctx.pod),
+            ("Container", ctx.container),
+            ("Image", ctx.image),
+            ("Digest", ctx.image_digest),
+        ),
+        console_url=console_url(finding),
+    )
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def console_url(finding: Mapping[str, Any]) -> str | None:
+    """Return `finding_info.src_url` when it is a plain https link to a vendor console, else None.
+
+    The URL travels in the finding, so it is checked like any other input: https, a console host
+    (exact or a subdomain of a listed one), no user info, no port, no whitespace or backslash.
+    """
+    url = _mapping(finding.get("finding_info")).get("src_url")
+    if not isinstance(url, str) or not url or len(url) > MAX_CONSOLE_URL:
+        return None
+    if any(c.isspace() or c == "\\" or not c.isprintable() or ord(c) > 0x7E for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    if parts.scheme != "https" or port is not None or "@" in parts.netloc or not host:
+        return None
+    if host in CONSOLE_HOSTS or any(host.endswith(suffix) for suffix in CONSOLE_HOSTS if suffix.startswith(".")):
+        return url
+    return None
+
+
+def number(settings: Mapping[str, Any], key: str, where: str, *, default: float, low: float, high: float) -> float:
+    """Return the numeric setting `key` (seconds), or raise ConfigError naming it and the range."""
+    value = settings.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{where}.{key}: expected a number of seconds between {low:g} and {high:g}")
+    return float(value)
+
+
+def reject_unknown(settings: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+    """Raise ConfigError for a setting this sink does not know (a typo would otherwise be ignored)."""
+    for key in sorted(set(settings) - known):
+        raise ConfigError(f"{where}.{key}: unknown setting; use one of {', '.join(sorted(known))}")
+
+
+class Pacer:
+    """Keeps at least `interval` seconds between two posts of one sink (platform rate limits)."""
+
+    def __init__(
+        self,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._sleep = sleep
+        self._last: float | None = None
+
+    def wait(self) -> None:
+        """Sleep until the next post is allowed, then mark it as made."""
+        if self._interval > 0 and self._last is not None:
+            remaining = self._last + self._interval - self._clock()
+            if remaining > 0:
+                self._sleep(remaining)
+        self._last = self._clock()
+
+
+class _Redact(logging.Filter):
+    """Replaces every registered secret in records of the logger it is attached to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = message
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            redacted = redacted.replace(secret, "[redacted]")
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_REDACT: Final = _Redact()
+_REDACTED_LOGGERS: Final = ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry")
+
+
+def redact_url_in_logs(url: str) -> None:
+    """Keep a webhook URL's secret parts out of third-party DEBUG logs.
+
+    urllib3 logs each request's path and query at DEBUG level; a Workflows or Slack webhook URL
+    carries its credential there (the `sig` parameter, or the path itself).
+    """
+    parts = urlsplit(url)
+    secrets = {url, parts.path + ("?" + parts.query if parts.query else "")}
+    secrets.update(value for _, value in parse_qsl(parts.query) if len(value) >= 8)
+    _REDACT.secrets.update(s for s in secrets if len(s) >= 8)
+    for name in _REDACTED_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
+
+
+def quiet_logger(name: str) -> logging.Logger:
+    """Return a disabled logger to hand to an SDK that logs request URLs and bodies.
+
+    slack-sdk logs the webhook URL (the secret) and each request body at DEBUG level; Corral
+    reports every outcome in the Result instead, where the text is its own.
+    """
+    logger = logging.getLogger(name)
+    logger.disabled = True
+    logger.propagate = False
+    return logger

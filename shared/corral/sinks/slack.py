@@ -1,0 +1,369 @@
+"""Slack: one Block Kit message per finding, later changes as replies in its thread.
+
+Two modes. With a bot token (`token_env` + `channel`) messages go through `chat.postMessage`;
+the first message's `ts` becomes the finding's thread and later changes reply in it. With an
+incoming webhook (`webhook_url_env`) there are no threads: every change is its own message.
+
+Attacker-controlled text only ever sits in `plain_text` objects, escaped for Slack's three
+control characters and cleaned by `corral.sinks.chat`; the only mrkdwn is Corral's own. Retries
+are the delivery ledger's: slack-sdk's retry handlers are switched off, and a 429 stops the rest
+of the batch so that a rate-limited channel is not hammered.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from corral.errors import ConfigError
+from corral.ocsf import Finding
+from corral.sinks import chat
+from corral.sinks.base import Delivery, Result, SinkFamily
+from corral.sinks.http import classify, require_https, retry_after_seconds, secret_from_env
+from corral.sinks.text import MARKER
+from corral.stores.base import ChangeKind
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+    from slack_sdk.webhook import WebhookClient
+
+FAMILY: Final[SinkFamily] = "chat"
+DEFAULT_API_URL: Final = "https://slack.com/api/"
+DEFAULT_TIMEOUT: Final = 10.0
+DEFAULT_INTERVAL: Final = 1.0
+"""Slack allows about one message per second per channel (short bursts tolerated)."""
+
+HEADER_LIMIT: Final = 150
+TEXT_LIMIT: Final = 3000
+FIELD_LIMIT: Final = 2000
+FALLBACK_LIMIT: Final = 300
+DESCRIPTION_LIMIT: Final = 2900
+"""Below the 3000 of a section, so the escaping of `&`, `<` and `>` rarely forces a second cut."""
+
+# chat.postMessage errors worth another try; every other `ok: false` is a refusal.
+RETRYABLE_ERRORS: Final = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+# Replies that the whole channel should see, not only the thread's followers.
+BROADCAST_CHANGES: Final = frozenset({"escalated", "reopened"})
+KNOWN_SETTINGS: Final = frozenset(
+    {"kind", "webhook_url_env", "token_env", "channel", "api_url", "timeout", "min_interval"}
+)
+_ERROR_CODE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_TS: Final = re.compile(r"\d{1,12}\.\d{1,9}")
+_CHANNEL: Final = re.compile(r"[#@]?[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+_TOKEN_PREFIXES: Final = ("xoxb-", "xoxp-")
+_ESCAPES: Final = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+# Rendering (pure) ----------------------------------------------------------------------------
+
+
+def escape(text: str, limit: int) -> str:
+    """Escape Slack's control characters and cut to `limit` without splitting an entity.
+
+    Example:
+        >>> escape("a <b> & c", 100)
+        'a &lt;b&gt; &amp; c'
+    """
+    escaped = text.translate(_ESCAPES)
+    if chat.utf16_len(escaped) <= limit:
+        return escaped
+    cut = chat.cut_units(escaped, limit)
+    head = cut[: len(cut) - len(MARKER)]
+    amp = head.rfind("&")
+    if amp != -1 and ";" not in head[amp:]:
+        head = head[:amp]
+    return head + MARKER
+
+
+def plain(text: str, limit: int) -> dict[str, Any]:
+    """Return a `plain_text` object holding `text` (already cleaned) within `limit`."""
+    return {"type": "plain_text", "text": escape(text, limit) or "-", "emoji": False}
+
+
+def _fields(pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [plain(f"{label}: {value}", FIELD_LIMIT) for label, value in pairs[:10]]
+
+
+def render(
+    finding: Finding,
+    change: ChangeKind,
+    *,
+    previous_severity_id: int | None = None,
+    reply: bool = False,
+) -> dict[str, Any]:
+    """Return the Slack message (text, blocks, unfurl switches) for one change of `finding`.
+
+    `reply` renders the short form posted in the thread of the finding's first message.
+    Transport fields (`channel`, `thread_ts`) are added by `send`.
+
+    Example:
+        >>> render({"severity_id": 5, "finding_info": {"title": "x"}}, "new")["blocks"][0]["type"]
+        'header'
+    """
+    summary = chat.summarize(finding, description_limit=DESCRIPTION_LIMIT)
+    label = chat.change_label(change, finding, previous_severity_id)
+    mark = chat.SEVERITY_MARKS.get(summary.severity_id, "⚫")
+    sample = "[Sample] " if summary.sample else ""
+    headline = f"{mark} {summary.severity} · {label}"
+    blocks: list[dict[str, Any]] = []
+    if reply:
+        blocks.append({"type": "section", "text": plain(f"{headline}: {sample}{summary.title}", TEXT_LIMIT)})
+    else:
+        blocks.append(
+            {"type": "header", "text": plain(f"{mark} {summary.severity}: {sample}{summary.title}", HEADER_LIMIT)}
+        )
+        facts = [("Change", label), *((("Type", summary.finding_type),) if summary.finding_type else ())]
+        blocks.append({"type": "section", "fields": _fields([*facts, *summary.where])})
+    if summary.container:
+        blocks.append({"type": "section", "fields": _fields(summary.container)})
+    if summary.description and not reply:
+        blocks.append({"type": "section", "text": plain(summary.description, TEXT_LIMIT)})
+    if summary.console_url and not reply:
+        button = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Open in console", "emoji": False},
+            "url": summary.console_url,
+            "action_id": "corral_open_console",
+        }
+        blocks.append({"type": "actions", "elements": [button]})
+    footer = " · ".join(x for x in ("Corral", summary.product, summary.finding_uid) if x)
+    blocks.append({"type": "context", "elements": [plain(footer, TEXT_LIMIT)]})
+    return {
+        # The notification text: Slack parses it for mentions, so it is escaped like the rest.
+        "text": escape(f"{summary.severity} · {label}: {sample}{summary.title}", FALLBACK_LIMIT),
+        "blocks": blocks,
+        # No mrkdwn in the notification text, and no previews of whatever a text may link to.
+        "mrkdwn": False,
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+
+
+# Answers (pure) ------------------------------------------------------------------------------
+
+
+def _header(headers: object, name: str) -> str | None:
+    items = headers.items() if isinstance(headers, Mapping) or hasattr(headers, "items") else ()
+    for key, value in items:
+        if isinstance(key, str) and key.lower() == name.lower():
+            return value[0] if isinstance(value, list) and value else str(value)
+    return None
+
+
+def error_code(value: object) -> str:
+    """Return a Slack error code fit for a log line: a short snake_case word, else "unexpected answer"."""
+    text = value.strip() if isinstance(value, str) else ""
+    return text if _ERROR_CODE.fullmatch(text) else "unexpected answer"
+
+
+def api_result(
+    what: str, version: str, status: int, headers: object, data: object, *, thread_ref: str | None = None
+) -> Result:
+    """Classify a chat.postMessage answer (pure): ok → the message ts; errors by HTTP status and code."""
+    body = data if isinstance(data, Mapping) else {}
+    hint = retry_after_seconds(_header(headers, "Retry-After"))
+    if status == 200 and body.get("ok") is True:
+        ts = body.get("ts")
+        posted = ts if isinstance(ts, str) and _TS.fullmatch(ts) else None
+        # A reply keeps pointing at the thread's root: that is the reference later changes need.
+        return Result.success(version, thread_ref or posted)
+    code = error_code(body.get("error"))
+    if status == 429 or code in RETRYABLE_ERRORS:
+        return Result.failure(
+            version, f"{what}: rate limited ({code})" if status == 429 else f"{what}: {code}", retry_after=hint
+        )
+    if status >= 500 or (status == 200 and code == "unexpected answer"):
+        return Result.failure(version, f"{what}: HTTP {status} ({code})", retry_after=hint)
+    return Result.failure(version, f"{what}: refused ({code})", permanent=True)
+
+
+def webhook_result(what: str, version: str, status: int, headers: object, body: object) -> Result:
+    """Classify an incoming-webhook answer (pure): 2xx ok, 429/5xx retryable, other 4xx permanent."""
+    answer = classify(status, b"", _header(headers, "Retry-After"), what)
+    if answer.ok:
+        return Result.success(version)
+    code = error_code(body)
+    return Result.failure(
+        version, f"{answer.error}: {code}", permanent=answer.permanent, retry_after=answer.retry_after
+    )
+
+
+# Transport -----------------------------------------------------------------------------------
+
+
+def _transport_error(what: str, exc: BaseException) -> str:
+    # urllib wraps connection errors in URLError; the cause is in `reason`.
+    cause = getattr(exc, "reason", None)
+    cause = cause if isinstance(cause, BaseException) else exc
+    if isinstance(cause, TimeoutError):
+        return f"{what}: timed out"
+    # Only the exception's type: its text may quote the URL, and a webhook URL is a secret.
+    return f"{what}: connection failed ({type(cause).__name__})"
+
+
+class SlackSink:
+    """Posts findings to Slack with slack-sdk; see the module docstring for the two modes."""
+
+    family: SinkFamily = FAMILY
+
+    def __init__(
+        self,
+        sink_id: str,
+        *,
+        token: str | None = None,
+        channel: str | None = None,
+        webhook_url: str | None = None,
+        api_url: str = DEFAULT_API_URL,
+        timeout: float = DEFAULT_TIMEOUT,
+        min_interval: float = DEFAULT_INTERVAL,
+    ) -> None:
+        from slack_sdk import WebClient  # noqa: PLC0415 - only Slack users pay for slack-sdk
+        from slack_sdk.errors import SlackClientError  # noqa: PLC0415
+        from slack_sdk.webhook import WebhookClient  # noqa: PLC0415
+
+        self.id = sink_id
+        self._channel = channel
+        self._pacer = chat.Pacer(min_interval)
+        self._client_errors: tuple[type[BaseException], ...] = (
+            OSError,
+            http.client.HTTPException,
+            SlackClientError,
+            ValueError,
+        )
+        logger = chat.quiet_logger(f"corral.sinks.slack.sdk.{sink_id}")
+        # retry_handlers=[] rather than None: None installs slack-sdk's own retries, and retrying
+        # is the delivery ledger's job (with backoff and Retry-After).
+        self._web: WebClient | None = None
+        self._hook: WebhookClient | None = None
+        if token is not None:
+            # slack-sdk types `timeout` as int; urllib takes any number of seconds.
+            self._web = WebClient(
+                token=token,
+                base_url=api_url,
+                timeout=timeout,  # type: ignore[arg-type]
+                logger=logger,
+                retry_handlers=[],
+            )
+        elif webhook_url is not None:
+            chat.redact_url_in_logs(webhook_url)
+            self._hook = WebhookClient(webhook_url, timeout=timeout, logger=logger, retry_handlers=[])  # type: ignore[arg-type]
+        else:
+            raise ConfigError(f"sinks.{sink_id}: set token_env and channel, or webhook_url_env")
+
+    @property
+    def threads(self) -> bool:
+        """True when later changes can reply in the first message's thread (bot token mode)."""
+        return self._web is not None
+
+    def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
+        """Post each delivery; after a retryable failure, return the rest unsent with its hint."""
+        results: list[Result] = []
+        halt: Result | None = None
+        for delivery in deliveries:
+            if halt is not None:
+                results.append(
+                    Result.failure(
+                        delivery.version, f"{self.id}: not sent, Slack unavailable", retry_after=halt.retry_after
+                    )
+                )
+                continue
+            result = self._send_one(delivery)
+            results.append(result)
+            if not result.ok and not result.permanent:
+                halt = result
+        return results
+
+    def _send_one(self, delivery: Delivery) -> Result:
+        reply = self.threads and delivery.thread_ref is not None
+        try:
+            message = render(
+                delivery.finding,
+                delivery.change,
+                previous_severity_id=getattr(delivery, "previous_severity_id", None),
+                reply=reply,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            return Result.failure(delivery.version, f"{self.id}: cannot render ({type(exc).__name__})", permanent=True)
+        self._pacer.wait()
+        try:
+            if self._web is not None:
+                return self._post_api(delivery, message, reply)
+            assert self._hook is not None  # noqa: S101 - one of the two is set by __init__
+            response = self._hook.send_dict(message)
+        except self._client_errors as exc:
+            return self._api_error(delivery, exc)
+        return webhook_result(self.id, delivery.version, response.status_code, response.headers, response.body)
+
+    def _post_api(self, delivery: Delivery, message: dict[str, Any], reply: bool) -> Result:
+        assert self._web is not None  # noqa: S101
+        body = {**message, "channel": self._channel, "link_names": False}
+        if reply:
+            body["thread_ts"] = delivery.thread_ref
+            body["reply_broadcast"] = delivery.change in BROADCAST_CHANGES
+        response = self._web.api_call("chat.postMessage", json=body)
+        return api_result(
+            self.id,
+            delivery.version,
+            response.status_code,
+            response.headers,
+            response.data,
+            thread_ref=delivery.thread_ref if reply else None,
+        )
+
+    def _api_error(self, delivery: Delivery, exc: BaseException) -> Result:
+        from slack_sdk.errors import SlackApiError  # noqa: PLC0415
+
+        if isinstance(exc, SlackApiError):
+            # slack-sdk raises for every answer that is not `ok`; the answer itself is what counts.
+            response = exc.response
+            return api_result(
+                self.id,
+                delivery.version,
+                response.status_code,
+                response.headers,
+                response.data,
+                thread_ref=delivery.thread_ref if self.threads and delivery.thread_ref else None,
+            )
+        return Result.failure(delivery.version, _transport_error(self.id, exc))
+
+    def close(self) -> None:
+        """Nothing to release: slack-sdk opens one connection per request."""
+
+
+def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str]) -> SlackSink:
+    """Build a Slack sink from `sinks.<id>`; raises ConfigError naming the setting to fix.
+
+    Settings: `token_env` and `channel` (bot token, threads), or `webhook_url_env`; `api_url`
+    (bot token mode, default https://slack.com/api/), `timeout` and `min_interval` in seconds.
+    """
+    where = f"sinks.{sink_id}"
+    chat.reject_unknown(settings, KNOWN_SETTINGS, where)
+    timeout = chat.number(settings, "timeout", where, default=DEFAULT_TIMEOUT, low=0.05, high=120)
+    interval = chat.number(settings, "min_interval", where, default=DEFAULT_INTERVAL, low=0, high=60)
+    has_token, has_hook = "token_env" in settings, "webhook_url_env" in settings
+    if has_token == has_hook:
+        raise ConfigError(f"{where}: set either token_env (with channel) or webhook_url_env, not both or neither")
+    if has_hook:
+        for key in ("channel", "api_url"):
+            if key in settings:
+                raise ConfigError(
+                    f"{where}.{key}: only used with token_env; an incoming webhook posts to its own channel"
+                )
+        url = secret_from_env(settings, "webhook_url_env", env, where)
+        require_https(url, f"{where}.webhook_url_env")
+        return SlackSink(sink_id, webhook_url=url, timeout=timeout, min_interval=interval)
+    channel = settings.get("channel")
+    if not isinstance(channel, str) or not _CHANNEL.fullmatch(channel):
+        raise ConfigError(f"{where}.channel: expected a channel id (e.g. C0123ABCD) or #name")
+    api_url = require_https(settings.get("api_url", DEFAULT_API_URL), f"{where}.api_url")
+    token = secret_from_env(settings, "token_env", env, where)
+    if not token.startswith(_TOKEN_PREFIXES) or any(c.isspace() for c in token):
+        raise ConfigError(
+            f"{where}.token_env: the variable {settings['token_env']} does not hold a Slack bot or user token "
+            "(xoxb-… or xoxp-…)"
+        )
+    return SlackSink(sink_id, token=token, channel=channel, api_url=api_url, timeout=timeout, min_interval=interval)
