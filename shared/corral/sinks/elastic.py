@@ -1,0 +1,202 @@
+"""Elasticsearch sink: OCSF findings through `_bulk`, one `create` per delivery, `_id` = idempotency key.
+
+`create` (not `index`) makes a duplicate delivery harmless: Elasticsearch refuses a second
+document with the same `_id` with 409, which here means "already delivered" and counts as a
+success. `create` is also the only operation a data stream accepts, so `index` may name an index,
+an alias or a data stream. Documents are the OCSF finding plus `@timestamp` (the version's own
+modified time) and `corral.change` / `corral.idempotency_key`.
+
+The index name travels inside the NDJSON action line, never in the URL path, and is checked at
+start-up against Elasticsearch's naming rules. `_bulk` answers 200 even when items fail, so each
+item's own status decides its delivery: 2xx or 409 success, 429 and 5xx retryable, other 4xx
+(mapping errors) permanent. A refused request (401, 413, 5xx, timeout) fails all its items.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import orjson
+
+from corral import ocsf
+from corral.errors import ConfigError
+from corral.sinks.base import Delivery, Result, SinkFamily
+from corral.sinks.http import READ_TIMEOUT, Answer, Client, require_https, secret_from_env
+from corral.sinks.splunk_hec import MAX_TIMEOUT, ca_bundle, number, pack
+
+FAMILY: Final[SinkFamily] = "siem"
+SETTINGS: Final = frozenset({"kind", "url", "index", "api_key_env", "max_request_bytes", "timeout", "ca_file"})
+"""Every setting this sink reads, for configuration checks."""
+
+DEFAULT_MAX_REQUEST_BYTES: Final = 5_000_000
+CONFLICT: Final = 409
+
+_API_KEY: Final = re.compile(r"[\x21-\x7e]+")
+# Elasticsearch: lowercase, none of \ / * ? " < > | , # : or space, not starting with - _ +, not . or ..
+_INDEX_NAME: Final = re.compile(r"[a-z0-9.][a-z0-9._-]*")
+_INDEX_BYTES: Final = 255
+_ERROR_TYPE: Final = re.compile(r"[a-z_]{1,80}")
+
+log = logging.getLogger(__name__)
+
+
+def iso_ms(millis: int) -> str:
+    """Return epoch milliseconds as an ISO 8601 UTC time with milliseconds.
+
+    Example:
+        >>> iso_ms(1704164645123)
+        '2024-01-02T03:04:05.123Z'
+    """
+    return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def render(delivery: Delivery, index: str) -> bytes:
+    """Return the two NDJSON lines (`create` action and document) of one delivery, newline-terminated."""
+    action = {"create": {"_index": index, "_id": delivery.version}}
+    document = {
+        **delivery.finding,
+        "@timestamp": iso_ms(ocsf.modified_time(delivery.finding)),
+        "corral": {"change": delivery.change, "idempotency_key": delivery.version},
+    }
+    # orjson escapes every control character, so neither line can contain a raw newline.
+    return orjson.dumps(action) + b"\n" + orjson.dumps(document) + b"\n"
+
+
+def item_result(version: str, item: object, what: str) -> Result:
+    """Map one `_bulk` response item to the Result of its delivery."""
+    body = item.get("create") if isinstance(item, dict) else None
+    status = body.get("status") if isinstance(body, dict) else None
+    if not isinstance(status, int) or isinstance(status, bool):
+        return Result.failure(version, f"{what}: unreadable bulk item")
+    if 200 <= status < 300 or status == CONFLICT:
+        return Result.success(version)
+    error = body.get("error") if isinstance(body, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    detail = f" ({kind})" if isinstance(kind, str) and _ERROR_TYPE.fullmatch(kind) else ""
+    if status == 429 or status >= 500:
+        return Result.failure(version, f"{what}: item HTTP {status}{detail}")
+    return Result.failure(version, f"{what}: item HTTP {status}{detail} (rejected)", permanent=True)
+
+
+class ElasticSink:
+    """Sends findings to one Elasticsearch index or data stream."""
+
+    family: SinkFamily = FAMILY
+
+    def __init__(
+        self,
+        sink_id: str,
+        *,
+        url: str,
+        index: str,
+        api_key: str,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        client: Client,
+    ) -> None:
+        self.id = sink_id
+        self._url = url.rstrip("/") + "/_bulk"
+        self._index = index
+        self._limit = max_request_bytes
+        self._client = client
+        self._headers = {"Authorization": f"ApiKey {api_key}", "Content-Type": "application/x-ndjson"}
+
+    def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
+        """Send the deliveries in as few `_bulk` requests as the size limit allows; one Result each."""
+        results: list[Result | None] = [None] * len(deliveries)
+        lines: dict[int, bytes] = {}
+        for i, delivery in enumerate(deliveries):
+            try:
+                lines[i] = render(delivery, self._index)
+            except (KeyError, TypeError, ValueError) as exc:
+                results[i] = Result.failure(
+                    delivery.version, f"{self.id}: cannot render the finding ({type(exc).__name__})", permanent=True
+                )
+        order = sorted(lines)
+        groups, oversize = pack([len(lines[i]) for i in order], self._limit)
+        for k in oversize:
+            i = order[k]
+            results[i] = Result.failure(
+                deliveries[i].version,
+                f"{self.id}: document of {len(lines[i])} bytes exceeds max_request_bytes ({self._limit})",
+                permanent=True,
+            )
+        for group in groups:
+            members = [order[k] for k in group]
+            answer = self._client.post(self._url, b"".join(lines[i] for i in members), self._headers, what=self.id)
+            for i, result in zip(members, self._results(answer, [deliveries[i] for i in members]), strict=True):
+                results[i] = result
+        done = [r for r in results if r is not None]
+        failed = sum(not r.ok for r in done)
+        if failed:
+            log.warning("%s: %d of %d deliveries failed", self.id, failed, len(done))
+        return done
+
+    def _results(self, answer: Answer, batch: Sequence[Delivery]) -> list[Result]:
+        if not answer.ok:
+            error = answer.error or f"{self.id}: failed"
+            return [
+                Result.failure(d.version, error, permanent=answer.permanent, retry_after=answer.retry_after)
+                for d in batch
+            ]
+        try:
+            doc = orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            doc = None
+        items = doc.get("items") if isinstance(doc, dict) else None
+        if not isinstance(items, list) or len(items) != len(batch):
+            # Without one item per action we cannot tell what was stored; the ledger retries, and
+            # `create` turns whatever was stored into a 409 (success) next time.
+            return [Result.failure(d.version, f"{self.id}: unreadable bulk answer") for d in batch]
+        return [item_result(d.version, item, self.id) for d, item in zip(batch, items, strict=True)]
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._client.close()
+
+
+def index_name(value: object, where: str) -> str:
+    """Return `value` if it is a valid Elasticsearch index, alias or data stream name."""
+    if (
+        not isinstance(value, str)
+        or value in (".", "..")
+        or len(value.encode()) > _INDEX_BYTES
+        or not _INDEX_NAME.fullmatch(value)
+    ):
+        raise ConfigError(
+            f"{where}: use an Elasticsearch index or data stream name: lowercase letters, digits, '.', '_' "
+            "and '-', not starting with '-', '_' or '+', at most 255 bytes"
+        )
+    return value
+
+
+def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str]) -> ElasticSink:
+    """Build the sink from its settings; raise ConfigError naming `sinks.<id>.<key>` and the fix.
+
+    Example settings: `url = "https://es.example:9200"`, `index = "logs-corral.findings-default"`,
+    `api_key_env = "ELASTIC_API_KEY"` (the base64 "encoded" API key), optional
+    `max_request_bytes`, `timeout` (seconds) and `ca_file`.
+    """
+    where = f"sinks.{sink_id}"
+    url = require_https(settings.get("url"), f"{where}.url")
+    if urlsplit(url).query or urlsplit(url).fragment:
+        raise ConfigError(f"{where}.url: remove the query string; credentials go in the environment variable")
+    index = index_name(settings.get("index"), f"{where}.index")
+    api_key = secret_from_env(settings, "api_key_env", env, where)
+    if not _API_KEY.fullmatch(api_key):
+        # The key goes into a header: reject anything that could split or corrupt it.
+        raise ConfigError(f"{where}.api_key_env: the API key must be printable ASCII without spaces (the encoded form)")
+    limit = int(number(settings, "max_request_bytes", where, DEFAULT_MAX_REQUEST_BYTES, minimum=1024, maximum=1 << 30))
+    timeout = number(settings, "timeout", where, READ_TIMEOUT, minimum=0.05, maximum=MAX_TIMEOUT)
+    return ElasticSink(
+        sink_id,
+        url=url,
+        index=index,
+        api_key=api_key,
+        max_request_bytes=limit,
+        client=Client(ca_certs=ca_bundle(settings, where), timeout=timeout),
+    )
