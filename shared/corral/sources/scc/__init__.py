@@ -317,7 +317,9 @@ def normalize(doc: Mapping[str, Any], delivery_id: str | None = None) -> ocsf.Fi
         "title": category,
         "desc": description or text(_details.source_properties(finding), "Explanation"),
         "types": list(dict.fromkeys(t for t in (category, scc_class) if t)),
-        "analytic": {"type_id": 1, "type": "Rule", "uid": module or category, "name": category},
+        "analytic": {"type_id": 1, "type": "Rule", "uid": module or category, "name": category}
+        if module or category
+        else None,
         "created_time": create_ms,
         "modified_time": modified,
         "src_url": src_url,

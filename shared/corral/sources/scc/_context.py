@@ -70,17 +70,15 @@ def image(uri: str | None, image_id: str | None) -> dict[str, Any] | None:
 
 def _container(record: Mapping[str, Any], orchestrator: str | None) -> dict[str, Any] | None:
     name = text(record, "name")
+    if not name:
+        return None  # OCSF needs a container uid or name; SCC has no container id (the record stays in unmapped)
     img = image(text(record, "uri"), text(record, "imageId"))
-    if not name and not img:
-        return None
     return pruned(
         {
             "name": name,
             "image": img,
             "orchestrator": orchestrator,
             "labels": labels(record),
-            # Without a container id, the image is what identifies a container uniquely enough;
-            # `name` satisfies OCSF's uid-or-name rule when there is no image.
         }
     )
 
