@@ -1,0 +1,101 @@
+"""What only the SQLite store does: migrate on open, WAL, paths relative to the working folder."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from corral.errors import ConfigError, StoreUnavailableError
+from corral.stores import migrations, open_store
+from corral.stores.sqlite import SqliteStore, path_of
+from tests.stores.factory import BASE_TIME, make_finding
+
+
+def applied(path: Path) -> list[int]:
+    """Return the versions recorded in schema_migrations, in order."""
+    with sqlite3.connect(path) as db:
+        return [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+
+
+def test_open_migrates_once(tmp_path: Path) -> None:
+    """Opening applies every migration once; opening again and migrating again apply nothing."""
+    path = tmp_path / "corral.db"
+    store = SqliteStore(f"sqlite:///{path}")
+    assert store.schema_version() == migrations.LATEST
+    store.migrate()
+    store.close()
+    SqliteStore(f"sqlite:///{path}").close()
+    assert applied(path) == [m.version for m in migrations.MIGRATIONS]
+
+
+def test_concurrent_opens_migrate_once(tmp_path: Path) -> None:
+    """Several stores opening a new file at the same moment all succeed and migrate it once."""
+    path = tmp_path / "race.db"
+    barrier = threading.Barrier(6)
+
+    def opener(_: int) -> int:
+        barrier.wait(timeout=30)
+        store = SqliteStore(f"sqlite:///{path}")
+        store.migrate()
+        version = store.schema_version()
+        store.close()
+        return version
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(opener, range(6))) == [migrations.LATEST] * 6
+    assert applied(path) == [m.version for m in migrations.MIGRATIONS]
+
+
+def test_file_is_in_wal_mode(tmp_path: Path) -> None:
+    """The database file is switched to WAL, so readers do not block the writer."""
+    path = tmp_path / "wal.db"
+    SqliteStore(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_relative_path_is_relative_to_the_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sqlite:///name.db` is a file in the working folder; `sqlite://` is `corral.db` there."""
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:///data/here.db")
+    store.upsert([make_finding()], now=BASE_TIME)
+    store.close()
+    assert (tmp_path / "data" / "here.db").is_file()
+    assert path_of("sqlite://") == "corral.db"
+    assert path_of("sqlite:////var/lib/corral/x.db") == "/var/lib/corral/x.db"
+    assert path_of("sqlite:///:memory:") == ":memory:"
+
+
+def test_memory_store_works() -> None:
+    """An in-memory store keeps what it is given for its lifetime."""
+    store = open_store("sqlite:///:memory:")
+    [change] = store.upsert([make_finding()], now=BASE_TIME)
+    assert change.kind == "new"
+    assert store.get(change.key) is not None
+
+
+def test_remote_host_is_a_config_error() -> None:
+    """A SQLite URL naming a host is refused: SQLite is a local file."""
+    with pytest.raises(ConfigError, match="local file"):
+        open_store("sqlite://db.example.com/corral.db")
+
+
+def test_unopenable_file_is_unavailable(tmp_path: Path) -> None:
+    """A path that cannot be a database raises StoreUnavailableError naming the URL."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    url = f"sqlite:///{blocker}/corral.db"
+    with pytest.raises(StoreUnavailableError, match="not-a-folder"):
+        open_store(url)
+
+
+def test_corrupt_file_is_unavailable(tmp_path: Path) -> None:
+    """A file that is not a SQLite database raises StoreUnavailableError, not a driver error."""
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreUnavailableError, match="garbage.db"):
+        open_store(f"sqlite:///{path}")
