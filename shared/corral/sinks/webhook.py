@@ -1,0 +1,217 @@
+"""Signed webhook sink: one HTTPS POST per finding version, HMAC-SHA256 signed, with an idempotency key.
+
+The body is `{"idempotency_key": …, "change": …, "finding": {OCSF}}`. The signature covers the
+timestamp and the exact body bytes: `X-Corral-Signature: sha256=<hex of HMAC-SHA256(secret,
+timestamp + "." + body)>`, with the timestamp (epoch seconds) in `X-Corral-Timestamp`, so a
+receiver can refuse a forged or replayed request with `verify()`. `Idempotency-Key` repeats the
+version key so the receiver can drop the rare duplicate without parsing the body.
+
+The URL may itself be a secret (a capability URL), so it can come from an environment variable
+(`url_env`) and is never written in errors or logs. Redirects are not followed: a signed body
+goes only where it was configured to go.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import orjson
+
+from corral.errors import ConfigError
+from corral.sinks.base import Delivery, Result, SinkFamily
+from corral.sinks.http import READ_TIMEOUT, Client, require_https, secret_from_env
+from corral.sinks.splunk_hec import MAX_TIMEOUT, ca_bundle, number
+
+FAMILY: Final[SinkFamily] = "siem"
+SETTINGS: Final = frozenset({"kind", "url", "url_env", "secret_env", "timeout", "ca_file"})
+"""Every setting this sink reads, for configuration checks."""
+
+TIMESTAMP_HEADER: Final = "X-Corral-Timestamp"
+SIGNATURE_HEADER: Final = "X-Corral-Signature"
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+SCHEME: Final = "sha256="
+DEFAULT_TOLERANCE: Final = 300
+MIN_SECRET_BYTES: Final = 16
+
+# What may go into the Idempotency-Key header; Corral's keys are 64 hex digits.
+_HEADER_SAFE: Final = re.compile(r"[A-Za-z0-9._:-]{1,256}")
+
+# urllib3 logs each request line ("POST /path HTTP/1.1") at DEBUG; for a capability URL the path
+# is the secret. Records from these loggers get any configured webhook path replaced.
+_TRANSPORT_LOGGERS: Final = ("urllib3.connectionpool", "urllib3.poolmanager")
+REDACTED: Final = "[redacted webhook path]"
+
+log = logging.getLogger(__name__)
+
+
+class _RedactPaths(logging.Filter):
+    """Replaces registered secret URL paths in transport log records; drops nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.paths:
+            return True
+        if isinstance(record.msg, str):
+            record.msg = self._redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+    def _redact(self, text: str) -> str:
+        for path in self.paths:
+            text = text.replace(path, REDACTED)
+        return text
+
+
+_REDACT: Final = _RedactPaths()
+
+
+def protect_url(url: str) -> None:
+    """Keep the path and query of `url` out of urllib3's log records (idempotent)."""
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    if target not in ("", "/"):
+        _REDACT.paths.add(target)
+    for name in _TRANSPORT_LOGGERS:
+        logging.getLogger(name).addFilter(_REDACT)  # addFilter ignores a filter already present
+
+
+def render(delivery: Delivery) -> bytes:
+    """Return the JSON body for one delivery."""
+    return orjson.dumps({"idempotency_key": delivery.version, "change": delivery.change, "finding": delivery.finding})
+
+
+def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
+    """Return the signature header value: "sha256=" + hex HMAC-SHA256 over `timestamp + "." + body`.
+
+    Example:
+        >>> sign("s3cret-s3cret-s3cret", "1700000000", b"{}")[:7]
+        'sha256='
+    """
+    key = secret.encode() if isinstance(secret, str) else secret
+    return SCHEME + hmac.new(key, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+
+
+def signed_request(delivery: Delivery, secret: str | bytes, now: float) -> tuple[bytes, dict[str, str]]:
+    """Return the body and headers of one delivery, signed at time `now` (epoch seconds)."""
+    body = render(delivery)
+    timestamp = str(int(now))
+    headers = {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: sign(secret, timestamp, body),
+        IDEMPOTENCY_HEADER: delivery.version,
+    }
+    return body, headers
+
+
+def verify(
+    secret: str | bytes,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    now: float,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> bool:
+    """Check a request Corral signed: fresh timestamp (within `tolerance` seconds) and matching HMAC.
+
+    For receivers: pass the raw body bytes as received, before any JSON parsing. The comparison
+    is constant-time.
+
+    Example:
+        >>> key, body = "s3cret-s3cret-s3cret", b'{"change":"new"}'
+        >>> verify(key, "1700000000", body, sign(key, "1700000000", body), now=1700000100)
+        True
+    """
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        return False
+    if abs(now - int(timestamp)) > tolerance:
+        return False
+    expected = sign(secret, timestamp, body)
+    # Compare bytes: compare_digest refuses non-ASCII str, and a hostile header may be anything.
+    return hmac.compare_digest(expected.encode(), signature.encode("utf-8", errors="replace"))
+
+
+class WebhookSink:
+    """POSTs each finding version to one receiver, signed."""
+
+    family: SinkFamily = FAMILY
+
+    def __init__(
+        self,
+        sink_id: str,
+        *,
+        url: str,
+        secret: str,
+        client: Client,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.id = sink_id
+        self._url = url
+        protect_url(url)
+        self._secret = secret.encode()
+        self._client = client
+        self._clock = clock
+
+    def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
+        """POST each delivery; one Result each."""
+        results = [self._send_one(d) for d in deliveries]
+        failed = sum(not r.ok for r in results)
+        if failed:
+            log.warning("%s: %d of %d deliveries failed", self.id, failed, len(results))
+        return results
+
+    def _send_one(self, delivery: Delivery) -> Result:
+        if not _HEADER_SAFE.fullmatch(delivery.version):
+            return Result.failure(delivery.version, f"{self.id}: idempotency key is not header-safe", permanent=True)
+        try:
+            body, headers = signed_request(delivery, self._secret, self._clock())
+        except (TypeError, ValueError) as exc:
+            return Result.failure(
+                delivery.version, f"{self.id}: cannot render the finding ({type(exc).__name__})", permanent=True
+            )
+        answer = self._client.post(self._url, body, headers, what=self.id)
+        if answer.ok:
+            return Result.success(delivery.version)
+        return Result.failure(
+            delivery.version,
+            answer.error or f"{self.id}: failed",
+            permanent=answer.permanent,
+            retry_after=answer.retry_after,
+        )
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._client.close()
+
+
+def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str]) -> WebhookSink:
+    """Build the sink from its settings; raise ConfigError naming `sinks.<id>.<key>` and the fix.
+
+    Example settings: `url_env = "CORRAL_WEBHOOK_URL"` (or `url = "https://…"` when the URL is not
+    secret), `secret_env = "CORRAL_WEBHOOK_SECRET"`, optional `timeout` (seconds) and `ca_file`.
+    """
+    where = f"sinks.{sink_id}"
+    if ("url" in settings) == ("url_env" in settings):
+        raise ConfigError(f"{where}.url_env: set exactly one of url_env (URL kept in the environment) or url")
+    if "url_env" in settings:
+        url = require_https(secret_from_env(settings, "url_env", env, where), f"{where}.url_env")
+    else:
+        url = require_https(settings.get("url"), f"{where}.url")
+    secret = secret_from_env(settings, "secret_env", env, where)
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(f"{where}.secret_env: use a signing secret of at least {MIN_SECRET_BYTES} bytes")
+    timeout = number(settings, "timeout", where, READ_TIMEOUT, minimum=0.05, maximum=MAX_TIMEOUT)
+    return WebhookSink(
+        sink_id, url=url, secret=secret, client=Client(ca_certs=ca_bundle(settings, where), timeout=timeout)
+    )
