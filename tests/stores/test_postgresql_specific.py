@@ -13,9 +13,8 @@ from corral.errors import ConfigError, StoreUnavailableError
 from corral.stores import migrations, open_store
 from corral.stores.base import FindingQuery, LedgerEntry
 from corral.stores.postgresql import PostgresStore, lock_id
-from tests.support.postgres import PostgresServer, start_or_skip
-
 from tests.stores.factory import BASE_TIME, make_finding
+from tests.support.postgres import PostgresServer, start_or_skip
 
 pytestmark = pytest.mark.integration
 
@@ -111,9 +110,8 @@ def test_runtime_needs_only_data_rights(empty_url: str) -> None:
     assert [f.key for f in store.query(FindingQuery(severity_at_least=5)).items] == [change.key]
     entry = LedgerEntry(change.version, "slack:x", change.key, "new", finding, BASE_TIME)
     assert store.ledger_add([entry]) == [entry]
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        with psycopg.connect(url) as conn:
-            conn.execute("CREATE TABLE nope (x int)")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE nope (x int)")
     store.close()
     with psycopg.connect(empty_url, autocommit=True) as conn:
         conn.execute(f"DROP OWNED BY {role}")
@@ -130,7 +128,7 @@ def test_server_down_is_unavailable_without_the_password() -> None:
         assert store.upsert([make_finding()], now=BASE_TIME)[0].kind == "new"
         assert PASSWORD not in store.url
         server.stop()
-        for call in (lambda: store.counts(), lambda: open_store(url).get(("p", "a", "u"))):
+        for call in (store.counts, lambda: open_store(url).get(("p", "a", "u"))):
             with pytest.raises(StoreUnavailableError) as caught:
                 call()
             message = str(caught.value)

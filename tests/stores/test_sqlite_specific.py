@@ -97,5 +97,5 @@ def test_corrupt_file_is_unavailable(tmp_path: Path) -> None:
     """A file that is not a SQLite database raises StoreUnavailableError, not a driver error."""
     path = tmp_path / "garbage.db"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreUnavailableError, match="garbage.db"):
+    with pytest.raises(StoreUnavailableError, match=r"garbage\.db"):
         open_store(f"sqlite:///{path}")
