@@ -125,7 +125,9 @@ def cut_units(text: str, limit: int, marker: str = MARKER) -> str:
     """
     if utf16_len(text) <= limit:
         return text
-    room = max(0, limit - utf16_len(marker))
+    room = limit - utf16_len(marker)
+    if room <= 0:
+        return ""  # no room for any of the text: the marker alone would say nothing
     kept: list[str] = []
     used = 0
     for char in text:
