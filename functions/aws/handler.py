@@ -1,0 +1,118 @@
+"""Lambda entry points: GuardDuty via EventBridge or SQS, the hub queue, and two schedules.
+
+Each handler turns its delivery into `Inbound`s, calls the pipeline once per delivery and maps the
+outcome to Lambda's retry semantics:
+
+* EventBridge (async invoke): a `StoreUnavailableError` propagates, so Lambda retries twice and then
+  hands the event to the on-failure destination (serverless.yml); bad records are dead-lettered in
+  the store by the pipeline and the invocation succeeds.
+* SQS (GuardDuty buffer, hub): Powertools' `BatchProcessor` reports only the records whose ingest
+  raised as `batchItemFailures`, so SQS redelivers those and deletes the rest.
+
+Secrets are never in the function's configuration: `CORRAL_SECRET_PARAMETERS` lists
+`ENV_NAME=/ssm/parameter/name` pairs, read (decrypted) from SSM Parameter Store at cold start into
+the environment the configuration names. boto3 is imported only when that list is not empty.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from corral.pipeline import Inbound, IngestResult, Pipeline
+
+logger = Logger(service="corral")
+metrics = Metrics(namespace="Corral", service="corral")
+tracer = Tracer(service="corral")
+
+
+def _load_secret_parameters() -> None:
+    # Names, not values, are deployed; the values are fetched once per cold start.
+    pairs = [p.split("=", 1) for p in os.environ.get("CORRAL_SECRET_PARAMETERS", "").split(",") if "=" in p]
+    if not pairs:
+        return
+    # Only deployments that use SSM pay for boto3's import.
+    from aws_lambda_powertools.utilities.parameters import get_parameters_by_name  # noqa: PLC0415
+
+    values = get_parameters_by_name({name.strip(): {"decrypt": True} for _, name in pairs}, max_age=0)
+    for env_name, name in pairs:
+        os.environ[env_name.strip()] = str(values[name.strip()])
+
+
+_load_secret_parameters()
+PIPELINE = Pipeline.from_env()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def _record(result: IngestResult, ref: str) -> dict[str, int]:
+    summary = result.summary()
+    for kind, count in summary.items():
+        metrics.add_metric(name=f"findings_{kind}", unit=MetricUnit.Count, value=count)
+    logger.info("ingested", extra={"delivery_ref": ref, "counts": summary, "errors": result.errors[:20]})
+    return summary
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def guardduty_event(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    """EventBridge rule target: one GuardDuty event per asynchronous invocation."""
+    ref = f"eventbridge:{event.get('id', context.aws_request_id)}"
+    result = PIPELINE.ingest([Inbound(data=event, ref=ref, delivery_id=event.get("id"))])
+    return _record(result, ref)
+
+
+def _sqs_record(record: SQSRecord) -> None:
+    ref = f"sqs:{record.message_id}"
+    logger.append_keys(delivery_ref=ref)
+    # StoreUnavailableError propagates: the processor lists this record in batchItemFailures.
+    _record(PIPELINE.ingest([Inbound(data=record.body, ref=ref, delivery_id=record.message_id)]), ref)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def guardduty_batch(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """SQS event source (ReportBatchItemFailures): GuardDuty events buffered through a queue."""
+    return process_partial_response(event=event, record_handler=_sqs_record, processor=processor, context=context)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def hub_batch(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """SQS event source of the hub: OCSF findings relayed by spokes, stored once and fanned out."""
+    return process_partial_response(event=event, record_handler=_sqs_record, processor=processor, context=context)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def redrive(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    """Scheduled: re-send the pending deliveries whose next attempt is due."""
+    totals = dict(PIPELINE.redrive())
+    for outcome, count in totals.items():
+        metrics.add_metric(name=f"redrive_{outcome}", unit=MetricUnit.Count, value=count)
+    metrics.add_metric(name="redrive_runs", unit=MetricUnit.Count, value=1)
+    logger.info("redrive", extra={"counts": totals})
+    return totals
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def source_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Scheduled: report sources that went silent (when the pipeline offers the check)."""
+    metrics.add_metric(name="source_check_runs", unit=MetricUnit.Count, value=1)
+    check = getattr(PIPELINE, "check_sources", None)
+    report = check() if check is not None else {"available": False}
+    outcome = report.summary() if hasattr(report, "summary") else report
+    logger.info("source check", extra={"report": outcome})
+    return outcome if isinstance(outcome, dict) else {"report": outcome}

@@ -1,0 +1,362 @@
+// Corral on Azure: Defender for Cloud continuous export -> Event Hubs -> Function App -> the central
+// store (PostgreSQL, connection string in Key Vault) -> sinks.
+//
+// Deploy at resource-group scope:  az deployment group create -g <rg> -f infra/azure/main.bicep -p ...
+// Secrets are never parameters here: the deployer writes them into the Key Vault after the first
+// deployment (see docs/deploy.md); app settings only hold Key Vault references to them.
+
+targetScope = 'resourceGroup'
+
+@description('Short name used in every resource name (3-11 lowercase letters or digits).')
+@minLength(3)
+@maxLength(11)
+param prefix string = 'corral'
+
+@description('Azure region for all resources.')
+param location string = resourceGroup().location
+
+@description('Subscriptions whose Defender for Cloud findings are exported (resource ids, e.g. /subscriptions/<id>). Defaults to this one.')
+param exportScopes array = [subscription().id]
+
+@description('Name of the Key Vault secret that holds the store URL (postgresql://...). Its value is set by the deployer, never here.')
+param storeSecretName string = 'corral-store-url'
+
+@description('Key Vault secrets the sinks read, as { ENV_VAR_NAME: secretName }; each becomes an app setting with a Key Vault reference.')
+param sinkSecrets object = {}
+
+@description('Object id of the principal that deploys code and writes secrets (granted Key Vault Secrets Officer). Empty to skip.')
+param operatorObjectId string = ''
+
+@description('Resource id of the Sentinel data collection rule, when the sentinel sink is used (empty otherwise).')
+param sentinelDcrId string = ''
+
+@description('Event Hubs partitions for the Defender export hub.')
+@minValue(1)
+@maxValue(32)
+param partitionCount int = 4
+
+var suffix = uniqueString(resourceGroup().id)
+var names = {
+  storage: take('${prefix}${suffix}', 24)
+  eventHubs: '${prefix}-ehns-${suffix}'
+  keyVault: take('${prefix}-kv-${suffix}', 24)
+  insights: '${prefix}-ai-${suffix}'
+  workspace: '${prefix}-law-${suffix}'
+  plan: '${prefix}-plan-${suffix}'
+  functionApp: '${prefix}-func-${suffix}'
+}
+var defenderHub = 'defender-findings'
+var relayHub = 'corral-relay'
+var consumerGroup = 'corral'
+// Built-in role definition ids.
+var roles = {
+  eventHubsDataReceiver: 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+}
+
+// --- storage: the Functions runtime, and the corral-retry container that keeps events the store
+// --- could not take (see functions/azure/function_app.py) -------------------------------------
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35: The Consumption plan has no VNet integration, so the runtime reaches its storage over the public endpoint (TLS 1.2, identity or Key Vault-held key).
+  // checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35; blob public access itself is off (allowBlobPublicAccess false).
+  // checkov:skip=CKV_AZURE_43: The name is take(prefix + uniqueString()), lowercase alphanumerics of at most 24 characters; checkov cannot evaluate the expression.
+  name: names.storage
+  location: location
+  kind: 'StorageV2'
+  sku: { name: 'Standard_GRS' }
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: true // the Consumption plan's content share (Azure Files) still needs a key
+    publicNetworkAccess: 'Enabled'
+    networkAcls: { defaultAction: 'Allow', bypass: 'AzureServices' }
+    encryption: {
+      keySource: 'Microsoft.Storage'
+      requireInfrastructureEncryption: true
+      services: { blob: { enabled: true }, file: { enabled: true }, queue: { enabled: true, keyType: 'Account' }, table: { enabled: true, keyType: 'Account' } }
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: { enabled: true, days: 7 }
+    containerDeleteRetentionPolicy: { enabled: true, days: 7 }
+  }
+}
+
+resource retryContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: 'corral-retry'
+  properties: { publicAccess: 'None' }
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+// Kept events are re-ingested within minutes; the lifecycle rule only clears what was handled long ago.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'expire-corral-retry'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: { blobTypes: ['blockBlob'], prefixMatch: ['corral-retry/'] }
+            actions: { baseBlob: { delete: { daysAfterModificationGreaterThan: 30 } } }
+          }
+        }
+      ]
+    }
+  }
+}
+
+// --- Event Hubs: the Defender export hub and the relay hub of the hub layout -------------------
+resource eventHubs 'Microsoft.EventHub/namespaces@2024-01-01' = {
+  name: names.eventHubs
+  location: location
+  sku: { name: 'Standard', tier: 'Standard', capacity: 1 }
+  properties: {
+    minimumTlsVersion: '1.2'
+    // Defender's continuous export authenticates with a SAS policy (below); the function uses its identity.
+    disableLocalAuth: false
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
+resource defenderHubRes 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
+  parent: eventHubs
+  name: defenderHub
+  properties: {
+    partitionCount: partitionCount
+    messageRetentionInDays: 7
+  }
+}
+
+resource defenderConsumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2024-01-01' = {
+  parent: defenderHubRes
+  name: consumerGroup
+}
+
+// Send-only policy on the one hub, used by Defender for Cloud's export and nothing else.
+resource defenderSend 'Microsoft.EventHub/namespaces/eventhubs/authorizationRules@2024-01-01' = {
+  parent: defenderHubRes
+  name: 'defender-export-send'
+  properties: { rights: ['Send'] }
+}
+
+resource relayHubRes 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
+  parent: eventHubs
+  name: relayHub
+  properties: {
+    partitionCount: 2
+    messageRetentionInDays: 7
+  }
+}
+
+resource relayConsumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2024-01-01' = {
+  parent: relayHubRes
+  name: consumerGroup
+}
+
+module continuousExport 'modules/continuous-export.bicep' = {
+  name: 'corral-continuous-export'
+  params: {
+    name: '${prefix}-defender-export'
+    location: location
+    scopes: exportScopes
+    eventHubId: defenderHubRes.id
+    sendConnectionString: defenderSend.listKeys().primaryConnectionString
+  }
+}
+
+// --- Key Vault (RBAC) holding the store URL and the sink secrets -------------------------------
+resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_109: Same reason as CKV_AZURE_189: the vault must stay reachable for Key Vault references from a Consumption app.
+  // checkov:skip=CKV_AZURE_189: App Service resolves Key Vault references over the public endpoint on the Consumption plan (no VNet integration); access is RBAC-only, per secret role.
+  name: names.keyVault
+  location: location
+  properties: {
+    tenantId: subscription().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    enablePurgeProtection: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: { defaultAction: 'Allow', bypass: 'AzureServices' }
+  }
+}
+
+// --- monitoring -----------------------------------------------------------------------------
+resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: names.workspace
+  location: location
+  properties: {
+    sku: { name: 'PerGB2018' }
+    retentionInDays: 90
+  }
+}
+
+resource insights 'Microsoft.Insights/components@2020-02-02' = {
+  name: names.insights
+  location: location
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: workspace.id
+    DisableLocalAuth: true
+  }
+}
+
+// --- the Function App (Linux Consumption, Python 3.11, system-assigned identity) ----------------
+resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
+  // checkov:skip=CKV_AZURE_212: A Consumption plan scales from zero; there are no instances to pin.
+  // checkov:skip=CKV_AZURE_225: Zone redundancy is not offered for the Linux Consumption plan.
+  name: names.plan
+  location: location
+  kind: 'functionapp'
+  sku: { name: 'Y1', tier: 'Dynamic' }
+  properties: { reserved: true }
+}
+
+var kvRef = 'VaultName=${keyVault.name};SecretName='
+var baseSettings = [
+  { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
+  { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'python' }
+  // The runtime's own storage, reached with the app's identity.
+  { name: 'AzureWebJobsStorage__accountName', value: storage.name }
+  // The Consumption plan's content share needs a key; it is kept in Key Vault, not in plain text.
+  { name: 'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING', value: '@Microsoft.KeyVault(${kvRef}corral-content-share)' }
+  { name: 'WEBSITE_CONTENTSHARE', value: toLower(names.functionApp) }
+  { name: 'WEBSITE_SKIP_CONTENTSHARE_VALIDATION', value: '1' }
+  { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
+  { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD' }
+  // Identity-based Event Hubs connections: the trigger's `connection` names this prefix.
+  { name: 'DEFENDER_EVENTHUB__fullyQualifiedNamespace', value: '${eventHubs.name}.servicebus.windows.net' }
+  { name: 'CORRAL_EVENTHUB_NAME', value: defenderHub }
+  { name: 'CORRAL_RELAY_EVENTHUB_NAME', value: relayHub }
+  { name: 'CORRAL_EVENTHUB_CONSUMER_GROUP', value: consumerGroup }
+  { name: 'CORRAL_STORE', value: '@Microsoft.KeyVault(${kvRef}${storeSecretName})' }
+  { name: 'CORRAL_CONFIG', value: 'corral.toml' }
+]
+var secretSettings = [for item in items(sinkSecrets): {
+  name: item.key
+  value: '@Microsoft.KeyVault(${kvRef}${item.value})'
+}]
+
+resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
+  // checkov:skip=CKV_AZURE_212: A Consumption plan scales from zero; there are no instances to pin.
+  // checkov:skip=CKV_AZURE_17: No HTTP-triggered function is exposed (Event Hubs, timer and blob triggers only), so there is no client to present a certificate.
+  // checkov:skip=CKV_AZURE_213: No HTTP endpoint to probe; the Event Hubs trigger's health is watched in Application Insights.
+  // checkov:skip=CKV_AZURE_222: Deployment (zip deploy) uses the public SCM endpoint; the app serves no HTTP function.
+  name: names.functionApp
+  location: location
+  kind: 'functionapp,linux'
+  identity: { type: 'SystemAssigned' }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false // no HTTP-triggered function is exposed: triggers are Event Hubs, timers and blobs
+    keyVaultReferenceIdentity: 'SystemAssigned'
+    siteConfig: {
+      linuxFxVersion: 'Python|3.11'
+      ftpsState: 'Disabled'
+      minTlsVersion: '1.2'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      appSettings: concat(baseSettings, secretSettings)
+    }
+  }
+}
+
+// The content-share connection string, written from the storage account's key at deploy time.
+resource contentShareSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: keyVault
+  name: 'corral-content-share'
+  properties: {
+    value: 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
+    contentType: 'text/plain'
+    attributes: { exp: dateTimeToEpoch(dateTimeAdd(utcNow(), 'P1Y')) }
+  }
+}
+
+// --- least-privilege role assignments for the app's identity ------------------------------------
+resource receiveDefender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(defenderHubRes.id, functionApp.id, roles.eventHubsDataReceiver)
+  scope: defenderHubRes
+  properties: {
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventHubsDataReceiver)
+  }
+}
+
+resource receiveRelay 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(relayHubRes.id, functionApp.id, roles.eventHubsDataReceiver)
+  scope: relayHubRes
+  properties: {
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventHubsDataReceiver)
+  }
+}
+
+resource readSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(keyVault.id, functionApp.id, roles.keyVaultSecretsUser)
+  scope: keyVault
+  properties: {
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+  }
+}
+
+// The runtime keeps Event Hubs checkpoints and leases in blobs, timer locks in blobs, and the blob
+// trigger's receipts in queues: these three are what the Functions host documents for identity use.
+resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in [roles.storageBlobDataOwner, roles.storageQueueDataContributor, roles.storageTableDataContributor]: {
+  name: guid(storage.id, functionApp.id, role)
+  scope: storage
+  properties: {
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role)
+  }
+}]
+
+resource operatorSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorObjectId)) {
+  name: guid(keyVault.id, operatorObjectId, roles.keyVaultSecretsOfficer)
+  scope: keyVault
+  properties: {
+    principalId: operatorObjectId
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+  }
+}
+
+module sentinelPublisher 'modules/dcr-publisher.bicep' = if (!empty(sentinelDcrId)) {
+  name: 'corral-sentinel-publisher'
+  params: {
+    dcrName: last(split(sentinelDcrId, '/'))
+    principalId: functionApp.identity.principalId
+  }
+}
+
+output functionAppName string = functionApp.name
+output keyVaultName string = keyVault.name
+output eventHubsNamespace string = eventHubs.name
+output defenderHubName string = defenderHub
+output relayHubName string = relayHub

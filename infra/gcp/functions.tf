@@ -1,0 +1,235 @@
+# The Corral functions (Cloud Functions 2nd gen), their identities, secrets and schedules.
+
+locals {
+  push_audience = "corral-scc-push"
+  # Settings every function gets; secrets come from Secret Manager, never as plain values.
+  common_env = {
+    CORRAL_CONFIG = "corral.toml"
+  }
+  secrets = merge({ CORRAL_STORE = var.store_secret_id }, var.sink_secrets)
+}
+
+# --- source ------------------------------------------------------------------------------------
+
+resource "google_storage_bucket" "source" {
+  #checkov:skip=CKV_GCP_62:Holds only function source zips; access is audited by Cloud Audit Logs (data access) instead of a second logging bucket.
+  #checkov:skip=CKV_GCP_78:Each upload has a content-hash name, so an object is never overwritten and versioning adds nothing.
+  name                        = "${var.project_id}-corral-source"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+}
+
+resource "google_storage_bucket_object" "source" {
+  name   = "corral-gcp-${filemd5(var.source_archive)}.zip"
+  bucket = google_storage_bucket.source.name
+  source = var.source_archive
+}
+
+# --- identities ---------------------------------------------------------------------------------
+
+resource "google_service_account" "runtime" {
+  account_id   = "corral-fn"
+  display_name = "Corral functions (runtime)"
+}
+
+resource "google_service_account" "trigger" {
+  account_id   = "corral-trigger"
+  display_name = "Corral Eventarc triggers"
+}
+
+resource "google_service_account" "push" {
+  account_id   = "corral-push"
+  display_name = "Corral Pub/Sub push (OIDC token identity)"
+}
+
+resource "google_service_account" "scheduler" {
+  account_id   = "corral-scheduler"
+  display_name = "Corral scheduled jobs"
+}
+
+# Eventarc's trigger identity must be able to receive events (project-level role by design).
+resource "google_project_iam_member" "trigger_receiver" {
+  project = var.project_id
+  role    = "roles/eventarc.eventReceiver"
+  member  = "serviceAccount:${google_service_account.trigger.email}"
+}
+
+# --- secrets (names only; the deployer adds versions) -------------------------------------------
+
+resource "google_secret_manager_secret" "corral" {
+  #checkov:skip=CKV_GCP_128:Secret Manager encrypts with Google-managed keys; CMEK per secret is the deployer's choice.
+  for_each  = toset(values(local.secrets))
+  secret_id = each.value
+  replication {
+    auto {}
+  }
+}
+
+resource "google_secret_manager_secret_iam_member" "runtime_reads" {
+  for_each  = google_secret_manager_secret.corral
+  secret_id = each.value.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+# --- functions ----------------------------------------------------------------------------------
+
+locals {
+  functions = merge(
+    var.delivery == "eventarc" ? { "corral-scc" = { entry_point = "scc_findings", topic = google_pubsub_topic.scc.id } } : {},
+    var.delivery == "push" ? { "corral-scc-push" = { entry_point = "scc_push", topic = null } } : {},
+    var.hub_enabled ? { "corral-hub" = { entry_point = "hub", topic = google_pubsub_topic.relay[0].id } } : {},
+    {
+      "corral-redrive"      = { entry_point = "redrive", topic = null }
+      "corral-source-check" = { entry_point = "source_check", topic = null }
+    },
+  )
+}
+
+resource "google_cloudfunctions2_function" "corral" {
+  for_each = { for name, fn in local.functions : name => fn if name != "corral-scc-push" }
+  name     = each.key
+  location = var.region
+
+  build_config {
+    runtime     = "python311"
+    entry_point = each.value.entry_point
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory               = "512M"
+    timeout_seconds                = 120
+    max_instance_count             = var.max_instances
+    ingress_settings               = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.runtime.email
+    vpc_connector                  = var.vpc_connector == "" ? null : var.vpc_connector
+    environment_variables          = local.common_env
+    dynamic "secret_environment_variables" {
+      for_each = local.secrets
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = google_secret_manager_secret.corral[secret_environment_variables.value].secret_id
+        version    = "latest"
+      }
+    }
+  }
+
+  dynamic "event_trigger" {
+    for_each = each.value.topic == null ? [] : [each.value.topic]
+    content {
+      trigger_region        = var.region
+      event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
+      pubsub_topic          = event_trigger.value
+      service_account_email = google_service_account.trigger.email
+      # Pub/Sub-triggered functions are not retried unless told to: a store outage must redeliver.
+      retry_policy = "RETRY_POLICY_RETRY"
+    }
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.runtime_reads]
+}
+
+# The push endpoint: reachable by Pub/Sub, which is outside the VPC, so ingress allows all and
+# authentication is Cloud Run IAM (push service account only) plus the function's own OIDC check.
+resource "google_cloudfunctions2_function" "scc_push" {
+  #checkov:skip=CKV_GCP_124:Pub/Sub push comes from outside the VPC; only the push service account may invoke (Cloud Run IAM) and the function verifies its OIDC token.
+  count    = var.delivery == "push" ? 1 : 0
+  name     = "corral-scc-push"
+  location = var.region
+
+  build_config {
+    runtime     = "python311"
+    entry_point = "scc_push"
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory               = "512M"
+    timeout_seconds                = 120
+    max_instance_count             = var.max_instances
+    ingress_settings               = "ALLOW_ALL"
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.runtime.email
+    vpc_connector                  = var.vpc_connector == "" ? null : var.vpc_connector
+    environment_variables = merge(local.common_env, {
+      CORRAL_PUSH_AUDIENCE        = local.push_audience
+      CORRAL_PUSH_SERVICE_ACCOUNT = google_service_account.push.email
+    })
+    dynamic "secret_environment_variables" {
+      for_each = local.secrets
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = google_secret_manager_secret.corral[secret_environment_variables.value].secret_id
+        version    = "latest"
+      }
+    }
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.runtime_reads]
+}
+
+# Who may invoke what: Eventarc's identity the event functions, the push identity the push
+# function, the scheduler's identity the two scheduled ones. Nobody else (no allUsers).
+resource "google_cloud_run_service_iam_member" "trigger_invokes" {
+  for_each = { for name, fn in local.functions : name => fn if fn.topic != null }
+  location = var.region
+  service  = google_cloudfunctions2_function.corral[each.key].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.trigger.email}"
+}
+
+resource "google_cloud_run_service_iam_member" "push_invokes" {
+  count    = var.delivery == "push" ? 1 : 0
+  location = var.region
+  service  = google_cloudfunctions2_function.scc_push[0].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.push.email}"
+}
+
+resource "google_cloud_run_service_iam_member" "scheduler_invokes" {
+  for_each = toset(["corral-redrive", "corral-source-check"])
+  location = var.region
+  service  = google_cloudfunctions2_function.corral[each.key].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+# --- schedules ----------------------------------------------------------------------------------
+
+resource "google_cloud_scheduler_job" "corral" {
+  for_each = {
+    "corral-redrive"      = var.redrive_schedule
+    "corral-source-check" = var.source_check_schedule
+  }
+  name      = each.key
+  region    = var.region
+  schedule  = each.value
+  time_zone = "Etc/UTC"
+  retry_config {
+    retry_count = 1
+  }
+  http_target {
+    http_method = "POST"
+    uri         = google_cloudfunctions2_function.corral[each.key].service_config[0].uri
+    oidc_token {
+      service_account_email = google_service_account.scheduler.email
+      audience              = google_cloudfunctions2_function.corral[each.key].service_config[0].uri
+    }
+  }
+}

@@ -1,0 +1,105 @@
+# Topics: SCC notifications, their dead letters, and the relay topic of the hub layout.
+
+data "google_project" "this" {}
+
+locals {
+  pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+resource "google_pubsub_topic" "scc" {
+  #checkov:skip=CKV_GCP_83:Google-managed encryption; a CMEK key ring is the deployer's choice and adds key IAM to every publisher.
+  name                       = "corral-scc-findings"
+  message_retention_duration = "604800s"
+}
+
+resource "google_pubsub_topic" "dead_letter" {
+  #checkov:skip=CKV_GCP_83:Google-managed encryption, as for the main topic.
+  name                       = "corral-scc-findings-dead-letter"
+  message_retention_duration = "604800s"
+}
+
+# Dead letters are kept here for inspection and replay (seek or republish); nothing consumes them.
+resource "google_pubsub_subscription" "dead_letter_hold" {
+  name                       = "corral-scc-dead-letter-hold"
+  topic                      = google_pubsub_topic.dead_letter.id
+  message_retention_duration = "604800s"
+  retain_acked_messages      = true
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+resource "google_pubsub_topic" "relay" {
+  #checkov:skip=CKV_GCP_83:Google-managed encryption, as for the main topic.
+  count = var.hub_enabled ? 1 : 0
+  name  = "corral-relay"
+}
+
+# Push delivery: Pub/Sub retries with backoff and, after 10 attempts, moves the message to the
+# dead-letter topic instead of dropping it. The OIDC token is checked by the function itself.
+resource "google_pubsub_subscription" "scc_push" {
+  count                      = var.delivery == "push" ? 1 : 0
+  name                       = "corral-scc-push"
+  topic                      = google_pubsub_topic.scc.id
+  ack_deadline_seconds       = 60
+  message_retention_duration = "604800s"
+  expiration_policy {
+    ttl = ""
+  }
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter.id
+    max_delivery_attempts = 10
+  }
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.scc_push[0].service_config[0].uri
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      audience              = local.push_audience
+    }
+  }
+}
+
+# Dead lettering needs the Pub/Sub service agent to publish to the dead-letter topic and to
+# acknowledge on the source subscription.
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  topic  = google_pubsub_topic.dead_letter.id
+  role   = "roles/pubsub.publisher"
+  member = local.pubsub_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
+  count        = var.delivery == "push" ? 1 : 0
+  subscription = google_pubsub_subscription.scc_push[0].id
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}
+
+# The push subscription signs its OIDC tokens as the push service account.
+resource "google_service_account_iam_member" "pubsub_token_creator" {
+  service_account_id = google_service_account.push.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_agent
+}
+
+# --- Security Command Center ------------------------------------------------------------------
+
+resource "google_scc_notification_config" "corral" {
+  config_id    = "corral-container-findings"
+  organization = var.organization_id
+  description  = "Corral: container-related findings to Pub/Sub"
+  pubsub_topic = google_pubsub_topic.scc.id
+  streaming_config {
+    filter = var.scc_filter
+  }
+}
+
+# SCC publishes as the notification config's own service account.
+resource "google_pubsub_topic_iam_member" "scc_publisher" {
+  topic  = google_pubsub_topic.scc.id
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${google_scc_notification_config.corral.service_account}"
+}

@@ -1,0 +1,117 @@
+# Packaging and infrastructure-as-code checks for the three clouds.
+#
+#   make package    build each cloud's deployable artifact into dist/
+#   make iac-check  serverless package (offline, no AWS credentials) + cfn-lint, checkov over
+#                   serverless.yml / the generated CloudFormation / infra/azure (Bicep) /
+#                   infra/gcp (Terraform), terraform fmt -check
+#
+# The tools are installed on first use into project-local folders, so a fresh clone needs only
+# python3, node/npm and terraform on PATH: checkov and cfn-lint pin many packages, so they live in
+# their own virtual environment (.venv-iac/), and the Serverless Framework v3 in .tools/.
+
+DEPLOY_PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+IAC_VENV      ?= .venv-iac
+IAC_PYTHON    ?= python3
+TOOLS_DIR     ?= .tools
+CHECKOV_VERSION  ?= 3.3.30
+CFN_LINT_VERSION ?= 1.58.0
+SERVERLESS_VERSION ?= 3.40.0
+# Lambda runs python3.11 on x86_64 Amazon Linux; compiled wheels (orjson) must match it, not us.
+LAMBDA_PLATFORM ?= manylinux2014_x86_64
+
+CHECKOV    := $(IAC_VENV)/bin/checkov
+CFN_LINT   := $(IAC_VENV)/bin/cfn-lint
+SLS        := $(TOOLS_DIR)/node_modules/.bin/serverless
+SLS_STAGE  ?= dev
+SLS_REGION ?= us-east-1
+CFN_TEMPLATE := .serverless/cloudformation-template-update-stack.json
+
+AWS_BUILD   := build/aws
+AZURE_BUILD := dist/azure/corral-azure
+GCP_BUILD   := build/gcp
+
+# No AWS credentials are needed to package; make sure none from the caller's shell are used, and
+# keep the Serverless Framework from phoning home.
+SLS_ENV := env -u AWS_PROFILE AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= AWS_SESSION_TOKEN= \
+	SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off SLS_DEPRECATION_DISABLE='*' SLS_INTERACTIVE_SETUP_DISABLE=1
+
+.PHONY: package package-aws package-azure package-gcp iac-check iac-tools iac-aws iac-checkov iac-terraform clean-deploy
+
+package: package-aws package-azure package-gcp
+
+# --- tools --------------------------------------------------------------------------------------
+
+$(CHECKOV) $(CFN_LINT):
+	$(IAC_PYTHON) -m venv $(IAC_VENV)
+	$(IAC_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		"checkov==$(CHECKOV_VERSION)" "cfn-lint==$(CFN_LINT_VERSION)"
+	touch $(CHECKOV) $(CFN_LINT)
+
+$(SLS):
+	npm install --prefix $(TOOLS_DIR) --no-audit --no-fund --loglevel=error "serverless@$(SERVERLESS_VERSION)"
+
+iac-tools: $(CHECKOV) $(CFN_LINT) $(SLS)
+
+# --- AWS: one zip for every Lambda function (handler modules + corral + compiled deps) -------------
+
+package-aws: dist/aws/corral-aws.zip $(SLS)
+	$(SLS_ENV) $(SLS) package --stage $(SLS_STAGE) --region $(SLS_REGION)
+	@echo "dist/aws/corral-aws.zip and $(CFN_TEMPLATE) are ready"
+
+dist/aws/corral-aws.zip: $(shell find functions/aws shared/corral -type f -not -name '*.pyc' 2>/dev/null)
+	rm -rf $(AWS_BUILD) && mkdir -p $(AWS_BUILD) dist/aws
+	cp functions/aws/*.py $(AWS_BUILD)/
+	cp -r shared/corral $(AWS_BUILD)/corral
+	# boto3 is in the Lambda runtime and Powertools (with the X-Ray SDK) comes from its public layer;
+	# only the rest of functions/aws/requirements.txt is vendored, as wheels for Lambda's platform.
+	$(DEPLOY_PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile \
+		--target $(AWS_BUILD) --platform $(LAMBDA_PLATFORM) --implementation cp \
+		--python-version 3.11 --only-binary=:all: -r functions/aws/requirements.txt
+	find $(AWS_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
+	rm -f $@ && cd $(AWS_BUILD) && $(abspath $(DEPLOY_PYTHON)) -m zipfile -c $(abspath $@) .
+
+# --- Azure: the folder `func azure functionapp publish` (or zip deploy with remote build) takes ------
+
+package-azure:
+	rm -rf $(AZURE_BUILD) dist/azure/corral-azure.zip && mkdir -p $(AZURE_BUILD)
+	cp functions/azure/function_app.py functions/azure/host.json functions/azure/requirements.txt $(AZURE_BUILD)/
+	cp -r shared/corral $(AZURE_BUILD)/corral
+	find $(AZURE_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
+	cd $(AZURE_BUILD) && $(abspath $(DEPLOY_PYTHON)) -m zipfile -c ../corral-azure.zip .
+	@echo "dist/azure/corral-azure/ and dist/azure/corral-azure.zip are ready"
+
+# --- GCP: the source zip Cloud Functions (2nd gen) builds with requirements.txt -------------------
+
+package-gcp:
+	rm -rf $(GCP_BUILD) dist/gcp && mkdir -p $(GCP_BUILD) dist/gcp
+	cp functions/gcp/main.py functions/gcp/requirements.txt $(GCP_BUILD)/
+	cp -r shared/corral $(GCP_BUILD)/corral
+	find $(GCP_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
+	cd $(GCP_BUILD) && $(abspath $(DEPLOY_PYTHON)) -m zipfile -c $(abspath dist/gcp/corral-gcp.zip) .
+	@echo "dist/gcp/corral-gcp.zip is ready"
+
+# --- checks ---------------------------------------------------------------------------------------
+
+iac-check: iac-aws iac-checkov iac-terraform
+	@echo "iac-check: all checks passed"
+
+iac-aws: package-aws $(CFN_LINT)
+	# W3005 (DependsOn beside a GetAtt) is in what the framework generates, not in our resources.
+	$(CFN_LINT) --ignore-checks W3005 -- $(CFN_TEMPLATE)
+
+# --soft-fail is never used: a failed check fails the target, and every skip is justified inline in
+# the IaC file. Parsing errors do not fail checkov by itself, so each JSON report is inspected too.
+CHECKOV_RUN = $(CHECKOV) --quiet --compact --skip-download --output cli --output json
+iac-checkov: package-aws $(CHECKOV)
+	rm -rf build/checkov && mkdir -p build/checkov
+	$(CHECKOV_RUN) --output-file-path console,build/checkov/serverless --framework serverless -f serverless.yml
+	$(CHECKOV_RUN) --output-file-path console,build/checkov/cloudformation --framework cloudformation -f $(CFN_TEMPLATE)
+	$(CHECKOV_RUN) --output-file-path console,build/checkov/bicep --framework bicep -d infra/azure
+	$(CHECKOV_RUN) --output-file-path console,build/checkov/terraform --framework terraform -d infra/gcp
+	$(DEPLOY_PYTHON) infra/check_parse.py build/checkov
+
+iac-terraform:
+	terraform fmt -check -recursive -diff infra/gcp
+
+clean-deploy:
+	rm -rf build/aws build/gcp build/checkov dist/aws dist/azure dist/gcp .serverless
