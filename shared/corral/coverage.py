@@ -1,0 +1,230 @@
+"""The coverage matrix: for each container service, layer and task, is anyone watching?
+
+`matrix()` is pure: it takes plain observations (the newest finding per cell, which sources
+report for which cloud, which of them are silent, the latest health signals) and the
+responsibility tables of `corral.responsibility`, and returns one `Cell` per (service, layer,
+task). `observe()` is the I/O edge that reads those observations from a store.
+
+States, in the order they are decided:
+
+- **provider-managed**: the provider secures the cell; there is nothing for the customer to watch;
+- **unhealthy**: the runtime cell (application, threat detection) of a service whose latest
+  GuardDuty Runtime Protection signal is Unhealthy, until a Healthy signal follows;
+- **covered**: a finding classified into the cell was seen within the window (and not every
+  source expected there is silent), or a Healthy runtime signal was received within the window;
+- **silent**: a source able to cover the cell reports for an account of the service's cloud,
+  but nothing arrived for the cell within the window, or that source has itself gone silent;
+- **not connected**: a source could cover the cell but no such source reports for that cloud;
+- **gap**: the customer is responsible and no source Corral ingests can cover the cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from corral import traits
+from corral.health import HealthReport
+from corral.records import HealthSignal
+from corral.responsibility import PROVIDER, Owner, capabilities, owner
+from corral.stores.base import FindingQuery, Store
+
+State = Literal["covered", "silent", "unhealthy", "gap", "provider-managed", "not connected"]
+STATES: Final[tuple[State, ...]] = ("covered", "silent", "unhealthy", "not connected", "gap", "provider-managed")
+CellKey = tuple[str, str, str]
+"""(container service, layer, task)."""
+
+RUNTIME: Final = (traits.APPLICATION, traits.THREAT_DETECTION)
+DEFAULT_WINDOW_HOURS: Final = 168
+
+
+@dataclass(frozen=True, slots=True)
+class Observations:
+    """What the matrix is computed from; every time is epoch milliseconds."""
+
+    now: int
+    window_ms: int
+    latest: Mapping[CellKey, int] = field(default_factory=dict)
+    """The newest `last_seen` of a (non-sample) finding per cell."""
+    reporting: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Source id → the clouds (AWS, Azure, GCP) of the accounts it has delivered for."""
+    silent: frozenset[tuple[str, str]] = frozenset()
+    """(source id, cloud) pairs where every account the source reports for has gone silent."""
+    signals: Sequence[HealthSignal] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One (service, layer, task) cell of the matrix."""
+
+    service: str
+    layer: str
+    task: str
+    owner: Owner
+    state: State
+    reason: str
+    sources: tuple[str, ...] = ()
+    """Detectors able to cover the cell."""
+    expected: tuple[str, ...] = ()
+    """Of those, the ones whose source reports for this service's cloud."""
+    last_finding: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the cell as plain data."""
+        return {
+            "service": self.service,
+            "layer": self.layer,
+            "task": self.task,
+            "owner": self.owner,
+            "state": self.state,
+            "reason": self.reason,
+            "sources": list(self.sources),
+            "expected": list(self.expected),
+            "last_finding": self.last_finding,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Matrix:
+    """Every cell, in service, layer, task order."""
+
+    generated_at: int
+    window_ms: int
+    cells: tuple[Cell, ...]
+
+    def cell(self, service: str, layer: str, task: str) -> Cell:
+        """Return one cell."""
+        for cell in self.cells:
+            if (cell.service, cell.layer, cell.task) == (service, layer, task):
+                return cell
+        raise KeyError((service, layer, task))
+
+    def rows(self) -> list[tuple[str, list[Cell]]]:
+        """Return (service, its nine cells in layer-then-task order) for each service."""
+        return [(s, [c for c in self.cells if c.service == s]) for s in traits.CONTAINER_SERVICES]
+
+    def totals(self) -> dict[str, int]:
+        """Return how many cells are in each state (every state listed, zero included)."""
+        return {state: sum(1 for c in self.cells if c.state == state) for state in STATES}
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the matrix as plain data."""
+        return {
+            "generated_at": self.generated_at,
+            "window_ms": self.window_ms,
+            "layers": list(traits.LAYERS),
+            "tasks": list(traits.TASKS),
+            "totals": self.totals(),
+            "cells": [c.to_json() for c in self.cells],
+        }
+
+
+def latest_signals(signals: Iterable[HealthSignal]) -> list[HealthSignal]:
+    """Keep the newest signal per (source, account, service, region): signals are state, not events."""
+    newest: dict[tuple[str, str, str, str | None], HealthSignal] = {}
+    for signal in signals:
+        key = (signal.source, signal.account_uid, signal.service, signal.region)
+        if key not in newest or signal.time >= newest[key].time:
+            newest[key] = signal
+    return list(newest.values())
+
+
+def matrix(obs: Observations) -> Matrix:
+    """Compute the coverage matrix (pure).
+
+    Example:
+        >>> m = matrix(Observations(now=0, window_ms=1))
+        >>> m.cell(traits.CLOUD_RUN, traits.INFRASTRUCTURE, traits.HARDENING).state
+        'provider-managed'
+    """
+    signals = latest_signals(obs.signals)
+    cells = tuple(
+        _cell(obs, signals, service, layer, task)
+        for service in traits.CONTAINER_SERVICES
+        for layer in traits.LAYERS
+        for task in traits.TASKS
+    )
+    return Matrix(obs.now, obs.window_ms, cells)
+
+
+def _cell(obs: Observations, signals: Sequence[HealthSignal], service: str, layer: str, task: str) -> Cell:
+    who = owner(service, layer, task)
+    caps = capabilities(service, layer, task)
+    cloud = traits.SERVICE_CLOUD[service]
+    names = tuple(c.name for c in caps)
+    expected = tuple(c for c in caps if cloud in obs.reporting.get(c.source, frozenset()))
+    live = [c for c in expected if (c.source, cloud) not in obs.silent]
+    last = obs.latest.get((service, layer, task))
+    since = obs.now - obs.window_ms
+    recent = last is not None and last >= since
+
+    def made(state: State, reason: str) -> Cell:
+        return Cell(service, layer, task, who, state, reason, names, tuple(c.name for c in expected), last)
+
+    if who == PROVIDER:
+        return made("provider-managed", f"the provider secures this part of {service}")
+    mine = [s for s in signals if s.service == service]
+    if (layer, task) == RUNTIME:
+        sick = [s for s in mine if not s.healthy]
+        if sick:
+            return made("unhealthy", "; ".join(s.detail or f"{s.source} {s.account_uid} unhealthy" for s in sick))
+    if recent and (live or not expected):
+        return made("covered", "findings within the window")
+    if (layer, task) == RUNTIME and any(s.healthy and s.time >= since for s in mine):
+        return made("covered", "runtime protection reported healthy within the window")
+    if expected and not live:
+        silent = sorted({c.source for c in expected})
+        return made("silent", f"{', '.join(silent)} silent for {cloud}")
+    if expected:
+        return made("silent", "no finding within the window")
+    if caps:
+        return made("not connected", f"no source able to cover it reports for {cloud}")
+    return made("gap", "customer responsibility, and no source Corral ingests covers it")
+
+
+# I/O edge ----------------------------------------------------------------------------------------
+
+
+def latest_per_cell(items: Iterable[tuple[Mapping[str, Any], int]]) -> dict[CellKey, int]:
+    """Reduce (finding document, last_seen) pairs to the newest last_seen per cell (pure).
+
+    Sample findings and Corral's own findings prove nothing about a detector, so they are left out.
+    """
+    latest: dict[CellKey, int] = {}
+    for document, last_seen in items:
+        if traits.is_sample(document) or document.get("metadata", {}).get("product", {}).get("uid") == "corral":
+            continue
+        found = traits.read(document)
+        key = (found.get(traits.SERVICE, ""), found.get(traits.LAYER, ""), found.get(traits.TASK, ""))
+        if key[0] in traits.CONTAINER_SERVICES and key[1] in traits.LAYERS and key[2] in traits.TASKS:
+            latest[key] = max(latest.get(key, 0), last_seen)
+    return latest
+
+
+def observe(store: Store, health: HealthReport, window_ms: int) -> Observations:
+    """Read the matrix's observations from a store: recent findings, source states and signals."""
+    since = health.now - window_ms
+    pairs: list[tuple[Mapping[str, Any], int]] = []
+    cursor = None
+    while True:
+        page = store.query(FindingQuery(since=since, limit=500, cursor=cursor))
+        pairs += [(item.document, item.last_seen) for item in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    reporting: dict[str, set[str]] = {}
+    live: set[tuple[str, str]] = set()
+    for row in health.sources:
+        reporting.setdefault(row.source, set()).add(row.cloud)
+        if row.state == "ok":
+            live.add((row.source, row.cloud))
+    silent = frozenset((s, c) for s, clouds in reporting.items() for c in clouds if (s, c) not in live)
+    return Observations(
+        now=health.now,
+        window_ms=window_ms,
+        latest=latest_per_cell(pairs),
+        reporting={s: frozenset(c) for s, c in reporting.items()},
+        silent=silent,
+        signals=tuple(store.signals()),
+    )

@@ -1,0 +1,298 @@
+"""Source health: is each source still delivering for each account, and what is stuck?
+
+A source that stops delivering looks exactly like a quiet week, so each source has a window: no
+delivery for an account within it makes that (source, account) **silent**. Silence raises one
+synthetic finding per (source, account) — a Detection Finding from product "Corral" — created
+when the silence starts and closed when the source delivers again. These findings go through the
+pipeline (store, routing, sinks) like any other, so the people who read findings hear about it.
+
+The default windows follow each source's delivery cadence (overridable per source, in minutes,
+in the `[sources]` table of corral.toml):
+
+- **aws.guardduty, 7 h**: GuardDuty re-publishes every active finding at its publishing frequency,
+  six hours by default (FindingPublishingFrequency SIX_HOURS); an account with any active finding
+  therefore delivers at least every 6 h. One hour of slack covers EventBridge retries. Accounts
+  with a 15-minute or 1-hour frequency can lower the window.
+- **azure.defender, 8 days**: continuous export streams on change only, but the weekly snapshot
+  re-sends every current alert and recommendation, so a subscription delivers at least weekly;
+  one day of slack because Microsoft publishes no latency for the snapshot.
+- **gcp.scc, 24 h**: notifications are "near real time" with no re-publication of unchanged
+  findings, so only activity bounds silence; a day matches how often an organization with
+  container workloads sees new or updated findings, and is the documented default to tune.
+
+An account with no active finding at all is legitimately quiet; the window is a bet on activity,
+which is why it is configurable and why the finding says "silent", not "broken".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from corral import ocsf
+from corral.stores.base import FindingKey, FindingQuery, SourceState, Store
+
+if TYPE_CHECKING:
+    from corral.pipeline import Pipeline
+
+MINUTE_MS: Final = 60_000
+DEFAULT_WINDOWS: Final[dict[str, int]] = {
+    "aws.guardduty": 7 * 60,
+    "azure.defender": 8 * 24 * 60,
+    "gcp.scc": 24 * 60,
+}
+"""Minutes without a delivery after which a (source, account) is silent; see the module docstring."""
+FALLBACK_WINDOW: Final = 24 * 60
+SOURCE_NAMES: Final = {
+    "aws.guardduty": "Amazon GuardDuty",
+    "azure.defender": "Microsoft Defender for Cloud",
+    "gcp.scc": "Google Security Command Center",
+}
+HOME_CLOUDS: Final = {"aws.guardduty": "AWS", "azure.defender": "Azure", "gcp.scc": "GCP"}
+PRODUCT: Final = {"name": "Corral", "uid": "corral", "vendor_name": "Corral"}
+SILENT_TYPE: Final = "Source Silent"
+CHECK_REF: Final = "corral:source-check"
+
+_AWS_ACCOUNT = re.compile(r"\d{12}")
+_AZURE_SUBSCRIPTION = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+Health = Literal["ok", "silent"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """The health of one source for one account."""
+
+    source: str
+    account_uid: str
+    cloud: str
+    last_delivery: int
+    last_finding_time: int | None
+    deliveries: int
+    window_ms: int
+    state: Health
+    dead_letters: int = 0
+
+    @property
+    def silent_since(self) -> int:
+        """When the window ran out after the last delivery (the start of a silence)."""
+        return self.last_delivery + self.window_ms
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the row as plain data."""
+        return {
+            "source": self.source,
+            "account_uid": self.account_uid,
+            "cloud": self.cloud,
+            "last_delivery": self.last_delivery,
+            "last_finding_time": self.last_finding_time,
+            "deliveries": self.deliveries,
+            "window_minutes": self.window_ms // MINUTE_MS,
+            "state": self.state,
+            "silent_since": self.silent_since if self.state == "silent" else None,
+            "dead_letters": self.dead_letters,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """Every (source, account), the dead letter per source, the oldest pending delivery per sink."""
+
+    now: int
+    sources: tuple[SourceHealth, ...]
+    dead_letters: Mapping[str, int] = field(default_factory=dict)
+    oldest_pending: Mapping[str, int] = field(default_factory=dict)
+    """Sink id → creation time of its oldest pending ledger row."""
+    raised: tuple[str, ...] = ()
+    """Finding uids of silences raised by this check."""
+    closed: tuple[str, ...] = ()
+    """Finding uids of silences closed by this check."""
+
+    def oldest_pending_age_ms(self) -> int | None:
+        """Age of the oldest pending delivery over every sink, or None when nothing is pending."""
+        return self.now - min(self.oldest_pending.values()) if self.oldest_pending else None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the report as plain data."""
+        return {
+            "now": self.now,
+            "sources": [s.to_json() for s in self.sources],
+            "dead_letters": dict(self.dead_letters),
+            "oldest_pending": {
+                sink: {"created": created, "age_ms": self.now - created}
+                for sink, created in sorted(self.oldest_pending.items())
+            },
+            "oldest_pending_age_ms": self.oldest_pending_age_ms(),
+            "raised": list(self.raised),
+            "closed": list(self.closed),
+        }
+
+
+def window_ms(source: str, overrides: Mapping[str, int]) -> int:
+    """Return a source's silence window in ms: the configured minutes, else the default."""
+    return overrides.get(source, DEFAULT_WINDOWS.get(source, FALLBACK_WINDOW)) * MINUTE_MS
+
+
+def guess_cloud(source: str, account_uid: str) -> str:
+    """Return the cloud an account id looks like (12 digits AWS, a GUID Azure), else the source's own.
+
+    Example:
+        >>> guess_cloud("gcp.scc", "111122223333")
+        'AWS'
+    """
+    if _AWS_ACCOUNT.fullmatch(account_uid):
+        return "AWS"
+    if _AZURE_SUBSCRIPTION.fullmatch(account_uid):
+        return "Azure"
+    return HOME_CLOUDS.get(source, "GCP")
+
+
+def assess(
+    states: Sequence[SourceState],
+    clouds: Mapping[tuple[str, str], str],
+    overrides: Mapping[str, int],
+    now: int,
+    dead_letters: Mapping[str, int] | None = None,
+) -> tuple[SourceHealth, ...]:
+    """Decide ok or silent for each (source, account) (pure); Corral's own findings are not a source."""
+    found = []
+    for state in states:
+        if state.source == PRODUCT["uid"]:
+            continue
+        window = window_ms(state.source, overrides)
+        cloud = clouds.get((state.source, state.account_uid)) or guess_cloud(state.source, state.account_uid)
+        found.append(
+            SourceHealth(
+                source=state.source,
+                account_uid=state.account_uid,
+                cloud=cloud,
+                last_delivery=state.last_delivery,
+                last_finding_time=state.last_finding_time,
+                deliveries=state.deliveries,
+                window_ms=window,
+                state="silent" if now - state.last_delivery > window else "ok",
+                dead_letters=(dead_letters or {}).get(state.source, 0),
+            )
+        )
+    return tuple(found)
+
+
+def silence_uid(source: str, account_uid: str) -> str:
+    """Return the finding uid of a (source, account) silence."""
+    return f"corral:silent:{source}:{account_uid}"
+
+
+def silence_key(source: str, account_uid: str) -> FindingKey:
+    """Return the store key of a (source, account) silence finding."""
+    return (PRODUCT["uid"], account_uid, silence_uid(source, account_uid))
+
+
+def silence_finding(health: SourceHealth, now: int, *, resolved: bool) -> ocsf.Finding:
+    """Build the OCSF Detection Finding for a silence: Create while silent, Close once it recovers (pure)."""
+    name = SOURCE_NAMES.get(health.source, health.source)
+    hours = health.window_ms / 3_600_000
+    if resolved:
+        message = f"{name} delivers again for {health.account_uid}"
+    else:
+        message = f"{name} has delivered nothing for {health.account_uid} for more than {hours:g} h"
+    finding = ocsf.envelope(
+        class_uid=ocsf.DETECTION,
+        activity_id=ocsf.CLOSE if resolved else ocsf.CREATE,
+        time=now,
+        severity_id=3,
+        status_id=ocsf.STATUS_RESOLVED if resolved else ocsf.STATUS_NEW,
+        product=PRODUCT,
+        delivery_id=None,
+    )
+    finding["message"] = message
+    finding["cloud"] = ocsf.cloud(health.cloud, health.account_uid)
+    finding["finding_info"] = {
+        "uid": silence_uid(health.source, health.account_uid),
+        "title": f"{name} silent for {health.account_uid}",
+        "desc": (
+            f"No delivery from {health.source} for account {health.account_uid} within its window of {hours:g} h "
+            f"(last delivery at {health.last_delivery}). Check the export, the event bus and the detector."
+        ),
+        "types": [SILENT_TYPE],
+        "created_time": health.silent_since,
+        "first_seen_time": health.silent_since,
+        "last_seen_time": now,
+        # The check's clock orders the versions, so the close is never older than the create.
+        "modified_time": now,
+    }
+    finding["unmapped"] = {
+        "corral": {
+            "source": health.source,
+            "last_delivery": health.last_delivery,
+            "window_minutes": health.window_ms // MINUTE_MS,
+        }
+    }
+    return finding
+
+
+def silence_changes(
+    healths: Sequence[SourceHealth], open_silences: Mapping[FindingKey, bool], now: int
+) -> list[ocsf.Finding]:
+    """Return the findings to ingest (pure): one Create per new silence, one Close per recovery.
+
+    `open_silences` maps the key of every stored silence finding to whether it is open; a
+    silence already open is not raised again.
+    """
+    found = []
+    for health in healths:
+        is_open = open_silences.get(silence_key(health.source, health.account_uid))
+        if health.state == "silent" and not is_open:
+            found.append(silence_finding(health, now, resolved=False))
+        elif health.state == "ok" and is_open:
+            found.append(silence_finding(health, now, resolved=True))
+    return found
+
+
+# I/O edge ----------------------------------------------------------------------------------------
+
+
+def account_clouds(store: Store, states: Sequence[SourceState]) -> dict[tuple[str, str], str]:
+    """Read each account's cloud from one of its stored findings; fall back on its id's shape."""
+    by_account: dict[str, str] = {}
+    for state in states:
+        if state.account_uid in by_account:
+            continue
+        page = store.query(FindingQuery(account=state.account_uid, limit=1))
+        if page.items:
+            by_account[state.account_uid] = str(page.items[0].document["cloud"]["provider"])
+    return {
+        (s.source, s.account_uid): by_account.get(s.account_uid) or guess_cloud(s.source, s.account_uid) for s in states
+    }
+
+
+def report(store: Store, overrides: Mapping[str, int], now: int) -> HealthReport:
+    """Read the store and assess every source (no writes)."""
+    states = store.sources()
+    dead = store.count_dead_letters()
+    healths = assess(states, account_clouds(store, states), overrides, now, dead)
+    return HealthReport(now, healths, dead, dict(store.ledger_summary().oldest_pending))
+
+
+def check_sources(pipeline: Pipeline, now: int) -> HealthReport:
+    """Assess every source and raise or close silence findings through the pipeline.
+
+    Entry points (a scheduled function) and `corral sources --check` call this. The findings
+    are ingested as relayed OCSF documents, so they are stored, routed and delivered like any.
+    """
+    from corral.pipeline import Inbound  # noqa: PLC0415 - readers of health (coverage, dashboard) skip the sinks
+
+    base = report(pipeline.store, pipeline.settings.source_windows, now)
+    stored: dict[FindingKey, bool] = {}
+    for health in base.sources:
+        key = silence_key(health.source, health.account_uid)
+        item = pipeline.store.get(key)
+        if item is not None:
+            stored[key] = not item.closed
+    changes = silence_changes(base.sources, stored, now)
+    if changes:
+        pipeline.ingest([Inbound(finding, ref=CHECK_REF) for finding in changes])
+    raised = tuple(f["finding_info"]["uid"] for f in changes if f["activity_id"] == ocsf.CREATE)
+    closed = tuple(f["finding_info"]["uid"] for f in changes if f["activity_id"] == ocsf.CLOSE)
+    return HealthReport(base.now, base.sources, base.dead_letters, base.oldest_pending, raised, closed)

@@ -1,0 +1,115 @@
+"""Source health and silence findings, and the matrix over a store filled from the delivery fixtures."""
+
+from __future__ import annotations
+
+from corral import ocsf, traits
+from corral.coverage import RUNTIME, matrix, observe
+from corral.health import check_sources, report, silence_key
+from corral.pipeline import Pipeline
+from corral.records import HealthSignal
+from tests.coverage.conftest import HOUR, Clock, deliveries
+from tests.support.ocsf import assert_valid
+
+APP, TD = RUNTIME
+AWS_ACCOUNT = "111122223333"
+
+
+def test_fixtures_from_each_cloud_fill_the_matrix(pipeline: Pipeline, clock: Clock) -> None:
+    """Real deliveries from all three clouds: covered, silent, unhealthy, gap and provider cells where expected."""
+    result = pipeline.ingest(deliveries("aws/guardduty/*.json", "azure/defender/*.json", "gcp/scc/*.json"))
+    assert result.counts["new"] > 20
+    health = report(pipeline.store, {}, clock.now)
+    m = matrix(observe(pipeline.store, health, 168 * HOUR))
+    assert m.cell(traits.GKE, APP, TD).state == "covered"
+    assert m.cell(traits.CLOUD_RUN, APP, TD).state == "covered"
+    assert m.cell(traits.AKS, "platform", "hardening").state == "covered"
+    assert m.cell(traits.ECS_FARGATE, APP, TD).state == "covered"
+    # The runtime-protection fixture says the EKS agent stopped reporting.
+    assert m.cell(traits.EKS, APP, TD).state == "unhealthy"
+    # SCC reports for GCP and could cover GKE workload hardening, but no such finding arrived.
+    assert m.cell(traits.GKE, "application", "hardening").state == "silent"
+    assert m.cell(traits.ECS_EC2, "infrastructure", "hardening").state == "gap"
+    assert m.cell(traits.CLOUD_RUN, "infrastructure", "threat detection").state == "provider-managed"
+    # A later Healthy signal for the EKS cluster restores the runtime cell.
+    pipeline.store.record_signals(
+        [HealthSignal("aws.guardduty", AWS_ACCOUNT, traits.EKS, True, clock.now, "us-east-1", "HEALTHY")]
+    )
+    m = matrix(observe(pipeline.store, report(pipeline.store, {}, clock.now), 168 * HOUR))
+    assert m.cell(traits.EKS, APP, TD).state == "covered"
+
+
+def test_report_lists_each_source_and_account_with_cloud_and_window(pipeline: Pipeline, clock: Clock) -> None:
+    """Each (source, account) appears once, with the cloud of its findings and its default window."""
+    pipeline.ingest(
+        deliveries("azure/defender/alert-k8s-*.json", "gcp/scc/ctd-added-binary-executed.notification.json")
+    )
+    health = report(pipeline.store, {"gcp.scc": 30}, clock.now)
+    rows = {(r.source, r.account_uid): r for r in health.sources}
+    assert rows[("azure.defender", AWS_ACCOUNT)].cloud == "AWS"
+    assert rows[("azure.defender", AWS_ACCOUNT)].window_ms == 8 * 24 * HOUR
+    assert rows[("gcp.scc", "corral-demo")].cloud == "GCP"
+    assert rows[("gcp.scc", "corral-demo")].window_ms == 30 * 60_000
+    assert all(r.state == "ok" for r in rows.values())
+    clock.now += 31 * 60_000
+    later = {(r.source, r.account_uid): r.state for r in report(pipeline.store, {"gcp.scc": 30}, clock.now).sources}
+    assert later[("gcp.scc", "corral-demo")] == "silent"
+    assert later[("azure.defender", AWS_ACCOUNT)] == "ok"
+
+
+def test_silence_is_raised_once_and_closed_on_recovery(pipeline: Pipeline, clock: Clock) -> None:
+    """A silent GuardDuty account gives one valid Create finding, not twice, then a Close after a new delivery."""
+    pipeline.ingest(deliveries("aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json"))
+    assert check_sources(pipeline, clock.now).raised == ()
+
+    clock.now += 7 * HOUR + 1
+    first = check_sources(pipeline, clock.now)
+    assert first.raised == ("corral:silent:aws.guardduty:111122223333",)
+    stored = pipeline.store.get(silence_key("aws.guardduty", AWS_ACCOUNT))
+    assert stored is not None and not stored.closed
+    doc = stored.document
+    assert_valid(doc)
+    assert doc["activity_id"] == ocsf.CREATE
+    assert doc["metadata"]["product"] == {"name": "Corral", "uid": "corral", "vendor_name": "Corral"}
+    assert doc["finding_info"]["types"] == ["Source Silent"]
+    assert doc["cloud"]["provider"] == "AWS"
+    # Corral's own finding is not a source of its own.
+    assert all(r.source != "corral" for r in first.sources)
+
+    clock.now += HOUR
+    again = check_sources(pipeline, clock.now)
+    assert again.raised == () and again.closed == ()
+    assert pipeline.store.get(silence_key("aws.guardduty", AWS_ACCOUNT)).versions == 1  # type: ignore[union-attr]
+
+    pipeline.ingest(deliveries("aws/guardduty/eks-runtime-newbinaryexecuted-update.json"))
+    clock.now += 1
+    recovered = check_sources(pipeline, clock.now)
+    assert recovered.closed == ("corral:silent:aws.guardduty:111122223333",)
+    closed = pipeline.store.get(silence_key("aws.guardduty", AWS_ACCOUNT))
+    assert closed is not None and closed.closed
+    assert_valid(closed.document)
+    assert closed.document["activity_id"] == ocsf.CLOSE
+    assert closed.document["status_id"] == ocsf.STATUS_RESOLVED
+    kinds = [h.kind for h in pipeline.store.history(silence_key("aws.guardduty", AWS_ACCOUNT))]
+    assert kinds == ["new", "closed"]
+
+
+def test_a_second_silence_reopens_the_finding(pipeline: Pipeline, clock: Clock) -> None:
+    """After recovery, a new silence reopens the same finding rather than creating another."""
+    pipeline.ingest(deliveries("gcp/scc/gke-image-cve.notification.json"))
+    for step in (25 * HOUR, 1):
+        clock.now += step
+        check_sources(pipeline, clock.now)
+        if step == 25 * HOUR:
+            pipeline.ingest(deliveries("gcp/scc/gke-image-cve.notification.json"))
+    clock.now += 25 * HOUR
+    assert check_sources(pipeline, clock.now).raised == ("corral:silent:gcp.scc:corral-demo",)
+    kinds = [h.kind for h in pipeline.store.history(silence_key("gcp.scc", "corral-demo"))]
+    assert kinds == ["new", "closed", "reopened"]
+
+
+def test_report_counts_dead_letters_and_pending(pipeline: Pipeline, clock: Clock) -> None:
+    """Dead letters are counted per source in the report."""
+    pipeline.ingest(deliveries("azure/defender/attackpath-exposure-management-critical.json"))
+    health = report(pipeline.store, {}, clock.now)
+    assert health.dead_letters.get("azure.defender") == 1
+    assert health.oldest_pending_age_ms() is None
