@@ -14,7 +14,9 @@ def main(argv: list[str]) -> int:
     """Print every parsing error and the files scanned; return 1 if any file failed to parse."""
     failed = False
     for folder in argv:
-        for report_path in sorted(Path(folder).rglob("*.json")):
+        root = Path(folder)
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for report_path in files:
             reports = json.loads(report_path.read_text())
             for report in reports if isinstance(reports, list) else [reports]:
                 if not isinstance(report, dict) or "summary" not in report:

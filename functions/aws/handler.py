@@ -51,6 +51,11 @@ PIPELINE = Pipeline.from_env()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+def _invoked() -> None:
+    # One data point per invocation, so that a failed invocation still publishes its metrics.
+    metrics.add_metric(name="invocations", unit=MetricUnit.Count, value=1)
+
+
 def _record(result: IngestResult, ref: str) -> dict[str, int]:
     summary = result.summary()
     for kind, count in summary.items():
@@ -64,6 +69,7 @@ def _record(result: IngestResult, ref: str) -> dict[str, int]:
 @tracer.capture_lambda_handler(capture_response=False)
 def guardduty_event(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     """EventBridge rule target: one GuardDuty event per asynchronous invocation."""
+    _invoked()
     ref = f"eventbridge:{event.get('id', context.aws_request_id)}"
     result = PIPELINE.ingest([Inbound(data=event, ref=ref, delivery_id=event.get("id"))])
     return _record(result, ref)
@@ -81,6 +87,7 @@ def _sqs_record(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 def guardduty_batch(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """SQS event source (ReportBatchItemFailures): GuardDuty events buffered through a queue."""
+    _invoked()
     return process_partial_response(event=event, record_handler=_sqs_record, processor=processor, context=context)
 
 
@@ -89,6 +96,7 @@ def guardduty_batch(event: dict[str, Any], context: LambdaContext) -> PartialIte
 @tracer.capture_lambda_handler(capture_response=False)
 def hub_batch(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """SQS event source of the hub: OCSF findings relayed by spokes, stored once and fanned out."""
+    _invoked()
     return process_partial_response(event=event, record_handler=_sqs_record, processor=processor, context=context)
 
 
@@ -97,10 +105,10 @@ def hub_batch(event: dict[str, Any], context: LambdaContext) -> PartialItemFailu
 @tracer.capture_lambda_handler(capture_response=False)
 def redrive(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     """Scheduled: re-send the pending deliveries whose next attempt is due."""
+    _invoked()
     totals = dict(PIPELINE.redrive())
     for outcome, count in totals.items():
         metrics.add_metric(name=f"redrive_{outcome}", unit=MetricUnit.Count, value=count)
-    metrics.add_metric(name="redrive_runs", unit=MetricUnit.Count, value=1)
     logger.info("redrive", extra={"counts": totals})
     return totals
 
@@ -110,7 +118,7 @@ def redrive(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
 @tracer.capture_lambda_handler(capture_response=False)
 def source_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Scheduled: report sources that went silent (when the pipeline offers the check)."""
-    metrics.add_metric(name="source_check_runs", unit=MetricUnit.Count, value=1)
+    _invoked()
     check = getattr(PIPELINE, "check_sources", None)
     report = check() if check is not None else {"available": False}
     outcome = report.summary() if hasattr(report, "summary") else report
