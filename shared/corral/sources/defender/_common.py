@@ -33,6 +33,7 @@ _LOCATION: Final = re.compile(r"/locations?/([^/?#]+)", re.IGNORECASE)
 _DIGEST: Final = re.compile(r"^[A-Za-z0-9_+.-]+:[0-9a-fA-F]{32,}$")
 
 AKS_TYPE: Final = "microsoft.containerservice/managedclusters"
+_EARLIEST_MS: Final = 10**12  # 2001-09-09, the floor of OCSF epoch milliseconds as Corral checks them
 
 
 def product(feature: str | None = None) -> dict[str, Any]:
@@ -57,8 +58,16 @@ def first_time(view: View, *names: str) -> int | None:
     for name in names:
         value = view.get(name)
         if value is not None and value != "":
-            return ocsf.timestamp_ms(value, name)
+            return _plausible(ocsf.timestamp_ms(value, name), name)
     return None
+
+
+def _plausible(millis: int, field: str) -> int:
+    # Defender sends ISO strings; a number that parses to before 2001 (epoch 0, a count) is
+    # not a time, and OCSF consumers range-check epoch milliseconds.
+    if millis < _EARLIEST_MS:
+        raise MalformedEventError(f"{field} is not a plausible time: {millis} ms")
+    return millis
 
 
 def require_time(candidates: list[int | None], received_time: int | None, what: str) -> int:
@@ -67,7 +76,7 @@ def require_time(candidates: list[int | None], received_time: int | None, what: 
         if value is not None:
             return value
     if received_time is not None:
-        return ocsf.timestamp_ms(received_time, "received_time")
+        return _plausible(ocsf.timestamp_ms(received_time, "received_time"), "received_time")
     raise MalformedEventError(f"{what} carries no time of its own and no received_time was given")
 
 
@@ -183,6 +192,17 @@ def remediation_text(value: object) -> str | None:
 def finish(finding: dict[str, Any], unmapped: Mapping[str, Any]) -> dict[str, Any]:
     """Prune the finding and attach what was not mapped, as sent (nulls included)."""
     done: dict[str, Any] = ocsf.prune(finding)
+    # A resource OCSF can identify needs a uid or a name; a record missing both for some
+    # resource says nothing about it, so that resource is left out rather than emitted empty.
+    resources = [r for r in done.get("resources", []) if r.get("uid") or r.get("name")]
+    if resources:
+        done["resources"] = resources
+    else:
+        done.pop("resources", None)
+    info = done.get("finding_info", {})
+    analytic = info.get("analytic")
+    if analytic is not None and not (analytic.get("uid") or analytic.get("name")):
+        del info["analytic"]
     if unmapped:
         done["unmapped"] = dict(unmapped)
     return done
