@@ -75,6 +75,7 @@ def test_every_fixture_record_is_recognized_and_valid(name: str) -> None:
         if isinstance(result, Skip):
             assert "securescores" in str(doc.get("type", "")).lower()
             continue
+        assert isinstance(result, dict)
         assert problems(result) == []
         assert result["metadata"]["product"]["uid"] == "microsoft.defender_for_cloud"
         assert result["metadata"]["uid"] == "delivery-1"
