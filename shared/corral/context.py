@@ -61,6 +61,12 @@ def container_context(finding: Mapping[str, Any]) -> ContainerContext:
         elif namespace is None and "namespace" in kind:
             namespace = name
     container = image = digest = orchestrator = None
+    for resource in _dicts(finding.get("resources")):
+        # Vulnerability Findings have no evidences: the image is a resource of its own.
+        if str(resource.get("type", "")).lower() == "container image":
+            uid = _text(resource.get("uid"))
+            digest = digest or (uid if uid and uid.startswith("sha256:") else None)
+            image = image or _text(resource.get("name"))
     for found in _containers(finding):
         container = container or _text(found.get("name"))
         orchestrator = orchestrator or _text(found.get("orchestrator"))

@@ -25,6 +25,8 @@ from typing import Any, Final
 
 import orjson
 
+from corral import ocsf
+from corral.errors import MalformedEventError
 from corral.records import Item, Outcome
 
 MAX_DEPTH: Final = 4  # an SQS body holding an EventBridge event is depth 2; deeper is not a delivery
@@ -47,13 +49,15 @@ def _at(where: str, step: str) -> str:
     return f"{where}.{step}" if where and not step.startswith("[") else f"{where}{step}"
 
 
-def _unwrap(doc: object, where: str, delivery_id: str | None, depth: int) -> Iterator[Item | Outcome]:
+def _unwrap(
+    doc: object, where: str, delivery_id: str | None, depth: int, received: int | None = None
+) -> Iterator[Item | Outcome]:
     if depth > MAX_DEPTH:
         yield Outcome(where, error="envelopes nested too deeply", raw=doc)
         return
     if isinstance(doc, list):
         for i, element in enumerate(doc):
-            yield from _unwrap(element, _at(where, f"[{i}]"), delivery_id, depth + 1)
+            yield from _unwrap(element, _at(where, f"[{i}]"), delivery_id, depth + 1, received)
         return
     if not isinstance(doc, Mapping):
         yield Outcome(where, error=f"expected a JSON object, got {_json_type(doc)}", raw=doc)
@@ -66,16 +70,17 @@ def _unwrap(doc: object, where: str, delivery_id: str | None, depth: int) -> Ite
         # Hand-made test events keep only `detail` (and `region`) of the EventBridge envelope.
         detail = doc["detail"]
         region = doc.get("region")
-        yield Item({"region": region, **detail} if isinstance(region, str) else detail, where, delivery_id)
+        doc = {"region": region, **detail} if isinstance(region, str) else detail
+        yield Item(doc, where, delivery_id, received)
     elif doc.get("specversion") and "data" in doc:
         yield from _cloudevent(doc, where, depth)
     elif isinstance(doc.get("message"), Mapping) and "data" in doc["message"]:
         yield from _pubsub(doc["message"], where, depth)
     elif (key := _list_key(doc)) is not None:
         for i, element in enumerate(doc[key]):
-            yield from _unwrap(element, _at(where, f"{key}[{i}]"), delivery_id, depth + 1)
+            yield from _unwrap(element, _at(where, f"{key}[{i}]"), delivery_id, depth + 1, received)
     else:
-        yield Item(doc, where, delivery_id)
+        yield Item(doc, where, delivery_id, received)
 
 
 def _json_type(value: object) -> str:
@@ -147,7 +152,12 @@ def _cloudevent(event: Mapping[str, Any], where: str, depth: int) -> Iterator[It
 def _pubsub(message: Mapping[str, Any], where: str, depth: int) -> Iterator[Item | Outcome]:
     message_id = message.get("messageId") or message.get("message_id")
     message_id = message_id if isinstance(message_id, str) else None
+    published = _time(message.get("publishTime") or message.get("publish_time"))
     data = message.get("data")
+    if isinstance(data, Mapping):
+        # Some log pipelines store push bodies with `data` already decoded.
+        yield from _unwrap(data, _at(where, "message"), message_id, depth + 1, published)
+        return
     if not isinstance(data, str):
         yield Outcome(where, error="Pub/Sub message data is not a base64 string", raw=message)
         return
@@ -161,4 +171,11 @@ def _pubsub(message: Mapping[str, Any], where: str, depth: int) -> Iterator[Item
     except orjson.JSONDecodeError as exc:
         yield Outcome(where, error=f"Pub/Sub message data is not JSON ({exc})", raw=decoded)
         return
-    yield from _unwrap(parsed, _at(where, "message"), message_id, depth + 1)
+    yield from _unwrap(parsed, _at(where, "message"), message_id, depth + 1, published)
+
+
+def _time(value: object) -> int | None:
+    try:
+        return ocsf.optional_timestamp_ms(value, "publishTime")
+    except MalformedEventError:
+        return None

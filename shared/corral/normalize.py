@@ -18,7 +18,9 @@ from corral.records import HealthSignal, Item, Outcome, Skip
 _SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
-def normalize(doc: object, where: str = "", delivery_id: str | None = None) -> Iterator[Outcome]:
+def normalize(
+    doc: object, where: str = "", delivery_id: str | None = None, received_time: int | None = None
+) -> Iterator[Outcome]:
     """Yield one Outcome per source document found in `doc`.
 
     Example:
@@ -26,10 +28,10 @@ def normalize(doc: object, where: str = "", delivery_id: str | None = None) -> I
         ['no source recognizes this document (keys: hello)']
     """
     for item in envelopes.unwrap(doc, where, delivery_id):
-        yield item if isinstance(item, Outcome) else normalize_item(item)
+        yield item if isinstance(item, Outcome) else normalize_item(item, received_time)
 
 
-def normalize_item(item: Item) -> Outcome:
+def normalize_item(item: Item, received_time: int | None = None) -> Outcome:
     """Normalize one unwrapped document."""
     source = sources.detect(item.doc)
     if source is None:
@@ -37,7 +39,7 @@ def normalize_item(item: Item) -> Outcome:
         return Outcome(item.where, error=f"no source recognizes this document (keys: {keys})", raw=item.doc)
     name: str = source.SOURCE
     try:
-        result = source.normalize(item.doc, item.delivery_id)
+        result = source.normalize(item.doc, item.delivery_id, received_time=item.received_time or received_time)
     except PermanentError as exc:
         return Outcome(item.where, error=str(exc), source=name, raw=item.doc)
     except _SHAPE_ERRORS as exc:

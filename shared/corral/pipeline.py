@@ -159,7 +159,7 @@ class Pipeline:
             if error is not None:
                 yield Outcome("", error=error, raw=inbound.data), inbound.ref
                 continue
-            for outcome in normalize(doc, "", inbound.delivery_id):
+            for outcome in normalize(doc, "", inbound.delivery_id, self.clock()):
                 ref = f"{inbound.ref}: {outcome.where}" if outcome.where else inbound.ref
                 yield outcome, ref
 

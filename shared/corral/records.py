@@ -19,6 +19,7 @@ class Item:
     doc: Any
     where: str = ""
     delivery_id: str | None = None
+    received_time: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

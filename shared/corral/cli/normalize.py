@@ -10,6 +10,7 @@ import typer
 
 from corral import reader
 from corral.normalize import normalize as normalize_document
+from corral.pipeline import now_ms
 
 Paths = Annotated[
     list[str] | None,
@@ -27,13 +28,14 @@ def normalize(paths: Paths = None) -> None:
     """
     failed = False
     out = sys.stdout.buffer
+    received = now_ms()
     for name in reader.expand(paths or ["-"]):
         for document in reader.read(name):
             if document.error is not None:
                 _say("error", document.ref, document.error)
                 failed = True
                 continue
-            for outcome in normalize_document(document.parsed):
+            for outcome in normalize_document(document.parsed, received_time=received):
                 ref = f"{document.ref}: {outcome.where}" if outcome.where else document.ref
                 if outcome.finding is not None:
                     out.write(orjson.dumps(outcome.finding) + b"\n")

@@ -4,8 +4,10 @@ Each source module exposes:
 
 - `SOURCE`: its id, `<cloud>.<service>` (e.g. "aws.guardduty");
 - `recognizes(doc) -> bool`: whether a bare document (already out of its envelope) is its own;
-- `normalize(doc, delivery_id) -> Finding | Skip | HealthSignal`: pure, no I/O; raises
-  `MalformedEventError` (with a one-line reason) and nothing else.
+- `normalize(doc, delivery_id, *, received_time) -> Finding | Skip | HealthSignal`: pure, no
+  I/O; raises `MalformedEventError` (with a one-line reason) and nothing else. `received_time`
+  (epoch ms: the bus's publish time, else the time Corral received it) stands in only for a
+  record that carries no time of its own.
 """
 
 from __future__ import annotations

@@ -73,13 +73,16 @@ def recognizes(doc: Mapping[str, Any]) -> bool:
     return False
 
 
-def normalize(doc: Mapping[str, Any], delivery_id: str | None = None) -> Normalized:
+def normalize(
+    doc: Mapping[str, Any], delivery_id: str | None = None, *, received_time: int | None = None
+) -> Normalized:
     """Return the OCSF Detection Finding, health signal or skip for one GuardDuty document.
 
     Raises:
         MalformedEventError: the document is not the shape GuardDuty documents.
         UnsupportedSourceError: an EventBridge event this source does not handle.
     """
+    del received_time  # every GuardDuty finding carries its own createdAt/updatedAt
     anything: object = doc
     if not isinstance(anything, Mapping):
         raise MalformedEventError("GuardDuty document is not a JSON object")

@@ -23,9 +23,11 @@ def recognizes(doc: Mapping[str, Any]) -> bool:
     return isinstance(metadata, Mapping) and "class_uid" in doc and "finding_info" in doc and "version" in metadata
 
 
-def normalize(doc: Mapping[str, Any], delivery_id: str | None = None) -> Normalized:
+def normalize(
+    doc: Mapping[str, Any], delivery_id: str | None = None, *, received_time: int | None = None
+) -> Normalized:
     """Return the relayed finding unchanged, after checking its class, version and identity."""
-    del delivery_id  # the relayed finding keeps the delivery id of its first hop
+    del delivery_id, received_time  # the relayed finding keeps what its first hop gave it
     if doc.get("class_uid") not in ocsf.CLASS_NAMES:
         raise MalformedEventError(f"relayed finding has class_uid {doc.get('class_uid')!r}, not a finding class")
     if doc["metadata"].get("version") != ocsf.VERSION:

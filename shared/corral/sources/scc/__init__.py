@@ -222,8 +222,13 @@ def _take(finding: Mapping[str, Any], key: str, consumed: set[str]) -> str | Non
     return value
 
 
-def normalize(doc: Mapping[str, Any], delivery_id: str | None = None) -> ocsf.Finding | Skip | HealthSignal:
+def normalize(
+    doc: Mapping[str, Any], delivery_id: str | None = None, *, received_time: int | None = None
+) -> ocsf.Finding | Skip | HealthSignal:
     """Return the OCSF finding for one SCC document, or a Skip for SCC's own error findings.
+
+    `received_time` (epoch ms, e.g. the Pub/Sub publish time) stands in only when the finding's
+    own times are unset (protobuf writes 1970-01-01 for an unset timestamp).
 
     Raises:
         MalformedEventError: the document is not an SCC finding in any shape SCC publishes.
@@ -245,7 +250,7 @@ def normalize(doc: Mapping[str, Any], delivery_id: str | None = None) -> ocsf.Fi
     event_ms = millis(field(finding, "eventTime"))
     create_ms = millis(field(finding, "createTime"))
     mute_ms = millis(field(finding, "muteUpdateTime"))
-    modified = event_ms or create_ms
+    modified = event_ms or create_ms or received_time
     if modified is None:
         raise MalformedEventError("SCC finding has no usable eventTime or createTime")
     if event_ms is not None:
