@@ -1,0 +1,356 @@
+"""The relay sink: bare OCSF bodies to the Pub/Sub emulator (ordered) and to SQS on moto_server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from corral import ocsf
+from corral.errors import ConfigError
+from corral.sinks import build, family, relay
+from corral.sinks.base import Delivery
+from tests.support.fake_siem import check_golden, make_delivery
+from tests.support.moto import moto_server  # noqa: F401  (the session fixture)
+
+SINK = "relay:hub"
+EMULATOR_START = 60.0
+
+
+def _versions(n: int, **finding: Any) -> list[Delivery]:
+    return [make_delivery(SINK, version=f"{i:064x}", change="updated", **finding) for i in range(n)]
+
+
+# --- Rendering -----------------------------------------------------------------------------------
+
+
+def test_body_is_the_bare_finding() -> None:
+    """The body is the OCSF finding itself, nothing added; key and change are attributes."""
+    delivery = make_delivery(SINK, change="escalated", title="t\u202e\x00\uffff")
+    assert orjson.loads(relay.render(delivery)) == delivery.finding
+    assert relay.attributes(delivery) == {"idempotency_key": delivery.version, "change": "escalated"}
+    assert b"\xef\xbf\xbf" not in relay.render(delivery)
+
+
+def test_message_matches_golden() -> None:
+    """Body, attributes, ordering key and FIFO ids of one delivery, byte for byte."""
+    delivery = make_delivery(SINK, change="reopened")
+    doc = {
+        "attributes": relay.attributes(delivery),
+        "ordering_key": relay.ordering_key(delivery.finding),
+        "sqs_fifo_entry": {k: v for k, v in relay.sqs_entry(delivery, "0", fifo=True).items() if k != "MessageBody"},
+    }
+    check_golden("relay", "body.json", relay.render(delivery) + b"\n")
+    check_golden("relay", "envelope.json", orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def test_ordering_key_is_the_identity_or_its_hash() -> None:
+    """The ordering key joins the identity; over 1 KB it becomes a fixed-length hash."""
+    delivery = make_delivery(SINK)
+    assert relay.ordering_key(delivery.finding) == "|".join(ocsf.identity(delivery.finding))
+    long = make_delivery(SINK, uid="é" * 600).finding
+    key = relay.ordering_key(long)
+    assert key == "sha256:" + relay.identity_hash(long)
+    assert len(key.encode()) <= relay.ORDERING_KEY_LIMIT
+
+
+def test_fifo_entry_group_and_deduplication() -> None:
+    """FIFO entries group by identity hash and deduplicate by the idempotency key."""
+    delivery = make_delivery(SINK, version="ab" * 32)
+    entry = relay.sqs_entry(delivery, "0", fifo=True)
+    assert entry["MessageGroupId"] == relay.identity_hash(delivery.finding)
+    assert entry["MessageDeduplicationId"] == "ab" * 32
+    assert "MessageGroupId" not in relay.sqs_entry(delivery, "0", fifo=False)
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        ({}, "topic"),
+        ({"topic": "projects/p/topics/t", "queue_url": "https://sqs.eu-west-1.amazonaws.com/1/q"}, "topic"),
+        ({"topic": "topics/t"}, "topic"),
+        ({"topic": "projects/my-project/topics/findings", "endpoint": "http://x"}, "endpoint"),
+        ({"queue_url": "not a url", "region": "eu-west-1"}, "queue_url"),
+        ({"queue_url": "https://sqs.eu-west-1.amazonaws.com/1/q", "region": "Europe"}, "region"),
+        ({"queue_url": "https://sqs.eu-west-1.amazonaws.com/1/q", "region": "eu-west-1", "timeout": 0}, "timeout"),
+    ],
+)
+def test_config_errors_name_the_key(settings: dict[str, Any], key: str) -> None:
+    """Each invalid setting raises ConfigError naming sinks.<id>.<key>."""
+    with pytest.raises(ConfigError, match=rf"^sinks\.relay:hub\.{key}:"):
+        relay.from_config(SINK, {"kind": "relay", **settings}, {})
+
+
+def test_import_is_cheap() -> None:
+    """Importing corral and the relay module loads neither google.cloud.pubsub nor boto3."""
+    code = (
+        "import sys, corral, corral.sinks.relay; "
+        "print(sorted(m for m in sys.modules if m.startswith(('google.cloud.pubsub', 'boto3', 'botocore'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# --- SQS on moto_server --------------------------------------------------------------------------
+
+
+def _queue(moto_server: str, fifo: bool) -> str:  # noqa: F811
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="eu-west-1", endpoint_url=moto_server)
+    name = f"corral-{uuid.uuid4().hex[:8]}" + (".fifo" if fifo else "")
+    attributes = {"FifoQueue": "true"} if fifo else {}
+    url: str = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return url
+
+
+def _receive(moto_server: str, url: str, count: int) -> list[dict[str, Any]]:  # noqa: F811
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="eu-west-1", endpoint_url=moto_server)
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 10
+    while len(got) < count and time.monotonic() < deadline:
+        answer = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+        )
+        for message in answer.get("Messages", []):
+            got.append(message)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return got
+
+
+def _sqs_sink(moto_server: str, url: str) -> relay.SqsRelay:  # noqa: F811
+    sink = relay.from_config(SINK, {"queue_url": url, "region": "eu-west-1", "endpoint_url": moto_server}, {})
+    assert isinstance(sink, relay.SqsRelay)
+    return sink
+
+
+@pytest.mark.parametrize("fifo", [False, True])
+def test_sqs_messages_arrive_with_attributes(moto_server: str, fifo: bool) -> None:  # noqa: F811
+    """23 deliveries go in 3 batches; each arrives once with its body and attributes."""
+    url = _queue(moto_server, fifo)
+    deliveries = [
+        make_delivery(SINK, version=f"{i:064x}", change="new", uid=f"finding-{i % 4}", title=f"t{i}") for i in range(23)
+    ]
+    sink = _sqs_sink(moto_server, url)
+    results = sink.send(deliveries)
+    sink.close()
+    assert [r.ok for r in results] == [True] * 23
+    assert all(r.message_ref for r in results)
+    received = _receive(moto_server, url, 23)
+    assert len(received) == 23
+    by_key = {m["MessageAttributes"]["idempotency_key"]["StringValue"]: m for m in received}
+    assert set(by_key) == {d.version for d in deliveries}
+    for delivery in deliveries:
+        message = by_key[delivery.version]
+        assert orjson.loads(message["Body"]) == delivery.finding
+        assert message["MessageAttributes"]["change"]["StringValue"] == "new"
+        if fifo:
+            assert message["Attributes"]["MessageGroupId"] == relay.identity_hash(delivery.finding)
+            assert message["Attributes"]["MessageDeduplicationId"] == delivery.version
+
+
+def test_sqs_batches_stay_under_256_kib(moto_server: str) -> None:  # noqa: F811
+    """Six 100 KB findings need several batches; an entry over 256 KiB fails alone, permanently."""
+    url = _queue(moto_server, False)
+    deliveries = _versions(6, desc="d" * 100_000)
+    huge = make_delivery(SINK, version="f" * 64, desc="x" * 300_000)
+    sink = _sqs_sink(moto_server, url)
+    sent: list[int] = []
+    original = sink._client.send_message_batch
+
+    def counting(**kwargs: Any) -> Any:
+        sent.append(sum(relay.sqs_size(e) for e in kwargs["Entries"]))
+        return original(**kwargs)
+
+    sink._client.send_message_batch = counting
+    results = sink.send([*deliveries[:3], huge, *deliveries[3:]])
+    assert [r.ok for r in results] == [True, True, True, False, True, True, True]
+    assert results[3].permanent and "256 KiB" in (results[3].error or "")
+    assert len(sent) == 3 and all(size <= relay.SQS_BATCH_BYTES for size in sent)
+    assert len(_receive(moto_server, url, 6)) == 6
+
+
+def test_sqs_unknown_queue_is_permanent(moto_server: str) -> None:  # noqa: F811
+    """A queue that does not exist fails every delivery permanently, naming the SQS error."""
+    url = f"{moto_server}/123456789012/no-such-queue-{uuid.uuid4().hex[:6]}"
+    results = _sqs_sink(moto_server, url).send(_versions(2))
+    assert [(r.ok, r.permanent) for r in results] == [(False, True), (False, True)]
+    assert "SQS SendMessageBatch failed" in (results[0].error or "")
+
+
+def test_sqs_unreachable_is_retryable() -> None:
+    """An endpoint where nothing listens is a retryable failure."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    sink = relay.from_config(
+        SINK, {"queue_url": f"{endpoint}/1/q", "region": "eu-west-1", "endpoint_url": endpoint, "timeout": 1}, {}
+    )
+    results = sink.send(_versions(2))
+    assert [(r.ok, r.permanent) for r in results] == [(False, False), (False, False)]
+    assert "unreachable" in (results[0].error or "")
+
+
+def test_registry_builds_the_relay(moto_server: str) -> None:  # noqa: F811
+    """`relay` is a registered kind of the relay family."""
+    sink = build(SINK, {"kind": "relay", "queue_url": f"{moto_server}/1/q", "region": "eu-west-1"}, {})
+    assert isinstance(sink, relay.SqsRelay)
+    assert family("relay") == "relay" == sink.family
+
+
+# --- Pub/Sub emulator ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator() -> Iterator[str]:
+    """A Pub/Sub emulator on 127.0.0.1 (gcloud beta emulators pubsub), as host:port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    try:
+        process = subprocess.Popen(
+            ["gcloud", "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{port}", "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the Pub/Sub emulator could not start: {exc}")
+        pytest.skip(f"the Pub/Sub emulator could not start (gcloud missing?): {exc}")
+    try:
+        deadline = time.monotonic() + EMULATOR_START
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    message = f"the Pub/Sub emulator did not listen on {port} (exit {process.poll()})"
+                    if os.environ.get("CI"):
+                        pytest.fail(message)
+                    pytest.skip(message)
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        # gcloud starts java in the same (new) session: stop the whole group we created.
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def _admin(endpoint: str) -> tuple[Any, Any]:
+    import grpc  # type: ignore[import-untyped]
+    from google.cloud import pubsub_v1
+    from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+    publisher = pubsub_v1.PublisherClient(transport=PublisherGrpcTransport(channel=grpc.insecure_channel(endpoint)))
+    subscriber = pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(channel=grpc.insecure_channel(endpoint)))
+    return publisher, subscriber
+
+
+def _topic(endpoint: str) -> tuple[str, str, Any]:
+    publisher, subscriber = _admin(endpoint)
+    name = uuid.uuid4().hex[:10]
+    topic = f"projects/corral-test/topics/findings-{name}"
+    subscription = f"projects/corral-test/subscriptions/hub-{name}"
+    publisher.create_topic(name=topic)
+    subscriber.create_subscription(
+        request={"name": subscription, "topic": topic, "enable_message_ordering": True, "ack_deadline_seconds": 60}
+    )
+    return topic, subscription, subscriber
+
+
+def _pull(subscriber: Any, subscription: str, count: int) -> list[Any]:
+    got: list[Any] = []
+    deadline = time.monotonic() + 20
+    while len(got) < count and time.monotonic() < deadline:
+        answer = subscriber.pull(request={"subscription": subscription, "max_messages": 100}, timeout=10)
+        if answer.received_messages:
+            got += answer.received_messages
+            subscriber.acknowledge(
+                request={"subscription": subscription, "ack_ids": [m.ack_id for m in answer.received_messages]}
+            )
+    return got
+
+
+def test_pubsub_publishes_ordered_bare_findings(pubsub_emulator: str) -> None:
+    """Each message carries the bare finding, the attributes and the identity as ordering key."""
+    topic, subscription, subscriber = _topic(pubsub_emulator)
+    long_uid = "u" * 1500
+    deliveries = [
+        make_delivery(SINK, version=f"{i:064x}", change="updated", uid=f"finding-{i % 3}", title=f"v{i}")
+        for i in range(9)
+    ] + [make_delivery(SINK, version="e" * 64, uid=long_uid)]
+    sink = relay.from_config(SINK, {"topic": topic, "endpoint": pubsub_emulator, "timeout": 10}, {})
+    try:
+        results = sink.send(deliveries)
+    finally:
+        sink.close()
+    assert [r.ok for r in results] == [True] * len(deliveries), [r.error for r in results]
+    assert all(r.message_ref for r in results)
+    received = _pull(subscriber, subscription, len(deliveries))
+    assert len(received) == len(deliveries)
+    by_key = {m.message.attributes["idempotency_key"]: m.message for m in received}
+    for delivery in deliveries:
+        message = by_key[delivery.version]
+        assert orjson.loads(message.data) == delivery.finding
+        assert dict(message.attributes) == relay.attributes(delivery)
+        assert message.ordering_key == relay.ordering_key(delivery.finding)
+    assert by_key["e" * 64].ordering_key.startswith("sha256:")
+    # Within one ordering key, versions arrive in the order they were published.
+    for uid in ("finding-0", "finding-1", "finding-2"):
+        titles = [
+            orjson.loads(m.message.data)["finding_info"]["title"]
+            for m in received
+            if orjson.loads(m.message.data)["finding_info"]["uid"] == uid
+        ]
+        assert titles == sorted(titles, key=lambda t: int(t[1:]))
+
+
+def test_pubsub_unknown_topic_is_permanent(pubsub_emulator: str) -> None:
+    """Publishing to a topic that does not exist fails permanently (NotFound), and resumes the key."""
+    topic = f"projects/corral-test/topics/missing-{uuid.uuid4().hex[:8]}"
+    sink = relay.from_config(SINK, {"topic": topic, "endpoint": pubsub_emulator, "timeout": 5}, {})
+    try:
+        results = sink.send(_versions(2))
+        assert [(r.ok, r.permanent) for r in results] == [(False, True), (False, True)]
+        assert "NotFound" in (results[0].error or "")
+        # The paused ordering key was resumed: a second attempt fails the same way, not as "paused".
+        again = sink.send(_versions(1))
+        assert "NotFound" in (again[0].error or "")
+    finally:
+        sink.close()
+
+
+def test_pubsub_unreachable_is_retryable() -> None:
+    """An emulator endpoint where nothing listens is a retryable failure."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sink = relay.from_config(
+        SINK, {"topic": "projects/corral-test/topics/findings", "endpoint": f"127.0.0.1:{port}", "timeout": 1}, {}
+    )
+    try:
+        results = sink.send(_versions(1))
+    finally:
+        sink.close()
+    assert not results[0].ok and not results[0].permanent, results[0].error
