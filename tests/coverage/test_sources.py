@@ -7,6 +7,7 @@ from corral.coverage import RUNTIME, matrix, observe
 from corral.health import check_sources, report, silence_key
 from corral.pipeline import Pipeline
 from corral.records import HealthSignal
+from corral.stores.base import DeadLetter, FindingQuery, LedgerEntry
 from tests.coverage.conftest import HOUR, Clock, deliveries
 from tests.support.ocsf import assert_valid
 
@@ -108,8 +109,17 @@ def test_a_second_silence_reopens_the_finding(pipeline: Pipeline, clock: Clock) 
 
 
 def test_report_counts_dead_letters_and_pending(pipeline: Pipeline, clock: Clock) -> None:
-    """Dead letters are counted per source in the report."""
-    pipeline.ingest(deliveries("azure/defender/attackpath-exposure-management-critical.json"))
+    """Dead letters are counted per source, and the oldest pending delivery's age is reported."""
+    pipeline.ingest(deliveries("gcp/scc/gke-image-cve.notification.json"))
+    assert report(pipeline.store, {}, clock.now).oldest_pending_age_ms() is None
+    pipeline.store.add_dead_letters(
+        [DeadLetter.of(b"{}", at=clock.now, reason="bad", ref="x", source="azure.defender") for _ in range(2)]
+    )
+    item = pipeline.store.query(FindingQuery(limit=1)).items[0]
+    pipeline.store.ledger_add(
+        [LedgerEntry("v1", "slack:soc", item.key, "new", item.document, created=clock.now - HOUR, next_attempt=0)]
+    )
     health = report(pipeline.store, {}, clock.now)
-    assert health.dead_letters.get("azure.defender") == 1
-    assert health.oldest_pending_age_ms() is None
+    assert health.dead_letters.get("azure.defender") == 2
+    assert health.oldest_pending_age_ms() == HOUR
+    assert health.to_json()["oldest_pending"]["slack:soc"]["age_ms"] == HOUR

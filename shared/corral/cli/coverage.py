@@ -1,0 +1,115 @@
+"""`corral coverage` and `corral sources`: who watches each container service, and which sources went quiet."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import Annotated, Final
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from corral import coverage as matrix_module
+from corral import health, traits
+from corral.cli import options
+from corral.cli.options import ConfigOption, JsonOption, StoreOption
+from corral.pipeline import now_ms
+from corral.stores import open_store
+
+STYLES: Final = {
+    "covered": "black on green",
+    "silent": "black on yellow",
+    "unhealthy": "white on red",
+    "gap": "bold white on dark_red",
+    "provider-managed": "dim",
+    "not connected": "dim italic",
+}
+SHORT: Final = {"hardening": "hard", "vulnerability management": "vuln", "threat detection": "threat"}
+WindowOption = Annotated[
+    int, typer.Option("--window-hours", min=1, help="A cell is covered by findings seen within this many hours.")
+]
+
+
+def _time(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if ms else "-"
+
+
+def coverage(
+    window_hours: WindowOption = matrix_module.DEFAULT_WINDOW_HOURS,
+    store: StoreOption = None,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show the coverage matrix: container service by layer and task, and who covers each cell."""
+    settings = options.settings(config, store)
+    db = open_store(settings.store)
+    try:
+        report = health.report(db, settings.source_windows, now_ms())
+        result = matrix_module.matrix(matrix_module.observe(db, report, window_hours * 3_600_000))
+    finally:
+        db.close()
+    if json:
+        sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
+        return
+    table = Table(title=f"Coverage over the last {window_hours} h")
+    table.add_column("service")
+    for layer in traits.LAYERS:
+        for task in traits.TASKS:
+            table.add_column(f"{layer[:5]}/{SHORT[task]}", overflow="fold")
+    for service, cells in result.rows():
+        table.add_row(service, *(f"[{STYLES[c.state]}]{escape(c.state)}[/]" for c in cells))
+    console = Console()
+    console.print(table)
+    console.print(", ".join(f"{state}: {n}" for state, n in result.totals().items()))
+
+
+def sources(
+    check: Annotated[
+        bool, typer.Option("--check", help="Raise or close Source Silent findings through the pipeline.")
+    ] = False,
+    store: StoreOption = None,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show each source's last delivery per account, its window and state; --check acts on silences."""
+    if check:
+        pipe = options.pipeline(config, store)
+        try:
+            report = health.check_sources(pipe, now_ms())
+        finally:
+            pipe.close()
+    else:
+        settings = options.settings(config, store)
+        db = open_store(settings.store)
+        try:
+            report = health.report(db, settings.source_windows, now_ms())
+        finally:
+            db.close()
+    if json:
+        sys.stdout.write(orjson.dumps(report.to_json()).decode() + "\n")
+        return
+    table = Table()
+    for column in ("source", "account", "cloud", "last delivery", "window", "state", "dead letters"):
+        table.add_column(column, overflow="fold")
+    for row in report.sources:
+        style = "green" if row.state == "ok" else "bold yellow"
+        table.add_row(
+            row.source,
+            escape(row.account_uid),
+            row.cloud,
+            _time(row.last_delivery),
+            f"{row.window_ms // 60_000} min",
+            f"[{style}]{row.state}[/]",
+            str(row.dead_letters),
+        )
+    console = Console()
+    console.print(table)
+    age = report.oldest_pending_age_ms()
+    console.print("nothing pending delivery" if age is None else f"oldest pending delivery: {age // 60_000} min old")
+    for uid in report.raised:
+        console.print(f"raised: {escape(uid)}")
+    for uid in report.closed:
+        console.print(f"closed: {escape(uid)}")

@@ -1,0 +1,74 @@
+"""`corral serve` and `corral report`: the dashboard, live or as one self-contained HTML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from corral import coverage
+from corral.cli import options
+from corral.cli.options import ConfigOption, StoreOption
+from corral.dashboard import server, view
+from corral.dashboard.page import render_page
+from corral.errors import ConfigError
+from corral.pipeline import now_ms
+from corral.stores import open_store
+
+WindowOption = Annotated[
+    int, typer.Option("--window-hours", min=1, help="Coverage window: findings seen within this many hours.")
+]
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind; beyond loopback a token is required.")] = (
+        server.DEFAULT_HOST
+    ),
+    port: Annotated[int, typer.Option(help="Port to bind (0: any free port).")] = server.DEFAULT_PORT,
+    token_env: Annotated[
+        str | None,
+        typer.Option("--token-env", help="Name of the environment variable holding the access token."),
+    ] = None,
+    window_hours: WindowOption = coverage.DEFAULT_WINDOW_HOURS,
+    store: StoreOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the read-only dashboard and its JSON API until interrupted."""
+    token = None
+    if token_env is not None:
+        token = os.environ.get(token_env)
+        if not token:
+            raise ConfigError(f"--token-env: environment variable {token_env} is not set or empty")
+    server.require_token(host, token)
+    settings = options.settings(config, store)
+    db = open_store(settings.store)
+    dashboard = server.Dashboard(db, settings.source_windows, now_ms, token, window_hours * server.HOUR_MS)
+    httpd = server.make_server(dashboard, host, port)
+    bound_host, bound_port = httpd.server_address[:2]
+    print(f"corral: serving http://{bound_host!s}:{bound_port}/ from {db.url}", flush=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+        db.close()
+
+
+def report(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the HTML file.")] = Path("report.html"),
+    window_hours: WindowOption = coverage.DEFAULT_WINDOW_HOURS,
+    store: StoreOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write the dashboard as one self-contained HTML file (no scripts, no external assets)."""
+    settings = options.settings(config, store)
+    db = open_store(settings.store)
+    try:
+        page = render_page(view.build(db, settings.source_windows, now_ms(), window_hours * server.HOUR_MS))
+    finally:
+        db.close()
+    out.write_text(page, encoding="utf-8")
+    print(f"corral: wrote {out}")
