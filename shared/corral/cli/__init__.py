@@ -9,6 +9,8 @@ import sys
 
 import typer
 
+from corral.cli import coverage as coverage
+from corral.cli import dashboard as dashboard
 from corral.cli import findings as findings
 from corral.cli import normalize as normalize
 from corral.cli import pipeline_commands as pipeline_commands
@@ -26,6 +28,10 @@ app = typer.Typer(
 app.command("normalize")(normalize.normalize)
 app.command("ingest")(pipeline_commands.ingest)
 app.command("redrive")(pipeline_commands.redrive)
+app.command("coverage")(coverage.coverage)
+app.command("sources")(coverage.sources)
+app.command("serve")(dashboard.serve)
+app.command("report")(dashboard.report)
 app.add_typer(findings.app, name="findings")
 app.add_typer(findings.deadletter_app, name="deadletter")
 app.add_typer(store.app, name="store")
