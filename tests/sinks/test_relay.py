@@ -189,10 +189,10 @@ def test_sqs_unknown_queue_is_permanent(moto_server: str) -> None:  # noqa: F811
     assert "SQS SendMessageBatch failed" in (results[0].error or "")
 
 
-def test_sqs_unreachable_is_retryable() -> None:
+def test_sqs_unreachable_is_retryable(monkeypatch: pytest.MonkeyPatch) -> None:
     """An endpoint where nothing listens is a retryable failure."""
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
