@@ -33,7 +33,7 @@ type: $(STAMP) ## mypy --strict on the corral package
 check: lint type test ## Everything CI cares about
 
 demo: $(STAMP) ## Run Corral's main job on bundled deliveries of all three clouds (SQLite, file sinks)
-	$(BIN)/python -m corral.demo
+	$(BIN)/python demo/run.py
 
 bench: $(STAMP) ## Benchmarks, as ratios to baselines measured in the same run
 	$(BIN)/python -m benchmarks
