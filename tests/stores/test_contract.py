@@ -174,6 +174,11 @@ def test_a_batch_is_decided_in_order(store: Store) -> None:
     assert a is not None and (a.severity_id, a.versions) == (5, 2)
     assert b is not None and (b.severity_id, b.versions) == (3, 1)
     assert [h.kind for h in store.history(key_of(batch[0]))] == ["new", "escalated"]
+    twice = [make_finding("c", delivery_id="d-1"), make_finding("c", modified=T + 3, delivery_id="d-2")]
+    assert [c.kind for c in store.upsert(twice, now=NOW + 1)] == ["new", "unchanged"]
+    c = store.get(key_of(twice[0]))
+    assert c is not None and (c.versions, c.modified_time, c.last_seen) == (1, T + 3, NOW + 1)
+    assert c.document["metadata"]["uid"] == "d-2"
 
 
 def test_unknown_finding_is_none(store: Store) -> None:

@@ -154,10 +154,17 @@ class Current:
 
 @dataclass(slots=True)
 class Plan:
-    """What one batch does: a Change per finding, the final row per key, the history rows."""
+    """What one batch does: a Change per finding, the rows to write, the history rows.
+
+    `rows` are whole findings rows (new or changed content); `refresh` rows are findings whose
+    content is unchanged, as (last_seen, modified_time, closed, document, product, account, uid):
+    re-deriving their columns would only reproduce what is stored, and re-deliveries of unchanged
+    findings are the common case (GuardDuty re-exports every finding every six hours).
+    """
 
     changes: list[Change]
     rows: list[tuple[Any, ...]]
+    refresh: list[tuple[Any, ...]]
     history: list[tuple[Any, ...]]
 
 
@@ -168,7 +175,9 @@ def plan_upsert(findings: Sequence[ocsf.Finding], stored: Mapping[FindingKey, Cu
     `unchanged` refreshes last seen and the document, `stale` writes nothing.
     """
     state = dict(stored)
-    latest: dict[FindingKey, tuple[ocsf.Finding, str, Current]] = {}
+    # Per key: the latest accepted document, its fingerprint, the state after it, and whether
+    # any change in this batch needs the whole row written (anything but `unchanged`).
+    latest: dict[FindingKey, tuple[ocsf.Finding, str, Current, bool]] = {}
     changes: list[Change] = []
     history: list[tuple[Any, ...]] = []
     for finding in findings:
@@ -188,11 +197,17 @@ def plan_upsert(findings: Sequence[ocsf.Finding], stored: Mapping[FindingKey, Cu
             bump = 0 if kind == "unchanged" else 1
             after = Current(incoming, current.first_seen, max(current.last_seen, now), current.versions + bump)
         state[key] = after
-        latest[key] = (finding, fp, after)
+        whole = kind != "unchanged" or (key in latest and latest[key][3])
+        latest[key] = (finding, fp, after, whole)
         if kind != "unchanged":
             history.append((*key, now, kind, version, incoming.modified_time, incoming.severity_id, incoming.status_id))
-    rows = [_finding_row(key, finding, fp, after) for key, (finding, fp, after) in latest.items()]
-    return Plan(changes, rows, history)
+    rows = [_finding_row(key, doc, fp, after) for key, (doc, fp, after, whole) in latest.items() if whole]
+    refresh = [
+        (after.last_seen, after.snapshot.modified_time, after.snapshot.closed, dumps(doc), *key)
+        for key, (doc, _, after, whole) in latest.items()
+        if not whole
+    ]
+    return Plan(changes, rows, refresh, history)
 
 
 def _finding_row(key: FindingKey, finding: ocsf.Finding, fp: str, after: Current) -> tuple[Any, ...]:

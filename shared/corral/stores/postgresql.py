@@ -5,7 +5,8 @@
 A batch upsert takes transaction-scoped advisory locks on its keys (sorted, so that two batches
 never wait on each other in a circle), reads the stored state of all its keys in one query,
 decides each change in Python with `base.decide`, and writes every row and every history entry
-with one statement each, in one transaction pipelined into two round trips. The locks make two
+with one statement each (re-delivered unchanged findings with a third that refreshes only last
+seen and the document), in one transaction pipelined into two round trips. The locks make two
 writers of a finding that does not exist yet queue instead of both seeing "new".
 
 This store never changes the schema on its own: production runtimes need only SELECT, INSERT,
@@ -104,6 +105,13 @@ _INSERT_FINDINGS: Final = (
 )
 _INSERT_HISTORY: Final = (
     f"INSERT INTO finding_history ({', '.join(_sql.HISTORY_COLUMNS)}) {_unnest(_sql.HISTORY_COLUMNS, _HISTORY_TYPES)}"
+)
+_REFRESH_FINDINGS: Final = (
+    "UPDATE findings AS f SET last_seen = t.last_seen, modified_time = t.modified_time, closed = t.closed,"
+    " document = t.document::jsonb"
+    " FROM unnest(%s::bigint[], %s::bigint[], %s::bool[], %s::text[], %s::text[], %s::text[], %s::text[])"
+    " AS t(last_seen, modified_time, closed, document, product, account, uid)"
+    " WHERE f.product = t.product AND f.account = t.account AND f.uid = t.uid"
 )
 _SELECT_STATE: Final = (
     f"SELECT {_sql.STATE_SELECT} FROM findings WHERE (product, account, uid) IN"
@@ -265,6 +273,8 @@ class PostgresStore:
                 plan = _sql.plan_upsert(findings, stored, now=now)
                 if plan.rows:
                     cur.execute(_INSERT_FINDINGS, [list(c) for c in zip(*plan.rows, strict=True)])
+                if plan.refresh:
+                    cur.execute(_REFRESH_FINDINGS, [list(c) for c in zip(*plan.refresh, strict=True)])
                 if plan.history:
                     cur.execute(_INSERT_HISTORY, [list(c) for c in zip(*plan.history, strict=True)])
             return plan.changes

@@ -57,10 +57,15 @@ _INSERT_FINDINGS: Final = (
     " ON CONFLICT (product, account, uid) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _sql.FINDING_COLUMNS[3:])
 )
+_REFRESH_FINDINGS: Final = (
+    "UPDATE findings SET last_seen = ?, modified_time = ?, closed = ?, document = ?"
+    " WHERE product = ? AND account = ? AND uid = ?"
+)
 _INSERT_HISTORY: Final = (
     f"INSERT INTO finding_history ({', '.join(_sql.HISTORY_COLUMNS)})"
     f" VALUES ({', '.join('?' * len(_sql.HISTORY_COLUMNS))})"
 )
+_STATE_COLUMNS: Final = ", ".join(f"f.{c.strip()}" for c in _sql.STATE_SELECT.split(","))
 
 
 def open(url: str) -> SqliteStore:
@@ -187,12 +192,18 @@ class SqliteStore:
                 for start in range(0, len(keys), _KEYS_PER_READ):
                     chunk = keys[start : start + _KEYS_PER_READ]
                     values = ", ".join("(?, ?, ?)" for _ in chunk)
-                    sql = f"SELECT {_sql.STATE_SELECT} FROM findings WHERE (product, account, uid) IN (VALUES {values})"
+                    # A join, not `(…) IN (VALUES …)`: SQLite answers a row-value IN list with a
+                    # full scan, but searches the primary key for each row of a joined VALUES.
+                    sql = (
+                        f"WITH k (p, a, u) AS (VALUES {values}) SELECT {_STATE_COLUMNS} FROM k"
+                        " JOIN findings AS f ON f.product = k.p AND f.account = k.a AND f.uid = k.u"
+                    )
                     for row in db.execute(sql, [part for key in chunk for part in key]):
                         key, current = _sql.Current.of_row(row)
                         stored[key] = current
                 plan = _sql.plan_upsert(findings, stored, now=now)
                 db.executemany(_INSERT_FINDINGS, plan.rows)
+                db.executemany(_REFRESH_FINDINGS, plan.refresh)
                 db.executemany(_INSERT_HISTORY, plan.history)
             return plan.changes
 
