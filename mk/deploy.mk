@@ -16,6 +16,9 @@ TOOLS_DIR     ?= .tools
 CHECKOV_VERSION  ?= 3.3.30
 CFN_LINT_VERSION ?= 1.58.0
 SERVERLESS_VERSION ?= 3.40.0
+# A corral.toml to ship inside every artifact as corral.toml (then set the configPath parameter /
+# config_path variable to corral.toml); empty ships none and the built-in defaults apply.
+CORRAL_CONFIG_FILE ?=
 # Lambda runs python3.11 on x86_64 Amazon Linux; compiled wheels (orjson) must match it, not us.
 LAMBDA_PLATFORM ?= manylinux2014_x86_64
 
@@ -62,6 +65,7 @@ dist/aws/corral-aws.zip: $(shell find functions/aws shared/corral -type f -not -
 	rm -rf $(AWS_BUILD) && mkdir -p $(AWS_BUILD) dist/aws
 	cp functions/aws/*.py $(AWS_BUILD)/
 	cp -r shared/corral $(AWS_BUILD)/corral
+	$(if $(CORRAL_CONFIG_FILE),cp $(CORRAL_CONFIG_FILE) $(AWS_BUILD)/corral.toml)
 	# boto3 is in the Lambda runtime and Powertools (with the X-Ray SDK) comes from its public layer;
 	# only the rest of functions/aws/requirements.txt is vendored, as wheels for Lambda's platform.
 	$(DEPLOY_PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile \
@@ -76,6 +80,7 @@ package-azure:
 	rm -rf $(AZURE_BUILD) dist/azure/corral-azure.zip && mkdir -p $(AZURE_BUILD)
 	cp functions/azure/function_app.py functions/azure/host.json functions/azure/requirements.txt $(AZURE_BUILD)/
 	cp -r shared/corral $(AZURE_BUILD)/corral
+	$(if $(CORRAL_CONFIG_FILE),cp $(CORRAL_CONFIG_FILE) $(AZURE_BUILD)/corral.toml)
 	find $(AZURE_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
 	cd $(AZURE_BUILD) && $(abspath $(DEPLOY_PYTHON)) -m zipfile -c ../corral-azure.zip .
 	@echo "dist/azure/corral-azure/ and dist/azure/corral-azure.zip are ready"
@@ -86,6 +91,7 @@ package-gcp:
 	rm -rf $(GCP_BUILD) dist/gcp && mkdir -p $(GCP_BUILD) dist/gcp
 	cp functions/gcp/main.py functions/gcp/requirements.txt $(GCP_BUILD)/
 	cp -r shared/corral $(GCP_BUILD)/corral
+	$(if $(CORRAL_CONFIG_FILE),cp $(CORRAL_CONFIG_FILE) $(GCP_BUILD)/corral.toml)
 	find $(GCP_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
 	cd $(GCP_BUILD) && $(abspath $(DEPLOY_PYTHON)) -m zipfile -c $(abspath dist/gcp/corral-gcp.zip) .
 	@echo "dist/gcp/corral-gcp.zip is ready"

@@ -30,6 +30,9 @@ param operatorObjectId string = ''
 @description('Resource id of the Sentinel data collection rule, when the sentinel sink is used (empty otherwise).')
 param sentinelDcrId string = ''
 
+@description('corral.toml path inside the package (make package CORRAL_CONFIG_FILE=... puts it there); empty for built-in defaults.')
+param configPath string = ''
+
 @description('Event Hubs partitions for the Defender export hub.')
 @minValue(1)
 @maxValue(32)
@@ -252,7 +255,7 @@ var baseSettings = [
   { name: 'CORRAL_RELAY_EVENTHUB_NAME', value: relayHub }
   { name: 'CORRAL_EVENTHUB_CONSUMER_GROUP', value: consumerGroup }
   { name: 'CORRAL_STORE', value: '@Microsoft.KeyVault(${kvRef}${storeSecretName})' }
-  { name: 'CORRAL_CONFIG', value: 'corral.toml' }
+  { name: 'CORRAL_CONFIG', value: configPath }
 ]
 var secretSettings = [for item in items(sinkSecrets): {
   name: item.key

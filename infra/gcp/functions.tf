@@ -4,7 +4,7 @@ locals {
   push_audience = "corral-scc-push"
   # Settings every function gets; secrets come from Secret Manager, never as plain values.
   common_env = {
-    CORRAL_CONFIG = "corral.toml"
+    CORRAL_CONFIG = var.config_path
   }
   secrets = merge({ CORRAL_STORE = var.store_secret_id }, var.sink_secrets)
 }

@@ -77,3 +77,9 @@ variable "max_instances" {
   type        = number
   default     = 10
 }
+
+variable "config_path" {
+  description = "corral.toml path inside the source zip (make package CORRAL_CONFIG_FILE=... puts it there); empty for built-in defaults."
+  type        = string
+  default     = ""
+}
