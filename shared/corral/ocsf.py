@@ -180,17 +180,41 @@ def envelope(
     }
 
 
-_EMPTY: Final[tuple[object, ...]] = ("", [], {})
-
-
 def prune(obj: Any) -> Any:
-    """Drop None, empty strings, empty lists and empty dicts, recursively (OCSF has no nulls)."""
-    if isinstance(obj, dict):
-        pruned = {k: prune(v) for k, v in obj.items()}
-        return {k: v for k, v in pruned.items() if v is not None and v not in _EMPTY}
-    if isinstance(obj, list):
-        items = [prune(v) for v in obj]
-        return [v for v in items if v is not None and v not in _EMPTY]
+    """Drop None, empty strings, empty lists and empty dicts, recursively (OCSF has no nulls).
+
+    This runs on every finding, so it tests exact types rather than ABCs and builds each
+    container once.
+
+    Example:
+        >>> prune({"a": None, "b": "", "c": [{}], "d": {"e": 0, "f": False}})
+        {'d': {'e': 0, 'f': False}}
+    """
+    kind = type(obj)
+    if kind is dict:
+        out = {}
+        for key, value in obj.items():
+            if value is None or value == "":
+                continue
+            inner = type(value)
+            if inner is dict or inner is list:
+                value = prune(value)
+                if not value:
+                    continue
+            out[key] = value
+        return out
+    if kind is list:
+        items = []
+        for value in obj:
+            if value is None or value == "":
+                continue
+            inner = type(value)
+            if inner is dict or inner is list:
+                value = prune(value)
+                if not value:
+                    continue
+            items.append(value)
+        return items
     return obj
 
 

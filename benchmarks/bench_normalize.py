@@ -1,0 +1,92 @@
+"""Normalization throughput per source, as a ratio to an orjson round trip of the same bytes.
+
+Both are measured in the same run on the same documents (the fixtures under tests/events), so
+the ratio holds on a shared, noisy machine where absolute numbers do not. Goal: normalizing
+costs at most 3x `orjson.loads` + `orjson.dumps` of the same event.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from corral import envelopes, sources
+from corral.records import Item
+
+EVENTS = Path(__file__).resolve().parents[1] / "tests" / "events"
+GOAL = 3.0
+REPEATS = 7
+
+
+def documents() -> dict[str, list[tuple[bytes, Any]]]:
+    """Every bare source document of the fixtures, with its own bytes, grouped by source."""
+    found: dict[str, list[tuple[bytes, Any]]] = {}
+    for path in sorted(EVENTS.rglob("*.json")):
+        for item in envelopes.unwrap(orjson.loads(path.read_bytes())):
+            if not isinstance(item, Item):
+                continue
+            module = sources.detect(item.doc)
+            if module is None:
+                continue
+            result = module.normalize(item.doc, item.delivery_id, received_time=1_767_225_600_000)
+            if isinstance(result, dict):
+                found.setdefault(module.SOURCE, []).append((orjson.dumps(item.doc), item.doc))
+    return found
+
+
+def _best(run: Callable[[], None], loops: int) -> float:
+    """Median seconds per loop over REPEATS timed runs (after one warm-up)."""
+    run()
+    times = []
+    for _ in range(REPEATS):
+        gc.disable()
+        start = time.perf_counter()
+        for _ in range(loops):
+            run()
+        times.append((time.perf_counter() - start) / loops)
+        gc.enable()
+    return statistics.median(times)
+
+
+def main() -> list[str]:
+    """Measure each source; return (and print) one line per source."""
+    lines = [f"normalize: per source, one core; ratio = normalize / (orjson.loads + orjson.dumps) (goal <= {GOAL}x)"]
+    print(lines[0], flush=True)
+    for source, docs in sorted(documents().items()):
+        module = sources.SOURCES[source]
+        raws = [raw for raw, _ in docs]
+        parsed = [doc for _, doc in docs]
+
+        def round_trip(raws: list[bytes] = raws) -> None:
+            for raw in raws:
+                orjson.dumps(orjson.loads(raw))
+
+        def normalize_only(parsed: list[Any] = parsed, module: Any = module) -> None:
+            for doc in parsed:
+                module.normalize(doc, "delivery", received_time=1_767_225_600_000)
+
+        def whole_path(raws: list[bytes] = raws, module: Any = module) -> None:
+            for raw in raws:
+                orjson.dumps(module.normalize(orjson.loads(raw), "delivery", received_time=1_767_225_600_000))
+
+        loops = max(1, 2000 // len(docs))
+        base = _best(round_trip, loops) / len(docs)
+        norm = _best(normalize_only, loops) / len(docs)
+        path = _best(whole_path, loops) / len(docs)
+        line = (
+            f"  {source:15} {len(docs):3} docs  {1 / norm:9,.0f} findings/s  normalize {norm * 1e6:6.1f} us"
+            f"  round trip {base * 1e6:5.1f} us  ratio {norm / base:4.1f}x  (parse+normalize+dump {path / base:4.1f}x)"
+        )
+        lines.append(line)
+        print(line, flush=True)
+    return lines
+
+
+if __name__ == "__main__":
+    main()
