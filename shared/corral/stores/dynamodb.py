@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import gzip
 import hashlib
 import os
@@ -154,7 +155,7 @@ KIND_CODES: Final[dict[str, ChangeKind]] = {
 BOTO_CONFIG: Final = Config(
     connect_timeout=3,
     read_timeout=10,
-    retries={"mode": "standard", "max_attempts": 4},
+    retries={"mode": "standard", "total_max_attempts": 4},
     max_pool_connections=WRITE_CONCURRENCY * 2,
 )
 
@@ -739,6 +740,22 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))  # noqa: S311 - jitter, not secrecy
 
 
+_SESSION_LOCK: Final = threading.Lock()
+
+
+@functools.cache
+def _session() -> Any:
+    # One boto3 session per process: loading the service models costs about 0.3 s, and stores
+    # opened later (the CLI, tests, a warm function) reuse it. Sessions are not thread-safe, so
+    # clients are created under a lock; the clients themselves are.
+    return boto3.session.Session()
+
+
+def _new_client(region: str, endpoint: str | None) -> Any:
+    with _SESSION_LOCK:
+        return _session().client("dynamodb", region_name=region, endpoint_url=endpoint, config=BOTO_CONFIG)
+
+
 # The store ---------------------------------------------------------------------------------------
 
 
@@ -765,10 +782,7 @@ class DynamoDBStore:
         """The boto3 DynamoDB client of this store, created once (sessions are not thread-safe)."""
         with self._lock:
             if self._client is None:
-                session = boto3.session.Session()
-                client = session.client(
-                    "dynamodb", region_name=self.region, endpoint_url=self.endpoint, config=BOTO_CONFIG
-                )
+                client = _new_client(self.region, self.endpoint)
                 client.meta.events.register("before-send.dynamodb", self._count_request)
                 client.meta.events.register("after-call.dynamodb", self._count_capacity)
                 self._client = client
