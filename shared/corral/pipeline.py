@@ -215,15 +215,29 @@ class Pipeline:
 
     # Maintenance ------------------------------------------------------------------------------
 
-    def redrive(self, *, limit: int = 500, rounds: int = 20) -> Counter[str]:
-        """Send what is pending and due; return counts of delivered / pending / dead."""
+    def redrive(self, *, limit: int = 500, rounds: int = 20) -> dict[str, int]:
+        """Send what is pending and due; return counts of delivered, pending, dead and dropped."""
         totals: Counter[str] = Counter()
         for _ in range(rounds):
             due = self.store.ledger_due(now=self.clock(), limit=limit)
             if not due:
                 break
             totals.update(self.deliverer.deliver(due))
-        return totals
+        return {k: totals[k] for k in ("delivered", "pending", "dead", "dropped")}
+
+    def check_sources(self) -> dict[str, object]:
+        """Raise or close a "Source Silent" finding per silent or recovered source; summarize health."""
+        from corral.health import check_sources  # noqa: PLC0415 - only the scheduled check needs it
+
+        report = check_sources(self, self.clock())
+        return {
+            "sources": len(report.sources),
+            "silent": sorted(f"{s.source}:{s.account_uid}" for s in report.sources if s.state == "silent"),
+            "raised": list(report.raised),
+            "closed": list(report.closed),
+            "dead_letters": sum(report.dead_letters.values()),
+            "oldest_pending_age_ms": report.oldest_pending_age_ms(),
+        }
 
     def expire(self) -> int:
         """Delete closed findings older than the configured retention; open ones never expire."""

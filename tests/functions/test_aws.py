@@ -238,8 +238,10 @@ def test_redrive_and_source_check_run_on_schedule(handler: ModuleType) -> None:
         "resources": ["arn:aws:events:us-east-1:111122223333:rule/corral-dev-redrive"],
         "detail": {},
     }
-    assert handler.redrive(scheduled, LambdaContext()) == {}
-    assert isinstance(handler.source_check(scheduled, LambdaContext()), dict)
+    assert handler.redrive(scheduled, LambdaContext()) == {"delivered": 0, "pending": 0, "dead": 0, "dropped": 0}
+    report = handler.source_check(scheduled, LambdaContext())
+    assert report["sources"] == 0
+    assert report["raised"] == []
 
 
 def test_cold_start_refuses_sqlite_on_lambda(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

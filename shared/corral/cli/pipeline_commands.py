@@ -48,10 +48,9 @@ def redrive(store: StoreOption = None, config: ConfigOption = None, json: JsonOp
     """Send every pending delivery that is due (the scheduled entry points call the same)."""
     pipe = pipeline(config, store)
     try:
-        totals = pipe.redrive()
+        counts = pipe.redrive()
     finally:
         pipe.close()
-    counts = {k: totals[k] for k in ("delivered", "pending", "dead", "dropped")}
     if json:
         sys.stdout.write(orjson.dumps(counts).decode() + "\n")
     else:
