@@ -1,0 +1,170 @@
+"""Reading deliveries from files, folders and stdin: documents, arrays, JSON lines and limits."""
+
+from __future__ import annotations
+
+import io
+import sys
+import tracemalloc
+from pathlib import Path
+
+import orjson
+import pytest
+
+from corral import reader
+from corral.reader import MAX_DOCUMENT, Document
+
+MIB = 1024 * 1024
+
+
+def read_bytes(tmp_path: Path, data: bytes, name: str = "input.json") -> list[Document]:
+    """Write `data` to a file and return every document read from it."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    return list(reader.read(str(path)))
+
+
+def over_long_line(size: int = MAX_DOCUMENT + MIB) -> bytes:
+    """Return one JSON string line longer than `size` bytes (without its newline)."""
+    return b'"' + b"x" * size + b'"'
+
+
+def test_one_document(tmp_path: Path) -> None:
+    """A file holding one JSON object is one document, #1, parsed, with its raw bytes."""
+    doc = {"a": 1, "b": [1, 2]}
+    data = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    [found] = read_bytes(tmp_path, data)
+    assert found.ref == f"{tmp_path / 'input.json'}#1"
+    assert (found.parsed, found.raw, found.error) == (doc, data, None)
+
+
+@pytest.mark.parametrize("count", [1, 3, 7])
+def test_array_gives_one_document_per_element(tmp_path: Path, count: int) -> None:
+    """A JSON array yields each element as its own document, numbered from 1."""
+    elements = [{"n": n} for n in range(count)]
+    found = read_bytes(tmp_path, orjson.dumps(elements))
+    assert [d.parsed for d in found] == elements
+    assert [d.ref.rpartition("#")[2] for d in found] == [str(n) for n in range(1, count + 1)]
+    assert [orjson.loads(d.raw) for d in found] == elements
+
+
+@pytest.mark.parametrize("blank_after", [(), (0,), (0, 2), (1, 1, 1)])
+def test_json_lines_skip_blank_lines_and_count_documents(tmp_path: Path, blank_after: tuple[int, ...]) -> None:
+    """JSON lines are one document each; blank lines are skipped and do not advance N."""
+    docs = [{"n": n} for n in range(4)]
+    lines: list[bytes] = []
+    for n, doc in enumerate(docs):
+        lines.append(orjson.dumps(doc))
+        lines.extend(b"   " for _ in range(blank_after.count(n)))
+    found = read_bytes(tmp_path, b"\n".join(lines) + b"\n", "input.jsonl")
+    assert [d.parsed for d in found] == docs
+    assert [d.ref.rpartition("#")[2] for d in found] == [str(n) for n in range(1, len(docs) + 1)]
+
+
+@pytest.mark.parametrize("data", [b'{"a": 1, "b": ', b"[1, 2", b'{"a": "unterminated'])
+def test_truncated_document_is_one_error(tmp_path: Path, data: bytes) -> None:
+    """A truncated single document is reported once, as invalid JSON, with its raw bytes."""
+    [found] = read_bytes(tmp_path, data)
+    assert found.parsed is None
+    assert (found.error or "").startswith("invalid JSON")
+    assert found.raw == data
+
+
+def test_truncated_json_line_fails_alone(tmp_path: Path) -> None:
+    """In JSON lines, a truncated line is an error at its own number; the others are read."""
+    data = b'{"a": 1}\n{"b": \n{"c": 3}\n'
+    found = read_bytes(tmp_path, data, "input.jsonl")
+    assert [d.parsed for d in found] == [{"a": 1}, None, {"c": 3}]
+    assert found[1].ref.endswith("#2")
+    assert (found[1].error or "").startswith("invalid JSON")
+
+
+@pytest.mark.parametrize("prefix", [b"", b'{"ok": true}\n'])
+def test_invalid_utf8_names_the_byte(tmp_path: Path, prefix: bytes) -> None:
+    """Invalid UTF-8 is reported as such, with the offset of the bad byte within the document."""
+    bad = b'{"name": "caf\xe9 \xff"}'
+    found = read_bytes(tmp_path, prefix + bad + b"\n")
+    error = found[-1]
+    offset = bad.index(b"\xe9")
+    assert error.error == f"not valid UTF-8 (byte {offset})"
+    assert error.ref.endswith(f"#{len(found)}")
+
+
+def test_deeply_nested_json_is_reported(tmp_path: Path) -> None:
+    """JSON nested beyond the parser's limit is an error naming the nesting, not a crash."""
+    [found] = read_bytes(tmp_path, b"[" * 5000 + b"]" * 5000)
+    assert found.error == "JSON nested too deeply"
+
+
+def test_line_over_limit_is_reported_and_the_next_lines_read(tmp_path: Path) -> None:
+    """A JSON line over 8 MiB is an error (its start kept, at most 1 MiB); the lines after it are read."""
+    data = b'{"first": 1}\n' + over_long_line() + b'\n{"last": 2}\n'
+    found = read_bytes(tmp_path, data, "input.jsonl")
+    assert [d.parsed for d in found] == [{"first": 1}, None, {"last": 2}]
+    assert found[1].error == "line is over 8 MiB"
+    assert 0 < len(found[1].raw) <= MIB
+    assert over_long_line().startswith(found[1].raw)
+
+
+def test_over_long_lines_are_read_in_bounded_memory(tmp_path: Path) -> None:
+    """Reading a 30 MB file of several over-long lines never holds much more than one 8 MiB window."""
+    lines = [b'{"first": 1}', *(over_long_line(10 * MIB) for _ in range(3)), b'{"last": 2}']
+    path = tmp_path / "big.jsonl"
+    with path.open("wb") as out:
+        for line in lines:
+            out.write(line + b"\n")
+    assert path.stat().st_size > 30 * 10**6
+    del lines
+    tracemalloc.start()
+    try:
+        found = [(d.parsed, d.error) for d in reader.read(str(path))]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert found == [({"first": 1}, None), *[(None, "line is over 8 MiB")] * 3, ({"last": 2}, None)]
+    assert peak < 20 * 10**6, f"peak {peak / 10**6:.1f} MB while reading"
+
+
+def test_single_document_over_limit_is_one_error(tmp_path: Path) -> None:
+    """One document over 8 MiB (no JSON first line) is one error, holding at most 1 MiB of it."""
+    data = b'{"big": "' + b"y" * (MAX_DOCUMENT + MIB) + b'"}'
+    [found] = read_bytes(tmp_path, data)
+    assert found.ref.endswith("#1")
+    assert "over 8 MiB" in (found.error or "")
+    assert 0 < len(found.raw) <= MIB
+    assert data.startswith(found.raw)
+
+
+@pytest.mark.parametrize("data", [b"", b"  \n\n \t"])
+def test_empty_input_has_no_documents(tmp_path: Path, data: bytes) -> None:
+    """An empty or all-whitespace file yields nothing (and no error)."""
+    assert read_bytes(tmp_path, data) == []
+
+
+def test_stdin_is_read_for_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-` reads standard input, with refs `-#N`."""
+    docs = [{"n": n} for n in range(3)]
+    data = b"\n".join(orjson.dumps(d) for d in docs)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    found = list(reader.read("-"))
+    assert [d.parsed for d in found] == docs
+    assert [d.ref for d in found] == [f"-#{n}" for n in range(1, len(docs) + 1)]
+
+
+def test_missing_file_is_one_error(tmp_path: Path) -> None:
+    """A file that cannot be opened gives one error document `PATH#0`."""
+    missing = str(tmp_path / "nowhere.json")
+    [found] = list(reader.read(missing))
+    assert found.ref == f"{missing}#0"
+    assert (found.error or "").startswith("cannot read")
+
+
+def test_folders_are_expanded_recursively_and_sorted(tmp_path: Path) -> None:
+    """A folder expands to its files, recursively, sorted, without hidden files; other names pass through."""
+    names = ["b.json", "a.json", "sub/z.json", "sub/deeper/c.json", "sub/a.jsonl"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    (tmp_path / ".hidden.json").write_text("{}")
+    expanded = list(reader.expand([str(tmp_path), "-", "not-there.json"]))
+    expected = sorted(tmp_path / name for name in names)
+    assert expanded == [*map(str, expected), "-", "not-there.json"]
