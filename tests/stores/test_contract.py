@@ -626,3 +626,19 @@ def test_store_url_opens_the_same_store(store: Store, store_url: str) -> None:
         assert stored is not None and stored.first_seen == NOW
     finally:
         other.close()
+
+
+def test_attacker_text_with_nul_and_escapes_is_stored(store: Store) -> None:
+    """A NUL in source text never fails the batch; a literal backslash-u0000 is kept exactly."""
+    title = "evil\x00title"
+    literal = "C:\\u0000\\\\u0000 \\\x00"
+    finding = make_finding(title=title, namespace="ns\x00x")
+    finding["unmapped"] = {"cmd": literal}
+    assert [c.kind for c in store.upsert([finding], now=NOW)] == ["new"]
+    assert [c.kind for c in store.upsert([finding], now=NOW + 1)] == ["unchanged"]
+    stored = store.get(key_of(finding))
+    assert stored is not None and stored.versions == 1
+    # PostgreSQL cannot hold NUL in text or jsonb and keeps U+FFFD in its place; others keep it.
+    assert stored.document["finding_info"]["title"] in (title, "evil\ufffdtitle")
+    assert stored.document["unmapped"]["cmd"] in (literal, literal.replace("\x00", "\ufffd"))
+    assert stored.document["unmapped"]["cmd"].startswith("C:\\u0000\\\\u0000 \\")

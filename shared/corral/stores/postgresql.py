@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -119,6 +120,36 @@ _SELECT_STATE: Final = (
 )
 _FINDING_SELECT: Final = _sql.FINDING_SELECT.format(document="document::text")
 _LEDGER_SELECT: Final = _sql.LEDGER_SELECT.format(document="document::text")
+
+
+# An escaped NUL (`\u0000`) preceded by an even number of backslashes, i.e. not itself escaped.
+_JSON_NUL: Final = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _without_nul(row: Sequence[Any], json_at: tuple[int, ...] = ()) -> tuple[Any, ...]:
+    """Return the row with NUL characters replaced by U+FFFD in its text and JSON (`json_at`) values.
+
+    PostgreSQL text and jsonb cannot hold NUL at all, and attacker-controlled strings (command
+    lines, file names) may carry one: without this the whole batch would fail on every retry.
+    Only the stored copy changes; fingerprints and the Change returned come from the original.
+    """
+    if not any(isinstance(v, str) and ("\x00" in v or (i in json_at and "\\u0000" in v)) for i, v in enumerate(row)):
+        return tuple(row)
+    return tuple(
+        (_JSON_NUL.sub(r"\1\\ufffd", v) if i in json_at else v.replace("\x00", "\ufffd")) if isinstance(v, str) else v
+        for i, v in enumerate(row)
+    )
+
+
+def _columns_of(rows: Sequence[Sequence[Any]], json_at: tuple[int, ...]) -> list[list[Any]]:
+    """Transpose rows into one list per column, for `unnest`."""
+    return [list(column) for column in zip(*(_without_nul(row, json_at) for row in rows), strict=True)]
+
+
+# Where the JSON text sits in the rows of `_sql`: findings (traits, document), refresh, ledger.
+_FINDING_JSON: Final = (len(_sql.FINDING_COLUMNS) - 2, len(_sql.FINDING_COLUMNS) - 1)
+_REFRESH_JSON: Final = (3,)
+_LEDGER_JSON: Final = (6,)
 
 
 def open(url: str) -> PostgresStore:
@@ -272,9 +303,9 @@ class PostgresStore:
                 stored = dict(_sql.Current.of_row(row) for row in cur.fetchall())
                 plan = _sql.plan_upsert(findings, stored, now=now)
                 if plan.rows:
-                    cur.execute(_INSERT_FINDINGS, [list(c) for c in zip(*plan.rows, strict=True)])
+                    cur.execute(_INSERT_FINDINGS, _columns_of(plan.rows, _FINDING_JSON))
                 if plan.refresh:
-                    cur.execute(_REFRESH_FINDINGS, [list(c) for c in zip(*plan.refresh, strict=True)])
+                    cur.execute(_REFRESH_FINDINGS, _columns_of(plan.refresh, _REFRESH_JSON))
                 if plan.history:
                     cur.execute(_INSERT_HISTORY, [list(c) for c in zip(*plan.history, strict=True)])
             return plan.changes
@@ -350,7 +381,10 @@ class PostgresStore:
         """Keep rejected inputs with their reasons (the first 256 KiB of each)."""
         self._write_many(
             "INSERT INTO dead_letters (at, reason, ref, raw, sha256, size, source) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [(d.at, d.reason, d.ref, d.raw[:DEAD_LETTER_MAX_RAW], d.sha256, d.size, d.source) for d in letters],
+            [
+                _without_nul((d.at, d.reason, d.ref, d.raw[:DEAD_LETTER_MAX_RAW], d.sha256, d.size, d.source))
+                for d in letters
+            ],
         )
 
     def dead_letters(self, *, limit: int = 100, source: str | None = None) -> list[DeadLetter]:
@@ -381,7 +415,10 @@ class PostgresStore:
         if not entries:
             return []
         # Sorted, so that two concurrent batches take the unique-index locks in the same order.
-        rows = sorted({(e.version, e.sink): _sql.ledger_row(e) for e in entries}.values(), key=lambda r: r[:2])
+        rows = sorted(
+            {(e.version, e.sink): _without_nul(_sql.ledger_row(e), _LEDGER_JSON) for e in entries}.values(),
+            key=lambda r: r[:2],
+        )
         pairs = [(e.version, e.sink) for e in entries]
 
         def work(conn: Connection) -> list[LedgerEntry]:
