@@ -51,7 +51,7 @@ from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.records import HealthSignal, Skip
 from corral.sources.scc import _cloud, _context, _details
-from corral.sources.scc._read import field, mapping, millis, pruned, snake, text
+from corral.sources.scc._read import compact, field, mapping, millis, pruned, snake, text
 from corral.sources.scc._tables import (
     CLASS_BY_SOURCE,
     KNOWN_CLASSES,
@@ -107,10 +107,10 @@ def _is_finding_name(value: object) -> bool:
 def recognizes(doc: Mapping[str, Any]) -> bool:
     """True for an SCC NotificationMessage, ListFindings result or bare Finding."""
     candidate: object = doc  # callers pass whatever JSON they decoded
-    if not isinstance(candidate, Mapping):
+    if not isinstance(candidate, dict):
         return False
     finding = candidate.get("finding")
-    if isinstance(finding, Mapping):
+    if isinstance(finding, dict):
         name = candidate.get("notificationConfigName")
         return _is_finding_name(finding.get("name")) or (isinstance(name, str) and "notificationConfigs/" in name)
     return _is_finding_name(candidate.get("name"))
@@ -120,17 +120,17 @@ def _split(doc: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]
     """Return (finding, resource, envelope leftovers) of any of the three input shapes."""
     if "finding" in doc:
         finding = doc["finding"]
-        if not isinstance(finding, Mapping):
+        if not isinstance(finding, dict):
             raise MalformedEventError("SCC finding is not a JSON object")
         resource = doc.get("resource")
         extra = {
             k: v
             for k, v in doc.items()
-            if k not in ("finding", "resource") or (k == "resource" and not isinstance(v, Mapping))
+            if k not in ("finding", "resource") or (k == "resource" and not isinstance(v, dict))
         }
     else:
         finding, resource, extra = doc, None, {}
-    if not isinstance(resource, Mapping):
+    if not isinstance(resource, dict):
         # Some exports nest the resource inside the finding (with snake_case keys).
         resource = mapping(finding, "resource")
     return finding, resource, extra
@@ -234,7 +234,7 @@ def normalize(
         MalformedEventError: the document is not an SCC finding in any shape SCC publishes.
     """
     candidate: object = doc  # callers pass whatever JSON they decoded
-    if not isinstance(candidate, Mapping):
+    if not isinstance(candidate, dict):
         raise MalformedEventError("SCC document is not a JSON object")
     finding, resource, extra = _split(candidate)
     name = text(finding, "name")
@@ -322,7 +322,7 @@ def normalize(
         "title": category,
         "desc": description or text(_details.source_properties(finding), "Explanation"),
         "types": list(dict.fromkeys(t for t in (category, scc_class) if t)),
-        "analytic": {"type_id": 1, "type": "Rule", "uid": module or category, "name": category}
+        "analytic": compact({"type_id": 1, "type": "Rule", "uid": module or category, "name": category})
         if module or category
         else None,
         "created_time": create_ms,
@@ -352,14 +352,15 @@ def normalize(
         {
             "message": category,
             "status_detail": text(finding, "muteInitiator") if status_id == ocsf.STATUS_SUPPRESSED else None,
-            "finding_info": info,
+            "finding_info": compact(info),
             "cloud": cloud,
             "resources": _context.resources(finding, resource, provider),
         }
     )
     remediation = _details.remediation(finding)
     if class_uid == ocsf.VULNERABILITY and vuln is not None:
-        vuln["remediation"] = remediation
+        if remediation:
+            vuln["remediation"] = remediation
         out["vulnerabilities"] = [vuln]
         out["resources"] += _context.image_resources(finding, orchestrator)
         _take(finding, "nextSteps", consumed)
@@ -373,7 +374,8 @@ def normalize(
                 _consume(consumed, "compliances")
         else:
             out["is_alert"] = _IS_ALERT.get(scc_class)
-    result: ocsf.Finding = pruned(out)
+    # Every part above is built without empty values; only this level still holds some.
+    result: ocsf.Finding = compact(out)
     unmapped = _unmapped(finding, resource, extra, consumed)
     if unmapped:
         result["unmapped"] = unmapped
@@ -393,7 +395,7 @@ def _compliances_clean(finding: Mapping[str, Any]) -> bool:
         return False
     allowed = {"standard", "version", "ids"}
     return all(
-        isinstance(c, Mapping)
+        isinstance(c, dict)
         and set(c) <= allowed
         and all(isinstance(c.get(k, ""), str) for k in ("standard", "version"))
         and isinstance(c.get("ids", []), list)

@@ -74,7 +74,7 @@ def project_ids(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> tupl
             project_id = segment
     if project_id is None:
         properties = field(finding, "sourceProperties")
-        project_id = text(properties, "ProjectId") if isinstance(properties, Mapping) else None
+        project_id = text(properties, "ProjectId") if isinstance(properties, dict) else None
     number = None
     for candidate in (
         text(gcp, "project"),

@@ -159,10 +159,10 @@ def compliance_standards(finding: Mapping[str, Any]) -> list[tuple[str, str | No
         return found
     properties = source_properties(finding)
     legacy = field(properties, "compliance_standards")
-    if isinstance(legacy, Mapping):
+    if isinstance(legacy, dict):
         for standard, entries in legacy.items():
             if isinstance(standard, str) and isinstance(entries, list):
-                found += [(standard, text(e, "version"), texts(e, "ids")) for e in entries if isinstance(e, Mapping)]
+                found += [(standard, text(e, "version"), texts(e, "ids")) for e in entries if isinstance(e, dict)]
     return found
 
 
@@ -190,13 +190,11 @@ def compliance(finding: Mapping[str, Any], active: bool) -> dict[str, Any]:
 def source_properties(finding: Mapping[str, Any]) -> Mapping[str, Any]:
     """Return `sourceProperties` as a mapping, also when published as a list of {key, value} pairs."""
     value = field(finding, "sourceProperties")
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return value
     if isinstance(value, list):
         return {
-            k: item.get("value")
-            for item in value
-            if isinstance(item, Mapping) and isinstance(k := item.get("key"), str)
+            k: item.get("value") for item in value if isinstance(item, dict) and isinstance(k := item.get("key"), str)
         }
     return {}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from typing import Any, Final
 
 from corral.errors import MalformedEventError
@@ -20,6 +19,18 @@ _CAMEL_HUMP: Final = re.compile(r"(?<!^)(?=[A-Z])")
 # unset protobuf Timestamp renders as 1970-01-01T00:00:00Z, which must read as "no time".
 _MIN_MS: Final = 10**12
 _MAX_MS: Final = 10**13
+_ABSENT: Final = object()
+
+
+class _Spellings(dict[str, str]):
+    """camelCase key -> its proto field name, worked out once per key (the readers run per field)."""
+
+    def __missing__(self, key: str) -> str:
+        name = self[key] = _CAMEL_HUMP.sub("_", key).lower()
+        return name
+
+
+_SNAKE: Final = _Spellings()
 
 
 def pruned(obj: dict[str, Any]) -> dict[str, Any]:
@@ -28,36 +39,52 @@ def pruned(obj: dict[str, Any]) -> dict[str, Any]:
     return result if isinstance(result, dict) else {}
 
 
+def compact(obj: dict[str, Any]) -> dict[str, Any]:
+    """Return `obj` without its empty values, one level deep: for objects built of parts already pruned."""
+    return {k: v for k, v in obj.items() if v is not None and v not in ("", [], {})}
+
+
 def snake(key: str) -> str:
     """Return the proto field name of a protobuf-JSON key: `projectDisplayName` -> `project_display_name`."""
-    return _CAMEL_HUMP.sub("_", key).lower()
+    return _SNAKE[key]
+
+
+# The readers below test `isinstance(x, dict)`, not `Mapping`: documents come from a JSON decoder,
+# and the ABC check costs more than the read itself.
 
 
 def field(obj: object, key: str) -> Any:
     """Return `obj[key]` under its camelCase or snake_case spelling, or None."""
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, dict):
         return None
-    if key in obj:
-        return obj[key]
-    return obj.get(snake(key))
+    value = obj.get(key, _ABSENT)
+    return obj.get(_SNAKE[key]) if value is _ABSENT else value
 
 
 def text(obj: object, key: str) -> str | None:
     """Return a non-empty string field, or None."""
-    value = field(obj, key)
+    if not isinstance(obj, dict):
+        return None
+    value = obj.get(key, _ABSENT)
+    if value is _ABSENT:
+        value = obj.get(_SNAKE[key])
     return value if isinstance(value, str) and value else None
 
 
-def mapping(obj: object, key: str) -> Mapping[str, Any]:
+def mapping(obj: object, key: str) -> dict[str, Any]:
     """Return an object field, or an empty mapping."""
-    value = field(obj, key)
-    return value if isinstance(value, Mapping) else {}
+    if not isinstance(obj, dict):
+        return {}
+    value = obj.get(key, _ABSENT)
+    if value is _ABSENT:
+        value = obj.get(_SNAKE[key])
+    return value if isinstance(value, dict) else {}
 
 
-def mappings(obj: object, key: str) -> list[Mapping[str, Any]]:
+def mappings(obj: object, key: str) -> list[dict[str, Any]]:
     """Return the objects of an array field, skipping anything that is not an object."""
     value = field(obj, key)
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def texts(obj: object, key: str) -> list[str]:
