@@ -51,7 +51,7 @@ from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.records import HealthSignal, Skip
 from corral.sources.scc import _cloud, _context, _details
-from corral.sources.scc._read import compact, field, mapping, millis, pruned, snake, text
+from corral.sources.scc._read import compact, field, mapping, millis, snake, text
 from corral.sources.scc._tables import (
     CLASS_BY_SOURCE,
     KNOWN_CLASSES,
@@ -75,6 +75,9 @@ _SOURCE_NAME: Final = re.compile(r"^(?:organizations|folders|projects)/[^/]+/sou
 _ORG_ROOTED: Final = re.compile(r"^organizations/([^/]+)/")
 _SHA_CATEGORY: Final = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _CONSOLE: Final = "https://console.cloud.google.com/security/command-center/findingsv2;name="
+# `quote(s, safe="")` for ASCII text, as one `str.translate` (urllib quotes byte by byte in Python).
+_URL_SAFE: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_QUOTED: Final = {code: f"%{code:02X}" for code in range(128) if chr(code) not in _URL_SAFE}
 
 _CLASS_UIDS: Final = {
     THREAT: ocsf.DETECTION,
@@ -196,12 +199,17 @@ def _severity(finding: Mapping[str, Any]) -> tuple[int, object]:
     return 99, raw
 
 
+def _quote(value: str) -> str:
+    """Percent-encode every character but the unreserved ones, as `urllib.parse.quote(value, safe="")`."""
+    return value.translate(_QUOTED) if value.isascii() else quote(value, safe="")
+
+
 def _console_url(name: str, project_id: str | None) -> str:
-    url = _CONSOLE + quote(name, safe="")
+    url = _CONSOLE + _quote(name)
     org = _ORG_ROOTED.match(name)
     if org:
-        return f"{url}?organizationId={quote(org.group(1), safe='')}"
-    return f"{url}?project={quote(project_id, safe='')}" if project_id else url
+        return f"{url}?organizationId={_quote(org.group(1))}"
+    return f"{url}?project={_quote(project_id)}" if project_id else url
 
 
 def _tags(finding: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -334,7 +342,7 @@ def normalize(
         "traits": traits.classify(service, layer, task),
     }
     product: dict[str, Any] = dict(PRODUCT)
-    feature = pruned({"name": source_display, "uid": parent})
+    feature = compact({"name": source_display, "uid": parent})
     if feature:
         product["feature"] = feature
 

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from corral import ocsf
 from corral.errors import MalformedEventError
-from corral.sources.scc._read import field, mapping, mappings, pruned, text
+from corral.sources.scc._read import compact, field, mapping, mappings, text
 
 PROVIDERS: Final = {
     "GOOGLE_CLOUD_PLATFORM": "GCP",
@@ -111,7 +111,7 @@ def _gcp(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, A
     folders = mappings(mapping(resource, "gcpMetadata"), "folders") or mappings(resource, "folders")
     deepest = folders[0] if folders else {}
     folder_match = _FOLDER_IN_NAME.search(text(deepest, "resourceFolder") or "")
-    organization = pruned(
+    organization = compact(
         {
             "uid": org,
             "ou_uid": folder_match.group(1) if folder_match else None,
@@ -150,7 +150,7 @@ def _aws(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, A
     if uid is None:
         raise MalformedEventError("SCC finding on an AWS resource names no AWS account")
     units = mappings(meta, "organizationalUnits")
-    org = pruned(
+    org = compact(
         {
             "uid": text(mapping(meta, "organization"), "id"),
             "ou_uid": text(units[0], "id") if units else None,
@@ -174,7 +174,7 @@ def _azure(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str,
         raise MalformedEventError("SCC finding on an Azure resource names no subscription")
     tenant = mapping(meta, "tenant")
     obj = ocsf.cloud("Azure", uid, text(resource, "location"), name=text(subscription, "displayName"))
-    org = pruned({"uid": text(tenant, "id"), "name": text(tenant, "displayName")})
+    org = compact({"uid": text(tenant, "id"), "name": text(tenant, "displayName")})
     if org:
         obj["org"] = org
     return obj

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from corral.sources.scc._read import field, integer, labels, last_segment, mapping, mappings, pruned, text, texts
+from corral.sources.scc._read import compact, field, integer, labels, last_segment, mapping, mappings, text, texts
 
 _CLUSTER: Final = re.compile(
     r"^(//container\.googleapis\.com/projects/[^/]+/(?:locations|zones)/([^/]+)/clusters/([^/]+))(?:/|$)"
@@ -65,7 +65,7 @@ def image(uri: str | None, image_id: str | None) -> dict[str, Any] | None:
             tag = tag_match.group(1)
             name = name[: tag_match.start()]
     uid = image_id or digest or uri
-    return pruned({"uid": uid, "name": name, "tag": tag})
+    return compact({"uid": uid, "name": name, "tag": tag})
 
 
 def _container(record: Mapping[str, Any], orchestrator: str | None) -> dict[str, Any] | None:
@@ -73,7 +73,7 @@ def _container(record: Mapping[str, Any], orchestrator: str | None) -> dict[str,
     if not name:
         return None  # OCSF needs a container uid or name; SCC has no container id (the record stays in unmapped)
     img = image(text(record, "uri"), text(record, "imageId"))
-    return pruned(
+    return compact(
         {
             "name": name,
             "image": img,
@@ -96,7 +96,7 @@ def containers(finding: Mapping[str, Any], orchestrator: str | None) -> list[tup
         key = (container.get("name"), str(container.get("image")), data.get("pod"), data.get("namespace"))
         if key not in seen:
             seen.add(key)
-            found.append((container, pruned(data)))
+            found.append((container, compact(data)))
 
     for i, pod in enumerate(mappings(kubernetes, "pods")):
         for j, record in enumerate(mappings(pod, "containers")):
@@ -128,7 +128,7 @@ def _file(path: str | None, record: Mapping[str, Any]) -> dict[str, Any] | None:
     partial = field(record, "partiallyHashed") is True
     hashes = [{"algorithm_id": 3, "algorithm": "SHA-256", "value": sha256}] if sha256 and not partial else []
     size = integer(field(record, "size"))
-    return pruned(
+    return compact(
         {
             "name": last_segment(path) or path,
             "path": path,
@@ -148,7 +148,7 @@ def process(record: Mapping[str, Any]) -> dict[str, Any] | None:
     binary = mapping(record, "binary")
     args = texts(record, "args")
     parent_pid = integer(field(record, "parentPid"))
-    return pruned(
+    return compact(
         {
             "name": text(record, "name"),
             "pid": pid,
@@ -162,6 +162,10 @@ def process(record: Mapping[str, Any]) -> dict[str, Any] | None:
     )
 
 
+def _api(operation: str, service: str | None) -> dict[str, Any]:
+    return {"operation": operation, "service": {"name": service}} if service else {"operation": operation}
+
+
 def _access_evidence(access: Mapping[str, Any]) -> dict[str, Any] | None:
     principal = text(access, "principalEmail") or text(access, "principalSubject")
     method = text(access, "methodName")
@@ -170,10 +174,10 @@ def _access_evidence(access: Mapping[str, Any]) -> dict[str, Any] | None:
         ip = str(ipaddress.ip_address(ip)) if ip else None
     except ValueError:
         ip = None
-    evidence = pruned(
+    evidence = compact(
         {
             "actor": {"user": {"name": principal}} if principal else None,
-            "api": {"operation": method, "service": {"name": text(access, "serviceName")}} if method else None,
+            "api": _api(method, text(access, "serviceName")) if method else None,
             "src_endpoint": {"ip": ip} if ip else None,
         }
     )
@@ -214,7 +218,7 @@ def _main_resource(finding: Mapping[str, Any], resource: Mapping[str, Any], prov
     if kind is None and cluster and uid and cluster[0] == uid.rstrip("/"):
         kind = "container.googleapis.com/Cluster"
     location = text(resource, "location")
-    return pruned(
+    return compact(
         {
             "uid": uid,
             "name": text(resource, "displayName") or text(finding, "assetDisplayName") or last_segment(uid),
@@ -283,7 +287,7 @@ def _k8s(
 ) -> dict[str, Any]:
     if not uid and not name:
         return {}
-    return pruned(
+    return compact(
         {
             "uid": uid,
             "name": name,
@@ -306,7 +310,7 @@ def image_resources(finding: Mapping[str, Any], orchestrator: str | None) -> lis
             continue
         seen.add(img["uid"])
         result.append(
-            pruned(
+            compact(
                 {
                     "uid": img["uid"],
                     "name": img.get("name"),

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from corral import ocsf
-from corral.sources.scc._read import field, mapping, mappings, number, pruned, text, texts
+from corral.sources.scc._read import compact, field, mapping, mappings, number, text, texts
 from corral.sources.scc._tables import TACTICS, TECHNIQUE_NAMES_BY_UID, TECHNIQUES, enum_caption
 
 # CVSS v3 base metrics: SCC enum name -> vector abbreviation (FIRST CVSS v3.1 specification §2).
@@ -43,6 +43,10 @@ _EXPLOIT_AVAILABLE: Final = {
 }
 
 
+# Captions are worked out once, at import: every finding names a few techniques.
+_TECHNIQUE_CAPTIONS: Final = {name: enum_caption(name) for name in TECHNIQUES}
+
+
 def _tactic(name: str) -> dict[str, str]:
     uid, caption = TACTICS.get(name, (None, None))
     return {"uid": uid, "name": caption} if uid and caption else {"name": name}
@@ -50,11 +54,13 @@ def _tactic(name: str) -> dict[str, str]:
 
 def _technique(name: str) -> dict[str, str]:
     uid = TECHNIQUES.get(name)
-    return {"uid": uid, "name": enum_caption(name)} if uid else {"name": name}
+    return {"uid": uid, "name": _TECHNIQUE_CAPTIONS[name]} if uid else {"name": name}
 
 
 def _grouped(names: list[str]) -> list[dict[str, Any]]:
     """Merge SCC's listing of a sub-technique *and* its parent into one (technique, sub_technique) pair."""
+    if not names:
+        return []
     uids = {TECHNIQUES[n] for n in names if n in TECHNIQUES}
     pairs: list[dict[str, Any]] = []
     for name in dict.fromkeys(names):
@@ -62,7 +68,9 @@ def _grouped(names: list[str]) -> list[dict[str, Any]]:
         if uid and "." in uid:
             parent_uid = uid.split(".", 1)[0]
             parent_name = TECHNIQUE_NAMES_BY_UID.get(parent_uid)
-            parent = {"uid": parent_uid, "name": enum_caption(parent_name)} if parent_name else {"uid": parent_uid}
+            parent = (
+                {"uid": parent_uid, "name": _TECHNIQUE_CAPTIONS[parent_name]} if parent_name else {"uid": parent_uid}
+            )
             pairs.append({"technique": parent, "sub_technique": _technique(name)})
         elif uid and any(u.startswith(uid + ".") for u in uids):
             continue  # listed only as the parent of a sub-technique above
@@ -71,26 +79,41 @@ def _grouped(names: list[str]) -> list[dict[str, Any]]:
     return pairs
 
 
+def _attack(parts: dict[str, Any], version: str | None) -> dict[str, Any]:
+    if version:
+        parts["version"] = version
+    return parts
+
+
 def attacks(finding: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
     """Return OCSF `attacks[]` from `mitreAttack`, and whether every name was found in the tables."""
     mitre = mapping(finding, "mitreAttack")
+    if not mitre:
+        return [], True
     version = text(mitre, "version")
     primary = text(mitre, "primaryTactic")
-    names = [primary] if primary else []
-    names += texts(mitre, "additionalTactics")
-    techniques = texts(mitre, "primaryTechniques") + texts(mitre, "additionalTechniques")
-    complete = all(n in TACTICS for n in names) and all(n in TECHNIQUES for n in techniques)
+    additional_tactics = texts(mitre, "additionalTactics")
+    primary_techniques = texts(mitre, "primaryTechniques")
+    additional_techniques = texts(mitre, "additionalTechniques")
+    complete = (
+        (primary is None or primary in TACTICS)
+        and all(n in TACTICS for n in additional_tactics)
+        and all(n in TECHNIQUES for n in primary_techniques)
+        and all(n in TECHNIQUES for n in additional_techniques)
+    )
+    # Each entry is built without empty values (a tactic, a technique or both, then the version).
     result: list[dict[str, Any]] = []
     primary_tactic = _tactic(primary) if primary and primary != "TACTIC_UNSPECIFIED" else None
-    primary_pairs = _grouped(texts(mitre, "primaryTechniques"))
+    primary_pairs = _grouped(primary_techniques)
     for pair in primary_pairs or ([{}] if primary_tactic else []):
-        result.append(pruned({"tactic": primary_tactic, **pair, "version": version}))
-    for name in texts(mitre, "additionalTactics"):
+        # A fresh tactic object per entry: the entries are separate objects to whoever edits them.
+        result.append(_attack({"tactic": dict(primary_tactic), **pair} if primary_tactic else pair, version))
+    for name in additional_tactics:
         if name != "TACTIC_UNSPECIFIED":
-            result.append(pruned({"tactic": _tactic(name), "version": version}))
-    for pair in _grouped(texts(mitre, "additionalTechniques")):
-        result.append(pruned({**pair, "version": version}))
-    return [a for a in result if set(a) - {"version"}], complete
+            result.append(_attack({"tactic": _tactic(name)}, version))
+    for pair in _grouped(additional_techniques):
+        result.append(_attack(pair, version))
+    return result, complete
 
 
 def _cvss(cve: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -107,7 +130,7 @@ def _cvss(cve: Mapping[str, Any]) -> list[dict[str, Any]]:
         parts.append(f"{abbreviation}:{value}")
     # The SCC `Cvssv3` message documents the CVSS v3.1 specification.
     vector = "CVSS:3.1/" + "/".join(parts) if parts else None
-    return [pruned({"version": "3.1", "base_score": score, "vector_string": vector})]
+    return [compact({"version": "3.1", "base_score": score, "vector_string": vector})]
 
 
 def vulnerability(finding: Mapping[str, Any], severity_caption: str) -> dict[str, Any] | None:
@@ -122,7 +145,7 @@ def vulnerability(finding: Mapping[str, Any], severity_caption: str) -> dict[str
     fixed = mapping(vuln, "fixedPackage")
     package = None
     if text(offending, "packageName") and text(offending, "packageVersion"):
-        package = pruned(
+        package = compact(
             {
                 "name": text(offending, "packageName"),
                 "version": text(offending, "packageVersion"),
@@ -133,12 +156,12 @@ def vulnerability(finding: Mapping[str, Any], severity_caption: str) -> dict[str
         )
     fix = field(cve, "upstreamFixAvailable")
     is_fix_available = fix if isinstance(fix, bool) else (True if text(fixed, "packageVersion") else None)
-    return pruned(
+    return compact(
         {
             "title": cve_id,
             "desc": text(finding, "description"),
             "severity": severity_caption,
-            "cve": {"uid": cve_id, "cvss": _cvss(cve), "references": references},
+            "cve": compact({"uid": cve_id, "cvss": _cvss(cve), "references": references}),
             "references": references,
             "affected_packages": [package] if package else [],
             "is_fix_available": is_fix_available,
@@ -170,7 +193,7 @@ def compliance(finding: Mapping[str, Any], active: bool) -> dict[str, Any]:
     """Return the OCSF `compliance` object: the control is the SCC category; Fail while active."""
     standards = compliance_standards(finding)
     status_id = ocsf.COMPLIANCE_FAIL if active else ocsf.COMPLIANCE_PASS
-    return pruned(
+    return compact(
         {
             "control": text(finding, "category"),
             "standards": list(dict.fromkeys(" ".join(p for p in (std, version) if p) for std, version, _ in standards)),
