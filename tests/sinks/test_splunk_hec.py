@@ -19,6 +19,7 @@ from corral.errors import ConfigError
 from corral.sinks import build, family
 from corral.sinks import splunk_hec as hec
 from corral.sinks.base import Delivery, Result
+from corral.sinks.http import pack
 from tests.support.fake_siem import (
     HOSTILE_TEXTS,
     FakeServer,
@@ -325,7 +326,7 @@ def test_event_url(url: str, endpoint: str) -> None:
 @given(st.lists(st.integers(min_value=1, max_value=300), max_size=40), st.integers(min_value=1, max_value=400))
 def test_pack_keeps_order_and_limit(sizes: list[int], limit: int) -> None:
     """Every item lands once, in order; groups stay within the limit; only oversize items are left out."""
-    groups, oversize = hec.pack(sizes, limit)
+    groups, oversize = pack(sizes, limit)
     placed = [i for group in groups for i in group]
     assert placed == sorted(placed)
     assert sorted(placed + oversize) == list(range(len(sizes)))

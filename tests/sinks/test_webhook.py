@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from corral.errors import ConfigError
-from corral.sinks import build, family, webhook
+from corral.sinks import build, family, http, webhook
 from corral.sinks.base import Delivery, Result
 from tests.support.fake_siem import (
     HOSTILE_TEXTS,
@@ -249,7 +249,7 @@ def test_url_and_secret_never_leak_on_success(
     assert all(r.ok for r in results)
     _assert_no_canary(results, caplog, server)
     # The transport's request lines are still logged, with the path replaced.
-    assert any(webhook.REDACTED in record.getMessage() for record in caplog.records)
+    assert any(http.REDACTED in record.getMessage() for record in caplog.records)
 
 
 def test_unreachable_receiver_does_not_leak() -> None:

@@ -13,14 +13,14 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from corral import ocsf, traits
 from corral.context import container_context
-from corral.errors import ConfigError
+from corral.sinks.base import Delivery, Result
 from corral.sinks.text import MARKER
 from corral.stores.base import ChangeKind
 
@@ -269,20 +269,6 @@ def console_url(finding: Mapping[str, Any]) -> str | None:
     return None
 
 
-def number(settings: Mapping[str, Any], key: str, where: str, *, default: float, low: float, high: float) -> float:
-    """Return the numeric setting `key` (seconds), or raise ConfigError naming it and the range."""
-    value = settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ConfigError(f"{where}.{key}: expected a number of seconds between {low:g} and {high:g}")
-    return float(value)
-
-
-def reject_unknown(settings: Mapping[str, Any], known: frozenset[str], where: str) -> None:
-    """Raise ConfigError for a setting this sink does not know (a typo would otherwise be ignored)."""
-    for key in sorted(set(settings) - known):
-        raise ConfigError(f"{where}.{key}: unknown setting; use one of {', '.join(sorted(known))}")
-
-
 class Pacer:
     """Keeps at least `interval` seconds between two posts of one sink (platform rate limits)."""
 
@@ -306,41 +292,25 @@ class Pacer:
         self._last = self._clock()
 
 
-class _Redact(logging.Filter):
-    """Replaces every registered secret in records of the logger it is attached to."""
+def send_until_outage(
+    deliveries: Sequence[Delivery], send_one: Callable[[Delivery], Result], unavailable: str
+) -> list[Result]:
+    """Send each delivery with `send_one`; after a retryable failure, fail the rest unsent.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = message
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            redacted = redacted.replace(secret, "[redacted]")
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-_REDACT: Final = _Redact()
-_REDACTED_LOGGERS: Final = ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry")
-
-
-def redact_url_in_logs(url: str) -> None:
-    """Keep a webhook URL's secret parts out of third-party DEBUG logs.
-
-    urllib3 logs each request's path and query at DEBUG level; a Workflows or Slack webhook URL
-    carries its credential there (the `sig` parameter, or the path itself).
+    The rest get the error `unavailable` and the failure's Retry-After hint, so that a platform
+    that is down or rate limiting is not hammered with the rest of the batch.
     """
-    parts = urlsplit(url)
-    secrets = {url, parts.path + ("?" + parts.query if parts.query else "")}
-    secrets.update(value for _, value in parse_qsl(parts.query) if len(value) >= 8)
-    _REDACT.secrets.update(s for s in secrets if len(s) >= 8)
-    for name in _REDACTED_LOGGERS:
-        logger = logging.getLogger(name)
-        if _REDACT not in logger.filters:
-            logger.addFilter(_REDACT)
+    results: list[Result] = []
+    halt: Result | None = None
+    for delivery in deliveries:
+        if halt is not None:
+            results.append(Result.failure(delivery.version, unavailable, retry_after=halt.retry_after))
+            continue
+        result = send_one(delivery)
+        results.append(result)
+        if not result.ok and not result.permanent:
+            halt = result
+    return results
 
 
 def quiet_logger(name: str) -> logging.Logger:

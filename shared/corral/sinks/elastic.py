@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -26,8 +25,9 @@ import orjson
 from corral import ocsf
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
-from corral.sinks.http import READ_TIMEOUT, Answer, Client, require_https, secret_from_env
-from corral.sinks.splunk_hec import MAX_TIMEOUT, ca_bundle, number, pack
+from corral.sinks.http import READ_TIMEOUT, Answer, Client, require_https, secret_from_env, send_batches
+from corral.sinks.settings import MAX_TIMEOUT, ca_bundle, number, seconds
+from corral.sinks.text import iso_ms
 
 FAMILY: Final[SinkFamily] = "siem"
 SETTINGS: Final = frozenset({"kind", "url", "index", "api_key_env", "max_request_bytes", "timeout", "ca_file"})
@@ -43,16 +43,6 @@ _INDEX_BYTES: Final = 255
 _ERROR_TYPE: Final = re.compile(r"[a-z_]{1,80}")
 
 log = logging.getLogger(__name__)
-
-
-def iso_ms(millis: int) -> str:
-    """Return epoch milliseconds as an ISO 8601 UTC time with milliseconds.
-
-    Example:
-        >>> iso_ms(1704164645123)
-        '2024-01-02T03:04:05.123Z'
-    """
-    return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def render(delivery: Delivery, index: str) -> bytes:
@@ -107,34 +97,19 @@ class ElasticSink:
 
     def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
         """Send the deliveries in as few `_bulk` requests as the size limit allows; one Result each."""
-        results: list[Result | None] = [None] * len(deliveries)
-        lines: dict[int, bytes] = {}
-        for i, delivery in enumerate(deliveries):
-            try:
-                lines[i] = render(delivery, self._index)
-            except (KeyError, TypeError, ValueError) as exc:
-                results[i] = Result.failure(
-                    delivery.version, f"{self.id}: cannot render the finding ({type(exc).__name__})", permanent=True
-                )
-        order = sorted(lines)
-        groups, oversize = pack([len(lines[i]) for i in order], self._limit)
-        for k in oversize:
-            i = order[k]
-            results[i] = Result.failure(
-                deliveries[i].version,
-                f"{self.id}: document of {len(lines[i])} bytes exceeds max_request_bytes ({self._limit})",
-                permanent=True,
-            )
-        for group in groups:
-            members = [order[k] for k in group]
-            answer = self._client.post(self._url, b"".join(lines[i] for i in members), self._headers, what=self.id)
-            for i, result in zip(members, self._results(answer, [deliveries[i] for i in members]), strict=True):
-                results[i] = result
-        done = [r for r in results if r is not None]
-        failed = sum(not r.ok for r in done)
-        if failed:
-            log.warning("%s: %d of %d deliveries failed", self.id, failed, len(done))
-        return done
+        return send_batches(
+            self.id,
+            deliveries,
+            render=lambda delivery: render(delivery, self._index),
+            size=len,
+            limit=self._limit,
+            too_large=lambda lines: f"document of {len(lines)} bytes exceeds max_request_bytes ({self._limit})",
+            send=self._post,
+            log=log,
+        )
+
+    def _post(self, batch: Sequence[Delivery], lines: list[bytes]) -> list[Result]:
+        return self._results(self._client.post(self._url, b"".join(lines), self._headers, what=self.id), batch)
 
     def _results(self, answer: Answer, batch: Sequence[Delivery]) -> list[Result]:
         if not answer.ok:
@@ -191,7 +166,7 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
         # The key goes into a header: reject anything that could split or corrupt it.
         raise ConfigError(f"{where}.api_key_env: the API key must be printable ASCII without spaces (the encoded form)")
     limit = int(number(settings, "max_request_bytes", where, DEFAULT_MAX_REQUEST_BYTES, minimum=1024, maximum=1 << 30))
-    timeout = number(settings, "timeout", where, READ_TIMEOUT, minimum=0.05, maximum=MAX_TIMEOUT)
+    timeout = seconds(settings, "timeout", where, READ_TIMEOUT, minimum=0.05, maximum=MAX_TIMEOUT)
     return ElasticSink(
         sink_id,
         url=url,

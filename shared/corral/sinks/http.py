@@ -2,26 +2,44 @@
 
 Answers are classified once, here: 2xx accepted; 429, 5xx, timeouts and connection errors are
 retryable (with the sink's Retry-After); any other 4xx is a permanent rejection. Error messages
-name the sink and the status, never the URL: webhook URLs carry their secret in the path or query.
+name the sink and the status, never the URL: webhook URLs carry their secret in the path or query,
+and `redact_url_in_logs` keeps such a URL out of urllib3's DEBUG records too. `pack` and
+`send_batches` group deliveries into requests under a size limit, for the batching SIEM sinks.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 from corral.errors import ConfigError
+from corral.sinks.base import Delivery, Result
 
 if TYPE_CHECKING:
     import urllib3
 
 CONNECT_TIMEOUT: Final = 5.0
+"""The longest wait for a connection; a sink's shorter `timeout` bounds it too."""
 READ_TIMEOUT: Final = 15.0
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+REDACTED: Final = "[redacted]"
+"""What replaces a secret URL, or its secret parts, in transport log records."""
+
+# urllib3 logs each request line ("POST /path?query HTTP/1.1") and retries at DEBUG level.
+_TRANSPORT_LOGGERS: Final = (
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.util.retry",
+)
+_MIN_QUERY_SECRET: Final = 8
+
+_Item = TypeVar("_Item")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +100,45 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+class _RedactSecrets(logging.Filter):
+    """Replaces every registered secret in the records of the loggers it is attached to; drops nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        redacted = message
+        # Longest first: a whole URL is replaced before the path or query value inside it.
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            redacted = redacted.replace(secret, REDACTED)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_REDACT: Final = _RedactSecrets()
+
+
+def redact_url_in_logs(url: str) -> None:
+    """Keep the secret parts of a capability URL out of urllib3's DEBUG log records (idempotent).
+
+    For a webhook URL the path, the query or one query value (e.g. Teams Workflows' `sig`) is the
+    credential: the URL, its path and query, and each query value of 8 characters or more are
+    replaced by `REDACTED` wherever urllib3 would log them.
+    """
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    secrets = {url} | ({target} - {"", "/"})
+    secrets.update(value for _, value in parse_qsl(parts.query) if len(value) >= _MIN_QUERY_SECRET)
+    _REDACT.secrets.update(secrets)
+    for name in _TRANSPORT_LOGGERS:
+        logging.getLogger(name).addFilter(_REDACT)  # addFilter ignores a filter already present
+
+
 class Client:
     """A small urllib3 pool with Corral's timeouts; retries are the ledger's job, not urllib3's."""
 
@@ -89,7 +146,8 @@ class Client:
         import urllib3  # noqa: PLC0415 - only sinks that speak HTTP pay for it
 
         self._urllib3 = urllib3
-        kwargs: dict[str, Any] = {"timeout": urllib3.Timeout(connect=CONNECT_TIMEOUT, read=timeout), "retries": False}
+        limits = urllib3.Timeout(connect=min(CONNECT_TIMEOUT, timeout), read=timeout)
+        kwargs: dict[str, Any] = {"timeout": limits, "retries": False}
         if ca_certs:
             kwargs["ca_certs"] = ca_certs
         self._pool: urllib3.PoolManager = urllib3.PoolManager(**kwargs)
@@ -98,6 +156,9 @@ class Client:
         """POST `body` and classify the answer; `what` names the sink in errors."""
         try:
             response = self._pool.request("POST", url, body=body, headers=dict(headers), preload_content=True)
+        except self._urllib3.exceptions.NewConnectionError as exc:
+            # Caught first: urllib3 2.x derives it from ConnectTimeoutError, but a refusal is no timeout.
+            return Answer(False, None, error=f"{what}: connection failed ({type(exc).__name__})")
         except self._urllib3.exceptions.TimeoutError:
             return Answer(False, None, error=f"{what}: timed out")
         except self._urllib3.exceptions.HTTPError as exc:
@@ -117,3 +178,78 @@ def classify(status: int, body: bytes, retry_after: str | None, what: str) -> An
     if status == 429 or status >= 500:
         return Answer(False, status, body, error=f"{what}: HTTP {status}", retry_after=hint)
     return Answer(False, status, body, error=f"{what}: HTTP {status} (rejected)", permanent=True)
+
+
+def pack(sizes: Sequence[int], limit: int) -> tuple[list[list[int]], list[int]]:
+    """Group item indexes, in order, into requests whose summed sizes stay within `limit`.
+
+    Returns the groups and the indexes of items that alone exceed `limit`.
+
+    Example:
+        >>> pack([4, 4, 4, 9], 8)
+        ([[0, 1], [2]], [3])
+    """
+    groups: list[list[int]] = []
+    oversize: list[int] = []
+    current: list[int] = []
+    used = 0
+    for i, size in enumerate(sizes):
+        if size > limit:
+            oversize.append(i)
+            continue
+        if current and used + size > limit:
+            groups.append(current)
+            current, used = [], 0
+        current.append(i)
+        used += size
+    if current:
+        groups.append(current)
+    return groups, oversize
+
+
+def send_batches(
+    what: str,
+    deliveries: Sequence[Delivery],
+    *,
+    render: Callable[[Delivery], _Item],
+    size: Callable[[_Item], int],
+    limit: int,
+    too_large: Callable[[_Item], str],
+    send: Callable[[Sequence[Delivery], list[_Item]], list[Result]],
+    log: logging.Logger,
+) -> list[Result]:
+    """Render each delivery, send them in as few requests as `limit` allows; one Result each, in order.
+
+    A delivery that cannot be rendered, or whose rendering alone exceeds `limit` (`too_large`
+    says why), fails for good without holding up the others; `send` posts one group and answers
+    one Result per delivery of it. Failures are counted in one warning on `log`.
+    """
+    results: list[Result | None] = [None] * len(deliveries)
+    items: dict[int, _Item] = {}
+    for i, delivery in enumerate(deliveries):
+        try:
+            items[i] = render(delivery)
+        except (KeyError, TypeError, ValueError) as exc:
+            results[i] = Result.failure(
+                delivery.version, f"{what}: cannot render the finding ({type(exc).__name__})", permanent=True
+            )
+    order = sorted(items)
+    groups, oversize = pack([size(items[i]) for i in order], limit)
+    for k in oversize:
+        i = order[k]
+        results[i] = Result.failure(deliveries[i].version, f"{what}: {too_large(items[i])}", permanent=True)
+    for group in groups:
+        members = [order[k] for k in group]
+        sent = send([deliveries[i] for i in members], [items[i] for i in members])
+        for i, result in zip(members, sent, strict=True):
+            results[i] = result
+    done = [r for r in results if r is not None]
+    log_failures(log, what, done)
+    return done
+
+
+def log_failures(log: logging.Logger, what: str, results: Sequence[Result]) -> None:
+    """Log one warning counting the failed deliveries of a batch, if any failed."""
+    failed = sum(not r.ok for r in results)
+    if failed:
+        log.warning("%s: %d of %d deliveries failed", what, failed, len(results))

@@ -34,6 +34,7 @@ import orjson
 from corral import ocsf
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
+from corral.sinks.settings import seconds
 
 if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import PublisherClient
@@ -310,10 +311,7 @@ class SqsRelay:
 
 
 def _timeout(settings: Mapping[str, Any], where: str) -> float:
-    value = settings.get("timeout", DEFAULT_TIMEOUT)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 <= value <= 300:
-        raise ConfigError(f"{where}.timeout: use a number of seconds from 0.5 to 300")
-    return float(value)
+    return seconds(settings, "timeout", where, DEFAULT_TIMEOUT, minimum=0.5, maximum=300)
 
 
 def _pubsub(sink_id: str, settings: Mapping[str, Any], where: str) -> PubSubRelay:

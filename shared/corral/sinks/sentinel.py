@@ -31,10 +31,9 @@ from corral import ocsf, traits
 from corral.context import container_context
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
-from corral.sinks.elastic import iso_ms
-from corral.sinks.http import CONNECT_TIMEOUT, READ_TIMEOUT, retry_after_seconds
-from corral.sinks.splunk_hec import MAX_TIMEOUT, ca_bundle, number, pack
-from corral.sinks.text import cut_bytes, cut_chars
+from corral.sinks.http import CONNECT_TIMEOUT, READ_TIMEOUT, retry_after_seconds, send_batches
+from corral.sinks.settings import MAX_TIMEOUT, ca_bundle, seconds
+from corral.sinks.text import cut_bytes, cut_chars, iso_ms
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -176,33 +175,16 @@ class SentinelSink:
 
     def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
         """Upload the deliveries in requests under 1 MB; one Result each."""
-        results: list[Result | None] = [None] * len(deliveries)
-        rows: dict[int, dict[str, Any]] = {}
-        for i, delivery in enumerate(deliveries):
-            try:
-                rows[i] = render(delivery)
-            except (KeyError, TypeError, ValueError) as exc:
-                results[i] = Result.failure(
-                    delivery.version, f"{self.id}: cannot render the finding ({type(exc).__name__})", permanent=True
-                )
-        order = sorted(rows)
-        groups, oversize = pack([_json_size(rows[i]) + _ROW_OVERHEAD for i in order], REQUEST_LIMIT_BYTES)
-        for k in oversize:
-            i = order[k]
-            results[i] = Result.failure(
-                deliveries[i].version, f"{self.id}: row exceeds the 1 MB request limit", permanent=True
-            )
-        for group in groups:
-            members = [order[k] for k in group]
-            for i, result in zip(
-                members, self._upload([deliveries[i] for i in members], [rows[i] for i in members]), strict=True
-            ):
-                results[i] = result
-        done = [r for r in results if r is not None]
-        failed = sum(not r.ok for r in done)
-        if failed:
-            log.warning("%s: %d of %d deliveries failed", self.id, failed, len(done))
-        return done
+        return send_batches(
+            self.id,
+            deliveries,
+            render=render,
+            size=lambda row: _json_size(row) + _ROW_OVERHEAD,
+            limit=REQUEST_LIMIT_BYTES,
+            too_large=lambda _row: "row exceeds the 1 MB request limit",
+            send=self._upload,
+            log=log,
+        )
 
     def _upload(self, batch: Sequence[Delivery], rows: list[dict[str, Any]]) -> list[Result]:
         from azure.core.exceptions import AzureError  # noqa: PLC0415 - azure is loaded only when Sentinel is used
@@ -318,7 +300,7 @@ def from_config(
     client_id = settings.get("managed_identity_client_id")
     if client_id is not None and (not isinstance(client_id, str) or not _GUID.fullmatch(client_id)):
         raise ConfigError(f"{where}.managed_identity_client_id: use the client id (a GUID) of a user-assigned identity")
-    timeout = number(settings, "timeout", where, READ_TIMEOUT, minimum=0.05, maximum=MAX_TIMEOUT)
+    timeout = seconds(settings, "timeout", where, READ_TIMEOUT, minimum=0.05, maximum=MAX_TIMEOUT)
     ca_file = ca_bundle(settings, where)
     owned = None
     if credential is None:

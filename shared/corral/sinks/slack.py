@@ -21,12 +21,14 @@ from corral.errors import ConfigError
 from corral.ocsf import Finding
 from corral.sinks import chat
 from corral.sinks.base import Delivery, Result, SinkFamily
-from corral.sinks.http import classify, require_https, retry_after_seconds, secret_from_env
+from corral.sinks.http import classify, redact_url_in_logs, require_https, retry_after_seconds, secret_from_env
+from corral.sinks.settings import reject_unknown, seconds
 from corral.sinks.text import MARKER
 from corral.stores.base import ChangeKind
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
+    from slack_sdk.web import SlackResponse
     from slack_sdk.webhook import WebhookClient
 
 FAMILY: Final[SinkFamily] = "chat"
@@ -249,7 +251,7 @@ class SlackSink:
                 retry_handlers=[],
             )
         elif webhook_url is not None:
-            chat.redact_url_in_logs(webhook_url)
+            redact_url_in_logs(webhook_url)
             self._hook = WebhookClient(webhook_url, timeout=timeout, logger=logger, retry_handlers=[])  # type: ignore[arg-type]
         else:
             raise ConfigError(f"sinks.{sink_id}: set token_env and channel, or webhook_url_env")
@@ -261,21 +263,7 @@ class SlackSink:
 
     def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
         """Post each delivery; after a retryable failure, return the rest unsent with its hint."""
-        results: list[Result] = []
-        halt: Result | None = None
-        for delivery in deliveries:
-            if halt is not None:
-                results.append(
-                    Result.failure(
-                        delivery.version, f"{self.id}: not sent, Slack unavailable", retry_after=halt.retry_after
-                    )
-                )
-                continue
-            result = self._send_one(delivery)
-            results.append(result)
-            if not result.ok and not result.permanent:
-                halt = result
-        return results
+        return chat.send_until_outage(deliveries, self._send_one, f"{self.id}: not sent, Slack unavailable")
 
     def _send_one(self, delivery: Delivery) -> Result:
         reply = self.threads and delivery.thread_ref is not None
@@ -304,7 +292,11 @@ class SlackSink:
         if reply:
             body["thread_ts"] = delivery.thread_ref
             body["reply_broadcast"] = delivery.change in BROADCAST_CHANGES
-        response = self._web.api_call("chat.postMessage", json=body)
+        return self._api_answer(delivery, self._web.api_call("chat.postMessage", json=body))
+
+    def _api_answer(self, delivery: Delivery, response: SlackResponse) -> Result:
+        # A reply keeps pointing at the thread's root: that is the reference later changes need.
+        reply = self.threads and delivery.thread_ref is not None
         return api_result(
             self.id,
             delivery.version,
@@ -319,15 +311,7 @@ class SlackSink:
 
         if isinstance(exc, SlackApiError):
             # slack-sdk raises for every answer that is not `ok`; the answer itself is what counts.
-            response = exc.response
-            return api_result(
-                self.id,
-                delivery.version,
-                response.status_code,
-                response.headers,
-                response.data,
-                thread_ref=delivery.thread_ref if self.threads and delivery.thread_ref else None,
-            )
+            return self._api_answer(delivery, exc.response)
         return Result.failure(delivery.version, _transport_error(self.id, exc))
 
     def close(self) -> None:
@@ -341,9 +325,9 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
     (bot token mode, default https://slack.com/api/), `timeout` and `min_interval` in seconds.
     """
     where = f"sinks.{sink_id}"
-    chat.reject_unknown(settings, KNOWN_SETTINGS, where)
-    timeout = chat.number(settings, "timeout", where, default=DEFAULT_TIMEOUT, low=0.05, high=120)
-    interval = chat.number(settings, "min_interval", where, default=DEFAULT_INTERVAL, low=0, high=60)
+    reject_unknown(settings, KNOWN_SETTINGS, where)
+    timeout = seconds(settings, "timeout", where, DEFAULT_TIMEOUT, minimum=0.05, maximum=120)
+    interval = seconds(settings, "min_interval", where, DEFAULT_INTERVAL, minimum=0, maximum=60)
     has_token, has_hook = "token_env" in settings, "webhook_url_env" in settings
     if has_token == has_hook:
         raise ConfigError(f"{where}: set either token_env (with channel) or webhook_url_env, not both or neither")

@@ -20,7 +20,6 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -29,7 +28,8 @@ import orjson
 from corral import ocsf
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
-from corral.sinks.http import READ_TIMEOUT, Answer, Client, require_https, secret_from_env
+from corral.sinks.http import READ_TIMEOUT, Answer, Client, require_https, secret_from_env, send_batches
+from corral.sinks.settings import MAX_TIMEOUT, ca_bundle, label, number, seconds
 
 FAMILY: Final[SinkFamily] = "siem"
 SETTINGS: Final = frozenset(
@@ -53,7 +53,6 @@ DEFAULT_SOURCE: Final = "corral"
 DEFAULT_SOURCETYPE: Final = "ocsf:finding"
 DEFAULT_MAX_REQUEST_BYTES: Final = 1_000_000
 EVENT_PATH: Final = "/services/collector/event"
-MAX_TIMEOUT: Final = 300.0
 
 HEC_CODES: Final[Mapping[int, str]] = {
     0: "Success",
@@ -80,7 +79,6 @@ HEC_CODES: Final[Mapping[int, str]] = {
 _EVENT_CODES: Final = frozenset({6, 12, 13, 15})
 _INDEX_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,79}")
 _TOKEN: Final = re.compile(r"[\x21-\x7e]+")
-_LABEL_LIMIT: Final = 512
 
 log = logging.getLogger(__name__)
 
@@ -113,33 +111,6 @@ def render(
         envelope["host"] = host
     envelope["event"] = event
     return orjson.dumps(envelope)
-
-
-def pack(sizes: Sequence[int], limit: int) -> tuple[list[list[int]], list[int]]:
-    """Group item indexes, in order, into requests whose summed sizes stay within `limit`.
-
-    Returns the groups and the indexes of items that alone exceed `limit`.
-
-    Example:
-        >>> pack([4, 4, 4, 9], 8)
-        ([[0, 1], [2]], [3])
-    """
-    groups: list[list[int]] = []
-    oversize: list[int] = []
-    current: list[int] = []
-    used = 0
-    for i, size in enumerate(sizes):
-        if size > limit:
-            oversize.append(i)
-            continue
-        if current and used + size > limit:
-            groups.append(current)
-            current, used = [], 0
-        current.append(i)
-        used += size
-    if current:
-        groups.append(current)
-    return groups, oversize
 
 
 def event_url(url: str) -> str:
@@ -182,34 +153,19 @@ class SplunkHecSink:
 
     def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
         """Send the deliveries in as few requests as the size limit allows; one Result each."""
-        results: list[Result | None] = [None] * len(deliveries)
-        events: dict[int, bytes] = {}
-        for i, delivery in enumerate(deliveries):
-            try:
-                events[i] = render(delivery, **self._meta) + b"\n"
-            except (KeyError, TypeError, ValueError) as exc:
-                results[i] = Result.failure(
-                    delivery.version, f"{self.id}: cannot render the finding ({type(exc).__name__})", permanent=True
-                )
-        order = sorted(events)
-        groups, oversize = pack([len(events[i]) for i in order], self._limit)
-        for k in oversize:
-            i = order[k]
-            results[i] = Result.failure(
-                deliveries[i].version,
-                f"{self.id}: event of {len(events[i])} bytes exceeds max_request_bytes ({self._limit})",
-                permanent=True,
-            )
-        for group in groups:
-            members = [order[k] for k in group]
-            answer = self._client.post(self._url, b"".join(events[i] for i in members), self._headers, what=self.id)
-            for i, result in zip(members, self._results(answer, [deliveries[i] for i in members]), strict=True):
-                results[i] = result
-        done = [r for r in results if r is not None]
-        failed = sum(not r.ok for r in done)
-        if failed:
-            log.warning("%s: %d of %d deliveries failed", self.id, failed, len(done))
-        return done
+        return send_batches(
+            self.id,
+            deliveries,
+            render=lambda delivery: render(delivery, **self._meta) + b"\n",
+            size=len,
+            limit=self._limit,
+            too_large=lambda event: f"event of {len(event)} bytes exceeds max_request_bytes ({self._limit})",
+            send=self._post,
+            log=log,
+        )
+
+    def _post(self, batch: Sequence[Delivery], events: list[bytes]) -> list[Result]:
+        return self._results(self._client.post(self._url, b"".join(events), self._headers, what=self.id), batch)
 
     def _results(self, answer: Answer, batch: Sequence[Delivery]) -> list[Result]:
         if answer.ok:
@@ -281,7 +237,7 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
     elif not isinstance(channel, str) or not _is_uuid(channel):
         raise ConfigError(f"{where}.channel: use a GUID, e.g. {uuid.uuid4()}")
     limit = int(number(settings, "max_request_bytes", where, DEFAULT_MAX_REQUEST_BYTES, minimum=1024, maximum=1 << 30))
-    timeout = number(settings, "timeout", where, READ_TIMEOUT, minimum=0.05, maximum=MAX_TIMEOUT)
+    timeout = seconds(settings, "timeout", where, READ_TIMEOUT, minimum=0.05, maximum=MAX_TIMEOUT)
     ca_file = ca_bundle(settings, where)
     return SplunkHecSink(
         sink_id,
@@ -292,34 +248,6 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
         max_request_bytes=limit,
         client=Client(ca_certs=ca_file, timeout=timeout),
     )
-
-
-def label(settings: Mapping[str, Any], key: str, where: str, default: str) -> str:
-    """Return a short printable text setting (no control characters), or `default`."""
-    value = settings.get(key, default)
-    if not isinstance(value, str) or not value or len(value) > _LABEL_LIMIT or not value.isprintable():
-        raise ConfigError(f"{where}.{key}: use a non-empty printable text of at most {_LABEL_LIMIT} characters")
-    return value
-
-
-def number(
-    settings: Mapping[str, Any], key: str, where: str, default: float, *, minimum: float, maximum: float
-) -> float:
-    """Return a numeric setting within [minimum, maximum], or `default`."""
-    value = settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value <= maximum:
-        raise ConfigError(f"{where}.{key}: use a number from {minimum:g} to {maximum:g}")
-    return float(value)
-
-
-def ca_bundle(settings: Mapping[str, Any], where: str) -> str | None:
-    """Return the `ca_file` setting (a PEM file that exists), or None for the system trust store."""
-    value = settings.get("ca_file")
-    if value is None:
-        return None
-    if not isinstance(value, str) or not Path(value).is_file():
-        raise ConfigError(f"{where}.ca_file: name an existing PEM file of trusted CA certificates")
-    return value
 
 
 def _is_uuid(text: str) -> bool:

@@ -40,6 +40,7 @@ from corral.context import container_context
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
 from corral.sinks.http import secret_from_env
+from corral.sinks.settings import seconds
 from corral.sinks.text import MARKER, cut_chars
 
 FAMILY: Final[SinkFamily] = "siem"
@@ -477,9 +478,7 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
         or not MIN_MAX_MESSAGE <= max_message <= MAX_MAX_MESSAGE
     ):
         raise ConfigError(f"{where}.max_message: use a size in bytes from {MIN_MAX_MESSAGE} to {MAX_MAX_MESSAGE}")
-    timeout = settings.get("timeout", DEFAULT_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0.05 <= timeout <= 300:
-        raise ConfigError(f"{where}.timeout: use a number of seconds from 0.05 to 300")
+    timeout = seconds(settings, "timeout", where, DEFAULT_TIMEOUT, minimum=0.05, maximum=300)
     meta = {
         "hostname": _text_setting(settings, "hostname", where, socket.gethostname() or "-", _HOSTNAME_LIMIT),
         "app_name": _text_setting(settings, "app_name", where, DEFAULT_APP_NAME, _APP_NAME_LIMIT),
@@ -496,6 +495,4 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
             if settings.get(key) is not None:
                 raise ConfigError(f'{where}.{key}: only used with transport = "tls"')
         tls, server_name = None, None
-    return SyslogSink(
-        sink_id, host=host, port=port, tls=tls, server_name=server_name, meta=meta, timeout=float(timeout)
-    )
+    return SyslogSink(sink_id, host=host, port=port, tls=tls, server_name=server_name, meta=meta, timeout=timeout)

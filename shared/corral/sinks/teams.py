@@ -22,7 +22,8 @@ from corral.errors import ConfigError
 from corral.ocsf import Finding
 from corral.sinks import chat
 from corral.sinks.base import Delivery, Result, SinkFamily
-from corral.sinks.http import Answer, Client, require_https, secret_from_env
+from corral.sinks.http import Answer, Client, redact_url_in_logs, require_https, secret_from_env
+from corral.sinks.settings import reject_unknown, seconds
 from corral.sinks.text import cut_bytes
 from corral.stores.base import ChangeKind
 
@@ -178,24 +179,13 @@ class TeamsSink:
     ) -> None:
         self.id = sink_id
         self._url = webhook_url
-        chat.redact_url_in_logs(webhook_url)
+        redact_url_in_logs(webhook_url)
         self._http = Client(timeout=timeout)
         self._pacer = chat.Pacer(min_interval)
 
     def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
         """Post one card per delivery; after a retryable failure, return the rest unsent with its hint."""
-        results: list[Result] = []
-        halt: Result | None = None
-        for delivery in deliveries:
-            if halt is not None:
-                error = f"{self.id}: not sent, Teams unavailable"
-                results.append(Result.failure(delivery.version, error, retry_after=halt.retry_after))
-                continue
-            outcome = self._send_one(delivery)
-            results.append(outcome)
-            if not outcome.ok and not outcome.permanent:
-                halt = outcome
-        return results
+        return chat.send_until_outage(deliveries, self._send_one, f"{self.id}: not sent, Teams unavailable")
 
     def _send_one(self, delivery: Delivery) -> Result:
         try:
@@ -221,9 +211,9 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
     credential), `timeout` and `min_interval` in seconds.
     """
     where = f"sinks.{sink_id}"
-    chat.reject_unknown(settings, KNOWN_SETTINGS, where)
-    timeout = chat.number(settings, "timeout", where, default=DEFAULT_TIMEOUT, low=0.05, high=120)
-    interval = chat.number(settings, "min_interval", where, default=DEFAULT_INTERVAL, low=0, high=60)
+    reject_unknown(settings, KNOWN_SETTINGS, where)
+    timeout = seconds(settings, "timeout", where, DEFAULT_TIMEOUT, minimum=0.05, maximum=120)
+    interval = seconds(settings, "min_interval", where, DEFAULT_INTERVAL, minimum=0, maximum=60)
     url = require_https(secret_from_env(settings, "webhook_url_env", env, where), f"{where}.webhook_url_env")
     host = (urlsplit(url).hostname or "").lower()
     if any(host == h.lstrip(".") or host.endswith(h) for h in RETIRED_HOSTS):

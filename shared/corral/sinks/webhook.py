@@ -20,14 +20,13 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import orjson
 
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
-from corral.sinks.http import READ_TIMEOUT, Client, require_https, secret_from_env
-from corral.sinks.splunk_hec import MAX_TIMEOUT, ca_bundle, number
+from corral.sinks.http import READ_TIMEOUT, Client, log_failures, redact_url_in_logs, require_https, secret_from_env
+from corral.sinks.settings import MAX_TIMEOUT, ca_bundle, seconds
 
 FAMILY: Final[SinkFamily] = "siem"
 SETTINGS: Final = frozenset({"kind", "url", "url_env", "secret_env", "timeout", "ca_file"})
@@ -43,47 +42,7 @@ MIN_SECRET_BYTES: Final = 16
 # What may go into the Idempotency-Key header; Corral's keys are 64 hex digits.
 _HEADER_SAFE: Final = re.compile(r"[A-Za-z0-9._:-]{1,256}")
 
-# urllib3 logs each request line ("POST /path HTTP/1.1") at DEBUG; for a capability URL the path
-# is the secret. Records from these loggers get any configured webhook path replaced.
-_TRANSPORT_LOGGERS: Final = ("urllib3.connectionpool", "urllib3.poolmanager")
-REDACTED: Final = "[redacted webhook path]"
-
 log = logging.getLogger(__name__)
-
-
-class _RedactPaths(logging.Filter):
-    """Replaces registered secret URL paths in transport log records; drops nothing."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.paths: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.paths:
-            return True
-        if isinstance(record.msg, str):
-            record.msg = self._redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(self._redact(a) if isinstance(a, str) else a for a in record.args)
-        return True
-
-    def _redact(self, text: str) -> str:
-        for path in self.paths:
-            text = text.replace(path, REDACTED)
-        return text
-
-
-_REDACT: Final = _RedactPaths()
-
-
-def protect_url(url: str) -> None:
-    """Keep the path and query of `url` out of urllib3's log records (idempotent)."""
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    if target not in ("", "/"):
-        _REDACT.paths.add(target)
-    for name in _TRANSPORT_LOGGERS:
-        logging.getLogger(name).addFilter(_REDACT)  # addFilter ignores a filter already present
 
 
 def render(delivery: Delivery) -> bytes:
@@ -158,7 +117,7 @@ class WebhookSink:
     ) -> None:
         self.id = sink_id
         self._url = url
-        protect_url(url)
+        redact_url_in_logs(url)
         self._secret = secret.encode()
         self._client = client
         self._clock = clock
@@ -166,9 +125,7 @@ class WebhookSink:
     def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
         """POST each delivery; one Result each."""
         results = [self._send_one(d) for d in deliveries]
-        failed = sum(not r.ok for r in results)
-        if failed:
-            log.warning("%s: %d of %d deliveries failed", self.id, failed, len(results))
+        log_failures(log, self.id, results)
         return results
 
     def _send_one(self, delivery: Delivery) -> Result:
@@ -211,7 +168,7 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
     secret = secret_from_env(settings, "secret_env", env, where)
     if len(secret.encode()) < MIN_SECRET_BYTES:
         raise ConfigError(f"{where}.secret_env: use a signing secret of at least {MIN_SECRET_BYTES} bytes")
-    timeout = number(settings, "timeout", where, READ_TIMEOUT, minimum=0.05, maximum=MAX_TIMEOUT)
+    timeout = seconds(settings, "timeout", where, READ_TIMEOUT, minimum=0.05, maximum=MAX_TIMEOUT)
     return WebhookSink(
         sink_id, url=url, secret=secret, client=Client(ca_certs=ca_bundle(settings, where), timeout=timeout)
     )

@@ -1,0 +1,86 @@
+"""The shared HTTP transport: connection errors, timeouts and the log redaction of secret URLs."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from corral.sinks.http import REDACTED, Client, redact_url_in_logs
+from tests.support.fake_http import HANG, FakeHTTPServer, Reply, refused_url
+
+
+def test_refused_connection_is_a_connection_failure_not_a_timeout() -> None:
+    """urllib3 2.x derives NewConnectionError from its timeout error; a refusal must still say so."""
+    started = time.monotonic()
+    answer = Client(timeout=2).post(refused_url("/hook"), b"{}", {}, what="webhook:x")
+    assert not answer.ok
+    assert not answer.permanent
+    assert answer.error == "webhook:x: connection failed (NewConnectionError)"
+    assert time.monotonic() - started < 2
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A loopback port whose accept queue is full: a new connection attempt waits for ever."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        time.sleep(0.05)
+        try:
+            yield port
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+def test_short_timeout_bounds_the_connect_too(unanswered_port: int) -> None:
+    """A sink's timeout below the 5 s connect limit also bounds the wait for a connection."""
+    started = time.monotonic()
+    answer = Client(timeout=0.3).post(f"http://127.0.0.1:{unanswered_port}/hook", b"{}", {}, what="webhook:x")
+    elapsed = time.monotonic() - started
+    assert not answer.ok
+    assert answer.error == "webhook:x: timed out"
+    assert elapsed < 2.5, elapsed
+
+
+def test_short_timeout_bounds_the_read() -> None:
+    """A server that never answers is given up on after the sink's timeout."""
+    with FakeHTTPServer() as server:
+        server.script(HANG)
+        started = time.monotonic()
+        answer = Client(timeout=0.3).post(server.url + "/hook", b"{}", {}, what="webhook:x")
+        elapsed = time.monotonic() - started
+    assert answer.error == "webhook:x: timed out"
+    assert elapsed < 2.5, elapsed
+
+
+def test_secret_url_parts_are_redacted_from_transport_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """The path and query of a capability URL, and a long `sig` value, never reach urllib3's records."""
+    caplog.set_level(logging.DEBUG)
+    with FakeHTTPServer() as server:
+        server.script(Reply(202), Reply(202))
+        path_url = server.url + "/hooks/path-secret-0001"
+        sig_url = server.url + "/invoke?api-version=1&sig=query-secret-0002"
+        redact_url_in_logs(path_url)
+        redact_url_in_logs(sig_url)
+        client = Client(timeout=2)
+        assert client.post(path_url, b"{}", {}, what="webhook:x").ok
+        assert client.post(sig_url, b"{}", {}, what="webhook:x").ok
+        client.close()
+    transport = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
+    assert transport, "urllib3 logged no request line: the test would prove nothing"
+    assert any(REDACTED in message for message in transport)
+    for message in transport:
+        assert "path-secret-0001" not in message
+        assert "query-secret-0002" not in message
