@@ -16,12 +16,8 @@ import pytest
 
 from corral.stores import open_store
 from corral.stores.base import Store
+from tests.support.moto import moto_server
 from tests.support.postgres import PostgresServer, postgres_server, postgres_url
-
-try:
-    from tests.support.moto import moto_server
-except ImportError:  # the moto helper is optional until it exists; see `_dynamodb_url`
-    moto_server = None
 
 __all__ = ["moto_server", "postgres_server", "postgres_url"]
 
@@ -37,14 +33,7 @@ def _missing(reason: str) -> None:
 def _dynamodb_url(request: pytest.FixtureRequest) -> str:
     if importlib.util.find_spec("corral.stores.dynamodb") is None:
         _missing("corral.stores.dynamodb is not available")
-    if moto_server is None:
-        _missing("tests.support.moto (the moto_server fixture) is not available")
     endpoint = request.getfixturevalue("moto_server")
-    monkeypatch = request.getfixturevalue("monkeypatch")
-    # moto accepts any credentials, but botocore insists on having some; spawned writers inherit these.
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
-        if not os.environ.get(name):
-            monkeypatch.setenv(name, value)
     return f"dynamodb://corral-test-{uuid.uuid4().hex}?region=us-east-1&endpoint={endpoint}"
 
 

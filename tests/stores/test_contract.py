@@ -379,7 +379,7 @@ def test_query_returns_the_stored_record(populated: Store) -> None:
 def test_counts_group_by_cloud_severity_status(populated: Store) -> None:
     """Counts group every finding, open and closed, by cloud, severity and status."""
     populated.upsert([make_finding("a2", account="acct-z", severity_id=5)], now=T + 700)
-    expected = Counter()
+    expected: Counter[tuple[str, int, int]] = Counter()
     for uid, (fields, _) in POPULATION.items():
         found = make_finding(uid, **fields)  # type: ignore[arg-type]
         expected[(found["cloud"]["provider"], found["severity_id"], found["status_id"])] += 1
@@ -595,7 +595,7 @@ def test_concurrent_writers_sharing_one_store(store: Store) -> None:
 
     def writer(seed: int) -> list[tuple[str, int, str]]:
         barrier.wait(timeout=60)
-        done = []
+        done: list[tuple[str, int, str]] = []
         for version in range(VERSIONS):
             batch = [
                 make_finding(uid, modified=T + version, severity_id=1 + version % 5)
