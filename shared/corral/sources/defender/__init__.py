@@ -29,7 +29,7 @@ from corral.sources.defender._keys import View
 
 SOURCE: Final = "azure.defender"
 
-_Normalizer = Callable[[Mapping[str, Any], "str | None", "int | None"], dict[str, Any]]
+_Normalizer = Callable[[View, "str | None", "int | None"], dict[str, Any]]
 
 _BY_TYPE: Final[dict[str, _Normalizer]] = {
     assessments.TYPE: assessments.normalize,
@@ -71,21 +71,24 @@ def normalize(
     that carry no time of their own (regulatory compliance results, attack paths, some
     Resource Graph rows); without it those records raise MalformedEventError.
     """
-    if not isinstance(doc, Mapping):
-        raise MalformedEventError(f"document is a {type(doc).__name__}, not an object")
+    if not isinstance(doc, dict):
+        if not isinstance(doc, Mapping):
+            raise MalformedEventError(f"document is a {type(doc).__name__}, not an object")
+        doc = dict(doc)
     view = View(doc)
     kind = _kind(view)
     try:
         if kind in _SKIPPED:
             return Skip(_SKIPPED[kind])
         if kind == assessments.TYPE:
-            nested = view.view("properties").view("additionalData").get("subAssessment")
-            if isinstance(nested, Mapping):
-                return subassessments.normalize(nested, delivery_id, received_time, parent=doc)
+            extra = view.view("properties").view("additionalData")
+            nested = extra.get("subAssessment")
+            if isinstance(nested, dict):
+                return subassessments.normalize(extra.child(nested), delivery_id, received_time, parent=view)
         if kind in _BY_TYPE:
-            return _BY_TYPE[kind](doc, delivery_id, received_time)
+            return _BY_TYPE[kind](view, delivery_id, received_time)
         if alerts.matches(view):
-            return alerts.normalize(doc, delivery_id, received_time)
+            return alerts.normalize(view, delivery_id, received_time)
     except CorralError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:

@@ -25,13 +25,13 @@ Decisions:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.sources.defender import _common as common
-from corral.sources.defender._keys import View, is_uuid, without
+from corral.sources.defender._keys import EMPTY, Tree, View, consumed, is_uuid, without
 from corral.sources.defender._services import placement
 
 LOG_NAME: Final = "SecurityAlert"
@@ -90,6 +90,25 @@ _TOP_CONSUMED: Final = (
     "AzureResourceId",
     "ProductComponentName",
 )
+_INTENT_CONSUMED: Final = ("Intent", "Techniques", "SubTechniques")
+_ARM_CONSUMED: Final = ("id", "name", "type")
+
+
+def _consumed(prefix: str, intent_mapped: bool) -> Tree:
+    paths = [prefix + key for key in _TOP_CONSUMED]
+    if intent_mapped:
+        paths += [prefix + key for key in _INTENT_CONSUMED]
+    if prefix:
+        paths += _ARM_CONSUMED
+    return consumed(*paths)
+
+
+# Keyed on (ARM alert resource, every Intent value mapped).
+_CONSUMED: Final = {
+    (rest, intent): _consumed("properties." if rest else "", intent)
+    for rest in (False, True)
+    for intent in (False, True)
+}
 
 
 def matches(doc: View) -> bool:
@@ -100,12 +119,10 @@ def matches(doc: View) -> bool:
     return doc.get("SystemAlertId") is not None and doc.get("AlertType") is not None
 
 
-def normalize(raw: Mapping[str, Any], delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
     """Return the Detection Finding for one Defender alert (either shape)."""
-    doc = View(raw)
     rest = doc.view("properties") if doc.key("properties") and not doc.get("SystemAlertId") else None
     alert = rest if rest is not None else doc
-    prefix = "properties." if rest is not None else ""
 
     uid = alert.text("SystemAlertId") or (doc.text("name") if rest is not None else None)
     if not uid:
@@ -116,8 +133,9 @@ def normalize(raw: Mapping[str, Any], delivery_id: str | None, received_time: in
     link = alert.text("AlertUri")
 
     graph = _Entities(alert.list("Entities"))
-    primary = _primary_resource(alert)
-    foreign = _foreign(graph, alert, primary)
+    identifiers = alert.views("ResourceIdentifiers")
+    primary = _primary_resource(alert, identifiers)
+    foreign = _foreign(graph, identifiers, primary)
     region = common.location(arm_id) or common.location(link)
     if foreign is not None:
         provider, account, foreign_region, foreign_resource = foreign
@@ -153,7 +171,7 @@ def normalize(raw: Mapping[str, Any], delivery_id: str | None, received_time: in
 
     extended = alert.view("ExtendedProperties")
     feature = alert.text("ProductComponentName") or extended.text("ProductComponentName")
-    tenant = _tenant(alert)
+    tenant = _tenant(identifiers)
 
     finding = ocsf.envelope(
         class_uid=ocsf.DETECTION,
@@ -195,12 +213,7 @@ def normalize(raw: Mapping[str, Any], delivery_id: str | None, received_time: in
             "remediation": _remediation(alert),
         }
     )
-    consumed = [prefix + key for key in _TOP_CONSUMED]
-    if intent_mapped:
-        consumed += [prefix + "Intent", prefix + "Techniques", prefix + "SubTechniques"]
-    if rest is not None:
-        consumed += ["id", "name", "type"]
-    return common.finish(finding, without(raw, consumed))
+    return common.finish(finding, without(doc, _CONSUMED[rest is not None, intent_mapped]))
 
 
 def _remediation(alert: View) -> dict[str, Any] | None:
@@ -209,19 +222,19 @@ def _remediation(alert: View) -> dict[str, Any] | None:
     return {"desc": text} if text else None
 
 
-def _tenant(alert: View) -> str | None:
-    for identifier in alert.views("ResourceIdentifiers"):
+def _tenant(identifiers: list[View]) -> str | None:
+    for identifier in identifiers:
         found = identifier.text("AzureResourceTenantId", "AadTenantId")
         if found:
             return found
     return None
 
 
-def _primary_resource(alert: View) -> str | None:
+def _primary_resource(alert: View, identifiers: list[View]) -> str | None:
     found = alert.text("AzureResourceId")
     if found:
         return found
-    for identifier in alert.views("ResourceIdentifiers"):
+    for identifier in identifiers:
         if (identifier.text("Type") or "").lower() == "azureresource" and identifier.text("AzureResourceId"):
             return identifier.text("AzureResourceId")
     return alert.view("ExtendedProperties").text("EffectiveAzureResourceId")
@@ -266,10 +279,12 @@ def _classify(
     return traits.NO_SERVICE, traits.INFRASTRUCTURE if (alert_type or "").upper().startswith("VM_") else traits.PLATFORM
 
 
-def _foreign(graph: _Entities, alert: View, primary: str | None) -> tuple[str, str, str | None, dict[str, Any]] | None:
+def _foreign(
+    graph: _Entities, identifiers: list[View], primary: str | None
+) -> tuple[str, str, str | None, dict[str, Any]] | None:
     """Return (provider, account, region, resource) when the alert is about an AWS/GCP resource."""
     on_connector = primary is None or "/microsoft.security/securityconnectors/" in primary.lower()
-    candidates = [*graph.foreign(), *_foreign_identifiers(alert)]
+    candidates = [*graph.foreign(), *_foreign_identifiers(identifiers)]
     for provider, account, region, resource, related in candidates:
         if not account:
             continue
@@ -278,8 +293,10 @@ def _foreign(graph: _Entities, alert: View, primary: str | None) -> tuple[str, s
     return None
 
 
-def _foreign_identifiers(alert: View) -> Iterator[tuple[str, str | None, str | None, dict[str, Any], set[str]]]:
-    for identifier in alert.views("ResourceIdentifiers"):
+def _foreign_identifiers(
+    identifiers: list[View],
+) -> Iterator[tuple[str, str | None, str | None, dict[str, Any], set[str]]]:
+    for identifier in identifiers:
         kind = (identifier.text("Type") or "").lower()
         if "aws" in kind or "gcp" in kind:
             yield _foreign_resource(identifier, "AWS" if "aws" in kind else "GCP")
@@ -330,19 +347,22 @@ class _Entities:
     """The alert's entity graph with `$ref`s resolved; each entity visited once."""
 
     def __init__(self, entities: list[Any]) -> None:
-        self._index: dict[str, Mapping[str, Any]] = {}
-        # Depth-first in document order (children pushed reversed), without recursion.
-        stack: list[Any] = list(reversed(entities))
+        self._index: dict[str, dict[str, Any]] = {}
+        self._views: dict[int, View] = {}
+        # Depth-first in document order (children pushed reversed), without recursion; only
+        # objects and lists can hold an entity.
+        stack: list[Any] = [node for node in reversed(entities) if isinstance(node, dict | list)]
         while stack:
             node = stack.pop()
-            if isinstance(node, Mapping):
+            if isinstance(node, dict):
                 ref_id = node.get("$id")
                 if isinstance(ref_id, str | int) and not isinstance(ref_id, bool) and "$ref" not in node:
                     # Stitched sample alerts reuse `$id`s; the first one as sent wins.
                     self._index.setdefault(str(ref_id), node)
-                stack.extend(reversed(list(node.values())))
-            elif isinstance(node, list):
-                stack.extend(reversed(node))
+                children = node.values()
+            else:
+                children = node
+            stack.extend([child for child in reversed(children) if isinstance(child, dict | list)])
         # The listed entities first, then those only nested inside others (an `aws-resource`
         # can be sent solely as a cluster's `CloudResource`).
         nested = [node for node in self._index.values() if "Type" in node]
@@ -353,18 +373,28 @@ class _Entities:
             if resolved and id(resolved.raw) not in seen:
                 seen.add(id(resolved.raw))
                 self.all.append(resolved)
+        self._kinds = [(entity.text("Type") or "").lower() for entity in self.all]
+
+    def _view(self, node: dict[str, Any]) -> View:
+        found = self._views.get(id(node))
+        if found is None:
+            found = self._views[id(node)] = View(node)
+        return found
 
     def resolve(self, node: object) -> View:
         """Return the entity `node` refers to (itself, or the target of its `$ref`)."""
-        if isinstance(node, Mapping) and "$ref" in node:
+        if not isinstance(node, dict):
+            return EMPTY
+        if "$ref" in node:
             ref = node.get("$ref")
-            return View(self._index.get(str(ref))) if isinstance(ref, str | int) else View(None)
-        return View(node)
+            target = self._index.get(str(ref)) if isinstance(ref, str | int) else None
+            return self._view(target) if target is not None else EMPTY
+        return self._view(node)
 
     def of_type(self, *kinds: str) -> list[View]:
         """Return the entities whose `Type` is one of `kinds` (case-insensitive)."""
         wanted = {k.lower() for k in kinds}
-        return [e for e in self.all if (e.text("Type") or "").lower() in wanted]
+        return [entity for entity, kind in zip(self.all, self._kinds, strict=True) if kind in wanted]
 
     def has_containers(self) -> bool:
         """True when the graph names a container or a pod."""

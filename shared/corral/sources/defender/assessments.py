@@ -26,19 +26,18 @@ Decisions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
-from corral.sources.defender._keys import View, without
+from corral.sources.defender._keys import View, consumed, without
 
 LOG_NAME: Final = "SecurityRecommendation"
 TYPE: Final = "microsoft.security/assessments"
 
-_CONSUMED: Final = (
+_CONSUMED: Final = consumed(
     "id",
     "name",
     "type",
@@ -57,9 +56,8 @@ _CONSUMED: Final = (
 )
 
 
-def normalize(raw: Mapping[str, Any], delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
     """Return the Compliance Finding for one recommendation (assessment) record."""
-    doc = View(raw)
     assessment_id = doc.text("id")
     if not assessment_id:
         raise MalformedEventError("id: missing or not a string")
@@ -143,7 +141,7 @@ def normalize(raw: Mapping[str, Any], delivery_id: str | None, received_time: in
             "evidences": kubernetes.get("evidences"),
         }
     )
-    return common.finish(finding, without(raw, _CONSUMED))
+    return common.finish(finding, without(doc, _CONSUMED))
 
 
 def _detail(status: View) -> str | None:

@@ -28,14 +28,14 @@ Decisions:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
-from corral.sources.defender._keys import View, without
+from corral.sources.defender._keys import View, consumed, without
 from corral.sources.defender._services import placement
 from corral.sources.defender.alerts import TACTICS
 
@@ -47,7 +47,7 @@ _ENTITY_ID: Final = ("entityInternalId", "entityInternalID", "internalId", "id")
 _ENTITY_NAME: Final = ("entityName", "displayName", "name")
 _ENTITY_TYPE: Final = ("entityType", "type")
 _RESOURCE_ID: Final = ("azureResourceId", "awsResourceId", "gcpResourceId", "resourceId", "id")
-_CONSUMED: Final = (
+_CONSUMED: Final = consumed(
     "id",
     "name",
     "type",
@@ -71,9 +71,8 @@ _CONSUMED: Final = (
 )
 
 
-def normalize(raw: Mapping[str, Any], delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
     """Return the Detection Finding (with `attack_graph`) for one attack path."""
-    doc = View(raw)
     path_id = doc.text("id")
     if not path_id:
         raise MalformedEventError("id: missing or not a string")
@@ -154,7 +153,7 @@ def normalize(raw: Mapping[str, Any], delivery_id: str | None, received_time: in
             "remediation": {"desc": remediation} if remediation else None,
         }
     )
-    return common.finish(finding, without(raw, _CONSUMED))
+    return common.finish(finding, without(doc, _CONSUMED))
 
 
 def _first(view: View, names: tuple[str, ...]) -> str | None:
@@ -227,7 +226,7 @@ def _assessments(props: View) -> list[str]:
         node = stack.pop(0)
         if isinstance(node, str) and node:
             found.append(node.lower())
-        elif isinstance(node, Mapping):
+        elif isinstance(node, dict):
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
@@ -241,7 +240,7 @@ def _attacks(value: object) -> list[dict[str, Any]]:
         node = stack.pop(0)
         if isinstance(node, str):
             words += [w.strip() for w in node.split(",") if w.strip()]
-        elif isinstance(node, Mapping):
+        elif isinstance(node, dict):
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)

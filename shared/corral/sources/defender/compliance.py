@@ -19,21 +19,20 @@ Decisions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
-from corral.sources.defender._keys import View, without
+from corral.sources.defender._keys import View, consumed, without
 
 LOG_NAME: Final = "SecurityRegulatoryCompliance"
 TYPE: Final = (
     "microsoft.security/regulatorycompliancestandards/regulatorycompliancecontrols/regulatorycomplianceassessments"
 )
 
-_CONSUMED: Final = (
+_CONSUMED: Final = consumed(
     "id",
     "type",
     "name",
@@ -44,9 +43,8 @@ _CONSUMED: Final = (
 )
 
 
-def normalize(raw: Mapping[str, Any], delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
     """Return the Compliance Finding for one regulatory-compliance assessment result."""
-    doc = View(raw)
     record_id = doc.text("id")
     if not record_id:
         raise MalformedEventError("id: missing or not a string")
@@ -101,7 +99,7 @@ def normalize(raw: Mapping[str, Any], delivery_id: str | None, received_time: in
             },
         }
     )
-    return common.finish(finding, without(raw, _CONSUMED))
+    return common.finish(finding, without(doc, _CONSUMED))
 
 
 def _segment_after(resource_id: str, marker: str) -> str | None:

@@ -31,14 +31,13 @@ Decisions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
-from corral.sources.defender._keys import View, cve_ids, texts, without
+from corral.sources.defender._keys import View, consumed, cve_ids, texts, without
 from corral.sources.defender._services import placement
 
 LOG_NAME: Final = "SecurityFinding"
@@ -50,7 +49,7 @@ _IMAGE_TYPES: Final = frozenset(
 _CLUSTER_KINDS: Final = {"aks": traits.AKS, "eks": traits.EKS, "gke": traits.GKE}
 _CLOUD_SERVICES: Final = {"aws": traits.EKS, "gcp": traits.GKE, "azure": traits.AKS}
 
-_CONSUMED: Final = (
+_CONSUMED: Final = consumed(
     "id",
     "name",
     "type",
@@ -90,16 +89,13 @@ _CONSUMED: Final = (
     "properties.additionalData.softwareDetails.patchable",
     "properties.additionalData.softwareDetails.vendor",
 )
+_PARENT_CONSUMED: Final = consumed("properties.additionalData.subAssessment")
 
 
 def normalize(
-    raw: Mapping[str, Any],
-    delivery_id: str | None,
-    received_time: int | None,
-    parent: Mapping[str, Any] | None = None,
+    doc: View, delivery_id: str | None, received_time: int | None, parent: View | None = None
 ) -> dict[str, Any]:
     """Return the Vulnerability Finding for one sub-assessment (`parent`: the row nesting it)."""
-    doc = View(raw)
     sub_id = doc.text("id")
     if not sub_id:
         raise MalformedEventError("id: missing or not a string")
@@ -108,7 +104,7 @@ def normalize(
     status = props.view("status")
     extra = props.view("additionalData")
     assessed = extra.text("assessedResourceType")
-    export = posture.enrichment(View(parent)) if parent is not None else posture.enrichment(doc)
+    export = posture.enrichment(parent if parent is not None else doc)
 
     generated = common.first_time(props, "timeGenerated")
     time = common.require_time([generated], received_time, "sub-assessment")
@@ -136,7 +132,7 @@ def normalize(
     )
     if status_word:
         finding["status"] = status_word
-    tenant = doc.text("tenantId") or View(parent).text("tenantId")
+    tenant = doc.text("tenantId") or (parent.text("tenantId") if parent is not None else None)
     if tenant:
         finding["metadata"]["tenant_uid"] = tenant
     primary = _primary(resource_id, details, provider, context)
@@ -161,9 +157,9 @@ def normalize(
             "resources": [*primary, *context.resources(), *context.containers()],
         }
     )
-    unmapped = without(raw, _CONSUMED)
+    unmapped = without(doc, _CONSUMED)
     if parent is not None:
-        unmapped["parent_assessment"] = without(parent, ["properties.additionalData.subAssessment"])
+        unmapped["parent_assessment"] = without(parent, _PARENT_CONSUMED)
     return common.finish(finding, unmapped)
 
 
