@@ -75,9 +75,8 @@ _SOURCE_NAME: Final = re.compile(r"^(?:organizations|folders|projects)/[^/]+/sou
 _ORG_ROOTED: Final = re.compile(r"^organizations/([^/]+)/")
 _SHA_CATEGORY: Final = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _CONSOLE: Final = "https://console.cloud.google.com/security/command-center/findingsv2;name="
-# `quote(s, safe="")` for ASCII text, as one `str.translate` (urllib quotes byte by byte in Python).
-_URL_SAFE: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
-_QUOTED: Final = {code: f"%{code:02X}" for code in range(128) if chr(code) not in _URL_SAFE}
+# Resource names are ASCII letters, digits, `-_.~` and `/`: only the slashes need quoting.
+_PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9_.~/-]*")
 
 _CLASS_UIDS: Final = {
     THREAT: ocsf.DETECTION,
@@ -201,14 +200,15 @@ def _severity(finding: Mapping[str, Any]) -> tuple[int, object]:
 
 def _quote(value: str) -> str:
     """Percent-encode every character but the unreserved ones, as `urllib.parse.quote(value, safe="")`."""
-    return value.translate(_QUOTED) if value.isascii() else quote(value, safe="")
+    return value.replace("/", "%2F") if _PLAIN_PATH.fullmatch(value) else quote(value, safe="")
 
 
-def _console_url(name: str, project_id: str | None) -> str:
+def _console_url(name: str, finding: Mapping[str, Any], resource: Mapping[str, Any], provider: str) -> str:
     url = _CONSOLE + _quote(name)
     org = _ORG_ROOTED.match(name)
     if org:
         return f"{url}?organizationId={_quote(org.group(1))}"
+    project_id = _cloud.project_ids(finding, resource)[0] if provider == "GCP" else None
     return f"{url}?project={_quote(project_id)}" if project_id else url
 
 
@@ -287,7 +287,6 @@ def normalize(
 
     cloud = _cloud.cloud(finding, resource)
     provider = cloud["provider"]
-    project_id = _cloud.project_ids(finding, resource)[0] if provider == "GCP" else None
 
     vuln = _details.vulnerability(
         finding, ocsf.SEVERITY_NAMES[severity_id] if severity_id != 99 else str(vendor_severity)
@@ -310,7 +309,7 @@ def normalize(
         src_url = external
         _consume(consumed, "externalUri")
     else:
-        src_url = _console_url(name, project_id)
+        src_url = _console_url(name, finding, resource, provider)
     attacks, attacks_complete = _details.attacks(finding)
     if attacks_complete:
         _consume(consumed, "mitreAttack")

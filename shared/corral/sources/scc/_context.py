@@ -93,7 +93,8 @@ def containers(finding: Mapping[str, Any], orchestrator: str | None) -> list[tup
         container = _container(record, orchestrator)
         if container is None:
             return
-        key = (container.get("name"), str(container.get("image")), data.get("pod"), data.get("namespace"))
+        img = container.get("image")
+        key = (container.get("name"), tuple(img.items()) if img else None, data.get("pod"), data.get("namespace"))
         if key not in seen:
             seen.add(key)
             found.append((container, compact(data)))
