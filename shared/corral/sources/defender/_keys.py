@@ -27,48 +27,57 @@ Tree = dict[str, "Tree | bool"]
 """Lower-cased key paths as a tree: True marks a key consumed whole."""
 
 
-def _index(raw: dict[Any, Any]) -> dict[str, str]:
-    """Map each lower-cased key to its spelling in `raw`; the first spelling wins."""
+def _index(raw: dict[Any, Any]) -> tuple[dict[str, str], bool]:
+    """Map each lower-cased key to its spelling in `raw` (the first spelling wins).
+
+    Also say whether the keys are unique case-insensitively (and all strings).
+    """
     try:
         # Reversed, so that a later duplicate spelling is overwritten by the first one.
-        return {key.lower(): key for key in reversed(raw)}
+        found = {key.lower(): key for key in reversed(raw)}
     except AttributeError:  # a key that is not a string (never from JSON): skip such keys
-        found: dict[str, str] = {}
+        found = {}
         for key in raw:
             if isinstance(key, str):
                 found.setdefault(key.lower(), key)
-        return found
+        return found, False
+    return found, len(found) == len(raw)
 
 
 class View:
     """A read-only, case-insensitive view of one JSON object (empty for anything else)."""
 
-    __slots__ = ("_children", "_keys", "raw")
+    __slots__ = ("_children", "_keys", "_unique", "raw")
 
     def __init__(self, raw: object) -> None:
         self.raw: dict[Any, Any] = raw if isinstance(raw, dict) else _NO_KEYS
         self._keys: dict[str, str] | None = None if self.raw else _NO_KEYS
+        self._unique = True
         self._children: dict[int, View] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.raw)
 
-    def index(self) -> dict[str, str]:
-        """Return the lower-cased key → key as spelled, built on first use."""
+    def _index(self) -> dict[str, str]:
         keys = self._keys
         if keys is None:
-            keys = self._keys = _index(self.raw)
+            keys, self._unique = _index(self.raw)
+            self._keys = keys
         return keys
+
+    def unique(self) -> bool:
+        """True when no two keys differ only in case."""
+        self._index()
+        return self._unique
 
     def key(self, name: str) -> str | None:
         """Return the key as spelled in the document, or None when absent."""
-        return self.index().get(name.lower())
+        keys = self._keys or self._index()
+        return keys.get(name.lower())
 
     def get(self, *names: str) -> Any:
         """Return the first value among `names` that is present and not null."""
-        keys = self._keys
-        if keys is None:
-            keys = self._keys = _index(self.raw)
+        keys = self._keys or self._index()
         for name in names:
             key = keys.get(name.lower())
             if key is not None:
@@ -79,9 +88,7 @@ class View:
 
     def text(self, *names: str) -> str | None:
         """Return the first non-empty string among `names`."""
-        keys = self._keys
-        if keys is None:
-            keys = self._keys = _index(self.raw)
+        keys = self._keys or self._index()
         for name in names:
             key = keys.get(name.lower())
             if key is not None:
@@ -215,13 +222,12 @@ def without(doc: View, tree: Tree) -> dict[str, Any]:
     the rest is shared (the result is only ever serialised).
     """
     raw = doc.raw
-    keys = doc.index()
-    if len(keys) != len(raw):
+    if not doc.unique():
         # Two spellings of one key (or a key that is not a string): walk every key.
         return _strip(raw, tree)
     out = dict(raw)
     for name, rule in tree.items():
-        key = keys.get(name)
+        key = doc.key(name)
         if key is None:
             continue
         if rule is True:
