@@ -19,7 +19,7 @@ from corral.errors import MalformedEventError, UnsupportedSourceError
 from corral.records import HealthSignal, Normalized, Skip
 from corral.sources.guardduty_casing import camel_finding, is_pascal_finding
 from corral.sources.guardduty_context import context
-from corral.sources.guardduty_fields import Fields
+from corral.sources.guardduty_fields import Fields, timestamp_ms
 
 SOURCE: Final = "aws.guardduty"
 
@@ -83,15 +83,22 @@ def normalize(
         UnsupportedSourceError: an EventBridge event this source does not handle.
     """
     del received_time  # every GuardDuty finding carries its own createdAt/updatedAt
-    anything: object = doc
-    if not isinstance(anything, Mapping):
+    obj = _object(doc)
+    if obj is None:
         raise MalformedEventError("GuardDuty document is not a JSON object")
-    if "detail-type" in doc:
-        return _event(doc, delivery_id)
-    return _finding(doc, delivery_id)
+    if "detail-type" in obj:
+        return _event(obj, delivery_id)
+    return _finding(obj, delivery_id)
 
 
-def _event(event: Mapping[str, Any], delivery_id: str | None) -> Normalized:
+def _object(value: object) -> dict[str, Any] | None:
+    """`value` as a dict (what JSON decoders give), or None when it is not a JSON object."""
+    if isinstance(value, dict):
+        return value
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def _event(event: dict[str, Any], delivery_id: str | None) -> Normalized:
     source, detail_type = event.get("source"), event.get("detail-type")
     if source != SOURCE:
         raise UnsupportedSourceError(f"EventBridge source {_short(source)} is not {SOURCE}")
@@ -102,8 +109,8 @@ def _event(event: Mapping[str, Any], delivery_id: str | None) -> Normalized:
     if detail_type in _HEALTH_EVENTS:
         return _health(event, healthy=_HEALTH_EVENTS[detail_type])
     if detail_type == _FINDING_EVENT:
-        detail = event.get("detail")
-        if not isinstance(detail, Mapping):
+        detail = _object(event.get("detail"))
+        if detail is None:
             raise MalformedEventError("GuardDuty Finding event has no detail object")
         event_id = event.get("id")
         region = event.get("region")
@@ -115,7 +122,7 @@ def _event(event: Mapping[str, Any], delivery_id: str | None) -> Normalized:
     raise UnsupportedSourceError(f"GuardDuty event detail-type {_short(detail_type)} is not supported")
 
 
-def _finding(doc: Mapping[str, Any], delivery_id: str | None, event_region: str | None = None) -> ocsf.Finding:
+def _finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | None = None) -> ocsf.Finding:
     if is_pascal_finding(doc):
         doc = camel_finding(doc)
     fields = Fields(doc)
@@ -135,8 +142,9 @@ def _finding(doc: Mapping[str, Any], delivery_id: str | None, event_region: str 
     if modified is None:
         raise MalformedEventError("GuardDuty finding has no updatedAt")
 
-    count = fields.integer("service", "count")
-    archived = fields.flag("service", "archived") is True
+    service = fields.at("service")
+    count = service.integer("count")
+    archived = service.flag("archived") is True
     if archived:
         activity, status = ocsf.CLOSE, ocsf.STATUS_ARCHIVED
     elif created is not None and created == updated and (count is None or count <= 1):
@@ -146,7 +154,7 @@ def _finding(doc: Mapping[str, Any], delivery_id: str | None, event_region: str 
     severity_id, vendor_severity = severity(fields.raw("severity"))
 
     ctx = context(fields, finding_type, region, partition)
-    feature = fields.text("service", "featureName")
+    feature = service.text("featureName")
     title = fields.text("title")
     finding = ocsf.envelope(
         class_uid=ocsf.DETECTION,
@@ -171,12 +179,12 @@ def _finding(doc: Mapping[str, Any], delivery_id: str | None, event_region: str 
         "types": [finding_type],
         "created_time": created,
         "modified_time": modified,
-        "first_seen_time": _time(fields, "service", "eventFirstSeen", lenient=True),
-        "last_seen_time": _time(fields, "service", "eventLastSeen", lenient=True),
+        "first_seen_time": _time(service, "eventFirstSeen", lenient=True),
+        "last_seen_time": _time(service, "eventLastSeen", lenient=True),
         "src_url": console_url(partition, region, finding_id),
         "analytic": {"uid": finding_type, "name": finding_type, "type_id": 1, "type": "Rule"},
         "attacks": ctx.attacks,
-        "traits": traits.classify(ctx.service, ctx.layer, traits.THREAT_DETECTION, sample=_is_sample(fields)),
+        "traits": traits.classify(ctx.service, ctx.layer, traits.THREAT_DETECTION, sample=_is_sample(service)),
     }
     cloud = ocsf.cloud("AWS", account, region)
     cloud["cloud_partition"] = partition
@@ -184,8 +192,11 @@ def _finding(doc: Mapping[str, Any], delivery_id: str | None, event_region: str 
     finding["resources"] = ctx.resources
     finding["evidences"] = ctx.evidences
     finding["remediation"] = ctx.remediation
-    finding["unmapped"] = fields.rest()
     pruned: ocsf.Finding = ocsf.prune(finding)
+    # `unmapped` comes last; `rest()` gives it pruned already, and a second prune would copy it again.
+    unmapped = fields.rest()
+    if unmapped:
+        pruned["unmapped"] = unmapped
     return pruned
 
 
@@ -219,13 +230,12 @@ def console_url(partition: str | None, region: str | None, finding_id: str) -> s
     return host.format(region=region) + f"/guardduty/home?region={region}#/findings?fId={finding_id}"
 
 
-def _time(fields: Fields, *path: str, lenient: bool = False) -> int | None:
-    raw = fields.raw(*path)
-    name = path[-1]
+def _time(fields: Fields, name: str, *, lenient: bool = False) -> int | None:
+    raw = fields.raw(name)
     if raw is None or raw == "":
         return None
     try:
-        value = ocsf.timestamp_ms(raw, name)
+        value = timestamp_ms(raw, name)
     except MalformedEventError:
         if lenient:
             return None  # kept in `unmapped` as sent
@@ -234,48 +244,50 @@ def _time(fields: Fields, *path: str, lenient: bool = False) -> int | None:
         if lenient:
             return None
         raise MalformedEventError(f"GuardDuty finding {name} is out of range: {_short(raw)}")
-    fields.mark(*path)
+    fields.mark(name)
     return value
 
 
-def _is_sample(fields: Fields) -> bool:
-    if fields.flag("service", "additionalInfo", "sample") is True:
+def _is_sample(service: Fields) -> bool:
+    info = service.at("additionalInfo")
+    if info.flag("sample") is True:
         return True
     # The SDK form carries additionalInfo only as its JSON text, e.g. '{"sample":true}'.
-    text = fields.peek_text("service", "additionalInfo", "value")
+    text = info.peek_text("value")
     if not text or len(text) > _SAMPLE_VALUE_MAX or '"sample"' not in text:
         return False
     try:
         value = json.loads(text)
     except ValueError:
         return False
-    return isinstance(value, Mapping) and value.get("sample") is True
+    return isinstance(value, dict) and value.get("sample") is True
 
 
-def _health(event: Mapping[str, Any], *, healthy: bool) -> HealthSignal:
+def _health(event: dict[str, Any], *, healthy: bool) -> HealthSignal:
     fields = Fields(event)
+    detail = fields.at("detail")
     account = _required(
-        fields.text("detail", "resourceAccountId") or fields.text("account"),
+        detail.text("resourceAccountId") or fields.text("account"),
         "GuardDuty health event has no account",
     )
-    raw_time = fields.raw("detail", "lastUpdatedAt") or fields.raw("time")
+    raw_time = detail.raw("lastUpdatedAt") or fields.raw("time")
     time = ocsf.timestamp_ms(raw_time, "lastUpdatedAt")
-    details = ("detail", "resourceDetails")
-    rtype = fields.peek_text(*details, "resourceType") or "resource"
+    details = detail.at("resourceDetails")
+    rtype = details.peek_text("resourceType") or "resource"
+    fargate_details = details.at("ecsClusterDetails", "fargateDetails")
     if rtype == "EKS":
-        service, name = traits.EKS, fields.peek_text(*details, "eksClusterDetails", "clusterName")
+        service, name = traits.EKS, details.peek_text("eksClusterDetails", "clusterName")
     elif rtype == "ECS":
-        fargate = fields.mapping(*details, "ecsClusterDetails", "fargateDetails") is not None
-        service = traits.ECS_FARGATE if fargate else traits.ECS_EC2
-        name = fields.peek_text(*details, "ecsClusterDetails", "clusterName")
+        service = traits.ECS_FARGATE if fargate_details.exists else traits.ECS_EC2
+        name = details.peek_text("ecsClusterDetails", "clusterName")
     else:
-        cluster = fields.peek_text(*details, "ec2InstanceDetails", "clusterArn") or ""
+        cluster = details.peek_text("ec2InstanceDetails", "clusterArn") or ""
         service = traits.EKS if ":eks:" in cluster else traits.ECS_EC2 if ":ecs:" in cluster else traits.NO_SERVICE
-        name = fields.peek_text(*details, "ec2InstanceDetails", "instanceId")
-    issues = [fields.peek_text("detail", "issue") or ""]
-    issues += fields.texts(*details, "ecsClusterDetails", "fargateDetails", "issues", limit=10)
-    previous = fields.peek_text("detail", "previousStatus") or "?"
-    current = fields.peek_text("detail", "currentStatus") or ("HEALTHY" if healthy else "UNHEALTHY")
+        name = details.peek_text("ec2InstanceDetails", "instanceId")
+    issues = [detail.peek_text("issue") or ""]
+    issues += fargate_details.texts("issues", limit=10)
+    previous = detail.peek_text("previousStatus") or "?"
+    current = detail.peek_text("currentStatus") or ("HEALTHY" if healthy else "UNHEALTHY")
     text = f"{rtype} {name or '?'}: {previous} -> {current}"
     issue_text = "; ".join(issue for issue in issues if issue)
     region = fields.peek_text("region")

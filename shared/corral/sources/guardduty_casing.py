@@ -8,7 +8,6 @@ maps whose keys are data, not member names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Final
 
 # SDK member name -> wire name, wherever the member appears inside a Finding.
@@ -28,6 +27,12 @@ _RENAMED_IN: Final = {
     ("Ec2Instance", "IamInstanceProfile"): "IamInstanceProfile",
 }
 
+# Wire names already worked out, by SDK name, for names whose wire name does not depend on the
+# parent. Bounded: keys of maps that are not data-keyed above could be anything.
+_WIRE_NAMES: dict[str, str] = {}
+_MAX_WIRE_NAMES: Final = 4096
+_CONTEXTUAL: Final = frozenset(name for _, name in _RENAMED_IN)
+
 # Members whose value is a map keyed by data (API names, profile names): how many levels of
 # keys to keep as they are before member names resume.
 _DATA_KEYED: Final = {"AffectedResources": 1, "Profiles": 2, "Behavior": 2}
@@ -40,47 +45,57 @@ def wire_name(name: str, parent: str | None = None) -> str:
         >>> wire_name("EksClusterDetails"), wire_name("SourceIps"), wire_name("HostIPC")
         ('eksClusterDetails', 'sourceIPs', 'hostIPC')
     """
-    contextual = _RENAMED_IN.get((parent or "", name))
-    if contextual is not None:
-        return contextual
-    renamed = _RENAMED.get(name)
-    if renamed is not None:
-        return renamed
-    return name[:1].lower() + name[1:]
+    known = _WIRE_NAMES.get(name)
+    if known is not None:
+        return known
+    if name in _CONTEXTUAL:
+        contextual = _RENAMED_IN.get((parent or "", name))
+        if contextual is not None:
+            return contextual
+    wire = _RENAMED.get(name) or name[:1].lower() + name[1:]
+    if name not in _CONTEXTUAL and len(_WIRE_NAMES) < _MAX_WIRE_NAMES:
+        _WIRE_NAMES[name] = wire
+    return wire
 
 
-def is_pascal_finding(doc: Mapping[str, Any]) -> bool:
+def is_pascal_finding(doc: dict[str, Any]) -> bool:
     """True when `doc` is a finding as the SDKs return it (`Arn`, not `arn`)."""
     return isinstance(doc.get("Arn"), str) and "arn" not in doc
 
 
-def camel_finding(doc: Mapping[str, Any]) -> dict[str, Any]:
+def camel_finding(doc: dict[str, Any]) -> dict[str, Any]:
     """Return the camelCase form of a PascalCase finding; values are kept as they are."""
     return _convert_mapping(doc, None)
 
 
 def _convert(value: Any, parent: str | None) -> Any:
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return _convert_mapping(value, parent)
     if isinstance(value, list):
         return [_convert(item, parent) for item in value]
     return value
 
 
-def _convert_mapping(doc: Mapping[Any, Any], parent: str | None) -> dict[Any, Any]:
+def _convert_mapping(doc: dict[Any, Any], parent: str | None) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
     for key, value in doc.items():
         if not isinstance(key, str):
             out[key] = value
             continue
         depth = _DATA_KEYED.get(key)
-        out[wire_name(key, parent)] = _keep_keys(value, depth) if depth else _convert(value, key)
+        if depth:
+            converted = _keep_keys(value, depth)
+        elif isinstance(value, dict | list):
+            converted = _convert(value, key)
+        else:
+            converted = value  # most values: no call needed
+        out[wire_name(key, parent)] = converted
     return out
 
 
 def _keep_keys(value: Any, depth: int) -> Any:
     # Keys of a data-keyed map are user data (e.g. "AWS::IAM::Role"): keep them, convert below.
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         return _convert(value, None)
     if depth <= 1:
         return {k: _convert(v, None) for k, v in value.items()}

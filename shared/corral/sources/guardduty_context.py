@@ -13,22 +13,7 @@ from typing import Any, Final
 
 from corral import traits
 from corral.errors import MalformedEventError
-from corral.ocsf import optional_timestamp_ms
-from corral.sources.guardduty_fields import Fields, Path
-
-RESOURCE: Final = ("resource",)
-SERVICE: Final = ("service",)
-K8S: Final = ("resource", "kubernetesDetails")
-WORKLOAD: Final = (*K8S, "kubernetesWorkloadDetails")
-EKS: Final = ("resource", "eksClusterDetails")
-ECS: Final = ("resource", "ecsClusterDetails")
-TASK: Final = (*ECS, "taskDetails")
-CONTAINER: Final = ("resource", "containerDetails")
-INSTANCE: Final = ("resource", "instanceDetails")
-ACCESS_KEY: Final = ("resource", "accessKeyDetails")
-ACTION: Final = ("service", "action")
-RUNTIME: Final = ("service", "runtimeDetails")
-SEQUENCE: Final = ("service", "detection", "sequence")
+from corral.sources.guardduty_fields import Fields, timestamp_ms
 
 # Tags AWS puts on EKS / ECS-managed instances; self-managed Kubernetes tags are not EKS.
 _EKS_TAGS: Final = frozenset({"eks:cluster-name", "aws:eks:cluster-name", "eks:nodegroup-name"})
@@ -59,6 +44,7 @@ _TACTICS: Final = {
 }
 _TACTIC_ID: Final = re.compile(r"^(TA\d{4})\s*-\s*(.+)$")
 _TECHNIQUE: Final = re.compile(r"^(T\d{4})(\.\d{3})?\s*-\s*([^:]+?)(?:\s*:\s*(.+))?$")
+_TACTIC_NAME_NOISE: Final = re.compile(r"[\s_-]")
 
 _DOCS: Final = "https://docs.aws.amazon.com/guardduty/latest/ug/"
 _FINDING_TYPES: Final = _DOCS + "guardduty_finding-types-active.html"
@@ -112,6 +98,11 @@ _REMEDIATION: Final = {
 }
 
 
+_ORCHESTRATORS: Final = {traits.EKS: "EKS", traits.ECS_EC2: "ECS", traits.ECS_FARGATE: "ECS"}
+_PROCESS_START: Final = "service.runtimeDetails.process.startTime"
+_MAX_TAGS: Final = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """The resource-dependent parts of one finding."""
@@ -124,43 +115,78 @@ class Context:
     remediation: dict[str, Any]
 
 
+class Parts:
+    """Views of the vendor objects a finding's context is read from (each may be missing)."""
+
+    __slots__ = (
+        "access_key",
+        "action",
+        "container",
+        "ecs",
+        "eks",
+        "instance",
+        "k8s",
+        "resource",
+        "runtime",
+        "sequence",
+        "service",
+        "task",
+        "workload",
+    )
+
+    def __init__(self, fields: Fields) -> None:
+        """Look up each object once, in the finding `fields` wraps."""
+        self.resource = resource = fields.at("resource")
+        self.service = service = fields.at("service")
+        self.k8s = resource.at("kubernetesDetails")
+        self.workload = self.k8s.at("kubernetesWorkloadDetails")
+        self.eks = resource.at("eksClusterDetails")
+        self.ecs = resource.at("ecsClusterDetails")
+        self.task = self.ecs.at("taskDetails")
+        self.container = resource.at("containerDetails")
+        self.instance = resource.at("instanceDetails")
+        self.access_key = resource.at("accessKeyDetails")
+        self.action = service.at("action")
+        self.runtime = service.at("runtimeDetails")
+        self.sequence = service.at("detection", "sequence")
+
+
 def context(fields: Fields, finding_type: str, region: str | None, partition: str | None) -> Context:
     """Return the resources, evidences, classification, ATT&CK and remediation of a finding."""
-    service, layer, family = classify(fields, finding_type)
-    orchestrator = {traits.EKS: "EKS", traits.ECS_EC2: "ECS", traits.ECS_FARGATE: "ECS"}.get(service)
-    resources = _resources(fields, region, partition)
-    evidences = _evidences(fields, orchestrator, region)
+    parts = Parts(fields)
+    service, layer, family = classify(parts, finding_type)
+    orchestrator = _ORCHESTRATORS.get(service)
+    resources = _resources(parts, region, partition)
+    evidences = _evidences(parts, orchestrator, region)
     path, desc = _REMEDIATION[family]
     remediation = {"desc": desc, "references": [_DOCS + path, _FINDING_TYPES]}
-    return Context(service, layer, resources, evidences, _attacks(fields), remediation)
+    return Context(service, layer, resources, evidences, _attacks(parts.sequence), remediation)
 
 
-def classify(fields: Fields, finding_type: str) -> tuple[str, str, str]:
+def classify(parts: Parts, finding_type: str) -> tuple[str, str, str]:
     """Return (container service, layer, remediation family) from the finding's shape."""
     family = _type_family(finding_type)
-    rtype = fields.peek_text(*RESOURCE, "resourceType") or ""
-    tags = _tag_keys(fields, (*INSTANCE, "tags"))
+    rtype = parts.resource.peek_text("resourceType") or ""
+    tags = _tag_keys(parts.instance)
     if rtype == "AttackSequence" or finding_type.startswith("AttackSequence:"):
-        return _sequence_class(fields, family)
+        return _sequence_class(parts.sequence, family)
     runtime = (
-        fields.peek_text(*SERVICE, "featureName") == "RuntimeMonitoring"
-        or family == "Runtime"
-        or fields.mapping(*RUNTIME) is not None
+        parts.service.peek_text("featureName") == "RuntimeMonitoring" or family == "Runtime" or parts.runtime.exists
     )
-    has_eks = fields.mapping(*EKS) is not None or fields.mapping(*K8S) is not None
-    has_ecs = fields.mapping(*ECS) is not None
-    has_container = fields.mapping(*CONTAINER) is not None
+    has_eks = parts.eks.exists or parts.k8s.exists
+    has_ecs = parts.ecs.exists
+    has_container = parts.container.exists
     if runtime:
         if has_eks:
             return traits.EKS, traits.APPLICATION, "runtime"
         if has_ecs:
-            return _ecs_service(fields), traits.APPLICATION, "runtime"
+            return _ecs_service(parts.task), traits.APPLICATION, "runtime"
         layer = traits.APPLICATION if has_container else traits.INFRASTRUCTURE
         return _host_service(tags), layer, "runtime"
     if has_eks:
         return traits.EKS, traits.PLATFORM, "kubernetes"
     if has_ecs:
-        return _ecs_service(fields), traits.INFRASTRUCTURE, "ecs"
+        return _ecs_service(parts.task), traits.INFRASTRUCTURE, "ecs"
     if has_container or rtype == "Container":
         return _host_service(tags), traits.APPLICATION, "container"
     if rtype == "Instance":
@@ -182,14 +208,11 @@ def _type_family(finding_type: str) -> str:
     return rest.partition("/")[0]
 
 
-def _sequence_class(fields: Fields, family: str) -> tuple[str, str, str]:
+def _sequence_class(sequence: Fields, family: str) -> tuple[str, str, str]:
     if family == "EKS":
         return traits.EKS, traits.PLATFORM, "kubernetes"
     if family == "ECS":
-        launch_types = {
-            fields.peek_text(*SEQUENCE, "resources", i, "data", "ecsTask", "launchType")
-            for i in fields.objects(*SEQUENCE, "resources")
-        }
+        launch_types = {r.peek_text("data", "ecsTask", "launchType") for r in sequence.objects("resources")}
         service = traits.ECS_FARGATE if "FARGATE" in launch_types else traits.ECS_EC2
         return service, traits.APPLICATION, "ecs"
     if family == "S3":
@@ -199,8 +222,8 @@ def _sequence_class(fields: Fields, family: str) -> tuple[str, str, str]:
     return traits.NO_SERVICE, traits.PLATFORM, "credentials"
 
 
-def _ecs_service(fields: Fields) -> str:
-    return traits.ECS_FARGATE if fields.peek_text(*TASK, "launchType") == "FARGATE" else traits.ECS_EC2
+def _ecs_service(task: Fields) -> str:
+    return traits.ECS_FARGATE if task.peek_text("launchType") == "FARGATE" else traits.ECS_EC2
 
 
 def _host_service(tag_keys: frozenset[str]) -> str:
@@ -211,79 +234,79 @@ def _host_service(tag_keys: frozenset[str]) -> str:
     return traits.NO_SERVICE
 
 
-def _tag_keys(fields: Fields, path: Path) -> frozenset[str]:
-    keys = (fields.raw(*path, i, "key") for i in fields.objects(*path))
+def _tag_keys(owner: Fields) -> frozenset[str]:
+    tags = owner.raw("tags")
+    if not isinstance(tags, list):
+        return frozenset()
+    keys = (tag.get("key") for tag in tags[:_MAX_TAGS] if isinstance(tag, dict))
     return frozenset(key for key in keys if isinstance(key, str))
 
 
 # --- resources -------------------------------------------------------------------------------
 
 
-def _resources(fields: Fields, region: str | None, partition: str | None) -> list[dict[str, Any]]:
-    role = _ROLES.get(fields.peek_text(*SERVICE, "resourceRole") or "")
+def _resources(parts: Parts, region: str | None, partition: str | None) -> list[dict[str, Any]]:
+    role = _ROLES.get(parts.service.peek_text("resourceRole") or "")
     if role:
-        fields.mark(*SERVICE, "resourceRole")
+        parts.service.mark("resourceRole")
+    resource = parts.resource
     found = [
-        _resource(fields, EKS, "AWS::EKS::Cluster", uid="arn"),
-        _workload(fields),
-        _resource(fields, ECS, "AWS::ECS::Cluster", uid="arn"),
-        _task(fields),
-        _resource(fields, CONTAINER, "Container", uid="id"),
-        _resource(fields, INSTANCE, "AWS::EC2::Instance", uid="instanceId", name=None),
-        _resource(fields, ACCESS_KEY, "AWS::IAM::AccessKey", uid="accessKeyId", name="userName"),
+        _resource(parts.eks, "AWS::EKS::Cluster", uid="arn"),
+        _workload(parts.workload),
+        _resource(parts.ecs, "AWS::ECS::Cluster", uid="arn"),
+        _task(parts.task),
+        _resource(parts.container, "Container", uid="id"),
+        _resource(parts.instance, "AWS::EC2::Instance", uid="instanceId", name=None),
+        _resource(parts.access_key, "AWS::IAM::AccessKey", uid="accessKeyId", name="userName"),
+        _resource(resource.at("lambdaDetails"), "AWS::Lambda::Function", uid="functionArn", name="functionName"),
         _resource(
-            fields, ("resource", "lambdaDetails"), "AWS::Lambda::Function", uid="functionArn", name="functionName"
-        ),
-        _resource(
-            fields,
-            ("resource", "rdsDbInstanceDetails"),
+            resource.at("rdsDbInstanceDetails"),
             "AWS::RDS::DBInstance",
             uid="dbInstanceArn",
             name="dbInstanceIdentifier",
         ),
     ]
-    for i in fields.objects("resource", "s3BucketDetails"):
-        found.append(_resource(fields, ("resource", "s3BucketDetails", i), "AWS::S3::Bucket", uid="arn"))
-    for i in fields.objects("resource", "ebsVolumeDetails", "scannedVolumeDetails"):
-        base = ("resource", "ebsVolumeDetails", "scannedVolumeDetails", i)
-        found.append(_resource(fields, base, "AWS::EC2::Volume", uid="volumeArn", name=None))
-    for i in fields.objects(*SEQUENCE, "resources"):
-        found.append(_sequence_resource(fields, (*SEQUENCE, "resources", i)))
+    for bucket in resource.objects("s3BucketDetails"):
+        found.append(_resource(bucket, "AWS::S3::Bucket", uid="arn"))
+    for volume in resource.at("ebsVolumeDetails").objects("scannedVolumeDetails"):
+        found.append(_resource(volume, "AWS::EC2::Volume", uid="volumeArn", name=None))
+    for item in parts.sequence.objects("resources"):
+        found.append(_sequence_resource(item))
     resources = [r for r in found if r is not None]
-    for resource in resources:
-        if role and resource.get("type") != "Kubernetes Workload" and "role_id" not in resource:
-            resource["role_id"], resource["role"] = role
-        resource.setdefault("region", region)
-        resource.setdefault("cloud_partition", partition)
+    for r in resources:
+        if role and r.get("type") != "Kubernetes Workload" and "role_id" not in r:
+            r["role_id"], r["role"] = role
+        r.setdefault("region", region)
+        r.setdefault("cloud_partition", partition)
     if not resources:
-        rtype = fields.text(*RESOURCE, "resourceType")
+        rtype = resource.text("resourceType")
         if rtype:
             resources.append({"name": rtype, "type": rtype, "region": region, "cloud_partition": partition})
     return resources
 
 
-def _resource(fields: Fields, base: Path, rtype: str, *, uid: str, name: str | None = "name") -> dict[str, Any] | None:
-    if fields.mapping(*base) is None:
+def _resource(base: Fields, rtype: str, *, uid: str, name: str | None = "name") -> dict[str, Any] | None:
+    if not base.exists:
         return None
     resource = {
-        "uid": fields.text(*base, uid),
-        "name": fields.text(*base, name) if name else None,
+        "uid": base.text(uid),
+        "name": base.text(name) if name else None,
         "type": rtype,
-        "tags": _tags(fields, (*base, "tags")),
+        "tags": _tags(base),
     }
     if rtype == "AWS::EC2::Instance":
-        resource["zone"] = fields.text(*base, "availabilityZone")
+        resource["zone"] = base.text("availabilityZone")
     return resource if resource["uid"] or resource["name"] else None
 
 
-def _workload(fields: Fields) -> dict[str, Any] | None:
-    if fields.mapping(*WORKLOAD) is None:
+def _workload(workload: Fields) -> dict[str, Any] | None:
+    if not workload.exists:
         return None
-    kind = fields.text(*WORKLOAD, "type")
+    kind = workload.text("type")
     resource = {
-        "uid": fields.text(*WORKLOAD, "uid"),
-        "name": fields.text(*WORKLOAD, "name"),
-        "namespace": fields.text(*WORKLOAD, "namespace"),
+        "uid": workload.text("uid"),
+        "name": workload.text("name"),
+        "namespace": workload.text("namespace"),
         "type": "Kubernetes Workload",
         "data": {"kind": kind} if kind else None,
         "role_id": 1,
@@ -292,44 +315,49 @@ def _workload(fields: Fields) -> dict[str, Any] | None:
     return resource if resource["uid"] or resource["name"] else None
 
 
-def _task(fields: Fields) -> dict[str, Any] | None:
-    if fields.mapping(*TASK) is None:
+def _task(task: Fields) -> dict[str, Any] | None:
+    if not task.exists:
         return None
     data = {
-        "launch_type": fields.text(*TASK, "launchType"),
-        "definition_arn": fields.text(*TASK, "definitionArn"),
-        "version": fields.text(*TASK, "version"),
-        "group": fields.text(*TASK, "group"),
+        "launch_type": task.text("launchType"),
+        "definition_arn": task.text("definitionArn"),
+        "version": task.text("version"),
+        "group": task.text("group"),
     }
     resource = {
-        "uid": fields.text(*TASK, "arn"),
+        "uid": task.text("arn"),
         "type": "AWS::ECS::Task",
-        "tags": _tags(fields, (*TASK, "tags")),
+        "tags": _tags(task),
         "data": {k: v for k, v in data.items() if v},
     }
     return resource if resource["uid"] else None
 
 
-def _sequence_resource(fields: Fields, base: Path) -> dict[str, Any] | None:
+def _sequence_resource(base: Fields) -> dict[str, Any] | None:
     resource = {
-        "uid": fields.text(*base, "uid"),
-        "name": fields.text(*base, "name"),
-        "type": fields.text(*base, "resourceType"),
-        "region": fields.text(*base, "region"),
-        "cloud_partition": fields.text(*base, "cloudPartition"),
-        "namespace": fields.text(*base, "data", "kubernetesWorkload", "namespace"),
-        "tags": _tags(fields, (*base, "tags")),
+        "uid": base.text("uid"),
+        "name": base.text("name"),
+        "type": base.text("resourceType"),
+        "region": base.text("region"),
+        "cloud_partition": base.text("cloudPartition"),
+        "namespace": base.at("data", "kubernetesWorkload").text("namespace"),
+        "tags": _tags(base),
     }
     return resource if resource["uid"] or resource["name"] else None
 
 
-def _tags(fields: Fields, path: Path) -> list[dict[str, str]]:
-    tags = []
-    for i in fields.objects(*path):
-        key, value = fields.peek_text(*path, i, "key"), fields.peek_text(*path, i, "value")
+def _tags(owner: Fields) -> list[dict[str, str]]:
+    tags: list[dict[str, str]] = []
+    items = owner.raw("tags")
+    if not isinstance(items, list):
+        return tags
+    for i, tag in enumerate(items[:_MAX_TAGS]):
+        if not isinstance(tag, dict):
+            continue
+        key, value = tag.get("key"), tag.get("value")
         # OCSF key_value_object needs a value; tags with an empty value stay in `unmapped`.
-        if key and value:
-            fields.mark(*path, i)
+        if isinstance(key, str) and key and isinstance(value, str) and value:
+            owner.mark("tags", i)
             tags.append({"name": key, "value": value})
     return tags
 
@@ -337,11 +365,11 @@ def _tags(fields: Fields, path: Path) -> list[dict[str, str]]:
 # --- evidences -------------------------------------------------------------------------------
 
 
-def _evidences(fields: Fields, orchestrator: str | None, region: str | None) -> list[dict[str, Any]]:
-    containers = _containers(fields, orchestrator)
-    device = _device(fields, region)
+def _evidences(parts: Parts, orchestrator: str | None, region: str | None) -> list[dict[str, Any]]:
+    containers = _containers(parts, orchestrator)
+    device = _device(parts.instance, region)
     evidences: list[dict[str, Any]] = []
-    process = _process(fields)
+    process = _process(parts.runtime.at("process"))
     if process is not None:
         chosen = _process_container(containers)
         data = None
@@ -354,9 +382,9 @@ def _evidences(fields: Fields, orchestrator: str | None, region: str | None) -> 
         evidences.append({"container": container, "data": data, "device": device})
     if device is not None and not containers:
         evidences.append({"device": device})
-    evidences += _action_evidences(fields)
-    evidences += _malware_evidences(fields)
-    evidences += _sequence_container_evidences(fields, orchestrator)
+    evidences += _action_evidences(parts)
+    evidences += _malware_evidences(parts.service)
+    evidences += _sequence_container_evidences(parts.sequence, orchestrator)
     return evidences
 
 
@@ -370,45 +398,45 @@ def _process_container(
     return containers[0] if len(containers) == 1 else None
 
 
-def _containers(fields: Fields, orchestrator: str | None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def _containers(parts: Parts, orchestrator: str | None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     found = []
-    cluster = fields.peek_text(*EKS, "name") or fields.peek_text(*ECS, "name")
-    for i in fields.objects(*WORKLOAD, "containers"):
-        base = (*WORKLOAD, "containers", i)
+    cluster = parts.eks.peek_text("name") or parts.ecs.peek_text("name")
+    workload, task = parts.workload, parts.task
+    for item in workload.objects("containers"):
         data = {
             "source": "kubernetesWorkloadDetails",
             "cluster": cluster,
-            "namespace": fields.peek_text(*WORKLOAD, "namespace"),
-            "workload": fields.peek_text(*WORKLOAD, "name"),
-            "security_context": fields.take(*base, "securityContext"),
-            "volume_mounts": fields.take(*base, "volumeMounts"),
+            "namespace": workload.peek_text("namespace"),
+            "workload": workload.peek_text("name"),
+            "security_context": item.take("securityContext"),
+            "volume_mounts": item.take("volumeMounts"),
         }
-        found.append((_container(fields, base, "EKS"), data))
-    for i in fields.objects(*TASK, "containers"):
-        base = (*TASK, "containers", i)
+        found.append((_container(item, "EKS"), data))
+    for item in task.objects("containers"):
         data = {
             "source": "ecsClusterDetails.taskDetails",
             "cluster": cluster,
-            "task": fields.peek_text(*TASK, "arn"),
-            "launch_type": fields.peek_text(*TASK, "launchType"),
-            "security_context": fields.take(*base, "securityContext"),
-            "volume_mounts": fields.take(*base, "volumeMounts"),
+            "task": task.peek_text("arn"),
+            "launch_type": task.peek_text("launchType"),
+            "security_context": item.take("securityContext"),
+            "volume_mounts": item.take("volumeMounts"),
         }
-        found.append((_container(fields, base, "ECS"), data))
-    if fields.mapping(*CONTAINER) is not None:
+        found.append((_container(item, "ECS"), data))
+    container = parts.container
+    if container.exists:
         data = {
             "source": "containerDetails",
             "cluster": cluster,
-            "security_context": fields.take(*CONTAINER, "securityContext"),
-            "volume_mounts": fields.take(*CONTAINER, "volumeMounts"),
+            "security_context": container.take("securityContext"),
+            "volume_mounts": container.take("volumeMounts"),
         }
-        found.append((_container(fields, CONTAINER, orchestrator), data))
+        found.append((_container(container, orchestrator), data))
     return [(c, {k: v for k, v in d.items() if v is not None}) for c, d in found if c is not None]
 
 
-def _container(fields: Fields, base: Path, orchestrator: str | None) -> dict[str, Any] | None:
-    image = _image(fields, base)
-    uid, name = fields.text(*base, "id"), fields.text(*base, "name")
+def _container(base: Fields, orchestrator: str | None) -> dict[str, Any] | None:
+    image = _image(base)
+    uid, name = base.text("id"), base.text("name")
     if not (uid or name):
         name = image["name"] if image else None
     if not (uid or name):
@@ -416,15 +444,15 @@ def _container(fields: Fields, base: Path, orchestrator: str | None) -> dict[str
     return {
         "uid": uid,
         "name": name,
-        "runtime": fields.text(*base, "containerRuntime"),
+        "runtime": base.text("containerRuntime"),
         "orchestrator": orchestrator,
         "image": image,
     }
 
 
-def _image(fields: Fields, base: Path) -> dict[str, Any] | None:
-    ref = fields.text(*base, "image")
-    digest = fields.text(*base, "imageUid")
+def _image(base: Fields) -> dict[str, Any] | None:
+    ref = base.text("image")
+    digest = base.text("imageUid")
     if not ref:
         return {"uid": digest} if digest else None
     image = parse_image(ref)
@@ -448,27 +476,27 @@ def parse_image(ref: str) -> dict[str, Any]:
     return {"uid": digest or ref, "name": name or ref, "tag": tag}
 
 
-def _device(fields: Fields, region: str | None) -> dict[str, Any] | None:
-    instance_id = fields.peek_text(*INSTANCE, "instanceId")
+def _device(instance: Fields, region: str | None) -> dict[str, Any] | None:
+    instance_id = instance.peek_text("instanceId")
     if not instance_id:
         return None
+    interfaces = instance.objects("networkInterfaces", limit=1)
     return {
         "type_id": _VIRTUAL,
         "type": "Virtual",
         "uid": instance_id,
         "instance_uid": instance_id,
         "region": region,
-        "ip": fields.ip(*INSTANCE, "networkInterfaces", 0, "privateIpAddress"),
+        "ip": interfaces[0].ip("privateIpAddress") if interfaces else None,
     }
 
 
-def _process(fields: Fields) -> dict[str, Any] | None:
-    base = (*RUNTIME, "process")
-    if fields.mapping(*base) is None:
+def _process(base: Fields) -> dict[str, Any] | None:
+    if not base.exists:
         return None
-    name = fields.text(*base, "name")
-    path = fields.text(*base, "executablePath")
-    sha256 = fields.text(*base, "executableSha256")
+    name = base.text("name")
+    path = base.text("executablePath")
+    sha256 = base.text("executableSha256")
     file = None
     if path:
         file = {
@@ -477,175 +505,170 @@ def _process(fields: Fields) -> dict[str, Any] | None:
             "type_id": _REGULAR_FILE,
             "hashes": [{"algorithm_id": _SHA256, "algorithm": "SHA-256", "value": sha256}] if sha256 else None,
         }
-    user, user_id = fields.text(*base, "user"), fields.integer(*base, "userId")
+    user, user_id = base.text("user"), base.integer("userId")
     process = {
         "name": name,
-        "pid": fields.integer(*base, "pid"),
-        "uid": fields.text(*base, "uuid"),
+        "pid": base.integer("pid"),
+        "uid": base.text("uuid"),
         "file": file,
         "user": {"name": user, "uid": str(user_id) if user_id is not None else None} if user or user_id else None,
-        "namespace_pid": fields.integer(*base, "namespacePid"),
-        "working_directory": fields.text(*base, "pwd"),
-        "created_time": _optional_time(fields, (*base, "startTime")),
-        "parent_process": {"uid": parent} if (parent := fields.text(*base, "parentUuid")) else None,
+        "namespace_pid": base.integer("namespacePid"),
+        "working_directory": base.text("pwd"),
+        "created_time": _optional_time(base, "startTime"),
+        "parent_process": {"uid": parent} if (parent := base.text("parentUuid")) else None,
     }
     if process["pid"] is None and process["uid"] is None:
         return None
     return process
 
 
-def _optional_time(fields: Fields, path: Path) -> int | None:
+def _optional_time(base: Fields, key: str) -> int | None:
+    raw = base.raw(key)
+    if raw is None or raw == "":
+        return None
     try:
-        value = optional_timestamp_ms(fields.raw(*path), ".".join(map(str, path)))
+        value = timestamp_ms(raw, _PROCESS_START)
     except MalformedEventError:
         return None  # an odd nested time stays in `unmapped` rather than failing the finding
-    if value is not None:
-        fields.mark(*path)
+    base.mark(key)
     return value
 
 
-def _action_evidences(fields: Fields) -> list[dict[str, Any]]:
+def _action_evidences(parts: Parts) -> list[dict[str, Any]]:
     found = []
-    k8s = (*ACTION, "kubernetesApiCallAction")
-    if fields.mapping(*k8s) is not None:
-        found.append(_kubernetes_call(fields, k8s))
-    api = (*ACTION, "awsApiCallAction")
-    if fields.mapping(*api) is not None:
-        found.append(_aws_call(fields, api))
-    net = (*ACTION, "networkConnectionAction")
-    if fields.mapping(*net) is not None:
-        found.append(_connection(fields, net))
-    dns = (*ACTION, "dnsRequestAction")
-    if domain := fields.text(*dns, "domain"):
+    action = parts.action
+    k8s = action.at("kubernetesApiCallAction")
+    if k8s.exists:
+        found.append(_kubernetes_call(parts.k8s.at("kubernetesUserDetails"), k8s))
+    api = action.at("awsApiCallAction")
+    if api.exists:
+        found.append(_aws_call(parts.access_key, api))
+    net = action.at("networkConnectionAction")
+    if net.exists:
+        found.append(_connection(net))
+    if domain := action.at("dnsRequestAction").text("domain"):
         found.append({"query": {"hostname": domain}})
-    probes = (*ACTION, "portProbeAction", "portProbeDetails")
-    for i in fields.objects(*probes, limit=20):
-        remote = _endpoint(fields, (*probes, i, "remoteIpDetails"), None)
-        local = _endpoint(fields, (*probes, i, "localIpDetails"), (*probes, i, "localPortDetails"))
+    for probe in action.at("portProbeAction").objects("portProbeDetails", limit=20):
+        remote = _endpoint(probe.at("remoteIpDetails"), None)
+        local = _endpoint(probe.at("localIpDetails"), probe.at("localPortDetails"))
         found.append({"src_endpoint": remote, "dst_endpoint": local})
     return found
 
 
-def _kubernetes_call(fields: Fields, base: Path) -> dict[str, Any]:
-    user = (*K8S, "kubernetesUserDetails")
-    groups = [{"name": g} for g in fields.texts(*user, "groups")]
-    username, user_uid = fields.text(*user, "username"), fields.text(*user, "uid")
-    source_ips = fields.ips(*base, "sourceIPs")
-    remote = _endpoint(fields, (*base, "remoteIpDetails"), None)
+def _kubernetes_call(user: Fields, base: Fields) -> dict[str, Any]:
+    groups = [{"name": g} for g in user.texts("groups")]
+    username, user_uid = user.text("username"), user.text("uid")
+    source_ips = base.ips("sourceIPs")
+    remote = _endpoint(base.at("remoteIpDetails"), None)
     src = remote or ({"ip": source_ips[0]} if source_ips else None)
-    request_uri = fields.text(*base, "requestUri")
-    code = fields.integer(*base, "statusCode")
-    verb = fields.text(*base, "verb")
+    request_uri = base.text("requestUri")
+    code = base.integer("statusCode")
+    verb = base.text("verb")
     return {
         "api": {"operation": verb, "response": {"code": code} if code is not None else None} if verb else None,
         "http_request": {
             "url": {"path": request_uri} if request_uri else None,
-            "user_agent": fields.text(*base, "userAgent"),
+            "user_agent": base.text("userAgent"),
         },
         "src_endpoint": src,
         "actor": {"user": {"name": username, "uid": user_uid, "groups": groups}} if username or user_uid else None,
-        "data": _data(fields, base, ("namespace", "resource", "subresource", "resourceName", "parameters")),
+        "data": _data(base, ("namespace", "resource", "subresource", "resourceName", "parameters")),
     }
 
 
-def _aws_call(fields: Fields, base: Path) -> dict[str, Any]:
-    key = ACCESS_KEY
+def _aws_call(key: Fields, base: Fields) -> dict[str, Any]:
     user = {
-        "name": fields.peek_text(*key, "userName"),
-        "uid": fields.text(*key, "principalId"),
-        "type": fields.text(*key, "userType"),
-        "credential_uid": fields.peek_text(*key, "accessKeyId"),
+        "name": key.peek_text("userName"),
+        "uid": key.text("principalId"),
+        "type": key.text("userType"),
+        "credential_uid": key.peek_text("accessKeyId"),
     }
-    operation = fields.text(*base, "api")
-    service_name = fields.text(*base, "serviceName")
+    operation = base.text("api")
+    service_name = base.text("serviceName")
     return {
         "api": {"operation": operation, "service": {"name": service_name} if service_name else None}
         if operation
         else None,
-        "src_endpoint": _endpoint(fields, (*base, "remoteIpDetails"), None),
+        "src_endpoint": _endpoint(base.at("remoteIpDetails"), None),
         "actor": {"user": user} if user["name"] or user["uid"] else None,
-        "data": _data(fields, base, ("callerType", "errorCode", "userAgent")),
+        "data": _data(base, ("callerType", "errorCode", "userAgent")),
     }
 
 
-def _connection(fields: Fields, base: Path) -> dict[str, Any]:
-    direction = fields.peek_text(*base, "connectionDirection") or ""
+def _connection(base: Fields) -> dict[str, Any]:
+    direction = base.peek_text("connectionDirection") or ""
     direction_id = _DIRECTIONS.get(direction, 0)
     if direction_id:
-        fields.mark(*base, "connectionDirection")
-    remote = _endpoint(fields, (*base, "remoteIpDetails"), (*base, "remotePortDetails"))
-    local = _endpoint(fields, (*base, "localIpDetails"), (*base, "localPortDetails"))
+        base.mark("connectionDirection")
+    remote = _endpoint(base.at("remoteIpDetails"), base.at("remotePortDetails"))
+    local = _endpoint(base.at("localIpDetails"), base.at("localPortDetails"))
     src, dst = (local, remote) if direction_id == 2 else (remote, local)
     return {
-        "connection_info": {"direction_id": direction_id, "protocol_name": fields.text(*base, "protocol")},
+        "connection_info": {"direction_id": direction_id, "protocol_name": base.text("protocol")},
         "src_endpoint": src,
         "dst_endpoint": dst,
     }
 
 
-def _endpoint(fields: Fields, ip_base: Path, port_base: Path | None) -> dict[str, Any] | None:
-    ip = fields.ip(*ip_base, "ipAddressV4") or fields.ip(*ip_base, "ipAddressV6")
-    port = fields.port(*port_base, "port") if port_base else None
-    service = fields.peek_text(*port_base, "portName") if port_base else None
+def _endpoint(address: Fields, ports: Fields | None) -> dict[str, Any] | None:
+    ip = address.ip("ipAddressV4") or address.ip("ipAddressV6")
+    port = ports.port("port") if ports else None
+    service = ports.peek_text("portName") if ports else None
     if ip is None and not service:
         return None
-    if service and port_base:
-        fields.mark(*port_base, "portName")
+    if service and ports:
+        ports.mark("portName")
     if ip is None:
         return {"port": port, "svc_name": service}
-    city, country = fields.text(*ip_base, "city", "cityName"), fields.text(*ip_base, "country", "countryCode")
-    asn = fields.raw(*ip_base, "organization", "asn")
+    city, country = address.at("city").text("cityName"), address.at("country").text("countryCode")
+    organization = address.at("organization")
+    asn = organization.raw("asn")
     asn_number = int(asn) if isinstance(asn, str) and asn.isdigit() and len(asn) < 11 else None
     if asn_number is not None:
-        fields.mark(*ip_base, "organization", "asn")
+        organization.mark("asn")
+    location = None
+    if city or country:
+        geo = address.at("geoLocation")
+        location = {"city": city, "country": country, "lat": geo.number("lat"), "long": geo.number("lon")}
     return {
         "ip": ip,
         "port": port,
         "svc_name": service,
-        "location": {
-            "city": city,
-            "country": country,
-            "lat": fields.number(*ip_base, "geoLocation", "lat"),
-            "long": fields.number(*ip_base, "geoLocation", "lon"),
-        }
-        if city or country
-        else None,
-        "autonomous_system": {"number": asn_number, "name": fields.text(*ip_base, "organization", "asnOrg")},
-        "isp": fields.text(*ip_base, "organization", "isp"),
+        "location": location,
+        "autonomous_system": {"number": asn_number, "name": organization.text("asnOrg")},
+        "isp": organization.text("isp"),
     }
 
 
-def _data(fields: Fields, base: Path, names: tuple[str, ...]) -> dict[str, Any] | None:
-    data = {name: value for name in names if (value := fields.text(*base, name))}
+def _data(base: Fields, names: tuple[str, ...]) -> dict[str, Any] | None:
+    data = {name: value for name in names if (value := base.text(name))}
     return data or None
 
 
-def _malware_evidences(fields: Fields) -> list[dict[str, Any]]:
+def _malware_evidences(service: Fields) -> list[dict[str, Any]]:
     found = []
-    names = ("service", "ebsVolumeScanDetails", "scanDetections", "threatDetectedByName", "threatNames")
-    for i in fields.objects(*names, limit=50):
-        threat = fields.text(*names, i, "name")
-        for j in fields.objects(*names, i, "filePaths", limit=50):
-            base = (*names, i, "filePaths", j)
-            file = _file(fields, base, "filePath", "fileName")
+    detections = service.at("ebsVolumeScanDetails", "scanDetections", "threatDetectedByName")
+    for threat in detections.objects("threatNames", limit=50):
+        threat_name = threat.text("name")
+        for item in threat.objects("filePaths", limit=50):
+            file = _file(item, "filePath", "fileName")
             if file:
-                found.append({"file": file, "data": {"threat_name": threat, "volume": fields.text(*base, "volumeArn")}})
-    threats = ("service", "malwareScanDetails", "threats")
-    for i in fields.objects(*threats, limit=50):
-        threat = fields.text(*threats, i, "name")
-        for j in fields.objects(*threats, i, "itemPaths", limit=50):
-            file = _file(fields, (*threats, i, "itemPaths", j), "nestedItemPath", None)
+                found.append({"file": file, "data": {"threat_name": threat_name, "volume": item.text("volumeArn")}})
+    for threat in service.at("malwareScanDetails").objects("threats", limit=50):
+        threat_name = threat.text("name")
+        for item in threat.objects("itemPaths", limit=50):
+            file = _file(item, "nestedItemPath", None)
             if file:
-                found.append({"file": file, "data": {"threat_name": threat}})
+                found.append({"file": file, "data": {"threat_name": threat_name}})
     return found
 
 
-def _file(fields: Fields, base: Path, path_key: str, name_key: str | None) -> dict[str, Any] | None:
-    path = fields.text(*base, path_key)
-    name = (fields.text(*base, name_key) if name_key else None) or (path.rsplit("/", 1)[-1] if path else None)
+def _file(base: Fields, path_key: str, name_key: str | None) -> dict[str, Any] | None:
+    path = base.text(path_key)
+    name = (base.text(name_key) if name_key else None) or (path.rsplit("/", 1)[-1] if path else None)
     if not name:
         return None
-    sha256 = fields.text(*base, "hash")
+    sha256 = base.text("hash")
     return {
         "name": name,
         "path": path,
@@ -654,14 +677,13 @@ def _file(fields: Fields, base: Path, path_key: str, name_key: str | None) -> di
     }
 
 
-def _sequence_container_evidences(fields: Fields, orchestrator: str | None) -> list[dict[str, Any]]:
+def _sequence_container_evidences(sequence: Fields, orchestrator: str | None) -> list[dict[str, Any]]:
     found = []
-    for i in fields.objects(*SEQUENCE, "resources"):
-        base = (*SEQUENCE, "resources", i)
-        if fields.peek_text(*base, "resourceType") != "CONTAINER":
+    for item in sequence.objects("resources"):
+        if item.peek_text("resourceType") != "CONTAINER":
             continue
-        image = _image(fields, (*base, "data", "container"))
-        uid, name = fields.peek_text(*base, "uid"), fields.peek_text(*base, "name")
+        image = _image(item.at("data", "container"))
+        uid, name = item.peek_text("uid"), item.peek_text("name")
         if not (uid or name):
             continue
         container = {"uid": uid, "name": name, "orchestrator": orchestrator, "image": image}
@@ -672,29 +694,28 @@ def _sequence_container_evidences(fields: Fields, orchestrator: str | None) -> l
 # --- ATT&CK ------------------------------------------------------------------------------------
 
 
-def _attacks(fields: Fields) -> list[dict[str, Any]]:
+def _attacks(sequence: Fields) -> list[dict[str, Any]]:
     """ATT&CK tactics/techniques that attack sequences name; GuardDuty gives none elsewhere."""
     attacks: list[dict[str, Any]] = []
     seen: set[str] = set()
-    lists: list[Path] = [(*SEQUENCE, "sequenceIndicators")]
-    lists += [(*SEQUENCE, "signals", i, "signalIndicators") for i in fields.objects(*SEQUENCE, "signals")]
-    for path in lists:
-        for i in fields.objects(*path):
-            key = fields.peek_text(*path, i, "key")
-            parse = {"ATTACK_TACTIC": _tactic, "ATTACK_TECHNIQUE": _technique}.get(key or "")
-            if parse is None:
-                continue
-            values = fields.raw(*path, i, "values")
-            if not isinstance(values, list):
-                continue
-            parsed = [parse(v) if isinstance(v, str) else None for v in values]
-            for value, attack in zip(values, parsed, strict=True):
-                if attack is not None and value not in seen:
-                    seen.add(value)
-                    attacks.append(attack)
-            if all(a is not None for a in parsed):
-                fields.mark(*path, i, "values")
-                fields.mark(*path, i, "key")
+    indicators = sequence.objects("sequenceIndicators")
+    for signal in sequence.objects("signals"):
+        indicators += signal.objects("signalIndicators")
+    for indicator in indicators:
+        parse = _PARSERS.get(indicator.peek_text("key") or "")
+        if parse is None:
+            continue
+        values = indicator.raw("values")
+        if not isinstance(values, list):
+            continue
+        parsed = [parse(v) if isinstance(v, str) else None for v in values]
+        for value, attack in zip(values, parsed, strict=True):
+            if attack is not None and value not in seen:
+                seen.add(value)
+                attacks.append(attack)
+        if all(a is not None for a in parsed):
+            indicator.mark("values")
+            indicator.mark("key")
     return attacks
 
 
@@ -702,7 +723,7 @@ def _tactic(value: str) -> dict[str, Any] | None:
     match = _TACTIC_ID.match(value.strip())
     if match:
         return {"tactic": {"uid": match.group(1), "name": match.group(2)}}
-    uid = _TACTICS.get(re.sub(r"[\s_-]", "", value).lower())
+    uid = _TACTICS.get(_TACTIC_NAME_NOISE.sub("", value).lower())
     return {"tactic": {"uid": uid, "name": value}} if uid else None
 
 
@@ -716,3 +737,6 @@ def _technique(value: str) -> dict[str, Any] | None:
     if sub:
         attack["sub_technique"] = {"uid": uid + sub, "name": sub_name or name}
     return attack
+
+
+_PARSERS: Final = {"ATTACK_TACTIC": _tactic, "ATTACK_TECHNIQUE": _technique}

@@ -1,184 +1,267 @@
-"""Read a vendor document by path, type-checked, remembering what was mapped.
+"""Read a vendor document object by object, type-checked, remembering what was mapped.
 
 Every normalizer must keep the vendor fields it does not map (in OCSF `unmapped`). Reading
-through `Fields` records each path that was mapped, so `rest()` is exactly the document minus
+through `Fields` records each key that was mapped, so `rest()` is exactly the document minus
 those fields: nothing is dropped by accident, and a field of an unexpected type is never
 "consumed" (it stays in `unmapped`, as sent).
+
+A `Fields` is a view of one JSON object; `at()` and `objects()` give views of the objects
+inside it, which record into the same set of mapped paths (kept as a trie: nested dicts keyed
+like the document, with `_LEAF` where a whole value was mapped). Reads are plain dict lookups,
+since normalization runs once per finding and JSON decoders give dicts and lists.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Mapping
+import re
+from datetime import datetime
 from typing import Any, Final
 
+from corral import ocsf
+
 Key = str | int
-Path = tuple[Key, ...]
+Trie = dict[Key, Any]
 
 _LEAF: Final = object()
+_EMPTY: Final = object()  # what `_rest_of` returns for a container with nothing left in it
+_CONTAINERS: Final = (dict, list)  # exact types, as ocsf.prune tests them
+_ABSENT: Final[dict[str, Any]] = {}  # the document of a view of a missing object; never written
+_MAX_IP_TEXT: Final = 45
+
+# An IPv4 address as `ipaddress` accepts it (decimal octets, no leading zeros); anything else is
+# left to `ipaddress` itself.
+_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4: Final = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+
+# GuardDuty's usual time format, `2024-01-02T03:04:05.123Z`, which `datetime.fromisoformat`
+# reads as it is; other forms go through `ocsf.timestamp_ms`.
+_ISO_UTC: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{3}|\.[0-9]{6})?Z")
 
 
 class Fields:
-    """A read-only view of one JSON document that records the paths read as mapped."""
+    """A read-only view of one object of a JSON document that records the keys read as mapped."""
 
     __slots__ = ("_doc", "_taken")
 
-    def __init__(self, doc: Mapping[str, Any]) -> None:
-        """Wrap `doc` (not copied; never modified)."""
+    def __init__(self, doc: dict[str, Any], taken: Trie | None = None) -> None:
+        """Wrap `doc` (not copied; never modified); `taken` is where a parent view records."""
         self._doc = doc
-        self._taken: list[Path] = []
+        self._taken: Trie = {} if taken is None else taken
 
     @property
-    def doc(self) -> Mapping[str, Any]:
-        """The wrapped document."""
+    def doc(self) -> dict[str, Any]:
+        """The wrapped object ({} for a missing one)."""
         return self._doc
 
-    def raw(self, *path: Key) -> Any:
-        """Return the value at `path`, or None when any step is missing or of another type."""
+    @property
+    def exists(self) -> bool:
+        """False for the view of an object the document does not have."""
+        return self._doc is not _ABSENT
+
+    def at(self, *path: str) -> Fields:
+        """Return the view of the object at `path` (a view of nothing when it is not an object)."""
+        doc: Any = self._doc
+        taken = self._taken
+        for key in path:
+            doc = doc.get(key)
+            if not isinstance(doc, dict):
+                return Fields(_ABSENT)
+            taken = _child(taken, key)
+        return Fields(doc, taken)
+
+    def objects(self, key: str, limit: int = 1000) -> list[Fields]:
+        """Return views of the objects in the list at `key` (among its first `limit` items)."""
+        value = self._doc.get(key)
+        if not isinstance(value, list):
+            return []
+        taken = _child(self._taken, key)
+        return [Fields(item, _child(taken, i)) for i, item in enumerate(value[:limit]) if isinstance(item, dict)]
+
+    def raw(self, *path: str) -> Any:
+        """Return the value at `path` (keys of nested objects), or None; not recorded."""
         node: Any = self._doc
         for key in path:
-            if isinstance(key, int):
-                if not isinstance(node, list) or not 0 <= key < len(node):
-                    return None
-                node = node[key]
-            elif isinstance(node, Mapping):
-                node = node.get(key)
-            else:
+            if not isinstance(node, dict):
                 return None
+            node = node.get(key)
         return node
 
     def mark(self, *path: Key) -> None:
-        """Record `path` as mapped."""
-        self._taken.append(path)
+        """Record the value at `path` as mapped."""
+        taken = self._taken
+        for key in path[:-1]:
+            child = taken.get(key)
+            if child is _LEAF:
+                return  # already mapped as a whole
+            if child is None:
+                child = taken[key] = {}
+            taken = child
+        taken[path[-1]] = _LEAF
 
-    def take(self, *path: Key) -> Any:
-        """Return the value at `path` and record it as mapped (when present)."""
-        value = self.raw(*path)
+    def take(self, key: str) -> Any:
+        """Return the value at `key` and record it as mapped (when present)."""
+        value = self._doc.get(key)
         if value is not None:
-            self.mark(*path)
+            self._taken[key] = _LEAF
         return value
 
-    def text(self, *path: Key) -> str | None:
-        """Return a non-empty string at `path` (recorded), else None (not recorded)."""
-        value = self.raw(*path)
+    def text(self, key: str) -> str | None:
+        """Return a non-empty string at `key` (recorded), else None (not recorded)."""
+        value = self._doc.get(key)
         if isinstance(value, str) and value:
-            self.mark(*path)
+            self._taken[key] = _LEAF
             return value
         return None
 
-    def peek_text(self, *path: Key) -> str | None:
-        """Like `text`, without recording (for values that only steer the mapping)."""
-        value = self.raw(*path)
+    def peek_text(self, *path: str) -> str | None:
+        """Like `text` (at a path of keys), without recording: for values that only steer the mapping."""
+        value = self._doc.get(path[0]) if len(path) == 1 else self.raw(*path)
         return value if isinstance(value, str) and value else None
 
-    def integer(self, *path: Key) -> int | None:
-        """Return an integer at `path` (recorded), else None."""
-        value = self.raw(*path)
+    def integer(self, key: str) -> int | None:
+        """Return an integer at `key` (recorded), else None."""
+        value = self._doc.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
-            self.mark(*path)
+            self._taken[key] = _LEAF
             return value
         return None
 
-    def number(self, *path: Key) -> float | None:
-        """Return a finite number at `path` (recorded), else None."""
-        value = self.raw(*path)
+    def number(self, key: str) -> float | None:
+        """Return a finite number at `key` (recorded), else None."""
+        value = self._doc.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            self.mark(*path)
+            self._taken[key] = _LEAF
             return float(value)
         return None
 
-    def flag(self, *path: Key) -> bool | None:
-        """Return a boolean at `path` (recorded), else None."""
-        value = self.raw(*path)
+    def flag(self, key: str) -> bool | None:
+        """Return a boolean at `key` (recorded), else None."""
+        value = self._doc.get(key)
         if isinstance(value, bool):
-            self.mark(*path)
+            self._taken[key] = _LEAF
             return value
         return None
 
-    def mapping(self, *path: Key) -> Mapping[str, Any] | None:
-        """Return the object at `path` (not recorded), else None."""
-        value = self.raw(*path)
-        return value if isinstance(value, Mapping) else None
-
-    def objects(self, *path: Key, limit: int = 1000) -> list[int]:
-        """Return the indices of the objects in the list at `path` (at most `limit`)."""
-        value = self.raw(*path)
-        if not isinstance(value, list):
-            return []
-        return [i for i, item in enumerate(value[:limit]) if isinstance(item, Mapping)]
-
-    def texts(self, *path: Key, limit: int = 1000) -> list[str]:
-        """Return the non-empty strings in the list at `path`, each recorded."""
-        value = self.raw(*path)
+    def texts(self, key: str, limit: int = 1000) -> list[str]:
+        """Return the non-empty strings in the list at `key`, each recorded."""
+        value = self._doc.get(key)
         if not isinstance(value, list):
             return []
         found = []
+        taken = _child(self._taken, key)
         for i, item in enumerate(value[:limit]):
             if isinstance(item, str) and item:
-                self.mark(*path, i)
+                taken[i] = _LEAF
                 found.append(item)
         return found
 
-    def ip(self, *path: Key) -> str | None:
-        """Return a valid IPv4/IPv6 address at `path` (recorded), else None."""
-        value = self.raw(*path)
-        if not isinstance(value, str) or len(value) > 45:
+    def ip(self, key: str) -> str | None:
+        """Return a valid IPv4/IPv6 address at `key` (recorded), else None."""
+        value = self._doc.get(key)
+        if not _is_ip(value):
             return None
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            return None
-        self.mark(*path)
-        return value
+        self._taken[key] = _LEAF
+        return value  # a str: _is_ip checked it
 
-    def ips(self, *path: Key, limit: int = 100) -> list[str]:
-        """Return the valid IP addresses in the list at `path`, each recorded."""
-        value = self.raw(*path)
+    def ips(self, key: str, limit: int = 100) -> list[str]:
+        """Return the valid IP addresses in the list at `key`, each recorded."""
+        value = self._doc.get(key)
         if not isinstance(value, list):
             return []
-        return [ip for i in range(min(len(value), limit)) if (ip := self.ip(*path, i))]
+        found = []
+        taken = _child(self._taken, key)
+        for i, item in enumerate(value[:limit]):
+            if _is_ip(item):
+                taken[i] = _LEAF
+                found.append(item)
+        return found
 
-    def port(self, *path: Key) -> int | None:
-        """Return a TCP/UDP port number at `path` (recorded), else None."""
-        value = self.raw(*path)
+    def port(self, key: str) -> int | None:
+        """Return a TCP/UDP port number at `key` (recorded), else None."""
+        value = self._doc.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535:
-            self.mark(*path)
+            self._taken[key] = _LEAF
             return value
         return None
 
     def rest(self) -> dict[str, Any]:
-        """Return the document without the recorded paths (containers left behind stay)."""
-        return dict(_strip(self._doc, _trie(self._taken)))
+        """Return the object without the recorded paths, pruned as `ocsf.prune` does."""
+        return _rest_object(self._doc, self._taken)
 
 
-def _trie(paths: list[Path]) -> dict[Any, Any]:
-    root: dict[Any, Any] = {}
-    for path in paths:
-        if not path:
+def timestamp_ms(value: object, name: str) -> int:
+    """Return `ocsf.timestamp_ms(value, name)`, reading GuardDuty's usual ISO form directly.
+
+    Example:
+        >>> timestamp_ms("2024-01-02T03:04:05.123Z", "createdAt")
+        1704164645123
+    """
+    if isinstance(value, str) and _ISO_UTC.fullmatch(value):
+        try:
+            return int(datetime.fromisoformat(value).timestamp() * 1000)
+        except ValueError:
+            pass  # e.g. month 13: ocsf.timestamp_ms says so
+    return ocsf.timestamp_ms(value, name)
+
+
+def _is_ip(value: object) -> bool:
+    if not isinstance(value, str) or len(value) > _MAX_IP_TEXT:
+        return False
+    if _IPV4.fullmatch(value):
+        return True
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _child(taken: Trie, key: Key) -> Trie:
+    """The trie node below `key`, created when missing; a detached one below a mapped value."""
+    child = taken.get(key)
+    if child is None:
+        child = taken[key] = {}
+    elif child is _LEAF:
+        return {}  # the whole value is mapped already: what is recorded below changes nothing
+    return child
+
+
+def _rest_object(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
+    # One pass doing what ocsf.prune(strip(doc, taken)) would: drop what is mapped, then what is
+    # empty. Subtrees with nothing recorded in them are left to ocsf.prune.
+    out = {}
+    for key, value in doc.items():
+        below = taken.get(key)
+        if below is _LEAF or value is None or value == "":
             continue
-        node = root
-        for key in path[:-1]:
-            child = node.get(key)
-            if child is _LEAF:
-                break
-            if child is None:
-                child = node[key] = {}
-            node = child
-        else:
-            node[path[-1]] = _LEAF
-    return root
+        kept = _rest_of(value, below) if below or type(value) in _CONTAINERS else value
+        if kept is not _EMPTY:
+            out[key] = kept
+    return out
 
 
-def _strip(value: Any, trie: Mapping[Any, Any]) -> Any:
-    if isinstance(value, Mapping):
-        return {
-            key: (_strip(item, trie[key]) if key in trie else item)
-            for key, item in value.items()
-            if trie.get(key) is not _LEAF
-        }
-    if isinstance(value, list):
-        return [
-            (_strip(item, trie[i]) if i in trie else item) for i, item in enumerate(value) if trie.get(i) is not _LEAF
-        ]
-    return value
+def _rest_list(items: list[Any], taken: Trie) -> list[Any]:
+    out = []
+    for i, value in enumerate(items):
+        below = taken.get(i)
+        if below is _LEAF or value is None or value == "":
+            continue
+        kept = _rest_of(value, below) if below or type(value) in _CONTAINERS else value
+        if kept is not _EMPTY:
+            out.append(kept)
+    return out
+
+
+def _rest_of(value: Any, below: Trie | None) -> Any:
+    """`value` without what is recorded below it, pruned; _EMPTY when nothing is left of it."""
+    if below and isinstance(value, dict):
+        kept: Any = _rest_object(value, below)
+    elif below and isinstance(value, list):
+        kept = _rest_list(value, below)
+    elif type(value) in _CONTAINERS:
+        kept = ocsf.prune(value)
+    else:
+        return value
+    return kept if kept else _EMPTY
