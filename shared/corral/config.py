@@ -100,8 +100,15 @@ def parse(table: Mapping[str, Any], origin: str = "corral.toml") -> Settings:
     routes = tuple(_route(r, i, list(sink_tables), origin) for i, r in enumerate(_tables(table, "routes", origin)))
     suppressions = tuple(_suppress(s, i, origin) for i, s in enumerate(_tables(table, "suppress", origin)))
     retention = table.get("retention", {})
-    closed_days = retention.get("closed_days") if isinstance(retention, Mapping) else None
-    if closed_days is not None and (not isinstance(closed_days, int) or closed_days < 1):
+    if not isinstance(retention, Mapping):
+        raise ConfigError(f"{origin}: retention: expected a [retention] table")
+    for key in retention:
+        if key != "closed_days":
+            raise ConfigError(f"{origin}: retention.{key}: unknown key; expected closed_days")
+    closed_days = retention.get("closed_days")
+    if closed_days is not None and (
+        isinstance(closed_days, bool) or not isinstance(closed_days, int) or closed_days < 1
+    ):
         raise ConfigError(f"{origin}: retention.closed_days: expected a whole number of days, at least 1")
     windows = table.get("sources", {})
     if not isinstance(windows, Mapping) or not all(isinstance(v, int) and v > 0 for v in windows.values()):
@@ -159,8 +166,14 @@ def _route(table: Mapping[str, Any], index: int, known: list[str], origin: str) 
         when=Condition.parse(table.get("when"), f"{where}.when"),
         to=sink_list(table.get("to"), known, f"{where}.to"),
         on=parse_change_kinds(table.get("on"), f"{where}.on"),
-        samples=bool(table.get("samples", False)),
+        samples=_flag(table.get("samples", False), f"{where}.samples"),
     )
+
+
+def _flag(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false")
+    return value
 
 
 def _suppress(table: Mapping[str, Any], index: int, origin: str) -> SuppressRule:

@@ -22,6 +22,8 @@ from corral.stores.base import DeadLetter, LedgerEntry, Store
 BASE_DELAY_MS: Final = 30_000
 MAX_DELAY_MS: Final = 3_600_000
 MAX_ATTEMPTS: Final = 25  # about a day of backoff; then the row goes to the dead letter
+OUTAGE_AFTER: Final = 3  # consecutive retryable chat failures that stop the rest of a batch
+CLOSE_WAIT_MS: Final = 86_400_000  # how long a chat close waits for its finding's first message
 
 
 def backoff_ms(attempts: int, retry_after: float | None, rng: Callable[[], float] = random.random) -> int:
@@ -42,38 +44,75 @@ class Deliverer:
         self.clock = clock
 
     def deliver(self, rows: Sequence[LedgerEntry]) -> Counter[str]:
-        """Send every pending row; return counts of delivered, pending and dead."""
+        """Send every pending row (each (version, sink) once); return counts per outcome."""
         totals: Counter[str] = Counter()
-        by_sink: defaultdict[str, list[LedgerEntry]] = defaultdict(list)
-        for row in rows:
+        by_sink: defaultdict[str, dict[str, LedgerEntry]] = defaultdict(dict)
+        for row in sorted(rows, key=lambda r: r.created):
             if row.state == "pending":
-                by_sink[row.sink].append(row)
+                by_sink[row.sink].setdefault(row.version, row)
         for sink_id, pending in by_sink.items():
             sink = self.sinks.get(sink_id)
             if sink is None:
                 # The sink was removed from the configuration: keep the rows for when it returns.
                 totals["pending"] += len(pending)
                 continue
-            totals.update(self._send(sink, pending))
+            if sink.family == "chat":
+                totals.update(self._send_chat(sink, list(pending.values())))
+            else:
+                totals.update(self._send(sink, list(pending.values())))
         return totals
 
     def _send(self, sink: Sink, rows: list[LedgerEntry]) -> Counter[str]:
-        deliveries: list[Delivery] = []
-        sendable: list[LedgerEntry] = []
+        deliveries = [Delivery(sink.id, row.version, row.change, row.document) for row in rows]
+        return self._record_all(sink, rows, deliveries)[0]
+
+    def _send_chat(self, sink: Sink, rows: list[LedgerEntry]) -> Counter[str]:
+        """Chat rows go one at a time, oldest first, so that a follow-up finds its first message.
+
+        A thread reply needs the first message's reference, which exists only once that message
+        was sent; a close with no first message yet waits while the first message may still go
+        out, and is dropped as noise after CLOSE_WAIT_MS. A platform that asks to wait (429 with
+        Retry-After) or fails OUTAGE_AFTER times in a row is sent nothing more until then.
+        """
         totals: Counter[str] = Counter()
+        resume_at: int | None = None
+        failures = 0
         for row in rows:
-            thread = self.store.message_ref(row.key, sink.id) if sink.family == "chat" else None
-            if sink.family == "chat" and row.change == "closed" and thread is None:
-                # A close is news only as a reply under the first message; alone it is noise.
-                self.store.ledger_update(
-                    replace(row, state="delivered", last_error="closed without a first message: not sent")
-                )
-                totals["dropped"] += 1
+            if resume_at is not None:
+                # The platform is down or rate limiting: hold the rest back, unsent and uncounted,
+                # until its Retry-After (or the base delay when it gave none).
+                self.store.ledger_update(replace(row, next_attempt=resume_at))
+                totals["pending"] += 1
                 continue
-            deliveries.append(Delivery(sink.id, row.version, row.change, row.document, thread))
-            sendable.append(row)
-        if not deliveries:
-            return totals
+            thread = self.store.message_ref(row.key, sink.id)
+            if row.change == "closed" and thread is None:
+                totals[self._close_without_thread(row)] += 1
+                continue
+            delivery = Delivery(sink.id, row.version, row.change, row.document, thread)
+            outcome, [result] = self._record_all(sink, [row], [delivery])
+            totals.update(outcome)
+            failures = failures + 1 if outcome["pending"] else 0
+            if result.retry_after is not None and not result.ok:
+                resume_at = self.clock() + int(result.retry_after * 1000)  # rate limited: wait as told
+            elif failures >= OUTAGE_AFTER:
+                resume_at = self.clock() + BASE_DELAY_MS  # failing in a row: looks like an outage
+        return totals
+
+    def _close_without_thread(self, row: LedgerEntry) -> str:
+        now = self.clock()
+        if now - row.created < CLOSE_WAIT_MS:
+            # The first message may still be on its way (rate limits, an outage): wait for it.
+            self.store.ledger_update(
+                replace(row, next_attempt=now + BASE_DELAY_MS, last_error="waiting for the first message")
+            )
+            return "pending"
+        # A close is news only as a reply under the first message; alone it is noise.
+        self.store.ledger_update(replace(row, state="delivered", last_error="closed without a first message: not sent"))
+        return "dropped"
+
+    def _record_all(
+        self, sink: Sink, rows: list[LedgerEntry], deliveries: list[Delivery]
+    ) -> tuple[Counter[str], list[Result]]:
         try:
             results = sink.send(deliveries)
         except Exception as exc:  # noqa: BLE001 - the one isolation boundary: a broken sink must not stop the others
@@ -82,9 +121,10 @@ class Deliverer:
             results = [
                 Result.failure(d.version, f"{sink.id}: sink answered {len(results)} results") for d in deliveries
             ]
-        for row, delivery, result in zip(sendable, deliveries, results, strict=True):
+        totals: Counter[str] = Counter()
+        for row, delivery, result in zip(rows, deliveries, results, strict=True):
             totals[self._record(row, delivery, result)] += 1
-        return totals
+        return totals, results
 
     def _record(self, row: LedgerEntry, delivery: Delivery, result: Result) -> str:
         now = self.clock()
@@ -97,6 +137,11 @@ class Deliverer:
                 self.store.set_message_ref(row.key, row.sink, result.message_ref)
             return "delivered"
         error = result.error or "failed"
+        if not result.attempted:
+            # Held back unsent: reschedule without spending an attempt.
+            wait = max(BASE_DELAY_MS // 30, int((result.retry_after or 0) * 1000))
+            self.store.ledger_update(replace(row, next_attempt=now + wait, last_error=error))
+            return "pending"
         if result.permanent or attempts >= MAX_ATTEMPTS:
             self.store.ledger_update(replace(row, state="dead", attempts=attempts, last_error=error))
             raw = orjson.dumps({"sink": row.sink, "change": row.change, "finding": row.document})

@@ -197,11 +197,9 @@ def prune(obj: Any) -> Any:
             if value is None or value == "":
                 continue
             inner = type(value)
-            if inner is dict or inner is list:
-                value = prune(value)
-                if not value:
-                    continue
-            out[key] = value
+            kept = prune(value) if inner is dict or inner is list else value
+            if kept is value or kept:
+                out[key] = kept
         return out
     if kind is list:
         items = []
@@ -209,11 +207,9 @@ def prune(obj: Any) -> Any:
             if value is None or value == "":
                 continue
             inner = type(value)
-            if inner is dict or inner is list:
-                value = prune(value)
-                if not value:
-                    continue
-            items.append(value)
+            kept = prune(value) if inner is dict or inner is list else value
+            if kept is value or kept:
+                items.append(kept)
         return items
     return obj
 

@@ -183,15 +183,17 @@ class Pipeline:
                 suppressed[change.key] = rule
         if suppressed:
             self.store.mark_suppressed(list(suppressed.items()))
-        entries: list[LedgerEntry] = []
+        entries: dict[tuple[str, str], LedgerEntry] = {}
         for change in changes:
             result.counts[change.kind] += 1
             if change.key in suppressed:
                 result.counts["suppressed"] += 1
                 continue
-            entries += self._ledger_entries(change, now)
+            for entry in self._ledger_entries(change, now):
+                # The same version twice in one batch (a bus redelivering at once) is one delivery.
+                entries.setdefault((entry.version, entry.sink), entry)
         if entries:
-            self.deliverer.deliver(self.store.ledger_add(entries))
+            self.deliverer.deliver(self.store.ledger_add(list(entries.values())))
 
     def _ledger_entries(self, change: Change, now: int) -> list[LedgerEntry]:
         kind = change.kind

@@ -81,11 +81,11 @@ def _whole(whole: object, raw: bytes, name: str) -> Iterator[Document]:
 
 
 def _first_line_is_json(head: bytes) -> bool:
-    first, newline, _ = head.lstrip().partition(b"\n")
-    if not newline or len(first) > MAX_DOCUMENT:
+    end = head.find(b"\n")
+    if end < 0:
         return False
     try:
-        orjson.loads(first)
+        orjson.loads(head[:end])
     except orjson.JSONDecodeError:
         return False
     return True
@@ -108,29 +108,39 @@ def _lines(head: bytes, stream: IO[bytes], name: str) -> Iterator[Document]:
 
 
 def _split_lines(head: bytes, stream: IO[bytes]) -> Iterator[tuple[bytes, bool]]:
-    """Yield (line, too_long); a too-long line is reported with its start only, never held whole."""
-    buffer = head
-    skipping = False
-    while True:
-        newline = buffer.find(b"\n")
-        if newline >= 0:
-            line, buffer = buffer[:newline], buffer[newline + 1 :]
-            if skipping:
-                skipping = False
-                continue
-            yield line, len(line) > MAX_DOCUMENT
-            continue
-        if len(buffer) > MAX_DOCUMENT:
-            if not skipping:
-                yield buffer[:_CHUNK], True
-                skipping = True
-            buffer = b""
+    """Yield (line, too_long); a too-long line is reported with its start only, never held whole.
+
+    Chunks are scanned in place through memoryviews and each line is copied once, so the cost is
+    linear in the input and memory stays within one 8 MiB window plus one line.
+    """
+    pieces: list[memoryview | bytes] = []
+    size = 0
+    chunk = head
+    while chunk:
+        view = memoryview(chunk)
+        start = 0
+        while (newline := chunk.find(b"\n", start)) >= 0:
+            piece = view[start:newline]
+            start = newline + 1
+            if size > MAX_DOCUMENT:
+                yield bytes(pieces[0]), True
+            else:
+                line = b"".join((*pieces, piece))
+                yield line, len(line) > MAX_DOCUMENT
+            pieces, size = [], 0
+        rest = view[start:]
+        if size <= MAX_DOCUMENT:
+            pieces.append(rest)
+            size += len(rest)
+            if size > MAX_DOCUMENT:
+                pieces = [bytes(pieces[0][:_CHUNK])]  # keep only the start, for the dead letter
+        else:
+            size += len(rest)
         chunk = stream.read(_CHUNK)
-        if not chunk:
-            if buffer and not skipping:
-                yield buffer, len(buffer) > MAX_DOCUMENT
-            return
-        buffer += chunk
+    if size > MAX_DOCUMENT:
+        yield bytes(pieces[0]), True
+    elif size:
+        yield b"".join(pieces), False
 
 
 def _failure(ref: str, raw: bytes, exc: orjson.JSONDecodeError) -> Document:

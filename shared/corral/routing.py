@@ -28,6 +28,7 @@ DEFAULT_ON: Final[dict[SinkFamily, frozenset[ChangeKind]]] = {
     "file": OTHER_DEFAULT,
 }
 
+ORDERED_SEVERITIES: Final = ("informational", "low", "medium", "high", "critical", "fatal")
 Values = tuple[str, ...]
 Predicate = Callable[[Mapping[str, Any], Values], bool]
 
@@ -136,8 +137,8 @@ class Condition:
             values = (value,) if isinstance(value, str) else value
             if not isinstance(values, list | tuple) or not values or not all(isinstance(v, str) for v in values):
                 raise ConfigError(f"{where}.{key}: expected a string or a list of strings")
-            if key == "severity_at_least" and (len(values) != 1 or values[0].lower() not in ocsf.SEVERITY_IDS):
-                raise ConfigError(f"{where}.{key}: expected one of informational, low, medium, high, critical")
+            if key == "severity_at_least" and (len(values) != 1 or values[0].lower() not in ORDERED_SEVERITIES):
+                raise ConfigError(f"{where}.{key}: expected one of {', '.join(ORDERED_SEVERITIES)}")
             terms.append((key, tuple(values)))
         return cls(tuple(terms))
 

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from corral import delivery
-from corral.delivery import BASE_DELAY_MS, MAX_ATTEMPTS, MAX_DELAY_MS, Deliverer, backoff_ms
+from corral.delivery import BASE_DELAY_MS, CLOSE_WAIT_MS, MAX_ATTEMPTS, MAX_DELAY_MS, Deliverer, backoff_ms
 from corral.sinks.base import Delivery, Result, SinkFamily
 from corral.stores import open_store
 from corral.stores.base import ChangeKind, LedgerEntry, Store
@@ -204,17 +204,33 @@ def test_a_sink_answering_the_wrong_number_of_results_is_a_retryable_failure(sto
     assert {current(store, r).state for r in queued} == {"pending"}
 
 
-def test_closed_without_a_first_message_is_not_sent_to_chat(store: Store) -> None:
-    """A chat `closed` change with no first message is dropped (recorded, not sent); other families get it."""
+def test_closed_without_a_first_message_waits_then_is_not_sent_to_chat(store: Store) -> None:
+    """A chat `closed` with no first message waits for it, then is dropped unsent; other families get it."""
     chat = RecordingSink("slack:soc", "chat")
     siem = RecordingSink("splunk_hec:main", "siem")
     queued = rows(store, [chat.id, siem.id], change="closed")
-    assert deliverer(store, chat, siem).deliver(queued) == {"dropped": 1, "delivered": 1}
+    assert deliverer(store, chat, siem).deliver(queued) == {"pending": 1, "delivered": 1}
+    waiting = current(store, queued[0])
+    assert (waiting.state, waiting.attempts) == ("pending", 0)
+    later = Deliverer(store, {chat.id: chat}, lambda: NOW + CLOSE_WAIT_MS)
+    assert later.deliver([waiting]) == {"dropped": 1}
     assert chat.sent == []
     assert [d.change for d in siem.sent] == ["closed"]
     dropped = current(store, queued[0])
     assert dropped.state == "delivered"
     assert "closed without a first message" in (dropped.last_error or "")
+
+
+def test_a_close_follows_its_first_message_in_one_batch(store: Store) -> None:
+    """A new and a closed version of one finding in one batch: the close goes as a reply to the first."""
+    chat = RecordingSink("slack:soc", "chat", lambda d: Result.success(d.version, message_ref="ts-1"))
+    first = rows(store, [chat.id], change="new", uid="f-9")
+    [stored] = store.upsert([make_finding("f-9", status_id=4, modified=BASE_TIME + 1)], now=NOW)  # type: ignore[arg-type]
+    close = store.ledger_add(
+        [LedgerEntry(stored.version, chat.id, stored.key, "closed", stored.finding, created=NOW + 1, next_attempt=NOW)]
+    )
+    assert deliverer(store, chat).deliver([*close, *first]) == {"delivered": 2}
+    assert [(d.change, d.thread_ref) for d in chat.sent] == [("new", None), ("closed", "ts-1")]
 
 
 def test_follow_up_to_chat_carries_the_thread_ref(store: Store) -> None:

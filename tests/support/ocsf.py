@@ -78,9 +78,9 @@ def problems(finding: Mapping[str, Any]) -> list[str]:
     sev = finding.get("severity_id")
     if sev != 99 and finding.get("severity") != ocsf.SEVERITY_NAMES.get(sev):
         found.append(f"severity {finding.get('severity')!r} is not the caption of {sev}")
-    if finding.get("status_id") is not None and finding.get("status_id") != 99:
-        if finding.get("status") != ocsf.STATUS_NAMES.get(finding["status_id"]):
-            found.append("status caption does not match status_id")
+    status_id = finding.get("status_id")
+    if status_id is not None and status_id != 99 and finding.get("status") != ocsf.STATUS_NAMES.get(status_id):
+        found.append("status caption does not match status_id")
     if finding.get("activity_name") != ocsf.ACTIVITY_NAMES.get(activity):
         found.append("activity_name caption does not match activity_id")
     for path, value in _timestamps(finding):

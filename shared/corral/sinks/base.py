@@ -41,7 +41,9 @@ class Result:
 
     `ok` with an optional `message_ref` (kept to thread later changes); otherwise `error` (one
     line, never a secret), `permanent` (a 4xx other than 429: retrying cannot help) and
-    `retry_after` (the sink's hint, seconds).
+    `retry_after` (the sink's hint, seconds). `attempted` is False for a delivery the sink held
+    back without sending (the platform was rate limiting): it is rescheduled without counting an
+    attempt, so a backlog never exhausts its attempts unsent.
     """
 
     version: str
@@ -50,6 +52,7 @@ class Result:
     error: str | None = None
     permanent: bool = False
     retry_after: float | None = None
+    attempted: bool = True
 
     @classmethod
     def success(cls, version: str, message_ref: str | None = None) -> Result:
@@ -60,6 +63,11 @@ class Result:
     def failure(cls, version: str, error: str, *, permanent: bool = False, retry_after: float | None = None) -> Result:
         """A delivery the sink did not accept."""
         return cls(version, False, error=error, permanent=permanent, retry_after=retry_after)
+
+    @classmethod
+    def held_back(cls, version: str, error: str, retry_after: float | None = None) -> Result:
+        """A delivery not sent at all, because an earlier one in the batch met an outage."""
+        return cls(version, False, error=error, retry_after=retry_after, attempted=False)
 
 
 class Sink(Protocol):

@@ -304,7 +304,7 @@ def send_until_outage(
     halt: Result | None = None
     for delivery in deliveries:
         if halt is not None:
-            results.append(Result.failure(delivery.version, unavailable, retry_after=halt.retry_after))
+            results.append(Result.held_back(delivery.version, unavailable, retry_after=halt.retry_after))
             continue
         result = send_one(delivery)
         results.append(result)

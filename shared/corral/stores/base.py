@@ -116,7 +116,8 @@ def decide(current: Snapshot | None, incoming: Snapshot) -> ChangeKind:
         return "new"
     if incoming.modified_time < current.modified_time:
         return "stale"
-    if incoming.fingerprint == current.fingerprint:
+    if incoming.fingerprint == current.fingerprint and incoming.closed == current.closed:
+        # Activity is volatile (Create/Update flip on re-publication), but a Close is a change.
         return "unchanged"
     if current.closed and not incoming.closed:
         return "reopened"

@@ -1,0 +1,164 @@
+"""End-to-end `corral ingest` into SQLite, and the fan-out cost per finding.
+
+- Ingest: N GuardDuty EventBridge deliveries (JSON lines, each a distinct finding) through the real
+  CLI in a fresh process, as a throughput ratio to a plain bulk INSERT of the same normalized
+  documents into the same kind of SQLite table, measured in the same run (goal >= 0.5x), with
+  absolute findings/s and the process's peak memory at two input sizes (goal: flat, i.e. streaming).
+- Fan-out: the extra cost per finding of routing it to two file sinks (render + ledger rows +
+  delivery records), as a ratio to normalizing the same finding.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from corral import config, ocsf
+from corral.normalize import normalize
+from corral.pipeline import Inbound, Pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "tests" / "events" / "aws" / "guardduty" / "eks-runtime-newbinaryexecuted-eventbridge.json"
+SIZES = (20_000, 100_000)
+FANOUT_FINDINGS = 3_000
+
+
+def deliveries(count: int) -> list[bytes]:
+    """`count` EventBridge deliveries, each a distinct finding (arn and id varied)."""
+    event = json.loads(TEMPLATE.read_text())
+    detail = event["detail"]
+    arn, finding_id = detail["arn"], detail["id"]
+    lines = []
+    for n in range(count):
+        suffix = f"{n:08x}"
+        detail["id"] = finding_id[:-8] + suffix
+        detail["arn"] = arn[: -len(finding_id)] + detail["id"]
+        event["id"] = f"00000000-0000-4000-8000-{n:012x}"
+        lines.append(orjson.dumps(event))
+    return lines
+
+
+def _plain_insert(documents: list[dict[str, Any]], path: Path) -> float:
+    """Seconds to bulk-insert the documents with their key columns: the floor any store pays."""
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(
+        "CREATE TABLE plain (product TEXT, account TEXT, uid TEXT, severity INTEGER, status INTEGER,"
+        " modified INTEGER, document TEXT, PRIMARY KEY (product, account, uid))"
+    )
+    rows = [
+        (*ocsf.identity(d), d["severity_id"], d["status_id"], ocsf.modified_time(d), orjson.dumps(d).decode())
+        for d in documents
+    ]
+    start = time.perf_counter()
+    for i in range(0, len(rows), 500):
+        with db:
+            db.executemany("INSERT INTO plain VALUES (?, ?, ?, ?, ?, ?, ?)", rows[i : i + 500])
+    elapsed = time.perf_counter() - start
+    db.close()
+    return elapsed
+
+
+def _cli_ingest(input_path: Path, store: Path) -> tuple[float, int, dict[str, int]]:
+    """Seconds, peak RSS (KiB) and the summary of a `corral ingest --json` process."""
+    command = [
+        sys.executable,
+        "-m",
+        "corral.cli.__main__",
+        "ingest",
+        "--json",
+        "--store",
+        f"sqlite:///{store}",
+        str(input_path),
+    ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, check=True, env={**os.environ, "CORRAL_CONFIG": ""})
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    summary: dict[str, int] = orjson.loads(proc.stdout)
+    return elapsed, max(peak, before), summary
+
+
+def ingest_lines() -> list[str]:
+    """The end-to-end ingest benchmark."""
+    lines = ["ingest: `corral ingest` into SQLite vs a plain bulk INSERT of the same documents (goal >= 0.5x)"]
+    print(lines[0], flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in SIZES:
+            raw = deliveries(count)
+            input_path = Path(tmp) / f"in-{count}.jsonl"
+            input_path.write_bytes(b"\n".join(raw) + b"\n")
+            documents = [o.finding for line in raw for o in normalize(orjson.loads(line)) if o.finding]
+            plain = _plain_insert(documents, Path(tmp) / f"plain-{count}.db")
+            del documents
+            elapsed, peak_kib, summary = _cli_ingest(input_path, Path(tmp) / f"corral-{count}.db")
+            if summary["new"] != count:
+                raise SystemExit(f"bench: expected {count} new findings, got {summary}")
+            line = (
+                f"  {count:7,} findings: {count / elapsed:8,.0f} findings/s end to end  "
+                f"plain insert {count / plain:9,.0f} rows/s  ratio {plain / elapsed:5.3f}x  "
+                f"peak RSS {peak_kib / 1024:6.1f} MiB"
+            )
+            lines.append(line)
+            print(line, flush=True)
+    return lines
+
+
+def fanout_lines() -> list[str]:
+    """Cost per finding of routing to two file sinks, as a ratio to normalizing it."""
+    raw = deliveries(FANOUT_FINDINGS)
+    parsed = [orjson.loads(line) for line in raw]
+    start = time.perf_counter()
+    for doc in parsed:
+        list(normalize(doc))
+    normalize_cost = (time.perf_counter() - start) / len(parsed)
+    costs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, table in (
+            ("store only", {}),
+            (
+                "two file sinks",
+                {
+                    "sinks": {
+                        "file:a": {"kind": "file", "path": f"{tmp}/a.jsonl"},
+                        "file:b": {"kind": "file", "path": f"{tmp}/b.jsonl", "format": "ocsf"},
+                    },
+                    "routes": [{"name": "all", "to": ["file:a", "file:b"]}],
+                },
+            ),
+        ):
+            store = f"sqlite:///{tmp}/{label.replace(' ', '-')}.db"
+            pipeline = Pipeline.from_settings(config.parse({"store": store, **table}, "bench"), {})
+            inbound = [Inbound(copy.deepcopy(doc), f"bench#{n}") for n, doc in enumerate(parsed)]
+            start = time.perf_counter()
+            pipeline.ingest(inbound)
+            costs[label] = (time.perf_counter() - start) / len(parsed)
+            pipeline.close()
+    fanout = costs["two file sinks"] - costs["store only"]
+    line = (
+        f"fan-out: two file sinks add {fanout * 1e6:6.1f} us per finding (render + ledger), "
+        f"{fanout / normalize_cost:4.2f}x the normalization of the same finding ({normalize_cost * 1e6:.1f} us)"
+    )
+    print(line, flush=True)
+    return [line]
+
+
+def main() -> list[str]:
+    """Run both; return the printed lines."""
+    return ingest_lines() + fanout_lines()
+
+
+if __name__ == "__main__":
+    main()
