@@ -1,0 +1,31 @@
+"""`make bench`: every benchmark, each as ratios to a baseline measured in the same run.
+
+Absolute numbers vary with the machine and its load; the ratios are what to compare between runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+
+# Ordered cheapest first; each module's `main()` prints its own lines as it goes.
+BENCHMARKS = (
+    "benchmarks.bench_normalize",
+    "benchmarks.bench_ingest",
+    "benchmarks.bench_store_sql",
+    "benchmarks.bench_store_dynamodb",
+    "benchmarks.bench_cold_start",
+)
+
+
+def main(names: list[str]) -> None:
+    """Run the named benchmarks (all by default)."""
+    for name in names or BENCHMARKS:
+        started = time.perf_counter()
+        importlib.import_module(name if "." in name else f"benchmarks.{name}").main()
+        print(f"({name} took {time.perf_counter() - started:.0f} s)\n", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
