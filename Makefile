@@ -53,3 +53,6 @@ clean: ## Remove build output and local state
 	rm -rf dist build .pytest_cache .mypy_cache .ruff_cache corral.db corral.db-* demo-out
 
 -include mk/*.mk
+
+screenshot: $(STAMP) ## Refresh docs/dashboard.png from the dashboard test in headless Chromium
+	CORRAL_SCREENSHOT_UPDATE=1 $(BIN)/pytest tests/coverage/test_dashboard.py -k served_page -q
