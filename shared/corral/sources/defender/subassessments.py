@@ -361,14 +361,10 @@ def _vulnerabilities(props: View, extra: View, sub_id: str) -> list[dict[str, An
     if fix is None and software.text("fixStatus"):
         fix = (software.text("fixStatus") or "").lower() == "fixavailable"
     exploit = _exploit(details, tvm)
+    package_name, version = software.text("packageName"), software.text("version")
     package = (
-        {
-            "name": software.text("packageName"),
-            "version": software.text("version"),
-            "fixed_in_version": fixed,
-            "vendor_name": software.text("vendor"),
-        }
-        if software.text("packageName") and software.text("version")
+        {"name": package_name, "version": version, "fixed_in_version": fixed, "vendor_name": software.text("vendor")}
+        if package_name and version
         else None
     )
     cwe = next((w.text("id") for w in details.view("weaknesses").views("cwe") if w.text("id")), None)
@@ -378,8 +374,9 @@ def _vulnerabilities(props: View, extra: View, sub_id: str) -> list[dict[str, An
         published = common.first_time(tvm, "publishedDate")
         modified = modified or common.first_time(tvm, "lastModifiedDate")
 
+    title, remediation, category = props.text("displayName"), props.text("remediation"), props.text("category")
     base: dict[str, Any] = {
-        "title": props.text("displayName"),
+        "title": title,
         "desc": props.text("description"),
         "severity": details.text("severity") or props.view("status").text("severity"),
         "references": references,
@@ -387,12 +384,12 @@ def _vulnerabilities(props: View, extra: View, sub_id: str) -> list[dict[str, An
         "is_fix_available": fix,
         "fix_available": fix,
         "is_exploit_available": exploit,
-        "remediation": {"desc": props.text("remediation")} if props.text("remediation") else None,
-        "category": props.text("category") if props.text("category") not in (None, "N/A") else None,
+        "remediation": {"desc": remediation} if remediation else None,
+        "category": category if category != "N/A" else None,
     }
     if not ids:
         advisory = props.text("id") or common.last_segment(sub_id) or sub_id
-        return [{**base, "advisory": {"uid": advisory, "title": props.text("displayName"), "references": references}}]
+        return [{**base, "advisory": {"uid": advisory, "title": title, "references": references}}]
     return [
         {
             **base,
