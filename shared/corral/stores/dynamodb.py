@@ -29,16 +29,17 @@ closed, the query columns `c` cloud, `r` region, `cu` class, `ft` type, `cs` con
 without documents), decides each finding in order with `decide()`, and writes each changed key with
 one `PutItem` conditioned on the write counter it read (`attribute_not_exists(pk)` for new ones);
 on `ConditionalCheckFailed` it re-reads that key and decides again. The writes of one batch run on
-a small thread pool, so a batch costs about one write latency per `WRITE_CONCURRENCY` findings.
+a small thread pool (`WRITE_CONCURRENCY`), so 500 findings take about 500/8 write latencies.
 
 **History** stays atomic without transactions: a write carries its own history entries on the
 finding item (`hx`, the outbox), and the next write that replaces them first copies them to their
 own `H#` items with an idempotent `BatchWriteItem`. `history()` reads the partition (one query)
 and merges the outbox with the `H#` items by sequence number. Entries are keyed by the
 finding's incarnation (`inc`), so a finding expired and seen again starts a clean history.
-Transactions were the other way: they double the write cost, and moto's `TransactWriteItems`
-restores whole-table snapshots when one fails, losing concurrent writes, so concurrency could not
-be tested against it.
+`TransactWriteItems` would batch the writes into fewer round trips, but each transactional write
+costs twice the capacity, one conflicting finding cancels the whole group, and moto (which the
+tests run against) deep-copies and restores whole tables around each transaction, losing
+concurrent writes, so that design could not be tested for concurrency.
 
 **Queries** walk `gsi1` (partition `F`, newest last seen first) with the filters as a server-side
 `FilterExpression` (globs as `begins_with`/`contains`, then matched exactly here), fetch the
@@ -49,6 +50,12 @@ documents are stored once. Index reads are eventually consistent (DynamoDB offer
 
 Capacity: every call asks for `ReturnConsumedCapacity=TOTAL`; `round_trips` (HTTP requests,
 retries included), `consumed_wcu` and `consumed_rcu` add up what the service reported.
+
+Limits: the index keeps every finding under one partition value (`F`), which DynamoDB serves at
+up to about 1,000 index writes a second; every write moves a finding in the index (its last seen
+changes). That is far above what security findings arrive at; sharding `F` is the next step if it
+ever is not. Ledger rows stay in the index in every state, so `ledger_summary()` reads grow with
+the delivered rows kept. Documents above `MAX_DOCUMENT` compressed are a `PermanentError`.
 """
 
 from __future__ import annotations
