@@ -109,10 +109,13 @@ class View:
 
     def view(self, *names: str) -> View:
         """Return the first object among `names` as a View (empty when none is an object)."""
+        keys = self._keys or self._index()
         for name in names:
-            value = self.get(name)
-            if isinstance(value, dict):
-                return self.child(value)
+            key = keys.get(name.lower())
+            if key is not None:
+                value = self.raw[key]
+                if isinstance(value, dict):
+                    return self.child(value)
         return EMPTY
 
     def views(self, *names: str) -> list[View]:
