@@ -497,6 +497,18 @@ def test_resource_graph_and_rest_lists(name: str, classes: list[int]) -> None:
     assert [normalized(doc)["class_uid"] for doc in records(name)] == classes
 
 
+def test_keys_read_case_insensitively_first_spelling_wins() -> None:
+    """A key sent in two casings reads as the first one; `unmapped` keeps every other field either way."""
+    (doc,) = records("assessment-aks-authorized-ip-ranges.unhealthy.json")
+    twice = {"ID": "/subscriptions/x/not-this-one", **doc}
+    assert normalized(twice)["finding_info"]["uid"] == "/subscriptions/x/not-this-one"
+    props = {**doc["properties"], "Extra": 1, "extra": 2}
+    unmapped = normalized({**doc, "properties": props})["unmapped"]
+    assert unmapped["properties"]["Extra"] == 1
+    assert unmapped["properties"]["extra"] == 2
+    assert "displayName" not in unmapped["properties"]
+
+
 # --- robustness ----------------------------------------------------------------------------------
 
 JSON = st.recursive(
