@@ -125,7 +125,7 @@ def _event(event: dict[str, Any], delivery_id: str | None) -> Normalized:
 def _finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | None = None) -> ocsf.Finding:
     if is_pascal_finding(doc):
         doc = camel_finding(doc)
-    fields = Fields(doc)
+    fields = Fields(doc, {})
     # Some published test events carry only the finding id: the id is unique on its own, and a
     # finding that names no account is kept under UNKNOWN_ACCOUNT rather than dropped.
     arn = fields.text("arn") or _required(fields.text("id"), "GuardDuty finding has no arn and no id")
@@ -191,9 +191,9 @@ def _finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | N
     finding["cloud"] = cloud
     finding["resources"] = ctx.resources
     finding["evidences"] = ctx.evidences
-    finding["remediation"] = ctx.remediation
     pruned: ocsf.Finding = ocsf.prune(finding)
-    # `unmapped` comes last; `rest()` gives it pruned already, and a second prune would copy it again.
+    # The last two need no pruning: remediation is fixed text, and `rest()` prunes as it copies.
+    pruned["remediation"] = ctx.remediation
     unmapped = fields.rest()
     if unmapped:
         pruned["unmapped"] = unmapped
@@ -264,7 +264,7 @@ def _is_sample(service: Fields) -> bool:
 
 
 def _health(event: dict[str, Any], *, healthy: bool) -> HealthSignal:
-    fields = Fields(event)
+    fields = Fields(event, {})
     detail = fields.at("detail")
     account = _required(
         detail.text("resourceAccountId") or fields.text("account"),

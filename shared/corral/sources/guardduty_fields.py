@@ -45,10 +45,10 @@ class Fields:
 
     __slots__ = ("_doc", "_taken")
 
-    def __init__(self, doc: dict[str, Any], taken: Trie | None = None) -> None:
-        """Wrap `doc` (not copied; never modified); `taken` is where a parent view records."""
+    def __init__(self, doc: dict[str, Any], taken: Trie) -> None:
+        """Wrap `doc` (not copied; never modified), recording into `taken` ({} for a whole document)."""
         self._doc = doc
-        self._taken: Trie = {} if taken is None else taken
+        self._taken = taken
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -67,8 +67,13 @@ class Fields:
         for key in path:
             doc = doc.get(key)
             if not isinstance(doc, dict):
-                return Fields(_ABSENT)
-            taken = _child(taken, key)
+                return Fields(_ABSENT, {})
+            child = taken.get(key)  # _child(taken, key), inlined: views are made often
+            if child is None:
+                child = taken[key] = {}
+            elif child is _LEAF:
+                child = {}
+            taken = child
         return Fields(doc, taken)
 
     def objects(self, key: str, limit: int = 1000) -> list[Fields]:
