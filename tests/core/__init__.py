@@ -56,11 +56,16 @@ SCALARS = (
     | st.text()
     | SHAPED_TEXT
 )
+
+
+def _containers(children: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    # A named function: Hypothesis inspects a lambda's source, which fails in some runs.
+    return st.lists(children, max_size=4) | st.dictionaries(SHAPED_KEYS | st.text(max_size=5), children, max_size=5)
+
+
 JSON = st.recursive(
     SCALARS,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(SHAPED_KEYS | st.text(max_size=5), children, max_size=5)
-    ),
+    _containers,
     max_leaves=20,
 )
 """Any JSON value (as orjson would parse it), biased towards envelope keys."""

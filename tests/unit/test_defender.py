@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.support.ocsf import assert_valid, problems
+from tests.support.strategies import JSON
 
 from corral import envelopes, ocsf, traits
 from corral.errors import MalformedEventError, UnsupportedSourceError
@@ -511,11 +512,6 @@ def test_keys_read_case_insensitively_first_spelling_wins() -> None:
 
 # --- robustness ----------------------------------------------------------------------------------
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=20,
-)
 SHAPED = st.fixed_dictionaries(
     {},
     optional={

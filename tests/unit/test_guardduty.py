@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.support.ocsf import assert_valid
+from tests.support.strategies import JSON
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError, UnsupportedSourceError
@@ -500,12 +501,6 @@ def test_bad_time_raises_malformed_naming_the_field() -> None:
 
 
 # --- robustness ------------------------------------------------------------------------------------
-
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
-    max_leaves=25,
-)
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.support.ocsf import assert_valid, problems
+from tests.support.strategies import JSON
 
 from corral import context, ocsf, traits
 from corral.errors import MalformedEventError, UnsupportedSourceError
@@ -387,13 +388,6 @@ def test_missing_name_is_malformed() -> None:
 def test_other_documents_are_not_recognized(doc: dict[str, Any]) -> None:
     """Documents of other sources, and look-alikes, are not SCC's."""
     assert scc.recognizes(doc) is False
-
-
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=20,
-)
 
 
 def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
