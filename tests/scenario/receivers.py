@@ -7,8 +7,8 @@ it carries. `Faulty` wraps a receiver and injects faults: a share of calls is an
 (Retry-After: 0) or 500 before the receiver sees them, and a share of accepted calls is answered
 500 anyway ("fail after accept": the copies are kept, the client is told it failed). Those
 copies are counted in `Faulty.after_accept`.
-`Loopback` serves a behaviour on 127.0.0.1, answering each request in one write with Nagle's
-algorithm off, so that a thousand deliveries take seconds rather than delayed-ACK waits.
+The receivers are behaviours for `tests.support.fake_http.FakeHTTPServer`; the first two are the
+sink tests' `HecCollector` and `WebhookReceiver` (tests/support/fake_siem.py), keeping copies.
 """
 
 from __future__ import annotations
@@ -17,15 +17,13 @@ import json
 import random
 import re
 import threading
+import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
 
-from corral.sinks.webhook import verify
-from tests.support.fake_siem import Reply, Request
+from tests.support import fake_siem
+from tests.support.fake_http import Recorded, Reply
 
 TAG = re.compile(r"\[c(\d+)\]")
 """The content tag the scenario writes at the start of every finding title: `[c<content id>]`."""
@@ -70,28 +68,18 @@ class Receiver(Protocol):
 
     copies: list[Copy]
 
-    def __call__(self, request: Request) -> Reply: ...
+    def __call__(self, request: Recorded) -> Reply: ...
 
 
-class HecReceiver:
-    """Splunk HEC's `/services/collector/event`: token check, concatenated JSON events, 200 on success."""
+class HecReceiver(fake_siem.HecCollector):
+    """Splunk HEC's `/services/collector/event`, keeping one Copy per accepted event."""
 
     def __init__(self, token: str) -> None:
-        self.token = token
+        super().__init__(token)
         self.copies: list[Copy] = []
 
-    def __call__(self, request: Request) -> Reply:
-        """Accept a batch of events with the right token; keep one Copy per event."""
-        if request.path != "/services/collector/event":
-            return Reply.json(404, {"text": "The requested URL was not found on this server.", "code": 404})
-        if request.header("Authorization") != f"Splunk {self.token}":
-            return Reply.json(403, {"text": "Invalid token", "code": 4})
-        try:
-            events = _concatenated(request.body.decode("utf-8"))
-        except ValueError:
-            return Reply.json(400, {"text": "Invalid data format", "code": 6, "invalid-event-number": 0})
-        if not events:
-            return Reply.json(400, {"text": "No data", "code": 5})
+    def keep(self, events: list[dict[str, Any]]) -> None:
+        """Keep one Copy per event."""
         for event in events:
             body = event["event"]
             info = body["finding_info"]
@@ -103,34 +91,17 @@ class HecReceiver:
                     uid=info["uid"],
                 )
             )
-        return Reply.json(200, {"text": "Success", "code": 0})
 
 
-class WebhookReceiver:
-    """A signed-webhook receiver: checks the signature and the Idempotency-Key header, answers 202."""
+class WebhookReceiver(fake_siem.WebhookReceiver):
+    """A signed-webhook receiver that also checks the Idempotency-Key header against the body."""
 
     def __init__(self, secret: str, path: str) -> None:
-        self.secret = secret
-        self.path = path
+        super().__init__(secret, path, time.time)
         self.copies: list[Copy] = []
 
-    def __call__(self, request: Request) -> Reply:
-        """Accept a correctly signed request whose header key matches its body; keep one Copy."""
-        import time
-
-        if request.path != self.path:
-            return Reply(404)
-        signed = verify(
-            self.secret,
-            request.header("X-Corral-Timestamp") or "",
-            request.body,
-            request.header("X-Corral-Signature") or "",
-            now=time.time(),
-        )
-        if not signed:
-            return Reply.json(401, {"error": "bad signature"})
-        body = json.loads(request.body)
-        key = request.header("Idempotency-Key")
+    def accept(self, key: str, body: dict[str, Any]) -> Reply:
+        """Accept a signed request whose header key matches its body; keep one Copy."""
         if key != body["idempotency_key"]:
             return Reply.json(400, {"error": "Idempotency-Key header differs from the body"})
         info = body["finding"]["finding_info"]
@@ -147,7 +118,7 @@ class SlackApi:
         self.copies: list[Copy] = []
         self._serial = 0
 
-    def __call__(self, request: Request) -> Reply:
+    def __call__(self, request: Recorded) -> Reply:
         """Accept a message for the configured channel; keep one Copy with the change read from its text."""
         if not request.path.endswith("/chat.postMessage"):
             return Reply.json(404, {"ok": False, "error": "unknown_method"})
@@ -179,7 +150,7 @@ class Faulty:
     enabled: bool = True
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, request: Request) -> Reply:
+    def __call__(self, request: Recorded) -> Reply:
         """Answer 429/500 for a share of calls; pass the rest on; turn a share of acceptances into 500."""
         with self._lock:
             self.calls += 1
@@ -218,73 +189,3 @@ def _ok(reply: Reply) -> bool:
     except ValueError:
         return True
     return not (isinstance(doc, dict) and doc.get("ok") is False)
-
-
-def _concatenated(text: str) -> list[dict[str, Any]]:
-    decoder = json.JSONDecoder()
-    found: list[dict[str, Any]] = []
-    position = 0
-    while True:
-        while position < len(text) and text[position] in " \t\r\n":
-            position += 1
-        if position == len(text):
-            return found
-        doc, position = decoder.raw_decode(text, position)
-        if not isinstance(doc, dict) or "event" not in doc:
-            raise ValueError("not an event")
-        found.append(doc)
-
-
-class Loopback:
-    """A threaded HTTP server on 127.0.0.1 that answers every POST with `behaviour(request)`."""
-
-    def __init__(self, behaviour: Callable[[Request], Reply]) -> None:
-        self.behaviour = behaviour
-        self.pushed: list[Reply] = []
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. http://127.0.0.1:54321."""
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def push(self, *replies: Reply) -> None:
-        """Answer the next requests with `replies` (unrecorded) before the behaviour takes over again."""
-        self.pushed.extend(replies)
-
-    def answer(self, request: Request) -> Reply:
-        """The reply to one request."""
-        return self.pushed.pop(0) if self.pushed else self.behaviour(request)
-
-    def __enter__(self) -> Loopback:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
-
-
-def _handler(server: Loopback) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            parts = urlsplit(self.path)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            reply = server.answer(Request("POST", parts.path, parse_qs(parts.query), headers, body))
-            head = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}"]
-            head += [f"{name}: {value}" for name, value in reply.headers.items()]
-            head += [f"Content-Length: {len(reply.body)}", "", ""]
-            self.wfile.write("\r\n".join(head).encode("latin-1") + reply.body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep test output quiet."""
-
-    return Handler

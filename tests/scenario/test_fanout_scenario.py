@@ -43,8 +43,9 @@ from corral.delivery import MAX_ATTEMPTS, MAX_DELAY_MS
 from corral.pipeline import Inbound, Pipeline
 from corral.stores.base import FindingQuery, LedgerEntry, LedgerState
 from corral.stores.sqlite import SqliteStore
-from tests.scenario.receivers import Copy, Faulty, HecReceiver, Loopback, SlackApi, WebhookReceiver, tag_of
-from tests.support.fake_siem import Reply as ServerReply
+from tests.scenario.receivers import Copy, Faulty, HecReceiver, SlackApi, WebhookReceiver, tag_of
+from tests.support.fake_http import FakeHTTPServer as Loopback
+from tests.support.fake_http import Reply as ServerReply
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 SEED = 20260302

@@ -13,16 +13,9 @@ import pytest
 
 from corral.errors import ConfigError
 from corral.sinks import build, elastic, family
-from corral.sinks.base import Delivery, Result
-from tests.support.fake_siem import (
-    HOSTILE_TEXTS,
-    BulkIndex,
-    FakeServer,
-    Reply,
-    check_golden,
-    make_delivery,
-    make_tls,
-)
+from tests.support.fake_http import FakeHTTPServer, Reply, make_tls
+from tests.support.fake_siem import BulkIndex
+from tests.support.sinks import HOSTILE_TEXTS, assert_no_canary, check_golden, make_delivery, numbered
 
 SINK = "elastic:siem"
 INDEX = "logs-corral.findings-default"
@@ -35,10 +28,6 @@ def _settings(url: str, **extra: Any) -> dict[str, Any]:
     return {"kind": "elastic", "url": url, "index": INDEX, "api_key_env": "ELASTIC_API_KEY", "timeout": 2, **extra}
 
 
-def _versions(n: int) -> list[Delivery]:
-    return [make_delivery(SINK, version=f"{i:064x}", uid=f"finding-{i}") for i in range(n)]
-
-
 @pytest.fixture
 def index() -> BulkIndex:
     """An Elasticsearch _bulk endpoint that accepts our API key."""
@@ -46,13 +35,13 @@ def index() -> BulkIndex:
 
 
 @pytest.fixture
-def server(index: BulkIndex) -> Iterator[FakeServer]:
+def server(index: BulkIndex) -> Iterator[FakeHTTPServer]:
     """A local HTTP server acting as Elasticsearch."""
-    with FakeServer(index) as running:
+    with FakeHTTPServer(index) as running:
         yield running
 
 
-def _sink(server: FakeServer, **extra: Any) -> elastic.ElasticSink:
+def _sink(server: FakeHTTPServer, **extra: Any) -> elastic.ElasticSink:
     return elastic.from_config(SINK, _settings(server.url, **extra), ENV)
 
 
@@ -71,9 +60,9 @@ def test_render_document_fields() -> None:
     assert doc["class_uid"] == 2004
 
 
-def test_batch_is_one_bulk_request(server: FakeServer, index: BulkIndex) -> None:
+def test_batch_is_one_bulk_request(server: FakeHTTPServer, index: BulkIndex) -> None:
     """Three deliveries go in one _bulk request with ApiKey auth and NDJSON; all are created."""
-    deliveries = _versions(3)
+    deliveries = numbered(SINK, 3)
     results = _sink(server).send(deliveries)
     assert [r.ok for r in results] == [True] * 3
     assert len(server.requests) == 1
@@ -84,18 +73,18 @@ def test_batch_is_one_bulk_request(server: FakeServer, index: BulkIndex) -> None
     assert list(index.documents[INDEX]) == [d.version for d in deliveries]
 
 
-def test_duplicate_create_is_success(server: FakeServer, index: BulkIndex) -> None:
+def test_duplicate_create_is_success(server: FakeHTTPServer, index: BulkIndex) -> None:
     """Sending the same version again is refused by Elasticsearch (409) and counts as delivered."""
-    deliveries = _versions(2)
+    deliveries = numbered(SINK, 2)
     _sink(server).send(deliveries[:1])
     results = _sink(server).send(deliveries)
     assert [r.ok for r in results] == [True, True]
     assert len(index.documents[INDEX]) == 2
 
 
-def test_item_errors_map_to_their_deliveries(server: FakeServer, index: BulkIndex) -> None:
+def test_item_errors_map_to_their_deliveries(server: FakeHTTPServer, index: BulkIndex) -> None:
     """Per item: 429 retryable, 400 mapping error permanent, 503 retryable, the rest delivered."""
-    deliveries = _versions(4)
+    deliveries = numbered(SINK, 4)
     index.item_failures = {
         deliveries[0].version: (429, "es_rejected_execution_exception"),
         deliveries[1].version: (400, "document_parsing_exception"),
@@ -108,9 +97,9 @@ def test_item_errors_map_to_their_deliveries(server: FakeServer, index: BulkInde
     assert "document_parsing_exception" in (results[1].error or "")
 
 
-def test_requests_are_split_under_max_request_bytes(server: FakeServer, index: BulkIndex) -> None:
+def test_requests_are_split_under_max_request_bytes(server: FakeHTTPServer, index: BulkIndex) -> None:
     """With a small limit the batch is split, every request within the limit, documents in order."""
-    deliveries = _versions(5)
+    deliveries = numbered(SINK, 5)
     one = len(elastic.render(deliveries[0], INDEX))
     limit = 2 * one + 5
     results = _sink(server, max_request_bytes=limit).send(deliveries)
@@ -120,20 +109,20 @@ def test_requests_are_split_under_max_request_bytes(server: FakeServer, index: B
     assert list(index.documents[INDEX]) == [d.version for d in deliveries]
 
 
-def test_document_over_the_limit_fails_alone(server: FakeServer) -> None:
+def test_document_over_the_limit_fails_alone(server: FakeHTTPServer) -> None:
     """A document larger than max_request_bytes fails permanently without a request."""
     big = make_delivery(SINK, version="b" * 64, desc="x" * 5000)
-    results = _sink(server, max_request_bytes=4096).send([big, *_versions(1)])
+    results = _sink(server, max_request_bytes=4096).send([big, *numbered(SINK, 1)])
     assert [r.ok for r in results] == [False, True]
     assert results[0].permanent
     assert all(b"b" * 64 not in r.body for r in server.requests)
 
 
 @pytest.mark.parametrize(("status", "permanent"), [(429, False), (500, False), (503, False), (401, True), (413, True)])
-def test_refused_request_fails_every_item(server: FakeServer, status: int, permanent: bool) -> None:
+def test_refused_request_fails_every_item(server: FakeHTTPServer, status: int, permanent: bool) -> None:
     """A request-level refusal fails all its deliveries; 429/5xx retryable with Retry-After."""
     server.push(Reply.json(status, {"error": {"type": "x"}, "status": status}, {"Retry-After": "9"}))
-    results = _sink(server).send(_versions(3))
+    results = _sink(server).send(numbered(SINK, 3))
     assert [r.ok for r in results] == [False] * 3
     assert all(r.permanent is permanent for r in results)
     if not permanent:
@@ -145,24 +134,24 @@ def test_refused_request_fails_every_item(server: FakeServer, status: int, perma
     [b"not json", b'{"errors": false}', b'{"errors": false, "items": [{"create": {"status": 201}}]}'],
     ids=["garbage", "no-items", "too-few-items"],
 )
-def test_unreadable_answer_is_retryable(server: FakeServer, body: bytes) -> None:
+def test_unreadable_answer_is_retryable(server: FakeHTTPServer, body: bytes) -> None:
     """A 200 whose items cannot be matched to the actions leaves every delivery retryable."""
     server.push(Reply(200, body, {"Content-Type": "application/json"}))
-    results = _sink(server).send(_versions(2))
+    results = _sink(server).send(numbered(SINK, 2))
     assert all(not r.ok and not r.permanent for r in results)
 
 
-def test_hung_connection_is_retryable_and_bounded(server: FakeServer) -> None:
+def test_hung_connection_is_retryable_and_bounded(server: FakeHTTPServer) -> None:
     """A cluster that never answers costs one timeout; deliveries stay retryable."""
     server.push(Reply(hang=True))
     started = time.monotonic()
-    results = _sink(server, timeout=0.3).send(_versions(2))
+    results = _sink(server, timeout=0.3).send(numbered(SINK, 2))
     assert time.monotonic() - started < 5
     assert all(not r.ok and not r.permanent for r in results)
 
 
 @pytest.mark.parametrize("text", HOSTILE_TEXTS, ids=range(len(HOSTILE_TEXTS)))
-def test_hostile_text_cannot_forge_actions(server: FakeServer, index: BulkIndex, text: str) -> None:
+def test_hostile_text_cannot_forge_actions(server: FakeHTTPServer, index: BulkIndex, text: str) -> None:
     """Hostile text stays inside its document: two lines per delivery, no extra action, exact round-trip."""
     deliveries = [make_delivery(SINK, version=f"{i:064x}", title=text, namespace=text) for i in range(2)]
     results = _sink(server).send(deliveries)
@@ -177,8 +166,8 @@ def test_hostile_text_cannot_forge_actions(server: FakeServer, index: BulkIndex,
 def test_https_with_a_private_ca(tmp_path: Path, index: BulkIndex) -> None:
     """Over TLS, `ca_file` lets the sink trust a cluster with a private certificate."""
     tls = make_tls(tmp_path)
-    with FakeServer(index, tls=tls) as server:
-        results = elastic.from_config(SINK, _settings(server.url, ca_file=str(tls.cert)), ENV).send(_versions(1))
+    with FakeHTTPServer(index, tls=tls) as server:
+        results = elastic.from_config(SINK, _settings(server.url, ca_file=str(tls.cert)), ENV).send(numbered(SINK, 1))
     assert results[0].ok
     assert len(index.documents[INDEX]) == 1
 
@@ -194,19 +183,13 @@ FAILURE_REPLIES = [
 
 
 @pytest.mark.parametrize("reply", FAILURE_REPLIES, ids=lambda r: "hang" if r.hang else str(r.status))
-def test_api_key_never_leaks(server: FakeServer, reply: Reply, caplog: pytest.LogCaptureFixture) -> None:
+def test_api_key_never_leaks(server: FakeHTTPServer, reply: Reply, caplog: pytest.LogCaptureFixture) -> None:
     """In every failure mode the API key is in no Result.error, no log record and no body."""
     caplog.set_level(logging.DEBUG)
     server.push(reply)
-    results = _sink(server, timeout=0.3).send(_versions(2))
+    results = _sink(server, timeout=0.3).send(numbered(SINK, 2))
     assert not any(r.ok for r in results)
-    _assert_no_canary(results, caplog, server)
-
-
-def _assert_no_canary(results: list[Result], caplog: pytest.LogCaptureFixture, server: FakeServer) -> None:
-    assert all(CANARY not in (r.error or "") for r in results)
-    assert all(CANARY not in record.getMessage() for record in caplog.records)
-    assert all(CANARY.encode() not in r.body and CANARY not in r.path for r in server.requests)
+    assert_no_canary(CANARY, results, caplog, server.requests)
 
 
 @pytest.mark.parametrize(

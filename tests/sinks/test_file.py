@@ -11,7 +11,7 @@ import pytest
 from corral.errors import ConfigError
 from corral.sinks import build, family
 from corral.sinks import file as file_sink
-from tests.support.fake_siem import HOSTILE_TEXTS, check_golden, make_delivery
+from tests.support.sinks import HOSTILE_TEXTS, check_golden, make_delivery
 
 SINK = "file:demo"
 

@@ -57,7 +57,7 @@ def test_short_timeout_bounds_the_connect_too(unanswered_port: int) -> None:
 def test_short_timeout_bounds_the_read() -> None:
     """A server that never answers is given up on after the sink's timeout."""
     with FakeHTTPServer() as server:
-        server.script(HANG)
+        server.push(HANG)
         started = time.monotonic()
         answer = Client(timeout=0.3).post(server.url + "/hook", b"{}", {}, what="webhook:x")
         elapsed = time.monotonic() - started
@@ -69,7 +69,7 @@ def test_secret_url_parts_are_redacted_from_transport_logs(caplog: pytest.LogCap
     """The path and query of a capability URL, and a long `sig` value, never reach urllib3's records."""
     caplog.set_level(logging.DEBUG)
     with FakeHTTPServer() as server:
-        server.script(Reply(202), Reply(202))
+        server.push(Reply(202), Reply(202))
         path_url = server.url + "/hooks/path-secret-0001"
         sig_url = server.url + "/invoke?api-version=1&sig=query-secret-0002"
         redact_url_in_logs(path_url)

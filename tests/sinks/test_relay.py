@@ -19,8 +19,8 @@ from corral import ocsf
 from corral.errors import ConfigError
 from corral.sinks import build, family, relay
 from corral.sinks.base import Delivery
-from tests.support.fake_siem import check_golden, make_delivery
 from tests.support.moto import moto_server  # noqa: F401  (the session fixture)
+from tests.support.sinks import check_golden, make_delivery
 
 SINK = "relay:hub"
 EMULATOR_START = 60.0

@@ -16,18 +16,10 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from corral.errors import ConfigError
 from corral.sinks import family, sentinel
-from corral.sinks.base import Delivery, Result
 from corral.sinks.text import MARKER
-from tests.support.fake_siem import (
-    HOSTILE_TEXTS,
-    FakeServer,
-    LogsIngestion,
-    Reply,
-    TlsFiles,
-    check_golden,
-    make_delivery,
-    make_tls,
-)
+from tests.support.fake_http import FakeHTTPServer, Reply, TlsFiles, make_tls
+from tests.support.fake_siem import LogsIngestion
+from tests.support.sinks import HOSTILE_TEXTS, assert_no_canary, check_golden, make_delivery, numbered
 
 SINK = "sentinel:soc"
 RULE = "dcr-00112233445566778899aabbccddeeff"
@@ -55,10 +47,6 @@ class StaticToken:
         return AccessToken(self.token, int(time.time()) + 3600)
 
 
-def _versions(n: int, **finding_args: Any) -> list[Delivery]:
-    return [make_delivery(SINK, version=f"{i:064x}", uid=f"finding-{i}", **finding_args) for i in range(n)]
-
-
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     """A self-signed certificate for the local ingestion endpoint."""
@@ -72,9 +60,9 @@ def ingestion() -> LogsIngestion:
 
 
 @pytest.fixture
-def server(ingestion: LogsIngestion, tls: TlsFiles) -> Iterator[FakeServer]:
+def server(ingestion: LogsIngestion, tls: TlsFiles) -> Iterator[FakeHTTPServer]:
     """The ingestion endpoint over HTTPS on 127.0.0.1."""
-    with FakeServer(ingestion, tls=tls) as running:
+    with FakeHTTPServer(ingestion, tls=tls) as running:
         yield running
 
 
@@ -83,7 +71,7 @@ def _settings(url: str, tls: TlsFiles, **extra: Any) -> dict[str, Any]:
 
 
 def _sink(
-    server: FakeServer, tls: TlsFiles, credential: StaticToken | None = None, **extra: Any
+    server: FakeHTTPServer, tls: TlsFiles, credential: StaticToken | None = None, **extra: Any
 ) -> sentinel.SentinelSink:
     return sentinel.from_config(SINK, _settings(server.url, tls, **extra), {}, credential=credential or StaticToken())
 
@@ -115,10 +103,12 @@ def test_row_columns_and_values() -> None:
     assert row["Finding"] == delivery.finding
 
 
-def test_upload_is_one_request_with_a_bearer_token(server: FakeServer, ingestion: LogsIngestion, tls: TlsFiles) -> None:
+def test_upload_is_one_request_with_a_bearer_token(
+    server: FakeHTTPServer, ingestion: LogsIngestion, tls: TlsFiles
+) -> None:
     """Three deliveries are one gzip'd upload to the DCR stream, authorised with the Entra token."""
     credential = StaticToken()
-    deliveries = _versions(3)
+    deliveries = numbered(SINK, 3)
     results = _sink(server, tls, credential).send(deliveries)
     assert [r.ok for r in results] == [True] * 3
     assert len(server.requests) == 1
@@ -129,9 +119,9 @@ def test_upload_is_one_request_with_a_bearer_token(server: FakeServer, ingestion
     assert ingestion.rows == [json.loads(json.dumps(sentinel.render(d))) for d in deliveries]
 
 
-def test_uploads_are_split_under_one_megabyte(server: FakeServer, ingestion: LogsIngestion, tls: TlsFiles) -> None:
+def test_uploads_are_split_under_one_megabyte(server: FakeHTTPServer, ingestion: LogsIngestion, tls: TlsFiles) -> None:
     """Rows adding up to more than 1 MB go in several uploads, each under the API's limit, in order."""
-    deliveries = _versions(14, title="T" * 70_000, desc="D" * 70_000)
+    deliveries = numbered(SINK, 14, title="T" * 70_000, desc="D" * 70_000)
     results = _sink(server, tls).send(deliveries)
     assert all(r.ok for r in results)
     assert len(server.requests) >= 2
@@ -140,9 +130,11 @@ def test_uploads_are_split_under_one_megabyte(server: FakeServer, ingestion: Log
     assert [row["IdempotencyKey"] for row in ingestion.rows] == [d.version for d in deliveries]
 
 
-def test_a_failed_upload_fails_only_its_own_rows(server: FakeServer, ingestion: LogsIngestion, tls: TlsFiles) -> None:
+def test_a_failed_upload_fails_only_its_own_rows(
+    server: FakeHTTPServer, ingestion: LogsIngestion, tls: TlsFiles
+) -> None:
     """When the first of two uploads gets 503, its rows are retryable and the second upload's rows delivered."""
-    deliveries = _versions(14, title="T" * 70_000)
+    deliveries = numbered(SINK, 14, title="T" * 70_000)
     server.push(Reply.json(503, {"error": {"code": "ServiceUnavailable", "message": "busy"}}, {"Retry-After": "12"}))
     results = _sink(server, tls).send(deliveries)
     failed = [r for r in results if not r.ok]
@@ -166,22 +158,22 @@ def test_a_failed_upload_fails_only_its_own_rows(server: FakeServer, ingestion: 
     ids=lambda v: str(v.status) if isinstance(v, Reply) else None,
 )
 def test_answers_are_classified(
-    server: FakeServer, tls: TlsFiles, reply: Reply, permanent: bool, retry_after: float | None, text: str
+    server: FakeHTTPServer, tls: TlsFiles, reply: Reply, permanent: bool, retry_after: float | None, text: str
 ) -> None:
     """429 and 5xx are retryable with Retry-After; other 4xx are permanent, naming the service's code."""
     server.push(reply)
-    results = _sink(server, tls).send(_versions(2))
+    results = _sink(server, tls).send(numbered(SINK, 2))
     assert all(not r.ok for r in results)
     assert all(r.permanent is permanent and r.retry_after == retry_after for r in results)
     assert text in (results[0].error or "")
     assert len(server.requests) == 1, "azure-core must not retry on its own"
 
 
-def test_hung_connection_is_retryable_and_bounded(server: FakeServer, tls: TlsFiles) -> None:
+def test_hung_connection_is_retryable_and_bounded(server: FakeHTTPServer, tls: TlsFiles) -> None:
     """An endpoint that never answers costs one read timeout; the rows stay retryable."""
     server.push(Reply(hang=True))
     started = time.monotonic()
-    results = _sink(server, tls, timeout=0.3).send(_versions(2))
+    results = _sink(server, tls, timeout=0.3).send(numbered(SINK, 2))
     assert time.monotonic() - started < 5
     assert all(not r.ok and not r.permanent for r in results)
     assert "no answer" in (results[0].error or "")
@@ -193,15 +185,15 @@ def test_refused_connection_is_retryable(tls: TlsFiles) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     sink = sentinel.from_config(SINK, _settings(f"https://127.0.0.1:{port}", tls), {}, credential=StaticToken())
-    result = sink.send(_versions(1))[0]
+    result = sink.send(numbered(SINK, 1))[0]
     assert not result.ok
     assert not result.permanent
 
 
-def test_token_failure_is_retryable(server: FakeServer, tls: TlsFiles) -> None:
+def test_token_failure_is_retryable(server: FakeHTTPServer, tls: TlsFiles) -> None:
     """When no token can be had, nothing is sent and the rows stay retryable."""
     credential = StaticToken(error=ClientAuthenticationError(f"no managed identity {CANARY}"))
-    result = _sink(server, tls, credential).send(_versions(1))[0]
+    result = _sink(server, tls, credential).send(numbered(SINK, 1))[0]
     assert not result.ok
     assert not result.permanent
     assert "Entra ID token" in (result.error or "")
@@ -209,11 +201,11 @@ def test_token_failure_is_retryable(server: FakeServer, tls: TlsFiles) -> None:
     assert server.requests == []
 
 
-def test_unrenderable_finding_fails_alone(server: FakeServer, ingestion: LogsIngestion, tls: TlsFiles) -> None:
+def test_unrenderable_finding_fails_alone(server: FakeHTTPServer, ingestion: LogsIngestion, tls: TlsFiles) -> None:
     """A finding without its identity fails for good; the others are uploaded."""
     broken = make_delivery(SINK, version="c" * 64)
     del broken.finding["cloud"]
-    results = _sink(server, tls).send([broken, *_versions(1)])
+    results = _sink(server, tls).send([broken, *numbered(SINK, 1)])
     assert [r.ok for r in results] == [False, True]
     assert results[0].permanent
     assert len(ingestion.rows) == 1
@@ -226,10 +218,10 @@ def _field_sizes_ok(row: dict[str, Any]) -> bool:
 
 @pytest.mark.parametrize("text", HOSTILE_TEXTS, ids=range(len(HOSTILE_TEXTS)))
 def test_hostile_text_keeps_rows_valid_and_within_limits(
-    server: FakeServer, ingestion: LogsIngestion, tls: TlsFiles, text: str
+    server: FakeHTTPServer, ingestion: LogsIngestion, tls: TlsFiles, text: str
 ) -> None:
     """Hostile text arrives as valid rows, every field within 64 KB, cut ones marked."""
-    deliveries = _versions(2, title=text, cluster=text, namespace=text, image=text, desc=text)
+    deliveries = numbered(SINK, 2, title=text, cluster=text, namespace=text, image=text, desc=text)
     results = _sink(server, tls).send(deliveries)
     assert all(r.ok for r in results)
     assert len(ingestion.rows) == 2
@@ -272,27 +264,23 @@ FAILURE_REPLIES = [
 
 
 @pytest.mark.parametrize("reply", FAILURE_REPLIES, ids=lambda r: "hang" if r.hang else str(r.status))
-def test_token_never_leaks(server: FakeServer, tls: TlsFiles, reply: Reply, caplog: pytest.LogCaptureFixture) -> None:
+def test_token_never_leaks(
+    server: FakeHTTPServer, tls: TlsFiles, reply: Reply, caplog: pytest.LogCaptureFixture
+) -> None:
     """In every failure mode the bearer token is in no Result.error, no log record and no row."""
     caplog.set_level(logging.DEBUG)
     server.push(reply)
-    results = _sink(server, tls, timeout=0.3).send(_versions(2))
+    results = _sink(server, tls, timeout=0.3).send(numbered(SINK, 2))
     assert not any(r.ok for r in results)
-    _assert_no_canary(results, caplog, server)
+    assert_no_canary(CANARY, results, caplog, server.requests)
 
 
-def test_token_never_leaks_on_success(server: FakeServer, tls: TlsFiles, caplog: pytest.LogCaptureFixture) -> None:
+def test_token_never_leaks_on_success(server: FakeHTTPServer, tls: TlsFiles, caplog: pytest.LogCaptureFixture) -> None:
     """The token travels only in the Authorization header, which azure-core's logging redacts."""
     caplog.set_level(logging.DEBUG)
-    results = _sink(server, tls).send(_versions(2))
+    results = _sink(server, tls).send(numbered(SINK, 2))
     assert all(r.ok for r in results)
-    _assert_no_canary(results, caplog, server)
-
-
-def _assert_no_canary(results: list[Result], caplog: pytest.LogCaptureFixture, server: FakeServer) -> None:
-    assert all(CANARY not in (r.error or "") for r in results)
-    assert all(CANARY not in record.getMessage() for record in caplog.records)
-    assert all(CANARY.encode() not in r.body and CANARY not in r.path for r in server.requests)
+    assert_no_canary(CANARY, results, caplog, server.requests)
 
 
 @pytest.mark.parametrize(

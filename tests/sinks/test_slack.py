@@ -12,9 +12,9 @@ from corral.errors import ConfigError
 from corral.sinks import slack
 from corral.sinks.base import Delivery
 from corral.stores.base import ChangeKind
-from tests.sinks import finding, golden
 from tests.support.fake_http import DROP, HANG, FakeHTTPServer, Reply, refused_url
 from tests.support.ocsf import problems
+from tests.support.sinks import finding, golden
 
 TOKEN = "xoxb-1111-2222-tokenvalue"
 HOOK_PATH = "/services/T000/B000/hooksecret"
@@ -170,7 +170,7 @@ def test_render_never_sends_empty_text() -> None:
 def test_first_message_posts_to_channel_and_returns_ts() -> None:
     """A first message is a chat.postMessage to the channel, and its ts comes back as message_ref."""
     with FakeHTTPServer() as server:
-        server.script(posted())
+        server.push(posted())
         [result] = bot(server).send([delivery()])
     assert result.ok and result.message_ref == TS and result.version == "v1"
     request = server.requests[0]
@@ -188,7 +188,7 @@ def test_first_message_posts_to_channel_and_returns_ts() -> None:
 def test_later_change_replies_in_thread(change: ChangeKind, broadcast: bool) -> None:
     """A change of a finding with a first message replies in its thread; escalations also show in the channel."""
     with FakeHTTPServer() as server:
-        server.script(posted("1717000999.000200"))
+        server.push(posted("1717000999.000200"))
         [result] = bot(server).send([delivery(change, thread_ref=TS)])
     body = server.requests[0].json()
     assert body["thread_ts"] == TS and body["reply_broadcast"] is broadcast
@@ -202,7 +202,7 @@ def test_later_change_replies_in_thread(change: ChangeKind, broadcast: bool) -> 
 def test_ok_false_is_permanent_and_batch_goes_on(code: str) -> None:
     """Slack's `ok: false` refusals are permanent failures naming the code; the next delivery is still sent."""
     with FakeHTTPServer() as server:
-        server.script(Reply.json(200, {"ok": False, "error": code}), posted())
+        server.push(Reply.json(200, {"ok": False, "error": code}), posted())
         first, second = bot(server).send([delivery(version="a"), delivery(version="b")])
     assert not first.ok and first.permanent and code in (first.error or "")
     assert second.ok and len(server.requests) == 2
@@ -211,7 +211,7 @@ def test_ok_false_is_permanent_and_batch_goes_on(code: str) -> None:
 def test_ratelimited_stops_the_batch_with_retry_after() -> None:
     """A 429 `ratelimited` fails this and the rest of the batch, with the server's Retry-After, after one request."""
     with FakeHTTPServer() as server:
-        server.script(Reply.json(429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": "30"}), posted())
+        server.push(Reply.json(429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": "30"}), posted())
         results = bot(server).send([delivery(version=v) for v in "abc"])
     assert [r.version for r in results] == ["a", "b", "c"]
     assert all(not r.ok and not r.permanent and r.retry_after == 30.0 for r in results)
@@ -221,7 +221,7 @@ def test_ratelimited_stops_the_batch_with_retry_after() -> None:
 def test_ratelimited_error_code_with_200_is_retryable() -> None:
     """`ok: false, error: ratelimited` is retryable even when the status is 200."""
     with FakeHTTPServer() as server:
-        server.script(Reply.json(200, {"ok": False, "error": "ratelimited"}, headers={"retry-after": "3"}))
+        server.push(Reply.json(200, {"ok": False, "error": "ratelimited"}, headers={"retry-after": "3"}))
         [result] = bot(server).send([delivery()])
     assert not result.ok and not result.permanent and result.retry_after == 3.0
 
@@ -231,7 +231,7 @@ def test_server_errors_are_retryable(status: int, header: str | None, hint: floa
     """5xx answers (JSON or not) are retryable failures, with Retry-After when given."""
     headers = {"Retry-After": header} if header else {}
     with FakeHTTPServer() as server:
-        server.script(Reply.text(status, "<html>oops</html>", headers=headers))
+        server.push(Reply.text(status, "<html>oops</html>", headers=headers))
         [result] = bot(server).send([delivery()])
     assert not result.ok and not result.permanent and result.retry_after == hint
     assert str(status) in (result.error or "")
@@ -240,7 +240,7 @@ def test_server_errors_are_retryable(status: int, header: str | None, hint: floa
 def test_non_json_200_is_retryable() -> None:
     """A 200 that is not Slack's JSON (a proxy page) is not taken as delivered, nor as a refusal."""
     with FakeHTTPServer() as server:
-        server.script(Reply.text(200, "<html>captive portal</html>"))
+        server.push(Reply.text(200, "<html>captive portal</html>"))
         [result] = bot(server).send([delivery()])
     assert not result.ok and not result.permanent
 
@@ -248,7 +248,7 @@ def test_non_json_200_is_retryable() -> None:
 def test_hung_connection_times_out_as_retryable() -> None:
     """A server that never answers gives a retryable 'timed out' within the configured timeout."""
     with FakeHTTPServer() as server:
-        server.script(HANG, posted())
+        server.push(HANG, posted())
         started = time.monotonic()
         results = bot(server).send([delivery(version="a"), delivery(version="b")])
         elapsed = time.monotonic() - started
@@ -261,7 +261,7 @@ def test_hung_connection_times_out_as_retryable() -> None:
 def test_dropped_connection_is_not_retried_by_the_sdk() -> None:
     """A connection closed without an answer is one retryable failure; slack-sdk's retry handlers stay off."""
     with FakeHTTPServer() as server:
-        server.script(DROP, posted())
+        server.push(DROP, posted())
         [result] = bot(server).send([delivery()])
     assert not result.ok and not result.permanent
     assert len(server.requests) == 1
@@ -309,7 +309,7 @@ def test_unrenderable_finding_is_a_permanent_failure() -> None:
 def test_webhook_posts_the_message_without_thread() -> None:
     """An incoming webhook gets the full message (no channel, no thread_ts, even for a later change)."""
     with FakeHTTPServer() as server:
-        server.script(Reply.text(200, "ok"))
+        server.push(Reply.text(200, "ok"))
         [result] = hook(server.url + HOOK_PATH).send([delivery("escalated", thread_ref=TS)])
     assert result.ok and result.message_ref is None
     request = server.requests[0]
@@ -331,7 +331,7 @@ def test_webhook_posts_the_message_without_thread() -> None:
 def test_webhook_refusals_are_permanent(status: int, text: str) -> None:
     """Webhook 4xx answers other than 429 are permanent failures naming Slack's error."""
     with FakeHTTPServer() as server:
-        server.script(Reply.text(status, text), Reply.text(200, "ok"))
+        server.push(Reply.text(status, text), Reply.text(200, "ok"))
         first, second = hook(server.url + HOOK_PATH).send([delivery(version="a"), delivery(version="b")])
     assert not first.ok and first.permanent and text in (first.error or "") and str(status) in (first.error or "")
     assert second.ok
@@ -340,7 +340,7 @@ def test_webhook_refusals_are_permanent(status: int, text: str) -> None:
 def test_webhook_429_honours_retry_after_and_stops() -> None:
     """A webhook 429 stops the batch; every remaining delivery carries the same Retry-After."""
     with FakeHTTPServer() as server:
-        server.script(Reply.text(429, "rate_limited", headers={"Retry-After": "9"}), Reply.text(200, "ok"))
+        server.push(Reply.text(429, "rate_limited", headers={"Retry-After": "9"}), Reply.text(200, "ok"))
         results = hook(server.url + HOOK_PATH).send([delivery(version="a"), delivery(version="b")])
     assert [(r.ok, r.permanent, r.retry_after) for r in results] == [(False, False, 9.0), (False, False, 9.0)]
     assert len(server.requests) == 1
@@ -350,7 +350,7 @@ def test_webhook_429_honours_retry_after_and_stops() -> None:
 def test_webhook_outages_are_retryable(reply: Reply) -> None:
     """Webhook 5xx, a hung connection and a dropped one are retryable failures."""
     with FakeHTTPServer() as server:
-        server.script(reply)
+        server.push(reply)
         [result] = hook(server.url + HOOK_PATH).send([delivery()])
     assert not result.ok and not result.permanent and result.error
 

@@ -18,17 +18,10 @@ from hypothesis import strategies as st
 from corral.errors import ConfigError
 from corral.sinks import build, family
 from corral.sinks import splunk_hec as hec
-from corral.sinks.base import Delivery, Result
 from corral.sinks.http import pack
-from tests.support.fake_siem import (
-    HOSTILE_TEXTS,
-    FakeServer,
-    HecCollector,
-    Reply,
-    check_golden,
-    make_delivery,
-    make_tls,
-)
+from tests.support.fake_http import FakeHTTPServer, Reply, make_tls
+from tests.support.fake_siem import HecCollector
+from tests.support.sinks import HOSTILE_TEXTS, assert_no_canary, check_golden, make_delivery, numbered
 
 SINK = "splunk_hec:soc"
 CANARY = "CANARY-hec-7f3a9c"
@@ -40,10 +33,6 @@ def _settings(url: str, **extra: Any) -> dict[str, Any]:
     return {"kind": "splunk_hec", "url": url, "token_env": "SPLUNK_HEC_TOKEN", "index": "security", **extra}
 
 
-def _versions(n: int) -> list[Delivery]:
-    return [make_delivery(SINK, version=f"{i:064x}", uid=f"finding-{i}") for i in range(n)]
-
-
 @pytest.fixture
 def collector() -> HecCollector:
     """A HEC that accepts our token and the indexes main and security."""
@@ -51,13 +40,13 @@ def collector() -> HecCollector:
 
 
 @pytest.fixture
-def server(collector: HecCollector) -> Iterator[FakeServer]:
+def server(collector: HecCollector) -> Iterator[FakeHTTPServer]:
     """A local HTTP server acting as HEC."""
-    with FakeServer(collector) as running:
+    with FakeHTTPServer(collector) as running:
         yield running
 
 
-def _sink(server: FakeServer, **extra: Any) -> hec.SplunkHecSink:
+def _sink(server: FakeHTTPServer, **extra: Any) -> hec.SplunkHecSink:
     return hec.from_config(SINK, _settings(server.url, timeout=2, **extra), ENV)
 
 
@@ -82,9 +71,9 @@ def test_render_time_and_idempotency_key() -> None:
     assert doc["sourcetype"] == hec.DEFAULT_SOURCETYPE
 
 
-def test_batch_is_one_request_with_every_event(server: FakeServer, collector: HecCollector) -> None:
+def test_batch_is_one_request_with_every_event(server: FakeHTTPServer, collector: HecCollector) -> None:
     """Three deliveries go in one request, newline-separated, with the HEC headers, all accepted."""
-    deliveries = _versions(3)
+    deliveries = numbered(SINK, 3)
     results = _sink(server, host="hub-1", sourcetype="ocsf:corral").send(deliveries)
     assert [r.ok for r in results] == [True, True, True]
     assert [r.version for r in results] == [d.version for d in deliveries]
@@ -100,16 +89,16 @@ def test_batch_is_one_request_with_every_event(server: FakeServer, collector: He
     }
 
 
-def test_configured_channel_is_sent(server: FakeServer) -> None:
+def test_configured_channel_is_sent(server: FakeHTTPServer) -> None:
     """A configured channel GUID is the X-Splunk-Request-Channel header."""
     channel = "0b7d4e1c-5a0f-4c3e-9f00-8d6b2a1c0e11"
-    _sink(server, channel=channel).send(_versions(1))
+    _sink(server, channel=channel).send(numbered(SINK, 1))
     assert server.requests[0].header("X-Splunk-Request-Channel") == channel
 
 
-def test_requests_are_split_under_max_request_bytes(server: FakeServer, collector: HecCollector) -> None:
+def test_requests_are_split_under_max_request_bytes(server: FakeHTTPServer, collector: HecCollector) -> None:
     """With a small limit, the batch becomes several requests, each within it, events in order."""
-    deliveries = _versions(7)
+    deliveries = numbered(SINK, 7)
     one = len(hec.render(deliveries[0], index="security", source="corral", sourcetype="ocsf:finding")) + 1
     limit = 2 * one + 10
     collector.max_bytes = limit
@@ -120,10 +109,10 @@ def test_requests_are_split_under_max_request_bytes(server: FakeServer, collecto
     assert [e["event"]["corral_idempotency_key"] for e in collector.events] == [d.version for d in deliveries]
 
 
-def test_event_over_the_limit_fails_alone_without_a_request(server: FakeServer) -> None:
+def test_event_over_the_limit_fails_alone_without_a_request(server: FakeHTTPServer) -> None:
     """An event larger than max_request_bytes fails permanently; the others are sent."""
     big = make_delivery(SINK, version="b" * 64, desc="x" * 5000)
-    small = _versions(2)
+    small = numbered(SINK, 2)
     results = _sink(server, max_request_bytes=4096).send([small[0], big, small[1]])
     assert [r.ok for r in results] == [True, False, True]
     assert results[1].permanent
@@ -132,53 +121,53 @@ def test_event_over_the_limit_fails_alone_without_a_request(server: FakeServer) 
 
 
 @pytest.mark.parametrize("status", [503, 429])
-def test_busy_answers_are_retryable_with_retry_after(server: FakeServer, status: int) -> None:
+def test_busy_answers_are_retryable_with_retry_after(server: FakeHTTPServer, status: int) -> None:
     """503 (queue full) and 429 fail every delivery of the request, retryably, with Retry-After."""
     server.push(Reply.json(status, {"text": "Server is busy", "code": 9}, {"Retry-After": "17"}))
-    results = _sink(server).send(_versions(3))
+    results = _sink(server).send(numbered(SINK, 3))
     assert [r.ok for r in results] == [False] * 3
     assert all(not r.permanent and r.retry_after == 17.0 for r in results)
     assert all(f"HTTP {status}" in (r.error or "") for r in results)
 
 
-def test_server_error_is_retryable(server: FakeServer) -> None:
+def test_server_error_is_retryable(server: FakeHTTPServer) -> None:
     """500 is retryable."""
     server.push(Reply.json(500, {"text": "Internal server error", "code": 8}))
-    results = _sink(server).send(_versions(2))
+    results = _sink(server).send(numbered(SINK, 2))
     assert all(not r.ok and not r.permanent for r in results)
     assert "Internal server error" in (results[0].error or "")
 
 
-def test_incorrect_index_is_permanent(server: FakeServer) -> None:
+def test_incorrect_index_is_permanent(server: FakeHTTPServer) -> None:
     """An index the token may not write to is a permanent refusal, explained with HEC's text."""
-    results = hec.from_config(SINK, _settings(server.url, index="nope"), ENV).send(_versions(2))
+    results = hec.from_config(SINK, _settings(server.url, index="nope"), ENV).send(numbered(SINK, 2))
     assert all(not r.ok and r.permanent for r in results)
     assert "Incorrect index" in (results[0].error or "")
 
 
-def test_wrong_token_is_permanent(server: FakeServer, collector: HecCollector) -> None:
+def test_wrong_token_is_permanent(server: FakeHTTPServer, collector: HecCollector) -> None:
     """A token HEC does not know is a permanent refusal."""
     collector.token = "another-token"
-    results = _sink(server).send(_versions(1))
+    results = _sink(server).send(numbered(SINK, 1))
     assert results[0].permanent
     assert "HTTP 403" in (results[0].error or "")
     assert "Invalid token" in (results[0].error or "")
 
 
-def test_invalid_event_number_blames_one_event(server: FakeServer) -> None:
+def test_invalid_event_number_blames_one_event(server: FakeHTTPServer) -> None:
     """HEC naming one malformed event fails it for good and the others retryably."""
     server.push(Reply.json(400, {"text": "Invalid data format", "code": 6, "invalid-event-number": 1}))
-    results = _sink(server).send(_versions(3))
+    results = _sink(server).send(numbered(SINK, 3))
     assert [r.ok for r in results] == [False, False, False]
     assert [r.permanent for r in results] == [False, True, False]
     assert "Invalid data format" in (results[1].error or "")
 
 
-def test_hung_connection_is_retryable_and_bounded(server: FakeServer) -> None:
+def test_hung_connection_is_retryable_and_bounded(server: FakeHTTPServer) -> None:
     """A HEC that never answers costs one timeout, and the deliveries stay retryable."""
     server.push(Reply(hang=True))
     started = time.monotonic()
-    results = hec.from_config(SINK, _settings(server.url, timeout=0.3), ENV).send(_versions(2))
+    results = hec.from_config(SINK, _settings(server.url, timeout=0.3), ENV).send(numbered(SINK, 2))
     assert time.monotonic() - started < 5
     assert all(not r.ok and not r.permanent for r in results)
     assert "timed out" in (results[0].error or "")
@@ -189,26 +178,26 @@ def test_refused_connection_is_retryable() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    results = hec.from_config(SINK, _settings(f"http://127.0.0.1:{port}"), ENV).send(_versions(1))
+    results = hec.from_config(SINK, _settings(f"http://127.0.0.1:{port}"), ENV).send(numbered(SINK, 1))
     assert not results[0].ok
     assert not results[0].permanent
     # urllib3's NewConnectionError subclasses ConnectTimeoutError, so the transport says "timed out".
     assert (results[0].error or "").startswith(f"{SINK}: ")
 
 
-def test_unrenderable_finding_fails_alone(server: FakeServer, collector: HecCollector) -> None:
+def test_unrenderable_finding_fails_alone(server: FakeHTTPServer, collector: HecCollector) -> None:
     """A finding without a time cannot be rendered: permanent for it, the others are sent."""
     broken = make_delivery(SINK, version="c" * 64)
     del broken.finding["time"]
     del broken.finding["finding_info"]["modified_time"]
-    results = _sink(server).send([broken, *_versions(1)])
+    results = _sink(server).send([broken, *numbered(SINK, 1)])
     assert [r.ok for r in results] == [False, True]
     assert results[0].permanent
     assert len(collector.events) == 1
 
 
 @pytest.mark.parametrize("text", HOSTILE_TEXTS, ids=range(len(HOSTILE_TEXTS)))
-def test_hostile_text_leaves_every_event_valid(server: FakeServer, collector: HecCollector, text: str) -> None:
+def test_hostile_text_leaves_every_event_valid(server: FakeHTTPServer, collector: HecCollector, text: str) -> None:
     """Hostile titles and names round-trip inside valid events; no request passes the limit."""
     deliveries = [make_delivery(SINK, version=f"{i:064x}", title=text, cluster=text, desc=text) for i in range(3)]
     results = _sink(server).send(deliveries)
@@ -221,8 +210,8 @@ def test_hostile_text_leaves_every_event_valid(server: FakeServer, collector: He
 def test_https_with_a_private_ca(tmp_path: Path, collector: HecCollector) -> None:
     """Over TLS, `ca_file` lets the sink trust a HEC with a private certificate."""
     tls = make_tls(tmp_path)
-    with FakeServer(collector, tls=tls) as server:
-        results = hec.from_config(SINK, _settings(server.url, ca_file=str(tls.cert)), ENV).send(_versions(2))
+    with FakeHTTPServer(collector, tls=tls) as server:
+        results = hec.from_config(SINK, _settings(server.url, ca_file=str(tls.cert)), ENV).send(numbered(SINK, 2))
     assert server.url.startswith("https://")
     assert all(r.ok for r in results)
     assert len(collector.events) == 2
@@ -230,8 +219,8 @@ def test_https_with_a_private_ca(tmp_path: Path, collector: HecCollector) -> Non
 
 def test_https_without_trust_fails_retryably(tmp_path: Path, collector: HecCollector) -> None:
     """Without the CA, the TLS handshake fails: no data leaves, the delivery stays pending."""
-    with FakeServer(collector, tls=make_tls(tmp_path)) as server:
-        results = hec.from_config(SINK, _settings(server.url), ENV).send(_versions(1))
+    with FakeHTTPServer(collector, tls=make_tls(tmp_path)) as server:
+        results = hec.from_config(SINK, _settings(server.url), ENV).send(numbered(SINK, 1))
     assert not results[0].ok
     assert not results[0].permanent
     assert collector.events == []
@@ -250,27 +239,21 @@ FAILURE_REPLIES = [
 
 
 @pytest.mark.parametrize("reply", FAILURE_REPLIES, ids=lambda r: "hang" if r.hang else str(r.status))
-def test_token_never_leaks(server: FakeServer, reply: Reply, caplog: pytest.LogCaptureFixture) -> None:
+def test_token_never_leaks(server: FakeHTTPServer, reply: Reply, caplog: pytest.LogCaptureFixture) -> None:
     """In every failure mode the token is in no Result.error, no log record and no body."""
     caplog.set_level(logging.DEBUG)
     server.push(reply)
-    results = hec.from_config(SINK, _settings(server.url, timeout=0.3), ENV).send(_versions(2))
-    _assert_no_canary(results, caplog, server)
+    results = hec.from_config(SINK, _settings(server.url, timeout=0.3), ENV).send(numbered(SINK, 2))
+    assert_no_canary(CANARY, results, caplog, server.requests)
 
 
-def test_token_never_leaks_on_success(server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_token_never_leaks_on_success(server: FakeHTTPServer, caplog: pytest.LogCaptureFixture) -> None:
     """The token travels only in the Authorization header."""
     caplog.set_level(logging.DEBUG)
-    results = _sink(server).send(_versions(2))
+    results = _sink(server).send(numbered(SINK, 2))
     assert all(r.ok for r in results)
-    _assert_no_canary(results, caplog, server)
+    assert_no_canary(CANARY, results, caplog, server.requests)
     assert all(r.header("Authorization") == f"Splunk {TOKEN}" for r in server.requests)
-
-
-def _assert_no_canary(results: list[Result], caplog: pytest.LogCaptureFixture, server: FakeServer) -> None:
-    assert all(CANARY not in (r.error or "") for r in results)
-    assert all(CANARY not in record.getMessage() for record in caplog.records)
-    assert all(CANARY.encode() not in r.body and CANARY not in r.path for r in server.requests)
 
 
 @pytest.mark.parametrize(

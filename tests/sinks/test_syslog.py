@@ -14,7 +14,7 @@ from corral.errors import ConfigError
 from corral.sinks import build, family, syslog
 from corral.sinks.base import Delivery
 from corral.sinks.text import MARKER
-from tests.support.fake_siem import HOSTILE_TEXTS, check_golden, make_delivery, make_tls
+from tests.support.fake_http import make_tls
 from tests.support.rsyslog import (
     Rsyslog,
     free_port,
@@ -22,6 +22,7 @@ from tests.support.rsyslog import (
     start,
     stop,
 )
+from tests.support.sinks import HOSTILE_TEXTS, check_golden, make_delivery
 
 SINK = "syslog:siem"
 CANARY = "CANARY-syslog-51d0e2"

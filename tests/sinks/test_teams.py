@@ -14,8 +14,8 @@ from corral.sinks import teams
 from corral.sinks.base import Delivery
 from corral.sinks.text import MARKER
 from corral.stores.base import ChangeKind
-from tests.sinks import finding, golden
 from tests.support.fake_http import DROP, HANG, FakeHTTPServer, Reply, refused_url
+from tests.support.sinks import finding, golden
 
 FLOW_PATH = (
     "/workflows/0d1e2f/triggers/manual/paths/invoke"
@@ -128,18 +128,18 @@ def test_tight_limit_drops_the_description_rather_than_overflowing() -> None:
 def test_accepted_posts_the_card(status: int) -> None:
     """202 Accepted (or 200) is success; the request is the rendered card as JSON on the flow URL."""
     with FakeHTTPServer() as server:
-        server.script(Reply(status))
+        server.push(Reply(status))
         [result] = sink(server.url + FLOW_PATH).send([delivery()])
     assert result.ok and result.message_ref is None and result.version == "v1"
     request = server.requests[0]
-    assert request.path == FLOW_PATH and request.headers["content-type"] == "application/json"
+    assert request.target == FLOW_PATH and request.headers["content-type"] == "application/json"
     assert request.json() == teams.render(finding(), "new")
 
 
 def test_connector_style_error_in_200_body_is_retryable() -> None:
     """A 200 whose body reports 'HTTP error 429' (the old connector way) is not taken as delivered."""
     with FakeHTTPServer() as server:
-        server.script(Reply.text(200, "Microsoft Teams endpoint returned HTTP error 429 with ContextId ..."))
+        server.push(Reply.text(200, "Microsoft Teams endpoint returned HTTP error 429 with ContextId ..."))
         [result] = sink(server.url + FLOW_PATH).send([delivery()])
     assert not result.ok and not result.permanent
 
@@ -148,7 +148,7 @@ def test_connector_style_error_in_200_body_is_retryable() -> None:
 def test_refusals_are_permanent_and_batch_goes_on(status: int) -> None:
     """4xx answers other than 429 are permanent failures; the next delivery is still posted."""
     with FakeHTTPServer() as server:
-        server.script(Reply.json(status, {"error": {"code": "InvalidRequestContent"}}), Reply(202))
+        server.push(Reply.json(status, {"error": {"code": "InvalidRequestContent"}}), Reply(202))
         first, second = sink(server.url + FLOW_PATH).send([delivery(version="a"), delivery(version="b")])
     assert not first.ok and first.permanent and str(status) in (first.error or "")
     assert second.ok and len(server.requests) == 2
@@ -157,9 +157,7 @@ def test_refusals_are_permanent_and_batch_goes_on(status: int) -> None:
 def test_429_stops_the_batch_with_retry_after() -> None:
     """A 429 fails this and the remaining deliveries with its Retry-After, after a single request."""
     with FakeHTTPServer() as server:
-        server.script(
-            Reply.json(429, {"error": {"code": "TooManyRequests"}}, headers={"Retry-After": "12"}), Reply(202)
-        )
+        server.push(Reply.json(429, {"error": {"code": "TooManyRequests"}}, headers={"Retry-After": "12"}), Reply(202))
         results = sink(server.url + FLOW_PATH).send([delivery(version=v) for v in "abc"])
     assert [(r.version, r.ok, r.permanent, r.retry_after) for r in results] == [
         ("a", False, False, 12.0),
@@ -173,7 +171,7 @@ def test_retry_after_as_http_date() -> None:
     """A Retry-After given as an HTTP date becomes the seconds until then."""
     when = email.utils.formatdate(time.time() + 120, usegmt=True)
     with FakeHTTPServer() as server:
-        server.script(Reply(429, {"Retry-After": when}))
+        server.push(Reply(429, headers={"Retry-After": when}))
         [result] = sink(server.url + FLOW_PATH).send([delivery()])
     assert result.retry_after is not None and 100 < result.retry_after <= 120
 
@@ -182,7 +180,7 @@ def test_retry_after_as_http_date() -> None:
 def test_server_errors_are_retryable(status: int) -> None:
     """5xx answers are retryable failures."""
     with FakeHTTPServer() as server:
-        server.script(Reply.text(status, "flow failed"))
+        server.push(Reply.text(status, "flow failed"))
         [result] = sink(server.url + FLOW_PATH).send([delivery()])
     assert not result.ok and not result.permanent and str(status) in (result.error or "")
 
@@ -190,7 +188,7 @@ def test_server_errors_are_retryable(status: int) -> None:
 def test_hung_connection_times_out_as_retryable() -> None:
     """A webhook that never answers gives a retryable failure within the configured timeout, and stops the batch."""
     with FakeHTTPServer() as server:
-        server.script(HANG, Reply(202))
+        server.push(HANG, Reply(202))
         started = time.monotonic()
         results = sink(server.url + FLOW_PATH).send([delivery(version="a"), delivery(version="b")])
         elapsed = time.monotonic() - started
@@ -207,7 +205,7 @@ def test_dropped_or_refused_connection_is_retryable(reply: Reply | None) -> None
         assert not result.ok and not result.permanent
         return
     with FakeHTTPServer() as server:
-        server.script(reply, Reply(202))
+        server.push(reply, Reply(202))
         [result] = sink(server.url + FLOW_PATH).send([delivery()])
     assert not result.ok and not result.permanent and len(server.requests) == 1
 

@@ -15,27 +15,15 @@ from hypothesis import strategies as st
 
 from corral.errors import ConfigError
 from corral.sinks import build, family, http, webhook
-from corral.sinks.base import Delivery, Result
-from tests.support.fake_siem import (
-    HOSTILE_TEXTS,
-    FakeServer,
-    Reply,
-    TlsFiles,
-    WebhookReceiver,
-    check_golden,
-    make_delivery,
-    make_tls,
-)
+from tests.support.fake_http import FakeHTTPServer, Reply, TlsFiles, make_tls
+from tests.support.fake_siem import WebhookReceiver
+from tests.support.sinks import HOSTILE_TEXTS, assert_no_canary, check_golden, make_delivery, numbered
 
 SINK = "webhook:soar"
 CANARY = "CANARY-wh-c0ffee"
 SECRET = f"{CANARY}-signing-secret-0123456789"
 PATH = f"/hooks/{CANARY}-capability"
 NOW = 1_700_000_000
-
-
-def _versions(n: int) -> list[Delivery]:
-    return [make_delivery(SINK, version=f"{i:064x}", uid=f"finding-{i}") for i in range(n)]
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +39,13 @@ def receiver() -> WebhookReceiver:
 
 
 @pytest.fixture
-def server(receiver: WebhookReceiver, tls: TlsFiles) -> Iterator[FakeServer]:
+def server(receiver: WebhookReceiver, tls: TlsFiles) -> Iterator[FakeHTTPServer]:
     """The receiver behind HTTPS on 127.0.0.1."""
-    with FakeServer(receiver, tls=tls) as running:
+    with FakeHTTPServer(receiver, tls=tls) as running:
         yield running
 
 
-def _sink(server: FakeServer, tls: TlsFiles, **extra: Any) -> webhook.WebhookSink:
+def _sink(server: FakeHTTPServer, tls: TlsFiles, **extra: Any) -> webhook.WebhookSink:
     settings = {"kind": "webhook", "url_env": "HOOK_URL", "secret_env": "HOOK_SECRET", "ca_file": str(tls.cert)}
     env = {"HOOK_URL": server.url + PATH, "HOOK_SECRET": SECRET}
     return webhook.from_config(SINK, {**settings, "timeout": 2, **extra}, env)
@@ -136,9 +124,11 @@ def test_verify_detects_any_flipped_byte(body: bytes, position: int) -> None:
         assert not webhook.verify(SECRET, str(NOW), flipped, signature, now=NOW)
 
 
-def test_deliveries_are_posted_signed_over_https(server: FakeServer, receiver: WebhookReceiver, tls: TlsFiles) -> None:
+def test_deliveries_are_posted_signed_over_https(
+    server: FakeHTTPServer, receiver: WebhookReceiver, tls: TlsFiles
+) -> None:
     """Each delivery is one signed POST the receiver verifies; Idempotency-Key is the version."""
-    deliveries = _versions(3)
+    deliveries = numbered(SINK, 3)
     results = _sink(server, tls).send(deliveries)
     assert [r.ok for r in results] == [True] * 3
     assert [key for key, _ in receiver.accepted] == [d.version for d in deliveries]
@@ -146,10 +136,10 @@ def test_deliveries_are_posted_signed_over_https(server: FakeServer, receiver: W
     assert {body["change"] for _, body in receiver.accepted} == {"new"}
 
 
-def test_receiver_refuses_a_wrong_secret(server: FakeServer, receiver: WebhookReceiver, tls: TlsFiles) -> None:
+def test_receiver_refuses_a_wrong_secret(server: FakeHTTPServer, receiver: WebhookReceiver, tls: TlsFiles) -> None:
     """With a secret the receiver does not share, its 401 is a permanent failure."""
     receiver.secret = "not-the-same-secret-0123456789"
-    result = _sink(server, tls).send(_versions(1))[0]
+    result = _sink(server, tls).send(numbered(SINK, 1))[0]
     assert not result.ok
     assert result.permanent
     assert "HTTP 401" in (result.error or "")
@@ -168,37 +158,37 @@ def test_receiver_refuses_a_wrong_secret(server: FakeServer, receiver: WebhookRe
     ids=lambda v: str(v.status) if isinstance(v, Reply) else None,
 )
 def test_answers_are_classified(
-    server: FakeServer, tls: TlsFiles, reply: Reply, permanent: bool, retry_after: float | None
+    server: FakeHTTPServer, tls: TlsFiles, reply: Reply, permanent: bool, retry_after: float | None
 ) -> None:
     """4xx permanent; 429 and 5xx retryable with Retry-After."""
     server.push(reply)
-    result = _sink(server, tls).send(_versions(1))[0]
+    result = _sink(server, tls).send(numbered(SINK, 1))[0]
     assert not result.ok
     assert result.permanent is permanent
     assert result.retry_after == retry_after
 
 
-def test_redirects_are_not_followed(server: FakeServer, receiver: WebhookReceiver, tls: TlsFiles) -> None:
+def test_redirects_are_not_followed(server: FakeHTTPServer, receiver: WebhookReceiver, tls: TlsFiles) -> None:
     """A redirect is not followed with the signed body: nothing reaches the other location."""
-    with FakeServer(tls=tls) as elsewhere:
+    with FakeHTTPServer(tls=tls) as elsewhere:
         server.push(Reply(307, headers={"Location": elsewhere.url + "/steal"}))
-        result = _sink(server, tls).send(_versions(1))[0]
+        result = _sink(server, tls).send(numbered(SINK, 1))[0]
     assert not result.ok
     assert elsewhere.requests == []
 
 
-def test_hung_connection_is_retryable_and_bounded(server: FakeServer, tls: TlsFiles) -> None:
+def test_hung_connection_is_retryable_and_bounded(server: FakeHTTPServer, tls: TlsFiles) -> None:
     """A receiver that never answers costs one timeout per delivery; the delivery stays pending."""
     server.push(Reply(hang=True))
     started = time.monotonic()
-    results = _sink(server, tls, timeout=0.3).send(_versions(2))
+    results = _sink(server, tls, timeout=0.3).send(numbered(SINK, 2))
     assert time.monotonic() - started < 5
     assert not results[0].ok
     assert not results[0].permanent
     assert results[1].ok
 
 
-def test_header_unsafe_version_fails_without_a_request(server: FakeServer, tls: TlsFiles) -> None:
+def test_header_unsafe_version_fails_without_a_request(server: FakeHTTPServer, tls: TlsFiles) -> None:
     """An idempotency key that is not header-safe is refused before any request."""
     result = _sink(server, tls).send([make_delivery(SINK, version="bad\r\nX-Evil: 1")])[0]
     assert result.permanent
@@ -207,7 +197,7 @@ def test_header_unsafe_version_fails_without_a_request(server: FakeServer, tls: 
 
 @pytest.mark.parametrize("text", HOSTILE_TEXTS, ids=range(len(HOSTILE_TEXTS)))
 def test_hostile_text_stays_in_the_body(
-    server: FakeServer, receiver: WebhookReceiver, tls: TlsFiles, text: str
+    server: FakeHTTPServer, receiver: WebhookReceiver, tls: TlsFiles, text: str
 ) -> None:
     """Hostile text round-trips in the signed JSON body and never reaches a header or the path."""
     delivery = make_delivery(SINK, title=text, cluster=text)
@@ -230,24 +220,24 @@ FAILURE_REPLIES = [
 
 @pytest.mark.parametrize("reply", FAILURE_REPLIES, ids=lambda r: "hang" if r.hang else str(r.status))
 def test_url_and_secret_never_leak(
-    server: FakeServer, tls: TlsFiles, reply: Reply, caplog: pytest.LogCaptureFixture
+    server: FakeHTTPServer, tls: TlsFiles, reply: Reply, caplog: pytest.LogCaptureFixture
 ) -> None:
     """In every failure mode neither the URL nor the secret is in a Result.error, a log record or the body."""
     caplog.set_level(logging.DEBUG)
     server.push(reply)
-    results = _sink(server, tls, timeout=0.3).send(_versions(1))
+    results = _sink(server, tls, timeout=0.3).send(numbered(SINK, 1))
     assert not results[0].ok
-    _assert_no_canary(results, caplog, server)
+    assert_no_canary(CANARY, results, caplog, server.requests, in_path=False)
 
 
 def test_url_and_secret_never_leak_on_success(
-    server: FakeServer, tls: TlsFiles, caplog: pytest.LogCaptureFixture
+    server: FakeHTTPServer, tls: TlsFiles, caplog: pytest.LogCaptureFixture
 ) -> None:
     """On success too: logs and body carry neither the URL nor the secret."""
     caplog.set_level(logging.DEBUG)
-    results = _sink(server, tls).send(_versions(2))
+    results = _sink(server, tls).send(numbered(SINK, 2))
     assert all(r.ok for r in results)
-    _assert_no_canary(results, caplog, server)
+    assert_no_canary(CANARY, results, caplog, server.requests, in_path=False)
     # The transport's request lines are still logged, with the path replaced.
     assert any(http.REDACTED in record.getMessage() for record in caplog.records)
 
@@ -261,20 +251,10 @@ def test_unreachable_receiver_does_not_leak() -> None:
         port = probe.getsockname()[1]
     settings = {"url_env": "HOOK_URL", "secret_env": "HOOK_SECRET", "timeout": 1}
     sink = webhook.from_config(SINK, settings, {"HOOK_URL": f"http://127.0.0.1:{port}{PATH}", "HOOK_SECRET": SECRET})
-    result = sink.send(_versions(1))[0]
+    result = sink.send(numbered(SINK, 1))[0]
     assert not result.ok
     assert not result.permanent
     assert CANARY not in (result.error or "")
-
-
-def _assert_no_canary(results: list[Result], caplog: pytest.LogCaptureFixture, server: FakeServer) -> None:
-    assert all(CANARY not in (r.error or "") for r in results)
-    assert all(CANARY not in record.getMessage() for record in caplog.records), [
-        r.getMessage() for r in caplog.records if CANARY in r.getMessage()
-    ]
-    for request in server.requests:
-        assert CANARY.encode() not in request.body
-        assert all(CANARY not in value for value in request.headers.values())
 
 
 @pytest.mark.parametrize(

@@ -1,24 +1,27 @@
-"""A scripted HTTP server on 127.0.0.1 that stands in for a SaaS endpoint (Slack, Teams, HEC, ...).
+"""A scripted HTTP(S) server on 127.0.0.1 that stands in for a SaaS endpoint (Slack, Teams, HEC, ...).
 
-The server answers each request with the next `Reply` of its script (or with `default` once
-the script is empty; by default a 500 "script exhausted") and records every request. A reply
-can also hang (`HANG`: the server reads the request and then says nothing until the test ends,
-which is how a client timeout is tested against a real socket) or drop the connection (`DROP`).
+The server records every request and answers it with the next `Reply` pushed onto its script, or,
+once the script is empty, with `default`: a `Reply`, or a behaviour (a callable taking the
+`Recorded` request and returning a `Reply`, such as the SIEM counterparts in `fake_siem`). Without
+a default it answers 500 "script exhausted". A reply can also hang (`HANG`: the server reads the
+request and then says nothing until the server stops, which is how a client timeout is tested
+against a real socket) or drop the connection (`DROP`). Every answer goes out in one write with
+Nagle's algorithm off, so that a thousand requests take seconds rather than delayed-ACK waits.
+`make_tls` generates a self-signed certificate for 127.0.0.1/localhost; pass it as `tls` to serve
+https (clients that insist on TLS, such as azure-core with bearer tokens, get a real endpoint).
 `refused_url()` gives an address where connections are refused.
 
 Example:
     >>> with FakeHTTPServer() as server:
-    ...     server.script(Reply(202), Reply.json(429, {"error": "slow down"}, headers={"Retry-After": "7"}))
+    ...     server.push(Reply(202), Reply.json(429, {"error": "slow down"}, headers={"Retry-After": "7"}))
     ...     # point the client at server.url + "/hook", send twice ...
-    ...     # server.requests[0].json(), server.requests[1].headers["content-type"]
-
-`Reply` may also be a callable taking the `Recorded` request and returning a `Reply`, for
-answers that depend on what was sent. Pass `ssl_context` (a server-side `ssl.SSLContext`) to
-serve https.
+    ...     # server.requests[0].json(), server.requests[1].header("Content-Type")
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import json
 import socket
 import ssl
@@ -27,8 +30,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 HANG_LIMIT = 30.0
 """Longest a hanging reply holds its connection open (the server's close releases it sooner)."""
@@ -36,24 +40,24 @@ HANG_LIMIT = 30.0
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer: status, headers and body; or `hang=True` (never answer) or `drop=True`
+    """One answer: status, body and headers; or `hang=True` (never answer) or `drop=True`
     (close the connection at once, without a status line)."""
 
     status: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
     hang: bool = False
     drop: bool = False
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Reply:
         """A JSON answer (Content-Type application/json)."""
-        return cls(status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(payload).encode())
+        return cls(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
 
     @classmethod
     def text(cls, status: int, text: str, headers: Mapping[str, str] | None = None) -> Reply:
         """A text/plain answer."""
-        return cls(status, {"Content-Type": "text/plain; charset=utf-8", **(headers or {})}, text.encode())
+        return cls(status, text.encode(), {"Content-Type": "text/plain; charset=utf-8", **(headers or {})})
 
 
 HANG = Reply(hang=True)
@@ -62,25 +66,90 @@ HANG = Reply(hang=True)
 DROP = Reply(drop=True)
 """Read the request, then close the connection without answering (a reset, to the client)."""
 
-Script = Reply | Callable[["Recorded"], Reply]
-
 
 @dataclass(frozen=True)
 class Recorded:
-    """One request as the server received it; header names are lower-cased."""
+    """One request as the server received it; header names are lower-cased.
+
+    `target` is the request target as sent; `path` and `query` are its two parts.
+    """
 
     method: str
-    path: str
+    target: str
     headers: dict[str, str]
     body: bytes
+
+    @property
+    def path(self) -> str:
+        """The target's path, without the query string."""
+        return urlsplit(self.target).path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """The target's query string, parsed."""
+        return parse_qs(urlsplit(self.target).query)
+
+    def header(self, name: str) -> str | None:
+        """Return a header by case-insensitive name."""
+        return self.headers.get(name.lower())
 
     def json(self) -> Any:
         """The body parsed as JSON."""
         return json.loads(self.body)
 
 
+Behaviour = Callable[[Recorded], Reply]
+Script = Reply | Behaviour
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A self-signed certificate (also its own CA) and its key, as PEM files."""
+
+    cert: Path
+    key: Path
+
+
+def make_tls(directory: Path) -> TlsFiles:
+    """Generate a self-signed certificate valid for 127.0.0.1 and localhost."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "corral test endpoint")])
+    now = dt.datetime.now(dt.UTC)
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    files = TlsFiles(directory / "endpoint.pem", directory / "endpoint.key")
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return files
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_POST(self) -> None:
@@ -116,12 +185,16 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.hang or reply.drop:
             self.close_connection = True
             return
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
+        # Status line, headers and body in one write.
+        head = [f"{self.protocol_version} {reply.status} {self.responses.get(reply.status, ('',))[0]}"]
+        head += [f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
+        head += [f"{name}: {value}" for name, value in reply.headers.items()]
+        head += [f"Content-Length: {len(reply.body)}", "", ""]
+        try:
+            self.wfile.write("\r\n".join(head).encode("latin-1") + reply.body)
+        except OSError:
+            # The client gave up (a timeout); nothing to answer to.
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep the test output quiet."""
@@ -133,16 +206,22 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeHTTPServer:
-    """A threaded HTTP server on 127.0.0.1 with a scripted queue of replies; a context manager."""
+    """A threaded HTTP(S) server on 127.0.0.1 with a scripted queue of replies; a context manager."""
 
-    def __init__(self, *, default: Script | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, default: Script | None = None, *, tls: TlsFiles | None = None) -> None:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
-        if ssl_context is not None:
-            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
-        self._scheme = "https" if ssl_context is not None else "http"
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls.cert, tls.key)
+            # The handshake happens in the handler thread, so a stuck client cannot block accept().
+            self._server.socket = context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.scheme = "https"
         self._script: deque[Script] = deque()
-        self._default: Script = default or Reply.text(500, "script exhausted")
+        self.default: Script = default or Reply.text(500, "script exhausted")
         self._lock = threading.Lock()
         self.requests: list[Recorded] = []
         self.released = threading.Event()
@@ -151,11 +230,10 @@ class FakeHTTPServer:
     @property
     def url(self) -> str:
         """The base URL, e.g. "http://127.0.0.1:54321" (no trailing slash)."""
-        host, port = self._server.server_address[:2]
-        return f"{self._scheme}://{host!s}:{port}"
+        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
 
-    def script(self, *replies: Script) -> None:
-        """Queue replies, answered in order, one per request."""
+    def push(self, *replies: Script) -> None:
+        """Queue replies, answered in order, one per request, before the default takes over again."""
         with self._lock:
             self._script.extend(replies)
 
@@ -163,7 +241,7 @@ class FakeHTTPServer:
         """Record `recorded` and return the reply to give it (called by the handler)."""
         with self._lock:
             self.requests.append(recorded)
-            step = self._script.popleft() if self._script else self._default
+            step = self._script.popleft() if self._script else self.default
         return step(recorded) if callable(step) else step
 
     def start(self) -> FakeHTTPServer:
@@ -181,9 +259,7 @@ class FakeHTTPServer:
     def __enter__(self) -> FakeHTTPServer:
         return self.start()
 
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
-    ) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
 

@@ -1,205 +1,23 @@
-"""Local counterparts of the SIEM endpoints Corral's sinks talk to, on 127.0.0.1 only.
+"""Local counterparts of the SIEM endpoints Corral's sinks talk to, as behaviours of a `FakeHTTPServer`.
 
-`FakeServer` is a threaded HTTP(S) server that records every request and answers either from a
-script (a queue of `Reply`, including a hung connection) or from a behaviour: `HecCollector`,
-`BulkIndex`, `LogsIngestion` and `WebhookReceiver` act like Splunk HEC, Elasticsearch `_bulk`,
-the Azure Monitor Logs Ingestion API and a webhook receiver, closely enough that the sinks'
-requests are checked the way the real services check them. `make_tls` generates a self-signed
-certificate for 127.0.0.1/localhost so that clients that insist on TLS (azure-core sends bearer
-tokens only over https) have a real TLS endpoint. `make_finding` builds OCSF-shaped findings.
+`HecCollector`, `BulkIndex`, `LogsIngestion` and `WebhookReceiver` act like Splunk HEC,
+Elasticsearch `_bulk`, the Azure Monitor Logs Ingestion API and a webhook receiver, closely enough
+that the sinks' requests are checked the way the real services check them:
+
+    >>> with FakeHTTPServer(HecCollector("token"), tls=make_tls(tmp_path)) as server: ...
+
+`HecCollector.keep` and `WebhookReceiver.accept` are where a subclass takes what was accepted
+(tests/scenario/receivers.py turns it into the copies the scenario counts).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
-import ipaddress
 import json
-import ssl
-import threading
-from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from corral import traits
-from corral.sinks.base import Delivery
-from corral.stores.base import ChangeKind
-
-HANG_LIMIT = 20.0
-"""A hung reply holds the connection at most this long (or until the server stops)."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request as the server saw it."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        """Return a header by case-insensitive name."""
-        return self.headers.get(name.lower())
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the server answers; `hang` holds the connection open without answering."""
-
-    status: int = 200
-    body: bytes = b""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    hang: bool = False
-
-    @classmethod
-    def json(cls, status: int, doc: Any, headers: Mapping[str, str] | None = None) -> Reply:
-        """A JSON answer."""
-        return cls(status, json.dumps(doc).encode(), {"Content-Type": "application/json", **(headers or {})})
-
-
-Behaviour = Callable[[Request], Reply]
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """A self-signed certificate (also its own CA) and its key, as PEM files."""
-
-    cert: Path
-    key: Path
-
-
-def make_tls(directory: Path) -> TlsFiles:
-    """Generate a self-signed certificate valid for 127.0.0.1 and localhost."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "corral test endpoint")])
-    now = dt.datetime.now(dt.UTC)
-    public = key.public_key()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    files = TlsFiles(directory / "endpoint.pem", directory / "endpoint.key")
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return files
-
-
-class FakeServer:
-    """A threaded HTTP(S) server on 127.0.0.1 with scripted replies and a default behaviour."""
-
-    def __init__(self, behaviour: Behaviour | None = None, *, tls: TlsFiles | None = None) -> None:
-        self.behaviour: Behaviour = behaviour or (lambda _request: Reply(200, b"{}"))
-        self.requests: list[Request] = []
-        self._script: deque[Reply] = deque()
-        self._release = threading.Event()
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
-        self._httpd.daemon_threads = True
-        self.scheme = "http"
-        if tls is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(tls.cert, tls.key)
-            # The handshake happens in the handler thread, so a stuck client cannot block accept().
-            self._httpd.socket = context.wrap_socket(
-                self._httpd.socket, server_side=True, do_handshake_on_connect=False
-            )
-            self.scheme = "https"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The server's base URL, e.g. http://127.0.0.1:54321."""
-        return f"{self.scheme}://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def push(self, *replies: Reply) -> None:
-        """Queue replies for the next requests, before the behaviour takes over again."""
-        with self._lock:
-            self._script.extend(replies)
-
-    def answer(self, request: Request) -> Reply:
-        """Record the request; answer from the script, else from the behaviour."""
-        with self._lock:
-            self.requests.append(request)
-            scripted = self._script.popleft() if self._script else None
-        return scripted or self.behaviour(request)
-
-    def wait_released(self) -> None:
-        """Block a hung reply until the server stops (bounded)."""
-        self._release.wait(HANG_LIMIT)
-
-    def __enter__(self) -> FakeServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
-
-
-def _handler_class(server: FakeServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            parts = urlsplit(self.path)
-            request = Request(
-                "POST",
-                parts.path,
-                parse_qs(parts.query),
-                {k.lower(): v for k, v in self.headers.items()},
-                body,
-            )
-            reply = server.answer(request)
-            if reply.hang:
-                server.wait_released()
-                self.close_connection = True
-                return
-            try:
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.write(reply.body)
-            except OSError:
-                self.close_connection = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep test output quiet."""
-
-    return Handler
-
+from tests.support.fake_http import Recorded, Reply, TlsFiles, make_tls  # noqa: F401  (tests/support/rsyslog.py imports them here)
 
 # --- Splunk HTTP Event Collector -----------------------------------------------------------------
 
@@ -215,7 +33,7 @@ class HecCollector:
         self.max_bytes = max_bytes
         self.events: list[dict[str, Any]] = []
 
-    def __call__(self, request: Request) -> Reply:
+    def __call__(self, request: Recorded) -> Reply:
         """Answer one request as HEC does."""
         if request.path != "/services/collector/event":
             return Reply.json(404, {"text": "The requested URL was not found on this server.", "code": 404})
@@ -241,8 +59,12 @@ class HecCollector:
                 )
             if "index" in event and event["index"] not in self.indexes:
                 return Reply.json(400, {"text": "Incorrect index", "code": 7, "invalid-event-number": number})
-        self.events.extend(events)
+        self.keep(events)
         return Reply.json(200, {"text": "Success", "code": 0})
+
+    def keep(self, events: list[dict[str, Any]]) -> None:
+        """Keep the events of an accepted request."""
+        self.events.extend(events)
 
 
 def _concatenated_json(text: str) -> list[dict[str, Any]]:
@@ -276,7 +98,7 @@ class BulkIndex:
         self.documents: dict[str, dict[str, dict[str, Any]]] = {}
         self.item_failures: dict[str, tuple[int, str]] = {}
 
-    def __call__(self, request: Request) -> Reply:
+    def __call__(self, request: Recorded) -> Reply:
         """Answer one request as Elasticsearch does."""
         if request.path != "/_bulk":
             return Reply.json(404, {"error": "no handler", "status": 404})
@@ -346,7 +168,7 @@ class LogsIngestion:
         self.rows: list[dict[str, Any]] = []
         self.uncompressed_sizes: list[int] = []
 
-    def __call__(self, request: Request) -> Reply:
+    def __call__(self, request: Recorded) -> Reply:
         """Answer one request as the ingestion endpoint does."""
         if request.path != self.path:
             return Reply.json(
@@ -384,12 +206,12 @@ class WebhookReceiver:
         self.clock = clock
         self.accepted: list[tuple[str, dict[str, Any]]] = []
 
-    def __call__(self, request: Request) -> Reply:
+    def __call__(self, request: Recorded) -> Reply:
         """Accept a correctly signed, fresh request; refuse others with 401."""
-        from corral.sinks.webhook import verify
-
         if request.path != self.path:
             return Reply(404)
+        from corral.sinks.webhook import verify
+
         ok = verify(
             self.secret,
             request.header("X-Corral-Timestamp") or "",
@@ -399,118 +221,9 @@ class WebhookReceiver:
         )
         if not ok:
             return Reply.json(401, {"error": "bad signature"})
-        self.accepted.append((request.header("Idempotency-Key") or "", json.loads(request.body)))
+        return self.accept(request.header("Idempotency-Key") or "", json.loads(request.body))
+
+    def accept(self, key: str, body: dict[str, Any]) -> Reply:
+        """Keep a signed request's Idempotency-Key and body; answer 202."""
+        self.accepted.append((key, body))
         return Reply(202)
-
-
-# --- Findings -----------------------------------------------------------------------------------
-
-
-def make_finding(
-    *,
-    uid: str = "arn:aws:guardduty:eu-west-1:111122223333:detector/d1/finding/f1",
-    title: str = "Reverse shell in a container",
-    desc: str = "A process in the container opened a reverse shell to 198.51.100.7.",
-    severity_id: int = 4,
-    status_id: int = 1,
-    time: int = 1_704_164_645_123,
-    cluster: str = "prod-eks",
-    namespace: str = "payments",
-    image: str = "registry.example/payments/api:1.4.2",
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Return an OCSF Detection Finding with cloud and container context."""
-    severities = {1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Critical"}
-    statuses = {1: "New", 2: "In Progress", 4: "Resolved"}
-    finding: dict[str, Any] = {
-        "category_uid": 2,
-        "category_name": "Findings",
-        "class_uid": 2004,
-        "class_name": "Detection Finding",
-        "activity_id": 1,
-        "activity_name": "Create",
-        "type_uid": 200401,
-        "type_name": "Detection Finding: Create",
-        "time": time,
-        "severity_id": severity_id,
-        "severity": severities.get(severity_id, "Other"),
-        "status_id": status_id,
-        "status": statuses.get(status_id, "Other"),
-        "metadata": {
-            "version": "1.8.0",
-            "profiles": ["cloud", "container"],
-            "product": {"name": "GuardDuty", "vendor_name": "AWS", "uid": "aws.guardduty"},
-        },
-        "cloud": {
-            "provider": "AWS",
-            "region": "eu-west-1",
-            "account": {"uid": "111122223333", "type_id": 10, "type": "AWS Account"},
-        },
-        "finding_info": {
-            "uid": uid,
-            "title": title,
-            "desc": desc,
-            "types": ["Execution:Runtime/ReverseShell"],
-            "modified_time": time,
-            "traits": traits.classify(traits.EKS, traits.PLATFORM, traits.THREAT_DETECTION),
-        },
-        "resources": [
-            {"type": "EKS Cluster", "name": cluster, "uid": f"arn:aws:eks:eu-west-1:111122223333:cluster/{cluster}"},
-            {"type": "Pod", "name": "api-7d9f", "namespace": namespace},
-        ],
-        "evidences": [
-            {
-                "process": {
-                    "name": "sh",
-                    "pid": 4242,
-                    "container": {"name": "api", "image": {"name": image, "uid": "sha256:" + "ab" * 32}},
-                }
-            }
-        ],
-    }
-    finding.update(extra or {})
-    return finding
-
-
-def make_delivery(
-    sink: str,
-    *,
-    version: str = "9f2c" * 16,
-    change: ChangeKind = "new",
-    finding: dict[str, Any] | None = None,
-    **finding_args: Any,
-) -> Delivery:
-    """Return a Delivery of `finding` (or of `make_finding(**finding_args)`) to `sink`."""
-    return Delivery(sink=sink, version=version, change=change, finding=finding or make_finding(**finding_args))
-
-
-HOSTILE_TEXTS: tuple[str, ...] = (
-    "line one\nline two\r\nline three",
-    'quote " and \\" backslash \\ done',
-    "pipe | equals = caret ^ hash # percent %",
-    "NUL \x00 inside and \x1b[31m escape",
-    "RTL \u202e override \u202d and zero-width \u200b",
-    "header-ish\r\nX-Injected: 1\r\n\r\nbody",
-    '{"create":{"_index":"evil","_id":"x"}}\n{"pwn":1}\n',
-    "A" * 100_000,
-    "é漢🙂" * 20_000,
-)
-"""Attacker-controlled titles and descriptions that must not break any payload."""
-
-
-# --- Golden files -------------------------------------------------------------------------------
-
-GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "sinks"
-
-
-def check_golden(kind: str, name: str, data: bytes) -> None:
-    """Compare `data` with tests/golden/sinks/<kind>/<name>; rewrite it when CORRAL_GOLDEN_UPDATE=1."""
-    import os
-
-    path = GOLDEN_DIR / kind / name
-    if os.environ.get("CORRAL_GOLDEN_UPDATE") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return
-    assert path.is_file(), f"missing golden file {path}; run the tests with CORRAL_GOLDEN_UPDATE=1 and review the diff"
-    assert data == path.read_bytes(), f"{path} differs; if the change is intended, rerun with CORRAL_GOLDEN_UPDATE=1"
