@@ -17,7 +17,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from corral.errors import ConfigError
 from corral.sinks import family, sentinel
 from corral.sinks.text import MARKER
-from tests.support.fake_http import FakeHTTPServer, Reply, TlsFiles, make_tls
+from tests.support.fake_http import FakeHTTPServer, Reply, TlsFiles
 from tests.support.fake_siem import LogsIngestion
 from tests.support.sinks import HOSTILE_TEXTS, assert_no_canary, check_golden, make_delivery, numbered
 
@@ -45,12 +45,6 @@ class StaticToken:
         if self.error is not None:
             raise self.error
         return AccessToken(self.token, int(time.time()) + 3600)
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    """A self-signed certificate for the local ingestion endpoint."""
-    return make_tls(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture

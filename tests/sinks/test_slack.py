@@ -14,7 +14,7 @@ from corral.sinks.base import Delivery
 from corral.stores.base import ChangeKind
 from tests.support.fake_http import DROP, HANG, FakeHTTPServer, Reply, refused_url
 from tests.support.ocsf import problems
-from tests.support.sinks import finding, golden
+from tests.support.sinks import AKS_DEFENDER, AZURE_ALERT, finding, golden
 
 TOKEN = "xoxb-1111-2222-tokenvalue"
 HOOK_PATH = "/services/T000/B000/hooksecret"
@@ -54,7 +54,6 @@ def posted(ts: str = TS) -> Reply:
 
 # Golden renders ------------------------------------------------------------------------------
 
-AZURE = "https://portal.azure.com/#blade/Microsoft_Azure_Security/AlertBlade/alertId/2517"
 GCP = "https://console.cloud.google.com/security/command-center/findings?project=shop-prod"
 
 CASES: dict[str, tuple[dict[str, Any], ChangeKind, dict[str, Any]]] = {
@@ -65,26 +64,7 @@ CASES: dict[str, tuple[dict[str, Any], ChangeKind, dict[str, Any]]] = {
     "reopened": (finding(severity_id=4), "reopened", {}),
     "closed_reply": (finding(status_id=ocsf.STATUS_RESOLVED), "closed", {"reply": True}),
     "closed_without_thread": (finding(status_id=ocsf.STATUS_ARCHIVED), "closed", {}),
-    "aks_defender": (
-        finding(
-            provider="Azure",
-            account="5f1c2a00-0000-4000-8000-00000000abcd",
-            region="westeurope",
-            service=traits.AKS,
-            cluster="aks-prod",
-            namespace="kube-system",
-            pod="coredns-5d78c9869d-abcde",
-            container="coredns",
-            image=("mcr.microsoft.com/oss/kubernetes/coredns", "v1.9.4", "sha256:" + "ab" * 32),
-            types=["K8S_PrivilegedContainer"],
-            src_url=AZURE,
-            product=("Microsoft Defender for Cloud", "azure.defender"),
-            severity_id=4,
-            title="Privileged container detected",
-        ),
-        "new",
-        {},
-    ),
+    "aks_defender": (finding(**AKS_DEFENDER), "new", {}),
     "gke_scc_no_container": (
         finding(
             provider="GCP",
@@ -137,7 +117,7 @@ def test_console_button_only_for_vendor_console() -> None:
         blocks = slack.render(finding(src_url=url), "new")["blocks"]
         return [e["url"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
 
-    assert buttons(AZURE) == [AZURE]
+    assert buttons(AZURE_ALERT) == [AZURE_ALERT]
     for url in (
         "http://console.aws.amazon.com/x",
         "https://console.aws.amazon.com.evil.example/x",

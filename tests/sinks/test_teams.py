@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from corral import ocsf, sinks, traits
+from corral import ocsf, sinks
 from corral.errors import ConfigError
 from corral.sinks import teams
 from corral.sinks.base import Delivery
 from corral.sinks.text import MARKER
 from corral.stores.base import ChangeKind
 from tests.support.fake_http import DROP, HANG, FakeHTTPServer, Reply, refused_url
-from tests.support.sinks import finding, golden
+from tests.support.sinks import AKS_DEFENDER, finding, golden
 
 FLOW_PATH = (
     "/workflows/0d1e2f/triggers/manual/paths/invoke"
@@ -43,26 +43,7 @@ CASES: dict[str, tuple[dict[str, Any], ChangeKind, dict[str, Any]]] = {
     "deescalated_without_previous": (finding(severity_id=3), "deescalated", {}),
     "reopened": (finding(severity_id=4), "reopened", {}),
     "closed": (finding(status_id=ocsf.STATUS_RESOLVED), "closed", {}),
-    "aks_defender": (
-        finding(
-            provider="Azure",
-            account="5f1c2a00-0000-4000-8000-00000000abcd",
-            region="westeurope",
-            service=traits.AKS,
-            cluster="aks-prod",
-            namespace="kube-system",
-            pod="coredns-5d78c9869d-abcde",
-            container="coredns",
-            image=("mcr.microsoft.com/oss/kubernetes/coredns", "v1.9.4", "sha256:" + "ab" * 32),
-            types=["K8S_PrivilegedContainer"],
-            src_url="https://portal.azure.com/#blade/Microsoft_Azure_Security/AlertBlade/alertId/2517",
-            product=("Microsoft Defender for Cloud", "azure.defender"),
-            severity_id=4,
-            title="Privileged container detected",
-        ),
-        "new",
-        {},
-    ),
+    "aks_defender": (finding(**AKS_DEFENDER), "new", {}),
     "sample_low_no_context": (
         finding(
             sample=True, severity_id=2, cluster=None, namespace=None, pod=None, container=None, image=None, src_url=None

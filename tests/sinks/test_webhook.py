@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from corral.errors import ConfigError
 from corral.sinks import build, family, http, webhook
-from tests.support.fake_http import FakeHTTPServer, Reply, TlsFiles, make_tls
+from tests.support.fake_http import FakeHTTPServer, Reply, TlsFiles
 from tests.support.fake_siem import WebhookReceiver
 from tests.support.sinks import HOSTILE_TEXTS, assert_no_canary, check_golden, make_delivery, numbered
 
@@ -24,12 +24,6 @@ CANARY = "CANARY-wh-c0ffee"
 SECRET = f"{CANARY}-signing-secret-0123456789"
 PATH = f"/hooks/{CANARY}-capability"
 NOW = 1_700_000_000
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    """A self-signed certificate for the local receiver."""
-    return make_tls(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture

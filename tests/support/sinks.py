@@ -174,6 +174,27 @@ def finding(
     return doc
 
 
+AZURE_ALERT = "https://portal.azure.com/#blade/Microsoft_Azure_Security/AlertBlade/alertId/2517"
+
+AKS_DEFENDER: dict[str, Any] = {
+    "provider": "Azure",
+    "account": "5f1c2a00-0000-4000-8000-00000000abcd",
+    "region": "westeurope",
+    "service": traits.AKS,
+    "cluster": "aks-prod",
+    "namespace": "kube-system",
+    "pod": "coredns-5d78c9869d-abcde",
+    "container": "coredns",
+    "image": ("mcr.microsoft.com/oss/kubernetes/coredns", "v1.9.4", "sha256:" + "ab" * 32),
+    "types": ["K8S_PrivilegedContainer"],
+    "src_url": AZURE_ALERT,
+    "product": ("Microsoft Defender for Cloud", "azure.defender"),
+    "severity_id": 4,
+    "title": "Privileged container detected",
+}
+"""`finding` arguments for a Defender for Cloud alert on an AKS cluster (the chat renders' Azure case)."""
+
+
 # --- Golden files -------------------------------------------------------------------------------
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "sinks"
