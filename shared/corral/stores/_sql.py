@@ -10,16 +10,15 @@ order (a finding twice in one batch: the second sees the first) and returns the 
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import orjson
 
 from corral import ocsf
 from corral.records import HealthSignal
+from corral.stores._shared import latest_signals, not_a_cursor, pack_cursor, trait_map, unpack_cursor
 from corral.stores.base import (
     Change,
     DeadLetter,
@@ -28,7 +27,6 @@ from corral.stores.base import (
     HistoryEntry,
     LedgerEntry,
     Snapshot,
-    SourceSeen,
     SourceState,
     StoredFinding,
     Suppression,
@@ -37,8 +35,7 @@ from corral.stores.base import (
     fingerprint,
     version_key,
 )
-
-Dialect = Literal["sqlite", "postgresql"]
+from corral.stores.migrations import Dialect
 
 FINDING_COLUMNS: Final = (
     "product",
@@ -67,6 +64,11 @@ FINDING_COLUMNS: Final = (
 )
 """The columns an upsert writes; suppression is left alone (it belongs to routing)."""
 
+ON_CONFLICT_FINDINGS: Final = " ON CONFLICT (product, account, uid) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in FINDING_COLUMNS[3:]
+)
+"""What makes an insert of findings rows an upsert: every column but the key takes the new value."""
+
 HISTORY_COLUMNS: Final = (
     "product",
     "account",
@@ -90,12 +92,42 @@ FINDING_SELECT: Final = (
 )
 """The columns of a `StoredFinding`, in `stored_finding` order; `{document}` is dialect-specific."""
 
-LEDGER_SELECT: Final = (
-    "version, sink, product, account, uid, change, {document}, created, state, attempts, next_attempt,"
-    " last_error, delivered_at"
+LEDGER_COLUMNS: Final = (
+    "version",
+    "sink",
+    "product",
+    "account",
+    "uid",
+    "change",
+    "document",
+    "created",
+    "state",
+    "attempts",
+    "next_attempt",
+    "last_error",
+    "delivered_at",
 )
+LEDGER_SELECT: Final = ", ".join("{document}" if c == "document" else c for c in LEDGER_COLUMNS)
+"""The columns of a `LedgerEntry`, in `ledger_entry` (and `ledger_row`) order."""
 
 DEAD_LETTER_SELECT: Final = "id, at, reason, ref, raw, sha256, size, source"
+
+
+MARKS: Final[dict[Dialect, str]] = {"sqlite": "?", "postgresql": "%s"}
+DOCUMENT: Final[dict[Dialect, str]] = {"sqlite": "document", "postgresql": "document::text"}
+"""How a document column is read: PostgreSQL hands JSONB back as text, which orjson parses fastest."""
+
+
+def spell(sql: str, dialect: Dialect) -> str:
+    """Return a statement written with `?` placeholders in the dialect's own (`%s` for psycopg)."""
+    return sql if dialect == "sqlite" else sql.replace("?", "%s")
+
+
+def insert(table: str, names: Sequence[str], dialect: Dialect, *, jsonb: Sequence[str] = ()) -> str:
+    """Return `INSERT INTO table (names) VALUES (…)`; PostgreSQL casts the text of the `jsonb` columns."""
+    mark = MARKS[dialect]
+    values = ", ".join(f"{mark}::jsonb" if dialect == "postgresql" and n in jsonb else mark for n in names)
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({values})"
 
 
 def dumps(value: Any) -> str:
@@ -108,25 +140,6 @@ def loads(value: str | bytes | Mapping[str, Any]) -> Any:
     if isinstance(value, Mapping):
         return dict(value)
     return orjson.loads(value)
-
-
-def trait_map(finding: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Return every trait of a finding as {name: [values]}, for the `trait` query filter.
-
-    OCSF traits carry `value` or `values`; both are read, and every category counts, so that a
-    filter on a source's own trait works as well as one on Corral's classification.
-    """
-    found: dict[str, list[str]] = {}
-    traits = finding.get("finding_info", {}).get("traits") or []
-    for trait in traits:
-        if not isinstance(trait, Mapping) or not isinstance(trait.get("name"), str):
-            continue
-        values = found.setdefault(trait["name"], [])
-        candidates = list(trait.get("values") or [])
-        if trait.get("value") is not None:
-            candidates.append(trait["value"])
-        values.extend(str(v) for v in candidates if str(v) not in values)
-    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,33 +329,14 @@ def dead_letter(row: Sequence[Any]) -> DeadLetter:
     )
 
 
-def source_updates(seen: Sequence[SourceSeen]) -> list[tuple[str, str, int, int | None, int]]:
-    """Fold a batch of deliveries per (source, account): latest times and how many."""
-    folded: dict[tuple[str, str], tuple[int, int | None, int]] = {}
-    for item in seen:
-        key = (item.source, item.account_uid)
-        at, finding_time, count = folded.get(key, (item.at, item.finding_time, 0))
-        times = [t for t in (finding_time, item.finding_time) if t is not None]
-        folded[key] = (max(at, item.at), max(times) if times else None, count + 1)
-    return [(*key, *values) for key, values in folded.items()]
-
-
 def source_state(row: Sequence[Any]) -> SourceState:
     """Read one row of `source, account_uid, last_delivery, last_finding_time, deliveries`."""
     return SourceState(row[0], row[1], int(row[2]), None if row[3] is None else int(row[3]), int(row[4]))
 
 
 def signal_updates(signals: Sequence[HealthSignal]) -> list[tuple[Any, ...]]:
-    """Keep the latest signal per (source, account, service, region) of a batch, as rows.
-
-    The region is stored as "" when absent, because it is part of the primary key.
-    """
-    latest: dict[tuple[str, str, str, str], HealthSignal] = {}
-    for signal in signals:
-        key = (signal.source, signal.account_uid, signal.service, signal.region or "")
-        if key not in latest or signal.time >= latest[key].time:
-            latest[key] = signal
-    return [(*key, s.healthy, s.time, s.detail) for key, s in latest.items()]
+    """Keep the latest signal per (source, account, service, region) of a batch, as rows."""
+    return [(*key, s.healthy, s.time, s.detail) for key, s in latest_signals(signals).items()]
 
 
 def health_signal(row: Sequence[Any]) -> HealthSignal:
@@ -363,17 +357,14 @@ def health_signal(row: Sequence[Any]) -> HealthSignal:
 
 def encode_cursor(item: StoredFinding) -> str:
     """Return the keyset cursor that continues after `item`."""
-    return base64.urlsafe_b64encode(orjson.dumps([item.last_seen, *item.key])).decode()
+    return pack_cursor([item.last_seen, *item.key])
 
 
 def decode_cursor(cursor: str) -> tuple[int, str, str, str]:
     """Read a cursor made by `encode_cursor`; raise ValueError for anything else."""
-    try:
-        last_seen, product, account, uid = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
-        raise ValueError(f"not a query cursor: {cursor[:40]!r}") from None
+    last_seen, product, account, uid = unpack_cursor(cursor, 4)
     if not isinstance(last_seen, int) or not all(isinstance(p, str) for p in (product, account, uid)):
-        raise ValueError(f"not a query cursor: {cursor[:40]!r}")
+        raise not_a_cursor(cursor)
     return last_seen, product, account, uid
 
 

@@ -12,8 +12,14 @@ PostgreSQL store never does DDL on its own, so that production runtimes need onl
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Literal, Protocol
+
+Dialect = Literal["sqlite", "postgresql"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,17 +31,42 @@ class Migration:
     sqlite: tuple[str, ...]
     postgresql: tuple[str, ...]
 
+    def statements(self, dialect: Dialect) -> tuple[str, ...]:
+        """Return the step's statements for one dialect."""
+        return self.sqlite if dialect == "sqlite" else self.postgresql
 
-SCHEMA_TABLE_SQLITE: Final = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)"
-)
-SCHEMA_TABLE_POSTGRESQL: Final = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)"
-)
 
-_SQLITE_1: Final = (
+# The column types that differ between the dialects; DDL below names them as {placeholders}.
+TYPES: Final[dict[Dialect, dict[str, str]]] = {
+    "sqlite": {
+        "big": "INTEGER",
+        "bool": "INTEGER",
+        "json": "TEXT",
+        "bytes": "BLOB",
+        "serial": "INTEGER PRIMARY KEY",
+    },
+    "postgresql": {
+        "big": "BIGINT",
+        "bool": "BOOLEAN",
+        "json": "JSONB",
+        "bytes": "BYTEA",
+        "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    },
+}
+
+
+def _spell(statements: tuple[str, ...], dialect: Dialect) -> tuple[str, ...]:
+    return tuple(statement.format(**TYPES[dialect]) for statement in statements)
+
+
+_SCHEMA_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at {big} NOT NULL)"
+)
+SCHEMA_TABLE_SQLITE: Final = _SCHEMA_TABLE.format(**TYPES["sqlite"])
+SCHEMA_TABLE_POSTGRESQL: Final = _SCHEMA_TABLE.format(**TYPES["postgresql"])
+
+_STEP_1: Final = (
     """CREATE TABLE findings (
         product TEXT NOT NULL,
         account TEXT NOT NULL,
@@ -45,7 +76,7 @@ _SQLITE_1: Final = (
         class_uid INTEGER NOT NULL,
         severity_id INTEGER NOT NULL,
         status_id INTEGER NOT NULL,
-        closed INTEGER NOT NULL,
+        closed {bool} NOT NULL,
         finding_type TEXT,
         container_service TEXT,
         layer TEXT,
@@ -53,42 +84,42 @@ _SQLITE_1: Final = (
         cluster TEXT,
         namespace TEXT,
         image TEXT,
-        modified_time INTEGER NOT NULL,
+        modified_time {big} NOT NULL,
         fingerprint TEXT NOT NULL,
-        first_seen INTEGER NOT NULL,
-        last_seen INTEGER NOT NULL,
+        first_seen {big} NOT NULL,
+        last_seen {big} NOT NULL,
         versions INTEGER NOT NULL,
-        traits TEXT NOT NULL,
-        document TEXT NOT NULL,
+        traits {json} NOT NULL,
+        document {json} NOT NULL,
         suppressed_reason TEXT,
         suppressed_by TEXT,
-        suppressed_until INTEGER,
+        suppressed_until {big},
         PRIMARY KEY (product, account, uid)
     )""",
     "CREATE INDEX findings_by_last_seen ON findings (last_seen, product, account, uid)",
     "CREATE INDEX findings_by_closed ON findings (closed, last_seen)",
     "CREATE INDEX findings_by_cloud ON findings (cloud, severity_id, status_id)",
     """CREATE TABLE finding_history (
-        seq INTEGER PRIMARY KEY,
+        seq {serial},
         product TEXT NOT NULL,
         account TEXT NOT NULL,
         uid TEXT NOT NULL,
-        at INTEGER NOT NULL,
+        at {big} NOT NULL,
         kind TEXT NOT NULL,
         version TEXT NOT NULL,
-        modified_time INTEGER NOT NULL,
+        modified_time {big} NOT NULL,
         severity_id INTEGER NOT NULL,
         status_id INTEGER NOT NULL
     )""",
     "CREATE INDEX finding_history_by_key ON finding_history (product, account, uid, seq)",
     """CREATE TABLE dead_letters (
-        id INTEGER PRIMARY KEY,
-        at INTEGER NOT NULL,
+        id {serial},
+        at {big} NOT NULL,
         reason TEXT NOT NULL,
         ref TEXT NOT NULL,
-        raw BLOB NOT NULL,
+        raw {bytes} NOT NULL,
         sha256 TEXT NOT NULL,
-        size INTEGER NOT NULL,
+        size {big} NOT NULL,
         source TEXT
     )""",
     "CREATE INDEX dead_letters_by_at ON dead_letters (at, id)",
@@ -99,13 +130,13 @@ _SQLITE_1: Final = (
         account TEXT NOT NULL,
         uid TEXT NOT NULL,
         change TEXT NOT NULL,
-        document TEXT NOT NULL,
-        created INTEGER NOT NULL,
+        document {json} NOT NULL,
+        created {big} NOT NULL,
         state TEXT NOT NULL,
         attempts INTEGER NOT NULL,
-        next_attempt INTEGER NOT NULL,
+        next_attempt {big} NOT NULL,
         last_error TEXT,
-        delivered_at INTEGER,
+        delivered_at {big},
         PRIMARY KEY (version, sink)
     )""",
     "CREATE INDEX ledger_pending ON ledger (created, version, sink) WHERE state = 'pending'",
@@ -120,9 +151,9 @@ _SQLITE_1: Final = (
     """CREATE TABLE sources (
         source TEXT NOT NULL,
         account_uid TEXT NOT NULL,
-        last_delivery INTEGER NOT NULL,
-        last_finding_time INTEGER,
-        deliveries INTEGER NOT NULL,
+        last_delivery {big} NOT NULL,
+        last_finding_time {big},
+        deliveries {big} NOT NULL,
         PRIMARY KEY (source, account_uid)
     )""",
     """CREATE TABLE health_signals (
@@ -130,110 +161,8 @@ _SQLITE_1: Final = (
         account_uid TEXT NOT NULL,
         service TEXT NOT NULL,
         region TEXT NOT NULL,
-        healthy INTEGER NOT NULL,
-        time INTEGER NOT NULL,
-        detail TEXT NOT NULL,
-        PRIMARY KEY (source, account_uid, service, region)
-    )""",
-)
-
-_POSTGRESQL_1: Final = (
-    """CREATE TABLE findings (
-        product TEXT NOT NULL,
-        account TEXT NOT NULL,
-        uid TEXT NOT NULL,
-        cloud TEXT NOT NULL,
-        region TEXT,
-        class_uid INTEGER NOT NULL,
-        severity_id INTEGER NOT NULL,
-        status_id INTEGER NOT NULL,
-        closed BOOLEAN NOT NULL,
-        finding_type TEXT,
-        container_service TEXT,
-        layer TEXT,
-        task TEXT,
-        cluster TEXT,
-        namespace TEXT,
-        image TEXT,
-        modified_time BIGINT NOT NULL,
-        fingerprint TEXT NOT NULL,
-        first_seen BIGINT NOT NULL,
-        last_seen BIGINT NOT NULL,
-        versions INTEGER NOT NULL,
-        traits JSONB NOT NULL,
-        document JSONB NOT NULL,
-        suppressed_reason TEXT,
-        suppressed_by TEXT,
-        suppressed_until BIGINT,
-        PRIMARY KEY (product, account, uid)
-    )""",
-    "CREATE INDEX findings_by_last_seen ON findings (last_seen, product, account, uid)",
-    "CREATE INDEX findings_by_closed ON findings (closed, last_seen)",
-    "CREATE INDEX findings_by_cloud ON findings (cloud, severity_id, status_id)",
-    """CREATE TABLE finding_history (
-        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        product TEXT NOT NULL,
-        account TEXT NOT NULL,
-        uid TEXT NOT NULL,
-        at BIGINT NOT NULL,
-        kind TEXT NOT NULL,
-        version TEXT NOT NULL,
-        modified_time BIGINT NOT NULL,
-        severity_id INTEGER NOT NULL,
-        status_id INTEGER NOT NULL
-    )""",
-    "CREATE INDEX finding_history_by_key ON finding_history (product, account, uid, seq)",
-    """CREATE TABLE dead_letters (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        at BIGINT NOT NULL,
-        reason TEXT NOT NULL,
-        ref TEXT NOT NULL,
-        raw BYTEA NOT NULL,
-        sha256 TEXT NOT NULL,
-        size BIGINT NOT NULL,
-        source TEXT
-    )""",
-    "CREATE INDEX dead_letters_by_at ON dead_letters (at, id)",
-    """CREATE TABLE ledger (
-        version TEXT NOT NULL,
-        sink TEXT NOT NULL,
-        product TEXT NOT NULL,
-        account TEXT NOT NULL,
-        uid TEXT NOT NULL,
-        change TEXT NOT NULL,
-        document JSONB NOT NULL,
-        created BIGINT NOT NULL,
-        state TEXT NOT NULL,
-        attempts INTEGER NOT NULL,
-        next_attempt BIGINT NOT NULL,
-        last_error TEXT,
-        delivered_at BIGINT,
-        PRIMARY KEY (version, sink)
-    )""",
-    "CREATE INDEX ledger_pending ON ledger (created, version, sink) WHERE state = 'pending'",
-    """CREATE TABLE message_refs (
-        product TEXT NOT NULL,
-        account TEXT NOT NULL,
-        uid TEXT NOT NULL,
-        sink TEXT NOT NULL,
-        ref TEXT NOT NULL,
-        PRIMARY KEY (product, account, uid, sink)
-    )""",
-    """CREATE TABLE sources (
-        source TEXT NOT NULL,
-        account_uid TEXT NOT NULL,
-        last_delivery BIGINT NOT NULL,
-        last_finding_time BIGINT,
-        deliveries BIGINT NOT NULL,
-        PRIMARY KEY (source, account_uid)
-    )""",
-    """CREATE TABLE health_signals (
-        source TEXT NOT NULL,
-        account_uid TEXT NOT NULL,
-        service TEXT NOT NULL,
-        region TEXT NOT NULL,
-        healthy BOOLEAN NOT NULL,
-        time BIGINT NOT NULL,
+        healthy {bool} NOT NULL,
+        time {big} NOT NULL,
         detail TEXT NOT NULL,
         PRIMARY KEY (source, account_uid, service, region)
     )""",
@@ -247,8 +176,8 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
         "findings, history, dead letter, delivery ledger, message refs, source health",
-        _SQLITE_1,
-        _POSTGRESQL_1,
+        _spell(_STEP_1, "sqlite"),
+        _spell(_STEP_1, "postgresql"),
     ),
     Migration(
         2,
@@ -263,3 +192,28 @@ LATEST: Final = MIGRATIONS[-1].version
 def pending(applied: set[int]) -> list[Migration]:
     """Return the steps not yet applied, in order."""
     return [m for m in MIGRATIONS if m.version not in applied]
+
+
+class Executor(Protocol):
+    """A DB-API connection's `execute`, as sqlite3 and psycopg both offer it."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Iterable[Any]:
+        """Run one statement."""
+
+
+def apply_pending(
+    db: Executor,
+    dialect: Dialect,
+    each_step: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> None:
+    """Create the bookkeeping table, then apply and record every pending step, each within `each_step()`."""
+    record = "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)"
+    if dialect != "sqlite":
+        record = record.replace("?", "%s")
+    db.execute(SCHEMA_TABLE_SQLITE if dialect == "sqlite" else SCHEMA_TABLE_POSTGRESQL)
+    applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+    for step in pending(applied):
+        with each_step():
+            for statement in step.statements(dialect):
+                db.execute(statement)
+            db.execute(record, (step.version, step.description, int(time.time() * 1000)))

@@ -34,23 +34,13 @@ import psycopg.conninfo
 
 from corral import ocsf
 from corral.errors import ConfigError, StoreUnavailableError
-from corral.records import HealthSignal
 from corral.stores import _sql, migrations, redact
+from corral.stores._sql_store import SqlStore
 from corral.stores.base import (
-    DEAD_LETTER_MAX_RAW,
     Change,
-    CountRow,
     DeadLetter,
     FindingKey,
-    FindingQuery,
-    HistoryEntry,
     LedgerEntry,
-    LedgerSummary,
-    Page,
-    SourceSeen,
-    SourceState,
-    StoredFinding,
-    Suppression,
 )
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -101,8 +91,7 @@ def _unnest(names: Sequence[str], types: Sequence[str]) -> str:
 
 _INSERT_FINDINGS: Final = (
     f"INSERT INTO findings ({', '.join(_sql.FINDING_COLUMNS)}) {_unnest(_sql.FINDING_COLUMNS, _FINDING_TYPES)}"
-    " ON CONFLICT (product, account, uid) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _sql.FINDING_COLUMNS[3:])
+    + _sql.ON_CONFLICT_FINDINGS
 )
 _INSERT_HISTORY: Final = (
     f"INSERT INTO finding_history ({', '.join(_sql.HISTORY_COLUMNS)}) {_unnest(_sql.HISTORY_COLUMNS, _HISTORY_TYPES)}"
@@ -118,8 +107,6 @@ _SELECT_STATE: Final = (
     f"SELECT {_sql.STATE_SELECT} FROM findings WHERE (product, account, uid) IN"
     " (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))"
 )
-_FINDING_SELECT: Final = _sql.FINDING_SELECT.format(document="document::text")
-_LEDGER_SELECT: Final = _sql.LEDGER_SELECT.format(document="document::text")
 
 
 # An escaped NUL (`\u0000`) preceded by an even number of backslashes, i.e. not itself escaped.
@@ -163,8 +150,10 @@ def lock_id(key: FindingKey) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class PostgresStore:
+class PostgresStore(SqlStore):
     """The Store contract on PostgreSQL (one connection per store object, shared under a lock)."""
+
+    dialect = "postgresql"
 
     def __init__(self, url: str) -> None:
         """Remember the URL; nothing connects until the first call."""
@@ -241,6 +230,9 @@ class PostgresStore:
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._run(lambda conn: conn.execute(sql, params).fetchall())
 
+    def _storable(self, row: Sequence[Any], json_at: tuple[int, ...] = ()) -> tuple[Any, ...]:
+        return _without_nul(row, json_at)
+
     def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
@@ -259,16 +251,7 @@ class PostgresStore:
         def work(conn: Connection) -> None:
             conn.execute("SELECT pg_advisory_lock(%s, %s)", _MIGRATION_LOCK)
             try:
-                conn.execute(migrations.SCHEMA_TABLE_POSTGRESQL)
-                applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-                for step in migrations.pending(applied):
-                    with conn.transaction():
-                        for statement in step.postgresql:
-                            conn.execute(statement)
-                        conn.execute(
-                            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (%s, %s, %s)",
-                            (step.version, step.description, int(time.time() * 1000)),
-                        )
+                migrations.apply_pending(conn, "postgresql", conn.transaction)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s, %s)", _MIGRATION_LOCK)
             self._schema_checked = False
@@ -312,54 +295,6 @@ class PostgresStore:
 
         return self._run(work)
 
-    def mark_suppressed(self, marks: Sequence[tuple[FindingKey, Suppression | None]]) -> None:
-        """Record (or clear) why findings are stored but not sent."""
-        # Sorted by key, so that two concurrent callers lock rows in the same order.
-        rows = sorted(
-            ((s.reason if s else None, s.by if s else None, s.until if s else None, *key) for key, s in marks),
-            key=lambda row: row[3:],
-        )
-        self._write_many(
-            "UPDATE findings SET suppressed_reason = %s, suppressed_by = %s, suppressed_until = %s"
-            " WHERE product = %s AND account = %s AND uid = %s",
-            rows,
-        )
-
-    def get(self, key: FindingKey) -> StoredFinding | None:
-        """Return one finding, or None."""
-        rows = self._fetch(
-            f"SELECT {_FINDING_SELECT} FROM findings WHERE product = %s AND account = %s AND uid = %s", key
-        )
-        return _sql.stored_finding(rows[0]) if rows else None
-
-    def history(self, key: FindingKey) -> list[HistoryEntry]:
-        """Return a finding's recorded changes, oldest first."""
-        rows = self._fetch(
-            "SELECT at, kind, version, modified_time, severity_id, status_id FROM finding_history"
-            " WHERE product = %s AND account = %s AND uid = %s ORDER BY seq",
-            key,
-        )
-        return [_sql.history_entry(row) for row in rows]
-
-    def query(self, query: FindingQuery) -> Page:
-        """Return findings matching every given filter, newest last seen first, paged by keyset."""
-        clause, params = _sql.where(query, "postgresql")
-        rows = self._fetch(
-            f"SELECT {_FINDING_SELECT} FROM findings WHERE {clause} {_sql.ORDER} LIMIT %s",
-            [*params, query.limit + 1],
-        )
-        items = [_sql.stored_finding(row) for row in rows[: query.limit]]
-        more = len(rows) > query.limit and items
-        return Page(items, _sql.encode_cursor(items[-1]) if more else None)
-
-    def counts(self) -> list[CountRow]:
-        """Return finding counts grouped by cloud, severity and status."""
-        rows = self._fetch(
-            "SELECT cloud, severity_id, status_id, count(*) FROM findings"
-            " GROUP BY cloud, severity_id, status_id ORDER BY cloud, severity_id, status_id"
-        )
-        return [CountRow(row[0], int(row[1]), int(row[2]), int(row[3])) for row in rows]
-
     def expire_closed(self, closed_before: int) -> int:
         """Delete closed findings last seen before the time, with their history and message refs."""
 
@@ -377,36 +312,9 @@ class PostgresStore:
 
     # Dead letter ------------------------------------------------------------------------------------
 
-    def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Keep rejected inputs with their reasons (the first 256 KiB of each)."""
-        self._write_many(
-            "INSERT INTO dead_letters (at, reason, ref, raw, sha256, size, source) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [
-                _without_nul((d.at, d.reason, d.ref, d.raw[:DEAD_LETTER_MAX_RAW], d.sha256, d.size, d.source))
-                for d in letters
-            ],
-        )
-
-    def dead_letters(self, *, limit: int = 100, source: str | None = None) -> list[DeadLetter]:
-        """Return dead letters, newest first, with their ids."""
-        rows = self._fetch(
-            f"SELECT {_sql.DEAD_LETTER_SELECT} FROM dead_letters WHERE (%s::text IS NULL OR source = %s)"
-            " ORDER BY at DESC, id DESC LIMIT %s",
-            (source, source, limit),
-        )
-        return [_sql.dead_letter(row) for row in rows]
-
     def dead_letter(self, letter_id: str) -> DeadLetter | None:
-        """Return one dead letter, or None."""
-        if not letter_id.isdigit() or len(letter_id) > 18:
-            return None
-        rows = self._fetch(f"SELECT {_sql.DEAD_LETTER_SELECT} FROM dead_letters WHERE id = %s", (int(letter_id),))
-        return _sql.dead_letter(rows[0]) if rows else None
-
-    def count_dead_letters(self) -> dict[str, int]:
-        """Return dead-letter counts per source ("" for unknown)."""
-        rows = self._fetch("SELECT coalesce(source, ''), count(*) FROM dead_letters GROUP BY 1")
-        return {source: int(count) for source, count in rows}
+        """Return one dead letter, or None (ids are bigints: 18 digits at most)."""
+        return self._dead_letter(int(letter_id)) if letter_id.isdigit() and len(letter_id) <= 18 else None
 
     # Delivery ledger --------------------------------------------------------------------------------
 
@@ -416,22 +324,16 @@ class PostgresStore:
             return []
         # Sorted, so that two concurrent batches take the unique-index locks in the same order.
         rows = sorted(
-            {(e.version, e.sink): _without_nul(_sql.ledger_row(e), _LEDGER_JSON) for e in entries}.values(),
+            {(e.version, e.sink): self._storable(_sql.ledger_row(e), _LEDGER_JSON) for e in entries}.values(),
             key=lambda r: r[:2],
         )
         pairs = [(e.version, e.sink) for e in entries]
 
         def work(conn: Connection) -> list[LedgerEntry]:
             with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO ledger (version, sink, product, account, uid, change, document, created, state,"
-                    " attempts, next_attempt, last_error, delivered_at)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s)"
-                    " ON CONFLICT (version, sink) DO NOTHING",
-                    rows,
-                )
+                cur.executemany(self._ledger_insert, rows)
                 cur.execute(
-                    f"SELECT {_LEDGER_SELECT} FROM ledger WHERE (version, sink) IN"
+                    f"SELECT {self._ledger_select} FROM ledger WHERE (version, sink) IN"
                     " (SELECT * FROM unnest(%s::text[], %s::text[]))",
                     [[p[0] for p in pairs], [p[1] for p in pairs]],
                 )
@@ -439,96 +341,3 @@ class PostgresStore:
             return [stored[pair] for pair in pairs]
 
         return self._run(work)
-
-    def ledger_due(self, *, now: int, limit: int = 500) -> list[LedgerEntry]:
-        """Return pending rows whose next attempt is due, oldest (created) first."""
-        rows = self._fetch(
-            f"SELECT {_LEDGER_SELECT} FROM ledger WHERE state = 'pending' AND next_attempt <= %s"
-            " ORDER BY created, version, sink LIMIT %s",
-            (now, limit),
-        )
-        return [_sql.ledger_entry(row) for row in rows]
-
-    def ledger_update(self, entry: LedgerEntry) -> None:
-        """Record the new state, attempts, error and next attempt of one row."""
-        self._write_many(
-            "UPDATE ledger SET state = %s, attempts = %s, next_attempt = %s, last_error = %s, delivered_at = %s"
-            " WHERE version = %s AND sink = %s",
-            [
-                (
-                    entry.state,
-                    entry.attempts,
-                    entry.next_attempt,
-                    entry.last_error,
-                    entry.delivered_at,
-                    entry.version,
-                    entry.sink,
-                )
-            ],
-        )
-
-    def ledger_summary(self) -> LedgerSummary:
-        """Return row counts by sink and state and the oldest pending row per sink."""
-        counts = self._fetch("SELECT sink, state, count(*) FROM ledger GROUP BY sink, state")
-        oldest = self._fetch("SELECT sink, min(created) FROM ledger WHERE state = 'pending' GROUP BY sink")
-        return LedgerSummary(
-            counts={(sink, state): int(n) for sink, state, n in counts},
-            oldest_pending={sink: int(created) for sink, created in oldest},
-        )
-
-    # Sink message references ------------------------------------------------------------------------
-
-    def message_ref(self, key: FindingKey, sink: str) -> str | None:
-        """Return the sink's reference to the first message about a finding."""
-        rows = self._fetch(
-            "SELECT ref FROM message_refs WHERE product = %s AND account = %s AND uid = %s AND sink = %s",
-            (*key, sink),
-        )
-        return str(rows[0][0]) if rows else None
-
-    def set_message_ref(self, key: FindingKey, sink: str, ref: str) -> None:
-        """Remember the first message's reference; an existing one is kept."""
-        self._write_many(
-            "INSERT INTO message_refs (product, account, uid, sink, ref) VALUES (%s, %s, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
-            [(*key, sink, ref)],
-        )
-
-    # Source health ----------------------------------------------------------------------------------
-
-    def touch_sources(self, seen: Sequence[SourceSeen]) -> None:
-        """Record deliveries: last delivery per (source, account) only moves forward."""
-        self._write_many(
-            "INSERT INTO sources AS s (source, account_uid, last_delivery, last_finding_time, deliveries)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source, account_uid) DO UPDATE SET"
-            " last_delivery = GREATEST(s.last_delivery, EXCLUDED.last_delivery),"
-            " last_finding_time = GREATEST(s.last_finding_time, EXCLUDED.last_finding_time),"
-            " deliveries = s.deliveries + EXCLUDED.deliveries",
-            sorted(_sql.source_updates(seen), key=lambda row: (row[0], row[1])),
-        )
-
-    def sources(self) -> list[SourceState]:
-        """Return the last delivery per (source, account)."""
-        rows = self._fetch(
-            "SELECT source, account_uid, last_delivery, last_finding_time, deliveries FROM sources"
-            " ORDER BY source, account_uid"
-        )
-        return [_sql.source_state(row) for row in rows]
-
-    def record_signals(self, signals: Sequence[HealthSignal]) -> None:
-        """Keep the latest health signal per (source, account, service, region)."""
-        self._write_many(
-            "INSERT INTO health_signals AS h (source, account_uid, service, region, healthy, time, detail)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source, account_uid, service, region) DO UPDATE SET"
-            " healthy = EXCLUDED.healthy, time = EXCLUDED.time, detail = EXCLUDED.detail"
-            " WHERE EXCLUDED.time >= h.time",
-            sorted(_sql.signal_updates(signals), key=lambda row: (row[0], row[1], row[2], row[3])),
-        )
-
-    def signals(self) -> list[HealthSignal]:
-        """Return the latest health signal per (source, account, service, region)."""
-        rows = self._fetch(
-            "SELECT source, account_uid, service, region, healthy, time, detail FROM health_signals"
-            " ORDER BY source, account_uid, service, region"
-        )
-        return [_sql.health_signal(row) for row in rows]

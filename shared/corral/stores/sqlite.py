@@ -26,23 +26,13 @@ from urllib.parse import unquote, urlsplit
 
 from corral import ocsf
 from corral.errors import ConfigError, StoreUnavailableError
-from corral.records import HealthSignal
 from corral.stores import _sql, migrations
+from corral.stores._sql_store import SqlStore
 from corral.stores.base import (
-    DEAD_LETTER_MAX_RAW,
     Change,
-    CountRow,
     DeadLetter,
     FindingKey,
-    FindingQuery,
-    HistoryEntry,
     LedgerEntry,
-    LedgerSummary,
-    Page,
-    SourceSeen,
-    SourceState,
-    StoredFinding,
-    Suppression,
 )
 
 DEFAULT_PATH: Final = "corral.db"
@@ -52,19 +42,12 @@ _KEYS_PER_READ: Final = 300
 
 _T = TypeVar("_T")
 
-_INSERT_FINDINGS: Final = (
-    f"INSERT INTO findings ({', '.join(_sql.FINDING_COLUMNS)}) VALUES ({', '.join('?' * len(_sql.FINDING_COLUMNS))})"
-    " ON CONFLICT (product, account, uid) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _sql.FINDING_COLUMNS[3:])
-)
+_INSERT_FINDINGS: Final = _sql.insert("findings", _sql.FINDING_COLUMNS, "sqlite") + _sql.ON_CONFLICT_FINDINGS
 _REFRESH_FINDINGS: Final = (
     "UPDATE findings SET last_seen = ?, modified_time = ?, closed = ?, document = ?"
     " WHERE product = ? AND account = ? AND uid = ?"
 )
-_INSERT_HISTORY: Final = (
-    f"INSERT INTO finding_history ({', '.join(_sql.HISTORY_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(_sql.HISTORY_COLUMNS))})"
-)
+_INSERT_HISTORY: Final = _sql.insert("finding_history", _sql.HISTORY_COLUMNS, "sqlite")
 _STATE_COLUMNS: Final = ", ".join(f"f.{c.strip()}" for c in _sql.STATE_SELECT.split(","))
 
 
@@ -85,8 +68,10 @@ def path_of(url: str) -> str:
     return path or DEFAULT_PATH
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """The Store contract on one SQLite database file."""
+
+    dialect = "sqlite"
 
     def __init__(self, url: str) -> None:
         """Open the database, switch it to WAL and apply pending migrations."""
@@ -146,8 +131,15 @@ class SqliteStore:
             raise
         self._db.execute("COMMIT")
 
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self._guard(lambda: self._db.execute(sql, params).fetchall())
+
+    def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        def work() -> None:
+            with self._write() as db:
+                db.executemany(sql, rows)
+
+        self._guard(work)
 
     # Lifecycle --------------------------------------------------------------------------------------
 
@@ -156,21 +148,13 @@ class SqliteStore:
 
         def work() -> None:
             with self._write() as db:
-                db.execute(migrations.SCHEMA_TABLE_SQLITE)
-                applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
-                for step in migrations.pending(applied):
-                    for statement in step.sqlite:
-                        db.execute(statement)
-                    db.execute(
-                        "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
-                        (step.version, step.description, int(time.time() * 1000)),
-                    )
+                migrations.apply_pending(db, "sqlite")
 
         self._guard(work)
 
     def schema_version(self) -> int:
         """Return the highest applied migration (0 for an empty database)."""
-        rows = self._read("SELECT max(version) FROM schema_migrations")
+        rows = self._fetch("SELECT max(version) FROM schema_migrations")
         return int(rows[0][0] or 0)
 
     def close(self) -> None:
@@ -209,58 +193,6 @@ class SqliteStore:
 
         return self._guard(work)
 
-    def mark_suppressed(self, marks: Sequence[tuple[FindingKey, Suppression | None]]) -> None:
-        """Record (or clear) why findings are stored but not sent."""
-        rows = [(s.reason if s else None, s.by if s else None, s.until if s else None, *key) for key, s in marks]
-
-        def work() -> None:
-            with self._write() as db:
-                db.executemany(
-                    "UPDATE findings SET suppressed_reason = ?, suppressed_by = ?, suppressed_until = ?"
-                    " WHERE product = ? AND account = ? AND uid = ?",
-                    rows,
-                )
-
-        self._guard(work)
-
-    def get(self, key: FindingKey) -> StoredFinding | None:
-        """Return one finding, or None."""
-        rows = self._read(
-            f"SELECT {_sql.FINDING_SELECT.format(document='document')} FROM findings"
-            " WHERE product = ? AND account = ? AND uid = ?",
-            key,
-        )
-        return _sql.stored_finding(rows[0]) if rows else None
-
-    def history(self, key: FindingKey) -> list[HistoryEntry]:
-        """Return a finding's recorded changes, oldest first."""
-        rows = self._read(
-            "SELECT at, kind, version, modified_time, severity_id, status_id FROM finding_history"
-            " WHERE product = ? AND account = ? AND uid = ? ORDER BY seq",
-            key,
-        )
-        return [_sql.history_entry(row) for row in rows]
-
-    def query(self, query: FindingQuery) -> Page:
-        """Return findings matching every given filter, newest last seen first, paged by keyset."""
-        clause, params = _sql.where(query, "sqlite")
-        sql = (
-            f"SELECT {_sql.FINDING_SELECT.format(document='document')} FROM findings"
-            f" WHERE {clause} {_sql.ORDER} LIMIT ?"
-        )
-        rows = self._read(sql, [*params, query.limit + 1])
-        items = [_sql.stored_finding(row) for row in rows[: query.limit]]
-        more = len(rows) > query.limit and items
-        return Page(items, _sql.encode_cursor(items[-1]) if more else None)
-
-    def counts(self) -> list[CountRow]:
-        """Return finding counts grouped by cloud, severity and status."""
-        rows = self._read(
-            "SELECT cloud, severity_id, status_id, count(*) FROM findings"
-            " GROUP BY cloud, severity_id, status_id ORDER BY cloud, severity_id, status_id"
-        )
-        return [CountRow(*row) for row in rows]
-
     def expire_closed(self, closed_before: int) -> int:
         """Delete closed findings last seen before the time, with their history and message refs."""
 
@@ -275,43 +207,9 @@ class SqliteStore:
 
     # Dead letter ------------------------------------------------------------------------------------
 
-    def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Keep rejected inputs with their reasons (the first 256 KiB of each)."""
-        rows = [(d.at, d.reason, d.ref, d.raw[:DEAD_LETTER_MAX_RAW], d.sha256, d.size, d.source) for d in letters]
-
-        def work() -> None:
-            with self._write() as db:
-                db.executemany(
-                    "INSERT INTO dead_letters (at, reason, ref, raw, sha256, size, source)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-
-        self._guard(work)
-
-    def dead_letters(self, *, limit: int = 100, source: str | None = None) -> list[DeadLetter]:
-        """Return dead letters, newest first, with their ids."""
-        if source is None:
-            sql = f"SELECT {_sql.DEAD_LETTER_SELECT} FROM dead_letters ORDER BY at DESC, id DESC LIMIT ?"
-            rows = self._read(sql, (limit,))
-        else:
-            sql = (
-                f"SELECT {_sql.DEAD_LETTER_SELECT} FROM dead_letters WHERE source = ? ORDER BY at DESC, id DESC LIMIT ?"
-            )
-            rows = self._read(sql, (source, limit))
-        return [_sql.dead_letter(row) for row in rows]
-
     def dead_letter(self, letter_id: str) -> DeadLetter | None:
         """Return one dead letter, or None."""
-        if not letter_id.isdigit():
-            return None
-        rows = self._read(f"SELECT {_sql.DEAD_LETTER_SELECT} FROM dead_letters WHERE id = ?", (int(letter_id),))
-        return _sql.dead_letter(rows[0]) if rows else None
-
-    def count_dead_letters(self) -> dict[str, int]:
-        """Return dead-letter counts per source ("" for unknown)."""
-        rows = self._read("SELECT coalesce(source, ''), count(*) FROM dead_letters GROUP BY 1")
-        return {source: int(count) for source, count in rows}
+        return self._dead_letter(int(letter_id)) if letter_id.isdigit() else None
 
     # Delivery ledger --------------------------------------------------------------------------------
 
@@ -319,129 +217,11 @@ class SqliteStore:
         """Insert entries whose (version, sink) is new; return each row as stored now."""
         if not entries:
             return []
-        select = f"SELECT {_sql.LEDGER_SELECT.format(document='document')} FROM ledger WHERE version = ? AND sink = ?"
+        select = f"SELECT {self._ledger_select} FROM ledger WHERE version = ? AND sink = ?"
 
         def work() -> list[LedgerEntry]:
             with self._write() as db:
-                db.executemany(
-                    "INSERT INTO ledger (version, sink, product, account, uid, change, document, created, state,"
-                    " attempts, next_attempt, last_error, delivered_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (version, sink) DO NOTHING",
-                    [_sql.ledger_row(e) for e in entries],
-                )
+                db.executemany(self._ledger_insert, [_sql.ledger_row(e) for e in entries])
                 return [_sql.ledger_entry(db.execute(select, (e.version, e.sink)).fetchone()) for e in entries]
 
         return self._guard(work)
-
-    def ledger_due(self, *, now: int, limit: int = 500) -> list[LedgerEntry]:
-        """Return pending rows whose next attempt is due, oldest (created) first."""
-        rows = self._read(
-            f"SELECT {_sql.LEDGER_SELECT.format(document='document')} FROM ledger"
-            " WHERE state = 'pending' AND next_attempt <= ? ORDER BY created, version, sink LIMIT ?",
-            (now, limit),
-        )
-        return [_sql.ledger_entry(row) for row in rows]
-
-    def ledger_update(self, entry: LedgerEntry) -> None:
-        """Record the new state, attempts, error and next attempt of one row."""
-
-        def work() -> None:
-            with self._write() as db:
-                db.execute(
-                    "UPDATE ledger SET state = ?, attempts = ?, next_attempt = ?, last_error = ?, delivered_at = ?"
-                    " WHERE version = ? AND sink = ?",
-                    (
-                        entry.state,
-                        entry.attempts,
-                        entry.next_attempt,
-                        entry.last_error,
-                        entry.delivered_at,
-                        entry.version,
-                        entry.sink,
-                    ),
-                )
-
-        self._guard(work)
-
-    def ledger_summary(self) -> LedgerSummary:
-        """Return row counts by sink and state and the oldest pending row per sink."""
-        counts = self._read("SELECT sink, state, count(*) FROM ledger GROUP BY sink, state")
-        oldest = self._read("SELECT sink, min(created) FROM ledger WHERE state = 'pending' GROUP BY sink")
-        return LedgerSummary(
-            counts={(sink, state): int(n) for sink, state, n in counts},
-            oldest_pending={sink: int(created) for sink, created in oldest},
-        )
-
-    # Sink message references ------------------------------------------------------------------------
-
-    def message_ref(self, key: FindingKey, sink: str) -> str | None:
-        """Return the sink's reference to the first message about a finding."""
-        rows = self._read(
-            "SELECT ref FROM message_refs WHERE product = ? AND account = ? AND uid = ? AND sink = ?", (*key, sink)
-        )
-        return str(rows[0][0]) if rows else None
-
-    def set_message_ref(self, key: FindingKey, sink: str, ref: str) -> None:
-        """Remember the first message's reference; an existing one is kept."""
-
-        def work() -> None:
-            with self._write() as db:
-                db.execute(
-                    "INSERT INTO message_refs (product, account, uid, sink, ref) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT DO NOTHING",
-                    (*key, sink, ref),
-                )
-
-        self._guard(work)
-
-    # Source health ----------------------------------------------------------------------------------
-
-    def touch_sources(self, seen: Sequence[SourceSeen]) -> None:
-        """Record deliveries: last delivery per (source, account) only moves forward."""
-        rows = _sql.source_updates(seen)
-
-        def work() -> None:
-            with self._write() as db:
-                db.executemany(
-                    "INSERT INTO sources (source, account_uid, last_delivery, last_finding_time, deliveries)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, account_uid) DO UPDATE SET"
-                    " last_delivery = max(last_delivery, excluded.last_delivery),"
-                    " last_finding_time = max(coalesce(last_finding_time, excluded.last_finding_time),"
-                    "                         coalesce(excluded.last_finding_time, last_finding_time)),"
-                    " deliveries = deliveries + excluded.deliveries",
-                    rows,
-                )
-
-        self._guard(work)
-
-    def sources(self) -> list[SourceState]:
-        """Return the last delivery per (source, account)."""
-        rows = self._read(
-            "SELECT source, account_uid, last_delivery, last_finding_time, deliveries FROM sources"
-            " ORDER BY source, account_uid"
-        )
-        return [_sql.source_state(row) for row in rows]
-
-    def record_signals(self, signals: Sequence[HealthSignal]) -> None:
-        """Keep the latest health signal per (source, account, service, region)."""
-        rows = _sql.signal_updates(signals)
-
-        def work() -> None:
-            with self._write() as db:
-                db.executemany(
-                    "INSERT INTO health_signals (source, account_uid, service, region, healthy, time, detail)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, account_uid, service, region) DO UPDATE SET"
-                    " healthy = excluded.healthy, time = excluded.time, detail = excluded.detail"
-                    " WHERE excluded.time >= health_signals.time",
-                    rows,
-                )
-
-        self._guard(work)
-
-    def signals(self) -> list[HealthSignal]:
-        """Return the latest health signal per (source, account, service, region)."""
-        rows = self._read(
-            "SELECT source, account_uid, service, region, healthy, time, detail FROM health_signals"
-            " ORDER BY source, account_uid, service, region"
-        )
-        return [_sql.health_signal(row) for row in rows]

@@ -1,0 +1,252 @@
+# SQL text here is composed only from this package's constants; values always travel as parameters.
+# ruff: noqa: S608
+"""The Store methods whose SQL is the same for SQLite and PostgreSQL but for its spelling.
+
+Statements are written once with `?` placeholders and spelled for the dialect (`_sql.spell`). A
+backend provides one read (`_fetch`) and one write of many rows in a transaction (`_write_many`),
+and keeps what really differs: connections and locking, the upsert, expiry and the ledger insert.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar, Final
+
+from corral.records import HealthSignal
+from corral.stores import _sql
+from corral.stores._shared import source_updates
+from corral.stores.base import (
+    DEAD_LETTER_MAX_RAW,
+    CountRow,
+    DeadLetter,
+    FindingKey,
+    FindingQuery,
+    HistoryEntry,
+    LedgerEntry,
+    LedgerSummary,
+    Page,
+    SourceSeen,
+    SourceState,
+    StoredFinding,
+    Suppression,
+)
+from corral.stores.migrations import Dialect
+
+KEY_IS: Final = "product = ? AND account = ? AND uid = ?"
+SOURCE_COLUMNS: Final = ("source", "account_uid", "last_delivery", "last_finding_time", "deliveries")
+SIGNAL_COLUMNS: Final = ("source", "account_uid", "service", "region", "healthy", "time", "detail")
+# SQLite's max() of a NULL is NULL (PostgreSQL's GREATEST skips it): coalesce makes both keep the later known time.
+_TOUCH_SOURCES: Final = (
+    " ON CONFLICT (source, account_uid) DO UPDATE SET"
+    " last_delivery = {greatest}(sources.last_delivery, excluded.last_delivery),"
+    " last_finding_time = {greatest}(coalesce(sources.last_finding_time, excluded.last_finding_time),"
+    " coalesce(excluded.last_finding_time, sources.last_finding_time)),"
+    " deliveries = sources.deliveries + excluded.deliveries"
+)
+_RECORD_SIGNALS: Final = (
+    " ON CONFLICT (source, account_uid, service, region) DO UPDATE SET"
+    " healthy = excluded.healthy, time = excluded.time, detail = excluded.detail"
+    " WHERE excluded.time >= health_signals.time"
+)
+
+
+class SqlStore(ABC):
+    """The shared half of the SQL stores; `dialect` says how to spell each statement."""
+
+    url: str
+    dialect: ClassVar[Dialect]
+
+    @abstractmethod
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run one read and return its rows."""
+
+    @abstractmethod
+    def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row, all in one transaction."""
+
+    def _storable(self, row: Sequence[Any], json_at: tuple[int, ...] = ()) -> tuple[Any, ...]:
+        """Return a row of untrusted text as the database can keep it (JSON text at `json_at`)."""
+        del json_at
+        return tuple(row)
+
+    def _select(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._fetch(_sql.spell(sql, self.dialect), params)
+
+    def _modify(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._write_many(_sql.spell(sql, self.dialect), rows)
+
+    # Findings ---------------------------------------------------------------------------------------
+
+    def mark_suppressed(self, marks: Sequence[tuple[FindingKey, Suppression | None]]) -> None:
+        """Record (or clear) why findings are stored but not sent."""
+        # Sorted by key (stable: the last mark of a key still wins), so that concurrent callers lock rows in order.
+        rows = sorted(
+            ((s.reason if s else None, s.by if s else None, s.until if s else None, *key) for key, s in marks),
+            key=lambda row: row[3:],
+        )
+        self._modify(
+            f"UPDATE findings SET suppressed_reason = ?, suppressed_by = ?, suppressed_until = ? WHERE {KEY_IS}", rows
+        )
+
+    def get(self, key: FindingKey) -> StoredFinding | None:
+        """Return one finding, or None."""
+        rows = self._select(f"SELECT {self._finding_select} FROM findings WHERE {KEY_IS}", key)
+        return _sql.stored_finding(rows[0]) if rows else None
+
+    def history(self, key: FindingKey) -> list[HistoryEntry]:
+        """Return a finding's recorded changes, oldest first."""
+        rows = self._select(
+            f"SELECT at, kind, version, modified_time, severity_id, status_id FROM finding_history WHERE {KEY_IS}"
+            " ORDER BY seq",
+            key,
+        )
+        return [_sql.history_entry(row) for row in rows]
+
+    def query(self, query: FindingQuery) -> Page:
+        """Return findings matching every given filter, newest last seen first, paged by keyset."""
+        clause, params = _sql.where(query, self.dialect)
+        rows = self._fetch(
+            f"SELECT {self._finding_select} FROM findings WHERE {clause} {_sql.ORDER} LIMIT {_sql.MARKS[self.dialect]}",
+            [*params, query.limit + 1],
+        )
+        items = [_sql.stored_finding(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit and items
+        return Page(items, _sql.encode_cursor(items[-1]) if more else None)
+
+    def counts(self) -> list[CountRow]:
+        """Return finding counts grouped by cloud, severity and status."""
+        rows = self._select(
+            "SELECT cloud, severity_id, status_id, count(*) FROM findings"
+            " GROUP BY cloud, severity_id, status_id ORDER BY cloud, severity_id, status_id"
+        )
+        return [CountRow(row[0], int(row[1]), int(row[2]), int(row[3])) for row in rows]
+
+    @property
+    def _finding_select(self) -> str:
+        return _sql.FINDING_SELECT.format(document=_sql.DOCUMENT[self.dialect])
+
+    # Dead letter ------------------------------------------------------------------------------------
+
+    def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep rejected inputs with their reasons (the first 256 KiB of each)."""
+        self._modify(
+            _sql.insert("dead_letters", ("at", "reason", "ref", "raw", "sha256", "size", "source"), self.dialect),
+            [
+                self._storable((d.at, d.reason, d.ref, d.raw[:DEAD_LETTER_MAX_RAW], d.sha256, d.size, d.source))
+                for d in letters
+            ],
+        )
+
+    def dead_letters(self, *, limit: int = 100, source: str | None = None) -> list[DeadLetter]:
+        """Return dead letters, newest first, with their ids."""
+        only, params = ("WHERE source = ? ", (source,)) if source is not None else ("", ())
+        rows = self._select(
+            f"SELECT {_sql.DEAD_LETTER_SELECT} FROM dead_letters {only}ORDER BY at DESC, id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_sql.dead_letter(row) for row in rows]
+
+    def _dead_letter(self, letter_id: int) -> DeadLetter | None:
+        rows = self._select(f"SELECT {_sql.DEAD_LETTER_SELECT} FROM dead_letters WHERE id = ?", (letter_id,))
+        return _sql.dead_letter(rows[0]) if rows else None
+
+    def count_dead_letters(self) -> dict[str, int]:
+        """Return dead-letter counts per source ("" for unknown)."""
+        rows = self._select("SELECT coalesce(source, ''), count(*) FROM dead_letters GROUP BY 1")
+        return {source: int(count) for source, count in rows}
+
+    # Delivery ledger --------------------------------------------------------------------------------
+
+    @property
+    def _ledger_select(self) -> str:
+        return _sql.LEDGER_SELECT.format(document=_sql.DOCUMENT[self.dialect])
+
+    @property
+    def _ledger_insert(self) -> str:
+        """The insert of a ledger row that leaves an existing (version, sink) as it is."""
+        columns = _sql.LEDGER_COLUMNS
+        return (
+            _sql.insert("ledger", columns, self.dialect, jsonb=("document",))
+            + " ON CONFLICT (version, sink) DO NOTHING"
+        )
+
+    def ledger_due(self, *, now: int, limit: int = 500) -> list[LedgerEntry]:
+        """Return pending rows whose next attempt is due, oldest (created) first."""
+        rows = self._select(
+            f"SELECT {self._ledger_select} FROM ledger WHERE state = 'pending' AND next_attempt <= ?"
+            " ORDER BY created, version, sink LIMIT ?",
+            (now, limit),
+        )
+        return [_sql.ledger_entry(row) for row in rows]
+
+    def ledger_update(self, entry: LedgerEntry) -> None:
+        """Record the new state, attempts, error and next attempt of one row."""
+        self._modify(
+            "UPDATE ledger SET state = ?, attempts = ?, next_attempt = ?, last_error = ?, delivered_at = ?"
+            " WHERE version = ? AND sink = ?",
+            [
+                (
+                    entry.state,
+                    entry.attempts,
+                    entry.next_attempt,
+                    entry.last_error,
+                    entry.delivered_at,
+                    entry.version,
+                    entry.sink,
+                )
+            ],
+        )
+
+    def ledger_summary(self) -> LedgerSummary:
+        """Return row counts by sink and state and the oldest pending row per sink."""
+        counts = self._select("SELECT sink, state, count(*) FROM ledger GROUP BY sink, state")
+        oldest = self._select("SELECT sink, min(created) FROM ledger WHERE state = 'pending' GROUP BY sink")
+        return LedgerSummary(
+            counts={(sink, state): int(n) for sink, state, n in counts},
+            oldest_pending={sink: int(created) for sink, created in oldest},
+        )
+
+    # Sink message references ------------------------------------------------------------------------
+
+    def message_ref(self, key: FindingKey, sink: str) -> str | None:
+        """Return the sink's reference to the first message about a finding."""
+        rows = self._select(f"SELECT ref FROM message_refs WHERE {KEY_IS} AND sink = ?", (*key, sink))
+        return str(rows[0][0]) if rows else None
+
+    def set_message_ref(self, key: FindingKey, sink: str, ref: str) -> None:
+        """Remember the first message's reference; an existing one is kept."""
+        self._modify(
+            _sql.insert("message_refs", ("product", "account", "uid", "sink", "ref"), self.dialect)
+            + " ON CONFLICT DO NOTHING",
+            [(*key, sink, ref)],
+        )
+
+    # Source health ----------------------------------------------------------------------------------
+
+    def touch_sources(self, seen: Sequence[SourceSeen]) -> None:
+        """Record deliveries: last delivery per (source, account) only moves forward."""
+        greatest = "max" if self.dialect == "sqlite" else "GREATEST"
+        self._modify(
+            _sql.insert("sources", SOURCE_COLUMNS, self.dialect) + _TOUCH_SOURCES.format(greatest=greatest),
+            sorted(source_updates(seen), key=lambda row: (row[0], row[1])),
+        )
+
+    def sources(self) -> list[SourceState]:
+        """Return the last delivery per (source, account)."""
+        rows = self._select(f"SELECT {', '.join(SOURCE_COLUMNS)} FROM sources ORDER BY source, account_uid")
+        return [_sql.source_state(row) for row in rows]
+
+    def record_signals(self, signals: Sequence[HealthSignal]) -> None:
+        """Keep the latest health signal per (source, account, service, region)."""
+        self._modify(
+            _sql.insert("health_signals", SIGNAL_COLUMNS, self.dialect) + _RECORD_SIGNALS,
+            sorted(_sql.signal_updates(signals), key=lambda row: (row[0], row[1], row[2], row[3])),
+        )
+
+    def signals(self) -> list[HealthSignal]:
+        """Return the latest health signal per (source, account, service, region)."""
+        rows = self._select(
+            f"SELECT {', '.join(SIGNAL_COLUMNS)} FROM health_signals ORDER BY source, account_uid, service, region"
+        )
+        return [_sql.health_signal(row) for row in rows]
