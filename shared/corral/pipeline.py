@@ -53,6 +53,8 @@ class Inbound:
     delivery_id: str | None = None
     error: str | None = None
     """Set when the delivery could not even be read (e.g. over 8 MiB); it goes to the dead letter."""
+    received_time: int | None = None
+    """When the delivery was received (epoch ms; default: now), for records without a time of their own."""
 
 
 @dataclass(slots=True)
@@ -159,7 +161,7 @@ class Pipeline:
             if error is not None:
                 yield Outcome("", error=error, raw=inbound.data), inbound.ref
                 continue
-            for outcome in normalize(doc, "", inbound.delivery_id, self.clock()):
+            for outcome in normalize(doc, "", inbound.delivery_id, inbound.received_time or self.clock()):
                 ref = f"{inbound.ref}: {outcome.where}" if outcome.where else inbound.ref
                 yield outcome, ref
 

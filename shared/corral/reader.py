@@ -7,9 +7,10 @@ streams in constant memory. Documents are counted from 1 for messages (`PATH#N`)
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Final
 
@@ -27,6 +28,8 @@ class Document:
     raw: bytes
     parsed: object = None
     error: str | None = None
+    received_time: int | None = None
+    """When the input was written (a file's mtime, epoch ms): stands in for records without a time."""
 
 
 def expand(paths: Iterable[str]) -> Iterator[str]:
@@ -46,7 +49,9 @@ def read(name: str) -> Iterator[Document]:
         return
     try:
         with Path(name).open("rb") as stream:
-            yield from read_stream(stream, name)
+            written = os.fstat(stream.fileno()).st_mtime_ns // 1_000_000
+            for document in read_stream(stream, name):
+                yield replace(document, received_time=written)
     except OSError as exc:
         yield Document(f"{name}#0", b"", error=f"cannot read: {exc.strerror or exc}")
 

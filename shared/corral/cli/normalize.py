@@ -35,7 +35,7 @@ def normalize(paths: Paths = None) -> None:
                 _say("error", document.ref, document.error)
                 failed = True
                 continue
-            for outcome in normalize_document(document.parsed, received_time=received):
+            for outcome in normalize_document(document.parsed, received_time=document.received_time or received):
                 ref = f"{document.ref}: {outcome.where}" if outcome.where else document.ref
                 if outcome.finding is not None:
                     out.write(orjson.dumps(outcome.finding) + b"\n")

@@ -62,7 +62,7 @@ def _inbounds(paths: list[str]) -> Iterator[Inbound]:
         for document in reader.read(name):
             # Unreadable input is handed on with its reason, so that it lands in the dead letter too.
             data = document.raw if document.error else document.parsed
-            yield Inbound(data, document.ref, error=document.error)
+            yield Inbound(data, document.ref, error=document.error, received_time=document.received_time)
 
 
 class _Progress:

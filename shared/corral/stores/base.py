@@ -108,13 +108,18 @@ class Snapshot:
 def decide(current: Snapshot | None, incoming: Snapshot) -> ChangeKind:
     """Return the change kind of `incoming` over `current` (None when never seen).
 
-    Order is the source's own modified time, never arrival: an older version is `stale`. The
-    same fingerprint is `unchanged`. Otherwise, by precedence: reopened, closed, escalated,
+    Order is the source's own modified time, never arrival: an older version is `stale`, and of
+    two versions with the same time the one with the greater fingerprint wins. The same
+    fingerprint is `unchanged`. Otherwise, by precedence: reopened, closed, escalated,
     deescalated, updated.
     """
     if current is None:
         return "new"
     if incoming.modified_time < current.modified_time:
+        return "stale"
+    if incoming.modified_time == current.modified_time and incoming.fingerprint < current.fingerprint:
+        # Two versions that claim the same time: the content decides, not arrival, so redelivering
+        # both in any order converges on one version instead of flipping between them.
         return "stale"
     if incoming.fingerprint == current.fingerprint and incoming.closed == current.closed:
         # Activity is volatile (Create/Update flip on re-publication), but a Close is a change.
@@ -123,9 +128,10 @@ def decide(current: Snapshot | None, incoming: Snapshot) -> ChangeKind:
         return "reopened"
     if incoming.closed and not current.closed:
         return "closed"
-    if _severity_rank(incoming.severity_id) > _severity_rank(current.severity_id):
+    before, after = _severity_rank(current.severity_id), _severity_rank(incoming.severity_id)
+    if before and after and after > before:
         return "escalated"
-    if _severity_rank(incoming.severity_id) < _severity_rank(current.severity_id):
+    if before and after and after < before:
         return "deescalated"
     return "updated"
 

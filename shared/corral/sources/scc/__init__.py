@@ -258,7 +258,8 @@ def normalize(
     event_ms = millis(field(finding, "eventTime"))
     create_ms = millis(field(finding, "createTime"))
     mute_ms = millis(field(finding, "muteUpdateTime"))
-    modified = event_ms or create_ms or received_time
+    # Muting a finding does not move its eventTime; muteUpdateTime orders that change.
+    modified = max(event_ms or 0, mute_ms or 0) or create_ms or received_time
     if modified is None:
         raise MalformedEventError("SCC finding has no usable eventTime or createTime")
     if event_ms is not None:
