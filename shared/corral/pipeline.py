@@ -140,20 +140,30 @@ class Pipeline:
                 letters.append(self._dead_letter(outcome, ref))
                 result.errors.append(f"{ref}: {outcome.error}")
                 result.counts["failed"] += 1
-            if len(findings) >= BATCH:
-                self._store_batch(findings, result)
-                findings = []
+            if len(findings) >= BATCH or len(letters) + len(signals) >= BATCH:
+                # Flushed as they fill, so memory stays flat however long the input.
+                self._flush(findings, letters, signals, result)
+                findings, letters, signals = [], [], []
                 if on_progress:
                     on_progress(done)
+        self._flush(findings, letters, signals, result)
+        if on_progress:
+            on_progress(done)
+        return result
+
+    def _flush(
+        self,
+        findings: Sequence[tuple[ocsf.Finding, str]],
+        letters: Sequence[DeadLetter],
+        signals: Sequence[HealthSignal],
+        result: IngestResult,
+    ) -> None:
         if findings:
             self._store_batch(findings, result)
         if letters:
             self.store.add_dead_letters(letters)
         if signals:
             self.store.record_signals(signals)
-        if on_progress:
-            on_progress(done)
-        return result
 
     def _outcomes(self, deliveries: Iterable[Inbound]) -> Iterator[tuple[Outcome, str]]:
         for inbound in deliveries:
