@@ -69,15 +69,16 @@ def _plain_insert(documents: list[dict[str, Any]], path: Path) -> float:
     return elapsed
 
 
-# The child reports its own peak: a parent's RUSAGE_CHILDREN would count the pages a fork shares
-# with this (large) benchmark process.
+# The child reports its own peak from /proc (VmHWM of its own address space): getrusage would carry
+# over the high-water mark of the (large) benchmark process it was forked from.
 _MEASURED_CLI = (
-    "import resource, runpy, sys\n"
+    "import re, runpy, sys\n"
     "sys.argv = ['corral', *sys.argv[1:]]\n"
     "try:\n"
     "    runpy.run_module('corral.cli.__main__', run_name='__main__')\n"
     "finally:\n"
-    "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "    status = open('/proc/self/status').read()\n"
+    "    print(re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr)\n"
 )
 
 
