@@ -1,0 +1,132 @@
+"""The DynamoDB store: one table, conditional single-item writes, one index for listing by time.
+
+URL: `dynamodb://TABLE?region=R[&endpoint=URL]`; `endpoint` is for local use (moto, DynamoDB
+Local). `open()` never creates anything: production tables come from the deployment's IaC and the
+functions need only data rights; `migrate()` (`corral store migrate`) creates the table when asked.
+
+Single-table design (`pk`, `sk` strings; attribute names are short because capacity is billed
+per byte, names included):
+
+| item            | pk                          | sk                  | gsi1 (g1pk / g1sk)                |
+| --------------- | --------------------------- | ------------------- | --------------------------------- |
+| finding         | `F#["product","acct","uid"]`| `F`                 | `F` / last seen (13 digits)       |
+| history entry   | finding pk                  | `H#<inc>#<seq:08>`  | -                                 |
+| message ref     | finding pk                  | `M#<sink>`          | -                                 |
+| ledger row      | `L#<version>`               | sink                | `L#<state>` / `<created>#<ver>#…` |
+| dead letter     | `D`                         | id (`<at:13>-…`)    | -                                 |
+| source health   | `S`                         | `["source","acct"]` | -                                 |
+| health signal   | `G`                         | `[src,acct,svc,rg]` | -                                 |
+| schema version  | `META`                      | `schema`            | -                                 |
+
+Finding attributes: `d` document (JSON string, or gzip-compressed JSON as Binary above 1 KiB),
+`kp`/`ka`/`kf` identity, `fs`/`ls` first and last seen, `n` accepted versions, `v` write counter
+(the optimistic lock), `mt` modified time, `fp` fingerprint, `sev`/`st`/`cl` severity, status,
+closed, the query columns `c` cloud, `r` region, `cu` class, `ft` type, `cs` container service,
+`ly` layer, `tk` task, `kc` cluster, `kn` namespace, `im` image, `tr` traits (a set of
+`["name","value"]` strings), suppression `sr`/`sb`/`su`, and history bookkeeping `inc`, `hs`, `hx`.
+
+**Upsert** reads the batch's findings with `BatchGetItem` (100 keys a call, strongly consistent,
+without documents), decides each finding in order with `decide()`, and writes each changed key with
+one `PutItem` conditioned on the write counter it read (`attribute_not_exists(pk)` for new ones);
+on `ConditionalCheckFailed` it re-reads that key and decides again. The writes of one batch run on
+a small thread pool (`WRITE_CONCURRENCY`), so 500 findings take about 500/8 write latencies.
+
+**History** stays atomic without transactions: a write carries its own history entries on the
+finding item (`hx`, the outbox), and the next write that replaces them first copies them to their
+own `H#` items with an idempotent `BatchWriteItem`. `history()` reads the partition (one query)
+and merges the outbox with the `H#` items by sequence number. Entries are keyed by the
+finding's incarnation (`inc`), so a finding expired and seen again starts a clean history.
+`TransactWriteItems` would batch the writes into fewer round trips, but each transactional write
+costs twice the capacity, one conflicting finding cancels the whole group, and moto (which the
+tests run against) deep-copies and restores whole tables around each transaction, losing
+concurrent writes, so that design could not be tested for concurrency.
+
+**Queries** walk `gsi1` (partition `F`, newest last seen first) with the filters as a server-side
+`FilterExpression` (globs as `begins_with`/`contains`, then matched exactly here), fetch the
+page's items with `BatchGetItem`, and page by keyset: the cursor is the index key of the last
+item returned, used as `ExclusiveStartKey`. The index projects only the filter attributes, so
+documents are stored once. Index reads are eventually consistent (DynamoDB offers nothing else).
+`counts()` and `ledger_summary()` read the index's projected attributes and count here.
+
+Capacity: every call asks for `ReturnConsumedCapacity=TOTAL`; `round_trips` (HTTP requests,
+retries included), `consumed_wcu` and `consumed_rcu` add up what the service reported.
+
+Limits: the index keeps every finding under one partition value (`F`), which DynamoDB serves at
+up to about 1,000 index writes a second; every write moves a finding in the index (its last seen
+changes). That is far above what security findings arrive at; sharding `F` is the next step if it
+ever is not. Ledger rows stay in the index in every state, so `ledger_summary()` reads grow with
+the delivered rows kept. Documents above `MAX_DOCUMENT` compressed are a `PermanentError`.
+
+Modules: `items` (attribute values, documents, keys, history entries, finding state), `table`
+(the client, calls with errors mapped, batches, the schema), and one mixin of `table.Table` per
+concern: `upsert`, `queries`, `delivery` (dead letter, ledger, message refs) and `health`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Final
+from urllib.parse import parse_qs, urlsplit
+
+from corral.errors import ConfigError
+from corral.stores.dynamodb.delivery import Delivery
+from corral.stores.dynamodb.health import Health
+from corral.stores.dynamodb.items import (
+    COMPRESS_ABOVE,
+    INDEX,
+    INDEX_ATTRIBUTES,
+    MAX_DOCUMENT,
+    SCHEMA_VERSION,
+    decode_document,
+    encode_document,
+    finding_pk,
+)
+from corral.stores.dynamodb.queries import Queries
+from corral.stores.dynamodb.table import TableMissingError
+from corral.stores.dynamodb.upsert import Upserts
+
+__all__ = [
+    "COMPRESS_ABOVE",
+    "INDEX",
+    "INDEX_ATTRIBUTES",
+    "MAX_DOCUMENT",
+    "SCHEMA_VERSION",
+    "DynamoDBStore",
+    "TableMissingError",
+    "decode_document",
+    "encode_document",
+    "finding_pk",
+    "open",
+]
+
+TABLE_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+URL_PARAMETERS: Final = frozenset({"region", "endpoint"})
+
+
+class DynamoDBStore(Upserts, Queries, Delivery, Health):
+    """The Store contract on one DynamoDB table (see the package docstring for the design)."""
+
+
+def open(url: str) -> DynamoDBStore:
+    """Open the store at `dynamodb://TABLE?region=R[&endpoint=URL]` (no network until first use).
+
+    Example:
+        >>> store = open("dynamodb://corral-findings?region=eu-west-1")
+    """
+    parts = urlsplit(url)
+    table = parts.netloc
+    if not TABLE_NAME.fullmatch(table) or parts.path not in ("", "/"):
+        raise ConfigError(f"store URL {url!r}: the table name must be 3-255 of A-Z a-z 0-9 _ . - (dynamodb://TABLE)")
+    params = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+    unknown = sorted(set(params) - URL_PARAMETERS)
+    if unknown:
+        raise ConfigError(f"store URL {url!r}: unknown parameter(s) {', '.join(unknown)}; use region and endpoint")
+    # Lambda sets AWS_REGION; read only here, when a store is opened, never at import.
+    region = params.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise ConfigError(f"store URL {url!r}: add ?region=… (or set AWS_REGION)")
+    endpoint = params.get("endpoint")
+    if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
+        raise ConfigError(f"store URL {url!r}: endpoint must be an http(s) URL")
+    return DynamoDBStore(url=url, table=table, region=region, endpoint=endpoint)

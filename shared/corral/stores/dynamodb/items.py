@@ -1,0 +1,221 @@
+"""How the DynamoDB store lays out its items: attribute values, documents, keys, history and state.
+
+See the package docstring for the table design; every attribute name of a finding item is there.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from corral import ocsf
+from corral.errors import PermanentError
+from corral.stores._shared import trait_map
+from corral.stores.base import ChangeKind, FindingKey, HistoryEntry, LedgerState, Snapshot, StoredFinding, Suppression
+
+Item = dict[str, Any]
+"""One DynamoDB item in the wire format: {"name": {"S": "value"}, ...}."""
+SCHEMA_VERSION: Final = 1
+INDEX: Final = "gsi1"
+INDEX_ATTRIBUTES: Final = ("c", "ka", "sev", "st", "cl", "cu", "ft", "cs", "kc", "kn", "im", "tr", "na", "snk", "cr")
+"""What gsi1 projects besides the keys: the query filters and what counts and summaries read."""
+STATE_ATTRIBUTES: Final = "pk,kp,ka,kf,fs,ls,n,v,mt,fp,sev,st,cl,inc,hs,hx,sr,sb,su"  # everything but the document
+COMPRESS_ABOVE: Final = 1024
+"""Documents above 1 KiB are stored gzip-compressed: capacity is billed per KB read and written."""
+MAX_DOCUMENT: Final = 350 * 1024
+"""Largest encoded document: DynamoDB items stop at 400 KB, and the other attributes need room."""
+LEDGER_STATES: Final[tuple[LedgerState, ...]] = ("pending", "delivered", "dead")
+KIND_CODES: Final[dict[str, ChangeKind]] = {
+    "new": "new",
+    "updated": "updated",
+    "escalated": "escalated",
+    "deescalated": "deescalated",
+    "reopened": "reopened",
+    "closed": "closed",
+}
+
+
+# Encoding ----------------------------------------------------------------------------------------
+
+
+def as_s(value: str) -> dict[str, str]:
+    """Return a string attribute value."""
+    return {"S": value}
+
+
+def as_n(value: int) -> dict[str, str]:
+    """Return a number attribute value."""
+    return {"N": str(value)}
+
+
+def get_n(item: Mapping[str, Any], name: str) -> int:
+    """Read a number attribute."""
+    return int(item[name]["N"])
+
+
+def opt_n(item: Mapping[str, Any], name: str) -> int | None:
+    """Read a number attribute, None when absent."""
+    return int(item[name]["N"]) if name in item else None
+
+
+def get_s(item: Mapping[str, Any], name: str) -> str:
+    """Read a string attribute."""
+    value: str = item[name]["S"]
+    return value
+
+
+def opt_s(item: Mapping[str, Any], name: str) -> str | None:
+    """Read a string attribute, None when absent."""
+    return get_s(item, name) if name in item else None
+
+
+def encode_document(doc: Mapping[str, Any], *, what: str) -> dict[str, Any]:
+    """Return a document as an attribute value: plain JSON, or gzip-compressed JSON as Binary."""
+    raw = orjson.dumps(doc)
+    value: dict[str, Any] = {"S": raw.decode()}
+    if len(raw) > COMPRESS_ABOVE:
+        # mtime=0: the same document always compresses to the same bytes.
+        value = {"B": gzip.compress(raw, compresslevel=6, mtime=0)}
+    size = len(value.get("B") or raw)
+    if size > MAX_DOCUMENT:
+        raise PermanentError(f"{what}: the document is {size} bytes even compressed, over DynamoDB's item limit")
+    return value
+
+
+def decode_document(value: Mapping[str, Any]) -> ocsf.Finding:
+    """Read back a document written by `encode_document`."""
+    if "B" in value:
+        doc: ocsf.Finding = orjson.loads(gzip.decompress(value["B"]))
+    else:
+        doc = orjson.loads(value["S"])
+    return doc
+
+
+def finding_pk(key: FindingKey) -> str:
+    """Return the partition key of a finding (and of its history and message refs)."""
+    text = orjson.dumps(list(key)).decode()
+    # Partition keys stop at 2048 bytes; identities that long are hashed (the parts stay as attributes).
+    if len(text.encode()) > 1024:
+        return "F#sha256:" + sha256_hex(text.encode())
+    return "F#" + text
+
+
+def sha256_hex(data: bytes) -> str:
+    """Return the hex sha256 of `data`."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def time_key(value: int) -> str:
+    # Fixed width, so that string order is time order (epoch ms has 13 digits until 2286).
+    return f"{value:013d}"
+
+
+def trait_pairs(finding: Mapping[str, Any]) -> list[str]:
+    """Return every trait of a finding as `["name","value"]` strings (both `value` and `values`)."""
+    return [orjson.dumps([name, value]).decode() for name, values in trait_map(finding).items() for value in values]
+
+
+# Findings: history entries and state -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One history entry as the store keeps it: its sequence number in the finding's history."""
+
+    seq: int
+    history: HistoryEntry
+
+    def attribute(self) -> dict[str, Any]:
+        """Return the entry as a map attribute (for the outbox)."""
+        return {"M": self.attributes()}
+
+    def attributes(self) -> dict[str, Any]:
+        """Return the entry's attributes (the fields of an `H#` item)."""
+        entry = self.history
+        return {
+            "q": as_n(self.seq),
+            "at": as_n(entry.at),
+            "k": as_s(entry.kind),
+            "ver": as_s(entry.version),
+            "mt": as_n(entry.modified_time),
+            "sev": as_n(entry.severity_id),
+            "st": as_n(entry.status_id),
+        }
+
+    @classmethod
+    def of(cls, attrs: Mapping[str, Any]) -> Entry:
+        """Read an entry from an outbox map or an `H#` item."""
+        entry = HistoryEntry(
+            at=get_n(attrs, "at"),
+            kind=KIND_CODES[get_s(attrs, "k")],
+            version=get_s(attrs, "ver"),
+            modified_time=get_n(attrs, "mt"),
+            severity_id=get_n(attrs, "sev"),
+            status_id=get_n(attrs, "st"),
+        )
+        return cls(get_n(attrs, "q"), entry)
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What a finding item holds besides its document: what an upsert compares and carries forward."""
+
+    snapshot: Snapshot
+    first_seen: int
+    last_seen: int
+    versions: int
+    lock: int
+    incarnation: str
+    seq: int
+    outbox: tuple[Entry, ...]
+    suppression: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, item: Mapping[str, Any]) -> State:
+        """Read the state of a finding item (fetched with `STATE_ATTRIBUTES`)."""
+        return cls(
+            snapshot=Snapshot(
+                modified_time=get_n(item, "mt"),
+                fingerprint=get_s(item, "fp"),
+                severity_id=get_n(item, "sev"),
+                status_id=get_n(item, "st"),
+                closed=bool(item["cl"]["BOOL"]),
+            ),
+            first_seen=get_n(item, "fs"),
+            last_seen=get_n(item, "ls"),
+            versions=get_n(item, "n"),
+            lock=get_n(item, "v"),
+            incarnation=get_s(item, "inc"),
+            seq=get_n(item, "hs"),
+            outbox=tuple(Entry.of(e["M"]) for e in item.get("hx", {}).get("L", [])),
+            suppression={name: item[name] for name in ("sr", "sb", "su") if name in item},
+        )
+
+
+def history_item(pk: str, incarnation: str, entry: Entry) -> Item:
+    """Return the `H#` item of one history entry."""
+    return {"pk": as_s(pk), "sk": as_s(f"H#{incarnation}#{entry.seq:08d}"), **entry.attributes()}
+
+
+def stored_finding(item: Mapping[str, Any]) -> StoredFinding:
+    """Read a finding item back as the contract's StoredFinding."""
+    suppression = None
+    if "sr" in item:
+        suppression = Suppression(get_s(item, "sr"), get_s(item, "sb"), opt_n(item, "su"))
+    return StoredFinding(
+        key=(get_s(item, "kp"), get_s(item, "ka"), get_s(item, "kf")),
+        document=decode_document(item["d"]),
+        first_seen=get_n(item, "fs"),
+        last_seen=get_n(item, "ls"),
+        versions=get_n(item, "n"),
+        severity_id=get_n(item, "sev"),
+        status_id=get_n(item, "st"),
+        closed=bool(item["cl"]["BOOL"]),
+        modified_time=get_n(item, "mt"),
+        suppression=suppression,
+    )
