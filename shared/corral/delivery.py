@@ -81,7 +81,7 @@ class Deliverer:
             if resume_at is not None:
                 # The platform is down or rate limiting: hold the rest back, unsent and uncounted,
                 # until its Retry-After (or the base delay when it gave none).
-                self.store.ledger_update(replace(row, next_attempt=resume_at))
+                self.store.ledger_update([replace(row, next_attempt=resume_at)])
                 totals["pending"] += 1
                 continue
             thread = self.store.message_ref(row.key, sink.id)
@@ -103,11 +103,13 @@ class Deliverer:
         if now - row.created < CLOSE_WAIT_MS:
             # The first message may still be on its way (rate limits, an outage): wait for it.
             self.store.ledger_update(
-                replace(row, next_attempt=now + BASE_DELAY_MS, last_error="waiting for the first message")
+                [replace(row, next_attempt=now + BASE_DELAY_MS, last_error="waiting for the first message")]
             )
             return "pending"
         # A close is news only as a reply under the first message; alone it is noise.
-        self.store.ledger_update(replace(row, state="delivered", last_error="closed without a first message: not sent"))
+        self.store.ledger_update(
+            [replace(row, state="delivered", last_error="closed without a first message: not sent")]
+        )
         return "dropped"
 
     def _record_all(
@@ -122,33 +124,41 @@ class Deliverer:
                 Result.failure(d.version, f"{sink.id}: sink answered {len(results)} results") for d in deliveries
             ]
         totals: Counter[str] = Counter()
+        updates: list[LedgerEntry] = []
+        letters: list[DeadLetter] = []
+        now = self.clock()
         for row, delivery, result in zip(rows, deliveries, results, strict=True):
-            totals[self._record(row, delivery, result)] += 1
+            updated = self._outcome(row, result, now)
+            updates.append(updated)
+            totals[updated.state] += 1
+            if updated.state == "dead":
+                raw = orjson.dumps({"sink": row.sink, "change": row.change, "finding": row.document})
+                letters.append(
+                    DeadLetter.of(
+                        raw, at=now, reason=updated.last_error or "", ref=f"{row.sink} {row.version}", source=row.sink
+                    )
+                )
+            if result.ok and result.message_ref and delivery.thread_ref is None:
+                self.store.set_message_ref(row.key, row.sink, result.message_ref)
+        # One write for the whole batch: a success is recorded before anything else can go wrong.
+        self.store.ledger_update(updates)
+        if letters:
+            self.store.add_dead_letters(letters)
         return totals, results
 
-    def _record(self, row: LedgerEntry, delivery: Delivery, result: Result) -> str:
-        now = self.clock()
+    @staticmethod
+    def _outcome(row: LedgerEntry, result: Result, now: int) -> LedgerEntry:
+        """The ledger row after `result`: delivered, dead, or pending with its next attempt."""
         attempts = row.attempts + 1
         if result.ok:
-            self.store.ledger_update(
-                replace(row, state="delivered", attempts=attempts, delivered_at=now, last_error=None)
-            )
-            if result.message_ref and delivery.thread_ref is None:
-                self.store.set_message_ref(row.key, row.sink, result.message_ref)
-            return "delivered"
+            return replace(row, state="delivered", attempts=attempts, delivered_at=now, last_error=None)
         error = result.error or "failed"
         if not result.attempted:
             # Held back unsent: reschedule without spending an attempt.
             wait = max(BASE_DELAY_MS // 30, int((result.retry_after or 0) * 1000))
-            self.store.ledger_update(replace(row, next_attempt=now + wait, last_error=error))
-            return "pending"
+            return replace(row, next_attempt=now + wait, last_error=error)
         if result.permanent or attempts >= MAX_ATTEMPTS:
-            self.store.ledger_update(replace(row, state="dead", attempts=attempts, last_error=error))
-            raw = orjson.dumps({"sink": row.sink, "change": row.change, "finding": row.document})
-            self.store.add_dead_letters(
-                [DeadLetter.of(raw, at=now, reason=error, ref=f"{row.sink} {row.version}", source=row.sink)]
-            )
-            return "dead"
-        next_attempt = now + backoff_ms(attempts, result.retry_after)
-        self.store.ledger_update(replace(row, attempts=attempts, next_attempt=next_attempt, last_error=error))
-        return "pending"
+            return replace(row, state="dead", attempts=attempts, last_error=error)
+        return replace(
+            row, attempts=attempts, next_attempt=now + backoff_ms(attempts, result.retry_after), last_error=error
+        )

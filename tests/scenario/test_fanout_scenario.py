@@ -30,7 +30,7 @@ import datetime as dt
 import json
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -586,12 +586,13 @@ class KilledAfterAccept(SqliteStore):
 
     kills = 1
 
-    def ledger_update(self, entry: LedgerEntry) -> None:
+    def ledger_update(self, entries: Sequence[LedgerEntry]) -> None:
         """Die instead of recording the first delivery; record every other update."""
-        if entry.state == "delivered" and self.kills:
+        delivered = [e for e in entries if e.state == "delivered"]
+        if delivered and self.kills:
             self.kills -= 1
-            raise ProcessKilledError(f"killed after {entry.sink} accepted {entry.version[:12]}")
-        super().ledger_update(entry)
+            raise ProcessKilledError(f"killed after {delivered[0].sink} accepted {delivered[0].version[:12]}")
+        super().ledger_update(entries)
 
 
 @pytest.mark.parametrize("recovery", ["redelivery", "redrive"])

@@ -451,7 +451,7 @@ def test_ledger_add_is_insert_if_absent(store: Store) -> None:
     first = store.ledger_add([ledger_entry("v1"), ledger_entry("v1", "splunk_hec:prod")])
     assert first == [ledger_entry("v1"), ledger_entry("v1", "splunk_hec:prod")]
     delivered = ledger_entry("v1", state="delivered", attempts=1, delivered_at=T + 5)
-    store.ledger_update(delivered)
+    store.ledger_update([delivered])
     again = store.ledger_add([ledger_entry("v1", created=T + 9), ledger_entry("v2", created=T + 9)])
     assert again == [delivered, ledger_entry("v2", created=T + 9)]
     assert [(e.version, e.sink) for e in store.ledger_due(now=T + 100)] == [
@@ -475,7 +475,7 @@ def test_ledger_due_orders_oldest_first_and_honours_next_attempt(store: Store) -
     assert [e.version for e in store.ledger_due(now=T + 50)] == ["v1", "v2", "v3"]
     assert [e.version for e in store.ledger_due(now=T + 50, limit=2)] == ["v1", "v2"]
     retry = ledger_entry("v2", created=T + 2, attempts=1, next_attempt=T + 500, last_error="HTTP 503")
-    store.ledger_update(retry)
+    store.ledger_update([retry])
     assert [e.version for e in store.ledger_due(now=T + 100)] == ["v1", "v3"]
     assert store.ledger_due(now=T + 500)[1] == retry
 

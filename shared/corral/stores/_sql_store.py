@@ -180,22 +180,14 @@ class SqlStore(ABC):
         )
         return [_sql.ledger_entry(row) for row in rows]
 
-    def ledger_update(self, entry: LedgerEntry) -> None:
-        """Record the new state, attempts, error and next attempt of one row."""
+    def ledger_update(self, entries: Sequence[LedgerEntry]) -> None:
+        """Record the new state, attempts, error and next attempt of each row, in one transaction."""
+        if not entries:
+            return
         self._modify(
             "UPDATE ledger SET state = ?, attempts = ?, next_attempt = ?, last_error = ?, delivered_at = ?"
             " WHERE version = ? AND sink = ?",
-            [
-                (
-                    entry.state,
-                    entry.attempts,
-                    entry.next_attempt,
-                    entry.last_error,
-                    entry.delivered_at,
-                    entry.version,
-                    entry.sink,
-                )
-            ],
+            [(e.state, e.attempts, e.next_attempt, e.last_error, e.delivered_at, e.version, e.sink) for e in entries],
         )
 
     def ledger_summary(self) -> LedgerSummary:

@@ -417,8 +417,8 @@ class Store(Protocol):
     def ledger_due(self, *, now: int, limit: int = 500) -> list[LedgerEntry]:
         """Return pending rows whose next attempt is due, oldest first."""
 
-    def ledger_update(self, entry: LedgerEntry) -> None:
-        """Record the new state, attempts, error and next attempt of one row."""
+    def ledger_update(self, entries: Sequence[LedgerEntry]) -> None:
+        """Record the new state, attempts, error and next attempt of each row (one write where possible)."""
 
     def ledger_summary(self) -> LedgerSummary:
         """Return row counts by sink and state and the oldest pending row per sink."""

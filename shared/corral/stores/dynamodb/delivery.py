@@ -211,8 +211,14 @@ class Delivery(Table):
         wanted = [rows.get((get_s(i, "pk"), get_s(i, "sk"))) for i in due]
         return [ledger_entry(item) for item in wanted if item is not None and get_s(item, "s") == "pending"]
 
-    def ledger_update(self, entry: LedgerEntry) -> None:
-        """Record the new state, attempts, error and next attempt of one row (absent rows stay absent)."""
+    def ledger_update(self, entries: Sequence[LedgerEntry]) -> None:
+        """Record the new state, attempts, error and next attempt of each row (absent rows stay absent)."""
+        for entry in entries:
+            self._ledger_update_one(entry)
+
+    def _ledger_update_one(self, entry: LedgerEntry) -> None:
+        # A conditional UpdateItem per row: BatchWriteItem has no conditions, and a row that is
+        # not there must not be created by an update.
         state = ledger_state(entry)
         names = {f"#{name}": name for name in ("s", "g1pk", "at", "na", "le", "da")}
         sets = [f"#{name} = :{name}" for name in state]
