@@ -11,7 +11,7 @@ order (a finding twice in one batch: the second sees the first) and returns the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import orjson
@@ -295,6 +295,28 @@ def ledger_entry(row: Sequence[Any]) -> LedgerEntry:
         next_attempt=int(row[10]),
         last_error=row[11],
         delivered_at=None if row[12] is None else int(row[12]),
+    )
+
+
+LEDGER_STATE_SELECT: Final = "version, sink, change, created, state, attempts, next_attempt, last_error, delivered_at"
+"""The ledger columns `ledger_add` reads back: the document is the entry's own (same version)."""
+
+
+def ledger_as_stored(entry: LedgerEntry, row: Sequence[Any]) -> LedgerEntry:
+    """Return `entry` with the state of its stored row (selected with LEDGER_STATE_SELECT).
+
+    The version is the hash of the finding's content, so the stored document is the entry's own:
+    reading it back would only parse the same JSON again.
+    """
+    return replace(
+        entry,
+        change=row[2],
+        created=int(row[3]),
+        state=row[4],
+        attempts=int(row[5]),
+        next_attempt=int(row[6]),
+        last_error=row[7],
+        delivered_at=None if row[8] is None else int(row[8]),
     )
 
 

@@ -333,11 +333,11 @@ class PostgresStore(SqlStore):
             with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(self._ledger_insert, rows)
                 cur.execute(
-                    f"SELECT {self._ledger_select} FROM ledger WHERE (version, sink) IN"
+                    f"SELECT {_sql.LEDGER_STATE_SELECT} FROM ledger WHERE (version, sink) IN"
                     " (SELECT * FROM unnest(%s::text[], %s::text[]))",
                     [[p[0] for p in pairs], [p[1] for p in pairs]],
                 )
-                stored = {(row[0], row[1]): _sql.ledger_entry(row) for row in cur.fetchall()}
-            return [stored[pair] for pair in pairs]
+                stored = {(row[0], row[1]): row for row in cur.fetchall()}
+            return [_sql.ledger_as_stored(e, stored[(e.version, e.sink)]) for e in entries]
 
         return self._run(work)

@@ -217,11 +217,11 @@ class SqliteStore(SqlStore):
         """Insert entries whose (version, sink) is new; return each row as stored now."""
         if not entries:
             return []
-        select = f"SELECT {self._ledger_select} FROM ledger WHERE version = ? AND sink = ?"
+        select = f"SELECT {_sql.LEDGER_STATE_SELECT} FROM ledger WHERE version = ? AND sink = ?"
 
         def work() -> list[LedgerEntry]:
             with self._write() as db:
                 db.executemany(self._ledger_insert, [_sql.ledger_row(e) for e in entries])
-                return [_sql.ledger_entry(db.execute(select, (e.version, e.sink)).fetchone()) for e in entries]
+                return [_sql.ledger_as_stored(e, db.execute(select, (e.version, e.sink)).fetchone()) for e in entries]
 
         return self._guard(work)
