@@ -28,22 +28,6 @@ def _time(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if ms else "-"
 
 
-def _stored_json(item: StoredFinding) -> dict[str, object]:
-    return {
-        "key": list(item.key),
-        "first_seen": item.first_seen,
-        "last_seen": item.last_seen,
-        "versions": item.versions,
-        "severity_id": item.severity_id,
-        "status_id": item.status_id,
-        "closed": item.closed,
-        "suppression": None
-        if item.suppression is None
-        else {"reason": item.suppression.reason, "by": item.suppression.by, "until": item.suppression.until},
-        "finding": item.document,
-    }
-
-
 @app.command("list")
 def list_findings(
     cloud: Annotated[str | None, typer.Option(help="AWS, Azure or GCP.")] = None,
@@ -83,7 +67,7 @@ def list_findings(
         db.close()
     if json:
         for item in page.items:
-            sys.stdout.write(orjson.dumps(_stored_json(item)).decode() + "\n")
+            sys.stdout.write(orjson.dumps(item.as_data()).decode() + "\n")
         return
     table = Table(show_lines=False)
     for column in ("last seen", "sev", "status", "cloud", "account", "service", "cluster/namespace", "title"):
@@ -131,7 +115,7 @@ def show(
     if found is None:
         raise ConfigError(f"no stored finding has uid {uid!r}")
     if json:
-        payload = _stored_json(found) | {"history": [dataclasses.asdict(h) for h in history]}
+        payload = found.as_data() | {"history": [dataclasses.asdict(h) for h in history]}
         sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     console = Console()

@@ -26,7 +26,7 @@ from corral import coverage, health, ocsf
 from corral.dashboard import view
 from corral.dashboard.page import csp, render_page
 from corral.errors import ConfigError
-from corral.stores.base import FindingQuery, Store, StoredFinding
+from corral.stores.base import FindingQuery, Store
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8321
@@ -126,23 +126,6 @@ def finding_query(params: Mapping[str, list[str]]) -> FindingQuery:
     )
 
 
-def stored_json(item: StoredFinding) -> dict[str, Any]:
-    """Return a stored finding as API data."""
-    return {
-        "key": list(item.key),
-        "first_seen": item.first_seen,
-        "last_seen": item.last_seen,
-        "versions": item.versions,
-        "severity_id": item.severity_id,
-        "status_id": item.status_id,
-        "closed": item.closed,
-        "suppression": None
-        if item.suppression is None
-        else {"reason": item.suppression.reason, "by": item.suppression.by, "until": item.suppression.until},
-        "finding": item.document,
-    }
-
-
 @dataclass(frozen=True, slots=True)
 class Dashboard:
     """What the handler needs: the store (shared under a lock), source windows, a clock, a token."""
@@ -166,7 +149,7 @@ class Dashboard:
         now = self.clock()
         if path == "/api/findings":
             page = self.store.query(finding_query(params))
-            return {"items": [stored_json(i) for i in page.items], "next_cursor": page.next_cursor}
+            return {"items": [i.as_data() for i in page.items], "next_cursor": page.next_cursor}
         if path.startswith("/api/findings/"):
             parts = path.removeprefix("/api/findings/").split("/", 2)
             if len(parts) != 3 or not all(parts):
@@ -180,7 +163,7 @@ class Dashboard:
                  "severity_id": h.severity_id, "status_id": h.status_id}
                 for h in self.store.history(key)
             ]  # fmt: skip
-            return {**stored_json(item), "history": history}
+            return {**item.as_data(), "history": history}
         if path == "/api/coverage":
             report = health.report(self.store, self.windows, now)
             return coverage.matrix(coverage.observe(self.store, report, self.window(params))).to_json()

@@ -217,6 +217,22 @@ class StoredFinding:
     modified_time: int
     suppression: Suppression | None = None
 
+    def as_data(self) -> dict[str, Any]:
+        """Plain JSON-ready data, as the CLI's `--json` and the dashboard's API give it."""
+        return {
+            "key": list(self.key),
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "versions": self.versions,
+            "severity_id": self.severity_id,
+            "status_id": self.status_id,
+            "closed": self.closed,
+            "suppression": None
+            if self.suppression is None
+            else {"reason": self.suppression.reason, "by": self.suppression.by, "until": self.suppression.until},
+            "finding": self.document,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
