@@ -9,7 +9,8 @@
 # python3, node/npm and terraform on PATH: checkov and cfn-lint pin many packages, so they live in
 # their own virtual environment (.venv-iac/), and the Serverless Framework v3 in .tools/.
 
-DEPLOY_PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+# An absolute path, because some recipes run it from inside the build folders.
+DEPLOY_PYTHON ?= $(if $(wildcard .venv/bin/python),$(CURDIR)/.venv/bin/python,$(shell command -v python3))
 IAC_VENV      ?= .venv-iac
 IAC_PYTHON    ?= python3
 TOOLS_DIR     ?= .tools
@@ -72,7 +73,7 @@ dist/aws/corral-aws.zip: $(shell find functions/aws shared/corral -type f -not -
 		--target $(AWS_BUILD) --platform $(LAMBDA_PLATFORM) --implementation cp \
 		--python-version 3.11 --only-binary=:all: -r functions/aws/requirements.txt
 	find $(AWS_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
-	rm -f $@ && cd $(AWS_BUILD) && $(abspath $(DEPLOY_PYTHON)) -m zipfile -c $(abspath $@) .
+	rm -f $@ && cd $(AWS_BUILD) && $(DEPLOY_PYTHON) -m zipfile -c $(abspath $@) .
 
 # --- Azure: the folder `func azure functionapp publish` (or zip deploy with remote build) takes ------
 
@@ -82,7 +83,7 @@ package-azure:
 	cp -r shared/corral $(AZURE_BUILD)/corral
 	$(if $(CORRAL_CONFIG_FILE),cp $(CORRAL_CONFIG_FILE) $(AZURE_BUILD)/corral.toml)
 	find $(AZURE_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
-	cd $(AZURE_BUILD) && $(abspath $(DEPLOY_PYTHON)) -m zipfile -c ../corral-azure.zip .
+	cd $(AZURE_BUILD) && $(DEPLOY_PYTHON) -m zipfile -c ../corral-azure.zip .
 	@echo "dist/azure/corral-azure/ and dist/azure/corral-azure.zip are ready"
 
 # --- GCP: the source zip Cloud Functions (2nd gen) builds with requirements.txt -------------------
@@ -93,7 +94,7 @@ package-gcp:
 	cp -r shared/corral $(GCP_BUILD)/corral
 	$(if $(CORRAL_CONFIG_FILE),cp $(CORRAL_CONFIG_FILE) $(GCP_BUILD)/corral.toml)
 	find $(GCP_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
-	cd $(GCP_BUILD) && $(abspath $(DEPLOY_PYTHON)) -m zipfile -c $(abspath dist/gcp/corral-gcp.zip) .
+	cd $(GCP_BUILD) && $(DEPLOY_PYTHON) -m zipfile -c $(abspath dist/gcp/corral-gcp.zip) .
 	@echo "dist/gcp/corral-gcp.zip is ready"
 
 # --- checks ---------------------------------------------------------------------------------------
