@@ -45,6 +45,42 @@ def product(feature: str | None = None) -> dict[str, Any]:
     return found
 
 
+def envelope(
+    class_uid: int,
+    *,
+    log_name: str,
+    activity_id: int,
+    time: int,
+    severity_id: int,
+    vendor_severity: object,
+    status_id: int,
+    status_word: str | None,
+    delivery_id: str | None,
+    tenant: str | None,
+    feature: str | None = None,
+) -> dict[str, Any]:
+    """The OCSF envelope every Defender record kind starts from.
+
+    `status_word` is Defender's own word, shown as `status` when it has no OCSF equivalent (99).
+    """
+    finding = ocsf.envelope(
+        class_uid=class_uid,
+        activity_id=activity_id,
+        time=time,
+        severity_id=severity_id,
+        vendor_severity=vendor_severity,
+        status_id=status_id,
+        product=product(feature),
+        delivery_id=delivery_id,
+        log_name=log_name,
+    )
+    if status_word:
+        finding["status"] = status_word
+    if tenant:
+        finding["metadata"]["tenant_uid"] = tenant
+    return finding
+
+
 def severity_id(value: object) -> int:
     """Return the OCSF severity id for a Defender severity word: 0 when absent, 99 when unknown."""
     if value is None or value == "":

@@ -173,21 +173,19 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
     feature = alert.text("ProductComponentName") or extended.text("ProductComponentName")
     tenant = _tenant(identifiers)
 
-    finding = ocsf.envelope(
-        class_uid=ocsf.DETECTION,
+    finding = common.envelope(
+        ocsf.DETECTION,
+        log_name=LOG_NAME,
         activity_id=activity_id,
         time=time,
         severity_id=sev,
         vendor_severity=severity_word,
         status_id=status_id,
-        product=common.product(feature),
+        status_word=status_word if status_id == 99 else None,
         delivery_id=delivery_id,
-        log_name=LOG_NAME,
+        tenant=tenant,
+        feature=feature,
     )
-    if status_id == 99 and status_word:
-        finding["status"] = status_word
-    if tenant:
-        finding["metadata"]["tenant_uid"] = tenant
     finding.update(
         {
             "message": title,

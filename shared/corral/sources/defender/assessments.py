@@ -87,21 +87,18 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
     remediation = meta.text("remediationDescription")
     categories = [c for c in meta.list("categories") if isinstance(c, str) and c]
 
-    finding = ocsf.envelope(
-        class_uid=ocsf.COMPLIANCE,
+    finding = common.envelope(
+        ocsf.COMPLIANCE,
+        log_name=LOG_NAME,
         activity_id=activity_id,
         time=time,
         severity_id=common.severity_id(severity_word),
         vendor_severity=severity_word,
         status_id=status_id,
-        product=common.product(),
+        status_word=status_word,
         delivery_id=delivery_id,
-        log_name=LOG_NAME,
+        tenant=doc.text("tenantId"),
     )
-    if status_word:
-        finding["status"] = status_word
-    if doc.text("tenantId"):
-        finding["metadata"]["tenant_uid"] = doc.text("tenantId")
     resource = {
         "uid": resource_id,
         "name": details.text("resourceName") or common.last_segment(resource_id),

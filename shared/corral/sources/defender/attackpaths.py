@@ -117,19 +117,19 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
         raise MalformedEventError("id: no /subscriptions/<id> in the attack path id")
     remediation = common.remediation_text(props.get("manualRemediationSteps", "remediationSteps"))
 
-    finding = ocsf.envelope(
-        class_uid=ocsf.DETECTION,
+    finding = common.envelope(
+        ocsf.DETECTION,
+        log_name=LOG_NAME,
         activity_id=activity_id,
         time=time,
         severity_id=common.severity_id(risk),
         vendor_severity=risk,
         status_id=status_id,
-        product=common.product("Attack path analysis"),
+        status_word=None,
         delivery_id=delivery_id,
-        log_name=LOG_NAME,
+        tenant=doc.text("tenantId"),
+        feature="Attack path analysis",
     )
-    if doc.text("tenantId"):
-        finding["metadata"]["tenant_uid"] = doc.text("tenantId")
     finding.update(
         {
             "message": title,

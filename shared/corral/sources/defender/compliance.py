@@ -61,20 +61,18 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
     title = props.text("description")
     service, layer = posture.place(None, title)
 
-    finding = ocsf.envelope(
-        class_uid=ocsf.COMPLIANCE,
+    finding = common.envelope(
+        ocsf.COMPLIANCE,
+        log_name=LOG_NAME,
         activity_id=activity_id,
         time=time,
         severity_id=0,
+        vendor_severity=None,
         status_id=status_id,
-        product=common.product(),
+        status_word=status_word,
         delivery_id=delivery_id,
-        log_name=LOG_NAME,
+        tenant=doc.text("tenantId"),
     )
-    if status_word:
-        finding["status"] = status_word
-    if doc.text("tenantId"):
-        finding["metadata"]["tenant_uid"] = doc.text("tenantId")
     finding.update(
         {
             "message": title,

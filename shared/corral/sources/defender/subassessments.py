@@ -119,22 +119,18 @@ def normalize(
     service, layer = _classify(assessed, resource_id, context)
     parent_id = _parent_id(sub_id)
 
-    finding = ocsf.envelope(
-        class_uid=ocsf.VULNERABILITY,
+    finding = common.envelope(
+        ocsf.VULNERABILITY,
+        log_name=LOG_NAME,
         activity_id=activity_id,
         time=time,
         severity_id=common.severity_id(severity_word),
         vendor_severity=severity_word,
         status_id=status_id,
-        product=common.product(),
+        status_word=status_word,
         delivery_id=delivery_id,
-        log_name=LOG_NAME,
+        tenant=doc.text("tenantId") or (parent.text("tenantId") if parent is not None else None),
     )
-    if status_word:
-        finding["status"] = status_word
-    tenant = doc.text("tenantId") or (parent.text("tenantId") if parent is not None else None)
-    if tenant:
-        finding["metadata"]["tenant_uid"] = tenant
     primary = _primary(resource_id, details, provider, context)
     finding.update(
         {
