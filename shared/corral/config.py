@@ -33,11 +33,12 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Final
 
 from corral import sinks
+from corral._frozen import frozen
 from corral.errors import ConfigError
 from corral.routing import Condition, Route, Router, SuppressRule, parse_change_kinds, sink_list
 from corral.stores import DEFAULT_URL
@@ -45,7 +46,7 @@ from corral.stores import DEFAULT_URL
 TOP_LEVEL_KEYS: Final = frozenset({"store", "sinks", "routes", "suppress", "retention", "sources"})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Settings:
     """Everything Corral was configured with, validated."""
 

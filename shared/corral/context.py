@@ -8,11 +8,12 @@ consumer (store columns, chat messages, the dashboard) reads it through this one
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from corral._frozen import frozen
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class ContainerContext:
     """The container context of one finding; None where the source did not say."""
 

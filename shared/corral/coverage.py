@@ -21,10 +21,11 @@ States, in the order they are decided:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Final, Literal
 
 from corral import traits
+from corral._frozen import frozen
 from corral.health import HealthReport
 from corral.records import HealthSignal
 from corral.responsibility import PROVIDER, Owner, capabilities, owner
@@ -39,7 +40,7 @@ RUNTIME: Final = (traits.APPLICATION, traits.THREAT_DETECTION)
 DEFAULT_WINDOW_HOURS: Final = 168
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Observations:
     """What the matrix is computed from; every time is epoch milliseconds."""
 
@@ -54,7 +55,7 @@ class Observations:
     signals: Sequence[HealthSignal] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Cell:
     """One (service, layer, task) cell of the matrix."""
 
@@ -85,7 +86,7 @@ class Cell:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Matrix:
     """Every cell, in service, layer, task order."""
 

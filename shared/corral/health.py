@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from corral import ocsf
+from corral._frozen import frozen
 from corral.stores.base import FindingKey, FindingQuery, SourceState, Store
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ _AZURE_SUBSCRIPTION = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 Health = Literal["ok", "silent"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SourceHealth:
     """The health of one source for one account."""
 
@@ -96,7 +97,7 @@ class SourceHealth:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HealthReport:
     """Every (source, account), the dead letter per source, the oldest pending delivery per sink."""
 

@@ -18,6 +18,7 @@ from typing import Any, Final
 import orjson
 
 from corral import config, ocsf
+from corral._frozen import frozen
 from corral.delivery import Deliverer
 from corral.errors import ConfigError
 from corral.normalize import normalize
@@ -44,7 +45,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Inbound:
     """One delivery as an entry point received it: raw bytes or text, or already-parsed JSON."""
 

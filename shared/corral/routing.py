@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Final
 
 from corral import ocsf, traits
+from corral._frozen import frozen
 from corral.context import container_context
 from corral.errors import ConfigError
 from corral.sinks.base import SinkFamily
@@ -113,7 +114,7 @@ CONDITIONS: Final[dict[str, Predicate]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Condition:
     """A parsed `when` table: every key must match, any value of a key may."""
 
@@ -143,7 +144,7 @@ class Condition:
         return cls(tuple(terms))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Route:
     """Send matching changes to sinks; `on` None means each sink family's default change kinds."""
 
@@ -154,7 +155,7 @@ class Route:
     samples: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SuppressRule:
     """Store but never send matching findings, with a reason, until a time (epoch ms) or forever."""
 
@@ -164,7 +165,7 @@ class SuppressRule:
     until: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Router:
     """Decides suppression and destinations for each change; pure."""
 

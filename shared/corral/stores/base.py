@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Final, Literal, Protocol
 
 import orjson
 
 from corral import ocsf, traits
+from corral._frozen import frozen
 from corral.context import container_context
 from corral.records import HealthSignal
 
@@ -83,7 +84,7 @@ def _severity_rank(severity_id: int) -> int:
     return severity_id if 1 <= severity_id <= 6 else 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Snapshot:
     """What `decide()` compares between the stored and the incoming version of a finding."""
 
@@ -136,7 +137,7 @@ def decide(current: Snapshot | None, incoming: Snapshot) -> ChangeKind:
     return "updated"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Columns:
     """The indexed columns a backend keeps beside the OCSF document, for queries."""
 
@@ -182,7 +183,7 @@ def columns(finding: Mapping[str, Any], fp: str | None = None) -> Columns:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Change:
     """What one upsert did to one finding; `version` is the idempotency key of this version."""
 
@@ -193,7 +194,7 @@ class Change:
     previous: Snapshot | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Suppression:
     """Why a finding is stored but not sent: the rule's reason, which rule, and until when."""
 
@@ -202,7 +203,7 @@ class Suppression:
     until: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StoredFinding:
     """A finding as the store keeps it: the latest document plus what the store learned."""
 
@@ -234,7 +235,7 @@ class StoredFinding:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HistoryEntry:
     """One recorded change of a finding (unchanged and stale deliveries are not history)."""
 
@@ -246,7 +247,7 @@ class HistoryEntry:
     status_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FindingQuery:
     """Filters for `Store.query`; None means no filter. Times are epoch ms on `last_seen`."""
 
@@ -268,7 +269,7 @@ class FindingQuery:
     cursor: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Page:
     """One page of a query; pass `next_cursor` back for the next one (None: no more)."""
 
@@ -276,7 +277,7 @@ class Page:
     next_cursor: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CountRow:
     """Open and closed findings counted by cloud, severity and status."""
 
@@ -289,7 +290,7 @@ class CountRow:
 DEAD_LETTER_MAX_RAW: Final = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DeadLetter:
     """One rejected input: never the configuration, at most the first 256 KiB of the raw input."""
 
@@ -319,7 +320,7 @@ class DeadLetter:
 LedgerState = Literal["pending", "delivered", "dead"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LedgerEntry:
     """One (finding version, sink) delivery: what to send, and how far it got."""
 
@@ -336,7 +337,7 @@ class LedgerEntry:
     delivered_at: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SourceSeen:
     """A delivery from a source for an account, as arrival time and the finding's own time."""
 
@@ -346,7 +347,7 @@ class SourceSeen:
     finding_time: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SourceState:
     """The last delivery of a source for one account, and how many it has had."""
 
@@ -357,7 +358,7 @@ class SourceState:
     deliveries: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LedgerSummary:
     """Ledger rows by state per sink, and the oldest pending row's creation time."""
 

@@ -16,13 +16,14 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
+
+from corral._frozen import frozen
 
 Dialect = Literal["sqlite", "postgresql"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Migration:
     """One schema step: the same change written for each SQL dialect."""
 

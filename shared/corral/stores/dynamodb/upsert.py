@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral import ocsf
+from corral._frozen import frozen
 from corral.errors import StoreUnavailableError
 from corral.stores.base import (
     Change,
@@ -36,7 +37,7 @@ from corral.stores.dynamodb.items import (
 from corral.stores.dynamodb.table import MAX_CONFLICT_RETRIES, Table, backoff
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Incoming:
     """One finding of a batch, with what every decision about it needs computed once."""
 
