@@ -31,10 +31,8 @@ closed_days = 90
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from collections.abc import Mapping
 from dataclasses import field
-from pathlib import Path
 from typing import Any, Final
 
 from corral import sinks
@@ -75,6 +73,10 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None, store: s
 
 
 def _read(path: str) -> dict[str, Any]:
+    # Loaded only when a configuration file is given: cloud functions run from variables alone.
+    import tomllib  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
     try:
         with Path(path).open("rb") as handle:
             return tomllib.load(handle)

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -25,9 +25,11 @@ from corral.normalize import normalize
 from corral.records import HealthSignal, Outcome
 from corral.routing import Router
 from corral.sinks import build as build_sink
-from corral.sinks.base import Sink
 from corral.stores import open_store
 from corral.stores.base import Change, DeadLetter, LedgerEntry, SourceSeen, Store
+
+if TYPE_CHECKING:
+    from corral.sinks.base import Sink
 
 BATCH: Final = 500
 # Where these variables are set, Corral runs inside a cloud function, where a SQLite file would be

@@ -8,17 +8,18 @@ change once.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from corral import ocsf, traits
 from corral._frozen import frozen
 from corral.context import container_context
 from corral.errors import ConfigError
-from corral.sinks.base import SinkFamily
 from corral.stores.base import CHANGE_KINDS, ChangeKind, Suppression
+
+if TYPE_CHECKING:
+    from corral.sinks.base import SinkFamily
 
 CHAT_DEFAULT: Final[frozenset[ChangeKind]] = frozenset({"new", "escalated", "reopened", "closed"})
 OTHER_DEFAULT: Final[frozenset[ChangeKind]] = frozenset(CHANGE_KINDS) - {"unchanged", "stale"}
@@ -65,6 +66,8 @@ def _severity_at_least(finding: Mapping[str, Any], wanted: Values) -> bool:
 
 
 def _type(finding: Mapping[str, Any], wanted: Values) -> bool:
+    import fnmatch  # noqa: PLC0415 - only a `type` condition matches globs
+
     types = finding.get("finding_info", {}).get("types") or []
     return any(fnmatch.fnmatchcase(t, w) for t in types for w in wanted)
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from corral.errors import ConfigError
-from corral.sinks.base import Sink, SinkFamily
+
+if TYPE_CHECKING:
+    # The contract is loaded by the sink modules themselves, so a pipeline with no sink never pays for it.
+    from corral.sinks.base import Sink, SinkFamily
 
 KINDS: Final[dict[str, tuple[str, SinkFamily]]] = {
     "slack": ("corral.sinks.slack", "chat"),

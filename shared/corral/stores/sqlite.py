@@ -15,12 +15,12 @@ Example:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -80,7 +80,8 @@ class SqliteStore(SqlStore):
         self._lock = threading.RLock()
         try:
             if self._path != ":memory:":
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+                # os, not pathlib: pathlib is a millisecond of every cold start that nothing else needs.
+                os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)  # noqa: PTH103, PTH120
             self._db = sqlite3.connect(
                 self._path,
                 timeout=BUSY_TIMEOUT_MS / 1000,
