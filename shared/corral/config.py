@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from corral import sinks
-from corral._frozen import frozen
 from corral.errors import ConfigError
 from corral.routing import Condition, Route, Router, SuppressRule, parse_change_kinds, sink_list
 from corral.stores import DEFAULT_URL
@@ -44,7 +43,7 @@ from corral.stores import DEFAULT_URL
 TOP_LEVEL_KEYS: Final = frozenset({"store", "sinks", "routes", "suppress", "retention", "sources"})
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything Corral was configured with, validated."""
 

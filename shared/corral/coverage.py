@@ -21,11 +21,10 @@ States, in the order they are decided:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from corral import traits
-from corral._frozen import frozen
 from corral.health import HealthReport
 from corral.records import HealthSignal
 from corral.responsibility import PROVIDER, Owner, capabilities, owner
@@ -40,7 +39,7 @@ RUNTIME: Final = (traits.APPLICATION, traits.THREAT_DETECTION)
 DEFAULT_WINDOW_HOURS: Final = 168
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Observations:
     """What the matrix is computed from; every time is epoch milliseconds."""
 
@@ -55,7 +54,7 @@ class Observations:
     signals: Sequence[HealthSignal] = ()
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Cell:
     """One (service, layer, task) cell of the matrix."""
 
@@ -86,7 +85,7 @@ class Cell:
         }
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Matrix:
     """Every cell, in service, layer, task order."""
 

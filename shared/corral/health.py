@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from corral import ocsf
-from corral._frozen import frozen
 from corral.stores.base import FindingKey, FindingQuery, SourceState, Store
 
 if TYPE_CHECKING:
@@ -62,7 +61,7 @@ _AZURE_SUBSCRIPTION = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 Health = Literal["ok", "silent"]
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class SourceHealth:
     """The health of one source for one account."""
 
@@ -97,7 +96,7 @@ class SourceHealth:
         }
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class HealthReport:
     """Every (source, account), the dead letter per source, the oldest pending delivery per sink."""
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from corral import config, ocsf
-from corral._frozen import frozen
 from corral.delivery import Deliverer
 from corral.errors import ConfigError
 from corral.normalize import normalize
@@ -47,7 +46,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Inbound:
     """One delivery as an entry point received it: raw bytes or text, or already-parsed JSON."""
 

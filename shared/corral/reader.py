@@ -10,19 +10,17 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Final
 
 import orjson
 
-from corral._frozen import frozen
-
 MAX_DOCUMENT: Final = 8 * 1024 * 1024
 _CHUNK: Final = 1024 * 1024
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Document:
     """One document read from an input: parsed, or the reason it could not be."""
 

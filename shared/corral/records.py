@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from corral._frozen import frozen
 from corral.ocsf import Finding
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Item:
     """One source document found inside a delivery.
 
@@ -22,14 +22,14 @@ class Item:
     received_time: int | None = None
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Skip:
     """A recognized document that is deliberately not a finding (CloudTrail event, secure score)."""
 
     reason: str
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class HealthSignal:
     """A source's statement about its own coverage, e.g. GuardDuty Runtime Protection Unhealthy.
 
@@ -49,7 +49,7 @@ Normalized = Finding | Skip | HealthSignal
 """What a source's `normalize` returns for one document."""
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one item of a delivery: a finding, a skip, a health signal or a failure."""
 

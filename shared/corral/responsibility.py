@@ -12,10 +12,10 @@ configures, patches or watches it, even where the provider supplies the tooling.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from corral import traits
-from corral._frozen import frozen
 
 Owner = Literal["customer", "provider"]
 CUSTOMER: Final[Owner] = "customer"
@@ -107,7 +107,7 @@ def owner(service: str, layer: str, task: str) -> Owner:
     return RESPONSIBILITY[service][traits.LAYERS.index(layer)][traits.TASKS.index(task)]
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Capability:
     """A detector, offered by one Corral source, that can produce findings for some cells."""
 

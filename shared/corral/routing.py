@@ -9,11 +9,10 @@ change once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from corral import ocsf, traits
-from corral._frozen import frozen
 from corral.context import container_context
 from corral.errors import ConfigError
 from corral.stores.base import CHANGE_KINDS, ChangeKind, Suppression
@@ -117,7 +116,7 @@ CONDITIONS: Final[dict[str, Predicate]] = {
 }
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Condition:
     """A parsed `when` table: every key must match, any value of a key may."""
 
@@ -147,7 +146,7 @@ class Condition:
         return cls(tuple(terms))
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Route:
     """Send matching changes to sinks; `on` None means each sink family's default change kinds."""
 
@@ -158,7 +157,7 @@ class Route:
     samples: bool = False
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class SuppressRule:
     """Store but never send matching findings, with a reason, until a time (epoch ms) or forever."""
 
@@ -168,7 +167,7 @@ class SuppressRule:
     until: int | None = None
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Router:
     """Decides suppression and destinations for each change; pure."""
 

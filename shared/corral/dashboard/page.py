@@ -14,11 +14,11 @@ import hashlib
 import html
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
 from corral import ocsf, traits
-from corral._frozen import frozen
 from corral.context import container_context
 from corral.coverage import Matrix
 from corral.health import HealthReport
@@ -62,7 +62,7 @@ def csp(*, meta: bool = False) -> str:
     return policy if meta else f"{policy}; frame-ancestors 'none'"
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Newest:
     """One critical or high finding with its container context, as the page shows it."""
 
@@ -76,7 +76,7 @@ class Newest:
     last_seen: int
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class ViewModel:
     """Everything the page shows, as plain values (built by `corral.dashboard.view.build`)."""
 

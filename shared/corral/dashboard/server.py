@@ -14,7 +14,7 @@ import hmac
 import ipaddress
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import field
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
@@ -23,7 +23,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from corral import coverage, health, ocsf
-from corral._frozen import frozen
 from corral.dashboard import view
 from corral.dashboard.page import csp, render_page
 from corral.errors import ConfigError
@@ -127,7 +126,7 @@ def finding_query(params: Mapping[str, list[str]]) -> FindingQuery:
     )
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Dashboard:
     """What the handler needs: the store (shared under a lock), source windows, a clock, a token."""
 

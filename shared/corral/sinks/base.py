@@ -9,16 +9,16 @@ in the delivery ledger.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from corral._frozen import frozen
 from corral.ocsf import Finding
 from corral.stores.base import ChangeKind
 
 SinkFamily = Literal["chat", "siem", "relay", "file"]
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """One finding version to deliver to one sink.
 
@@ -35,7 +35,7 @@ class Delivery:
     thread_ref: str | None = None
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Result:
     """What became of one delivery.
 

@@ -14,11 +14,11 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from corral import ocsf, traits
-from corral._frozen import frozen
 from corral.context import container_context
 from corral.sinks.base import Delivery, Result
 from corral.sinks.text import MARKER
@@ -170,7 +170,7 @@ def change_label(change: ChangeKind, finding: Mapping[str, Any], previous_severi
     return label
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Summary:
     """The cleaned, cut texts of one finding that both chat sinks show."""
 

@@ -13,10 +13,10 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from corral._frozen import frozen
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result
 
@@ -42,7 +42,7 @@ _MIN_QUERY_SECRET: Final = 8
 _Item = TypeVar("_Item")
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Answer:
     """A classified HTTP answer (or the lack of one)."""
 

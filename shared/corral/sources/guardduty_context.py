@@ -8,10 +8,10 @@ each of them into OCSF `resources[]` and `evidences[]`, and decides the finding'
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Final
 
 from corral import traits
-from corral._frozen import frozen
 from corral.errors import MalformedEventError
 from corral.sources.guardduty_fields import Fields, timestamp_ms
 
@@ -103,7 +103,7 @@ _PROCESS_START: Final = "service.runtimeDetails.process.startTime"
 _MAX_TAGS: Final = 1000
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Context:
     """The resource-dependent parts of one finding."""
 

@@ -17,7 +17,6 @@ from typing import Any, Final
 import orjson
 
 from corral import ocsf
-from corral._frozen import frozen
 from corral.records import HealthSignal
 from corral.stores._shared import latest_signals, not_a_cursor, pack_cursor, trait_map, unpack_cursor
 from corral.stores.base import (
@@ -143,7 +142,7 @@ def loads(value: str | bytes | Mapping[str, Any]) -> Any:
     return orjson.loads(value)
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Current:
     """The stored state of one finding that an upsert compares against and carries forward."""
 

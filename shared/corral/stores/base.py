@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
 import orjson
 
 from corral import ocsf, traits
-from corral._frozen import frozen
 from corral.context import container_context
 from corral.records import HealthSignal
 
@@ -84,7 +83,7 @@ def _severity_rank(severity_id: int) -> int:
     return severity_id if 1 <= severity_id <= 6 else 0
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """What `decide()` compares between the stored and the incoming version of a finding."""
 
@@ -137,7 +136,7 @@ def decide(current: Snapshot | None, incoming: Snapshot) -> ChangeKind:
     return "updated"
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Columns:
     """The indexed columns a backend keeps beside the OCSF document, for queries."""
 
@@ -183,7 +182,7 @@ def columns(finding: Mapping[str, Any], fp: str | None = None) -> Columns:
     )
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Change:
     """What one upsert did to one finding; `version` is the idempotency key of this version."""
 
@@ -194,7 +193,7 @@ class Change:
     previous: Snapshot | None = None
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Suppression:
     """Why a finding is stored but not sent: the rule's reason, which rule, and until when."""
 
@@ -203,7 +202,7 @@ class Suppression:
     until: int | None = None
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class StoredFinding:
     """A finding as the store keeps it: the latest document plus what the store learned."""
 
@@ -235,7 +234,7 @@ class StoredFinding:
         }
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One recorded change of a finding (unchanged and stale deliveries are not history)."""
 
@@ -247,7 +246,7 @@ class HistoryEntry:
     status_id: int
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class FindingQuery:
     """Filters for `Store.query`; None means no filter. Times are epoch ms on `last_seen`."""
 
@@ -269,7 +268,7 @@ class FindingQuery:
     cursor: str | None = None
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Page:
     """One page of a query; pass `next_cursor` back for the next one (None: no more)."""
 
@@ -277,7 +276,7 @@ class Page:
     next_cursor: str | None = None
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class CountRow:
     """Open and closed findings counted by cloud, severity and status."""
 
@@ -290,7 +289,7 @@ class CountRow:
 DEAD_LETTER_MAX_RAW: Final = 256 * 1024
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """One rejected input: never the configuration, at most the first 256 KiB of the raw input."""
 
@@ -320,7 +319,7 @@ class DeadLetter:
 LedgerState = Literal["pending", "delivered", "dead"]
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """One (finding version, sink) delivery: what to send, and how far it got."""
 
@@ -337,7 +336,7 @@ class LedgerEntry:
     delivered_at: int | None = None
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class SourceSeen:
     """A delivery from a source for an account, as arrival time and the finding's own time."""
 
@@ -347,7 +346,7 @@ class SourceSeen:
     finding_time: int | None = None
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class SourceState:
     """The last delivery of a source for one account, and how many it has had."""
 
@@ -358,7 +357,7 @@ class SourceState:
     deliveries: int
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class LedgerSummary:
     """Ledger rows by state per sink, and the oldest pending row's creation time."""
 

@@ -16,14 +16,13 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
-
-from corral._frozen import frozen
 
 Dialect = Literal["sqlite", "postgresql"]
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Migration:
     """One schema step: the same change written for each SQL dialect."""
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 from corral import ocsf
-from corral._frozen import frozen
 from corral.errors import MalformedEventError
 from corral.sources.defender._keys import View
 
@@ -196,7 +196,7 @@ def azure_cloud(resource_id: str | None, region: str | None = None, fallback: st
     return ocsf.cloud("Azure", account, region)
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class ImageRef:
     """A container image reference split into registry/repository name, tag and digest."""
 

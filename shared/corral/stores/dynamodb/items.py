@@ -8,12 +8,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 
 from corral import ocsf
-from corral._frozen import frozen
 from corral.errors import PermanentError
 from corral.stores._shared import trait_map
 from corral.stores.base import ChangeKind, FindingKey, HistoryEntry, LedgerState, Snapshot, StoredFinding, Suppression
@@ -123,7 +123,7 @@ def trait_pairs(finding: Mapping[str, Any]) -> list[str]:
 # Findings: history entries and state -------------------------------------------------------------
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One history entry as the store keeps it: its sequence number in the finding's history."""
 
@@ -161,7 +161,7 @@ class Entry:
         return cls(get_n(attrs, "q"), entry)
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class State:
     """What a finding item holds besides its document: what an upsert compares and carries forward."""
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral import ocsf
-from corral._frozen import frozen
 from corral.errors import StoreUnavailableError
 from corral.stores.base import (
     Change,
@@ -37,7 +36,7 @@ from corral.stores.dynamodb.items import (
 from corral.stores.dynamodb.table import MAX_CONFLICT_RETRIES, Table, backoff
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Incoming:
     """One finding of a batch, with what every decision about it needs computed once."""
 
