@@ -12,14 +12,12 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import orjson
 
+from corral.sinks.base import Delivery, Result, Sink
 from corral.stores.base import DeadLetter, LedgerEntry, Store
-
-if TYPE_CHECKING:
-    from corral.sinks.base import Delivery, Result, Sink
 
 BASE_DELAY_MS: Final = 30_000
 MAX_DELAY_MS: Final = 3_600_000
@@ -65,7 +63,6 @@ class Deliverer:
         return totals
 
     def _send(self, sink: Sink, rows: list[LedgerEntry]) -> Counter[str]:
-        from corral.sinks.base import Delivery  # noqa: PLC0415 - a pipeline with no sink never loads the sink contract
 
         deliveries = [Delivery(sink.id, row.version, row.change, row.document) for row in rows]
         return self._record_all(sink, rows, deliveries)[0]
@@ -78,7 +75,6 @@ class Deliverer:
         out, and is dropped as noise after CLOSE_WAIT_MS. A platform that asks to wait (429 with
         Retry-After) or fails OUTAGE_AFTER times in a row is sent nothing more until then.
         """
-        from corral.sinks.base import Delivery  # noqa: PLC0415 - a pipeline with no sink never loads the sink contract
 
         totals: Counter[str] = Counter()
         resume_at: int | None = None
@@ -121,7 +117,6 @@ class Deliverer:
     def _record_all(
         self, sink: Sink, rows: list[LedgerEntry], deliveries: list[Delivery]
     ) -> tuple[Counter[str], list[Result]]:
-        from corral.sinks.base import Result  # noqa: PLC0415 - a pipeline with no sink never loads the sink contract
 
         try:
             results = sink.send(deliveries)
