@@ -23,6 +23,11 @@ CORRAL_CONFIG_FILE ?=
 # Lambda runs python3.11 on x86_64 Amazon Linux; compiled wheels (orjson) must match it, not us.
 LAMBDA_PLATFORM ?= manylinux2014_x86_64
 
+# Function code directories are read-only, so Python cannot cache bytecode there: without .pyc files
+# in the artifact every cold start compiles every module again. unchecked-hash pycs stay valid
+# whatever the files' timestamps become in the zip (a 3.11 interpreter must build them).
+COMPILE    := $(DEPLOY_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash
+
 CHECKOV    := $(IAC_VENV)/bin/checkov
 CFN_LINT   := $(IAC_VENV)/bin/cfn-lint
 SLS        := $(TOOLS_DIR)/node_modules/.bin/serverless
@@ -73,6 +78,7 @@ dist/aws/corral-aws.zip: $(shell find functions/aws shared/corral -type f -not -
 		--target $(AWS_BUILD) --platform $(LAMBDA_PLATFORM) --implementation cp \
 		--python-version 3.11 --only-binary=:all: -r functions/aws/requirements.txt
 	find $(AWS_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
+	$(COMPILE) $(AWS_BUILD)
 	rm -f $@ && cd $(AWS_BUILD) && $(DEPLOY_PYTHON) -m zipfile -c $(abspath $@) .
 
 # --- Azure: the folder `func azure functionapp publish` (or zip deploy with remote build) takes ------
@@ -83,6 +89,7 @@ package-azure:
 	cp -r shared/corral $(AZURE_BUILD)/corral
 	$(if $(CORRAL_CONFIG_FILE),cp $(CORRAL_CONFIG_FILE) $(AZURE_BUILD)/corral.toml)
 	find $(AZURE_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
+	$(COMPILE) $(AZURE_BUILD)
 	cd $(AZURE_BUILD) && $(DEPLOY_PYTHON) -m zipfile -c ../corral-azure.zip .
 	@echo "dist/azure/corral-azure/ and dist/azure/corral-azure.zip are ready"
 
@@ -94,6 +101,7 @@ package-gcp:
 	cp -r shared/corral $(GCP_BUILD)/corral
 	$(if $(CORRAL_CONFIG_FILE),cp $(CORRAL_CONFIG_FILE) $(GCP_BUILD)/corral.toml)
 	find $(GCP_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
+	$(COMPILE) $(GCP_BUILD)
 	cd $(GCP_BUILD) && $(DEPLOY_PYTHON) -m zipfile -c $(abspath dist/gcp/corral-gcp.zip) .
 	@echo "dist/gcp/corral-gcp.zip is ready"
 
