@@ -65,7 +65,6 @@ class IngestResult:
 
     counts: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
-    skips: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -137,7 +136,6 @@ class Pipeline:
                 result.counts["signals"] += 1
             elif outcome.skipped is not None:
                 result.counts["skipped"] += 1
-                result.skips.append(f"{ref}: {outcome.skipped}")
             else:
                 letters.append(self._dead_letter(outcome, ref))
                 result.errors.append(f"{ref}: {outcome.error}")
