@@ -117,8 +117,8 @@ def redrive(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def source_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Scheduled: raise or close "Source Silent" findings; report every source's health."""
+    """Scheduled: raise or close "Source Silent" findings; expire closed findings past retention."""
     _invoked()
-    report = PIPELINE.check_sources()
+    report = {**PIPELINE.check_sources(), "expired": PIPELINE.expire()}
     logger.info("source check", extra={"report": report})
     return report

@@ -102,5 +102,5 @@ def redrive(timer: func.TimerRequest) -> None:
 @app.function_name("source_check")
 @app.timer_trigger(arg_name="timer", schedule="0 17 * * * *", run_on_startup=False, use_monitor=True)
 def source_check(timer: func.TimerRequest) -> None:
-    """Hourly: raise or close "Source Silent" findings; log every source's health."""
-    log.info("source check %s", PIPELINE.check_sources())
+    """Hourly: raise or close "Source Silent" findings; expire closed findings past retention."""
+    log.info("source check %s, expired %d", PIPELINE.check_sources(), PIPELINE.expire())

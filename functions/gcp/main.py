@@ -142,5 +142,5 @@ def redrive(request: flask.Request) -> tuple[dict[str, int], int]:
 
 @functions_framework.http
 def source_check(request: flask.Request) -> tuple[dict[str, Any], int]:
-    """Cloud Scheduler: raise or close "Source Silent" findings; report every source's health."""
-    return PIPELINE.check_sources(), 200
+    """Cloud Scheduler: raise or close "Source Silent" findings; expire closed findings past retention."""
+    return {**PIPELINE.check_sources(), "expired": PIPELINE.expire()}, 200

@@ -1,13 +1,23 @@
-"""`corral store migrate`: apply schema migrations (production runtimes need no DDL rights)."""
+"""`corral store migrate|expire`: schema migrations (production runtimes need no DDL rights) and retention."""
 
 from __future__ import annotations
 
 import typer
 
-from corral.cli.options import ConfigOption, StoreOption
+from corral.cli.options import ConfigOption, StoreOption, pipeline
 from corral.cli.options import store as open_configured_store
 
 app = typer.Typer(help="Manage the central store.", no_args_is_help=True)
+
+
+@app.command("expire")
+def expire(store: StoreOption = None, config: ConfigOption = None) -> None:
+    """Delete closed findings older than `[retention] closed_days`; open findings never expire."""
+    pipe = pipeline(config, store)
+    try:
+        print(f"{pipe.expire()} closed finding(s) expired")
+    finally:
+        pipe.close()
 
 
 @app.command("migrate")
