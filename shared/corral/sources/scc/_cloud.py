@@ -140,15 +140,26 @@ def _gcp(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, A
     return obj
 
 
+_NO_AWS_ACCOUNT: Final = "SCC finding on an AWS resource names no AWS account"
+_NO_SUBSCRIPTION: Final = "SCC finding on an Azure resource names no subscription"
+
+
+def _account(
+    given: str | None, in_name: re.Pattern[str], finding: Mapping[str, Any], resource: Mapping[str, Any], missing: str
+) -> str:
+    """The account SCC names for a resource in another cloud, else the one in the resource's name."""
+    if given is None:
+        match = in_name.search(text(finding, "resourceName") or text(resource, "name") or "")
+        given = match.group(1) if match else None
+    if given is None:
+        raise MalformedEventError(missing)
+    return given
+
+
 def _aws(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, Any]:
     meta = mapping(resource, "awsMetadata")
     account = mapping(meta, "account")
-    uid = text(account, "id")
-    if uid is None:
-        match = _AWS_ACCOUNT_IN_ARN.search(text(finding, "resourceName") or text(resource, "name") or "")
-        uid = match.group(1) if match else None
-    if uid is None:
-        raise MalformedEventError("SCC finding on an AWS resource names no AWS account")
+    uid = _account(text(account, "id"), _AWS_ACCOUNT_IN_ARN, finding, resource, _NO_AWS_ACCOUNT)
     units = mappings(meta, "organizationalUnits")
     org = compact(
         {
@@ -166,12 +177,7 @@ def _aws(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, A
 def _azure(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, Any]:
     meta = mapping(resource, "azureMetadata")
     subscription = mapping(meta, "subscription")
-    uid = text(subscription, "id")
-    if uid is None:
-        match = _AZURE_SUBSCRIPTION.search(text(finding, "resourceName") or text(resource, "name") or "")
-        uid = match.group(1) if match else None
-    if uid is None:
-        raise MalformedEventError("SCC finding on an Azure resource names no subscription")
+    uid = _account(text(subscription, "id"), _AZURE_SUBSCRIPTION, finding, resource, _NO_SUBSCRIPTION)
     tenant = mapping(meta, "tenant")
     obj = ocsf.cloud("Azure", uid, text(resource, "location"), name=text(subscription, "displayName"))
     org = compact({"uid": text(tenant, "id"), "name": text(tenant, "displayName")})
