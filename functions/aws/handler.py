@@ -82,10 +82,23 @@ def eventbridge(event: object, context: LambdaContext) -> dict[str, int]:
 
 
 def _sqs_record(record: SQSRecord) -> None:
-    ref = f"sqs:{record.message_id}"
+    # Read leniently: a record the processor cannot read would be redelivered forever.
+    raw = record.raw_event
+    message_id = raw.get("messageId") if isinstance(raw.get("messageId"), str) else None
+    ref = f"sqs:{message_id}"
     logger.append_keys(delivery_ref=ref)
+    attributes = raw.get("attributes")
+    sent = attributes.get("SentTimestamp") if isinstance(attributes, dict) else None
+    body = raw.get("body")
+    inbound = Inbound(
+        data=body if isinstance(body, str) else raw,
+        ref=ref,
+        delivery_id=message_id,
+        error=None if isinstance(body, str) else "SQS record has no body",
+        received_time=int(sent) if isinstance(sent, str) and sent.isdigit() else None,
+    )
     # StoreUnavailableError propagates: the processor lists this record in batchItemFailures.
-    _record(PIPELINE.ingest([Inbound(data=record.body, ref=ref, delivery_id=record.message_id)]), ref)
+    _record(PIPELINE.ingest([inbound]), ref)
 
 
 @logger.inject_lambda_context

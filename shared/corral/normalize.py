@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-from corral import envelopes, sources
+from corral import envelopes, limits, sources
 from corral.errors import PermanentError
 from corral.records import HealthSignal, Item, Outcome, Skip
 
@@ -73,7 +73,12 @@ def normalize_item(item: Item, received_time: int | None = None) -> Outcome:
     except PermanentError as exc:
         return Outcome(item.where, error=str(exc), source=name, **failure)
     except _SHAPE_ERRORS as exc:
-        return Outcome(item.where, error=f"unexpected {name} shape ({type(exc).__name__})", source=name, **failure)
+        reason = limits.violation(item.doc, limits.MAX_DOCUMENT_DEPTH) or f"unexpected {name} shape"
+        return Outcome(item.where, error=f"{reason} ({type(exc).__name__})", source=name, **failure)
+    except Exception as exc:  # noqa: BLE001 - whatever one document does, the others go on
+        return Outcome(
+            item.where, error=f"{name} failed on this document ({type(exc).__name__})", source=name, **failure
+        )
     if isinstance(result, Skip):
         return Outcome(item.where, skipped=result.reason, source=name, item=item)
     if isinstance(result, HealthSignal):
