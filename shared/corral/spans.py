@@ -20,7 +20,7 @@ _SCALAR: Final = re.compile(rb"[^ \t\r\n,:\]}\[{\"]*")
 _OPEN: Final = frozenset(b"[{")
 
 
-def skip_space(text: bytes, pos: int) -> int:
+def skip_space(text: bytes | bytearray, pos: int) -> int:
     """Return the position of the first byte at or after `pos` that is not JSON whitespace."""
     match = _SPACE.match(text, pos)
     return match.end() if match else pos
