@@ -118,8 +118,8 @@ def command(url: str, *args: str, runs: int = 3) -> tuple[float, float]:
 
 def endpoint(url: str, path: str) -> tuple[float, float]:
     """Best in-process time of one dashboard request, and the peak RSS (MiB) of its process."""
-    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
-    env = {**os.environ, "CORRAL_CONFIG": "", "PYTHONPATH": path}
+    search_path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
+    env = {**os.environ, "CORRAL_CONFIG": "", "PYTHONPATH": search_path}
     _, peak, out = _run([sys.executable, "-c", _ENDPOINT.format(now=NOW), url, path], env)
     elapsed = next(line for line in out.splitlines() if line.startswith("ELAPSED "))
     return float(elapsed.split()[1]), peak
