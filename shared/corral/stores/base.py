@@ -15,7 +15,7 @@ from typing import Any, Final, Literal, Protocol
 
 import orjson
 
-from corral import ocsf, traits
+from corral import ocsf, priority, traits
 from corral.context import container_context
 from corral.records import HealthSignal
 
@@ -52,7 +52,8 @@ VOLATILE_PATHS: Final[tuple[tuple[str, ...], ...]] = (
 
 def fingerprint(finding: Mapping[str, Any]) -> str:
     """Return a sha256 of the finding without its volatile fields (hex)."""
-    doc: dict[str, Any] = dict(finding)
+    # Corral's own priority is no vendor content: a new priority is `reprioritized`, not `updated`.
+    doc: dict[str, Any] = priority.without(finding) if "priority_id" in finding else dict(finding)
     for path in VOLATILE_PATHS:
         _drop(doc, path)
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
