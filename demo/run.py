@@ -193,9 +193,11 @@ def run_gcp() -> Counter[str]:
 
 
 def _count_rows() -> int:
-    from corral.cli.options import store as open_store  # noqa: PLC0415
+    from corral.cli.options import settings  # noqa: PLC0415
+    from corral.stores import open_store  # noqa: PLC0415
 
-    store = open_store(None, None)
+    # The first run starts with no store at all; opening one here creates it, as ingestion would.
+    store = open_store(settings(None, None).store)
     try:
         return sum(row.count for row in store.counts())
     finally:
