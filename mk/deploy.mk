@@ -56,7 +56,7 @@ GCP_BUILD   := build/gcp
 SLS_ENV := env -u AWS_PROFILE AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= AWS_SESSION_TOKEN= \
 	SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off SLS_DEPRECATION_DISABLE='*' SLS_INTERACTIVE_SETUP_DISABLE=1
 
-.PHONY: package package-aws package-azure package-gcp iac-check iac-tools iac-aws iac-checkov iac-bicep iac-terraform clean-deploy
+.PHONY: package package-aws package-azure package-gcp lambda-deps iac-check iac-tools iac-aws iac-checkov iac-bicep iac-terraform clean-deploy
 
 package: package-aws package-azure package-gcp
 
@@ -81,6 +81,16 @@ package-aws: dist/aws/corral-aws.zip $(SLS)
 		--param="powertoolsRuntime=python$(subst .,,$(LAMBDA_PYTHON))"
 	@echo "dist/aws/corral-aws.zip ($(LAMBDA_ARCH)) and $(CFN_TEMPLATE) are ready"
 
+LAMBDA_PIP = $(DEPLOY_PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile \
+	$(addprefix --platform ,$(LAMBDA_PLATFORMS)) --implementation cp --python-version $(LAMBDA_PYTHON) \
+	--only-binary=:all: -c constraints.txt -r functions/aws/requirements.txt --target
+
+# Only the Lambda dependencies, into LAMBDA_DEPS_DIR: how tests/deploy/ checks the arm64 build,
+# which no interpreter here can import.
+lambda-deps:
+	@test -n "$(LAMBDA_DEPS_DIR)" || { echo "set LAMBDA_DEPS_DIR" >&2; exit 2; }
+	$(LAMBDA_PIP) $(LAMBDA_DEPS_DIR)
+
 # Lambda's limits: 50 MB zipped for a direct upload (the framework uploads through S3, where the
 # limit is the unzipped one) and 250 MB unzipped for the function and all its layers together;
 # the Powertools layer takes about 10 MB of that.
@@ -97,9 +107,7 @@ dist/aws/corral-aws.zip: dist/aws/.arch-$(LAMBDA_ARCH) functions/aws/requirement
 	$(if $(CORRAL_CONFIG_FILE),cp $(CORRAL_CONFIG_FILE) $(AWS_BUILD)/corral.toml)
 	# boto3 is in the Lambda runtime and Powertools (with the X-Ray SDK) comes from its public layer;
 	# the rest, functions/aws/requirements.txt, is vendored as wheels for Lambda's platform.
-	$(DEPLOY_PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile \
-		--target $(AWS_BUILD) $(addprefix --platform ,$(LAMBDA_PLATFORMS)) --implementation cp \
-		--python-version $(LAMBDA_PYTHON) --only-binary=:all: -c constraints.txt -r functions/aws/requirements.txt
+	$(LAMBDA_PIP) $(AWS_BUILD)
 	find $(AWS_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
 	$(COMPILE) $(AWS_BUILD)
 	@size=$$(du -sm $(AWS_BUILD) | cut -f1); echo "Lambda code unzipped: $${size} MB (limit used here: $(LAMBDA_UNZIPPED_LIMIT_MB) MB)"; \
