@@ -50,7 +50,26 @@ RETRYABLE_ERRORS: Final = frozenset(
 )
 # Replies that the whole channel should see, not only the thread's followers.
 BROADCAST_CHANGES: Final = frozenset({"escalated", "reopened"})
-SETTINGS: Final = frozenset({"kind", "webhook_url_env", "token_env", "channel", "api_url", "timeout", "min_interval"})
+SETTINGS: Final[Mapping[str, str]] = {
+    "kind": "The sink kind; may be left out when the sink id starts with it (`slack:name`).",
+    "token_env": (
+        "Environment variable holding a bot token (`xoxb-…`); messages go through chat.postMessage and later "
+        "changes reply in the first message's thread. Needs `channel`."
+    ),
+    "channel": "Channel id (e.g. `C0123ABCD`) or `#name` to post to, with `token_env`.",
+    "webhook_url_env": (
+        "Environment variable holding an incoming-webhook URL, instead of `token_env`: no threads, every "
+        "change is its own message."
+    ),
+    "api_url": "Web API base URL, with `token_env` (default `https://slack.com/api/`).",
+    "timeout": "Seconds to wait for an answer, 0.05 to 120 (default 10).",
+    "min_interval": (
+        "Least seconds between two messages, 0 to 60 (default 1: Slack allows about one message per second "
+        "per channel)."
+    ),
+}
+"""Every setting this sink reads, with its description: the one declaration behind the configuration
+check and docs/configuration.md."""
 _ERROR_CODE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _TS: Final = re.compile(r"\d{1,12}\.\d{1,9}")
 _CHANNEL: Final = re.compile(r"[#@]?[A-Za-z0-9][A-Za-z0-9._-]{0,79}")

@@ -37,7 +37,20 @@ TITLE_LIMIT: Final = 300
 DEFAULT_TIMEOUT: Final = 10.0
 DEFAULT_INTERVAL: Final = 0.25
 """Teams throttles a webhook above about four requests per second."""
-SETTINGS: Final = frozenset({"kind", "webhook_url_env", "timeout", "min_interval"})
+SETTINGS: Final[Mapping[str, str]] = {
+    "kind": "The sink kind; may be left out when the sink id starts with it (`teams:name`).",
+    "webhook_url_env": (
+        "Environment variable holding the Teams Workflows webhook URL (it carries its own credential). Office"
+        " 365 connector URLs are refused: connectors are retired."
+    ),
+    "timeout": "Seconds to wait for an answer, 0.05 to 120 (default 10).",
+    "min_interval": (
+        "Least seconds between two messages, 0 to 60 (default 0.25: Teams throttles a webhook above about "
+        "four requests per second)."
+    ),
+}
+"""Every setting this sink reads, with its description: the one declaration behind the configuration
+check and docs/configuration.md."""
 # Adaptive Card container styles by severity id: red for critical, amber for high.
 STYLES: Final = {5: "attention", 6: "attention", 4: "warning", 3: "accent"}
 CLOSED_STYLE: Final = "good"
