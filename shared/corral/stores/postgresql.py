@@ -78,6 +78,9 @@ _FINDING_TYPES: Final = (
     "int",
     "jsonb",
     "jsonb",
+    "text",
+    "bool",
+    "text",
 )
 _HISTORY_TYPES: Final = ("text", "text", "text", "bigint", "text", "text", "bigint", "int", "int")
 
@@ -134,7 +137,7 @@ def _columns_of(rows: Sequence[Sequence[Any]], json_at: tuple[int, ...]) -> list
 
 
 # Where the JSON text sits in the rows of `_sql`: findings (traits, document), refresh, ledger.
-_FINDING_JSON: Final = (len(_sql.FINDING_COLUMNS) - 2, len(_sql.FINDING_COLUMNS) - 1)
+_FINDING_JSON: Final = (_sql.FINDING_COLUMNS.index("traits"), _sql.FINDING_COLUMNS.index("document"))
 _REFRESH_JSON: Final = (3,)
 _LEDGER_JSON: Final = (6,)
 

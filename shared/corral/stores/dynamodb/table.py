@@ -261,6 +261,8 @@ class Table:
             raise ConfigError(
                 f"DynamoDB table {self.table!r} lacks the index {INDEX!r}; deploy it as in the module docstring"
             )
+        meta = self._get({"pk": as_s("META"), "sk": as_s("schema")}) or {}
+        self._upgrade(int(meta["sv"]["N"]) if "sv" in meta else 0)
         self._if(
             "update_item",
             Key={"pk": as_s("META"), "sk": as_s("schema")},
@@ -269,6 +271,10 @@ class Table:
             ExpressionAttributeNames={"#sv": "sv"},
             ExpressionAttributeValues={":sv": as_n(SCHEMA_VERSION)},
         )
+
+    def _upgrade(self, version: int) -> None:
+        """Bring the items of a table at schema `version` up to this store's (0: a new table)."""
+        del version
 
     def _create_table(self) -> dict[str, Any]:
         attributes = [{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "g1pk", "g1sk")]
