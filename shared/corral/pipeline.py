@@ -23,7 +23,7 @@ from corral.errors import ConfigError, StoreUnavailableError
 from corral.normalize import normalize
 from corral.records import HealthSignal, Outcome
 from corral.routing import Router
-from corral.sinks import build as build_sink
+from corral.sinks import build_all
 from corral.stores import open_store
 from corral.stores.base import Change, DeadLetter, LedgerEntry, SourceSeen, Store, Suppression
 
@@ -114,7 +114,7 @@ class Pipeline:
     @classmethod
     def from_settings(cls, settings: config.Settings, env: Mapping[str, str]) -> Pipeline:
         """Build the pipeline a configuration describes; every sink is validated now."""
-        sinks = {sink_id: build_sink(sink_id, table, env) for sink_id, table in settings.sinks.items()}
+        sinks = build_all(settings.sinks, env, settings.origin)
         return cls(open_store(settings.store), settings.router, sinks, settings=settings)
 
     @classmethod

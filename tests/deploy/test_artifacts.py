@@ -375,22 +375,17 @@ def test_artifact_starts_and_delivers_to_every_sink(
 def test_a_missing_declared_dependency_fails_the_check(
     receivers: Receivers, store_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """The same check, on the Google Cloud artifact with azure-monitor-ingestion left out, fails.
-
-    Only the Sentinel sink needs that package and nothing else pulls it in, so its absence must
-    stop the cold start rather than go unnoticed.
-    """
-    root = tmp_path_factory.mktemp("gcp-without-azure-monitor-ingestion")
+    """The same check, on the Google Cloud artifact with azure-identity left out of requirements.txt, fails."""
+    root = tmp_path_factory.mktemp("gcp-without-azure-identity")
     code = unpack(artifact("gcp/corral-gcp.zip"), root / "code")
     requirements = code / "requirements.txt"
-    lines = requirements.read_text().splitlines()
-    kept = [line for line in lines if not line.startswith("azure-monitor-ingestion")]
-    assert len(kept) == len(lines) - 1, "azure-monitor-ingestion is no longer declared"
+    kept = [line for line in requirements.read_text().splitlines() if not line.startswith("azure-identity")]
+    assert len(kept) == len(requirements.read_text().splitlines()) - 1, "azure-identity is no longer declared"
     requirements.write_text("\n".join(kept) + "\n")
     platform = requirements_platform("gcp", code, root)
     run = cold_start(platform, store_url, receivers, root)
     assert run.returncode != 0
-    assert "azure.monitor" in run.stderr or "azure-monitor-ingestion" in run.stderr, run.stderr[-3000:]
+    assert "needs the Python package azure-identity, which is not installed" in run.stderr, run.stderr[-3000:]
 
 
 def test_the_layer_release_is_pinned_for_the_deployed_layer_version() -> None:

@@ -44,7 +44,9 @@ def main() -> None:
         app()
     except CorralError as exc:
         # Redacted once more here: a URL a library quoted into the message may carry a credential.
-        print(f"corral: error: {redact_text(str(exc))}", file=sys.stderr)
+        # A configuration error lists every mistake, one per line.
+        for line in redact_text(str(exc)).splitlines() or [type(exc).__name__]:
+            print(f"corral: error: {line}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
