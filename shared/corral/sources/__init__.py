@@ -74,6 +74,8 @@ def detection_order(environ: Mapping[str, str]) -> list[str]:
     order = list(SOURCES)
     home = next((source for variable, source in HOME_SOURCES if environ.get(variable) and source in order), None)
     return order if home is None else [home, *(source for source in order if source != home)]
+
+
 # The source a finding came from, by its product: a relayed finding counts for its first source.
 PRODUCT_SOURCES: Final = {
     "aws.guardduty": "aws.guardduty",
