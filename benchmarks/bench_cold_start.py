@@ -43,7 +43,7 @@ ARTIFACTS = {"aws": ROOT / "build/aws", "azure": ROOT / "dist/azure/corral-azure
 PACKAGE_TARGETS = ("dist/aws/corral-aws.zip", "package-azure", "package-gcp")
 
 ENTRY_POINTS = {
-    "aws guardduty_event": (
+    "aws eventbridge": (
         "AWS_LAMBDA_FUNCTION_NAME",
         "from aws_lambda_powertools import Logger, Metrics, Tracer\n"
         "from aws_lambda_powertools.utilities.batch import BatchProcessor\n"
@@ -51,7 +51,7 @@ ENTRY_POINTS = {
         _LOAD.format(path=str(ARTIFACTS["aws"] / "handler.py"))
         + "import json\nclass C:\n    function_name='corral-bench'; memory_limit_in_mb=512; aws_request_id='1'\n"
         "    invoked_function_arn='arn:aws:lambda:us-east-1:111122223333:function:corral-bench'\n"
-        f"entry.guardduty_event(json.load(open({str(GUARDDUTY)!r})), C())",
+        f"entry.eventbridge(json.load(open({str(GUARDDUTY)!r})), C())",
     ),
     "azure defender_findings": (
         "FUNCTIONS_WORKER_RUNTIME",

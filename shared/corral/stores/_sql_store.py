@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Final
 
 from corral.records import HealthSignal
 from corral.stores import _sql
+from corral.stores._images_sql import SqlImages
 from corral.stores._shared import source_updates
 from corral.stores.base import (
     DEAD_LETTER_MAX_RAW,
@@ -54,7 +55,7 @@ _RECORD_SIGNALS: Final = (
 )
 
 
-class SqlStore(ABC):
+class SqlStore(SqlImages, ABC):
     """The shared half of the SQL stores; `dialect` says how to spell each statement."""
 
     url: str

@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import orjson
 
-from corral import ocsf, traits
+from corral import inventory, ocsf, priority, traits
 from corral.context import container_context
 from corral.records import HealthSignal
+
+if TYPE_CHECKING:
+    from corral.stores import images
 
 ChangeKind = Literal["new", "updated", "escalated", "deescalated", "reopened", "closed", "unchanged", "stale"]
 CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = (
@@ -52,7 +55,8 @@ VOLATILE_PATHS: Final[tuple[tuple[str, ...], ...]] = (
 
 def fingerprint(finding: Mapping[str, Any]) -> str:
     """Return a sha256 of the finding without its volatile fields (hex)."""
-    doc: dict[str, Any] = dict(finding)
+    # Corral's own priority is no vendor content: a new priority is `reprioritized`, not `updated`.
+    doc: dict[str, Any] = priority.without(finding) if "priority_id" in finding else dict(finding)
     for path in VOLATILE_PATHS:
         _drop(doc, path)
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -551,3 +555,23 @@ class Store(Protocol):
 
     def signals(self) -> list[HealthSignal]:
         """Return the latest health signal per (source, account, service, region)."""
+
+    # Image inventory (stores/images.py) --------------------------------------------------------
+
+    def record_images(self, batch: Sequence[inventory.Observations]) -> list[str]:
+        """Record what findings say about images, forward only in source time.
+
+        Return the digests whose runtime evidence or exposure moved forward.
+        """
+
+    def image_evidence(self, digests: Sequence[str]) -> dict[str, images.ImageEvidence]:
+        """Return names, sightings (exact, and probable through a tag) and exposures per digest."""
+
+    def image_vulnerabilities(self, digests: Sequence[str] | None = None) -> list[images.ImageVulnerability]:
+        """Return the open Vulnerability Findings of these images (all when None), with their last priority."""
+
+    def set_image_priorities(self, rows: Sequence[tuple[FindingKey, priority.Priority]]) -> None:
+        """Remember the priority last given to each Vulnerability Finding."""
+
+    def image_digests(self) -> list[str]:
+        """Return every digest the inventory knows."""

@@ -241,6 +241,70 @@ _STEP_4_POSTGRESQL: Final = tuple(
     statement.replace("account COLLATE NOCASE", "lower(account)") for statement in _STEP_4_SQLITE
 )
 
+# The image inventory: names, runtime sightings and exposures keyed by place, and one row per
+# Vulnerability Finding with the priority last given to it (see stores/images.py).
+_IMAGES: Final = (
+    """CREATE TABLE image_names (
+        digest TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        registry TEXT NOT NULL,
+        cloud TEXT NOT NULL,
+        account TEXT NOT NULL,
+        first_time {big} NOT NULL,
+        last_time {big} NOT NULL,
+        PRIMARY KEY (digest, repository, tag, cloud, account)
+    )""",
+    "CREATE INDEX image_names_by_repository ON image_names (repository, tag)",
+    """CREATE TABLE image_sightings (
+        image TEXT NOT NULL,
+        cloud TEXT NOT NULL,
+        account TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        workload TEXT NOT NULL,
+        reporter TEXT NOT NULL,
+        first_time {big} NOT NULL,
+        last_time {big} NOT NULL,
+        PRIMARY KEY (image, cloud, account, cluster, namespace, workload)
+    )""",
+    "CREATE INDEX image_sightings_by_namespace ON image_sightings (namespace)",
+    """CREATE TABLE image_exposures (
+        cloud TEXT NOT NULL,
+        account TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        workload TEXT NOT NULL,
+        reporter TEXT NOT NULL,
+        active {bool} NOT NULL,
+        first_time {big} NOT NULL,
+        last_time {big} NOT NULL,
+        PRIMARY KEY (cloud, account, cluster, namespace, workload)
+    )""",
+    "CREATE INDEX image_exposures_by_namespace ON image_exposures (namespace)",
+    "CREATE INDEX image_exposures_by_workload ON image_exposures (workload)",
+    """CREATE TABLE image_vulnerabilities (
+        product TEXT NOT NULL,
+        account TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        image TEXT NOT NULL,
+        severity_id INTEGER NOT NULL,
+        is_open {bool} NOT NULL,
+        cves TEXT NOT NULL,
+        exploit {bool},
+        fix {bool},
+        source_time {big} NOT NULL,
+        priority_id INTEGER,
+        risk_score INTEGER,
+        context TEXT,
+        exposed {bool},
+        details TEXT,
+        basis {big},
+        PRIMARY KEY (product, account, uid)
+    )""",
+    "CREATE INDEX image_vulnerabilities_by_image ON image_vulnerabilities (image)",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -266,6 +330,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "findings: indexes by id, and by cloud, service and account over time; first seen; coverage cells",
         _STEP_4_SQLITE,
         _STEP_4_POSTGRESQL,
+    ),
+    Migration(
+        5,
+        "image inventory: names, runtime sightings, exposures, vulnerabilities with their priority",
+        _spell(_IMAGES, "sqlite"),
+        _spell(_IMAGES, "postgresql"),
     ),
 )
 LATEST: Final = MIGRATIONS[-1].version

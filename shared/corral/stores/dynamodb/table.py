@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from corral.errors import ConfigError, StoreUnavailableError
+from corral.redaction import redact_url
 from corral.stores.dynamodb.items import INDEX, INDEX_ATTRIBUTES, SCHEMA_VERSION, Item, as_n, as_s, get_s
 
 if TYPE_CHECKING:
@@ -169,7 +170,7 @@ class Table:
         except NoCredentialsError:
             raise StoreUnavailableError(f"DynamoDB table {self.table!r}: no AWS credentials found") from None
         except (BotoConnectionError, HTTPClientError) as exc:
-            where = self.endpoint or f"dynamodb.{self.region}"
+            where = redact_url(self.endpoint) if self.endpoint else f"dynamodb.{self.region}"
             raise StoreUnavailableError(
                 f"DynamoDB table {self.table!r} at {where} is unreachable ({type(exc).__name__} after retries)"
             ) from None
