@@ -147,7 +147,7 @@ def check_dom(dom: str) -> None:
     assert 'data-service="EKS" data-layer="application" data-task="threat detection">unhealthy<' in dom
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
     assert 'data-service="GKE" data-layer="application" data-task="threat detection">covered<' in dom
-    assert '<td class="silent">silent</td>' in dom
+    assert '<td class="silent" data-label="state">silent</td>' in dom
     assert "<script" not in dom.lower()
     assert "<img" not in dom.lower()
 

@@ -30,9 +30,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from corral import coverage, health, ocsf
-from corral.dashboard import view
-from corral.dashboard.page import csp, render_page
+from corral import coverage, health, ocsf, traits
+from corral.dashboard import listing, view
+from corral.dashboard.page import CLOUDS, RANGES, STATUSES, Filters, csp, render_finding, render_page
 from corral.errors import ConfigError, CorralError
 from corral.stores.base import FindingQuery, Store
 
@@ -185,6 +185,35 @@ def finding_query(params: Mapping[str, list[str]]) -> FindingQuery:
     )
 
 
+def _choice(params: Mapping[str, list[str]], name: str, allowed: tuple[str, ...]) -> str | None:
+    """A parameter from a fixed vocabulary, matched case-insensitively; its canonical spelling."""
+    value = _one(params, name)
+    if not value:
+        return None
+    for choice in allowed:
+        if choice.lower() == value.strip().lower():
+            return choice
+    raise BadRequestError(f"{name}: unknown value {value!r}; use one of {', '.join(allowed)}")
+
+
+def page_filters(params: Mapping[str, list[str]]) -> Filters:
+    """Read the page's filters from its query string; an unknown value is a 400 naming the allowed ones."""
+    severities = tuple(ocsf.SEVERITY_NAMES[s].lower() for s in (6, 5, 4, 3, 2, 1))
+    return Filters(
+        cloud=_choice(params, "cloud", CLOUDS),
+        account=(_one(params, "account") or "").strip() or None,
+        service=_choice(params, "service", traits.CONTAINER_SERVICES),
+        cluster=(_one(params, "cluster") or "").strip() or None,
+        namespace=(_one(params, "namespace") or "").strip() or None,
+        severity=_choice(params, "severity", severities),
+        status=_choice(params, "status", STATUSES) or "open",
+        source=(_one(params, "source") or "").strip() or None,
+        since=_choice(params, "since", tuple(RANGES)),
+        q=(_one(params, "q") or "").strip() or None,
+        page=_int(params, "page", 1, 10_000) or 1,
+    )
+
+
 class StorePool:
     """Store connections for request threads: each request borrows one of its own.
 
@@ -279,8 +308,21 @@ class Dashboard:
         return None
 
     def page(self, store: Store, params: Mapping[str, list[str]]) -> str:
-        """Render the page."""
-        return render_page(view.build(store, self.windows, self.clock(), self.window(params)))
+        """Render the overview with the filtered list (and a coverage drill-down when asked)."""
+        filters = page_filters(params)
+        drill = _choice(params, "drill", traits.CONTAINER_SERVICES)
+        now = self.clock()
+        base = view.build(store, self.windows, now, self.window(params))
+        return render_page(listing.overview(base, store, filters, drill, now), meta_csp=False)
+
+    def finding_page(self, store: Store, path: str) -> str | None:
+        """Render one finding's page from `/findings/<product>/<account>/<uid>`; None when there is none."""
+        parts = path.removeprefix("/findings/").split("/")
+        if len(parts) != 3 or not all(parts):
+            return None
+        key = (unquote(parts[0]), unquote(parts[1]), unquote(parts[2]))
+        detail = listing.detail(store, key, self.clock())
+        return None if detail is None else render_finding(detail, meta_csp=False)
 
 
 def _error(message: str) -> bytes:
@@ -323,6 +365,14 @@ def handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
                 with dashboard.stores.borrow() as store:
                     body = dashboard.page(store, params).encode()
                 self._send(HTTPStatus.OK, body, "text/html; charset=utf-8")
+                return
+            if path.startswith("/findings/"):
+                with dashboard.stores.borrow() as store:
+                    text = dashboard.finding_page(store, path)
+                if text is None:
+                    self._send(HTTPStatus.NOT_FOUND, _error("no such finding"))
+                else:
+                    self._send(HTTPStatus.OK, text.encode(), "text/html; charset=utf-8")
                 return
             if not path.startswith("/api/"):
                 self._send(HTTPStatus.NOT_FOUND, _error("not found"))
