@@ -86,7 +86,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .nowrap{white-space:nowrap}dd,code{overflow-wrap:anywhere}
 .strip{display:flex;flex-wrap:wrap;gap:8px;margin:8px 0 4px;padding:0;list-style:none}
 .strip li{background:var(--panel);border:1px solid var(--line);padding:6px 10px;min-width:140px}
-.strip b{display:block;font-size:20px}
+.strip strong{display:block;font-size:20px}
 form.filters{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-end;background:var(--panel);
 border:1px solid var(--line);padding:8px;margin:8px 0}
 form.filters label{display:flex;flex-direction:column;font-size:13px}
@@ -356,7 +356,7 @@ def _summary_strip(view: ViewModel, live: bool) -> str:
 
     def item(label: str, value: str, href: str | None, note: str = "") -> str:
         shown = f'<a href="{_e(href)}">{value}</a>' if href and live else value
-        return f"<li><b>{shown}</b>{_e(label)}{_e(note)}</li>"
+        return f"<li><strong>{shown}</strong>{_e(label)}{_e(note)}</li>"
 
     coverage = " · ".join(f"{n} {state}" for state, n in totals.items() if n)
     return (
@@ -370,7 +370,7 @@ def _summary_strip(view: ViewModel, live: bool) -> str:
             "#sources",
             "" if pending is None else " (delivery clock)",
         )
-        + f'<li><b><a href="#coverage">coverage</a></b>{_e(coverage or "no cells")}</li>'
+        + f'<li><strong><a href="#coverage">coverage</a></strong>{_e(coverage or "no cells")}</li>'
         + "</ul></section>"
     )
 
