@@ -1,7 +1,8 @@
 """Read what the finding list, the coverage drill-down and a finding page show (the I/O edge of those parts).
 
-The list is sorted most severe first, then newest: it reads the matching findings a page of the
-store at a time, up to `SCAN_LIMIT`, and says "more than N" beyond that.
+The list is most severe first, then newest: the store counts each severity band of the filtered
+query and reads only the band pages the requested page covers, so a page costs about the same at
+any number of findings.
 """
 
 from __future__ import annotations
@@ -21,18 +22,21 @@ from corral.dashboard.page import (
     Listing,
     Row,
     ViewModel,
-    critical_first,
     row,
 )
-from corral.stores.base import FindingKey, FindingQuery, Store, StoredFinding
+from corral.stores.base import FindingQuery, Store, StoredFinding
 
-SCAN_LIMIT: Final = 5_000
 READ_PAGE: Final = 500
+DRILL_LIMIT: Final = 20_000
+STATUS_IDS: Final = {name.lower(): sid for sid, name in ocsf.STATUS_NAMES.items()}
+# Most severe first: Fatal … Informational, then Unknown and Other (which carry no order).
+SEVERITY_ORDER: Final = (6, 5, 4, 3, 2, 1, 0, 99)
 
 
 def store_query(filters: Filters, now: int) -> FindingQuery:
-    """The store's part of the filters (the store matches these exactly)."""
+    """The store query of the page's filters (the store matches text case-insensitively)."""
     severity = ocsf.SEVERITY_IDS.get(filters.severity.lower()) if filters.severity else None
+    status = STATUS_IDS.get(filters.status) if filters.status not in ("open", "all") else None
     return FindingQuery(
         cloud=filters.cloud,
         account=filters.account,
@@ -40,38 +44,20 @@ def store_query(filters: Filters, now: int) -> FindingQuery:
         cluster=filters.cluster,
         namespace=filters.namespace,
         severity_at_least=severity,
+        status_id=status,
         open_only=filters.status == "open",
+        source=filters.source,
+        text=filters.q,
         since=now - RANGES[filters.since] if filters.since else None,
         limit=READ_PAGE,
     )
 
 
-def matches(filters: Filters, item: StoredFinding) -> bool:
-    """The filters the store does not apply itself: closed status, source and text (case-insensitive)."""
-    if filters.status == "closed" and not item.closed:
-        return False
-    if filters.source and filters.source.lower() not in (item.key[0].lower(), _source_id(item)):
-        return False
-    if filters.q:
-        needle = filters.q.lower()
-        doc = item.document
-        names = [str(doc.get("finding_info", {}).get("title") or "")]
-        names += [str(r.get("name") or "") for r in doc.get("resources") or () if isinstance(r, dict)]
-        if not any(needle in name.lower() for name in names):
-            return False
-    return True
-
-
-def _source_id(item: StoredFinding) -> str:
-    product = item.key[0].lower()
-    return {"google.scc": "gcp.scc", "microsoft.defender_for_cloud": "azure.defender"}.get(product, product)
-
-
-def _scan(store: Store, query: FindingQuery, limit: int = SCAN_LIMIT) -> Iterator[StoredFinding]:
+def _scan(store: Store, query: FindingQuery, limit: int) -> Iterator[StoredFinding]:
     cursor = None
     read = 0
     while read < limit:
-        page = store.query(replace(query, cursor=cursor))
+        page = store.query(replace(query, cursor=cursor, limit=min(READ_PAGE, limit - read)))
         yield from page.items
         read += len(page.items)
         if page.next_cursor is None:
@@ -79,24 +65,39 @@ def _scan(store: Store, query: FindingQuery, limit: int = SCAN_LIMIT) -> Iterato
         cursor = page.next_cursor
 
 
+def most_severe_first(store: Store, query: FindingQuery, skip: int, size: int) -> tuple[list[Row], int, bool]:
+    """Return `size` matches after `skip`, most severe first then newest, the number of matches and its exactness."""
+    rows: list[Row] = []
+    total = 0
+    exact = True
+    for severity in SEVERITY_ORDER:
+        if query.severity_at_least is not None and not 1 <= severity <= 6:
+            continue  # an "at least" filter leaves out severities that carry no order
+        band = replace(query, severity_id=severity)
+        counted = store.count(band)
+        total += counted.count
+        exact = exact and counted.exact
+        if len(rows) >= size or counted.count == 0:
+            continue
+        if skip >= counted.count and counted.exact:
+            skip -= counted.count
+            continue
+        items = list(_scan(store, band, skip + size - len(rows)))
+        rows += [row(item) for item in items[skip:]]
+        skip = max(0, skip - len(items))
+    return rows[:size], total, exact
+
+
 def select(store: Store, filters: Filters, now: int) -> Listing:
     """Return the requested page of matching findings, most severe first, with the number of matches."""
-    query = store_query(filters, now)
-    found: list[Row] = []
-    read = 0
-    for item in _scan(store, query):
-        read += 1
-        if matches(filters, item):
-            found.append(row(item))
-    exact = read < SCAN_LIMIT
-    start = (filters.page - 1) * PAGE_SIZE
-    return Listing(filters, critical_first(found)[start : start + PAGE_SIZE], len(found), exact)
+    rows, total, exact = most_severe_first(store, store_query(filters, now), (filters.page - 1) * PAGE_SIZE, PAGE_SIZE)
+    return Listing(filters, rows, total, exact)
 
 
 def urgent(store: Store, limit: int = PAGE_SIZE) -> tuple[list[Row], int]:
     """Return the open critical and high findings, most severe first (at most `limit`), and how many there are."""
-    found = [row(item) for item in _scan(store, FindingQuery(severity_at_least=4, open_only=True, limit=READ_PAGE))]
-    return critical_first(found)[:limit], len(found)
+    rows, total, _ = most_severe_first(store, FindingQuery(severity_at_least=4, open_only=True), 0, limit)
+    return rows, total
 
 
 def drilldown(store: Store, service: str, now: int, window_ms: int) -> Drilldown:
@@ -106,7 +107,7 @@ def drilldown(store: Store, service: str, now: int, window_ms: int) -> Drilldown
     newest_cluster: dict[str, int] = {}
     newest_account: dict[tuple[str, str], int] = {}
     query = FindingQuery(container_service=service, since=now - window_ms, limit=READ_PAGE)
-    for item in _scan(store, query):
+    for item in _scan(store, query, DRILL_LIMIT):
         when = item.last_seen
         r = row(item)
         account = (r.cloud, r.account)
@@ -133,11 +134,13 @@ def overview(view: ViewModel, store: Store, filters: Filters | None, drill: str 
     return view
 
 
-def detail(store: Store, key: FindingKey, now: int) -> Detail | None:
-    """Read one finding, its history and its deliveries; None when there is no such finding."""
-    item = store.get(key)
-    if item is None:
+def detail(store: Store, finding_id: str, now: int) -> Detail | None:
+    """Read one finding by its id (or a unique id prefix), its history and its deliveries; None when none or several."""
+    found = store.find(finding_id, limit=2)
+    if len(found) != 1:
         return None
+    item = found[0]
+    key = item.key
     history = store.history(key)
     deliveries = store.ledger_for([h.version for h in history])
     order = {h.version: i for i, h in enumerate(history)}

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import orjson
 
@@ -30,7 +30,7 @@ from corral.context import container_context
 from corral.coverage import Matrix
 from corral.health import HealthReport
 from corral.sinks.chat import console_url
-from corral.stores.base import CountRow, FindingKey, HistoryEntry, LedgerEntry, StoredFinding
+from corral.stores.base import CountRow, FindingKey, HistoryEntry, LedgerEntry, StoredFinding, finding_id
 
 DAY_MS: Final = 86_400_000
 HOUR_MS: Final = 3_600_000
@@ -39,7 +39,7 @@ CLOUDS: Final = ("AWS", "Azure", "GCP")
 # Count columns, most severe first; Fatal and Other are folded into "other" to keep it readable.
 COUNT_COLUMNS: Final = ((5, "Critical"), (4, "High"), (3, "Medium"), (2, "Low"), (1, "Informational"))
 RANGES: Final = {"1h": HOUR_MS, "24h": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS, "90d": 90 * DAY_MS}
-STATUSES: Final = ("open", "closed", "all")
+STATUSES: Final = ("open", "all", *(ocsf.STATUS_NAMES[s].lower() for s in (1, 2, 3, 4, 5, 6)))
 PAGE_SIZE: Final = 25
 FILTER_NAMES: Final = (
     "cloud",
@@ -310,8 +310,8 @@ def critical_first(rows: Iterable[Row]) -> list[Row]:
 
 
 def finding_path(key: FindingKey) -> str:
-    """The finding page's path: each part of the key percent-encoded, slashes too."""
-    return "/findings/" + "/".join(quote(part, safe="") for part in key)
+    """The finding page's path: its short stable id."""
+    return f"/findings/{finding_id(key)}"
 
 
 def _e(value: object) -> str:

@@ -34,7 +34,7 @@ from corral import coverage, health, ocsf, traits
 from corral.dashboard import listing, view
 from corral.dashboard.page import CLOUDS, RANGES, STATUSES, Filters, csp, render_finding, render_page
 from corral.errors import ConfigError, CorralError
-from corral.stores.base import FindingQuery, Store
+from corral.stores.base import FINDING_ID_LENGTH, FindingQuery, Store
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8321
@@ -177,6 +177,8 @@ def finding_query(params: Mapping[str, list[str]]) -> FindingQuery:
         cluster=_one(params, "cluster") or None,
         namespace=_one(params, "namespace") or None,
         image=_one(params, "image") or None,
+        source=_one(params, "source") or None,
+        text=_one(params, "q") or None,
         trait=pair,
         since=_int(params, "since", 0, MAX_TIME_MS),
         until=_int(params, "until", 0, MAX_TIME_MS),
@@ -283,9 +285,15 @@ class Dashboard:
             return {"items": [i.as_data() for i in page.items], "next_cursor": page.next_cursor}
         if path.startswith("/api/findings/"):
             parts = path.removeprefix("/api/findings/").split("/", 2)
-            if len(parts) != 3 or not all(parts):
+            if len(parts) == 1 and parts[0]:
+                found = store.find(parts[0].lower(), limit=2)
+                if len(found) != 1:
+                    return None
+                key = found[0].key
+            elif len(parts) != 3 or not all(parts):
                 return None
-            key = (unquote(parts[0]), unquote(parts[1]), unquote(parts[2]))
+            else:
+                key = (unquote(parts[0]), unquote(parts[1]), unquote(parts[2]))
             item = store.get(key)
             if item is None:
                 return None
@@ -316,12 +324,11 @@ class Dashboard:
         return render_page(listing.overview(base, store, filters, drill, now), meta_csp=False)
 
     def finding_page(self, store: Store, path: str) -> str | None:
-        """Render one finding's page from `/findings/<product>/<account>/<uid>`; None when there is none."""
-        parts = path.removeprefix("/findings/").split("/")
-        if len(parts) != 3 or not all(parts):
-            return None
-        key = (unquote(parts[0]), unquote(parts[1]), unquote(parts[2]))
-        detail = listing.detail(store, key, self.clock())
+        """Render one finding's page from `/findings/<id>` (a unique id prefix will do); None when there is none."""
+        finding_id = path.removeprefix("/findings/").strip("/").lower()
+        if not 4 <= len(finding_id) <= FINDING_ID_LENGTH or not all(c in "0123456789abcdef" for c in finding_id):
+            raise BadRequestError(f"finding id: expected 4 to {FINDING_ID_LENGTH} hex digits")
+        detail = listing.detail(store, finding_id, self.clock())
         return None if detail is None else render_finding(detail, meta_csp=False)
 
 
