@@ -193,11 +193,10 @@ def run_gcp() -> Counter[str]:
 
 
 def _count_rows() -> int:
-    from corral.cli.options import settings  # noqa: PLC0415
+    # The first run finds no store yet: open (and so create) it, where read commands would refuse.
     from corral.stores import open_store  # noqa: PLC0415
 
-    # The first run starts with no store at all; opening one here creates it, as ingestion would.
-    store = open_store(settings(None, None).store)
+    store = open_store(os.environ["CORRAL_STORE"])
     try:
         return sum(row.count for row in store.counts())
     finally:

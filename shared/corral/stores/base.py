@@ -534,6 +534,9 @@ class Store(Protocol):
     def ledger_summary(self) -> LedgerSummary:
         """Return row counts by sink and state and the oldest pending row per sink."""
 
+    def ledger_for(self, versions: Sequence[str]) -> list[LedgerEntry]:
+        """Return the ledger rows of these finding versions (every sink), in no set order."""
+
     # Sink message references ----------------------------------------------------------------
 
     def message_ref(self, key: FindingKey, sink: str) -> str | None:
