@@ -37,10 +37,11 @@ from typing import Any, Final
 
 from corral import sinks
 from corral.errors import ConfigError
+from corral.priority import DEFAULT_WEIGHTS, Weights, parse_weights
 from corral.routing import Condition, Route, Router, SuppressRule, parse_change_kinds, sink_list
 from corral.stores import DEFAULT_URL
 
-TOP_LEVEL_KEYS: Final = frozenset({"store", "sinks", "routes", "suppress", "retention", "sources"})
+TOP_LEVEL_KEYS: Final = frozenset({"store", "sinks", "routes", "suppress", "retention", "sources", "priority"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class Settings:
     closed_retention_days: int | None = None
     source_windows: Mapping[str, int] = field(default_factory=dict)
     origin: str = "defaults"
+    priority: Weights = DEFAULT_WEIGHTS
 
 
 def load(path: str | None = None, env: Mapping[str, str] | None = None, store: str | None = None) -> Settings:
@@ -67,7 +69,13 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None, store: s
     settings = parse(table, origin)
     url = store or env.get("CORRAL_STORE") or settings.store
     return Settings(
-        url, settings.sinks, settings.router, settings.closed_retention_days, settings.source_windows, origin
+        url,
+        settings.sinks,
+        settings.router,
+        settings.closed_retention_days,
+        settings.source_windows,
+        origin,
+        settings.priority,
     )
 
 
@@ -122,6 +130,7 @@ def parse(table: Mapping[str, Any], origin: str = "corral.toml") -> Settings:
         closed_retention_days=closed_days,
         source_windows=dict(windows),
         origin=origin,
+        priority=parse_weights(table.get("priority"), origin),
     )
 
 

@@ -21,6 +21,7 @@ from corral import config, ocsf
 from corral.delivery import Deliverer
 from corral.errors import ConfigError
 from corral.normalize import normalize
+from corral.prioritize import Prioritizer
 from corral.records import HealthSignal, Outcome
 from corral.routing import Router
 from corral.sinks import build as build_sink
@@ -73,7 +74,17 @@ class IngestResult:
 
     def summary(self) -> dict[str, int]:
         """Every change kind (zero included) and skipped/signals/failed, as plain data."""
-        kinds = ("new", "updated", "escalated", "deescalated", "reopened", "closed", "unchanged", "stale")
+        kinds = (
+            "new",
+            "updated",
+            "escalated",
+            "deescalated",
+            "reopened",
+            "closed",
+            "unchanged",
+            "stale",
+            "reprioritized",
+        )
         return {k: self.counts[k] for k in (*kinds, "suppressed", "skipped", "signals", "failed")}
 
 
@@ -95,6 +106,7 @@ class Pipeline:
         self.clock = clock
         self.settings = settings or config.Settings(store=store.url)
         self.deliverer = Deliverer(store, self.sinks, clock)
+        self.prioritizer = Prioritizer(store, self.settings.priority, clock)
 
     @classmethod
     def from_settings(cls, settings: config.Settings, env: Mapping[str, str]) -> Pipeline:
@@ -185,8 +197,8 @@ class Pipeline:
 
     def _store_batch(self, batch: Sequence[tuple[ocsf.Finding, str]], result: IngestResult) -> None:
         now = self.clock()
-        findings = [finding for finding, _ in batch]
-        changes = self.store.upsert(findings, now=now)
+        prepared = self.prioritizer.prepare([finding for finding, _ in batch], now)
+        changes = prepared.finish(self.store.upsert(prepared.findings, now=now))
         self.store.touch_sources(_seen(batch, now))
         suppressed = {}
         for change in changes:
@@ -206,6 +218,13 @@ class Pipeline:
                 entries.setdefault((entry.version, entry.sink), entry)
         if entries:
             self.deliverer.deliver(self.store.ledger_add(list(entries.values())))
+
+    def _route_changes(self, changes: Sequence[Change], now: int) -> int:
+        """Queue and send changes made outside an ingestion (reprioritizations); return how many."""
+        entries = [entry for change in changes for entry in self._ledger_entries(change, now)]
+        if entries:
+            self.deliverer.deliver(self.store.ledger_add(entries))
+        return len(changes)
 
     def _ledger_entries(self, change: Change, now: int) -> list[LedgerEntry]:
         kind = change.kind
@@ -244,7 +263,10 @@ class Pipeline:
         from corral.health import check_sources  # noqa: PLC0415 - only the scheduled check needs it
 
         report = check_sources(self, self.clock())
+        # Running evidence ages out of its window by the wall clock: the hourly check notices.
+        reprioritized = self._route_changes(self.prioritizer.recompute(), self.clock())
         return {
+            "reprioritized": reprioritized,
             "sources": len(report.sources),
             "silent": sorted(f"{s.source}:{s.account_uid}" for s in report.sources if s.state == "silent"),
             "raised": list(report.raised),

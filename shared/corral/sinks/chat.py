@@ -34,6 +34,7 @@ CHANGE_LABELS: Final[dict[ChangeKind, str]] = {
     "closed": "Closed",
     "unchanged": "Unchanged",
     "stale": "Stale",
+    "reprioritized": "Reprioritized",
 }
 UNTITLED: Final = "(untitled finding)"
 
