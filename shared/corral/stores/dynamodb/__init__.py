@@ -59,7 +59,8 @@ the delivered rows kept. Documents above `MAX_DOCUMENT` compressed are a `Perman
 
 Modules: `items` (attribute values, documents, keys, history entries, finding state), `table`
 (the client, calls with errors mapped, batches, the schema), and one mixin of `table.Table` per
-concern: `upsert`, `queries`, `delivery` (dead letter, ledger, message refs) and `health`.
+concern: `upsert`, `queries`, `delivery` (dead letter, ledger, message refs), `health` and
+`images` (the image inventory, whose items that module's docstring lists).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ from urllib.parse import parse_qs, urlsplit
 from corral.errors import ConfigError
 from corral.stores.dynamodb.delivery import Delivery
 from corral.stores.dynamodb.health import Health
+from corral.stores.dynamodb.images import Images
 from corral.stores.dynamodb.items import (
     COMPRESS_ABOVE,
     INDEX,
@@ -104,7 +106,7 @@ TABLE_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 URL_PARAMETERS: Final = frozenset({"region", "endpoint"})
 
 
-class DynamoDBStore(Upserts, Queries, Delivery, Health):
+class DynamoDBStore(Upserts, Queries, Delivery, Health, Images):
     """The Store contract on one DynamoDB table (see the package docstring for the design)."""
 
 
