@@ -44,9 +44,11 @@ class Prepared:
     given: dict[FindingKey, priority.Priority] = field(default_factory=dict)
     before: dict[FindingKey, priority.Priority | None] = field(default_factory=dict)
     moved: list[str] = field(default_factory=list)
+    others: list[Change] = field(default_factory=list)
+    """Reprioritizations of findings outside the batch, set by `finish`."""
 
     def finish(self, changes: Sequence[Change]) -> list[Change]:
-        """Return the upsert's changes, reprioritizations marked, plus those of other findings."""
+        """Return the upsert's changes, reprioritizations marked; those of other findings go to `others`."""
         import dataclasses  # noqa: PLC0415 - dataclasses.replace only
 
         out: list[Change] = []
@@ -67,7 +69,7 @@ class Prepared:
         store.set_image_priorities(sorted(remember.items()))
         if self.moved:
             rows = [r for r in store.image_vulnerabilities(self.moved) if r.key not in self.given]
-            out += self.prioritizer.reprioritize(rows, self.now)
+            self.others = self.prioritizer.reprioritize(rows, self.now)
         return out
 
 
