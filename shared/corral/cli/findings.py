@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from corral import ocsf
+from corral.cli import images
 from corral.cli.options import ConfigOption, JsonOption, StoreOption
 from corral.cli.options import store as open_configured_store
 from corral.context import container_context
@@ -39,11 +40,15 @@ def list_findings(
     namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace.")] = None,
     finding_type: Annotated[str | None, typer.Option("--type", help="Finding type; * globs allowed.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    running: Annotated[bool, typer.Option("--running", help="Only vulnerabilities of images running now.")] = False,
+    priority_at_least: Annotated[
+        str | None, typer.Option("--priority-at-least", help="Corral priority: low, medium, high or critical.")
+    ] = None,
     store: StoreOption = None,
     config: ConfigOption = None,
     json: JsonOption = False,
 ) -> None:
-    """List stored findings, newest first."""
+    """List stored findings, newest first (with --running or --priority-at-least: most urgent first)."""
     severity_id = None
     if severity is not None:
         severity_id = ocsf.SEVERITY_IDS.get(severity.lower())
@@ -62,7 +67,10 @@ def list_findings(
     )
     db = open_configured_store(config, store)
     try:
-        page = db.query(query)
+        if running or priority_at_least is not None:
+            page = images.prioritized(db, query, running=running, least=priority_at_least)
+        else:
+            page = db.query(query)
     finally:
         db.close()
     if json:
