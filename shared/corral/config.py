@@ -40,11 +40,12 @@ from typing import Any, Final
 
 from corral import sinks
 from corral.errors import ConfigError
+from corral.priority import DEFAULT_WEIGHTS, Weights, parse_weights
 from corral.redaction import url_secrets
 from corral.routing import Condition, Route, Router, SuppressRule, parse_change_kinds, sink_list
 from corral.stores import DEFAULT_URL
 
-TOP_LEVEL_KEYS: Final = frozenset({"store", "sinks", "routes", "suppress", "retention", "sources"})
+TOP_LEVEL_KEYS: Final = frozenset({"store", "sinks", "routes", "suppress", "retention", "sources", "priority"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class Settings:
     closed_retention_days: int | None = None
     source_windows: Mapping[str, int] = field(default_factory=dict)
     origin: str = "defaults"
+    priority: Weights = DEFAULT_WEIGHTS
 
 
 def load(path: str | None = None, env: Mapping[str, str] | None = None, store: str | None = None) -> Settings:
@@ -71,7 +73,13 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None, store: s
     settings = parse(table, origin)
     url = store or env.get("CORRAL_STORE") or settings.store
     return Settings(
-        url, settings.sinks, settings.router, settings.closed_retention_days, settings.source_windows, origin
+        url,
+        settings.sinks,
+        settings.router,
+        settings.closed_retention_days,
+        settings.source_windows,
+        origin,
+        settings.priority,
     )
 
 
@@ -155,6 +163,9 @@ def parse(table: Mapping[str, Any], origin: str = "corral.toml", *, now: float |
                 suppressions.append(_suppress(t, i, origin, now_ms, problems))
     closed_days = _retention(table.get("retention", {}), origin, problems)
     windows = _windows(table.get("sources", {}), origin, problems)
+    priority = DEFAULT_WEIGHTS
+    with problems.collect():
+        priority = parse_weights(table.get("priority"), origin)
     problems.raise_all()
     return Settings(
         store=store,
@@ -163,6 +174,7 @@ def parse(table: Mapping[str, Any], origin: str = "corral.toml", *, now: float |
         closed_retention_days=closed_days,
         source_windows=windows,
         origin=origin,
+        priority=priority,
     )
 
 
