@@ -29,7 +29,7 @@ entry = importlib.util.module_from_spec(spec); sys.modules["entry"] = entry; spe
 _TIMED = "import time; _t0 = time.perf_counter()\n{body}\nprint('ELAPSED', time.perf_counter() - _t0)\n"
 
 ENTRY_POINTS = {
-    "aws guardduty_event": (
+    "aws eventbridge": (
         "AWS_LAMBDA_FUNCTION_NAME",
         "import boto3\nfrom aws_lambda_powertools import Logger, Metrics, Tracer\n"
         "from aws_lambda_powertools.utilities.batch import BatchProcessor\n"
@@ -38,7 +38,7 @@ ENTRY_POINTS = {
         _LOAD.format(path=str(ROOT / "functions/aws/handler.py"))
         + "import json\nclass C:\n    function_name='corral-bench'; memory_limit_in_mb=512; aws_request_id='1'\n"
         "    invoked_function_arn='arn:aws:lambda:us-east-1:111122223333:function:corral-bench'\n"
-        f"entry.guardduty_event(json.load(open({str(GUARDDUTY)!r})), C())",
+        f"entry.eventbridge(json.load(open({str(GUARDDUTY)!r})), C())",
     ),
     "azure defender_findings": (
         "FUNCTIONS_WORKER_RUNTIME",

@@ -110,7 +110,7 @@ def run_aws() -> Counter[str]:
         if isinstance(event, dict) and "schemaVersion" in event:
             event = _eventbridge(event)  # a bare finding: deliver it as the EventBridge rule would
         if isinstance(event, dict) and "detail-type" in event:
-            totals.update(handler.guardduty_event(event, LambdaContext()))
+            totals.update(handler.eventbridge(event, LambdaContext()))
         elif isinstance(event, dict) and "Records" in event:
             handler.guardduty_batch(event, LambdaContext())
             totals["sqs batches"] += 1

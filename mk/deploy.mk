@@ -20,8 +20,19 @@ SERVERLESS_VERSION ?= 3.40.0
 # A corral.toml to ship inside every artifact as corral.toml (then set the configPath parameter /
 # config_path variable to corral.toml); empty ships none and the built-in defaults apply.
 CORRAL_CONFIG_FILE ?=
-# Lambda runs python3.11 on x86_64 Amazon Linux; compiled wheels (orjson) must match it, not us.
-LAMBDA_PLATFORM ?= manylinux2014_x86_64
+# Compiled wheels (orjson, psycopg-binary, grpcio, cryptography ...) must match Lambda's runtime,
+# not us. x86_64 (the default) runs python3.11 on Amazon Linux 2, glibc 2.26: only manylinux2014
+# (glibc 2.17) wheels fit. LAMBDA_ARCH=arm64 builds for Graviton on python3.12 (Amazon Linux 2023,
+# glibc 2.34), because psycopg-binary's aarch64 wheels need glibc 2.28; the stack then uses the
+# matching runtime and Powertools layer. CI builds both but can import only the x86_64 one.
+LAMBDA_ARCH ?= x86_64
+ifeq ($(LAMBDA_ARCH),arm64)
+LAMBDA_PYTHON ?= 3.12
+LAMBDA_PLATFORMS ?= manylinux2014_aarch64 manylinux_2_28_aarch64
+else
+LAMBDA_PYTHON ?= 3.11
+LAMBDA_PLATFORMS ?= manylinux2014_x86_64
+endif
 
 # Function code directories are read-only, so Python cannot cache bytecode there: without .pyc files
 # in the artifact every cold start compiles every module again. unchecked-hash pycs stay valid
@@ -64,21 +75,34 @@ iac-tools: $(CHECKOV) $(CFN_LINT) $(SLS)
 # --- AWS: one zip for every Lambda function (handler modules + corral + compiled deps) -------------
 
 package-aws: dist/aws/corral-aws.zip $(SLS)
-	$(SLS_ENV) $(SLS) package --stage $(SLS_STAGE) --region $(SLS_REGION)
-	@echo "dist/aws/corral-aws.zip and $(CFN_TEMPLATE) are ready"
+	$(SLS_ENV) $(SLS) package --stage $(SLS_STAGE) --region $(SLS_REGION) \
+		--param="architecture=$(LAMBDA_ARCH)" --param="runtime=python$(LAMBDA_PYTHON)" \
+		--param="powertoolsRuntime=python$(subst .,,$(LAMBDA_PYTHON))"
+	@echo "dist/aws/corral-aws.zip ($(LAMBDA_ARCH)) and $(CFN_TEMPLATE) are ready"
 
-dist/aws/corral-aws.zip: $(shell find functions/aws shared/corral -type f -not -name '*.pyc' 2>/dev/null)
+# Lambda's limits: 50 MB zipped for a direct upload (the framework uploads through S3, where the
+# limit is the unzipped one) and 250 MB unzipped for the function and all its layers together;
+# the Powertools layer takes about 10 MB of that.
+LAMBDA_UNZIPPED_LIMIT_MB ?= 240
+
+# The architecture is part of the target, so switching LAMBDA_ARCH rebuilds.
+dist/aws/.arch-$(LAMBDA_ARCH):
+	mkdir -p dist/aws && rm -f dist/aws/.arch-* && touch $@
+
+dist/aws/corral-aws.zip: dist/aws/.arch-$(LAMBDA_ARCH) functions/aws/requirements.txt constraints.txt $(shell find functions/aws shared/corral -type f -not -name '*.pyc' 2>/dev/null)
 	rm -rf $(AWS_BUILD) && mkdir -p $(AWS_BUILD) dist/aws
-	cp functions/aws/*.py $(AWS_BUILD)/
+	cp functions/aws/*.py functions/aws/requirements.txt $(AWS_BUILD)/
 	cp -r shared/corral $(AWS_BUILD)/corral
 	$(if $(CORRAL_CONFIG_FILE),cp $(CORRAL_CONFIG_FILE) $(AWS_BUILD)/corral.toml)
 	# boto3 is in the Lambda runtime and Powertools (with the X-Ray SDK) comes from its public layer;
-	# only the rest of functions/aws/requirements.txt is vendored, as wheels for Lambda's platform.
+	# the rest, functions/aws/requirements.txt, is vendored as wheels for Lambda's platform.
 	$(DEPLOY_PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile \
-		--target $(AWS_BUILD) --platform $(LAMBDA_PLATFORM) --implementation cp \
-		--python-version 3.11 --only-binary=:all: -r functions/aws/requirements.txt
+		--target $(AWS_BUILD) $(addprefix --platform ,$(LAMBDA_PLATFORMS)) --implementation cp \
+		--python-version $(LAMBDA_PYTHON) --only-binary=:all: -c constraints.txt -r functions/aws/requirements.txt
 	find $(AWS_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
 	$(COMPILE) $(AWS_BUILD)
+	@size=$$(du -sm $(AWS_BUILD) | cut -f1); echo "Lambda code unzipped: $${size} MB (limit used here: $(LAMBDA_UNZIPPED_LIMIT_MB) MB)"; \
+		test $$size -le $(LAMBDA_UNZIPPED_LIMIT_MB) || { echo "the Lambda artifact is too large" >&2; exit 1; }
 	rm -f $@ && cd $(AWS_BUILD) && $(DEPLOY_PYTHON) -m zipfile -c $(abspath $@) .
 
 # --- Azure: the folder `func azure functionapp publish` (or zip deploy with remote build) takes ------

@@ -16,6 +16,7 @@ from corral.cli import normalize as normalize
 from corral.cli import pipeline_commands as pipeline_commands
 from corral.cli import store as store
 from corral.errors import CorralError
+from corral.redaction import redact_text
 
 app = typer.Typer(
     name="corral",
@@ -42,7 +43,8 @@ def main() -> None:
     try:
         app()
     except CorralError as exc:
-        print(f"corral: error: {exc}", file=sys.stderr)
+        # Redacted once more here: a URL a library quoted into the message may carry a credential.
+        print(f"corral: error: {redact_text(str(exc))}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -149,16 +149,20 @@ def show(
     console.print(table)
 
 
-def _find(store: Store, uid: str, account: str | None) -> StoredFinding | None:
-    cursor = None
-    while True:
-        page = store.query(FindingQuery(account=account, limit=500, cursor=cursor))
-        for item in page.items:
-            if item.key[2] == uid:
-                return item
-        if page.next_cursor is None:
-            return None
-        cursor = page.next_cursor
+def _find(store: Store, id_or_uid: str, account: str | None) -> StoredFinding | None:
+    """Return the finding with this id (or unique id prefix) or uid, by the store's id index.
+
+    Raise ConfigError when a prefix or uid names more than one finding (an account narrows a uid).
+    """
+    found = store.find(id_or_uid, limit=50 if account else 2)
+    if account is not None:
+        found = [item for item in found if item.key[1].lower() == account.lower()]
+    exact = [item for item in found if item.id == id_or_uid.lower() or item.key[2] == id_or_uid]
+    candidates = exact or found
+    if len(candidates) > 1:
+        names = ", ".join(f"{item.id} ({item.key[1]})" for item in candidates[:5])
+        raise ConfigError(f"{id_or_uid!r} names more than one finding: {names}; give more of the id or --account")
+    return candidates[0] if candidates else None
 
 
 @deadletter_app.command("list")

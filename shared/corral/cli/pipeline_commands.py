@@ -58,11 +58,17 @@ def redrive(store: StoreOption = None, config: ConfigOption = None, json: JsonOp
 
 
 def _inbounds(paths: list[str]) -> Iterator[Inbound]:
-    for name in reader.expand(paths):
+    for name in reader.expand(paths, on_skip=_skipped):
         for document in reader.read(name):
             # Unreadable input is handed on with its reason, so that it lands in the dead letter too.
             data = document.raw if document.error else document.parsed
-            yield Inbound(data, document.ref, error=document.error, received_time=document.received_time)
+            yield Inbound(
+                data, document.ref, error=document.error, received_time=document.received_time, raw=document.raw
+            )
+
+
+def _skipped(path: str) -> None:
+    print(f"corral: skipped {path}: not a .json, .jsonl or .ndjson file (nor its .gz)", file=sys.stderr)
 
 
 class _Progress:

@@ -31,7 +31,7 @@ from corral import ocsf, traits
 from corral.context import container_context
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
-from corral.sinks.http import CONNECT_TIMEOUT, READ_TIMEOUT, retry_after_seconds, send_batches
+from corral.sinks.http import CONNECT_TIMEOUT, READ_TIMEOUT, redirect_error, retry_after_seconds, send_batches
 from corral.sinks.settings import MAX_TIMEOUT, ca_bundle, seconds
 from corral.sinks.text import cut_bytes, cut_chars, iso_ms
 
@@ -237,6 +237,10 @@ def classify_error(error: Exception, what: str) -> tuple[str, bool, float | None
             retry_after = (retry_after_seconds(headers.get("retry-after-ms")) or 0.0) / 1000
         if status == 429 or status >= 500:
             return f"{what}: HTTP {status}", False, retry_after
+        if 300 <= status < 400:
+            request = getattr(error.response, "request", None)
+            url = getattr(request, "url", "") or ""
+            return redirect_error(what, status, headers.get("Location"), url), True, None
         code = getattr(getattr(error, "error", None), "code", None)
         detail = f": {code}" if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else ""
         return f"{what}: HTTP {status} (rejected{detail})", True, None
@@ -266,6 +270,8 @@ def make_client(
         endpoint=endpoint,
         credential=credential,
         retry_policy=RetryPolicy.no_retries(),
+        # A redirect would carry the bearer token to whatever origin it names; it fails instead.
+        permit_redirects=False,
         connection_timeout=CONNECT_TIMEOUT,
         read_timeout=timeout,
         connection_verify=ca_file or True,

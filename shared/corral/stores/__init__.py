@@ -11,6 +11,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from corral.errors import ConfigError
+from corral.redaction import redact_url
 from corral.stores.base import Store
 
 DEFAULT_URL: Final = "sqlite:///corral.db"
@@ -38,9 +39,10 @@ def open_store(url: str = DEFAULT_URL) -> Store:
 
 
 def redact(url: str) -> str:
-    """Return `url` without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
+    """Return `url` without its credentials (user-info password, secret query values), for messages and logs.
+
+    Example:
+        >>> redact("postgresql://corral@db/corral?password=hunter2")
+        'postgresql://corral@db/corral?password=***'
+    """
+    return redact_url(url)

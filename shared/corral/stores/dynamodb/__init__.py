@@ -70,6 +70,7 @@ from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
 from corral.errors import ConfigError
+from corral.redaction import redact_url
 from corral.stores.dynamodb.delivery import Delivery
 from corral.stores.dynamodb.health import Health
 from corral.stores.dynamodb.items import (
@@ -117,16 +118,20 @@ def open(url: str) -> DynamoDBStore:
     parts = urlsplit(url)
     table = parts.netloc
     if not TABLE_NAME.fullmatch(table) or parts.path not in ("", "/"):
-        raise ConfigError(f"store URL {url!r}: the table name must be 3-255 of A-Z a-z 0-9 _ . - (dynamodb://TABLE)")
+        raise ConfigError(
+            f"store URL {redact_url(url)!r}: the table name must be 3-255 of A-Z a-z 0-9 _ . - (dynamodb://TABLE)"
+        )
     params = {name: values[-1] for name, values in parse_qs(parts.query).items()}
     unknown = sorted(set(params) - URL_PARAMETERS)
     if unknown:
-        raise ConfigError(f"store URL {url!r}: unknown parameter(s) {', '.join(unknown)}; use region and endpoint")
+        raise ConfigError(
+            f"store URL {redact_url(url)!r}: unknown parameter(s) {', '.join(unknown)}; use region and endpoint"
+        )
     # Lambda sets AWS_REGION; read only here, when a store is opened, never at import.
     region = params.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not region:
-        raise ConfigError(f"store URL {url!r}: add ?region=… (or set AWS_REGION)")
+        raise ConfigError(f"store URL {redact_url(url)!r}: add ?region=… (or set AWS_REGION)")
     endpoint = params.get("endpoint")
     if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
-        raise ConfigError(f"store URL {url!r}: endpoint must be an http(s) URL")
+        raise ConfigError(f"store URL {redact_url(url)!r}: endpoint must be an http(s) URL")
     return DynamoDBStore(url=url, table=table, region=region, endpoint=endpoint)
