@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from corral import traits
 from corral.errors import MalformedEventError, UnsupportedSourceError
-from corral.records import HealthSignal, Normalized, Skip
+from corral.records import Envelope, HealthSignal, Normalized, Skip
 from corral.sources._core.reader import Fields
 from corral.sources._core.times import epoch_ms
 from corral.sources.guardduty._facts import FACTS
@@ -54,7 +54,11 @@ def recognizes(doc: Mapping[str, Any]) -> bool:
 
 
 def normalize(
-    doc: Mapping[str, Any], delivery_id: str | None = None, *, received_time: int | None = None
+    doc: Mapping[str, Any],
+    delivery_id: str | None = None,
+    *,
+    received_time: int | None = None,
+    envelope: Envelope | None = None,
 ) -> Normalized:
     """Return the OCSF Detection Finding, health signal or skip for one GuardDuty document.
 
@@ -68,7 +72,8 @@ def normalize(
         raise MalformedEventError("GuardDuty document is not a JSON object")
     if "detail-type" in obj:
         return _event(obj, delivery_id)
-    return finding(obj, delivery_id)
+    # A finding's own region wins; the EventBridge event's stands in for one that has none.
+    return finding(obj, delivery_id, envelope.region if envelope is not None else None)
 
 
 def _object(value: object) -> dict[str, Any] | None:
