@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from corral.sources import defender, guardduty, relay, scc
+from corral.sources import defender, guardduty, inspector, relay, scc
 from corral.sources._core.source import Capability, Facts, Source
 
 _MODULES: Final[tuple[Source, ...]] = (
     guardduty,
+    inspector,
     defender,
     scc,
     relay,
