@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from corral import traits
 from corral.errors import MalformedEventError
+from corral.normalize import normalize
 from corral.sources._core import images, times
 from corral.sources._core.reader import Fields
 
@@ -103,3 +108,51 @@ def test_the_reader_leaves_what_it_did_not_map_and_bad_times_in_unmapped() -> No
     assert fields.at("nested").text("take") == "y"
     assert fields.rest() == {"bad": "not a time", "nested": {"keep": 1}}
     assert doc["nested"] == {"keep": 1, "take": "y"}  # the document itself is never changed
+
+
+GUARDDUTY = Path(__file__).resolve().parents[1] / "events" / "aws" / "guardduty"
+
+
+def test_guardduty_health_event_in_microseconds_from_a_delegated_administrator() -> None:
+    """Real Runtime Protection health events: `lastUpdatedAt` in epoch µs, member in `detail.accountId`."""
+    event = json.loads((GUARDDUTY / "runtime-protection-unhealthy-eks-delegated-admin-microseconds.json").read_text())
+    [outcome] = list(normalize(event))
+    signal = outcome.signal
+    assert signal is not None, outcome.error
+    assert signal.time == MS
+    assert signal.account_uid == "444455556666"  # not the envelope's delegated administrator 999988887777
+    assert (signal.service, signal.healthy) == (traits.EKS, False)
+    assert signal.detail == "EKS shop-prod: HEALTHY -> UNHEALTHY (EKS add-on deleted)"
+
+
+def test_guardduty_finding_is_stored_under_its_member_account() -> None:
+    event = json.loads((GUARDDUTY / "eks-runtime-newbinaryexecuted-eventbridge.json").read_text())
+    event["account"] = "999988887777"  # delivered to the delegated administrator
+    [outcome] = list(normalize(event))
+    assert outcome.finding is not None, outcome.error
+    assert outcome.finding["cloud"]["account"]["uid"] == event["detail"]["accountId"]
+
+
+def test_guardduty_placeholder_geolocation_is_left_out() -> None:
+    event = json.loads((GUARDDUTY / "eks-runtime-newbinaryexecuted-eventbridge.json").read_text())
+    detail = event["detail"]
+    detail["service"]["action"] = {
+        "networkConnectionAction": {
+            "connectionDirection": "OUTBOUND",
+            "protocol": "TCP",
+            "remoteIpDetails": {
+                "ipAddressV4": "10.0.0.7",
+                "city": {"cityName": "UNKNOWN"},
+                "country": {"countryName": "UNKNOWN"},
+                "geoLocation": {"lat": 0.0, "lon": 0.0},
+                "organization": {"asn": "0", "asnOrg": "UNKNOWN", "isp": "UNKNOWN", "org": "UNKNOWN"},
+            },
+            "remotePortDetails": {"port": 443, "portName": "HTTPS"},
+        }
+    }
+    [outcome] = list(normalize(event))
+    assert outcome.finding is not None, outcome.error
+    [remote] = [e["dst_endpoint"] for e in outcome.finding["evidences"] if "connection_info" in e]
+    assert remote == {"ip": "10.0.0.7", "port": 443, "svc_name": "HTTPS"}
+    kept = outcome.finding["unmapped"]["service"]["action"]["networkConnectionAction"]["remoteIpDetails"]
+    assert kept["geoLocation"] == {"lat": 0.0, "lon": 0.0}  # kept as sent, not mapped

@@ -236,24 +236,39 @@ def _endpoint(address: Fields, ports: Fields | None) -> dict[str, Any] | None:
         ports.mark("portName")
     if ip is None:
         return {"port": port, "svc_name": service}
-    city, country = address.at("city").text("cityName"), address.at("country").text("countryCode")
+    # GuardDuty fills the geolocation of addresses it cannot place (private ones) with
+    # placeholders: city and organization UNKNOWN, latitude and longitude 0.0, ASN 0. They are
+    # no location, so they stay out of OCSF (and in `unmapped`, as sent).
+    city = _known(address.at("city"), "cityName")
+    country = _known(address.at("country"), "countryCode")
     organization = address.at("organization")
     asn = organization.raw("asn")
-    asn_number = int(asn) if isinstance(asn, str) and asn.isdigit() and len(asn) < 11 else None
+    asn_number = int(asn) if isinstance(asn, str) and asn.isdigit() and len(asn) < 11 and int(asn) else None
     if asn_number is not None:
         organization.mark("asn")
-    location = None
+    location: dict[str, Any] | None = None
     if city or country:
+        location = {"city": city, "country": country}
         geo = address.at("geoLocation")
-        location = {"city": city, "country": country, "lat": geo.number("lat"), "long": geo.number("lon")}
+        lat, lon = geo.raw("lat"), geo.raw("lon")
+        if not (lat == 0 and lon == 0):
+            location["lat"], location["long"] = geo.number("lat"), geo.number("lon")
     return {
         "ip": ip,
         "port": port,
         "svc_name": service,
         "location": location,
-        "autonomous_system": {"number": asn_number, "name": organization.text("asnOrg")},
-        "isp": organization.text("isp"),
+        "autonomous_system": {"number": asn_number, "name": _known(organization, "asnOrg")},
+        "isp": _known(organization, "isp"),
     }
+
+
+def _known(base: Fields, key: str) -> str | None:
+    """The text at `key` unless it is GuardDuty's UNKNOWN placeholder (then not recorded)."""
+    value = base.peek_text(key)
+    if value is None or value.upper() == "UNKNOWN":
+        return None
+    return base.text(key)
 
 
 def _data(base: Fields, names: tuple[str, ...]) -> dict[str, Any] | None:
