@@ -51,11 +51,13 @@ COLD_START = Path(__file__).with_name("cold_start.py")
 EVENTS = ROOT / "tests" / "events"
 
 # The Powertools for AWS Lambda (Python) release in each version of the public layer
-# AWSLambdaPowertoolsPythonV3-python311-x86_64 (account 017000801446). Source: the project's
-# installation page moved from layer version 18 to 27 in aws-powertools/powertools-lambda-python
-# pull request 7757, the documentation update that followed the v3.23.0 release
-# (https://docs.powertools.aws.dev/lambda/python/latest/#lambda-layer; the layer's description,
-# `aws lambda get-layer-version-by-arn`, names the release). Add a line when serverless.yml moves.
+# AWSLambdaPowertoolsPythonV3-<python>-<arch> (account 017000801446). Layer 27: the project's
+# installation page (https://docs.powertools.aws.dev/lambda/python/latest/#lambda-layer) moved from
+# layer version 18 to 27 in aws-powertools/powertools-lambda-python pull request 7757, the layer
+# documentation update that followed the v3.23.0 release. The authoritative answer is the layer's
+# own Description, which names the release: `aws lambda get-layer-version-by-arn --arn
+# arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:27`.
+# Add a line here whenever serverless.yml moves to another layer version.
 POWERTOOLS_LAYER_RELEASES = {"27": "3.23.0"}
 # The SDK the python3.11 runtime ships, from "Runtime-included SDK versions" in the AWS Lambda
 # Developer Guide (https://docs.aws.amazon.com/lambda/latest/dg/lambda-python.html#python-sdk-included).
