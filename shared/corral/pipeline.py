@@ -25,12 +25,15 @@ from corral.records import HealthSignal, Outcome
 from corral.routing import Router
 from corral.sinks import build as build_sink
 from corral.stores import open_store
-from corral.stores.base import Change, DeadLetter, LedgerEntry, SourceSeen, Store
+from corral.stores.base import Change, Claim, DeadLetter, LedgerEntry, SinkBacklog, SourceSeen, Store
 
 if TYPE_CHECKING:
     from corral.sinks.base import Sink
 
 BATCH: Final = 500
+DAY_MS: Final = 86_400_000
+LEDGER_RETENTION_DAYS: Final = 30
+"""How long settled ledger rows are kept when `[retention] closed_days` is not set."""
 # Where these variables are set, Corral runs inside a cloud function, where a SQLite file would be
 # private to one instance and lost with it.
 CLOUD_PLATFORMS: Final = {
@@ -205,7 +208,9 @@ class Pipeline:
                 # The same version twice in one batch (a bus redelivering at once) is one delivery.
                 entries.setdefault((entry.version, entry.sink), entry)
         if entries:
-            self.deliverer.deliver(self.store.ledger_add(list(entries.values())))
+            # Held by this worker from the insert on: a concurrent redrive or ingest skips them.
+            claim = Claim.new(now)
+            self.deliverer.deliver(self.store.ledger_add(list(entries.values()), claim=claim), claim)
 
     def _ledger_entries(self, change: Change, now: int) -> list[LedgerEntry]:
         kind = change.kind
@@ -215,10 +220,12 @@ class Pipeline:
             # A redelivery after a crash between the upsert and the ledger write would otherwise
             # lose the notification: route it again as the change that created this version.
             # The ledger insert is insert-if-absent, so a version already queued or delivered is
-            # never queued twice.
+            # never queued twice; a change older than the ledger's retention is not routed again,
+            # because its delivered rows may have expired (GuardDuty re-exports every finding).
             if not self.router.routes:
                 return []
-            recorded = [h for h in self.store.history(change.key) if h.version == change.version]
+            since = now - self.ledger_retention_ms
+            recorded = [h for h in self.store.history(change.key) if h.version == change.version and h.at >= since]
             if not recorded:
                 return []
             kind = recorded[-1].kind
@@ -230,14 +237,23 @@ class Pipeline:
     # Maintenance ------------------------------------------------------------------------------
 
     def redrive(self, *, limit: int = 500, rounds: int = 20) -> dict[str, int]:
-        """Send what is pending and due; return counts of delivered, pending, dead and dropped."""
+        """Send what is pending and due; return counts of delivered, pending, dead and dropped.
+
+        Each round holds the rows it sends by a claim, so redrives and ingests running at once
+        never send the same row; rows of sinks no longer configured are left alone.
+        """
         totals: Counter[str] = Counter()
         for _ in range(rounds):
-            due = self.store.ledger_due(now=self.clock(), limit=limit)
+            claim = Claim.new(self.clock())
+            due = self.store.ledger_claim(claim, limit=limit, sinks=sorted(self.sinks))
             if not due:
                 break
-            totals.update(self.deliverer.deliver(due))
+            totals.update(self.deliverer.deliver(due, claim))
         return {k: totals[k] for k in ("delivered", "pending", "dead", "dropped")}
+
+    def backlog(self) -> list[SinkBacklog]:
+        """What is pending per sink, and when its next attempt is due."""
+        return self.store.ledger_backlog(self.clock())
 
     def check_sources(self) -> dict[str, object]:
         """Raise or close a "Source Silent" finding per silent or recovered source; summarize health."""
@@ -253,12 +269,23 @@ class Pipeline:
             "oldest_pending_age_ms": report.oldest_pending_age_ms(),
         }
 
+    @property
+    def ledger_retention_ms(self) -> int:
+        """How long delivered and dead ledger rows are kept: the configured retention, else 30 days."""
+        return (self.settings.closed_retention_days or LEDGER_RETENTION_DAYS) * DAY_MS
+
     def expire(self) -> int:
-        """Delete closed findings older than the configured retention; open ones never expire."""
+        """Delete closed findings older than the configured retention (open ones never expire), and
+        settled ledger rows older than the ledger's; return how many findings were deleted."""
+        self.expire_ledger()
         days = self.settings.closed_retention_days
         if days is None:
             return 0
-        return self.store.expire_closed(self.clock() - days * 86_400_000)
+        return self.store.expire_closed(self.clock() - days * DAY_MS)
+
+    def expire_ledger(self) -> int:
+        """Delete delivered and dead ledger rows settled longer ago than the ledger's retention."""
+        return self.store.ledger_expire(self.clock() - self.ledger_retention_ms)
 
     def close(self) -> None:
         """Release the store and the sinks."""
