@@ -90,7 +90,9 @@ class Deliverer:
 
     def _send(self, sink: Sink, rows: list[LedgerEntry]) -> Counter[str]:
 
-        deliveries = [Delivery(sink.id, row.version, row.change, _document(row)) for row in rows]
+        deliveries = [
+            Delivery(sink.id, row.version, row.change, _document(row), None, row.previous_severity_id) for row in rows
+        ]
         return self._record_all(sink, rows, deliveries)[0]
 
     def _send_chat(self, sink: Sink, rows: list[LedgerEntry], claim: Claim) -> Counter[str]:
@@ -125,7 +127,7 @@ class Deliverer:
             if row.change == "closed" and thread is None:
                 totals[self._close_without_thread(row)] += 1
                 continue
-            delivery = Delivery(sink.id, row.version, row.change, _document(row), thread)
+            delivery = Delivery(sink.id, row.version, row.change, _document(row), thread, row.previous_severity_id)
             outcome, [result] = self._record_all(sink, [row], [delivery])
             if first and not (result.ok and result.message_ref):
                 # Not posted, or posted where there are no threads: the next message may start one.

@@ -216,6 +216,7 @@ class Pipeline:
         kind = change.kind
         if kind == "stale":
             return []
+        previous = change.previous.severity_id if change.previous is not None else None
         if kind == "unchanged":
             # A redelivery after a crash between the upsert and the ledger write would otherwise
             # lose the notification: route it again as the change that created this version.
@@ -224,13 +225,24 @@ class Pipeline:
             # because its delivered rows may have expired (GuardDuty re-exports every finding).
             if not self.router.routes:
                 return []
+            history = self.store.history(change.key)
             since = now - self.ledger_retention_ms
-            recorded = [h for h in self.store.history(change.key) if h.version == change.version and h.at >= since]
-            if not recorded:
+            at = [i for i, h in enumerate(history) if h.version == change.version and h.at >= since]
+            if not at:
                 return []
-            kind = recorded[-1].kind
+            kind = history[at[-1]].kind
+            previous = history[at[-1] - 1].severity_id if at[-1] > 0 else None
         return [
-            LedgerEntry(change.version, sink, change.key, kind, change.finding, created=now, next_attempt=now)
+            LedgerEntry(
+                change.version,
+                sink,
+                change.key,
+                kind,
+                change.finding,
+                created=now,
+                next_attempt=now,
+                previous_severity_id=previous,
+            )
             for sink in self.router.destinations(kind, change.finding)
         ]
 

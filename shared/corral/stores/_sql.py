@@ -108,6 +108,7 @@ LEDGER_COLUMNS: Final = (
     "last_error",
     "delivered_at",
     "claim",
+    "previous_severity_id",
 )
 """The columns a ledger insert writes, in `ledger_row` order; the legacy `document` column gets JSON null."""
 
@@ -325,10 +326,10 @@ def history_entry(row: Sequence[Any]) -> HistoryEntry:
 def ledger_entry(row: Sequence[Any]) -> LedgerEntry:
     """Read one row selected with `LEDGER_READ`."""
     key = (row[2], row[3], row[4])
-    document = None if row[13] is None else loads(row[13])
-    if document is None and row[14] is not None and version_key(key, int(row[15]), row[16]) == row[0]:
+    document = None if row[14] is None else loads(row[14])
+    if document is None and row[15] is not None and version_key(key, int(row[16]), row[17]) == row[0]:
         # A row sent at once keeps no copy: after a crash its version is still the finding's.
-        document = loads(row[14])
+        document = loads(row[15])
     return LedgerEntry(
         version=row[0],
         sink=row[1],
@@ -342,6 +343,7 @@ def ledger_entry(row: Sequence[Any]) -> LedgerEntry:
         last_error=row[10],
         delivered_at=None if row[11] is None else int(row[11]),
         claim=row[12],
+        previous_severity_id=None if row[13] is None else int(row[13]),
     )
 
 
@@ -378,6 +380,7 @@ def ledger_row(entry: LedgerEntry, claim: Claim | None = None) -> tuple[Any, ...
         entry.last_error,
         entry.delivered_at,
         claim.token if held and claim else None,
+        entry.previous_severity_id,
     )
 
 

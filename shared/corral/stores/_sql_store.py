@@ -282,7 +282,8 @@ class SqlStore(ABC):
                 )
                 + " ON CONFLICT (product, account, uid, sink) DO UPDATE SET claim = excluded.claim,"
                 " lease_until = excluded.lease_until"
-                " WHERE message_refs.ref = '' AND (message_refs.lease_until IS NULL OR message_refs.lease_until <= ?)"
+                " WHERE message_refs.ref = '' AND (message_refs.lease_until IS NULL OR message_refs.lease_until <= ?"
+                " OR message_refs.claim = excluded.claim)"
                 " RETURNING ref",
                 self.dialect,
             ),

@@ -368,6 +368,8 @@ class LedgerEntry:
     last_error: str | None = None
     delivered_at: int | None = None
     claim: str | None = None
+    previous_severity_id: int | None = None
+    """The severity of the version this one replaced, so that an escalation reads "High → Critical"."""
 
 
 @dataclass(frozen=True, slots=True)

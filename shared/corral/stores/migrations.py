@@ -180,6 +180,7 @@ _POSTGRESQL_2: Final = ("CREATE INDEX findings_by_traits ON findings USING GIN (
 # without reading settled rows) and expiry (settled rows by when they were settled).
 _STEP_3: Final = (
     "ALTER TABLE ledger ADD COLUMN claim TEXT",
+    "ALTER TABLE ledger ADD COLUMN previous_severity_id INTEGER",
     """CREATE TABLE ledger_documents (
         version TEXT NOT NULL PRIMARY KEY,
         document {json} NOT NULL,

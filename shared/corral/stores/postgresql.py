@@ -389,6 +389,7 @@ _LEDGER_TYPES: Final = (
     "text",
     "bigint",
     "text",
+    "int",
 )
 _LEDGER_INSERT_HEAD: Final = (
     f"INSERT INTO ledger ({', '.join(_sql.LEDGER_COLUMNS)}, document)"

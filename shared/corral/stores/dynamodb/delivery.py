@@ -72,6 +72,8 @@ def ledger_item(entry: LedgerEntry, claim: Claim | None = None) -> Item:
         "cr": as_n(entry.created),
         "g1sk": as_s(f"{time_key(entry.created)}#{entry.version}#{entry.sink}"),
     }
+    if entry.previous_severity_id is not None:
+        item["ps"] = as_n(entry.previous_severity_id)
     item.update(ledger_state(entry))
     if claim is not None and entry.state == "pending":
         item.update(na=as_n(claim.until), lc=as_s(claim.token))
@@ -110,6 +112,7 @@ def ledger_entry(item: Mapping[str, Any], document: ocsf.Finding | None = None) 
         last_error=opt_s(item, "le"),
         delivered_at=opt_n(item, "da"),
         claim=opt_s(item, "lc"),
+        previous_severity_id=opt_n(item, "ps"),
     )
 
 
@@ -254,11 +257,13 @@ class Delivery(Table):
             values.update({name: as_s(sink) for name, sink in zip(names, sinks, strict=True)})
             where += f" AND snk IN ({', '.join(names)})"
         due: list[Item] = []
+        # Pages of `limit` index entries: the due rows are the oldest, so the first page usually holds them.
         for item in self._query_all(
             IndexName=INDEX,
             KeyConditionExpression="g1pk = :p",
             FilterExpression=where,
             ExpressionAttributeValues=values,
+            Limit=max(limit, 1),
         ):
             if len(due) >= limit:
                 break
@@ -469,9 +474,9 @@ class Delivery(Table):
         if self._if(
             "put_item",
             Item={**_ref_key(key, sink), "ref": as_s(""), "lc": as_s(claim.token), "lu": as_n(claim.until)},
-            ConditionExpression="attribute_not_exists(pk) OR (#ref = :empty AND lu <= :now)",
+            ConditionExpression="attribute_not_exists(pk) OR (#ref = :empty AND (lu <= :now OR lc = :token))",
             ExpressionAttributeNames={"#ref": "ref"},
-            ExpressionAttributeValues={":empty": as_s(""), ":now": as_n(claim.at)},
+            ExpressionAttributeValues={":empty": as_s(""), ":now": as_n(claim.at), ":token": as_s(claim.token)},
         ):
             return ThreadClaim(mine=True)
         return ThreadClaim(ref=self.message_ref(key, sink))
