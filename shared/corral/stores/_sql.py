@@ -11,7 +11,7 @@ order (a finding twice in one batch: the second sees the first) and returns the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -351,17 +351,22 @@ def ledger_held(entry: LedgerEntry, row: Sequence[Any], claim: Claim) -> LedgerE
     """Return `entry` as the row a claiming insert returned (`LEDGER_RETURNING`), now held by `claim`.
 
     The version is the hash of the finding's content, so the entry's document is the row's own.
+    Built directly rather than with `dataclasses.replace`, which costs several times more per row.
     """
-    return replace(
-        entry,
-        change=row[2],
-        created=int(row[3]),
-        state="pending",
-        attempts=int(row[4]),
-        next_attempt=claim.until,
-        last_error=row[5],
-        delivered_at=None,
-        claim=claim.token,
+    return LedgerEntry(
+        entry.version,
+        entry.sink,
+        entry.key,
+        row[2],
+        entry.document,
+        int(row[3]),
+        "pending",
+        int(row[4]),
+        claim.until,
+        row[5],
+        None,
+        claim.token,
+        entry.previous_severity_id,
     )
 
 
