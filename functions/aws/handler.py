@@ -1,4 +1,4 @@
-"""Lambda entry points: GuardDuty via EventBridge or SQS, the hub queue, and two schedules.
+"""Lambda entry points: EventBridge events (GuardDuty and any other source) or SQS, the hub queue, and two schedules.
 
 Each handler turns its delivery into `Inbound`s, calls the pipeline once per delivery and maps the
 outcome to Lambda's retry semantics:
@@ -67,19 +67,38 @@ def _record(result: IngestResult, ref: str) -> dict[str, int]:
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
-def guardduty_event(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    """EventBridge rule target: one GuardDuty event per asynchronous invocation."""
+def eventbridge(event: object, context: LambdaContext) -> dict[str, int]:
+    """EventBridge rule target: one event of any source per asynchronous invocation.
+
+    Anything else Lambda hands over (a list, a string: a misconfigured target or a test invoke)
+    is dead-lettered like any bad record; the invocation still succeeds.
+    """
     _invoked()
-    ref = f"eventbridge:{event.get('id', context.aws_request_id)}"
-    result = PIPELINE.ingest([Inbound(data=event, ref=ref, delivery_id=event.get("id"))])
+    event_id = event.get("id") if isinstance(event, dict) else None
+    event_id = event_id if isinstance(event_id, str) else None
+    ref = f"eventbridge:{event_id or context.aws_request_id}"
+    result = PIPELINE.ingest([Inbound(data=event, ref=ref, delivery_id=event_id)])
     return _record(result, ref)
 
 
 def _sqs_record(record: SQSRecord) -> None:
-    ref = f"sqs:{record.message_id}"
+    # Read leniently: a record the processor cannot read would be redelivered forever.
+    raw = record.raw_event
+    message_id = raw.get("messageId") if isinstance(raw.get("messageId"), str) else None
+    ref = f"sqs:{message_id}"
     logger.append_keys(delivery_ref=ref)
+    attributes = raw.get("attributes")
+    sent = attributes.get("SentTimestamp") if isinstance(attributes, dict) else None
+    body = raw.get("body")
+    inbound = Inbound(
+        data=body if isinstance(body, str) else raw,
+        ref=ref,
+        delivery_id=message_id,
+        error=None if isinstance(body, str) else "SQS record has no body",
+        received_time=int(sent) if isinstance(sent, str) and sent.isdigit() else None,
+    )
     # StoreUnavailableError propagates: the processor lists this record in batchItemFailures.
-    _record(PIPELINE.ingest([Inbound(data=record.body, ref=ref, delivery_id=record.message_id)]), ref)
+    _record(PIPELINE.ingest([inbound]), ref)
 
 
 @logger.inject_lambda_context

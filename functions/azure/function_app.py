@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from datetime import UTC
 
 import azure.functions as func
 import orjson
@@ -40,8 +41,27 @@ retry_with_backoff = app.retry(
 keep_in_blob = app.blob_output(arg_name="kept", path="corral-retry/{rand-guid}.json", connection="AzureWebJobsStorage")
 
 
+def _enqueued_ms(event: func.EventHubEvent) -> int | None:
+    when = event.enqueued_time
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # the host hands over enqueued times in UTC
+    return int(when.timestamp() * 1000)
+
+
+def _inbound(event: func.EventHubEvent, hub: str) -> Inbound:
+    """One event as the pipeline takes it: its exact body, and Event Hubs' own order for it."""
+    return Inbound(
+        data=event.get_body(),
+        ref=f"{hub}:{event.sequence_number}",
+        received_time=_enqueued_ms(event),
+        sequence=event.sequence_number,
+    )
+
+
 def _ingest_or_keep(events: list[func.EventHubEvent], kept: func.Out[bytes], context: func.Context, hub: str) -> None:
-    deliveries = [Inbound(data=e.get_body(), ref=f"{hub}:{e.sequence_number}") for e in events]
+    deliveries = [_inbound(e, hub) for e in events]
     try:
         log.info("ingested %s", PIPELINE.ingest(deliveries).summary())
     except StoreUnavailableError as exc:
@@ -49,7 +69,16 @@ def _ingest_or_keep(events: list[func.EventHubEvent], kept: func.Out[bytes], con
         if retry is not None and retry.retry_count < retry.max_retry_count:
             raise  # the host retries this batch with backoff before the checkpoint moves
         bodies = [base64.b64encode(e.get_body()).decode() for e in events]
-        kept.set(orjson.dumps({"events": [{"ref": d.ref, "body": b} for d, b in zip(deliveries, bodies, strict=True)]}))
+        kept.set(
+            orjson.dumps(
+                {
+                    "events": [
+                        {"ref": d.ref, "body": b, "enqueued": d.received_time, "sequence": d.sequence}
+                        for d, b in zip(deliveries, bodies, strict=True)
+                    ]
+                }
+            )
+        )
         log.error("store unavailable after retries (%s); %d events kept in corral-retry", exc, len(events))
 
 
@@ -88,7 +117,17 @@ def relayed_findings(events: list[func.EventHubEvent], kept: func.Out[bytes], co
 def kept_events(blob: func.InputStream) -> None:
     """Re-ingest a batch kept while the store was down; raising lets the blob trigger retry it."""
     kept = orjson.loads(blob.read())["events"]
-    result = PIPELINE.ingest([Inbound(data=base64.b64decode(k["body"]), ref=f"kept:{k['ref']}") for k in kept])
+    result = PIPELINE.ingest(
+        [
+            Inbound(
+                data=base64.b64decode(k["body"]),
+                ref=f"kept:{k['ref']}",
+                received_time=k.get("enqueued"),
+                sequence=k.get("sequence"),
+            )
+            for k in kept
+        ]
+    )
     log.info("re-ingested %s: %s", blob.name, result.summary())
 
 

@@ -2,9 +2,11 @@
 
 Shapes, detected from the document itself (no configuration):
 
-- AWS: an EventBridge event (a "GuardDuty Finding" gives its `detail`; other detail types are
-  passed whole, for the GuardDuty source to skip or read as health signals); an SQS batch whose
-  record bodies are JSON; a GuardDuty `GetFindings` result (`{"Findings": [...]}`).
+- AWS: an EventBridge event of any source gives its `detail`, with the event's source, detail
+  type, region, account and time beside it (`records.Envelope`); an SQS batch whose record bodies
+  are JSON (raw SNS delivery or not); an SNS notification, alone (HTTP, SNS → SQS without raw
+  delivery) or in a Lambda SNS batch (`{"Records": [{"EventSource": "aws:sns", "Sns": …}]}`);
+  a GuardDuty `GetFindings` result (`{"Findings": [...]}`).
 - Azure: a JSON array of continuous-export records; REST lists (`{"value": [...]}`); Resource
   Graph results (`{"data": [...]}`, `{"records": [...]}`).
 - Google Cloud: a Pub/Sub push body (`{"message": {"data": base64}}`); a CloudEvent
@@ -14,6 +16,12 @@ Shapes, detected from the document itself (no configuration):
 Anything else is handed on as one document for the sources to recognize. A wrapper that is
 broken (an SQS body that is not JSON, invalid base64) yields an `Outcome` with the error for that
 one record; the rest of the delivery carries on.
+
+Each item carries the transport's stable order for it: the innermost publish time that the
+wrappers state (EventBridge `time`, SNS `Timestamp`, SQS `SentTimestamp`, Pub/Sub `publishTime`),
+which stands in for a source time only where the document has none, and never the time Corral
+happened to process it. It also carries the bytes it was parsed from and its path in them, so that
+a failing element is dead-lettered as its own slice of the input.
 """
 
 from __future__ import annotations
@@ -21,66 +29,101 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import orjson
 
 from corral import ocsf
 from corral.errors import MalformedEventError
-from corral.records import Item, Outcome
+from corral.records import Envelope, Item, Outcome, Path
 
-MAX_DEPTH: Final = 4  # an SQS body holding an EventBridge event is depth 2; deeper is not a delivery
+MAX_DEPTH: Final = 4  # an SQS body holding an SNS notification of an EventBridge event is depth 3
 PUBSUB_PUBLISHED: Final = "google.cloud.pubsub.topic.v1.messagePublished"
 _EVENTBRIDGE_KEYS: Final = frozenset({"version", "id", "account", "time", "region", "resources", "detail"})
 _LIST_KEYS: Final = ("Findings", "listFindingsResults", "value", "records", "data")
 
 
-def unwrap(doc: object, where: str = "", delivery_id: str | None = None) -> Iterator[Item | Outcome]:
+@dataclass(frozen=True, slots=True)
+class _At:
+    """Where the walk is: location for messages, ids and order from the wrappers, and input bytes."""
+
+    where: str = ""
+    delivery_id: str | None = None
+    received: int | None = None
+    sequence: int | None = None
+    body: bytes | None = None
+    path: Path = ()
+    depth: int = 0
+
+    def step(self, label: str, *keys: str | int) -> _At:
+        where = f"{self.where}.{label}" if self.where and not label.startswith("[") else f"{self.where}{label}"
+        return replace(self, where=where, path=(*self.path, *keys))
+
+    def inner(self, body: bytes | None, **facts: Any) -> _At:
+        """Enter a message whose content was parsed from its own text (an SQS body, Pub/Sub data)."""
+        known = {k: v for k, v in facts.items() if v is not None}
+        return replace(self, body=body, path=(), depth=self.depth + 1, **known)
+
+    def failure(self, error: str, raw: object, path: Path | None = None) -> Outcome:
+        return Outcome(self.where, error=error, raw=raw, body=self.body, path=self.path if path is None else path)
+
+    def item(self, doc: object, envelope: Envelope | None = None) -> Item:
+        return Item(doc, self.where, self.delivery_id, self.received, envelope, self.body, self.path, self.sequence)
+
+
+def unwrap(
+    doc: object,
+    where: str = "",
+    delivery_id: str | None = None,
+    *,
+    body: bytes | None = None,
+    received_time: int | None = None,
+    sequence: int | None = None,
+) -> Iterator[Item | Outcome]:
     """Yield the source documents inside `doc`, or an error Outcome for each broken wrapper.
+
+    `body` is the text `doc` was parsed from, when there was one; `received_time` and `sequence`
+    are the outermost transport's own order for it (e.g. Event Hubs enqueued time and sequence).
 
     Example:
         >>> [i.doc for i in unwrap([{"a": 1}, {"b": 2}])]
         [{'a': 1}, {'b': 2}]
     """
-    yield from _unwrap(doc, where, delivery_id, 0)
+    yield from _unwrap(doc, _At(where, delivery_id, received_time, sequence, body))
 
 
-def _at(where: str, step: str) -> str:
-    return f"{where}.{step}" if where and not step.startswith("[") else f"{where}{step}"
-
-
-def _unwrap(
-    doc: object, where: str, delivery_id: str | None, depth: int, received: int | None = None
-) -> Iterator[Item | Outcome]:
-    if depth > MAX_DEPTH:
-        yield Outcome(where, error="envelopes nested too deeply", raw=doc)
+def _unwrap(doc: object, at: _At) -> Iterator[Item | Outcome]:
+    if at.depth > MAX_DEPTH:
+        yield at.failure("envelopes nested too deeply", doc)
         return
     if isinstance(doc, list):
         for i, element in enumerate(doc):
-            yield from _unwrap(element, _at(where, f"[{i}]"), delivery_id, depth + 1, received)
+            yield from _unwrap(element, replace(at.step(f"[{i}]", i), depth=at.depth + 1))
         return
     if not isinstance(doc, Mapping):
-        yield Outcome(where, error=f"expected a JSON object, got {_json_type(doc)}", raw=doc)
+        yield at.failure(f"expected a JSON object, got {_json_type(doc)}", doc)
         return
-    if _is_sqs_batch(doc):
-        yield from _sqs(doc["Records"], where, depth)
+    if _is_batch(doc, "eventSource", "aws:sqs"):
+        yield from _sqs(doc["Records"], at)
+    elif _is_batch(doc, "EventSource", "aws:sns"):
+        yield from _sns_batch(doc["Records"], at)
+    elif _is_sns_notification(doc):
+        yield from _sns(doc, at)
     elif "detail-type" in doc and "detail" in doc and "source" in doc:
-        yield from _eventbridge(doc, where)
+        yield _eventbridge(doc, at)
     elif _is_partial_eventbridge(doc):
         # Hand-made test events keep only `detail` (and `region`) of the EventBridge envelope.
-        detail = doc["detail"]
-        region = doc.get("region")
-        doc = {"region": region, **detail} if isinstance(region, str) else detail
-        yield Item(doc, where, delivery_id, received)
+        yield _eventbridge(doc, at)
     elif doc.get("specversion") and "data" in doc:
-        yield from _cloudevent(doc, where, depth)
+        yield from _cloudevent(doc, at)
     elif isinstance(doc.get("message"), Mapping) and "data" in doc["message"]:
-        yield from _pubsub(doc["message"], where, depth)
+        yield from _pubsub(doc["message"], at.step("message", "message"))
     elif (key := _list_key(doc)) is not None:
         for i, element in enumerate(doc[key]):
-            yield from _unwrap(element, _at(where, f"{key}[{i}]"), delivery_id, depth + 1, received)
+            yield from _unwrap(element, replace(at.step(f"{key}[{i}]", key, i), depth=at.depth + 1))
     else:
-        yield Item(doc, where, delivery_id, received)
+        yield at.item(doc)
 
 
 def _json_type(value: object) -> str:
@@ -105,77 +148,137 @@ def _is_partial_eventbridge(doc: Mapping[str, Any]) -> bool:
     return isinstance(doc.get("detail"), Mapping) and set(doc) <= _EVENTBRIDGE_KEYS
 
 
-def _is_sqs_batch(doc: Mapping[str, Any]) -> bool:
+def _is_batch(doc: Mapping[str, Any], source_key: str, source: str) -> bool:
     records = doc.get("Records")
     return (
         isinstance(records, list)
         and bool(records)
-        and all(isinstance(r, Mapping) and r.get("eventSource") == "aws:sqs" for r in records)
+        and all(isinstance(r, Mapping) and r.get(source_key) == source for r in records)
     )
 
 
-def _sqs(records: list[Mapping[str, Any]], where: str, depth: int) -> Iterator[Item | Outcome]:
+def _is_sns_notification(doc: Mapping[str, Any]) -> bool:
+    return doc.get("Type") in ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation") and (
+        "TopicArn" in doc and "Message" in doc
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _sqs(records: list[Mapping[str, Any]], at: _At) -> Iterator[Item | Outcome]:
     for i, record in enumerate(records):
-        here = _at(where, f"Records[{i}]")
+        here = at.step(f"Records[{i}]", "Records", i)
         body = record.get("body")
-        message_id = record.get("messageId") if isinstance(record.get("messageId"), str) else None
-        try:
-            parsed = orjson.loads(body) if isinstance(body, str) else None
-        except orjson.JSONDecodeError as exc:
-            yield Outcome(here, error=f"SQS record body is not JSON ({exc})", raw=body)
+        if not isinstance(body, str):
+            yield here.failure("SQS record has no body", record)
             continue
-        if parsed is None:
-            yield Outcome(here, error="SQS record has no body", raw=record)
+        attributes = record.get("attributes")
+        sent = attributes.get("SentTimestamp") if isinstance(attributes, Mapping) else None
+        inner = here.inner(
+            body.encode("utf-8", "surrogatepass"),
+            delivery_id=_text(record.get("messageId")),
+            received=_time(sent, "SentTimestamp"),
+        )
+        yield from _message(body, inner, "SQS record body")
+
+
+def _message(text: str, at: _At, what: str) -> Iterator[Item | Outcome]:
+    """Parse the JSON text of one message and unwrap it; text that is not JSON is that message's failure."""
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        yield at.failure(f"{what} is not JSON ({exc})", text)
+        return
+    yield from _unwrap(parsed, at)
+
+
+def _sns_batch(records: list[Mapping[str, Any]], at: _At) -> Iterator[Item | Outcome]:
+    for i, record in enumerate(records):
+        here = at.step(f"Records[{i}]", "Records", i)
+        notification = record.get("Sns")
+        if not isinstance(notification, Mapping):
+            yield here.failure("SNS record has no Sns object", record)
             continue
-        yield from _unwrap(parsed, here, message_id, depth + 1)
+        yield from _sns(notification, here.step("Sns", "Sns"))
 
 
-def _eventbridge(event: Mapping[str, Any], where: str) -> Iterator[Item | Outcome]:
-    event_id = event.get("id") if isinstance(event.get("id"), str) else None
-    if event.get("detail-type") == "GuardDuty Finding" and isinstance(event.get("detail"), Mapping):
-        yield Item(event["detail"], where, event_id)
-    else:
-        yield Item(event, where, event_id)
+def _sns(notification: Mapping[str, Any], at: _At) -> Iterator[Item | Outcome]:
+    kind = notification.get("Type", "Notification")
+    if kind != "Notification":
+        yield Outcome(at.where, skipped=f"SNS {kind}, not a notification")
+        return
+    message = notification.get("Message")
+    if not isinstance(message, str):
+        yield at.failure("SNS notification has no Message string", notification)
+        return
+    inner = at.inner(
+        message.encode("utf-8", "surrogatepass"),
+        delivery_id=_text(notification.get("MessageId")),
+        received=_time(notification.get("Timestamp"), "Timestamp"),
+    )
+    yield from _message(message, inner, "SNS message")
 
 
-def _cloudevent(event: Mapping[str, Any], where: str, depth: int) -> Iterator[Item | Outcome]:
+def _eventbridge(event: Mapping[str, Any], at: _At) -> Item | Outcome:
+    detail = event.get("detail")
+    here = replace(at, path=(*at.path, "detail"))
+    if not isinstance(detail, Mapping):
+        return at.failure(f"EventBridge detail is {_json_type(detail)}, not a JSON object", event)
+    envelope = Envelope(
+        source=_text(event.get("source")),
+        detail_type=_text(event.get("detail-type")),
+        region=_text(event.get("region")),
+        account=_text(event.get("account")),
+        time=_time(event.get("time"), "time"),
+        event=event,
+    )
+    received = envelope.time if envelope.time is not None else at.received
+    return replace(here, delivery_id=_text(event.get("id")) or at.delivery_id, received=received).item(detail, envelope)
+
+
+def _cloudevent(event: Mapping[str, Any], at: _At) -> Iterator[Item | Outcome]:
     if event.get("type") != PUBSUB_PUBLISHED:
-        yield Outcome(where, error=f"unsupported CloudEvent type {str(event.get('type'))[:80]!r}", raw=event)
+        yield at.failure(f"unsupported CloudEvent type {str(event.get('type'))[:80]!r}", event)
         return
     data = event.get("data")
     if isinstance(data, Mapping) and isinstance(data.get("message"), Mapping):
-        yield from _pubsub(data["message"], _at(where, "data"), depth)
+        yield from _pubsub(data["message"], at.step("data.message", "data", "message"))
     else:
-        yield Outcome(where, error="CloudEvent data has no Pub/Sub message", raw=event)
+        yield at.failure("CloudEvent data has no Pub/Sub message", event)
 
 
-def _pubsub(message: Mapping[str, Any], where: str, depth: int) -> Iterator[Item | Outcome]:
-    message_id = message.get("messageId") or message.get("message_id")
-    message_id = message_id if isinstance(message_id, str) else None
-    published = _time(message.get("publishTime") or message.get("publish_time"))
+def _pubsub(message: Mapping[str, Any], at: _At) -> Iterator[Item | Outcome]:
+    message_id = _text(message.get("messageId")) or _text(message.get("message_id"))
+    published = _time(message.get("publishTime") or message.get("publish_time"), "publishTime")
     data = message.get("data")
     if isinstance(data, Mapping):
         # Some log pipelines store push bodies with `data` already decoded.
-        yield from _unwrap(data, _at(where, "message"), message_id, depth + 1, published)
+        here = replace(at.step("data", "data"), depth=at.depth + 1)
+        yield from _unwrap(data, replace(here, delivery_id=message_id or at.delivery_id, received=published))
         return
     if not isinstance(data, str):
-        yield Outcome(where, error="Pub/Sub message data is not a base64 string", raw=message)
+        yield at.failure("Pub/Sub message data is not a base64 string", message)
         return
     try:
         decoded = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        yield Outcome(where, error="Pub/Sub message data is not valid base64", raw=message)
+        yield at.failure("Pub/Sub message data is not valid base64", message)
         return
+    inner = at.inner(decoded, delivery_id=message_id, received=published)
     try:
         parsed = orjson.loads(decoded)
     except orjson.JSONDecodeError as exc:
-        yield Outcome(where, error=f"Pub/Sub message data is not JSON ({exc})", raw=decoded)
+        yield inner.failure(f"Pub/Sub message data is not JSON ({exc})", decoded)
         return
-    yield from _unwrap(parsed, _at(where, "message"), message_id, depth + 1, published)
+    yield from _unwrap(parsed, inner)
 
 
-def _time(value: object) -> int | None:
+def _time(value: object, name: str) -> int | None:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)  # SQS attributes are strings of epoch milliseconds
     try:
-        return ocsf.optional_timestamp_ms(value, "publishTime")
-    except MalformedEventError:
+        return ocsf.optional_timestamp_ms(value, name)
+    except (MalformedEventError, ValueError, OverflowError, TypeError):
         return None

@@ -7,45 +7,80 @@ an error for the dead letter); one bad item never stops the others.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-from corral import envelopes, sources
+from corral import envelopes, limits, sources
 from corral.errors import PermanentError
 from corral.records import HealthSignal, Item, Outcome, Skip
+from corral.sources._core.source import Source
 
 # A normalizer reading an unexpected shape fails with one of these; the item is dead-lettered
 # with the reason instead of taking the batch down. The property tests hold every normalizer to
 # raising only PermanentError, so reaching this net is itself a bug to fix, never a way of working.
-_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError, OverflowError)
 
 
 def normalize(
-    doc: object, where: str = "", delivery_id: str | None = None, received_time: int | None = None
+    doc: object,
+    where: str = "",
+    delivery_id: str | None = None,
+    received_time: int | None = None,
+    *,
+    body: bytes | None = None,
+    sequence: int | None = None,
 ) -> Iterator[Outcome]:
     """Yield one Outcome per source document found in `doc`.
+
+    `received_time` and `sequence` are the delivery's transport order, `body` the bytes `doc`
+    was parsed from (for exact dead letters).
 
     Example:
         >>> [o.error for o in normalize({"hello": "world"})]
         ['no source recognizes this document (keys: hello)']
     """
-    for item in envelopes.unwrap(doc, where, delivery_id):
+    for item in envelopes.unwrap(doc, where, delivery_id, body=body, received_time=received_time, sequence=sequence):
         yield item if isinstance(item, Outcome) else normalize_item(item, received_time)
+
+
+def _detect(item: Item) -> tuple[Source | None, Any]:
+    """The source of an item and the document to hand it: the detail, else the whole event."""
+    source = sources.detect(item.doc)
+    if source is None and item.envelope is not None:
+        # A source that reads whole EventBridge events (e.g. by their detail type) still can.
+        source = sources.detect(item.envelope.event)
+        if source is not None:
+            return source, item.envelope.event
+    return source, item.doc
+
+
+def _takes_envelope(source: Source) -> bool:
+    code = getattr(source.normalize, "__code__", None)
+    return code is not None and "envelope" in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
 
 
 def normalize_item(item: Item, received_time: int | None = None) -> Outcome:
     """Normalize one unwrapped document."""
-    source = sources.detect(item.doc)
+    failure = {"raw": item.doc, "body": item.body, "path": item.path, "item": item}
+    source, doc = _detect(item)
     if source is None:
         keys = ", ".join(sorted(str(k) for k in item.doc)[:8]) if item.doc else "none"
-        return Outcome(item.where, error=f"no source recognizes this document (keys: {keys})", raw=item.doc)
+        return Outcome(item.where, error=f"no source recognizes this document (keys: {keys})", **failure)
     name: str = source.SOURCE
+    extra = {"envelope": item.envelope} if item.envelope is not None and _takes_envelope(source) else {}
+    stand_in = item.received_time if item.received_time is not None else received_time
     try:
-        result = source.normalize(item.doc, item.delivery_id, received_time=item.received_time or received_time)
+        result = source.normalize(doc, item.delivery_id, received_time=stand_in, **extra)
     except PermanentError as exc:
-        return Outcome(item.where, error=str(exc), source=name, raw=item.doc)
+        return Outcome(item.where, error=str(exc), source=name, **failure)
     except _SHAPE_ERRORS as exc:
-        return Outcome(item.where, error=f"unexpected {name} shape ({type(exc).__name__})", source=name, raw=item.doc)
+        reason = limits.violation(item.doc, limits.MAX_DOCUMENT_DEPTH) or f"unexpected {name} shape"
+        return Outcome(item.where, error=f"{reason} ({type(exc).__name__})", source=name, **failure)
+    except Exception as exc:  # noqa: BLE001 - whatever one document does, the others go on
+        return Outcome(
+            item.where, error=f"{name} failed on this document ({type(exc).__name__})", source=name, **failure
+        )
     if isinstance(result, Skip):
-        return Outcome(item.where, skipped=result.reason, source=name)
+        return Outcome(item.where, skipped=result.reason, source=name, item=item)
     if isinstance(result, HealthSignal):
-        return Outcome(item.where, signal=result, source=name)
-    return Outcome(item.where, finding=result, source=sources.source_of(result))
+        return Outcome(item.where, signal=result, source=name, item=item)
+    return Outcome(item.where, finding=result, source=sources.source_of(result), item=item)

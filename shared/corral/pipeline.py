@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from corral import config, ocsf
+from corral import config, limits, ocsf, spans
 from corral.delivery import Deliverer
-from corral.errors import ConfigError
+from corral.errors import ConfigError, StoreUnavailableError
 from corral.normalize import normalize
+from corral.prioritize import Prioritizer
 from corral.records import HealthSignal, Outcome
 from corral.routing import Router
-from corral.sinks import build as build_sink
+from corral.sinks import build_all
 from corral.stores import open_store
-from corral.stores.base import Change, Claim, DeadLetter, LedgerEntry, SinkBacklog, SourceSeen, Store
+from corral.stores.base import Change, Claim, DeadLetter, LedgerEntry, SinkBacklog, SourceSeen, Store, Suppression
 
 if TYPE_CHECKING:
     from corral.sinks.base import Sink
@@ -59,7 +60,22 @@ class Inbound:
     error: str | None = None
     """Set when the delivery could not even be read (e.g. over 8 MiB); it goes to the dead letter."""
     received_time: int | None = None
-    """When the delivery was received (epoch ms; default: now), for records without a time of their own."""
+    """The transport's stable time for the delivery (epoch ms: enqueued or publish time, a file's
+    mtime), for records without a time of their own."""
+    raw: bytes | None = None
+    """The exact bytes `data` was parsed from, when the caller parsed them (dead letters keep these)."""
+    sequence: int | None = None
+    """The transport's sequence number (Event Hubs), ordering deliveries whose times tie."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A normalized finding waiting for its batch to be stored, with what a dead letter of it needs."""
+
+    finding: ocsf.Finding
+    source: str
+    outcome: Outcome
+    ref: str
 
 
 @dataclass(slots=True)
@@ -76,7 +92,17 @@ class IngestResult:
 
     def summary(self) -> dict[str, int]:
         """Every change kind (zero included) and skipped/signals/failed, as plain data."""
-        kinds = ("new", "updated", "escalated", "deescalated", "reopened", "closed", "unchanged", "stale")
+        kinds = (
+            "new",
+            "updated",
+            "escalated",
+            "deescalated",
+            "reopened",
+            "closed",
+            "unchanged",
+            "stale",
+            "reprioritized",
+        )
         return {k: self.counts[k] for k in (*kinds, "suppressed", "skipped", "signals", "failed")}
 
 
@@ -98,11 +124,12 @@ class Pipeline:
         self.clock = clock
         self.settings = settings or config.Settings(store=store.url)
         self.deliverer = Deliverer(store, self.sinks, clock)
+        self.prioritizer = Prioritizer(store, self.settings.priority, clock)
 
     @classmethod
     def from_settings(cls, settings: config.Settings, env: Mapping[str, str]) -> Pipeline:
         """Build the pipeline a configuration describes; every sink is validated now."""
-        sinks = {sink_id: build_sink(sink_id, table, env) for sink_id, table in settings.sinks.items()}
+        sinks = build_all(settings.sinks, env, settings.origin)
         return cls(open_store(settings.store), settings.router, sinks, settings=settings)
 
     @classmethod
@@ -126,23 +153,22 @@ class Pipeline:
     ) -> IngestResult:
         """Normalize, store, route and deliver every finding in `deliveries`."""
         result = IngestResult()
-        findings: list[tuple[ocsf.Finding, str]] = []
+        findings: list[_Pending] = []
         letters: list[DeadLetter] = []
         signals: list[HealthSignal] = []
         done = 0
-        for outcome, ref in self._outcomes(deliveries):
+        for given, ref in self._outcomes(deliveries):
             done += 1
+            outcome = _within_limits(given)
             if outcome.finding is not None:
-                findings.append((outcome.finding, outcome.source or ""))
+                findings.append(_Pending(outcome.finding, outcome.source or "", outcome, ref))
             elif outcome.signal is not None:
                 signals.append(outcome.signal)
                 result.counts["signals"] += 1
             elif outcome.skipped is not None:
                 result.counts["skipped"] += 1
             else:
-                letters.append(self._dead_letter(outcome, ref))
-                result.errors.append(f"{ref}: {outcome.error}")
-                result.counts["failed"] += 1
+                letters.append(self._fail(outcome, ref, result))
             if len(findings) >= BATCH or len(letters) + len(signals) >= BATCH:
                 # Flushed as they fill, so memory stays flat however long the input.
                 self._flush(findings, letters, signals, result)
@@ -156,13 +182,13 @@ class Pipeline:
 
     def _flush(
         self,
-        findings: Sequence[tuple[ocsf.Finding, str]],
-        letters: Sequence[DeadLetter],
+        findings: Sequence[_Pending],
+        letters: list[DeadLetter],
         signals: Sequence[HealthSignal],
         result: IngestResult,
     ) -> None:
         if findings:
-            self._store_batch(findings, result)
+            self._store_batch(findings, result, letters)
         if letters:
             self.store.add_dead_letters(letters)
         if signals:
@@ -170,47 +196,111 @@ class Pipeline:
 
     def _outcomes(self, deliveries: Iterable[Inbound]) -> Iterator[tuple[Outcome, str]]:
         for inbound in deliveries:
+            body = inbound.raw if inbound.raw is not None else _bytes(inbound.data)
             doc, error = (None, inbound.error) if inbound.error else _decode(inbound.data)
             if error is not None:
-                yield Outcome("", error=error, raw=inbound.data), inbound.ref
+                yield Outcome("", error=error, raw=inbound.data, body=body), inbound.ref
                 continue
-            for outcome in normalize(doc, "", inbound.delivery_id, inbound.received_time or self.clock()):
-                ref = f"{inbound.ref}: {outcome.where}" if outcome.where else inbound.ref
-                yield outcome, ref
+            outcomes = normalize(
+                doc,
+                "",
+                inbound.delivery_id,
+                inbound.received_time or self.clock(),
+                body=body,
+                sequence=inbound.sequence,
+            )
+            try:
+                for outcome in outcomes:
+                    ref = f"{inbound.ref}: {outcome.where}" if outcome.where else inbound.ref
+                    yield outcome, ref
+            except StoreUnavailableError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one delivery's failure must not end the batch
+                # Unwrapping is held to never raising; should it, the rest of this delivery is kept whole.
+                yield Outcome("", error=_internal("reading the delivery", exc), raw=doc, body=body), inbound.ref
+
+    def _fail(self, outcome: Outcome, ref: str, result: IngestResult) -> DeadLetter:
+        result.errors.append(f"{ref}: {outcome.error}")
+        result.counts["failed"] += 1
+        return self._dead_letter(outcome, ref)
 
     def _dead_letter(self, outcome: Outcome, ref: str) -> DeadLetter:
-        raw = outcome.raw
-        if isinstance(raw, str):
-            raw = raw.encode("utf-8", errors="surrogateescape")
-        elif not isinstance(raw, bytes | bytearray):
-            raw = orjson.dumps(raw, default=str)
-        return DeadLetter.of(bytes(raw), at=self.clock(), reason=outcome.error or "", ref=ref, source=outcome.source)
+        raw: bytes | None = None
+        if outcome.body is not None:
+            raw = spans.locate(outcome.body, outcome.path) if outcome.path else outcome.body
+        if raw is None:
+            value = outcome.raw
+            if isinstance(value, str):
+                raw = value.encode("utf-8", errors="surrogatepass")
+            elif isinstance(value, bytes | bytearray | memoryview):
+                raw = bytes(value)
+            else:
+                raw = outcome.body if outcome.body is not None else limits.encode(value)
+        return DeadLetter.of(raw, at=self.clock(), reason=outcome.error or "", ref=ref, source=outcome.source)
 
-    def _store_batch(self, batch: Sequence[tuple[ocsf.Finding, str]], result: IngestResult) -> None:
+    def _store_batch(self, batch: Sequence[_Pending], result: IngestResult, letters: list[DeadLetter]) -> None:
         now = self.clock()
-        findings = [finding for finding, _ in batch]
-        changes = self.store.upsert(findings, now=now)
-        self.store.touch_sources(_seen(batch, now))
-        suppressed = {}
-        for change in changes:
-            rule = self.router.suppression(change.finding, now)
-            if rule is not None:
-                suppressed[change.key] = rule
+        try:
+            prepared = self.prioritizer.prepare([p.finding for p in batch], now)
+            changes = prepared.finish(self.store.upsert(prepared.findings, now=now))
+            self.store.touch_sources(_seen(batch, now))
+        except StoreUnavailableError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one record's failure must not end the batch
+            if len(batch) > 1:
+                # Find the record the store refused: each on its own (the upsert makes retrying safe).
+                for pending in batch:
+                    self._store_batch([pending], result, letters)
+                return
+            letters.append(self._fail(_failure(batch[0], _internal("storing", exc)), batch[0].ref, result))
+            return
+        routed: list[tuple[_Pending, Change, Suppression | None]] = []
+        for pending, change in zip(batch, changes, strict=True):
+            try:
+                routed.append((pending, change, self.router.suppression(change.finding, now)))
+            except Exception as exc:  # noqa: BLE001 - a routing rule failing on one record
+                letters.append(self._fail(_failure(pending, _internal("routing", exc)), pending.ref, result))
+        suppressed = {change.key: rule for _, change, rule in routed if rule is not None}
         if suppressed:
             self.store.mark_suppressed(list(suppressed.items()))
         entries: dict[tuple[str, str], LedgerEntry] = {}
-        for change in changes:
-            result.counts[change.kind] += 1
-            if change.key in suppressed:
+        for pending, change, rule in routed:
+            if rule is not None:
+                result.counts[change.kind] += 1
                 result.counts["suppressed"] += 1
                 continue
-            for entry in self._ledger_entries(change, now):
+            try:
+                ledger = self._ledger_entries(change, now)
+            except StoreUnavailableError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a routing rule failing on one record
+                letters.append(self._fail(_failure(pending, _internal("routing", exc)), pending.ref, result))
+                continue
+            result.counts[change.kind] += 1
+            for entry in ledger:
                 # The same version twice in one batch (a bus redelivering at once) is one delivery.
                 entries.setdefault((entry.version, entry.sink), entry)
         if entries:
-            # Held by this worker from the insert on: a concurrent redrive or ingest skips them.
-            claim = Claim.new(now)
-            self.deliverer.deliver(self.store.ledger_add(list(entries.values()), claim=claim), claim)
+            self._send_held(list(entries.values()), now)
+        if prepared.others:
+            result.counts["reprioritized"] += self._route_changes(prepared.others, now)
+
+    def _route_changes(self, changes: Sequence[Change], now: int) -> int:
+        """Queue and send changes of findings outside the batch (reprioritizations); return how many."""
+        entries = [
+            entry
+            for change in changes
+            if self.router.suppression(change.finding, now) is None
+            for entry in self._ledger_entries(change, now)
+        ]
+        if entries:
+            self._send_held(entries, now)
+        return len(changes)
+
+    def _send_held(self, entries: Sequence[LedgerEntry], now: int) -> None:
+        # Held by this worker from the insert on: a concurrent redrive or ingest skips them.
+        claim = Claim.new(now)
+        self.deliverer.deliver(self.store.ledger_add(entries, claim=claim), claim)
 
     def _ledger_entries(self, change: Change, now: int) -> list[LedgerEntry]:
         kind = change.kind
@@ -272,7 +362,10 @@ class Pipeline:
         from corral.health import check_sources  # noqa: PLC0415 - only the scheduled check needs it
 
         report = check_sources(self, self.clock())
+        # Running evidence ages out of its window by the wall clock: the hourly check notices.
+        reprioritized = self._route_changes(self.prioritizer.recompute(), self.clock())
         return {
+            "reprioritized": reprioritized,
             "sources": len(report.sources),
             "silent": sorted(f"{s.source}:{s.account_uid}" for s in report.sources if s.state == "silent"),
             "raised": list(report.raised),
@@ -315,9 +408,57 @@ def _decode(data: object) -> tuple[Any, str | None]:
     return data, None
 
 
-def _seen(batch: Sequence[tuple[ocsf.Finding, str]], now: int) -> list[SourceSeen]:
+def _bytes(data: object) -> bytes | None:
+    if isinstance(data, str):
+        return data.encode("utf-8", errors="surrogatepass")
+    return bytes(data) if isinstance(data, bytes | bytearray | memoryview) else None
+
+
+def _internal(stage: str, exc: BaseException) -> str:
+    """The reason of a failure Corral did not foresee: the stage and the exception, on one line."""
+    text = " ".join(str(exc).split())[:200]
+    return f"failed while {stage}: {type(exc).__name__}" + (f": {text}" if text else "")
+
+
+def _within_limits(outcome: Outcome) -> Outcome:
+    """The outcome, or a failure when what it would store is beyond Corral's limits (see `limits`)."""
+    if outcome.finding is not None:
+        reason = limits.violation(outcome.finding)
+    elif outcome.signal is not None:
+        reason = limits.violation([outcome.signal.time])
+    else:
+        return outcome
+    if reason is None:
+        return outcome
+    item = outcome.item
+    return Outcome(
+        outcome.where,
+        error=f"normalized document is beyond Corral's limits: {reason}",
+        source=outcome.source,
+        raw=item.doc if item else outcome.finding,
+        body=item.body if item else None,
+        path=item.path if item else (),
+        item=item,
+    )
+
+
+def _failure(pending: _Pending, reason: str) -> Outcome:
+    item = pending.outcome.item
+    return Outcome(
+        pending.outcome.where,
+        error=reason,
+        source=pending.source,
+        raw=item.doc if item else pending.finding,
+        body=item.body if item else None,
+        path=item.path if item else (),
+        item=item,
+    )
+
+
+def _seen(batch: Sequence[_Pending], now: int) -> list[SourceSeen]:
     latest: dict[tuple[str, str], int] = {}
-    for finding, source in batch:
+    for pending in batch:
+        finding, source = pending.finding, pending.source
         key = (source, finding["cloud"]["account"]["uid"])
         latest[key] = max(latest.get(key, 0), ocsf.modified_time(finding))
     return [SourceSeen(source, account, now, when) for (source, account), when in latest.items()]

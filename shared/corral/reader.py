@@ -1,23 +1,35 @@
 """Read deliveries from files, folders and stdin, streaming, one JSON document at a time.
 
-A file holds one JSON document, a JSON array (each element a document), or JSON lines. Any single
-document or line over 8 MiB is rejected without being held in memory, so a large JSON-lines file
-streams in constant memory. Documents are counted from 1 for messages (`PATH#N`).
+An input holds one JSON document, a JSON array (each element a document), JSON lines, or JSON
+documents one after another (`cat *.json | corral ingest -`), pretty-printed or not; gzip
+compression is recognized by its magic bytes. The format is read document by document, never
+decided from the first one: a bad line costs that line alone, and the reader picks up again at
+the next line. Any single line or document over 8 MiB is rejected without being held in memory,
+so a large JSON-lines file streams in constant memory. Documents are counted from 1 (`PATH#N`).
+
+A folder walk reads `.json`, `.jsonl` and `.ndjson` files and their `.gz` forms, and reports
+every other file it skips (README, PROVENANCE) instead of treating it as bad input.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import sys
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, cast
 
 import orjson
 
+from corral import spans
+
 MAX_DOCUMENT: Final = 8 * 1024 * 1024
+SUFFIXES: Final = (".json", ".jsonl", ".ndjson")
 _CHUNK: Final = 1024 * 1024
+_GZIP_MAGIC: Final = b"\x1f\x8b"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +44,28 @@ class Document:
     """When the input was written (a file's mtime, epoch ms): stands in for records without a time."""
 
 
-def expand(paths: Iterable[str]) -> Iterator[str]:
-    """Yield files to read: folders searched recursively (sorted), `-` for stdin."""
+def readable(path: Path) -> bool:
+    """True for the file names a folder walk reads: .json, .jsonl, .ndjson, each optionally .gz."""
+    name = path.name.lower().removesuffix(".gz")
+    return name.endswith(SUFFIXES)
+
+
+def expand(paths: Iterable[str], on_skip: Callable[[str], None] | None = None) -> Iterator[str]:
+    """Yield files to read: folders searched recursively (sorted), `-` for stdin.
+
+    In a folder only `readable` files are read; each other file is passed to `on_skip`. A file
+    named explicitly is always read.
+    """
     for name in paths:
         path = Path(name)
         if name != "-" and path.is_dir():
-            yield from (str(p) for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith("."))
+            for found in sorted(path.rglob("*")):
+                if not found.is_file() or found.name.startswith("."):
+                    continue
+                if readable(found):
+                    yield str(found)
+                elif on_skip is not None:
+                    on_skip(str(found))
         else:
             yield name
 
@@ -47,113 +75,252 @@ def read(name: str) -> Iterator[Document]:
     if name == "-":
         yield from read_stream(sys.stdin.buffer, "-")
         return
+    n = 0
     try:
         with Path(name).open("rb") as stream:
             written = os.fstat(stream.fileno()).st_mtime_ns // 1_000_000
             for document in read_stream(stream, name):
+                n += 1
                 yield replace(document, received_time=written)
-    except OSError as exc:
-        yield Document(f"{name}#0", b"", error=f"cannot read: {exc.strerror or exc}")
+    except (OSError, EOFError, zlib.error) as exc:
+        # A file that cannot be opened, or a compressed one cut short: what was read stands.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        yield Document(f"{name}#{n + 1 if n else 0}", b"", error=f"cannot read: {reason}")
 
 
 def read_stream(stream: IO[bytes], name: str) -> Iterator[Document]:
-    """Yield the documents of an open binary stream."""
-    head = stream.read(MAX_DOCUMENT + 1)
-    if len(head) <= MAX_DOCUMENT and head.strip():
-        try:
-            whole = orjson.loads(head)
-        except orjson.JSONDecodeError as exc:
-            if not _first_line_is_json(head):
-                yield _failure(f"{name}#1", head, exc)
-                return
-        else:
-            yield from _whole(whole, head, name)
+    """Yield the documents of an open binary stream (gzip-compressed or not)."""
+    head = stream.read(2)
+    if head == _GZIP_MAGIC:
+        stream = cast("IO[bytes]", gzip.GzipFile(fileobj=cast("IO[bytes]", _Prefixed(head, stream)), mode="rb"))
+        head = b""
+    yield from _Scanner(_Buffer(stream, head), name).documents()
+
+
+class _Prefixed:
+    """A stream with bytes already read put back in front (for gzip's magic-number check)."""
+
+    def __init__(self, prefix: bytes, stream: IO[bytes]) -> None:
+        self.prefix = prefix
+        self.stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if self.prefix:
+            out, self.prefix = self.prefix, b""
+            return out + (self.stream.read(size - len(out)) if size < 0 or size > len(out) else b"")
+        return self.stream.read(size)
+
+
+class _Buffer:
+    """The unread part of a stream, refilled in chunks; consumed bytes are dropped as it goes."""
+
+    def __init__(self, stream: IO[bytes], head: bytes) -> None:
+        self.stream = stream
+        self.data = bytearray(head)
+        self.at_end = False
+
+    def more(self) -> bool:
+        """Read one more chunk; False at the end of the stream."""
+        if self.at_end:
+            return False
+        # read1 hands over what is there: a compressed file cut short keeps every line before the cut.
+        read = getattr(self.stream, "read1", self.stream.read)
+        chunk = read(_CHUNK)
+        if not chunk:
+            self.at_end = True
+            return False
+        self.data += chunk
+        return True
+
+    def drop(self, count: int) -> None:
+        del self.data[:count]
+
+    def find_newline(self, start: int, limit: int) -> int | None:
+        """The index of the first newline at or after `start`, reading on; None past `limit` bytes."""
+        searched = start
+        while True:
+            found = self.data.find(b"\n", searched, start + limit + 1)
+            if found >= 0:
+                return found
+            searched = max(start, len(self.data))
+            if searched - start > limit or not self.more():
+                return len(self.data) if len(self.data) - start <= limit else None
+
+
+class _Scanner:
+    """Documents one after another: JSON lines, concatenated documents, pretty-printed or not."""
+
+    def __init__(self, buffer: _Buffer, name: str) -> None:
+        self.buffer = buffer
+        self.name = name
+        self.n = 0
+
+    def _doc(self, raw: bytes, parsed: object = None, error: str | None = None) -> Document:
+        self.n += 1
+        return Document(f"{self.name}#{self.n}", raw, parsed, error)
+
+    def _parsed(self, raw: bytes, parsed: object) -> Iterator[Document]:
+        """One document, or each element of an array with its own slice of the input."""
+        if not isinstance(parsed, list):
+            yield self._doc(raw, parsed)
             return
-    elif not head.strip():
-        return
-    elif not _first_line_is_json(head):
-        yield Document(f"{name}#1", head[:_CHUNK], error="document is over 8 MiB (use JSON lines for large inputs)")
-        return
-    yield from _lines(head, stream, name)
+        for i, element in enumerate(parsed):
+            piece = spans.locate(raw, (i,))
+            yield self._doc(piece if piece is not None else orjson.dumps(element), element)
 
+    def documents(self) -> Iterator[Document]:
+        buf = self.buffer
+        while True:
+            start = self._next_start()
+            if start is None:
+                return
+            line_end = buf.find_newline(start, MAX_DOCUMENT)
+            if line_end is None:
+                yield self._doc(bytes(buf.data[start : start + _CHUNK]), error="line is over 8 MiB")
+                self._skip_line(start)
+                continue
+            line = bytes(buf.data[start:line_end])
+            parsed, ok = _parse(line)
+            if ok:
+                yield from self._parsed(line, parsed)
+                buf.drop(line_end + 1)
+                continue
+            yield from self._not_a_line(start, line_end, line)
 
-def _whole(whole: object, raw: bytes, name: str) -> Iterator[Document]:
-    if isinstance(whole, list):
-        for n, element in enumerate(whole, start=1):
-            yield Document(f"{name}#{n}", orjson.dumps(element), parsed=element)
-    else:
-        yield Document(f"{name}#1", raw, parsed=whole)
+    def _next_start(self) -> int | None:
+        """Drop leading whitespace; the start of the next document, or None at the end."""
+        buf = self.buffer
+        while True:
+            start = spans.skip_space(buf.data, 0)
+            if start < len(buf.data):
+                buf.drop(start)
+                return 0
+            buf.drop(len(buf.data))
+            if not buf.more():
+                return None
 
-
-def _first_line_is_json(head: bytes) -> bool:
-    end = head.find(b"\n")
-    if end < 0:
-        return False
-    try:
-        orjson.loads(head[:end])
-    except orjson.JSONDecodeError:
-        return False
-    return True
-
-
-def _lines(head: bytes, stream: IO[bytes], name: str) -> Iterator[Document]:
-    n = 0
-    for line, too_long in _split_lines(head, stream):
-        if not line.strip() and not too_long:
-            continue
-        n += 1
-        ref = f"{name}#{n}"
-        if too_long:
-            yield Document(ref, line[:_CHUNK], error="line is over 8 MiB")
-            continue
-        try:
-            yield Document(ref, line, parsed=orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
-            yield _failure(ref, line, exc)
-
-
-def _split_lines(head: bytes, stream: IO[bytes]) -> Iterator[tuple[bytes, bool]]:
-    """Yield (line, too_long); a too-long line is reported with its start only, never held whole.
-
-    Chunks are scanned in place through memoryviews and each line is copied once, so the cost is
-    linear in the input and memory stays within one 8 MiB window plus one line.
-    """
-    pieces: list[memoryview | bytes] = []
-    size = 0
-    chunk = head
-    while chunk:
-        view = memoryview(chunk)
-        start = 0
-        while (newline := chunk.find(b"\n", start)) >= 0:
-            piece = view[start:newline]
-            start = newline + 1
-            if size > MAX_DOCUMENT:
-                yield bytes(pieces[0]), True
+    def _not_a_line(self, start: int, line_end: int, line: bytes) -> Iterator[Document]:
+        """A line that is not one document: several on one line, the start of a longer one, or bad."""
+        buf = self.buffer
+        end = spans.value_end(bytes(buf.data[start : line_end + 1]), 0)
+        if end is not None and start + end <= line_end:
+            # A whole value ends on this line: documents written one after another, `}{`.
+            value = bytes(buf.data[start : start + end])
+            parsed, ok = _parse(value)
+            if ok:
+                yield from self._parsed(value, parsed)
+                buf.drop(start + end)
             else:
-                line = b"".join((*pieces, piece))
-                yield line, len(line) > MAX_DOCUMENT
-            pieces, size = [], 0
-        rest = view[start:]
-        if size <= MAX_DOCUMENT:
-            pieces.append(rest)
-            size += len(rest)
-            if size > MAX_DOCUMENT:
-                pieces = [bytes(pieces[0][:_CHUNK])]  # keep only the start, for the dead letter
-        else:
-            size += len(rest)
-        chunk = stream.read(_CHUNK)
-    if size > MAX_DOCUMENT:
-        yield bytes(pieces[0]), True
-    elif size:
-        yield b"".join(pieces), False
+                yield self._failure(line)
+                buf.drop(line_end + 1)
+            return
+        if end is None and self._next_line_is_a_record(line_end):
+            # JSON lines with one bad line: the next line stands on its own, so this one alone is lost.
+            yield self._failure(line)
+            buf.drop(line_end + 1)
+            return
+        yield from self._multi_line(start, line_end, line)
+
+    def _next_line_is_a_record(self, line_end: int) -> bool:
+        buf = self.buffer
+        following = line_end + 1
+        if following >= len(buf.data) and not buf.more():
+            return False
+        next_end = buf.find_newline(following, MAX_DOCUMENT)
+        if next_end is None:
+            return False
+        parsed, ok = _parse(bytes(buf.data[following:next_end]))
+        return ok and isinstance(parsed, dict | list)
+
+    def _multi_line(self, start: int, line_end: int, line: bytes) -> Iterator[Document]:
+        """A document over several lines (pretty-printed): read to its end, at most 8 MiB of it."""
+        buf = self.buffer
+        while True:
+            end = spans.value_end(bytes(buf.data[start:]), 0)
+            if end is not None:
+                value = bytes(buf.data[start : start + end])
+                parsed, ok = _parse(value)
+                if ok:
+                    yield from self._parsed(value, parsed)
+                else:
+                    # Balanced but not JSON: one broken document, and reading resumes after it.
+                    yield self._failure(value)
+                buf.drop(start + end)
+                return
+            if len(buf.data) - start > MAX_DOCUMENT:
+                yield self._doc(
+                    bytes(buf.data[start : start + _CHUNK]),
+                    error="document is over 8 MiB (use JSON lines for large inputs)",
+                )
+                self._skip_value(start)
+                return
+            if not buf.more():
+                yield self._failure(line)
+                buf.drop(line_end + 1)
+                return
+
+    def _skip_line(self, start: int) -> None:
+        buf = self.buffer
+        buf.drop(start)
+        while True:
+            found = buf.data.find(b"\n")
+            if found >= 0:
+                buf.drop(found + 1)
+                return
+            buf.drop(len(buf.data))
+            if not buf.more():
+                return
+
+    def _skip_value(self, start: int) -> None:
+        """Read past an over-long document without holding it: count brackets outside strings."""
+        buf = self.buffer
+        buf.drop(start)
+        depth, pos = 0, 0
+        while True:
+            for match in spans.TOKEN.finditer(buf.data, pos):
+                token = match.group()
+                if token[0] == 0x22:
+                    if len(token) < 2 or token[-1] != 0x22:
+                        break  # a string cut off by the buffer's end: resume at its start
+                elif token[0] in b"[{":
+                    depth += 1
+                else:
+                    depth -= 1
+                    if depth <= 0:
+                        buf.drop(match.end())
+                        return
+                pos = match.end()
+            else:
+                pos = len(buf.data)
+            buf.drop(pos)
+            pos = 0
+            if not buf.more():
+                buf.drop(len(buf.data))
+                return
+
+    def _failure(self, raw: bytes) -> Document:
+        self.n += 1
+        return _failure(f"{self.name}#{self.n}", raw)
 
 
-def _failure(ref: str, raw: bytes, exc: orjson.JSONDecodeError) -> Document:
+def _parse(text: bytes) -> tuple[object, bool]:
+    try:
+        return orjson.loads(text), True
+    except orjson.JSONDecodeError:
+        return None, False
+
+
+def _failure(ref: str, raw: bytes) -> Document:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as bad:
         return Document(ref, raw, error=f"not valid UTF-8 (byte {bad.start})")
-    message = str(exc)
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        message = str(exc)
+    else:
+        message = "not one JSON document"
     if "recursion" in message.lower() or "depth limit" in message.lower():
         return Document(ref, raw, error="JSON nested too deeply")
     return Document(ref, raw, error=f"invalid JSON: {message}")

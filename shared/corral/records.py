@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from corral.ocsf import Finding
+
+Path = tuple[str | int, ...]
+"""Where a value sits inside a JSON document: object keys and array indexes, outermost first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What an EventBridge event says about the `detail` it carries, whatever its source.
+
+    A source reads the region, account and time from here when its detail does not carry them;
+    `event` is the whole event, for a source that needs more of it (e.g. the detail type).
+    """
+
+    source: str | None
+    detail_type: str | None
+    region: str | None
+    account: str | None
+    time: int | None
+    """The event's `time`, epoch ms."""
+    event: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,13 +34,21 @@ class Item:
     """One source document found inside a delivery.
 
     `where` locates it inside the delivery (e.g. "Records[3]"), for error messages; `delivery_id`
-    is the bus's id for it (EventBridge id, SQS or Pub/Sub message id), never a finding id.
+    is the bus's id for it (EventBridge id, SQS, SNS or Pub/Sub message id), never a finding id.
+    `received_time` and `sequence` are the transport's own stable order for it (publish or
+    enqueued time in epoch ms, and a sequence number), standing in for a source time only where
+    the document has none. `body` is the exact bytes the document was parsed from and `path`
+    its place inside them, so that a failure can be kept as the input's own bytes.
     """
 
     doc: Any
     where: str = ""
     delivery_id: str | None = None
     received_time: int | None = None
+    envelope: Envelope | None = None
+    body: bytes | None = None
+    path: Path = ()
+    sequence: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +80,11 @@ Normalized = Finding | Skip | HealthSignal
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What became of one item of a delivery: a finding, a skip, a health signal or a failure."""
+    """What became of one item of a delivery: a finding, a skip, a health signal or a failure.
+
+    A failure keeps what it failed on: `body` and `path` locate the exact input bytes when the
+    delivery came as bytes, and `raw` is the parsed value otherwise.
+    """
 
     where: str
     finding: Finding | None = None
@@ -60,6 +93,10 @@ class Outcome:
     error: str | None = None
     source: str | None = None
     raw: Any = None
+    body: bytes | None = None
+    path: Path = ()
+    item: Item | None = None
+    """The item this outcome is about, for stages after normalizing (store, route) to dead-letter it."""
 
     @property
     def failed(self) -> bool:

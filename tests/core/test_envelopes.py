@@ -63,25 +63,44 @@ def test_guardduty_finding_event_gives_its_detail_with_the_event_id() -> None:
 @pytest.mark.parametrize(
     "detail_type", ["GuardDuty Runtime Protection Unhealthy", "AWS API Call via CloudTrail", "Something Else"]
 )
-def test_other_eventbridge_detail_types_are_passed_whole(detail_type: str) -> None:
-    """Any other EventBridge detail type is handed on as the whole event, with its id."""
+def test_every_eventbridge_event_gives_its_detail_with_the_envelope(detail_type: str) -> None:
+    """Whatever the source and detail type, the detail comes with the event's source, type, region, account, time."""
     event = eventbridge(detail_type, {"x": 1}, "evt-7")
     [item] = items(event)
     assert isinstance(item, Item)
-    assert item.doc == event
+    assert item.doc == {"x": 1}
     assert item.delivery_id == "evt-7"
+    assert item.envelope is not None
+    envelope = item.envelope
+    assert (envelope.source, envelope.detail_type, envelope.region, envelope.account) == (
+        "aws.guardduty",
+        detail_type,
+        "us-east-1",
+        "111122223333",
+    )
+    assert envelope.time == item.received_time == 1746093600000
+    assert envelope.event == event
+
+
+@pytest.mark.parametrize("detail", [[1, 2], "text", None, 3])
+def test_eventbridge_detail_that_is_not_an_object_is_an_error(detail: object) -> None:
+    """A detail that is a list, a string or null is that event's failure, not an exception."""
+    [result] = items(eventbridge("GuardDuty Finding", detail))
+    assert isinstance(result, Outcome)
+    assert "not a JSON object" in (result.error or "")
 
 
 @pytest.mark.parametrize("region", ["eu-west-1", None])
 def test_partial_envelope_gives_detail_with_its_region(region: str | None) -> None:
-    """`{region, detail}` (hand-made events) yields the detail, with the region added when given."""
+    """`{region, detail}` (hand-made events) yields the detail, the region in the envelope when given."""
     doc: dict[str, object] = {"detail": FINDING}
     if region is not None:
         doc["region"] = region
     [item] = items(doc)
     assert isinstance(item, Item)
-    expected = {"region": region, **FINDING} if region else FINDING
-    assert item.doc == expected
+    assert item.doc == FINDING
+    assert item.envelope is not None
+    assert item.envelope.region == region
 
 
 def test_sqs_batch_unwraps_each_body_with_its_message_id() -> None:

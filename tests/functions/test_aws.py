@@ -140,8 +140,8 @@ def dead_letter_refs(store_url: str) -> list[str]:
 def test_eventbridge_event_is_stored_once(handler: ModuleType, store_url: str) -> None:
     """An EventBridge GuardDuty event stores one finding; the same delivery again changes nothing."""
     event = load_event("aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json")
-    first = handler.guardduty_event(event, LambdaContext())
-    again = handler.guardduty_event(event, LambdaContext())
+    first = handler.eventbridge(event, LambdaContext())
+    again = handler.eventbridge(event, LambdaContext())
     assert first["new"] == 1
     assert again["new"] == 0 and again["unchanged"] == 1
     assert count(store_url) == 1
@@ -200,7 +200,7 @@ def test_partial_batch_response_lists_exactly_the_failed_record(
 def test_hub_stores_relayed_ocsf_findings(handler: ModuleType, store_url: str, sqlite_url: str) -> None:
     """An OCSF finding relayed by a spoke through SQS is stored by the hub handler."""
     event = load_event("aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json")
-    handler.guardduty_event(event, LambdaContext())
+    handler.eventbridge(event, LambdaContext())
     relayed = document(store_url, key_of(event))
     hub_db = sqlite_url.replace("corral.db", "hub.db")
     hub_store = open_store(hub_db)
@@ -218,7 +218,7 @@ def test_store_outage_fails_every_record_and_the_async_invocation(monkeypatch: p
     handler = import_entry(HANDLER)
     event = load_event("aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json")
     with pytest.raises(StoreUnavailableError):
-        handler.guardduty_event(event, LambdaContext())
+        handler.eventbridge(event, LambdaContext())
     batch = sqs_event([json.dumps(event), json.dumps(event)])
     # Every record failed: Powertools fails the invocation, so every message becomes visible again.
     with pytest.raises(BatchProcessingError, match="All records failed"):

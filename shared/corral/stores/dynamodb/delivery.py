@@ -396,6 +396,18 @@ class Delivery(Table):
             if "s" in item
         )
 
+    def ledger_for(self, versions: Sequence[str]) -> list[LedgerEntry]:
+        """Return the ledger rows of these finding versions: one query per version (its sinks share a key)."""
+        items = [
+            item
+            for version in versions
+            for item in self._query_all(
+                KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": as_s(f"L#{version}")}
+            )
+            if get_s(item, "sk") != DOCUMENT_SK
+        ]
+        return [ledger_entry(item) for item in items]
+
     def ledger_summary(self) -> LedgerSummary:
         """Return row counts by sink and state and the oldest pending row per sink (reads every row)."""
         summary = LedgerSummary()

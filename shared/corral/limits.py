@@ -1,0 +1,90 @@
+"""Corral's own limits on the shape of what it keeps and sends, checked before anything serializes.
+
+JSON libraries and databases each stop somewhere (orjson at 255 levels and 64-bit integers,
+PostgreSQL's BIGINT, DynamoDB's numbers), and each says so differently, mid-batch. Checking once,
+with limits well inside all of them, turns such a document into one dead letter with a reason that
+names the place, instead of an exception from whichever layer met it first. Real vendor documents
+are at most 16 levels deep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import orjson
+
+MAX_DOCUMENT_DEPTH: Final = 64
+"""Levels of objects and arrays in one source document."""
+MAX_FINDING_DEPTH: Final = 96
+"""Levels in a normalized finding: the source document's leftovers sit a few levels down in `unmapped`."""
+INT_MIN: Final = -(2**63)
+INT_MAX: Final = 2**63 - 1
+_SHOWN: Final = 6  # path steps named in a message
+
+
+def violation(value: object, max_depth: int = MAX_FINDING_DEPTH) -> str | None:
+    """Return why `value` is outside Corral's limits (naming where), or None when it is within.
+
+    Walks iteratively, so a document of any depth is checked without recursion.
+
+    Example:
+        >>> violation({"a": [1, 2**70]})
+        'integer 1180591620717411303424 at a[1] is outside the 64-bit range'
+        >>> violation([[[1]]], max_depth=2)
+        'nested more than 2 levels deep at [0][0]'
+    """
+    stack: list[tuple[object, int, tuple[str | int, ...]]] = [(value, 0, ())]
+    while stack:
+        current, depth, path = stack.pop()
+        if isinstance(current, Mapping | list):
+            if depth >= max_depth:
+                return f"nested more than {max_depth} levels deep at {where(path)}"
+            children = current.items() if isinstance(current, Mapping) else enumerate(current)
+            stack.extend((child, depth + 1, (*path, key)) for key, child in children)
+        elif isinstance(current, int) and not isinstance(current, bool) and not INT_MIN <= current <= INT_MAX:
+            shown = str(current) if len(str(current)) <= 40 else f"{str(current)[:20]}…({len(str(current))} digits)"
+            return f"integer {shown} at {where(path)} is outside the 64-bit range"
+    return None
+
+
+def where(path: tuple[str | int, ...]) -> str:
+    """A path as `a.b[0]`, its first steps only."""
+    text = ""
+    for step in path[:_SHOWN]:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
+    return (text + ("…" if len(path) > _SHOWN else "")) or "the top level"
+
+
+def encode(value: object) -> bytes:
+    """Serialize a parsed value for a dead letter, whatever its shape.
+
+    Within the limits this is plain JSON; beyond them, the levels past the limit and integers
+    out of range are written as strings, so that the letter is kept rather than lost.
+    """
+    try:
+        return orjson.dumps(value, default=str)
+    except (orjson.JSONEncodeError, RecursionError, TypeError, ValueError):
+        return orjson.dumps(_pruned(value), default=str)
+
+
+def _pruned(value: object) -> Any:
+    """A copy of `value` cut at MAX_DOCUMENT_DEPTH, with out-of-range integers as strings (iterative)."""
+    root: list[Any] = [None]
+    stack: list[tuple[object, int, list[Any] | dict[str, Any], int | str]] = [(value, 0, root, 0)]
+    while stack:
+        current, depth, parent, slot = stack.pop()
+        if isinstance(current, Mapping | list) and depth >= MAX_DOCUMENT_DEPTH:
+            copy: Any = "…(nested too deeply)"
+        elif isinstance(current, Mapping):
+            copy = {}
+            stack.extend(reversed([(child, depth + 1, copy, str(key)) for key, child in current.items()]))
+        elif isinstance(current, list):
+            copy = [None] * len(current)
+            stack.extend((child, depth + 1, copy, i) for i, child in enumerate(current))
+        elif isinstance(current, int) and not isinstance(current, bool) and not INT_MIN <= current <= INT_MAX:
+            copy = str(current)
+        else:
+            copy = current
+        parent[slot] = copy  # type: ignore[index]
+    return root[0]

@@ -1,0 +1,119 @@
+"""Find a value's own bytes inside a JSON text, without parsing it into Python objects.
+
+Dead letters keep the exact input bytes of what failed: an element of an array keeps its slice
+of the delivery (duplicate keys, `1.50` and `\\u00e9` as sent), not a re-serialization of what the
+parser made of it. The scan is linear and only runs for inputs that failed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+import orjson
+
+# A string (complete, or cut off at the end of the buffer) or one structural character.
+TOKEN: Final = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\Z)|[\[\]{}]', re.DOTALL)
+_SPACE: Final = re.compile(rb"[ \t\r\n]*")
+_SCALAR: Final = re.compile(rb"[^ \t\r\n,:\]}\[{\"]*")
+_OPEN: Final = frozenset(b"[{")
+
+
+def skip_space(text: bytes | bytearray, pos: int) -> int:
+    """Return the position of the first byte at or after `pos` that is not JSON whitespace."""
+    match = _SPACE.match(text, pos)
+    return match.end() if match else pos
+
+
+def value_end(text: bytes, start: int) -> int | None:
+    """Return the end of the JSON value starting at `start`, or None when `text` stops inside it.
+
+    Brackets are counted, not matched: a `[` closed by `}` is found by the parser afterwards.
+
+    Example:
+        >>> value_end(b'{"a": [1, "]"]} tail', 0)
+        15
+    """
+    if start >= len(text):
+        return None
+    first = text[start]
+    if first == 0x22:  # a string
+        match = TOKEN.match(text, start)
+        return match.end() if match and match.end() - start > 1 and text[match.end() - 1] == 0x22 else None
+    if first not in _OPEN:
+        end = _SCALAR.match(text, start)
+        stop = end.end() if end else start
+        return stop if stop > start and stop < len(text) else None
+    depth = 0
+    for match in TOKEN.finditer(text, start):
+        token = match.group()
+        if token[0] == 0x22:
+            if len(token) < 2 or token[-1] != 0x22:
+                return None
+            continue
+        depth += 1 if token[0] in _OPEN else -1
+        if depth == 0:
+            return match.end()
+    return None
+
+
+def locate(text: bytes, path: Sequence[str | int]) -> bytes | None:
+    """Return the bytes of the value at `path` in the JSON `text`, or None when it is not there.
+
+    For a key given twice the last one counts, as it does for the parser.
+
+    Example:
+        >>> locate(b'{"Records": [{"a": 1.50}, {"b": "\\\\u00e9"}]}', ("Records", 1))
+        b'{"b": "\\\\u00e9"}'
+    """
+    start = skip_space(text, 0)
+    if text.startswith(b"\xef\xbb\xbf", start):
+        start = skip_space(text, start + 3)
+    for step in path:
+        found = _member(text, start, step)
+        if found is None:
+            return None
+        start = found
+    end = value_end(text + b" ", start)
+    return text[start:end] if end is not None else None
+
+
+def _member(text: bytes, start: int, step: str | int) -> int | None:
+    """Return where the member `step` of the container at `start` begins, or None."""
+    opener = 0x7B if isinstance(step, str) else 0x5B
+    if start >= len(text) or text[start] != opener:
+        return None
+    pos = skip_space(text, start + 1)
+    index, found = 0, None
+    while pos < len(text) and text[pos] not in b"]}":
+        if isinstance(step, str):
+            key_end = value_end(text, pos)
+            if key_end is None:
+                return None
+            colon = skip_space(text, key_end)
+            if colon >= len(text) or text[colon] != 0x3A:
+                return None
+            value = skip_space(text, colon + 1)
+            if _key(text[pos:key_end]) == step:
+                found = value  # keep looking: the last of duplicate keys wins
+        else:
+            value = pos
+            if index == step:
+                return value
+            index += 1
+        end = value_end(text + b" ", value)
+        if end is None:
+            return None
+        pos = skip_space(text, end)
+        if pos < len(text) and text[pos] == 0x2C:
+            pos = skip_space(text, pos + 1)
+    return found
+
+
+def _key(token: bytes) -> str | None:
+    try:
+        key = orjson.loads(token)
+    except orjson.JSONDecodeError:
+        return None
+    return key if isinstance(key, str) else None
