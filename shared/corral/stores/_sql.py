@@ -110,7 +110,7 @@ LEDGER_COLUMNS: Final = (
 LEDGER_SELECT: Final = ", ".join("{document}" if c == "document" else c for c in LEDGER_COLUMNS)
 """The columns of a `LedgerEntry`, in `ledger_entry` (and `ledger_row`) order."""
 
-DEAD_LETTER_SELECT: Final = "id, at, reason, ref, raw, sha256, size, source"
+DEAD_LETTER_SELECT: Final = "id, at, reason, ref, raw, sha256, size, source, count"
 
 
 MARKS: Final[dict[Dialect, str]] = {"sqlite": "?", "postgresql": "%s"}
@@ -348,6 +348,7 @@ def dead_letter(row: Sequence[Any]) -> DeadLetter:
         sha256=row[5],
         size=int(row[6]),
         source=row[7],
+        count=int(row[8]),
     )
 
 

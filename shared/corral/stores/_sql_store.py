@@ -30,6 +30,7 @@ from corral.stores.base import (
     SourceState,
     StoredFinding,
     Suppression,
+    merge_dead_letters,
 )
 from corral.stores.migrations import Dialect
 
@@ -129,12 +130,16 @@ class SqlStore(ABC):
     # Dead letter ------------------------------------------------------------------------------------
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Keep rejected inputs with their reasons (the first 256 KiB of each)."""
+        """Keep rejected inputs with their reasons (the first 256 KiB of each); a known input counts up."""
+        names = ("at", "reason", "ref", "raw", "sha256", "size", "source", "count")
         self._modify(
-            _sql.insert("dead_letters", ("at", "reason", "ref", "raw", "sha256", "size", "source"), self.dialect),
+            _sql.insert("dead_letters", names, self.dialect)
+            + " ON CONFLICT (sha256) DO UPDATE SET count = dead_letters.count + excluded.count",
             [
-                self._storable((d.at, d.reason, d.ref, d.raw[:DEAD_LETTER_MAX_RAW], d.sha256, d.size, d.source))
-                for d in letters
+                self._storable(
+                    (d.at, d.reason, d.ref, d.raw[:DEAD_LETTER_MAX_RAW], d.sha256, d.size, d.source, d.count)
+                )
+                for d in merge_dead_letters(letters)
             ],
         )
 

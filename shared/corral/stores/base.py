@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, Protocol
 
 import orjson
@@ -301,6 +301,8 @@ class DeadLetter:
     size: int
     source: str | None = None
     id: str | None = None
+    count: int = 1
+    """How many times these exact bytes failed: the same input twice is one dead letter."""
 
     @classmethod
     def of(cls, raw: bytes, *, at: int, reason: str, ref: str, source: str | None = None) -> DeadLetter:
@@ -317,6 +319,15 @@ class DeadLetter:
 
 
 LedgerState = Literal["pending", "delivered", "dead"]
+
+
+def merge_dead_letters(letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+    """One letter per distinct input (sha256) of a batch, the first kept, counts summed."""
+    merged: dict[str, DeadLetter] = {}
+    for letter in letters:
+        seen = merged.get(letter.sha256)
+        merged[letter.sha256] = letter if seen is None else replace(seen, count=seen.count + letter.count)
+    return list(merged.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +422,7 @@ class Store(Protocol):
     # Dead letter ----------------------------------------------------------------------------
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Keep rejected inputs with their reasons."""
+        """Keep rejected inputs with their reasons; an input already kept (same sha256) counts up instead."""
 
     def dead_letters(self, *, limit: int = 100, source: str | None = None) -> list[DeadLetter]:
         """Return dead letters, newest first, with their ids."""
@@ -420,7 +431,7 @@ class Store(Protocol):
         """Return one dead letter, or None."""
 
     def count_dead_letters(self) -> dict[str, int]:
-        """Return dead-letter counts per source ("" for unknown)."""
+        """Return dead-letter counts per source ("" for unknown): distinct inputs, not failures."""
 
     # Delivery ledger ------------------------------------------------------------------------
 

@@ -172,6 +172,15 @@ _STEP_1: Final = (
 # the index small and supports exactly that operator.
 _POSTGRESQL_2: Final = ("CREATE INDEX findings_by_traits ON findings USING GIN (traits jsonb_path_ops)",)
 
+# The same input failing again is one dead letter with a count: keep the newest row of each input,
+# count what it stood for, then let the unique index keep it so.
+_STEP_3: Final = (
+    "ALTER TABLE dead_letters ADD COLUMN count {big} NOT NULL DEFAULT 1",
+    "UPDATE dead_letters SET count = (SELECT count(*) FROM dead_letters AS d WHERE d.sha256 = dead_letters.sha256)",
+    "DELETE FROM dead_letters WHERE id NOT IN (SELECT max(id) FROM dead_letters GROUP BY sha256)",
+    "CREATE UNIQUE INDEX dead_letters_by_input ON dead_letters (sha256)",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -184,6 +193,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "index findings by trait (PostgreSQL; SQLite scans the small traits column)",
         (),
         _POSTGRESQL_2,
+    ),
+    Migration(
+        3,
+        "one dead letter per distinct input, with a count of how often it failed",
+        _spell(_STEP_3, "sqlite"),
+        _spell(_STEP_3, "postgresql"),
     ),
 )
 LATEST: Final = MIGRATIONS[-1].version
