@@ -33,6 +33,7 @@ from corral.stores.base import (
     columns,
     decide,
     fingerprint,
+    remember,
     version_key,
 )
 from corral.stores.migrations import Dialect
@@ -59,6 +60,9 @@ FINDING_COLUMNS: Final = (
     "first_seen",
     "last_seen",
     "versions",
+    "logged_time",
+    "sequence",
+    "seen",
     "traits",
     "document",
 )
@@ -82,7 +86,8 @@ HISTORY_COLUMNS: Final = (
 )
 
 STATE_SELECT: Final = (
-    "product, account, uid, modified_time, fingerprint, severity_id, status_id, closed, first_seen, last_seen, versions"
+    "product, account, uid, modified_time, fingerprint, severity_id, status_id, closed, first_seen, last_seen,"
+    " versions, logged_time, sequence, seen"
 )
 """The stored columns `decide()` and the counters need, in `Current.of_row` order."""
 
@@ -161,6 +166,9 @@ class Current:
             severity_id=int(row[5]),
             status_id=int(row[6]),
             closed=bool(row[7]),
+            logged_time=None if row[11] is None else int(row[11]),
+            sequence=None if row[12] is None else int(row[12]),
+            seen=tuple(row[13].split()) if row[13] else (),
         )
         return key, cls(snapshot, int(row[8]), int(row[9]), int(row[10]))
 
@@ -170,7 +178,8 @@ class Plan:
     """What one batch does: a Change per finding, the rows to write, the history rows.
 
     `rows` are whole findings rows (new or changed content); `refresh` rows are findings whose
-    content is unchanged, as (last_seen, modified_time, closed, document, product, account, uid):
+    content is unchanged, as (last_seen, modified_time, closed, document, logged_time, sequence,
+    seen, product, account, uid):
     re-deriving their columns would only reproduce what is stored, and re-deliveries of unchanged
     findings are the common case (GuardDuty re-exports every finding every six hours).
     """
@@ -204,11 +213,12 @@ def plan_upsert(findings: Sequence[ocsf.Finding], stored: Mapping[FindingKey, Cu
         changes.append(Change(kind, key, version, finding, previous))
         if kind == "stale":
             continue
+        accepted = replace(incoming, seen=remember(previous.seen if previous else (), fp))
         if current is None:
-            after = Current(incoming, now, now, 1)
+            after = Current(accepted, now, now, 1)
         else:
             bump = 0 if kind == "unchanged" else 1
-            after = Current(incoming, current.first_seen, max(current.last_seen, now), current.versions + bump)
+            after = Current(accepted, current.first_seen, max(current.last_seen, now), current.versions + bump)
         state[key] = after
         whole = kind != "unchanged" or (key in latest and latest[key][3])
         latest[key] = (finding, fp, after, whole)
@@ -216,7 +226,7 @@ def plan_upsert(findings: Sequence[ocsf.Finding], stored: Mapping[FindingKey, Cu
             history.append((*key, now, kind, version, incoming.modified_time, incoming.severity_id, incoming.status_id))
     rows = [_finding_row(key, doc, fp, after) for key, (doc, fp, after, whole) in latest.items() if whole]
     refresh = [
-        (after.last_seen, after.snapshot.modified_time, after.snapshot.closed, dumps(doc), *key)
+        (after.last_seen, after.snapshot.modified_time, after.snapshot.closed, dumps(doc), *_order(after), *key)
         for key, (doc, _, after, whole) in latest.items()
         if not whole
     ]
@@ -245,9 +255,16 @@ def _finding_row(key: FindingKey, finding: ocsf.Finding, fp: str, after: Current
         after.first_seen,
         after.last_seen,
         after.versions,
+        *_order(after),
         dumps(trait_map(finding)),
         dumps(finding),
     )
+
+
+def _order(after: Current) -> tuple[int | None, int | None, str]:
+    """The transport order and the accepted contents a row keeps for the next decision."""
+    snapshot = after.snapshot
+    return snapshot.logged_time, snapshot.sequence, " ".join(snapshot.seen)
 
 
 def plain_row(finding: ocsf.Finding, *, now: int) -> tuple[Any, ...]:

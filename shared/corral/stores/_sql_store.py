@@ -157,8 +157,8 @@ class SqlStore(ABC):
         return _sql.dead_letter(rows[0]) if rows else None
 
     def count_dead_letters(self) -> dict[str, int]:
-        """Return dead-letter counts per source ("" for unknown)."""
-        rows = self._select("SELECT coalesce(source, ''), count(*) FROM dead_letters GROUP BY 1")
+        """Return how many records failed, per source ("" for unknown); a letter counts as often as it failed."""
+        rows = self._select("SELECT coalesce(source, ''), sum(count) FROM dead_letters GROUP BY 1")
         return {source: int(count) for source, count in rows}
 
     # Delivery ledger --------------------------------------------------------------------------------

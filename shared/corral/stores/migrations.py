@@ -181,6 +181,14 @@ _STEP_3: Final = (
     "CREATE UNIQUE INDEX dead_letters_by_input ON dead_letters (sha256)",
 )
 
+# Replays converge: a finding keeps the transport's order of its version (for versions whose
+# source times tie) and the contents it has accepted (so that an old one delivered again is stale).
+_STEP_4: Final = (
+    "ALTER TABLE findings ADD COLUMN logged_time {big}",
+    "ALTER TABLE findings ADD COLUMN sequence {big}",
+    "ALTER TABLE findings ADD COLUMN seen TEXT",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -199,6 +207,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "one dead letter per distinct input, with a count of how often it failed",
         _spell(_STEP_3, "sqlite"),
         _spell(_STEP_3, "postgresql"),
+    ),
+    Migration(
+        4,
+        "findings keep their version's transport order and the contents they have accepted",
+        _spell(_STEP_4, "sqlite"),
+        _spell(_STEP_4, "postgresql"),
     ),
 )
 LATEST: Final = MIGRATIONS[-1].version

@@ -191,8 +191,11 @@ class Delivery(Table):
         return dead_letter(item) if item else None
 
     def count_dead_letters(self) -> dict[str, int]:
-        """Return dead-letter counts per source ("" for unknown)."""
-        return dict(Counter(opt_s(item, "src") or "" for item in self._partition("D", ProjectionExpression="src")))
+        """Return how many records failed, per source ("" for unknown); a letter counts as often as it failed."""
+        counts: Counter[str] = Counter()
+        for item in self._partition("D", ProjectionExpression="src, cnt"):
+            counts[opt_s(item, "src") or ""] += opt_n(item, "cnt") or 1
+        return dict(counts)
 
     # Delivery ledger ---------------------------------------------------------------------------
 
