@@ -66,7 +66,7 @@ def test_the_same_bytes_twice_are_one_dead_letter_with_a_count(store: Store) -> 
     assert set(letters) == {ODD, ODD + b" "}
     assert letters[ODD].count == 3
     assert letters[ODD + b" "].count == 1
-    assert store.count_dead_letters() == {"": 2}
+    assert store.count_dead_letters() == {"": 4}
     again = store.dead_letter(letters[ODD].id or "")
     assert again is not None
     assert again.count == 3
