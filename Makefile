@@ -7,7 +7,7 @@ EXTRAS := dev,aws,azure,gcp,postgresql,chat
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint type check demo bench golden-update constraints conformance clean
+.PHONY: help setup test lint type doctest check demo bench golden-update constraints conformance clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -23,14 +23,22 @@ setup: $(STAMP) ## Create .venv and install Corral with every extra, pinned
 test: $(STAMP) ## Run the test suite (starts PostgreSQL, moto_server, rsyslog, emulators itself)
 	$(BIN)/pytest
 
+LINTED := shared functions tests benchmarks infra
+# Each cloud's entry module; they are not a package, so mypy takes them as files.
+ENTRY_POINTS := functions/aws/handler.py functions/azure/function_app.py functions/gcp/main.py
+
 lint: $(STAMP) ## ruff check and format check
-	$(BIN)/ruff check shared functions tests benchmarks
-	$(BIN)/ruff format --check shared functions tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
-type: $(STAMP) ## mypy --strict on the corral package
+type: $(STAMP) ## mypy --strict on the corral package and the functions' entry points
 	$(BIN)/mypy
+	$(BIN)/mypy --strict $(ENTRY_POINTS)
 
-check: lint type test ## Everything CI cares about
+doctest: $(STAMP) ## The examples in corral's docstrings
+	$(BIN)/pytest --doctest-modules shared/corral -q -p no:cacheprovider
+
+check: lint type doctest test ## Everything CI cares about (test needs `make package` first: the artifact smoke test)
 
 demo: $(STAMP) ## Run Corral's main job on bundled deliveries of all three clouds (SQLite, file sinks)
 	$(BIN)/python demo/run.py
@@ -54,5 +62,5 @@ clean: ## Remove build output and local state
 
 -include mk/*.mk
 
-screenshot: $(STAMP) ## Refresh docs/dashboard.png from the dashboard test in headless Chromium
-	CORRAL_SCREENSHOT_UPDATE=1 $(BIN)/pytest tests/coverage/test_dashboard.py -k served_page -q
+screenshot: $(STAMP) ## Refresh docs/dashboard.png: the dashboard over the demo's deliveries, in headless Chromium
+	CORRAL_SCREENSHOT_UPDATE=1 $(BIN)/pytest tests/dashboard/test_screenshot.py -q

@@ -53,49 +53,51 @@ _TYPES = (
 
 def realistic_findings(count: int, *, version: int = 0, seed: int = 7) -> list[ocsf.Finding]:
     """Return `count` findings shaped like normalized GuardDuty/Defender/SCC ones (about 3 KB each)."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+    return [realistic_finding(i, rng, version=version) for i in range(count)]
+
+
+def realistic_finding(i: int, rng: random.Random, *, version: int = 0) -> ocsf.Finding:
+    """Return finding number `i` of a realistic set (about 3 KB), drawing its random parts from `rng`."""
     from tests.stores.factory import BASE_TIME, make_finding
 
-    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
-    found = []
-    for i in range(count):
-        service, cloud = _SERVICES[i % len(_SERVICES)]
-        finding = make_finding(
-            f"bench-{i:06d}-{rng.getrandbits(64):016x}",
-            modified=BASE_TIME + version * 60_000,
-            cloud=cloud,
-            account=f"acct-{i % 40:03d}",
-            severity_id=rng.randint(1, 5),
-            finding_type=_TYPES[i % len(_TYPES)],
-            service=service,
-            cluster=f"cluster-{i % 25}",
-            namespace=f"ns-{i % 60}",
-            image=f"registry.example/team-{i % 30}/app-{i % 90}:{i % 7}.{version}",
-            image_digest=f"sha256:{rng.getrandbits(256):064x}",
-            title=f"Process {rng.choice(['xmrig', 'nc', 'curl', 'bash'])} ran in pod app-{i} (v{version})",
-            delivery_id=f"delivery-{version}-{i}",
-        )
-        finding["unmapped"] = {
-            "service": {
-                "action": {"actionType": "KUBERNETES_API_CALL", "apiCallDetails": {"count": rng.randint(1, 99)}},
-                "evidence": [{"threatIntelligenceDetails": [{"threatNames": ["Miner"], "threatListName": "Corral"}]}],
-                "additionalInfo": {"value": "x" * 600, "type": "default"},
-            },
-            "resource": {
-                "eksClusterDetails": {"arn": f"arn:aws:eks:us-east-1:1:cluster/c{i % 25}", "tags": [{"k": "env"}] * 5},
-                "kubernetesDetails": {"kubernetesUserDetails": {"username": "system:serviceaccount:ns:sa"}},
-            },
-        }
-        finding["evidences"][0]["process"] = {
-            "name": "xmrig",
-            "pid": 4000 + i % 1000,
-            "cmd_line": "/usr/local/lib/.cache/xmrig --donate-level 1 -o pool.example:3333 " + "a" * 200,
-            "file": {
-                "path": "/usr/local/lib/.cache/xmrig",
-                "hashes": [{"algorithm_id": 3, "value": f"{rng.getrandbits(256):064x}"}],
-            },
-        }
-        found.append(finding)
-    return found
+    service, cloud = _SERVICES[i % len(_SERVICES)]
+    finding = make_finding(
+        f"bench-{i:06d}-{rng.getrandbits(64):016x}",
+        modified=BASE_TIME + version * 60_000,
+        cloud=cloud,
+        account=f"acct-{i % 40:03d}",
+        severity_id=rng.randint(1, 5),
+        finding_type=_TYPES[i % len(_TYPES)],
+        service=service,
+        cluster=f"cluster-{i % 25}",
+        namespace=f"ns-{i % 60}",
+        image=f"registry.example/team-{i % 30}/app-{i % 90}:{i % 7}.{version}",
+        image_digest=f"sha256:{rng.getrandbits(256):064x}",
+        title=f"Process {rng.choice(['xmrig', 'nc', 'curl', 'bash'])} ran in pod app-{i} (v{version})",
+        delivery_id=f"delivery-{version}-{i}",
+    )
+    finding["unmapped"] = {
+        "service": {
+            "action": {"actionType": "KUBERNETES_API_CALL", "apiCallDetails": {"count": rng.randint(1, 99)}},
+            "evidence": [{"threatIntelligenceDetails": [{"threatNames": ["Miner"], "threatListName": "Corral"}]}],
+            "additionalInfo": {"value": "x" * 600, "type": "default"},
+        },
+        "resource": {
+            "eksClusterDetails": {"arn": f"arn:aws:eks:us-east-1:1:cluster/c{i % 25}", "tags": [{"k": "env"}] * 5},
+            "kubernetesDetails": {"kubernetesUserDetails": {"username": "system:serviceaccount:ns:sa"}},
+        },
+    }
+    finding["evidences"][0]["process"] = {
+        "name": "xmrig",
+        "pid": 4000 + i % 1000,
+        "cmd_line": "/usr/local/lib/.cache/xmrig --donate-level 1 -o pool.example:3333 " + "a" * 200,
+        "file": {
+            "path": "/usr/local/lib/.cache/xmrig",
+            "hashes": [{"algorithm_id": 3, "value": f"{rng.getrandbits(256):064x}"}],
+        },
+    }
+    return finding
 
 
 def _batches(findings: Sequence[ocsf.Finding]) -> list[Sequence[ocsf.Finding]]:

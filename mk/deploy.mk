@@ -2,8 +2,9 @@
 #
 #   make package    build each cloud's deployable artifact into dist/
 #   make iac-check  serverless package (offline, no AWS credentials) + cfn-lint, checkov over
-#                   serverless.yml / the generated CloudFormation / infra/azure (Bicep) /
-#                   infra/gcp (Terraform), terraform fmt -check
+#                   serverless.yml / the generated CloudFormation / infra/aws (the forwarding
+#                   stack) / infra/azure (Bicep) / infra/gcp (Terraform), terraform fmt -check,
+#                   and the compile rules of tests/deploy/ for Bicep and Terraform
 #
 # The tools are installed on first use into project-local folders, so a fresh clone needs only
 # python3, node/npm and terraform on PATH: checkov and cfn-lint pin many packages, so they live in
@@ -20,8 +21,19 @@ SERVERLESS_VERSION ?= 3.40.0
 # A corral.toml to ship inside every artifact as corral.toml (then set the configPath parameter /
 # config_path variable to corral.toml); empty ships none and the built-in defaults apply.
 CORRAL_CONFIG_FILE ?=
-# Lambda runs python3.11 on x86_64 Amazon Linux; compiled wheels (orjson) must match it, not us.
-LAMBDA_PLATFORM ?= manylinux2014_x86_64
+# Compiled wheels (orjson, psycopg-binary, grpcio, cryptography ...) must match Lambda's runtime,
+# not us. x86_64 (the default) runs python3.11 on Amazon Linux 2, glibc 2.26: only manylinux2014
+# (glibc 2.17) wheels fit. LAMBDA_ARCH=arm64 builds for Graviton on python3.12 (Amazon Linux 2023,
+# glibc 2.34), because psycopg-binary's aarch64 wheels need glibc 2.28; the stack then uses the
+# matching runtime and Powertools layer. CI builds both but can import only the x86_64 one.
+LAMBDA_ARCH ?= x86_64
+ifeq ($(LAMBDA_ARCH),arm64)
+LAMBDA_PYTHON ?= 3.12
+LAMBDA_PLATFORMS ?= manylinux2014_aarch64 manylinux_2_28_aarch64
+else
+LAMBDA_PYTHON ?= 3.11
+LAMBDA_PLATFORMS ?= manylinux2014_x86_64
+endif
 
 # Function code directories are read-only, so Python cannot cache bytecode there: without .pyc files
 # in the artifact every cold start compiles every module again. unchecked-hash pycs stay valid
@@ -44,7 +56,7 @@ GCP_BUILD   := build/gcp
 SLS_ENV := env -u AWS_PROFILE AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= AWS_SESSION_TOKEN= \
 	SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off SLS_DEPRECATION_DISABLE='*' SLS_INTERACTIVE_SETUP_DISABLE=1
 
-.PHONY: package package-aws package-azure package-gcp iac-check iac-tools iac-aws iac-checkov iac-terraform clean-deploy
+.PHONY: package package-aws package-azure package-gcp lambda-deps iac-check iac-tools iac-aws iac-checkov iac-bicep iac-terraform clean-deploy
 
 package: package-aws package-azure package-gcp
 
@@ -64,21 +76,42 @@ iac-tools: $(CHECKOV) $(CFN_LINT) $(SLS)
 # --- AWS: one zip for every Lambda function (handler modules + corral + compiled deps) -------------
 
 package-aws: dist/aws/corral-aws.zip $(SLS)
-	$(SLS_ENV) $(SLS) package --stage $(SLS_STAGE) --region $(SLS_REGION)
-	@echo "dist/aws/corral-aws.zip and $(CFN_TEMPLATE) are ready"
+	$(SLS_ENV) $(SLS) package --stage $(SLS_STAGE) --region $(SLS_REGION) \
+		--param="architecture=$(LAMBDA_ARCH)" --param="runtime=python$(LAMBDA_PYTHON)" \
+		--param="powertoolsRuntime=python$(subst .,,$(LAMBDA_PYTHON))"
+	@echo "dist/aws/corral-aws.zip ($(LAMBDA_ARCH)) and $(CFN_TEMPLATE) are ready"
 
-dist/aws/corral-aws.zip: $(shell find functions/aws shared/corral -type f -not -name '*.pyc' 2>/dev/null)
+LAMBDA_PIP = $(DEPLOY_PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile \
+	$(addprefix --platform ,$(LAMBDA_PLATFORMS)) --implementation cp --python-version $(LAMBDA_PYTHON) \
+	--only-binary=:all: -c constraints.txt -r functions/aws/requirements.txt --target
+
+# Only the Lambda dependencies, into LAMBDA_DEPS_DIR: how tests/deploy/ checks the arm64 build,
+# which no interpreter here can import.
+lambda-deps:
+	@test -n "$(LAMBDA_DEPS_DIR)" || { echo "set LAMBDA_DEPS_DIR" >&2; exit 2; }
+	$(LAMBDA_PIP) $(LAMBDA_DEPS_DIR)
+
+# Lambda's limits: 50 MB zipped for a direct upload (the framework uploads through S3, where the
+# limit is the unzipped one) and 250 MB unzipped for the function and all its layers together;
+# the Powertools layer takes about 10 MB of that.
+LAMBDA_UNZIPPED_LIMIT_MB ?= 240
+
+# The architecture is part of the target, so switching LAMBDA_ARCH rebuilds.
+dist/aws/.arch-$(LAMBDA_ARCH):
+	mkdir -p dist/aws && rm -f dist/aws/.arch-* && touch $@
+
+dist/aws/corral-aws.zip: dist/aws/.arch-$(LAMBDA_ARCH) functions/aws/requirements.txt constraints.txt $(shell find functions/aws shared/corral -type f -not -name '*.pyc' 2>/dev/null)
 	rm -rf $(AWS_BUILD) && mkdir -p $(AWS_BUILD) dist/aws
-	cp functions/aws/*.py $(AWS_BUILD)/
+	cp functions/aws/*.py functions/aws/requirements.txt $(AWS_BUILD)/
 	cp -r shared/corral $(AWS_BUILD)/corral
 	$(if $(CORRAL_CONFIG_FILE),cp $(CORRAL_CONFIG_FILE) $(AWS_BUILD)/corral.toml)
 	# boto3 is in the Lambda runtime and Powertools (with the X-Ray SDK) comes from its public layer;
-	# only the rest of functions/aws/requirements.txt is vendored, as wheels for Lambda's platform.
-	$(DEPLOY_PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile \
-		--target $(AWS_BUILD) --platform $(LAMBDA_PLATFORM) --implementation cp \
-		--python-version 3.11 --only-binary=:all: -r functions/aws/requirements.txt
+	# the rest, functions/aws/requirements.txt, is vendored as wheels for Lambda's platform.
+	$(LAMBDA_PIP) $(AWS_BUILD)
 	find $(AWS_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
 	$(COMPILE) $(AWS_BUILD)
+	@size=$$(du -sm $(AWS_BUILD) | cut -f1); echo "Lambda code unzipped: $${size} MB (limit used here: $(LAMBDA_UNZIPPED_LIMIT_MB) MB)"; \
+		test $$size -le $(LAMBDA_UNZIPPED_LIMIT_MB) || { echo "the Lambda artifact is too large" >&2; exit 1; }
 	rm -f $@ && cd $(AWS_BUILD) && $(DEPLOY_PYTHON) -m zipfile -c $(abspath $@) .
 
 # --- Azure: the folder `func azure functionapp publish` (or zip deploy with remote build) takes ------
@@ -107,12 +140,13 @@ package-gcp:
 
 # --- checks ---------------------------------------------------------------------------------------
 
-iac-check: iac-aws iac-checkov iac-terraform
+iac-check: iac-aws iac-checkov iac-bicep iac-terraform
 	@echo "iac-check: all checks passed"
 
 iac-aws: package-aws $(CFN_LINT)
 	# W3005 (DependsOn beside a GetAtt) is in what the framework generates, not in our resources.
 	$(CFN_LINT) --ignore-checks W3005 -- $(CFN_TEMPLATE)
+	$(CFN_LINT) -- infra/aws/*.yml
 
 # --soft-fail is never used: a failed check fails the target, and every skip is justified inline in
 # the IaC file. Parsing errors do not fail checkov by itself, so each JSON report is inspected too.
@@ -121,9 +155,15 @@ iac-checkov: package-aws $(CHECKOV)
 	rm -rf build/checkov && mkdir -p build/checkov
 	$(CHECKOV_RUN) --output-file-path console,build/checkov/serverless --framework serverless -f serverless.yml
 	$(CHECKOV_RUN) --output-file-path console,build/checkov/cloudformation --framework cloudformation -f $(CFN_TEMPLATE)
+	$(CHECKOV_RUN) --output-file-path console,build/checkov/aws --framework cloudformation -d infra/aws
 	$(CHECKOV_RUN) --output-file-path console,build/checkov/bicep --framework bicep -d infra/azure
 	$(CHECKOV_RUN) --output-file-path console,build/checkov/terraform --framework terraform -d infra/gcp
 	$(DEPLOY_PYTHON) infra/check_parse.py build/checkov
+
+# No Bicep compiler in CI: the rules it would enforce are checked on checkov's parse of the files,
+# and `bicep build` (or `az bicep build`) runs too wherever one is installed.
+iac-bicep: $(CHECKOV)
+	$(IAC_VENV)/bin/python infra/check_bicep.py infra/azure
 
 iac-terraform:
 	terraform fmt -check -recursive -diff infra/gcp

@@ -7,8 +7,9 @@
   OIDC token is verified by default: signature (Google's certificates), audience
   `CORRAL_PUSH_AUDIENCE`, issuer and the `email` claim `CORRAL_PUSH_SERVICE_ACCOUNT`.
   `CORRAL_PUSH_VERIFY=off` turns this off explicitly and is logged at WARNING at cold start.
-  `CORRAL_PUSH_CERTS_FILE` (a JSON object key id -> PEM) replaces Google's certificates and is
-  for tests only: Google's certificate endpoint has no local counterpart.
+  Verification is google-auth's (`corral.push_auth`); `CORRAL_PUSH_CERTS_URL` replaces Google's
+  certificate endpoint, for tests against a local signer. A token that cannot be checked because
+  the certificates cannot be fetched answers 503, so Pub/Sub redelivers it.
 * `hub`: CloudEvent of relayed OCSF findings (hub layout). `redrive`, `source_check`: HTTP targets
   of Cloud Scheduler; Cloud Run IAM admits only the scheduler's identity.
 
@@ -18,84 +19,33 @@ outage answers 500 so that Pub/Sub redelivers (the upsert makes that safe).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import time
-import urllib.request
-from collections.abc import Mapping
 from typing import Any
 
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from corral import push_auth
 from corral.errors import StoreUnavailableError
 from corral.pipeline import Inbound, Pipeline
+from corral.redaction import redact_url
 
 log = logging.getLogger("corral.gcp")
-GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
-GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
-CERTS_TTL_S = 3600
-
 PIPELINE = Pipeline.from_env()
 PUSH_VERIFY = os.environ.get("CORRAL_PUSH_VERIFY", "on").lower() != "off"
-PUSH_AUDIENCE = os.environ.get("CORRAL_PUSH_AUDIENCE", "")
-PUSH_SERVICE_ACCOUNT = os.environ.get("CORRAL_PUSH_SERVICE_ACCOUNT", "")
-PUSH_CERTS_FILE = os.environ.get("CORRAL_PUSH_CERTS_FILE", "")
+PUSH = push_auth.PushVerifier(
+    audience=os.environ.get("CORRAL_PUSH_AUDIENCE", ""),
+    service_account=os.environ.get("CORRAL_PUSH_SERVICE_ACCOUNT", ""),
+    certs_url=os.environ.get("CORRAL_PUSH_CERTS_URL") or push_auth.GOOGLE_CERTS_URL,
+)
 if not PUSH_VERIFY:
     log.warning("CORRAL_PUSH_VERIFY=off: Pub/Sub push requests are accepted WITHOUT checking their OIDC token")
-elif PUSH_CERTS_FILE:
-    log.warning("CORRAL_PUSH_CERTS_FILE is set: push tokens are checked against %s (test-only)", PUSH_CERTS_FILE)
-_certs_cache: tuple[float, Mapping[str, str]] = (0.0, {})
-
-
-class PushAuthError(Exception):
-    """The push request does not carry a valid token from the expected service account."""
-
-
-def verify_push_token(
-    authorization: str | None, *, audience: str, service_account: str, certs: Mapping[str, str]
-) -> Mapping[str, Any]:
-    """Check a Pub/Sub push `Authorization: Bearer <OIDC token>` header and return its claims.
-
-    Args:
-        authorization: the header value, or None when absent.
-        audience: the audience the push subscription was configured with.
-        service_account: the email of the push subscription's service account.
-        certs: key id -> PEM certificate or public key that may have signed the token.
-
-    Raises:
-        PushAuthError: missing, malformed, expired or foreign token, or another signer.
-    """
-    from google.auth import exceptions, jwt  # noqa: PLC0415 - loaded only where push tokens are verified
-
-    if not audience or not service_account:
-        raise PushAuthError("CORRAL_PUSH_AUDIENCE and CORRAL_PUSH_SERVICE_ACCOUNT must be set to verify push tokens")
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise PushAuthError("no bearer token")
-    try:
-        claims: Mapping[str, Any] = jwt.decode(token, certs=certs, audience=audience, clock_skew_in_seconds=10)  # type: ignore[no-untyped-call]
-    except (exceptions.GoogleAuthError, ValueError) as exc:
-        raise PushAuthError(f"invalid token: {exc}") from None
-    if claims.get("iss") not in GOOGLE_ISSUERS:
-        raise PushAuthError(f"unexpected issuer {claims.get('iss')!r}")
-    if claims.get("email") != service_account or claims.get("email_verified") is not True:
-        raise PushAuthError(f"token is not from {service_account}")
-    return claims
-
-
-def _certs() -> Mapping[str, str]:
-    global _certs_cache  # noqa: PLW0603 - one cache per instance, refreshed hourly
-    if PUSH_CERTS_FILE:
-        with open(PUSH_CERTS_FILE, encoding="utf-8") as f:  # noqa: PTH123 - read per request so tests can rotate keys
-            certs: Mapping[str, str] = json.load(f)
-        return certs
-    if time.monotonic() - _certs_cache[0] > CERTS_TTL_S:
-        with urllib.request.urlopen(GOOGLE_CERTS_URL, timeout=5) as resp:  # fixed https URL
-            _certs_cache = (time.monotonic(), json.load(resp))
-    return _certs_cache[1]
+elif PUSH.certs_url != push_auth.GOOGLE_CERTS_URL:
+    log.warning(
+        "CORRAL_PUSH_CERTS_URL is set: push tokens are checked against %s (test-only)", redact_url(PUSH.certs_url)
+    )
 
 
 def _ingest(data: object, ref: str, delivery_id: str | None) -> dict[str, int]:
@@ -121,11 +71,13 @@ def scc_push(request: flask.Request) -> tuple[str, int]:
     """Pub/Sub push: 204 once stored or dead-lettered; 403 for a bad token, 500 to be redelivered."""
     if PUSH_VERIFY:
         try:
-            verify_push_token(request.headers.get("Authorization"), audience=PUSH_AUDIENCE,
-                              service_account=PUSH_SERVICE_ACCOUNT, certs=_certs())  # fmt: skip
-        except PushAuthError as exc:
+            PUSH.verify(request.headers.get("Authorization"))
+        except push_auth.PushAuthError as exc:
             log.warning("push request refused: %s", exc)
             return "forbidden", 403
+        except push_auth.CertificatesUnavailableError as exc:
+            log.error("push token not checked, asking Pub/Sub to redeliver: %s", exc)
+            return "certificates unavailable", 503
     try:
         _ingest(request.get_data(), "pubsub-push", None)
     except StoreUnavailableError as exc:

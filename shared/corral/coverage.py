@@ -28,7 +28,7 @@ from corral import traits
 from corral.health import HealthReport
 from corral.records import HealthSignal
 from corral.responsibility import PROVIDER, Owner, capabilities, owner
-from corral.stores.base import FindingQuery, Store
+from corral.stores.base import Store
 
 State = Literal["covered", "silent", "unhealthy", "gap", "provider-managed", "not connected"]
 STATES: Final[tuple[State, ...]] = ("covered", "silent", "unhealthy", "not connected", "gap", "provider-managed")
@@ -203,16 +203,17 @@ def latest_per_cell(items: Iterable[tuple[Mapping[str, Any], int]]) -> dict[Cell
 
 
 def observe(store: Store, health: HealthReport, window_ms: int) -> Observations:
-    """Read the matrix's observations from a store: recent findings, source states and signals."""
+    """Read the matrix's observations from a store: the newest finding per cell, source states and signals.
+
+    The store answers the newest finding per cell itself (`Store.latest_per_cell`), so no document
+    is read here, whatever the number of findings.
+    """
     since = health.now - window_ms
-    pairs: list[tuple[Mapping[str, Any], int]] = []
-    cursor = None
-    while True:
-        page = store.query(FindingQuery(since=since, limit=500, cursor=cursor))
-        pairs += [(item.document, item.last_seen) for item in page.items]
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    known = {
+        cell: last_seen
+        for cell, last_seen in store.latest_per_cell(since).items()
+        if cell[0] in traits.CONTAINER_SERVICES and cell[1] in traits.LAYERS and cell[2] in traits.TASKS
+    }
     reporting: dict[str, set[str]] = {}
     live: set[tuple[str, str]] = set()
     for row in health.sources:
@@ -223,7 +224,7 @@ def observe(store: Store, health: HealthReport, window_ms: int) -> Observations:
     return Observations(
         now=health.now,
         window_ms=window_ms,
-        latest=latest_per_cell(pairs),
+        latest=known,
         reporting={s: frozenset(c) for s, c in reporting.items()},
         silent=silent,
         signals=tuple(store.signals()),

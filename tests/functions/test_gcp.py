@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from corral.stores import open_store
+from tests.support.fake_http import FakeHTTPServer, Reply
 from tests.support.pubsub_emulator import pubsub_emulator  # noqa: F401 - session fixture
 
 from .conftest import EVENTS, FUNCTIONS, closed_store_url, free_port
@@ -95,14 +96,13 @@ def serve() -> Iterator[Callable[..., Server]]:
 
 
 @pytest.fixture(scope="module")
-def signing(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A local RSA key standing in for Google's signer, and its public key as a certs file."""
+def signing() -> Iterator[dict[str, Any]]:
+    """A local RSA key standing in for Google's signer, its public key served by a loopback certs endpoint."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    certs = tmp_path_factory.mktemp("certs") / "certs.json"
-    certs.write_text(json.dumps({"test-kid": pem.decode()}))
-    return {"key": key, "other": other, "certs": str(certs)}
+    with FakeHTTPServer(Reply.json(200, {"test-kid": pem.decode()})) as certs:
+        yield {"key": key, "other": other, "certs_url": certs.url + "/oauth2/v1/certs"}
 
 
 def token(key: Any, *, audience: str = AUDIENCE, email: str = PUSH_SA, expires_in: int = 600) -> str:
@@ -152,7 +152,7 @@ def push_server(serve: Callable[..., Server], sqlite_url: str, signing: dict[str
         sqlite_url,
         CORRAL_PUSH_AUDIENCE=AUDIENCE,
         CORRAL_PUSH_SERVICE_ACCOUNT=PUSH_SA,
-        CORRAL_PUSH_CERTS_FILE=signing["certs"],
+        CORRAL_PUSH_CERTS_URL=signing["certs_url"],
     )
     return serve("scc_push", env)
 
@@ -192,7 +192,7 @@ def test_push_with_store_down_answers_500(serve: Callable[..., Server], signing:
         closed_store_url(),
         CORRAL_PUSH_AUDIENCE=AUDIENCE,
         CORRAL_PUSH_SERVICE_ACCOUNT=PUSH_SA,
-        CORRAL_PUSH_CERTS_FILE=signing["certs"],
+        CORRAL_PUSH_CERTS_URL=signing["certs_url"],
     )
     server = serve("scc_push", env)
     headers = {"Authorization": f"Bearer {token(signing['key'])}"}

@@ -309,7 +309,7 @@ def uids(store: Store, query: FindingQuery) -> list[str]:
         (FindingQuery(finding_type="*:Runtime/*"), "fba"),
         (FindingQuery(finding_type="K8S_*"), "c"),
         (FindingQuery(finding_type="K8S%*"), ""),
-        (FindingQuery(finding_type="execution:*"), ""),
+        (FindingQuery(finding_type="execution:*"), "fa"),
         (FindingQuery(container_service=traits.EKS), "fa"),
         (FindingQuery(cluster="prod-eks"), "fa"),
         (FindingQuery(namespace="payments"), "a"),

@@ -18,7 +18,7 @@ import pytest
 from corral import ocsf
 from corral.errors import ConfigError, PermanentError, StoreUnavailableError
 from corral.stores import dynamodb, open_store
-from corral.stores.base import FindingQuery, LedgerEntry
+from corral.stores.base import LedgerEntry
 from corral.stores.dynamodb import DynamoDBStore
 from tests.stores.factory import BASE_TIME, make_finding
 from tests.support.fake_http import FakeHTTPServer, Reply, refused_url
@@ -120,47 +120,6 @@ def test_migrate_refuses_a_table_with_another_key_schema(moto_server: str) -> No
     with pytest.raises(ConfigError, match="another key schema"):
         store.migrate()
     store.close()
-
-
-def test_index_lists_newest_last_seen_first_in_one_query(ddb: DynamoDBStore, moto_server: str) -> None:
-    """The time index orders findings by last seen, and a page costs one Query plus one BatchGetItem."""
-    seen = [300, 100, 500, 200, 400]
-    for i, offset in enumerate(seen):
-        ddb.upsert([make_finding(f"f{i}")], now=T + offset)
-    index = raw_client(moto_server).query(
-        TableName=ddb.table,
-        IndexName=dynamodb.INDEX,
-        KeyConditionExpression="g1pk = :f",
-        ExpressionAttributeValues={":f": {"S": "F"}},
-        ScanIndexForward=False,
-    )["Items"]
-    assert [item["g1sk"]["S"] for item in index] == [f"{T + s:013d}" for s in sorted(seen, reverse=True)]
-    calls = operations(ddb)
-    page = ddb.query(FindingQuery(limit=10))
-    assert [f.last_seen for f in page.items] == [T + s for s in sorted(seen, reverse=True)]
-    assert calls == Counter({"Query": 1, "BatchGetItem": 1})
-
-
-def test_filters_run_on_the_server(ddb: DynamoDBStore) -> None:
-    """A filtered query sends a FilterExpression and gets back only matching index items."""
-    ddb.upsert([make_finding(f"n{i}", cluster=f"c{i % 3}") for i in range(9)], now=NOW)
-    sent: list[dict[str, Any]] = []
-    returned: list[int] = []
-
-    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name == "Query":
-            sent.append(params)
-
-    def answered(parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name == "Query":
-            returned.append(parsed["Count"])
-
-    ddb.client.meta.events.register("provide-client-params.dynamodb.Query", record)
-    ddb.client.meta.events.register("after-call.dynamodb.Query", answered)
-    page = ddb.query(FindingQuery(cluster="c1", severity_at_least=3))
-    assert sorted(f.key[2] for f in page.items) == ["n1", "n4", "n7"]
-    assert "FilterExpression" in sent[0]
-    assert returned == [3]
 
 
 # Documents -----------------------------------------------------------------------------------------
@@ -296,23 +255,34 @@ BATCH = 500
 
 
 def test_a_batch_of_500_reads_in_five_calls_and_writes_once_per_finding(ddb: DynamoDBStore) -> None:
-    """500 findings: 5 BatchGetItem reads and one PutItem each; a change adds one BatchWriteItem per 25."""
+    """500 findings: 5 BatchGetItem reads and one PutItem each; a change adds one BatchWriteItem per 25.
+
+    New findings add their id pointers (25 a BatchWriteItem); each batch updates a few aggregate
+    items, one UpdateItem per distinct count, day and coverage cell it moved.
+    """
     first = [make_finding(f"b{i:03d}", modified=T) for i in range(BATCH)]
     calls = operations(ddb)
     before = ddb.round_trips
     assert {c.kind for c in ddb.upsert(first, now=NOW)} == {"new"}
-    assert calls == Counter({"BatchGetItem": BATCH // 100, "PutItem": BATCH})
-    assert ddb.round_trips - before == BATCH // 100 + BATCH
+    # One count (cloud, severity, status), first and last seen day, one cell.
+    assert calls == Counter(
+        {"BatchGetItem": BATCH // 100, "PutItem": BATCH, "BatchWriteItem": BATCH // 25, "UpdateItem": 4}
+    )
+    assert ddb.round_trips - before == BATCH // 100 + BATCH + BATCH // 25 + 4
 
     calls.clear()
     assert {c.kind for c in ddb.upsert(first, now=NOW + 1)} == {"unchanged"}
-    assert calls == Counter({"BatchGetItem": BATCH // 100, "PutItem": BATCH})
+    # Same day, same state: only the cell's newest time moves.
+    assert calls == Counter({"BatchGetItem": BATCH // 100, "PutItem": BATCH, "UpdateItem": 1})
 
     calls.clear()
     newer = [make_finding(f"b{i:03d}", modified=T + 1, severity_id=5) for i in range(BATCH)]
     assert {c.kind for c in ddb.upsert(newer, now=NOW + 2)} == {"escalated"}
-    # The `new` entries move from the outbox to their own items: 25 per BatchWriteItem.
-    assert calls == Counter({"BatchGetItem": BATCH // 100, "PutItem": BATCH, "BatchWriteItem": BATCH // 25})
+    # The `new` entries move from the outbox to their own items: 25 per BatchWriteItem; the count
+    # moves from severity 3 to 5 (two updates) and the cell's time moves.
+    assert calls == Counter(
+        {"BatchGetItem": BATCH // 100, "PutItem": BATCH, "BatchWriteItem": BATCH // 25, "UpdateItem": 3}
+    )
     assert ddb.consumed_wcu > 0 and ddb.consumed_rcu > 0
 
 

@@ -11,11 +11,10 @@ import typer
 from corral import coverage
 from corral.cli import options
 from corral.cli.options import ConfigOption, StoreOption
-from corral.dashboard import server, view
+from corral.dashboard import listing, server, view
 from corral.dashboard.page import render_page
 from corral.errors import ConfigError
 from corral.pipeline import now_ms
-from corral.stores import open_store
 
 WindowOption = Annotated[
     int, typer.Option("--window-hours", min=1, help="Coverage window: findings seen within this many hours.")
@@ -31,6 +30,14 @@ def serve(
         str | None,
         typer.Option("--token-env", help="Name of the environment variable holding the access token."),
     ] = None,
+    public_host: Annotated[
+        str | None,
+        typer.Option(
+            "--public-host",
+            help="A further host name to answer for (the name a reverse proxy forwards); "
+            "requests naming any other host get 421.",
+        ),
+    ] = None,
     window_hours: WindowOption = coverage.DEFAULT_WINDOW_HOURS,
     store: StoreOption = None,
     config: ConfigOption = None,
@@ -43,18 +50,27 @@ def serve(
             raise ConfigError(f"--token-env: environment variable {token_env} is not set or empty")
     server.require_token(host, token)
     settings = options.settings(config, store)
-    db = open_store(settings.store)
-    dashboard = server.Dashboard(db, settings.source_windows, now_ms, token, window_hours * server.HOUR_MS)
+    stores = server.StorePool(lambda: options.open_existing(settings.store))
+    with stores.borrow() as db:  # open one now: a missing or unreachable store fails before listening
+        url = db.url
+    dashboard = server.Dashboard(
+        stores,
+        settings.source_windows,
+        now_ms,
+        token,
+        window_hours * server.HOUR_MS,
+        server.own_host_names(host, public_host),
+    )
     httpd = server.make_server(dashboard, host, port)
     bound_host, bound_port = httpd.server_address[:2]
-    print(f"corral: serving http://{bound_host!s}:{bound_port}/ from {db.url}", flush=True)
+    print(f"corral: serving http://{bound_host!s}:{bound_port}/ from {url}", flush=True)
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         httpd.server_close()
-        db.close()
+        stores.close()
 
 
 def report(
@@ -65,10 +81,15 @@ def report(
 ) -> None:
     """Write the dashboard as one self-contained HTML file (no scripts, no external assets)."""
     settings = options.settings(config, store)
-    db = open_store(settings.store)
+    db = options.open_existing(settings.store)
     try:
-        page = render_page(view.build(db, settings.source_windows, now_ms(), window_hours * server.HOUR_MS))
+        now = now_ms()
+        base = view.build(db, settings.source_windows, now, window_hours * server.HOUR_MS)
+        page = render_page(listing.overview(base, db, None, None, now))
     finally:
         db.close()
-    out.write_text(page, encoding="utf-8")
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
     print(f"corral: wrote {out}")

@@ -4,6 +4,11 @@ Loopback by default. Any other address exposes findings (attacker text, account 
 names) to the network, so a token is then required and compared in constant time; a request
 without it gets 401. The browser may send the token as a Bearer header or as the password of
 HTTP Basic authentication (so a person can open the page without tooling).
+
+Only requests naming the server by one of its own host names (or a configured public host) are
+answered: a page on another site that rebinds its DNS name to 127.0.0.1 sends its own name as
+`Host` and gets 421, so it cannot read the API through a visitor's browser. Each request borrows
+its own store connection from a small pool, so a slow page never holds up an API call.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ import base64
 import binascii
 import hmac
 import ipaddress
-import threading
-from collections.abc import Callable, Mapping
+import queue
+import socket
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,16 +30,21 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from corral import coverage, health, ocsf
-from corral.dashboard import view
-from corral.dashboard.page import csp, render_page
-from corral.errors import ConfigError
-from corral.stores.base import FindingQuery, Store
+from corral import coverage, health, ocsf, traits
+from corral.dashboard import listing, view
+from corral.dashboard.page import CLOUDS, RANGES, STATUSES, Filters, csp, render_finding, render_page
+from corral.errors import ConfigError, CorralError
+from corral.stores.base import FINDING_ID_LENGTH, FindingQuery, Store
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8321
 MAX_LIMIT: Final = 500
 HOUR_MS: Final = 3_600_000
+MAX_WINDOW_HOURS: Final = 24 * 366
+# Epoch milliseconds up to the year 9999: anything larger is a typo or a probe, not a time.
+MAX_TIME_MS: Final = 253_402_300_799_999
+MAX_PARAM_LENGTH: Final = 1024
+POOL_SIZE: Final = 8
 
 
 class BadRequestError(ValueError):
@@ -56,6 +69,37 @@ def require_token(host: str, token: str | None) -> None:
         )
 
 
+def own_host_names(host: str, public_host: str | None = None) -> frozenset[str]:
+    """Return the lower-case names a request may give in `Host` for a server bound to `host`.
+
+    Loopback binds answer to their address and `localhost`; a wildcard bind (0.0.0.0, ::) to the
+    machine's own names as well; any other address to itself. A configured public host (the name
+    a reverse proxy forwards) is added.
+    """
+    names = {host.lower().strip("[]")}
+    if is_loopback(host):
+        names |= {"localhost", "127.0.0.1", "::1"}
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 (a name to compare with, not a bind)
+        names |= {"localhost", "127.0.0.1", "::1", socket.gethostname().lower(), socket.getfqdn().lower()}
+    if public_host:
+        names.add(public_host.lower())
+    return frozenset(names)
+
+
+def host_name(header: str | None) -> str | None:
+    """Return the lower-case host of a `Host` header without its port (None when malformed)."""
+    if not header:
+        return None
+    value = header.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        return value[1:end] if end > 0 else None
+    name, _, port = value.partition(":")
+    if port and not port.isdigit():
+        return None
+    return name or None
+
+
 def authorized(header: str | None, token: str) -> bool:
     """True when the Authorization header carries the token (Bearer, or the Basic password)."""
     if not header:
@@ -75,17 +119,24 @@ def authorized(header: str | None, token: str) -> bool:
 
 def _one(params: Mapping[str, list[str]], name: str) -> str | None:
     values = params.get(name)
-    return values[-1] if values else None
+    if not values:
+        return None
+    value = values[-1]
+    if len(value) > MAX_PARAM_LENGTH:
+        raise BadRequestError(f"{name}: longer than {MAX_PARAM_LENGTH} characters")
+    return value
 
 
-def _int(params: Mapping[str, list[str]], name: str) -> int | None:
+def _int(params: Mapping[str, list[str]], name: str, low: int, high: int) -> int | None:
     value = _one(params, name)
     if value is None or value == "":
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequestError(f"{name}: expected a whole number") from None
+    if not value.lstrip("-").isdigit() or len(value) > 20:
+        raise BadRequestError(f"{name}: expected a whole number from {low} to {high}")
+    number = int(value)
+    if not low <= number <= high:
+        raise BadRequestError(f"{name}: expected a whole number from {low} to {high}")
+    return number
 
 
 def finding_query(params: Mapping[str, list[str]]) -> FindingQuery:
@@ -93,9 +144,13 @@ def finding_query(params: Mapping[str, list[str]]) -> FindingQuery:
     severity = _one(params, "severity_at_least")
     severity_id: int | None = None
     if severity:
-        severity_id = int(severity) if severity.isdigit() else ocsf.SEVERITY_IDS.get(severity.lower())
-        if severity_id is None:
-            raise BadRequestError(f"severity_at_least: unknown severity {severity!r}")
+        if severity.isdigit():
+            severity_id = _int(params, "severity_at_least", 0, 99)
+        else:
+            severity_id = ocsf.SEVERITY_IDS.get(severity.lower())
+            if severity_id is None:
+                known = ", ".join(sorted(ocsf.SEVERITY_IDS))
+                raise BadRequestError(f"severity_at_least: unknown severity {severity!r}; use one of {known}")
     trait = _one(params, "trait")
     pair: tuple[str, str] | None = None
     if trait:
@@ -103,82 +158,182 @@ def finding_query(params: Mapping[str, list[str]]) -> FindingQuery:
         if not sep:
             raise BadRequestError("trait: expected name:value")
         pair = (name, value)
-    limit = _int(params, "limit") or 100
-    if not 1 <= limit <= MAX_LIMIT:
-        raise BadRequestError(f"limit: expected 1 to {MAX_LIMIT}")
+    limit = _int(params, "limit", 1, MAX_LIMIT) or 100
+    cloud = _one(params, "cloud")
+    if cloud:
+        clouds = {c.lower(): c for c in ("AWS", "Azure", "GCP")}
+        if cloud.lower() not in clouds:
+            raise BadRequestError(f"cloud: unknown cloud {cloud!r}; use one of AWS, Azure, GCP")
+        cloud = clouds[cloud.lower()]
     return FindingQuery(
-        cloud=_one(params, "cloud"),
-        account=_one(params, "account"),
+        cloud=cloud or None,
+        account=_one(params, "account") or None,
         severity_at_least=severity_id,
-        status_id=_int(params, "status_id"),
+        status_id=_int(params, "status_id", 0, 99),
         open_only=_one(params, "open") in ("1", "true"),
-        class_uid=_int(params, "class_uid"),
-        finding_type=_one(params, "type"),
-        container_service=_one(params, "container_service"),
-        cluster=_one(params, "cluster"),
-        namespace=_one(params, "namespace"),
-        image=_one(params, "image"),
+        class_uid=_int(params, "class_uid", 0, 999_999),
+        finding_type=_one(params, "type") or None,
+        container_service=_one(params, "container_service") or None,
+        cluster=_one(params, "cluster") or None,
+        namespace=_one(params, "namespace") or None,
+        image=_one(params, "image") or None,
+        source=_one(params, "source") or None,
+        text=_one(params, "q") or None,
         trait=pair,
-        since=_int(params, "since"),
-        until=_int(params, "until"),
+        since=_int(params, "since", 0, MAX_TIME_MS),
+        until=_int(params, "until", 0, MAX_TIME_MS),
         limit=limit,
-        cursor=_one(params, "cursor"),
+        cursor=_one(params, "cursor") or None,
     )
+
+
+def _choice(params: Mapping[str, list[str]], name: str, allowed: tuple[str, ...]) -> str | None:
+    """A parameter from a fixed vocabulary, matched case-insensitively; its canonical spelling."""
+    value = _one(params, name)
+    if not value:
+        return None
+    for choice in allowed:
+        if choice.lower() == value.strip().lower():
+            return choice
+    raise BadRequestError(f"{name}: unknown value {value!r}; use one of {', '.join(allowed)}")
+
+
+def page_filters(params: Mapping[str, list[str]]) -> Filters:
+    """Read the page's filters from its query string; an unknown value is a 400 naming the allowed ones."""
+    severities = tuple(ocsf.SEVERITY_NAMES[s].lower() for s in (6, 5, 4, 3, 2, 1))
+    return Filters(
+        cloud=_choice(params, "cloud", CLOUDS),
+        account=(_one(params, "account") or "").strip() or None,
+        service=_choice(params, "service", traits.CONTAINER_SERVICES),
+        cluster=(_one(params, "cluster") or "").strip() or None,
+        namespace=(_one(params, "namespace") or "").strip() or None,
+        severity=_choice(params, "severity", severities),
+        status=_choice(params, "status", STATUSES) or "open",
+        source=(_one(params, "source") or "").strip() or None,
+        since=_choice(params, "since", tuple(RANGES)),
+        q=(_one(params, "q") or "").strip() or None,
+        page=_int(params, "page", 1, 10_000) or 1,
+    )
+
+
+class StorePool:
+    """Store connections for request threads: each request borrows one of its own.
+
+    A connection is opened on demand and returned after the request; at most `size` are kept
+    open, so a burst opens extra ones that are closed again instead of queueing behind a lock.
+    """
+
+    def __init__(self, opener: Callable[[], Store], size: int = POOL_SIZE) -> None:
+        """Keep up to `size` idle connections made by `opener`."""
+        self._opener = opener
+        self._idle: queue.LifoQueue[Store] = queue.LifoQueue(maxsize=size)
+
+    @contextmanager
+    def borrow(self) -> Iterator[Store]:
+        """Lend one connection for the duration of a request."""
+        try:
+            store = self._idle.get_nowait()
+        except queue.Empty:
+            store = self._opener()
+        try:
+            yield store
+        finally:
+            try:
+                self._idle.put_nowait(store)
+            except queue.Full:
+                store.close()
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+def _query(store: Store, query: FindingQuery) -> Any:
+    try:
+        return store.query(query)
+    except (ValueError, OverflowError):
+        if query.cursor is None:
+            raise
+        raise BadRequestError("cursor: not a cursor this API gave out") from None
 
 
 @dataclass(frozen=True, slots=True)
 class Dashboard:
-    """What the handler needs: the store (shared under a lock), source windows, a clock, a token."""
+    """What the handler needs: store connections, source windows, a clock, a token and the host names."""
 
-    store: Store
+    stores: StorePool
     windows: Mapping[str, int]
     clock: Callable[[], int]
     token: str | None = None
     window_ms: int = coverage.DEFAULT_WINDOW_HOURS * HOUR_MS
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    hosts: frozenset[str] = field(default_factory=lambda: own_host_names(DEFAULT_HOST))
 
     def window(self, params: Mapping[str, list[str]]) -> int:
         """The coverage window from `window_hours`, else the default."""
-        hours = _int(params, "window_hours")
-        if hours is not None and hours < 1:
-            raise BadRequestError("window_hours: expected at least 1")
+        hours = _int(params, "window_hours", 1, MAX_WINDOW_HOURS)
         return hours * HOUR_MS if hours else self.window_ms
 
-    def api(self, path: str, params: Mapping[str, list[str]]) -> Any:
+    def api(self, store: Store, path: str, params: Mapping[str, list[str]]) -> Any:
         """Answer one API path; None when there is no such path or finding."""
         now = self.clock()
         if path == "/api/findings":
-            page = self.store.query(finding_query(params))
+            page = _query(store, finding_query(params))
             return {"items": [i.as_data() for i in page.items], "next_cursor": page.next_cursor}
         if path.startswith("/api/findings/"):
             parts = path.removeprefix("/api/findings/").split("/", 2)
-            if len(parts) != 3 or not all(parts):
+            if len(parts) == 1 and parts[0]:
+                found = store.find(parts[0].lower(), limit=2)
+                if len(found) != 1:
+                    return None
+                key = found[0].key
+            elif len(parts) != 3 or not all(parts):
                 return None
-            key = (unquote(parts[0]), unquote(parts[1]), unquote(parts[2]))
-            item = self.store.get(key)
+            else:
+                key = (unquote(parts[0]), unquote(parts[1]), unquote(parts[2]))
+            item = store.get(key)
             if item is None:
                 return None
             history = [
                 {"at": h.at, "kind": h.kind, "version": h.version, "modified_time": h.modified_time,
                  "severity_id": h.severity_id, "status_id": h.status_id}
-                for h in self.store.history(key)
+                for h in store.history(key)
             ]  # fmt: skip
             return {**item.as_data(), "history": history}
         if path == "/api/coverage":
-            report = health.report(self.store, self.windows, now)
-            return coverage.matrix(coverage.observe(self.store, report, self.window(params))).to_json()
+            report = health.report(store, self.windows, now)
+            return coverage.matrix(coverage.observe(store, report, self.window(params))).to_json()
         if path == "/api/sources":
-            return health.report(self.store, self.windows, now).to_json()
+            return health.report(store, self.windows, now).to_json()
         if path == "/api/counts":
             return [
                 {"cloud": r.cloud, "severity_id": r.severity_id, "status_id": r.status_id, "count": r.count}
-                for r in self.store.counts()
+                for r in store.counts()
             ]
         return None
 
-    def page(self, params: Mapping[str, list[str]]) -> str:
-        """Render the page."""
-        return render_page(view.build(self.store, self.windows, self.clock(), self.window(params)))
+    def page(self, store: Store, params: Mapping[str, list[str]]) -> str:
+        """Render the overview with the filtered list (and a coverage drill-down when asked)."""
+        filters = page_filters(params)
+        drill = _choice(params, "drill", traits.CONTAINER_SERVICES)
+        now = self.clock()
+        base = view.build(store, self.windows, now, self.window(params))
+        return render_page(listing.overview(base, store, filters, drill, now), meta_csp=False)
+
+    def finding_page(self, store: Store, path: str) -> str | None:
+        """Render one finding's page from `/findings/<id>` (a unique id prefix will do); None when there is none."""
+        finding_id = path.removeprefix("/findings/").strip("/").lower()
+        if not 4 <= len(finding_id) <= FINDING_ID_LENGTH or not all(c in "0123456789abcdef" for c in finding_id):
+            raise BadRequestError(f"finding id: expected 4 to {FINDING_ID_LENGTH} hex digits")
+        detail = listing.detail(store, finding_id, self.clock())
+        return None if detail is None else render_finding(detail, meta_csp=False)
+
+
+def _error(message: str) -> bytes:
+    return orjson.dumps({"error": message})
 
 
 def handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
@@ -189,28 +344,55 @@ def handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
         sys_version = ""
 
         def do_GET(self) -> None:
+            if host_name(self.headers.get("Host")) not in dashboard.hosts:
+                self._send(HTTPStatus.MISDIRECTED_REQUEST, _error("this server does not answer for that host"))
+                return
             if dashboard.token is not None and not authorized(self.headers.get("Authorization"), dashboard.token):
-                self._send(HTTPStatus.UNAUTHORIZED, b'{"error": "unauthorized"}', "application/json",
-                           {"WWW-Authenticate": 'Basic realm="corral", charset="UTF-8"'})  # fmt: skip
+                self._send(HTTPStatus.UNAUTHORIZED, _error("unauthorized"),
+                           extra={"WWW-Authenticate": 'Basic realm="corral", charset="UTF-8"'})  # fmt: skip
                 return
-            url = urlsplit(self.path)
-            params = parse_qs(url.query)
             try:
-                with dashboard.lock:
-                    if url.path in ("/", "/index.html"):
-                        body = dashboard.page(params).encode()
-                        self._send(HTTPStatus.OK, body, "text/html; charset=utf-8")
-                        return
-                    answer = dashboard.api(url.path, params) if url.path.startswith("/api/") else None
+                url = urlsplit(self.path)
+                params = parse_qs(url.query, max_num_fields=64)
+                self._answer(url.path, params)
             except BadRequestError as exc:
-                self._send(HTTPStatus.BAD_REQUEST, orjson.dumps({"error": str(exc)}), "application/json")
-                return
-            if answer is None:
-                self._send(HTTPStatus.NOT_FOUND, b'{"error": "not found"}', "application/json")
-                return
-            self._send(HTTPStatus.OK, orjson.dumps(answer), "application/json")
+                self._send(HTTPStatus.BAD_REQUEST, _error(str(exc)))
+            except ValueError as exc:  # parse_qs: too many fields, a bad percent-escape
+                self._send(HTTPStatus.BAD_REQUEST, _error(f"malformed query: {exc}"))
+            except CorralError as exc:
+                print(f"corral: serve: {exc}", file=sys.stderr, flush=True)
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, _error(str(exc)))
+            except Exception as exc:  # noqa: BLE001 (one line in the log and a JSON 500, never a dropped connection)
+                print(f"corral: serve: {self.command} {urlsplit(self.path).path}: {type(exc).__name__}: {exc}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, _error("internal error"))
 
-        def _send(self, status: HTTPStatus, body: bytes, kind: str, extra: Mapping[str, str] | None = None) -> None:
+        def _answer(self, path: str, params: Mapping[str, list[str]]) -> None:
+            if path in ("/", "/index.html"):
+                with dashboard.stores.borrow() as store:
+                    body = dashboard.page(store, params).encode()
+                self._send(HTTPStatus.OK, body, "text/html; charset=utf-8")
+                return
+            if path.startswith("/findings/"):
+                with dashboard.stores.borrow() as store:
+                    text = dashboard.finding_page(store, path)
+                if text is None:
+                    self._send(HTTPStatus.NOT_FOUND, _error("no such finding"))
+                else:
+                    self._send(HTTPStatus.OK, text.encode(), "text/html; charset=utf-8")
+                return
+            if not path.startswith("/api/"):
+                self._send(HTTPStatus.NOT_FOUND, _error("not found"))
+                return
+            with dashboard.stores.borrow() as store:
+                answer = dashboard.api(store, path, params)
+            if answer is None:
+                self._send(HTTPStatus.NOT_FOUND, _error("not found"))
+                return
+            self._send(HTTPStatus.OK, orjson.dumps(answer))
+
+        def _send(self, status: HTTPStatus, body: bytes, kind: str = "application/json",
+                  extra: Mapping[str, str] | None = None) -> None:  # fmt: skip
             self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
@@ -231,7 +413,16 @@ def handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(dashboard: Dashboard, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
+class Server(ThreadingHTTPServer):
+    """The threading server; request threads are daemons so that shutdown never waits on a slow page."""
+
+    daemon_threads = True
+
+
+def make_server(dashboard: Dashboard, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Server:
     """Bind the server (port 0 picks a free one); refuse a non-loopback bind without a token."""
     require_token(host, dashboard.token)
-    return ThreadingHTTPServer((host, port), handler(dashboard))
+    try:
+        return Server((host, port), handler(dashboard))
+    except OSError as exc:
+        raise ConfigError(f"serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None

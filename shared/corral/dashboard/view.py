@@ -1,34 +1,41 @@
-"""Read what the dashboard shows from a store (the I/O edge of the page)."""
+"""Read what the dashboard shows from a store (the I/O edge of the page).
+
+Everything comes from the store's own aggregates and one page of findings: counts, the per-day
+trend and the newest finding per coverage cell are computed by the store, so the page costs the
+same at any number of findings.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from corral import coverage, health
-from corral.dashboard.page import DAY_MS, TREND_DAYS, ViewModel, newest_entry, open_counts, trend
-from corral.stores.base import FindingQuery, Store
+from corral.dashboard.page import DAY_MS, TREND_DAYS, ViewModel, newest_entry, open_counts
+from corral.stores.base import FindingQuery, Store, TrendDay
 
 NEWEST: int = 8
+
+
+def trend_days(rows: list[TrendDay], now: int, days: int = TREND_DAYS) -> list[tuple[int, int, int]]:
+    """Return (day start, first seen, last seen) for each of the last `days` UTC days, oldest first (pure)."""
+    today = now - now % DAY_MS
+    by_day = {row.day: row for row in rows}
+    starts = [today - (days - 1 - i) * DAY_MS for i in range(days)]
+    return [(day, by_day[day].first_seen if day in by_day else 0, by_day[day].last_seen if day in by_day else 0)
+            for day in starts]  # fmt: skip
 
 
 def build(store: Store, windows: Mapping[str, int], now: int, window_ms: int) -> ViewModel:
     """Read counts, the trend, the newest critical and high findings, the matrix and source health."""
     report = health.report(store, windows, now)
     matrix = coverage.matrix(coverage.observe(store, report, window_ms))
-    seen: list[tuple[int, int]] = []
-    cursor = None
-    while True:
-        page = store.query(FindingQuery(since=now - TREND_DAYS * DAY_MS, limit=500, cursor=cursor))
-        seen += [(item.first_seen, item.last_seen) for item in page.items]
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    first_day = now - now % DAY_MS - (TREND_DAYS - 1) * DAY_MS
     urgent = store.query(FindingQuery(severity_at_least=4, open_only=True, limit=NEWEST)).items
     return ViewModel(
         generated_at=now,
         store=store.url,
         open_counts=open_counts(store.counts()),
-        trend=trend(seen, now),
+        trend=trend_days(store.trend(first_day), now),
         newest=[newest_entry(item) for item in urgent],
         matrix=matrix,
         health=report,

@@ -1,7 +1,10 @@
 """HTTP transport shared by the HTTP sinks: one pool, fixed timeouts, one way to read answers.
 
 Answers are classified once, here: 2xx accepted; 429, 5xx, timeouts and connection errors are
-retryable (with the sink's Retry-After); any other 4xx is a permanent rejection. Error messages
+retryable (with the sink's Retry-After); any other 4xx is a permanent rejection. Redirects are
+never followed: the requests carry a credential (a bearer token, an API key, a signed body or a
+capability URL), and following a 3xx would hand it to whatever origin the answer names. A 3xx is
+a permanent failure that says where it pointed (origin only) and why it was not followed. Error messages
 name the sink and the status, never the URL: webhook URLs carry their secret in the path or query,
 and `redact_url_in_logs` keeps such a URL out of urllib3's DEBUG records too. `pack` and
 `send_batches` group deliveries into requests under a size limit, for the batching SIEM sinks.
@@ -13,9 +16,9 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result
@@ -52,6 +55,38 @@ class Answer:
     error: str | None = None
     permanent: bool = False
     retry_after: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def origin(url: str) -> str:
+    """Return the `scheme://host[:port]` of `url`, printable and short, or "an unreadable location".
+
+    Example:
+        >>> origin("https://user:pw@Example.com:8443/path?q=1")
+        'https://example.com:8443'
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "an unreadable location"
+    if not parts.scheme or not host:
+        return "a relative location"
+    text = f"{parts.scheme.lower()}://{host}" + (f":{port}" if port else "")
+    return text if text.isascii() and text.isprintable() and len(text) <= 200 else "an unreadable location"
+
+
+def redirect_error(what: str, status: int, location: str | None, url: str) -> str:
+    """The one-line reason for a redirect that was not followed.
+
+    Example:
+        >>> redirect_error("hec", 302, "https://evil.example/x", "https://splunk.example/services/collector")
+        'hec: HTTP 302 redirect to https://evil.example not followed (another origin; the request carries a credential)'
+    """
+    target = origin(urljoin(url, location)) if location else "no location"
+    same = target == origin(url)
+    why = "fix the configured URL" if same else "another origin; the request carries a credential"
+    return f"{what}: HTTP {status} redirect to {target} not followed ({why})"
 
 
 def require_https(url: object, where: str) -> str:
@@ -155,7 +190,9 @@ class Client:
     def post(self, url: str, body: bytes, headers: Mapping[str, str], *, what: str) -> Answer:
         """POST `body` and classify the answer; `what` names the sink in errors."""
         try:
-            response = self._pool.request("POST", url, body=body, headers=dict(headers), preload_content=True)
+            response = self._pool.request(
+                "POST", url, body=body, headers=dict(headers), preload_content=True, redirect=False
+            )
         except self._urllib3.exceptions.NewConnectionError as exc:
             # Caught first: urllib3 2.x derives it from ConnectTimeoutError, but a refusal is no timeout.
             return Answer(False, None, error=f"{what}: connection failed ({type(exc).__name__})")
@@ -163,7 +200,12 @@ class Client:
             return Answer(False, None, error=f"{what}: timed out")
         except self._urllib3.exceptions.HTTPError as exc:
             return Answer(False, None, error=f"{what}: connection failed ({type(exc).__name__})")
-        return classify(response.status, response.data, response.headers.get("Retry-After"), what)
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        if 300 <= response.status < 400:
+            error = redirect_error(what, response.status, headers.get("location"), url)
+            return Answer(False, response.status, error=error, permanent=True, headers=headers)
+        answer = classify(response.status, response.data, headers.get("retry-after"), what)
+        return replace(answer, headers=headers)
 
     def close(self) -> None:
         """Close pooled connections."""

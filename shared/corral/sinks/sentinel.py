@@ -31,7 +31,7 @@ from corral import ocsf, traits
 from corral.context import container_context
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
-from corral.sinks.http import CONNECT_TIMEOUT, READ_TIMEOUT, retry_after_seconds, send_batches
+from corral.sinks.http import CONNECT_TIMEOUT, READ_TIMEOUT, redirect_error, retry_after_seconds, send_batches
 from corral.sinks.settings import MAX_TIMEOUT, ca_bundle, seconds
 from corral.sinks.text import cut_bytes, cut_chars, iso_ms
 
@@ -40,10 +40,19 @@ if TYPE_CHECKING:
     from azure.monitor.ingestion import LogsIngestionClient
 
 FAMILY: Final[SinkFamily] = "siem"
-SETTINGS: Final = frozenset(
-    {"kind", "endpoint", "rule_id", "stream", "managed_identity_client_id", "timeout", "ca_file"}
-)
-"""Every setting this sink reads, for configuration checks."""
+SETTINGS: Final[Mapping[str, str]] = {
+    "kind": "The sink kind; may be left out when the sink id starts with it (`sentinel:name`).",
+    "endpoint": "Logs ingestion endpoint of the data collection endpoint (DCE), `https://…ingest.monitor.azure.com`.",
+    "rule_id": "Immutable id of the data collection rule (DCR), `dcr-` followed by 32 hex digits.",
+    "stream": "DCR stream name (default `Custom-CorralFindings_CL`).",
+    "managed_identity_client_id": (
+        "Client id (a GUID) of a user-assigned managed identity (default: DefaultAzureCredential's choice)."
+    ),
+    "timeout": "Seconds to wait for an answer, 0.05 to 300 (default 15).",
+    "ca_file": "PEM file of CA certificates to trust instead of the system store.",
+}
+"""Every setting this sink reads, with its description: the one declaration behind the configuration
+check and docs/configuration.md."""
 
 TABLE: Final = "CorralFindings_CL"
 STREAM: Final = "Custom-CorralFindings_CL"
@@ -237,6 +246,10 @@ def classify_error(error: Exception, what: str) -> tuple[str, bool, float | None
             retry_after = (retry_after_seconds(headers.get("retry-after-ms")) or 0.0) / 1000
         if status == 429 or status >= 500:
             return f"{what}: HTTP {status}", False, retry_after
+        if 300 <= status < 400:
+            request = getattr(error.response, "request", None)
+            url = getattr(request, "url", "") or ""
+            return redirect_error(what, status, headers.get("Location"), url), True, None
         code = getattr(getattr(error, "error", None), "code", None)
         detail = f": {code}" if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else ""
         return f"{what}: HTTP {status} (rejected{detail})", True, None
@@ -266,6 +279,8 @@ def make_client(
         endpoint=endpoint,
         credential=credential,
         retry_policy=RetryPolicy.no_retries(),
+        # A redirect would carry the bearer token to whatever origin it names; it fails instead.
+        permit_redirects=False,
         connection_timeout=CONNECT_TIMEOUT,
         read_timeout=timeout,
         connection_verify=ca_file or True,

@@ -6,30 +6,30 @@ incoming webhook (`webhook_url_env`) there are no threads: every change is its o
 
 Attacker-controlled text only ever sits in `plain_text` objects, escaped for Slack's three
 control characters and cleaned by `corral.sinks.chat`; the only mrkdwn is Corral's own. Retries
-are the delivery ledger's: slack-sdk's retry handlers are switched off, and a 429 stops the rest
-of the batch so that a rate-limited channel is not hammered.
+are the delivery ledger's, and a 429 stops the rest of the batch so that a rate-limited channel
+is not hammered.
+
+Both modes are plain JSON POSTs through Corral's HTTP client (`corral.sinks.http`), which never
+follows a redirect: slack-sdk's urllib transport follows a 302 to any host with the
+`Authorization: Bearer xoxb-…` header still attached.
 """
 
 from __future__ import annotations
 
-import http.client
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
+
+import orjson
 
 from corral.errors import ConfigError
 from corral.ocsf import Finding
 from corral.sinks import chat
 from corral.sinks.base import Delivery, Result, SinkFamily
-from corral.sinks.http import classify, redact_url_in_logs, require_https, retry_after_seconds, secret_from_env
-from corral.sinks.settings import reject_unknown, seconds
+from corral.sinks.http import Client, classify, redact_url_in_logs, require_https, retry_after_seconds, secret_from_env
+from corral.sinks.settings import seconds
 from corral.sinks.text import MARKER
 from corral.stores.base import ChangeKind
-
-if TYPE_CHECKING:
-    from slack_sdk import WebClient
-    from slack_sdk.web import SlackResponse
-    from slack_sdk.webhook import WebhookClient
 
 FAMILY: Final[SinkFamily] = "chat"
 DEFAULT_API_URL: Final = "https://slack.com/api/"
@@ -50,9 +50,26 @@ RETRYABLE_ERRORS: Final = frozenset(
 )
 # Replies that the whole channel should see, not only the thread's followers.
 BROADCAST_CHANGES: Final = frozenset({"escalated", "reopened"})
-KNOWN_SETTINGS: Final = frozenset(
-    {"kind", "webhook_url_env", "token_env", "channel", "api_url", "timeout", "min_interval"}
-)
+SETTINGS: Final[Mapping[str, str]] = {
+    "kind": "The sink kind; may be left out when the sink id starts with it (`slack:name`).",
+    "token_env": (
+        "Environment variable holding a bot token (`xoxb-…`); messages go through chat.postMessage and later "
+        "changes reply in the first message's thread. Needs `channel`."
+    ),
+    "channel": "Channel id (e.g. `C0123ABCD`) or `#name` to post to, with `token_env`.",
+    "webhook_url_env": (
+        "Environment variable holding an incoming-webhook URL, instead of `token_env`: no threads, every "
+        "change is its own message."
+    ),
+    "api_url": "Web API base URL, with `token_env` (default `https://slack.com/api/`).",
+    "timeout": "Seconds to wait for an answer, 0.05 to 120 (default 10).",
+    "min_interval": (
+        "Least seconds between two messages, 0 to 60 (default 1: Slack allows about one message per second "
+        "per channel)."
+    ),
+}
+"""Every setting this sink reads, with its description: the one declaration behind the configuration
+check and docs/configuration.md."""
 _ERROR_CODE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _TS: Final = re.compile(r"\d{1,12}\.\d{1,9}")
 _CHANNEL: Final = re.compile(r"[#@]?[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
@@ -197,18 +214,8 @@ def webhook_result(what: str, version: str, status: int, headers: object, body: 
 # Transport -----------------------------------------------------------------------------------
 
 
-def _transport_error(what: str, exc: BaseException) -> str:
-    # urllib wraps connection errors in URLError; the cause is in `reason`.
-    cause = getattr(exc, "reason", None)
-    cause = cause if isinstance(cause, BaseException) else exc
-    if isinstance(cause, TimeoutError):
-        return f"{what}: timed out"
-    # Only the exception's type: its text may quote the URL, and a webhook URL is a secret.
-    return f"{what}: connection failed ({type(cause).__name__})"
-
-
 class SlackSink:
-    """Posts findings to Slack with slack-sdk; see the module docstring for the two modes."""
+    """Posts findings to Slack; see the module docstring for the two modes."""
 
     family: SinkFamily = FAMILY
 
@@ -223,43 +230,25 @@ class SlackSink:
         timeout: float = DEFAULT_TIMEOUT,
         min_interval: float = DEFAULT_INTERVAL,
     ) -> None:
-        from slack_sdk import WebClient  # noqa: PLC0415 - only Slack users pay for slack-sdk
-        from slack_sdk.errors import SlackClientError  # noqa: PLC0415
-        from slack_sdk.webhook import WebhookClient  # noqa: PLC0415
-
         self.id = sink_id
         self._channel = channel
         self._pacer = chat.Pacer(min_interval)
-        self._client_errors: tuple[type[BaseException], ...] = (
-            OSError,
-            http.client.HTTPException,
-            SlackClientError,
-            ValueError,
-        )
-        logger = chat.quiet_logger(f"corral.sinks.slack.sdk.{sink_id}")
-        # retry_handlers=[] rather than None: None installs slack-sdk's own retries, and retrying
-        # is the delivery ledger's job (with backoff and Retry-After).
-        self._web: WebClient | None = None
-        self._hook: WebhookClient | None = None
+        self._client = Client(timeout=timeout)
         if token is not None:
-            # slack-sdk types `timeout` as int; urllib takes any number of seconds.
-            self._web = WebClient(
-                token=token,
-                base_url=api_url,
-                timeout=timeout,  # type: ignore[arg-type]
-                logger=logger,
-                retry_handlers=[],
-            )
+            self._url = api_url.rstrip("/") + "/chat.postMessage"
+            self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json; charset=utf-8"}
         elif webhook_url is not None:
             redact_url_in_logs(webhook_url)
-            self._hook = WebhookClient(webhook_url, timeout=timeout, logger=logger, retry_handlers=[])  # type: ignore[arg-type]
+            self._url = webhook_url
+            self._headers = {"Content-Type": "application/json"}
         else:
             raise ConfigError(f"sinks.{sink_id}: set token_env and channel, or webhook_url_env")
+        self._bot = token is not None
 
     @property
     def threads(self) -> bool:
         """True when later changes can reply in the first message's thread (bot token mode)."""
-        return self._web is not None
+        return self._bot
 
     def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
         """Post each delivery; after a retryable failure, return the rest unsent with its hint."""
@@ -274,48 +263,39 @@ class SlackSink:
                 previous_severity_id=getattr(delivery, "previous_severity_id", None),
                 reply=reply,
             )
+            if self._bot:
+                message = {**message, "channel": self._channel, "link_names": False}
+                if reply:
+                    message["thread_ts"] = delivery.thread_ref
+                    message["reply_broadcast"] = delivery.change in BROADCAST_CHANGES
+            body = orjson.dumps(message)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             return Result.failure(delivery.version, f"{self.id}: cannot render ({type(exc).__name__})", permanent=True)
         self._pacer.wait()
+        answer = self._client.post(self._url, body, self._headers, what=self.id)
+        if answer.status is None or 300 <= answer.status < 400:
+            # No answer at all, or a redirect that was not followed: the transport's reason stands.
+            return Result.failure(delivery.version, answer.error or f"{self.id}: failed", permanent=answer.permanent)
+        if not self._bot:
+            text = answer.body.decode("utf-8", errors="replace")
+            return webhook_result(self.id, delivery.version, answer.status, answer.headers, text)
         try:
-            if self._web is not None:
-                return self._post_api(delivery, message, reply)
-            assert self._hook is not None  # noqa: S101 - one of the two is set by __init__
-            response = self._hook.send_dict(message)
-        except self._client_errors as exc:
-            return self._api_error(delivery, exc)
-        return webhook_result(self.id, delivery.version, response.status_code, response.headers, response.body)
-
-    def _post_api(self, delivery: Delivery, message: dict[str, Any], reply: bool) -> Result:
-        assert self._web is not None  # noqa: S101
-        body = {**message, "channel": self._channel, "link_names": False}
-        if reply:
-            body["thread_ts"] = delivery.thread_ref
-            body["reply_broadcast"] = delivery.change in BROADCAST_CHANGES
-        return self._api_answer(delivery, self._web.api_call("chat.postMessage", json=body))
-
-    def _api_answer(self, delivery: Delivery, response: SlackResponse) -> Result:
+            data: object = orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            data = None
         # A reply keeps pointing at the thread's root: that is the reference later changes need.
-        reply = self.threads and delivery.thread_ref is not None
         return api_result(
             self.id,
             delivery.version,
-            response.status_code,
-            response.headers,
-            response.data,
+            answer.status,
+            answer.headers,
+            data,
             thread_ref=delivery.thread_ref if reply else None,
         )
 
-    def _api_error(self, delivery: Delivery, exc: BaseException) -> Result:
-        from slack_sdk.errors import SlackApiError  # noqa: PLC0415
-
-        if isinstance(exc, SlackApiError):
-            # slack-sdk raises for every answer that is not `ok`; the answer itself is what counts.
-            return self._api_answer(delivery, exc.response)
-        return Result.failure(delivery.version, _transport_error(self.id, exc))
-
     def close(self) -> None:
-        """Nothing to release: slack-sdk opens one connection per request."""
+        """Close pooled connections."""
+        self._client.close()
 
 
 def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str]) -> SlackSink:
@@ -325,7 +305,6 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
     (bot token mode, default https://slack.com/api/), `timeout` and `min_interval` in seconds.
     """
     where = f"sinks.{sink_id}"
-    reject_unknown(settings, KNOWN_SETTINGS, where)
     timeout = seconds(settings, "timeout", where, DEFAULT_TIMEOUT, minimum=0.05, maximum=120)
     interval = seconds(settings, "min_interval", where, DEFAULT_INTERVAL, minimum=0, maximum=60)
     has_token, has_hook = "token_env" in settings, "webhook_url_env" in settings

@@ -10,7 +10,9 @@ import importlib
 from typing import Final
 from urllib.parse import urlsplit
 
+from corral import optional
 from corral.errors import ConfigError
+from corral.redaction import redact_url
 from corral.stores.base import Store
 
 DEFAULT_URL: Final = "sqlite:///corral.db"
@@ -33,14 +35,18 @@ def open_store(url: str = DEFAULT_URL) -> Store:
     if module_name is None:
         known = ", ".join(sorted({f"{s}://" for s in BACKENDS}))
         raise ConfigError(f"store URL {redact(url)!r}: unknown scheme {scheme!r}; use one of {known}")
-    store: Store = importlib.import_module(module_name).open(url)
+    try:
+        store: Store = importlib.import_module(module_name).open(url)
+    except ModuleNotFoundError as exc:
+        raise optional.missing(exc, f"store {redact(url)}") from None
     return store
 
 
 def redact(url: str) -> str:
-    """Return `url` without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
+    """Return `url` without its credentials (user-info password, secret query values), for messages and logs.
+
+    Example:
+        >>> redact("postgresql://corral@db/corral?password=hunter2")
+        'postgresql://corral@db/corral?password=***'
+    """
+    return redact_url(url)

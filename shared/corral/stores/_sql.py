@@ -16,9 +16,20 @@ from typing import Any, Final
 
 import orjson
 
-from corral import ocsf
+from corral import ocsf, traits
 from corral.records import HealthSignal
-from corral.stores._shared import latest_signals, not_a_cursor, pack_cursor, trait_map, unpack_cursor
+from corral.stores._shared import (
+    CLOUD_NAMES,
+    CORRAL_PRODUCT,
+    SERVICE_NAMES,
+    canonical,
+    latest_signals,
+    not_a_cursor,
+    pack_cursor,
+    products_of,
+    trait_map,
+    unpack_cursor,
+)
 from corral.stores.base import (
     Change,
     DeadLetter,
@@ -32,8 +43,10 @@ from corral.stores.base import (
     Suppression,
     columns,
     decide,
+    finding_id,
     fingerprint,
     remember,
+    uid_prefix,
     version_key,
 )
 from corral.stores.migrations import Dialect
@@ -65,6 +78,9 @@ FINDING_COLUMNS: Final = (
     "seen",
     "traits",
     "document",
+    "fid",
+    "sample",
+    "search",
 )
 """The columns an upsert writes; suppression is left alone (it belongs to routing)."""
 
@@ -258,6 +274,9 @@ def _finding_row(key: FindingKey, finding: ocsf.Finding, fp: str, after: Current
         *_order(after),
         dumps(trait_map(finding)),
         dumps(finding),
+        finding_id(key),
+        cols.sample,
+        cols.search,
     )
 
 
@@ -396,28 +415,37 @@ def health_signal(row: Sequence[Any]) -> HealthSignal:
 
 
 def encode_cursor(item: StoredFinding) -> str:
-    """Return the keyset cursor that continues after `item`."""
-    return pack_cursor([item.last_seen, *item.key])
+    """Return the keyset cursor that continues after `item`: its last seen and id (the order's tie-break)."""
+    return pack_cursor([item.last_seen, item.id])
 
 
-def decode_cursor(cursor: str) -> tuple[int, str, str, str]:
+def decode_cursor(cursor: str) -> tuple[int, str]:
     """Read a cursor made by `encode_cursor`; raise ValueError for anything else."""
-    last_seen, product, account, uid = unpack_cursor(cursor, 4)
-    if not isinstance(last_seen, int) or not all(isinstance(p, str) for p in (product, account, uid)):
+    last_seen, fid = unpack_cursor(cursor, 2)
+    if not isinstance(last_seen, int) or not isinstance(fid, str):
         raise not_a_cursor(cursor)
-    return last_seen, product, account, uid
+    return last_seen, fid
 
 
-def _glob(dialect: Dialect, column: str, pattern: str, mark: str) -> tuple[str, list[Any]]:
-    # Only `*` is a wildcard; every other character matches itself in both dialects.
-    if "*" not in pattern:
-        return f"{column} = {mark}", [pattern]
+def _like(pattern: str) -> str:
+    """Return a `*` glob as a LIKE pattern (escape `\\`): only `*` is a wildcard."""
+    return pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
+
+
+def _text_match(dialect: Dialect, column: str, pattern: str, mark: str) -> tuple[str, str]:
+    """Return a case-insensitive comparison of a text column with a value or `*` glob, and its parameter.
+
+    Both sides fold the same way (SQLite's NOCASE and PostgreSQL's lower(), ASCII in the C
+    locale), and each form is what the column's index is built on.
+    """
     if dialect == "sqlite":
-        # GLOB is case-sensitive like PostgreSQL's LIKE; `?` and `[` are escaped as classes.
-        escaped = pattern.replace("[", "[[]").replace("?", "[?]")
-        return f"{column} GLOB {mark}", [escaped]
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
-    return f"{column} LIKE {mark}", [escaped]
+        if "*" not in pattern:
+            return f"{column} = {mark} COLLATE NOCASE", pattern
+        # SQLite's LIKE ignores ASCII case by default.
+        return f"{column} LIKE {mark} ESCAPE '\\'", _like(pattern)
+    if "*" not in pattern:
+        return f"lower({column}) = lower({mark})", pattern
+    return f"lower({column}) LIKE lower({mark}) ESCAPE '\\'", _like(pattern)
 
 
 def where(query: FindingQuery, dialect: Dialect) -> tuple[str, list[Any]]:
@@ -431,11 +459,14 @@ def where(query: FindingQuery, dialect: Dialect) -> tuple[str, list[Any]]:
             clauses.append(f"{column} = {mark}")
             params.append(value)
 
-    equal("cloud", query.cloud)
-    equal("account", query.account)
+    equal("cloud", None if query.cloud is None else canonical(query.cloud, CLOUD_NAMES))
     equal("status_id", query.status_id)
+    equal("severity_id", query.severity_id)
     equal("class_uid", query.class_uid)
-    equal("container_service", query.container_service)
+    equal(
+        "container_service",
+        None if query.container_service is None else canonical(query.container_service, SERVICE_NAMES),
+    )
     if query.severity_at_least is not None:
         # Unknown (0) and Other (99) have no rank, as in `decide()`: never "at least" anything.
         clauses.append(f"severity_id BETWEEN {mark} AND 6")
@@ -443,15 +474,23 @@ def where(query: FindingQuery, dialect: Dialect) -> tuple[str, list[Any]]:
     if query.open_only:
         clauses.append("NOT closed")
     for column, pattern in (
+        ("account", query.account),
         ("finding_type", query.finding_type),
         ("cluster", query.cluster),
         ("namespace", query.namespace),
         ("image", query.image),
     ):
         if pattern is not None:
-            sql, values = _glob(dialect, column, pattern, mark)
+            sql, value = _text_match(dialect, column, pattern, mark)
             clauses.append(sql)
-            params += values
+            params.append(value)
+    if query.source is not None:
+        products = products_of(query.source)
+        clauses.append(f"lower(product) IN ({', '.join(mark for _ in products)})")
+        params += products
+    if query.text:
+        clauses.append(f"{'instr' if dialect == 'sqlite' else 'strpos'}(search, {mark}) > 0")
+        params.append(query.text.lower())
     if query.trait is not None:
         name, value = query.trait
         if dialect == "sqlite":
@@ -470,10 +509,55 @@ def where(query: FindingQuery, dialect: Dialect) -> tuple[str, list[Any]]:
         clauses.append(f"last_seen < {mark}")
         params.append(query.until)
     if query.cursor is not None:
-        clauses.append(f"(last_seen, product, account, uid) < ({mark}, {mark}, {mark}, {mark})")
+        clauses.append(f"(last_seen, fid) < ({mark}, {mark})")
         params += list(decode_cursor(query.cursor))
     return (" AND ".join(clauses) or "TRUE"), params
 
 
-ORDER: Final = "ORDER BY last_seen DESC, product DESC, account DESC, uid DESC"
-"""Newest last seen first; the key breaks ties so that the keyset cursor is exact."""
+ORDER: Final = "ORDER BY last_seen DESC, fid DESC"
+"""Newest last seen first; the id breaks ties so that the keyset cursor is exact (and the indexes stay narrow)."""
+
+ID_END: Final = "~"
+"""Sorts after every hex digit: ids starting with a prefix lie in [prefix, prefix + "~")."""
+
+
+def find_clause(id_or_uid: str, mark: str) -> tuple[str, list[Any]]:
+    """Return the WHERE clause finding ids that start with `id_or_uid`, or findings whose uid it is."""
+    prefix = id_or_uid.lower()
+    by_uid = uid_prefix(id_or_uid)
+    return (
+        f"(fid >= {mark} AND fid < {mark}) OR (fid >= {mark} AND fid < {mark} AND uid = {mark})",
+        [prefix, prefix + ID_END, by_uid, by_uid + ID_END, id_or_uid],
+    )
+
+
+def cells() -> list[tuple[str, str, str]]:
+    """Every (container service, layer, task) cell of the coverage matrix."""
+    return [(s, layer, task) for s in traits.CONTAINER_SERVICES for layer in traits.LAYERS for task in traits.TASKS]
+
+
+def latest_per_cell_sql(mark: str, count: int) -> str:
+    """One statement: for each of `count` cells, the newest last seen at or after a time.
+
+    Each cell is one bounded lookup at the end of the partial index `findings_by_cell`, so the
+    cost grows with the number of cells, not of findings.
+    """
+    values = ", ".join(f"({mark}, {mark}, {mark})" for _ in range(count))
+    return (
+        f"WITH cells (s, l, t) AS (VALUES {values})"
+        " SELECT s, l, t, (SELECT max(last_seen) FROM findings WHERE container_service = cells.s"
+        f" AND layer = cells.l AND task = cells.t AND NOT sample AND product <> '{CORRAL_PRODUCT}'"
+        f" AND last_seen >= {mark}) FROM cells"
+    )
+
+
+DAY_MS: Final = 86_400_000
+
+
+def trend_sql(column: str, mark: str) -> str:
+    """Count findings per UTC day of `first_seen` or `last_seen` from a time on (one index range each)."""
+    return (
+        # Integer division, not `%`: psycopg reads a bare `%` as a placeholder.
+        f"SELECT ({column} / {DAY_MS}) * {DAY_MS} AS day, count(*) FROM findings WHERE {column} >= {mark}"
+        " GROUP BY day ORDER BY day"
+    )

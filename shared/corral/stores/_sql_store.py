@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Final
 
 from corral.records import HealthSignal
 from corral.stores import _sql
+from corral.stores._images_sql import SqlImages
 from corral.stores._shared import source_updates
 from corral.stores.base import (
     DEAD_LETTER_MAX_RAW,
@@ -25,11 +27,13 @@ from corral.stores.base import (
     HistoryEntry,
     LedgerEntry,
     LedgerSummary,
+    MatchCount,
     Page,
     SourceSeen,
     SourceState,
     StoredFinding,
     Suppression,
+    TrendDay,
     merge_dead_letters,
 )
 from corral.stores.migrations import Dialect
@@ -52,7 +56,7 @@ _RECORD_SIGNALS: Final = (
 )
 
 
-class SqlStore(ABC):
+class SqlStore(SqlImages, ABC):
     """The shared half of the SQL stores; `dialect` says how to spell each statement."""
 
     url: str
@@ -115,6 +119,21 @@ class SqlStore(ABC):
         more = len(rows) > query.limit and items
         return Page(items, _sql.encode_cursor(items[-1]) if more else None)
 
+    def count(self, query: FindingQuery, *, at_most: int = 10_000) -> MatchCount:
+        """Count the findings matching a query, exactly (`at_most` is for stores that must read to count)."""
+        del at_most
+        clause, params = _sql.where(replace(query, cursor=None), self.dialect)
+        rows = self._fetch(f"SELECT count(*) FROM findings WHERE {clause}", params)
+        return MatchCount(int(rows[0][0]))
+
+    def find(self, id_or_uid: str, *, limit: int = 2) -> list[StoredFinding]:
+        """Return up to `limit` findings whose id starts with `id_or_uid` or whose uid it is (by the id index)."""
+        clause, params = _sql.find_clause(id_or_uid, "?")
+        rows = self._select(
+            f"SELECT {self._finding_select} FROM findings WHERE {clause} ORDER BY fid LIMIT ?", [*params, limit]
+        )
+        return [_sql.stored_finding(row) for row in rows]
+
     def counts(self) -> list[CountRow]:
         """Return finding counts grouped by cloud, severity and status."""
         rows = self._select(
@@ -122,6 +141,20 @@ class SqlStore(ABC):
             " GROUP BY cloud, severity_id, status_id ORDER BY cloud, severity_id, status_id"
         )
         return [CountRow(row[0], int(row[1]), int(row[2]), int(row[3])) for row in rows]
+
+    def latest_per_cell(self, since: int) -> dict[tuple[str, str, str], int]:
+        """Return the newest last_seen per coverage cell since a time: one index lookup per cell."""
+        cells = _sql.cells()
+        rows = self._select(
+            _sql.latest_per_cell_sql("?", len(cells)), [*(part for cell in cells for part in cell), since]
+        )
+        return {(row[0], row[1], row[2]): int(row[3]) for row in rows if row[3] is not None}
+
+    def trend(self, since: int) -> list[TrendDay]:
+        """Return findings first seen and last seen per UTC day from `since` on (two index ranges)."""
+        first = {int(day): int(n) for day, n in self._select(_sql.trend_sql("first_seen", "?"), (since,))}
+        last = {int(day): int(n) for day, n in self._select(_sql.trend_sql("last_seen", "?"), (since,))}
+        return [TrendDay(day, first.get(day, 0), last.get(day, 0)) for day in sorted(first.keys() | last.keys())]
 
     @property
     def _finding_select(self) -> str:
@@ -194,6 +227,16 @@ class SqlStore(ABC):
             " WHERE version = ? AND sink = ?",
             [(e.state, e.attempts, e.next_attempt, e.last_error, e.delivered_at, e.version, e.sink) for e in entries],
         )
+
+    def ledger_for(self, versions: Sequence[str]) -> list[LedgerEntry]:
+        """Return the ledger rows of these finding versions (every sink), by the primary key."""
+        found: list[LedgerEntry] = []
+        for start in range(0, len(versions), 100):
+            chunk = list(versions[start : start + 100])
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._select(f"SELECT {self._ledger_select} FROM ledger WHERE version IN ({marks})", chunk)
+            found += [_sql.ledger_entry(row) for row in rows]
+        return found
 
     def ledger_summary(self) -> LedgerSummary:
         """Return row counts by sink and state and the oldest pending row per sink."""

@@ -11,15 +11,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import orjson
 
-from corral import ocsf, traits
+from corral import inventory, ocsf, priority, traits
 from corral.context import container_context
 from corral.records import HealthSignal
 
-ChangeKind = Literal["new", "updated", "escalated", "deescalated", "reopened", "closed", "unchanged", "stale"]
+if TYPE_CHECKING:
+    from corral.stores import images
+
+ChangeKind = Literal[
+    "new", "updated", "escalated", "deescalated", "reopened", "closed", "unchanged", "stale", "reprioritized"
+]
 CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = (
     "new",
     "updated",
@@ -29,7 +34,9 @@ CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = (
     "closed",
     "unchanged",
     "stale",
+    "reprioritized",
 )
+"""`reprioritized`: the content is unchanged but Corral's priority moved (see corral.prioritize)."""
 FindingKey = tuple[str, str, str]
 """(metadata.product.uid, cloud.account.uid, finding_info.uid)."""
 
@@ -54,7 +61,8 @@ VOLATILE_PATHS: Final[tuple[tuple[str, ...], ...]] = (
 
 def fingerprint(finding: Mapping[str, Any]) -> str:
     """Return a sha256 of the finding without its volatile fields (hex)."""
-    doc: dict[str, Any] = dict(finding)
+    # Corral's own priority is no vendor content: a new priority is `reprioritized`, not `updated`.
+    doc: dict[str, Any] = priority.without(finding) if "priority_id" in finding else dict(finding)
     for path in VOLATILE_PATHS:
         _drop(doc, path)
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -67,6 +75,27 @@ def _drop(doc: dict[str, Any], path: tuple[str, ...]) -> None:
     elif isinstance(doc.get(head), Mapping):
         doc[head] = inner = dict(doc[head])
         _drop(inner, tuple(rest))
+
+
+FINDING_ID_LENGTH: Final = 20
+FINDING_ID_UID_PART: Final = 12
+"""The first 12 hex digits of an id come from the finding's own uid, so a uid lookup is an id-prefix lookup."""
+
+
+def finding_id(key: FindingKey) -> str:
+    """Return a finding's short stable id: 20 hex digits, unique in practice, for links and the CLI.
+
+    The first 12 digits hash the finding's own uid (`uid_prefix`), the last 8 its product and
+    account: every store finds a finding by id prefix or by uid with one index.
+    """
+    product, account, uid = key
+    tail = hashlib.sha256(f"{product}\x1f{account}".encode()).hexdigest()
+    return uid_prefix(uid) + tail[: FINDING_ID_LENGTH - FINDING_ID_UID_PART]
+
+
+def uid_prefix(uid: str) -> str:
+    """Return the id prefix that every finding with this `finding_info.uid` shares."""
+    return hashlib.sha256(uid.encode()).hexdigest()[:FINDING_ID_UID_PART]
 
 
 def version_key(key: FindingKey, modified_time: int, fp: str) -> str:
@@ -210,6 +239,17 @@ class Columns:
     image: str | None
     modified_time: int
     fingerprint: str
+    sample: bool
+    search: str
+
+
+def search_text(finding: Mapping[str, Any]) -> str:
+    """Return what a text search looks in: the title and every resource's name, lower-cased, a line each."""
+    parts = [str(finding.get("finding_info", {}).get("title") or "")]
+    for resource in finding.get("resources") or ():
+        if isinstance(resource, Mapping) and resource.get("name"):
+            parts.append(str(resource["name"]))
+    return "\n".join(parts).lower()
 
 
 def columns(finding: Mapping[str, Any], fp: str | None = None) -> Columns:
@@ -234,6 +274,8 @@ def columns(finding: Mapping[str, Any], fp: str | None = None) -> Columns:
         image=ctx.image_digest or ctx.image,
         modified_time=ocsf.modified_time(finding),
         fingerprint=fp or fingerprint(finding),
+        sample=classification.get(traits.SAMPLE) == "true",
+        search=search_text(finding),
     )
 
 
@@ -272,9 +314,15 @@ class StoredFinding:
     modified_time: int
     suppression: Suppression | None = None
 
+    @property
+    def id(self) -> str:
+        """The finding's short stable id (see `finding_id`)."""
+        return finding_id(self.key)
+
     def as_data(self) -> dict[str, Any]:
         """Plain JSON-ready data, as the CLI's `--json` and the dashboard's API give it."""
         return {
+            "id": self.id,
             "key": list(self.key),
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
@@ -303,11 +351,18 @@ class HistoryEntry:
 
 @dataclass(frozen=True, slots=True)
 class FindingQuery:
-    """Filters for `Store.query`; None means no filter. Times are epoch ms on `last_seen`."""
+    """Filters for `Store.query`; None means no filter. Times are epoch ms on `last_seen`.
+
+    Text filters match case-insensitively: `cloud` and `container_service` against their fixed
+    vocabularies, the others (`*` globs allowed in type, cluster, namespace and image) as text.
+    `source` is a source id ("aws.guardduty") or a product uid. `text` is a case-insensitive
+    substring of the title or of a resource's name.
+    """
 
     cloud: str | None = None
     account: str | None = None
     severity_at_least: int | None = None
+    severity_id: int | None = None
     status_id: int | None = None
     open_only: bool = False
     class_uid: int | None = None
@@ -316,6 +371,8 @@ class FindingQuery:
     cluster: str | None = None
     namespace: str | None = None
     image: str | None = None
+    source: str | None = None
+    text: str | None = None
     trait: tuple[str, str] | None = None
     since: int | None = None
     until: int | None = None
@@ -329,6 +386,23 @@ class Page:
 
     items: list[StoredFinding]
     next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MatchCount:
+    """How many findings match a query: exact, or (where counting stops early) at least `count`."""
+
+    count: int
+    exact: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TrendDay:
+    """Findings first seen, and findings last seen, on one UTC day (its start, epoch ms)."""
+
+    day: int
+    first_seen: int
+    last_seen: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,8 +542,33 @@ class Store(Protocol):
     def query(self, query: FindingQuery) -> Page:
         """Return findings matching every given filter, newest last_seen first, paged."""
 
+    def count(self, query: FindingQuery, *, at_most: int = 10_000) -> MatchCount:
+        """Count the findings matching a query (its limit and cursor aside).
+
+        SQL stores count exactly; a store that must read to count may stop after `at_most`
+        matches and say so (`exact=False`).
+        """
+
+    def find(self, id_or_uid: str, *, limit: int = 2) -> list[StoredFinding]:
+        """Return up to `limit` findings whose id starts with `id_or_uid` or whose uid is it, by id.
+
+        Ask for two to tell a unique prefix from an ambiguous one.
+        """
+
     def counts(self) -> list[CountRow]:
         """Return finding counts grouped by cloud, severity and status."""
+
+    def latest_per_cell(self, since: int) -> dict[tuple[str, str, str], int]:
+        """Return the newest last_seen per (container service, layer, task) at or after `since`.
+
+        Sample findings and Corral's own findings prove nothing about a detector: they are left out.
+        """
+
+    def trend(self, since: int) -> list[TrendDay]:
+        """Return per UTC day from `since` (a day start) the findings first seen and last seen that day.
+
+        Days without any are left out.
+        """
 
     def expire_closed(self, closed_before: int) -> int:
         """Delete closed findings last seen before the time; return how many. Open ones stay."""
@@ -505,6 +604,9 @@ class Store(Protocol):
     def ledger_summary(self) -> LedgerSummary:
         """Return row counts by sink and state and the oldest pending row per sink."""
 
+    def ledger_for(self, versions: Sequence[str]) -> list[LedgerEntry]:
+        """Return the ledger rows of these finding versions (every sink), in no set order."""
+
     # Sink message references ----------------------------------------------------------------
 
     def message_ref(self, key: FindingKey, sink: str) -> str | None:
@@ -526,3 +628,23 @@ class Store(Protocol):
 
     def signals(self) -> list[HealthSignal]:
         """Return the latest health signal per (source, account, service, region)."""
+
+    # Image inventory (stores/images.py) --------------------------------------------------------
+
+    def record_images(self, batch: Sequence[inventory.Observations]) -> list[str]:
+        """Record what findings say about images, forward only in source time.
+
+        Return the digests whose runtime evidence or exposure moved forward.
+        """
+
+    def image_evidence(self, digests: Sequence[str]) -> dict[str, images.ImageEvidence]:
+        """Return names, sightings (exact, and probable through a tag) and exposures per digest."""
+
+    def image_vulnerabilities(self, digests: Sequence[str] | None = None) -> list[images.ImageVulnerability]:
+        """Return the open Vulnerability Findings of these images (all when None), with their last priority."""
+
+    def set_image_priorities(self, rows: Sequence[tuple[FindingKey, priority.Priority]]) -> None:
+        """Remember the priority last given to each Vulnerability Finding."""
+
+    def image_digests(self) -> list[str]:
+        """Return every digest the inventory knows."""

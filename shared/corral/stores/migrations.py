@@ -19,7 +19,18 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 
+import orjson
+
+from corral.stores.base import columns, finding_id
+
 Dialect = Literal["sqlite", "postgresql"]
+
+
+class Executor(Protocol):
+    """A DB-API connection's `execute`, as sqlite3 and psycopg both offer it."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Iterable[Any]:
+        """Run one statement."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +41,8 @@ class Migration:
     description: str
     sqlite: tuple[str, ...]
     postgresql: tuple[str, ...]
+    backfill: Callable[[Executor, Dialect], None] | None = None
+    """Python run after the statements, in the same transaction, for values SQL cannot compute."""
 
     def statements(self, dialect: Dialect) -> tuple[str, ...]:
         """Return the step's statements for one dialect."""
@@ -172,9 +185,140 @@ _STEP_1: Final = (
 # the index small and supports exactly that operator.
 _POSTGRESQL_2: Final = ("CREATE INDEX findings_by_traits ON findings USING GIN (traits jsonb_path_ops)",)
 
+# Read side: a short stable id (lookups by id prefix and by uid), the sample flag and the text that
+# search looks in, as columns; then indexes that lead with what each listing filters on and end
+# with the listing's order (last seen, then id), so that a filtered first page reads one page.
+_STEP_3_COLUMNS: Final = (
+    "ALTER TABLE findings ADD COLUMN fid TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE findings ADD COLUMN sample {bool} NOT NULL DEFAULT {false}",
+    "ALTER TABLE findings ADD COLUMN search TEXT NOT NULL DEFAULT ''",
+)
+_BACKFILL_CHUNK: Final = 1_000
+
+
+def _backfill_read_columns(db: Executor, dialect: Dialect) -> None:
+    """Fill fid, sample and search of existing findings, a chunk at a time (keyset over the key)."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    document = "document" if dialect == "sqlite" else "document::text"
+    after: tuple[str, str, str] = ("", "", "")
+    while True:
+        rows = list(
+            db.execute(
+                f"SELECT product, account, uid, {document} FROM findings"  # noqa: S608 - constants only
+                f" WHERE (product, account, uid) > ({mark}, {mark}, {mark}) ORDER BY product, account, uid"
+                f" LIMIT {_BACKFILL_CHUNK}",
+                after,
+            )
+        )
+        if not rows:
+            return
+        for product, account, uid, text in rows:
+            cols = columns(orjson.loads(text), "")
+            db.execute(
+                f"UPDATE findings SET fid = {mark}, sample = {mark}, search = {mark}"  # noqa: S608 - constants only
+                f" WHERE product = {mark} AND account = {mark} AND uid = {mark}",
+                (finding_id((product, account, uid)), cols.sample, cols.search, product, account, uid),
+            )
+        after = (rows[-1][0], rows[-1][1], rows[-1][2])
+
+
+_STEP_4_SQLITE: Final = (
+    "DROP INDEX findings_by_last_seen",
+    "CREATE INDEX findings_by_last_seen ON findings (last_seen, fid)",
+    "CREATE INDEX findings_by_id ON findings (fid)",
+    "CREATE INDEX findings_by_cloud_time ON findings (cloud, last_seen, fid)",
+    "CREATE INDEX findings_by_service_time ON findings (container_service, last_seen, fid)",
+    "CREATE INDEX findings_by_account_time ON findings (account COLLATE NOCASE, last_seen, fid)",
+    "CREATE INDEX findings_by_cluster_time ON findings (cluster COLLATE NOCASE, last_seen, fid)",
+    "CREATE INDEX findings_by_namespace_time ON findings (namespace COLLATE NOCASE, last_seen, fid)",
+    "CREATE INDEX findings_by_status_time ON findings (status_id, last_seen, fid)",
+    "CREATE INDEX findings_by_first_seen ON findings (first_seen)",
+    "CREATE INDEX findings_by_cell ON findings (container_service, layer, task, last_seen)"
+    " WHERE NOT sample AND product <> 'corral'",
+)
+# PostgreSQL folds case with lower() where SQLite uses the NOCASE collation: the index is on the same expression.
+_STEP_4_POSTGRESQL: Final = tuple(
+    statement.replace("account COLLATE NOCASE", "lower(account)")
+    .replace("cluster COLLATE NOCASE", "lower(cluster)")
+    .replace("namespace COLLATE NOCASE", "lower(namespace)")
+    for statement in _STEP_4_SQLITE
+)
+# Every index holding last_seen is rewritten by each re-delivery (last_seen moves): upserts of
+# unchanged findings cost about three times as much with all of step 4's indexes as without.
+# Cluster, namespace and status filters match common values and walk the time index instead.
+_STEP_6: Final = (
+    "DROP INDEX findings_by_cluster_time",
+    "DROP INDEX findings_by_namespace_time",
+    "DROP INDEX findings_by_status_time",
+)
+
+# The image inventory: names, runtime sightings and exposures keyed by place, and one row per
+# Vulnerability Finding with the priority last given to it (see stores/images.py).
+_IMAGES: Final = (
+    """CREATE TABLE image_names (
+        digest TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        registry TEXT NOT NULL,
+        cloud TEXT NOT NULL,
+        account TEXT NOT NULL,
+        first_time {big} NOT NULL,
+        last_time {big} NOT NULL,
+        PRIMARY KEY (digest, repository, tag, cloud, account)
+    )""",
+    "CREATE INDEX image_names_by_repository ON image_names (repository, tag)",
+    """CREATE TABLE image_sightings (
+        image TEXT NOT NULL,
+        cloud TEXT NOT NULL,
+        account TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        workload TEXT NOT NULL,
+        reporter TEXT NOT NULL,
+        first_time {big} NOT NULL,
+        last_time {big} NOT NULL,
+        PRIMARY KEY (image, cloud, account, cluster, namespace, workload)
+    )""",
+    "CREATE INDEX image_sightings_by_namespace ON image_sightings (namespace)",
+    """CREATE TABLE image_exposures (
+        cloud TEXT NOT NULL,
+        account TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        workload TEXT NOT NULL,
+        reporter TEXT NOT NULL,
+        active {bool} NOT NULL,
+        first_time {big} NOT NULL,
+        last_time {big} NOT NULL,
+        PRIMARY KEY (cloud, account, cluster, namespace, workload)
+    )""",
+    "CREATE INDEX image_exposures_by_namespace ON image_exposures (namespace)",
+    "CREATE INDEX image_exposures_by_workload ON image_exposures (workload)",
+    """CREATE TABLE image_vulnerabilities (
+        product TEXT NOT NULL,
+        account TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        image TEXT NOT NULL,
+        severity_id INTEGER NOT NULL,
+        is_open {bool} NOT NULL,
+        cves TEXT NOT NULL,
+        exploit {bool},
+        fix {bool},
+        source_time {big} NOT NULL,
+        priority_id INTEGER,
+        risk_score INTEGER,
+        context TEXT,
+        exposed {bool},
+        details TEXT,
+        basis {big},
+        PRIMARY KEY (product, account, uid)
+    )""",
+    "CREATE INDEX image_vulnerabilities_by_image ON image_vulnerabilities (image)",
+)
+
 # The same input failing again is one dead letter with a count: keep the newest row of each input,
 # count what it stood for, then let the unique index keep it so.
-_STEP_3: Final = (
+_DEAD_LETTERS: Final = (
     "ALTER TABLE dead_letters ADD COLUMN count {big} NOT NULL DEFAULT 1",
     "UPDATE dead_letters SET count = (SELECT count(*) FROM dead_letters AS d WHERE d.sha256 = dead_letters.sha256)",
     "DELETE FROM dead_letters WHERE id NOT IN (SELECT max(id) FROM dead_letters GROUP BY sha256)",
@@ -183,7 +327,7 @@ _STEP_3: Final = (
 
 # Replays converge: a finding keeps the transport's order of its version (for versions whose
 # source times tie) and the contents it has accepted (so that an old one delivered again is stale).
-_STEP_4: Final = (
+_REPLAYS: Final = (
     "ALTER TABLE findings ADD COLUMN logged_time {big}",
     "ALTER TABLE findings ADD COLUMN sequence {big}",
     "ALTER TABLE findings ADD COLUMN seen TEXT",
@@ -204,15 +348,40 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     Migration(
         3,
-        "one dead letter per distinct input, with a count of how often it failed",
-        _spell(_STEP_3, "sqlite"),
-        _spell(_STEP_3, "postgresql"),
+        "findings: short id, sample flag and search text as columns",
+        tuple(st.format(bool="INTEGER", false="0") for st in _STEP_3_COLUMNS),
+        tuple(st.format(bool="BOOLEAN", false="FALSE") for st in _STEP_3_COLUMNS),
+        _backfill_read_columns,
     ),
     Migration(
         4,
+        "findings: indexes by id, and by cloud, service, account, cluster, namespace, status over time; coverage cells",
+        _STEP_4_SQLITE,
+        _STEP_4_POSTGRESQL,
+    ),
+    Migration(
+        5,
+        "image inventory: names, runtime sightings, exposures, vulnerabilities with their priority",
+        _spell(_IMAGES, "sqlite"),
+        _spell(_IMAGES, "postgresql"),
+    ),
+    Migration(
+        6,
+        "findings: drop the cluster, namespace and status listing indexes (each re-delivery rewrote them)",
+        _STEP_6,
+        _STEP_6,
+    ),
+    Migration(
+        7,
+        "one dead letter per distinct input, with a count of how often it failed",
+        _spell(_DEAD_LETTERS, "sqlite"),
+        _spell(_DEAD_LETTERS, "postgresql"),
+    ),
+    Migration(
+        8,
         "findings keep their version's transport order and the contents they have accepted",
-        _spell(_STEP_4, "sqlite"),
-        _spell(_STEP_4, "postgresql"),
+        _spell(_REPLAYS, "sqlite"),
+        _spell(_REPLAYS, "postgresql"),
     ),
 )
 LATEST: Final = MIGRATIONS[-1].version
@@ -221,13 +390,6 @@ LATEST: Final = MIGRATIONS[-1].version
 def pending(applied: set[int]) -> list[Migration]:
     """Return the steps not yet applied, in order."""
     return [m for m in MIGRATIONS if m.version not in applied]
-
-
-class Executor(Protocol):
-    """A DB-API connection's `execute`, as sqlite3 and psycopg both offer it."""
-
-    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Iterable[Any]:
-        """Run one statement."""
 
 
 def apply_pending(
@@ -245,4 +407,6 @@ def apply_pending(
         with each_step():
             for statement in step.statements(dialect):
                 db.execute(statement)
+            if step.backfill is not None:
+                step.backfill(db, dialect)
             db.execute(record, (step.version, step.description, int(time.time() * 1000)))

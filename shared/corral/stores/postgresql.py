@@ -27,13 +27,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit
 
 import psycopg
 import psycopg.conninfo
 
 from corral import ocsf
 from corral.errors import ConfigError, StoreUnavailableError
+from corral.redaction import redact_text, url_secrets
 from corral.stores import _sql, migrations, redact
 from corral.stores._sql_store import SqlStore
 from corral.stores.base import (
@@ -81,6 +81,9 @@ _FINDING_TYPES: Final = (
     "text",
     "jsonb",
     "jsonb",
+    "text",
+    "bool",
+    "text",
 )
 _HISTORY_TYPES: Final = ("text", "text", "text", "bigint", "text", "text", "bigint", "int", "int")
 
@@ -138,7 +141,7 @@ def _columns_of(rows: Sequence[Sequence[Any]], json_at: tuple[int, ...]) -> list
 
 
 # Where the JSON text sits in the rows of `_sql`: findings (traits, document), refresh, ledger.
-_FINDING_JSON: Final = (len(_sql.FINDING_COLUMNS) - 2, len(_sql.FINDING_COLUMNS) - 1)
+_FINDING_JSON: Final = (_sql.FINDING_COLUMNS.index("traits"), _sql.FINDING_COLUMNS.index("document"))
 _REFRESH_JSON: Final = (3,)
 _LEDGER_JSON: Final = (6,)
 
@@ -162,7 +165,7 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str) -> None:
         """Remember the URL; nothing connects until the first call."""
         self.url = redact(url)
-        self._password = urlsplit(url).password
+        self._secrets = url_secrets(url)
         try:
             params = psycopg.conninfo.conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
@@ -180,7 +183,7 @@ class PostgresStore(SqlStore):
         # libpq's messages are multi-line and name host and port; one line, never the password.
         lines = str(exc).strip().splitlines()
         text = lines[0].strip() if lines else type(exc).__name__
-        return text.replace(self._password, "***") if self._password else text
+        return redact_text(text, self._secrets)
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
         return StoreUnavailableError(f"PostgreSQL store {self.url} is unavailable: {self._scrub(exc)}")

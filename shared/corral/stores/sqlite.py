@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from corral import ocsf
 from corral.errors import ConfigError, StoreUnavailableError
+from corral.redaction import redact_url
 from corral.stores import _sql, migrations
 from corral.stores._sql_store import SqlStore
 from corral.stores.base import (
@@ -61,9 +62,9 @@ def path_of(url: str) -> str:
     """Return the file path of a `sqlite:` URL (`:memory:` for an in-memory database)."""
     parts = urlsplit(url)
     if parts.scheme != "sqlite":
-        raise ConfigError(f"store URL {url!r} is not a sqlite:/// URL")
+        raise ConfigError(f"store URL {redact_url(url)!r} is not a sqlite:/// URL")
     if parts.netloc not in ("", "localhost"):
-        raise ConfigError(f"store URL {url!r}: a SQLite store is a local file; write sqlite:///path")
+        raise ConfigError(f"store URL {redact_url(url)!r}: a SQLite store is a local file; write sqlite:///path")
     # sqlite:///corral.db → "/corral.db" → relative "corral.db"; sqlite:////abs/x.db → "/abs/x.db".
     path = unquote(parts.path)[1:] if parts.path.startswith("/") else unquote(parts.path)
     return path or DEFAULT_PATH
@@ -76,7 +77,7 @@ class SqliteStore(SqlStore):
 
     def __init__(self, url: str) -> None:
         """Open the database, switch it to WAL and apply pending migrations."""
-        self.url = url
+        self.url = redact_url(url)
         self._path = path_of(url)
         self._lock = threading.RLock()
         try:
@@ -90,7 +91,7 @@ class SqliteStore(SqlStore):
                 check_same_thread=False,  # threads share the connection under self._lock
             )
         except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailableError(f"SQLite store {url}: cannot open: {exc}") from None
+            raise StoreUnavailableError(f"SQLite store {self.url}: cannot open: {exc}") from None
         self._guard(self._configure)
         self.migrate()
 

@@ -20,7 +20,8 @@ from corral.stores.base import ChangeKind, FindingKey, HistoryEntry, LedgerState
 
 Item = dict[str, Any]
 """One DynamoDB item in the wire format: {"name": {"S": "value"}, ...}."""
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""2: the listing index sharded, id pointers and aggregate items (`migrate()` upgrades version 1 tables)."""
 INDEX: Final = "gsi1"
 INDEX_ATTRIBUTES: Final = ("c", "ka", "sev", "st", "cl", "cu", "ft", "cs", "kc", "kn", "im", "tr", "na", "snk", "cr")
 """What gsi1 projects besides the keys: the query filters and what counts and summaries read."""
@@ -113,6 +114,44 @@ def sha256_hex(data: bytes) -> str:
 def time_key(value: int) -> str:
     # Fixed width, so that string order is time order (epoch ms has 13 digits until 2286).
     return f"{value:013d}"
+
+
+# Listing index shards, id pointers and aggregates -------------------------------------------------
+
+SHARDS: Final = 16
+"""Listing partitions of gsi1 (and aggregate partitions): each takes about 1,000 index writes a second."""
+LEGACY_LISTING: Final = "F"
+"""The one listing partition of tables written before sharding; read beside the shards until rewritten."""
+
+
+def listing_pk(pk: str) -> str:
+    """Return the gsi1 partition of a finding: a fixed shard, from its key's hash, so it never moves."""
+    return f"F#{int(sha256_hex(pk.encode())[:8], 16) % SHARDS:02d}"
+
+
+def listing_partitions() -> list[str]:
+    """Every gsi1 partition a listing of findings reads: the shards, then the legacy one."""
+    return [f"F#{n:02d}" for n in range(SHARDS)] + [LEGACY_LISTING]
+
+
+def listing_sk(last_seen: int, fid: str) -> str:
+    """Return the gsi1 sort key of a finding: last seen, then its id, so one order holds across shards."""
+    return f"{time_key(last_seen)}#{fid}"
+
+
+def id_pk(fid: str) -> str:
+    """Return the partition of a finding's id pointer (256 of them, by the id's first two digits)."""
+    return f"I#{fid[:2]}"
+
+
+def aggregate_pk(shard: int) -> str:
+    """Return one aggregate partition (writers pick one at random; readers sum them all)."""
+    return f"A#{shard:02d}"
+
+
+def day_of(ms: int) -> int:
+    """Return the start (epoch ms) of the UTC day holding `ms`."""
+    return ms - ms % 86_400_000
 
 
 def trait_pairs(finding: Mapping[str, Any]) -> list[str]:

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import orjson
+from botocore.exceptions import ClientError
 
-from corral.stores._shared import not_a_cursor, pack_cursor, unpack_cursor
-from corral.stores.base import CountRow, FindingKey, FindingQuery, HistoryEntry, Page, StoredFinding
+from corral.stores._shared import (
+    CLOUD_NAMES,
+    SERVICE_NAMES,
+    canonical,
+    not_a_cursor,
+    pack_cursor,
+    products_of,
+    unpack_cursor,
+)
+from corral.stores.base import (
+    FindingKey,
+    FindingQuery,
+    HistoryEntry,
+    MatchCount,
+    Page,
+    StoredFinding,
+    finding_id,
+    search_text,
+    uid_prefix,
+)
+from corral.stores.dynamodb.aggregates import Aggregates, removed
 from corral.stores.dynamodb.items import (
     INDEX,
     Entry,
@@ -19,12 +38,12 @@ from corral.stores.dynamodb.items import (
     as_n,
     as_s,
     finding_pk,
-    get_n,
     get_s,
+    id_pk,
+    listing_partitions,
     stored_finding,
     time_key,
 )
-from corral.stores.dynamodb.table import Table
 
 # Filters and cursors -----------------------------------------------------------------------------
 
@@ -79,21 +98,20 @@ class Expression:
         return params
 
 
-def glob_matcher(pattern: str) -> re.Pattern[str]:
-    """Return the exact matcher of a glob where only `*` is a wildcard (case-sensitive)."""
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
-
-
-GLOB_FILTERS: Final = (("finding_type", "ft"), ("cluster", "kc"), ("namespace", "kn"), ("image", "im"))
-
-
 def query_filter(query: FindingQuery) -> tuple[Expression, Callable[[Mapping[str, Any]], bool]]:
-    """Return the server-side filter of a query and the exact check of its globs, done here."""
+    """Return the server-side filter of a query and the check done here on each index item.
+
+    Values with a fixed vocabulary (cloud, service) are matched exactly on the server once put in
+    their stored spelling; text that must match case-insensitively (account, type, cluster,
+    namespace, image, source) is checked here on the projected attributes, since DynamoDB compares
+    strings exactly. Text search needs the document and is applied after the fetch (`query`).
+    """
     expr = Expression()
-    for attribute, text in (("c", query.cloud), ("ka", query.account), ("cs", query.container_service)):
-        if text is not None:
-            expr.equal(attribute, as_s(text))
-    for attribute, number in (("st", query.status_id), ("cu", query.class_uid)):
+    if query.cloud is not None:
+        expr.equal("c", as_s(canonical(query.cloud, CLOUD_NAMES)))
+    if query.container_service is not None:
+        expr.equal("cs", as_s(canonical(query.container_service, SERVICE_NAMES)))
+    for attribute, number in (("st", query.status_id), ("cu", query.class_uid), ("sev", query.severity_id)):
         if number is not None:
             expr.equal(attribute, as_n(number))
     if query.severity_at_least is not None:
@@ -109,30 +127,68 @@ def query_filter(query: FindingQuery) -> tuple[Expression, Callable[[Mapping[str
     for option, attribute in GLOB_FILTERS:
         pattern = getattr(query, option)
         if pattern is not None:
-            expr.glob(attribute, pattern)
-            if "*" in pattern:
-                checks.append((attribute, glob_matcher(pattern)))
+            checks.append((attribute, glob_matcher(pattern)))
+    products = None if query.source is None else set(products_of(query.source))
 
     def exact(item: Mapping[str, Any]) -> bool:
+        if products is not None and _product(item) not in products:
+            return False
         return all(attr in item and matcher.fullmatch(get_s(item, attr)) for attr, matcher in checks)
 
     return expr, exact
 
 
-def encode_cursor(item: Mapping[str, Any]) -> str:
-    """Return the keyset cursor that continues after an index item (its index and table keys)."""
-    return pack_cursor([get_s(item, "g1sk"), get_s(item, "pk")])
+def _product(item: Mapping[str, Any]) -> str:
+    # The product is the first part of the finding's key, which every index item carries.
+    pk = get_s(item, "pk")
+    if pk.startswith("F#["):
+        return str(orjson.loads(pk[2:])[0]).lower()
+    return ""
 
 
-def decode_cursor(cursor: str) -> Item:
-    """Return the `ExclusiveStartKey` of a cursor made by `encode_cursor`; ValueError for anything else."""
-    g1sk, pk = unpack_cursor(cursor, 2)
-    if not isinstance(g1sk, str) or not isinstance(pk, str) or not pk.startswith("F#"):
+def glob_matcher(pattern: str) -> re.Pattern[str]:
+    """Return the case-insensitive matcher of a glob where only `*` is a wildcard."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL | re.IGNORECASE)
+
+
+GLOB_FILTERS: Final = (
+    ("account", "ka"),
+    ("finding_type", "ft"),
+    ("cluster", "kc"),
+    ("namespace", "kn"),
+    ("image", "im"),
+)
+
+
+def encode_cursor(g1sk: str) -> str:
+    """Return the keyset cursor that continues after an index item: its sort key (last seen and id)."""
+    return pack_cursor([g1sk])
+
+
+def decode_cursor(cursor: str) -> str:
+    """Return the index sort key a cursor made by `encode_cursor` continues after; ValueError for anything else."""
+    (g1sk,) = unpack_cursor(cursor, 1)
+    if not isinstance(g1sk, str) or not g1sk[:13].isdigit():
         raise not_a_cursor(cursor)
-    return {"g1pk": as_s("F"), "g1sk": as_s(g1sk), "pk": as_s(pk), "sk": as_s("F")}
+    return g1sk
 
 
-class Queries(Table):
+def _bounds(query: FindingQuery) -> tuple[str | None, str | None]:
+    """Return the index sort key range of a query: at or above `low`, strictly below `high`."""
+    low = None if query.since is None else time_key(query.since)
+    highs = [time_key(query.until)] if query.until is not None else []
+    if query.cursor is not None:
+        highs.append(decode_cursor(query.cursor))
+    return low, (min(highs) if highs else None)
+
+
+def _sort_key(item: Mapping[str, Any]) -> str:
+    """The order of a listing across shards; legacy items (sort key without the id) sort by their key."""
+    g1sk = get_s(item, "g1sk")
+    return g1sk if "#" in g1sk else f"{g1sk}#{get_s(item, 'pk')}"
+
+
+class Queries(Aggregates):
     """The reads of findings, and the expiry of closed ones."""
 
     def get(self, key: FindingKey) -> StoredFinding | None:
@@ -157,90 +213,184 @@ class Queries(Table):
         entries.update((e.seq, e) for e in (Entry.of(m["M"]) for m in head.get("hx", {}).get("L", [])))
         return [entries[seq].history for seq in sorted(entries)]
 
-    def query(self, query: FindingQuery) -> Page:
-        """Return findings matching every filter, newest last seen first, paged by keyset."""
-        expr, exact = query_filter(query)
-        expr.names["#g1pk"] = "g1pk"
-        if query.since is not None or query.until is not None:
-            expr.names["#g1sk"] = "g1sk"
-        key_condition = "#g1pk = :f"
-        values: dict[str, Any] = {":f": as_s("F")}
-        if query.since is not None and query.until is not None:
-            key_condition += " AND #g1sk BETWEEN :since AND :until"
-            values.update({":since": as_s(time_key(query.since)), ":until": as_s(time_key(query.until - 1))})
-        elif query.since is not None:
-            key_condition += " AND #g1sk >= :since"
-            values[":since"] = as_s(time_key(query.since))
-        elif query.until is not None:
-            key_condition += " AND #g1sk < :until"
-            values[":until"] = as_s(time_key(query.until))
+    def _listing(
+        self, partition: str, query: FindingQuery, wanted: int, expr: Expression, exact: Callable[[Item], bool]
+    ) -> list[Item]:
+        """Read one listing partition, newest first, until `wanted` index items match (or it ends).
+
+        Without filters that is one page of `wanted` items.
+        """
+        names = {**expr.names, "#p": "g1pk"}
+        values: dict[str, Any] = {":p": as_s(partition), **expr.values}
+        low, high = _bounds(query)
+        condition = "#p = :p"
+        if low is not None or high is not None:
+            names["#s"] = "g1sk"
+        if low is not None and high is not None:
+            condition += " AND #s BETWEEN :low AND :high"
+            values.update({":low": as_s(low), ":high": as_s(high)})
+        elif low is not None:
+            condition += " AND #s >= :low"
+            values[":low"] = as_s(low)
+        elif high is not None:
+            condition += " AND #s < :high"
+            values[":high"] = as_s(high)
         params: dict[str, Any] = {
             "IndexName": INDEX,
-            "KeyConditionExpression": key_condition,
+            "KeyConditionExpression": condition,
             "ScanIndexForward": False,
-            "ExpressionAttributeNames": expr.names,
-            "ExpressionAttributeValues": {**values, **expr.values},
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
         }
         if expr.clauses:
             params["FilterExpression"] = " AND ".join(expr.clauses)
-        if query.cursor is not None:
-            params["ExclusiveStartKey"] = decode_cursor(query.cursor)
-        # One more than asked tells whether another page exists, so the last page has no cursor.
-        wanted = max(query.limit, 0) + 1
         matches: list[Item] = []
         while len(matches) < wanted:
             params["Limit"] = max(wanted - len(matches), 100 if expr.clauses else 0)
             response = self._call("query", **params)
-            matches += [item for item in response.get("Items", []) if exact(item)]
+            # BETWEEN includes its upper end; the cursor's own item is excluded here.
+            matches += [i for i in response.get("Items", []) if exact(i) and (high is None or _sort_key(i) < high)]
             if "LastEvaluatedKey" not in response:
                 break
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        page = matches[: max(query.limit, 0)]
+        return matches[:wanted]
+
+    def query(self, query: FindingQuery) -> Page:
+        """Return findings matching every filter, newest last seen first, paged by keyset across the shards.
+
+        Each listing shard is read newest first for up to limit + 1 matches (without filters: one
+        page per shard), in parallel; the merged order is the sort key (last seen, then id), which
+        is also the cursor. A text search checks each candidate's document after the fetch.
+        """
+        expr, exact = query_filter(query)
+        limit = max(query.limit, 0)
+        wanted = limit + 1
+        if query.text:
+            return self._search(query, expr, exact, limit)
+        parts = self._pool_map(
+            lambda partition: self._listing(partition, query, wanted, expr, exact), listing_partitions()
+        )
+        merged = sorted((i for part in parts for i in part), key=_sort_key, reverse=True)
+        page = merged[:limit]
         fetched = self._batch_get([{"pk": item["pk"], "sk": as_s("F")} for item in page])
         items = [stored_finding(fetched[get_s(i, "pk")][0]) for i in page if get_s(i, "pk") in fetched]
-        next_cursor = encode_cursor(page[-1]) if page and len(matches) > len(page) else None
+        next_cursor = encode_cursor(_sort_key(page[-1])) if page and len(merged) > len(page) else None
         return Page(items, next_cursor)
 
-    def counts(self) -> list[CountRow]:
-        """Return finding counts by cloud, severity and status (read from the index's projection)."""
-        tally = Counter(
-            (get_s(item, "c"), get_n(item, "sev"), get_n(item, "st"))
-            for item in self._query_all(
-                IndexName=INDEX,
-                KeyConditionExpression="g1pk = :f",
-                ExpressionAttributeValues={":f": as_s("F")},
-                ProjectionExpression="c, sev, st",
-            )
+    def _search(self, query: FindingQuery, expr: Expression, exact: Callable[[Item], bool], limit: int) -> Page:
+        """A text search: walk the listing a page at a time and keep documents whose title or resources match."""
+        needle = (query.text or "").lower()
+        found: list[tuple[StoredFinding, str]] = []
+        cursor = query.cursor
+        while len(found) <= limit:
+            step = replace(query, text=None, cursor=cursor, limit=100)
+            candidates, cursor = self._page_of_candidates(step, expr, exact)
+            found += [(item, key) for item, key in candidates if needle in search_text(item.document)]
+            if cursor is None:
+                break
+        page = found[:limit]
+        more = len(found) > limit or cursor is not None
+        return Page([item for item, _ in page], encode_cursor(page[-1][1]) if page and more else None)
+
+    def _page_of_candidates(
+        self, query: FindingQuery, expr: Expression, exact: Callable[[Item], bool]
+    ) -> tuple[list[tuple[StoredFinding, str]], str | None]:
+        parts = self._pool_map(
+            lambda partition: self._listing(partition, query, query.limit + 1, expr, exact), listing_partitions()
         )
-        return [CountRow(cloud, sev, st, n) for (cloud, sev, st), n in sorted(tally.items())]
+        merged = sorted((i for part in parts for i in part), key=_sort_key, reverse=True)
+        page = merged[: query.limit]
+        fetched = self._batch_get([{"pk": item["pk"], "sk": as_s("F")} for item in page])
+        items = [(stored_finding(fetched[get_s(i, "pk")][0]), _sort_key(i)) for i in page if get_s(i, "pk") in fetched]
+        return items, (encode_cursor(_sort_key(page[-1])) if page and len(merged) > len(page) else None)
+
+    def count(self, query: FindingQuery, *, at_most: int = 10_000) -> MatchCount:
+        """Count matches by reading the listing index (no documents), stopping after `at_most`.
+
+        Without text search or case-insensitive filters the service counts (`Select=COUNT`).
+        """
+        expr, exact = query_filter(replace(query, cursor=None))
+        if query.text:
+            counted = 0
+            cursor = None
+            while counted < at_most:
+                page = self.query(replace(query, limit=500, cursor=cursor))
+                counted += len(page.items)
+                cursor = page.next_cursor
+                if cursor is None:
+                    return MatchCount(counted)
+            return MatchCount(counted, exact=False)
+        bare = replace(query, cursor=None)
+        totals = self._pool_map(
+            lambda partition: len(self._listing(partition, bare, at_most + 1, expr, exact)), listing_partitions()
+        )
+        total = sum(totals)
+        return MatchCount(min(total, at_most), exact=total <= at_most)
+
+    def find(self, id_or_uid: str, *, limit: int = 2) -> list[StoredFinding]:
+        """Return up to `limit` findings whose id starts with `id_or_uid` or whose uid it is, by the id pointers.
+
+        An id prefix needs at least its first two digits (they name the pointer's partition).
+        """
+        pointers: list[Item] = []
+        prefix = id_or_uid.lower()
+        if len(prefix) >= 2 and all(c in "0123456789abcdef" for c in prefix):
+            pointers += self._pointers(prefix, limit)
+        by_uid = self._pointers(uid_prefix(id_or_uid), 50)
+        keys = {get_s(p, "f"): get_s(p, "sk") for p in [*pointers, *by_uid]}
+        fetched = self._batch_get([{"pk": as_s(pk), "sk": as_s("F")} for pk in keys])
+        found = [stored_finding(items[0]) for items in fetched.values()]
+        ids = {get_s(p, "sk") for p in pointers}
+        kept = [f for f in found if f.id in ids or f.key[2] == id_or_uid]
+        return sorted(kept, key=lambda f: f.id)[:limit]
+
+    def _pointers(self, prefix: str, limit: int) -> list[Item]:
+        return list(
+            self._call(
+                "query",
+                KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+                ExpressionAttributeValues={":p": as_s(id_pk(prefix)), ":s": as_s(prefix)},
+                Limit=limit,
+            ).get("Items", [])
+        )
 
     def expire_closed(self, closed_before: int) -> int:
-        """Delete closed findings last seen before the time, with their history and message refs."""
-        candidates = [
-            get_s(item, "pk")
-            for item in self._query_all(
-                IndexName=INDEX,
-                KeyConditionExpression="g1pk = :f AND g1sk < :t",
-                FilterExpression="cl = :closed",
-                ExpressionAttributeValues={
-                    ":f": as_s("F"),
-                    ":t": as_s(time_key(closed_before)),
-                    ":closed": {"BOOL": True},
-                },
-                ProjectionExpression="pk",
-            )
-        ]
-        return sum(self._pool_map(lambda pk: self._expire(pk, closed_before), candidates))
+        """Delete closed findings last seen before the time, with their history, id pointer and message refs."""
+        candidates: list[str] = []
+        for partition in listing_partitions():
+            candidates += [
+                get_s(item, "pk")
+                for item in self._query_all(
+                    IndexName=INDEX,
+                    KeyConditionExpression="g1pk = :f AND g1sk < :t",
+                    FilterExpression="cl = :closed",
+                    ExpressionAttributeValues={
+                        ":f": as_s(partition),
+                        ":t": as_s(time_key(closed_before)),
+                        ":closed": {"BOOL": True},
+                    },
+                    ProjectionExpression="pk",
+                )
+            ]
+        gone = [item for item in self._pool_map(lambda pk: self._expire(pk, closed_before), candidates) if item]
+        self._apply(removed(gone))
+        return len(gone)
 
-    def _expire(self, pk: str, closed_before: int) -> int:
+    def _expire(self, pk: str, closed_before: int) -> Item | None:
         # The condition holds against a reopening or a fresh delivery that raced the query.
-        if not self._if(
-            "delete_item",
-            Key={"pk": as_s(pk), "sk": as_s("F")},
-            ConditionExpression="cl = :closed AND ls < :t",
-            ExpressionAttributeValues={":closed": {"BOOL": True}, ":t": as_n(closed_before)},
-        ):
-            return 0
+        try:
+            response = self._call(
+                "delete_item",
+                Key={"pk": as_s(pk), "sk": as_s("F")},
+                ConditionExpression="cl = :closed AND ls < :t",
+                ExpressionAttributeValues={":closed": {"BOOL": True}, ":t": as_n(closed_before)},
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not self._conditional_failed(exc):
+                raise
+            return None
+        old: Item = response.get("Attributes", {})
         rest = self._query_all(
             KeyConditionExpression="pk = :pk AND sk > :f",
             ExpressionAttributeValues={":pk": as_s(pk), ":f": as_s("F")},
@@ -248,5 +398,9 @@ class Queries(Table):
             ConsistentRead=True,
         )
         # History entries left by a crash here belong to a dead incarnation: invisible to `history()`.
-        self._batch_write([{"DeleteRequest": {"Key": {"pk": i["pk"], "sk": i["sk"]}}} for i in rest])
-        return 1
+        deletes = [{"DeleteRequest": {"Key": {"pk": i["pk"], "sk": i["sk"]}}} for i in rest]
+        if "kp" in old:
+            fid = finding_id((get_s(old, "kp"), get_s(old, "ka"), get_s(old, "kf")))
+            deletes.append({"DeleteRequest": {"Key": {"pk": as_s(id_pk(fid)), "sk": as_s(fid)}}})
+        self._batch_write(deletes)
+        return old

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from corral.errors import ConfigError, StoreUnavailableError
+from corral.redaction import redact_url
 from corral.stores.dynamodb.items import INDEX, INDEX_ATTRIBUTES, SCHEMA_VERSION, Item, as_n, as_s, get_s
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class Table:
 
     def __init__(self, *, url: str, table: str, region: str, endpoint: str | None = None) -> None:
         """Remember where the table is; the client is created on first use."""
-        self.url = url
+        self.url = redact_url(url)
         self.table = table
         self.region = region
         self.endpoint = endpoint
@@ -169,7 +170,7 @@ class Table:
         except NoCredentialsError:
             raise StoreUnavailableError(f"DynamoDB table {self.table!r}: no AWS credentials found") from None
         except (BotoConnectionError, HTTPClientError) as exc:
-            where = self.endpoint or f"dynamodb.{self.region}"
+            where = redact_url(self.endpoint) if self.endpoint else f"dynamodb.{self.region}"
             raise StoreUnavailableError(
                 f"DynamoDB table {self.table!r} at {where} is unreachable ({type(exc).__name__} after retries)"
             ) from None
@@ -260,6 +261,8 @@ class Table:
             raise ConfigError(
                 f"DynamoDB table {self.table!r} lacks the index {INDEX!r}; deploy it as in the module docstring"
             )
+        meta = self._get({"pk": as_s("META"), "sk": as_s("schema")}) or {}
+        self._upgrade(int(meta["sv"]["N"]) if "sv" in meta else 0)
         self._if(
             "update_item",
             Key={"pk": as_s("META"), "sk": as_s("schema")},
@@ -268,6 +271,10 @@ class Table:
             ExpressionAttributeNames={"#sv": "sv"},
             ExpressionAttributeValues={":sv": as_n(SCHEMA_VERSION)},
         )
+
+    def _upgrade(self, version: int) -> None:
+        """Bring the items of a table at schema `version` up to this store's (0: a new table)."""
+        del version
 
     def _create_table(self) -> dict[str, Any]:
         attributes = [{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "g1pk", "g1sk")]

@@ -17,10 +17,12 @@ from corral.stores.base import (
     Suppression,
     columns,
     decide,
+    finding_id,
     fingerprint,
     remember,
     version_key,
 )
+from corral.stores.dynamodb.aggregates import Aggregates, Written
 from corral.stores.dynamodb.items import (
     STATE_ATTRIBUTES,
     Entry,
@@ -31,10 +33,12 @@ from corral.stores.dynamodb.items import (
     encode_document,
     finding_pk,
     history_item,
-    time_key,
+    id_pk,
+    listing_pk,
+    listing_sk,
     trait_pairs,
 )
-from corral.stores.dynamodb.table import MAX_CONFLICT_RETRIES, Table, backoff
+from corral.stores.dynamodb.table import MAX_CONFLICT_RETRIES, backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +146,8 @@ def _finding_item(
     item: Item = {
         "pk": as_s(pk),
         "sk": as_s("F"),
-        "g1pk": as_s("F"),
-        "g1sk": as_s(time_key(last_seen)),
+        "g1pk": as_s(listing_pk(pk)),
+        "g1sk": as_s(listing_sk(last_seen, finding_id(found.key))),
         "kp": as_s(found.key[0]),
         "ka": as_s(found.key[1]),
         "kf": as_s(found.key[2]),
@@ -178,6 +182,8 @@ def _finding_item(
     pairs = trait_pairs(found.finding)
     if pairs:
         item["tr"] = {"SS": pairs}
+    if cols.sample:
+        item["sm"] = {"BOOL": True}
     if current is not None:
         item.update(current.suppression)
     return item
@@ -193,7 +199,7 @@ def _order(snapshot: Snapshot) -> Item:
     return item
 
 
-class Upserts(Table):
+class Upserts(Aggregates):
     """The writes of findings: upserts and suppression marks."""
 
     def upsert(self, findings: Sequence[ocsf.Finding], *, now: int) -> list[Change]:
@@ -210,11 +216,22 @@ class Upserts(Table):
             for entry in plan.spill
         ]
         self._batch_write(spill)
-        tasks = [(key, by_key[key], plan) for key, plan in plans.items()]
+        tasks = [(key, by_key[key], plan, stored.get(key)) for key, plan in plans.items()]
         results: list[Change | None] = [None] * len(prepared)
-        for changes in self._pool_map(lambda task: self._write_key(*task, now=now), tasks):
+        written: list[Written] = []
+        for changes, done in self._pool_map(lambda task: self._write_key(*task, now=now), tasks):
             for index, change in changes:
                 results[index] = change
+            if done is not None:
+                written.append(done)
+        # A new finding gets its id pointer (idempotent: the id is the key's hash).
+        self._batch_write(
+            [
+                {"PutRequest": {"Item": {"pk": as_s(id_pk(fid)), "sk": as_s(fid), "f": as_s(finding_pk(key))}}}
+                for key, fid in ((w.key, finding_id(w.key)) for w in written if w.before is None)
+            ]
+        )
+        self._aggregate(written)
         return [change for change in results if change is not None]
 
     def _states(self, keys: Sequence[FindingKey]) -> dict[FindingKey, State]:
@@ -223,16 +240,20 @@ class Upserts(Table):
         return {by_pk[pk]: State.of(found[0]) for pk, found in items.items() if pk in by_pk}
 
     def _write_key(
-        self, key: FindingKey, incoming: Sequence[Incoming], plan: Plan, *, now: int
-    ) -> list[tuple[int, Change]]:
-        """Put one key's item; on a lost race, read it again, decide again and retry."""
+        self, key: FindingKey, incoming: Sequence[Incoming], plan: Plan, before: State | None, *, now: int
+    ) -> tuple[list[tuple[int, Change]], Written | None]:
+        """Put one key's item; on a lost race, read it again, decide again and retry.
+
+        Return the changes and what the put replaced with what (None when nothing was written).
+        """
         for attempt in range(MAX_CONFLICT_RETRIES):
             if plan.item is None:
-                return plan.changes
+                return plan.changes, None
             if self._if("put_item", Item=plan.item, **plan.condition):
-                return plan.changes
+                return plan.changes, Written(key, before, plan.item)
             backoff(attempt)
-            plan = plan_key(self._states([key]).get(key), incoming, now=now)
+            before = self._states([key]).get(key)
+            plan = plan_key(before, incoming, now=now)
             if plan.spill:
                 pk = finding_pk(key)
                 self._batch_write([{"PutRequest": {"Item": history_item(pk, plan.incarnation, e)}} for e in plan.spill])

@@ -1,0 +1,452 @@
+"""Image inventory: what one normalized finding says about container images (pure).
+
+Every source already puts the image and its container context where OCSF has room for it; this
+module reads them back as four kinds of observation:
+
+- `ImageName`: a digest is known as `repository:tag` (any finding naming both: registry scans,
+  runtime findings of pinned workloads);
+- `Sighting`: an image was seen running, where (cloud, account, cluster or service, namespace,
+  workload), by which finding, at which source time. A report without a digest keeps the image
+  as `repository:tag`; the store resolves it through the names, as a *probable* match, and
+  never merges it with evidence that named the digest;
+- `Exposure`: a source says a workload is reachable from the internet (a Defender attack path,
+  an SCC toxic combination or attack exposure naming the workload);
+- `Vulnerable`: a Vulnerability Finding's image, severity, CVEs, exploit and fix availability.
+
+Times are the source's own (epoch ms), never arrival: evidence only moves forward in source time,
+so replaying old deliveries adds nothing newer than what is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from corral import ocsf
+from corral.context import container_context
+
+FindingKey = tuple[str, str, str]
+
+_DIGEST: Final = re.compile(r"(sha256:[0-9a-fA-F]{64})")
+# Defender's security entity ids:
+# …/managedClusters/<cluster>/securityentitydata/namespace-<ns>-pod-<pod>[-container-<c>]
+_ENTITY: Final = re.compile(
+    r"/managedclusters/(?P<cluster>[^/]+)/securityentitydata/namespace-(?P<ns>.+?)-pod-(?P<pod>.+?)(?:-container-.+)?$",
+    re.IGNORECASE,
+)
+_WORKLOAD_KINDS: Final = ("deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob", "workload")
+_SERVICE_TYPES: Final = ("run.googleapis.com/service", "microsoft.app/containerapps", "aws::ecs::service")
+_IN_USE_COUNT: Final = ("in_use_count", "inUseCount")
+_LAST_IN_USE: Final = ("last_in_use_at", "lastInUseAt")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageName:
+    """A digest is known by a repository (and tag, "" when none) in a registry."""
+
+    digest: str
+    repository: str
+    tag: str
+    registry: str
+    cloud: str
+    account: str
+    source_time: int
+
+    @property
+    def reference(self) -> str:
+        """`repository:tag`, the key a tag-only report is filed under."""
+        return reference(self.repository, self.tag)
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """Runtime evidence: `image` ran where the fields say, as `reporter` said at `source_time`.
+
+    `image` is a digest, or `repository:tag` when the report had no digest (a probable match).
+    Unknown places are "" so that they take part in the identity of the evidence.
+    """
+
+    image: str
+    cloud: str
+    account: str
+    cluster: str
+    namespace: str
+    workload: str
+    reporter: str
+    source_time: int
+
+    @property
+    def exact(self) -> bool:
+        """True when the report named the digest."""
+        return self.image.startswith("sha256:")
+
+    @property
+    def place(self) -> tuple[str, str, str, str, str]:
+        """Where it ran: cloud, account, cluster, namespace, workload."""
+        return (self.cloud, self.account, self.cluster, self.namespace, self.workload)
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """A source says this workload is reachable from the internet."""
+
+    cloud: str
+    account: str
+    cluster: str
+    namespace: str
+    workload: str
+    reporter: str
+    source_time: int
+    active: bool = True
+    """False once the source closes the finding that said so."""
+
+    def names(self, sighting: Sighting) -> bool:
+        """True when the exposure names the workload of a sighting (same cluster and namespace)."""
+        if not self.workload or not sighting.workload:
+            return False
+        same_place = (not self.cluster or self.cluster == sighting.cluster) and self.namespace == sighting.namespace
+        # Defender names a pod by its owner's name; a pod name is its owner's plus a suffix.
+        return same_place and (self.workload == sighting.workload or self.workload.startswith(f"{sighting.workload}-"))
+
+
+@dataclass(frozen=True, slots=True)
+class Vulnerable:
+    """A Vulnerability Finding's image and what the priority needs of it."""
+
+    key: FindingKey
+    image: str
+    severity_id: int
+    open: bool
+    cves: tuple[str, ...]
+    exploit: bool | None
+    fix: bool | None
+    source_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class Observations:
+    """Everything one finding says about images."""
+
+    names: tuple[ImageName, ...] = ()
+    sightings: tuple[Sighting, ...] = ()
+    exposures: tuple[Exposure, ...] = ()
+    vulnerable: Vulnerable | None = None
+
+    def is_empty(self) -> bool:
+        """True when the finding says nothing about images."""
+        return not (self.names or self.sightings or self.exposures or self.vulnerable)
+
+
+EMPTY: Final = Observations()
+
+
+def reference(repository: str, tag: str) -> str:
+    """Return `repository:tag` (the repository alone when there is no tag)."""
+    return f"{repository}:{tag}" if tag else repository
+
+
+def reporter(key: FindingKey) -> str:
+    """Return the text form of a finding key that evidence records as its reporter."""
+    return "|".join(key)
+
+
+def digest_of(value: object) -> str | None:
+    """Return the `sha256:` digest in an image uid or reference, lower-cased, or None."""
+    if not isinstance(value, str):
+        return None
+    found = _DIGEST.search(value)
+    return found.group(1).lower() if found else None
+
+
+def registry_of(repository: str) -> str:
+    """Return the registry host of a repository (Docker Hub when the first part is no host)."""
+    head, sep, _ = repository.partition("/")
+    if sep and ("." in head or ":" in head or head == "localhost"):
+        return head.lower()
+    return "docker.io"
+
+
+def split_reference(name: str, tag: str | None) -> tuple[str, str]:
+    """Return (repository, tag) from an image name that may carry `:tag` or `@digest`."""
+    name = name.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        name, tag = name[:colon], tag or name[colon + 1 :]
+    return name, tag or ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Image:
+    digest: str | None
+    repository: str
+    tag: str
+
+    @property
+    def key(self) -> str:
+        """The digest, else `repository:tag`; "" when the image is not named at all."""
+        if self.digest:
+            return self.digest
+        return reference(self.repository, self.tag) if self.repository and self.tag else ""
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _dicts(value: object) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _image(obj: Mapping[str, Any], *, tag: str = "", host: str = "") -> _Image:
+    uid, name = _text(obj.get("uid")), _text(obj.get("name"))
+    digest = digest_of(uid) or digest_of(name)
+    if not name and uid and not uid.startswith("sha256:"):
+        name = uid  # a reference as uid (no digest known)
+    repository, found_tag = split_reference(name, _text(obj.get("tag")) or tag) if name else ("", "")
+    if repository and host and registry_of(repository) == "docker.io" and "/" in repository:
+        repository = f"{host}/{repository}"
+    return _Image(digest, repository, found_tag)
+
+
+def _label_tag(resource: Mapping[str, Any]) -> str:
+    for label in resource.get("labels") or []:
+        if isinstance(label, str) and label.startswith("tag="):
+            return label[4:]
+    return ""
+
+
+def _registry_host(finding: Mapping[str, Any]) -> str:
+    """The registry a finding's image lives in when the image name leaves the host out (ACR)."""
+    for resource in _dicts(finding.get("resources")):
+        kind = _text(resource.get("type")).lower()
+        if kind == "microsoft.containerregistry/registries" and resource.get("name"):
+            return f"{_text(resource.get('name')).lower()}.azurecr.io"
+    return ""
+
+
+def _place(finding: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Cluster (or service), namespace and workload a finding names."""
+    ctx = container_context(finding)
+    cluster, namespace = ctx.cluster or "", ctx.namespace or ""
+    workload = pod = ""
+    for resource in _dicts(finding.get("resources")):
+        kind = _text(resource.get("type")).lower()
+        name = _text(resource.get("name"))
+        if not name:
+            continue
+        if not cluster and kind in _SERVICE_TYPES:
+            cluster = name
+        if kind.startswith("kubernetes ") and any(k in kind for k in _WORKLOAD_KINDS):
+            workload = workload or name
+        elif kind == "kubernetes pod":
+            pod = pod or name
+        elif kind == "aws::ecs::task":
+            definition = _text(_mapping(resource.get("data")).get("definition_arn"))
+            workload = workload or definition.rpartition("/")[2].partition(":")[0]
+    return cluster, namespace, workload or pod or ctx.pod or ctx.container or ""
+
+
+def _evidence_images(finding: Mapping[str, Any]) -> Iterator[_Image]:
+    for evidence in _dicts(finding.get("evidences")):
+        for holder in (evidence, evidence.get("process"), evidence.get("device")):
+            if isinstance(holder, Mapping) and isinstance(holder.get("container"), Mapping):
+                image = holder["container"].get("image")
+                if isinstance(image, Mapping):
+                    yield _image(image)
+
+
+def _source_time(finding: Mapping[str, Any]) -> int:
+    last = _mapping(finding.get("finding_info")).get("last_seen_time")
+    return int(last) if isinstance(last, int) and last > 0 else ocsf.modified_time(finding)
+
+
+def observe(finding: Mapping[str, Any]) -> Observations:
+    """Return the image observations one normalized finding carries (EMPTY when none)."""
+    class_uid = finding.get("class_uid")
+    if class_uid == ocsf.DETECTION:
+        exposures = _exposures(finding)
+        if exposures:
+            return Observations(exposures=exposures)
+        return _runtime(finding)
+    if class_uid == ocsf.VULNERABILITY:
+        return _vulnerability(finding)
+    return EMPTY
+
+
+def _names(images: list[_Image], cloud: str, account: str, when: int) -> tuple[ImageName, ...]:
+    found = {
+        (i.digest, i.repository, i.tag): ImageName(
+            i.digest, i.repository, i.tag, registry_of(i.repository), cloud, account, when
+        )
+        for i in images
+        if i.digest and i.repository
+    }
+    return tuple(found.values())
+
+
+def _runtime(finding: Mapping[str, Any]) -> Observations:
+    images = [i for i in _evidence_images(finding) if i.key]
+    if not images:
+        return EMPTY
+    cloud, account = finding["cloud"]["provider"], finding["cloud"]["account"]["uid"]
+    when = _source_time(finding)
+    cluster, namespace, workload = _place(finding)
+    who = reporter(ocsf.identity(finding))
+    sightings = {i.key: Sighting(i.key, cloud, account, cluster, namespace, workload, who, when) for i in images}
+    return Observations(names=_names(images, cloud, account, when), sightings=tuple(sightings.values()))
+
+
+def _vulnerability(finding: Mapping[str, Any]) -> Observations:
+    cloud, account = finding["cloud"]["provider"], finding["cloud"]["account"]["uid"]
+    when = ocsf.modified_time(finding)
+    key = ocsf.identity(finding)
+    who = reporter(key)
+    host = _registry_host(finding)
+    cluster, namespace, workload = _place(finding)
+    images: list[_Image] = []
+    sightings: dict[tuple[str, ...], Sighting] = {}
+    for resource in _dicts(finding.get("resources")):
+        kind = _text(resource.get("type")).lower()
+        data = _mapping(resource.get("data"))
+        if kind == "container image" or "containerimage" in kind.replace(" ", "").replace("_", ""):
+            image = _image(resource, tag=_label_tag(resource) or _first_tag(data), host=host)
+            if not image.key:
+                continue
+            images.append(image)
+            if data.get("workload") or data.get("container") or data.get("pod"):
+                # SCC: the image of a GKE or Cloud Run workload (runtime OS scan, or deployed there).
+                place = (
+                    cluster,
+                    _text(data.get("namespace")) or namespace,
+                    _text(data.get("workload")) or _text(data.get("pod")) or workload,
+                )
+                sightings[(image.key, *place)] = Sighting(image.key, cloud, account, *place, who, when)
+            in_use, last_use = _first(data, _IN_USE_COUNT), _epoch_ms(_first(data, _LAST_IN_USE))
+            if isinstance(in_use, int) and not isinstance(in_use, bool) and in_use > 0:
+                # Inspector: ECR counts the ECS tasks and EKS pods running the image, and says when it last ran.
+                at = last_use or when
+                sightings[(image.key, "", "", "")] = Sighting(image.key, cloud, account, "", "", "", who, at)
+        elif kind == "kubernetes container" and isinstance(data.get("image"), Mapping):
+            # Defender: a running container of the assessed image, with its pod and workload.
+            image = _image(data["image"], host=host)
+            if not image.key:
+                continue
+            images.append(image)
+            place = (
+                _text(data.get("cluster")) or cluster,
+                _text(data.get("namespace")) or _text(resource.get("namespace")),
+                _text(data.get("workload")) or _text(data.get("controller")) or _text(data.get("pod")),
+            )
+            sightings[(image.key, *place)] = Sighting(image.key, cloud, account, *place, who, when)
+    named = next((i for i in images if i.digest), images[0] if images else None)
+    vulnerable = Vulnerable(
+        key=key,
+        image=named.key if named else "",
+        severity_id=int(finding.get("severity_id", 0)),
+        open=not _closed(finding),
+        cves=_cves(finding),
+        exploit=_any_flag(finding, "is_exploit_available"),
+        fix=_any_flag(finding, "is_fix_available", "fix_available"),
+        source_time=when,
+    )
+    return Observations(
+        names=_names(images, cloud, account, when), sightings=tuple(sightings.values()), vulnerable=vulnerable
+    )
+
+
+def _closed(finding: Mapping[str, Any]) -> bool:
+    return finding.get("status_id") in ocsf.CLOSED_STATUSES or finding.get("activity_id") == ocsf.CLOSE
+
+
+def _first(data: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    """The first of `keys` in `data` or in a mapping directly inside it (vendor details kept nested)."""
+    for holder in (data, *(v for v in data.values() if isinstance(v, Mapping))):
+        found = next((holder[k] for k in keys if holder.get(k) is not None), None)
+        if found is not None:
+            return found
+    return None
+
+
+def _epoch_ms(value: object) -> int | None:
+    """Epoch ms from epoch ms, or from an ISO 8601 text as Inspector writes `lastInUseAt`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value > 0 else None
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1000)
+    return None
+
+
+def _first_tag(data: Mapping[str, Any]) -> str:
+    tags = data.get("tags") or data.get("image_tags") or data.get("imageTags")
+    if isinstance(tags, list) and tags and isinstance(tags[0], str):
+        return tags[0]
+    return ""
+
+
+def _cves(finding: Mapping[str, Any]) -> tuple[str, ...]:
+    found = []
+    for vulnerability in _dicts(finding.get("vulnerabilities")):
+        cve = vulnerability.get("cve")
+        if isinstance(cve, Mapping) and isinstance(cve.get("uid"), str):
+            found.append(cve["uid"])
+    return tuple(dict.fromkeys(found))
+
+
+def _any_flag(finding: Mapping[str, Any], *keys: str) -> bool | None:
+    values = [v.get(k) for v in _dicts(finding.get("vulnerabilities")) for k in keys]
+    if any(v is True for v in values):
+        return True
+    return False if any(v is False for v in values) else None
+
+
+def _exposures(finding: Mapping[str, Any]) -> tuple[Exposure, ...]:
+    info = _mapping(finding.get("finding_info"))
+    types = [t.lower() for t in info.get("types") or [] if isinstance(t, str)]
+    cloud, account = finding["cloud"]["provider"], finding["cloud"]["account"]["uid"]
+    who = reporter(ocsf.identity(finding))
+    when = ocsf.modified_time(finding)
+    places: dict[tuple[str, str, str], None] = {}
+    if "attack path" in types and _internet_path(info):
+        for resource in _dicts(finding.get("resources")):
+            match = _ENTITY.search(_text(resource.get("uid")))
+            if match:
+                places[(match["cluster"], match["ns"], match["pod"])] = None
+        graph = _mapping(info.get("attack_graph"))
+        for node in _dicts(graph.get("nodes")):
+            if "containerapps" in _text(node.get("type")).lower() and node.get("name"):
+                places[(_text(node.get("name")), "", _text(node.get("name")))] = None
+    elif "toxic_combination" in types or _attack_exposure(finding):
+        cluster, _, _ = _place(finding)
+        for resource in _dicts(finding.get("resources")):
+            kind = _text(resource.get("type")).lower()
+            if kind == "kubernetes pod" or (kind.startswith("kubernetes ") and any(k in kind for k in _WORKLOAD_KINDS)):
+                name = _text(resource.get("name"))
+                if name:
+                    places[(cluster, _text(resource.get("namespace")), name)] = None
+    active = not _closed(finding)
+    return tuple(Exposure(cloud, account, c, ns, w, who, when, active) for c, ns, w in places)
+
+
+def _internet_path(info: Mapping[str, Any]) -> bool:
+    graph = _mapping(info.get("attack_graph"))
+    if any(_text(n.get("type")).lower() == "internet" for n in _dicts(graph.get("nodes"))):
+        return True
+    return "internet exposed" in _text(info.get("title")).lower()
+
+
+def _attack_exposure(finding: Mapping[str, Any]) -> bool:
+    exposure = _mapping(_mapping(finding.get("unmapped")).get("finding")).get("attackExposure")
+    score = exposure.get("score") if isinstance(exposure, Mapping) else None
+    return isinstance(score, int | float) and score > 0

@@ -1,0 +1,277 @@
+# SQL text here is composed only from this package's constants; values always travel as parameters.
+# ruff: noqa: S608
+"""The image inventory on SQLite and PostgreSQL: four tables, written forward-only in source time.
+
+Every write is an insert whose conflict clause moves the stored row only when the incoming
+evidence is newer (`WHERE excluded.last_time > …`), so that concurrent writers and replays
+converge on the newest evidence whatever the arrival order.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar, Final
+
+import orjson
+
+from corral.inventory import Exposure, FindingKey, ImageName, Observations, Sighting, Vulnerable
+from corral.priority import Priority
+from corral.stores import images
+from corral.stores.images import ImageEvidence, ImageVulnerability, SightingRecord
+from corral.stores.migrations import Dialect
+
+_CHUNK: Final = 300
+
+_UPSERT_NAMES: Final = (
+    " ON CONFLICT (digest, repository, tag, cloud, account) DO UPDATE SET"
+    " first_time = {least}(image_names.first_time, excluded.first_time),"
+    " last_time = {greatest}(image_names.last_time, excluded.last_time)"
+)
+_UPSERT_SIGHTINGS: Final = (
+    " ON CONFLICT (image, cloud, account, cluster, namespace, workload) DO UPDATE SET"
+    " reporter = excluded.reporter, last_time = excluded.last_time,"
+    " first_time = {least}(image_sightings.first_time, excluded.first_time)"
+    " WHERE excluded.last_time > image_sightings.last_time"
+)
+_UPSERT_EXPOSURES: Final = (
+    " ON CONFLICT (cloud, account, cluster, namespace, workload) DO UPDATE SET"
+    " reporter = excluded.reporter, active = excluded.active, last_time = excluded.last_time"
+    " WHERE excluded.last_time > image_exposures.last_time"
+)
+_UPSERT_VULNERABILITIES: Final = (
+    " ON CONFLICT (product, account, uid) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in images.VULNERABILITY_COLUMNS[3:])
+    + " WHERE excluded.source_time >= image_vulnerabilities.source_time"
+)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" for _ in range(n))
+
+
+class SqlImages:
+    """The image-inventory methods of the SQL stores (mixed into `SqlStore`)."""
+
+    dialect: ClassVar[Dialect]
+
+    @abstractmethod
+    def _select(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run one read written with `?` placeholders."""
+
+    @abstractmethod
+    def _modify(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement written with `?` placeholders for each row, in one transaction."""
+
+    def _in(self, sql: str, values: Sequence[str]) -> list[Any]:
+        rows: list[Any] = []
+        unique = sorted(set(values))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            rows += self._select(sql.format(marks=_marks(len(chunk))), chunk)
+        return rows
+
+    def _insert(self, table: str, names: Sequence[str]) -> str:
+        return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({_marks(len(names))})"
+
+    @property
+    def _fn(self) -> dict[str, str]:
+        return (
+            {"least": "min", "greatest": "max"}
+            if self.dialect == "sqlite"
+            else {"least": "LEAST", "greatest": "GREATEST"}
+        )
+
+    # Writing ----------------------------------------------------------------------------------------
+
+    def record_images(self, batch: Sequence[Observations]) -> list[str]:
+        """Record a batch's observations; return the digests whose runtime evidence or exposure moved forward."""
+        names = images.latest_names(batch)
+        sightings = images.latest_sightings(batch)
+        exposures = images.latest_exposures(batch)
+        vulnerabilities = images.latest_vulnerabilities(batch)
+        moved = self._newer_sightings(sightings)
+        newer_exposures = self._newer_exposures(exposures)
+        if names:
+            rows: list[tuple[Any, ...]] = [
+                (*k[:3], n.registry, *k[3:], n.source_time, n.source_time) for k, n in sorted(names.items())
+            ]
+            self._modify(self._insert("image_names", images.NAME_COLUMNS) + _UPSERT_NAMES.format(**self._fn), rows)
+        if moved:
+            rows = [(*k, s.reporter, s.source_time, s.source_time) for k, s in sorted(moved.items())]
+            self._modify(
+                self._insert("image_sightings", images.SIGHTING_COLUMNS) + _UPSERT_SIGHTINGS.format(**self._fn), rows
+            )
+        if newer_exposures:
+            rows = [
+                (*k, e.reporter, e.active, e.source_time, e.source_time) for k, e in sorted(newer_exposures.items())
+            ]
+            self._modify(self._insert("image_exposures", images.EXPOSURE_COLUMNS) + _UPSERT_EXPOSURES, rows)
+        if vulnerabilities:
+            rows = [_vulnerability_row(v) for _, v in sorted(vulnerabilities.items())]
+            self._modify(
+                self._insert("image_vulnerabilities", images.VULNERABILITY_COLUMNS) + _UPSERT_VULNERABILITIES, rows
+            )
+        changed = {s.image for s in moved.values()}
+        if newer_exposures:
+            namespaces = sorted({e.namespace for e in newer_exposures.values()})
+            for row in self._in(
+                "SELECT image, cloud, account, cluster, namespace, workload, reporter, first_time, last_time"
+                " FROM image_sightings WHERE namespace IN ({marks})",
+                namespaces,
+            ):
+                record = _sighting(row)
+                if any(e.names(record.sighting) for e in newer_exposures.values()):
+                    changed.add(record.sighting.image)
+        return self._digests_of(sorted(changed))
+
+    def _newer_sightings(self, sightings: dict[tuple[str, ...], Sighting]) -> dict[tuple[str, ...], Sighting]:
+        if not sightings:
+            return {}
+        stored = {
+            tuple(row[:6]): int(row[6])
+            for row in self._in(
+                "SELECT image, cloud, account, cluster, namespace, workload, last_time FROM image_sightings"
+                " WHERE image IN ({marks})",
+                [k[0] for k in sightings],
+            )
+        }
+        return {k: s for k, s in sightings.items() if k not in stored or stored[k] < s.source_time}
+
+    def _newer_exposures(self, exposures: dict[tuple[str, ...], Exposure]) -> dict[tuple[str, ...], Exposure]:
+        if not exposures:
+            return {}
+        stored = {
+            tuple(row[:5]): int(row[5])
+            for row in self._in(
+                "SELECT cloud, account, cluster, namespace, workload, last_time FROM image_exposures"
+                " WHERE workload IN ({marks})",
+                [k[4] for k in exposures],
+            )
+        }
+        return {k: e for k, e in exposures.items() if k not in stored or stored[k] < e.source_time}
+
+    def _digests_of(self, keys: Sequence[str]) -> list[str]:
+        digests = {k for k in keys if k.startswith("sha256:")}
+        refs = [k for k in keys if not k.startswith("sha256:")]
+        if refs:
+            for name in self._names_by_reference(refs):
+                digests.add(name.digest)
+        return sorted(digests)
+
+    def _names_by_reference(self, refs: Sequence[str]) -> list[ImageName]:
+        repositories = sorted({ref.rpartition(":")[0] for ref in refs if ":" in ref})
+        rows = self._in(
+            f"SELECT {', '.join(images.NAME_COLUMNS)} FROM image_names WHERE repository IN ({{marks}})", repositories
+        )
+        wanted = set(refs)
+        return [n for n in map(_name, rows) if n.reference in wanted]
+
+    def set_image_priorities(self, rows: Sequence[tuple[FindingKey, Priority]]) -> None:
+        """Remember the priority last given to each Vulnerability Finding."""
+        if not rows:
+            return
+        self._modify(
+            "UPDATE image_vulnerabilities SET priority_id = ?, risk_score = ?, context = ?, exposed = ?, details = ?,"
+            " basis = ? WHERE product = ? AND account = ? AND uid = ?",
+            [
+                (p.priority_id, p.risk_score, p.context, p.exposed, p.details, p.basis, *key)
+                for key, p in sorted(rows, key=lambda r: r[0])
+            ],
+        )
+
+    # Reading ----------------------------------------------------------------------------------------
+
+    def image_evidence(self, digests: Sequence[str]) -> dict[str, ImageEvidence]:
+        """Return what the inventory knows of each digest (names, sightings exact and probable, exposures)."""
+        if not digests:
+            return {}
+        names = list(
+            map(
+                _name,
+                self._in(
+                    f"SELECT {', '.join(images.NAME_COLUMNS)} FROM image_names WHERE digest IN ({{marks}})", digests
+                ),
+            )
+        )
+        refs = images.references(names)
+        # Every name of those repositories: a tag names the digest it was last seen with.
+        names += [n for n in self._names_by_reference(refs) if n.digest not in set(digests)]
+        sightings = images.sort_sightings(
+            map(
+                _sighting,
+                self._in(
+                    f"SELECT {', '.join(images.SIGHTING_COLUMNS)} FROM image_sightings WHERE image IN ({{marks}})",
+                    [*digests, *refs],
+                ),
+            )
+        )
+        namespaces = sorted({s.sighting.namespace for s in sightings})
+        exposures = (
+            list(
+                map(
+                    _exposure,
+                    self._in(
+                        f"SELECT {', '.join(images.EXPOSURE_COLUMNS)} FROM image_exposures"
+                        " WHERE namespace IN ({marks})",
+                        namespaces,
+                    ),
+                )
+            )
+            if namespaces
+            else []
+        )
+        return images.resolve(digests, names, sightings, exposures)
+
+    def image_vulnerabilities(self, digests: Sequence[str] | None = None) -> list[ImageVulnerability]:
+        """Return the open Vulnerability Findings of these images (all images when None)."""
+        columns = ", ".join((*images.VULNERABILITY_COLUMNS, *images.PRIORITY_COLUMNS))
+        open_ = "is_open = 1" if self.dialect == "sqlite" else "is_open"
+        if digests is None:
+            rows = self._select(f"SELECT {columns} FROM image_vulnerabilities WHERE {open_}")
+        else:
+            rows = self._in(
+                f"SELECT {columns} FROM image_vulnerabilities WHERE {open_} AND image IN ({{marks}})", digests
+            )
+        found = [_vulnerability(row) for row in rows]
+        return sorted(found, key=lambda v: v.key)
+
+    def image_digests(self) -> list[str]:
+        """Return every digest the inventory knows (named, seen running or vulnerable)."""
+        rows = self._select(
+            "SELECT digest FROM image_names UNION SELECT image FROM image_sightings"
+            " UNION SELECT image FROM image_vulnerabilities"
+        )
+        return sorted({str(r[0]) for r in rows if str(r[0]).startswith("sha256:")})
+
+
+def _vulnerability_row(v: Vulnerable) -> tuple[Any, ...]:
+    return (*v.key, v.image, v.severity_id, v.open, orjson.dumps(v.cves).decode(), v.exploit, v.fix, v.source_time)
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _vulnerability(row: Sequence[Any]) -> ImageVulnerability:
+    key = (str(row[0]), str(row[1]), str(row[2]))
+    cves = row[6] if isinstance(row[6], list) else orjson.loads(row[6])
+    vulnerable = Vulnerable(
+        key, str(row[3]), int(row[4]), bool(row[5]), tuple(cves), _flag(row[7]), _flag(row[8]), int(row[9])
+    )
+    prio = images.priority_of(dict(zip(images.PRIORITY_COLUMNS, row[10:], strict=True)))
+    return ImageVulnerability(vulnerable, prio)
+
+
+def _name(row: Sequence[Any]) -> ImageName:
+    return ImageName(str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]), str(row[5]), int(row[7]))
+
+
+def _sighting(row: Sequence[Any]) -> SightingRecord:
+    image, cloud, account, cluster, namespace, workload, who = (str(v) for v in row[:7])
+    return SightingRecord(Sighting(image, cloud, account, cluster, namespace, workload, who, int(row[8])), int(row[7]))
+
+
+def _exposure(row: Sequence[Any]) -> Exposure:
+    cloud, account, cluster, namespace, workload, who = (str(v) for v in row[:6])
+    return Exposure(cloud, account, cluster, namespace, workload, who, int(row[8]), bool(row[6]))

@@ -1,0 +1,183 @@
+"""The dashboard server under hostile and concurrent requests: host names, bad parameters, no global lock."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from corral.dashboard import server
+from corral.stores import open_store
+from corral.stores.base import FindingQuery, Page, Store
+from tests.dashboard.conftest import Running
+
+
+def request(port: int, path: str, host: str | None = None, timeout: float = 30) -> tuple[int, bytes]:
+    """GET `path` with an explicit Host header (None: the one http.client would send)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if host is None:
+            conn.request("GET", path)
+        else:
+            conn.putrequest("GET", path, skip_host=True)
+            conn.putheader("Host", host)
+            conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_foreign_host_is_refused(run_dashboard: Callable[..., Running]) -> None:
+    """A rebinding page's own name gets 421 with no data; the bound address's names and a public host are answered."""
+    running = run_dashboard(hosts=server.own_host_names("127.0.0.1", "corral.example.org"))
+    for foreign in ("rebind.attacker.example", f"rebind.attacker.example:{running.port}", "127.0.0.2", "", "[::1"):
+        status, body = request(running.port, "/api/counts", foreign)
+        assert status == 421, foreign
+        assert b"count" not in body and orjson.loads(body)["error"]
+    for own in (f"127.0.0.1:{running.port}", f"localhost:{running.port}", "LOCALHOST", "corral.example.org",
+                f"[::1]:{running.port}"):  # fmt: skip
+        assert request(running.port, "/api/counts", own)[0] == 200, own
+    assert request(running.port, "/", "rebind.attacker.example")[0] == 421
+
+
+def test_wildcard_bind_answers_its_own_names() -> None:
+    """A server on 0.0.0.0 answers loopback and the machine's names, nothing else."""
+    names = server.own_host_names("0.0.0.0")
+    assert {"localhost", "127.0.0.1"} <= names
+    assert "attacker.example" not in names
+    assert server.host_name("Example.ORG:8080") == "example.org"
+    assert server.host_name("example.org:http") is None
+    assert server.host_name("[::1]:8321") == "::1"
+
+
+BAD = [
+    "/api/findings?limit=-1",
+    "/api/findings?limit=0",
+    "/api/findings?limit=501",
+    "/api/findings?limit=abc",
+    "/api/findings?limit=99999999999999999999999999",
+    "/api/findings?since=99999999999999999999999",
+    "/api/findings?since=-5",
+    "/api/findings?until=1e30",
+    "/api/findings?status_id=100000000000000000000",
+    "/api/findings?class_uid=-1",
+    "/api/findings?severity_at_least=9999999999999999999999",
+    "/api/findings?severity_at_least=catastrophic",
+    "/api/findings?cloud=amazon",
+    "/api/findings?trait=noseparator",
+    "/api/findings?cursor=not-a-cursor",
+    "/api/findings?cursor=%ZZ",
+    "/api/findings?cursor=WzEsMiwzXQ==",  # [1,2,3]: valid base64 JSON, wrong shape
+    "/api/findings?cursor=Wzk5OTk5OTk5OTk5OTk5OTk5OTk5LCJhIiwiYiIsImMiXQ==",  # a last_seen past 64 bits
+    "/api/findings?cursor=WzE4NDQ2NzQ0MDczNzA5NTUxNjE1LCJhIiwiYiIsImMiXQ==",  # 2**64-1
+    "/api/coverage?window_hours=0",
+    "/api/coverage?window_hours=-3",
+    "/api/coverage?window_hours=999999999999999999999",
+    "/?window_hours=x",
+    "/api/findings?account=" + "a" * 5000,
+    "/findings/not-hex",
+    "/findings/abc",
+    "/findings/" + "a" * 40,
+    "/?status=closedish",
+    "/?page=0",
+    "/?since=forever",
+    "/?drill=Kubernetes",
+]
+
+
+@pytest.mark.parametrize("path", BAD)
+def test_bad_parameters_get_400_json(run_dashboard: Callable[..., Running], path: str, capfd: Any) -> None:
+    """Malformed or out-of-range parameters get 400 with a JSON error; the server goes on answering."""
+    running = run_dashboard()
+    status, body = request(running.port, path)
+    assert status == 400, (path, body)
+    error = orjson.loads(body)["error"]
+    assert isinstance(error, str) and error
+    assert "Traceback" not in capfd.readouterr().err
+    assert request(running.port, "/api/counts")[0] == 200
+
+
+class SlowQueries:
+    """A store connection whose finding queries take `delay` seconds (the page's reads)."""
+
+    def __init__(self, store: Store, delay: float) -> None:
+        self._store = store
+        self._delay = delay
+
+    def query(self, query: FindingQuery) -> Page:
+        time.sleep(self._delay)
+        return self._store.query(query)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_slow_pages_do_not_delay_an_api_call(run_dashboard: Callable[..., Running], store_path: Any) -> None:
+    """While two page loads wait on slow reads, /api/counts answers at once on its own connection."""
+    opened: list[Store] = []
+
+    def opener() -> Store:
+        store = SlowQueries(open_store(f"sqlite:///{store_path}"), delay=2.0)
+        opened.append(store)
+        return store
+
+    running = run_dashboard(opener)
+    pages: list[float] = []
+
+    def load_page() -> None:
+        started = time.monotonic()
+        assert request(running.port, "/")[0] == 200
+        pages.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=load_page) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    status, _ = request(running.port, "/api/counts")
+    api_seconds = time.monotonic() - started
+    for thread in threads:
+        thread.join(timeout=60)
+    assert status == 200
+    assert api_seconds < 1.0, f"/api/counts took {api_seconds:.2f} s behind two page loads"
+    assert len(pages) == 2 and min(pages) >= 2.0
+    assert len(opened) >= 3
+
+
+def test_internal_error_is_json_500(run_dashboard: Callable[..., Running], capfd: Any) -> None:
+    """A failure inside a read is one log line and a JSON 500, never a dropped connection or a traceback."""
+
+    class Broken:
+        url = "broken://"
+
+        def counts(self) -> Any:
+            raise RuntimeError("disk on fire")
+
+        def close(self) -> None:
+            pass
+
+    running = run_dashboard(Broken)
+    status, body = request(running.port, "/api/counts")
+    assert status == 500 and orjson.loads(body) == {"error": "internal error"}
+    err = capfd.readouterr().err
+    assert "RuntimeError: disk on fire" in err and "Traceback" not in err
+
+
+def test_finding_page_by_id_or_unique_prefix(run_dashboard: Callable[..., Running]) -> None:
+    """A finding page answers to its id and to a unique prefix; an unknown id is 404."""
+    from corral.stores.base import finding_id
+
+    running = run_dashboard()
+    fid = finding_id(("google.scc", "corral-demo", "hostile-1"))
+    for path in (f"/findings/{fid}", f"/findings/{fid[:14]}", f"/findings/{fid.upper()}"):
+        status, body = request(running.port, path)
+        assert status == 200 and b"&lt;script&gt;alert(1)&lt;/script&gt;" in body, path
+    assert request(running.port, "/findings/0000000000000000000f")[0] == 404
+    status, body = request(running.port, f"/api/findings/{fid}")
+    assert status == 200 and orjson.loads(body)["id"] == fid

@@ -1,0 +1,110 @@
+"""The image-inventory contract, run unchanged on every backend."""
+
+from __future__ import annotations
+
+from corral import inventory, priority
+from corral.stores.base import Store
+from tests.images.support import HOUR, RECEIVED, digest, registry_cve, runtime_alert
+
+D = digest("d")
+E = digest("e")
+REPO = "shopacr.azurecr.io/shop/web"
+
+
+def observe(*findings: dict[str, object]) -> list[inventory.Observations]:
+    return [inventory.observe(f) for f in findings]
+
+
+def test_an_empty_inventory_knows_nothing(store: Store) -> None:
+    assert store.image_digests() == []
+    assert store.image_vulnerabilities() == []
+    assert store.image_evidence([D])[D].sightings == []
+    assert store.record_images([]) == []
+
+
+def test_registry_names_and_vulnerabilities_are_kept(store: Store) -> None:
+    cve = registry_cve("v1", D, REPO, tag="2.0", severity_id=5, exploit=True)
+    assert store.record_images(observe(cve)) == []
+    assert store.image_digests() == [D]
+    evidence = store.image_evidence([D])[D]
+    assert [(n.repository, n.tag, n.registry, n.cloud) for n in evidence.names] == [
+        (REPO, "2.0", "shopacr.azurecr.io", "Azure")
+    ]
+    (row,) = store.image_vulnerabilities([D])
+    assert (row.vulnerable.severity_id, row.vulnerable.cves, row.vulnerable.exploit, row.vulnerable.fix) == (
+        5,
+        ("CVE-2026-0001",),
+        True,
+        True,
+    )
+    assert row.priority is None
+    assert evidence.runtime(now=RECEIVED, window_ms=HOUR).context == "registry_only"
+
+
+def test_a_sighting_by_digest_on_another_cloud_is_runtime_evidence(store: Store) -> None:
+    store.record_images(observe(registry_cve("v1", D, REPO)))
+    alert = runtime_alert("a1", {"uid": D, "name": REPO}, seen=RECEIVED + HOUR)
+    assert store.record_images(observe(alert)) == [D]
+    (record, probable) = store.image_evidence([D])[D].sightings[0]
+    assert not probable
+    assert (record.sighting.cloud, record.sighting.cluster, record.sighting.workload) == (
+        "GCP",
+        "shop-prod",
+        "checkout-7d9c5b6f4-k2x8q",
+    )
+    assert record.sighting.reporter == "google.scc|corral-demo|a1"
+    assert store.image_evidence([D])[D].runtime(now=RECEIVED + HOUR, window_ms=HOUR).context == "running"
+
+
+def test_evidence_only_moves_forward_in_source_time(store: Store) -> None:
+    newer = runtime_alert("a2", {"uid": D}, seen=RECEIVED + 2 * HOUR)
+    older = runtime_alert("a1", {"uid": D}, seen=RECEIVED)
+    assert store.record_images(observe(newer)) == [D]
+    assert store.record_images(observe(older)) == []
+    assert store.record_images(observe(newer)) == []
+    ((record, _),) = store.image_evidence([D])[D].sightings
+    assert (record.last_time, record.sighting.reporter) == (RECEIVED + 2 * HOUR, "google.scc|corral-demo|a2")
+
+
+def test_a_tag_only_report_is_a_probable_match_never_merged_with_digest_evidence(store: Store) -> None:
+    store.record_images(observe(registry_cve("v1", D, REPO, tag="2.0")))
+    by_tag = runtime_alert("a1", {"name": REPO, "tag": "2.0"}, seen=RECEIVED, pod="web-1")
+    assert store.record_images(observe(by_tag)) == [D]
+    by_digest = runtime_alert("a2", {"uid": D, "name": REPO, "tag": "2.0"}, seen=RECEIVED, pod="web-1")
+    store.record_images(observe(by_digest))
+    found = sorted((r.sighting.image, p) for r, p in store.image_evidence([D])[D].sightings)
+    assert found == [(D, False), (f"{REPO}:2.0", True)]
+
+
+def test_a_tag_names_the_digest_it_was_last_seen_with(store: Store) -> None:
+    store.record_images(observe(registry_cve("v1", D, REPO, tag="2.0", modified=RECEIVED)))
+    store.record_images(observe(registry_cve("v2", E, REPO, tag="2.0", modified=RECEIVED + HOUR)))
+    store.record_images(observe(runtime_alert("a1", {"name": REPO, "tag": "2.0"}, seen=RECEIVED)))
+    evidence = store.image_evidence([D, E])
+    assert evidence[D].sightings == []
+    assert [p for _, p in evidence[E].sightings] == [True]
+
+
+def test_exposure_of_a_running_workload(store: Store) -> None:
+    store.record_images(observe(runtime_alert("a1", {"uid": D}, seen=RECEIVED, pod="web")))
+    exposure = inventory.Exposure("Azure", "s", "shop-prod", "shop", "web", "ap", RECEIVED)
+    assert store.record_images([inventory.Observations(exposures=(exposure,))]) == [D]
+    assert store.record_images([inventory.Observations(exposures=(exposure,))]) == []
+    assert store.image_evidence([D])[D].runtime(now=RECEIVED, window_ms=HOUR).exposed
+    closed = inventory.Exposure("Azure", "s", "shop-prod", "shop", "web", "ap", RECEIVED + 1, active=False)
+    assert store.record_images([inventory.Observations(exposures=(closed,))]) == [D]
+    assert not store.image_evidence([D])[D].runtime(now=RECEIVED, window_ms=HOUR).exposed
+
+
+def test_priorities_are_remembered_and_closed_findings_leave(store: Store) -> None:
+    store.record_images(observe(registry_cve("v1", D, REPO), registry_cve("v2", E, REPO, tag="3")))
+    rows = store.image_vulnerabilities()
+    assert [r.vulnerable.image for r in rows] == [D, E]
+    given = priority.score(rows[0].vulnerable, priority.Runtime("registry_only"))
+    store.set_image_priorities([(rows[0].key, given)])
+    assert store.image_vulnerabilities([D])[0].priority == given
+    store.record_images(observe(registry_cve("v1", D, REPO, modified=RECEIVED + 1, status_id=4)))
+    assert store.image_vulnerabilities([D]) == []
+    # An older delivery of the open finding does not reopen it.
+    store.record_images(observe(registry_cve("v1", D, REPO, modified=RECEIVED)))
+    assert store.image_vulnerabilities([D]) == []
