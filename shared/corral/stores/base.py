@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import orjson
 
-from corral import inventory, ocsf, priority, traits
+from corral import inventory, limits, ocsf, priority, traits
 from corral.context import container_context
+from corral.errors import PermanentError
 from corral.records import HealthSignal
 
 if TYPE_CHECKING:
@@ -65,7 +66,12 @@ def fingerprint(finding: Mapping[str, Any]) -> str:
     doc: dict[str, Any] = priority.without(finding) if "priority_id" in finding else dict(finding)
     for path in VOLATILE_PATHS:
         _drop(doc, path)
-    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    try:
+        text = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        # The pipeline checks Corral's limits before storing; a direct caller gets the same reason.
+        raise PermanentError(f"finding cannot be stored: {limits.violation(finding) or exc}") from None
+    return hashlib.sha256(text).hexdigest()
 
 
 def _drop(doc: dict[str, Any], path: tuple[str, ...]) -> None:
