@@ -12,7 +12,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -26,7 +26,17 @@ from corral.records import HealthSignal, Outcome
 from corral.routing import Router
 from corral.sinks import build_all
 from corral.stores import open_store
-from corral.stores.base import Change, Claim, DeadLetter, LedgerEntry, SinkBacklog, SourceSeen, Store, Suppression
+from corral.stores.base import (
+    TIMELESS_LABEL,
+    Change,
+    Claim,
+    DeadLetter,
+    LedgerEntry,
+    SinkBacklog,
+    SourceSeen,
+    Store,
+    Suppression,
+)
 
 if TYPE_CHECKING:
     from corral.sinks.base import Sink
@@ -201,18 +211,22 @@ class Pipeline:
             if error is not None:
                 yield Outcome("", error=error, raw=inbound.data, body=body), inbound.ref
                 continue
+            # Corral's own clock stands in only for a record with no time of its own and no
+            # transport time either (stdin); the store then orders it by what it has seen.
+            fallback = self.clock()
             outcomes = normalize(
                 doc,
                 "",
                 inbound.delivery_id,
-                inbound.received_time or self.clock(),
+                fallback,
                 body=body,
                 sequence=inbound.sequence,
+                transport_time=inbound.received_time,
             )
             try:
                 for outcome in outcomes:
                     ref = f"{inbound.ref}: {outcome.where}" if outcome.where else inbound.ref
-                    yield outcome, ref
+                    yield _stamped(outcome, fallback), ref
             except StoreUnavailableError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one delivery's failure must not end the batch
@@ -418,6 +432,37 @@ def _internal(stage: str, exc: BaseException) -> str:
     """The reason of a failure Corral did not foresee: the stage and the exception, on one line."""
     text = " ".join(str(exc).split())[:200]
     return f"failed while {stage}: {type(exc).__name__}" + (f": {text}" if text else "")
+
+
+def _stamped(outcome: Outcome, fallback: int) -> Outcome:
+    """The finding with the transport's order in `metadata.logged_time` and `metadata.sequence`.
+
+    The store orders versions whose source times tie by these. A finding whose times are only
+    the transport's (or, lacking one, Corral's clock) is labelled so (`TIMELESS_LABEL`): the
+    store then never takes a content it has already had for news.
+    """
+    finding, item = outcome.finding, outcome.item
+    if finding is None or item is None:
+        return outcome
+    metadata = dict(finding.get("metadata") or {})
+    labels = [label for label in metadata.get("labels") or () if label != TIMELESS_LABEL]
+    if outcome.timeless:
+        labels.append(TIMELESS_LABEL)
+    if labels:
+        metadata["labels"] = labels
+    else:
+        metadata.pop("labels", None)
+    if item.received_time is not None:
+        metadata["logged_time"] = item.received_time
+    elif outcome.timeless:
+        metadata["logged_time"] = fallback
+    else:
+        metadata.pop("logged_time", None)
+    if item.sequence is not None:
+        metadata["sequence"] = item.sequence
+    else:
+        metadata.pop("sequence", None)
+    return replace(outcome, finding={**finding, "metadata": metadata})
 
 
 def _within_limits(outcome: Outcome) -> Outcome:

@@ -11,7 +11,7 @@ order (a finding twice in one batch: the second sees the first) and returns the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import orjson
@@ -47,6 +47,7 @@ from corral.stores.base import (
     decide,
     finding_id,
     fingerprint,
+    remember,
     uid_prefix,
     version_key,
 )
@@ -74,6 +75,9 @@ FINDING_COLUMNS: Final = (
     "first_seen",
     "last_seen",
     "versions",
+    "logged_time",
+    "sequence",
+    "seen",
     "traits",
     "document",
     "fid",
@@ -100,7 +104,8 @@ HISTORY_COLUMNS: Final = (
 )
 
 STATE_SELECT: Final = (
-    "product, account, uid, modified_time, fingerprint, severity_id, status_id, closed, first_seen, last_seen, versions"
+    "product, account, uid, modified_time, fingerprint, severity_id, status_id, closed, first_seen, last_seen,"
+    " versions, logged_time, sequence, seen"
 )
 """The stored columns `decide()` and the counters need, in `Current.of_row` order."""
 
@@ -168,7 +173,7 @@ def ledger_read(dialect: Dialect) -> str:
     return LEDGER_READ.format(cast="::jsonb", text="::text")
 
 
-DEAD_LETTER_SELECT: Final = "id, at, reason, ref, raw, sha256, size, source"
+DEAD_LETTER_SELECT: Final = "id, at, reason, ref, raw, sha256, size, source, count"
 
 
 MARKS: Final[dict[Dialect, str]] = {"sqlite": "?", "postgresql": "%s"}
@@ -219,6 +224,9 @@ class Current:
             severity_id=int(row[5]),
             status_id=int(row[6]),
             closed=bool(row[7]),
+            logged_time=None if row[11] is None else int(row[11]),
+            sequence=None if row[12] is None else int(row[12]),
+            seen=tuple(row[13].split()) if row[13] else (),
         )
         return key, cls(snapshot, int(row[8]), int(row[9]), int(row[10]))
 
@@ -228,7 +236,8 @@ class Plan:
     """What one batch does: a Change per finding, the rows to write, the history rows.
 
     `rows` are whole findings rows (new or changed content); `refresh` rows are findings whose
-    content is unchanged, as (last_seen, modified_time, closed, document, product, account, uid):
+    content is unchanged, as (last_seen, modified_time, closed, document, logged_time, sequence,
+    seen, product, account, uid):
     re-deriving their columns would only reproduce what is stored, and re-deliveries of unchanged
     findings are the common case (GuardDuty re-exports every finding every six hours).
     """
@@ -262,11 +271,12 @@ def plan_upsert(findings: Sequence[ocsf.Finding], stored: Mapping[FindingKey, Cu
         changes.append(Change(kind, key, version, finding, previous))
         if kind == "stale":
             continue
+        accepted = replace(incoming, seen=remember(previous.seen if previous else (), fp))
         if current is None:
-            after = Current(incoming, now, now, 1)
+            after = Current(accepted, now, now, 1)
         else:
             bump = 0 if kind == "unchanged" else 1
-            after = Current(incoming, current.first_seen, max(current.last_seen, now), current.versions + bump)
+            after = Current(accepted, current.first_seen, max(current.last_seen, now), current.versions + bump)
         state[key] = after
         whole = kind != "unchanged" or (key in latest and latest[key][3])
         latest[key] = (finding, fp, after, whole)
@@ -274,7 +284,7 @@ def plan_upsert(findings: Sequence[ocsf.Finding], stored: Mapping[FindingKey, Cu
             history.append((*key, now, kind, version, incoming.modified_time, incoming.severity_id, incoming.status_id))
     rows = [_finding_row(key, doc, fp, after) for key, (doc, fp, after, whole) in latest.items() if whole]
     refresh = [
-        (after.last_seen, after.snapshot.modified_time, after.snapshot.closed, dumps(doc), *key)
+        (after.last_seen, after.snapshot.modified_time, after.snapshot.closed, dumps(doc), *_order(after), *key)
         for key, (doc, _, after, whole) in latest.items()
         if not whole
     ]
@@ -303,12 +313,19 @@ def _finding_row(key: FindingKey, finding: ocsf.Finding, fp: str, after: Current
         after.first_seen,
         after.last_seen,
         after.versions,
+        *_order(after),
         dumps(trait_map(finding)),
         dumps(finding),
         finding_id(key),
         cols.sample,
         cols.search,
     )
+
+
+def _order(after: Current) -> tuple[int | None, int | None, str]:
+    """The transport order and the accepted contents a row keeps for the next decision."""
+    snapshot = after.snapshot
+    return snapshot.logged_time, snapshot.sequence, " ".join(snapshot.seen)
 
 
 def plain_row(finding: ocsf.Finding, *, now: int) -> tuple[Any, ...]:
@@ -433,6 +450,7 @@ def dead_letter(row: Sequence[Any]) -> DeadLetter:
         sha256=row[5],
         size=int(row[6]),
         source=row[7],
+        count=int(row[8]),
     )
 
 

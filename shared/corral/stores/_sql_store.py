@@ -37,6 +37,7 @@ from corral.stores.base import (
     Suppression,
     ThreadClaim,
     TrendDay,
+    merge_dead_letters,
 )
 from corral.stores.migrations import Dialect
 
@@ -174,12 +175,16 @@ class SqlStore(SqlImages, ABC):
     # Dead letter ------------------------------------------------------------------------------------
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Keep rejected inputs with their reasons (the first 256 KiB of each)."""
+        """Keep rejected inputs with their reasons (the first 256 KiB of each); a known input counts up."""
+        names = ("at", "reason", "ref", "raw", "sha256", "size", "source", "count")
         self._modify(
-            _sql.insert("dead_letters", ("at", "reason", "ref", "raw", "sha256", "size", "source"), self.dialect),
+            _sql.insert("dead_letters", names, self.dialect)
+            + " ON CONFLICT (sha256) DO UPDATE SET count = dead_letters.count + excluded.count",
             [
-                self._storable((d.at, d.reason, d.ref, d.raw[:DEAD_LETTER_MAX_RAW], d.sha256, d.size, d.source))
-                for d in letters
+                self._storable(
+                    (d.at, d.reason, d.ref, d.raw[:DEAD_LETTER_MAX_RAW], d.sha256, d.size, d.source, d.count)
+                )
+                for d in merge_dead_letters(letters)
             ],
         )
 
@@ -197,8 +202,8 @@ class SqlStore(SqlImages, ABC):
         return _sql.dead_letter(rows[0]) if rows else None
 
     def count_dead_letters(self) -> dict[str, int]:
-        """Return dead-letter counts per source ("" for unknown)."""
-        rows = self._select("SELECT coalesce(source, ''), count(*) FROM dead_letters GROUP BY 1")
+        """Return how many records failed, per source ("" for unknown); a letter counts as often as it failed."""
+        rows = self._select("SELECT coalesce(source, ''), sum(count) FROM dead_letters GROUP BY 1")
         return {source: int(count) for source, count in rows}
 
     # Delivery ledger --------------------------------------------------------------------------------

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import orjson
 
-from corral import inventory, ocsf, priority, traits
+from corral import inventory, limits, ocsf, priority, traits
 from corral.context import container_context
+from corral.errors import PermanentError
 from corral.records import HealthSignal
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ VOLATILE_PATHS: Final[tuple[tuple[str, ...], ...]] = (
     ("end_time",),
     ("metadata", "uid"),
     ("metadata", "processed_time"),
+    ("metadata", "logged_time"),
+    ("metadata", "sequence"),
     ("finding_info", "modified_time"),
     ("finding_info", "last_seen_time"),
 )
@@ -64,7 +67,12 @@ def fingerprint(finding: Mapping[str, Any]) -> str:
     doc: dict[str, Any] = priority.without(finding) if "priority_id" in finding else dict(finding)
     for path in VOLATILE_PATHS:
         _drop(doc, path)
-    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    try:
+        text = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        # The pipeline checks Corral's limits before storing; a direct caller gets the same reason.
+        raise PermanentError(f"finding cannot be stored: {limits.violation(finding) or exc}") from None
+    return hashlib.sha256(text).hexdigest()
 
 
 def _drop(doc: dict[str, Any], path: tuple[str, ...]) -> None:
@@ -113,43 +121,96 @@ def _severity_rank(severity_id: int) -> int:
     return severity_id if 1 <= severity_id <= 6 else 0
 
 
+TIMELESS_LABEL: Final = "corral:time-from-transport"
+"""In `metadata.labels`: the source gave no time; the finding's times are the transport's (or Corral's clock)."""
+SEEN_LIMIT: Final = 32
+"""How many accepted contents a finding remembers, so that an old one delivered again is not news."""
+
+
+def seen_mark(fp: str) -> str:
+    """The short form of a fingerprint kept in a finding's `seen` list."""
+    return fp[:16]
+
+
+def remember(seen: tuple[str, ...], fp: str) -> tuple[str, ...]:
+    """`seen` with one more accepted content, newest last, at most SEEN_LIMIT."""
+    mark = seen_mark(fp)
+    return (*(s for s in seen if s != mark), mark)[-SEEN_LIMIT:]
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """What `decide()` compares between the stored and the incoming version of a finding."""
+    """What `decide()` compares between the stored and the incoming version of a finding.
+
+    `logged_time` and `sequence` are the transport's stable order (`metadata.logged_time`, e.g.
+    the Pub/Sub publish or Event Hubs enqueued time, and `metadata.sequence`); a version whose
+    `seen` (stored side) holds the contents accepted so far.
+    """
 
     modified_time: int
     fingerprint: str
     severity_id: int
     status_id: int
     closed: bool
+    logged_time: int | None = None
+    sequence: int | None = None
+    seen: tuple[str, ...] = ()
+    timeless: bool = False
+    """The source gave no time of its own and the transport's stood in (`TIMELESS_LABEL`)."""
 
     @classmethod
     def of(cls, finding: Mapping[str, Any], fp: str | None = None) -> Snapshot:
         """Take the snapshot of one OCSF finding."""
+        metadata = finding.get("metadata") or {}
+        logged, sequence = metadata.get("logged_time"), metadata.get("sequence")
         return cls(
             modified_time=ocsf.modified_time(finding),
             fingerprint=fp or fingerprint(finding),
             severity_id=int(finding.get("severity_id", 0)),
             status_id=int(finding.get("status_id", 0)),
             closed=is_closed(finding),
+            logged_time=logged if isinstance(logged, int) and not isinstance(logged, bool) else None,
+            sequence=sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else None,
+            timeless=TIMELESS_LABEL in (metadata.get("labels") or ()),
         )
+
+
+def _older_at_the_same_time(current: Snapshot, incoming: Snapshot) -> bool:
+    """Of two versions claiming the same time, whether `incoming` loses.
+
+    The transport's order decides where both versions carry one (a state change that left the
+    source's time unchanged, published later); otherwise the content does, so that redelivering
+    both in any order converges on one version instead of flipping between them.
+    """
+    if current.logged_time is not None and incoming.logged_time is not None:
+        mine = (incoming.logged_time, incoming.sequence or 0)
+        theirs = (current.logged_time, current.sequence or 0)
+        if mine != theirs:
+            return mine < theirs
+    return incoming.fingerprint < current.fingerprint
 
 
 def decide(current: Snapshot | None, incoming: Snapshot) -> ChangeKind:
     """Return the change kind of `incoming` over `current` (None when never seen).
 
-    Order is the source's own modified time, never arrival: an older version is `stale`, and of
-    two versions with the same time the one with the greater fingerprint wins. The same
-    fingerprint is `unchanged`. Otherwise, by precedence: reopened, closed, escalated,
+    Order is the source's own modified time, never arrival: an older version is `stale`; of two
+    versions with the same time, the transport's order decides, else the greater fingerprint. A
+    content the finding already had is never newer unless its own time is later than the stored
+    version's, so a replay of old versions (or a timeless record delivered again) changes nothing.
+    The same fingerprint is `unchanged`. Otherwise, by precedence: reopened, closed, escalated,
     deescalated, updated.
     """
     if current is None:
         return "new"
     if incoming.modified_time < current.modified_time:
         return "stale"
-    if incoming.modified_time == current.modified_time and incoming.fingerprint < current.fingerprint:
-        # Two versions that claim the same time: the content decides, not arrival, so redelivering
-        # both in any order converges on one version instead of flipping between them.
+    if (
+        incoming.fingerprint != current.fingerprint
+        and seen_mark(incoming.fingerprint) in current.seen
+        and (incoming.timeless or incoming.modified_time == current.modified_time)
+    ):
+        return "stale"
+    if incoming.modified_time == current.modified_time and _older_at_the_same_time(current, incoming):
         return "stale"
     if incoming.fingerprint == current.fingerprint and incoming.closed == current.closed:
         # Activity is volatile (Create/Update flip on re-publication), but a Close is a change.
@@ -376,6 +437,8 @@ class DeadLetter:
     size: int
     source: str | None = None
     id: str | None = None
+    count: int = 1
+    """How many times these exact bytes failed: the same input twice is one dead letter."""
 
     @classmethod
     def of(cls, raw: bytes, *, at: int, reason: str, ref: str, source: str | None = None) -> DeadLetter:
@@ -417,6 +480,15 @@ class Claim:
     def new(cls, now: int, lease_ms: int = LEASE_MS) -> Claim:
         """A fresh claim made at `now`, lapsing `lease_ms` later."""
         return cls(secrets.token_hex(8), now, now + lease_ms)
+
+
+def merge_dead_letters(letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+    """One letter per distinct input (sha256) of a batch, the first kept, counts summed."""
+    merged: dict[str, DeadLetter] = {}
+    for letter in letters:
+        seen = merged.get(letter.sha256)
+        merged[letter.sha256] = letter if seen is None else replace(seen, count=seen.count + letter.count)
+    return list(merged.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,7 +644,7 @@ class Store(Protocol):
     # Dead letter ----------------------------------------------------------------------------
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Keep rejected inputs with their reasons."""
+        """Keep rejected inputs with their reasons; an input already kept (same sha256) counts up instead."""
 
     def dead_letters(self, *, limit: int = 100, source: str | None = None) -> list[DeadLetter]:
         """Return dead letters, newest first, with their ids."""
@@ -581,7 +653,7 @@ class Store(Protocol):
         """Return one dead letter, or None."""
 
     def count_dead_letters(self) -> dict[str, int]:
-        """Return dead-letter counts per source ("" for unknown)."""
+        """Return how many records failed, per source ("" for unknown); a letter counts as often as it failed."""
 
     # Delivery ledger ------------------------------------------------------------------------
 

@@ -77,6 +77,9 @@ _FINDING_TYPES: Final = (
     "bigint",
     "bigint",
     "int",
+    "bigint",
+    "bigint",
+    "text",
     "jsonb",
     "jsonb",
     "text",
@@ -102,9 +105,10 @@ _INSERT_HISTORY: Final = (
 )
 _REFRESH_FINDINGS: Final = (
     "UPDATE findings AS f SET last_seen = t.last_seen, modified_time = t.modified_time, closed = t.closed,"
-    " document = t.document::jsonb"
-    " FROM unnest(%s::bigint[], %s::bigint[], %s::bool[], %s::text[], %s::text[], %s::text[], %s::text[])"
-    " AS t(last_seen, modified_time, closed, document, product, account, uid)"
+    " document = t.document::jsonb, logged_time = t.logged_time, sequence = t.sequence, seen = t.seen"
+    " FROM unnest(%s::bigint[], %s::bigint[], %s::bool[], %s::text[], %s::bigint[], %s::bigint[], %s::text[],"
+    " %s::text[], %s::text[], %s::text[])"
+    " AS t(last_seen, modified_time, closed, document, logged_time, sequence, seen, product, account, uid)"
     " WHERE f.product = t.product AND f.account = t.account AND f.uid = t.uid"
 )
 _SELECT_STATE: Final = (

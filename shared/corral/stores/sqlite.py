@@ -50,7 +50,8 @@ _T = TypeVar("_T")
 
 _INSERT_FINDINGS: Final = _sql.insert("findings", _sql.FINDING_COLUMNS, "sqlite") + _sql.ON_CONFLICT_FINDINGS
 _REFRESH_FINDINGS: Final = (
-    "UPDATE findings SET last_seen = ?, modified_time = ?, closed = ?, document = ?"
+    "UPDATE findings SET last_seen = ?, modified_time = ?, closed = ?, document = ?,"
+    " logged_time = ?, sequence = ?, seen = ?"
     " WHERE product = ? AND account = ? AND uid = ?"
 )
 _INSERT_HISTORY: Final = _sql.insert("finding_history", _sql.HISTORY_COLUMNS, "sqlite")

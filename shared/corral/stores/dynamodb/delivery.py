@@ -13,6 +13,7 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from corral import ocsf
+from corral.errors import StoreUnavailableError
 from corral.stores.base import (
     ChangeKind,
     Claim,
@@ -23,6 +24,7 @@ from corral.stores.base import (
     LedgerSummary,
     SinkBacklog,
     ThreadClaim,
+    merge_dead_letters,
     version_key,
 )
 from corral.stores.dynamodb.items import (
@@ -42,7 +44,9 @@ from corral.stores.dynamodb.items import (
     opt_s,
     time_key,
 )
-from corral.stores.dynamodb.table import Table
+from corral.stores.dynamodb.table import Table, backoff
+
+DEAD_LETTER_RETRIES = 6
 
 DOCUMENT_SK: Final = "#document"
 
@@ -134,6 +138,7 @@ def dead_letter_item(letter: DeadLetter, letter_id: str) -> Item:
         item["raw"] = {"B": letter.raw}
     if letter.source is not None:
         item["src"] = as_s(letter.source)
+    item["cnt"] = as_n(letter.count)
     return item
 
 
@@ -149,6 +154,7 @@ def dead_letter(item: Mapping[str, Any]) -> DeadLetter:
         size=get_n(item, "size"),
         source=opt_s(item, "src"),
         id=get_s(item, "sk"),
+        count=opt_n(item, "cnt") or 1,
     )
 
 
@@ -158,20 +164,34 @@ class Delivery(Table):
     # Dead letter -------------------------------------------------------------------------------
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Keep rejected inputs; ids sort by time, then by arrival."""
+        """Keep rejected inputs; ids sort by time, then by arrival. A known input (sha256) counts up.
+
+        A marker item per input (`DS`, sha256) is claimed with a conditional put; the writer that
+        claims it writes the letter, any other adds to the letter's count.
+        """
         stamp = time.time_ns()
-        self._batch_write(
-            [
-                {
-                    "PutRequest": {
-                        "Item": dead_letter_item(
-                            letter, f"{time_key(letter.at)}-{stamp:x}{i:04x}-{secrets.token_hex(2)}"
-                        )
-                    }
-                }
-                for i, letter in enumerate(letters)
-            ]
-        )
+        for i, letter in enumerate(merge_dead_letters(letters)):
+            letter_id = f"{time_key(letter.at)}-{stamp:x}{i:04x}-{secrets.token_hex(2)}"
+            marker = {"pk": as_s("DS"), "sk": as_s(letter.sha256), "id": as_s(letter_id)}
+            if self._if("put_item", Item=marker, ConditionExpression="attribute_not_exists(pk)"):
+                self._call("put_item", Item=dead_letter_item(letter, letter_id))
+                continue
+            self._count_again(letter)
+
+    def _count_again(self, letter: DeadLetter) -> None:
+        for attempt in range(DEAD_LETTER_RETRIES):
+            known = self._get({"pk": as_s("DS"), "sk": as_s(letter.sha256)})
+            if known is not None and self._if(
+                "update_item",
+                Key={"pk": as_s("D"), "sk": known["id"]},
+                UpdateExpression="ADD cnt :n",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":n": as_n(letter.count)},
+            ):
+                return
+            # The writer that claimed the marker has not written the letter yet: wait for it.
+            backoff(attempt)
+        raise StoreUnavailableError(f"DynamoDB table {self.table!r}: dead letter {letter.sha256[:12]} not written")
 
     def dead_letters(self, *, limit: int = 100, source: str | None = None) -> list[DeadLetter]:
         """Return dead letters, newest first."""
@@ -193,8 +213,11 @@ class Delivery(Table):
         return dead_letter(item) if item else None
 
     def count_dead_letters(self) -> dict[str, int]:
-        """Return dead-letter counts per source ("" for unknown)."""
-        return dict(Counter(opt_s(item, "src") or "" for item in self._partition("D", ProjectionExpression="src")))
+        """Return how many records failed, per source ("" for unknown); a letter counts as often as it failed."""
+        counts: Counter[str] = Counter()
+        for item in self._partition("D", ProjectionExpression="src, cnt"):
+            counts[opt_s(item, "src") or ""] += opt_n(item, "cnt") or 1
+        return dict(counts)
 
     # Delivery ledger ---------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ SCHEMA_VERSION: Final = 2
 INDEX: Final = "gsi1"
 INDEX_ATTRIBUTES: Final = ("c", "ka", "sev", "st", "cl", "cu", "ft", "cs", "kc", "kn", "im", "tr", "na", "snk", "cr")
 """What gsi1 projects besides the keys: the query filters and what counts and summaries read."""
-STATE_ATTRIBUTES: Final = "pk,kp,ka,kf,fs,ls,n,v,mt,fp,sev,st,cl,inc,hs,hx,sr,sb,su"  # everything but the document
+STATE_ATTRIBUTES: Final = "pk,kp,ka,kf,fs,ls,n,v,mt,fp,sev,st,cl,inc,hs,hx,sr,sb,su,lt,sq,seen"  # all but the document
 COMPRESS_ABOVE: Final = 1024
 """Documents above 1 KiB are stored gzip-compressed: capacity is billed per KB read and written."""
 MAX_DOCUMENT: Final = 350 * 1024
@@ -224,6 +224,9 @@ class State:
                 severity_id=get_n(item, "sev"),
                 status_id=get_n(item, "st"),
                 closed=bool(item["cl"]["BOOL"]),
+                logged_time=opt_n(item, "lt"),
+                sequence=opt_n(item, "sq"),
+                seen=tuple((opt_s(item, "seen") or "").split()),
             ),
             first_seen=get_n(item, "fs"),
             last_seen=get_n(item, "ls"),
