@@ -35,16 +35,17 @@ import datetime as dt
 import difflib
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from corral import sinks
 from corral.errors import ConfigError
 from corral.redaction import url_secrets
 from corral.routing import Condition, Route, Router, SuppressRule, parse_change_kinds, sink_list
+from corral.sinks.settings import public_url as public_url_setting
 from corral.stores import DEFAULT_URL
 
-TOP_LEVEL_KEYS: Final = frozenset({"store", "sinks", "routes", "suppress", "retention", "sources"})
+TOP_LEVEL_KEYS: Final = frozenset({"store", "public_url", "sinks", "routes", "suppress", "retention", "sources"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,8 @@ class Settings:
     closed_retention_days: int | None = None
     source_windows: Mapping[str, int] = field(default_factory=dict)
     origin: str = "defaults"
+    public_url: str | None = None
+    """Where people reach the dashboard; sinks link each finding's page under it."""
 
 
 def load(path: str | None = None, env: Mapping[str, str] | None = None, store: str | None = None) -> Settings:
@@ -70,9 +73,7 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None, store: s
         origin = config_path
     settings = parse(table, origin)
     url = store or env.get("CORRAL_STORE") or settings.store
-    return Settings(
-        url, settings.sinks, settings.router, settings.closed_retention_days, settings.source_windows, origin
-    )
+    return replace(settings, store=url, origin=origin)
 
 
 def _read(path: str) -> dict[str, Any]:
@@ -153,6 +154,7 @@ def parse(table: Mapping[str, Any], origin: str = "corral.toml", *, now: float |
         for i, t in enumerate(suppress_tables):
             with problems.collect():
                 suppressions.append(_suppress(t, i, origin, now_ms, problems))
+    link_base = _public_url(table.get("public_url"), origin, problems)
     closed_days = _retention(table.get("retention", {}), origin, problems)
     windows = _windows(table.get("sources", {}), origin, problems)
     problems.raise_all()
@@ -163,7 +165,21 @@ def parse(table: Mapping[str, Any], origin: str = "corral.toml", *, now: float |
         closed_retention_days=closed_days,
         source_windows=windows,
         origin=origin,
+        public_url=link_base,
     )
+
+
+def _public_url(value: object, origin: str, problems: _Problems) -> str | None:
+    if value is None:
+        return None
+    try:
+        return public_url_setting({"public_url": value}, "public_url")
+    except ConfigError:
+        problems.add(
+            f"{origin}: public_url: use the https:// base URL people reach the dashboard at, e.g. "
+            "https://corral.example (http:// only on loopback), without a query"
+        )
+        return None
 
 
 def _did_you_mean(key: str, known: Iterable[str]) -> str:
