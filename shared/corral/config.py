@@ -40,12 +40,15 @@ from typing import Any, Final
 
 from corral import sinks
 from corral.errors import ConfigError
+from corral.priority import DEFAULT_WEIGHTS, Weights, parse_weights
 from corral.redaction import url_secrets
 from corral.routing import Condition, Route, Router, SuppressRule, parse_change_kinds, sink_list
 from corral.sinks.settings import public_url as public_url_setting
 from corral.stores import DEFAULT_URL
 
-TOP_LEVEL_KEYS: Final = frozenset({"store", "public_url", "sinks", "routes", "suppress", "retention", "sources"})
+TOP_LEVEL_KEYS: Final = frozenset(
+    {"store", "public_url", "sinks", "routes", "suppress", "retention", "sources", "priority"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,7 @@ class Settings:
     closed_retention_days: int | None = None
     source_windows: Mapping[str, int] = field(default_factory=dict)
     origin: str = "defaults"
+    priority: Weights = DEFAULT_WEIGHTS
     public_url: str | None = None
     """Where people reach the dashboard; sinks link each finding's page under it."""
 
@@ -157,6 +161,9 @@ def parse(table: Mapping[str, Any], origin: str = "corral.toml", *, now: float |
     link_base = _public_url(table.get("public_url"), origin, problems)
     closed_days = _retention(table.get("retention", {}), origin, problems)
     windows = _windows(table.get("sources", {}), origin, problems)
+    priority = DEFAULT_WEIGHTS
+    with problems.collect():
+        priority = parse_weights(table.get("priority"), origin)
     problems.raise_all()
     return Settings(
         store=store,
@@ -165,6 +172,7 @@ def parse(table: Mapping[str, Any], origin: str = "corral.toml", *, now: float |
         closed_retention_days=closed_days,
         source_windows=windows,
         origin=origin,
+        priority=priority,
         public_url=link_base,
     )
 

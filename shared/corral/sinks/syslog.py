@@ -233,6 +233,10 @@ def cef_extensions(delivery: Delivery) -> list[tuple[str, str]]:
             pairs += [(f"cs{n}Label", label), (f"cs{n}", value)]
     pairs += [("flexString1Label", "cloud"), ("flexString1", cloud.get("provider") or "unknown")]
     pairs += [("flexString2Label", "productUid"), ("flexString2", product_uid)]
+    # Corral's priority of a Vulnerability Finding (corral.priority), when it has one.
+    for n, label, name in ((1, "riskScore", "risk_score"), (2, "priorityId", "priority_id")):
+        if isinstance(finding.get(name), int):
+            pairs += [(f"cn{n}Label", label), (f"cn{n}", finding[name])]
     return [(key, cef_value(value)) for key, value in pairs]
 
 
