@@ -139,7 +139,7 @@ class Pipeline:
     @classmethod
     def from_settings(cls, settings: config.Settings, env: Mapping[str, str]) -> Pipeline:
         """Build the pipeline a configuration describes; every sink is validated now."""
-        sinks = build_all(settings.sinks, env, settings.origin)
+        sinks = build_all(settings.sinks, env, settings.origin, settings.public_url)
         return cls(open_store(settings.store), settings.router, sinks, settings=settings)
 
     @classmethod
