@@ -7,7 +7,8 @@ alerts, properties: {...camelCase}}`). Both are read through one case-insensitiv
 Decisions:
 
 - Identity: `finding_info.uid` is `SystemAlertId` (REST: `properties.systemAlertId`, else the
-  resource `name`, which is the same id); the ARM id is `uid_alt`.
+  resource `name`, which is the same id); the ARM id is `uid_alt`. A REST row whose name differs
+  from its `systemAlertId` takes its ARM id as uid instead (see `_identity`).
 - Status: New/Active → New + Create; InProgress → In Progress + Update; Resolved → Resolved +
   Close; Dismissed → Suppressed + Close. An unknown status is kept as status Other (99) with
   the vendor's word, activity Other.
@@ -124,12 +125,11 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
     rest = doc.view("properties") if doc.key("properties") and not doc.get("SystemAlertId") else None
     alert = rest if rest is not None else doc
 
-    uid = alert.text("SystemAlertId") or (doc.text("name") if rest is not None else None)
-    if not uid:
-        raise MalformedEventError("SystemAlertId: missing or not a string")
+    system_id = alert.text("SystemAlertId")
+    arm_id = doc.text("id") if rest is not None else None
+    uid, uid_alt = _identity(system_id, doc.text("name") if rest is not None else None, arm_id)
     alert_type = alert.text("AlertType")
     title = alert.text("AlertDisplayName")
-    arm_id = doc.text("id") if rest is not None else None
     link = alert.text("AlertUri")
 
     graph = _Entities(alert.list("Entities"))
@@ -193,7 +193,7 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
             "cloud": cloud,
             "finding_info": {
                 "uid": uid,
-                "uid_alt": arm_id,
+                "uid_alt": uid_alt,
                 "title": title,
                 "desc": alert.text("Description"),
                 "types": [alert_type] if alert_type else [],
@@ -236,6 +236,22 @@ def _primary_resource(alert: View, identifiers: list[View]) -> str | None:
         if (identifier.text("Type") or "").lower() == "azureresource" and identifier.text("AzureResourceId"):
             return identifier.text("AzureResourceId")
     return alert.view("ExtendedProperties").text("EffectiveAzureResourceId")
+
+
+def _identity(system_id: str | None, name: str | None, arm_id: str | None) -> tuple[str, str | None]:
+    """Return (finding uid, uid_alt) of an alert.
+
+    An exported alert and its REST row share `SystemAlertId`, which is also the REST row's
+    resource name: that id is the uid, so both shapes are one finding. A REST row whose name is
+    not its `systemAlertId` is a different alert resource that shares the id (Defender reuses it
+    across alert types); its ARM id is its uid then, so the two never collapse into one finding.
+    """
+    if system_id and name and name.lower() != system_id.lower() and arm_id:
+        return arm_id, system_id
+    uid = system_id or name
+    if not uid:
+        raise MalformedEventError("SystemAlertId: missing or not a string")
+    return uid, arm_id
 
 
 def _attacks(alert: View) -> tuple[list[dict[str, Any]], bool]:

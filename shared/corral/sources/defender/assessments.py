@@ -75,9 +75,7 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
     changed = common.first_time(status, "statusChangeDate")
     time = common.require_time([changed, first], received_time, "assessment")
     code = status.text("code")
-    status_id, activity_id, status_word, compliance_id, compliance_word = posture.lifecycle(
-        code, export, first, changed
-    )
+    status_id, activity_id, status_word, compliance_id, compliance_word = posture.lifecycle(code, export)
     severity_word = meta.get("severity")
 
     kubernetes = _kubernetes(extra, details)
@@ -110,7 +108,7 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
         {
             "message": title,
             "status_code": code,
-            "status_detail": status.text("description", "cause"),
+            "status_detail": _detail(status),
             "cloud": cloud,
             "finding_info": {
                 "uid": assessment_id.lower(),

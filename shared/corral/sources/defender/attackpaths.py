@@ -84,7 +84,9 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
         status_id, activity_id = ocsf.STATUS_DELETED, ocsf.CLOSE
     else:
         status_id = ocsf.STATUS_NEW
-        activity_id = ocsf.CREATE if action == "insert" and not export.bool("isSnapshot") else ocsf.UPDATE
+        # A REST or Resource Graph row (no export action) is a stateless read: Create (see _posture).
+        snapshot = action != "insert" or export.bool("isSnapshot")
+        activity_id = ocsf.UPDATE if action and snapshot else ocsf.CREATE
     time = common.require_time(
         [common.first_time(props, "lastModifiedTime", "lastUpdatedTime", "timeGenerated", "createdTime")],
         received_time,
