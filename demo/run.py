@@ -214,11 +214,10 @@ def run_gcp() -> Counter[str]:
 
 
 def _count_rows() -> int:
-    from corral.cli.options import store as open_store  # noqa: PLC0415
+    # The first run finds no store yet: open (and so create) it, where read commands would refuse.
+    from corral.stores import open_store  # noqa: PLC0415
 
-    if not (OUT / "corral.db").exists():
-        return 0  # the first run: the functions create the store
-    store = open_store(None, None)
+    store = open_store(os.environ["CORRAL_STORE"])
     try:
         return sum(row.count for row in store.counts())
     finally:
