@@ -62,5 +62,5 @@ clean: ## Remove build output and local state
 
 -include mk/*.mk
 
-screenshot: $(STAMP) ## Refresh docs/dashboard.png from the dashboard test in headless Chromium
-	CORRAL_SCREENSHOT_UPDATE=1 $(BIN)/pytest tests/coverage/test_dashboard.py -k served_page -q
+screenshot: $(STAMP) ## Refresh docs/dashboard.png: the dashboard over the demo's deliveries, in headless Chromium
+	CORRAL_SCREENSHOT_UPDATE=1 $(BIN)/pytest tests/dashboard/test_screenshot.py -q

@@ -81,6 +81,13 @@ BAD = [
     "/api/coverage?window_hours=999999999999999999999",
     "/?window_hours=x",
     "/api/findings?account=" + "a" * 5000,
+    "/findings/not-hex",
+    "/findings/abc",
+    "/findings/" + "a" * 40,
+    "/?status=closedish",
+    "/?page=0",
+    "/?since=forever",
+    "/?drill=Kubernetes",
 ]
 
 
@@ -160,3 +167,17 @@ def test_internal_error_is_json_500(run_dashboard: Callable[..., Running], capfd
     assert status == 500 and orjson.loads(body) == {"error": "internal error"}
     err = capfd.readouterr().err
     assert "RuntimeError: disk on fire" in err and "Traceback" not in err
+
+
+def test_finding_page_by_id_or_unique_prefix(run_dashboard: Callable[..., Running]) -> None:
+    """A finding page answers to its id and to a unique prefix; an unknown id is 404."""
+    from corral.stores.base import finding_id
+
+    running = run_dashboard()
+    fid = finding_id(("google.scc", "corral-demo", "hostile-1"))
+    for path in (f"/findings/{fid}", f"/findings/{fid[:14]}", f"/findings/{fid.upper()}"):
+        status, body = request(running.port, path)
+        assert status == 200 and b"&lt;script&gt;alert(1)&lt;/script&gt;" in body, path
+    assert request(running.port, "/findings/0000000000000000000f")[0] == 404
+    status, body = request(running.port, f"/api/findings/{fid}")
+    assert status == 200 and orjson.loads(body)["id"] == fid

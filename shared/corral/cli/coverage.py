@@ -17,7 +17,6 @@ from corral import health, traits
 from corral.cli import options
 from corral.cli.options import ConfigOption, JsonOption, StoreOption
 from corral.pipeline import now_ms
-from corral.stores import open_store
 
 STYLES: Final = {
     "covered": "black on green",
@@ -27,6 +26,8 @@ STYLES: Final = {
     "provider-managed": "dim",
     "not connected": "dim italic",
 }
+SILENT_EXIT: Final = 3
+"""`sources --check` exit status when a source is silent: not an error (1), not a usage mistake (2)."""
 SHORT: Final = {"hardening": "hard", "vulnerability management": "vuln", "threat detection": "threat"}
 WindowOption = Annotated[
     int, typer.Option("--window-hours", min=1, help="A cell is covered by findings seen within this many hours.")
@@ -45,7 +46,7 @@ def coverage(
 ) -> None:
     """Show the coverage matrix: container service by layer and task, and who covers each cell."""
     settings = options.settings(config, store)
-    db = open_store(settings.store)
+    db = options.open_existing(settings.store)
     try:
         report = health.report(db, settings.source_windows, now_ms())
         result = matrix_module.matrix(matrix_module.observe(db, report, window_hours * 3_600_000))
@@ -68,7 +69,12 @@ def coverage(
 
 def sources(
     check: Annotated[
-        bool, typer.Option("--check", help="Raise or close Source Silent findings through the pipeline.")
+        bool,
+        typer.Option(
+            "--check",
+            help=f"Raise or close Source Silent findings through the pipeline; exit {SILENT_EXIT} when any source "
+            "is silent (for cron and CI).",
+        ),
     ] = False,
     store: StoreOption = None,
     config: ConfigOption = None,
@@ -83,14 +89,22 @@ def sources(
             pipe.close()
     else:
         settings = options.settings(config, store)
-        db = open_store(settings.store)
+        db = options.open_existing(settings.store)
         try:
             report = health.report(db, settings.source_windows, now_ms())
         finally:
             db.close()
+    silent = sum(1 for row in report.sources if row.state == "silent")
     if json:
         sys.stdout.write(orjson.dumps(report.to_json()).decode() + "\n")
-        return
+    else:
+        _print_sources(report)
+    if check and silent:
+        print(f"corral: {silent} source(s) silent", file=sys.stderr)
+        raise typer.Exit(SILENT_EXIT)
+
+
+def _print_sources(report: health.HealthReport) -> None:
     table = Table()
     for column in ("source", "account", "cloud", "last delivery", "window", "state", "dead letters"):
         table.add_column(column, overflow="fold")

@@ -11,7 +11,7 @@ import typer
 from corral import coverage
 from corral.cli import options
 from corral.cli.options import ConfigOption, StoreOption
-from corral.dashboard import server, view
+from corral.dashboard import listing, server, view
 from corral.dashboard.page import render_page
 from corral.errors import ConfigError
 from corral.pipeline import now_ms
@@ -83,7 +83,9 @@ def report(
     settings = options.settings(config, store)
     db = options.open_existing(settings.store)
     try:
-        page = render_page(view.build(db, settings.source_windows, now_ms(), window_hours * server.HOUR_MS))
+        now = now_ms()
+        base = view.build(db, settings.source_windows, now, window_hours * server.HOUR_MS)
+        page = render_page(listing.overview(base, db, None, None, now))
     finally:
         db.close()
     try:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any, Final
 
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from corral import reader
 from corral.cli.options import ConfigOption, JsonOption, StoreOption, pipeline
 from corral.pipeline import Inbound
+from corral.stores.base import LedgerState, LedgerSummary, Store
+
+# Every pending row is "due" before this (year 2286): the ledger read that finds this run's failures.
+FAR_FUTURE: Final = 10**13
 
 Paths = Annotated[list[str] | None, typer.Argument(help="Files or folders (recursively); '-' or nothing reads stdin.")]
 PROGRESS_AFTER = 5_000
@@ -29,17 +34,21 @@ def ingest(
     """
     pipe = pipeline(config, store)
     try:
+        started = pipe.clock()
+        before = pipe.store.ledger_summary() if pipe.sinks else LedgerSummary()
         with _Progress(enabled=not json and sys.stderr.isatty()) as tick:
             result = pipe.ingest(_inbounds(paths or ["-"]), on_progress=tick)
+        sinks = _sink_outcomes(pipe.store, before, started) if pipe.sinks else {}
     finally:
         pipe.close()
     summary = result.summary()
     for line in result.errors:
         print(" ".join(f"corral: error: {line}".split()), file=sys.stderr)
     if json:
-        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+        sys.stdout.write(orjson.dumps({**summary, "sinks": sinks}).decode() + "\n")
     else:
         _print_summary(summary)
+        _print_sinks(sinks)
     if summary["failed"]:
         raise typer.Exit(1)
 
@@ -55,6 +64,43 @@ def redrive(store: StoreOption = None, config: ConfigOption = None, json: JsonOp
         sys.stdout.write(orjson.dumps(counts).decode() + "\n")
     else:
         print(", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+def _sink_outcomes(store: Store, before: LedgerSummary, started: int) -> dict[str, dict[str, Any]]:
+    """What each sink got in this run: sent, failed (dead) and pending rows, and the first failure's reason.
+
+    The counts are the ledger's change over the run (only this run's rows move during an ingest);
+    the reason is the earliest error of a row this run created, pending or dead.
+    """
+    after = store.ledger_summary()
+    outcomes: dict[str, dict[str, Any]] = {}
+    for sink in sorted({sink for sink, _ in after.counts}):
+
+        def delta(state: LedgerState, sink: str = sink) -> int:
+            return after.counts.get((sink, state), 0) - before.counts.get((sink, state), 0)
+
+        outcomes[sink] = {"sent": delta("delivered"), "failed": delta("dead"), "pending": delta("pending"),
+                          "first_failure": None}  # fmt: skip
+    failures = [(row.created, row.sink, row.last_error) for row in store.ledger_due(now=FAR_FUTURE, limit=5_000)
+                if row.created >= started and row.last_error]  # fmt: skip
+    failures += [(letter.at, letter.source or "", letter.reason) for letter in store.dead_letters(limit=500)
+                 if letter.at >= started and letter.source in outcomes]  # fmt: skip
+    for _, sink, reason in sorted(failures, key=lambda f: f[0]):
+        if sink in outcomes and outcomes[sink]["first_failure"] is None:
+            outcomes[sink]["first_failure"] = reason
+    return {sink: o for sink, o in outcomes.items() if o["sent"] or o["failed"] or o["pending"]}
+
+
+def _print_sinks(sinks: dict[str, dict[str, Any]]) -> None:
+    if not sinks:
+        return
+    table = Table(title="deliveries", show_header=True)
+    for column in ("sink", "sent", "failed", "pending", "first failure"):
+        table.add_column(column, justify="right" if column in ("sent", "failed", "pending") else "left")
+    for sink, o in sinks.items():
+        table.add_row(escape(sink), f"{o['sent']:,}", f"{o['failed']:,}", f"{o['pending']:,}",
+                      escape(o["first_failure"] or "-"))  # fmt: skip
+    Console().print(table)
 
 
 def _inbounds(paths: list[str]) -> Iterator[Inbound]:

@@ -12,7 +12,7 @@ app = typer.Typer(help="Manage the central store.", no_args_is_help=True)
 
 @app.command("expire")
 def expire(store: StoreOption = None, config: ConfigOption = None) -> None:
-    """Delete closed findings older than `[retention] closed_days`; open findings never expire."""
+    r"""Delete closed findings older than `\[retention] closed_days`; open findings never expire."""
     pipe = pipeline(config, store)
     try:
         print(f"{pipe.expire()} closed finding(s) expired")

@@ -30,11 +30,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from corral import coverage, health, ocsf
-from corral.dashboard import view
-from corral.dashboard.page import csp, render_page
+from corral import coverage, health, ocsf, traits
+from corral.dashboard import listing, view
+from corral.dashboard.page import CLOUDS, RANGES, STATUSES, Filters, csp, render_finding, render_page
 from corral.errors import ConfigError, CorralError
-from corral.stores.base import FindingQuery, Store
+from corral.stores.base import FINDING_ID_LENGTH, FindingQuery, Store
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8321
@@ -177,11 +177,42 @@ def finding_query(params: Mapping[str, list[str]]) -> FindingQuery:
         cluster=_one(params, "cluster") or None,
         namespace=_one(params, "namespace") or None,
         image=_one(params, "image") or None,
+        source=_one(params, "source") or None,
+        text=_one(params, "q") or None,
         trait=pair,
         since=_int(params, "since", 0, MAX_TIME_MS),
         until=_int(params, "until", 0, MAX_TIME_MS),
         limit=limit,
         cursor=_one(params, "cursor") or None,
+    )
+
+
+def _choice(params: Mapping[str, list[str]], name: str, allowed: tuple[str, ...]) -> str | None:
+    """A parameter from a fixed vocabulary, matched case-insensitively; its canonical spelling."""
+    value = _one(params, name)
+    if not value:
+        return None
+    for choice in allowed:
+        if choice.lower() == value.strip().lower():
+            return choice
+    raise BadRequestError(f"{name}: unknown value {value!r}; use one of {', '.join(allowed)}")
+
+
+def page_filters(params: Mapping[str, list[str]]) -> Filters:
+    """Read the page's filters from its query string; an unknown value is a 400 naming the allowed ones."""
+    severities = tuple(ocsf.SEVERITY_NAMES[s].lower() for s in (6, 5, 4, 3, 2, 1))
+    return Filters(
+        cloud=_choice(params, "cloud", CLOUDS),
+        account=(_one(params, "account") or "").strip() or None,
+        service=_choice(params, "service", traits.CONTAINER_SERVICES),
+        cluster=(_one(params, "cluster") or "").strip() or None,
+        namespace=(_one(params, "namespace") or "").strip() or None,
+        severity=_choice(params, "severity", severities),
+        status=_choice(params, "status", STATUSES) or "open",
+        source=(_one(params, "source") or "").strip() or None,
+        since=_choice(params, "since", tuple(RANGES)),
+        q=(_one(params, "q") or "").strip() or None,
+        page=_int(params, "page", 1, 10_000) or 1,
     )
 
 
@@ -254,9 +285,15 @@ class Dashboard:
             return {"items": [i.as_data() for i in page.items], "next_cursor": page.next_cursor}
         if path.startswith("/api/findings/"):
             parts = path.removeprefix("/api/findings/").split("/", 2)
-            if len(parts) != 3 or not all(parts):
+            if len(parts) == 1 and parts[0]:
+                found = store.find(parts[0].lower(), limit=2)
+                if len(found) != 1:
+                    return None
+                key = found[0].key
+            elif len(parts) != 3 or not all(parts):
                 return None
-            key = (unquote(parts[0]), unquote(parts[1]), unquote(parts[2]))
+            else:
+                key = (unquote(parts[0]), unquote(parts[1]), unquote(parts[2]))
             item = store.get(key)
             if item is None:
                 return None
@@ -279,8 +316,20 @@ class Dashboard:
         return None
 
     def page(self, store: Store, params: Mapping[str, list[str]]) -> str:
-        """Render the page."""
-        return render_page(view.build(store, self.windows, self.clock(), self.window(params)))
+        """Render the overview with the filtered list (and a coverage drill-down when asked)."""
+        filters = page_filters(params)
+        drill = _choice(params, "drill", traits.CONTAINER_SERVICES)
+        now = self.clock()
+        base = view.build(store, self.windows, now, self.window(params))
+        return render_page(listing.overview(base, store, filters, drill, now), meta_csp=False)
+
+    def finding_page(self, store: Store, path: str) -> str | None:
+        """Render one finding's page from `/findings/<id>` (a unique id prefix will do); None when there is none."""
+        finding_id = path.removeprefix("/findings/").strip("/").lower()
+        if not 4 <= len(finding_id) <= FINDING_ID_LENGTH or not all(c in "0123456789abcdef" for c in finding_id):
+            raise BadRequestError(f"finding id: expected 4 to {FINDING_ID_LENGTH} hex digits")
+        detail = listing.detail(store, finding_id, self.clock())
+        return None if detail is None else render_finding(detail, meta_csp=False)
 
 
 def _error(message: str) -> bytes:
@@ -323,6 +372,14 @@ def handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
                 with dashboard.stores.borrow() as store:
                     body = dashboard.page(store, params).encode()
                 self._send(HTTPStatus.OK, body, "text/html; charset=utf-8")
+                return
+            if path.startswith("/findings/"):
+                with dashboard.stores.borrow() as store:
+                    text = dashboard.finding_page(store, path)
+                if text is None:
+                    self._send(HTTPStatus.NOT_FOUND, _error("no such finding"))
+                else:
+                    self._send(HTTPStatus.OK, text.encode(), "text/html; charset=utf-8")
                 return
             if not path.startswith("/api/"):
                 self._send(HTTPStatus.NOT_FOUND, _error("not found"))

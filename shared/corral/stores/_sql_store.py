@@ -223,6 +223,16 @@ class SqlStore(SqlImages, ABC):
             [(e.state, e.attempts, e.next_attempt, e.last_error, e.delivered_at, e.version, e.sink) for e in entries],
         )
 
+    def ledger_for(self, versions: Sequence[str]) -> list[LedgerEntry]:
+        """Return the ledger rows of these finding versions (every sink), by the primary key."""
+        found: list[LedgerEntry] = []
+        for start in range(0, len(versions), 100):
+            chunk = list(versions[start : start + 100])
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._select(f"SELECT {self._ledger_select} FROM ledger WHERE version IN ({marks})", chunk)
+            found += [_sql.ledger_entry(row) for row in rows]
+        return found
+
     def ledger_summary(self) -> LedgerSummary:
         """Return row counts by sink and state and the oldest pending row per sink."""
         counts = self._select("SELECT sink, state, count(*) FROM ledger GROUP BY sink, state")

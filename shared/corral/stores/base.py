@@ -27,7 +27,9 @@ from corral.records import HealthSignal
 if TYPE_CHECKING:
     from corral.stores import images
 
-ChangeKind = Literal["new", "updated", "escalated", "deescalated", "reopened", "closed", "unchanged", "stale"]
+ChangeKind = Literal[
+    "new", "updated", "escalated", "deescalated", "reopened", "closed", "unchanged", "stale", "reprioritized"
+]
 CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = (
     "new",
     "updated",
@@ -37,7 +39,9 @@ CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = (
     "closed",
     "unchanged",
     "stale",
+    "reprioritized",
 )
+"""`reprioritized`: the content is unchanged but Corral's priority moved (see corral.prioritize)."""
 FindingKey = tuple[str, str, str]
 """(metadata.product.uid, cloud.account.uid, finding_info.uid)."""
 
@@ -529,6 +533,9 @@ class Store(Protocol):
 
     def ledger_summary(self) -> LedgerSummary:
         """Return row counts by sink and state and the oldest pending row per sink."""
+
+    def ledger_for(self, versions: Sequence[str]) -> list[LedgerEntry]:
+        """Return the ledger rows of these finding versions (every sink), in no set order."""
 
     # Sink message references ----------------------------------------------------------------
 

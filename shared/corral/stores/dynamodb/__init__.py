@@ -73,8 +73,8 @@ every state, so `ledger_summary()` reads grow with the delivered rows kept. Docu
 
 Modules: `items` (attribute values, documents, keys, history entries, finding state), `table`
 (the client, calls with errors mapped, batches, the schema), and one mixin of `table.Table` per
-concern: `upsert`, `queries`, `aggregates`, `delivery` (dead letter, ledger, message refs) and
-`health`.
+concern: `upsert`, `queries`, `aggregates`, `delivery` (dead letter, ledger, message refs),
+`health` and `images` (the image inventory, whose items that module's docstring lists).
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ from corral.errors import ConfigError
 from corral.redaction import redact_url
 from corral.stores.dynamodb.delivery import Delivery
 from corral.stores.dynamodb.health import Health
+from corral.stores.dynamodb.images import Images
 from corral.stores.dynamodb.items import (
     COMPRESS_ABOVE,
     INDEX,
@@ -120,7 +121,7 @@ TABLE_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 URL_PARAMETERS: Final = frozenset({"region", "endpoint"})
 
 
-class DynamoDBStore(Upserts, Queries, Delivery, Health):
+class DynamoDBStore(Upserts, Queries, Delivery, Health, Images):
     """The Store contract on one DynamoDB table (see the package docstring for the design)."""
 
 

@@ -233,6 +233,16 @@ class Delivery(Table):
             ExpressionAttributeValues={f":{name}": value for name, value in state.items()},
         )
 
+    def ledger_for(self, versions: Sequence[str]) -> list[LedgerEntry]:
+        """Return the ledger rows of these finding versions: one query per version (its sinks share a key)."""
+        return [
+            ledger_entry(item)
+            for version in versions
+            for item in self._query_all(
+                KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": as_s(f"L#{version}")}
+            )
+        ]
+
     def ledger_summary(self) -> LedgerSummary:
         """Return row counts by sink and state and the oldest pending row per sink."""
         summary = LedgerSummary()

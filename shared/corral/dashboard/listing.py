@@ -1,0 +1,148 @@
+"""Read what the finding list, the coverage drill-down and a finding page show (the I/O edge of those parts).
+
+The list is most severe first, then newest: the store counts each severity band of the filtered
+query and reads only the band pages the requested page covers, so a page costs about the same at
+any number of findings.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Final
+
+from corral import ocsf
+from corral.dashboard.page import (
+    PAGE_SIZE,
+    RANGES,
+    Detail,
+    Drilldown,
+    Filters,
+    Listing,
+    Row,
+    ViewModel,
+    row,
+)
+from corral.stores.base import FindingQuery, Store, StoredFinding
+
+READ_PAGE: Final = 500
+DRILL_LIMIT: Final = 20_000
+STATUS_IDS: Final = {name.lower(): sid for sid, name in ocsf.STATUS_NAMES.items()}
+# Most severe first: Fatal … Informational, then Unknown and Other (which carry no order).
+SEVERITY_ORDER: Final = (6, 5, 4, 3, 2, 1, 0, 99)
+
+
+def store_query(filters: Filters, now: int) -> FindingQuery:
+    """The store query of the page's filters (the store matches text case-insensitively)."""
+    severity = ocsf.SEVERITY_IDS.get(filters.severity.lower()) if filters.severity else None
+    status = STATUS_IDS.get(filters.status) if filters.status not in ("open", "all") else None
+    return FindingQuery(
+        cloud=filters.cloud,
+        account=filters.account,
+        container_service=filters.service,
+        cluster=filters.cluster,
+        namespace=filters.namespace,
+        severity_at_least=severity,
+        status_id=status,
+        open_only=filters.status == "open",
+        source=filters.source,
+        text=filters.q,
+        since=now - RANGES[filters.since] if filters.since else None,
+        limit=READ_PAGE,
+    )
+
+
+def _scan(store: Store, query: FindingQuery, limit: int) -> Iterator[StoredFinding]:
+    cursor = None
+    read = 0
+    while read < limit:
+        page = store.query(replace(query, cursor=cursor, limit=min(READ_PAGE, limit - read)))
+        yield from page.items
+        read += len(page.items)
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def most_severe_first(store: Store, query: FindingQuery, skip: int, size: int) -> tuple[list[Row], int, bool]:
+    """Return `size` matches after `skip`, most severe first then newest, the number of matches and its exactness."""
+    rows: list[Row] = []
+    total = 0
+    exact = True
+    for severity in SEVERITY_ORDER:
+        if query.severity_at_least is not None and not 1 <= severity <= 6:
+            continue  # an "at least" filter leaves out severities that carry no order
+        band = replace(query, severity_id=severity)
+        counted = store.count(band)
+        total += counted.count
+        exact = exact and counted.exact
+        if len(rows) >= size or counted.count == 0:
+            continue
+        if skip >= counted.count and counted.exact:
+            skip -= counted.count
+            continue
+        items = list(_scan(store, band, skip + size - len(rows)))
+        rows += [row(item) for item in items[skip:]]
+        skip = max(0, skip - len(items))
+    return rows[:size], total, exact
+
+
+def select(store: Store, filters: Filters, now: int) -> Listing:
+    """Return the requested page of matching findings, most severe first, with the number of matches."""
+    rows, total, exact = most_severe_first(store, store_query(filters, now), (filters.page - 1) * PAGE_SIZE, PAGE_SIZE)
+    return Listing(filters, rows, total, exact)
+
+
+def urgent(store: Store, limit: int = PAGE_SIZE) -> tuple[list[Row], int]:
+    """Return the open critical and high findings, most severe first (at most `limit`), and how many there are."""
+    rows, total, _ = most_severe_first(store, FindingQuery(severity_at_least=4, open_only=True), 0, limit)
+    return rows, total
+
+
+def drilldown(store: Store, service: str, now: int, window_ms: int) -> Drilldown:
+    """Count one service's findings per cluster and per account last seen within the window (as coverage does)."""
+    clusters: Counter[str] = Counter()
+    accounts: Counter[tuple[str, str]] = Counter()
+    newest_cluster: dict[str, int] = {}
+    newest_account: dict[tuple[str, str], int] = {}
+    query = FindingQuery(container_service=service, since=now - window_ms, limit=READ_PAGE)
+    for item in _scan(store, query, DRILL_LIMIT):
+        when = item.last_seen
+        r = row(item)
+        account = (r.cloud, r.account)
+        accounts[account] += 1
+        newest_account[account] = max(when, newest_account.get(account, 0))
+        if r.cluster:
+            clusters[r.cluster] += 1
+            newest_cluster[r.cluster] = max(when, newest_cluster.get(r.cluster, 0))
+    return Drilldown(
+        service=service,
+        clusters=[(c, n, newest_cluster[c]) for c, n in sorted(clusters.items())],
+        accounts=[(cloud, a, n, newest_account[(cloud, a)]) for (cloud, a), n in sorted(accounts.items())],
+    )
+
+
+def overview(view: ViewModel, store: Store, filters: Filters | None, drill: str | None, now: int) -> ViewModel:
+    """Add the list (served page) or the urgent findings (report file), and the drill-down, to a view."""
+    rows, total = urgent(store)
+    view = replace(view, newest=rows, urgent_total=total)
+    if filters is not None:
+        view = replace(view, listing=select(store, filters, now))
+    if drill is not None:
+        view = replace(view, drilldown=drilldown(store, drill, now, view.matrix.window_ms))
+    return view
+
+
+def detail(store: Store, finding_id: str, now: int) -> Detail | None:
+    """Read one finding by its id (or a unique id prefix), its history and its deliveries; None when none or several."""
+    found = store.find(finding_id, limit=2)
+    if len(found) != 1:
+        return None
+    item = found[0]
+    key = item.key
+    history = store.history(key)
+    deliveries = store.ledger_for([h.version for h in history])
+    order = {h.version: i for i, h in enumerate(history)}
+    deliveries.sort(key=lambda e: (order.get(e.version, len(order)), e.sink))
+    return Detail(finding=item, history=history, deliveries=deliveries, generated_at=now)
