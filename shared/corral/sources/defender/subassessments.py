@@ -147,6 +147,7 @@ def normalize(
                 "analytic": {"type_id": 1, "type": "Rule", "uid": assessed, "name": assessed} if assessed else None,
                 "modified_time": generated,
                 "related_events": [{"uid": parent_id.lower(), "type": "Recommendation"}] if parent_id else None,
+                "src_url": common.recommendation_link(parent_id),
                 "traits": traits.classify(service, layer, traits.VULNERABILITY_MANAGEMENT),
             },
             "vulnerabilities": _vulnerabilities(props, extra, sub_id),
