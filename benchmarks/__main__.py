@@ -1,6 +1,8 @@
 """`make bench`: every benchmark, each as ratios to a baseline measured in the same run.
 
 Absolute numbers vary with the machine and its load; the ratios are what to compare between runs.
+`--million` (or CORRAL_BENCH_MILLION=1) runs the read benchmark at 1,000,000 findings instead of
+100,000; name benchmarks to run only those (`python -m benchmarks bench_reads --million`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import time
 BENCHMARKS = (
     "benchmarks.bench_normalize",
     "benchmarks.bench_ingest",
+    "benchmarks.bench_inventory",
     "benchmarks.bench_store_sql",
     "benchmarks.bench_store_dynamodb",
+    "benchmarks.bench_reads",
     "benchmarks.bench_cold_start",
 )
 
@@ -28,4 +32,4 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main([name for name in sys.argv[1:] if not name.startswith("--")])

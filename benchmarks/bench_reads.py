@@ -293,8 +293,8 @@ def postgresql_lines(count: int) -> list[str]:
         server.remove()
 
 
-def main(count: int | None = None) -> list[str]:
-    """Run on SQLite and PostgreSQL; return the printed lines."""
+def main(count: int | None = None, backends: tuple[str, ...] = ("sqlite", "postgresql")) -> list[str]:
+    """Run on SQLite and PostgreSQL (or the named backends); return the printed lines."""
     if count is None:
         count = MILLION if "--million" in sys.argv or os.environ.get("CORRAL_BENCH_MILLION") == "1" else FINDINGS
     header = (
@@ -303,9 +303,11 @@ def main(count: int | None = None) -> list[str]:
     )
     print(header, flush=True)
     lines = [header]
-    with tempfile.TemporaryDirectory(prefix="corral-reads-") as folder:
-        lines += sqlite_lines(Path(folder), count)
-    lines += postgresql_lines(count)
+    if "sqlite" in backends:
+        with tempfile.TemporaryDirectory(prefix="corral-reads-") as folder:
+            lines += sqlite_lines(Path(folder), count)
+    if "postgresql" in backends:
+        lines += postgresql_lines(count)
     return lines
 
 

@@ -102,11 +102,17 @@ class LambdaContext:
 
 
 def run_aws() -> Counter[str]:
-    """GuardDuty through the Lambda handlers: EventBridge events one by one, and an SQS batch."""
+    """GuardDuty and Inspector through the Lambda handlers: EventBridge events one by one, and an SQS batch."""
     handler = _load("corral_demo_aws", ROOT / "functions" / "aws" / "handler.py")
     totals: Counter[str] = Counter()
-    for path in sorted((EVENTS / "aws" / "guardduty").glob("*.json")):
+    deliveries = sorted((EVENTS / "aws" / "guardduty").glob("*.json"))
+    deliveries += sorted((EVENTS / "aws" / "inspector").glob("*.json"))
+    for path in deliveries:
         event = _json(path)
+        if isinstance(event, list):  # Inspector ListFindings items: delivered as the EventBridge rule would
+            for finding in event:
+                totals.update(handler.eventbridge(_inspector_event(finding), LambdaContext()))
+            continue
         if isinstance(event, dict) and "schemaVersion" in event:
             event = _eventbridge(event)  # a bare finding: deliver it as the EventBridge rule would
         if isinstance(event, dict) and "detail-type" in event:
@@ -126,6 +132,21 @@ def _eventbridge(finding: dict[str, Any]) -> dict[str, Any]:
         "account": finding.get("accountId"),
         "time": finding.get("updatedAt"),
         "region": finding.get("region"),
+        "resources": [],
+        "detail": finding,
+    }
+
+
+def _inspector_event(finding: dict[str, Any]) -> dict[str, Any]:
+    region = str(finding.get("findingArn", "")).split(":")[3:4]
+    return {
+        "version": "0",
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, str(finding.get("findingArn")) + str(finding.get("updatedAt")))),
+        "detail-type": "Inspector2 Finding",
+        "source": "aws.inspector2",
+        "account": finding.get("awsAccountId"),
+        "time": finding.get("updatedAt"),
+        "region": region[0] if region else None,
         "resources": [],
         "detail": finding,
     }

@@ -2,8 +2,9 @@
 #
 #   make package    build each cloud's deployable artifact into dist/
 #   make iac-check  serverless package (offline, no AWS credentials) + cfn-lint, checkov over
-#                   serverless.yml / the generated CloudFormation / infra/azure (Bicep) /
-#                   infra/gcp (Terraform), terraform fmt -check
+#                   serverless.yml / the generated CloudFormation / infra/aws (the forwarding
+#                   stack) / infra/azure (Bicep) / infra/gcp (Terraform), terraform fmt -check,
+#                   and the compile rules of tests/deploy/ for Bicep and Terraform
 #
 # The tools are installed on first use into project-local folders, so a fresh clone needs only
 # python3, node/npm and terraform on PATH: checkov and cfn-lint pin many packages, so they live in
@@ -55,7 +56,7 @@ GCP_BUILD   := build/gcp
 SLS_ENV := env -u AWS_PROFILE AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= AWS_SESSION_TOKEN= \
 	SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off SLS_DEPRECATION_DISABLE='*' SLS_INTERACTIVE_SETUP_DISABLE=1
 
-.PHONY: package package-aws package-azure package-gcp iac-check iac-tools iac-aws iac-checkov iac-terraform clean-deploy
+.PHONY: package package-aws package-azure package-gcp lambda-deps iac-check iac-tools iac-aws iac-checkov iac-bicep iac-terraform clean-deploy
 
 package: package-aws package-azure package-gcp
 
@@ -80,6 +81,16 @@ package-aws: dist/aws/corral-aws.zip $(SLS)
 		--param="powertoolsRuntime=python$(subst .,,$(LAMBDA_PYTHON))"
 	@echo "dist/aws/corral-aws.zip ($(LAMBDA_ARCH)) and $(CFN_TEMPLATE) are ready"
 
+LAMBDA_PIP = $(DEPLOY_PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile \
+	$(addprefix --platform ,$(LAMBDA_PLATFORMS)) --implementation cp --python-version $(LAMBDA_PYTHON) \
+	--only-binary=:all: -c constraints.txt -r functions/aws/requirements.txt --target
+
+# Only the Lambda dependencies, into LAMBDA_DEPS_DIR: how tests/deploy/ checks the arm64 build,
+# which no interpreter here can import.
+lambda-deps:
+	@test -n "$(LAMBDA_DEPS_DIR)" || { echo "set LAMBDA_DEPS_DIR" >&2; exit 2; }
+	$(LAMBDA_PIP) $(LAMBDA_DEPS_DIR)
+
 # Lambda's limits: 50 MB zipped for a direct upload (the framework uploads through S3, where the
 # limit is the unzipped one) and 250 MB unzipped for the function and all its layers together;
 # the Powertools layer takes about 10 MB of that.
@@ -96,9 +107,7 @@ dist/aws/corral-aws.zip: dist/aws/.arch-$(LAMBDA_ARCH) functions/aws/requirement
 	$(if $(CORRAL_CONFIG_FILE),cp $(CORRAL_CONFIG_FILE) $(AWS_BUILD)/corral.toml)
 	# boto3 is in the Lambda runtime and Powertools (with the X-Ray SDK) comes from its public layer;
 	# the rest, functions/aws/requirements.txt, is vendored as wheels for Lambda's platform.
-	$(DEPLOY_PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile \
-		--target $(AWS_BUILD) $(addprefix --platform ,$(LAMBDA_PLATFORMS)) --implementation cp \
-		--python-version $(LAMBDA_PYTHON) --only-binary=:all: -c constraints.txt -r functions/aws/requirements.txt
+	$(LAMBDA_PIP) $(AWS_BUILD)
 	find $(AWS_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
 	$(COMPILE) $(AWS_BUILD)
 	@size=$$(du -sm $(AWS_BUILD) | cut -f1); echo "Lambda code unzipped: $${size} MB (limit used here: $(LAMBDA_UNZIPPED_LIMIT_MB) MB)"; \
@@ -131,12 +140,13 @@ package-gcp:
 
 # --- checks ---------------------------------------------------------------------------------------
 
-iac-check: iac-aws iac-checkov iac-terraform
+iac-check: iac-aws iac-checkov iac-bicep iac-terraform
 	@echo "iac-check: all checks passed"
 
 iac-aws: package-aws $(CFN_LINT)
 	# W3005 (DependsOn beside a GetAtt) is in what the framework generates, not in our resources.
 	$(CFN_LINT) --ignore-checks W3005 -- $(CFN_TEMPLATE)
+	$(CFN_LINT) -- infra/aws/*.yml
 
 # --soft-fail is never used: a failed check fails the target, and every skip is justified inline in
 # the IaC file. Parsing errors do not fail checkov by itself, so each JSON report is inspected too.
@@ -145,9 +155,15 @@ iac-checkov: package-aws $(CHECKOV)
 	rm -rf build/checkov && mkdir -p build/checkov
 	$(CHECKOV_RUN) --output-file-path console,build/checkov/serverless --framework serverless -f serverless.yml
 	$(CHECKOV_RUN) --output-file-path console,build/checkov/cloudformation --framework cloudformation -f $(CFN_TEMPLATE)
+	$(CHECKOV_RUN) --output-file-path console,build/checkov/aws --framework cloudformation -d infra/aws
 	$(CHECKOV_RUN) --output-file-path console,build/checkov/bicep --framework bicep -d infra/azure
 	$(CHECKOV_RUN) --output-file-path console,build/checkov/terraform --framework terraform -d infra/gcp
 	$(DEPLOY_PYTHON) infra/check_parse.py build/checkov
+
+# No Bicep compiler in CI: the rules it would enforce are checked on checkov's parse of the files,
+# and `bicep build` (or `az bicep build`) runs too wherever one is installed.
+iac-bicep: $(CHECKOV)
+	$(IAC_VENV)/bin/python infra/check_bicep.py infra/azure
 
 iac-terraform:
 	terraform fmt -check -recursive -diff infra/gcp

@@ -30,6 +30,7 @@ from cloudevents.http import CloudEvent
 from corral import push_auth
 from corral.errors import StoreUnavailableError
 from corral.pipeline import Inbound, Pipeline
+from corral.redaction import redact_url
 
 log = logging.getLogger("corral.gcp")
 PIPELINE = Pipeline.from_env()
@@ -42,7 +43,9 @@ PUSH = push_auth.PushVerifier(
 if not PUSH_VERIFY:
     log.warning("CORRAL_PUSH_VERIFY=off: Pub/Sub push requests are accepted WITHOUT checking their OIDC token")
 elif PUSH.certs_url != push_auth.GOOGLE_CERTS_URL:
-    log.warning("CORRAL_PUSH_CERTS_URL is set: push tokens are checked against %s (test-only)", PUSH.certs_url)
+    log.warning(
+        "CORRAL_PUSH_CERTS_URL is set: push tokens are checked against %s (test-only)", redact_url(PUSH.certs_url)
+    )
 
 
 def _ingest(data: object, ref: str, delivery_id: str | None) -> dict[str, int]:

@@ -1,9 +1,15 @@
-// Corral on Azure: Defender for Cloud continuous export -> Event Hubs -> Function App -> the central
-// store (PostgreSQL, connection string in Key Vault) -> sinks.
+// Corral on Azure: Defender for Cloud continuous export -> Event Hubs -> Function App (Flex
+// Consumption) -> the central store (PostgreSQL, connection string in Key Vault) -> sinks.
 //
 // Deploy at resource-group scope:  az deployment group create -g <rg> -f infra/azure/main.bicep -p ...
 // Secrets are never parameters here: the deployer writes them into the Key Vault after the first
-// deployment (see docs/deploy.md); app settings only hold Key Vault references to them.
+// deployment (see docs/deploy.md); app settings only hold Key Vault references to them, resolved
+// with the app's managed identity. Nothing here sets an expiry date on a secret.
+//
+// This deployment exports the Defender findings of its own subscription. Other subscriptions
+// export to the same Event Hub through Defender for Cloud's built-in policy "Deploy export to
+// Event Hub for Microsoft Defender for Cloud data", assigned at a management group (docs/deploy.md):
+// an automation exports only the subscription it lives in.
 
 targetScope = 'resourceGroup'
 
@@ -14,9 +20,6 @@ param prefix string = 'corral'
 
 @description('Azure region for all resources.')
 param location string = resourceGroup().location
-
-@description('Subscriptions whose Defender for Cloud findings are exported (resource ids, e.g. /subscriptions/<id>). Defaults to this one.')
-param exportScopes array = [subscription().id]
 
 @description('Name of the Key Vault secret that holds the store URL (postgresql://...). Its value is set by the deployer, never here.')
 param storeSecretName string = 'corral-store-url'
@@ -38,6 +41,15 @@ param configPath string = ''
 @maxValue(32)
 param partitionCount int = 4
 
+@description('Most instances the Flex Consumption plan scales the app out to (each holds its own store connections).')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Memory of each instance, in MB (Flex Consumption offers 512, 2048 and 4096).')
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
 var suffix = uniqueString(resourceGroup().id)
 var names = {
   storage: take('${prefix}${suffix}', 24)
@@ -49,8 +61,13 @@ var names = {
   functionApp: '${prefix}-func-${suffix}'
 }
 var defenderHub = 'defender-findings'
+// Nothing on Azure publishes normalized findings to an Event Hub (relay sinks write to Pub/Sub or
+// SQS), so there is no relay hub; the app's relayed_findings function is disabled below and its
+// hub name only satisfies the binding expression.
 var relayHub = 'corral-relay'
 var consumerGroup = 'corral'
+// Flex Consumption deploys the app package from this blob container, with the app's identity.
+var deploymentContainer = 'app-package'
 // Built-in role definition ids.
 var roles = {
   eventHubsDataReceiver: 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde'
@@ -62,10 +79,10 @@ var roles = {
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
 
-// --- storage: the Functions runtime, and the corral-retry container that keeps events the store
-// --- could not take (see functions/azure/function_app.py) -------------------------------------
+// --- storage: the Functions runtime, the app package, and the corral-retry container that keeps
+// --- events the store could not take (see functions/azure/function_app.py) --------------------
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_35: The Consumption plan has no VNet integration, so the runtime reaches its storage over the public endpoint (TLS 1.2, identity or Key Vault-held key).
+  // checkov:skip=CKV_AZURE_35: Without a virtual network (optional on Flex Consumption, left to the deployer) the runtime reaches its storage over the public endpoint, with TLS 1.2 and its identity only.
   // checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35; blob public access itself is off (allowBlobPublicAccess false).
   // checkov:skip=CKV_AZURE_43: The name is take(prefix + uniqueString()), lowercase alphanumerics of at most 24 characters; checkov cannot evaluate the expression.
   name: names.storage
@@ -76,7 +93,9 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
     allowBlobPublicAccess: false
-    allowSharedKeyAccess: true // the Consumption plan's content share (Azure Files) still needs a key
+    // Flex Consumption has no content share: the runtime, the package deployment and the
+    // triggers all use the app's identity, so no account key is ever handed out.
+    allowSharedKeyAccess: false
     publicNetworkAccess: 'Enabled'
     networkAcls: { defaultAction: 'Allow', bypass: 'AzureServices' }
     encryption: {
@@ -99,6 +118,12 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
 resource retryContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: 'corral-retry'
+  properties: { publicAccess: 'None' }
+}
+
+resource packageContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainer
   properties: { publicAccess: 'None' }
 }
 
@@ -128,7 +153,7 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
   }
 }
 
-// --- Event Hubs: the Defender export hub and the relay hub of the hub layout -------------------
+// --- Event Hubs: the Defender export hub ----------------------------------------------------
 resource eventHubs 'Microsoft.EventHub/namespaces@2024-01-01' = {
   name: names.eventHubs
   location: location
@@ -162,26 +187,11 @@ resource defenderSend 'Microsoft.EventHub/namespaces/eventhubs/authorizationRule
   properties: { rights: ['Send'] }
 }
 
-resource relayHubRes 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
-  parent: eventHubs
-  name: relayHub
-  properties: {
-    partitionCount: 2
-    messageRetentionInDays: 7
-  }
-}
-
-resource relayConsumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2024-01-01' = {
-  parent: relayHubRes
-  name: consumerGroup
-}
-
 module continuousExport 'modules/continuous-export.bicep' = {
   name: 'corral-continuous-export'
   params: {
     name: '${prefix}-defender-export'
     location: location
-    scopes: exportScopes
     eventHubId: defenderHubRes.id
     sendConnectionString: defenderSend.listKeys().primaryConnectionString
   }
@@ -189,8 +199,8 @@ module continuousExport 'modules/continuous-export.bicep' = {
 
 // --- Key Vault (RBAC) holding the store URL and the sink secrets -------------------------------
 resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_109: Same reason as CKV_AZURE_189: the vault must stay reachable for Key Vault references from a Consumption app.
-  // checkov:skip=CKV_AZURE_189: App Service resolves Key Vault references over the public endpoint on the Consumption plan (no VNet integration); access is RBAC-only, per secret role.
+  // checkov:skip=CKV_AZURE_109: Same reason as CKV_AZURE_189: the vault must stay reachable for Key Vault references from an app without a virtual network.
+  // checkov:skip=CKV_AZURE_189: Without a virtual network (optional on Flex Consumption, left to the deployer) App Service resolves Key Vault references over the public endpoint; access is RBAC-only, per secret role.
   name: names.keyVault
   location: location
   properties: {
@@ -226,27 +236,23 @@ resource insights 'Microsoft.Insights/components@2020-02-02' = {
   }
 }
 
-// --- the Function App (Linux Consumption, Python 3.11, system-assigned identity) ----------------
-resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
-  // checkov:skip=CKV_AZURE_212: A Consumption plan scales from zero; there are no instances to pin.
-  // checkov:skip=CKV_AZURE_225: Zone redundancy is not offered for the Linux Consumption plan.
+// --- the Function App (Flex Consumption, Python 3.11, system-assigned identity) ---------------
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_212: A Flex Consumption plan scales from zero; there are no instances to pin.
+  // checkov:skip=CKV_AZURE_225: Zone redundancy is a deployer's choice on Flex Consumption (it sets always-ready instances, which cost money at rest).
   name: names.plan
   location: location
   kind: 'functionapp'
-  sku: { name: 'Y1', tier: 'Dynamic' }
+  sku: { name: 'FC1', tier: 'FlexConsumption' }
   properties: { reserved: true }
 }
 
 var kvRef = 'VaultName=${keyVault.name};SecretName='
+// Flex Consumption takes the runtime and its version from functionAppConfig, and has no content
+// share: FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION and WEBSITE_CONTENT* are refused.
 var baseSettings = [
-  { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
-  { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'python' }
   // The runtime's own storage, reached with the app's identity.
   { name: 'AzureWebJobsStorage__accountName', value: storage.name }
-  // The Consumption plan's content share needs a key; it is kept in Key Vault, not in plain text.
-  { name: 'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING', value: '@Microsoft.KeyVault(${kvRef}corral-content-share)' }
-  { name: 'WEBSITE_CONTENTSHARE', value: toLower(names.functionApp) }
-  { name: 'WEBSITE_SKIP_CONTENTSHARE_VALIDATION', value: '1' }
   { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
   { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD' }
   // Identity-based Event Hubs connections: the trigger's `connection` names this prefix.
@@ -256,14 +262,15 @@ var baseSettings = [
   { name: 'CORRAL_EVENTHUB_CONSUMER_GROUP', value: consumerGroup }
   { name: 'CORRAL_STORE', value: '@Microsoft.KeyVault(${kvRef}${storeSecretName})' }
   { name: 'CORRAL_CONFIG', value: configPath }
+  { name: 'AzureWebJobs.relayed_findings.Disabled', value: 'true' }
 ]
 var secretSettings = [for item in items(sinkSecrets): {
   name: item.key
   value: '@Microsoft.KeyVault(${kvRef}${item.value})'
 }]
 
-resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
-  // checkov:skip=CKV_AZURE_212: A Consumption plan scales from zero; there are no instances to pin.
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_212: A Flex Consumption plan scales from zero; there are no instances to pin.
   // checkov:skip=CKV_AZURE_17: No HTTP-triggered function is exposed (Event Hubs, timer and blob triggers only), so there is no client to present a certificate.
   // checkov:skip=CKV_AZURE_213: No HTTP endpoint to probe; the Event Hubs trigger's health is watched in Application Insights.
   // checkov:skip=CKV_AZURE_222: Deployment (zip deploy) uses the public SCM endpoint; the app serves no HTTP function.
@@ -276,25 +283,27 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
     httpsOnly: true
     clientCertEnabled: false // no HTTP-triggered function is exposed: triggers are Event Hubs, timers and blobs
     keyVaultReferenceIdentity: 'SystemAssigned'
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainer}'
+          authentication: { type: 'SystemAssignedIdentity' }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: { name: 'python', version: '3.11' }
+    }
     siteConfig: {
-      linuxFxVersion: 'Python|3.11'
       ftpsState: 'Disabled'
       minTlsVersion: '1.2'
       http20Enabled: true
       remoteDebuggingEnabled: false
       appSettings: concat(baseSettings, secretSettings)
     }
-  }
-}
-
-// The content-share connection string, written from the storage account's key at deploy time.
-resource contentShareSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  parent: keyVault
-  name: 'corral-content-share'
-  properties: {
-    value: 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
-    contentType: 'text/plain'
-    attributes: { exp: dateTimeToEpoch(dateTimeAdd(utcNow(), 'P1Y')) }
   }
 }
 
@@ -309,13 +318,15 @@ resource receiveDefender 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 }
 
-resource receiveRelay 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(relayHubRes.id, functionApp.id, roles.eventHubsDataReceiver)
-  scope: relayHubRes
+// Application Insights accepts only Entra-authenticated telemetry (DisableLocalAuth), which needs
+// this role for the identity named in APPLICATIONINSIGHTS_AUTHENTICATION_STRING.
+resource publishTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(insights.id, functionApp.id, roles.monitoringMetricsPublisher)
+  scope: insights
   properties: {
     principalId: functionApp.identity.principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventHubsDataReceiver)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
   }
 }
 
@@ -331,6 +342,7 @@ resource readSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 
 // The runtime keeps Event Hubs checkpoints and leases in blobs, timer locks in blobs, and the blob
 // trigger's receipts in queues: these three are what the Functions host documents for identity use.
+// Blob Data Owner also lets the platform read the app package from its container.
 resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in [roles.storageBlobDataOwner, roles.storageQueueDataContributor, roles.storageTableDataContributor]: {
   name: guid(storage.id, functionApp.id, role)
   scope: storage
@@ -362,4 +374,4 @@ output functionAppName string = functionApp.name
 output keyVaultName string = keyVault.name
 output eventHubsNamespace string = eventHubs.name
 output defenderHubName string = defenderHub
-output relayHubName string = relayHub
+output deploymentContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deploymentContainer}'

@@ -2,6 +2,8 @@
 
 locals {
   push_audience = "corral-scc-push"
+  # Pub/Sub's ack deadline must cover a whole invocation, or a slow delivery is delivered twice.
+  function_timeout_seconds = 120
   # Settings every function gets; secrets come from Secret Manager, never as plain values.
   common_env = {
     CORRAL_CONFIG = var.config_path
@@ -19,6 +21,8 @@ resource "google_storage_bucket" "source" {
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
   force_destroy               = false
+
+  depends_on = [google_project_service.corral]
 }
 
 resource "google_storage_bucket_object" "source" {
@@ -32,21 +36,51 @@ resource "google_storage_bucket_object" "source" {
 resource "google_service_account" "runtime" {
   account_id   = "corral-fn"
   display_name = "Corral functions (runtime)"
+
+  depends_on = [google_project_service.corral]
+}
+
+# Cloud Build runs as this identity, not as the project's default compute or Cloud Build
+# account (new projects no longer grant those the roles a build needs).
+resource "google_service_account" "build" {
+  account_id   = "corral-build"
+  display_name = "Corral function builds"
+
+  depends_on = [google_project_service.corral]
+}
+
+resource "google_project_iam_member" "build" {
+  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer"])
+  project  = var.project_id
+  role     = each.value
+  member   = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_storage_bucket_iam_member" "build_reads_source" {
+  bucket = google_storage_bucket.source.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.build.email}"
 }
 
 resource "google_service_account" "trigger" {
   account_id   = "corral-trigger"
   display_name = "Corral Eventarc triggers"
+
+  depends_on = [google_project_service.corral]
 }
 
 resource "google_service_account" "push" {
   account_id   = "corral-push"
   display_name = "Corral Pub/Sub push (OIDC token identity)"
+
+  depends_on = [google_project_service.corral]
 }
 
 resource "google_service_account" "scheduler" {
   account_id   = "corral-scheduler"
   display_name = "Corral scheduled jobs"
+
+  depends_on = [google_project_service.corral]
 }
 
 # Eventarc's trigger identity must be able to receive events (project-level role by design).
@@ -57,6 +91,11 @@ resource "google_project_iam_member" "trigger_receiver" {
 }
 
 # --- secrets (names only; the deployer adds versions) -------------------------------------------
+#
+# A function cannot be deployed while a secret it references has no version, so the first
+# deployment takes two steps (docs/deploy.md): apply with secrets_ready = false (everything but
+# the functions and what points at them), add a version to each secret, apply with
+# secrets_ready = true.
 
 resource "google_secret_manager_secret" "corral" {
   #checkov:skip=CKV_GCP_128:Secret Manager encrypts with Google-managed keys; CMEK per secret is the deployer's choice.
@@ -65,6 +104,8 @@ resource "google_secret_manager_secret" "corral" {
   replication {
     auto {}
   }
+
+  depends_on = [google_project_service.corral]
 }
 
 resource "google_secret_manager_secret_iam_member" "runtime_reads" {
@@ -77,7 +118,7 @@ resource "google_secret_manager_secret_iam_member" "runtime_reads" {
 # --- functions ----------------------------------------------------------------------------------
 
 locals {
-  functions = merge(
+  all_functions = merge(
     var.delivery == "eventarc" ? { "corral-scc" = { entry_point = "scc_findings", topic = google_pubsub_topic.scc.id } } : {},
     var.delivery == "push" ? { "corral-scc-push" = { entry_point = "scc_push", topic = null } } : {},
     var.hub_enabled ? { "corral-hub" = { entry_point = "hub", topic = google_pubsub_topic.relay[0].id } } : {},
@@ -86,6 +127,9 @@ locals {
       "corral-source-check" = { entry_point = "source_check", topic = null }
     },
   )
+  functions = var.secrets_ready ? local.all_functions : {}
+  scheduled = var.secrets_ready ? toset(["corral-redrive", "corral-source-check"]) : toset([])
+  push      = var.delivery == "push" && var.secrets_ready ? 1 : 0
 }
 
 resource "google_cloudfunctions2_function" "corral" {
@@ -94,8 +138,9 @@ resource "google_cloudfunctions2_function" "corral" {
   location = var.region
 
   build_config {
-    runtime     = "python311"
-    entry_point = each.value.entry_point
+    runtime         = "python311"
+    entry_point     = each.value.entry_point
+    service_account = google_service_account.build.id
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
@@ -106,12 +151,12 @@ resource "google_cloudfunctions2_function" "corral" {
 
   service_config {
     available_memory               = "512M"
-    timeout_seconds                = 120
+    timeout_seconds                = local.function_timeout_seconds
     max_instance_count             = var.max_instances
     ingress_settings               = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.runtime.email
-    vpc_connector                  = var.vpc_connector == "" ? null : var.vpc_connector
+    vpc_connector                  = local.vpc_connector == "" ? null : local.vpc_connector
     environment_variables          = local.common_env
     dynamic "secret_environment_variables" {
       for_each = local.secrets
@@ -136,20 +181,21 @@ resource "google_cloudfunctions2_function" "corral" {
     }
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.runtime_reads]
+  depends_on = [google_secret_manager_secret_iam_member.runtime_reads, google_project_iam_member.build]
 }
 
 # The push endpoint: reachable by Pub/Sub, which is outside the VPC, so ingress allows all and
 # authentication is Cloud Run IAM (push service account only) plus the function's own OIDC check.
 resource "google_cloudfunctions2_function" "scc_push" {
   #checkov:skip=CKV_GCP_124:Pub/Sub push comes from outside the VPC; only the push service account may invoke (Cloud Run IAM) and the function verifies its OIDC token.
-  count    = var.delivery == "push" ? 1 : 0
+  count    = local.push
   name     = "corral-scc-push"
   location = var.region
 
   build_config {
-    runtime     = "python311"
-    entry_point = "scc_push"
+    runtime         = "python311"
+    entry_point     = "scc_push"
+    service_account = google_service_account.build.id
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
@@ -160,12 +206,12 @@ resource "google_cloudfunctions2_function" "scc_push" {
 
   service_config {
     available_memory               = "512M"
-    timeout_seconds                = 120
+    timeout_seconds                = local.function_timeout_seconds
     max_instance_count             = var.max_instances
     ingress_settings               = "ALLOW_ALL"
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.runtime.email
-    vpc_connector                  = var.vpc_connector == "" ? null : var.vpc_connector
+    vpc_connector                  = local.vpc_connector == "" ? null : local.vpc_connector
     environment_variables = merge(local.common_env, {
       CORRAL_PUSH_AUDIENCE        = local.push_audience
       CORRAL_PUSH_SERVICE_ACCOUNT = google_service_account.push.email
@@ -181,7 +227,7 @@ resource "google_cloudfunctions2_function" "scc_push" {
     }
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.runtime_reads]
+  depends_on = [google_secret_manager_secret_iam_member.runtime_reads, google_project_iam_member.build]
 }
 
 # Who may invoke what: Eventarc's identity the event functions, the push identity the push
@@ -195,7 +241,7 @@ resource "google_cloud_run_service_iam_member" "trigger_invokes" {
 }
 
 resource "google_cloud_run_service_iam_member" "push_invokes" {
-  count    = var.delivery == "push" ? 1 : 0
+  count    = local.push
   location = var.region
   service  = google_cloudfunctions2_function.scc_push[0].service_config[0].service
   role     = "roles/run.invoker"
@@ -203,7 +249,7 @@ resource "google_cloud_run_service_iam_member" "push_invokes" {
 }
 
 resource "google_cloud_run_service_iam_member" "scheduler_invokes" {
-  for_each = toset(["corral-redrive", "corral-source-check"])
+  for_each = local.scheduled
   location = var.region
   service  = google_cloudfunctions2_function.corral[each.key].service_config[0].service
   role     = "roles/run.invoker"
@@ -214,8 +260,10 @@ resource "google_cloud_run_service_iam_member" "scheduler_invokes" {
 
 resource "google_cloud_scheduler_job" "corral" {
   for_each = {
-    "corral-redrive"      = var.redrive_schedule
-    "corral-source-check" = var.source_check_schedule
+    for name, schedule in {
+      "corral-redrive"      = var.redrive_schedule
+      "corral-source-check" = var.source_check_schedule
+    } : name => schedule if contains(local.scheduled, name)
   }
   name      = each.key
   region    = var.region

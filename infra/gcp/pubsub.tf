@@ -1,6 +1,8 @@
 # Topics: SCC notifications, their dead letters, and the relay topic of the hub layout.
 
-data "google_project" "this" {}
+data "google_project" "this" {
+  depends_on = [google_project_service.corral]
+}
 
 locals {
   pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
@@ -10,12 +12,16 @@ resource "google_pubsub_topic" "scc" {
   #checkov:skip=CKV_GCP_83:Google-managed encryption; a CMEK key ring is the deployer's choice and adds key IAM to every publisher.
   name                       = "corral-scc-findings"
   message_retention_duration = "604800s"
+
+  depends_on = [google_project_service.corral]
 }
 
 resource "google_pubsub_topic" "dead_letter" {
   #checkov:skip=CKV_GCP_83:Google-managed encryption, as for the main topic.
   name                       = "corral-scc-findings-dead-letter"
   message_retention_duration = "604800s"
+
+  depends_on = [google_project_service.corral]
 }
 
 # Dead letters are kept here for inspection and replay (seek or republish); nothing consumes them.
@@ -33,15 +39,21 @@ resource "google_pubsub_topic" "relay" {
   #checkov:skip=CKV_GCP_83:Google-managed encryption, as for the main topic.
   count = var.hub_enabled ? 1 : 0
   name  = "corral-relay"
+
+  depends_on = [google_project_service.corral]
 }
 
 # Push delivery: Pub/Sub retries with backoff and, after 10 attempts, moves the message to the
 # dead-letter topic instead of dropping it. The OIDC token is checked by the function itself.
+# This is the default path because its retries end in the dead-letter topic; Eventarc's own
+# subscription needs one gcloud command for that (docs/deploy.md).
 resource "google_pubsub_subscription" "scc_push" {
-  count                      = var.delivery == "push" ? 1 : 0
-  name                       = "corral-scc-push"
-  topic                      = google_pubsub_topic.scc.id
-  ack_deadline_seconds       = 60
+  count = local.push
+  name  = "corral-scc-push"
+  topic = google_pubsub_topic.scc.id
+  # A push is acknowledged by the function's answer; a deadline shorter than the function's
+  # timeout would redeliver a slow delivery while it is still running.
+  ack_deadline_seconds       = local.function_timeout_seconds
   message_retention_duration = "604800s"
   expiration_policy {
     ttl = ""
@@ -72,7 +84,7 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
 }
 
 resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
-  count        = var.delivery == "push" ? 1 : 0
+  count        = local.push
   subscription = google_pubsub_subscription.scc_push[0].id
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
@@ -86,20 +98,65 @@ resource "google_service_account_iam_member" "pubsub_token_creator" {
 }
 
 # --- Security Command Center ------------------------------------------------------------------
+#
+# One v2 notification config (location "global") at the level scc_parent names: the organization,
+# a folder or a project. SCC publishes each finding's every change, so the INACTIVE version of a
+# fixed finding and mute changes reach Corral and close or update what it stored.
 
-resource "google_scc_notification_config" "corral" {
+locals {
+  # Exactly one of the three exists.
+  scc_service_account = one(concat(
+    google_scc_v2_organization_notification_config.corral[*].service_account,
+    google_scc_v2_folder_notification_config.corral[*].service_account,
+    google_scc_v2_project_notification_config.corral[*].service_account,
+  ))
+}
+
+resource "google_scc_v2_organization_notification_config" "corral" {
+  count        = var.scc_parent_type == "organization" ? 1 : 0
   config_id    = "corral-container-findings"
-  organization = var.organization_id
+  organization = var.scc_parent_id
+  location     = "global"
   description  = "Corral: container-related findings to Pub/Sub"
   pubsub_topic = google_pubsub_topic.scc.id
   streaming_config {
     filter = var.scc_filter
   }
+
+  depends_on = [google_project_service.corral]
+}
+
+resource "google_scc_v2_folder_notification_config" "corral" {
+  count        = var.scc_parent_type == "folder" ? 1 : 0
+  config_id    = "corral-container-findings"
+  folder       = var.scc_parent_id
+  location     = "global"
+  description  = "Corral: container-related findings to Pub/Sub"
+  pubsub_topic = google_pubsub_topic.scc.id
+  streaming_config {
+    filter = var.scc_filter
+  }
+
+  depends_on = [google_project_service.corral]
+}
+
+resource "google_scc_v2_project_notification_config" "corral" {
+  count        = var.scc_parent_type == "project" ? 1 : 0
+  config_id    = "corral-container-findings"
+  project      = var.scc_parent_id
+  location     = "global"
+  description  = "Corral: container-related findings to Pub/Sub"
+  pubsub_topic = google_pubsub_topic.scc.id
+  streaming_config {
+    filter = var.scc_filter
+  }
+
+  depends_on = [google_project_service.corral]
 }
 
 # SCC publishes as the notification config's own service account.
 resource "google_pubsub_topic_iam_member" "scc_publisher" {
   topic  = google_pubsub_topic.scc.id
   role   = "roles/pubsub.publisher"
-  member = "serviceAccount:${google_scc_notification_config.corral.service_account}"
+  member = "serviceAccount:${local.scc_service_account}"
 }

@@ -9,15 +9,67 @@ variable "region" {
   default     = "europe-west1"
 }
 
-variable "organization_id" {
-  description = "Numeric organization id whose Security Command Center findings are exported."
+variable "scc_parent_type" {
+  description = "Where the SCC notification config lives, which decides whose findings it exports: \"organization\", \"folder\" or \"project\"."
+  type        = string
+  default     = "organization"
+  validation {
+    condition     = contains(["organization", "folder", "project"], var.scc_parent_type)
+    error_message = "scc_parent_type must be \"organization\", \"folder\" or \"project\"."
+  }
+}
+
+variable "scc_parent_id" {
+  description = "Numeric id of that organization or folder, or the project id."
   type        = string
 }
 
 variable "scc_filter" {
-  description = "SCC notification filter: which findings are published. The default keeps active container findings of medium severity or higher."
+  description = "SCC notification filter: which findings are published. The default keeps container findings of medium severity or higher in every state and mute state, so that a finding's INACTIVE version and its mute changes reach Corral too."
   type        = string
-  default     = "state = \"ACTIVE\" AND (severity = \"CRITICAL\" OR severity = \"HIGH\" OR severity = \"MEDIUM\") AND (resource.type : \"container\" OR resource.type : \"k8s\" OR resource.type = \"google.run.Service\" OR category : \"KUBERNETES\" OR category : \"GKE\" OR category : \"CONTAINER\")"
+  default     = "(severity = \"CRITICAL\" OR severity = \"HIGH\" OR severity = \"MEDIUM\") AND (resource.type : \"container\" OR resource.type : \"k8s\" OR resource.type = \"google.run.Service\" OR category : \"KUBERNETES\" OR category : \"GKE\" OR category : \"CONTAINER\")"
+}
+
+variable "secrets_ready" {
+  description = "Whether every secret has a version yet. The first apply runs with false (no functions), the deployer adds the versions, the second apply runs with true."
+  type        = bool
+  default     = false
+}
+
+variable "cloud_sql" {
+  description = "Provision the PostgreSQL store on Cloud SQL (private IP, VPC connector); false to bring your own store and vpc_connector."
+  type        = bool
+  default     = true
+}
+
+variable "network" {
+  description = "VPC network the Cloud SQL instance and the VPC connector attach to."
+  type        = string
+  default     = "default"
+}
+
+variable "connector_cidr" {
+  description = "Unused /28 of that network for the Serverless VPC Access connector."
+  type        = string
+  default     = "10.8.0.0/28"
+}
+
+variable "sql_tier" {
+  description = "Cloud SQL machine type (Enterprise edition)."
+  type        = string
+  default     = "db-custom-1-3840"
+}
+
+variable "sql_availability" {
+  description = "ZONAL, or REGIONAL for a standby in a second zone (twice the price)."
+  type        = string
+  default     = "ZONAL"
+}
+
+variable "sql_max_connections" {
+  description = "PostgreSQL max_connections; at least one per function instance (max_instances times the functions) plus operators."
+  type        = number
+  default     = 100
 }
 
 variable "delivery" {
@@ -49,7 +101,7 @@ variable "sink_secrets" {
 }
 
 variable "vpc_connector" {
-  description = "Serverless VPC Access connector for a private PostgreSQL store (projects/.../locations/.../connectors/...); empty for none."
+  description = "With cloud_sql = false: a Serverless VPC Access connector for your own private PostgreSQL store (projects/.../locations/.../connectors/...); empty for none."
   type        = string
   default     = ""
 }

@@ -30,17 +30,22 @@ closed_days = 90
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Mapping
+import difflib
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from corral import sinks
 from corral.errors import ConfigError
+from corral.priority import DEFAULT_WEIGHTS, Weights, parse_weights
+from corral.redaction import url_secrets
 from corral.routing import Condition, Route, Router, SuppressRule, parse_change_kinds, sink_list
 from corral.stores import DEFAULT_URL
 
-TOP_LEVEL_KEYS: Final = frozenset({"store", "sinks", "routes", "suppress", "retention", "sources"})
+TOP_LEVEL_KEYS: Final = frozenset({"store", "sinks", "routes", "suppress", "retention", "sources", "priority"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,7 @@ class Settings:
     closed_retention_days: int | None = None
     source_windows: Mapping[str, int] = field(default_factory=dict)
     origin: str = "defaults"
+    priority: Weights = DEFAULT_WEIGHTS
 
 
 def load(path: str | None = None, env: Mapping[str, str] | None = None, store: str | None = None) -> Settings:
@@ -67,7 +73,13 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None, store: s
     settings = parse(table, origin)
     url = store or env.get("CORRAL_STORE") or settings.store
     return Settings(
-        url, settings.sinks, settings.router, settings.closed_retention_days, settings.source_windows, origin
+        url,
+        settings.sinks,
+        settings.router,
+        settings.closed_retention_days,
+        settings.source_windows,
+        origin,
+        settings.priority,
     )
 
 
@@ -87,42 +99,126 @@ def _read(path: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def parse(table: Mapping[str, Any], origin: str = "corral.toml") -> Settings:
-    """Validate a parsed configuration table; every error names `origin` and the key."""
+class _Problems:
+    """Every mistake found in one configuration, one line each, raised together at the end."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[None]:
+        """Record a ConfigError raised inside the block instead of stopping at it."""
+        try:
+            yield
+        except ConfigError as exc:
+            self.lines.extend(str(exc).splitlines())
+
+    def raise_all(self) -> None:
+        if self.lines:
+            raise ConfigError("\n".join(self.lines))
+
+
+def parse(table: Mapping[str, Any], origin: str = "corral.toml", *, now: float | None = None) -> Settings:
+    """Validate a parsed configuration table; every error names `origin` and the key.
+
+    Every mistake is found before any is reported: the ConfigError holds one line per mistake.
+    `now` (epoch seconds, default the current time) decides which suppressions have expired.
+    """
+    problems = _Problems()
     for key in table:
         if key not in TOP_LEVEL_KEYS:
-            raise ConfigError(f"{origin}: unknown key {key!r}; expected one of {', '.join(sorted(TOP_LEVEL_KEYS))}")
+            problems.add(f"{origin}: unknown key {key!r}{_did_you_mean(key, TOP_LEVEL_KEYS)}; "
+                         f"expected one of {', '.join(sorted(TOP_LEVEL_KEYS))}")  # fmt: skip
     store = table.get("store", DEFAULT_URL)
     if not isinstance(store, str) or "://" not in store:
-        raise ConfigError(f"{origin}: store: expected a URL such as sqlite:///corral.db")
-    sink_tables = _sinks(table.get("sinks", {}), origin)
+        problems.add(f"{origin}: store: expected a URL such as sqlite:///corral.db")
+        store = DEFAULT_URL
+    elif url_secrets(store):
+        problems.add(
+            f"{origin}: store: a password is written in the store URL; keep the whole URL in CORRAL_STORE "
+            "(set from a secret), or the PostgreSQL password in PGPASSWORD, and remove it from this file"
+        )
+    sink_tables = _sinks(table.get("sinks", {}), origin, problems)
     families = {
         sink_id: sinks.family(str(t.get("kind") or sink_id.partition(":")[0])) for sink_id, t in sink_tables.items()
     }
-    routes = tuple(_route(r, i, list(sink_tables), origin) for i, r in enumerate(_tables(table, "routes", origin)))
-    suppressions = tuple(_suppress(s, i, origin) for i, s in enumerate(_tables(table, "suppress", origin)))
-    retention = table.get("retention", {})
+    raw_sinks = table.get("sinks")
+    # Routes may name a sink whose own table is wrong: that mistake is reported once, at the sink.
+    defined = list(raw_sinks) if isinstance(raw_sinks, Mapping) else []
+    routes: list[Route] = []
+    suppressions: list[SuppressRule] = []
+    now_ms = int((time.time() if now is None else now) * 1000)
+    with problems.collect():
+        route_tables = _tables(table, "routes", origin)
+        for i, r in enumerate(route_tables):
+            with problems.collect():
+                routes.append(_route(r, i, defined, origin, problems))
+    with problems.collect():
+        suppress_tables = _tables(table, "suppress", origin)
+        for i, t in enumerate(suppress_tables):
+            with problems.collect():
+                suppressions.append(_suppress(t, i, origin, now_ms, problems))
+    closed_days = _retention(table.get("retention", {}), origin, problems)
+    windows = _windows(table.get("sources", {}), origin, problems)
+    priority = DEFAULT_WEIGHTS
+    with problems.collect():
+        priority = parse_weights(table.get("priority"), origin)
+    problems.raise_all()
+    return Settings(
+        store=store,
+        sinks=sink_tables,
+        router=Router(tuple(routes), tuple(suppressions), families),
+        closed_retention_days=closed_days,
+        source_windows=windows,
+        origin=origin,
+        priority=priority,
+    )
+
+
+def _did_you_mean(key: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _retention(retention: object, origin: str, problems: _Problems) -> int | None:
     if not isinstance(retention, Mapping):
-        raise ConfigError(f"{origin}: retention: expected a [retention] table")
+        problems.add(f"{origin}: retention: expected a [retention] table")
+        return None
     for key in retention:
         if key != "closed_days":
-            raise ConfigError(f"{origin}: retention.{key}: unknown key; expected closed_days")
+            problems.add(f"{origin}: retention.{key}: unknown key{_did_you_mean(key, ['closed_days'])}; "
+                         "expected closed_days")  # fmt: skip
     closed_days = retention.get("closed_days")
     if closed_days is not None and (
         isinstance(closed_days, bool) or not isinstance(closed_days, int) or closed_days < 1
     ):
-        raise ConfigError(f"{origin}: retention.closed_days: expected a whole number of days, at least 1")
-    windows = table.get("sources", {})
-    if not isinstance(windows, Mapping) or not all(isinstance(v, int) and v > 0 for v in windows.values()):
-        raise ConfigError(f'{origin}: sources: expected source = window in minutes, e.g. "aws.guardduty" = 420')
-    return Settings(
-        store=store,
-        sinks=sink_tables,
-        router=Router(routes, suppressions, families),
-        closed_retention_days=closed_days,
-        source_windows=dict(windows),
-        origin=origin,
-    )
+        problems.add(f"{origin}: retention.closed_days: expected a whole number of days, at least 1")
+        return None
+    return closed_days
+
+
+def _windows(windows: object, origin: str, problems: _Problems) -> dict[str, int]:
+    if not isinstance(windows, Mapping):
+        problems.add(f'{origin}: sources: expected source = window in minutes, e.g. "aws.guardduty" = 420')
+        return {}
+    # Loaded only when [sources] is written: the registry imports every source module.
+    from corral.sources import SOURCES  # noqa: PLC0415
+
+    found: dict[str, int] = {}
+    for name, minutes in windows.items():
+        if name not in SOURCES:
+            problems.add(
+                f"{origin}: sources.{name}: unknown source{_did_you_mean(name, SOURCES)}; "
+                f"use one of {', '.join(sorted(SOURCES))}"
+            )
+        elif isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
+            problems.add(f'{origin}: sources.{name}: expected a window in minutes, e.g. "{name}" = 420')
+        else:
+            found[name] = minutes
+    return found
 
 
 def _tables(table: Mapping[str, Any], key: str, origin: str) -> list[Mapping[str, Any]]:
@@ -132,23 +228,41 @@ def _tables(table: Mapping[str, Any], key: str, origin: str) -> list[Mapping[str
     return value
 
 
-def _sinks(value: object, origin: str) -> dict[str, Mapping[str, Any]]:
+def _sinks(value: object, origin: str, problems: _Problems) -> dict[str, Mapping[str, Any]]:
     if not isinstance(value, Mapping):
-        raise ConfigError(f'{origin}: sinks: expected [sinks."kind:name"] tables')
+        problems.add(f'{origin}: sinks: expected [sinks."kind:name"] tables')
+        return {}
     found: dict[str, Mapping[str, Any]] = {}
     for sink_id, settings in value.items():
         where = f"{origin}: sinks.{sink_id}"
         if not isinstance(settings, Mapping):
-            raise ConfigError(f"{where}: expected a table")
+            problems.add(f"{where}: expected a table")
+            continue
         kind = settings.get("kind") or sink_id.partition(":")[0]
         if kind not in sinks.KINDS:
-            raise ConfigError(f"{where}.kind: unknown sink kind {kind!r}; use one of {', '.join(sinks.KINDS)}")
-        for key in settings:
-            if _looks_secret(key) and not key.endswith("_env"):
-                raise ConfigError(
-                    f"{where}.{key}: secrets are not written in configuration; "
-                    f"set {key}_env to the name of the environment variable that holds it"
-                )
+            problems.add(
+                f"{where}.kind: unknown sink kind {kind!r}{_did_you_mean(str(kind), sinks.KINDS)}; "
+                f"use one of {', '.join(sinks.KINDS)}"
+            )
+            continue
+        known = sinks.declared_settings(str(kind))
+        # A secret written inline gets the fix for that; a typo of a known `…_env` setting is a typo.
+        secrets = {
+            key
+            for key in settings
+            if key not in known
+            and _looks_secret(key)
+            and not key.endswith("_env")
+            and (f"{key}_env" in known or not difflib.get_close_matches(key, list(known), n=1, cutoff=0.6))
+        }
+        for key in sorted(secrets):
+            problems.add(
+                f"{where}.{key}: secrets are not written in configuration; "
+                f"set {key}_env to the name of the environment variable that holds it"
+            )
+        with problems.collect():
+            for line in sinks.unknown_settings(sink_id, {k: v for k, v in settings.items() if k not in secrets}):
+                problems.add(f"{origin}: {line}")
         found[sink_id] = settings
     return found
 
@@ -157,19 +271,23 @@ def _looks_secret(key: str) -> bool:
     return any(word in key for word in ("token", "secret", "password", "api_key", "webhook_url"))
 
 
-def _route(table: Mapping[str, Any], index: int, known: list[str], origin: str) -> Route:
+def _route(table: Mapping[str, Any], index: int, known: list[str], origin: str, problems: _Problems) -> Route:
     name = str(table.get("name") or f"routes[{index}]")
     where = f"{origin}: routes[{index}] ({name})"
-    unknown = set(table) - {"name", "when", "on", "to", "samples"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; expected name, when, on, to, samples")
-    return Route(
-        name=name,
-        when=Condition.parse(table.get("when"), f"{where}.when"),
-        to=sink_list(table.get("to"), known, f"{where}.to"),
-        on=parse_change_kinds(table.get("on"), f"{where}.on"),
-        samples=_flag(table.get("samples", False), f"{where}.samples"),
-    )
+    expected = ("name", "when", "on", "to", "samples")
+    for key in sorted(set(table) - set(expected)):
+        problems.add(f"{where}: unknown key {key!r}{_did_you_mean(key, expected)}; expected {', '.join(expected)}")
+    when, on, samples = Condition(), None, False
+    to: tuple[str, ...] = ()
+    with problems.collect():
+        when = Condition.parse(table.get("when"), f"{where}.when")
+    with problems.collect():
+        to = sink_list(table.get("to"), known, f"{where}.to")
+    with problems.collect():
+        on = parse_change_kinds(table.get("on"), f"{where}.on")
+    with problems.collect():
+        samples = _flag(table.get("samples", False), f"{where}.samples")
+    return Route(name=name, when=when, to=to, on=on, samples=samples)
 
 
 def _flag(value: object, where: str) -> bool:
@@ -178,20 +296,32 @@ def _flag(value: object, where: str) -> bool:
     return value
 
 
-def _suppress(table: Mapping[str, Any], index: int, origin: str) -> SuppressRule:
+def _suppress(table: Mapping[str, Any], index: int, origin: str, now_ms: int, problems: _Problems) -> SuppressRule:
     name = str(table.get("name") or f"suppress[{index}]")
     where = f"{origin}: suppress[{index}] ({name})"
-    unknown = set(table) - {"name", "when", "reason", "until"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; expected name, when, reason, until")
+    expected = ("name", "when", "reason", "until")
+    for key in sorted(set(table) - set(expected)):
+        problems.add(f"{where}: unknown key {key!r}{_did_you_mean(key, expected)}; expected {', '.join(expected)}")
     reason = table.get("reason")
     if not isinstance(reason, str) or not reason.strip():
-        raise ConfigError(f"{where}.reason: say why these findings are suppressed")
+        problems.add(f"{where}.reason: say why these findings are suppressed")
+        reason = ""
+    condition = Condition()
     if not table.get("when"):
-        raise ConfigError(f"{where}.when: a suppression must say what it matches")
-    return SuppressRule(
-        name, Condition.parse(table["when"], f"{where}.when"), reason, _until(table.get("until"), where)
-    )
+        problems.add(f"{where}.when: a suppression must say what it matches")
+    else:
+        with problems.collect():
+            condition = Condition.parse(table["when"], f"{where}.when")
+    until = None
+    with problems.collect():
+        until = _until(table.get("until"), where)
+    if until is not None and until <= now_ms:
+        day = dt.datetime.fromtimestamp(until / 1000, dt.UTC).date().isoformat()
+        problems.add(
+            f"{where}.until: {day} has passed, so this suppression no longer hides anything; "
+            "delete it, or set until to a later date if it still applies"
+        )
+    return SuppressRule(name, condition, reason, until)
 
 
 def _until(value: object, where: str) -> int | None:

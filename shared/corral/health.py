@@ -6,19 +6,9 @@ synthetic finding per (source, account) — a Detection Finding from product "Co
 when the silence starts and closed when the source delivers again. These findings go through the
 pipeline (store, routing, sinks) like any other, so the people who read findings hear about it.
 
-The default windows follow each source's delivery cadence (overridable per source, in minutes,
-in the `[sources]` table of corral.toml):
-
-- **aws.guardduty, 7 h**: GuardDuty re-publishes every active finding at its publishing frequency,
-  six hours by default (FindingPublishingFrequency SIX_HOURS); an account with any active finding
-  therefore delivers at least every 6 h. One hour of slack covers EventBridge retries. Accounts
-  with a 15-minute or 1-hour frequency can lower the window.
-- **azure.defender, 8 days**: continuous export streams on change only, but the weekly snapshot
-  re-sends every current alert and recommendation, so a subscription delivers at least weekly;
-  one day of slack because Microsoft publishes no latency for the snapshot.
-- **gcp.scc, 24 h**: notifications are "near real time" with no re-publication of unchanged
-  findings, so only activity bounds silence; a day matches how often an organization with
-  container workloads sees new or updated findings, and is the documented default to tune.
+Each source declares its default window, and the delivery cadence behind it, in its own
+`FACTS` (`corral.sources`); it is overridable per source, in minutes, in the `[sources]` table
+of corral.toml.
 
 An account with no active finding at all is legitimately quiet; the window is a bet on activity,
 which is why it is configurable and why the finding says "silent", not "broken".
@@ -31,26 +21,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from corral import ocsf
+from corral import ocsf, sources
 from corral.stores.base import FindingKey, FindingQuery, SourceState, Store
 
 if TYPE_CHECKING:
     from corral.pipeline import Pipeline
 
 MINUTE_MS: Final = 60_000
-DEFAULT_WINDOWS: Final[dict[str, int]] = {
-    "aws.guardduty": 7 * 60,
-    "azure.defender": 8 * 24 * 60,
-    "gcp.scc": 24 * 60,
-}
-"""Minutes without a delivery after which a (source, account) is silent; see the module docstring."""
 FALLBACK_WINDOW: Final = 24 * 60
-SOURCE_NAMES: Final = {
-    "aws.guardduty": "Amazon GuardDuty",
-    "azure.defender": "Microsoft Defender for Cloud",
-    "gcp.scc": "Google Security Command Center",
-}
-HOME_CLOUDS: Final = {"aws.guardduty": "AWS", "azure.defender": "Azure", "gcp.scc": "GCP"}
 PRODUCT: Final = {"name": "Corral", "uid": "corral", "vendor_name": "Corral"}
 SILENT_TYPE: Final = "Source Silent"
 CHECK_REF: Final = "corral:source-check"
@@ -132,7 +110,8 @@ class HealthReport:
 
 def window_ms(source: str, overrides: Mapping[str, int]) -> int:
     """Return a source's silence window in ms: the configured minutes, else the default."""
-    return overrides.get(source, DEFAULT_WINDOWS.get(source, FALLBACK_WINDOW)) * MINUTE_MS
+    facts = sources.FACTS.get(source)
+    return overrides.get(source, facts.window_minutes if facts else FALLBACK_WINDOW) * MINUTE_MS
 
 
 def guess_cloud(source: str, account_uid: str) -> str:
@@ -146,7 +125,8 @@ def guess_cloud(source: str, account_uid: str) -> str:
         return "AWS"
     if _AZURE_SUBSCRIPTION.fullmatch(account_uid):
         return "Azure"
-    return HOME_CLOUDS.get(source, "GCP")
+    facts = sources.FACTS.get(source)
+    return facts.home_cloud if facts else "GCP"
 
 
 def assess(
@@ -191,7 +171,8 @@ def silence_key(source: str, account_uid: str) -> FindingKey:
 
 def silence_finding(health: SourceHealth, now: int, *, resolved: bool) -> ocsf.Finding:
     """Build the OCSF Detection Finding for a silence: Create while silent, Close once it recovers (pure)."""
-    name = SOURCE_NAMES.get(health.source, health.source)
+    facts = sources.FACTS.get(health.source)
+    name = facts.name if facts else health.source
     hours = health.window_ms / 3_600_000
     if resolved:
         message = f"{name} delivers again for {health.account_uid}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from corral import ocsf
@@ -328,10 +329,10 @@ def _vulnerability(finding: Mapping[str, Any]) -> Observations:
                     _text(data.get("workload")) or _text(data.get("pod")) or workload,
                 )
                 sightings[(image.key, *place)] = Sighting(image.key, cloud, account, *place, who, when)
-            in_use, last_use = _first(data, _IN_USE_COUNT), _first(data, _LAST_IN_USE)
-            if isinstance(in_use, int) and in_use > 0:
-                # Inspector: ECR counts the clusters and tasks running the image, and says when it last ran.
-                at = last_use if isinstance(last_use, int) and last_use > 0 else when
+            in_use, last_use = _first(data, _IN_USE_COUNT), _epoch_ms(_first(data, _LAST_IN_USE))
+            if isinstance(in_use, int) and not isinstance(in_use, bool) and in_use > 0:
+                # Inspector: ECR counts the ECS tasks and EKS pods running the image, and says when it last ran.
+                at = last_use or when
                 sightings[(image.key, "", "", "")] = Sighting(image.key, cloud, account, "", "", "", who, at)
         elif kind == "kubernetes container" and isinstance(data.get("image"), Mapping):
             # Defender: a running container of the assessed image, with its pod and workload.
@@ -366,7 +367,25 @@ def _closed(finding: Mapping[str, Any]) -> bool:
 
 
 def _first(data: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
-    return next((data[k] for k in keys if data.get(k) is not None), None)
+    """The first of `keys` in `data` or in a mapping directly inside it (vendor details kept nested)."""
+    for holder in (data, *(v for v in data.values() if isinstance(v, Mapping))):
+        found = next((holder[k] for k in keys if holder.get(k) is not None), None)
+        if found is not None:
+            return found
+    return None
+
+
+def _epoch_ms(value: object) -> int | None:
+    """Epoch ms from epoch ms, or from an ISO 8601 text as Inspector writes `lastInUseAt`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value > 0 else None
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1000)
+    return None
 
 
 def _first_tag(data: Mapping[str, Any]) -> str:

@@ -7,12 +7,12 @@ an error for the dead letter); one bad item never stops the others.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 from corral import envelopes, limits, sources
 from corral.errors import PermanentError
 from corral.records import HealthSignal, Item, Outcome, Skip
+from corral.sources._core.source import Source
 
 # A normalizer reading an unexpected shape fails with one of these; the item is dead-lettered
 # with the reason instead of taking the batch down. The property tests hold every normalizer to
@@ -42,7 +42,7 @@ def normalize(
         yield item if isinstance(item, Outcome) else normalize_item(item, received_time)
 
 
-def _detect(item: Item) -> tuple[ModuleType | None, Any]:
+def _detect(item: Item) -> tuple[Source | None, Any]:
     """The source of an item and the document to hand it: the detail, else the whole event."""
     source = sources.detect(item.doc)
     if source is None and item.envelope is not None:
@@ -53,7 +53,7 @@ def _detect(item: Item) -> tuple[ModuleType | None, Any]:
     return source, item.doc
 
 
-def _takes_envelope(source: ModuleType) -> bool:
+def _takes_envelope(source: Source) -> bool:
     code = getattr(source.normalize, "__code__", None)
     return code is not None and "envelope" in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
 

@@ -21,9 +21,10 @@ from corral import config, limits, ocsf, spans
 from corral.delivery import Deliverer
 from corral.errors import ConfigError, StoreUnavailableError
 from corral.normalize import normalize
+from corral.prioritize import Prioritizer
 from corral.records import HealthSignal, Outcome
 from corral.routing import Router
-from corral.sinks import build as build_sink
+from corral.sinks import build_all
 from corral.stores import open_store
 from corral.stores.base import Change, DeadLetter, LedgerEntry, SourceSeen, Store, Suppression
 
@@ -88,7 +89,17 @@ class IngestResult:
 
     def summary(self) -> dict[str, int]:
         """Every change kind (zero included) and skipped/signals/failed, as plain data."""
-        kinds = ("new", "updated", "escalated", "deescalated", "reopened", "closed", "unchanged", "stale")
+        kinds = (
+            "new",
+            "updated",
+            "escalated",
+            "deescalated",
+            "reopened",
+            "closed",
+            "unchanged",
+            "stale",
+            "reprioritized",
+        )
         return {k: self.counts[k] for k in (*kinds, "suppressed", "skipped", "signals", "failed")}
 
 
@@ -110,11 +121,12 @@ class Pipeline:
         self.clock = clock
         self.settings = settings or config.Settings(store=store.url)
         self.deliverer = Deliverer(store, self.sinks, clock)
+        self.prioritizer = Prioritizer(store, self.settings.priority, clock)
 
     @classmethod
     def from_settings(cls, settings: config.Settings, env: Mapping[str, str]) -> Pipeline:
         """Build the pipeline a configuration describes; every sink is validated now."""
-        sinks = {sink_id: build_sink(sink_id, table, env) for sink_id, table in settings.sinks.items()}
+        sinks = build_all(settings.sinks, env, settings.origin)
         return cls(open_store(settings.store), settings.router, sinks, settings=settings)
 
     @classmethod
@@ -226,7 +238,8 @@ class Pipeline:
     def _store_batch(self, batch: Sequence[_Pending], result: IngestResult, letters: list[DeadLetter]) -> None:
         now = self.clock()
         try:
-            changes = self.store.upsert([p.finding for p in batch], now=now)
+            prepared = self.prioritizer.prepare([p.finding for p in batch], now)
+            changes = prepared.finish(self.store.upsert(prepared.findings, now=now))
             self.store.touch_sources(_seen(batch, now))
         except StoreUnavailableError:
             raise
@@ -266,6 +279,20 @@ class Pipeline:
                 entries.setdefault((entry.version, entry.sink), entry)
         if entries:
             self.deliverer.deliver(self.store.ledger_add(list(entries.values())))
+        if prepared.others:
+            result.counts["reprioritized"] += self._route_changes(prepared.others, now)
+
+    def _route_changes(self, changes: Sequence[Change], now: int) -> int:
+        """Queue and send changes of findings outside the batch (reprioritizations); return how many."""
+        entries = [
+            entry
+            for change in changes
+            if self.router.suppression(change.finding, now) is None
+            for entry in self._ledger_entries(change, now)
+        ]
+        if entries:
+            self.deliverer.deliver(self.store.ledger_add(entries))
+        return len(changes)
 
     def _ledger_entries(self, change: Change, now: int) -> list[LedgerEntry]:
         kind = change.kind
@@ -304,7 +331,10 @@ class Pipeline:
         from corral.health import check_sources  # noqa: PLC0415 - only the scheduled check needs it
 
         report = check_sources(self, self.clock())
+        # Running evidence ages out of its window by the wall clock: the hourly check notices.
+        reprioritized = self._route_changes(self.prioritizer.recompute(), self.clock())
         return {
+            "reprioritized": reprioritized,
             "sources": len(report.sources),
             "silent": sorted(f"{s.source}:{s.account_uid}" for s in report.sources if s.state == "silent"),
             "raised": list(report.raised),

@@ -84,7 +84,7 @@ class Weights:
     informational: float = 5
     unknown_severity: float = 20
     running: float = 1.0
-    deployed: float = 0.7
+    deployed: float = 0.5
     unknown: float = 0.6
     registry_only: float = 0.35
     internet_exposed: float = 20

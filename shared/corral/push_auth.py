@@ -22,6 +22,8 @@ from typing import Any, Final
 import orjson
 from google.auth import transport
 
+from corral.redaction import redact_text
+
 GOOGLE_CERTS_URL: Final = "https://www.googleapis.com/oauth2/v1/certs"
 """Google's OAuth2 signing certificates as `{key id: PEM certificate}`, the form `verify_token` reads."""
 GOOGLE_ISSUERS: Final = frozenset({"accounts.google.com", "https://accounts.google.com"})
@@ -41,6 +43,10 @@ class PushAuthError(Exception):
 
 class CertificatesUnavailableError(Exception):
     """Google's signing certificates could not be fetched: no fault of the request, so worth a retry."""
+
+
+def _unavailable(exc: Exception) -> CertificatesUnavailableError:
+    return CertificatesUnavailableError(f"cannot fetch the signing certificates: {redact_text(str(exc))}")
 
 
 def _max_age(headers: Mapping[str, str]) -> float:
@@ -142,14 +148,14 @@ class PushVerifier:
         try:
             claims = self._verify(token)
         except exceptions.TransportError as exc:
-            raise CertificatesUnavailableError(f"cannot fetch the signing certificates: {exc}") from None
+            raise _unavailable(exc) from None
         except (exceptions.GoogleAuthError, ValueError) as exc:
             if not (isinstance(key_id, str) and self._refresh_for(key_id)):
                 raise PushAuthError(f"invalid token: {exc}") from None
             try:
                 claims = self._verify(token)
             except exceptions.TransportError as again:
-                raise CertificatesUnavailableError(f"cannot fetch the signing certificates: {again}") from None
+                raise _unavailable(again) from None
             except (exceptions.GoogleAuthError, ValueError) as again:
                 raise PushAuthError(f"invalid token: {again}") from None
         if claims.get("iss") not in GOOGLE_ISSUERS:

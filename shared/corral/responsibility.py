@@ -12,10 +12,10 @@ configures, patches or watches it, even where the provider supplies the tooling.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final, Literal
 
-from corral import traits
+from corral import sources, traits
+from corral.sources._core.source import Capability
 
 Owner = Literal["customer", "provider"]
 CUSTOMER: Final[Owner] = "customer"
@@ -107,98 +107,8 @@ def owner(service: str, layer: str, task: str) -> Owner:
     return RESPONSIBILITY[service][traits.LAYERS.index(layer)][traits.TASKS.index(task)]
 
 
-@dataclass(frozen=True, slots=True)
-class Capability:
-    """A detector, offered by one Corral source, that can produce findings for some cells."""
-
-    name: str
-    source: str
-    services: tuple[str, ...]
-    cells: tuple[tuple[str, str], ...]
-    """(layer, task) pairs the detector reports on, for each of `services`."""
-
-
-_INFRA, _PLAT, _APP = traits.INFRASTRUCTURE, traits.PLATFORM, traits.APPLICATION
-_HARD, _VULN, _THREAT = traits.HARDENING, traits.VULNERABILITY_MANAGEMENT, traits.THREAT_DETECTION
-
-CAPABILITIES: Final[tuple[Capability, ...]] = (
-    # GuardDuty is threat detection only; hardening and vulnerability findings on AWS come from
-    # Security Hub and Inspector, which Corral does not ingest, unless Defender or SCC watch AWS.
-    Capability(
-        "GuardDuty foundational (VPC Flow Logs, DNS, CloudTrail)",
-        "aws.guardduty",
-        (traits.EKS, traits.ECS_EC2),
-        ((_INFRA, _THREAT),),
-    ),
-    Capability("GuardDuty EKS Protection (audit logs)", "aws.guardduty", (traits.EKS,), ((_PLAT, _THREAT),)),
-    Capability(
-        "GuardDuty Runtime Monitoring for EKS", "aws.guardduty", (traits.EKS,), ((_INFRA, _THREAT), (_APP, _THREAT))
-    ),
-    Capability(
-        "GuardDuty Runtime Monitoring for ECS",
-        "aws.guardduty",
-        (traits.ECS_EC2, traits.ECS_FARGATE),
-        ((_APP, _THREAT),),
-    ),
-    # Defender for Containers covers AKS natively and EKS and GKE through its multicloud
-    # connectors (sensor on the nodes, Kubernetes audit logs); it has no runtime sensor for
-    # Container Apps or Function Apps.
-    Capability(
-        "Defender for Containers (runtime and Kubernetes audit)",
-        "azure.defender",
-        (traits.AKS, traits.EKS, traits.GKE),
-        ((_INFRA, _THREAT), (_PLAT, _THREAT), (_APP, _THREAT)),
-    ),
-    Capability(
-        "Defender CSPM recommendations",
-        "azure.defender",
-        (traits.AKS, traits.EKS, traits.GKE),
-        ((_INFRA, _HARD), (_PLAT, _HARD), (_APP, _HARD)),
-    ),
-    Capability(
-        "Defender CSPM recommendations (PaaS)",
-        "azure.defender",
-        (traits.CONTAINER_APPS, traits.FUNCTION_APPS),
-        ((_PLAT, _HARD),),
-    ),
-    Capability(
-        "Defender vulnerability assessment (registry and running images)",
-        "azure.defender",
-        (traits.AKS, traits.EKS, traits.GKE, traits.CONTAINER_APPS),
-        ((_APP, _VULN),),
-    ),
-    Capability(
-        "Defender vulnerability assessment (AKS nodes and Kubernetes version)",
-        "azure.defender",
-        (traits.AKS,),
-        ((_INFRA, _VULN), (_PLAT, _VULN)),
-    ),
-    Capability("Defender for App Service", "azure.defender", (traits.FUNCTION_APPS,), ((_APP, _THREAT),)),
-    Capability("SCC Container Threat Detection", "gcp.scc", (traits.GKE,), ((_INFRA, _THREAT), (_APP, _THREAT))),
-    Capability("SCC Event Threat Detection (GKE audit logs)", "gcp.scc", (traits.GKE,), ((_PLAT, _THREAT),)),
-    # GKE security posture's workload configuration audit reports pod-level misconfigurations
-    # (privileged containers, host namespaces) into SCC, beside Security Health Analytics.
-    Capability(
-        "SCC Security Health Analytics and GKE security posture",
-        "gcp.scc",
-        (traits.GKE,),
-        ((_INFRA, _HARD), (_PLAT, _HARD), (_APP, _HARD)),
-    ),
-    Capability(
-        "SCC vulnerability findings (GKE workload scanning, Artifact Analysis)",
-        "gcp.scc",
-        (traits.GKE, traits.CLOUD_RUN),
-        ((_APP, _VULN),),
-    ),
-    Capability(
-        "SCC GKE security posture (node OS and Kubernetes version vulnerabilities)",
-        "gcp.scc",
-        (traits.GKE,),
-        ((_INFRA, _VULN), (_PLAT, _VULN)),
-    ),
-    Capability("Cloud Run Threat Detection", "gcp.scc", (traits.CLOUD_RUN,), ((_APP, _THREAT),)),
-    Capability("SCC Enterprise multicloud posture (AWS)", "gcp.scc", (traits.EKS,), ((_PLAT, _HARD),)),
-)
+# Which detectors can serve which cells is each source's own declaration (its `FACTS`).
+CAPABILITIES: Final[tuple[Capability, ...]] = sources.CAPABILITIES
 
 
 def capabilities(service: str, layer: str, task: str) -> tuple[Capability, ...]:

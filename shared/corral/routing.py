@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from corral import ocsf, traits
+from corral import ocsf, priority, traits
 from corral.context import container_context
 from corral.errors import ConfigError
 from corral.stores.base import CHANGE_KINDS, ChangeKind, Suppression
@@ -93,6 +93,18 @@ def _tag(finding: Mapping[str, Any], wanted: Values) -> bool:
     return any(w.lower() in labels for w in wanted)
 
 
+def _running(finding: Mapping[str, Any], wanted: Values) -> bool:
+    _, context = priority.read(finding)
+    return any((context == "running") == (w.lower() == "true") for w in wanted)
+
+
+def _priority_at_least(finding: Mapping[str, Any], wanted: Values) -> bool:
+    priority_id, _ = priority.read(finding)
+    if priority_id is None or not 1 <= priority_id <= 4:
+        return False
+    return any(priority_id >= (priority.level_id(w) or 5) for w in wanted)
+
+
 def _any_trait(finding: Mapping[str, Any], wanted: Values) -> bool:
     have = {f"{k}={v}".lower() for k, v in traits.read(finding).items()}
     return any(w.lower() in have for w in wanted)
@@ -113,6 +125,8 @@ CONDITIONS: Final[dict[str, Predicate]] = {
     "namespace": _namespace,
     "tag": _tag,
     "trait": _any_trait,
+    "running": _running,
+    "priority_at_least": _priority_at_least,
 }
 
 
@@ -137,7 +151,17 @@ class Condition:
         for key, value in table.items():
             if key not in CONDITIONS:
                 raise ConfigError(f"{where}.{key}: unknown condition; use one of {', '.join(CONDITIONS)}")
-            values = (value,) if isinstance(value, str) else value
+            values = (value,) if isinstance(value, str) else (str(value).lower(),) if isinstance(value, bool) else value
+            if key == "running" and not (
+                isinstance(values, list | tuple) and values and all(str(v).lower() in ("true", "false") for v in values)
+            ):
+                raise ConfigError(f"{where}.running: expected true or false")
+            if key == "running":
+                values = tuple(str(v).lower() for v in values)
+            if key == "priority_at_least" and not (
+                isinstance(values, list | tuple) and values and all(priority.level_id(str(v)) for v in values)
+            ):
+                raise ConfigError(f"{where}.priority_at_least: expected one of {', '.join(priority.LEVELS)}")
             if not isinstance(values, list | tuple) or not values or not all(isinstance(v, str) for v in values):
                 raise ConfigError(f"{where}.{key}: expected a string or a list of strings")
             if key == "severity_at_least" and (len(values) != 1 or values[0].lower() not in ORDERED_SEVERITIES):

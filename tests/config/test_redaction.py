@@ -11,6 +11,7 @@ import logging
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,19 @@ def test_cli_error_line_holds_no_password() -> None:
     assert "Traceback" not in done.stderr
     assert SECRET not in done.stdout + done.stderr
     assert "password=***" in done.stderr
+
+
+def test_every_store_shows_its_url_without_credentials(tmp_path: Path) -> None:
+    """`store.url` (shown by the dashboard, the CLI and errors) never holds the credential, for each backend."""
+    urls = [
+        f"sqlite:///{tmp_path / 'corral.db'}?key={SECRET}",
+        f"postgresql://corral@127.0.0.1:{closed_port()}/corral?password={SECRET}",
+        f"dynamodb://corral?region=eu-west-1&endpoint=http://AK:{SECRET}@127.0.0.1:{closed_port()}",
+    ]
+    for url in urls:
+        store = open_store(url)
+        try:
+            assert SECRET not in store.url, store.url
+            assert "***" in store.url
+        finally:
+            store.close()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corral import config, ocsf, sinks, traits
+from corral import config, ocsf, priority, sinks, traits
 from corral.routing import CONDITIONS, Condition, Router
 from corral.stores.base import CHANGE_KINDS
 from tests.stores.factory import make_finding
@@ -31,6 +31,8 @@ def when(table: dict[str, Any]) -> Condition:
 
 
 BASE = finding()
+# What `running` and `priority_at_least` read: Corral's priority (see corral.priority).
+BASE = priority.apply(BASE, priority.Priority(3, 65, "running", False, "high-severity vulnerability; image running"))
 MATCHING = {
     "type": ["Execution:*", BASE["finding_info"]["types"][0]],
     "severity_at_least": [ocsf.SEVERITY_NAMES[BASE["severity_id"]].lower(), "informational"],
@@ -46,6 +48,8 @@ MATCHING = {
     "source": [BASE["metadata"]["product"]["uid"]],
     "region": [BASE["cloud"]["region"]],
     "class": [str(BASE["class_uid"]), BASE["class_name"], BASE["class_name"].upper()],
+    "running": ["true", "TRUE"],
+    "priority_at_least": ["high", "low"],
 }
 NOT_MATCHING = {
     "type": ["Recon:*", "execution:*", BASE["finding_info"]["types"][0] + "X"],
@@ -62,6 +66,8 @@ NOT_MATCHING = {
     "source": ["gcp.scc"],
     "region": ["eu-west-1"],
     "class": [str(ocsf.VULNERABILITY), "compliance finding"],
+    "running": ["false"],
+    "priority_at_least": ["critical"],
 }
 
 

@@ -75,7 +75,7 @@ def deliver(cloud: str, event: bytes) -> tuple[Any, Any]:
     if cloud == "aws":
         import handler  # type: ignore[import-not-found]
 
-        return handler, handler.guardduty_event(json.loads(event), LambdaContext())
+        return handler, handler.eventbridge(json.loads(event), LambdaContext())
     if cloud == "azure":
         import azure.functions as func  # type: ignore[import-not-found]
         import function_app  # type: ignore[import-not-found]

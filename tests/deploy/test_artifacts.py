@@ -375,17 +375,17 @@ def test_artifact_starts_and_delivers_to_every_sink(
 def test_a_missing_declared_dependency_fails_the_check(
     receivers: Receivers, store_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """The same check, on the Google Cloud artifact with slack-sdk left out of requirements.txt, fails."""
-    root = tmp_path_factory.mktemp("gcp-without-slack")
+    """The same check, on the Google Cloud artifact with azure-identity left out of requirements.txt, fails."""
+    root = tmp_path_factory.mktemp("gcp-without-azure-identity")
     code = unpack(artifact("gcp/corral-gcp.zip"), root / "code")
     requirements = code / "requirements.txt"
-    kept = [line for line in requirements.read_text().splitlines() if not line.startswith("slack-sdk")]
-    assert len(kept) == len(requirements.read_text().splitlines()) - 1, "slack-sdk is no longer declared"
+    kept = [line for line in requirements.read_text().splitlines() if not line.startswith("azure-identity")]
+    assert len(kept) == len(requirements.read_text().splitlines()) - 1, "azure-identity is no longer declared"
     requirements.write_text("\n".join(kept) + "\n")
     platform = requirements_platform("gcp", code, root)
     run = cold_start(platform, store_url, receivers, root)
     assert run.returncode != 0
-    assert "slack_sdk" in run.stderr or "slack-sdk" in run.stderr, run.stderr[-3000:]
+    assert "needs the Python package azure-identity, which is not installed" in run.stderr, run.stderr[-3000:]
 
 
 def test_the_layer_release_is_pinned_for_the_deployed_layer_version() -> None:

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:\[(?P<extras>[^\]]+)\])?==(?P<version>\S+)$")
 
 # What a store or sink URL can make Corral import, by the distribution that provides it.
-EVERY_STORE_AND_SINK = {"orjson", "psycopg", "slack-sdk", "urllib3", "azure-monitor-ingestion", "azure-identity"}
+EVERY_STORE_AND_SINK = {"orjson", "psycopg", "urllib3", "azure-monitor-ingestion", "azure-identity"}
 EVERY_STORE_AND_SINK |= {"google-cloud-pubsub", "boto3"}
 # What each platform provides itself, so its requirements must not carry it.
 PROVIDED = {"aws": {"boto3"}, "azure": set(), "gcp": set()}

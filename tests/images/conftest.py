@@ -15,7 +15,7 @@ from tests.support.postgres import PostgresServer, postgres_server, postgres_url
 
 __all__ = ["moto_server", "postgres_server", "postgres_url"]
 
-BACKENDS = ("sqlite", "postgresql")
+BACKENDS = ("sqlite", "postgresql", "dynamodb")
 
 
 @pytest.fixture(params=BACKENDS)

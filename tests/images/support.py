@@ -72,8 +72,8 @@ def registry_cve(
                     "title": cve,
                     "severity": ocsf.SEVERITY_NAMES[severity_id],
                     "cve": {"uid": cve},
-                    "is_exploit_available": exploit,
-                    "is_fix_available": fix,
+                    **({} if exploit is None else {"is_exploit_available": exploit}),
+                    **({} if fix is None else {"is_fix_available": fix}),
                 }
             ],
             "resources": [

@@ -139,3 +139,12 @@ def test_priority_is_not_part_of_the_fingerprint() -> None:
     high = priority.apply(finding, priority.score(vulnerable(), priority.Runtime("running", clouds=("GCP",))))
     assert fingerprint(low) == fingerprint(high) == fingerprint(finding)
     assert priority.read(high) == (high["priority_id"], "running")
+
+
+def test_priority_table_in_the_configuration_file() -> None:
+    from corral import config
+
+    assert config.parse({"priority": {"running": 0.9}}, "corral.toml").priority.running == 0.9
+    assert config.parse({}, "corral.toml").priority == priority.DEFAULT_WEIGHTS
+    with pytest.raises(ConfigError, match=r"corral\.toml: priority\.high: expected a number"):
+        config.parse({"priority": {"high": "x"}}, "corral.toml")

@@ -42,9 +42,8 @@ def sqlite_db(tmp_path: Path) -> sqlite3.Connection:
         (FindingQuery(container_service=traits.FUNCTION_APPS), "findings_by_service_time"),
         (FindingQuery(cloud="gcp"), "findings_by_cloud_time"),
         (FindingQuery(account="ACCT"), "findings_by_account_time"),
-        (FindingQuery(cluster="c1"), "findings_by_cluster_time"),
-        (FindingQuery(namespace="ns"), "findings_by_namespace_time"),
-        (FindingQuery(status_id=4), "findings_by_status_time"),
+        (FindingQuery(cluster="c1"), "findings_by_last_seen"),
+        (FindingQuery(status_id=4), "findings_by_last_seen"),
         (FindingQuery(), "findings_by_last_seen"),
     ],
 )

@@ -17,7 +17,7 @@ from corral import ocsf, traits
 from corral.errors import MalformedEventError, UnsupportedSourceError
 from corral.records import HealthSignal, Skip
 from corral.sources import guardduty
-from corral.sources.guardduty_casing import camel_finding, wire_name
+from corral.sources.guardduty._casing import camel_finding, wire_name
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "aws" / "guardduty"
 ACCOUNT = "111122223333"

@@ -1,13 +1,13 @@
 // Defender for Cloud continuous export of every finding kind Corral normalizes to one Event Hub.
+// An automation exports the subscription it is deployed in (or resource groups of it), never
+// another one: other subscriptions get their own, through Defender for Cloud's built-in policy
+// (docs/deploy.md).
 
 @description('Name of the automation.')
 param name string
 
 @description('Region of the automation resource.')
 param location string
-
-@description('Subscription (or management group) resource ids to export from.')
-param scopes array
 
 @description('Resource id of the Event Hub that receives the export.')
 param eventHubId string
@@ -36,10 +36,12 @@ resource automation 'Microsoft.Security/automations@2023-12-01-preview' = {
   properties: {
     description: 'Corral: Defender for Cloud findings to Event Hubs'
     isEnabled: true
-    scopes: [for scope in scopes: {
-      description: 'Corral export scope'
-      scopePath: scope
-    }]
+    scopes: [
+      {
+        description: 'This subscription'
+        scopePath: subscription().id
+      }
+    ]
     sources: [for source in eventSources: {
       eventSource: source
       ruleSets: []

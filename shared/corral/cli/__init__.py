@@ -13,6 +13,7 @@ import typer
 from corral.cli import coverage as coverage
 from corral.cli import dashboard as dashboard
 from corral.cli import findings as findings
+from corral.cli import images as images
 from corral.cli import normalize as normalize
 from corral.cli import pipeline_commands as pipeline_commands
 from corral.cli import store as store
@@ -58,6 +59,7 @@ app.command("serve")(dashboard.serve)
 app.command("report")(dashboard.report)
 app.add_typer(findings.app, name="findings")
 app.add_typer(findings.deadletter_app, name="deadletter")
+app.add_typer(images.app, name="images")
 app.add_typer(store.app, name="store")
 
 
@@ -67,7 +69,9 @@ def main() -> None:
         app()
     except CorralError as exc:
         # Redacted once more here: a URL a library quoted into the message may carry a credential.
-        print(f"corral: error: {redact_text(str(exc))}", file=sys.stderr)
+        # A configuration error lists every mistake, one per line.
+        for line in redact_text(str(exc)).splitlines() or [type(exc).__name__]:
+            print(f"corral: error: {line}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

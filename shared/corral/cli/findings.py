@@ -17,13 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from corral import ocsf, traits
+from corral.cli import images
 from corral.cli.options import ConfigOption, JsonOption, StoreOption
 from corral.cli.options import store as open_configured_store
 from corral.context import container_context
 from corral.errors import ConfigError
 from corral.pipeline import now_ms
 from corral.sinks.chat import console_url
-from corral.stores.base import FindingQuery, Store, StoredFinding
+from corral.stores.base import FindingQuery, MatchCount, Store, StoredFinding
 
 app = typer.Typer(help="List and show stored findings.", no_args_is_help=True)
 deadletter_app = typer.Typer(help="List and show rejected inputs kept in the dead letter.", no_args_is_help=True)
@@ -65,12 +66,19 @@ def list_findings(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=MAX_PAGE, help=f"Findings per page (1 to {MAX_PAGE}).")] = 50,
     cursor: Annotated[str | None, typer.Option(help="Continue after a previous page (the cursor it printed).")] = None,
+    running: Annotated[bool, typer.Option("--running", help="Only vulnerabilities of images running now.")] = False,
+    priority_at_least: Annotated[
+        str | None, typer.Option("--priority-at-least", help="Corral priority: low, medium, high or critical.")
+    ] = None,
     store: StoreOption = None,
     config: ConfigOption = None,
     json: JsonOption = False,
     csv: Annotated[bool, typer.Option("--csv", help="Print CSV (one header row) instead of a table.")] = False,
 ) -> None:
-    """List stored findings, newest first, a page at a time; the id column opens one with `findings show`."""
+    """List stored findings, newest first, a page at a time; the id column opens one with `findings show`.
+
+    With --running or --priority-at-least: open vulnerabilities, most urgent first, one page.
+    """
     if json and csv:
         raise ConfigError("--json and --csv: choose one")
     query = FindingQuery(
@@ -91,13 +99,17 @@ def list_findings(
     )
     db = open_configured_store(config, store)
     try:
-        try:
-            page = db.query(query)
-        except ValueError:
-            if cursor is None:
-                raise
-            raise ConfigError(f"--cursor: {cursor[:40]!r} is not a cursor `findings list` printed") from None
-        total = db.count(query)
+        if running or priority_at_least is not None:
+            page = images.prioritized(db, query, running=running, least=priority_at_least)
+            total = MatchCount(len(page.items), exact=True)
+        else:
+            try:
+                page = db.query(query)
+            except ValueError:
+                if cursor is None:
+                    raise
+                raise ConfigError(f"--cursor: {cursor[:40]!r} is not a cursor `findings list` printed") from None
+            total = db.count(query)
     finally:
         db.close()
     if json:

@@ -34,6 +34,7 @@ CHANGE_LABELS: Final[dict[ChangeKind, str]] = {
     "closed": "Closed",
     "unchanged": "Unchanged",
     "stale": "Stale",
+    "reprioritized": "Reprioritized",
 }
 UNTITLED: Final = "(untitled finding)"
 
@@ -228,6 +229,7 @@ def summarize(finding: Mapping[str, Any], *, description_limit: int) -> Summary:
             ("Severity", vendor),
             ("Status", finding.get("status")),
             ("Service", traits.read(finding).get(traits.SERVICE)),
+            ("Priority", _priority(finding)),
         ),
         container=_pairs(
             ("Cluster", ctx.cluster),
@@ -239,6 +241,14 @@ def summarize(finding: Mapping[str, Any], *, description_limit: int) -> Summary:
         ),
         console_url=console_url(finding),
     )
+
+
+def _priority(finding: Mapping[str, Any]) -> str | None:
+    """Corral's priority and why (corral.priority), e.g. "High (65): …; image running in 2 workloads"."""
+    level, score, why = finding.get("priority"), finding.get("risk_score"), finding.get("risk_details")
+    if not isinstance(level, str) or not isinstance(score, int):
+        return None
+    return f"{level} ({score}): {why}" if isinstance(why, str) and why else f"{level} ({score})"
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

@@ -30,8 +30,17 @@ from corral.sinks.settings import MAX_TIMEOUT, ca_bundle, number, seconds
 from corral.sinks.text import iso_ms
 
 FAMILY: Final[SinkFamily] = "siem"
-SETTINGS: Final = frozenset({"kind", "url", "index", "api_key_env", "max_request_bytes", "timeout", "ca_file"})
-"""Every setting this sink reads, for configuration checks."""
+SETTINGS: Final[Mapping[str, str]] = {
+    "kind": "The sink kind; may be left out when the sink id starts with it (`elastic:name`).",
+    "url": "Elasticsearch base URL, `https://host:9200` (http only on loopback); no query string.",
+    "index": "Index, alias or data stream to write to, e.g. `logs-corral.findings-default`.",
+    "api_key_env": "Environment variable holding the API key in its encoded (base64) form.",
+    "max_request_bytes": "Largest `_bulk` request body in bytes, 1024 to 2^30 (default 5000000).",
+    "timeout": "Seconds to wait for an answer, 0.05 to 300 (default 15).",
+    "ca_file": "PEM file of CA certificates to trust instead of the system store.",
+}
+"""Every setting this sink reads, with its description: the one declaration behind the configuration
+check and docs/configuration.md."""
 
 DEFAULT_MAX_REQUEST_BYTES: Final = 5_000_000
 CONFLICT: Final = 409

@@ -23,8 +23,16 @@ from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
 
 FAMILY: Final[SinkFamily] = "file"
-SETTINGS: Final = frozenset({"kind", "path", "format"})
-"""Every setting this sink reads, for configuration checks."""
+SETTINGS: Final[Mapping[str, str]] = {
+    "kind": "The sink kind; may be left out when the sink id starts with it (`file:name`).",
+    "path": "File to append JSON lines to, e.g. `out/findings.jsonl`.",
+    "format": (
+        "`corral` (default: each line holds the change, the idempotency key and the finding) or `ocsf` (each "
+        "line is the bare OCSF finding)."
+    ),
+}
+"""Every setting this sink reads, with its description: the one declaration behind the configuration
+check and docs/configuration.md."""
 
 Format = Literal["corral", "ocsf"]
 FORMATS: Final[tuple[Format, ...]] = ("corral", "ocsf")

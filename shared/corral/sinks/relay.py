@@ -40,8 +40,23 @@ if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import PublisherClient
 
 FAMILY: Final[SinkFamily] = "relay"
-SETTINGS: Final = frozenset({"kind", "topic", "endpoint", "queue_url", "region", "endpoint_url", "timeout"})
-"""Every setting this sink reads (besides `kind`), for configuration checks."""
+SETTINGS: Final[Mapping[str, str]] = {
+    "kind": "The sink kind; may be left out when the sink id starts with it (`relay:name`).",
+    "topic": (
+        "Pub/Sub topic, `projects/<project>/topics/<topic>`; messages are ordered by finding. Credentials: "
+        "Application Default Credentials."
+    ),
+    "endpoint": "`host:port` of a Pub/Sub emulator, with `topic` (tests and local runs).",
+    "queue_url": (
+        "SQS queue URL, `https://sqs.<region>.amazonaws.com/<account>/<queue>`, instead of `topic`. "
+        "Credentials: the AWS credential chain."
+    ),
+    "region": "AWS region of the queue, with `queue_url`.",
+    "endpoint_url": "URL of an SQS-compatible endpoint, with `queue_url` (tests and local runs).",
+    "timeout": "Seconds to wait for the service, 0.5 to 300 (default 30).",
+}
+"""Every setting this sink reads, with its description: the one declaration behind the configuration
+check and docs/configuration.md."""
 
 DEFAULT_TIMEOUT: Final = 30.0
 ORDERING_KEY_LIMIT: Final = 1024

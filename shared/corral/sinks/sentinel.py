@@ -40,10 +40,19 @@ if TYPE_CHECKING:
     from azure.monitor.ingestion import LogsIngestionClient
 
 FAMILY: Final[SinkFamily] = "siem"
-SETTINGS: Final = frozenset(
-    {"kind", "endpoint", "rule_id", "stream", "managed_identity_client_id", "timeout", "ca_file"}
-)
-"""Every setting this sink reads, for configuration checks."""
+SETTINGS: Final[Mapping[str, str]] = {
+    "kind": "The sink kind; may be left out when the sink id starts with it (`sentinel:name`).",
+    "endpoint": "Logs ingestion endpoint of the data collection endpoint (DCE), `https://…ingest.monitor.azure.com`.",
+    "rule_id": "Immutable id of the data collection rule (DCR), `dcr-` followed by 32 hex digits.",
+    "stream": "DCR stream name (default `Custom-CorralFindings_CL`).",
+    "managed_identity_client_id": (
+        "Client id (a GUID) of a user-assigned managed identity (default: DefaultAzureCredential's choice)."
+    ),
+    "timeout": "Seconds to wait for an answer, 0.05 to 300 (default 15).",
+    "ca_file": "PEM file of CA certificates to trust instead of the system store.",
+}
+"""Every setting this sink reads, with its description: the one declaration behind the configuration
+check and docs/configuration.md."""
 
 TABLE: Final = "CorralFindings_CL"
 STREAM: Final = "Custom-CorralFindings_CL"

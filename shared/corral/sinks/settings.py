@@ -63,9 +63,3 @@ def ca_bundle(settings: Mapping[str, Any], where: str) -> str | None:
     if not isinstance(value, str) or not Path(value).is_file():
         raise ConfigError(f"{where}.ca_file: name an existing PEM file of trusted CA certificates")
     return value
-
-
-def reject_unknown(settings: Mapping[str, Any], known: frozenset[str], where: str) -> None:
-    """Raise ConfigError for a setting the sink does not know (a typo would otherwise be ignored)."""
-    for key in sorted(set(settings) - known):
-        raise ConfigError(f"{where}.{key}: unknown setting; use one of {', '.join(sorted(known))}")

@@ -27,7 +27,7 @@ from corral.ocsf import Finding
 from corral.sinks import chat
 from corral.sinks.base import Delivery, Result, SinkFamily
 from corral.sinks.http import Client, classify, redact_url_in_logs, require_https, retry_after_seconds, secret_from_env
-from corral.sinks.settings import reject_unknown, seconds
+from corral.sinks.settings import seconds
 from corral.sinks.text import MARKER
 from corral.stores.base import ChangeKind
 
@@ -50,9 +50,26 @@ RETRYABLE_ERRORS: Final = frozenset(
 )
 # Replies that the whole channel should see, not only the thread's followers.
 BROADCAST_CHANGES: Final = frozenset({"escalated", "reopened"})
-KNOWN_SETTINGS: Final = frozenset(
-    {"kind", "webhook_url_env", "token_env", "channel", "api_url", "timeout", "min_interval"}
-)
+SETTINGS: Final[Mapping[str, str]] = {
+    "kind": "The sink kind; may be left out when the sink id starts with it (`slack:name`).",
+    "token_env": (
+        "Environment variable holding a bot token (`xoxb-…`); messages go through chat.postMessage and later "
+        "changes reply in the first message's thread. Needs `channel`."
+    ),
+    "channel": "Channel id (e.g. `C0123ABCD`) or `#name` to post to, with `token_env`.",
+    "webhook_url_env": (
+        "Environment variable holding an incoming-webhook URL, instead of `token_env`: no threads, every "
+        "change is its own message."
+    ),
+    "api_url": "Web API base URL, with `token_env` (default `https://slack.com/api/`).",
+    "timeout": "Seconds to wait for an answer, 0.05 to 120 (default 10).",
+    "min_interval": (
+        "Least seconds between two messages, 0 to 60 (default 1: Slack allows about one message per second "
+        "per channel)."
+    ),
+}
+"""Every setting this sink reads, with its description: the one declaration behind the configuration
+check and docs/configuration.md."""
 _ERROR_CODE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _TS: Final = re.compile(r"\d{1,12}\.\d{1,9}")
 _CHANNEL: Final = re.compile(r"[#@]?[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
@@ -288,7 +305,6 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
     (bot token mode, default https://slack.com/api/), `timeout` and `min_interval` in seconds.
     """
     where = f"sinks.{sink_id}"
-    reject_unknown(settings, KNOWN_SETTINGS, where)
     timeout = seconds(settings, "timeout", where, DEFAULT_TIMEOUT, minimum=0.05, maximum=120)
     interval = seconds(settings, "min_interval", where, DEFAULT_INTERVAL, minimum=0, maximum=60)
     has_token, has_hook = "token_env" in settings, "webhook_url_env" in settings

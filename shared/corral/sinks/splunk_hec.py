@@ -32,22 +32,24 @@ from corral.sinks.http import READ_TIMEOUT, Answer, Client, require_https, secre
 from corral.sinks.settings import MAX_TIMEOUT, ca_bundle, label, number, seconds
 
 FAMILY: Final[SinkFamily] = "siem"
-SETTINGS: Final = frozenset(
-    {
-        "kind",
-        "url",
-        "token_env",
-        "index",
-        "source",
-        "sourcetype",
-        "host",
-        "channel",
-        "max_request_bytes",
-        "timeout",
-        "ca_file",
-    }
-)
-"""Every setting this sink reads (besides `kind`), for configuration checks."""
+SETTINGS: Final[Mapping[str, str]] = {
+    "kind": "The sink kind; may be left out when the sink id starts with it (`splunk_hec:name`).",
+    "url": "HTTP Event Collector base URL, `https://host:8088` (http only on loopback); no query string.",
+    "token_env": "Environment variable holding the HEC token.",
+    "index": "Splunk index for the events (default: the token's default index).",
+    "source": "Event `source` (default `corral`).",
+    "sourcetype": "Event `sourcetype` (default `ocsf:finding`).",
+    "host": "Event `host` (default: set by Splunk).",
+    "channel": "HEC channel GUID, for indexer acknowledgement (default: a new GUID per start).",
+    "max_request_bytes": (
+        "Largest request body in bytes, 1024 to 2^30 (default 1000000, Splunk's default `max_content_length` "
+        "is larger)."
+    ),
+    "timeout": "Seconds to wait for an answer, 0.05 to 300 (default 15).",
+    "ca_file": "PEM file of CA certificates to trust instead of the system store (a private CA).",
+}
+"""Every setting this sink reads, with its description: the one declaration behind the configuration
+check and docs/configuration.md."""
 
 DEFAULT_SOURCE: Final = "corral"
 DEFAULT_SOURCETYPE: Final = "ocsf:finding"

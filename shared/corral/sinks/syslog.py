@@ -44,25 +44,26 @@ from corral.sinks.settings import seconds
 from corral.sinks.text import MARKER, cut_chars
 
 FAMILY: Final[SinkFamily] = "siem"
-SETTINGS: Final = frozenset(
-    {
-        "kind",
-        "host",
-        "port",
-        "transport",
-        "ca_file",
-        "client_cert",
-        "client_key",
-        "client_key_password_env",
-        "server_name",
-        "app_name",
-        "hostname",
-        "facility",
-        "max_message",
-        "timeout",
-    }
-)
-"""Every setting this sink reads (besides `kind`), for configuration checks."""
+SETTINGS: Final[Mapping[str, str]] = {
+    "kind": "The sink kind; may be left out when the sink id starts with it (`syslog:name`).",
+    "host": "Host name or IP address of the syslog receiver.",
+    "port": "TCP port (default 6514 for tls, 601 for tcp).",
+    "transport": "`tls` (RFC 5425, default) or `tcp` (RFC 6587, plaintext).",
+    "ca_file": "PEM file of CA certificates to trust instead of the system store (tls only).",
+    "client_cert": "PEM client certificate for mutual TLS (tls only).",
+    "client_key": "PEM private key of `client_cert` (tls only).",
+    "client_key_password_env": (
+        "Environment variable holding the password of `client_key`, if it is encrypted (tls only)."
+    ),
+    "server_name": "Name on the receiver's certificate, when it differs from `host` (tls only).",
+    "app_name": "RFC 5424 APP-NAME (default `corral`).",
+    "hostname": "RFC 5424 HOSTNAME (default: this machine's host name).",
+    "facility": "Syslog facility, e.g. `local4` (default).",
+    "max_message": "Largest message in bytes, 1024 to 1048576 (default 8192); longer texts are cut with a marker.",
+    "timeout": "Seconds to wait to connect or send, 0.05 to 300 (default 10).",
+}
+"""Every setting this sink reads, with its description: the one declaration behind the configuration
+check and docs/configuration.md."""
 
 DEFAULT_PORTS: Final[Mapping[str, int]] = {"tcp": 601, "tls": 6514}
 """IANA ports: syslog-conn (RFC 3195/6587 practice) and syslog-tls (RFC 5425)."""
@@ -231,6 +232,10 @@ def cef_extensions(delivery: Delivery) -> list[tuple[str, str]]:
             pairs += [(f"cs{n}Label", label), (f"cs{n}", value)]
     pairs += [("flexString1Label", "cloud"), ("flexString1", cloud.get("provider") or "unknown")]
     pairs += [("flexString2Label", "productUid"), ("flexString2", product_uid)]
+    # Corral's priority of a Vulnerability Finding (corral.priority), when it has one.
+    for n, label, name in ((1, "riskScore", "risk_score"), (2, "priorityId", "priority_id")):
+        if isinstance(finding.get(name), int):
+            pairs += [(f"cn{n}Label", label), (f"cn{n}", finding[name])]
     return [(key, cef_value(value)) for key, value in pairs]
 
 

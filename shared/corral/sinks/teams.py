@@ -23,7 +23,7 @@ from corral.ocsf import Finding
 from corral.sinks import chat
 from corral.sinks.base import Delivery, Result, SinkFamily
 from corral.sinks.http import Answer, Client, redact_url_in_logs, require_https, secret_from_env
-from corral.sinks.settings import reject_unknown, seconds
+from corral.sinks.settings import seconds
 from corral.sinks.text import cut_bytes
 from corral.stores.base import ChangeKind
 
@@ -37,7 +37,20 @@ TITLE_LIMIT: Final = 300
 DEFAULT_TIMEOUT: Final = 10.0
 DEFAULT_INTERVAL: Final = 0.25
 """Teams throttles a webhook above about four requests per second."""
-KNOWN_SETTINGS: Final = frozenset({"kind", "webhook_url_env", "timeout", "min_interval"})
+SETTINGS: Final[Mapping[str, str]] = {
+    "kind": "The sink kind; may be left out when the sink id starts with it (`teams:name`).",
+    "webhook_url_env": (
+        "Environment variable holding the Teams Workflows webhook URL (it carries its own credential). Office"
+        " 365 connector URLs are refused: connectors are retired."
+    ),
+    "timeout": "Seconds to wait for an answer, 0.05 to 120 (default 10).",
+    "min_interval": (
+        "Least seconds between two messages, 0 to 60 (default 0.25: Teams throttles a webhook above about "
+        "four requests per second)."
+    ),
+}
+"""Every setting this sink reads, with its description: the one declaration behind the configuration
+check and docs/configuration.md."""
 # Adaptive Card container styles by severity id: red for critical, amber for high.
 STYLES: Final = {5: "attention", 6: "attention", 4: "warning", 3: "accent"}
 CLOSED_STYLE: Final = "good"
@@ -211,7 +224,6 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
     credential), `timeout` and `min_interval` in seconds.
     """
     where = f"sinks.{sink_id}"
-    reject_unknown(settings, KNOWN_SETTINGS, where)
     timeout = seconds(settings, "timeout", where, DEFAULT_TIMEOUT, minimum=0.05, maximum=120)
     interval = seconds(settings, "min_interval", where, DEFAULT_INTERVAL, minimum=0, maximum=60)
     url = require_https(secret_from_env(settings, "webhook_url_env", env, where), f"{where}.webhook_url_env")

@@ -29,8 +29,19 @@ from corral.sinks.http import READ_TIMEOUT, Client, log_failures, redact_url_in_
 from corral.sinks.settings import MAX_TIMEOUT, ca_bundle, seconds
 
 FAMILY: Final[SinkFamily] = "siem"
-SETTINGS: Final = frozenset({"kind", "url", "url_env", "secret_env", "timeout", "ca_file"})
-"""Every setting this sink reads, for configuration checks."""
+SETTINGS: Final[Mapping[str, str]] = {
+    "kind": "The sink kind; may be left out when the sink id starts with it (`webhook:name`).",
+    "url": "Receiver URL, `https://…` (http only on loopback), when the URL is not itself a secret.",
+    "url_env": "Environment variable holding the receiver URL, instead of `url`, when the URL carries a credential.",
+    "secret_env": (
+        "Environment variable holding the HMAC-SHA256 signing secret (at least 16 bytes); receivers check "
+        "`X-Corral-Signature` with `corral.sinks.webhook.verify`."
+    ),
+    "timeout": "Seconds to wait for an answer, 0.05 to 300 (default 15).",
+    "ca_file": "PEM file of CA certificates to trust instead of the system store.",
+}
+"""Every setting this sink reads, with its description: the one declaration behind the configuration
+check and docs/configuration.md."""
 
 TIMESTAMP_HEADER: Final = "X-Corral-Timestamp"
 SIGNATURE_HEADER: Final = "X-Corral-Signature"

@@ -1,8 +1,10 @@
-"""The registry of sources: one module per cloud detector, listed literally.
+"""The registry of sources: one line per source module, listed literally.
 
-Each source module exposes:
+Each source module satisfies `corral.sources._core.source.Source`:
 
 - `SOURCE`: its id, `<cloud>.<service>` (e.g. "aws.guardduty");
+- `FACTS`: what it declares about itself (product, names, reporting window, home cloud, the
+  coverage cells it can serve), read here by health, coverage and responsibility;
 - `recognizes(doc) -> bool`: whether a bare document (already out of its envelope) is its own;
 - `normalize(doc, delivery_id, *, received_time) -> Finding | Skip | HealthSignal`: pure, no
   I/O; raises `MalformedEventError` (with a one-line reason) and nothing else. `received_time`
@@ -13,18 +15,24 @@ Each source module exposes:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any, Final
 
-from corral.sources import defender, guardduty, relay, scc
+from corral.sources import defender, guardduty, inspector, relay, scc
+from corral.sources._core.source import Capability, Facts, Source
 
-SOURCES: Final[dict[str, ModuleType]] = {module.SOURCE: module for module in (guardduty, defender, scc, relay)}
+_MODULES: Final[tuple[Source, ...]] = (
+    guardduty,
+    inspector,
+    defender,
+    scc,
+    relay,
+)
+
+SOURCES: Final[dict[str, Source]] = {module.SOURCE: module for module in _MODULES}
+FACTS: Final[dict[str, Facts]] = {m.SOURCE: m.FACTS for m in _MODULES if m.FACTS is not None}
 # The source a finding came from, by its product: a relayed finding counts for its first source.
-PRODUCT_SOURCES: Final = {
-    "aws.guardduty": "aws.guardduty",
-    "microsoft.defender_for_cloud": "azure.defender",
-    "google.scc": "gcp.scc",
-}
+PRODUCT_SOURCES: Final = {facts.product_uid: facts.source for facts in FACTS.values()}
+CAPABILITIES: Final[tuple[Capability, ...]] = tuple(cap for facts in FACTS.values() for cap in facts.capabilities)
 
 
 def source_of(finding: Mapping[str, Any]) -> str:
@@ -33,7 +41,7 @@ def source_of(finding: Mapping[str, Any]) -> str:
     return PRODUCT_SOURCES.get(product, product)
 
 
-def detect(doc: Mapping[str, Any]) -> ModuleType | None:
+def detect(doc: Mapping[str, Any]) -> Source | None:
     """Return the source module that recognizes `doc`, or None."""
     for module in SOURCES.values():
         if module.recognizes(doc):

@@ -15,6 +15,7 @@ from corral.errors import MalformedEventError
 from corral.records import Normalized
 
 SOURCE: Final = "corral.relay"
+FACTS: Final = None  # a pass-through: a relayed finding counts for the source that first normalized it
 
 
 def recognizes(doc: Mapping[str, Any]) -> bool:

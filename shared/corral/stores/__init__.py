@@ -10,6 +10,7 @@ import importlib
 from typing import Final
 from urllib.parse import urlsplit
 
+from corral import optional
 from corral.errors import ConfigError
 from corral.redaction import redact_url
 from corral.stores.base import Store
@@ -34,7 +35,10 @@ def open_store(url: str = DEFAULT_URL) -> Store:
     if module_name is None:
         known = ", ".join(sorted({f"{s}://" for s in BACKENDS}))
         raise ConfigError(f"store URL {redact(url)!r}: unknown scheme {scheme!r}; use one of {known}")
-    store: Store = importlib.import_module(module_name).open(url)
+    try:
+        store: Store = importlib.import_module(module_name).open(url)
+    except ModuleNotFoundError as exc:
+        raise optional.missing(exc, f"store {redact(url)}") from None
     return store
 
 

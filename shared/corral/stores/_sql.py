@@ -18,7 +18,18 @@ import orjson
 
 from corral import ocsf, traits
 from corral.records import HealthSignal
-from corral.stores._shared import latest_signals, not_a_cursor, pack_cursor, trait_map, unpack_cursor
+from corral.stores._shared import (
+    CLOUD_NAMES,
+    CORRAL_PRODUCT,
+    SERVICE_NAMES,
+    canonical,
+    latest_signals,
+    not_a_cursor,
+    pack_cursor,
+    products_of,
+    trait_map,
+    unpack_cursor,
+)
 from corral.stores.base import (
     Change,
     DeadLetter,
@@ -383,24 +394,6 @@ def health_signal(row: Sequence[Any]) -> HealthSignal:
 
 
 # Queries -----------------------------------------------------------------------------------------
-
-CLOUD_NAMES: Final = {"aws": "AWS", "azure": "Azure", "gcp": "GCP"}
-SERVICE_NAMES: Final = {name.lower(): name for name in traits.CONTAINER_SERVICES}
-CORRAL_PRODUCT: Final = "corral"
-"""Corral's own findings (silent sources) prove nothing about a detector's coverage."""
-
-
-def canonical(value: str, names: Mapping[str, str]) -> str:
-    """Return a fixed-vocabulary value as stored ("aws" → "AWS"); unknown values unchanged (they match nothing)."""
-    return names.get(value.lower(), value)
-
-
-def products_of(source: str) -> list[str]:
-    """Return the product uids a source id stands for (itself too: a product uid is accepted as well)."""
-    from corral.sources import PRODUCT_SOURCES  # noqa: PLC0415 - only a `source` filter needs the registry
-
-    wanted = source.lower()
-    return sorted({wanted, *(product for product, src in PRODUCT_SOURCES.items() if src.lower() == wanted)})
 
 
 def encode_cursor(item: StoredFinding) -> str:

@@ -22,7 +22,9 @@ from corral.records import HealthSignal
 if TYPE_CHECKING:
     from corral.stores import images
 
-ChangeKind = Literal["new", "updated", "escalated", "deescalated", "reopened", "closed", "unchanged", "stale"]
+ChangeKind = Literal[
+    "new", "updated", "escalated", "deescalated", "reopened", "closed", "unchanged", "stale", "reprioritized"
+]
 CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = (
     "new",
     "updated",
@@ -32,7 +34,9 @@ CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = (
     "closed",
     "unchanged",
     "stale",
+    "reprioritized",
 )
+"""`reprioritized`: the content is unchanged but Corral's priority moved (see corral.prioritize)."""
 FindingKey = tuple[str, str, str]
 """(metadata.product.uid, cloud.account.uid, finding_info.uid)."""
 

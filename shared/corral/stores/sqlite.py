@@ -76,7 +76,7 @@ class SqliteStore(SqlStore):
 
     def __init__(self, url: str) -> None:
         """Open the database, switch it to WAL and apply pending migrations."""
-        self.url = url
+        self.url = redact_url(url)
         self._path = path_of(url)
         self._lock = threading.RLock()
         try:
@@ -90,7 +90,7 @@ class SqliteStore(SqlStore):
                 check_same_thread=False,  # threads share the connection under self._lock
             )
         except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailableError(f"SQLite store {url}: cannot open: {exc}") from None
+            raise StoreUnavailableError(f"SQLite store {self.url}: cannot open: {exc}") from None
         self._guard(self._configure)
         self.migrate()
 

@@ -25,9 +25,9 @@ from typing import Any, Final
 from corral.errors import CorralError, MalformedEventError, UnsupportedSourceError
 from corral.records import Normalized, Skip
 from corral.sources.defender import alerts, assessments, attackpaths, compliance, subassessments
+from corral.sources.defender._facts import FACTS as FACTS
+from corral.sources.defender._facts import SOURCE as SOURCE
 from corral.sources.defender._keys import View
-
-SOURCE: Final = "azure.defender"
 
 _Normalizer = Callable[[View, "str | None", "int | None"], dict[str, Any]]
 

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from corral import ocsf
 from corral.errors import MalformedEventError
+from corral.sources._core import images
 from corral.sources.defender._keys import View
 
 PRODUCT_UID: Final = "microsoft.defender_for_cloud"
@@ -205,24 +206,17 @@ class ImageRef:
     digest: str | None = None
 
     def ocsf(self) -> dict[str, Any]:
-        """Return OCSF `image`: uid is the digest, or the full reference when there is none."""
-        uid = self.digest or (f"{self.name}:{self.tag}" if self.tag else self.name)
-        return {"uid": uid, "name": self.name, "tag": self.tag}
+        """Return the one OCSF `image` shape of every source (uid: the digest when known)."""
+        name = None if self.name == self.digest else self.name
+        return images.image(name, self.digest, self.tag) or {"uid": self.name}
 
 
 def image_ref(text: str | None, digest: str | None = None) -> ImageRef | None:
     """Parse `registry/repo[:tag][@digest]`; a bare digest (`sha256:...`) gives a nameless ref."""
     if not text and not digest:
         return None
-    reference = text or ""
-    if "@" in reference:
-        reference, _, found = reference.partition("@")
-        digest = digest or found or None
-    tag = None
-    slash = reference.rfind("/")
-    colon = reference.rfind(":")
-    if colon > slash:
-        reference, tag = reference[:colon], reference[colon + 1 :] or None
+    reference, tag, found = images.split(text or "")
+    digest = digest or found
     if not reference:
         if digest and _DIGEST.match(digest):
             return ImageRef(name=digest, digest=digest)

@@ -51,6 +51,8 @@ from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.records import HealthSignal, Skip
 from corral.sources.scc import _cloud, _context, _details
+from corral.sources.scc._facts import FACTS as FACTS
+from corral.sources.scc._facts import SOURCE as SOURCE
 from corral.sources.scc._read import compact, field, mapping, millis, snake, text
 from corral.sources.scc._tables import (
     CLASS_BY_SOURCE,
@@ -65,7 +67,6 @@ from corral.sources.scc._tables import (
     VULNERABILITY,
 )
 
-SOURCE: Final = "gcp.scc"
 PRODUCT: Final = {"name": "Security Command Center", "vendor_name": "Google", "uid": "google.scc"}
 
 _FINDING_NAME: Final = re.compile(

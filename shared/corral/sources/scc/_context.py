@@ -21,13 +21,12 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from corral.sources._core import images
 from corral.sources.scc._read import compact, field, integer, labels, last_segment, mapping, mappings, text, texts
 
 _CLUSTER: Final = re.compile(
     r"^(//container\.googleapis\.com/projects/[^/]+/(?:locations|zones)/([^/]+)/clusters/([^/]+))(?:/|$)"
 )
-_DIGEST: Final = re.compile(r"@(sha256:[0-9a-fA-F]{64})$")
-_TAG: Final = re.compile(r":([^/:@]+)$")
 
 # Compute Engine resources (VMs, and the firewalls and addresses around them) are infrastructure.
 _VM_TYPES: Final = frozenset({"google.compute.Instance", "compute.googleapis.com/Instance"})
@@ -50,22 +49,7 @@ def image(uri: str | None, image_id: str | None) -> dict[str, Any] | None:
     `uri` is the reference the workload was configured with (`repo/name:tag` or `repo/name@sha256:…`);
     it may be a mutable tag, which is why the digest, when SCC has it, is the uid.
     """
-    if not uri and not image_id:
-        return None
-    name = uri
-    tag = None
-    digest = None
-    if uri:
-        digest_match = _DIGEST.search(uri)
-        if digest_match:
-            digest = digest_match.group(1)
-            name = uri[: digest_match.start()]
-        tag_match = _TAG.search(name or "")
-        if tag_match and name:
-            tag = tag_match.group(1)
-            name = name[: tag_match.start()]
-    uid = image_id or digest or uri
-    return compact({"uid": uid, "name": name, "tag": tag})
+    return images.image(uri, image_id)
 
 
 def _container(record: Mapping[str, Any], orchestrator: str | None) -> dict[str, Any] | None:

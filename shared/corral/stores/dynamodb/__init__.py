@@ -9,7 +9,9 @@ per byte, names included):
 
 | item            | pk                          | sk                  | gsi1 (g1pk / g1sk)                |
 | --------------- | --------------------------- | ------------------- | --------------------------------- |
-| finding         | `F#["product","acct","uid"]`| `F`                 | `F` / last seen (13 digits)       |
+| finding         | `F#["product","acct","uid"]`| `F`                 | `F#<shard>` / `<last seen>#<id>`  |
+| id pointer      | `I#<first 2 digits of id>`  | id                  | -                                 |
+| aggregate       | `A#<shard>`                 | `N#…`, `T1#…`, `T2#…`, `C#…` | -                        |
 | history entry   | finding pk                  | `H#<inc>#<seq:08>`  | -                                 |
 | message ref     | finding pk                  | `M#<sink>`          | -                                 |
 | ledger row      | `L#<version>`               | sink                | `L#<state>` / `<created>#<ver>#…` |
@@ -41,25 +43,38 @@ costs twice the capacity, one conflicting finding cancels the whole group, and m
 tests run against) deep-copies and restores whole tables around each transaction, losing
 concurrent writes, so that design could not be tested for concurrency.
 
-**Queries** walk `gsi1` (partition `F`, newest last seen first) with the filters as a server-side
-`FilterExpression` (globs as `begins_with`/`contains`, then matched exactly here), fetch the
-page's items with `BatchGetItem`, and page by keyset: the cursor is the index key of the last
-item returned, used as `ExclusiveStartKey`. The index projects only the filter attributes, so
-documents are stored once. Index reads are eventually consistent (DynamoDB offers nothing else).
-`counts()` and `ledger_summary()` read the index's projected attributes and count here.
+**Queries** fan out over the 16 listing shards of `gsi1` (a finding's shard is fixed by its key's
+hash, so writes spread over 16 partition keys) and read each newest first, in parallel: without
+filters one page of limit + 1 per shard. Exact filters (cloud and service in their stored
+spelling, status, severity, class, open, trait) run on the server as a `FilterExpression`;
+case-insensitive ones (account, type, cluster, namespace, image, source) are checked here on the
+projected attributes, since DynamoDB compares strings exactly. The shards' answers merge by the
+sort key (last seen, then id), which is also the cursor; the page's items come with
+`BatchGetItem`. A text search reads candidate pages' documents. The index projects only the
+filter attributes, so documents are stored once. Index reads are eventually consistent.
+Tables written before sharding keep old items under `F`, read as a 17th partition until
+`migrate()` moves them.
+
+**Lookups by id** (or id prefix, or uid: an id's first 12 digits hash the uid) query the id
+pointers, one item per finding in 256 partitions by the id's first two digits.
+
+**Counts, the trend and coverage** are maintained aggregate items (see `aggregates`): each batch
+adds its deltas to one of 16 aggregate partitions at random, readers sum all 16. `count()` of a
+query reads the listing index (no documents) and may stop early ("at least N").
+`ledger_summary()` reads the index's projected attributes and counts here.
 
 Capacity: every call asks for `ReturnConsumedCapacity=TOTAL`; `round_trips` (HTTP requests,
 retries included), `consumed_wcu` and `consumed_rcu` add up what the service reported.
 
-Limits: the index keeps every finding under one partition value (`F`), which DynamoDB serves at
-up to about 1,000 index writes a second; every write moves a finding in the index (its last seen
-changes). That is far above what security findings arrive at; sharding `F` is the next step if it
-ever is not. Ledger rows stay in the index in every state, so `ledger_summary()` reads grow with
-the delivered rows kept. Documents above `MAX_DOCUMENT` compressed are a `PermanentError`.
+Limits: each listing shard takes up to about 1,000 index writes a second (16,000 in all); every
+write moves a finding in the index (its last seen changes). Ledger rows stay in the index in
+every state, so `ledger_summary()` reads grow with the delivered rows kept. Documents above
+`MAX_DOCUMENT` compressed are a `PermanentError`.
 
 Modules: `items` (attribute values, documents, keys, history entries, finding state), `table`
 (the client, calls with errors mapped, batches, the schema), and one mixin of `table.Table` per
-concern: `upsert`, `queries`, `delivery` (dead letter, ledger, message refs) and `health`.
+concern: `upsert`, `queries`, `aggregates`, `delivery` (dead letter, ledger, message refs),
+`health` and `images` (the image inventory, whose items that module's docstring lists).
 """
 
 from __future__ import annotations
@@ -73,6 +88,7 @@ from corral.errors import ConfigError
 from corral.redaction import redact_url
 from corral.stores.dynamodb.delivery import Delivery
 from corral.stores.dynamodb.health import Health
+from corral.stores.dynamodb.images import Images
 from corral.stores.dynamodb.items import (
     COMPRESS_ABOVE,
     INDEX,
@@ -105,7 +121,7 @@ TABLE_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 URL_PARAMETERS: Final = frozenset({"region", "endpoint"})
 
 
-class DynamoDBStore(Upserts, Queries, Delivery, Health):
+class DynamoDBStore(Upserts, Queries, Delivery, Health, Images):
     """The Store contract on one DynamoDB table (see the package docstring for the design)."""
 
 

@@ -26,10 +26,11 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
+from corral.stores._shared import CORRAL_PRODUCT
 from corral.stores.base import CountRow, TrendDay, finding_id
 from corral.stores.dynamodb.items import (
     SHARDS,
@@ -47,8 +48,6 @@ from corral.stores.dynamodb.items import (
     time_key,
 )
 from corral.stores.dynamodb.table import Table
-
-CORRAL_PRODUCT: Final = "corral"
 
 
 @dataclass(frozen=True, slots=True)

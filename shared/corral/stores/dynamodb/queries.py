@@ -10,8 +10,15 @@ from typing import Any, Final
 import orjson
 from botocore.exceptions import ClientError
 
-from corral.stores._shared import not_a_cursor, pack_cursor, unpack_cursor
-from corral.stores._sql import CLOUD_NAMES, SERVICE_NAMES, canonical, products_of
+from corral.stores._shared import (
+    CLOUD_NAMES,
+    SERVICE_NAMES,
+    canonical,
+    not_a_cursor,
+    pack_cursor,
+    products_of,
+    unpack_cursor,
+)
 from corral.stores.base import (
     FindingKey,
     FindingQuery,

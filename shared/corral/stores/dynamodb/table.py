@@ -94,7 +94,7 @@ class Table:
 
     def __init__(self, *, url: str, table: str, region: str, endpoint: str | None = None) -> None:
         """Remember where the table is; the client is created on first use."""
-        self.url = url
+        self.url = redact_url(url)
         self.table = table
         self.region = region
         self.endpoint = endpoint

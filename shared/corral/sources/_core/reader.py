@@ -1,4 +1,4 @@
-"""Read a vendor document object by object, type-checked, remembering what was mapped.
+"""The one reader of vendor documents: object by object, type-checked, remembering what was mapped.
 
 Every normalizer must keep the vendor fields it does not map (in OCSF `unmapped`). Reading
 through `Fields` records each key that was mapped, so `rest()` is exactly the document minus
@@ -16,10 +16,11 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from datetime import datetime
 from typing import Any, Final
 
 from corral import ocsf
+from corral.errors import MalformedEventError
+from corral.sources._core.times import epoch_ms
 
 Key = str | int
 Trie = dict[Key, Any]
@@ -34,10 +35,6 @@ _MAX_IP_TEXT: Final = 45
 # left to `ipaddress` itself.
 _OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4: Final = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
-
-# GuardDuty's usual time format, `2024-01-02T03:04:05.123Z`, which `datetime.fromisoformat`
-# reads as it is; other forms go through `ocsf.timestamp_ms`.
-_ISO_UTC: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{3}|\.[0-9]{6})?Z")
 
 
 class Fields:
@@ -191,24 +188,34 @@ class Fields:
             return value
         return None
 
+    def time(self, key: str, name: str | None = None) -> int | None:
+        """Return the time at `key` in epoch ms (recorded); None when absent.
+
+        Raises:
+            MalformedEventError: the value is not a time or not a plausible one (see `times`).
+        """
+        value = self._doc.get(key)
+        if value is None or value == "":
+            return None
+        millis = epoch_ms(value, name or key)
+        self._taken[key] = _LEAF
+        return millis
+
+    def optional_time(self, key: str, name: str | None = None) -> int | None:
+        """Like `time`, but None (and not recorded, so kept in `unmapped` as sent) for a bad value."""
+        value = self._doc.get(key)
+        if value is None or value == "":
+            return None
+        try:
+            millis = epoch_ms(value, name or key)
+        except MalformedEventError:
+            return None
+        self._taken[key] = _LEAF
+        return millis
+
     def rest(self) -> dict[str, Any]:
         """Return the object without the recorded paths, pruned as `ocsf.prune` does."""
         return _rest_object(self._doc, self._taken)
-
-
-def timestamp_ms(value: object, name: str) -> int:
-    """Return `ocsf.timestamp_ms(value, name)`, reading GuardDuty's usual ISO form directly.
-
-    Example:
-        >>> timestamp_ms("2024-01-02T03:04:05.123Z", "createdAt")
-        1704164645123
-    """
-    if isinstance(value, str) and _ISO_UTC.fullmatch(value):
-        try:
-            return int(datetime.fromisoformat(value).timestamp() * 1000)
-        except ValueError:
-            pass  # e.g. month 13: ocsf.timestamp_ms says so
-    return ocsf.timestamp_ms(value, name)
 
 
 def _is_ip(value: object) -> bool:

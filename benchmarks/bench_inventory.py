@@ -1,0 +1,105 @@
+"""The image inventory's cost on ingest: the same findings through the pipeline with and without it.
+
+N GuardDuty EKS Runtime findings, each naming its own image digest and pod (so that every one
+writes a name and a sighting: the inventory's worst case), and every tenth a Defender running-image
+Vulnerability Finding of one of those digests (so that priorities are computed against stored
+evidence), ingested into a fresh SQLite store. Runs alternate with and without the inventory;
+the ratio of the medians is the cost (goal <= 1.15x).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from corral import ocsf
+from corral.pipeline import Inbound, Pipeline
+from corral.prioritize import Prepared, Prioritizer
+from corral.stores import open_store
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "tests" / "events"
+RUNTIME = EVENTS / "aws" / "guardduty" / "eks-runtime-newbinaryexecuted-eventbridge.json"
+VULNERABILITY = EVENTS / "azure" / "defender" / "subassessment-runtime-image-cve.camelcase.json"
+FINDINGS = 6_000
+ROUNDS = 3
+GOAL = 1.15
+
+
+class WithoutInventory(Prioritizer):
+    """The pipeline as it was before the inventory: findings go to the store as they are."""
+
+    def prepare(self, findings: Sequence[ocsf.Finding], now: int) -> Prepared:
+        """Record nothing, prioritize nothing."""
+        return Prepared(list(findings), self, now)
+
+
+def _digest(n: int) -> str:
+    return f"sha256:{n:064x}"
+
+
+def deliveries(count: int) -> list[Any]:
+    """`count` parsed deliveries: runtime findings with their own digest, every tenth a CVE of one."""
+    runtime = json.loads(RUNTIME.read_text())
+    vulnerability = json.loads(VULNERABILITY.read_text())
+    found: list[Any] = []
+    for n in range(count):
+        if n % 10 == 9:
+            doc = copy.deepcopy(vulnerability)
+            doc["id"] = doc["id"][:-12] + f"{n:012x}"
+            doc["properties"]["additionalData"]["artifactDetails"]["digest"] = _digest(n - 1)
+        else:
+            doc = copy.deepcopy(runtime)
+            detail = doc["detail"]
+            detail["id"] = detail["id"][:-8] + f"{n:08x}"
+            detail["arn"] = detail["arn"].rsplit("/", 1)[0] + "/" + detail["id"]
+            kubernetes = detail["resource"]["kubernetesDetails"]["kubernetesWorkloadDetails"]
+            kubernetes["name"] = f"web-{n:08x}"
+            repository = f"111122223333.dkr.ecr.us-east-1.amazonaws.com/shop/web-{n % 97}"
+            kubernetes["containers"][0]["image"] = f"{repository}:1@{_digest(n)}"
+        found.append(doc)
+    return found
+
+
+def _run(docs: list[Any], *, inventory: bool, tmp: Path, label: str) -> float:
+    store = open_store(f"sqlite:///{tmp}/{label}.db")
+    pipeline = Pipeline(store)
+    if not inventory:
+        pipeline.prioritizer = WithoutInventory(store, pipeline.settings.priority, pipeline.clock)
+    inbound = [Inbound(copy.deepcopy(doc), f"bench#{n}") for n, doc in enumerate(docs)]
+    start = time.perf_counter()
+    result = pipeline.ingest(inbound)
+    elapsed = time.perf_counter() - start
+    pipeline.close()
+    if result.counts["new"] != len(docs):
+        raise SystemExit(f"bench_inventory: expected {len(docs)} new findings, got {result.summary()}")
+    return elapsed
+
+
+def main() -> list[str]:
+    """Alternate runs with and without the inventory; print and return the ratio of the medians."""
+    docs = deliveries(FINDINGS)
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(ROUNDS):
+            for inventory in (False, True):
+                label = f"{'with' if inventory else 'without'}-{round_}"
+                timings[inventory].append(_run(docs, inventory=inventory, tmp=Path(tmp), label=label))
+    without, with_ = statistics.median(timings[False]), statistics.median(timings[True])
+    ratio = with_ / without
+    line = (
+        f"inventory: ingest of {FINDINGS:,} findings {FINDINGS / with_:7,.0f}/s with the image inventory, "
+        f"{FINDINGS / without:7,.0f}/s without; ratio {ratio:5.3f}x (goal <= {GOAL}x)"
+    )
+    print(line, flush=True)
+    return [line]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""`corral images` and `corral images show DIGEST`: which vulnerable images run, where, and what to fix first.
+
+Both compute the runtime context now, by the wall clock, from the inventory of every cloud, and
+the priority of each open Vulnerability Finding with the configured weights, so that what they
+show does not wait for the hourly check.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from corral import priority
+from corral.cli.options import ConfigOption, JsonOption, StoreOption, settings
+from corral.cli.options import open_existing as open_store
+from corral.context import container_context
+from corral.errors import ConfigError
+from corral.stores.base import FindingQuery, Page, Store, StoredFinding
+from corral.stores.images import ImageEvidence, ImageVulnerability
+
+app = typer.Typer(help="Images: where they run and what to fix first.", invoke_without_command=True)
+SEVERITY_LETTERS = {5: "C", 6: "C", 4: "H", 3: "M", 2: "L", 1: "I"}
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """One image with its runtime context and each open vulnerability's priority, worst first."""
+
+    evidence: ImageEvidence
+    runtime: priority.Runtime
+    vulnerabilities: list[tuple[ImageVulnerability, priority.Priority]]
+
+    @property
+    def worst(self) -> priority.Priority | None:
+        """The highest priority among its open vulnerabilities."""
+        return self.vulnerabilities[0][1] if self.vulnerabilities else None
+
+    def as_data(self) -> dict[str, Any]:
+        """Plain JSON-ready data for `--json`."""
+        worst = self.worst
+        return {
+            "digest": self.evidence.digest,
+            "names": sorted({n.reference for n in self.evidence.names}),
+            "runtime": self.runtime.context,
+            "probable": self.runtime.probable,
+            "exposed": self.runtime.exposed,
+            "workloads": [list(w) for w in self.runtime.workloads],
+            "last_seen_running": self.runtime.last_seen,
+            "worst": None
+            if worst is None
+            else {"priority": worst.level, "risk_score": worst.risk_score, "why": worst.details},
+            "open_by_severity": _by_severity(self.vulnerabilities),
+            "sightings": [
+                {
+                    "image": record.sighting.image,
+                    "probable": probable,
+                    "cloud": record.sighting.cloud,
+                    "account": record.sighting.account,
+                    "cluster": record.sighting.cluster,
+                    "namespace": record.sighting.namespace,
+                    "workload": record.sighting.workload,
+                    "reported_by": record.sighting.reporter,
+                    "first": record.first_time,
+                    "last": record.last_time,
+                }
+                for record, probable in self.evidence.sightings
+            ],
+            "vulnerabilities": [
+                {
+                    "finding": list(row.key),
+                    "cves": list(row.vulnerable.cves),
+                    "severity_id": row.vulnerable.severity_id,
+                    "priority": given.level,
+                    "risk_score": given.risk_score,
+                    "why": given.details,
+                }
+                for row, given in self.vulnerabilities
+            ],
+        }
+
+
+def _by_severity(rows: list[tuple[ImageVulnerability, priority.Priority]]) -> dict[str, int]:
+    counts = Counter(SEVERITY_LETTERS.get(row.vulnerable.severity_id, "?") for row, _ in rows)
+    return {letter: counts[letter] for letter in ("C", "H", "M", "L", "I", "?") if counts[letter]}
+
+
+def rank(db: Store, weights: priority.Weights, now: int, digests: list[str] | None = None) -> list[Ranked]:
+    """Every image (or these), each vulnerability prioritized now, images ranked by their worst priority."""
+    wanted = db.image_digests() if digests is None else digests
+    evidence = db.image_evidence(wanted)
+    by_image: dict[str, list[ImageVulnerability]] = {}
+    for row in db.image_vulnerabilities(wanted):
+        by_image.setdefault(row.vulnerable.image, []).append(row)
+    ranked = []
+    for digest in wanted:
+        found = evidence.get(digest, ImageEvidence(digest))
+        where = found.runtime(now=now, window_ms=weights.window_ms)
+        rows = [(row, priority.score(row.vulnerable, where, weights)) for row in by_image.get(digest, [])]
+        rows.sort(key=lambda pair: (-pair[1].risk_score, -pair[0].vulnerable.severity_id, pair[0].key))
+        ranked.append(Ranked(found, where, rows))
+    ranked.sort(
+        key=lambda r: (
+            -(r.worst.risk_score if r.worst else -1),
+            r.runtime.context != "running",
+            r.evidence.digest,
+        )
+    )
+    return ranked
+
+
+def _time(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if ms else "-"
+
+
+def _runtime_words(item: Ranked) -> str:
+    where = item.runtime
+    words = priority.CONTEXT_WORDS[where.context]
+    if where.context == "running":
+        count = len(where.workloads)
+        words = f"running in {count} workload{'s' if count != 1 else ''} ({', '.join(where.clouds)})"
+        if where.probable:
+            words += " [probable: by tag]"
+    if where.exposed:
+        words += ", internet-exposed"
+    return words
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@app.callback()
+def images(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="At most this many images.")] = 50,
+    store: StoreOption = None,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """List images ranked by the worst priority of their open vulnerabilities, where they run first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    configured = settings(config, store)
+    db = open_store(configured.store)
+    try:
+        ranked = rank(db, configured.priority, _now())[:limit]
+    finally:
+        db.close()
+    if json:
+        for item in ranked:
+            sys.stdout.write(orjson.dumps(item.as_data()).decode() + "\n")
+        return
+    table = Table(show_lines=False)
+    for column in ("#", "priority", "image", "names", "runtime", "open C/H/M/L"):
+        table.add_column(column, overflow="fold")
+    for number, item in enumerate(ranked, 1):
+        worst = item.worst
+        counts = _by_severity(item.vulnerabilities)
+        table.add_row(
+            str(number),
+            f"{worst.level} {worst.risk_score}" if worst else "-",
+            escape(item.evidence.digest[:19]),
+            escape(", ".join(sorted({n.reference for n in item.evidence.names})[:2]) or "-"),
+            escape(_runtime_words(item)),
+            "/".join(str(counts.get(k, 0)) for k in ("C", "H", "M", "L")),
+        )
+    Console().print(table)
+
+
+@app.command("show")
+def show(
+    digest: Annotated[str, typer.Argument(help="The image digest, sha256:… (a unique prefix will do).")],
+    store: StoreOption = None,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show where an image runs, in which registries it is, and its CVEs ranked."""
+    configured = settings(config, store)
+    db = open_store(configured.store)
+    try:
+        known = db.image_digests()
+        matches = [d for d in known if d == digest or d.startswith(digest) or d == f"sha256:{digest}"]
+        if len(matches) != 1:
+            reason = "is not in the inventory" if not matches else f"matches {len(matches)} images; give more of it"
+            raise ConfigError(f"image {digest!r} {reason}")
+        (item,) = rank(db, configured.priority, _now(), matches)
+    finally:
+        db.close()
+    if json:
+        sys.stdout.write(orjson.dumps(item.as_data(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    console = Console()
+    console.print(f"[bold]{escape(item.evidence.digest)}[/bold] · {escape(_runtime_words(item))}")
+    console.print("[bold]Registries[/bold]")
+    for name in sorted(item.evidence.names, key=lambda n: (n.registry, n.repository, n.tag)):
+        console.print(escape(f"  {name.reference} · {name.registry} · {name.cloud} {name.account}"))
+    if not item.evidence.names:
+        console.print("  -")
+    console.print("[bold]Seen running[/bold]")
+    for record, probable in item.evidence.sightings:
+        s = record.sighting
+        place = "/".join(p for p in (s.cluster, s.namespace, s.workload) if p) or "-"
+        match = f" [probable: by tag {s.image}]" if probable else ""
+        console.print(
+            escape(
+                f"  {s.cloud} {s.account} · {place} · {_time(record.first_time)} → {_time(record.last_time)}"
+                f" · by {s.reporter}{match}"
+            )
+        )
+    if not item.evidence.sightings:
+        console.print("  never")
+    table = Table(title="Open vulnerabilities, most urgent first", show_lines=False)
+    for column in ("priority", "severity", "CVEs", "why", "finding"):
+        table.add_column(column, overflow="fold")
+    for row, given in item.vulnerabilities:
+        table.add_row(
+            f"{given.level} {given.risk_score}",
+            SEVERITY_LETTERS.get(row.vulnerable.severity_id, "?"),
+            escape(", ".join(row.vulnerable.cves) or "-"),
+            escape(given.details),
+            escape(row.key[2]),
+        )
+    console.print(table)
+
+
+def prioritized(db: Store, query: FindingQuery, *, running: bool, least: str | None) -> Page:
+    """Open Vulnerability Findings by their last priority (`corral findings list --running/--priority-at-least`).
+
+    Most urgent first; the query's cloud, account, severity, cluster and namespace filters apply.
+    """
+    least_id = priority.level_id(least) if least is not None else 1
+    if least_id is None:
+        raise ConfigError(f"--priority-at-least: expected one of {', '.join(priority.LEVELS)}, not {least!r}")
+    rows = [
+        row
+        for row in db.image_vulnerabilities()
+        if row.priority is not None and row.priority.priority_id >= least_id and (row.priority.running or not running)
+    ]
+    rows.sort(key=lambda row: (-(row.priority.risk_score if row.priority else 0), row.key))
+    found = []
+    for row in rows:
+        item = db.get(row.key)
+        if item is None or item.closed or not _matches(item, query):
+            continue
+        found.append(item)
+        if len(found) >= query.limit:
+            break
+    return Page(found)
+
+
+def _matches(item: StoredFinding, query: FindingQuery) -> bool:
+    doc = item.document
+    ctx = container_context(doc)
+    checks = (
+        (query.cloud, doc["cloud"]["provider"]),
+        (query.account, item.key[1]),
+        (query.cluster, ctx.cluster),
+        (query.namespace, ctx.namespace),
+    )
+    if any(wanted is not None and (have or "").lower() != wanted.lower() for wanted, have in checks):
+        return False
+    return query.severity_at_least is None or item.severity_id >= query.severity_at_least

@@ -1,0 +1,103 @@
+"""The one time parser of every source: vendor times in, OCSF epoch milliseconds out.
+
+Vendors send epoch numbers in seconds, milliseconds, microseconds or nanoseconds (sometimes
+within one product: GuardDuty's Runtime Protection health events use microseconds), and ISO 8601
+text with `Z` or any offset and up to nine fraction digits. Numbers are told apart by magnitude,
+which is unambiguous inside the plausible range: 1e11 s is the year 5138, 1e14 ms is 5138 too.
+
+One plausibility range, one behaviour outside it: a time before 2001-09-09 (1e12 ms, which also
+rejects counts and epoch 0) or from 2286 on (1e13 ms) raises `MalformedEventError`, as does
+anything that is not a time. A source decides per field whether that fails the document (its
+own time) or leaves the field in `unmapped` as sent (`optional_ms`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Final
+
+from corral.errors import MalformedEventError
+
+MIN_MS: Final = 10**12
+"""2001-09-09: earlier "times" are counts, zeros or a unit mistaken."""
+MAX_MS: Final = 10**13
+"""2286-11-20."""
+
+# Upper bounds of each unit's magnitude, checked in order; nanoseconds above.
+_SECONDS_BELOW: Final = 1e11
+_MILLIS_BELOW: Final = 1e14
+_MICROS_BELOW: Final = 1e17
+
+_FRACTION: Final = re.compile(r"\.(\d+)")
+# The common shape (`2024-01-02T03:04:05.123Z`, up to microseconds) that `fromisoformat` reads as is.
+_ISO_UTC: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z")
+
+
+def epoch_ms(value: object, field: str = "time") -> int:
+    """Return epoch milliseconds for an epoch number of any unit or an ISO 8601 string.
+
+    Raises:
+        MalformedEventError: not a time, or outside the plausible range.
+
+    Example:
+        >>> [epoch_ms(v) for v in (1717147358, 1717147358760, 1717147358760000, "2024-05-31T09:22:38.76+00:00")]
+        [1717147358000, 1717147358760, 1717147358760, 1717147358760]
+    """
+    if isinstance(value, str):
+        millis = _iso_ms(value, field)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        millis = _number_ms(value, field)
+    elif value is None or value == "":
+        raise MalformedEventError(f"{field} is missing or not a time")
+    else:
+        raise MalformedEventError(f"{field} is not a time: {repr(value)[:64]}")
+    if not MIN_MS <= millis < MAX_MS:
+        raise MalformedEventError(f"{field} is out of range: {repr(value)[:64]}")
+    return millis
+
+
+def optional_ms(value: object, field: str = "time") -> int | None:
+    """Like `epoch_ms`, but None for a missing, empty, malformed or implausible value."""
+    if value is None or value == "":
+        return None
+    try:
+        return epoch_ms(value, field)
+    except MalformedEventError:
+        return None
+
+
+def _number_ms(value: float, field: str) -> int:
+    if not math.isfinite(value) or value < 0:
+        raise MalformedEventError(f"{field} is not a time: {value!r}")
+    if value < _SECONDS_BELOW:
+        return int(value * 1000)
+    if value < _MILLIS_BELOW:
+        return int(value)
+    if value < _MICROS_BELOW:
+        return int(value // 1000)
+    return int(value // 1_000_000)
+
+
+def _iso_ms(value: str, field: str) -> int:
+    if _ISO_UTC.fullmatch(value):
+        try:
+            return int(datetime.fromisoformat(value).timestamp() * 1000)
+        except ValueError:
+            pass  # e.g. month 13: the general path words the error
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # `fromisoformat` reads at most microseconds; SCC and Defender send up to nanoseconds.
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise MalformedEventError(f"{field} is not an ISO 8601 time: {value[:64]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return int(parsed.timestamp() * 1000)
+    except (OverflowError, ValueError):
+        raise MalformedEventError(f"{field} is out of range: {value[:64]!r}") from None

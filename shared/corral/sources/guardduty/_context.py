@@ -1,0 +1,301 @@
+"""What a GuardDuty finding is about: resources, evidences, classification, ATT&CK, remediation.
+
+Container context is spread over several vendor objects depending on the protection plan
+(EKS audit logs, Runtime Monitoring, ECS, malware scans, attack sequences); this module turns
+each of them into OCSF `resources[]` and `evidences[]`, and decides the finding's classification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from corral import traits
+from corral.sources._core.reader import Fields
+from corral.sources.guardduty._attacks import attacks
+from corral.sources.guardduty._evidences import evidences
+from corral.sources.guardduty._parts import Parts
+
+# Tags AWS puts on EKS / ECS-managed instances; self-managed Kubernetes tags are not EKS.
+_EKS_TAGS: Final = frozenset({"eks:cluster-name", "aws:eks:cluster-name", "eks:nodegroup-name"})
+_ECS_TAGS: Final = frozenset({"AmazonECSManaged", "aws:ecs:clusterName", "aws:ecs:cluster-name"})
+
+_ROLES: Final = {"TARGET": (1, "Target"), "ACTOR": (2, "Actor")}
+
+_DOCS: Final = "https://docs.aws.amazon.com/guardduty/latest/ug/"
+_FINDING_TYPES: Final = _DOCS + "guardduty_finding-types-active.html"
+_REMEDIATION: Final = {
+    "kubernetes": (
+        "guardduty-remediate-kubernetes.html",
+        "Review the Kubernetes user, workload and API call; revoke or rotate the credentials involved, "
+        "remove unwanted workloads or role bindings, and restrict access to the cluster API.",
+    ),
+    "runtime": (
+        "guardduty-remediate-runtime-monitoring.html",
+        "Isolate the affected container, pod, task or instance, investigate the process and its image, "
+        "and replace the workload from a known-good image.",
+    ),
+    "ecs": (
+        "compromised-ecs.html",
+        "Stop or isolate the affected ECS task, check its task definition and image for malicious content, "
+        "and redeploy from a known-good image.",
+    ),
+    "container": (
+        "remediate-compromised-standalone-container.html",
+        "Isolate the affected container, preserve evidence, and rebuild it from a trusted image.",
+    ),
+    "ec2": (
+        "compromised-ec2.html",
+        "Isolate the instance, capture evidence (snapshots, memory), investigate how it was compromised, "
+        "and replace it from a known-good image.",
+    ),
+    "credentials": (
+        "compromised-creds.html",
+        "Review the principal's recent activity, rotate or revoke the credentials, and remove any "
+        "permissions or resources the attacker created.",
+    ),
+    "s3": (
+        "compromised-s3.html",
+        "Review the bucket's access policy and recent access, revoke unexpected access, and rotate the "
+        "credentials involved.",
+    ),
+    "rds": (
+        "guardduty-remediate-compromised-database-rds.html",
+        "Review the database login activity, rotate the database user's password and restrict network access.",
+    ),
+    "lambda": (
+        "remediate-lambda-protection-finding-types.html",
+        "Review the function's code, layers and network activity, and redeploy it from a trusted source.",
+    ),
+    "other": (
+        "guardduty_remediate.html",
+        "Review the finding details and follow the GuardDuty remediation guidance for its resource type.",
+    ),
+}
+
+
+_ORCHESTRATORS: Final = {traits.EKS: "EKS", traits.ECS_EC2: "ECS", traits.ECS_FARGATE: "ECS"}
+_MAX_TAGS: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The resource-dependent parts of one finding."""
+
+    service: str
+    layer: str
+    resources: list[dict[str, Any]]
+    evidences: list[dict[str, Any]]
+    attacks: list[dict[str, Any]]
+    remediation: dict[str, Any]
+
+
+def context(fields: Fields, finding_type: str, region: str | None, partition: str | None) -> Context:
+    """Return the resources, evidences, classification, ATT&CK and remediation of a finding."""
+    parts = Parts(fields)
+    service, layer, family = classify(parts, finding_type)
+    orchestrator = _ORCHESTRATORS.get(service)
+    resources = _resources(parts, region, partition)
+    found = evidences(parts, orchestrator, region)
+    path, desc = _REMEDIATION[family]
+    remediation = {"desc": desc, "references": [_DOCS + path, _FINDING_TYPES]}
+    return Context(service, layer, resources, found, attacks(parts.sequence), remediation)
+
+
+def classify(parts: Parts, finding_type: str) -> tuple[str, str, str]:
+    """Return (container service, layer, remediation family) from the finding's shape."""
+    family = _type_family(finding_type)
+    rtype = parts.resource.peek_text("resourceType") or ""
+    tags = _tag_keys(parts.instance)
+    if rtype == "AttackSequence" or finding_type.startswith("AttackSequence:"):
+        return _sequence_class(parts.sequence, family)
+    runtime = (
+        parts.service.peek_text("featureName") == "RuntimeMonitoring" or family == "Runtime" or parts.runtime.exists
+    )
+    has_eks = parts.eks.exists or parts.k8s.exists
+    has_ecs = parts.ecs.exists
+    has_container = parts.container.exists
+    if runtime:
+        if has_eks:
+            return traits.EKS, traits.APPLICATION, "runtime"
+        if has_ecs:
+            return _ecs_service(parts.task), traits.APPLICATION, "runtime"
+        layer = traits.APPLICATION if has_container else traits.INFRASTRUCTURE
+        return _host_service(tags), layer, "runtime"
+    if has_eks:
+        return traits.EKS, traits.PLATFORM, "kubernetes"
+    if has_ecs:
+        return _ecs_service(parts.task), traits.INFRASTRUCTURE, "ecs"
+    if has_container or rtype == "Container":
+        return _host_service(tags), traits.APPLICATION, "container"
+    if rtype == "Instance":
+        return _host_service(tags), traits.INFRASTRUCTURE, "ec2"
+    if rtype in ("S3Bucket", "S3Object") or family == "S3":
+        return traits.NO_SERVICE, traits.INFRASTRUCTURE, "s3"
+    if rtype == "AccessKey" or family.startswith("IAM"):
+        return traits.NO_SERVICE, traits.PLATFORM, "credentials"
+    if rtype.startswith("RDS") or family == "RDS":
+        return traits.NO_SERVICE, traits.INFRASTRUCTURE, "rds"
+    if rtype == "Lambda" or family == "Lambda":
+        return traits.NO_SERVICE, traits.INFRASTRUCTURE, "lambda"
+    return traits.NO_SERVICE, traits.INFRASTRUCTURE, "other"
+
+
+def _type_family(finding_type: str) -> str:
+    # ThreatPurpose:ResourceTypeAffected/ThreatFamilyName.DetectionMechanism!Artifact
+    _, _, rest = finding_type.partition(":")
+    return rest.partition("/")[0]
+
+
+def _sequence_class(sequence: Fields, family: str) -> tuple[str, str, str]:
+    if family == "EKS":
+        return traits.EKS, traits.PLATFORM, "kubernetes"
+    if family == "ECS":
+        launch_types = {r.peek_text("data", "ecsTask", "launchType") for r in sequence.objects("resources")}
+        service = traits.ECS_FARGATE if "FARGATE" in launch_types else traits.ECS_EC2
+        return service, traits.APPLICATION, "ecs"
+    if family == "S3":
+        return traits.NO_SERVICE, traits.INFRASTRUCTURE, "s3"
+    if family == "EC2":
+        return traits.NO_SERVICE, traits.INFRASTRUCTURE, "ec2"
+    return traits.NO_SERVICE, traits.PLATFORM, "credentials"
+
+
+def _ecs_service(task: Fields) -> str:
+    return traits.ECS_FARGATE if task.peek_text("launchType") == "FARGATE" else traits.ECS_EC2
+
+
+def _host_service(tag_keys: frozenset[str]) -> str:
+    if tag_keys & _EKS_TAGS:
+        return traits.EKS
+    if tag_keys & _ECS_TAGS:
+        return traits.ECS_EC2
+    return traits.NO_SERVICE
+
+
+def _tag_keys(owner: Fields) -> frozenset[str]:
+    tags = owner.raw("tags")
+    if not isinstance(tags, list):
+        return frozenset()
+    keys = (tag.get("key") for tag in tags[:_MAX_TAGS] if isinstance(tag, dict))
+    return frozenset(key for key in keys if isinstance(key, str))
+
+
+# --- resources -------------------------------------------------------------------------------
+
+
+def _resources(parts: Parts, region: str | None, partition: str | None) -> list[dict[str, Any]]:
+    role = _ROLES.get(parts.service.peek_text("resourceRole") or "")
+    if role:
+        parts.service.mark("resourceRole")
+    resource = parts.resource
+    found = [
+        _resource(parts.eks, "AWS::EKS::Cluster", uid="arn"),
+        _workload(parts.workload),
+        _resource(parts.ecs, "AWS::ECS::Cluster", uid="arn"),
+        _task(parts.task),
+        _resource(parts.container, "Container", uid="id"),
+        _resource(parts.instance, "AWS::EC2::Instance", uid="instanceId", name=None),
+        _resource(parts.access_key, "AWS::IAM::AccessKey", uid="accessKeyId", name="userName"),
+        _resource(resource.at("lambdaDetails"), "AWS::Lambda::Function", uid="functionArn", name="functionName"),
+        _resource(
+            resource.at("rdsDbInstanceDetails"),
+            "AWS::RDS::DBInstance",
+            uid="dbInstanceArn",
+            name="dbInstanceIdentifier",
+        ),
+    ]
+    for bucket in resource.objects("s3BucketDetails"):
+        found.append(_resource(bucket, "AWS::S3::Bucket", uid="arn"))
+    for volume in resource.at("ebsVolumeDetails").objects("scannedVolumeDetails"):
+        found.append(_resource(volume, "AWS::EC2::Volume", uid="volumeArn", name=None))
+    for item in parts.sequence.objects("resources"):
+        found.append(_sequence_resource(item))
+    resources = [r for r in found if r is not None]
+    for r in resources:
+        if role and r.get("type") != "Kubernetes Workload" and "role_id" not in r:
+            r["role_id"], r["role"] = role
+        r.setdefault("region", region)
+        r.setdefault("cloud_partition", partition)
+    if not resources:
+        rtype = resource.text("resourceType")
+        if rtype:
+            resources.append({"name": rtype, "type": rtype, "region": region, "cloud_partition": partition})
+    return resources
+
+
+def _resource(base: Fields, rtype: str, *, uid: str, name: str | None = "name") -> dict[str, Any] | None:
+    if not base.exists:
+        return None
+    resource = {
+        "uid": base.text(uid),
+        "name": base.text(name) if name else None,
+        "type": rtype,
+        "tags": _tags(base),
+    }
+    if rtype == "AWS::EC2::Instance":
+        resource["zone"] = base.text("availabilityZone")
+    return resource if resource["uid"] or resource["name"] else None
+
+
+def _workload(workload: Fields) -> dict[str, Any] | None:
+    if not workload.exists:
+        return None
+    kind = workload.text("type")
+    resource = {
+        "uid": workload.text("uid"),
+        "name": workload.text("name"),
+        "namespace": workload.text("namespace"),
+        "type": "Kubernetes Workload",
+        "data": {"kind": kind} if kind else None,
+        "role_id": 1,
+        "role": "Target",
+    }
+    return resource if resource["uid"] or resource["name"] else None
+
+
+def _task(task: Fields) -> dict[str, Any] | None:
+    if not task.exists:
+        return None
+    data = {
+        "launch_type": task.text("launchType"),
+        "definition_arn": task.text("definitionArn"),
+        "version": task.text("version"),
+        "group": task.text("group"),
+    }
+    resource = {
+        "uid": task.text("arn"),
+        "type": "AWS::ECS::Task",
+        "tags": _tags(task),
+        "data": {k: v for k, v in data.items() if v},
+    }
+    return resource if resource["uid"] else None
+
+
+def _sequence_resource(base: Fields) -> dict[str, Any] | None:
+    resource = {
+        "uid": base.text("uid"),
+        "name": base.text("name"),
+        "type": base.text("resourceType"),
+        "region": base.text("region"),
+        "cloud_partition": base.text("cloudPartition"),
+        "namespace": base.at("data", "kubernetesWorkload").text("namespace"),
+        "tags": _tags(base),
+    }
+    return resource if resource["uid"] or resource["name"] else None
+
+
+def _tags(owner: Fields) -> list[dict[str, str]]:
+    tags: list[dict[str, str]] = []
+    items = owner.raw("tags")
+    if not isinstance(items, list):
+        return tags
+    for i, tag in enumerate(items[:_MAX_TAGS]):
+        if not isinstance(tag, dict):
+            continue
+        key, value = tag.get("key"), tag.get("value")
+        # OCSF key_value_object needs a value; tags with an empty value stay in `unmapped`.
+        if isinstance(key, str) and key and isinstance(value, str) and value:
+            owner.mark("tags", i)
+            tags.append({"name": key, "value": value})
+    return tags

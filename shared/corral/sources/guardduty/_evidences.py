@@ -1,0 +1,322 @@
+"""GuardDuty evidences: processes, containers and their images, devices, API calls, connections, malware."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from corral.sources._core import images
+from corral.sources._core.reader import Fields
+from corral.sources.guardduty._parts import Parts
+
+_DIRECTIONS: Final = {"INBOUND": 1, "OUTBOUND": 2}
+_SHA256: Final = 3
+_VIRTUAL: Final = 6
+_REGULAR_FILE: Final = 1
+_PROCESS_START: Final = "service.runtimeDetails.process.startTime"
+
+
+def evidences(parts: Parts, orchestrator: str | None, region: str | None) -> list[dict[str, Any]]:
+    containers = _containers(parts, orchestrator)
+    device = _device(parts.instance, region)
+    evidences: list[dict[str, Any]] = []
+    process = _process(parts.runtime.at("process"))
+    if process is not None:
+        chosen = _process_container(containers)
+        data = None
+        if chosen is not None:
+            process["container"], data = chosen
+            containers = [c for c in containers if c is not chosen]
+        evidences.append({"process": process, "device": device, "data": data})
+        device = None
+    for container, data in containers:
+        evidences.append({"container": container, "data": data, "device": device})
+    if device is not None and not containers:
+        evidences.append({"device": device})
+    evidences += _action_evidences(parts)
+    evidences += _malware_evidences(parts.service)
+    evidences += _sequence_container_evidences(parts.sequence, orchestrator)
+    return evidences
+
+
+def _process_container(
+    containers: list[tuple[dict[str, Any], dict[str, Any]]],
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    # Only the container GuardDuty names as the resource, or the only one, ran the process.
+    for pair in containers:
+        if pair[1].get("source") == "containerDetails":
+            return pair
+    return containers[0] if len(containers) == 1 else None
+
+
+def _containers(parts: Parts, orchestrator: str | None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    found = []
+    cluster = parts.eks.peek_text("name") or parts.ecs.peek_text("name")
+    workload, task = parts.workload, parts.task
+    for item in workload.objects("containers"):
+        data = {
+            "source": "kubernetesWorkloadDetails",
+            "cluster": cluster,
+            "namespace": workload.peek_text("namespace"),
+            "workload": workload.peek_text("name"),
+            "security_context": item.take("securityContext"),
+            "volume_mounts": item.take("volumeMounts"),
+        }
+        found.append((_container(item, "EKS"), data))
+    for item in task.objects("containers"):
+        data = {
+            "source": "ecsClusterDetails.taskDetails",
+            "cluster": cluster,
+            "task": task.peek_text("arn"),
+            "launch_type": task.peek_text("launchType"),
+            "security_context": item.take("securityContext"),
+            "volume_mounts": item.take("volumeMounts"),
+        }
+        found.append((_container(item, "ECS"), data))
+    container = parts.container
+    if container.exists:
+        data = {
+            "source": "containerDetails",
+            "cluster": cluster,
+            "security_context": container.take("securityContext"),
+            "volume_mounts": container.take("volumeMounts"),
+        }
+        found.append((_container(container, orchestrator), data))
+    return [(c, {k: v for k, v in d.items() if v is not None}) for c, d in found if c is not None]
+
+
+def _container(base: Fields, orchestrator: str | None) -> dict[str, Any] | None:
+    image = _image(base)
+    uid, name = base.text("id"), base.text("name")
+    if not (uid or name):
+        name = image["name"] if image else None
+    if not (uid or name):
+        return None
+    return {
+        "uid": uid,
+        "name": name,
+        "runtime": base.text("containerRuntime"),
+        "orchestrator": orchestrator,
+        "image": image,
+    }
+
+
+def _image(base: Fields) -> dict[str, Any] | None:
+    return images.image(base.text("image"), base.text("imageUid"))
+
+
+def _device(instance: Fields, region: str | None) -> dict[str, Any] | None:
+    instance_id = instance.peek_text("instanceId")
+    if not instance_id:
+        return None
+    interfaces = instance.objects("networkInterfaces", limit=1)
+    return {
+        "type_id": _VIRTUAL,
+        "type": "Virtual",
+        "uid": instance_id,
+        "instance_uid": instance_id,
+        "region": region,
+        "ip": interfaces[0].ip("privateIpAddress") if interfaces else None,
+    }
+
+
+def _process(base: Fields) -> dict[str, Any] | None:
+    if not base.exists:
+        return None
+    name = base.text("name")
+    path = base.text("executablePath")
+    sha256 = base.text("executableSha256")
+    file = None
+    if path:
+        file = {
+            "name": path.rsplit("/", 1)[-1] or path,
+            "path": path,
+            "type_id": _REGULAR_FILE,
+            "hashes": [{"algorithm_id": _SHA256, "algorithm": "SHA-256", "value": sha256}] if sha256 else None,
+        }
+    user, user_id = base.text("user"), base.integer("userId")
+    process = {
+        "name": name,
+        "pid": base.integer("pid"),
+        "uid": base.text("uuid"),
+        "file": file,
+        "user": {"name": user, "uid": str(user_id) if user_id is not None else None} if user or user_id else None,
+        "namespace_pid": base.integer("namespacePid"),
+        "working_directory": base.text("pwd"),
+        "created_time": base.optional_time("startTime", _PROCESS_START),
+        "parent_process": {"uid": parent} if (parent := base.text("parentUuid")) else None,
+    }
+    if process["pid"] is None and process["uid"] is None:
+        return None
+    return process
+
+
+def _action_evidences(parts: Parts) -> list[dict[str, Any]]:
+    found = []
+    action = parts.action
+    k8s = action.at("kubernetesApiCallAction")
+    if k8s.exists:
+        found.append(_kubernetes_call(parts.k8s.at("kubernetesUserDetails"), k8s))
+    api = action.at("awsApiCallAction")
+    if api.exists:
+        found.append(_aws_call(parts.access_key, api))
+    net = action.at("networkConnectionAction")
+    if net.exists:
+        found.append(_connection(net))
+    if domain := action.at("dnsRequestAction").text("domain"):
+        found.append({"query": {"hostname": domain}})
+    for probe in action.at("portProbeAction").objects("portProbeDetails", limit=20):
+        remote = _endpoint(probe.at("remoteIpDetails"), None)
+        local = _endpoint(probe.at("localIpDetails"), probe.at("localPortDetails"))
+        found.append({"src_endpoint": remote, "dst_endpoint": local})
+    return found
+
+
+def _kubernetes_call(user: Fields, base: Fields) -> dict[str, Any]:
+    groups = [{"name": g} for g in user.texts("groups")]
+    username, user_uid = user.text("username"), user.text("uid")
+    source_ips = base.ips("sourceIPs")
+    remote = _endpoint(base.at("remoteIpDetails"), None)
+    src = remote or ({"ip": source_ips[0]} if source_ips else None)
+    request_uri = base.text("requestUri")
+    code = base.integer("statusCode")
+    verb = base.text("verb")
+    return {
+        "api": {"operation": verb, "response": {"code": code} if code is not None else None} if verb else None,
+        "http_request": {
+            "url": {"path": request_uri} if request_uri else None,
+            "user_agent": base.text("userAgent"),
+        },
+        "src_endpoint": src,
+        "actor": {"user": {"name": username, "uid": user_uid, "groups": groups}} if username or user_uid else None,
+        "data": _data(base, ("namespace", "resource", "subresource", "resourceName", "parameters")),
+    }
+
+
+def _aws_call(key: Fields, base: Fields) -> dict[str, Any]:
+    user = {
+        "name": key.peek_text("userName"),
+        "uid": key.text("principalId"),
+        "type": key.text("userType"),
+        "credential_uid": key.peek_text("accessKeyId"),
+    }
+    operation = base.text("api")
+    service_name = base.text("serviceName")
+    return {
+        "api": {"operation": operation, "service": {"name": service_name} if service_name else None}
+        if operation
+        else None,
+        "src_endpoint": _endpoint(base.at("remoteIpDetails"), None),
+        "actor": {"user": user} if user["name"] or user["uid"] else None,
+        "data": _data(base, ("callerType", "errorCode", "userAgent")),
+    }
+
+
+def _connection(base: Fields) -> dict[str, Any]:
+    direction = base.peek_text("connectionDirection") or ""
+    direction_id = _DIRECTIONS.get(direction, 0)
+    if direction_id:
+        base.mark("connectionDirection")
+    remote = _endpoint(base.at("remoteIpDetails"), base.at("remotePortDetails"))
+    local = _endpoint(base.at("localIpDetails"), base.at("localPortDetails"))
+    src, dst = (local, remote) if direction_id == 2 else (remote, local)
+    return {
+        "connection_info": {"direction_id": direction_id, "protocol_name": base.text("protocol")},
+        "src_endpoint": src,
+        "dst_endpoint": dst,
+    }
+
+
+def _endpoint(address: Fields, ports: Fields | None) -> dict[str, Any] | None:
+    ip = address.ip("ipAddressV4") or address.ip("ipAddressV6")
+    port = ports.port("port") if ports else None
+    service = ports.peek_text("portName") if ports else None
+    if ip is None and not service:
+        return None
+    if service and ports:
+        ports.mark("portName")
+    if ip is None:
+        return {"port": port, "svc_name": service}
+    # GuardDuty fills the geolocation of addresses it cannot place (private ones) with
+    # placeholders: city and organization UNKNOWN, latitude and longitude 0.0, ASN 0. They are
+    # no location, so they stay out of OCSF (and in `unmapped`, as sent).
+    city = _known(address.at("city"), "cityName")
+    country = _known(address.at("country"), "countryCode")
+    organization = address.at("organization")
+    asn = organization.raw("asn")
+    asn_number = int(asn) if isinstance(asn, str) and asn.isdigit() and len(asn) < 11 and int(asn) else None
+    if asn_number is not None:
+        organization.mark("asn")
+    location: dict[str, Any] | None = None
+    if city or country:
+        location = {"city": city, "country": country}
+        geo = address.at("geoLocation")
+        lat, lon = geo.raw("lat"), geo.raw("lon")
+        if not (lat == 0 and lon == 0):
+            location["lat"], location["long"] = geo.number("lat"), geo.number("lon")
+    return {
+        "ip": ip,
+        "port": port,
+        "svc_name": service,
+        "location": location,
+        "autonomous_system": {"number": asn_number, "name": _known(organization, "asnOrg")},
+        "isp": _known(organization, "isp"),
+    }
+
+
+def _known(base: Fields, key: str) -> str | None:
+    """The text at `key` unless it is GuardDuty's UNKNOWN placeholder (then not recorded)."""
+    value = base.peek_text(key)
+    if value is None or value.upper() == "UNKNOWN":
+        return None
+    return base.text(key)
+
+
+def _data(base: Fields, names: tuple[str, ...]) -> dict[str, Any] | None:
+    data = {name: value for name in names if (value := base.text(name))}
+    return data or None
+
+
+def _malware_evidences(service: Fields) -> list[dict[str, Any]]:
+    found = []
+    detections = service.at("ebsVolumeScanDetails", "scanDetections", "threatDetectedByName")
+    for threat in detections.objects("threatNames", limit=50):
+        threat_name = threat.text("name")
+        for item in threat.objects("filePaths", limit=50):
+            file = _file(item, "filePath", "fileName")
+            if file:
+                found.append({"file": file, "data": {"threat_name": threat_name, "volume": item.text("volumeArn")}})
+    for threat in service.at("malwareScanDetails").objects("threats", limit=50):
+        threat_name = threat.text("name")
+        for item in threat.objects("itemPaths", limit=50):
+            file = _file(item, "nestedItemPath", None)
+            if file:
+                found.append({"file": file, "data": {"threat_name": threat_name}})
+    return found
+
+
+def _file(base: Fields, path_key: str, name_key: str | None) -> dict[str, Any] | None:
+    path = base.text(path_key)
+    name = (base.text(name_key) if name_key else None) or (path.rsplit("/", 1)[-1] if path else None)
+    if not name:
+        return None
+    sha256 = base.text("hash")
+    return {
+        "name": name,
+        "path": path,
+        "type_id": _REGULAR_FILE,
+        "hashes": [{"algorithm_id": _SHA256, "algorithm": "SHA-256", "value": sha256}] if sha256 else None,
+    }
+
+
+def _sequence_container_evidences(sequence: Fields, orchestrator: str | None) -> list[dict[str, Any]]:
+    found = []
+    for item in sequence.objects("resources"):
+        if item.peek_text("resourceType") != "CONTAINER":
+            continue
+        image = _image(item.at("data", "container"))
+        uid, name = item.peek_text("uid"), item.peek_text("name")
+        if not (uid or name):
+            continue
+        container = {"uid": uid, "name": name, "orchestrator": orchestrator, "image": image}
+        found.append({"container": container, "data": {"sequence_resource": uid or name}})
+    return found

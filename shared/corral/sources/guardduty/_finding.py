@@ -1,0 +1,180 @@
+"""One GuardDuty finding (camelCase, as EventBridge, S3 exports and the REST API send it) to OCSF 2004."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Final
+
+from corral import ocsf, traits
+from corral.errors import MalformedEventError
+from corral.sources._core.reader import Fields
+from corral.sources.guardduty._casing import camel_finding, is_pascal_finding
+from corral.sources.guardduty._context import Context, context
+
+SOURCE: Final = "aws.guardduty"
+FINDING_EVENT: Final = "GuardDuty Finding"
+UNKNOWN_ACCOUNT: Final = "unknown"
+
+# GuardDuty's numeric severity bands (User Guide "Severity levels"); 9.0-10.0 is Critical,
+# which Extended Threat Detection attack sequences use.
+_SEVERITY_BANDS: Final = ((1.0, 4.0, 2), (4.0, 7.0, 3), (7.0, 9.0, 4), (9.0, 10.0, 5))
+_MAX_SEVERITY: Final = 10.0
+
+_CONSOLES: Final = {
+    "aws": "https://{region}.console.aws.amazon.com",
+    "aws-us-gov": "https://console.amazonaws-us-gov.com",
+    "aws-cn": "https://console.amazonaws.cn",
+}
+_REGION: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_FINDING_ID: Final = re.compile(r"^[A-Za-z0-9]{1,300}$")
+_SAMPLE_VALUE_MAX: Final = 65536
+_ANALYTIC_TYPE: Final = {"type_id": 1, "type": "Rule"}
+
+
+def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | None = None) -> ocsf.Finding:
+    """Return the OCSF Detection Finding of one GuardDuty finding (camelCase or PascalCase)."""
+    if is_pascal_finding(doc):
+        doc = camel_finding(doc)
+    fields = Fields(doc, {})
+    # Some published test events carry only the finding id: the id is unique on its own, and a
+    # finding that names no account is kept under UNKNOWN_ACCOUNT rather than dropped.
+    arn = fields.text("arn") or _required(fields.text("id"), "GuardDuty finding has no arn and no id")
+    arn_parts = arn.split(":")
+    account = fields.text("accountId") or (arn_parts[4] if len(arn_parts) > 4 and arn_parts[4] else UNKNOWN_ACCOUNT)
+    finding_type = _required(fields.text("type"), "GuardDuty finding has no type")
+    region = fields.text("region") or event_region or (arn_parts[3] if len(arn_parts) > 3 else None) or None
+    partition = fields.text("partition") or (arn_parts[1] if len(arn_parts) > 1 else None) or None
+
+    created = fields.time("createdAt", "GuardDuty finding createdAt")
+    updated = fields.time("updatedAt", "GuardDuty finding updatedAt")
+    modified = updated if updated is not None else created
+    if modified is None:
+        raise MalformedEventError("GuardDuty finding has no updatedAt")
+    service = fields.at("service")
+    count = service.integer("count")
+    if service.flag("archived") is True:
+        activity, status = ocsf.CLOSE, ocsf.STATUS_ARCHIVED
+    elif created is not None and created == updated and (count is None or count <= 1):
+        activity, status = ocsf.CREATE, ocsf.STATUS_NEW
+    else:
+        activity, status = ocsf.UPDATE, ocsf.STATUS_NEW
+    severity_id, vendor_severity = severity(fields.raw("severity"))
+    ctx = context(fields, finding_type, region, partition)
+    feature = service.text("featureName")
+    out = ocsf.envelope(
+        class_uid=ocsf.DETECTION,
+        activity_id=activity,
+        time=modified,
+        severity_id=severity_id,
+        vendor_severity=vendor_severity,
+        status_id=status,
+        product={"name": "GuardDuty", "vendor_name": "AWS", "uid": SOURCE, "feature": {"name": feature}},
+        delivery_id=delivery_id,
+        log_name=FINDING_EVENT,
+    )
+    out["metadata"]["log_version"] = fields.text("schemaVersion")
+    title = out["message"] = fields.text("title")
+    out["count"] = count if count is not None and count >= 0 else None
+    out["is_alert"] = True
+    finding_id = fields.text("id") or arn.rsplit("/", 1)[-1]
+    out["finding_info"] = _info(fields, arn, finding_id, finding_type, title, ctx, created, modified)
+    out["finding_info"]["src_url"] = console_url(partition, region, finding_id)
+    cloud = ocsf.cloud("AWS", account, region)
+    cloud["cloud_partition"] = partition
+    out["cloud"] = cloud
+    out["resources"] = ctx.resources
+    out["evidences"] = ctx.evidences
+    pruned: ocsf.Finding = ocsf.prune(out)
+    # The last two need no pruning: remediation is fixed text, and `rest()` prunes as it copies.
+    pruned["remediation"] = ctx.remediation
+    unmapped = fields.rest()
+    if unmapped:
+        pruned["unmapped"] = unmapped
+    return pruned
+
+
+def _info(
+    fields: Fields,
+    arn: str,
+    finding_id: str,
+    finding_type: str,
+    title: str | None,
+    ctx: Context,
+    created: int | None,
+    modified: int,
+) -> dict[str, Any]:
+    service = fields.at("service")
+    return {
+        "uid": arn,
+        "uid_alt": finding_id,
+        "title": title,
+        "desc": fields.text("description"),
+        "types": [finding_type],
+        "created_time": created,
+        "modified_time": modified,
+        "first_seen_time": service.optional_time("eventFirstSeen"),
+        "last_seen_time": service.optional_time("eventLastSeen"),
+        "src_url": None,
+        "analytic": {"uid": finding_type, "name": finding_type, **_ANALYTIC_TYPE},
+        "attacks": ctx.attacks,
+        "traits": traits.classify(ctx.service, ctx.layer, traits.THREAT_DETECTION, sample=_is_sample(service)),
+    }
+
+
+def severity(value: object) -> tuple[int, object]:
+    """Return (OCSF severity_id, vendor value for `severity` when 99) for a GuardDuty severity.
+
+    Example:
+        >>> severity(5.0), severity(9), severity(11)
+        ((3, None), (5, None), (99, 11))
+    """
+    if value is None:
+        return 0, None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 99, _short_value(value)
+    for low, high, severity_id in _SEVERITY_BANDS:
+        if low <= value < high or (high == _MAX_SEVERITY and value == high):
+            return severity_id, None
+    return 99, value
+
+
+def console_url(partition: str | None, region: str | None, finding_id: str) -> str | None:
+    """Return the GuardDuty console link to one finding, or None when it cannot be built safely.
+
+    Example:
+        >>> console_url("aws", "us-east-1", "abc")
+        'https://us-east-1.console.aws.amazon.com/guardduty/home?region=us-east-1#/findings?fId=abc'
+    """
+    host = _CONSOLES.get(partition or "aws")
+    if host is None or not region or not _REGION.match(region) or not _FINDING_ID.match(finding_id):
+        return None
+    return host.format(region=region) + f"/guardduty/home?region={region}#/findings?fId={finding_id}"
+
+
+def _is_sample(service: Fields) -> bool:
+    info = service.at("additionalInfo")
+    if info.flag("sample") is True:
+        return True
+    # The SDK form carries additionalInfo only as its JSON text, e.g. '{"sample":true}'.
+    text = info.peek_text("value")
+    if not text or len(text) > _SAMPLE_VALUE_MAX or '"sample"' not in text:
+        return False
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and value.get("sample") is True
+
+
+def _required(value: str | None, reason: str) -> str:
+    if value is None:
+        raise MalformedEventError(reason)
+    return value
+
+
+def _short_value(value: object) -> object:
+    if isinstance(value, str):
+        return value[:64]
+    return repr(value)[:80] if isinstance(value, dict | list) else value

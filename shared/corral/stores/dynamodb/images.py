@@ -1,0 +1,287 @@
+"""The image inventory on DynamoDB: items per image, written with forward-only conditional updates.
+
+| item                  | pk                  | sk                                   |
+| --------------------- | ------------------- | ------------------------------------ |
+| image directory       | `II`                | digest                               |
+| name                  | `IN#<digest>`       | `["repository","tag","cloud","acct"]`|
+| name by repository    | `IR#<repository>`   | `["tag","digest","cloud","acct"]`    |
+| sighting              | `IS#<image>`        | `["cloud","acct","cluster","ns","workload"]` |
+| sighting by namespace | `IM#<namespace>`    | `["image","cloud","acct","cluster","workload"]` |
+| exposure              | `IX#<namespace>`    | `["cloud","acct","cluster","workload"]` |
+| vulnerability         | `IV#<image>`        | finding key (JSON)                   |
+| vulnerability's image | `IK`                | finding key (JSON), `img`            |
+
+Each evidence item is written with `UpdateItem` conditioned on its stored last time being older
+(`attribute_not_exists(lt) OR lt < :t`): the condition failing is how a replay is recognised, so
+no read precedes the write, and concurrent writers converge on the newest evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from corral.inventory import Exposure, FindingKey, ImageName, Observations, Sighting, Vulnerable
+from corral.priority import Priority
+from corral.stores import images
+from corral.stores.dynamodb.items import Item, as_n, as_s, get_n, get_s
+from corral.stores.dynamodb.table import Table
+from corral.stores.images import ImageEvidence, ImageVulnerability, SightingRecord
+
+
+def _json(*parts: object) -> str:
+    return orjson.dumps(list(parts)).decode()
+
+
+def _bool(value: bool | None) -> dict[str, Any]:
+    return {"NULL": True} if value is None else {"BOOL": value}
+
+
+def _read_bool(item: Item, name: str) -> bool | None:
+    value = item.get(name)
+    return None if value is None or "NULL" in value else bool(value["BOOL"])
+
+
+_FORWARD = "attribute_not_exists(#lt) OR #lt < :t"
+
+
+class Images(Table):
+    """The image-inventory methods of the DynamoDB store."""
+
+    # Writing ----------------------------------------------------------------------------------------
+
+    def record_images(self, batch: Sequence[Observations]) -> list[str]:
+        """Record a batch's observations; return the digests whose runtime evidence or exposure moved forward."""
+        names = list(images.latest_names(batch).values())
+        sightings = list(images.latest_sightings(batch).values())
+        exposures = list(images.latest_exposures(batch).values())
+        vulnerabilities = list(images.latest_vulnerabilities(batch).values())
+        digests = {n.digest for n in names} | {s.image for s in sightings if s.exact}
+        digests |= {v.image for v in vulnerabilities if v.image.startswith("sha256:")}
+        if digests:
+            self._batch_write([{"PutRequest": {"Item": {"pk": as_s("II"), "sk": as_s(d)}}} for d in sorted(digests)])
+        self._pool_map(self._put_name, names)
+        moved = [s for s, ok in zip(sightings, self._pool_map(self._put_sighting, sightings), strict=True) if ok]
+        exposed = [e for e, ok in zip(exposures, self._pool_map(self._put_exposure, exposures), strict=True) if ok]
+        self._pool_map(self._put_vulnerability, vulnerabilities)
+        changed = {s.image for s in moved}
+        for namespace in sorted({e.namespace for e in exposed}):
+            for item in self._partition(f"IM#{namespace}"):
+                record = _sighting(item)
+                if any(e.names(record.sighting) for e in exposed):
+                    changed.add(record.sighting.image)
+        return self._digests_of(sorted(changed))
+
+    def _forward(self, key: Item, sets: dict[str, Any], at: int, *, strict: bool = True) -> bool:
+        names = {f"#{i}": name for i, name in enumerate(sets)}
+        values = {f":{i}": value for i, value in enumerate(sets.values())}
+        expression = ", ".join(f"#{i} = :{i}" for i in range(len(sets)))
+        return self._if(
+            "update_item",
+            Key=key,
+            UpdateExpression=f"SET {expression}, #lt = :t, #ft = if_not_exists(#ft, :t)",
+            ConditionExpression=_FORWARD if strict else "attribute_not_exists(#lt) OR #lt <= :t",
+            ExpressionAttributeNames={**names, "#lt": "lt", "#ft": "ft"},
+            ExpressionAttributeValues={**values, ":t": as_n(at)},
+        )
+
+    def _put_name(self, name: ImageName) -> None:
+        attrs = {
+            "dg": as_s(name.digest),
+            "rp": as_s(name.repository),
+            "tg": as_s(name.tag),
+            "rg": as_s(name.registry),
+            "c": as_s(name.cloud),
+            "a": as_s(name.account),
+        }
+        place = (name.cloud, name.account)
+        self._forward(
+            {"pk": as_s(f"IN#{name.digest}"), "sk": as_s(_json(name.repository, name.tag, *place))},
+            attrs,
+            name.source_time,
+        )
+        self._forward(
+            {"pk": as_s(f"IR#{name.repository}"), "sk": as_s(_json(name.tag, name.digest, *place))},
+            attrs,
+            name.source_time,
+        )
+
+    def _put_sighting(self, sighting: Sighting) -> bool:
+        attrs = {
+            "img": as_s(sighting.image),
+            "c": as_s(sighting.cloud),
+            "a": as_s(sighting.account),
+            "cl": as_s(sighting.cluster),
+            "ns": as_s(sighting.namespace),
+            "wl": as_s(sighting.workload),
+            "by": as_s(sighting.reporter),
+        }
+        key = {"pk": as_s(f"IS#{sighting.image}"), "sk": as_s(_json(*sighting.place))}
+        if not self._forward(key, attrs, sighting.source_time):
+            return False
+        s = sighting
+        mirror = {
+            "pk": as_s(f"IM#{s.namespace}"),
+            "sk": as_s(_json(s.image, s.cloud, s.account, s.cluster, s.workload)),
+        }
+        self._forward(mirror, attrs, sighting.source_time)
+        return True
+
+    def _put_exposure(self, exposure: Exposure) -> bool:
+        e = exposure
+        attrs = {
+            "c": as_s(e.cloud),
+            "a": as_s(e.account),
+            "cl": as_s(e.cluster),
+            "ns": as_s(e.namespace),
+            "wl": as_s(e.workload),
+            "by": as_s(e.reporter),
+            "on": {"BOOL": e.active},
+        }
+        key = {"pk": as_s(f"IX#{e.namespace}"), "sk": as_s(_json(e.cloud, e.account, e.cluster, e.workload))}
+        return self._forward(key, attrs, e.source_time)
+
+    def _put_vulnerability(self, v: Vulnerable) -> None:
+        attrs = {
+            "k": as_s(_json(*v.key)),
+            "img": as_s(v.image),
+            "sev": as_n(v.severity_id),
+            "op": {"BOOL": v.open},
+            "cv": as_s(orjson.dumps(v.cves).decode()),
+            "ex": _bool(v.exploit),
+            "fx": _bool(v.fix),
+        }
+        key = _json(*v.key)
+        if self._forward({"pk": as_s(f"IV#{v.image}"), "sk": as_s(key)}, attrs, v.source_time, strict=False):
+            self._forward({"pk": as_s("IK"), "sk": as_s(key)}, {"img": as_s(v.image)}, v.source_time, strict=False)
+
+    def _digests_of(self, keys: Sequence[str]) -> list[str]:
+        digests = {k for k in keys if k.startswith("sha256:")}
+        refs = [k for k in keys if not k.startswith("sha256:")]
+        digests |= {n.digest for n in self._names_by_reference(refs)}
+        return sorted(digests)
+
+    def _names_by_reference(self, refs: Sequence[str]) -> list[ImageName]:
+        wanted = set(refs)
+        found: list[ImageName] = []
+        for repository in sorted({ref.rpartition(":")[0] for ref in refs if ":" in ref}):
+            found += [n for n in map(_name, self._partition(f"IR#{repository}")) if n.reference in wanted]
+        return found
+
+    def set_image_priorities(self, rows: Sequence[tuple[FindingKey, Priority]]) -> None:
+        """Remember the priority last given to each Vulnerability Finding."""
+        if not rows:
+            return
+        keys = [{"pk": as_s("IK"), "sk": as_s(_json(*key))} for key, _ in rows]
+        image_of = {get_s(i, "sk"): get_s(i, "img") for i in self._batch_get(keys).get("IK", [])}
+        work = [(image_of[_json(*key)], key, p) for key, p in rows if _json(*key) in image_of]
+        self._pool_map(self._set_priority, work)
+
+    def _set_priority(self, row: tuple[str, FindingKey, Priority]) -> None:
+        image, key, p = row
+        self._if(
+            "update_item",
+            Key={"pk": as_s(f"IV#{image}"), "sk": as_s(_json(*key))},
+            UpdateExpression="SET #p = :p, #r = :r, #c = :c, #x = :x, #d = :d, #b = :b",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#p": "pid", "#r": "rs", "#c": "ctx", "#x": "xp", "#d": "dt", "#b": "bs"},
+            ExpressionAttributeValues={
+                ":p": as_n(p.priority_id),
+                ":r": as_n(p.risk_score),
+                ":c": as_s(p.context),
+                ":x": {"BOOL": p.exposed},
+                ":d": as_s(p.details),
+                ":b": as_n(p.basis),
+            },
+        )
+
+    # Reading ----------------------------------------------------------------------------------------
+
+    def image_evidence(self, digests: Sequence[str]) -> dict[str, ImageEvidence]:
+        """Return what the inventory knows of each digest (names, sightings exact and probable, exposures)."""
+        if not digests:
+            return {}
+        names = [_name(i) for d in sorted(set(digests)) for i in self._partition(f"IN#{d}")]
+        refs = images.references(names)
+        names += [n for n in self._names_by_reference(refs) if n.digest not in set(digests)]
+        sightings = images.sort_sightings(
+            _sighting(i) for image in sorted({*digests, *refs}) for i in self._partition(f"IS#{image}")
+        )
+        namespaces = sorted({s.sighting.namespace for s in sightings})
+        exposures = [_exposure(i) for ns in namespaces for i in self._partition(f"IX#{ns}")]
+        return images.resolve(digests, names, sightings, exposures)
+
+    def image_vulnerabilities(self, digests: Sequence[str] | None = None) -> list[ImageVulnerability]:
+        """Return the open Vulnerability Findings of these images (all images when None)."""
+        if digests is None:
+            digests = sorted({get_s(i, "img") for i in self._partition("IK")})
+        found = [_vulnerability(i) for d in sorted(set(digests)) for i in self._partition(f"IV#{d}")]
+        return sorted((v for v in found if v.vulnerable.open), key=lambda v: v.key)
+
+    def image_digests(self) -> list[str]:
+        """Return every digest the inventory knows (named, seen running or vulnerable)."""
+        return sorted(get_s(i, "sk") for i in self._partition("II"))
+
+
+def _name(item: Item) -> ImageName:
+    return ImageName(
+        get_s(item, "dg"),
+        get_s(item, "rp"),
+        get_s(item, "tg"),
+        get_s(item, "rg"),
+        get_s(item, "c"),
+        get_s(item, "a"),
+        get_n(item, "lt"),
+    )
+
+
+def _sighting(item: Item) -> SightingRecord:
+    sighting = Sighting(
+        get_s(item, "img"),
+        get_s(item, "c"),
+        get_s(item, "a"),
+        get_s(item, "cl"),
+        get_s(item, "ns"),
+        get_s(item, "wl"),
+        get_s(item, "by"),
+        get_n(item, "lt"),
+    )
+    return SightingRecord(sighting, get_n(item, "ft"))
+
+
+def _exposure(item: Item) -> Exposure:
+    return Exposure(
+        get_s(item, "c"),
+        get_s(item, "a"),
+        get_s(item, "cl"),
+        get_s(item, "ns"),
+        get_s(item, "wl"),
+        get_s(item, "by"),
+        get_n(item, "lt"),
+        bool(item["on"]["BOOL"]),
+    )
+
+
+def _vulnerability(item: Item) -> ImageVulnerability:
+    product, account, uid = orjson.loads(get_s(item, "k"))
+    vulnerable = Vulnerable(
+        (product, account, uid),
+        get_s(item, "img"),
+        get_n(item, "sev"),
+        bool(item["op"]["BOOL"]),
+        tuple(orjson.loads(get_s(item, "cv"))),
+        _read_bool(item, "ex"),
+        _read_bool(item, "fx"),
+        get_n(item, "lt"),
+    )
+    row = {
+        "priority_id": get_n(item, "pid") if "pid" in item else None,
+        "risk_score": get_n(item, "rs") if "rs" in item else None,
+        "context": get_s(item, "ctx") if "ctx" in item else None,
+        "exposed": bool(item["xp"]["BOOL"]) if "xp" in item else None,
+        "details": get_s(item, "dt") if "dt" in item else None,
+        "basis": get_n(item, "bs") if "bs" in item else None,
+    }
+    return ImageVulnerability(vulnerable, images.priority_of(row))

@@ -1,0 +1,75 @@
+"""serverless.yml and the forwarding stack agree: what Corral reads is what every other region forwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !Sub, !GetAtt ...) read as plain values."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    del suffix
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_mapping(node)  # type: ignore[arg-type]
+
+
+_CloudFormationLoader.add_multi_constructor("!", _tag)
+
+
+def load(relative: str) -> dict[str, Any]:
+    """One YAML template of the repository."""
+    loaded: dict[str, Any] = yaml.load((ROOT / relative).read_text(), Loader=_CloudFormationLoader)  # noqa: S506
+    return loaded
+
+
+def patterns_read_by_corral() -> list[dict[str, Any]]:
+    """The event patterns of serverless.yml: the functions' EventBridge events and the rules it declares."""
+    config = load("serverless.yml")
+    found = [
+        event["eventBridge"]["pattern"]
+        for function in config["functions"].values()
+        for event in function.get("events", [])
+        if "eventBridge" in event
+    ]
+    found += [
+        r["Properties"]["EventPattern"]
+        for r in config["resources"]["Resources"].values()
+        if r["Type"] == "AWS::Events::Rule"
+    ]
+    return found
+
+
+def test_every_event_corral_reads_is_forwarded_from_other_regions() -> None:
+    """Each source and detail type Corral's rules match is matched by the forwarding rule too."""
+    forwarding = load("infra/aws/forwarding.yml")["Resources"]["ForwardingRule"]["Properties"]["EventPattern"]
+    assert patterns_read_by_corral()
+    for pattern in patterns_read_by_corral():
+        assert set(pattern["source"]) <= set(forwarding["source"])
+        assert set(pattern["detail-type"]) <= set(forwarding["detail-type"])
+    assert set(forwarding) == {"source", "detail-type"}, "the forwarding rule filters on nothing else"
+
+
+def test_no_concurrency_is_reserved_by_default() -> None:
+    """Functions reserve concurrency only when the reservedConcurrency parameter is given."""
+    config = load("serverless.yml")
+    assert "reservedConcurrency" not in config["params"]["default"]
+    for name, function in config["functions"].items():
+        value = function.get("reservedConcurrency")
+        assert value is None or value == "${param:reservedConcurrency, null}", name
+
+
+def test_forwarding_refuses_the_home_region() -> None:
+    """The stack asserts it is not deployed where Corral runs, which would loop events."""
+    rules = load("infra/aws/forwarding.yml")["Rules"]
+    [assertion] = rules["NotInTheHomeRegion"]["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": ["AWS::Region", "HomeRegion"]}]}
