@@ -4,14 +4,20 @@ Backends (SQLite, PostgreSQL, DynamoDB) differ only in how they keep rows and ma
 read-decide-write atomic; *what* a change is comes from `decide()` here, so the three cannot
 disagree. Besides findings and their history, the contract holds what delivery and coverage need:
 the dead letter, the delivery ledger, sink message references and source health.
+
+Immutable records that every process builds at import are NamedTuples rather than dataclasses:
+creating a frozen dataclass runs its generated methods through `exec` (about half a millisecond
+each, at every cold start), a NamedTuple costs a tenth of that. Records that callers copy with
+`dataclasses.replace` or read with `dataclasses.asdict` stay dataclasses.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol
 
 import orjson
 
@@ -226,8 +232,7 @@ def decide(current: Snapshot | None, incoming: Snapshot) -> ChangeKind:
     return "updated"
 
 
-@dataclass(frozen=True, slots=True)
-class Columns:
+class Columns(NamedTuple):
     """The indexed columns a backend keeps beside the OCSF document, for queries."""
 
     cloud: str
@@ -285,8 +290,7 @@ def columns(finding: Mapping[str, Any], fp: str | None = None) -> Columns:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """What one upsert did to one finding; `version` is the idempotency key of this version."""
 
     kind: ChangeKind
@@ -296,8 +300,7 @@ class Change:
     previous: Snapshot | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Suppression:
+class Suppression(NamedTuple):
     """Why a finding is stored but not sent: the rule's reason, which rule, and until when."""
 
     reason: str
@@ -305,8 +308,7 @@ class Suppression:
     until: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredFinding:
+class StoredFinding(NamedTuple):
     """A finding as the store keeps it: the latest document plus what the store learned."""
 
     key: FindingKey
@@ -386,8 +388,7 @@ class FindingQuery:
     cursor: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
+class Page(NamedTuple):
     """One page of a query; pass `next_cursor` back for the next one (None: no more)."""
 
     items: list[StoredFinding]
@@ -402,8 +403,7 @@ class MatchCount:
     exact: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class TrendDay:
+class TrendDay(NamedTuple):
     """Findings first seen, and findings last seen, on one UTC day (its start, epoch ms)."""
 
     day: int
@@ -455,6 +455,31 @@ class DeadLetter:
 
 LedgerState = Literal["pending", "delivered", "dead"]
 
+LEASE_MS: Final = 900_000
+"""How long a claim holds ledger rows: longer than any one delivery pass (a Lambda runs 15 min at most).
+
+A worker that dies holding rows delays them by this much; a live worker still sending when its
+lease runs out may see another worker send the same rows (the receiver drops them by version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One worker's hold on the ledger rows it is about to send: a token, and when the hold lapses.
+
+    A row held by a claim is sent by no one else until `until`, when a worker that died holding
+    it lets it go; its outcome is recorded only while the claim still holds it.
+    """
+
+    token: str
+    at: int
+    """When the claim was made (epoch ms): rows due by then can be taken."""
+    until: int
+
+    @classmethod
+    def new(cls, now: int, lease_ms: int = LEASE_MS) -> Claim:
+        """A fresh claim made at `now`, lapsing `lease_ms` later."""
+        return cls(secrets.token_hex(8), now, now + lease_ms)
+
 
 def merge_dead_letters(letters: Sequence[DeadLetter]) -> list[DeadLetter]:
     """One letter per distinct input (sha256) of a batch, the first kept, counts summed."""
@@ -467,23 +492,58 @@ def merge_dead_letters(letters: Sequence[DeadLetter]) -> list[DeadLetter]:
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """One (finding version, sink) delivery: what to send, and how far it got."""
+    """One (finding version, sink) delivery: what to send, and how far it got.
+
+    The store keeps the row small and refers to the version's document rather than copying it;
+    `document` is None for a row read back whose version is no longer stored (superseded and
+    expired). `next_attempt` is when a pending row is next due (while a claim holds it: when
+    the claim lapses); for a delivered or dead row, when it was settled. `claim` is the token of
+    the claim this worker holds the row by, if any.
+    """
 
     version: str
     sink: str
     key: FindingKey
     change: ChangeKind
-    document: ocsf.Finding
+    document: ocsf.Finding | None
     created: int
     state: LedgerState = "pending"
     attempts: int = 0
     next_attempt: int = 0
     last_error: str | None = None
     delivered_at: int | None = None
+    claim: str | None = None
+    previous_severity_id: int | None = None
+    """The severity of the version this one replaced, so that an escalation reads "High → Critical"."""
 
 
 @dataclass(frozen=True, slots=True)
-class SourceSeen:
+class SinkBacklog:
+    """What is pending for one sink: how many rows, how many due now, held by a worker, and when."""
+
+    sink: str
+    pending: int
+    due: int
+    held: int
+    next_attempt: int
+    """The earliest next attempt of a pending row (a held row's: when its claim lapses)."""
+    oldest_created: int
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadClaim:
+    """Where a chat message about a finding goes: under an existing thread, or as its first message.
+
+    `ref` is the thread's first message when there is one. Otherwise `mine` says whether this
+    worker now holds the right to post the first message (set its ref, or release it, after);
+    when both are empty another worker is posting it, and this message waits.
+    """
+
+    ref: str | None = None
+    mine: bool = False
+
+
+class SourceSeen(NamedTuple):
     """A delivery from a source for an account, as arrival time and the finding's own time."""
 
     source: str
@@ -492,8 +552,7 @@ class SourceSeen:
     finding_time: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SourceState:
+class SourceState(NamedTuple):
     """The last delivery of a source for one account, and how many it has had."""
 
     source: str
@@ -595,20 +654,44 @@ class Store(Protocol):
 
     # Delivery ledger ------------------------------------------------------------------------
 
-    def ledger_add(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
-        """Insert entries whose (version, sink) is new; return each row as stored now.
+    def ledger_add(self, entries: Sequence[LedgerEntry], *, claim: Claim | None = None) -> list[LedgerEntry]:
+        """Insert entries whose (version, sink) is new, without copying their documents.
 
-        A row that already exists keeps its state: a delivered version is never re-queued.
+        A row that already exists keeps its state: a delivered version is never re-queued. With
+        a `claim`, new pending rows are inserted held by it, existing pending rows that are due
+        and held by no one are taken too, and the rows now held are returned, as stored, for
+        this worker to send; rows held elsewhere or settled are not. Without one, the rows
+        inserted are returned (no read-back of rows that existed).
+        """
+
+    def ledger_claim(self, claim: Claim, *, limit: int = 500, sinks: Sequence[str] | None = None) -> list[LedgerEntry]:
+        """Hold and return up to `limit` pending rows due by `claim.at` (of `sinks` only, if given), oldest first.
+
+        A row held by a live claim is never returned to another; one whose claim lapsed is.
         """
 
     def ledger_due(self, *, now: int, limit: int = 500) -> list[LedgerEntry]:
-        """Return pending rows whose next attempt is due, oldest first."""
+        """Return pending rows whose next attempt is due, oldest first (a look, holding nothing)."""
 
     def ledger_update(self, entries: Sequence[LedgerEntry]) -> None:
-        """Record the new state, attempts, error and next attempt of each row (one write where possible)."""
+        """Record the new state, attempts, error and next attempt of each row (one write where possible).
+
+        A row carrying a claim token is written only while that claim still holds it (a lapsed
+        claim that another worker took is theirs to record), and the hold is released. A row
+        left pending keeps its version's document for the retry.
+        """
+
+    def ledger_expire(self, settled_before: int) -> int:
+        """Delete delivered and dead rows settled before the time, and documents no pending row needs."""
 
     def ledger_summary(self) -> LedgerSummary:
-        """Return row counts by sink and state and the oldest pending row per sink."""
+        """Return row counts by sink and state and the oldest pending row per sink (reads every row)."""
+
+    def ledger_oldest_pending(self) -> dict[str, int]:
+        """Return the creation time of the oldest pending row per sink, without reading settled rows."""
+
+    def ledger_backlog(self, now: int) -> list[SinkBacklog]:
+        """Return what is pending per sink, and when its next attempt is due (reads pending rows only)."""
 
     def ledger_for(self, versions: Sequence[str]) -> list[LedgerEntry]:
         """Return the ledger rows of these finding versions (every sink), in no set order."""
@@ -619,7 +702,17 @@ class Store(Protocol):
         """Return the sink's reference to the first message about a finding (e.g. a Slack ts)."""
 
     def set_message_ref(self, key: FindingKey, sink: str, ref: str) -> None:
-        """Remember the first message's reference; an existing one is kept."""
+        """Remember the first message's reference (filling a held thread); an existing one is kept."""
+
+    def claim_thread(self, key: FindingKey, sink: str, claim: Claim) -> ThreadClaim:
+        """Return the finding's thread on the sink, or hold the right to post its first message.
+
+        One worker at a time holds it, so a finding gets one thread; a hold whose claim lapsed
+        can be taken again.
+        """
+
+    def release_thread(self, key: FindingKey, sink: str, claim: Claim) -> None:
+        """Give up a held first message that was not posted (or posted without a reference)."""
 
     # Source health --------------------------------------------------------------------------
 

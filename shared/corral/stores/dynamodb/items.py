@@ -8,8 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -162,8 +161,7 @@ def trait_pairs(finding: Mapping[str, Any]) -> list[str]:
 # Findings: history entries and state -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One history entry as the store keeps it: its sequence number in the finding's history."""
 
     seq: int
@@ -200,8 +198,7 @@ class Entry:
         return cls(get_n(attrs, "q"), entry)
 
 
-@dataclass(frozen=True, slots=True)
-class State:
+class State(NamedTuple):
     """What a finding item holds besides its document: what an upsert compares and carries forward."""
 
     snapshot: Snapshot
