@@ -75,14 +75,14 @@ FINDING_COLUMNS: Final = (
     "first_seen",
     "last_seen",
     "versions",
-    "logged_time",
-    "sequence",
-    "seen",
     "traits",
     "document",
     "fid",
     "sample",
     "search",
+    "logged_time",
+    "sequence",
+    "seen",
 )
 """The columns an upsert writes; suppression is left alone (it belongs to routing)."""
 
@@ -313,12 +313,12 @@ def _finding_row(key: FindingKey, finding: ocsf.Finding, fp: str, after: Current
         after.first_seen,
         after.last_seen,
         after.versions,
-        *_order(after),
         dumps(trait_map(finding)),
         dumps(finding),
         finding_id(key),
         cols.sample,
         cols.search,
+        *_order(after),
     )
 
 
