@@ -49,7 +49,6 @@ class Prepared:
 
     def finish(self, changes: Sequence[Change]) -> list[Change]:
         """Return the upsert's changes, reprioritizations marked; those of other findings go to `others`."""
-        import dataclasses  # noqa: PLC0415 - dataclasses.replace only
 
         out: list[Change] = []
         remember: dict[FindingKey, priority.Priority] = {}
@@ -62,7 +61,7 @@ class Prepared:
             previous = self.before.get(change.key)
             if change.kind == "unchanged" and previous is not None and not given.same(previous):
                 version = reprioritized_version(change.key, given)
-                out.append(dataclasses.replace(change, kind="reprioritized", version=version))
+                out.append(change._replace(kind="reprioritized", version=version))
             else:
                 out.append(change)
         store = self.prioritizer.store

@@ -155,7 +155,7 @@ def _info(
         "created_time": first,
         "first_seen_time": first,
         "modified_time": changed,
-        "src_url": common.https(props.view("links").text("azurePortal")),
+        "src_url": common.https(props.view("links").text("azurePortal")) or common.recommendation_link(assessment_id),
         "traits": traits.classify(service, layer, traits.HARDENING),
     }
 

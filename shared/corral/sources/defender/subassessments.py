@@ -162,6 +162,7 @@ def _info(sub_id: str, props: View, assessed: str | None, generated: int | None)
         "analytic": {"type_id": 1, "type": "Rule", "uid": assessed, "name": assessed} if assessed else None,
         "modified_time": generated,
         "related_events": [{"uid": parent_id.lower(), "type": "Recommendation"}] if parent_id else None,
+        "src_url": common.recommendation_link(parent_id),
     }
 
 
