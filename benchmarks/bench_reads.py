@@ -60,15 +60,15 @@ _ENDPOINT: Final = (
     "import re, sys, time\n"
     "from urllib.parse import parse_qs, urlsplit\n"
     "from corral.stores import open_store\n"
-    "from corral.dashboard.server import Dashboard\n"
+    "from corral.dashboard.server import Dashboard, StorePool\n"
     "store = open_store(sys.argv[1])\n"
-    "board = Dashboard(store, {{}}, lambda: {now})\n"
+    "board = Dashboard(StorePool(lambda: store), {{}}, lambda: {now})\n"
     "url = urlsplit(sys.argv[2])\n"
     "params = parse_qs(url.query)\n"
     "best = None\n"
     "for _ in range(3):\n"
     "    start = time.perf_counter()\n"
-    "    answer = board.page(params) if url.path == '/' else board.api(url.path, params)\n"
+    "    answer = board.page(store, params) if url.path == '/' else board.api(store, url.path, params)\n"
     "    took = time.perf_counter() - start\n"
     "    best = took if best is None else min(best, took)\n"
     "    assert answer is not None, url.path\n"
@@ -165,8 +165,13 @@ def equivalents(oldest: tuple[str, str, str], mark: str) -> dict[str, list[tuple
         )
     ]
     newest = "SELECT document FROM findings {w} ORDER BY last_seen DESC LIMIT 100"
+    # The page lists open findings most severe first, then newest, and says how many there are.
+    listing = [
+        ("SELECT severity_id, count(*) FROM findings WHERE NOT closed GROUP BY severity_id", ()),
+        ("SELECT document FROM findings WHERE NOT closed ORDER BY severity_id DESC, last_seen DESC LIMIT 50", ()),
+    ]
     queries = {
-        "/": counts + trend + urgent + coverage + health + signals,
+        "/": counts + trend + urgent + coverage + health + signals + listing,
         "/api/counts": counts,
         "/api/coverage": coverage + health + signals,
         "/api/sources": health,
