@@ -535,10 +535,13 @@ def where(query: FindingQuery, dialect: Dialect) -> tuple[str, list[Any]]:
     )
     if query.severity_at_least is not None:
         # Unknown (0) and Other (99) have no rank, as in `decide()`: never "at least" anything.
-        clauses.append(f"severity_id BETWEEN {mark} AND 6")
+        # Unary plus keeps the severity index out of it: "at least" matches many, so walking the
+        # time index to the first page beats sorting every match from a severity range.
+        clauses.append(f"+severity_id BETWEEN {mark} AND 6")
         params.append(max(query.severity_at_least, 1))
     if query.open_only:
-        clauses.append("NOT closed")
+        # An equality, not `NOT closed`: SQLite uses only equalities and ranges as index constraints.
+        clauses.append("closed = FALSE")
     for column, pattern in (
         ("account", query.account),
         ("finding_type", query.finding_type),
