@@ -15,15 +15,17 @@ it rests on, so that it is sent once, and replays (which add no newer evidence) 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from corral import inventory, ocsf, priority
+from corral.stores.base import Change
 
 if TYPE_CHECKING:
-    from corral.stores.base import Change, FindingKey, Store
+    from corral.stores.base import FindingKey, Store
     from corral.stores.images import ImageEvidence, ImageVulnerability
 
 
@@ -49,8 +51,6 @@ class Prepared:
 
     def finish(self, changes: Sequence[Change]) -> list[Change]:
         """Return the upsert's changes, reprioritizations marked; those of other findings go to `others`."""
-        import dataclasses  # noqa: PLC0415 - dataclasses.replace only
-
         out: list[Change] = []
         remember: dict[FindingKey, priority.Priority] = {}
         for change in changes:
@@ -118,8 +118,6 @@ class Prioritizer:
 
     def reprioritize(self, rows: Sequence[ImageVulnerability], now: int) -> list[Change]:
         """Recompute these findings' priorities; store and return a change for each that moved."""
-        from corral.stores.base import Change  # noqa: PLC0415 - the type is only needed at run time here
-
         digests = sorted({r.vulnerable.image for r in rows if r.vulnerable.image.startswith("sha256:")})
         evidence = self.store.image_evidence(digests) if digests else {}
         moved: dict[FindingKey, priority.Priority] = {}
