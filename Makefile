@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP) ## Create .venv and install Corral with every extra, pinned
 
-test: $(STAMP) ## Run the test suite (starts PostgreSQL, moto_server, rsyslog, emulators itself)
+test: $(STAMP) package iac-tools ## Run the test suite (builds the artifacts it imports; starts PostgreSQL, moto_server, rsyslog, emulators itself)
 	$(BIN)/pytest
 
 LINTED := shared functions tests benchmarks infra
@@ -38,7 +38,7 @@ type: $(STAMP) ## mypy --strict on the corral package and the functions' entry p
 doctest: $(STAMP) ## The examples in corral's docstrings
 	$(BIN)/pytest --doctest-modules shared/corral -q -p no:cacheprovider
 
-check: lint type doctest test ## Everything CI cares about (test needs `make package` first: the artifact smoke test)
+check: lint type doctest test ## Everything CI cares about
 
 demo: $(STAMP) ## Run Corral's main job on bundled deliveries of all three clouds (SQLite, file sinks)
 	$(BIN)/python demo/run.py

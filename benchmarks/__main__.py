@@ -15,6 +15,7 @@ import time
 BENCHMARKS = (
     "benchmarks.bench_normalize",
     "benchmarks.bench_ingest",
+    "benchmarks.bench_ledger",
     "benchmarks.bench_inventory",
     "benchmarks.bench_store_sql",
     "benchmarks.bench_store_dynamodb",

@@ -3,7 +3,7 @@
 The real entry points of all three clouds receive bundled deliveries the way their platforms
 would hand them over:
 
-- AWS: the Lambda handlers, with EventBridge events and an SQS batch;
+- AWS: the Lambda handlers, with EventBridge events, an SQS batch and SNS deliveries;
 - Azure: the Event Hub-triggered function taken from the `FunctionApp`, with `EventHubEvent`s;
 - Google Cloud: the functions-framework app, with Pub/Sub CloudEvents over its HTTP interface.
 
@@ -25,6 +25,7 @@ import os
 import sys
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
+ENQUEUED_FROM = 1_793_491_200  # 2026-11-01T00:00:00Z, epoch seconds
 EVENTS = ROOT / "tests" / "events"
 OUT = ROOT / "demo-out"
 
@@ -124,6 +126,11 @@ def run_aws() -> Counter[str]:
         elif isinstance(event, dict) and "Records" in event:
             handler.guardduty_batch(event, LambdaContext())
             totals["sqs batches"] += 1
+    # EventBridge → SNS → Lambda, the usual GuardDuty-to-chat layout: a finding, a health event and
+    # CloudTrail noise, each an SNS record.
+    for path in sorted((EVENTS / "aws" / "sns").glob("sns-lambda-*.json")):
+        totals.update(handler.sns(_json(path), LambdaContext()))
+        totals["sns deliveries"] += 1
     return totals
 
 
@@ -186,7 +193,12 @@ def run_azure() -> Counter[str]:
     # The demo's own two: registry CVEs of an image GuardDuty sees running on EKS, and of one that never ran.
     paths = sorted((EVENTS / "azure" / "defender").glob("*.json")) + sorted((ROOT / "demo" / "events").glob("*.json"))
     for n, path in enumerate(paths):
-        event = func.EventHubEvent(body=path.read_bytes(), sequence_number=n, offset=str(n * 4096))
+        # Event Hubs stamps each event with its enqueued time and sequence number: fixed here, as a
+        # replay of the same partition would give them, so that running the demo again changes nothing.
+        enqueued = datetime.fromtimestamp(ENQUEUED_FROM + n, tz=UTC)
+        event = func.EventHubEvent(
+            body=path.read_bytes(), sequence_number=n, offset=str(n * 4096), enqueued_time=enqueued
+        )
         kept = _Out()
         trigger([event], kept, _Context())
         totals["event hub events"] += 1

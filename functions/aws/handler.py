@@ -1,12 +1,13 @@
-"""Lambda entry points: EventBridge events (GuardDuty and any other source) or SQS, the hub queue, and two schedules.
+"""Lambda entry points: EventBridge events of any source, SNS, SQS, the hub queue, and two schedules.
 
 Each handler turns its delivery into `Inbound`s, calls the pipeline once per delivery and maps the
 outcome to Lambda's retry semantics:
 
-* EventBridge (async invoke): a `StoreUnavailableError` propagates, so Lambda retries twice and then
+* EventBridge and SNS (async invoke): a `StoreUnavailableError` propagates, so Lambda retries twice and then
   hands the event to the on-failure destination (serverless.yml); bad records are dead-lettered in
   the store by the pipeline and the invocation succeeds.
-* SQS (GuardDuty buffer, hub): Powertools' `BatchProcessor` reports only the records whose ingest
+* SQS (GuardDuty buffer, fed by EventBridge or by SNS with or without raw message delivery; hub):
+  Powertools' `BatchProcessor` reports only the records whose ingest
   raised as `batchItemFailures`, so SQS redelivers those and deletes the rest.
 
 Secrets are never in the function's configuration: `CORRAL_SECRET_PARAMETERS` lists
@@ -79,6 +80,22 @@ def eventbridge(event: object, context: LambdaContext) -> dict[str, int]:
     ref = f"eventbridge:{event_id or context.aws_request_id}"
     result = PIPELINE.ingest([Inbound(data=event, ref=ref, delivery_id=event_id)])
     return _record(result, ref)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def sns(event: object, context: LambdaContext) -> dict[str, int]:
+    """SNS topic subscription (EventBridge → SNS → Lambda): each record's message is one delivery.
+
+    Asynchronous like EventBridge: a `StoreUnavailableError` propagates so that Lambda retries.
+    """
+    _invoked()
+    records = event.get("Records") if isinstance(event, dict) else None
+    first = records[0] if isinstance(records, list) and records and isinstance(records[0], dict) else {}
+    message_id = first.get("Sns", {}).get("MessageId") if isinstance(first.get("Sns"), dict) else None
+    ref = f"sns:{message_id if isinstance(message_id, str) else context.aws_request_id}"
+    return _record(PIPELINE.ingest([Inbound(data=event, ref=ref)]), ref)
 
 
 def _sqs_record(record: SQSRecord) -> None:

@@ -35,7 +35,7 @@ import datetime as dt
 import difflib
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from corral import sinks
@@ -43,9 +43,12 @@ from corral.errors import ConfigError
 from corral.priority import DEFAULT_WEIGHTS, Weights, parse_weights
 from corral.redaction import url_secrets
 from corral.routing import Condition, Route, Router, SuppressRule, parse_change_kinds, sink_list
+from corral.sinks.settings import public_url as public_url_setting
 from corral.stores import DEFAULT_URL
 
-TOP_LEVEL_KEYS: Final = frozenset({"store", "sinks", "routes", "suppress", "retention", "sources", "priority"})
+TOP_LEVEL_KEYS: Final = frozenset(
+    {"store", "public_url", "sinks", "routes", "suppress", "retention", "sources", "priority"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,8 @@ class Settings:
     source_windows: Mapping[str, int] = field(default_factory=dict)
     origin: str = "defaults"
     priority: Weights = DEFAULT_WEIGHTS
+    public_url: str | None = None
+    """Where people reach the dashboard; sinks link each finding's page under it."""
 
 
 def load(path: str | None = None, env: Mapping[str, str] | None = None, store: str | None = None) -> Settings:
@@ -72,15 +77,7 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None, store: s
         origin = config_path
     settings = parse(table, origin)
     url = store or env.get("CORRAL_STORE") or settings.store
-    return Settings(
-        url,
-        settings.sinks,
-        settings.router,
-        settings.closed_retention_days,
-        settings.source_windows,
-        origin,
-        settings.priority,
-    )
+    return replace(settings, store=url, origin=origin)
 
 
 def _read(path: str) -> dict[str, Any]:
@@ -161,6 +158,7 @@ def parse(table: Mapping[str, Any], origin: str = "corral.toml", *, now: float |
         for i, t in enumerate(suppress_tables):
             with problems.collect():
                 suppressions.append(_suppress(t, i, origin, now_ms, problems))
+    link_base = _public_url(table.get("public_url"), origin, problems)
     closed_days = _retention(table.get("retention", {}), origin, problems)
     windows = _windows(table.get("sources", {}), origin, problems)
     priority = DEFAULT_WEIGHTS
@@ -175,7 +173,21 @@ def parse(table: Mapping[str, Any], origin: str = "corral.toml", *, now: float |
         source_windows=windows,
         origin=origin,
         priority=priority,
+        public_url=link_base,
     )
+
+
+def _public_url(value: object, origin: str, problems: _Problems) -> str | None:
+    if value is None:
+        return None
+    try:
+        return public_url_setting({"public_url": value}, "public_url")
+    except ConfigError:
+        problems.add(
+            f"{origin}: public_url: use the https:// base URL people reach the dashboard at, e.g. "
+            "https://corral.example (http:// only on loopback), without a query"
+        )
+        return None
 
 
 def _did_you_mean(key: str, known: Iterable[str]) -> str:

@@ -1,9 +1,13 @@
 """Delivering ledger rows to sinks, and recording what became of each.
 
 At least once, never twice after success: a row is marked delivered only after the sink
-accepted it, and a delivered row is never sent again. The only duplicate left is a process that
-dies between the sink's acceptance and the ledger write; every SIEM, webhook and relay payload
-carries the version's idempotency key so the receiver can drop it.
+accepted it, and a delivered row is never sent again. Rows come to the Deliverer held by a
+claim (`Store.ledger_add` or `Store.ledger_claim`), so two workers never send the same row, and a
+finding's first chat message is held the same way, so a finding gets one thread. The only
+duplicates left are a process that dies between the sink's acceptance and the ledger write (its
+claim lapses and another worker sends again) and a worker still sending when its claim lapses;
+every SIEM, webhook and relay payload carries the version's idempotency key so the receiver can
+drop them.
 """
 
 from __future__ import annotations
@@ -16,14 +20,17 @@ from typing import Final
 
 import orjson
 
+from corral.ocsf import Finding
 from corral.sinks.base import Delivery, Result, Sink
-from corral.stores.base import DeadLetter, LedgerEntry, Store
+from corral.stores.base import Claim, DeadLetter, LedgerEntry, Store
 
 BASE_DELAY_MS: Final = 30_000
 MAX_DELAY_MS: Final = 3_600_000
 MAX_ATTEMPTS: Final = 25  # about a day of backoff; then the row goes to the dead letter
 OUTAGE_AFTER: Final = 3  # consecutive retryable chat failures that stop the rest of a batch
 CLOSE_WAIT_MS: Final = 86_400_000  # how long a chat close waits for its finding's first message
+THREAD_WAIT_MS: Final = 5_000  # how long a chat message waits while another worker posts its thread's first
+SUPERSEDED: Final = "not sent: its version is no longer stored (a later version superseded it)"
 
 
 def backoff_ms(attempts: int, retry_after: float | None, rng: Callable[[], float] = random.random) -> int:
@@ -43,36 +50,59 @@ class Deliverer:
         self.sinks = sinks
         self.clock = clock
 
-    def deliver(self, rows: Sequence[LedgerEntry]) -> Counter[str]:
-        """Send every pending row (each (version, sink) once); return counts per outcome."""
+    def deliver(self, rows: Sequence[LedgerEntry], claim: Claim | None = None) -> Counter[str]:
+        """Send every pending row (each (version, sink) once); return counts per outcome.
+
+        `rows` are held by `claim` (made now when not given): it also holds chat threads.
+        """
+        claim = claim or Claim.new(self.clock())
         totals: Counter[str] = Counter()
         by_sink: defaultdict[str, dict[str, LedgerEntry]] = defaultdict(dict)
+        superseded: list[LedgerEntry] = []
         for row in sorted(rows, key=lambda r: r.created):
-            if row.state == "pending":
+            if row.state != "pending":
+                continue
+            if row.document is None:
+                superseded.append(row)
+            else:
                 by_sink[row.sink].setdefault(row.version, row)
+        if superseded:
+            # Only a crash right after the sink was chosen, then a newer version, leaves a row
+            # without its document; the newer version has its own rows.
+            now = self.clock()
+            self.store.ledger_update(
+                [replace(r, state="delivered", next_attempt=now, last_error=SUPERSEDED) for r in superseded]
+            )
+            totals["dropped"] += len(superseded)
         for sink_id, pending in by_sink.items():
             sink = self.sinks.get(sink_id)
             if sink is None:
                 # The sink was removed from the configuration: keep the rows for when it returns.
+                later = self.clock() + BASE_DELAY_MS
+                self.store.ledger_update([replace(r, next_attempt=later) for r in pending.values()])
                 totals["pending"] += len(pending)
                 continue
             if sink.family == "chat":
-                totals.update(self._send_chat(sink, list(pending.values())))
+                totals.update(self._send_chat(sink, list(pending.values()), claim))
             else:
                 totals.update(self._send(sink, list(pending.values())))
         return totals
 
     def _send(self, sink: Sink, rows: list[LedgerEntry]) -> Counter[str]:
 
-        deliveries = [Delivery(sink.id, row.version, row.change, row.document) for row in rows]
+        deliveries = [
+            Delivery(sink.id, row.version, row.change, _document(row), None, row.previous_severity_id) for row in rows
+        ]
         return self._record_all(sink, rows, deliveries)[0]
 
-    def _send_chat(self, sink: Sink, rows: list[LedgerEntry]) -> Counter[str]:
+    def _send_chat(self, sink: Sink, rows: list[LedgerEntry], claim: Claim) -> Counter[str]:
         """Chat rows go one at a time, oldest first, so that a follow-up finds its first message.
 
         A thread reply needs the first message's reference, which exists only once that message
         was sent; a close with no first message yet waits while the first message may still go
-        out, and is dropped as noise after CLOSE_WAIT_MS. A platform that asks to wait (429 with
+        out, and is dropped as noise after CLOSE_WAIT_MS. The first message is held by `claim`
+        while it is posted, so that a change handled by another worker meanwhile waits for the
+        thread instead of starting a second one. A platform that asks to wait (429 with
         Retry-After) or fails OUTAGE_AFTER times in a row is sent nothing more until then.
         """
 
@@ -86,12 +116,22 @@ class Deliverer:
                 self.store.ledger_update([replace(row, next_attempt=resume_at)])
                 totals["pending"] += 1
                 continue
-            thread = self.store.message_ref(row.key, sink.id)
+            if row.change == "closed" or not getattr(sink, "threads", True):
+                thread, first = self.store.message_ref(row.key, sink.id), False
+            else:
+                hold = self.store.claim_thread(row.key, sink.id, claim)
+                if hold.ref is None and not hold.mine:
+                    totals[self._wait_for_thread(row)] += 1
+                    continue
+                thread, first = hold.ref, hold.mine
             if row.change == "closed" and thread is None:
                 totals[self._close_without_thread(row)] += 1
                 continue
-            delivery = Delivery(sink.id, row.version, row.change, row.document, thread)
+            delivery = Delivery(sink.id, row.version, row.change, _document(row), thread, row.previous_severity_id)
             outcome, [result] = self._record_all(sink, [row], [delivery])
+            if first and not (result.ok and result.message_ref):
+                # Not posted, or posted where there are no threads: the next message may start one.
+                self.store.release_thread(row.key, sink.id, claim)
             totals.update(outcome)
             failures = failures + 1 if outcome["pending"] else 0
             if result.retry_after is not None and not result.ok:
@@ -99,6 +139,13 @@ class Deliverer:
             elif failures >= OUTAGE_AFTER:
                 resume_at = self.clock() + BASE_DELAY_MS  # failing in a row: looks like an outage
         return totals
+
+    def _wait_for_thread(self, row: LedgerEntry) -> str:
+        # Another worker is posting this finding's first message: reply under it once it is there.
+        self.store.ledger_update(
+            [replace(row, next_attempt=self.clock() + THREAD_WAIT_MS, last_error="waiting for the first message")]
+        )
+        return "pending"
 
     def _close_without_thread(self, row: LedgerEntry) -> str:
         now = self.clock()
@@ -110,7 +157,7 @@ class Deliverer:
             return "pending"
         # A close is news only as a reply under the first message; alone it is noise.
         self.store.ledger_update(
-            [replace(row, state="delivered", last_error="closed without a first message: not sent")]
+            [replace(row, state="delivered", next_attempt=now, last_error="closed without a first message: not sent")]
         )
         return "dropped"
 
@@ -142,6 +189,7 @@ class Deliverer:
                     )
                 )
             if result.ok and result.message_ref and delivery.thread_ref is None:
+                # Fills the held thread: later changes reply under this message.
                 self.store.set_message_ref(row.key, row.sink, result.message_ref)
         # One write for the whole batch: a success is recorded before anything else can go wrong.
         self.store.ledger_update(updates)
@@ -153,15 +201,24 @@ class Deliverer:
     def _outcome(row: LedgerEntry, result: Result, now: int) -> LedgerEntry:
         """The ledger row after `result`: delivered, dead, or pending with its next attempt."""
         attempts = row.attempts + 1
+        # A settled row's next_attempt is when it settled: retention counts from there.
         if result.ok:
-            return replace(row, state="delivered", attempts=attempts, delivered_at=now, last_error=None)
+            return replace(
+                row, state="delivered", attempts=attempts, next_attempt=now, delivered_at=now, last_error=None
+            )
         error = result.error or "failed"
         if not result.attempted:
             # Held back unsent: reschedule without spending an attempt.
             wait = max(BASE_DELAY_MS // 30, int((result.retry_after or 0) * 1000))
             return replace(row, next_attempt=now + wait, last_error=error)
         if result.permanent or attempts >= MAX_ATTEMPTS:
-            return replace(row, state="dead", attempts=attempts, last_error=error)
+            return replace(row, state="dead", attempts=attempts, next_attempt=now, last_error=error)
         return replace(
             row, attempts=attempts, next_attempt=now + backoff_ms(attempts, result.retry_after), last_error=error
         )
+
+
+def _document(row: LedgerEntry) -> Finding:
+    # `deliver` settles rows without a document before any reaches a sink.
+    assert row.document is not None  # noqa: S101
+    return row.document

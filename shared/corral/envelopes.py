@@ -118,12 +118,16 @@ def _unwrap(doc: object, at: _At) -> Iterator[Item | Outcome]:
     elif doc.get("specversion") and "data" in doc:
         yield from _cloudevent(doc, at)
     elif isinstance(doc.get("message"), Mapping) and "data" in doc["message"]:
-        yield from _pubsub(doc["message"], at.step("message", "message"))
+        yield from _pubsub(doc["message"], at, "message", ("message",))
     elif (key := _list_key(doc)) is not None:
         for i, element in enumerate(doc[key]):
             yield from _unwrap(element, replace(at.step(f"{key}[{i}]", key, i), depth=at.depth + 1))
     else:
         yield at.item(doc)
+
+
+def _join(where: str, label: str) -> str:
+    return f"{where}.{label}" if where else label
 
 
 def _json_type(value: object) -> str:
@@ -223,7 +227,8 @@ def _sns(notification: Mapping[str, Any], at: _At) -> Iterator[Item | Outcome]:
 
 def _eventbridge(event: Mapping[str, Any], at: _At) -> Item | Outcome:
     detail = event.get("detail")
-    here = replace(at, path=(*at.path, "detail"))
+    # The record is the event: a failure keeps the whole event's bytes, not only its detail.
+    here = at
     if not isinstance(detail, Mapping):
         return at.failure(f"EventBridge detail is {_json_type(detail)}, not a JSON object", event)
     envelope = Envelope(
@@ -244,19 +249,21 @@ def _cloudevent(event: Mapping[str, Any], at: _At) -> Iterator[Item | Outcome]:
         return
     data = event.get("data")
     if isinstance(data, Mapping) and isinstance(data.get("message"), Mapping):
-        yield from _pubsub(data["message"], at.step("data.message", "data", "message"))
+        yield from _pubsub(data["message"], replace(at, where=_join(at.where, "data")), "message", ("data", "message"))
     else:
         yield at.failure("CloudEvent data has no Pub/Sub message", event)
 
 
-def _pubsub(message: Mapping[str, Any], at: _At) -> Iterator[Item | Outcome]:
+def _pubsub(message: Mapping[str, Any], at: _At, label: str, keys: Path) -> Iterator[Item | Outcome]:
+    """A Pub/Sub message at `keys` below `at`; its content is located at `label`, failures at `at`."""
     message_id = _text(message.get("messageId")) or _text(message.get("message_id"))
     published = _time(message.get("publishTime") or message.get("publish_time"), "publishTime")
+    here = replace(at, where=_join(at.where, label), path=(*at.path, *keys))
     data = message.get("data")
     if isinstance(data, Mapping):
         # Some log pipelines store push bodies with `data` already decoded.
-        here = replace(at.step("data", "data"), depth=at.depth + 1)
-        yield from _unwrap(data, replace(here, delivery_id=message_id or at.delivery_id, received=published))
+        inner = replace(here, path=(*here.path, "data"), depth=at.depth + 1)
+        yield from _unwrap(data, replace(inner, delivery_id=message_id or at.delivery_id, received=published))
         return
     if not isinstance(data, str):
         yield at.failure("Pub/Sub message data is not a base64 string", message)
@@ -266,7 +273,7 @@ def _pubsub(message: Mapping[str, Any], at: _At) -> Iterator[Item | Outcome]:
     except (binascii.Error, ValueError):
         yield at.failure("Pub/Sub message data is not valid base64", message)
         return
-    inner = at.inner(decoded, delivery_id=message_id, received=published)
+    inner = here.inner(decoded, delivery_id=message_id, received=published)
     try:
         parsed = orjson.loads(decoded)
     except orjson.JSONDecodeError as exc:

@@ -253,7 +253,7 @@ def report(store: Store, overrides: Mapping[str, int], now: int) -> HealthReport
     states = store.sources()
     dead = store.count_dead_letters()
     healths = assess(states, account_clouds(store, states), overrides, now, dead)
-    return HealthReport(now, healths, dead, dict(store.ledger_summary().oldest_pending))
+    return HealthReport(now, healths, dead, store.ledger_oldest_pending())
 
 
 def check_sources(pipeline: Pipeline, now: int) -> HealthReport:

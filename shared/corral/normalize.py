@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from corral import envelopes, limits, sources
+from corral import envelopes, limits, ocsf, sources
 from corral.errors import PermanentError
 from corral.records import HealthSignal, Item, Outcome, Skip
 from corral.sources._core.source import Source
@@ -28,17 +28,19 @@ def normalize(
     *,
     body: bytes | None = None,
     sequence: int | None = None,
+    transport_time: int | None = None,
 ) -> Iterator[Outcome]:
     """Yield one Outcome per source document found in `doc`.
 
-    `received_time` and `sequence` are the delivery's transport order, `body` the bytes `doc`
-    was parsed from (for exact dead letters).
+    `transport_time` and `sequence` are the delivery's transport order (wrappers inside it may
+    state their own); `received_time` stands in for a record's time only where neither the record
+    nor any transport gives one. `body` is the bytes `doc` was parsed from (for exact dead letters).
 
     Example:
         >>> [o.error for o in normalize({"hello": "world"})]
         ['no source recognizes this document (keys: hello)']
     """
-    for item in envelopes.unwrap(doc, where, delivery_id, body=body, received_time=received_time, sequence=sequence):
+    for item in envelopes.unwrap(doc, where, delivery_id, body=body, received_time=transport_time, sequence=sequence):
         yield item if isinstance(item, Outcome) else normalize_item(item, received_time)
 
 
@@ -83,4 +85,19 @@ def normalize_item(item: Item, received_time: int | None = None) -> Outcome:
         return Outcome(item.where, skipped=result.reason, source=name, item=item)
     if isinstance(result, HealthSignal):
         return Outcome(item.where, signal=result, source=name, item=item)
-    return Outcome(item.where, finding=result, source=sources.source_of(result), item=item)
+    timeless = stand_in is not None and _uses(source, doc, item, stand_in, extra, result)
+    return Outcome(item.where, finding=result, source=sources.source_of(result), item=item, timeless=timeless)
+
+
+def _uses(source: Source, doc: Any, item: Item, stand_in: int, extra: dict[str, Any], result: Any) -> bool:
+    """Whether the finding's time is the stand-in: it follows when the stand-in moves (normalizing is pure).
+
+    Only asked when the two are equal, which for a record with a time of its own is a coincidence.
+    """
+    try:
+        if ocsf.modified_time(result) != stand_in:
+            return False
+        moved = source.normalize(doc, item.delivery_id, received_time=stand_in + 1, **extra)
+        return isinstance(moved, dict) and ocsf.modified_time(moved) == stand_in + 1
+    except Exception:  # noqa: BLE001 - the finding itself was made; this only refines how it is ordered
+        return False

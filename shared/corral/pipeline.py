@@ -12,7 +12,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -26,12 +26,25 @@ from corral.records import HealthSignal, Outcome
 from corral.routing import Router
 from corral.sinks import build_all
 from corral.stores import open_store
-from corral.stores.base import Change, DeadLetter, LedgerEntry, SourceSeen, Store, Suppression
+from corral.stores.base import (
+    TIMELESS_LABEL,
+    Change,
+    Claim,
+    DeadLetter,
+    LedgerEntry,
+    SinkBacklog,
+    SourceSeen,
+    Store,
+    Suppression,
+)
 
 if TYPE_CHECKING:
     from corral.sinks.base import Sink
 
 BATCH: Final = 500
+DAY_MS: Final = 86_400_000
+LEDGER_RETENTION_DAYS: Final = 30
+"""How long settled ledger rows are kept when `[retention] closed_days` is not set."""
 # Where these variables are set, Corral runs inside a cloud function, where a SQLite file would be
 # private to one instance and lost with it.
 CLOUD_PLATFORMS: Final = {
@@ -126,7 +139,7 @@ class Pipeline:
     @classmethod
     def from_settings(cls, settings: config.Settings, env: Mapping[str, str]) -> Pipeline:
         """Build the pipeline a configuration describes; every sink is validated now."""
-        sinks = build_all(settings.sinks, env, settings.origin)
+        sinks = build_all(settings.sinks, env, settings.origin, settings.public_url)
         return cls(open_store(settings.store), settings.router, sinks, settings=settings)
 
     @classmethod
@@ -198,18 +211,22 @@ class Pipeline:
             if error is not None:
                 yield Outcome("", error=error, raw=inbound.data, body=body), inbound.ref
                 continue
+            # Corral's own clock stands in only for a record with no time of its own and no
+            # transport time either (stdin); the store then orders it by what it has seen.
+            fallback = self.clock()
             outcomes = normalize(
                 doc,
                 "",
                 inbound.delivery_id,
-                inbound.received_time or self.clock(),
+                fallback,
                 body=body,
                 sequence=inbound.sequence,
+                transport_time=inbound.received_time,
             )
             try:
                 for outcome in outcomes:
                     ref = f"{inbound.ref}: {outcome.where}" if outcome.where else inbound.ref
-                    yield outcome, ref
+                    yield _stamped(outcome, fallback), ref
             except StoreUnavailableError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one delivery's failure must not end the batch
@@ -278,7 +295,7 @@ class Pipeline:
                 # The same version twice in one batch (a bus redelivering at once) is one delivery.
                 entries.setdefault((entry.version, entry.sink), entry)
         if entries:
-            self.deliverer.deliver(self.store.ledger_add(list(entries.values())))
+            self._send_held(list(entries.values()), now)
         if prepared.others:
             result.counts["reprioritized"] += self._route_changes(prepared.others, now)
 
@@ -291,40 +308,68 @@ class Pipeline:
             for entry in self._ledger_entries(change, now)
         ]
         if entries:
-            self.deliverer.deliver(self.store.ledger_add(entries))
+            self._send_held(entries, now)
         return len(changes)
+
+    def _send_held(self, entries: Sequence[LedgerEntry], now: int) -> None:
+        # Held by this worker from the insert on: a concurrent redrive or ingest skips them.
+        claim = Claim.new(now)
+        self.deliverer.deliver(self.store.ledger_add(entries, claim=claim), claim)
 
     def _ledger_entries(self, change: Change, now: int) -> list[LedgerEntry]:
         kind = change.kind
         if kind == "stale":
             return []
+        previous = change.previous.severity_id if change.previous is not None else None
         if kind == "unchanged":
             # A redelivery after a crash between the upsert and the ledger write would otherwise
             # lose the notification: route it again as the change that created this version.
             # The ledger insert is insert-if-absent, so a version already queued or delivered is
-            # never queued twice.
+            # never queued twice; a change older than the ledger's retention is not routed again,
+            # because its delivered rows may have expired (GuardDuty re-exports every finding).
             if not self.router.routes:
                 return []
-            recorded = [h for h in self.store.history(change.key) if h.version == change.version]
-            if not recorded:
+            history = self.store.history(change.key)
+            since = now - self.ledger_retention_ms
+            at = [i for i, h in enumerate(history) if h.version == change.version and h.at >= since]
+            if not at:
                 return []
-            kind = recorded[-1].kind
+            kind = history[at[-1]].kind
+            previous = history[at[-1] - 1].severity_id if at[-1] > 0 else None
         return [
-            LedgerEntry(change.version, sink, change.key, kind, change.finding, created=now, next_attempt=now)
+            LedgerEntry(
+                change.version,
+                sink,
+                change.key,
+                kind,
+                change.finding,
+                created=now,
+                next_attempt=now,
+                previous_severity_id=previous,
+            )
             for sink in self.router.destinations(kind, change.finding)
         ]
 
     # Maintenance ------------------------------------------------------------------------------
 
     def redrive(self, *, limit: int = 500, rounds: int = 20) -> dict[str, int]:
-        """Send what is pending and due; return counts of delivered, pending, dead and dropped."""
+        """Send what is pending and due; return counts of delivered, pending, dead and dropped.
+
+        Each round holds the rows it sends by a claim, so redrives and ingests running at once
+        never send the same row; rows of sinks no longer configured are left alone.
+        """
         totals: Counter[str] = Counter()
         for _ in range(rounds):
-            due = self.store.ledger_due(now=self.clock(), limit=limit)
+            claim = Claim.new(self.clock())
+            due = self.store.ledger_claim(claim, limit=limit, sinks=sorted(self.sinks))
             if not due:
                 break
-            totals.update(self.deliverer.deliver(due))
+            totals.update(self.deliverer.deliver(due, claim))
         return {k: totals[k] for k in ("delivered", "pending", "dead", "dropped")}
+
+    def backlog(self) -> list[SinkBacklog]:
+        """What is pending per sink, and when its next attempt is due."""
+        return self.store.ledger_backlog(self.clock())
 
     def check_sources(self) -> dict[str, object]:
         """Raise or close a "Source Silent" finding per silent or recovered source; summarize health."""
@@ -343,12 +388,23 @@ class Pipeline:
             "oldest_pending_age_ms": report.oldest_pending_age_ms(),
         }
 
+    @property
+    def ledger_retention_ms(self) -> int:
+        """How long delivered and dead ledger rows are kept: the configured retention, else 30 days."""
+        return (self.settings.closed_retention_days or LEDGER_RETENTION_DAYS) * DAY_MS
+
     def expire(self) -> int:
-        """Delete closed findings older than the configured retention; open ones never expire."""
+        """Delete closed findings older than the configured retention (open ones never expire), and
+        settled ledger rows older than the ledger's; return how many findings were deleted."""
+        self.expire_ledger()
         days = self.settings.closed_retention_days
         if days is None:
             return 0
-        return self.store.expire_closed(self.clock() - days * 86_400_000)
+        return self.store.expire_closed(self.clock() - days * DAY_MS)
+
+    def expire_ledger(self) -> int:
+        """Delete delivered and dead ledger rows settled longer ago than the ledger's retention."""
+        return self.store.ledger_expire(self.clock() - self.ledger_retention_ms)
 
     def close(self) -> None:
         """Release the store and the sinks."""
@@ -376,6 +432,37 @@ def _internal(stage: str, exc: BaseException) -> str:
     """The reason of a failure Corral did not foresee: the stage and the exception, on one line."""
     text = " ".join(str(exc).split())[:200]
     return f"failed while {stage}: {type(exc).__name__}" + (f": {text}" if text else "")
+
+
+def _stamped(outcome: Outcome, fallback: int) -> Outcome:
+    """The finding with the transport's order in `metadata.logged_time` and `metadata.sequence`.
+
+    The store orders versions whose source times tie by these. A finding whose times are only
+    the transport's (or, lacking one, Corral's clock) is labelled so (`TIMELESS_LABEL`): the
+    store then never takes a content it has already had for news.
+    """
+    finding, item = outcome.finding, outcome.item
+    if finding is None or item is None:
+        return outcome
+    metadata = dict(finding.get("metadata") or {})
+    labels = [label for label in metadata.get("labels") or () if label != TIMELESS_LABEL]
+    if outcome.timeless:
+        labels.append(TIMELESS_LABEL)
+    if labels:
+        metadata["labels"] = labels
+    else:
+        metadata.pop("labels", None)
+    if item.received_time is not None:
+        metadata["logged_time"] = item.received_time
+    elif outcome.timeless:
+        metadata["logged_time"] = fallback
+    else:
+        metadata.pop("logged_time", None)
+    if item.sequence is not None:
+        metadata["sequence"] = item.sequence
+    else:
+        metadata.pop("sequence", None)
+    return replace(outcome, finding={**finding, "metadata": metadata})
 
 
 def _within_limits(outcome: Outcome) -> Outcome:

@@ -97,6 +97,8 @@ class Outcome:
     path: Path = ()
     item: Item | None = None
     """The item this outcome is about, for stages after normalizing (store, route) to dead-letter it."""
+    timeless: bool = False
+    """The finding had no time of its own: its times are the transport's (or Corral's clock)."""
 
     @property
     def failed(self) -> bool:

@@ -127,7 +127,7 @@ def test_search_status_and_since(store: str) -> None:
         (("--container-service", "kubernetes"), "use one of EKS, ECS on EC2"),
         (("--severity-at-least", "urgent"), "use one of informational, low, medium, high, critical, fatal"),
         (("--status", "closedish"), "use one of open, new, in-progress"),
-        (("--source", "aws.inspector2"), "use one of aws.guardduty"),
+        (("--source", "nowhere.scanner"), "use one of aws.guardduty"),
         (("--since", "yesterday"), "neither a period (30m, 24h, 7d, 2w) nor a date"),
     ],
 )

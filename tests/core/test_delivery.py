@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from corral import delivery
 from corral.delivery import BASE_DELAY_MS, CLOSE_WAIT_MS, MAX_ATTEMPTS, MAX_DELAY_MS, Deliverer, backoff_ms
 from corral.sinks.base import Delivery, Result, SinkFamily
-from corral.stores import open_store
-from corral.stores.base import ChangeKind, LedgerEntry, Store
+from corral.stores import _sql, open_store
+from corral.stores.base import ChangeKind, Claim, LedgerEntry, Store
+from corral.stores.sqlite import SqliteStore
 from tests.stores.factory import BASE_TIME, make_finding
 
 NOW = BASE_TIME + 3_600_000
@@ -106,13 +107,14 @@ def rows(
         LedgerEntry(stored.version, sink, stored.key, change, stored.finding, created=NOW, next_attempt=NOW)
         for sink in sinks
     ]
-    return store.ledger_add(entries)
+    return store.ledger_add(entries, claim=Claim.new(NOW))
 
 
 def current(store: Store, row: LedgerEntry) -> LedgerEntry:
-    """Return the row as the ledger holds it now (ledger_add never overwrites an existing row)."""
-    [now] = store.ledger_add([replace(row, state="pending", attempts=0, last_error=None)])
-    return now
+    """Return the row as the ledger holds it now, whatever its state."""
+    assert isinstance(store, SqliteStore)
+    [found] = store._select(f"SELECT {store._ledger_read} WHERE l.version = ? AND l.sink = ?", (row.version, row.sink))
+    return _sql.ledger_entry(found)
 
 
 def deliverer(store: Store, *sinks: RecordingSink) -> Deliverer:
@@ -171,7 +173,9 @@ def test_the_last_attempt_goes_to_the_dead_letter(store: Store) -> None:
     [row] = rows(store, [sink.id])
     row = replace(row, attempts=MAX_ATTEMPTS - 2)
     assert deliverer(store, sink).deliver([row]) == {"pending": 1}
-    assert deliverer(store, sink).deliver([replace(row, attempts=MAX_ATTEMPTS - 1)]) == {"dead": 1}
+    # The first outcome released the claim: the second pass holds the row by a new one.
+    [again] = store.ledger_claim(Claim.new(2 * NOW))
+    assert deliverer(store, sink).deliver([replace(again, attempts=MAX_ATTEMPTS - 1)]) == {"dead": 1}
     assert current(store, row).state == "dead"
     assert len(store.dead_letters()) == 1
 
@@ -248,10 +252,10 @@ def test_follow_up_to_chat_carries_the_thread_ref(store: Store) -> None:
 
 
 def test_rows_for_an_unconfigured_sink_stay_pending(store: Store) -> None:
-    """A row whose sink is no longer configured is kept pending, untouched."""
+    """A row whose sink is no longer configured is kept pending, unsent, and let go for later."""
     [row] = rows(store, ["webhook:gone"])
     assert deliverer(store).deliver([row]) == {"pending": 1}
-    assert current(store, row) == row
+    assert current(store, row) == replace(row, claim=None, next_attempt=NOW + BASE_DELAY_MS)
 
 
 def test_only_pending_rows_are_sent(store: Store) -> None:

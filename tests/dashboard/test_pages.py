@@ -240,3 +240,15 @@ def test_hostile_text_is_inert_on_new_pages(site: Running, browser: Browser) -> 
         browser.open(site.base + path)
         assert browser.evaluate("document.querySelectorAll('script, img, b').length") == 0
         assert HOSTILE in browser.evaluate("document.body.innerText")
+
+
+def test_search_form_submits_within_the_policy(site: Running, browser: Browser) -> None:
+    """The GET form (allowed by form-action 'self') narrows the list by text and keeps the other filters."""
+    browser.open(site.base + "/?cloud=gcp")
+    browser.evaluate("document.querySelector('input[name=q]').value = 'LOW FINDING 1'")
+    browser.click("form.filters button[type=submit]")
+    query = browser.evaluate("location.search")
+    assert "q=LOW+FINDING+1" in query and "cloud=GCP" in query
+    listed = rows(browser)
+    assert listed and all(r["title"].lower().startswith("low finding 1") for r in listed)
+    assert len(listed) == 11  # "Low finding 1" and "Low finding 10" … "19"

@@ -181,3 +181,26 @@ def test_finding_page_by_id_or_unique_prefix(run_dashboard: Callable[..., Runnin
     assert request(running.port, "/findings/0000000000000000000f")[0] == 404
     status, body = request(running.port, f"/api/findings/{fid}")
     assert status == 200 and orjson.loads(body)["id"] == fid
+
+
+def test_ipv6_loopback_bind(filled: Any) -> None:
+    """--host ::1 listens on IPv6 and answers its own names only."""
+    url = filled.store.url
+    dashboard = server.Dashboard(
+        server.StorePool(lambda: open_store(url)), {}, lambda: 0, hosts=server.own_host_names("::1")
+    )
+    httpd = server.make_server(dashboard, "::1", 0)
+    port = int(httpd.server_address[1])
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for host, status in ((f"[::1]:{port}", 200), (f"localhost:{port}", 200), ("rebind.attacker.example", 421)):
+            conn = http.client.HTTPConnection("::1", port, timeout=30)
+            conn.putrequest("GET", "/api/counts", skip_host=True)
+            conn.putheader("Host", host)
+            conn.endheaders()
+            assert conn.getresponse().status == status, host
+            conn.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -47,7 +47,7 @@ def store_url(tmp_path: Path) -> str:
 def run(*args: str) -> str:
     result = CliRunner().invoke(app, list(args), env={"CORRAL_CONFIG": "", "COLUMNS": "250"})
     assert result.exit_code == 0, result.output
-    return result.stdout
+    return result.stdout  # the "showing X of N" line goes to stderr with --json
 
 
 def test_images_are_ranked_by_their_worst_running_priority(store_url: str) -> None:

@@ -37,3 +37,12 @@ def scc_notification(pid: object) -> dict[str, Any]:
     notification = copy.deepcopy(event("gcp/scc/crtd-reverse-shell.notification.json"))
     notification["finding"]["processes"][0]["pid"] = pid
     return dict(notification)
+
+
+NOT_RECORDS = frozenset({"suppressed", "reprioritized"})
+"""Summary counts that are not records of the input: a subset of the stored ones, and other findings."""
+
+
+def records(summary: dict[str, Any]) -> int:
+    """Records a summary accounts for: every change kind, signals, skipped and failed."""
+    return sum(v for k, v in summary.items() if isinstance(v, int) and k not in NOT_RECORDS)

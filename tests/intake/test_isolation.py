@@ -14,6 +14,8 @@ import orjson
 import pytest
 
 from corral import config, ocsf
+from corral.errors import PermanentError
+from corral.normalize import normalize
 from corral.pipeline import Inbound, Pipeline
 from corral.routing import Router
 from corral.stores import open_store
@@ -161,3 +163,19 @@ def test_the_cli_prints_one_line_per_failure_and_no_traceback(tmp_path: Path) ->
     assert len(errors) == 2
     assert f"{path}#2" in errors[0]
     assert f"{path}#3" in errors[1]
+
+
+@pytest.mark.parametrize("value", [nested(300), 2**70, -(2**64)])
+def test_the_store_refuses_what_is_beyond_the_limits_with_corrals_reason(value: object, store: Store) -> None:
+    """Called directly, the store's fingerprint names Corral's limit instead of raising orjson's TypeError."""
+    finding = run_normalized(guardduty("direct"))
+    finding["unmapped"] = {"deep": value}
+    with pytest.raises(PermanentError, match="finding cannot be stored"):
+        store.upsert([finding], now=NOW)
+
+
+def run_normalized(doc: dict[str, Any]) -> ocsf.Finding:
+    """The OCSF finding a GuardDuty document normalizes to."""
+    [outcome] = list(normalize(doc))
+    assert outcome.finding is not None
+    return dict(outcome.finding)

@@ -41,7 +41,7 @@ import pytest
 from corral import config
 from corral.delivery import MAX_ATTEMPTS, MAX_DELAY_MS
 from corral.pipeline import Inbound, Pipeline
-from corral.stores.base import FindingQuery, LedgerEntry, LedgerState
+from corral.stores.base import LEASE_MS, FindingQuery, LedgerEntry, LedgerState
 from corral.stores.sqlite import SqliteStore
 from tests.scenario.receivers import Copy, Faulty, HecReceiver, SlackApi, WebhookReceiver, tag_of
 from tests.support.fake_http import FakeHTTPServer as Loopback
@@ -604,6 +604,8 @@ def test_process_killed_after_accept_resends_with_the_same_key_once(tmp_path: Pa
             rig.pipeline.ingest([inbound(item)])
         first = {sink: rig.copies(sink) for sink in SIEM_SINKS}
         assert sum(len(c) for c in first.values()) == 1, first
+        # The dead process's claim holds its rows until it lapses; only then may another send them.
+        rig.clock.advance(LEASE_MS)
         if recovery == "redelivery":
             rig.pipeline.ingest([inbound(item)])
         else:

@@ -142,7 +142,8 @@ def test_large_document_round_trips_compressed(ddb: DynamoDBStore, moto_server: 
     )["Item"]
     assert "B" in item["d"]
     assert len(item["d"]["B"]) < 100 * 1024
-    entry = LedgerEntry("v-big", "file:local", ocsf.identity(finding), "new", finding, created=T)
+    # A ledger row refers to its version: the finding's compressed document comes back through it.
+    entry = LedgerEntry(change.version, "file:local", ocsf.identity(finding), "new", finding, created=T)
     ddb.ledger_add([entry])
     assert ddb.ledger_due(now=T) == [entry]
 

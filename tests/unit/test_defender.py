@@ -276,11 +276,12 @@ def test_recommendation_fields() -> None:
     assert "displayName" not in result["unmapped"]["properties"]
 
 
-def test_not_applicable_recommendation_is_other_with_its_cause() -> None:
-    """NotApplicable is compliance Other (not a pass, not a warning) with Defender's word and cause."""
+def test_not_applicable_recommendation_is_suppressed_with_its_cause() -> None:
+    """NotApplicable is Suppressed with the reason; compliance Other (not a pass, not a warning)."""
     result = finding("assessment-rest-container-app-managed-identity.notapplicable.json")
     assert (result["compliance"]["status_id"], result["compliance"]["status"]) == (99, "NotApplicable")
-    assert (result["status_id"], result["status"]) == (99, "NotApplicable")
+    assert (result["status_id"], result["status"]) == (ocsf.STATUS_SUPPRESSED, "Suppressed")
+    assert result["status_detail"]
     assert result["compliance"]["status_detail"] == "Exempt: Exempted by policy"
     assert classification(result) == (traits.CONTAINER_APPS, traits.PLATFORM, traits.HARDENING)
 

@@ -63,7 +63,8 @@ def serve(
     )
     httpd = server.make_server(dashboard, host, port)
     bound_host, bound_port = httpd.server_address[:2]
-    print(f"corral: serving http://{bound_host!s}:{bound_port}/ from {url}", flush=True)
+    shown = f"[{bound_host!s}]" if ":" in str(bound_host) else str(bound_host)
+    print(f"corral: serving http://{shown}:{bound_port}/ from {url}", flush=True)
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:

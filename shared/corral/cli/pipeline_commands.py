@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Annotated, Any, Final
 
 import orjson
@@ -15,7 +17,7 @@ from rich.table import Table
 from corral import reader
 from corral.cli.options import ConfigOption, JsonOption, StoreOption, pipeline
 from corral.pipeline import Inbound
-from corral.stores.base import LedgerState, LedgerSummary, Store
+from corral.stores.base import LedgerState, LedgerSummary, SinkBacklog, Store
 
 # Every pending row is "due" before this (year 2286): the ledger read that finds this run's failures.
 FAR_FUTURE: Final = 10**13
@@ -54,16 +56,51 @@ def ingest(
 
 
 def redrive(store: StoreOption = None, config: ConfigOption = None, json: JsonOption = False) -> None:
-    """Send every pending delivery that is due (the scheduled entry points call the same)."""
+    """Send every pending delivery that is due, then say what is still pending and when it is next due.
+
+    The scheduled entry points call the same. Runs at once (here and in the functions) never send
+    the same delivery twice: each holds what it sends.
+    """
     pipe = pipeline(config, store)
     try:
         counts = pipe.redrive()
+        backlog = pipe.backlog()
+        now = pipe.clock()
     finally:
         pipe.close()
     if json:
-        sys.stdout.write(orjson.dumps(counts).decode() + "\n")
-    else:
-        print(", ".join(f"{v} {k}" for k, v in counts.items()))
+        report = {**counts, "backlog": [asdict(b) for b in backlog]}
+        sys.stdout.write(orjson.dumps(report).decode() + "\n")
+        return
+    print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    if not backlog:
+        print("Nothing is pending.")
+    for line in backlog:
+        print(_backlog_line(line, now))
+
+
+def _backlog_line(b: SinkBacklog, now: int) -> str:
+    """One sink's backlog as a reader wants it, e.g. "webhook:soar: 3 pending, next attempt in 4m 10s (…)"."""
+    parts = [f"{b.pending:,} pending"]
+    if b.due:
+        parts.append(f"{b.due:,} due now")
+    if b.held:
+        parts.append(f"{b.held:,} being sent by another run")
+    waiting = b.pending - b.due - b.held
+    if waiting and b.next_attempt > now:
+        at = dt.datetime.fromtimestamp(b.next_attempt / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        parts.append(f"next attempt in {_duration(b.next_attempt - now)} ({at})")
+    parts.append(f"oldest queued {_duration(max(now - b.oldest_created, 0))} ago")
+    return f"{b.sink}: " + ", ".join(parts)
+
+
+def _duration(ms: int) -> str:
+    seconds = ms // 1000
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
 def _sink_outcomes(store: Store, before: LedgerSummary, started: int) -> dict[str, dict[str, Any]]:

@@ -27,7 +27,8 @@ from corral.dashboard.page import (
 from corral.stores.base import FindingQuery, Store, StoredFinding
 
 READ_PAGE: Final = 500
-DRILL_LIMIT: Final = 20_000
+DRILL_LIMIT: Final = 2_000
+"""Findings a drill-down reads at most, newest first; beyond that it says it counted a sample."""
 STATUS_IDS: Final = {name.lower(): sid for sid, name in ocsf.STATUS_NAMES.items()}
 # Most severe first: Fatal … Informational, then Unknown and Other (which carry no order).
 SEVERITY_ORDER: Final = (6, 5, 4, 3, 2, 1, 0, 99)
@@ -66,26 +67,31 @@ def _scan(store: Store, query: FindingQuery, limit: int) -> Iterator[StoredFindi
 
 
 def most_severe_first(store: Store, query: FindingQuery, skip: int, size: int) -> tuple[list[Row], int, bool]:
-    """Return `size` matches after `skip`, most severe first then newest, the number of matches and its exactness."""
+    """Return `size` matches after `skip`, most severe first then newest, the number of matches and its exactness.
+
+    One count gives the total; each severity band is then read newest first until the page is
+    full. Only a later page counts the bands it skips whole.
+    """
+    total = store.count(query)
+    # A band of a severity no finding has is skipped unread: the store's grouped counts say so at
+    # once, where an empty filtered read may have to walk the whole listing index.
+    present = {r.severity_id for r in store.counts()}
     rows: list[Row] = []
-    total = 0
-    exact = True
     for severity in SEVERITY_ORDER:
-        if query.severity_at_least is not None and not 1 <= severity <= 6:
+        if len(rows) >= size or total.count == 0:
+            break
+        if severity not in present or (query.severity_at_least is not None and not 1 <= severity <= 6):
             continue  # an "at least" filter leaves out severities that carry no order
         band = replace(query, severity_id=severity)
-        counted = store.count(band)
-        total += counted.count
-        exact = exact and counted.exact
-        if len(rows) >= size or counted.count == 0:
-            continue
-        if skip >= counted.count and counted.exact:
-            skip -= counted.count
-            continue
+        if skip:
+            counted = store.count(band)
+            if skip >= counted.count and counted.exact:
+                skip -= counted.count
+                continue
         items = list(_scan(store, band, skip + size - len(rows)))
         rows += [row(item) for item in items[skip:]]
         skip = max(0, skip - len(items))
-    return rows[:size], total, exact
+    return rows[:size], total.count, total.exact
 
 
 def select(store: Store, filters: Filters, now: int) -> Listing:
@@ -107,7 +113,9 @@ def drilldown(store: Store, service: str, now: int, window_ms: int) -> Drilldown
     newest_cluster: dict[str, int] = {}
     newest_account: dict[tuple[str, str], int] = {}
     query = FindingQuery(container_service=service, since=now - window_ms, limit=READ_PAGE)
+    read = 0
     for item in _scan(store, query, DRILL_LIMIT):
+        read += 1
         when = item.last_seen
         r = row(item)
         account = (r.cloud, r.account)
@@ -116,7 +124,10 @@ def drilldown(store: Store, service: str, now: int, window_ms: int) -> Drilldown
         if r.cluster:
             clusters[r.cluster] += 1
             newest_cluster[r.cluster] = max(when, newest_cluster.get(r.cluster, 0))
+    total = store.count(query).count if read >= DRILL_LIMIT else read
     return Drilldown(
+        read=read,
+        total=total,
         service=service,
         clusters=[(c, n, newest_cluster[c]) for c, n in sorted(clusters.items())],
         accounts=[(cloud, a, n, newest_account[(cloud, a)]) for (cloud, a), n in sorted(accounts.items())],
@@ -125,9 +136,10 @@ def drilldown(store: Store, service: str, now: int, window_ms: int) -> Drilldown
 
 def overview(view: ViewModel, store: Store, filters: Filters | None, drill: str | None, now: int) -> ViewModel:
     """Add the list (served page) or the urgent findings (report file), and the drill-down, to a view."""
-    rows, total = urgent(store)
-    view = replace(view, newest=rows, urgent_total=total)
-    if filters is not None:
+    if filters is None:
+        rows, total = urgent(store)
+        view = replace(view, newest=rows, urgent_total=total)
+    else:
         view = replace(view, listing=select(store, filters, now))
     if drill is not None:
         view = replace(view, drilldown=drilldown(store, drill, now, view.matrix.window_ms))

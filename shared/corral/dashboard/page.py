@@ -209,6 +209,9 @@ class Drilldown:
     """(cluster, findings, newest last seen)."""
     accounts: Sequence[tuple[str, str, int, int]]
     """(cloud, account, findings, newest last seen)."""
+    read: int = 0
+    """How many findings were counted: the newest ones, when fewer than `total`."""
+    total: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -611,10 +614,15 @@ def _drilldown(d: Drilldown) -> str:
         )
     else:
         accounts = '<p class="empty">No finding in the window.</p>'
+    sample = (
+        f'<p class="meta">Counted over the newest {d.read:,} of {d.total:,} findings in the window.</p>'
+        if d.read < d.total
+        else ""
+    )
     return (
         f'<div id="drilldown"><h3>{_e(d.service)}: clusters and accounts in the window</h3>'
         f'<p><a href="{_e(base.href())}">all {_e(d.service)} findings</a> · <a href="/#coverage">close</a></p>'
-        f"{clusters}{accounts}</div>"
+        f"{sample}{clusters}{accounts}</div>"
     )
 
 

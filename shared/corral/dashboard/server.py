@@ -419,10 +419,17 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
 
 
+class Server6(Server):
+    """The same server on an IPv6 address (`--host ::1`)."""
+
+    address_family = socket.AF_INET6
+
+
 def make_server(dashboard: Dashboard, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Server:
     """Bind the server (port 0 picks a free one); refuse a non-loopback bind without a token."""
     require_token(host, dashboard.token)
+    kind = Server6 if ":" in host else Server
     try:
-        return Server((host, port), handler(dashboard))
+        return kind((host.strip("[]"), port), handler(dashboard))
     except OSError as exc:
         raise ConfigError(f"serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -83,17 +83,22 @@ def build(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str]) -> 
     return sink
 
 
-def build_all(tables: Mapping[str, Mapping[str, Any]], env: Mapping[str, str], origin: str) -> dict[str, Sink]:
+def build_all(
+    tables: Mapping[str, Mapping[str, Any]], env: Mapping[str, str], origin: str, public_url: str | None = None
+) -> dict[str, Sink]:
     """Build every configured sink; raise one ConfigError with a line per sink that cannot be built.
 
     Each line names `origin` (the configuration file) before the setting, so a deploy log says
-    where to fix it.
+    where to fix it. `public_url` (the top-level setting) is the default of each sink's own.
     """
     built: dict[str, Sink] = {}
     problems: list[str] = []
     for sink_id, table in tables.items():
         try:
-            built[sink_id] = build(sink_id, table, env)
+            settings = table
+            if public_url and "public_url" not in table and "public_url" in declared_settings(kind_of(sink_id, table)):
+                settings = {**table, "public_url": public_url}
+            built[sink_id] = build(sink_id, settings, env)
         except ConfigError as exc:
             problems.extend(f"{origin}: {line}" for line in str(exc).splitlines())
     if problems:

@@ -25,7 +25,8 @@ class Delivery:
     `version` is the idempotency key (sha256 of identity, source modified time and fingerprint):
     every SIEM, webhook and relay payload carries it so that receivers can drop the rare
     duplicate. `thread_ref` is the sink's reference to the first message about this finding
-    (e.g. a Slack `ts`), when there is one.
+    (e.g. a Slack `ts`), when there is one. `previous_severity_id` is the severity of the version
+    this one replaced (None for a new finding), so that an escalation reads "High → Critical".
     """
 
     sink: str
@@ -33,6 +34,7 @@ class Delivery:
     change: ChangeKind
     finding: Finding
     thread_ref: str | None = None
+    previous_severity_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,8 @@ from corral import ocsf
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
 from corral.sinks.http import READ_TIMEOUT, Answer, Client, require_https, secret_from_env, send_batches
-from corral.sinks.settings import MAX_TIMEOUT, ca_bundle, number, seconds
-from corral.sinks.text import iso_ms
+from corral.sinks.settings import MAX_TIMEOUT, PUBLIC_URL_HELP, ca_bundle, number, public_url, seconds
+from corral.sinks.text import finding_link, iso_ms
 
 FAMILY: Final[SinkFamily] = "siem"
 SETTINGS: Final[Mapping[str, str]] = {
@@ -38,6 +38,7 @@ SETTINGS: Final[Mapping[str, str]] = {
     "max_request_bytes": "Largest `_bulk` request body in bytes, 1024 to 2^30 (default 5000000).",
     "timeout": "Seconds to wait for an answer, 0.05 to 300 (default 15).",
     "ca_file": "PEM file of CA certificates to trust instead of the system store.",
+    "public_url": PUBLIC_URL_HELP,
 }
 """Every setting this sink reads, with its description: the one declaration behind the configuration
 check and docs/configuration.md."""
@@ -54,14 +55,17 @@ _ERROR_TYPE: Final = re.compile(r"[a-z_]{1,80}")
 log = logging.getLogger(__name__)
 
 
-def render(delivery: Delivery, index: str) -> bytes:
-    """Return the two NDJSON lines (`create` action and document) of one delivery, newline-terminated."""
+def render(delivery: Delivery, index: str, public_url: str | None = None) -> bytes:
+    """Return the two NDJSON lines (`create` action and document) of one delivery, newline-terminated.
+
+    With `public_url` the document carries `corral.url`, the finding's page on Corral's dashboard.
+    """
     action = {"create": {"_index": index, "_id": delivery.version}}
-    document = {
-        **delivery.finding,
-        "@timestamp": iso_ms(ocsf.modified_time(delivery.finding)),
-        "corral": {"change": delivery.change, "idempotency_key": delivery.version},
-    }
+    corral: dict[str, str] = {"change": delivery.change, "idempotency_key": delivery.version}
+    link = finding_link(public_url, delivery.finding)
+    if link:
+        corral["url"] = link
+    document = {**delivery.finding, "@timestamp": iso_ms(ocsf.modified_time(delivery.finding)), "corral": corral}
     # orjson escapes every control character, so neither line can contain a raw newline.
     return orjson.dumps(action) + b"\n" + orjson.dumps(document) + b"\n"
 
@@ -96,8 +100,10 @@ class ElasticSink:
         api_key: str,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         client: Client,
+        public_url: str | None = None,
     ) -> None:
         self.id = sink_id
+        self._public_url = public_url
         self._url = url.rstrip("/") + "/_bulk"
         self._index = index
         self._limit = max_request_bytes
@@ -109,7 +115,7 @@ class ElasticSink:
         return send_batches(
             self.id,
             deliveries,
-            render=lambda delivery: render(delivery, self._index),
+            render=lambda delivery: render(delivery, self._index, self._public_url),
             size=len,
             limit=self._limit,
             too_large=lambda lines: f"document of {len(lines)} bytes exceeds max_request_bytes ({self._limit})",
@@ -183,4 +189,5 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
         api_key=api_key,
         max_request_bytes=limit,
         client=Client(ca_certs=ca_bundle(settings, where), timeout=timeout),
+        public_url=public_url(settings, where),
     )

@@ -21,6 +21,8 @@ import orjson
 
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
+from corral.sinks.settings import PUBLIC_URL_HELP, public_url
+from corral.sinks.text import finding_link
 
 FAMILY: Final[SinkFamily] = "file"
 SETTINGS: Final[Mapping[str, str]] = {
@@ -30,6 +32,7 @@ SETTINGS: Final[Mapping[str, str]] = {
         "`corral` (default: each line holds the change, the idempotency key and the finding) or `ocsf` (each "
         "line is the bare OCSF finding)."
     ),
+    "public_url": PUBLIC_URL_HELP,
 }
 """Every setting this sink reads, with its description: the one declaration behind the configuration
 check and docs/configuration.md."""
@@ -40,8 +43,10 @@ FORMATS: Final[tuple[Format, ...]] = ("corral", "ocsf")
 log = logging.getLogger(__name__)
 
 
-def render(delivery: Delivery, fmt: Format = "corral") -> bytes:
+def render(delivery: Delivery, fmt: Format = "corral", public_url: str | None = None) -> bytes:
     """Return one JSON line (newline-terminated) for `delivery`.
+
+    In the `corral` format, `public_url` adds `corral_url`, the finding's page on Corral's dashboard.
 
     Example:
         >>> from corral.sinks.base import Delivery
@@ -50,7 +55,11 @@ def render(delivery: Delivery, fmt: Format = "corral") -> bytes:
     """
     if fmt == "ocsf":
         return orjson.dumps(delivery.finding, option=orjson.OPT_APPEND_NEWLINE)
-    doc = {"idempotency_key": delivery.version, "change": delivery.change, "finding": delivery.finding}
+    doc: dict[str, object] = {"idempotency_key": delivery.version, "change": delivery.change}
+    link = finding_link(public_url, delivery.finding)
+    if link:
+        doc["corral_url"] = link
+    doc["finding"] = delivery.finding
     return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
 
 
@@ -59,8 +68,9 @@ class FileSink:
 
     family: SinkFamily = FAMILY
 
-    def __init__(self, sink_id: str, *, path: Path, fmt: Format = "corral") -> None:
+    def __init__(self, sink_id: str, *, path: Path, fmt: Format = "corral", public_url: str | None = None) -> None:
         self.id = sink_id
+        self._public_url = public_url
         self.path = path
         self._format: Format = fmt
         self._lock = threading.Lock()
@@ -72,7 +82,7 @@ class FileSink:
         written: list[int] = []
         for i, delivery in enumerate(deliveries):
             try:
-                lines.append(render(delivery, self._format))
+                lines.append(render(delivery, self._format, self._public_url))
             except TypeError as exc:  # orjson.JSONEncodeError: an integer over 64 bits, a non-str key
                 results[i] = Result.failure(
                     delivery.version, f"{self.id}: cannot render the finding ({type(exc).__name__})", permanent=True
@@ -123,4 +133,4 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"{where}.path: {path} is a directory; name a file")
-    return FileSink(sink_id, path=target, fmt=fmt)
+    return FileSink(sink_id, path=target, fmt=fmt, public_url=public_url(settings, where))

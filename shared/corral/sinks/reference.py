@@ -23,6 +23,11 @@ TOP_LEVEL: Final = (
         "A password written here is refused: keep the whole URL in `CORRAL_STORE` (set from a secret), or the "
         "PostgreSQL password in `PGPASSWORD`.",
     ),
+    (
+        "public_url",
+        "Base URL at which people reach the dashboard (`corral serve`), e.g. `https://corral.example`: chat "
+        "messages and SIEM records then link each finding's page. Each sink's own `public_url` overrides it.",
+    ),
     ('[sinks."kind:name"]', "One table per sink; the settings of each kind are below."),
     (
         "[[routes]]",

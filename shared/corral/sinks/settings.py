@@ -63,3 +63,24 @@ def ca_bundle(settings: Mapping[str, Any], where: str) -> str | None:
     if not isinstance(value, str) or not Path(value).is_file():
         raise ConfigError(f"{where}.ca_file: name an existing PEM file of trusted CA certificates")
     return value
+
+
+PUBLIC_URL_HELP: Final = (
+    "Base URL at which people reach Corral's dashboard (`corral serve`), e.g. `https://corral.example`; "
+    "adds an Open in Corral link to each finding's page (default: the top-level `public_url`, else none)."
+)
+
+
+def public_url(settings: Mapping[str, Any], where: str) -> str | None:
+    """Return the `public_url` setting (https, or http on loopback) without a trailing slash, or None."""
+    value = settings.get("public_url")
+    if value is None:
+        return None
+    # Loaded here: the HTTP helpers are only needed by the sinks that link to Corral.
+    from corral.sinks.http import require_https  # noqa: PLC0415
+
+    url = require_https(value, f"{where}.public_url")
+    parts = url.split("?", 1)[0].split("#", 1)[0]
+    if parts != url:
+        raise ConfigError(f"{where}.public_url: use the dashboard's base URL, without a query or fragment")
+    return url.rstrip("/")

@@ -27,8 +27,8 @@ from corral.ocsf import Finding
 from corral.sinks import chat
 from corral.sinks.base import Delivery, Result, SinkFamily
 from corral.sinks.http import Client, classify, redact_url_in_logs, require_https, retry_after_seconds, secret_from_env
-from corral.sinks.settings import seconds
-from corral.sinks.text import MARKER
+from corral.sinks.settings import PUBLIC_URL_HELP, public_url, seconds
+from corral.sinks.text import MARKER, finding_link
 from corral.stores.base import ChangeKind
 
 FAMILY: Final[SinkFamily] = "chat"
@@ -67,6 +67,7 @@ SETTINGS: Final[Mapping[str, str]] = {
         "Least seconds between two messages, 0 to 60 (default 1: Slack allows about one message per second "
         "per channel)."
     ),
+    "public_url": PUBLIC_URL_HELP,
 }
 """Every setting this sink reads, with its description: the one declaration behind the configuration
 check and docs/configuration.md."""
@@ -113,10 +114,12 @@ def render(
     *,
     previous_severity_id: int | None = None,
     reply: bool = False,
+    link: str | None = None,
 ) -> dict[str, Any]:
     """Return the Slack message (text, blocks, unfurl switches) for one change of `finding`.
 
-    `reply` renders the short form posted in the thread of the finding's first message.
+    `reply` renders the short form posted in the thread of the finding's first message. `link`,
+    the finding's page on Corral's dashboard, adds an "Open in Corral" button.
     Transport fields (`channel`, `thread_ts`) are added by `send`.
 
     Example:
@@ -141,14 +144,27 @@ def render(
         blocks.append({"type": "section", "fields": _fields(summary.container)})
     if summary.description and not reply:
         blocks.append({"type": "section", "text": plain(summary.description, TEXT_LIMIT)})
+    buttons = []
     if summary.console_url and not reply:
-        button = {
-            "type": "button",
-            "text": {"type": "plain_text", "text": "Open in console", "emoji": False},
-            "url": summary.console_url,
-            "action_id": "corral_open_console",
-        }
-        blocks.append({"type": "actions", "elements": [button]})
+        buttons.append(
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Open in console", "emoji": False},
+                "url": summary.console_url,
+                "action_id": "corral_open_console",
+            }
+        )
+    if link and not reply:
+        buttons.append(
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Open in Corral", "emoji": False},
+                "url": link,
+                "action_id": "corral_open_finding",
+            }
+        )
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
     footer = " · ".join(x for x in ("Corral", summary.product, summary.finding_uid) if x)
     blocks.append({"type": "context", "elements": [plain(footer, TEXT_LIMIT)]})
     return {
@@ -229,8 +245,10 @@ class SlackSink:
         api_url: str = DEFAULT_API_URL,
         timeout: float = DEFAULT_TIMEOUT,
         min_interval: float = DEFAULT_INTERVAL,
+        public_url: str | None = None,
     ) -> None:
         self.id = sink_id
+        self._public_url = public_url
         self._channel = channel
         self._pacer = chat.Pacer(min_interval)
         self._client = Client(timeout=timeout)
@@ -262,6 +280,7 @@ class SlackSink:
                 delivery.change,
                 previous_severity_id=getattr(delivery, "previous_severity_id", None),
                 reply=reply,
+                link=finding_link(self._public_url, delivery.finding),
             )
             if self._bot:
                 message = {**message, "channel": self._channel, "link_names": False}
@@ -307,6 +326,7 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
     where = f"sinks.{sink_id}"
     timeout = seconds(settings, "timeout", where, DEFAULT_TIMEOUT, minimum=0.05, maximum=120)
     interval = seconds(settings, "min_interval", where, DEFAULT_INTERVAL, minimum=0, maximum=60)
+    link_base = public_url(settings, where)
     has_token, has_hook = "token_env" in settings, "webhook_url_env" in settings
     if has_token == has_hook:
         raise ConfigError(f"{where}: set either token_env (with channel) or webhook_url_env, not both or neither")
@@ -318,7 +338,7 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
                 )
         url = secret_from_env(settings, "webhook_url_env", env, where)
         require_https(url, f"{where}.webhook_url_env")
-        return SlackSink(sink_id, webhook_url=url, timeout=timeout, min_interval=interval)
+        return SlackSink(sink_id, webhook_url=url, timeout=timeout, min_interval=interval, public_url=link_base)
     channel = settings.get("channel")
     if not isinstance(channel, str) or not _CHANNEL.fullmatch(channel):
         raise ConfigError(f"{where}.channel: expected a channel id (e.g. C0123ABCD) or #name")
@@ -329,4 +349,12 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
             f"{where}.token_env: the variable {settings['token_env']} does not hold a Slack bot or user token "
             "(xoxb-… or xoxp-…)"
         )
-    return SlackSink(sink_id, token=token, channel=channel, api_url=api_url, timeout=timeout, min_interval=interval)
+    return SlackSink(
+        sink_id,
+        token=token,
+        channel=channel,
+        api_url=api_url,
+        timeout=timeout,
+        min_interval=interval,
+        public_url=link_base,
+    )

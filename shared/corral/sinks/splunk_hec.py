@@ -29,7 +29,8 @@ from corral import ocsf
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
 from corral.sinks.http import READ_TIMEOUT, Answer, Client, require_https, secret_from_env, send_batches
-from corral.sinks.settings import MAX_TIMEOUT, ca_bundle, label, number, seconds
+from corral.sinks.settings import MAX_TIMEOUT, PUBLIC_URL_HELP, ca_bundle, label, number, public_url, seconds
+from corral.sinks.text import finding_link
 
 FAMILY: Final[SinkFamily] = "siem"
 SETTINGS: Final[Mapping[str, str]] = {
@@ -47,6 +48,7 @@ SETTINGS: Final[Mapping[str, str]] = {
     ),
     "timeout": "Seconds to wait for an answer, 0.05 to 300 (default 15).",
     "ca_file": "PEM file of CA certificates to trust instead of the system store (a private CA).",
+    "public_url": PUBLIC_URL_HELP,
 }
 """Every setting this sink reads, with its description: the one declaration behind the configuration
 check and docs/configuration.md."""
@@ -92,8 +94,11 @@ def render(
     sourcetype: str = DEFAULT_SOURCETYPE,
     index: str | None = None,
     host: str | None = None,
+    public_url: str | None = None,
 ) -> bytes:
     """Return one HEC event (a JSON object, no trailing newline) for `delivery`.
+
+    With `public_url` the event carries `corral_url`, the finding's page on Corral's dashboard.
 
     Example:
         >>> from corral.sinks.base import Delivery
@@ -102,6 +107,9 @@ def render(
         b'{"time":1704164645.123,"source'
     """
     event = {**delivery.finding, "corral_idempotency_key": delivery.version, "corral_change": delivery.change}
+    link = finding_link(public_url, delivery.finding)
+    if link:
+        event["corral_url"] = link
     envelope: dict[str, Any] = {
         "time": ocsf.modified_time(delivery.finding) / 1000,
         "source": source,
@@ -233,6 +241,9 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
         meta["index"] = index
     if settings.get("host") is not None:
         meta["host"] = label(settings, "host", where, "")
+    link_base = public_url(settings, where)
+    if link_base:
+        meta["public_url"] = link_base
     channel = settings.get("channel")
     if channel is None:
         channel = str(uuid.uuid4())

@@ -40,8 +40,8 @@ from corral.context import container_context
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
 from corral.sinks.http import secret_from_env
-from corral.sinks.settings import seconds
-from corral.sinks.text import MARKER, cut_chars
+from corral.sinks.settings import PUBLIC_URL_HELP, public_url, seconds
+from corral.sinks.text import MARKER, cut_chars, finding_link
 
 FAMILY: Final[SinkFamily] = "siem"
 SETTINGS: Final[Mapping[str, str]] = {
@@ -61,6 +61,7 @@ SETTINGS: Final[Mapping[str, str]] = {
     "facility": "Syslog facility, e.g. `local4` (default).",
     "max_message": "Largest message in bytes, 1024 to 1048576 (default 8192); longer texts are cut with a marker.",
     "timeout": "Seconds to wait to connect or send, 0.05 to 300 (default 10).",
+    "public_url": PUBLIC_URL_HELP,
 }
 """Every setting this sink reads, with its description: the one declaration behind the configuration
 check and docs/configuration.md."""
@@ -246,8 +247,11 @@ def render(
     app_name: str = DEFAULT_APP_NAME,
     facility: str = DEFAULT_FACILITY,
     max_message: int = DEFAULT_MAX_MESSAGE,
+    public_url: str | None = None,
 ) -> bytes:
     """Return the RFC 5424 message (without framing) carrying the CEF record for `delivery`.
+
+    With `public_url` the structured data carries `corralUrl`, the finding's page on Corral's dashboard.
 
     Example:
         >>> from corral.sinks.base import Delivery
@@ -278,6 +282,9 @@ def render(
         "change": delivery.change,
         "findingUid": cut_chars(str(uid), _SD_LIMIT),
     }
+    link = finding_link(public_url, finding)
+    if link:
+        params["corralUrl"] = cut_chars(link, _SD_LIMIT)
     sd = "[" + " ".join([SD_ID, *(f'{name}="{sd_value(value)}"' for name, value in params.items())]) + "]"
     cef = "|".join(
         (
@@ -490,6 +497,9 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
         "facility": facility,
         "max_message": max_message,
     }
+    link_base = public_url(settings, where)
+    if link_base:
+        meta["public_url"] = link_base
     if transport == "tls":
         tls: ssl.SSLContext | None = _tls_context(settings, env, where)
         server_name = settings.get("server_name")

@@ -23,8 +23,8 @@ from corral.ocsf import Finding
 from corral.sinks import chat
 from corral.sinks.base import Delivery, Result, SinkFamily
 from corral.sinks.http import Answer, Client, redact_url_in_logs, require_https, secret_from_env
-from corral.sinks.settings import seconds
-from corral.sinks.text import cut_bytes
+from corral.sinks.settings import PUBLIC_URL_HELP, public_url, seconds
+from corral.sinks.text import cut_bytes, finding_link
 from corral.stores.base import ChangeKind
 
 FAMILY: Final[SinkFamily] = "chat"
@@ -48,6 +48,7 @@ SETTINGS: Final[Mapping[str, str]] = {
         "Least seconds between two messages, 0 to 60 (default 0.25: Teams throttles a webhook above about "
         "four requests per second)."
     ),
+    "public_url": PUBLIC_URL_HELP,
 }
 """Every setting this sink reads, with its description: the one declaration behind the configuration
 check and docs/configuration.md."""
@@ -73,9 +74,17 @@ def _fact(label: str, value: str) -> dict[str, Any]:
 
 
 def card(
-    finding: Finding, change: ChangeKind, *, previous_severity_id: int | None = None, description_limit: int
+    finding: Finding,
+    change: ChangeKind,
+    *,
+    previous_severity_id: int | None = None,
+    description_limit: int,
+    link: str | None = None,
 ) -> dict[str, Any]:
-    """Return the Adaptive Card for one change of `finding`, its description cut to `description_limit`."""
+    """Return the Adaptive Card for one change of `finding`, its description cut to `description_limit`.
+
+    `link`, the finding's page on Corral's dashboard, adds an "Open in Corral" action.
+    """
     summary = chat.summarize(finding, description_limit=description_limit)
     label = chat.change_label(change, finding, previous_severity_id)
     mark = chat.SEVERITY_MARKS.get(summary.severity_id, "⚫")
@@ -105,8 +114,13 @@ def card(
         "msteams": {"width": "Full"},
         "body": body,
     }
+    actions = []
     if summary.console_url:
-        content["actions"] = [{"type": "Action.OpenUrl", "title": "Open in console", "url": summary.console_url}]
+        actions.append({"type": "Action.OpenUrl", "title": "Open in console", "url": summary.console_url})
+    if link:
+        actions.append({"type": "Action.OpenUrl", "title": "Open in Corral", "url": link})
+    if actions:
+        content["actions"] = actions
     return content
 
 
@@ -131,6 +145,7 @@ def render(
     *,
     previous_severity_id: int | None = None,
     max_bytes: int = MAX_PAYLOAD_BYTES,
+    link: str | None = None,
 ) -> dict[str, Any]:
     """Return the Workflows message for one change of `finding`, at most `max_bytes` once encoded.
 
@@ -143,7 +158,9 @@ def render(
         'message'
     """
     limit = DESCRIPTION_LIMIT
-    payload = message(card(finding, change, previous_severity_id=previous_severity_id, description_limit=limit))
+    payload = message(
+        card(finding, change, previous_severity_id=previous_severity_id, description_limit=limit, link=link)
+    )
     for _ in range(8):
         size = len(encode(payload))
         if size <= max_bytes:
@@ -152,9 +169,13 @@ def render(
         # Bytes over the limit, plus a margin for the JSON escaping of what is kept.
         room = len(description.encode()) - (size - max_bytes) - 64
         limit = max(0, min(limit - 1, len(cut_bytes(description, max(0, room)))))
-        payload = message(card(finding, change, previous_severity_id=previous_severity_id, description_limit=limit))
+        payload = message(
+            card(finding, change, previous_severity_id=previous_severity_id, description_limit=limit, link=link)
+        )
     if len(encode(payload)) > max_bytes:
-        payload = message(card(finding, change, previous_severity_id=previous_severity_id, description_limit=0))
+        payload = message(
+            card(finding, change, previous_severity_id=previous_severity_id, description_limit=0, link=link)
+        )
     return payload
 
 
@@ -189,9 +210,11 @@ class TeamsSink:
         webhook_url: str,
         timeout: float = DEFAULT_TIMEOUT,
         min_interval: float = DEFAULT_INTERVAL,
+        public_url: str | None = None,
     ) -> None:
         self.id = sink_id
         self._url = webhook_url
+        self._public_url = public_url
         redact_url_in_logs(webhook_url)
         self._http = Client(timeout=timeout)
         self._pacer = chat.Pacer(min_interval)
@@ -203,7 +226,10 @@ class TeamsSink:
     def _send_one(self, delivery: Delivery) -> Result:
         try:
             payload = render(
-                delivery.finding, delivery.change, previous_severity_id=getattr(delivery, "previous_severity_id", None)
+                delivery.finding,
+                delivery.change,
+                previous_severity_id=getattr(delivery, "previous_severity_id", None),
+                link=finding_link(self._public_url, delivery.finding),
             )
             body = encode(payload)
         except (KeyError, TypeError, ValueError, AttributeError, orjson.JSONEncodeError) as exc:
@@ -233,4 +259,6 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
             f"{where}.webhook_url_env: this is an Office 365 connector URL, and connectors are retired; "
             'create a Teams Workflows webhook ("When a Teams webhook request is received") and use its URL'
         )
-    return TeamsSink(sink_id, webhook_url=url, timeout=timeout, min_interval=interval)
+    return TeamsSink(
+        sink_id, webhook_url=url, timeout=timeout, min_interval=interval, public_url=public_url(settings, where)
+    )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 MARKER: Final = "…[truncated]"
 
@@ -44,3 +45,23 @@ def iso_ms(millis: int) -> str:
         '2024-01-02T03:04:05.123Z'
     """
     return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def finding_link(public_url: str | None, finding: Mapping[str, Any]) -> str | None:
+    """Return the finding's page on Corral's dashboard under `public_url`, or None without one.
+
+    The id is Corral's own (hex digits of a hash), so the link carries no text from the finding.
+
+    Example:
+        >>> f = {"metadata": {"product": {"uid": "aws.guardduty"}}, "cloud": {"account": {"uid": "1"}},
+        ...      "finding_info": {"uid": "f1"}}
+        >>> finding_link("https://corral.example/", f)
+        'https://corral.example/findings/3f524cdc07a14ae6cf28'
+    """
+    if not public_url:
+        return None
+    # Imported here: the store contract is loaded by the sinks that link, not by every text helper.
+    from corral import ocsf  # noqa: PLC0415
+    from corral.stores.base import finding_id  # noqa: PLC0415
+
+    return f"{public_url.rstrip('/')}/findings/{finding_id(ocsf.identity(finding))}"

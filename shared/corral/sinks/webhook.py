@@ -26,7 +26,8 @@ import orjson
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
 from corral.sinks.http import READ_TIMEOUT, Client, log_failures, redact_url_in_logs, require_https, secret_from_env
-from corral.sinks.settings import MAX_TIMEOUT, ca_bundle, seconds
+from corral.sinks.settings import MAX_TIMEOUT, PUBLIC_URL_HELP, ca_bundle, public_url, seconds
+from corral.sinks.text import finding_link
 
 FAMILY: Final[SinkFamily] = "siem"
 SETTINGS: Final[Mapping[str, str]] = {
@@ -39,6 +40,7 @@ SETTINGS: Final[Mapping[str, str]] = {
     ),
     "timeout": "Seconds to wait for an answer, 0.05 to 300 (default 15).",
     "ca_file": "PEM file of CA certificates to trust instead of the system store.",
+    "public_url": PUBLIC_URL_HELP,
 }
 """Every setting this sink reads, with its description: the one declaration behind the configuration
 check and docs/configuration.md."""
@@ -56,9 +58,14 @@ _HEADER_SAFE: Final = re.compile(r"[A-Za-z0-9._:-]{1,256}")
 log = logging.getLogger(__name__)
 
 
-def render(delivery: Delivery) -> bytes:
-    """Return the JSON body for one delivery."""
-    return orjson.dumps({"idempotency_key": delivery.version, "change": delivery.change, "finding": delivery.finding})
+def render(delivery: Delivery, public_url: str | None = None) -> bytes:
+    """Return the JSON body for one delivery; with `public_url`, `corral_url` links the finding's page."""
+    body: dict[str, object] = {"idempotency_key": delivery.version, "change": delivery.change}
+    link = finding_link(public_url, delivery.finding)
+    if link:
+        body["corral_url"] = link
+    body["finding"] = delivery.finding
+    return orjson.dumps(body)
 
 
 def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
@@ -72,9 +79,11 @@ def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
     return SCHEME + hmac.new(key, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
 
 
-def signed_request(delivery: Delivery, secret: str | bytes, now: float) -> tuple[bytes, dict[str, str]]:
+def signed_request(
+    delivery: Delivery, secret: str | bytes, now: float, public_url: str | None = None
+) -> tuple[bytes, dict[str, str]]:
     """Return the body and headers of one delivery, signed at time `now` (epoch seconds)."""
-    body = render(delivery)
+    body = render(delivery, public_url)
     timestamp = str(int(now))
     headers = {
         "Content-Type": "application/json",
@@ -125,8 +134,10 @@ class WebhookSink:
         secret: str,
         client: Client,
         clock: Callable[[], float] = time.time,
+        public_url: str | None = None,
     ) -> None:
         self.id = sink_id
+        self._public_url = public_url
         self._url = url
         redact_url_in_logs(url)
         self._secret = secret.encode()
@@ -143,7 +154,7 @@ class WebhookSink:
         if not _HEADER_SAFE.fullmatch(delivery.version):
             return Result.failure(delivery.version, f"{self.id}: idempotency key is not header-safe", permanent=True)
         try:
-            body, headers = signed_request(delivery, self._secret, self._clock())
+            body, headers = signed_request(delivery, self._secret, self._clock(), self._public_url)
         except (TypeError, ValueError) as exc:
             return Result.failure(
                 delivery.version, f"{self.id}: cannot render the finding ({type(exc).__name__})", permanent=True
@@ -181,5 +192,9 @@ def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str
         raise ConfigError(f"{where}.secret_env: use a signing secret of at least {MIN_SECRET_BYTES} bytes")
     timeout = seconds(settings, "timeout", where, READ_TIMEOUT, minimum=0.05, maximum=MAX_TIMEOUT)
     return WebhookSink(
-        sink_id, url=url, secret=secret, client=Client(ca_certs=ca_bundle(settings, where), timeout=timeout)
+        sink_id,
+        url=url,
+        secret=secret,
+        client=Client(ca_certs=ca_bundle(settings, where), timeout=timeout),
+        public_url=public_url(settings, where),
     )

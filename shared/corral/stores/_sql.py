@@ -32,11 +32,13 @@ from corral.stores._shared import (
 )
 from corral.stores.base import (
     Change,
+    Claim,
     DeadLetter,
     FindingKey,
     FindingQuery,
     HistoryEntry,
     LedgerEntry,
+    SinkBacklog,
     Snapshot,
     SourceState,
     StoredFinding,
@@ -45,6 +47,7 @@ from corral.stores.base import (
     decide,
     finding_id,
     fingerprint,
+    remember,
     uid_prefix,
     version_key,
 )
@@ -72,6 +75,9 @@ FINDING_COLUMNS: Final = (
     "first_seen",
     "last_seen",
     "versions",
+    "logged_time",
+    "sequence",
+    "seen",
     "traits",
     "document",
     "fid",
@@ -98,7 +104,8 @@ HISTORY_COLUMNS: Final = (
 )
 
 STATE_SELECT: Final = (
-    "product, account, uid, modified_time, fingerprint, severity_id, status_id, closed, first_seen, last_seen, versions"
+    "product, account, uid, modified_time, fingerprint, severity_id, status_id, closed, first_seen, last_seen,"
+    " versions, logged_time, sequence, seen"
 )
 """The stored columns `decide()` and the counters need, in `Current.of_row` order."""
 
@@ -115,18 +122,58 @@ LEDGER_COLUMNS: Final = (
     "account",
     "uid",
     "change",
-    "document",
     "created",
     "state",
     "attempts",
     "next_attempt",
     "last_error",
     "delivered_at",
+    "claim",
+    "previous_severity_id",
 )
-LEDGER_SELECT: Final = ", ".join("{document}" if c == "document" else c for c in LEDGER_COLUMNS)
-"""The columns of a `LedgerEntry`, in `ledger_entry` (and `ledger_row`) order."""
+"""The columns a ledger insert writes, in `ledger_row` order; the legacy `document` column gets JSON null."""
 
-DEAD_LETTER_SELECT: Final = "id, at, reason, ref, raw, sha256, size, source"
+_OWN_DOCUMENT: Final = "coalesce(nullif(l.document, 'null'{cast}), d.document)"
+LEDGER_READ: Final = (
+    ", ".join(f"l.{c}" for c in LEDGER_COLUMNS)
+    + f", {_OWN_DOCUMENT}{{text}}, CASE WHEN {_OWN_DOCUMENT} IS NULL THEN f.document{{text}} END,"
+    " f.modified_time, f.fingerprint"
+    " FROM ledger AS l LEFT JOIN ledger_documents AS d ON d.version = l.version"
+    " LEFT JOIN findings AS f ON f.product = l.product AND f.account = l.account AND f.uid = l.uid"
+)
+"""A ledger row with its version's document: its own copy (rows written before the lean ledger),
+the one kept for retries, or else the finding's current document when that is still the version.
+Spelled per dialect with `ledger_read`."""
+
+LEDGER_RETURNING: Final = "version, sink, change, created, attempts, last_error"
+"""What a claiming insert returns of each row it now holds (`ledger_held` order)."""
+
+LEDGER_OLDEST_PENDING: Final = (
+    "WITH RECURSIVE s (sink) AS ("
+    " SELECT min(sink) FROM ledger WHERE state = 'pending'"
+    " UNION ALL"
+    " SELECT (SELECT min(sink) FROM ledger WHERE state = 'pending' AND sink > s.sink) FROM s WHERE s.sink IS NOT NULL)"
+    " SELECT sink, (SELECT min(created) FROM ledger WHERE state = 'pending' AND sink = s.sink)"
+    " FROM s WHERE sink IS NOT NULL"
+)
+"""The oldest pending row per sink as a skip scan of `ledger_pending_by_sink`: one index probe per
+sink, however many rows are pending or settled."""
+
+LEDGER_BACKLOG: Final = (
+    "SELECT sink, count(*), sum(CASE WHEN next_attempt <= ? THEN 1 ELSE 0 END),"
+    " sum(CASE WHEN claim IS NOT NULL AND next_attempt > ? THEN 1 ELSE 0 END), min(next_attempt), min(created)"
+    " FROM ledger WHERE state = 'pending' GROUP BY sink ORDER BY sink"
+)
+
+
+def ledger_read(dialect: Dialect) -> str:
+    """Return `LEDGER_READ` spelled for the dialect (PostgreSQL compares and returns JSONB as text)."""
+    if dialect == "sqlite":
+        return LEDGER_READ.format(cast="", text="")
+    return LEDGER_READ.format(cast="::jsonb", text="::text")
+
+
+DEAD_LETTER_SELECT: Final = "id, at, reason, ref, raw, sha256, size, source, count"
 
 
 MARKS: Final[dict[Dialect, str]] = {"sqlite": "?", "postgresql": "%s"}
@@ -177,6 +224,9 @@ class Current:
             severity_id=int(row[5]),
             status_id=int(row[6]),
             closed=bool(row[7]),
+            logged_time=None if row[11] is None else int(row[11]),
+            sequence=None if row[12] is None else int(row[12]),
+            seen=tuple(row[13].split()) if row[13] else (),
         )
         return key, cls(snapshot, int(row[8]), int(row[9]), int(row[10]))
 
@@ -186,7 +236,8 @@ class Plan:
     """What one batch does: a Change per finding, the rows to write, the history rows.
 
     `rows` are whole findings rows (new or changed content); `refresh` rows are findings whose
-    content is unchanged, as (last_seen, modified_time, closed, document, product, account, uid):
+    content is unchanged, as (last_seen, modified_time, closed, document, logged_time, sequence,
+    seen, product, account, uid):
     re-deriving their columns would only reproduce what is stored, and re-deliveries of unchanged
     findings are the common case (GuardDuty re-exports every finding every six hours).
     """
@@ -220,11 +271,12 @@ def plan_upsert(findings: Sequence[ocsf.Finding], stored: Mapping[FindingKey, Cu
         changes.append(Change(kind, key, version, finding, previous))
         if kind == "stale":
             continue
+        accepted = replace(incoming, seen=remember(previous.seen if previous else (), fp))
         if current is None:
-            after = Current(incoming, now, now, 1)
+            after = Current(accepted, now, now, 1)
         else:
             bump = 0 if kind == "unchanged" else 1
-            after = Current(incoming, current.first_seen, max(current.last_seen, now), current.versions + bump)
+            after = Current(accepted, current.first_seen, max(current.last_seen, now), current.versions + bump)
         state[key] = after
         whole = kind != "unchanged" or (key in latest and latest[key][3])
         latest[key] = (finding, fp, after, whole)
@@ -232,7 +284,7 @@ def plan_upsert(findings: Sequence[ocsf.Finding], stored: Mapping[FindingKey, Cu
             history.append((*key, now, kind, version, incoming.modified_time, incoming.severity_id, incoming.status_id))
     rows = [_finding_row(key, doc, fp, after) for key, (doc, fp, after, whole) in latest.items() if whole]
     refresh = [
-        (after.last_seen, after.snapshot.modified_time, after.snapshot.closed, dumps(doc), *key)
+        (after.last_seen, after.snapshot.modified_time, after.snapshot.closed, dumps(doc), *_order(after), *key)
         for key, (doc, _, after, whole) in latest.items()
         if not whole
     ]
@@ -261,12 +313,19 @@ def _finding_row(key: FindingKey, finding: ocsf.Finding, fp: str, after: Current
         after.first_seen,
         after.last_seen,
         after.versions,
+        *_order(after),
         dumps(trait_map(finding)),
         dumps(finding),
         finding_id(key),
         cols.sample,
         cols.search,
     )
+
+
+def _order(after: Current) -> tuple[int | None, int | None, str]:
+    """The transport order and the accepted contents a row keeps for the next decision."""
+    snapshot = after.snapshot
+    return snapshot.logged_time, snapshot.sequence, " ".join(snapshot.seen)
 
 
 def plain_row(finding: ocsf.Finding, *, now: int) -> tuple[Any, ...]:
@@ -301,59 +360,83 @@ def history_entry(row: Sequence[Any]) -> HistoryEntry:
 
 
 def ledger_entry(row: Sequence[Any]) -> LedgerEntry:
-    """Read one row selected with `LEDGER_SELECT`."""
+    """Read one row selected with `LEDGER_READ`."""
+    key = (row[2], row[3], row[4])
+    document = None if row[14] is None else loads(row[14])
+    if document is None and row[15] is not None and version_key(key, int(row[16]), row[17]) == row[0]:
+        # A row sent at once keeps no copy: after a crash its version is still the finding's.
+        document = loads(row[15])
     return LedgerEntry(
         version=row[0],
         sink=row[1],
-        key=(row[2], row[3], row[4]),
+        key=key,
         change=row[5],
-        document=loads(row[6]),
-        created=int(row[7]),
-        state=row[8],
-        attempts=int(row[9]),
-        next_attempt=int(row[10]),
-        last_error=row[11],
-        delivered_at=None if row[12] is None else int(row[12]),
+        document=document,
+        created=int(row[6]),
+        state=row[7],
+        attempts=int(row[8]),
+        next_attempt=int(row[9]),
+        last_error=row[10],
+        delivered_at=None if row[11] is None else int(row[11]),
+        claim=row[12],
+        previous_severity_id=None if row[13] is None else int(row[13]),
     )
 
 
-LEDGER_STATE_SELECT: Final = "version, sink, change, created, state, attempts, next_attempt, last_error, delivered_at"
-"""The ledger columns `ledger_add` reads back: the document is the entry's own (same version)."""
+def ledger_held(entry: LedgerEntry, row: Sequence[Any], claim: Claim) -> LedgerEntry:
+    """Return `entry` as the row a claiming insert returned (`LEDGER_RETURNING`), now held by `claim`.
 
-
-def ledger_as_stored(entry: LedgerEntry, row: Sequence[Any]) -> LedgerEntry:
-    """Return `entry` with the state of its stored row (selected with LEDGER_STATE_SELECT).
-
-    The version is the hash of the finding's content, so the stored document is the entry's own:
-    reading it back would only parse the same JSON again.
+    The version is the hash of the finding's content, so the entry's document is the row's own.
+    Built directly rather than with `dataclasses.replace`, which costs several times more per row.
     """
-    return replace(
-        entry,
-        change=row[2],
-        created=int(row[3]),
-        state=row[4],
-        attempts=int(row[5]),
-        next_attempt=int(row[6]),
-        last_error=row[7],
-        delivered_at=None if row[8] is None else int(row[8]),
+    return LedgerEntry(
+        entry.version,
+        entry.sink,
+        entry.key,
+        row[2],
+        entry.document,
+        int(row[3]),
+        "pending",
+        int(row[4]),
+        claim.until,
+        row[5],
+        None,
+        claim.token,
+        entry.previous_severity_id,
     )
 
 
-def ledger_row(entry: LedgerEntry) -> tuple[Any, ...]:
-    """Return the row for one ledger entry, in `LEDGER_SELECT` order."""
+def ledger_row(entry: LedgerEntry, claim: Claim | None = None) -> tuple[Any, ...]:
+    """Return the row for one ledger entry, in `LEDGER_COLUMNS` order (held by `claim` when pending)."""
+    held = claim is not None and entry.state == "pending"
     return (
         entry.version,
         entry.sink,
         *entry.key,
         entry.change,
-        dumps(entry.document),
         entry.created,
         entry.state,
         entry.attempts,
-        entry.next_attempt,
+        claim.until if held and claim else entry.next_attempt,
         entry.last_error,
         entry.delivered_at,
+        claim.token if held and claim else None,
+        entry.previous_severity_id,
     )
+
+
+def ledger_documents(entries: Sequence[LedgerEntry]) -> list[tuple[Any, ...]]:
+    """Return a (version, document, created) row per version that rows left pending must keep."""
+    kept: dict[str, tuple[Any, ...]] = {}
+    for e in entries:
+        if e.state == "pending" and e.document is not None and e.version not in kept:
+            kept[e.version] = (e.version, dumps(e.document), e.created)
+    return sorted(kept.values())
+
+
+def sink_backlog(row: Sequence[Any]) -> SinkBacklog:
+    """Read one row of `LEDGER_BACKLOG`."""
+    return SinkBacklog(row[0], int(row[1]), int(row[2] or 0), int(row[3] or 0), int(row[4]), int(row[5]))
 
 
 def dead_letter(row: Sequence[Any]) -> DeadLetter:
@@ -367,6 +450,7 @@ def dead_letter(row: Sequence[Any]) -> DeadLetter:
         sha256=row[5],
         size=int(row[6]),
         source=row[7],
+        count=int(row[8]),
     )
 
 

@@ -20,6 +20,7 @@ from corral.stores._images_sql import SqlImages
 from corral.stores._shared import source_updates
 from corral.stores.base import (
     DEAD_LETTER_MAX_RAW,
+    Claim,
     CountRow,
     DeadLetter,
     FindingKey,
@@ -29,15 +30,19 @@ from corral.stores.base import (
     LedgerSummary,
     MatchCount,
     Page,
+    SinkBacklog,
     SourceSeen,
     SourceState,
     StoredFinding,
     Suppression,
+    ThreadClaim,
     TrendDay,
+    merge_dead_letters,
 )
 from corral.stores.migrations import Dialect
 
 KEY_IS: Final = "product = ? AND account = ? AND uid = ?"
+_REF_COLUMNS: Final = ("product", "account", "uid", "sink", "ref")
 SOURCE_COLUMNS: Final = ("source", "account_uid", "last_delivery", "last_finding_time", "deliveries")
 SIGNAL_COLUMNS: Final = ("source", "account_uid", "service", "region", "healthy", "time", "detail")
 # SQLite's max() of a NULL is NULL (PostgreSQL's GREATEST skips it): coalesce makes both keep the later known time.
@@ -68,6 +73,14 @@ class SqlStore(SqlImages, ABC):
     @abstractmethod
     def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for each row, all in one transaction."""
+
+    @abstractmethod
+    def _write_all(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> list[int]:
+        """Run each statement for each of its rows, all in one transaction; return rows affected per statement."""
+
+    @abstractmethod
+    def _write_returning(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Run one write with a RETURNING clause in its own transaction and return its rows."""
 
     def _storable(self, row: Sequence[Any], json_at: tuple[int, ...] = ()) -> tuple[Any, ...]:
         """Return a row of untrusted text as the database can keep it (JSON text at `json_at`)."""
@@ -162,12 +175,16 @@ class SqlStore(SqlImages, ABC):
     # Dead letter ------------------------------------------------------------------------------------
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Keep rejected inputs with their reasons (the first 256 KiB of each)."""
+        """Keep rejected inputs with their reasons (the first 256 KiB of each); a known input counts up."""
+        names = ("at", "reason", "ref", "raw", "sha256", "size", "source", "count")
         self._modify(
-            _sql.insert("dead_letters", ("at", "reason", "ref", "raw", "sha256", "size", "source"), self.dialect),
+            _sql.insert("dead_letters", names, self.dialect)
+            + " ON CONFLICT (sha256) DO UPDATE SET count = dead_letters.count + excluded.count",
             [
-                self._storable((d.at, d.reason, d.ref, d.raw[:DEAD_LETTER_MAX_RAW], d.sha256, d.size, d.source))
-                for d in letters
+                self._storable(
+                    (d.at, d.reason, d.ref, d.raw[:DEAD_LETTER_MAX_RAW], d.sha256, d.size, d.source, d.count)
+                )
+                for d in merge_dead_letters(letters)
             ],
         )
 
@@ -185,43 +202,79 @@ class SqlStore(SqlImages, ABC):
         return _sql.dead_letter(rows[0]) if rows else None
 
     def count_dead_letters(self) -> dict[str, int]:
-        """Return dead-letter counts per source ("" for unknown)."""
-        rows = self._select("SELECT coalesce(source, ''), count(*) FROM dead_letters GROUP BY 1")
+        """Return how many records failed, per source ("" for unknown); a letter counts as often as it failed."""
+        rows = self._select("SELECT coalesce(source, ''), sum(count) FROM dead_letters GROUP BY 1")
         return {source: int(count) for source, count in rows}
 
     # Delivery ledger --------------------------------------------------------------------------------
 
     @property
-    def _ledger_select(self) -> str:
-        return _sql.LEDGER_SELECT.format(document=_sql.DOCUMENT[self.dialect])
+    def _ledger_read(self) -> str:
+        return _sql.ledger_read(self.dialect)
 
     @property
-    def _ledger_insert(self) -> str:
-        """The insert of a ledger row that leaves an existing (version, sink) as it is."""
-        columns = _sql.LEDGER_COLUMNS
+    def _document_insert(self) -> str:
+        """The insert of a version's document for retries; a version keeps its first copy."""
         return (
-            _sql.insert("ledger", columns, self.dialect, jsonb=("document",))
-            + " ON CONFLICT (version, sink) DO NOTHING"
+            _sql.insert("ledger_documents", ("version", "document", "created"), self.dialect, jsonb=("document",))
+            + " ON CONFLICT (version) DO NOTHING"
         )
 
     def ledger_due(self, *, now: int, limit: int = 500) -> list[LedgerEntry]:
-        """Return pending rows whose next attempt is due, oldest (created) first."""
+        """Return pending rows whose next attempt is due, oldest (created) first; hold nothing."""
         rows = self._select(
-            f"SELECT {self._ledger_select} FROM ledger WHERE state = 'pending' AND next_attempt <= ?"
-            " ORDER BY created, version, sink LIMIT ?",
+            f"SELECT {self._ledger_read} WHERE l.state = 'pending' AND l.next_attempt <= ?"
+            " ORDER BY l.created, l.version, l.sink LIMIT ?",
             (now, limit),
         )
         return [_sql.ledger_entry(row) for row in rows]
 
     def ledger_update(self, entries: Sequence[LedgerEntry]) -> None:
-        """Record the new state, attempts, error and next attempt of each row, in one transaction."""
+        """Record each row's outcome in one transaction, releasing its claim; keep documents for retries."""
         if not entries:
             return
-        self._modify(
-            "UPDATE ledger SET state = ?, attempts = ?, next_attempt = ?, last_error = ?, delivered_at = ?"
-            " WHERE version = ? AND sink = ?",
-            [(e.state, e.attempts, e.next_attempt, e.last_error, e.delivered_at, e.version, e.sink) for e in entries],
+        sets = (
+            "UPDATE ledger SET state = ?, attempts = ?, next_attempt = ?, last_error = ?, delivered_at = ?,"
+            " claim = NULL"
         )
+        # Sorted, so that concurrent writers lock rows in the same order.
+        ordered = sorted(entries, key=lambda e: (e.version, e.sink))
+        held = [e for e in ordered if e.claim is not None]
+        free = [e for e in ordered if e.claim is None]
+        self._write_all(
+            [
+                # First the document, so that no committed pending row is ever without one.
+                (self._document_insert, [self._storable(r, (1,)) for r in _sql.ledger_documents(entries)]),
+                (
+                    _sql.spell(f"{sets} WHERE version = ? AND sink = ? AND claim = ?", self.dialect),
+                    [self._storable((*_outcome(e), e.claim)) for e in held],
+                ),
+                (
+                    _sql.spell(f"{sets} WHERE version = ? AND sink = ?", self.dialect),
+                    [self._storable(_outcome(e)) for e in free],
+                ),
+            ]
+        )
+
+    def ledger_expire(self, settled_before: int) -> int:
+        """Delete delivered and dead rows settled before the time, and documents no pending row needs."""
+        deleted, _ = self._write_all(
+            [
+                (
+                    _sql.spell("DELETE FROM ledger WHERE state <> 'pending' AND next_attempt < ?", self.dialect),
+                    [(settled_before,)],
+                ),
+                (
+                    _sql.spell(
+                        "DELETE FROM ledger_documents WHERE created < ?"
+                        " AND version NOT IN (SELECT version FROM ledger WHERE state = 'pending')",
+                        self.dialect,
+                    ),
+                    [(settled_before,)],
+                ),
+            ]
+        )
+        return deleted
 
     def ledger_for(self, versions: Sequence[str]) -> list[LedgerEntry]:
         """Return the ledger rows of these finding versions (every sink), by the primary key."""
@@ -229,32 +282,71 @@ class SqlStore(SqlImages, ABC):
         for start in range(0, len(versions), 100):
             chunk = list(versions[start : start + 100])
             marks = ", ".join("?" for _ in chunk)
-            rows = self._select(f"SELECT {self._ledger_select} FROM ledger WHERE version IN ({marks})", chunk)
+            rows = self._select(f"SELECT {self._ledger_read} WHERE l.version IN ({marks})", chunk)
             found += [_sql.ledger_entry(row) for row in rows]
         return found
 
     def ledger_summary(self) -> LedgerSummary:
-        """Return row counts by sink and state and the oldest pending row per sink."""
+        """Return row counts by sink and state and the oldest pending row per sink (reads every row)."""
         counts = self._select("SELECT sink, state, count(*) FROM ledger GROUP BY sink, state")
-        oldest = self._select("SELECT sink, min(created) FROM ledger WHERE state = 'pending' GROUP BY sink")
         return LedgerSummary(
             counts={(sink, state): int(n) for sink, state, n in counts},
-            oldest_pending={sink: int(created) for sink, created in oldest},
+            oldest_pending=self.ledger_oldest_pending(),
         )
+
+    def ledger_oldest_pending(self) -> dict[str, int]:
+        """Return the oldest pending row's creation time per sink: one index probe per sink."""
+        return {sink: int(created) for sink, created in self._select(_sql.LEDGER_OLDEST_PENDING)}
+
+    def ledger_backlog(self, now: int) -> list[SinkBacklog]:
+        """Return what is pending per sink and when its next attempt is due (reads pending rows only)."""
+        return [_sql.sink_backlog(row) for row in self._select(_sql.LEDGER_BACKLOG, (now, now))]
 
     # Sink message references ------------------------------------------------------------------------
 
     def message_ref(self, key: FindingKey, sink: str) -> str | None:
         """Return the sink's reference to the first message about a finding."""
-        rows = self._select(f"SELECT ref FROM message_refs WHERE {KEY_IS} AND sink = ?", (*key, sink))
+        rows = self._select(f"SELECT ref FROM message_refs WHERE {KEY_IS} AND sink = ? AND ref <> ''", (*key, sink))
         return str(rows[0][0]) if rows else None
 
     def set_message_ref(self, key: FindingKey, sink: str, ref: str) -> None:
-        """Remember the first message's reference; an existing one is kept."""
+        """Remember the first message's reference, filling a held thread; an existing one is kept."""
         self._modify(
-            _sql.insert("message_refs", ("product", "account", "uid", "sink", "ref"), self.dialect)
-            + " ON CONFLICT DO NOTHING",
-            [(*key, sink, ref)],
+            _sql.insert("message_refs", _REF_COLUMNS, self.dialect)
+            + " ON CONFLICT (product, account, uid, sink) DO UPDATE SET ref = excluded.ref, claim = NULL,"
+            " lease_until = NULL WHERE message_refs.ref = ''",
+            [self._storable((*key, sink, ref))],
+        )
+
+    def claim_thread(self, key: FindingKey, sink: str, claim: Claim) -> ThreadClaim:
+        """Return the finding's thread, or hold its first message (an empty ref marks the hold)."""
+        ref = self.message_ref(key, sink)
+        if ref is not None:
+            return ThreadClaim(ref=ref)
+        held = self._write_returning(
+            _sql.spell(
+                _sql.insert(
+                    "message_refs", ("product", "account", "uid", "sink", "ref", "claim", "lease_until"), "sqlite"
+                )
+                + " ON CONFLICT (product, account, uid, sink) DO UPDATE SET claim = excluded.claim,"
+                " lease_until = excluded.lease_until"
+                " WHERE message_refs.ref = '' AND (message_refs.lease_until IS NULL OR message_refs.lease_until <= ?"
+                " OR message_refs.claim = excluded.claim)"
+                " RETURNING ref",
+                self.dialect,
+            ),
+            self._storable((*key, sink, "", claim.token, claim.until, claim.at)),
+        )
+        if held:
+            return ThreadClaim(mine=True)
+        # Someone else holds it, or has just posted it.
+        return ThreadClaim(ref=self.message_ref(key, sink))
+
+    def release_thread(self, key: FindingKey, sink: str, claim: Claim) -> None:
+        """Give up a held first message that was not posted (or posted without a reference)."""
+        self._modify(
+            f"DELETE FROM message_refs WHERE {KEY_IS} AND sink = ? AND ref = '' AND claim = ?",
+            [self._storable((*key, sink, claim.token))],
         )
 
     # Source health ----------------------------------------------------------------------------------
@@ -285,3 +377,15 @@ class SqlStore(SqlImages, ABC):
             f"SELECT {', '.join(SIGNAL_COLUMNS)} FROM health_signals ORDER BY source, account_uid, service, region"
         )
         return [_sql.health_signal(row) for row in rows]
+
+
+def _outcome(entry: LedgerEntry) -> tuple[Any, ...]:
+    return (
+        entry.state,
+        entry.attempts,
+        entry.next_attempt,
+        entry.last_error,
+        entry.delivered_at,
+        entry.version,
+        entry.sink,
+    )

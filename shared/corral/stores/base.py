@@ -4,19 +4,26 @@ Backends (SQLite, PostgreSQL, DynamoDB) differ only in how they keep rows and ma
 read-decide-write atomic; *what* a change is comes from `decide()` here, so the three cannot
 disagree. Besides findings and their history, the contract holds what delivery and coverage need:
 the dead letter, the delivery ledger, sink message references and source health.
+
+Immutable records that every process builds at import are NamedTuples rather than dataclasses:
+creating a frozen dataclass runs its generated methods through `exec` (about half a millisecond
+each, at every cold start), a NamedTuple costs a tenth of that. Records that callers copy with
+`dataclasses.replace` or read with `dataclasses.asdict` stay dataclasses.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol
 
 import orjson
 
-from corral import inventory, ocsf, priority, traits
+from corral import inventory, limits, ocsf, priority, traits
 from corral.context import container_context
+from corral.errors import PermanentError
 from corral.records import HealthSignal
 
 if TYPE_CHECKING:
@@ -52,6 +59,8 @@ VOLATILE_PATHS: Final[tuple[tuple[str, ...], ...]] = (
     ("end_time",),
     ("metadata", "uid"),
     ("metadata", "processed_time"),
+    ("metadata", "logged_time"),
+    ("metadata", "sequence"),
     ("finding_info", "modified_time"),
     ("finding_info", "last_seen_time"),
 )
@@ -63,7 +72,12 @@ def fingerprint(finding: Mapping[str, Any]) -> str:
     doc: dict[str, Any] = priority.without(finding) if "priority_id" in finding else dict(finding)
     for path in VOLATILE_PATHS:
         _drop(doc, path)
-    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    try:
+        text = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        # The pipeline checks Corral's limits before storing; a direct caller gets the same reason.
+        raise PermanentError(f"finding cannot be stored: {limits.violation(finding) or exc}") from None
+    return hashlib.sha256(text).hexdigest()
 
 
 def _drop(doc: dict[str, Any], path: tuple[str, ...]) -> None:
@@ -112,43 +126,96 @@ def _severity_rank(severity_id: int) -> int:
     return severity_id if 1 <= severity_id <= 6 else 0
 
 
+TIMELESS_LABEL: Final = "corral:time-from-transport"
+"""In `metadata.labels`: the source gave no time; the finding's times are the transport's (or Corral's clock)."""
+SEEN_LIMIT: Final = 32
+"""How many accepted contents a finding remembers, so that an old one delivered again is not news."""
+
+
+def seen_mark(fp: str) -> str:
+    """The short form of a fingerprint kept in a finding's `seen` list."""
+    return fp[:16]
+
+
+def remember(seen: tuple[str, ...], fp: str) -> tuple[str, ...]:
+    """`seen` with one more accepted content, newest last, at most SEEN_LIMIT."""
+    mark = seen_mark(fp)
+    return (*(s for s in seen if s != mark), mark)[-SEEN_LIMIT:]
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """What `decide()` compares between the stored and the incoming version of a finding."""
+    """What `decide()` compares between the stored and the incoming version of a finding.
+
+    `logged_time` and `sequence` are the transport's stable order (`metadata.logged_time`, e.g.
+    the Pub/Sub publish or Event Hubs enqueued time, and `metadata.sequence`); a version whose
+    `seen` (stored side) holds the contents accepted so far.
+    """
 
     modified_time: int
     fingerprint: str
     severity_id: int
     status_id: int
     closed: bool
+    logged_time: int | None = None
+    sequence: int | None = None
+    seen: tuple[str, ...] = ()
+    timeless: bool = False
+    """The source gave no time of its own and the transport's stood in (`TIMELESS_LABEL`)."""
 
     @classmethod
     def of(cls, finding: Mapping[str, Any], fp: str | None = None) -> Snapshot:
         """Take the snapshot of one OCSF finding."""
+        metadata = finding.get("metadata") or {}
+        logged, sequence = metadata.get("logged_time"), metadata.get("sequence")
         return cls(
             modified_time=ocsf.modified_time(finding),
             fingerprint=fp or fingerprint(finding),
             severity_id=int(finding.get("severity_id", 0)),
             status_id=int(finding.get("status_id", 0)),
             closed=is_closed(finding),
+            logged_time=logged if isinstance(logged, int) and not isinstance(logged, bool) else None,
+            sequence=sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else None,
+            timeless=TIMELESS_LABEL in (metadata.get("labels") or ()),
         )
+
+
+def _older_at_the_same_time(current: Snapshot, incoming: Snapshot) -> bool:
+    """Of two versions claiming the same time, whether `incoming` loses.
+
+    The transport's order decides where both versions carry one (a state change that left the
+    source's time unchanged, published later); otherwise the content does, so that redelivering
+    both in any order converges on one version instead of flipping between them.
+    """
+    if current.logged_time is not None and incoming.logged_time is not None:
+        mine = (incoming.logged_time, incoming.sequence or 0)
+        theirs = (current.logged_time, current.sequence or 0)
+        if mine != theirs:
+            return mine < theirs
+    return incoming.fingerprint < current.fingerprint
 
 
 def decide(current: Snapshot | None, incoming: Snapshot) -> ChangeKind:
     """Return the change kind of `incoming` over `current` (None when never seen).
 
-    Order is the source's own modified time, never arrival: an older version is `stale`, and of
-    two versions with the same time the one with the greater fingerprint wins. The same
-    fingerprint is `unchanged`. Otherwise, by precedence: reopened, closed, escalated,
+    Order is the source's own modified time, never arrival: an older version is `stale`; of two
+    versions with the same time, the transport's order decides, else the greater fingerprint. A
+    content the finding already had is never newer unless its own time is later than the stored
+    version's, so a replay of old versions (or a timeless record delivered again) changes nothing.
+    The same fingerprint is `unchanged`. Otherwise, by precedence: reopened, closed, escalated,
     deescalated, updated.
     """
     if current is None:
         return "new"
     if incoming.modified_time < current.modified_time:
         return "stale"
-    if incoming.modified_time == current.modified_time and incoming.fingerprint < current.fingerprint:
-        # Two versions that claim the same time: the content decides, not arrival, so redelivering
-        # both in any order converges on one version instead of flipping between them.
+    if (
+        incoming.fingerprint != current.fingerprint
+        and seen_mark(incoming.fingerprint) in current.seen
+        and (incoming.timeless or incoming.modified_time == current.modified_time)
+    ):
+        return "stale"
+    if incoming.modified_time == current.modified_time and _older_at_the_same_time(current, incoming):
         return "stale"
     if incoming.fingerprint == current.fingerprint and incoming.closed == current.closed:
         # Activity is volatile (Create/Update flip on re-publication), but a Close is a change.
@@ -165,8 +232,7 @@ def decide(current: Snapshot | None, incoming: Snapshot) -> ChangeKind:
     return "updated"
 
 
-@dataclass(frozen=True, slots=True)
-class Columns:
+class Columns(NamedTuple):
     """The indexed columns a backend keeps beside the OCSF document, for queries."""
 
     cloud: str
@@ -224,8 +290,7 @@ def columns(finding: Mapping[str, Any], fp: str | None = None) -> Columns:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """What one upsert did to one finding; `version` is the idempotency key of this version."""
 
     kind: ChangeKind
@@ -235,8 +300,7 @@ class Change:
     previous: Snapshot | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Suppression:
+class Suppression(NamedTuple):
     """Why a finding is stored but not sent: the rule's reason, which rule, and until when."""
 
     reason: str
@@ -244,8 +308,7 @@ class Suppression:
     until: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredFinding:
+class StoredFinding(NamedTuple):
     """A finding as the store keeps it: the latest document plus what the store learned."""
 
     key: FindingKey
@@ -325,8 +388,7 @@ class FindingQuery:
     cursor: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
+class Page(NamedTuple):
     """One page of a query; pass `next_cursor` back for the next one (None: no more)."""
 
     items: list[StoredFinding]
@@ -341,8 +403,7 @@ class MatchCount:
     exact: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class TrendDay:
+class TrendDay(NamedTuple):
     """Findings first seen, and findings last seen, on one UTC day (its start, epoch ms)."""
 
     day: int
@@ -375,6 +436,8 @@ class DeadLetter:
     size: int
     source: str | None = None
     id: str | None = None
+    count: int = 1
+    """How many times these exact bytes failed: the same input twice is one dead letter."""
 
     @classmethod
     def of(cls, raw: bytes, *, at: int, reason: str, ref: str, source: str | None = None) -> DeadLetter:
@@ -392,26 +455,95 @@ class DeadLetter:
 
 LedgerState = Literal["pending", "delivered", "dead"]
 
+LEASE_MS: Final = 900_000
+"""How long a claim holds ledger rows: longer than any one delivery pass (a Lambda runs 15 min at most).
+
+A worker that dies holding rows delays them by this much; a live worker still sending when its
+lease runs out may see another worker send the same rows (the receiver drops them by version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One worker's hold on the ledger rows it is about to send: a token, and when the hold lapses.
+
+    A row held by a claim is sent by no one else until `until`, when a worker that died holding
+    it lets it go; its outcome is recorded only while the claim still holds it.
+    """
+
+    token: str
+    at: int
+    """When the claim was made (epoch ms): rows due by then can be taken."""
+    until: int
+
+    @classmethod
+    def new(cls, now: int, lease_ms: int = LEASE_MS) -> Claim:
+        """A fresh claim made at `now`, lapsing `lease_ms` later."""
+        return cls(secrets.token_hex(8), now, now + lease_ms)
+
+
+def merge_dead_letters(letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+    """One letter per distinct input (sha256) of a batch, the first kept, counts summed."""
+    merged: dict[str, DeadLetter] = {}
+    for letter in letters:
+        seen = merged.get(letter.sha256)
+        merged[letter.sha256] = letter if seen is None else replace(seen, count=seen.count + letter.count)
+    return list(merged.values())
+
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """One (finding version, sink) delivery: what to send, and how far it got."""
+    """One (finding version, sink) delivery: what to send, and how far it got.
+
+    The store keeps the row small and refers to the version's document rather than copying it;
+    `document` is None for a row read back whose version is no longer stored (superseded and
+    expired). `next_attempt` is when a pending row is next due (while a claim holds it: when
+    the claim lapses); for a delivered or dead row, when it was settled. `claim` is the token of
+    the claim this worker holds the row by, if any.
+    """
 
     version: str
     sink: str
     key: FindingKey
     change: ChangeKind
-    document: ocsf.Finding
+    document: ocsf.Finding | None
     created: int
     state: LedgerState = "pending"
     attempts: int = 0
     next_attempt: int = 0
     last_error: str | None = None
     delivered_at: int | None = None
+    claim: str | None = None
+    previous_severity_id: int | None = None
+    """The severity of the version this one replaced, so that an escalation reads "High → Critical"."""
 
 
 @dataclass(frozen=True, slots=True)
-class SourceSeen:
+class SinkBacklog:
+    """What is pending for one sink: how many rows, how many due now, held by a worker, and when."""
+
+    sink: str
+    pending: int
+    due: int
+    held: int
+    next_attempt: int
+    """The earliest next attempt of a pending row (a held row's: when its claim lapses)."""
+    oldest_created: int
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadClaim:
+    """Where a chat message about a finding goes: under an existing thread, or as its first message.
+
+    `ref` is the thread's first message when there is one. Otherwise `mine` says whether this
+    worker now holds the right to post the first message (set its ref, or release it, after);
+    when both are empty another worker is posting it, and this message waits.
+    """
+
+    ref: str | None = None
+    mine: bool = False
+
+
+class SourceSeen(NamedTuple):
     """A delivery from a source for an account, as arrival time and the finding's own time."""
 
     source: str
@@ -420,8 +552,7 @@ class SourceSeen:
     finding_time: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SourceState:
+class SourceState(NamedTuple):
     """The last delivery of a source for one account, and how many it has had."""
 
     source: str
@@ -510,7 +641,7 @@ class Store(Protocol):
     # Dead letter ----------------------------------------------------------------------------
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Keep rejected inputs with their reasons."""
+        """Keep rejected inputs with their reasons; an input already kept (same sha256) counts up instead."""
 
     def dead_letters(self, *, limit: int = 100, source: str | None = None) -> list[DeadLetter]:
         """Return dead letters, newest first, with their ids."""
@@ -519,24 +650,48 @@ class Store(Protocol):
         """Return one dead letter, or None."""
 
     def count_dead_letters(self) -> dict[str, int]:
-        """Return dead-letter counts per source ("" for unknown)."""
+        """Return how many records failed, per source ("" for unknown); a letter counts as often as it failed."""
 
     # Delivery ledger ------------------------------------------------------------------------
 
-    def ledger_add(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
-        """Insert entries whose (version, sink) is new; return each row as stored now.
+    def ledger_add(self, entries: Sequence[LedgerEntry], *, claim: Claim | None = None) -> list[LedgerEntry]:
+        """Insert entries whose (version, sink) is new, without copying their documents.
 
-        A row that already exists keeps its state: a delivered version is never re-queued.
+        A row that already exists keeps its state: a delivered version is never re-queued. With
+        a `claim`, new pending rows are inserted held by it, existing pending rows that are due
+        and held by no one are taken too, and the rows now held are returned, as stored, for
+        this worker to send; rows held elsewhere or settled are not. Without one, the rows
+        inserted are returned (no read-back of rows that existed).
+        """
+
+    def ledger_claim(self, claim: Claim, *, limit: int = 500, sinks: Sequence[str] | None = None) -> list[LedgerEntry]:
+        """Hold and return up to `limit` pending rows due by `claim.at` (of `sinks` only, if given), oldest first.
+
+        A row held by a live claim is never returned to another; one whose claim lapsed is.
         """
 
     def ledger_due(self, *, now: int, limit: int = 500) -> list[LedgerEntry]:
-        """Return pending rows whose next attempt is due, oldest first."""
+        """Return pending rows whose next attempt is due, oldest first (a look, holding nothing)."""
 
     def ledger_update(self, entries: Sequence[LedgerEntry]) -> None:
-        """Record the new state, attempts, error and next attempt of each row (one write where possible)."""
+        """Record the new state, attempts, error and next attempt of each row (one write where possible).
+
+        A row carrying a claim token is written only while that claim still holds it (a lapsed
+        claim that another worker took is theirs to record), and the hold is released. A row
+        left pending keeps its version's document for the retry.
+        """
+
+    def ledger_expire(self, settled_before: int) -> int:
+        """Delete delivered and dead rows settled before the time, and documents no pending row needs."""
 
     def ledger_summary(self) -> LedgerSummary:
-        """Return row counts by sink and state and the oldest pending row per sink."""
+        """Return row counts by sink and state and the oldest pending row per sink (reads every row)."""
+
+    def ledger_oldest_pending(self) -> dict[str, int]:
+        """Return the creation time of the oldest pending row per sink, without reading settled rows."""
+
+    def ledger_backlog(self, now: int) -> list[SinkBacklog]:
+        """Return what is pending per sink, and when its next attempt is due (reads pending rows only)."""
 
     def ledger_for(self, versions: Sequence[str]) -> list[LedgerEntry]:
         """Return the ledger rows of these finding versions (every sink), in no set order."""
@@ -547,7 +702,17 @@ class Store(Protocol):
         """Return the sink's reference to the first message about a finding (e.g. a Slack ts)."""
 
     def set_message_ref(self, key: FindingKey, sink: str, ref: str) -> None:
-        """Remember the first message's reference; an existing one is kept."""
+        """Remember the first message's reference (filling a held thread); an existing one is kept."""
+
+    def claim_thread(self, key: FindingKey, sink: str, claim: Claim) -> ThreadClaim:
+        """Return the finding's thread on the sink, or hold the right to post its first message.
+
+        One worker at a time holds it, so a finding gets one thread; a hold whose claim lapsed
+        can be taken again.
+        """
+
+    def release_thread(self, key: FindingKey, sink: str, claim: Claim) -> None:
+        """Give up a held first message that was not posted (or posted without a reference)."""
 
     # Source health --------------------------------------------------------------------------
 

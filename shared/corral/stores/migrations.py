@@ -316,6 +316,43 @@ _IMAGES: Final = (
     "CREATE INDEX image_vulnerabilities_by_image ON image_vulnerabilities (image)",
 )
 
+# Claims and a lean ledger. New ledger rows no longer copy the document: the legacy column holds
+# JSON null for them (rows written before keep theirs, so nothing is rewritten), a retried row's
+# document is kept once per version in ledger_documents, and a row sent at once needs none. A
+# claim token on the row and a thread hold on message_refs make concurrent workers send each row
+# and each first message once. The indexes serve the hourly check (the oldest pending row per sink
+# without reading settled rows) and expiry (settled rows by when they were settled).
+_LEDGER_7: Final = (
+    "ALTER TABLE ledger ADD COLUMN claim TEXT",
+    "ALTER TABLE ledger ADD COLUMN previous_severity_id INTEGER",
+    """CREATE TABLE ledger_documents (
+        version TEXT NOT NULL PRIMARY KEY,
+        document {json} NOT NULL,
+        created {big} NOT NULL
+    )""",
+    "CREATE INDEX ledger_pending_by_sink ON ledger (sink, created) WHERE state = 'pending'",
+    "CREATE INDEX ledger_settled ON ledger (next_attempt) WHERE state <> 'pending'",
+    "ALTER TABLE message_refs ADD COLUMN claim TEXT",
+    "ALTER TABLE message_refs ADD COLUMN lease_until {big}",
+)
+
+# The same input failing again is one dead letter with a count: keep the newest row of each input,
+# count what it stood for, then let the unique index keep it so.
+_DEAD_LETTERS: Final = (
+    "ALTER TABLE dead_letters ADD COLUMN count {big} NOT NULL DEFAULT 1",
+    "UPDATE dead_letters SET count = (SELECT count(*) FROM dead_letters AS d WHERE d.sha256 = dead_letters.sha256)",
+    "DELETE FROM dead_letters WHERE id NOT IN (SELECT max(id) FROM dead_letters GROUP BY sha256)",
+    "CREATE UNIQUE INDEX dead_letters_by_input ON dead_letters (sha256)",
+)
+
+# Replays converge: a finding keeps the transport's order of its version (for versions whose
+# source times tie) and the contents it has accepted (so that an old one delivered again is stale).
+_REPLAYS: Final = (
+    "ALTER TABLE findings ADD COLUMN logged_time {big}",
+    "ALTER TABLE findings ADD COLUMN sequence {big}",
+    "ALTER TABLE findings ADD COLUMN seen TEXT",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -353,6 +390,24 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "findings: drop the cluster, namespace and status listing indexes (each re-delivery rewrote them)",
         _STEP_6,
         _STEP_6,
+    ),
+    Migration(
+        7,
+        "delivery claims, ledger rows without document copies, ledger expiry and backlog indexes",
+        _spell(_LEDGER_7, "sqlite"),
+        _spell(_LEDGER_7, "postgresql"),
+    ),
+    Migration(
+        8,
+        "one dead letter per distinct input, with a count of how often it failed",
+        _spell(_DEAD_LETTERS, "sqlite"),
+        _spell(_DEAD_LETTERS, "postgresql"),
+    ),
+    Migration(
+        9,
+        "findings keep their version's transport order and the contents they have accepted",
+        _spell(_REPLAYS, "sqlite"),
+        _spell(_REPLAYS, "postgresql"),
     ),
 )
 LATEST: Final = MIGRATIONS[-1].version

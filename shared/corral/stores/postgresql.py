@@ -38,6 +38,7 @@ from corral.stores import _sql, migrations, redact
 from corral.stores._sql_store import SqlStore
 from corral.stores.base import (
     Change,
+    Claim,
     DeadLetter,
     FindingKey,
     LedgerEntry,
@@ -76,6 +77,9 @@ _FINDING_TYPES: Final = (
     "bigint",
     "bigint",
     "int",
+    "bigint",
+    "bigint",
+    "text",
     "jsonb",
     "jsonb",
     "text",
@@ -101,9 +105,10 @@ _INSERT_HISTORY: Final = (
 )
 _REFRESH_FINDINGS: Final = (
     "UPDATE findings AS f SET last_seen = t.last_seen, modified_time = t.modified_time, closed = t.closed,"
-    " document = t.document::jsonb"
-    " FROM unnest(%s::bigint[], %s::bigint[], %s::bool[], %s::text[], %s::text[], %s::text[], %s::text[])"
-    " AS t(last_seen, modified_time, closed, document, product, account, uid)"
+    " document = t.document::jsonb, logged_time = t.logged_time, sequence = t.sequence, seen = t.seen"
+    " FROM unnest(%s::bigint[], %s::bigint[], %s::bool[], %s::text[], %s::bigint[], %s::bigint[], %s::text[],"
+    " %s::text[], %s::text[], %s::text[])"
+    " AS t(last_seen, modified_time, closed, document, logged_time, sequence, seen, product, account, uid)"
     " WHERE f.product = t.product AND f.account = t.account AND f.uid = t.uid"
 )
 _SELECT_STATE: Final = (
@@ -139,7 +144,6 @@ def _columns_of(rows: Sequence[Sequence[Any]], json_at: tuple[int, ...]) -> list
 # Where the JSON text sits in the rows of `_sql`: findings (traits, document), refresh, ledger.
 _FINDING_JSON: Final = (_sql.FINDING_COLUMNS.index("traits"), _sql.FINDING_COLUMNS.index("document"))
 _REFRESH_JSON: Final = (3,)
-_LEDGER_JSON: Final = (6,)
 
 
 def open(url: str) -> PostgresStore:
@@ -321,26 +325,92 @@ class PostgresStore(SqlStore):
 
     # Delivery ledger --------------------------------------------------------------------------------
 
-    def ledger_add(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
-        """Insert entries whose (version, sink) is new; return each row as stored now."""
-        if not entries:
+    def ledger_add(self, entries: Sequence[LedgerEntry], *, claim: Claim | None = None) -> list[LedgerEntry]:
+        """Insert entries whose (version, sink) is new in one statement; with a claim, hold them and due rows."""
+        unique = list({(e.version, e.sink): e for e in reversed(entries)}.values())[::-1]
+        if not unique:
             return []
-        # Sorted, so that two concurrent batches take the unique-index locks in the same order.
-        rows = sorted(
-            {(e.version, e.sink): self._storable(_sql.ledger_row(e), _LEDGER_JSON) for e in entries}.values(),
-            key=lambda r: r[:2],
-        )
-        pairs = [(e.version, e.sink) for e in entries]
+        columns = _columns_of([_sql.ledger_row(e, claim) for e in unique], ())
+        sql, params = (_LEDGER_CLAIM, [*columns, claim.at]) if claim is not None else (_LEDGER_INSERT, columns)
 
-        def work(conn: Connection) -> list[LedgerEntry]:
+        def work(conn: Connection) -> list[tuple[Any, ...]]:
             with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(self._ledger_insert, rows)
-                cur.execute(
-                    f"SELECT {_sql.LEDGER_STATE_SELECT} FROM ledger WHERE (version, sink) IN"
-                    " (SELECT * FROM unnest(%s::text[], %s::text[]))",
-                    [[p[0] for p in pairs], [p[1] for p in pairs]],
-                )
-                stored = {(row[0], row[1]): row for row in cur.fetchall()}
-            return [_sql.ledger_as_stored(e, stored[(e.version, e.sink)]) for e in entries]
+                cur.execute(sql, params)
+                return cur.fetchall()
+
+        returned = {(row[0], row[1]): row for row in self._run(work)}
+        if claim is None:
+            return [e for e in unique if (e.version, e.sink) in returned]
+        return [
+            _sql.ledger_held(e, returned[(e.version, e.sink)], claim) for e in unique if (e.version, e.sink) in returned
+        ]
+
+    def ledger_claim(self, claim: Claim, *, limit: int = 500, sinks: Sequence[str] | None = None) -> list[LedgerEntry]:
+        """Hold up to `limit` due rows, oldest first; rows another worker is claiming are skipped, not awaited."""
+        if sinks is not None and not sinks:
+            return []
+        only = " AND sink = ANY(%s)" if sinks is not None else ""
+        sql = (
+            "WITH held AS (UPDATE ledger AS h SET claim = %s, next_attempt = %s FROM ("
+            f"SELECT version, sink FROM ledger WHERE state = 'pending' AND next_attempt <= %s{only}"
+            " ORDER BY created, version, sink LIMIT %s FOR UPDATE SKIP LOCKED) AS due"
+            " WHERE h.version = due.version AND h.sink = due.sink RETURNING h.*)"
+            f" SELECT {self._ledger_read.replace('FROM ledger AS l', 'FROM held AS l', 1)}"
+            " ORDER BY l.created, l.version, l.sink"
+        )
+        params: list[Any] = [claim.token, claim.until, claim.at, *([list(sinks)] if sinks is not None else []), limit]
+        return [_sql.ledger_entry(row) for row in self._fetch(sql, params)]
+
+    def _write_all(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> list[int]:
+        def work(conn: Connection) -> list[int]:
+            counts: list[int] = []
+            with conn.transaction(), conn.cursor() as cur:
+                for sql, rows in statements:
+                    if rows:
+                        cur.executemany(sql, rows)
+                    counts.append(max(cur.rowcount, 0) if rows else 0)
+            return counts
 
         return self._run(work)
+
+    def _write_returning(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        def work(conn: Connection) -> list[Any]:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+
+        return self._run(work)
+
+
+_LEDGER_TYPES: Final = (
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "bigint",
+    "text",
+    "int",
+    "bigint",
+    "text",
+    "bigint",
+    "text",
+    "int",
+)
+_LEDGER_INSERT_HEAD: Final = (
+    f"INSERT INTO ledger ({', '.join(_sql.LEDGER_COLUMNS)}, document)"
+    f" SELECT *, 'null'::jsonb FROM ({_unnest(_sql.LEDGER_COLUMNS, _LEDGER_TYPES)}) AS t"
+    # Sorted, so that two concurrent batches take the unique-index locks in the same order.
+    " ORDER BY version, sink"
+)
+_LEDGER_INSERT: Final = (
+    _LEDGER_INSERT_HEAD + f" ON CONFLICT (version, sink) DO NOTHING RETURNING {_sql.LEDGER_RETURNING}"
+)
+_LEDGER_CLAIM: Final = (
+    _LEDGER_INSERT_HEAD
+    + " ON CONFLICT (version, sink) DO UPDATE SET claim = excluded.claim, next_attempt = excluded.next_attempt"
+    " WHERE ledger.state = 'pending' AND ledger.next_attempt <= %s"
+    f" RETURNING {_sql.LEDGER_RETURNING}"
+)
+"""A ledger insert that also takes existing rows that are pending, due and held by no live claim."""

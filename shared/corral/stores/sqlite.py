@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -31,6 +32,7 @@ from corral.stores import _sql, migrations
 from corral.stores._sql_store import SqlStore
 from corral.stores.base import (
     Change,
+    Claim,
     DeadLetter,
     FindingKey,
     LedgerEntry,
@@ -41,11 +43,15 @@ BUSY_TIMEOUT_MS: Final = 30_000
 # Keys per `IN (VALUES …)` read: three parameters each, far below SQLite's parameter limit.
 _KEYS_PER_READ: Final = 300
 
+# Ledger rows per multi-row insert: 13 parameters each, far below SQLite's parameter limit.
+_LEDGER_ROWS_PER_INSERT: Final = 500
+
 _T = TypeVar("_T")
 
 _INSERT_FINDINGS: Final = _sql.insert("findings", _sql.FINDING_COLUMNS, "sqlite") + _sql.ON_CONFLICT_FINDINGS
 _REFRESH_FINDINGS: Final = (
-    "UPDATE findings SET last_seen = ?, modified_time = ?, closed = ?, document = ?"
+    "UPDATE findings SET last_seen = ?, modified_time = ?, closed = ?, document = ?,"
+    " logged_time = ?, sequence = ?, seen = ?"
     " WHERE product = ? AND account = ? AND uid = ?"
 )
 _INSERT_HISTORY: Final = _sql.insert("finding_history", _sql.HISTORY_COLUMNS, "sqlite")
@@ -143,6 +149,20 @@ class SqliteStore(SqlStore):
 
         self._guard(work)
 
+    def _write_all(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> list[int]:
+        def work() -> list[int]:
+            with self._write() as db:
+                return [db.executemany(sql, rows).rowcount if rows else 0 for sql, rows in statements]
+
+        return self._guard(work)
+
+    def _write_returning(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        def work() -> list[Any]:
+            with self._write() as db:
+                return db.execute(sql, params).fetchall()
+
+        return self._guard(work)
+
     # Lifecycle --------------------------------------------------------------------------------------
 
     def migrate(self) -> None:
@@ -215,15 +235,68 @@ class SqliteStore(SqlStore):
 
     # Delivery ledger --------------------------------------------------------------------------------
 
-    def ledger_add(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
-        """Insert entries whose (version, sink) is new; return each row as stored now."""
-        if not entries:
+    def ledger_add(self, entries: Sequence[LedgerEntry], *, claim: Claim | None = None) -> list[LedgerEntry]:
+        """Insert entries whose (version, sink) is new; with a claim, hold them and the due rows that existed."""
+        unique = list({(e.version, e.sink): e for e in reversed(entries)}.values())[::-1]
+        if not unique:
             return []
-        select = f"SELECT {_sql.LEDGER_STATE_SELECT} FROM ledger WHERE version = ? AND sink = ?"
+
+        def work() -> list[LedgerEntry]:
+            returned: dict[tuple[str, str], Any] = {}
+            with self._write() as db:
+                for start in range(0, len(unique), _LEDGER_ROWS_PER_INSERT):
+                    chunk = unique[start : start + _LEDGER_ROWS_PER_INSERT]
+                    params: list[Any] = [v for e in chunk for v in _sql.ledger_row(e, claim)]
+                    if claim is not None:
+                        params.append(claim.at)
+                    for row in db.execute(_ledger_insert(len(chunk), claiming=claim is not None), params):
+                        returned[(row[0], row[1])] = row
+            if claim is None:
+                return [e for e in unique if (e.version, e.sink) in returned]
+            return [
+                _sql.ledger_held(e, returned[(e.version, e.sink)], claim)
+                for e in unique
+                if (e.version, e.sink) in returned
+            ]
+
+        return self._guard(work)
+
+    def ledger_claim(self, claim: Claim, *, limit: int = 500, sinks: Sequence[str] | None = None) -> list[LedgerEntry]:
+        """Hold up to `limit` due rows, oldest first: read and marked in one write transaction."""
+        only = f" AND l.sink IN ({', '.join('?' for _ in sinks)})" if sinks is not None else ""
+        if sinks is not None and not sinks:
+            return []
+        select = (
+            f"SELECT {self._ledger_read} WHERE l.state = 'pending' AND l.next_attempt <= ?{only}"
+            " ORDER BY l.created, l.version, l.sink LIMIT ?"
+        )
 
         def work() -> list[LedgerEntry]:
             with self._write() as db:
-                db.executemany(self._ledger_insert, [_sql.ledger_row(e) for e in entries])
-                return [_sql.ledger_as_stored(e, db.execute(select, (e.version, e.sink)).fetchone()) for e in entries]
+                rows = db.execute(select, (claim.at, *(sinks or ()), limit)).fetchall()
+                db.executemany(
+                    "UPDATE ledger SET claim = ?, next_attempt = ? WHERE version = ? AND sink = ?",
+                    [(claim.token, claim.until, row[0], row[1]) for row in rows],
+                )
+            return [replace(_sql.ledger_entry(row), claim=claim.token, next_attempt=claim.until) for row in rows]
 
         return self._guard(work)
+
+
+def _ledger_insert(rows: int, *, claiming: bool) -> str:
+    """A multi-row ledger insert that returns each row it inserted or, with a claim, now holds.
+
+    A row that exists is left alone unless the claim may take it: pending, due, and held by no
+    live claim (a held row's next attempt is its claim's lapse).
+    """
+    columns = _sql.LEDGER_COLUMNS
+    one = "(" + ", ".join("?" for _ in columns[:6]) + ", 'null', " + ", ".join("?" for _ in columns[6:]) + ")"
+    head = f"INSERT INTO ledger ({', '.join(columns[:6])}, document, {', '.join(columns[6:])}) VALUES "
+    if claiming:
+        tail = (
+            " ON CONFLICT (version, sink) DO UPDATE SET claim = excluded.claim, next_attempt = excluded.next_attempt"
+            " WHERE ledger.state = 'pending' AND ledger.next_attempt <= ?"
+        )
+    else:
+        tail = " ON CONFLICT (version, sink) DO NOTHING"
+    return head + ", ".join(one for _ in range(rows)) + tail + f" RETURNING {_sql.LEDGER_RETURNING}"

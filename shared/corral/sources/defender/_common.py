@@ -262,6 +262,27 @@ def https(link: str | None) -> str | None:
     return "https://" + link.lstrip("/")
 
 
+_ASSESSMENT_KEY = re.compile(
+    r"/providers/Microsoft\.Security/assessments/"
+    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:/|$)",
+    re.I,
+)
+
+
+def recommendation_link(assessment_id: str | None) -> str | None:
+    """Return the portal page of the recommendation an assessment id names, as Defender's own `links.azurePortal`.
+
+    Sub-assessments, and assessments of AWS and GCP resources, arrive without a portal link; the
+    recommendation's key (the GUID after `/assessments/`) is all that page needs.
+    """
+    found = _ASSESSMENT_KEY.search(assessment_id or "")
+    if found is None:
+        return None
+    return (
+        f"https://portal.azure.com/#blade/Microsoft_Azure_Security/RecommendationsBlade/assessmentKey/{found.group(1)}"
+    )
+
+
 def resource_cloud(details: View, fallback_id: str | None) -> tuple[dict[str, Any], str | None]:
     """Return (`cloud`, resource provider) for an assessment's `resourceDetails`.
 

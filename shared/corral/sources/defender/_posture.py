@@ -7,16 +7,21 @@ Status and activity, from the assessment status code and the continuous-export a
 | action Delete                 | Deleted (6)       | Close                    | from the code     |
 | Healthy / Passed              | Resolved (4)      | Close                    | Pass              |
 | Unhealthy / Failed            | New (1)           | Create or Update         | Fail              |
-| NotApplicable / Skipped /     | Other (99), the   | Create or Update         | Other (99), the   |
-| Unsupported / anything else   | vendor's word     |                          | vendor's word     |
+| NotApplicable / Exempt        | Suppressed (3)    | Create or Update         | Other (99), the   |
+|                               |                   |                          | vendor's word     |
+| Skipped / Unsupported /       | Other (99), the   | Create or Update         | Other (99), the   |
+| anything else                 | vendor's word     |                          | vendor's word     |
 | no code                       | Unknown (0)       | Create or Update         | Unknown (0)       |
 
 A Healthy result is a resolved compliance failure, so it closes the finding (Security Hub
-treats Close as closed). NotApplicable is neither a pass nor a failure: Defender did not
-evaluate the resource (exempt, unsupported plan, image not scanned), so it is Other rather
-than Warning, which would claim a result the source never gave. Create is used for an
-export `Insert` that is not a weekly snapshot, and for a backfill row evaluated once
-(first evaluation equals last status change); every other delivery is an Update.
+treats Close as closed). NotApplicable and Exempt are neither a pass nor a failure: Defender
+set the resource aside (an exemption, a policy turned off, an unsupported plan), which is what
+OCSF's Suppressed says; the reason (`status.cause`, `status.description`) is the finding's
+`status_detail`, and the compliance status stays the vendor's word rather than a result the
+source never gave. Create is used for an export `Insert` that is not a weekly snapshot, and for
+every REST or Resource Graph row: such a read is stateless (it cannot tell a first sighting from
+a later one), so it states the record, and the store tells a new finding from an update; every
+other export delivery is an Update.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from corral.sources.defender._services import Placement, placement
 
 _PASS: Final = frozenset({"healthy", "passed"})
 _FAIL: Final = frozenset({"unhealthy", "failed"})
+_SET_ASIDE: Final = frozenset({"notapplicable", "exempt"})
 
 ENRICHMENTS: Final = (
     "assessmentEventDataEnrichment",
@@ -53,9 +59,7 @@ def enrichment(doc: View) -> View:
     return doc.view(*ENRICHMENTS)
 
 
-def lifecycle(
-    code: str | None, export: View, first: int | None = None, changed: int | None = None
-) -> tuple[int, int, str | None, int, str | None]:
+def lifecycle(code: str | None, export: View) -> tuple[int, int, str | None, int, str | None]:
     """Return (status_id, activity_id, status word for 99, compliance status_id, its word)."""
     word = (code or "").strip().lower()
     compliance = ocsf.COMPLIANCE_PASS if word in _PASS else ocsf.COMPLIANCE_FAIL if word in _FAIL else 99 if word else 0
@@ -68,9 +72,11 @@ def lifecycle(
     if action:
         activity = ocsf.CREATE if action == "insert" and not export.bool("isSnapshot") else ocsf.UPDATE
     else:
-        activity = ocsf.CREATE if first is not None and first == changed else ocsf.UPDATE
+        activity = ocsf.CREATE
     if word in _FAIL:
         return ocsf.STATUS_NEW, activity, None, compliance, compliance_word
+    if word in _SET_ASIDE:
+        return ocsf.STATUS_SUPPRESSED, activity, None, compliance, compliance_word
     if word:
         return 99, activity, code, compliance, compliance_word
     return 0, activity, None, compliance, compliance_word

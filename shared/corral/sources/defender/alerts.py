@@ -7,7 +7,8 @@ alerts, properties: {...camelCase}}`). Both are read through one case-insensitiv
 Decisions:
 
 - Identity: `finding_info.uid` is `SystemAlertId` (REST: `properties.systemAlertId`, else the
-  resource `name`, which is the same id); the ARM id is `uid_alt`.
+  resource `name`, which is the same id); the ARM id is `uid_alt`. A REST row whose name differs
+  from its `systemAlertId` takes its ARM id as uid instead (see `_identity`).
 - Status: New/Active → New + Create; InProgress → In Progress + Update; Resolved → Resolved +
   Close; Dismissed → Suppressed + Close. An unknown status is kept as status Other (99) with
   the vendor's word, activity Other.
@@ -31,7 +32,8 @@ from typing import Any, Final
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.sources.defender import _common as common
-from corral.sources.defender._keys import EMPTY, Tree, View, consumed, is_uuid, without
+from corral.sources.defender._entities import Entities, foreign_resource
+from corral.sources.defender._keys import Tree, View, consumed, without
 from corral.sources.defender._services import placement
 
 LOG_NAME: Final = "SecurityAlert"
@@ -124,66 +126,38 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
     rest = doc.view("properties") if doc.key("properties") and not doc.get("SystemAlertId") else None
     alert = rest if rest is not None else doc
 
-    uid = alert.text("SystemAlertId") or (doc.text("name") if rest is not None else None)
-    if not uid:
-        raise MalformedEventError("SystemAlertId: missing or not a string")
-    alert_type = alert.text("AlertType")
-    title = alert.text("AlertDisplayName")
     arm_id = doc.text("id") if rest is not None else None
-    link = alert.text("AlertUri")
-
-    graph = _Entities(alert.list("Entities"))
+    uid, uid_alt = _identity(alert.text("SystemAlertId"), doc.text("name") if rest is not None else None, arm_id)
+    alert_type, title, link = alert.text("AlertType"), alert.text("AlertDisplayName"), alert.text("AlertUri")
+    graph = Entities(alert.list("Entities"))
     identifiers = alert.views("ResourceIdentifiers")
     primary = _primary_resource(alert, identifiers)
     foreign = _foreign(graph, identifiers, primary)
-    region = common.location(arm_id) or common.location(link)
-    if foreign is not None:
-        provider, account, foreign_region, foreign_resource = foreign
-        cloud = ocsf.cloud(provider, account, foreign_region)
-    else:
-        provider, foreign_resource = "Azure", None
-        cloud = common.azure_cloud(primary, region, fallback=arm_id or link)
+    provider, cloud, foreign_resource = _cloud(foreign, primary, arm_id, link)
 
     status_word = alert.text("Status")
     status_id, activity_id = _STATUS.get((status_word or "new").lower(), (99, 99))
-
     severity_word = alert.get("Severity")
-    sev = common.severity_id(severity_word)
-    created = common.first_time(alert, "TimeGenerated", "TimeGeneratedUtc")
-    modified = common.first_time(alert, "ProcessingEndTime", "ProcessingEndTimeUtc")
-    first_seen = common.first_time(alert, "StartTimeUtc")
-    last_seen = common.first_time(alert, "EndTimeUtc")
-    time = common.require_time([modified, created, last_seen, first_seen], received_time, "alert")
-
+    times = _times(alert)
+    order = ("modified_time", "created_time", "last_seen_time", "first_seen_time")
+    time = common.require_time([times[key] for key in order], received_time, "alert")
     attacks, intent_mapped = _attacks(alert)
     cluster_ids = graph.cluster_ids()
     service, layer = _classify(alert_type, primary, cluster_ids, provider, graph.has_containers())
-    orchestrator = (
-        _ORCHESTRATORS.get(provider)
-        or graph.platform()
-        or (
-            "AKS" if any(placement(c) == (traits.AKS, traits.PLATFORM) for c in [*cluster_ids, primary or ""]) else None
-        )
-    )
-
-    resources = _resources(primary, alert, graph, foreign_resource)
-    evidences = list(graph.evidences(orchestrator or "Kubernetes"))
-
-    extended = alert.view("ExtendedProperties")
-    feature = alert.text("ProductComponentName") or extended.text("ProductComponentName")
-    tenant = _tenant(identifiers)
+    orchestrator = _orchestrator(provider, graph, cluster_ids, primary)
+    feature = alert.text("ProductComponentName") or alert.view("ExtendedProperties").text("ProductComponentName")
 
     finding = common.envelope(
         ocsf.DETECTION,
         log_name=LOG_NAME,
         activity_id=activity_id,
         time=time,
-        severity_id=sev,
+        severity_id=common.severity_id(severity_word),
         vendor_severity=severity_word,
         status_id=status_id,
         status_word=status_word if status_id == 99 else None,
         delivery_id=delivery_id,
-        tenant=tenant,
+        tenant=_tenant(identifiers),
         feature=feature,
     )
     finding.update(
@@ -193,25 +167,58 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
             "cloud": cloud,
             "finding_info": {
                 "uid": uid,
-                "uid_alt": arm_id,
-                "title": title,
-                "desc": alert.text("Description"),
-                "types": [alert_type] if alert_type else [],
-                "analytic": {"type_id": 1, "type": "Rule", "uid": alert_type, "name": title} if alert_type else None,
-                "created_time": created,
-                "modified_time": modified,
-                "first_seen_time": first_seen,
-                "last_seen_time": last_seen,
-                "src_url": link,
+                "uid_alt": uid_alt,
+                **_info(alert, alert_type, title, link),
+                **times,
                 "attacks": attacks,
                 "traits": traits.classify(service, layer, traits.THREAT_DETECTION),
             },
-            "resources": resources,
-            "evidences": evidences,
+            "resources": _resources(primary, alert, graph, foreign_resource),
+            "evidences": list(graph.evidences(orchestrator or "Kubernetes")),
             "remediation": _remediation(alert),
         }
     )
     return common.finish(finding, without(doc, _CONSUMED[rest is not None, intent_mapped]))
+
+
+def _info(alert: View, alert_type: str | None, title: str | None, link: str | None) -> dict[str, Any]:
+    return {
+        "title": title,
+        "desc": alert.text("Description"),
+        "types": [alert_type] if alert_type else [],
+        "analytic": {"type_id": 1, "type": "Rule", "uid": alert_type, "name": title} if alert_type else None,
+        "src_url": link,
+    }
+
+
+def _times(alert: View) -> dict[str, int | None]:
+    return {
+        "created_time": common.first_time(alert, "TimeGenerated", "TimeGeneratedUtc"),
+        "modified_time": common.first_time(alert, "ProcessingEndTime", "ProcessingEndTimeUtc"),
+        "first_seen_time": common.first_time(alert, "StartTimeUtc"),
+        "last_seen_time": common.first_time(alert, "EndTimeUtc"),
+    }
+
+
+def _cloud(
+    foreign: tuple[str, str, str | None, dict[str, Any]] | None,
+    primary: str | None,
+    arm_id: str | None,
+    link: str | None,
+) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """Return (provider, cloud, the foreign resource) of the alert's affected resource."""
+    if foreign is not None:
+        provider, account, foreign_region, resource = foreign
+        return provider, ocsf.cloud(provider, account, foreign_region), resource
+    region = common.location(arm_id) or common.location(link)
+    return "Azure", common.azure_cloud(primary, region, fallback=arm_id or link), None
+
+
+def _orchestrator(provider: str, graph: Entities, cluster_ids: list[str], primary: str | None) -> str | None:
+    if found := _ORCHESTRATORS.get(provider) or graph.platform():
+        return found
+    aks = any(placement(c) == (traits.AKS, traits.PLATFORM) for c in [*cluster_ids, primary or ""])
+    return "AKS" if aks else None
 
 
 def _remediation(alert: View) -> dict[str, Any] | None:
@@ -236,6 +243,22 @@ def _primary_resource(alert: View, identifiers: list[View]) -> str | None:
         if (identifier.text("Type") or "").lower() == "azureresource" and identifier.text("AzureResourceId"):
             return identifier.text("AzureResourceId")
     return alert.view("ExtendedProperties").text("EffectiveAzureResourceId")
+
+
+def _identity(system_id: str | None, name: str | None, arm_id: str | None) -> tuple[str, str | None]:
+    """Return (finding uid, uid_alt) of an alert.
+
+    An exported alert and its REST row share `SystemAlertId`, which is also the REST row's
+    resource name: that id is the uid, so both shapes are one finding. A REST row whose name is
+    not its `systemAlertId` is a different alert resource that shares the id (Defender reuses it
+    across alert types); its ARM id is its uid then, so the two never collapse into one finding.
+    """
+    if system_id and name and name.lower() != system_id.lower() and arm_id:
+        return arm_id, system_id
+    uid = system_id or name
+    if not uid:
+        raise MalformedEventError("SystemAlertId: missing or not a string")
+    return uid, arm_id
 
 
 def _attacks(alert: View) -> tuple[list[dict[str, Any]], bool]:
@@ -278,7 +301,7 @@ def _classify(
 
 
 def _foreign(
-    graph: _Entities, identifiers: list[View], primary: str | None
+    graph: Entities, identifiers: list[View], primary: str | None
 ) -> tuple[str, str, str | None, dict[str, Any]] | None:
     """Return (provider, account, region, resource) when the alert is about an AWS/GCP resource."""
     on_connector = primary is None or "/microsoft.security/securityconnectors/" in primary.lower()
@@ -297,34 +320,11 @@ def _foreign_identifiers(
     for identifier in identifiers:
         kind = (identifier.text("Type") or "").lower()
         if "aws" in kind or "gcp" in kind:
-            yield _foreign_resource(identifier, "AWS" if "aws" in kind else "GCP")
-
-
-def _foreign_resource(entity: View, provider: str) -> tuple[str, str | None, str | None, dict[str, Any], set[str]]:
-    arn = entity.text("AmazonResourceId", "AwsResourceId", "ResourceArn", "Arn")
-    arn_parts = arn.split(":") if arn and arn.startswith("arn:") else []
-    if provider == "AWS":
-        account = entity.text("AccountId", "AwsAccountId") or (arn_parts[4] if len(arn_parts) > 5 else None)
-        region = entity.text("Region", "Location") or (arn_parts[3] if len(arn_parts) > 5 else None)
-        uid = arn or entity.text("ResourceId")
-    else:
-        account = entity.text("ProjectId", "GcpProjectId", "ProjectNumber")
-        region = entity.text("Location", "Region")
-        uid = entity.text("FullResourceName", "ResourceId")
-    related = {r.lower() for r in entity.list("RelatedAzureResourceIds") if isinstance(r, str)}
-    resource = {
-        "uid": uid,
-        "name": entity.text("ResourceName", "Name"),
-        "type": entity.text("ResourceType"),
-        "provider": provider,
-        "region": region,
-        "role_id": 1,
-    }
-    return provider, account, region, resource, related
+            yield foreign_resource(identifier, "AWS" if "aws" in kind else "GCP")
 
 
 def _resources(
-    primary: str | None, alert: View, graph: _Entities, foreign: dict[str, Any] | None
+    primary: str | None, alert: View, graph: Entities, foreign: dict[str, Any] | None
 ) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     if primary:
@@ -339,148 +339,3 @@ def _resources(
         uid = str(resource.get("uid") or "").lower()
         unique.setdefault((uid, "" if uid else f"{resource.get('type')}:{resource.get('name')}"), resource)
     return list(unique.values())
-
-
-class _Entities:
-    """The alert's entity graph with `$ref`s resolved; each entity visited once."""
-
-    def __init__(self, entities: list[Any]) -> None:
-        self._index: dict[str, dict[str, Any]] = {}
-        self._views: dict[int, View] = {}
-        # Depth-first in document order (children pushed reversed), without recursion; only
-        # objects and lists can hold an entity.
-        stack: list[Any] = [node for node in reversed(entities) if isinstance(node, dict | list)]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, dict):
-                ref_id = node.get("$id")
-                if isinstance(ref_id, str | int) and not isinstance(ref_id, bool) and "$ref" not in node:
-                    # Stitched sample alerts reuse `$id`s; the first one as sent wins.
-                    self._index.setdefault(str(ref_id), node)
-                children = node.values()
-            else:
-                children = node
-            stack.extend([child for child in reversed(children) if isinstance(child, dict | list)])
-        # The listed entities first, then those only nested inside others (an `aws-resource`
-        # can be sent solely as a cluster's `CloudResource`).
-        nested = [node for node in self._index.values() if "Type" in node]
-        seen: set[int] = set()
-        self.all: list[View] = []
-        for entity in [*entities, *nested]:
-            resolved = self.resolve(entity)
-            if resolved and id(resolved.raw) not in seen:
-                seen.add(id(resolved.raw))
-                self.all.append(resolved)
-        self._kinds = [(entity.text("Type") or "").lower() for entity in self.all]
-
-    def _view(self, node: dict[str, Any]) -> View:
-        found = self._views.get(id(node))
-        if found is None:
-            found = self._views[id(node)] = View(node)
-        return found
-
-    def resolve(self, node: object) -> View:
-        """Return the entity `node` refers to (itself, or the target of its `$ref`)."""
-        if not isinstance(node, dict):
-            return EMPTY
-        if "$ref" in node:
-            ref = node.get("$ref")
-            target = self._index.get(str(ref)) if isinstance(ref, str | int) else None
-            return self._view(target) if target is not None else EMPTY
-        return self._view(node)
-
-    def of_type(self, *kinds: str) -> list[View]:
-        """Return the entities whose `Type` is one of `kinds` (case-insensitive)."""
-        wanted = {k.lower() for k in kinds}
-        return [entity for entity, kind in zip(self.all, self._kinds, strict=True) if kind in wanted]
-
-    def has_containers(self) -> bool:
-        """True when the graph names a container or a pod."""
-        return bool(self.of_type("container", "K8s-pod"))
-
-    def cluster_ids(self) -> list[str]:
-        """Return the ARM ids of the clusters the graph names."""
-        found: list[str] = []
-        for cluster in self.of_type("K8s-cluster"):
-            resource = self.resolve(cluster.get("CloudResource"))
-            rid = resource.text("ResourceId", "AzureID", "AzureResourceId")
-            if rid:
-                found.append(rid)
-        return found
-
-    def platform(self) -> str | None:
-        """Return the cluster platform the graph states (AKS, EKS, GKE, Arc...)."""
-        for cluster in self.of_type("K8s-cluster"):
-            if cluster.text("Platform"):
-                return cluster.text("Platform")
-        return None
-
-    def foreign(self) -> list[tuple[str, str | None, str | None, dict[str, Any], set[str]]]:
-        """Return the AWS and GCP resources the graph names."""
-        return [
-            _foreign_resource(entity, "AWS" if (entity.text("Type") or "").lower() == "aws-resource" else "GCP")
-            for entity in self.of_type("aws-resource", "gcp-resource")
-        ]
-
-    def _namespace_name(self, node: object) -> str | None:
-        namespace = self.resolve(node)
-        return namespace.text("Name") if namespace else (node if isinstance(node, str) and node else None)
-
-    def resources(self) -> list[dict[str, Any]]:
-        """Return clusters, namespaces and pods as OCSF resources."""
-        found: list[dict[str, Any]] = []
-        for cluster in self.of_type("K8s-cluster"):
-            resource = self.resolve(cluster.get("CloudResource"))
-            rid = resource.text("ResourceId", "AzureID", "AzureResourceId", "AmazonResourceId", "FullResourceName")
-            name = resource.text("ResourceName") or cluster.text("Name")
-            if rid:
-                kind = common.arm_type(rid) or resource.text("ResourceType") or "Kubernetes Cluster"
-                found.append({**common.arm_resource(rid, name=name, role_id=1), "type": kind})
-            elif name:
-                found.append({"name": name, "type": "Kubernetes Cluster", "role_id": 1})
-        for namespace in self.of_type("K8s-namespace"):
-            if namespace.text("Name"):
-                found.append({"name": namespace.text("Name"), "type": "Kubernetes Namespace", "role_id": 1})
-        for pod in self.of_type("K8s-pod"):
-            if pod.text("Name"):
-                uid = pod.text("Uid", "PodUid")
-                found.append(
-                    {
-                        "uid": uid,
-                        "name": pod.text("Name"),
-                        "namespace": self._namespace_name(pod.get("Namespace")),
-                        "type": "Kubernetes Pod",
-                        "role_id": 1,
-                    }
-                )
-        return found
-
-    def evidences(self, orchestrator: str) -> Iterator[dict[str, Any]]:
-        """Yield one evidence per entity, with `container` filled for container entities."""
-        for entity in self.all:
-            kind = entity.text("Type")
-            evidence: dict[str, Any] = {"name": kind, "data": dict(entity.raw)}
-            if (kind or "").lower() == "container":
-                container = self._container(entity, orchestrator)
-                if container:
-                    evidence["container"] = container
-            yield evidence
-
-    def _container(self, entity: View, orchestrator: str) -> dict[str, Any] | None:
-        name = entity.text("Name")
-        uid = entity.text("ContainerId")
-        if not name and not uid:
-            return None
-        image_entity = self.resolve(entity.get("Image"))
-        image = common.image_ref(
-            image_entity.text("ImageId", "ImageName"), image_entity.text("Digest", "DigestImage", "ImageDigest")
-        )
-        pod = self.resolve(entity.get("Pod"))
-        pod_uid = pod.text("Uid", "PodUid")
-        return {
-            "name": name,
-            "uid": uid,
-            "image": image.ocsf() if image else None,
-            "orchestrator": orchestrator,
-            "pod_uuid": pod_uid if is_uuid(pod_uid) else None,
-        }

@@ -67,7 +67,6 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
     status = props.view("status")
     extra = props.view("additionalData")
     export = posture.enrichment(doc)
-
     resource_id = details.text("id") or _parent_resource(assessment_id)
     cloud, provider = common.resource_cloud(details, assessment_id)
     title = props.text("displayName") or meta.text("displayName")
@@ -75,15 +74,10 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
     changed = common.first_time(status, "statusChangeDate")
     time = common.require_time([changed, first], received_time, "assessment")
     code = status.text("code")
-    status_id, activity_id, status_word, compliance_id, compliance_word = posture.lifecycle(
-        code, export, first, changed
-    )
+    status_id, activity_id, status_word, compliance_id, compliance_word = posture.lifecycle(code, export)
     severity_word = meta.get("severity")
-
     kubernetes = _kubernetes(extra, details)
-    service, layer = posture.place(resource_id, title, extra.text("kind"))
-    if kubernetes and service == traits.NO_SERVICE:
-        service, layer = traits.AKS, traits.APPLICATION
+    service, layer = _place(resource_id, title, extra, kubernetes)
     remediation = meta.text("remediationDescription")
     categories = [c for c in meta.list("categories") if isinstance(c, str) and c]
 
@@ -99,32 +93,14 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
         delivery_id=delivery_id,
         tenant=doc.text("tenantId"),
     )
-    resource = {
-        "uid": resource_id,
-        "name": details.text("resourceName") or common.last_segment(resource_id),
-        "type": common.arm_type(resource_id) or details.text("resourceType"),
-        "provider": provider,
-        "role_id": 1,
-    }
+    resource = _resource(details, resource_id, provider)
     finding.update(
         {
             "message": title,
             "status_code": code,
-            "status_detail": status.text("description", "cause"),
+            "status_detail": _detail(status),
             "cloud": cloud,
-            "finding_info": {
-                "uid": assessment_id.lower(),
-                "uid_alt": assessment_id if assessment_id != assessment_id.lower() else None,
-                "title": title,
-                "desc": meta.text("description"),
-                "types": categories,
-                "analytic": {"type_id": 1, "type": "Rule", "uid": doc.text("name"), "name": title},
-                "created_time": first,
-                "first_seen_time": first,
-                "modified_time": changed,
-                "src_url": common.https(props.view("links").text("azurePortal")),
-                "traits": traits.classify(service, layer, traits.HARDENING),
-            },
+            "finding_info": _info(doc, assessment_id, title, categories, first, changed, service, layer),
             "compliance": {
                 "control": title,
                 "status_id": compliance_id,
@@ -139,6 +115,49 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
         }
     )
     return common.finish(finding, without(doc, _CONSUMED))
+
+
+def _resource(details: View, resource_id: str | None, provider: str | None) -> dict[str, Any]:
+    return {
+        "uid": resource_id,
+        "name": details.text("resourceName") or common.last_segment(resource_id),
+        "type": common.arm_type(resource_id) or details.text("resourceType"),
+        "provider": provider,
+        "role_id": 1,
+    }
+
+
+def _place(resource_id: str | None, title: str | None, extra: View, kubernetes: dict[str, Any]) -> tuple[str, str]:
+    service, layer = posture.place(resource_id, title, extra.text("kind"))
+    if kubernetes and service == traits.NO_SERVICE:
+        return traits.AKS, traits.APPLICATION
+    return service, layer
+
+
+def _info(
+    doc: View,
+    assessment_id: str,
+    title: str | None,
+    categories: list[str],
+    first: int | None,
+    changed: int | None,
+    service: str,
+    layer: str,
+) -> dict[str, Any]:
+    props = doc.view("properties")
+    return {
+        "uid": assessment_id.lower(),
+        "uid_alt": assessment_id if assessment_id != assessment_id.lower() else None,
+        "title": title,
+        "desc": props.view("metadata").text("description"),
+        "types": categories,
+        "analytic": {"type_id": 1, "type": "Rule", "uid": doc.text("name"), "name": title},
+        "created_time": first,
+        "first_seen_time": first,
+        "modified_time": changed,
+        "src_url": common.https(props.view("links").text("azurePortal")) or common.recommendation_link(assessment_id),
+        "traits": traits.classify(service, layer, traits.HARDENING),
+    }
 
 
 def _detail(status: View) -> str | None:

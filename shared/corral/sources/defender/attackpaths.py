@@ -78,13 +78,7 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
         raise MalformedEventError("id: missing or not a string")
     props = doc.view("properties")
     title = props.text("displayName")
-    export = posture.enrichment(doc)
-    action = (export.text("action") or "").lower()
-    if action == "delete":
-        status_id, activity_id = ocsf.STATUS_DELETED, ocsf.CLOSE
-    else:
-        status_id = ocsf.STATUS_NEW
-        activity_id = ocsf.CREATE if action == "insert" and not export.bool("isSnapshot") else ocsf.UPDATE
+    status_id, activity_id = _lifecycle(posture.enrichment(doc))
     time = common.require_time(
         [common.first_time(props, "lastModifiedTime", "lastUpdatedTime", "timeGenerated", "createdTime")],
         received_time,
@@ -96,20 +90,7 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
     entry_id = props.text("entryPointEntityInternalID") or _first(entry_view, _ENTITY_ID)
     target_id = props.text("targetEntityInternalID") or _first(target_view, _ENTITY_ID)
     entities = [*props.view("graphComponent").views("entities"), entry_view, target_view]
-    nodes = _nodes(entities)
-    edges = _edges(props)
-    graph = (
-        {
-            "uid": props.text("AttackPathID") or doc.text("name"),
-            "name": title,
-            "type": "Attack Path",
-            "is_directed": True,
-            "nodes": nodes,
-            "edges": edges,
-        }
-        if nodes
-        else None
-    )
+    graph = _graph(doc, props, title, entities)
     resources = list(_resources(entities, entry_id, target_id))
     service, layer = _classify(entities)
     subscription = doc.text("subscriptionId") or common.subscription(path_id)
@@ -135,25 +116,53 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
             "message": title,
             "is_alert": False,
             "cloud": ocsf.cloud("Azure", subscription, (doc.text("location") or "").lower() or None),
-            "finding_info": {
-                "uid": path_id.lower(),
-                "uid_alt": props.text("AttackPathID"),
-                "title": title,
-                "desc": props.text("description", "attackStory"),
-                "types": ["Attack Path", *[t for t in [props.text("attackPathType")] if t]],
-                "analytic": {"type_id": 1, "type": "Rule", "uid": props.text("attackPathType"), "name": title}
-                if props.text("attackPathType")
-                else None,
-                "attack_graph": graph,
-                "attacks": _attacks(props.get("mITRETacticsAndTechniques")),
-                "related_events": [{"uid": uid, "type": "Recommendation"} for uid in _assessments(props)],
-                "traits": traits.classify(service, layer, traits.HARDENING),
-            },
+            "finding_info": _info(path_id, props, title, graph, service, layer),
             "resources": resources,
             "remediation": {"desc": remediation} if remediation else None,
         }
     )
     return common.finish(finding, without(doc, _CONSUMED))
+
+
+def _lifecycle(export: View) -> tuple[int, int]:
+    """Return (status_id, activity_id); a REST or Resource Graph row (no export action) is Create (see _posture)."""
+    action = (export.text("action") or "").lower()
+    if action == "delete":
+        return ocsf.STATUS_DELETED, ocsf.CLOSE
+    snapshot = action != "insert" or export.bool("isSnapshot")
+    return ocsf.STATUS_NEW, ocsf.UPDATE if action and snapshot else ocsf.CREATE
+
+
+def _graph(doc: View, props: View, title: str | None, entities: list[View]) -> dict[str, Any] | None:
+    nodes = _nodes(entities)
+    if not nodes:
+        return None
+    return {
+        "uid": props.text("AttackPathID") or doc.text("name"),
+        "name": title,
+        "type": "Attack Path",
+        "is_directed": True,
+        "nodes": nodes,
+        "edges": _edges(props),
+    }
+
+
+def _info(
+    path_id: str, props: View, title: str | None, graph: dict[str, Any] | None, service: str, layer: str
+) -> dict[str, Any]:
+    path_type = props.text("attackPathType")
+    return {
+        "uid": path_id.lower(),
+        "uid_alt": props.text("AttackPathID"),
+        "title": title,
+        "desc": props.text("description", "attackStory"),
+        "types": ["Attack Path", *[t for t in [path_type] if t]],
+        "analytic": {"type_id": 1, "type": "Rule", "uid": path_type, "name": title} if path_type else None,
+        "attack_graph": graph,
+        "attacks": _attacks(props.get("mITRETacticsAndTechniques")),
+        "related_events": [{"uid": uid, "type": "Recommendation"} for uid in _assessments(props)],
+        "traits": traits.classify(service, layer, traits.HARDENING),
+    }
 
 
 def _first(view: View, names: tuple[str, ...]) -> str | None:

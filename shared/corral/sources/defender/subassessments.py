@@ -37,7 +37,8 @@ from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
-from corral.sources.defender._keys import View, consumed, cve_ids, texts, without
+from corral.sources.defender._cves import vulnerabilities
+from corral.sources.defender._keys import View, consumed, without
 from corral.sources.defender._services import placement
 
 LOG_NAME: Final = "SecurityFinding"
@@ -117,8 +118,6 @@ def normalize(
     cloud, provider = common.resource_cloud(details, sub_id)
     context = _Context(extra, details)
     service, layer = _classify(assessed, resource_id, context)
-    parent_id = _parent_id(sub_id)
-
     finding = common.envelope(
         ocsf.VULNERABILITY,
         log_name=LOG_NAME,
@@ -139,17 +138,10 @@ def normalize(
             "status_detail": _detail(status),
             "cloud": cloud,
             "finding_info": {
-                "uid": sub_id.lower(),
-                "uid_alt": props.text("id"),
-                "title": title,
-                "desc": props.text("description"),
-                "types": [t for t in (assessed, props.text("category")) if t and t != "N/A"],
-                "analytic": {"type_id": 1, "type": "Rule", "uid": assessed, "name": assessed} if assessed else None,
-                "modified_time": generated,
-                "related_events": [{"uid": parent_id.lower(), "type": "Recommendation"}] if parent_id else None,
+                **_info(sub_id, props, assessed, generated),
                 "traits": traits.classify(service, layer, traits.VULNERABILITY_MANAGEMENT),
             },
-            "vulnerabilities": _vulnerabilities(props, extra, sub_id),
+            "vulnerabilities": vulnerabilities(props, extra, sub_id),
             "resources": [*primary, *context.resources(), *context.containers()],
         }
     )
@@ -157,6 +149,21 @@ def normalize(
     if parent is not None:
         unmapped["parent_assessment"] = without(parent, _PARENT_CONSUMED)
     return common.finish(finding, unmapped)
+
+
+def _info(sub_id: str, props: View, assessed: str | None, generated: int | None) -> dict[str, Any]:
+    parent_id = _parent_id(sub_id)
+    return {
+        "uid": sub_id.lower(),
+        "uid_alt": props.text("id"),
+        "title": props.text("displayName"),
+        "desc": props.text("description"),
+        "types": [t for t in (assessed, props.text("category")) if t and t != "N/A"],
+        "analytic": {"type_id": 1, "type": "Rule", "uid": assessed, "name": assessed} if assessed else None,
+        "modified_time": generated,
+        "related_events": [{"uid": parent_id.lower(), "type": "Recommendation"}] if parent_id else None,
+        "src_url": common.recommendation_link(parent_id),
+    }
 
 
 def _primary(resource_id: str | None, details: View, provider: str | None, context: _Context) -> list[dict[str, Any]]:
@@ -322,115 +329,3 @@ class _Context:
             "role_id": 1,
             "data": {**{k: v for k, v in data.items() if v}, "image": image, "orchestrator": self.orchestrator()},
         }
-
-
-def _vulnerabilities(props: View, extra: View, sub_id: str) -> list[dict[str, Any]]:
-    details = extra.view("vulnerabilityDetails")
-    software = extra.view("softwareDetails")
-    tvm = extra.view("cve")
-    legacy = extra.views("cve")
-
-    ids: list[str] = []
-    for candidate in (details.text("cveId"), tvm.text("title"), *(c.text("title") for c in legacy)):
-        ids += cve_ids(candidate)
-    if not ids:
-        ids = cve_ids(props.text("displayName")) or cve_ids(props.text("id"))
-    ids = list(dict.fromkeys(ids))
-
-    references = list(
-        dict.fromkeys(
-            texts(
-                [
-                    *(r.text("link") for r in details.views("references")),
-                    *(c.text("link") for c in legacy),
-                    *(r.text("link") for r in extra.views("vendorReferences")),
-                    software.view("fixReference").text("url"),
-                ]
-            )
-        )
-    )
-    cvss = _cvss(details, extra, tvm)
-    fixed = software.text("fixedVersion")
-    fix = software.bool("patchable")
-    if fix is None:
-        fix = extra.bool("patchable")
-    if fix is None and software.text("fixStatus"):
-        fix = (software.text("fixStatus") or "").lower() == "fixavailable"
-    exploit = _exploit(details, tvm)
-    package_name, version = software.text("packageName"), software.text("version")
-    package = (
-        {"name": package_name, "version": version, "fixed_in_version": fixed, "vendor_name": software.text("vendor")}
-        if package_name and version
-        else None
-    )
-    cwe = next((w.text("id") for w in details.view("weaknesses").views("cwe") if w.text("id")), None)
-    published = common.first_time(details, "publishedDate") or common.first_time(extra, "publishedTime")
-    modified = common.first_time(details, "lastModifiedDate")
-    if published is None and tvm:
-        published = common.first_time(tvm, "publishedDate")
-        modified = modified or common.first_time(tvm, "lastModifiedDate")
-
-    title, remediation, category = props.text("displayName"), props.text("remediation"), props.text("category")
-    base: dict[str, Any] = {
-        "title": title,
-        "desc": props.text("description"),
-        "severity": details.text("severity") or props.view("status").text("severity"),
-        "references": references,
-        "affected_packages": [package] if package else None,
-        "is_fix_available": fix,
-        "fix_available": fix,
-        "is_exploit_available": exploit,
-        "remediation": {"desc": remediation} if remediation else None,
-        "category": category if category != "N/A" else None,
-    }
-    if not ids:
-        advisory = props.text("id") or common.last_segment(sub_id) or sub_id
-        return [{**base, "advisory": {"uid": advisory, "title": title, "references": references}}]
-    return [
-        {
-            **base,
-            "cve": {
-                "uid": cve,
-                "title": tvm.text("title") if tvm else None,
-                "cvss": cvss,
-                "created_time": published,
-                "modified_time": modified,
-                "references": references,
-                "cwe": {"uid": cwe} if cwe else None,
-            },
-        }
-        for cve in ids
-    ]
-
-
-def _cvss(details: View, extra: View, tvm: View) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    table = details.view("cvss") or extra.view("cvss")
-    for version, scores in table.items():
-        score = View(scores)
-        base = score.number("base", "baseScore")
-        if base is not None:
-            found.append({"version": version, "base_score": base, "vector_string": score.text("cvssVectorString")})
-    if not found and tvm and tvm.number("cvssScore") is not None:
-        version = tvm.get("cvssVersion")
-        found.append(
-            {
-                "version": str(version) if isinstance(version, int | float | str) and version != "" else "3",
-                "base_score": tvm.number("cvssScore"),
-                "vector_string": tvm.text("cvssVectorString"),
-            }
-        )
-    if not found and extra.number("cvssV30Score") is not None:
-        found.append({"version": "3.0", "base_score": extra.number("cvssV30Score")})
-    return found
-
-
-def _exploit(details: View, tvm: View) -> bool | None:
-    flags = [
-        tvm.bool("hasPublicExploit"),
-        tvm.bool("isExploitInKit"),
-        details.view("exploitabilityAssessment").bool("isInExploitKit"),
-        details.view("exploitabilityAssessment").bool("exploitStepsPublished"),
-    ]
-    known = [flag for flag in flags if flag is not None]
-    return any(known) if known else None

@@ -25,8 +25,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -50,8 +49,7 @@ from corral.stores.dynamodb.items import (
 from corral.stores.dynamodb.table import Table
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
+class Written(NamedTuple):
     """One finding item put by an upsert, with the state it replaced (None: it was new)."""
 
     key: tuple[str, str, str]
@@ -59,8 +57,7 @@ class Written:
     item: Item
 
 
-@dataclass(slots=True)
-class Deltas:
+class Deltas(NamedTuple):
     """What a set of writes (or deletions) changes in the aggregates."""
 
     counts: Counter[tuple[str, int, int]]

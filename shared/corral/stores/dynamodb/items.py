@@ -8,8 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -25,7 +24,7 @@ SCHEMA_VERSION: Final = 2
 INDEX: Final = "gsi1"
 INDEX_ATTRIBUTES: Final = ("c", "ka", "sev", "st", "cl", "cu", "ft", "cs", "kc", "kn", "im", "tr", "na", "snk", "cr")
 """What gsi1 projects besides the keys: the query filters and what counts and summaries read."""
-STATE_ATTRIBUTES: Final = "pk,kp,ka,kf,fs,ls,n,v,mt,fp,sev,st,cl,inc,hs,hx,sr,sb,su"  # everything but the document
+STATE_ATTRIBUTES: Final = "pk,kp,ka,kf,fs,ls,n,v,mt,fp,sev,st,cl,inc,hs,hx,sr,sb,su,lt,sq,seen"  # all but the document
 COMPRESS_ABOVE: Final = 1024
 """Documents above 1 KiB are stored gzip-compressed: capacity is billed per KB read and written."""
 MAX_DOCUMENT: Final = 350 * 1024
@@ -162,8 +161,7 @@ def trait_pairs(finding: Mapping[str, Any]) -> list[str]:
 # Findings: history entries and state -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One history entry as the store keeps it: its sequence number in the finding's history."""
 
     seq: int
@@ -200,8 +198,7 @@ class Entry:
         return cls(get_n(attrs, "q"), entry)
 
 
-@dataclass(frozen=True, slots=True)
-class State:
+class State(NamedTuple):
     """What a finding item holds besides its document: what an upsert compares and carries forward."""
 
     snapshot: Snapshot
@@ -224,6 +221,9 @@ class State:
                 severity_id=get_n(item, "sev"),
                 status_id=get_n(item, "st"),
                 closed=bool(item["cl"]["BOOL"]),
+                logged_time=opt_n(item, "lt"),
+                sequence=opt_n(item, "sq"),
+                seen=tuple((opt_s(item, "seen") or "").split()),
             ),
             first_seen=get_n(item, "fs"),
             last_seen=get_n(item, "ls"),

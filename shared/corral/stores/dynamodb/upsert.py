@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from corral import ocsf
@@ -19,6 +19,7 @@ from corral.stores.base import (
     decide,
     finding_id,
     fingerprint,
+    remember,
     version_key,
 )
 from corral.stores.dynamodb.aggregates import Aggregates, Written
@@ -97,7 +98,7 @@ def plan_key(current: State | None, incoming: Sequence[Incoming], *, now: int) -
         if kind == "stale":
             continue
         last_seen = max(last_seen, now)
-        snapshot = found.snapshot
+        snapshot = replace(found.snapshot, seen=remember(snapshot.seen if snapshot else (), found.fingerprint))
         latest = found
         if kind != "unchanged":
             versions += 1
@@ -117,6 +118,8 @@ def plan_key(current: State | None, incoming: Sequence[Incoming], *, now: int) -
     plan.spill = current.outbox if current and entries else ()
     plan.incarnation = incarnation
     plan.item = _finding_item(latest, first_seen, last_seen, versions, seq, incarnation, outbox, current)
+    if snapshot is not None:
+        plan.item.update(_order(snapshot))
     if current is None:
         plan.condition = {"ConditionExpression": "attribute_not_exists(pk)"}
     else:
@@ -183,6 +186,16 @@ def _finding_item(
         item["sm"] = {"BOOL": True}
     if current is not None:
         item.update(current.suppression)
+    return item
+
+
+def _order(snapshot: Snapshot) -> Item:
+    """The transport order and the accepted contents the item keeps for the next decision."""
+    item: Item = {"seen": as_s(" ".join(snapshot.seen))}
+    if snapshot.logged_time is not None:
+        item["lt"] = as_n(snapshot.logged_time)
+    if snapshot.sequence is not None:
+        item["sq"] = as_n(snapshot.sequence)
     return item
 
 

@@ -1,0 +1,178 @@
+"""A Defender alert's entity graph: `$id`/`$ref` resolved, each entity one evidence, containers and pods read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from corral.sources.defender import _common as common
+from corral.sources.defender._keys import EMPTY, View, is_uuid
+
+
+def foreign_resource(entity: View, provider: str) -> tuple[str, str | None, str | None, dict[str, Any], set[str]]:
+    """Return (provider, account, region, resource, related Azure ids) of an AWS or GCP resource entity."""
+    arn = entity.text("AmazonResourceId", "AwsResourceId", "ResourceArn", "Arn")
+    arn_parts = arn.split(":") if arn and arn.startswith("arn:") else []
+    if provider == "AWS":
+        account = entity.text("AccountId", "AwsAccountId") or (arn_parts[4] if len(arn_parts) > 5 else None)
+        region = entity.text("Region", "Location") or (arn_parts[3] if len(arn_parts) > 5 else None)
+        uid = arn or entity.text("ResourceId")
+    else:
+        account = entity.text("ProjectId", "GcpProjectId", "ProjectNumber")
+        region = entity.text("Location", "Region")
+        uid = entity.text("FullResourceName", "ResourceId")
+    related = {r.lower() for r in entity.list("RelatedAzureResourceIds") if isinstance(r, str)}
+    resource = {
+        "uid": uid,
+        "name": entity.text("ResourceName", "Name"),
+        "type": entity.text("ResourceType"),
+        "provider": provider,
+        "region": region,
+        "role_id": 1,
+    }
+    return provider, account, region, resource, related
+
+
+class Entities:
+    """The alert's entity graph with `$ref`s resolved; each entity visited once."""
+
+    def __init__(self, entities: list[Any]) -> None:
+        self._index: dict[str, dict[str, Any]] = {}
+        self._views: dict[int, View] = {}
+        # Depth-first in document order (children pushed reversed), without recursion; only
+        # objects and lists can hold an entity.
+        stack: list[Any] = [node for node in reversed(entities) if isinstance(node, dict | list)]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                ref_id = node.get("$id")
+                if isinstance(ref_id, str | int) and not isinstance(ref_id, bool) and "$ref" not in node:
+                    # Stitched sample alerts reuse `$id`s; the first one as sent wins.
+                    self._index.setdefault(str(ref_id), node)
+                children = node.values()
+            else:
+                children = node
+            stack.extend([child for child in reversed(children) if isinstance(child, dict | list)])
+        # The listed entities first, then those only nested inside others (an `aws-resource`
+        # can be sent solely as a cluster's `CloudResource`).
+        nested = [node for node in self._index.values() if "Type" in node]
+        seen: set[int] = set()
+        self.all: list[View] = []
+        for entity in [*entities, *nested]:
+            resolved = self.resolve(entity)
+            if resolved and id(resolved.raw) not in seen:
+                seen.add(id(resolved.raw))
+                self.all.append(resolved)
+        self._kinds = [(entity.text("Type") or "").lower() for entity in self.all]
+
+    def _view(self, node: dict[str, Any]) -> View:
+        found = self._views.get(id(node))
+        if found is None:
+            found = self._views[id(node)] = View(node)
+        return found
+
+    def resolve(self, node: object) -> View:
+        """Return the entity `node` refers to (itself, or the target of its `$ref`)."""
+        if not isinstance(node, dict):
+            return EMPTY
+        if "$ref" in node:
+            ref = node.get("$ref")
+            target = self._index.get(str(ref)) if isinstance(ref, str | int) else None
+            return self._view(target) if target is not None else EMPTY
+        return self._view(node)
+
+    def of_type(self, *kinds: str) -> list[View]:
+        """Return the entities whose `Type` is one of `kinds` (case-insensitive)."""
+        wanted = {k.lower() for k in kinds}
+        return [entity for entity, kind in zip(self.all, self._kinds, strict=True) if kind in wanted]
+
+    def has_containers(self) -> bool:
+        """True when the graph names a container or a pod."""
+        return bool(self.of_type("container", "K8s-pod"))
+
+    def cluster_ids(self) -> list[str]:
+        """Return the ARM ids of the clusters the graph names."""
+        found: list[str] = []
+        for cluster in self.of_type("K8s-cluster"):
+            resource = self.resolve(cluster.get("CloudResource"))
+            rid = resource.text("ResourceId", "AzureID", "AzureResourceId")
+            if rid:
+                found.append(rid)
+        return found
+
+    def platform(self) -> str | None:
+        """Return the cluster platform the graph states (AKS, EKS, GKE, Arc...)."""
+        for cluster in self.of_type("K8s-cluster"):
+            if cluster.text("Platform"):
+                return cluster.text("Platform")
+        return None
+
+    def foreign(self) -> list[tuple[str, str | None, str | None, dict[str, Any], set[str]]]:
+        """Return the AWS and GCP resources the graph names."""
+        return [
+            foreign_resource(entity, "AWS" if (entity.text("Type") or "").lower() == "aws-resource" else "GCP")
+            for entity in self.of_type("aws-resource", "gcp-resource")
+        ]
+
+    def _namespace_name(self, node: object) -> str | None:
+        namespace = self.resolve(node)
+        return namespace.text("Name") if namespace else (node if isinstance(node, str) and node else None)
+
+    def resources(self) -> list[dict[str, Any]]:
+        """Return clusters, namespaces and pods as OCSF resources."""
+        found: list[dict[str, Any]] = []
+        for cluster in self.of_type("K8s-cluster"):
+            resource = self.resolve(cluster.get("CloudResource"))
+            rid = resource.text("ResourceId", "AzureID", "AzureResourceId", "AmazonResourceId", "FullResourceName")
+            name = resource.text("ResourceName") or cluster.text("Name")
+            if rid:
+                kind = common.arm_type(rid) or resource.text("ResourceType") or "Kubernetes Cluster"
+                found.append({**common.arm_resource(rid, name=name, role_id=1), "type": kind})
+            elif name:
+                found.append({"name": name, "type": "Kubernetes Cluster", "role_id": 1})
+        for namespace in self.of_type("K8s-namespace"):
+            if namespace.text("Name"):
+                found.append({"name": namespace.text("Name"), "type": "Kubernetes Namespace", "role_id": 1})
+        for pod in self.of_type("K8s-pod"):
+            if pod.text("Name"):
+                uid = pod.text("Uid", "PodUid")
+                found.append(
+                    {
+                        "uid": uid,
+                        "name": pod.text("Name"),
+                        "namespace": self._namespace_name(pod.get("Namespace")),
+                        "type": "Kubernetes Pod",
+                        "role_id": 1,
+                    }
+                )
+        return found
+
+    def evidences(self, orchestrator: str) -> Iterator[dict[str, Any]]:
+        """Yield one evidence per entity, with `container` filled for container entities."""
+        for entity in self.all:
+            kind = entity.text("Type")
+            evidence: dict[str, Any] = {"name": kind, "data": dict(entity.raw)}
+            if (kind or "").lower() == "container":
+                container = self._container(entity, orchestrator)
+                if container:
+                    evidence["container"] = container
+            yield evidence
+
+    def _container(self, entity: View, orchestrator: str) -> dict[str, Any] | None:
+        name = entity.text("Name")
+        uid = entity.text("ContainerId")
+        if not name and not uid:
+            return None
+        image_entity = self.resolve(entity.get("Image"))
+        image = common.image_ref(
+            image_entity.text("ImageId", "ImageName"), image_entity.text("Digest", "DigestImage", "ImageDigest")
+        )
+        pod = self.resolve(entity.get("Pod"))
+        pod_uid = pod.text("Uid", "PodUid")
+        return {
+            "name": name,
+            "uid": uid,
+            "image": image.ocsf() if image else None,
+            "orchestrator": orchestrator,
+            "pod_uuid": pod_uid if is_uuid(pod_uid) else None,
+        }

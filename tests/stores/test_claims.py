@@ -1,0 +1,401 @@
+"""Delivery claims under concurrency: each ledger row is sent once, whatever workers run at once.
+
+Three workers, each with its own store connection and its own pipeline, run redrive and ingest
+at the same time over thousands of pending rows, against a real loopback webhook receiver, on
+every backend. The receiver counts each version's POSTs by their idempotency key. A fault run
+kills workers between the receiver's acceptance and the ledger write, and shows that these
+kills are the only source of duplicates. moto serializes DynamoDB requests, so the concurrency
+run there cannot show that a lost race is not sent; a separate test makes the race happen.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from corral import config, ocsf
+from corral.delivery import Deliverer
+from corral.pipeline import Inbound, Pipeline, now_ms
+from corral.sinks.base import Delivery, Result
+from corral.stores import open_store
+from corral.stores.base import LEASE_MS, Claim, LedgerEntry, Store, ThreadClaim, fingerprint, version_key
+from corral.stores.dynamodb import DynamoDBStore, encode_document
+from corral.stores.dynamodb import delivery as dynamodb_delivery
+from tests.stores.factory import make_finding
+from tests.support.fake_http import FakeHTTPServer, Recorded, Reply
+
+HOOK = "webhook:soar"
+HOOK_SECRET = "claims-signing-secret-0123456789"
+ROWS = 5_000
+FAULT_ROWS = 1_000
+INGESTED = 500
+"""Findings the ingesting worker delivers again: their rows are raced by ingest and redrive alike."""
+WORKERS = 3
+
+
+class Receiver:
+    """A healthy webhook receiver: accepts every POST and counts it by its idempotency key."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.keys: Counter[str] = Counter()
+
+    def __call__(self, request: Recorded) -> Reply:
+        """Count the request and accept it."""
+        with self.lock:
+            self.keys[request.header("Idempotency-Key") or ""] += 1
+        return Reply(204)
+
+
+@dataclass
+class Clock:
+    """The wall clock plus an offset the test moves forward (to let claims lapse)."""
+
+    offset: int = 0
+
+    def __call__(self) -> int:
+        return now_ms() + self.offset
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    """A counting receiver on loopback, and its URL."""
+    counting = Receiver()
+    with FakeHTTPServer(counting) as server:
+        yield counting, server.url + "/hook"
+
+
+def settings_for(url: str, hook_url: str) -> config.Settings:
+    """Every change to the webhook."""
+    return config.parse(
+        {
+            "store": url,
+            "sinks": {HOOK: {"url": hook_url, "secret_env": "HOOK_SECRET", "timeout": 10}},
+            "routes": [{"name": "everything", "to": [HOOK]}],
+        },
+        "claims.toml",
+    )
+
+
+def seed(url: str, count: int, now: int, *, stored: int) -> list[ocsf.Finding]:
+    """Queue one pending, due webhook row for each of `count` findings, as retried rows are kept.
+
+    The first `stored` findings are stored too, so that ingesting them again routes their
+    versions again and races the redrives for the same rows.
+    """
+    store = open_store(url)
+    try:
+        findings = [make_finding(f"claim-{i:05d}") for i in range(count)]
+        for start in range(0, stored, 500):
+            store.upsert(findings[start : min(start + 500, stored)], now=now)
+        for start in range(0, count, 500):
+            entries = [
+                LedgerEntry(version_of(f), HOOK, ocsf.identity(f), "new", f, created=now, next_attempt=now)
+                for f in findings[start : start + 500]
+            ]
+            if isinstance(store, DynamoDBStore):
+                # The same items ledger_add and ledger_update write, 25 a call: moto is slow enough.
+                store._batch_write([{"PutRequest": {"Item": item}} for item in _dynamodb_items(entries)])
+                continue
+            store.ledger_add(entries)
+            # A row left pending after an attempt keeps its version's document: so do these.
+            store.ledger_update(entries)
+    finally:
+        store.close()
+    return findings
+
+
+def _dynamodb_items(entries: Sequence[LedgerEntry]) -> Iterator[dict[str, Any]]:
+    for e in entries:
+        yield dynamodb_delivery.ledger_item(e)
+        yield {
+            **dynamodb_delivery.document_key(e.version),
+            "d": encode_document(e.document or {}, what=e.version),
+            "cr": {"N": str(e.created)},
+        }
+
+
+def version_of(finding: ocsf.Finding) -> str:
+    """The version key the store gives this finding."""
+    return version_key(ocsf.identity(finding), ocsf.modified_time(finding), fingerprint(finding))
+
+
+@dataclass
+class Worker:
+    """One worker process's worth of state: its own store connection and pipeline."""
+
+    url: str
+    hook_url: str
+    clock: Clock
+    store_class: Callable[[str], Store] | None = None
+    errors: list[BaseException] = field(default_factory=list)
+    killed: int = 0
+
+    def pipeline(self) -> Pipeline:
+        settings = settings_for(self.url, self.hook_url)
+        built = Pipeline.from_settings(settings, {"HOOK_SECRET": HOOK_SECRET})
+        if self.store_class is None:
+            return Pipeline(built.store, built.router, built.sinks, clock=self.clock, settings=settings)
+        built.store.close()
+        store = self.store_class(self.url)
+        return Pipeline(store, built.router, built.sinks, clock=self.clock, settings=settings)
+
+    def run(self, work: Callable[[Pipeline], None]) -> None:
+        """Run `work`; a killed process starts again with a new pipeline, as the platform would."""
+        while True:
+            pipe = self.pipeline()
+            try:
+                work(pipe)
+                return
+            except ProcessKilledError:
+                self.killed += 1
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                self.errors.append(exc)
+                return
+            finally:
+                pipe.close()
+
+
+def redrive_all(pipe: Pipeline) -> None:
+    """Redrive in rounds of 200 until nothing is due."""
+    while sum(pipe.redrive(limit=200, rounds=1).values()):
+        pass
+
+
+def ingest_then_redrive(findings: Sequence[ocsf.Finding]) -> Callable[[Pipeline], None]:
+    """Re-ingest findings (their versions are routed again and race for the same rows), then redrive."""
+
+    def work(pipe: Pipeline) -> None:
+        for start in range(0, len(findings), 250):
+            pipe.ingest(Inbound(f, ref=f"f{start}") for f in findings[start : start + 250])
+        redrive_all(pipe)
+
+    return work
+
+
+def run_workers(workers: Sequence[Worker], jobs: Sequence[Callable[[Pipeline], None]]) -> None:
+    threads = [threading.Thread(target=w.run, args=(job,)) for w, job in zip(workers, jobs, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not any(t.is_alive() for t in threads), "a worker hung"
+    errors = [e for w in workers for e in w.errors]
+    assert not errors, errors
+
+
+def ledger_states(url: str) -> Counter[str]:
+    store = open_store(url)
+    try:
+        return Counter({state: n for (_, state), n in store.ledger_summary().counts.items()})
+    finally:
+        store.close()
+
+
+@pytest.mark.timeout(900)  # moto answers DynamoDB requests one at a time: thousands of conditional writes
+def test_three_workers_send_every_row_exactly_once(store_url: str, receiver: tuple[Receiver, str]) -> None:
+    """Two redrives and an ingest-then-redrive at once over 5,000 due rows: each row is POSTed once."""
+    counting, hook_url = receiver
+    clock = Clock()
+    findings = seed(store_url, ROWS, clock(), stored=INGESTED)
+    workers = [Worker(store_url, hook_url, clock) for _ in range(WORKERS)]
+    run_workers(workers, [redrive_all, redrive_all, ingest_then_redrive(findings[:INGESTED])])
+    assert len(counting.keys) == ROWS
+    assert set(counting.keys.values()) == {1}, counting.keys.most_common(3)
+    assert ledger_states(store_url) == {"delivered": ROWS}
+
+
+class ProcessKilledError(Exception):
+    """Stands for the process dying (a Lambda timeout, an OOM kill)."""
+
+
+class Kills:
+    """Decides, across workers, which ledger writes after a sink's acceptance never happen."""
+
+    def __init__(self, every: int, limit: int) -> None:
+        self.lock = threading.Lock()
+        self.calls = itertools.count(1)
+        self.every = every
+        self.left = limit
+        self.lost: Counter[str] = Counter()
+        """Versions whose accepted delivery was never recorded, with how often."""
+
+    def maybe_kill(self, entries: Sequence[LedgerEntry]) -> None:
+        delivered = [e for e in entries if e.state == "delivered"]
+        if not delivered:
+            return
+        with self.lock:
+            if self.left <= 0 or next(self.calls) % self.every:
+                return
+            self.left -= 1
+            self.lost.update(e.version for e in delivered)
+        raise ProcessKilledError(f"killed after the sink accepted {len(delivered)} deliveries")
+
+
+def killing(kills: Kills) -> Callable[[str], Store]:
+    """A store opener whose ledger outcome writes are sometimes lost to a kill."""
+
+    def open_killing(url: str) -> Store:
+        store = open_store(url)
+        original = store.ledger_update
+
+        def ledger_update(entries: Sequence[LedgerEntry]) -> None:
+            kills.maybe_kill(entries)
+            original(entries)
+
+        store.ledger_update = ledger_update  # type: ignore[method-assign]
+        return store
+
+    return open_killing
+
+
+@pytest.mark.timeout(900)
+def test_faults_are_the_only_source_of_duplicates(store_url: str, receiver: tuple[Receiver, str]) -> None:
+    """Workers killed between the receiver's acceptance and the ledger write: only those rows go twice."""
+    counting, hook_url = receiver
+    clock = Clock()
+    findings = seed(store_url, FAULT_ROWS, clock(), stored=INGESTED // 2)
+    kills = Kills(every=4, limit=3)
+    workers = [Worker(store_url, hook_url, clock, killing(kills)) for _ in range(WORKERS)]
+    run_workers(workers, [redrive_all, redrive_all, ingest_then_redrive(findings[: INGESTED // 2])])
+    assert sum(w.killed for w in workers) == 3 - kills.left > 0
+    # The dead workers' claims hold their rows until they lapse; then the survivors send them again
+    # (and may be killed again).
+    while ledger_states(store_url)["pending"]:
+        clock.offset += LEASE_MS
+        run_workers(workers, [redrive_all] * WORKERS)
+    assert len(counting.keys) == FAULT_ROWS
+    duplicates = Counter({key: n - 1 for key, n in counting.keys.items() if n > 1})
+    assert duplicates, "the faults should have caused duplicates"
+    assert duplicates == kills.lost
+    assert ledger_states(store_url) == {"delivered": FAULT_ROWS}
+
+
+# A lost race is not sent ------------------------------------------------------------------------
+
+
+class Recording:
+    """An in-process sink that records what it is asked to send."""
+
+    def __init__(self, sink_id: str, family: Any = "siem") -> None:
+        self.id = sink_id
+        self.family = family
+        self.sent: list[Delivery] = []
+
+    def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
+        """Accept everything."""
+        self.sent += deliveries
+        return [Result.success(d.version, message_ref=f"ts-{d.version[:8]}") for d in deliveries]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@pytest.fixture
+def dynamodb_url(moto_server: str) -> str:
+    """A fresh table on the session's moto server."""
+    url = f"dynamodb://corral-claims-{uuid.uuid4().hex}?region=us-east-1&endpoint={moto_server}"
+    store = open_store(url)
+    store.migrate()
+    store.close()
+    return url
+
+
+def test_a_dynamodb_claim_whose_condition_fails_is_not_sent(dynamodb_url: str) -> None:
+    """Another worker takes the rows between the index read and the conditional write: nothing is sent."""
+    store_url = dynamodb_url
+    now = now_ms()
+    seed(store_url, 20, now, stored=0)
+    late, early = open_store(store_url), open_store(store_url)
+    try:
+        candidates = late._due_candidates  # type: ignore[attr-defined]
+
+        def raced(*args: Any) -> Any:
+            found = candidates(*args)
+            # The other worker wins every row between this worker's index read and its writes.
+            assert len(early.ledger_claim(Claim.new(now + 1))) == 20
+            late._due_candidates = candidates  # type: ignore[attr-defined]
+            return found
+
+        late._due_candidates = raced  # type: ignore[attr-defined]
+        sink = Recording(HOOK)
+        pipe = Pipeline(late, sinks={HOOK: sink}, clock=lambda: now + 2)
+        assert pipe.redrive() == {"delivered": 0, "pending": 0, "dead": 0, "dropped": 0}
+        assert sink.sent == []
+        assert len(late.ledger_due(now=now + LEASE_MS + 1)) == 20, "the rows stay with the winner's claim"
+    finally:
+        late.close()
+        early.close()
+
+
+def test_held_rows_are_not_claimed_again_until_the_claim_lapses(store: Store) -> None:
+    """A held row goes to no other claim, by insert or by redrive, until its lease runs out."""
+    now = now_ms()
+    [change] = store.upsert([make_finding("held")], now=now)
+    entry = LedgerEntry(change.version, HOOK, change.key, "new", change.finding, created=now, next_attempt=now)
+    first = Claim.new(now)
+    [held] = store.ledger_add([entry], claim=first)
+    assert (held.claim, held.next_attempt) == (first.token, first.until)
+    assert store.ledger_add([entry], claim=Claim.new(now + 1)) == []
+    assert store.ledger_claim(Claim.new(now + 1)) == []
+    lapsed = Claim.new(first.until)
+    [again] = store.ledger_claim(lapsed)
+    assert (again.version, again.claim, again.document) == (entry.version, lapsed.token, change.finding)
+    # The first holder's late outcome is not recorded over the new holder's.
+    store.ledger_update([LedgerEntry(**{**_fields(held), "state": "delivered", "delivered_at": now})])
+    assert store.ledger_summary().counts == {(HOOK, "pending"): 1}
+    store.ledger_update([LedgerEntry(**{**_fields(again), "state": "delivered", "delivered_at": now})])
+    assert store.ledger_summary().counts == {(HOOK, "delivered"): 1}
+    assert store.ledger_add([entry], claim=Claim.new(2 * first.until)) == []
+
+
+def _fields(entry: LedgerEntry) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in LedgerEntry.__dataclass_fields__}
+
+
+def test_a_finding_gets_one_thread_when_two_workers_send_its_changes(store: Store) -> None:
+    """While one worker posts a finding's first chat message, another's change waits, then replies under it."""
+    now = now_ms()
+    sink = Recording("slack:soc", "chat")
+    new, escalated = make_finding("t", severity_id=3), make_finding("t", severity_id=5, modified=now)
+    [first] = store.upsert([new], now=now)
+    [second] = store.upsert([escalated], now=now)
+    rows = [
+        LedgerEntry(c.version, sink.id, c.key, c.kind, c.finding, created=now, next_attempt=now)
+        for c in (first, second)
+    ]
+    a, b = Claim.new(now), Claim.new(now)
+    [row_a] = store.ledger_add(rows[:1], claim=a)
+    [row_b] = store.ledger_add(rows[1:], claim=b)
+    assert store.claim_thread(first.key, sink.id, a).mine
+    worker_b = Deliverer(store, {sink.id: sink}, lambda: now)
+    assert worker_b.deliver([row_b], b) == {"pending": 1}
+    assert sink.sent == []
+    assert Deliverer(store, {sink.id: sink}, lambda: now).deliver([row_a], a) == {"delivered": 1}
+    assert [(d.change, d.thread_ref) for d in sink.sent] == [("new", None)]
+    ref = store.message_ref(first.key, sink.id)
+    assert ref == f"ts-{first.version[:8]}"
+    [retry] = store.ledger_claim(Claim.new(now + 10_000))
+    assert Deliverer(store, {sink.id: sink}, lambda: now + 10_000).deliver([retry]) == {"delivered": 1}
+    assert [(d.change, d.thread_ref) for d in sink.sent] == [("new", None), ("escalated", ref)]
+
+
+def test_a_lapsed_thread_hold_can_be_taken_and_a_released_one_at_once(store: Store) -> None:
+    """A first message held by a dead worker is free once its claim lapses; a released one at once."""
+    now = now_ms()
+    key = ocsf.identity(make_finding("lapse"))
+    dead = Claim.new(now)
+    assert store.claim_thread(key, "slack:soc", dead).mine
+    assert store.claim_thread(key, "slack:soc", Claim.new(now + 1)) == ThreadClaim()
+    later = Claim.new(dead.until)
+    assert store.claim_thread(key, "slack:soc", later).mine
+    store.release_thread(key, "slack:soc", later)
+    assert store.message_ref(key, "slack:soc") is None
+    assert store.claim_thread(key, "slack:soc", Claim.new(now + 2)).mine
