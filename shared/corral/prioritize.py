@@ -15,6 +15,7 @@ it rests on, so that it is sent once, and replays (which add no newer evidence) 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class Prepared:
             previous = self.before.get(change.key)
             if change.kind == "unchanged" and previous is not None and not given.same(previous):
                 version = reprioritized_version(change.key, given)
-                out.append(change._replace(kind="reprioritized", version=version))
+                out.append(dataclasses.replace(change, kind="reprioritized", version=version))
             else:
                 out.append(change)
         store = self.prioritizer.store
