@@ -15,10 +15,9 @@ it rests on, so that it is sent once, and replays (which add no newer evidence) 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from corral import inventory, ocsf, priority
@@ -62,7 +61,7 @@ class Prepared:
             previous = self.before.get(change.key)
             if change.kind == "unchanged" and previous is not None and not given.same(previous):
                 version = reprioritized_version(change.key, given)
-                out.append(dataclasses.replace(change, kind="reprioritized", version=version))
+                out.append(replace(change, kind="reprioritized", version=version))
             else:
                 out.append(change)
         store = self.prioritizer.store
