@@ -54,3 +54,71 @@ def test_core_imports_nothing_heavy(modules: list[str]) -> None:
 def test_the_check_sees_heavy_imports() -> None:
     """The subprocess check does report a heavy package that was imported (here psycopg, via its store)."""
     assert "psycopg" in loaded_after(["corral.stores.postgresql"])
+
+
+EVENTS = ROOT / "tests" / "events"
+NORMALIZERS = {
+    "aws": ("corral.sources.guardduty", "corral.sources.inspector"),
+    "azure": ("corral.sources.defender",),
+    "gcp": ("corral.sources.scc",),
+}
+
+
+def normalized_in(platform: str, event: Path) -> tuple[list[str], list[str]]:
+    """In a fresh isolated interpreter on `platform`, import the pipeline and normalize `event`.
+
+    Returns the source modules then in sys.modules, and the outcomes' source ids (or errors).
+    """
+    script = (
+        "import json, sys\nimport corral.pipeline\nfrom corral.normalize import normalize\n"
+        f"doc = json.load(open({str(event)!r}))\n"
+        "got = [o.source if o.error is None else o.error for o in normalize(doc)]\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('corral.sources.'))\n"
+        "print(json.dumps([loaded, got]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT / "shared"), "PATH": "/usr/bin:/bin", platform: "corral-test"},
+    )
+    loaded, got = json.loads(done.stdout)
+    return loaded, got
+
+
+@pytest.mark.parametrize(
+    ("platform", "home", "event", "source"),
+    [
+        (
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "aws",
+            EVENTS / "aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json",
+            "aws.guardduty",
+        ),
+        (
+            "FUNCTIONS_WORKER_RUNTIME",
+            "azure",
+            EVENTS / "azure/defender/alert-k8s-privileged-container-aks.json",
+            "azure.defender",
+        ),
+        ("K_SERVICE", "gcp", EVENTS / "gcp/scc/gke-image-cve.notification.json", "gcp.scc"),
+    ],
+)
+def test_an_entry_point_loads_only_its_home_clouds_normalizers(
+    platform: str, home: str, event: Path, source: str
+) -> None:
+    """On a cloud's platform, normalizing its own event imports no other cloud's source modules."""
+    loaded, got = normalized_in(platform, event)
+    assert got == [source]
+    foreign = [m for cloud, names in NORMALIZERS.items() if cloud != home for m in names]
+    assert [m for m in loaded if m.startswith(tuple(foreign))] == []
+    assert set(NORMALIZERS[home][:1]) <= set(loaded)
+
+
+def test_another_clouds_document_still_normalizes_on_a_platform() -> None:
+    """A document the home sources do not recognize loads the other sources and is normalized."""
+    loaded, got = normalized_in("AWS_LAMBDA_FUNCTION_NAME", EVENTS / "gcp/scc/gke-image-cve.notification.json")
+    assert got == ["gcp.scc"]
+    assert "corral.sources.scc" in loaded
