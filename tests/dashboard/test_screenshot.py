@@ -21,7 +21,13 @@ from tests.dashboard.conftest import Running
 
 ROOT = Path(__file__).resolve().parents[2]
 # The deliveries `make demo` hands to the three clouds' entry points.
-DEMO = ("aws/guardduty/*.json", "azure/defender/*.json", "gcp/scc/*.notification.json")
+DEMO = (
+    "aws/guardduty/*.json",
+    "aws/inspector/*.json",
+    "aws/sns/sns-lambda-*.json",
+    "azure/defender/*.json",
+    "gcp/scc/*.notification.json",
+)
 
 
 def test_readme_screenshot_from_the_demo_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

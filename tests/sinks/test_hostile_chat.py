@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from markdown_it import MarkdownIt
 
 from corral.errors import ConfigError
 from corral.sinks import chat, slack, teams
@@ -153,11 +154,41 @@ def _unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-ALLOWED_TEAMS_TYPES = {"AdaptiveCard", "Container", "TextBlock", "RichTextBlock", "TextRun", "Action.OpenUrl"}
+ALLOWED_TEAMS_TYPES = {
+    "AdaptiveCard",
+    "Container",
+    "TextBlock",
+    "RichTextBlock",
+    "TextRun",
+    "FactSet",
+    "Action.OpenUrl",
+}
+# CommonMark, as the Adaptive Cards renderers parse a fact's Markdown (markdown-it); raw HTML is
+# enabled here, stricter than Teams, so that a stray tag would show up as one.
+_MARKDOWN = MarkdownIt("commonmark", {"html": True})
+# The word joiners the escaping adds to stop a linkifier (chat.clean adds others, kept).
+_LINK_JOINER = re.compile("(?<=://)\u2060|(?<=www)\u2060", re.IGNORECASE)
 
 
-def check_teams(payload: dict[str, Any], desc: str, pod: str) -> None:
-    """Assert the Teams message is inert, within 28 KB, and cut cleanly."""
+def _unjoin(text: str) -> str:
+    return _LINK_JOINER.sub("", text)
+
+
+def assert_markdown_inert(text: str, source: str) -> None:
+    """`text`, shown where Teams renders Markdown, gives one paragraph showing `source` literally."""
+    rendered = _MARKDOWN.render(text)
+    assert rendered.startswith("<p>") and rendered.endswith("</p>\n"), rendered[:200]
+    inner = rendered[3:-5]
+    assert "<" not in inner, inner[:200]  # no <a>, <strong>, <em>, <code>, <img>, <ul> nor raw HTML
+    assert _unjoin(html.unescape(inner)) == _unjoin(source)
+    assert not re.search(r"://(?!\u2060)|\bwww\.", html.unescape(inner), re.IGNORECASE), inner[:200]
+
+
+def check_teams(payload: dict[str, Any], desc: str, pod: str, doc: dict[str, Any] | None = None) -> None:
+    """Assert the Teams message is inert, within 28 KB, and cut cleanly; with `doc`, that each fact
+    shows exactly the cleaned text of `doc` when Teams renders its Markdown."""
+    summary = chat.summarize(doc or {}, description_limit=0)
+    expected = dict((("Type", summary.finding_type or ""), *summary.where, *summary.container))
     assert len(teams.encode(payload)) <= teams.MAX_PAYLOAD_BYTES
     card = payload["attachments"][0]["content"]
     assert "entities" not in card.get("msteams", {})
@@ -176,8 +207,15 @@ def check_teams(payload: dict[str, Any], desc: str, pod: str) -> None:
             runs.append(node["text"])
         if node["type"] == "RichTextBlock" and node.get("separator"):  # the description
             _assert_clean_cut(node["inlines"][0]["text"], chat.clean(desc, single_line=False))
-        if node["type"] == "RichTextBlock" and node["inlines"][0]["text"] == "Pod: ":
-            _assert_clean_cut(node["inlines"][1]["text"], chat.clean(pod))
+        if node["type"] == "FactSet":
+            for fact in node["facts"]:
+                assert fact["title"] and fact["value"], "Teams drops a card with an empty fact"
+                shown = _unjoin(html.unescape(_MARKDOWN.render(fact["value"])[3:-5]))
+                runs.extend((fact["title"], shown))
+                assert_markdown_inert(fact["title"], fact["title"])
+                assert_markdown_inert(fact["value"], expected[fact["title"]] if doc is not None else shown)
+                if fact["title"] == "Pod":
+                    _assert_clean_cut(shown, chat.clean(pod))
     for text in runs:
         _assert_inert(text)
 
@@ -186,7 +224,7 @@ def render_all(doc: dict[str, Any], change: ChangeKind, desc: str, pod: str = ""
     """Render `doc` every way both sinks can and check each payload."""
     check_slack(slack.render(doc, change, previous_severity_id=4), desc, pod)
     check_slack(slack.render(doc, change, reply=True), desc, pod)
-    check_teams(teams.render(doc, change, previous_severity_id=4), desc, pod)
+    check_teams(teams.render(doc, change, previous_severity_id=4), desc, pod, doc)
 
 
 @pytest.mark.parametrize("fragment", FRAGMENTS, ids=range(len(FRAGMENTS)))
@@ -196,6 +234,43 @@ def test_table_of_hostile_texts_stays_inert(fragment: str) -> None:
         render_all(hostile(fragment, severity_id=sid), "new", fragment, fragment)
     twice = fragment + " " + fragment
     render_all(hostile(twice), "escalated", twice, twice)
+
+
+FACT_ATTACKS = [
+    "[reset your password](https://evil.example)",
+    "[x](javascript:alert(1)) ![img](hxxps://evil.example/x.png)",
+    "<https://evil.example> <mailto:a@evil.example> www.evil.example ssh://evil.example",
+    "**bold** __bold__ *it* _it_ ~~gone~~ `code`",
+    '<at>Everyone</at> <at id="0">Admin</at>',
+    '<b>html</b> <img src=x onerror=alert(1)> <a href="https://evil.example">x</a>',
+    "&lt;at&gt; &#91;x&#93;&#40;y&#41; &amp;",
+    "- item",
+    "+ item",
+    "1. first",
+    "2) second",
+    "# heading",
+    "> quote",
+    "--- ",
+    "| a | b |",
+    "\\[escaped\\](x)",
+    "\\*\\*",
+    "trailing backslash \\",
+]
+
+
+@pytest.mark.parametrize("attack", FACT_ATTACKS, ids=range(len(FACT_ATTACKS)))
+def test_factset_values_render_literally(attack: str) -> None:
+    """Every FactSet value, read as the Markdown Teams renders there, shows the cleaned text literally:
+    no link, emphasis, list, heading, code, mention or HTML of the attacker's."""
+    doc = hostile(attack)
+    payload = teams.render(doc, "new")
+    facts = [f for n in _walk(payload) if isinstance(n, dict) and n.get("type") == "FactSet" for f in n["facts"]]
+    assert {f["title"] for f in facts} >= {"Type", "Region", "Cluster", "Namespace", "Pod", "Container", "Image"}
+    check_teams(payload, attack, attack, doc)
+    for fact in facts:
+        rendered = _MARKDOWN.render(fact["value"])
+        for tag in ("<a", "<strong", "<em", "<code", "<img", "<ul", "<ol", "<h1", "<blockquote", "<hr", "<at", "<b>"):
+            assert tag not in rendered, (fact, rendered)
 
 
 def test_hostile_console_link_gives_no_button() -> None:

@@ -278,7 +278,7 @@ class SlackSink:
             message = render(
                 delivery.finding,
                 delivery.change,
-                previous_severity_id=getattr(delivery, "previous_severity_id", None),
+                previous_severity_id=delivery.previous_severity_id,
                 reply=reply,
                 link=finding_link(self._public_url, delivery.finding),
             )

@@ -4,9 +4,11 @@ Office 365 connectors (and their MessageCards) are retired; Corral speaks only t
 format ("When a Teams webhook request is received"), which answers 202 Accepted and, unlike the
 old connectors, real HTTP 429s.
 
-Attacker-controlled text only ever sits in `TextRun`s, which Adaptive Cards render without
-Markdown; `TextBlock`s and the one `Action.OpenUrl` carry Corral's own words and a checked console
-link. The whole message stays within Teams' 28 KB: the description is cut until it fits.
+Attacker-controlled text sits either in `TextRun`s, which Adaptive Cards render without Markdown,
+or in the facts of a `FactSet`, whose titles and values Teams renders as a Markdown subset (bold,
+italic, lists, links): every fact is therefore escaped with `markdown_escape` first. `TextBlock`s
+and the `Action.OpenUrl`s carry Corral's own words, a checked console link and Corral's own link.
+The whole message stays within Teams' 28 KB: the description is cut until it fits.
 """
 
 from __future__ import annotations
@@ -69,8 +71,37 @@ def _run(text: str, **style: Any) -> dict[str, Any]:
     return {"type": "TextRun", "text": text, **style}
 
 
-def _fact(label: str, value: str) -> dict[str, Any]:
-    return {"type": "RichTextBlock", "spacing": "None", "inlines": [_run(f"{label}: ", weight="Bolder"), _run(value)]}
+# Characters with a meaning anywhere in a CommonMark line: emphasis, code, links and images,
+# autolinks and raw HTML, entities, tables, and the backslash itself. Parentheses are left as
+# they are: they only make a link after a `]`, which is escaped.
+_MARKDOWN_ANYWHERE: Final = re.compile(r"([\\`*_~\[\]<>#|!&])")
+# Block markers that count only at the start of a line: list items, thematic breaks and ordered-list
+# numbers (at most nine digits, then a space or the end), which leaves `111122223333.dkr.ecr…` alone.
+_MARKDOWN_LEADING: Final = re.compile(r"^([-+])|^(\d{1,9})([.)])(?=\s|$)", re.MULTILINE)
+# A bare URL or `www.` host can be turned into a link by the client's linkifier even without
+# Markdown syntax; a word joiner after `://` or `www` leaves the text readable and unlinked.
+_LINK_START: Final = re.compile(r"(://|\bwww(?=\.))", re.IGNORECASE)
+_WORD_JOINER: Final = "\u2060"
+
+
+def markdown_escape(text: str) -> str:
+    """Return already cleaned `text` so that a Markdown renderer shows it literally (pure).
+
+    Teams renders a Markdown subset in `Fact.title` and `Fact.value`, so a resource name such as
+    `[reset](hxxps://evil.example)` would otherwise become a link and `**x**` bold text.
+    Backslash escapes of ASCII punctuation are part of CommonMark and show as the character alone.
+
+    Example:
+        >>> print(markdown_escape("**x** [a](b) 1. <at>"))
+        \\*\\*x\\*\\* \\[a\\](b) 1. \\<at\\>
+    """
+    text = _MARKDOWN_ANYWHERE.sub(r"\\\1", text)
+    text = _MARKDOWN_LEADING.sub(lambda m: f"\\{m.group(1)}" if m.group(1) else f"{m.group(2)}\\{m.group(3)}", text)
+    return _LINK_START.sub(lambda m: m.group(1) + _WORD_JOINER, text)
+
+
+def _fact(label: str, value: str) -> dict[str, str]:
+    return {"title": markdown_escape(label), "value": markdown_escape(value)}
 
 
 def card(
@@ -102,7 +133,8 @@ def card(
     ]
     body: list[dict[str, Any]] = [{"type": "Container", "style": style, "bleed": True, "items": heading}]
     facts = [*((("Type", summary.finding_type),) if summary.finding_type else ()), *summary.where, *summary.container]
-    body.extend(_fact(label, value) for label, value in facts)
+    if facts:
+        body.append({"type": "FactSet", "facts": [_fact(label, value) for label, value in facts]})
     if summary.description:
         body.append({"type": "RichTextBlock", "separator": True, "inlines": [_run(summary.description)]})
     footer = " · ".join(x for x in ("Corral", summary.product, summary.finding_uid) if x)
@@ -228,7 +260,7 @@ class TeamsSink:
             payload = render(
                 delivery.finding,
                 delivery.change,
-                previous_severity_id=getattr(delivery, "previous_severity_id", None),
+                previous_severity_id=delivery.previous_severity_id,
                 link=finding_link(self._public_url, delivery.finding),
             )
             body = encode(payload)
