@@ -12,13 +12,16 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Final
 
-from corral import ocsf
+from corral import ocsf, priority
+from corral.context import container_context
 from corral.dashboard.page import (
+    DIGEST,
     PAGE_SIZE,
     RANGES,
     Detail,
     Drilldown,
     Filters,
+    ImageDetail,
     Listing,
     Row,
     ViewModel,
@@ -157,4 +160,22 @@ def detail(store: Store, finding_id: str, now: int) -> Detail | None:
     deliveries = store.ledger_for([h.version for h in history])
     order = {h.version: i for i, h in enumerate(history)}
     deliveries.sort(key=lambda e: (order.get(e.version, len(order)), e.sink))
-    return Detail(finding=item, history=history, deliveries=deliveries, generated_at=now)
+    digest = container_context(item.document).image_digest or ""
+    known = bool(DIGEST.fullmatch(digest)) and _image_known(store, digest)
+    return Detail(finding=item, history=history, deliveries=deliveries, generated_at=now, image_known=known)
+
+
+def _image_known(store: Store, digest: str) -> bool:
+    evidence = store.image_evidence([digest]).get(digest)
+    has_evidence = evidence is not None and bool(evidence.names or evidence.sightings)
+    return has_evidence or bool(store.image_vulnerabilities([digest]))
+
+
+def image(store: Store, digest: str, weights: priority.Weights, now: int) -> ImageDetail | None:
+    """Read one image from the inventory, its CVEs prioritized now as `corral images show` does; None when unknown."""
+    from corral.cli.images import rank  # noqa: PLC0415 (the CLI's ranking, loaded only when an image page is asked)
+
+    if not _image_known(store, digest):
+        return None
+    (ranked,) = rank(store, weights, now, [digest])
+    return ImageDetail(ranked.evidence, ranked.runtime, ranked.vulnerabilities, generated_at=now)
