@@ -7,6 +7,9 @@ would hand them over:
 - Azure: the Event Hub-triggered function taken from the `FunctionApp`, with `EventHubEvent`s;
 - Google Cloud: the functions-framework app, with Pub/Sub CloudEvents over its HTTP interface.
 
+Two Defender registry scans in demo/events add what no single cloud shows: an image in Azure's
+registry that GuardDuty sees running on EKS ranks above a more severe CVE in an image that never ran.
+
 Everything lands in one embedded SQLite store (`demo-out/corral.db`) and fans out to file sinks.
 The demo then prints a summary, the coverage matrix and source health, writes the dashboard as
 `demo-out/report.html`, and shows what Slack, Teams and the SIEMs would receive. Running it
@@ -67,6 +70,7 @@ def main() -> None:
     _previews()
     _cli("coverage")
     _cli("sources")
+    _cli("images", "--limit", "6")
     _cli("report", "--out", str(OUT / "report.html"))
     print(f"\nWritten to {OUT.relative_to(ROOT)}/: report.html (open it in a browser), siem.jsonl (every change),")
     print("  preview-slack.json, preview-teams.json, preview-splunk-hec.jsonl, preview-syslog-cef.txt,")
@@ -186,7 +190,9 @@ def run_azure() -> Counter[str]:
     functions = {f.get_function_name(): f.get_user_function() for f in app.app.get_functions()}
     trigger = functions["defender_findings"]
     totals: Counter[str] = Counter()
-    for n, path in enumerate(sorted((EVENTS / "azure" / "defender").glob("*.json"))):
+    # The demo's own two: registry CVEs of an image GuardDuty sees running on EKS, and of one that never ran.
+    paths = sorted((EVENTS / "azure" / "defender").glob("*.json")) + sorted((ROOT / "demo" / "events").glob("*.json"))
+    for n, path in enumerate(paths):
         # Event Hubs stamps each event with its enqueued time and sequence number: fixed here, as a
         # replay of the same partition would give them, so that running the demo again changes nothing.
         enqueued = datetime.fromtimestamp(ENQUEUED_FROM + n, tz=UTC)

@@ -51,6 +51,7 @@ API_VERSIONS: dict[str, frozenset[str]] = {
     "Microsoft.Web/sites": frozenset({"2023-12-01", "2024-04-01", "2024-11-01"}),
     "Microsoft.Authorization/roleAssignments": frozenset({"2022-04-01"}),
     "Microsoft.Security/automations": frozenset({"2019-01-01-preview", "2023-12-01-preview"}),
+    "Microsoft.EventGrid/systemTopics": frozenset({"2021-12-01", "2022-06-15", "2025-02-15"}),
 }
 
 # Property paths (dotted, under the resource body) each type must set; `existing` resources are exempt.
@@ -75,6 +76,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "properties.functionAppConfig.scaleAndConcurrency.instanceMemoryMB",
     ),
     "Microsoft.Authorization/roleAssignments": ("name", "properties.principalId", "properties.roleDefinitionId"),
+    "Microsoft.EventGrid/systemTopics": ("name", "location", "properties.source", "properties.topicType"),
     "Microsoft.Security/automations": (
         "name",
         "location",

@@ -113,7 +113,10 @@ def relayed_findings(events: list[func.EventHubEvent], kept: func.Out[bytes], co
 
 
 @app.function_name("kept_events")
-@app.blob_trigger(arg_name="blob", path="corral-retry/{name}", connection="AzureWebJobsStorage")
+# Flex Consumption runs only the Event Grid kind of blob trigger (infra/azure subscribes it).
+@app.blob_trigger(
+    arg_name="blob", path="corral-retry/{name}", connection="AzureWebJobsStorage", source=func.BlobSource.EVENT_GRID
+)
 def kept_events(blob: func.InputStream) -> None:
     """Re-ingest a batch kept while the store was down; raising lets the blob trigger retry it."""
     kept = orjson.loads(blob.read())["events"]

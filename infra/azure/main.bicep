@@ -153,6 +153,18 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
   }
 }
 
+// Flex Consumption runs only the Event Grid kind of blob trigger: the storage account's events go
+// through this system topic. Its subscription to the kept_events function needs the app's
+// blobs_extension key, which exists once the code is published: docs/deploy.md has the command.
+resource storageEvents 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
+  name: '${names.storage}-events'
+  location: location
+  properties: {
+    source: storage.id
+    topicType: 'Microsoft.Storage.StorageAccounts'
+  }
+}
+
 // --- Event Hubs: the Defender export hub ----------------------------------------------------
 resource eventHubs 'Microsoft.EventHub/namespaces@2024-01-01' = {
   name: names.eventHubs
@@ -374,4 +386,5 @@ output functionAppName string = functionApp.name
 output keyVaultName string = keyVault.name
 output eventHubsNamespace string = eventHubs.name
 output defenderHubName string = defenderHub
+output storageEventsTopic string = storageEvents.name
 output deploymentContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deploymentContainer}'

@@ -37,6 +37,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
+from urllib.parse import unquote, urlsplit
 
 from corral import sinks
 from corral.errors import ConfigError
@@ -133,7 +134,7 @@ def parse(table: Mapping[str, Any], origin: str = "corral.toml", *, now: float |
     if not isinstance(store, str) or "://" not in store:
         problems.add(f"{origin}: store: expected a URL such as sqlite:///corral.db")
         store = DEFAULT_URL
-    elif url_secrets(store):
+    elif _written_password(store):
         problems.add(
             f"{origin}: store: a password is written in the store URL; keep the whole URL in CORRAL_STORE "
             "(set from a secret), or the PostgreSQL password in PGPASSWORD, and remove it from this file"
@@ -175,6 +176,23 @@ def parse(table: Mapping[str, Any], origin: str = "corral.toml", *, now: float |
         priority=priority,
         public_url=link_base,
     )
+
+
+def _written_password(url: str) -> bool:
+    """True when a store URL holds a password itself (user info or query), not a path to a key file."""
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return True
+    except ValueError:
+        return bool(url_secrets(url))
+    for pair in parts.query.split("&"):
+        name, _, value = (unquote(part) for part in pair.partition("="))
+        if any(word in name.lower() for word in ("password", "secret", "token")):
+            return True
+        if "://" in value and _written_password(value):
+            return True
+    return False
 
 
 def _public_url(value: object, origin: str, problems: _Problems) -> str | None:

@@ -216,11 +216,9 @@ def _image(obj: Mapping[str, Any], *, tag: str = "", host: str = "") -> _Image:
     return _Image(digest, repository, found_tag)
 
 
-def _label_tag(resource: Mapping[str, Any]) -> str:
-    for label in resource.get("labels") or []:
-        if isinstance(label, str) and label.startswith("tag="):
-            return label[4:]
-    return ""
+def _label_tags(resource: Mapping[str, Any]) -> list[str]:
+    """Every `tag=…` label (Inspector lists all the tags of an image; SCC the one deployed)."""
+    return [label[4:] for label in resource.get("labels") or [] if isinstance(label, str) and label.startswith("tag=")]
 
 
 def _registry_host(finding: Mapping[str, Any]) -> str:
@@ -317,10 +315,13 @@ def _vulnerability(finding: Mapping[str, Any]) -> Observations:
         kind = _text(resource.get("type")).lower()
         data = _mapping(resource.get("data"))
         if kind == "container image" or "containerimage" in kind.replace(" ", "").replace("_", ""):
-            image = _image(resource, tag=_label_tag(resource) or _first_tag(data), host=host)
+            tags = _label_tags(resource) or [_first_tag(data)]
+            image = _image(resource, tag=tags[0], host=host)
             if not image.key:
                 continue
             images.append(image)
+            # The image's other tags are names of the same digest too.
+            images += [_Image(image.digest, image.repository, tag) for tag in tags[1:] if image.digest]
             if data.get("workload") or data.get("container") or data.get("pod"):
                 # SCC: the image of a GKE or Cloud Run workload (runtime OS scan, or deployed there).
                 place = (

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from corral import inventory, ocsf, priority
+from corral.stores.base import Change
 
 if TYPE_CHECKING:
-    from corral.stores.base import Change, FindingKey, Store
+    from corral.stores.base import FindingKey, Store
     from corral.stores.images import ImageEvidence, ImageVulnerability
 
 
@@ -49,7 +50,6 @@ class Prepared:
 
     def finish(self, changes: Sequence[Change]) -> list[Change]:
         """Return the upsert's changes, reprioritizations marked; those of other findings go to `others`."""
-
         out: list[Change] = []
         remember: dict[FindingKey, priority.Priority] = {}
         for change in changes:
@@ -61,7 +61,7 @@ class Prepared:
             previous = self.before.get(change.key)
             if change.kind == "unchanged" and previous is not None and not given.same(previous):
                 version = reprioritized_version(change.key, given)
-                out.append(change._replace(kind="reprioritized", version=version))
+                out.append(replace(change, kind="reprioritized", version=version))
             else:
                 out.append(change)
         store = self.prioritizer.store
@@ -117,8 +117,6 @@ class Prioritizer:
 
     def reprioritize(self, rows: Sequence[ImageVulnerability], now: int) -> list[Change]:
         """Recompute these findings' priorities; store and return a change for each that moved."""
-        from corral.stores.base import Change  # noqa: PLC0415 - the type is only needed at run time here
-
         digests = sorted({r.vulnerable.image for r in rows if r.vulnerable.image.startswith("sha256:")})
         evidence = self.store.image_evidence(digests) if digests else {}
         moved: dict[FindingKey, priority.Priority] = {}

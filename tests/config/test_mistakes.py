@@ -179,3 +179,24 @@ def test_store_password_outside_the_file_is_fine() -> None:
     """The same URL from CORRAL_STORE (a secret) is accepted: only the file must not hold it."""
     settings = config.load(None, {"CORRAL_STORE": "postgresql://corral:pw@db/corral"})
     assert settings.store == "postgresql://corral:pw@db/corral"
+
+
+@pytest.mark.parametrize(
+    ("store", "refused"),
+    [
+        ("postgresql://corral:pw@db/corral", True),
+        ("postgresql://corral@db/corral?password=pw", True),
+        ("postgresql://corral@db/corral?sslpassword=pw&sslkey=/etc/corral/client.key", True),
+        ("dynamodb://corral?region=eu-west-1&endpoint=http://AK:SK@localstack:4566", True),
+        ("postgresql://corral@db/corral?sslmode=verify-full&sslkey=/etc/corral/client.key", False),
+        ("postgresql://corral@db/corral", False),
+        ("dynamodb://corral?region=eu-west-1", False),
+    ],
+)
+def test_only_a_written_password_in_the_store_url_is_refused(store: str, refused: bool) -> None:
+    """A password (or an endpoint's credentials) in the file's store URL is refused; a key file path is not."""
+    if refused:
+        with pytest.raises(ConfigError, match="password is written in the store URL"):
+            config.parse({"store": store}, "corral.toml")
+    else:
+        assert config.parse({"store": store}, "corral.toml").store == store

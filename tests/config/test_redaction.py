@@ -12,8 +12,11 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from corral.errors import CorralError
 from corral.redaction import redact_text, redact_url, url_secrets
@@ -139,3 +142,32 @@ def test_every_store_shows_its_url_without_credentials(tmp_path: Path) -> None:
             assert "***" in store.url
         finally:
             store.close()
+
+
+SECRET_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=24)
+PARAMETERS = st.sampled_from(
+    ["password", "PASSWORD", "sslpassword", "token", "api_key", "Secret", "sig", "X-Amz-Signature"]
+)
+SCHEMES = st.sampled_from(["postgresql", "postgres", "dynamodb", "https", "sqlite"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(scheme=SCHEMES, text=SECRET_TEXT, parameter=PARAMETERS, where=st.sampled_from(["userinfo", "query", "both"]))
+def test_no_written_credential_survives_redaction(scheme: str, text: str, parameter: str, where: str) -> None:
+    """Any credential, percent-encoded as a URL requires, is gone from the redacted URL in both its forms."""
+    secret = "Zq9" + text  # a prefix no other part of the URL contains
+    encoded = quote(secret, safe="")
+    userinfo = f"corral:{encoded}@" if where in ("userinfo", "both") else ""
+    query = f"?sslmode=require&{parameter}={encoded}&region=eu-west-1" if where in ("query", "both") else ""
+    url = f"{scheme}://{userinfo}db.internal:5432/corral{query}"
+    redacted = redact_url(url)
+    assert encoded not in redacted and secret not in redacted, redacted
+    assert "db.internal:5432/corral" in redacted
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200))
+def test_redaction_never_raises(text: str) -> None:
+    """Whatever a message holds (broken URLs, stray brackets), redacting it gives text back."""
+    assert isinstance(redact_text(f"see {text} and https://u:p@[{text}/x?token={text}"), str)
+    assert isinstance(redact_url(text), str)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corral import traits
+from corral import sources, traits
 from corral.coverage import RUNTIME, Observations, latest_per_cell, matrix
 from corral.records import HealthSignal
 from corral.responsibility import CAPABILITIES, RESPONSIBILITY, capabilities, owner
@@ -59,7 +59,7 @@ def test_every_service_has_a_row_and_capabilities_name_known_cells() -> None:
     """The tables cover exactly the eight services, and every detector names real services and cells."""
     assert set(RESPONSIBILITY) == set(traits.CONTAINER_SERVICES)
     for cap in CAPABILITIES:
-        assert cap.source in {"aws.guardduty", "azure.defender", "gcp.scc"}
+        assert cap.source in sources.FACTS
         assert set(cap.services) <= set(traits.CONTAINER_SERVICES)
         assert all(layer in traits.LAYERS and task in traits.TASKS for layer, task in cap.cells)
 

@@ -31,9 +31,13 @@ def test_fixtures_from_each_cloud_fill_the_matrix(pipeline: Pipeline, clock: Clo
     assert m.cell(traits.GKE, "application", "hardening").state == "silent"
     assert m.cell(traits.ECS_EC2, "infrastructure", "hardening").state == "gap"
     assert m.cell(traits.CLOUD_RUN, "infrastructure", "threat detection").state == "provider-managed"
-    # A later Healthy signal for the EKS cluster restores the runtime cell.
+    # Later Healthy signals for the EKS clusters (the delegated administrator's member account
+    # among them) restore the runtime cell.
     pipeline.store.record_signals(
-        [HealthSignal("aws.guardduty", AWS_ACCOUNT, traits.EKS, True, clock.now, "us-east-1", "HEALTHY")]
+        [
+            HealthSignal("aws.guardduty", AWS_ACCOUNT, traits.EKS, True, clock.now, "us-east-1", "HEALTHY"),
+            HealthSignal("aws.guardduty", "444455556666", traits.EKS, True, clock.now, "eu-west-1", "HEALTHY"),
+        ]
     )
     m = matrix(observe(pipeline.store, report(pipeline.store, {}, clock.now), 168 * HOUR))
     assert m.cell(traits.EKS, APP, TD).state == "covered"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -51,16 +52,21 @@ COLD_START = Path(__file__).with_name("cold_start.py")
 EVENTS = ROOT / "tests" / "events"
 
 # The Powertools for AWS Lambda (Python) release in each version of the public layer
-# AWSLambdaPowertoolsPythonV3-python311-x86_64 (account 017000801446). Source: the project's
-# installation page moved from layer version 18 to 27 in aws-powertools/powertools-lambda-python
-# pull request 7757, the documentation update that followed the v3.23.0 release
-# (https://docs.powertools.aws.dev/lambda/python/latest/#lambda-layer; the layer's description,
-# `aws lambda get-layer-version-by-arn`, names the release). Add a line when serverless.yml moves.
+# AWSLambdaPowertoolsPythonV3-<python>-<arch> (account 017000801446). Layer 27: the project's
+# installation page (https://docs.powertools.aws.dev/lambda/python/latest/#lambda-layer) moved from
+# layer version 18 to 27 in aws-powertools/powertools-lambda-python pull request 7757, the layer
+# documentation update that followed the v3.23.0 release. The authoritative answer is the layer's
+# own Description, which names the release: `aws lambda get-layer-version-by-arn --arn
+# arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:27`.
+# Add a line here whenever serverless.yml moves to another layer version.
 POWERTOOLS_LAYER_RELEASES = {"27": "3.23.0"}
 # The SDK the python3.11 runtime ships, from "Runtime-included SDK versions" in the AWS Lambda
 # Developer Guide (https://docs.aws.amazon.com/lambda/latest/dg/lambda-python.html#python-sdk-included).
 # The runtime updates it without notice, so a function must work with it, not with ours.
 LAMBDA_RUNTIME_BOTO3 = "1.40.4"
+# What the runtime's SDK brings, as top-level names in a site folder.
+RUNTIME_PROVIDED = ("boto3*", "botocore*", "s3transfer*", "jmespath*", "dateutil", "python_dateutil*", "urllib3*")
+RUNTIME_PROVIDED += ("six.py", "six-*")
 
 EVENT = {
     "aws": EVENTS / "aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json",
@@ -157,8 +163,13 @@ def lambda_platform(root: Path) -> Platform:
     task = unpack(artifact("aws/corral-aws.zip"), root / "task")
     layer = root / "layer" / "python"
     release = POWERTOOLS_LAYER_RELEASES[powertools_layer_version()]
-    # The layer is built with the tracer extra (the X-Ray SDK), which the handler uses.
+    # The layer is built with the tracer extra (the X-Ray SDK), which the handler uses, and leaves
+    # the AWS SDK and what it depends on to the runtime: drop those, so the runtime's botocore is
+    # the one imported, as on Lambda.
     pip_install(layer, f"aws-lambda-powertools[tracer]=={release}")
+    for provided in RUNTIME_PROVIDED:
+        for path in layer.glob(provided):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     runtime = root / "runtime"
     pip_install(runtime, f"boto3=={LAMBDA_RUNTIME_BOTO3}")
     return Platform("aws", (task, layer, runtime), ())

@@ -35,6 +35,8 @@ def ingest_and_read(tmp_path: Path, relative: str) -> dict[str, object]:
         ("azure/defender/subassessment-runtime-image-cve.camelcase.json", "image running in 1 workload on Azure"),
         # SCC: an Artifact Registry vulnerability of an image deployed to a GKE workload.
         ("gcp/scc/gke-image-cve.notification.json", "image running in 1 workload on GCP"),
+        # Inspector: an ECR image in use (inUseCount, lastInUseAt).
+        ("aws/inspector/ecr-image-package-vulnerability.eventbridge.json", "image running in 1 workload on AWS"),
     ],
 )
 def test_vendor_examples_with_running_evidence_are_running(tmp_path: Path, relative: str, where: str) -> None:
@@ -47,6 +49,15 @@ def test_vendor_examples_with_running_evidence_are_running(tmp_path: Path, relat
 def test_defender_registry_scan_without_runtime_evidence_is_registry_only(tmp_path: Path) -> None:
     document = ingest_and_read(tmp_path, "azure/defender/subassessment-acr-image-cve.pascalcase.json")
     assert priority.read(document)[1] == "registry_only"
+
+
+def test_inspector_names_every_tag_and_an_unused_image_is_registry_only(tmp_path: Path) -> None:
+    (finding,) = fixture("aws/inspector/ecr-image-package-vulnerability.eventbridge.json")
+    seen = inventory.observe(finding)
+    assert sorted(n.tag for n in seen.names) == ["1.4.2", "latest"]
+    assert {n.registry for n in seen.names} == {"111122223333.dkr.ecr.us-east-1.amazonaws.com"}
+    unused = [f for f in fixture("aws/inspector/list-findings.findings.json") if inventory.observe(f).names]
+    assert unused and all(inventory.observe(f).sightings == () for f in unused)
 
 
 def test_inspector_ecr_image_in_use_is_running() -> None:

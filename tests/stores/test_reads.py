@@ -85,6 +85,9 @@ def test_counts_follow_changes_and_expiry(store: Store) -> None:
     store.upsert([make_finding("b", status_id=ocsf.STATUS_RESOLVED, modified=BASE_TIME + 1)], now=T + 2)
     rows = {(r.cloud, r.severity_id, r.status_id): r.count for r in store.counts()}
     assert rows == {("AWS", 5, ocsf.STATUS_NEW): 1, ("AWS", 3, ocsf.STATUS_RESOLVED): 1}
+    assert store.count(FindingQuery(open_only=True)) == MatchCount(1)
+    assert store.count(FindingQuery(severity_id=3)) == MatchCount(1)
+    assert store.count(FindingQuery(severity_id=3, open_only=True)) == MatchCount(0)
     assert store.expire_closed(T + 10) == 1
     assert [(r.severity_id, r.count) for r in store.counts()] == [(5, 1)]
 

@@ -45,6 +45,9 @@ def sqlite_db(tmp_path: Path) -> sqlite3.Connection:
         (FindingQuery(cluster="c1"), "findings_by_last_seen"),
         (FindingQuery(status_id=4), "findings_by_last_seen"),
         (FindingQuery(), "findings_by_last_seen"),
+        (FindingQuery(open_only=True), "findings_by_last_seen"),
+        (FindingQuery(severity_at_least=4, open_only=True), "findings_by_last_seen"),
+        (FindingQuery(severity_id=5, open_only=True), "findings_by_severity_time"),
     ],
 )
 def test_each_listing_filter_reads_its_index_in_order(
@@ -64,6 +67,13 @@ def test_a_cursor_page_keeps_the_index_order(sqlite_db: sqlite3.Connection) -> N
     clause, params = _sql.where(FindingQuery(cloud="AWS", cursor=cursor), "sqlite")
     text = plan(sqlite_db, f"SELECT document FROM findings WHERE {clause} {_sql.ORDER} LIMIT 51", params)  # noqa: S608
     assert "findings_by_cloud_time" in text and "TEMP B-TREE" not in text
+
+
+def test_a_severity_band_is_counted_in_its_index(sqlite_db: sqlite3.Connection) -> None:
+    """The most-severe-first list counts each band of open findings from the index alone."""
+    clause, params = _sql.where(FindingQuery(severity_id=5, open_only=True), "sqlite")
+    text = plan(sqlite_db, f"SELECT count(*) FROM findings WHERE {clause}", params)  # noqa: S608
+    assert "COVERING INDEX findings_by_severity_time" in text
 
 
 def test_lookup_and_coverage_use_their_indexes(sqlite_db: sqlite3.Connection) -> None:

@@ -58,7 +58,7 @@ def unknown_settings(sink_id: str, settings: Mapping[str, Any]) -> list[str]:
 
     Example:
         >>> unknown_settings("file:x", {"path": "f.jsonl", "formt": "jsonl"})
-        ["sinks.file:x.formt: unknown setting (did you mean 'format'?); file sinks read format, kind, path"]
+        ["sinks.file:x.formt: unknown setting (did you mean 'format'?); file sinks read format, kind, path, public_url"]
     """
     kind = kind_of(sink_id, settings)
     known = declared_settings(kind)

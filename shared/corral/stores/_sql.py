@@ -75,14 +75,14 @@ FINDING_COLUMNS: Final = (
     "first_seen",
     "last_seen",
     "versions",
-    "logged_time",
-    "sequence",
-    "seen",
     "traits",
     "document",
     "fid",
     "sample",
     "search",
+    "logged_time",
+    "sequence",
+    "seen",
 )
 """The columns an upsert writes; suppression is left alone (it belongs to routing)."""
 
@@ -313,12 +313,12 @@ def _finding_row(key: FindingKey, finding: ocsf.Finding, fp: str, after: Current
         after.first_seen,
         after.last_seen,
         after.versions,
-        *_order(after),
         dumps(trait_map(finding)),
         dumps(finding),
         finding_id(key),
         cols.sample,
         cols.search,
+        *_order(after),
     )
 
 
@@ -535,10 +535,13 @@ def where(query: FindingQuery, dialect: Dialect) -> tuple[str, list[Any]]:
     )
     if query.severity_at_least is not None:
         # Unknown (0) and Other (99) have no rank, as in `decide()`: never "at least" anything.
-        clauses.append(f"severity_id BETWEEN {mark} AND 6")
+        # Unary plus keeps the severity index out of it: "at least" matches many, so walking the
+        # time index to the first page beats sorting every match from a severity range.
+        clauses.append(f"+severity_id BETWEEN {mark} AND 6")
         params.append(max(query.severity_at_least, 1))
     if query.open_only:
-        clauses.append("NOT closed")
+        # An equality, not `NOT closed`: SQLite uses only equalities and ranges as index constraints.
+        clauses.append("closed = FALSE")
     for column, pattern in (
         ("account", query.account),
         ("finding_type", query.finding_type),

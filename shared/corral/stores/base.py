@@ -290,7 +290,8 @@ def columns(finding: Mapping[str, Any], fp: str | None = None) -> Columns:
     )
 
 
-class Change(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Change:
     """What one upsert did to one finding; `version` is the idempotency key of this version."""
 
     kind: ChangeKind

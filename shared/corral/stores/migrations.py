@@ -251,6 +251,13 @@ _STEP_6: Final = (
     "DROP INDEX findings_by_namespace_time",
     "DROP INDEX findings_by_status_time",
 )
+# The finding list is most severe first: it counts each severity band of the open findings and
+# reads the bands' pages newest first, both ranges of this one index. (closed, last_seen) served
+# only the hourly expiry, which may scan, and made SQLite sort every open finding to list them.
+_STEP_10: Final = (
+    "CREATE INDEX findings_by_severity_time ON findings (severity_id, closed, last_seen, fid)",
+    "DROP INDEX findings_by_closed",
+)
 
 # The image inventory: names, runtime sightings and exposures keyed by place, and one row per
 # Vulnerability Finding with the priority last given to it (see stores/images.py).
@@ -408,6 +415,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "findings keep their version's transport order and the contents they have accepted",
         _spell(_REPLAYS, "sqlite"),
         _spell(_REPLAYS, "postgresql"),
+    ),
+    Migration(
+        10,
+        "findings: index by severity and state over time (the most-severe-first list); drop (closed, last seen)",
+        _STEP_10,
+        _STEP_10,
     ),
 )
 LATEST: Final = MIGRATIONS[-1].version

@@ -77,13 +77,13 @@ _FINDING_TYPES: Final = (
     "bigint",
     "bigint",
     "int",
-    "bigint",
-    "bigint",
-    "text",
     "jsonb",
     "jsonb",
     "text",
     "bool",
+    "text",
+    "bigint",
+    "bigint",
     "text",
 )
 _HISTORY_TYPES: Final = ("text", "text", "text", "bigint", "text", "text", "bigint", "int", "int")

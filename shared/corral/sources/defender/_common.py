@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 from corral import ocsf
 from corral.errors import MalformedEventError
-from corral.sources._core import images
+from corral.sources._core import images, times
 from corral.sources.defender._keys import View
 
 PRODUCT_UID: Final = "microsoft.defender_for_cloud"
@@ -35,7 +34,6 @@ _LOCATION: Final = re.compile(r"/locations?/([^/?#]+)", re.IGNORECASE)
 _DIGEST: Final = re.compile(r"^[A-Za-z0-9_+.-]+:[0-9a-fA-F]{32,}$")
 
 AKS_TYPE: Final = "microsoft.containerservice/managedclusters"
-_EARLIEST_MS: Final = 10**12  # 2001-09-09, the floor of OCSF epoch milliseconds as Corral checks them
 
 
 def product(feature: str | None = None) -> dict[str, Any]:
@@ -92,34 +90,12 @@ def severity_id(value: object) -> int:
 
 
 def first_time(view: View, *names: str) -> int | None:
-    """Return the first of `names` that holds a time, in epoch ms (a malformed one raises)."""
+    """Return the first of `names` that holds a time, in epoch ms (a malformed or implausible one raises)."""
     for name in names:
         value = view.get(name)
         if value is not None and value != "":
-            return _plausible(_utc_ms(value) or ocsf.timestamp_ms(value, name), name)
+            return times.epoch_ms(value, name)
     return None
-
-
-def _utc_ms(value: object) -> int | None:
-    """Epoch ms of what Defender sends, `2026-03-02T10:20:12.4567891Z`; None for anything else.
-
-    A shortcut past `ocsf.timestamp_ms` for the one common shape: Python reads the `Z` and cuts
-    the fraction to microseconds itself, with the same result.
-    """
-    if isinstance(value, str) and value[-1:] == "Z" and value[10:11] == "T":
-        try:
-            return int(datetime.fromisoformat(value).timestamp() * 1000)
-        except ValueError:
-            return None
-    return None
-
-
-def _plausible(millis: int, field: str) -> int:
-    # Defender sends ISO strings; a number that parses to before 2001 (epoch 0, a count) is
-    # not a time, and OCSF consumers range-check epoch milliseconds.
-    if millis < _EARLIEST_MS:
-        raise MalformedEventError(f"{field} is not a plausible time: {millis} ms")
-    return millis
 
 
 def require_time(candidates: list[int | None], received_time: int | None, what: str) -> int:
@@ -128,7 +104,7 @@ def require_time(candidates: list[int | None], received_time: int | None, what: 
         if value is not None:
             return value
     if received_time is not None:
-        return _plausible(ocsf.timestamp_ms(received_time, "received_time"), "received_time")
+        return times.epoch_ms(received_time, "received_time")
     raise MalformedEventError(f"{what} carries no time of its own and no received_time was given")
 
 

@@ -18,9 +18,10 @@ FACTS: Final = Facts(
     home_cloud="AWS",
     window_minutes=25 * 60,
     why_window=(
-        "Inspector rescans continuously and sends a finding event on every change, and an EC2 or ECR "
-        "resource in scope is re-evaluated at least daily when new CVEs are published; a day and an hour "
-        "of slack covers EventBridge retries."
+        "Inspector sends an event whenever a finding is created or changes, and rescans the resources in "
+        "scope whenever new vulnerabilities are published, which for an account running workloads means "
+        "findings change more than daily; 25 h is a bet on that activity, like every window, and is "
+        "configurable."
     ),
     capabilities=(
         # Package scanning of the EC2 worker nodes and container instances (SSM agent or agentless);

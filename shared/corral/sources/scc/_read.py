@@ -11,14 +11,11 @@ import math
 import re
 from typing import Any, Final
 
-from corral.errors import MalformedEventError
-from corral.ocsf import timestamp_ms
+from corral.sources._core import times
 
 _CAMEL_HUMP: Final = re.compile(r"(?<!^)(?=[A-Z])")
 # OCSF times are epoch milliseconds; the semantic checks accept 2001-09-09 .. 2286-11-20. An
 # unset protobuf Timestamp renders as 1970-01-01T00:00:00Z, which must read as "no time".
-_MIN_MS: Final = 10**12
-_MAX_MS: Final = 10**13
 _ABSENT: Final = object()
 
 
@@ -116,11 +113,7 @@ def millis(value: object) -> int | None:
     """Return epoch milliseconds for a usable SCC timestamp, or None for absent, unset or invalid ones."""
     if not isinstance(value, str) or not value:
         return None
-    try:
-        parsed = timestamp_ms(value)
-    except (MalformedEventError, OverflowError, ValueError):
-        return None
-    return parsed if _MIN_MS <= parsed < _MAX_MS else None
+    return times.optional_ms(value)
 
 
 def labels(obj: object, key: str = "labels") -> list[str]:

@@ -15,6 +15,7 @@ per byte, names included):
 | history entry   | finding pk                  | `H#<inc>#<seq:08>`  | -                                 |
 | message ref     | finding pk                  | `M#<sink>`          | -                                 |
 | ledger row      | `L#<version>`               | sink                | `L#<state>` / `<created>#<ver>#…` |
+| ledger document | `L#<version>`               | `#document`         | `L#doc` / `<created>#<ver>`       |
 | dead letter     | `D`                         | id (`<at:13>-…`)    | -                                 |
 | source health   | `S`                         | `["source","acct"]` | -                                 |
 | health signal   | `G`                         | `[src,acct,svc,rg]` | -                                 |
@@ -63,12 +64,21 @@ adds its deltas to one of 16 aggregate partitions at random, readers sum all 16.
 query reads the listing index (no documents) and may stop early ("at least N").
 `ledger_summary()` reads the index's projected attributes and counts here.
 
+**Delivery claims**: a ledger row is held by `lc` (the claim's token) with `na` set to when the
+claim lapses; taking a row is an UpdateItem conditioned on it being pending and due, so of two
+workers that read the same candidates from the index, one writes and the other's condition
+fails and it sends nothing. A chat thread's first message is held the same way on its `M#` item
+(`ref` empty, `lc`, `lu`). Ledger rows carry no document: a retried row's version keeps one
+`#document` item beside its rows, and a row read after a crash falls back on the finding's
+document when that is still its version.
+
 Capacity: every call asks for `ReturnConsumedCapacity=TOTAL`; `round_trips` (HTTP requests,
 retries included), `consumed_wcu` and `consumed_rcu` add up what the service reported.
 
 Limits: each listing shard takes up to about 1,000 index writes a second (16,000 in all); every
-write moves a finding in the index (its last seen changes). Ledger rows stay in the index in
-every state, so `ledger_summary()` reads grow with the delivered rows kept. Documents above
+write moves a finding in the index (its last seen changes). Settled ledger rows stay in the
+index until `ledger_expire()` deletes them; the hourly check reads only the pending partition
+(`ledger_oldest_pending()`), while `ledger_summary()` counts every row. Documents above
 `MAX_DOCUMENT` compressed are a `PermanentError`.
 
 Modules: `items` (attribute values, documents, keys, history entries, finding state), `table`

@@ -5,7 +5,7 @@ upsert folds what its writes changed into a few aggregate items, and readers sum
 
 | item                   | pk      | sk                          | attribute                  |
 | ---------------------- | ------- | --------------------------- | -------------------------- |
-| findings by state      | `A#nn`  | `N#["cloud",sev,status]`    | `n`: count (ADD)           |
+| findings by state      | `A#nn`  | `N#["cloud",sev,status,closed]` | `n`: count (ADD)       |
 | first seen per day     | `A#nn`  | `T1#<day start, 13 digits>` | `n`: count (ADD)           |
 | last seen per day      | `A#nn`  | `T2#<day start, 13 digits>` | `n`: count (ADD)           |
 | newest per cell        | `A#nn`  | `C#["service","layer","task"]` | `ls`: max last seen     |
@@ -25,13 +25,15 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from dataclasses import replace
+from typing import Any, Final, NamedTuple
 
 import orjson
 
-from corral.stores._shared import CORRAL_PRODUCT
-from corral.stores.base import CountRow, TrendDay, finding_id
+from corral.stores._shared import CLOUD_NAMES, CORRAL_PRODUCT, canonical
+from corral.stores.base import CountRow, FindingQuery, TrendDay, finding_id
 from corral.stores.dynamodb.items import (
+    SCHEMA_VERSION,
     SHARDS,
     Item,
     State,
@@ -60,7 +62,7 @@ class Written(NamedTuple):
 class Deltas(NamedTuple):
     """What a set of writes (or deletions) changes in the aggregates."""
 
-    counts: Counter[tuple[str, int, int]]
+    counts: Counter[tuple[str, int, int, bool]]
     first: Counter[int]
     last: Counter[int]
     cells: dict[tuple[str, str, str], int]
@@ -86,14 +88,15 @@ def deltas_of(written: Iterable[Written]) -> Deltas:
     for w in written:
         item = w.item
         cloud = get_s(item, "c")
-        state = (cloud, get_n(item, "sev"), get_n(item, "st"))
+        state = (cloud, get_n(item, "sev"), get_n(item, "st"), bool(item["cl"]["BOOL"]))
         last_day = day_of(get_n(item, "ls"))
         if w.before is None:
             found.counts[state] += 1
             found.first[day_of(get_n(item, "fs"))] += 1
             found.last[last_day] += 1
         else:
-            old = (cloud, w.before.snapshot.severity_id, w.before.snapshot.status_id)
+            snapshot = w.before.snapshot
+            old = (cloud, snapshot.severity_id, snapshot.status_id, snapshot.closed)
             if old != state:
                 found.counts[old] -= 1
                 found.counts[state] += 1
@@ -111,7 +114,7 @@ def removed(items: Iterable[Mapping[str, Any]]) -> Deltas:
     """Return the deltas of deleting finding items (pure); the newest per cell stays."""
     found = Deltas.empty()
     for item in items:
-        found.counts[(get_s(item, "c"), get_n(item, "sev"), get_n(item, "st"))] -= 1
+        found.counts[(get_s(item, "c"), get_n(item, "sev"), get_n(item, "st"), bool(item["cl"]["BOOL"]))] -= 1
         found.first[day_of(get_n(item, "fs"))] -= 1
         found.last[day_of(get_n(item, "ls"))] -= 1
     return found
@@ -119,6 +122,19 @@ def removed(items: Iterable[Mapping[str, Any]]) -> Deltas:
 
 def _json(value: Sequence[Any]) -> str:
     return orjson.dumps(list(value)).decode()
+
+
+# The filters the state counts answer (reset to compare the rest with an unfiltered query).
+_AGGREGATE_FILTERS: Final[dict[str, Any]] = {
+    "cloud": None,
+    "severity_id": None,
+    "severity_at_least": None,
+    "status_id": None,
+    "open_only": False,
+    "limit": 100,
+    "cursor": None,
+}
+_BARE: Final = FindingQuery()
 
 
 class Aggregates(Table):
@@ -155,12 +171,12 @@ class Aggregates(Table):
         self._pool_map(lambda params: self._if("update_item", **params), updates)
 
     def _upgrade(self, version: int) -> None:
-        """From version 1: move findings onto the listing shards, add id pointers, rebuild the aggregates.
+        """From an older version: move findings onto the listing shards, add id pointers, rebuild the aggregates.
 
         One scan of the finding items without their documents; safe to run again (every step is
         idempotent, and the aggregates are rebuilt from scratch each time).
         """
-        if version == 0 or version >= 2:
+        if version == 0 or version >= SCHEMA_VERSION:
             return
         for n in range(SHARDS):
             self._batch_write(
@@ -172,7 +188,7 @@ class Aggregates(Table):
         params: dict[str, Any] = {
             "FilterExpression": "sk = :f",
             "ExpressionAttributeValues": {":f": as_s("F")},
-            "ProjectionExpression": "pk, kp, ka, kf, c, sev, st, fs, ls, cs, ly, tk, sm",
+            "ProjectionExpression": "pk, kp, ka, kf, c, sev, st, cl, fs, ls, cs, ly, tk, sm",
             "ConsistentRead": True,
         }
         total = Deltas.empty()
@@ -213,15 +229,41 @@ class Aggregates(Table):
         parts = self._pool_map(lambda n: list(self._partition(aggregate_pk(n))), list(range(SHARDS)))
         return [item for part in parts for item in part]
 
-    def counts(self) -> list[CountRow]:
-        """Return finding counts by cloud, severity and status, summed over the aggregate partitions."""
-        tally: Counter[tuple[str, int, int]] = Counter()
+    def _state_counts(self) -> Counter[tuple[str, int, int, bool]]:
+        tally: Counter[tuple[str, int, int, bool]] = Counter()
         for item in self._aggregate_items():
             sk = get_s(item, "sk")
             if sk.startswith("N#"):
-                cloud, sev, status = orjson.loads(sk[2:])
-                tally[(cloud, int(sev), int(status))] += get_n(item, "n")
+                cloud, sev, status, closed = orjson.loads(sk[2:])
+                tally[(str(cloud), int(sev), int(status), bool(closed))] += get_n(item, "n")
+        return tally
+
+    def counts(self) -> list[CountRow]:
+        """Return finding counts by cloud, severity and status, summed over the aggregate partitions."""
+        tally: Counter[tuple[str, int, int]] = Counter()
+        for (cloud, sev, status, _), n in self._state_counts().items():
+            tally[(cloud, sev, status)] += n
         return [CountRow(c, sev, st, n) for (c, sev, st), n in sorted(tally.items()) if n > 0]
+
+    def _counted(self, query: FindingQuery) -> int | None:
+        """Count a query from the aggregate items when it filters only on what they are kept by; else None.
+
+        The finding list counts each severity band of the open findings this way: 16 small reads
+        instead of the listing index.
+        """
+        if replace(query, **_AGGREGATE_FILTERS) != _BARE:
+            return None
+        cloud = None if query.cloud is None else canonical(query.cloud, CLOUD_NAMES)
+        low = None if query.severity_at_least is None else max(query.severity_at_least, 1)
+        return sum(
+            n
+            for (c, sev, status, closed), n in self._state_counts().items()
+            if (cloud is None or c == cloud)
+            and (query.severity_id is None or sev == query.severity_id)
+            and (low is None or low <= sev <= 6)
+            and (query.status_id is None or status == query.status_id)
+            and not (query.open_only and closed)
+        )
 
     def latest_per_cell(self, since: int) -> dict[tuple[str, str, str], int]:
         """Return the newest last_seen per coverage cell at or after `since` (from the aggregate items)."""

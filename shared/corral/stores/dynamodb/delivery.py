@@ -102,7 +102,12 @@ def ledger_state(entry: LedgerEntry) -> Item:
 def ledger_entry(item: Mapping[str, Any], document: ocsf.Finding | None = None) -> LedgerEntry:
     """Read a ledger item back (its own document when written before rows stopped copying it)."""
     states: dict[str, LedgerState] = {s: s for s in LEDGER_STATES}
-    kinds: dict[str, ChangeKind] = {**KIND_CODES, "unchanged": "unchanged", "stale": "stale"}
+    kinds: dict[str, ChangeKind] = {
+        **KIND_CODES,
+        "unchanged": "unchanged",
+        "stale": "stale",
+        "reprioritized": "reprioritized",
+    }
     return LedgerEntry(
         version=get_s(item, "pk")[2:],
         sink=get_s(item, "snk"),

@@ -19,8 +19,9 @@ from corral.stores.base import ChangeKind, FindingKey, HistoryEntry, LedgerState
 
 Item = dict[str, Any]
 """One DynamoDB item in the wire format: {"name": {"S": "value"}, ...}."""
-SCHEMA_VERSION: Final = 2
-"""2: the listing index sharded, id pointers and aggregate items (`migrate()` upgrades version 1 tables)."""
+SCHEMA_VERSION: Final = 3
+"""2: the listing index sharded, id pointers and aggregate items; 3: counts kept by closed too.
+`migrate()` upgrades older tables."""
 INDEX: Final = "gsi1"
 INDEX_ATTRIBUTES: Final = ("c", "ka", "sev", "st", "cl", "cu", "ft", "cs", "kc", "kn", "im", "tr", "na", "snk", "cr")
 """What gsi1 projects besides the keys: the query filters and what counts and summaries read."""

@@ -307,8 +307,12 @@ class Queries(Aggregates):
     def count(self, query: FindingQuery, *, at_most: int = 10_000) -> MatchCount:
         """Count matches by reading the listing index (no documents), stopping after `at_most`.
 
-        Without text search or case-insensitive filters the service counts (`Select=COUNT`).
+        A query on cloud, severity and status alone (the finding list's severity bands) is answered
+        from the aggregate items instead, exactly.
         """
+        counted = self._counted(query)
+        if counted is not None:
+            return MatchCount(counted)
         expr, exact = query_filter(replace(query, cursor=None))
         if query.text:
             counted = 0
@@ -321,11 +325,12 @@ class Queries(Aggregates):
                     return MatchCount(counted)
             return MatchCount(counted, exact=False)
         bare = replace(query, cursor=None)
-        totals = self._pool_map(
-            lambda partition: len(self._listing(partition, bare, at_most + 1, expr, exact)), listing_partitions()
-        )
-        total = sum(totals)
-        return MatchCount(min(total, at_most), exact=total <= at_most)
+        total = 0
+        for partition in listing_partitions():
+            total += len(self._listing(partition, bare, at_most + 1 - total, expr, exact))
+            if total > at_most:
+                return MatchCount(at_most, exact=False)
+        return MatchCount(total)
 
     def find(self, id_or_uid: str, *, limit: int = 2) -> list[StoredFinding]:
         """Return up to `limit` findings whose id starts with `id_or_uid` or whose uid it is, by the id pointers.
