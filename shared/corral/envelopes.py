@@ -6,7 +6,7 @@ Shapes, detected from the document itself (no configuration):
   type, region, account and time beside it (`records.Envelope`); an SQS batch whose record bodies
   are JSON (raw SNS delivery or not); an SNS notification, alone (HTTP, SNS → SQS without raw
   delivery) or in a Lambda SNS batch (`{"Records": [{"EventSource": "aws:sns", "Sns": …}]}`);
-  a GuardDuty `GetFindings` result (`{"Findings": [...]}`).
+  a GuardDuty `GetFindings` result (`{"Findings": [...]}`); an Inspector `ListFindings` result (`{"findings": [...]}`).
 - Azure: a JSON array of continuous-export records; REST lists (`{"value": [...]}`); Resource
   Graph results (`{"data": [...]}`, `{"records": [...]}`).
 - Google Cloud: a Pub/Sub push body (`{"message": {"data": base64}}`); a CloudEvent
@@ -41,7 +41,7 @@ from corral.records import Envelope, Item, Outcome, Path
 MAX_DEPTH: Final = 4  # an SQS body holding an SNS notification of an EventBridge event is depth 3
 PUBSUB_PUBLISHED: Final = "google.cloud.pubsub.topic.v1.messagePublished"
 _EVENTBRIDGE_KEYS: Final = frozenset({"version", "id", "account", "time", "region", "resources", "detail"})
-_LIST_KEYS: Final = ("Findings", "listFindingsResults", "value", "records", "data")
+_LIST_KEYS: Final = ("Findings", "findings", "listFindingsResults", "value", "records", "data")
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,3 +155,10 @@ def test_coverage_matrix_counts_inspector_for_aws_vulnerability_management() -> 
     assert "Inspector EC2 scanning (EKS nodes, ECS container instances)" in result.sources
     app = matrix(observed).cell(traits.ECS_FARGATE, traits.APPLICATION, traits.VULNERABILITY_MANAGEMENT)
     assert "Inspector ECR image scanning" in app.sources
+
+
+def test_a_whole_list_findings_response_gives_each_finding() -> None:
+    response = {"findings": load("list-findings.findings.json"), "nextToken": "opaque-token"}
+    outcomes = list(normalize(response))
+    assert [o.error for o in outcomes] == [None, None]
+    assert all(o.finding is not None and o.source == "aws.inspector2" for o in outcomes)

@@ -60,6 +60,7 @@ def serve(
         token,
         window_hours * server.HOUR_MS,
         server.own_host_names(host, public_host),
+        settings.priority,
     )
     httpd = server.make_server(dashboard, host, port)
     bound_host, bound_port = httpd.server_address[:2]

@@ -12,13 +12,16 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Final
 
-from corral import ocsf
+from corral import ocsf, priority
+from corral.context import container_context
 from corral.dashboard.page import (
+    DIGEST,
     PAGE_SIZE,
     RANGES,
     Detail,
     Drilldown,
     Filters,
+    ImageDetail,
     Listing,
     Row,
     ViewModel,
@@ -107,24 +110,37 @@ def urgent(store: Store, limit: int = PAGE_SIZE) -> tuple[list[Row], int]:
 
 
 def drilldown(store: Store, service: str, now: int, window_ms: int) -> Drilldown:
-    """Count one service's findings per cluster and per account last seen within the window (as coverage does)."""
+    """Count one service's findings per cluster and per account last seen within the window (as coverage does).
+
+    SQL stores count every finding in one grouped query; otherwise the newest `DRILL_LIMIT` are
+    read and counted, and the page says it counted a sample.
+    """
     clusters: Counter[str] = Counter()
     accounts: Counter[tuple[str, str]] = Counter()
     newest_cluster: dict[str, int] = {}
     newest_account: dict[tuple[str, str], int] = {}
-    query = FindingQuery(container_service=service, since=now - window_ms, limit=READ_PAGE)
-    read = 0
-    for item in _scan(store, query, DRILL_LIMIT):
-        read += 1
-        when = item.last_seen
-        r = row(item)
-        account = (r.cloud, r.account)
-        accounts[account] += 1
-        newest_account[account] = max(when, newest_account.get(account, 0))
-        if r.cluster:
-            clusters[r.cluster] += 1
-            newest_cluster[r.cluster] = max(when, newest_cluster.get(r.cluster, 0))
-    total = store.count(query).count if read >= DRILL_LIMIT else read
+
+    def add(cloud: str, account: str, cluster: str | None, count: int, when: int) -> None:
+        accounts[(cloud, account)] += count
+        newest_account[(cloud, account)] = max(when, newest_account.get((cloud, account), 0))
+        if cluster:
+            clusters[cluster] += count
+            newest_cluster[cluster] = max(when, newest_cluster.get(cluster, 0))
+
+    since = now - window_ms
+    grouped = store.place_counts(service, since)
+    if grouped is not None:
+        for place in grouped:
+            add(place.cloud, place.account, place.cluster, place.count, place.newest)
+        read = total = sum(place.count for place in grouped)
+    else:
+        query = FindingQuery(container_service=service, since=since, limit=READ_PAGE)
+        read = 0
+        for item in _scan(store, query, DRILL_LIMIT):
+            read += 1
+            r = row(item)
+            add(r.cloud, r.account, r.cluster, 1, item.last_seen)
+        total = store.count(query).count if read >= DRILL_LIMIT else read
     return Drilldown(
         read=read,
         total=total,
@@ -157,4 +173,22 @@ def detail(store: Store, finding_id: str, now: int) -> Detail | None:
     deliveries = store.ledger_for([h.version for h in history])
     order = {h.version: i for i, h in enumerate(history)}
     deliveries.sort(key=lambda e: (order.get(e.version, len(order)), e.sink))
-    return Detail(finding=item, history=history, deliveries=deliveries, generated_at=now)
+    digest = container_context(item.document).image_digest or ""
+    known = bool(DIGEST.fullmatch(digest)) and _image_known(store, digest)
+    return Detail(finding=item, history=history, deliveries=deliveries, generated_at=now, image_known=known)
+
+
+def _image_known(store: Store, digest: str) -> bool:
+    evidence = store.image_evidence([digest]).get(digest)
+    has_evidence = evidence is not None and bool(evidence.names or evidence.sightings)
+    return has_evidence or bool(store.image_vulnerabilities([digest]))
+
+
+def image(store: Store, digest: str, weights: priority.Weights, now: int) -> ImageDetail | None:
+    """Read one image from the inventory, its CVEs prioritized now as `corral images show` does; None when unknown."""
+    from corral.cli.images import rank  # noqa: PLC0415 (the CLI's ranking, loaded only when an image page is asked)
+
+    if not _image_known(store, digest):
+        return None
+    (ranked,) = rank(store, weights, now, [digest])
+    return ImageDetail(ranked.evidence, ranked.runtime, ranked.vulnerabilities, generated_at=now)

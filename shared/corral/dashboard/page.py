@@ -1,6 +1,6 @@
 """The dashboard pages, rendered on the server as self-contained HTML documents.
 
-`render_page(view)` and `render_finding(detail)` are pure and need no JavaScript: each page is
+`render_page(view)`, `render_finding(detail)` and `render_image(detail)` are pure and need no JavaScript: each page is
 static HTML with one `<style>` block (allowed by its hash in the Content-Security-Policy) and
 inline SVG, so a strict policy (`default-src 'none'`) holds and the overview is both the served
 page and the report file. Filters, sorting and paging are plain links and one GET form.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,12 +26,13 @@ from urllib.parse import urlencode
 
 import orjson
 
-from corral import ocsf, traits
+from corral import ocsf, priority, traits
 from corral.context import container_context
 from corral.coverage import Matrix
 from corral.health import HealthReport
 from corral.sinks.chat import console_url
 from corral.stores.base import CountRow, FindingKey, HistoryEntry, LedgerEntry, StoredFinding, finding_id
+from corral.stores.images import ImageEvidence, ImageVulnerability
 
 DAY_MS: Final = 86_400_000
 HOUR_MS: Final = 3_600_000
@@ -244,6 +246,18 @@ class Detail:
     deliveries: Sequence[LedgerEntry]
     generated_at: int
     sinks: Sequence[str] = field(default_factory=tuple)
+    image_known: bool = False
+    """The finding's image digest is in the inventory, so its image page exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDetail:
+    """Everything an image page shows: the inventory's evidence, where it runs now, its CVEs ranked."""
+
+    evidence: ImageEvidence
+    runtime: priority.Runtime
+    vulnerabilities: Sequence[tuple[ImageVulnerability, priority.Priority]]
+    generated_at: int
 
 
 def open_counts(rows: Iterable[CountRow]) -> dict[tuple[str, int], int]:
@@ -315,6 +329,15 @@ def critical_first(rows: Iterable[Row]) -> list[Row]:
 def finding_path(key: FindingKey) -> str:
     """The finding page's path: its short stable id."""
     return f"/findings/{finding_id(key)}"
+
+
+DIGEST: Final = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
+"""An image digest as the inventory keys it; nothing else names an image page."""
+
+
+def image_path(digest: str) -> str | None:
+    """The image page's path, or None when `digest` is not a well-formed digest (it comes from a finding)."""
+    return f"/images/{digest}" if DIGEST.fullmatch(digest) else None
 
 
 def _e(value: object) -> str:
@@ -805,6 +828,9 @@ def render_finding(detail: Detail, *, meta_csp: bool = True) -> str:
             ]
         )
     )
+    image_href = image_path(ctx.image_digest or "") if detail.image_known else None
+    if image_href:
+        context += f'<p><a href="{_e(image_href)}">The image: where it runs and its CVEs ranked</a></p>'
     description = info.get("desc") or doc.get("message")
     vendor = doc.get("unmapped")
     vendor_html = (
@@ -829,5 +855,92 @@ def render_finding(detail: Detail, *, meta_csp: bool = True) -> str:
         + f'<section id="vendor"><h2>Vendor record</h2><p class="meta">Fields the source sent that OCSF has no '
         f"place for, as received.</p>{vendor_html}"
         + f"<details><summary>The whole OCSF finding</summary><pre>{_e(document)}</pre></details></section>"
+        + "</main></body></html>"
+    )
+
+
+# The image page --------------------------------------------------------------------------------
+
+
+def _runtime_words(runtime: priority.Runtime) -> str:
+    words = priority.CONTEXT_WORDS[runtime.context]
+    if runtime.context == "running":
+        count = len(runtime.workloads)
+        words = f"running in {count} workload{'s' if count != 1 else ''} ({', '.join(runtime.clouds)})"
+        if runtime.probable:
+            words += ", probably: matched by tag only"
+    return words + (", internet-exposed" if runtime.exposed else "")
+
+
+def _registries(evidence: ImageEvidence) -> str:
+    if not evidence.names:
+        return '<p class="empty">No registry has reported this image.</p>'
+    names = sorted(evidence.names, key=lambda n: (n.registry, n.repository, n.tag))
+    rows = "".join(
+        f'<tr><td data-label="reference">{_e(n.reference)}</td><td data-label="registry">{_e(n.registry or "-")}</td>'
+        f'<td data-label="cloud">{_e(n.cloud)}</td><td data-label="account">{_e(n.account)}</td>'
+        f'<td data-label="reported (source clock)">{_e(_time(n.source_time))}</td></tr>'
+        for n in names
+    )
+    return (
+        '<table class="cards"><thead><tr><th scope="col">reference</th><th scope="col">registry</th>'
+        '<th scope="col">cloud</th><th scope="col">account</th><th scope="col">reported (source clock)</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _sightings(evidence: ImageEvidence) -> str:
+    if not evidence.sightings:
+        return '<p class="empty">No source has seen this image running.</p>'
+    rows = "".join(
+        f'<tr><td data-label="cloud">{_e(r.sighting.cloud)}</td><td data-label="account">{_e(r.sighting.account)}</td>'
+        f'<td data-label="cluster">{_e(r.sighting.cluster or "-")}</td>'
+        f'<td data-label="namespace">{_e(r.sighting.namespace or "-")}</td>'
+        f'<td data-label="workload">{_e(r.sighting.workload or "-")}</td>'
+        f'<td data-label="reported by">{_e(r.sighting.reporter)}</td>'
+        f'<td data-label="match">{_e(f"probable, by tag {r.sighting.image}" if probable else "digest")}</td>'
+        f'<td data-label="first seen (source clock)">{_e(_time(r.first_time))}</td>'
+        f'<td data-label="last seen (source clock)">{_e(_time(r.last_time))}</td></tr>'
+        for r, probable in evidence.sightings
+    )
+    return (
+        '<table class="cards"><thead><tr><th scope="col">cloud</th><th scope="col">account</th>'
+        '<th scope="col">cluster</th><th scope="col">namespace</th><th scope="col">workload</th>'
+        '<th scope="col">reported by</th><th scope="col">match</th><th scope="col">first seen (source clock)</th>'
+        f'<th scope="col">last seen (source clock)</th></tr></thead><tbody>{rows}</tbody></table>'
+    )
+
+
+def _vulnerabilities(rows: Sequence[tuple[ImageVulnerability, priority.Priority]]) -> str:
+    if not rows:
+        return '<p class="empty">No open Vulnerability Finding names this image.</p>'
+    body = "".join(
+        f'<tr><td data-label="priority">{_e(given.level)} <span class="meta">{given.risk_score}</span></td>'
+        f"{_sev(row.vulnerable.severity_id)}"
+        f'<td data-label="CVEs">{_e(", ".join(row.vulnerable.cves) or "-")}</td>'
+        f'<td data-label="why">{_e(given.details)}</td>'
+        f'<td data-label="finding"><a href="{_e(finding_path(row.key))}">{_e(row.key[2])}</a></td></tr>'
+        for row, given in rows
+    )
+    return (
+        '<table class="cards"><thead><tr><th scope="col">priority</th><th scope="col">severity</th>'
+        '<th scope="col">CVEs</th><th scope="col">why</th><th scope="col">finding</th></tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def render_image(detail: ImageDetail, *, meta_csp: bool = True) -> str:
+    """Render one image's page (pure): where it runs, in which registries, its open CVEs by Corral priority."""
+    digest = detail.evidence.digest
+    return (
+        _head(f"{digest[:19]} · Corral", meta_csp)
+        + '<a class="skip" href="#image">Skip to the image</a>'
+        + f'<header><p><a href="/#findings">← all findings</a></p><h1 id="image">Image <code>{_e(digest)}</code></h1>'
+        + f'<p class="meta">{_e(_runtime_words(detail.runtime))}. Generated {_e(_time(detail.generated_at))}; '
+        "priorities are computed now from the inventory.</p></header><main>"
+        + f'<section id="vulnerabilities"><h2>Open vulnerabilities, most urgent first</h2>'
+        f"{_vulnerabilities(detail.vulnerabilities)}</section>"
+        + f'<section id="running"><h2>Where it runs</h2>{_sightings(detail.evidence)}</section>'
+        + f'<section id="registries"><h2>Registries</h2>{_registries(detail.evidence)}</section>'
         + "</main></body></html>"
     )

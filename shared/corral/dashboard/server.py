@@ -30,9 +30,19 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from corral import coverage, health, ocsf, traits
+from corral import coverage, health, ocsf, priority, traits
 from corral.dashboard import listing, view
-from corral.dashboard.page import CLOUDS, RANGES, STATUSES, Filters, csp, render_finding, render_page
+from corral.dashboard.page import (
+    CLOUDS,
+    DIGEST,
+    RANGES,
+    STATUSES,
+    Filters,
+    csp,
+    render_finding,
+    render_image,
+    render_page,
+)
 from corral.errors import ConfigError, CorralError
 from corral.stores.base import FINDING_ID_LENGTH, FindingQuery, Store
 
@@ -271,6 +281,7 @@ class Dashboard:
     token: str | None = None
     window_ms: int = coverage.DEFAULT_WINDOW_HOURS * HOUR_MS
     hosts: frozenset[str] = field(default_factory=lambda: own_host_names(DEFAULT_HOST))
+    weights: priority.Weights = priority.DEFAULT_WEIGHTS
 
     def window(self, params: Mapping[str, list[str]]) -> int:
         """The coverage window from `window_hours`, else the default."""
@@ -331,6 +342,14 @@ class Dashboard:
         detail = listing.detail(store, finding_id, self.clock())
         return None if detail is None else render_finding(detail, meta_csp=False)
 
+    def image_page(self, store: Store, path: str) -> str | None:
+        """Render one image's page from `/images/<digest>`; None when the inventory does not know it."""
+        digest = unquote(path.removeprefix("/images/").strip("/")).lower()
+        if not DIGEST.fullmatch(digest):
+            raise BadRequestError("image digest: expected sha256: and 64 hex digits (or sha512: and 128)")
+        detail = listing.image(store, digest, self.weights, self.clock())
+        return None if detail is None else render_image(detail, meta_csp=False)
+
 
 def _error(message: str) -> bytes:
     return orjson.dumps({"error": message})
@@ -373,14 +392,18 @@ def handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
                     body = dashboard.page(store, params).encode()
                 self._send(HTTPStatus.OK, body, "text/html; charset=utf-8")
                 return
-            if path.startswith("/findings/"):
-                with dashboard.stores.borrow() as store:
-                    text = dashboard.finding_page(store, path)
-                if text is None:
-                    self._send(HTTPStatus.NOT_FOUND, _error("no such finding"))
-                else:
-                    self._send(HTTPStatus.OK, text.encode(), "text/html; charset=utf-8")
-                return
+            for prefix, render, missing in (
+                ("/findings/", dashboard.finding_page, "no such finding"),
+                ("/images/", dashboard.image_page, "no such image in the inventory"),
+            ):
+                if path.startswith(prefix):
+                    with dashboard.stores.borrow() as store:
+                        text = render(store, path)
+                    if text is None:
+                        self._send(HTTPStatus.NOT_FOUND, _error(missing))
+                    else:
+                        self._send(HTTPStatus.OK, text.encode(), "text/html; charset=utf-8")
+                    return
             if not path.startswith("/api/"):
                 self._send(HTTPStatus.NOT_FOUND, _error("not found"))
                 return

@@ -30,6 +30,7 @@ from corral.stores.base import (
     LedgerSummary,
     MatchCount,
     Page,
+    PlaceCount,
     SinkBacklog,
     SourceSeen,
     SourceState,
@@ -161,6 +162,16 @@ class SqlStore(SqlImages, ABC):
             _sql.latest_per_cell_sql("?", len(cells)), [*(part for cell in cells for part in cell), since]
         )
         return {(row[0], row[1], row[2]): int(row[3]) for row in rows if row[3] is not None}
+
+    def place_counts(self, service: str, since: int) -> list[PlaceCount] | None:
+        """Count a service's findings since a time per cloud, account and cluster (one range of its time index)."""
+        clause, params = _sql.where(FindingQuery(container_service=service, since=since), self.dialect)
+        rows = self._fetch(
+            f"SELECT cloud, account, cluster, count(*), max(last_seen) FROM findings WHERE {clause}"
+            " GROUP BY cloud, account, cluster",
+            params,
+        )
+        return [PlaceCount(str(r[0]), str(r[1]), r[2] or None, int(r[3]), int(r[4])) for r in rows]
 
     def trend(self, since: int) -> list[TrendDay]:
         """Return findings first seen and last seen per UTC day from `since` on (two index ranges)."""

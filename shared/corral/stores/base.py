@@ -422,6 +422,18 @@ class CountRow:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class PlaceCount:
+    """One container service's findings in a window, counted per cloud, account and cluster."""
+
+    cloud: str
+    account: str
+    cluster: str | None
+    count: int
+    newest: int
+    """The newest last_seen among them."""
+
+
 DEAD_LETTER_MAX_RAW: Final = 256 * 1024
 
 
@@ -628,6 +640,13 @@ class Store(Protocol):
         """Return the newest last_seen per (container service, layer, task) at or after `since`.
 
         Sample findings and Corral's own findings prove nothing about a detector: they are left out.
+        """
+
+    def place_counts(self, service: str, since: int) -> list[PlaceCount] | None:
+        """Count one container service's findings last seen at or after `since` per (cloud, account, cluster).
+
+        None when the store could only count by reading every such finding (DynamoDB keeps no
+        aggregate per cluster): the caller then counts a bounded sample itself.
         """
 
     def trend(self, since: int) -> list[TrendDay]:

@@ -31,8 +31,6 @@ _MILLIS_BELOW: Final = 1e14
 _MICROS_BELOW: Final = 1e17
 
 _FRACTION: Final = re.compile(r"\.(\d+)")
-# The common shape (`2024-01-02T03:04:05.123Z`, up to microseconds) that `fromisoformat` reads as is.
-_ISO_UTC: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z")
 
 
 def epoch_ms(value: object, field: str = "time") -> int:
@@ -81,23 +79,26 @@ def _number_ms(value: float, field: str) -> int:
 
 
 def _iso_ms(value: str, field: str) -> int:
-    if _ISO_UTC.fullmatch(value):
-        try:
-            return int(datetime.fromisoformat(value).timestamp() * 1000)
-        except ValueError:
-            pass  # e.g. month 13: the general path words the error
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    # `fromisoformat` reads at most microseconds; SCC and Defender send up to nanoseconds.
-    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
     try:
-        parsed = datetime.fromisoformat(text)
+        # Python 3.11 reads `Z`, any offset and any number of fraction digits (keeping six).
+        parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise MalformedEventError(f"{field} is not an ISO 8601 time: {value[:64]!r}") from None
+        parsed = _lenient_iso(value, field)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:
         return int(parsed.timestamp() * 1000)
     except (OverflowError, ValueError):
         raise MalformedEventError(f"{field} is out of range: {value[:64]!r}") from None
+
+
+def _lenient_iso(value: str, field: str) -> datetime:
+    """What `fromisoformat` refuses as sent: surrounding blanks, a lower-case `z`."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise MalformedEventError(f"{field} is not an ISO 8601 time: {value[:64]!r}") from None

@@ -31,7 +31,7 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from corral.stores._shared import CLOUD_NAMES, CORRAL_PRODUCT, canonical
-from corral.stores.base import CountRow, FindingQuery, TrendDay, finding_id
+from corral.stores.base import CountRow, FindingQuery, PlaceCount, TrendDay, finding_id
 from corral.stores.dynamodb.items import (
     SCHEMA_VERSION,
     SHARDS,
@@ -275,6 +275,10 @@ class Aggregates(Table):
                 cell = (str(service), str(layer), str(task))
                 latest[cell] = max(latest.get(cell, 0), get_n(item, "ls"))
         return {cell: at for cell, at in latest.items() if at >= since}
+
+    def place_counts(self, service: str, since: int) -> list[PlaceCount] | None:
+        """None: the aggregate items count per cell and per day, not per cluster, so the caller samples."""
+        return None
 
     def trend(self, since: int) -> list[TrendDay]:
         """Return findings first seen and last seen per UTC day from `since` on (from the aggregate items)."""
