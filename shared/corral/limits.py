@@ -34,6 +34,27 @@ def violation(value: object, max_depth: int = MAX_FINDING_DEPTH) -> str | None:
         >>> violation([[[1]]], max_depth=2)
         'nested more than 2 levels deep at [0][0]'
     """
+    # Every finding passes here on the hot path, and nearly all are within the limits: the first
+    # walk carries no paths; only a document that breaks a limit is walked again to name the place.
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict | list):
+            if depth >= max_depth:
+                return _located(value, max_depth)
+            children = current.values() if isinstance(current, dict) else current
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | int))
+        elif isinstance(current, Mapping):
+            stack.extend((child, depth + 1) for child in current.values())
+            if depth >= max_depth:
+                return _located(value, max_depth)
+        elif isinstance(current, int) and not isinstance(current, bool) and not INT_MIN <= current <= INT_MAX:
+            return _located(value, max_depth)
+    return None
+
+
+def _located(value: object, max_depth: int) -> str | None:
+    """The slow walk of `violation`, keeping the path to say where the limit is broken."""
     stack: list[tuple[object, int, tuple[str | int, ...]]] = [(value, 0, ())]
     while stack:
         current, depth, path = stack.pop()
