@@ -234,6 +234,8 @@ def _windows(windows: object, origin: str, problems: _Problems) -> dict[str, int
     if not isinstance(windows, Mapping):
         problems.add(f'{origin}: sources: expected source = window in minutes, e.g. "aws.guardduty" = 420')
         return {}
+    if not windows:
+        return {}
     # Loaded only when [sources] is written: the registry imports every source module.
     from corral.sources import SOURCES  # noqa: PLC0415
 

@@ -32,7 +32,8 @@ def loaded_after(modules: list[str]) -> list[str]:
         cwd=ROOT,
         env={"PYTHONPATH": str(ROOT / "shared"), "PATH": "/usr/bin:/bin"},
     )
-    return json.loads(done.stdout)
+    loaded: list[str] = json.loads(done.stdout)
+    return loaded
 
 
 @pytest.mark.parametrize(
@@ -54,3 +55,73 @@ def test_core_imports_nothing_heavy(modules: list[str]) -> None:
 def test_the_check_sees_heavy_imports() -> None:
     """The subprocess check does report a heavy package that was imported (here psycopg, via its store)."""
     assert "psycopg" in loaded_after(["corral.stores.postgresql"])
+
+
+EVENTS = ROOT / "tests" / "events"
+NORMALIZERS = {
+    "aws": ("corral.sources.guardduty", "corral.sources.inspector"),
+    "azure": ("corral.sources.defender",),
+    "gcp": ("corral.sources.scc",),
+}
+
+
+def ingested_in(platform: str, event: Path, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """In a fresh isolated interpreter on `platform`, ingest `event` as an entry point does.
+
+    The pipeline is built from the environment (configuration, a SQLite store) and ingests the
+    event. Returns the source modules then in sys.modules, and its errors then its count of new findings.
+    """
+    script = (
+        "import json, sys\nfrom corral.pipeline import Inbound, Pipeline\n"
+        "pipeline = Pipeline.from_env()\npipeline.store.migrate()\n"
+        f"result = pipeline.ingest([Inbound(data=json.load(open({str(event)!r})), ref='test')])\n"
+        "got = [*result.errors, f'new {result.counts[\"new\"]}']\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('corral.sources.'))\n"
+        "print(json.dumps([loaded, got]))"
+    )
+    env = {
+        "PYTHONPATH": str(ROOT / "shared"),
+        "PATH": "/usr/bin:/bin",
+        platform: "corral-test",
+        "CORRAL_STORE": f"sqlite:///{tmp_path / 'corral.db'}",
+        "CORRAL_ALLOW_LOCAL_STORE": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", script], capture_output=True, text=True, check=True, cwd=ROOT, env=env
+    )
+    loaded, got = json.loads(done.stdout)
+    return loaded, got
+
+
+@pytest.mark.parametrize(
+    ("platform", "home", "event"),
+    [
+        (
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "aws",
+            EVENTS / "aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json",
+        ),
+        (
+            "FUNCTIONS_WORKER_RUNTIME",
+            "azure",
+            EVENTS / "azure/defender/alert-k8s-privileged-container-aks.json",
+        ),
+        ("K_SERVICE", "gcp", EVENTS / "gcp/scc/gke-image-cve.notification.json"),
+    ],
+)
+def test_an_entry_point_loads_only_its_home_clouds_normalizers(
+    platform: str, home: str, event: Path, tmp_path: Path
+) -> None:
+    """On a cloud's platform, ingesting its own event imports no other cloud's source modules."""
+    loaded, got = ingested_in(platform, event, tmp_path)
+    assert got == ["new 1"]
+    foreign = [m for cloud, names in NORMALIZERS.items() if cloud != home for m in names]
+    assert [m for m in loaded if m.startswith(tuple(foreign))] == []
+    assert set(NORMALIZERS[home][:1]) <= set(loaded)
+
+
+def test_another_clouds_document_still_normalizes_on_a_platform(tmp_path: Path) -> None:
+    """A document the home sources do not recognize loads the other sources and is normalized."""
+    loaded, got = ingested_in("AWS_LAMBDA_FUNCTION_NAME", EVENTS / "gcp/scc/gke-image-cve.notification.json", tmp_path)
+    assert got == ["new 1"]
+    assert "corral.sources.scc" in loaded

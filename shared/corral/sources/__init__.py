@@ -1,4 +1,4 @@
-"""The registry of sources: one line per source module, listed literally.
+"""The registry of sources: one line per source module, listed literally, loaded on first use.
 
 Each source module satisfies `corral.sources._core.source.Source`:
 
@@ -10,40 +10,106 @@ Each source module satisfies `corral.sources._core.source.Source`:
   I/O; raises `MalformedEventError` (with a one-line reason) and nothing else. `received_time`
   (epoch ms: the bus's publish time, else the time Corral received it) stands in only for a
   record that carries no time of its own.
+
+A function pays at cold start for every module it imports, so the modules load only when
+needed: `detect` asks the home cloud's sources first (the platform sets AWS_LAMBDA_FUNCTION_NAME,
+FUNCTIONS_WORKER_RUNTIME or K_SERVICE), and another cloud's normalizer is imported only for a
+document its home sources do not recognize. `SOURCES`, `FACTS`, `PRODUCT_SOURCES` and
+`CAPABILITIES` load every module on first access (health, coverage, the CLI, a relay hub).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import os
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
-from corral.sources import defender, guardduty, inspector, relay, scc
-from corral.sources._core.source import Capability, Facts, Source
+if TYPE_CHECKING:
+    from corral.sources import defender, guardduty, inspector, relay, scc
+    from corral.sources._core.source import Capability, Facts, Source
 
-_MODULES: Final[tuple[Source, ...]] = (
-    guardduty,
-    inspector,
-    defender,
-    scc,
-    relay,
+    # mypy checks each module against the protocol here; at run time they are imported by name.
+    _CHECKED: tuple[Source, ...] = (guardduty, inspector, defender, scc, relay)
+
+    SOURCES: dict[str, Source]
+    FACTS: dict[str, Facts]
+    PRODUCT_SOURCES: dict[str, str]
+    """The source a finding came from, by its product: a relayed finding counts for its first source."""
+    CAPABILITIES: tuple[Capability, ...]
+
+# (module, home cloud): the detection order; the relay is last, after every vendor source.
+_MODULES: Final = (
+    ("corral.sources.guardduty", "aws"),
+    ("corral.sources.inspector", "aws"),
+    ("corral.sources.defender", "azure"),
+    ("corral.sources.scc", "gcp"),
+    ("corral.sources.relay", None),
 )
+# The variable each platform sets in its functions' environment, by cloud.
+_PLATFORMS: Final = (("AWS_LAMBDA_FUNCTION_NAME", "aws"), ("FUNCTIONS_WORKER_RUNTIME", "azure"), ("K_SERVICE", "gcp"))
 
-SOURCES: Final[dict[str, Source]] = {module.SOURCE: module for module in _MODULES}
-FACTS: Final[dict[str, Facts]] = {m.SOURCE: m.FACTS for m in _MODULES if m.FACTS is not None}
-# The source a finding came from, by its product: a relayed finding counts for its first source.
-PRODUCT_SOURCES: Final = {facts.product_uid: facts.source for facts in FACTS.values()}
-CAPABILITIES: Final[tuple[Capability, ...]] = tuple(cap for facts in FACTS.values() for cap in facts.capabilities)
+_loaded: dict[str, Source] = {}
+# product uid -> source id of the modules loaded so far.
+_products: dict[str, str] = {}
+
+
+def _load(name: str) -> Source:
+    module = _loaded.get(name)
+    if module is None:
+        module = cast("Source", importlib.import_module(name))  # each is checked in _CHECKED
+        if module.FACTS is not None:
+            _products[module.FACTS.product_uid] = module.FACTS.source
+        _loaded[name] = module
+    return module
+
+
+@functools.cache
+def _order() -> tuple[str, ...]:
+    """Module names in detection order: the home cloud's first, the rest as listed."""
+    home = next((cloud for variable, cloud in _PLATFORMS if os.environ.get(variable)), None)
+    return tuple(name for name, cloud in _MODULES if cloud == home) + tuple(
+        name for name, cloud in _MODULES if cloud != home
+    )
+
+
+def _all() -> tuple[Source, ...]:
+    return tuple(_load(name) for name, _ in _MODULES)
+
+
+def __getattr__(name: str) -> Any:
+    """Build the registry's tables on first access (PEP 562), loading every source module."""
+    if name == "SOURCES":
+        value: Any = {module.SOURCE: module for module in _all()}
+    elif name == "FACTS":
+        value = {m.SOURCE: m.FACTS for m in _all() if m.FACTS is not None}
+    elif name == "PRODUCT_SOURCES":
+        value = {facts.product_uid: facts.source for facts in __getattr__("FACTS").values()}
+    elif name == "CAPABILITIES":
+        value = tuple(cap for facts in __getattr__("FACTS").values() for cap in facts.capabilities)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def source_of(finding: Mapping[str, Any]) -> str:
     """Return the source id of a finding from its product uid (the product uid itself if unknown)."""
     product = str(finding["metadata"]["product"].get("uid", ""))
-    return PRODUCT_SOURCES.get(product, product)
+    known = _products.get(product)
+    if known is not None:
+        return known
+    products: dict[str, str] = __getattr__("PRODUCT_SOURCES")
+    return products.get(product, product)
 
 
 def detect(doc: Mapping[str, Any]) -> Source | None:
     """Return the source module that recognizes `doc`, or None."""
-    for module in SOURCES.values():
+    # Once the whole registry is built (health, the CLI, a relay hub), detection reads it as is.
+    registry: dict[str, Source] | None = globals().get("SOURCES")
+    modules = registry.values() if registry is not None else (_load(name) for name in _order())
+    for module in modules:
         if module.recognizes(doc):
             return module
     return None
