@@ -27,6 +27,7 @@ from corral.routing import Router
 from corral.sinks import build_all
 from corral.stores import open_store
 from corral.stores.base import (
+    CHANGE_KINDS,
     TIMELESS_LABEL,
     Change,
     Claim,
@@ -102,18 +103,7 @@ class IngestResult:
 
     def summary(self) -> dict[str, int]:
         """Every change kind (zero included) and skipped/signals/failed, as plain data."""
-        kinds = (
-            "new",
-            "updated",
-            "escalated",
-            "deescalated",
-            "reopened",
-            "closed",
-            "unchanged",
-            "stale",
-            "reprioritized",
-        )
-        return {k: self.counts[k] for k in (*kinds, "suppressed", "skipped", "signals", "failed")}
+        return {k: self.counts[k] for k in (*CHANGE_KINDS, "suppressed", "skipped", "signals", "failed")}
 
 
 class Pipeline:
