@@ -9,12 +9,14 @@ deliveries adds nothing newer than what is stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from corral import priority
 from corral.inventory import Exposure, FindingKey, ImageName, Observations, Sighting, Vulnerable
+
+_Timed = TypeVar("_Timed", ImageName, Sighting, Exposure)
 
 NAME_COLUMNS: Final = ("digest", "repository", "tag", "registry", "cloud", "account", "first_time", "last_time")
 SIGHTING_COLUMNS: Final = (
@@ -101,36 +103,30 @@ class ImageVulnerability:
         return self.vulnerable.key
 
 
-def latest_names(batch: Iterable[Observations]) -> dict[tuple[str, str, str, str, str], ImageName]:
+def latest_names(batch: Iterable[Observations]) -> dict[tuple[str, ...], ImageName]:
     """The newest name per (digest, repository, tag, cloud, account) in a batch."""
-    found: dict[tuple[str, str, str, str, str], ImageName] = {}
-    for seen in batch:
-        for name in seen.names:
-            key = (name.digest, name.repository, name.tag, name.cloud, name.account)
-            if key not in found or found[key].source_time < name.source_time:
-                found[key] = name
-    return found
+    names = (name for seen in batch for name in seen.names)
+    return _newest(names, lambda n: (n.digest, n.repository, n.tag, n.cloud, n.account))
 
 
 def latest_sightings(batch: Iterable[Observations]) -> dict[tuple[str, ...], Sighting]:
     """The newest sighting per (image, place) in a batch."""
-    found: dict[tuple[str, ...], Sighting] = {}
-    for seen in batch:
-        for sighting in seen.sightings:
-            key = (sighting.image, *sighting.place)
-            if key not in found or found[key].source_time < sighting.source_time:
-                found[key] = sighting
-    return found
+    return _newest((s for seen in batch for s in seen.sightings), lambda s: (s.image, *s.place))
 
 
 def latest_exposures(batch: Iterable[Observations]) -> dict[tuple[str, ...], Exposure]:
     """The newest exposure per place in a batch."""
-    found: dict[tuple[str, ...], Exposure] = {}
-    for seen in batch:
-        for exposure in seen.exposures:
-            key = (exposure.cloud, exposure.account, exposure.cluster, exposure.namespace, exposure.workload)
-            if key not in found or found[key].source_time < exposure.source_time:
-                found[key] = exposure
+    exposures = (e for seen in batch for e in seen.exposures)
+    return _newest(exposures, lambda e: (e.cloud, e.account, e.cluster, e.namespace, e.workload))
+
+
+def _newest(items: Iterable[_Timed], key: Callable[[_Timed], tuple[str, ...]]) -> dict[tuple[str, ...], _Timed]:
+    """The item with the latest source time per key (the first of equals)."""
+    found: dict[tuple[str, ...], _Timed] = {}
+    for item in items:
+        k = key(item)
+        if k not in found or found[k].source_time < item.source_time:
+            found[k] = item
     return found
 
 
