@@ -133,10 +133,13 @@ def status(status_id: int) -> dict[str, Any]:
 def cloud(provider: str, account_uid: str, region: str | None = None, **account: Any) -> dict[str, Any]:
     """Return the OCSF `cloud` object for an account of `provider` ("AWS", "Azure" or "GCP")."""
     type_id, type_name = ACCOUNT_TYPES[provider]
-    obj: dict[str, Any] = {
-        "provider": provider,
-        "account": prune({"uid": account_uid, "type_id": type_id, "type": type_name, **account}),
-    }
+    if account:
+        owner = prune({"uid": account_uid, "type_id": type_id, "type": type_name, **account})
+    elif account_uid:  # the common case needs no prune pass: only the uid can be missing
+        owner = {"uid": account_uid, "type_id": type_id, "type": type_name}
+    else:
+        owner = {"type_id": type_id, "type": type_name}
+    obj: dict[str, Any] = {"provider": provider, "account": owner}
     if region:
         obj["region"] = region
     return obj
@@ -212,6 +215,31 @@ def prune(obj: Any) -> Any:
                 items.append(kept)
         return items
     return obj
+
+
+def shared_prune(obj: Any) -> Any:
+    """Like `prune`, but return `obj` itself when there is nothing to drop in it (no copy).
+
+    For values the caller does not modify afterwards, e.g. vendor subtrees kept in `unmapped`.
+    """
+    kind = type(obj)
+    if (kind is dict or kind is list) and is_pruned(obj):
+        return obj
+    return prune(obj)
+
+
+def is_pruned(node: dict[Any, Any] | list[Any]) -> bool:
+    """True when `prune` would keep `node` as it is: not empty, nothing None or empty inside it."""
+    if not node:
+        return False
+    for value in node.values() if type(node) is dict else node:
+        kind = type(value)
+        if kind is dict or kind is list:
+            if not is_pruned(value):
+                return False
+        elif value is None or value == "":
+            return False
+    return True
 
 
 def identity(finding: Mapping[str, Any]) -> tuple[str, str, str]:

@@ -27,7 +27,6 @@ Trie = dict[Key, Any]
 
 _LEAF: Final = object()
 _EMPTY: Final = object()  # what `_rest_of` returns for a container with nothing left in it
-_CONTAINERS: Final = (dict, list)  # exact types, as ocsf.prune tests them
 _ABSENT: Final[dict[str, Any]] = {}  # the document of a view of a missing object; never written
 _MAX_IP_TEXT: Final = 45
 
@@ -242,15 +241,19 @@ def _child(taken: Trie, key: Key) -> Trie:
 
 def _rest_object(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
     # One pass doing what ocsf.prune(strip(doc, taken)) would: drop what is mapped, then what is
-    # empty. Subtrees with nothing recorded in them are left to ocsf.prune.
+    # empty. Subtrees with nothing recorded in them are shared as they are when already pruned.
     out = {}
     for key, value in doc.items():
         below = taken.get(key)
         if below is _LEAF or value is None or value == "":
             continue
-        kept = _rest_of(value, below) if below or type(value) in _CONTAINERS else value
-        if kept is not _EMPTY:
-            out[key] = kept
+        kind = type(value)
+        if kind is dict or kind is list:
+            kept = _rest_of(value, below)
+            if kept is not _EMPTY:
+                out[key] = kept
+        else:
+            out[key] = value
     return out
 
 
@@ -260,20 +263,20 @@ def _rest_list(items: list[Any], taken: Trie) -> list[Any]:
         below = taken.get(i)
         if below is _LEAF or value is None or value == "":
             continue
-        kept = _rest_of(value, below) if below or type(value) in _CONTAINERS else value
-        if kept is not _EMPTY:
-            out.append(kept)
+        kind = type(value)
+        if kind is dict or kind is list:
+            kept = _rest_of(value, below)
+            if kept is not _EMPTY:
+                out.append(kept)
+        else:
+            out.append(value)
     return out
 
 
-def _rest_of(value: Any, below: Trie | None) -> Any:
-    """`value` without what is recorded below it, pruned; _EMPTY when nothing is left of it."""
-    if below and isinstance(value, dict):
-        kept: Any = _rest_object(value, below)
-    elif below and isinstance(value, list):
-        kept = _rest_list(value, below)
-    elif type(value) in _CONTAINERS:
-        kept = ocsf.prune(value)
+def _rest_of(value: dict[Any, Any] | list[Any], below: Trie | None) -> Any:
+    """`value` (a dict or a list) without what is recorded below it, pruned; _EMPTY when nothing is left."""
+    if below:
+        kept: Any = _rest_object(value, below) if type(value) is dict else _rest_list(value, below)  # type: ignore[arg-type]
     else:
-        return value
+        kept = ocsf.shared_prune(value)  # nothing read in it: shared as it is when already pruned
     return kept if kept else _EMPTY

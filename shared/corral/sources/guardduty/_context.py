@@ -209,80 +209,105 @@ def _resources(parts: Parts, region: str | None, partition: str | None) -> list[
         found.append(_resource(bucket, "AWS::S3::Bucket", uid="arn"))
     for volume in resource.at("ebsVolumeDetails").objects("scannedVolumeDetails"):
         found.append(_resource(volume, "AWS::EC2::Volume", uid="volumeArn", name=None))
-    for item in parts.sequence.objects("resources"):
-        found.append(_sequence_resource(item))
     resources = [r for r in found if r is not None]
     for r in resources:
-        if role and r.get("type") != "Kubernetes Workload" and "role_id" not in r:
+        if role and r["type"] != "Kubernetes Workload":  # a workload has its own role
             r["role_id"], r["role"] = role
-        r.setdefault("region", region)
-        r.setdefault("cloud_partition", partition)
-    if not resources:
-        rtype = resource.text("resourceType")
-        if rtype:
-            resources.append({"name": rtype, "type": rtype, "region": region, "cloud_partition": partition})
+        if region:
+            r["region"] = region
+        if partition:
+            r["cloud_partition"] = partition
+    # Attack-sequence resources say where they are themselves (or nothing).
+    for item in parts.sequence.objects("resources"):
+        if (named := _sequence_resource(item)) is not None:
+            if role and named.get("type") != "Kubernetes Workload":
+                named["role_id"], named["role"] = role
+            resources.append(named)
+    if not resources and (rtype := resource.text("resourceType")):
+        resources.append(_present({"name": rtype, "type": rtype, "region": region, "cloud_partition": partition}))
     return resources
+
+
+def _present(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` without its None values (the others are non-empty strings or numbers)."""
+    return {key: value for key, value in obj.items() if value is not None}
 
 
 def _resource(base: Fields, rtype: str, *, uid: str, name: str | None = "name") -> dict[str, Any] | None:
     if not base.exists:
         return None
-    resource = {
-        "uid": base.text(uid),
-        "name": base.text(name) if name else None,
-        "type": rtype,
-        "tags": _tags(base),
-    }
-    if rtype == "AWS::EC2::Instance":
-        resource["zone"] = base.text("availabilityZone")
-    return resource if resource["uid"] or resource["name"] else None
+    found_uid, found_name = base.text(uid), base.text(name) if name else None
+    tags = _tags(base)
+    zone = base.text("availabilityZone") if rtype == "AWS::EC2::Instance" else None
+    if not (found_uid or found_name):
+        return None
+    resource: dict[str, Any] = {}
+    if found_uid:
+        resource["uid"] = found_uid
+    if found_name:
+        resource["name"] = found_name
+    resource["type"] = rtype
+    if tags:
+        resource["tags"] = tags
+    if zone:
+        resource["zone"] = zone
+    return resource
 
 
 def _workload(workload: Fields) -> dict[str, Any] | None:
     if not workload.exists:
         return None
     kind = workload.text("type")
-    resource = {
-        "uid": workload.text("uid"),
-        "name": workload.text("name"),
-        "namespace": workload.text("namespace"),
-        "type": "Kubernetes Workload",
-        "data": {"kind": kind} if kind else None,
-        "role_id": 1,
-        "role": "Target",
-    }
-    return resource if resource["uid"] or resource["name"] else None
+    resource = _present(
+        {
+            "uid": workload.text("uid"),
+            "name": workload.text("name"),
+            "namespace": workload.text("namespace"),
+            "type": "Kubernetes Workload",
+            "data": {"kind": kind} if kind else None,
+            "role_id": 1,
+            "role": "Target",
+        }
+    )
+    return resource if "uid" in resource or "name" in resource else None
 
 
 def _task(task: Fields) -> dict[str, Any] | None:
     if not task.exists:
         return None
-    data = {
-        "launch_type": task.text("launchType"),
-        "definition_arn": task.text("definitionArn"),
-        "version": task.text("version"),
-        "group": task.text("group"),
-    }
-    resource = {
-        "uid": task.text("arn"),
-        "type": "AWS::ECS::Task",
-        "tags": _tags(task),
-        "data": {k: v for k, v in data.items() if v},
-    }
-    return resource if resource["uid"] else None
+    uid = task.text("arn")
+    tags = _tags(task)
+    data = _present(
+        {
+            "launch_type": task.text("launchType"),
+            "definition_arn": task.text("definitionArn"),
+            "version": task.text("version"),
+            "group": task.text("group"),
+        }
+    )
+    if not uid:
+        return None
+    resource: dict[str, Any] = {"uid": uid, "type": "AWS::ECS::Task"}
+    if tags:
+        resource["tags"] = tags
+    if data:
+        resource["data"] = data
+    return resource
 
 
 def _sequence_resource(base: Fields) -> dict[str, Any] | None:
-    resource = {
-        "uid": base.text("uid"),
-        "name": base.text("name"),
-        "type": base.text("resourceType"),
-        "region": base.text("region"),
-        "cloud_partition": base.text("cloudPartition"),
-        "namespace": base.at("data", "kubernetesWorkload").text("namespace"),
-        "tags": _tags(base),
-    }
-    return resource if resource["uid"] or resource["name"] else None
+    resource = _present(
+        {
+            "uid": base.text("uid"),
+            "name": base.text("name"),
+            "type": base.text("resourceType"),
+            "region": base.text("region"),
+            "cloud_partition": base.text("cloudPartition"),
+            "namespace": base.at("data", "kubernetesWorkload").text("namespace"),
+            "tags": _tags(base) or None,
+        }
+    )
+    return resource if "uid" in resource or "name" in resource else None
 
 
 def _tags(owner: Fields) -> list[dict[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from corral import ocsf
 from corral.sources._core import images
 from corral.sources._core.reader import Fields
 from corral.sources.guardduty._parts import Parts
@@ -16,20 +17,26 @@ _PROCESS_START: Final = "service.runtimeDetails.process.startTime"
 
 
 def evidences(parts: Parts, orchestrator: str | None, region: str | None) -> list[dict[str, Any]]:
+    """Return the finding's evidences, each without empty values (as OCSF wants them)."""
     containers = _containers(parts, orchestrator)
     device = _device(parts.instance, region)
     evidences: list[dict[str, Any]] = []
     process = _process(parts.runtime.at("process"))
     if process is not None:
         chosen = _process_container(containers)
-        data = None
+        evidence: dict[str, Any] = {"process": process}
+        if device is not None:
+            evidence["device"] = device
         if chosen is not None:
-            process["container"], data = chosen
+            process["container"], evidence["data"] = chosen
             containers = [c for c in containers if c is not chosen]
-        evidences.append({"process": process, "device": device, "data": data})
+        evidences.append(evidence)
         device = None
     for container, data in containers:
-        evidences.append({"container": container, "data": data, "device": device})
+        evidence = {"container": container, "data": data}
+        if device is not None:
+            evidence["device"] = device
+        evidences.append(evidence)
     if device is not None and not containers:
         evidences.append({"device": device})
     evidences += _action_evidences(parts)
@@ -81,7 +88,25 @@ def _containers(parts: Parts, orchestrator: str | None) -> list[tuple[dict[str, 
             "volume_mounts": container.take("volumeMounts"),
         }
         found.append((_container(container, orchestrator), data))
-    return [(c, {k: v for k, v in d.items() if v is not None}) for c, d in found if c is not None]
+    return [(c, _present(d)) for c, d in found if c is not None]
+
+
+def _given(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` without its None values (built here: no other value is empty)."""
+    return {key: value for key, value in obj.items() if value is not None}
+
+
+def _present(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` without what OCSF leaves out: None, empty strings and containers, inside vendor values too."""
+    kept = {}
+    for key, value in data.items():
+        if value is None or value == "":
+            continue
+        kind = type(value)
+        found = ocsf.shared_prune(value) if kind is dict or kind is list else value
+        if found is value or found:
+            kept[key] = found
+    return kept
 
 
 def _container(base: Fields, orchestrator: str | None) -> dict[str, Any] | None:
@@ -89,15 +114,10 @@ def _container(base: Fields, orchestrator: str | None) -> dict[str, Any] | None:
     uid, name = base.text("id"), base.text("name")
     if not (uid or name):
         name = image["name"] if image else None
+    runtime = base.text("containerRuntime")
     if not (uid or name):
         return None
-    return {
-        "uid": uid,
-        "name": name,
-        "runtime": base.text("containerRuntime"),
-        "orchestrator": orchestrator,
-        "image": image,
-    }
+    return _given({"uid": uid, "name": name, "runtime": runtime, "orchestrator": orchestrator, "image": image})
 
 
 def _image(base: Fields) -> dict[str, Any] | None:
@@ -109,45 +129,37 @@ def _device(instance: Fields, region: str | None) -> dict[str, Any] | None:
     if not instance_id:
         return None
     interfaces = instance.objects("networkInterfaces", limit=1)
-    return {
-        "type_id": _VIRTUAL,
-        "type": "Virtual",
-        "uid": instance_id,
-        "instance_uid": instance_id,
-        "region": region,
-        "ip": interfaces[0].ip("privateIpAddress") if interfaces else None,
-    }
+    device = {"type_id": _VIRTUAL, "type": "Virtual", "uid": instance_id, "instance_uid": instance_id}
+    if region:
+        device["region"] = region
+    if interfaces and (ip := interfaces[0].ip("privateIpAddress")):
+        device["ip"] = ip
+    return device
 
 
 def _process(base: Fields) -> dict[str, Any] | None:
     if not base.exists:
         return None
-    name = base.text("name")
     path = base.text("executablePath")
     sha256 = base.text("executableSha256")
-    file = None
-    if path:
-        file = {
-            "name": path.rsplit("/", 1)[-1] or path,
-            "path": path,
-            "type_id": _REGULAR_FILE,
-            "hashes": [{"algorithm_id": _SHA256, "algorithm": "SHA-256", "value": sha256}] if sha256 else None,
-        }
     user, user_id = base.text("user"), base.integer("userId")
-    process = {
-        "name": name,
-        "pid": base.integer("pid"),
-        "uid": base.text("uuid"),
-        "file": file,
-        "user": {"name": user, "uid": str(user_id) if user_id is not None else None} if user or user_id else None,
-        "namespace_pid": base.integer("namespacePid"),
-        "working_directory": base.text("pwd"),
-        "created_time": base.optional_time("startTime", _PROCESS_START),
-        "parent_process": {"uid": parent} if (parent := base.text("parentUuid")) else None,
-    }
-    if process["pid"] is None and process["uid"] is None:
-        return None
-    return process
+    parent = base.text("parentUuid")
+    process = _given(
+        {
+            "name": base.text("name"),
+            "pid": base.integer("pid"),
+            "uid": base.text("uuid"),
+            "file": _file(path.rsplit("/", 1)[-1] or path, path, sha256) if path else None,
+            "user": _given({"name": user, "uid": str(user_id) if user_id is not None else None})
+            if user or user_id
+            else None,
+            "namespace_pid": base.integer("namespacePid"),
+            "working_directory": base.text("pwd"),
+            "created_time": base.optional_time("startTime", _PROCESS_START),
+            "parent_process": {"uid": parent} if parent else None,
+        }
+    )
+    return process if "pid" in process or "uid" in process else None
 
 
 def _action_evidences(parts: Parts) -> list[dict[str, Any]]:
@@ -167,8 +179,8 @@ def _action_evidences(parts: Parts) -> list[dict[str, Any]]:
     for probe in action.at("portProbeAction").objects("portProbeDetails", limit=20):
         remote = _endpoint(probe.at("remoteIpDetails"), None)
         local = _endpoint(probe.at("localIpDetails"), probe.at("localPortDetails"))
-        found.append({"src_endpoint": remote, "dst_endpoint": local})
-    return found
+        found.append(_given({"src_endpoint": remote, "dst_endpoint": local}))
+    return [evidence for evidence in found if evidence]
 
 
 def _kubernetes_call(user: Fields, base: Fields) -> dict[str, Any]:
@@ -180,35 +192,42 @@ def _kubernetes_call(user: Fields, base: Fields) -> dict[str, Any]:
     request_uri = base.text("requestUri")
     code = base.integer("statusCode")
     verb = base.text("verb")
-    return {
-        "api": {"operation": verb, "response": {"code": code} if code is not None else None} if verb else None,
-        "http_request": {
-            "url": {"path": request_uri} if request_uri else None,
-            "user_agent": base.text("userAgent"),
-        },
-        "src_endpoint": src,
-        "actor": {"user": {"name": username, "uid": user_uid, "groups": groups}} if username or user_uid else None,
-        "data": _data(base, ("namespace", "resource", "subresource", "resourceName", "parameters")),
-    }
+    request = _given({"url": {"path": request_uri} if request_uri else None, "user_agent": base.text("userAgent")})
+    actor = _given({"name": username, "uid": user_uid, "groups": groups or None}) if username or user_uid else None
+    return _given(
+        {
+            "api": _given({"operation": verb, "response": {"code": code} if code is not None else None})
+            if verb
+            else None,
+            "http_request": request or None,
+            "src_endpoint": src,
+            "actor": {"user": actor} if actor else None,
+            "data": _data(base, ("namespace", "resource", "subresource", "resourceName", "parameters")),
+        }
+    )
 
 
 def _aws_call(key: Fields, base: Fields) -> dict[str, Any]:
-    user = {
-        "name": key.peek_text("userName"),
-        "uid": key.text("principalId"),
-        "type": key.text("userType"),
-        "credential_uid": key.peek_text("accessKeyId"),
-    }
+    user = _given(
+        {
+            "name": key.peek_text("userName"),
+            "uid": key.text("principalId"),
+            "type": key.text("userType"),
+            "credential_uid": key.peek_text("accessKeyId"),
+        }
+    )
     operation = base.text("api")
     service_name = base.text("serviceName")
-    return {
-        "api": {"operation": operation, "service": {"name": service_name} if service_name else None}
-        if operation
-        else None,
-        "src_endpoint": _endpoint(base.at("remoteIpDetails"), None),
-        "actor": {"user": user} if user["name"] or user["uid"] else None,
-        "data": _data(base, ("callerType", "errorCode", "userAgent")),
-    }
+    return _given(
+        {
+            "api": _given({"operation": operation, "service": {"name": service_name} if service_name else None})
+            if operation
+            else None,
+            "src_endpoint": _endpoint(base.at("remoteIpDetails"), None),
+            "actor": {"user": user} if "name" in user or "uid" in user else None,
+            "data": _data(base, ("callerType", "errorCode", "userAgent")),
+        }
+    )
 
 
 def _connection(base: Fields) -> dict[str, Any]:
@@ -219,11 +238,13 @@ def _connection(base: Fields) -> dict[str, Any]:
     remote = _endpoint(base.at("remoteIpDetails"), base.at("remotePortDetails"))
     local = _endpoint(base.at("localIpDetails"), base.at("localPortDetails"))
     src, dst = (local, remote) if direction_id == 2 else (remote, local)
-    return {
-        "connection_info": {"direction_id": direction_id, "protocol_name": base.text("protocol")},
-        "src_endpoint": src,
-        "dst_endpoint": dst,
-    }
+    return _given(
+        {
+            "connection_info": _given({"direction_id": direction_id, "protocol_name": base.text("protocol")}),
+            "src_endpoint": src,
+            "dst_endpoint": dst,
+        }
+    )
 
 
 def _endpoint(address: Fields, ports: Fields | None) -> dict[str, Any] | None:
@@ -235,7 +256,7 @@ def _endpoint(address: Fields, ports: Fields | None) -> dict[str, Any] | None:
     if service and ports:
         ports.mark("portName")
     if ip is None:
-        return {"port": port, "svc_name": service}
+        return _given({"port": port, "svc_name": service})
     # GuardDuty fills the geolocation of addresses it cannot place (private ones) with
     # placeholders: city and organization UNKNOWN, latitude and longitude 0.0, ASN 0. They are
     # no location, so they stay out of OCSF (and in `unmapped`, as sent).
@@ -248,19 +269,25 @@ def _endpoint(address: Fields, ports: Fields | None) -> dict[str, Any] | None:
         organization.mark("asn")
     location: dict[str, Any] | None = None
     if city or country:
-        location = {"city": city, "country": country}
+        location = _given({"city": city, "country": country})
         geo = address.at("geoLocation")
         lat, lon = geo.raw("lat"), geo.raw("lon")
         if not (lat == 0 and lon == 0):
-            location["lat"], location["long"] = geo.number("lat"), geo.number("lon")
-    return {
-        "ip": ip,
-        "port": port,
-        "svc_name": service,
-        "location": location,
-        "autonomous_system": {"number": asn_number, "name": _known(organization, "asnOrg")},
-        "isp": _known(organization, "isp"),
-    }
+            if (found_lat := geo.number("lat")) is not None:
+                location["lat"] = found_lat
+            if (found_lon := geo.number("lon")) is not None:
+                location["long"] = found_lon
+    system = _given({"number": asn_number, "name": _known(organization, "asnOrg")})
+    return _given(
+        {
+            "ip": ip,
+            "port": port,
+            "svc_name": service,
+            "location": location,
+            "autonomous_system": system or None,
+            "isp": _known(organization, "isp"),
+        }
+    )
 
 
 def _known(base: Fields, key: str) -> str | None:
@@ -282,30 +309,34 @@ def _malware_evidences(service: Fields) -> list[dict[str, Any]]:
     for threat in detections.objects("threatNames", limit=50):
         threat_name = threat.text("name")
         for item in threat.objects("filePaths", limit=50):
-            file = _file(item, "filePath", "fileName")
+            file = _scanned_file(item, "filePath", "fileName")
             if file:
-                found.append({"file": file, "data": {"threat_name": threat_name, "volume": item.text("volumeArn")}})
+                data = _given({"threat_name": threat_name, "volume": item.text("volumeArn")})
+                found.append({"file": file, "data": data} if data else {"file": file})
     for threat in service.at("malwareScanDetails").objects("threats", limit=50):
         threat_name = threat.text("name")
         for item in threat.objects("itemPaths", limit=50):
-            file = _file(item, "nestedItemPath", None)
+            file = _scanned_file(item, "nestedItemPath", None)
             if file:
-                found.append({"file": file, "data": {"threat_name": threat_name}})
+                found.append({"file": file, "data": {"threat_name": threat_name}} if threat_name else {"file": file})
     return found
 
 
-def _file(base: Fields, path_key: str, name_key: str | None) -> dict[str, Any] | None:
+def _scanned_file(base: Fields, path_key: str, name_key: str | None) -> dict[str, Any] | None:
     path = base.text(path_key)
     name = (base.text(name_key) if name_key else None) or (path.rsplit("/", 1)[-1] if path else None)
-    if not name:
-        return None
-    sha256 = base.text("hash")
-    return {
-        "name": name,
-        "path": path,
-        "type_id": _REGULAR_FILE,
-        "hashes": [{"algorithm_id": _SHA256, "algorithm": "SHA-256", "value": sha256}] if sha256 else None,
-    }
+    sha256 = base.text("hash") if name else None
+    return _file(name, path, sha256) if name else None
+
+
+def _file(name: str, path: str | None, sha256: str | None) -> dict[str, Any]:
+    file: dict[str, Any] = {"name": name}
+    if path:
+        file["path"] = path
+    file["type_id"] = _REGULAR_FILE
+    if sha256:
+        file["hashes"] = [{"algorithm_id": _SHA256, "algorithm": "SHA-256", "value": sha256}]
+    return file
 
 
 def _sequence_container_evidences(sequence: Fields, orchestrator: str | None) -> list[dict[str, Any]]:
@@ -317,6 +348,6 @@ def _sequence_container_evidences(sequence: Fields, orchestrator: str | None) ->
         uid, name = item.peek_text("uid"), item.peek_text("name")
         if not (uid or name):
             continue
-        container = {"uid": uid, "name": name, "orchestrator": orchestrator, "image": image}
+        container = _given({"uid": uid, "name": name, "orchestrator": orchestrator, "image": image})
         found.append({"container": container, "data": {"sequence_resource": uid or name}})
     return found

@@ -60,9 +60,37 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
         activity, status = ocsf.CREATE, ocsf.STATUS_NEW
     else:
         activity, status = ocsf.UPDATE, ocsf.STATUS_NEW
-    severity_id, vendor_severity = severity(fields.raw("severity"))
     ctx = context(fields, finding_type, region, partition)
-    feature = service.text("featureName")
+    # Built as OCSF wants it, without empty values: no prune pass over the finding.
+    out = _envelope(fields, service, activity, status, modified, delivery_id)
+    if title := fields.text("title"):
+        out["message"] = title
+    if count is not None and count >= 0:
+        out["count"] = count
+    out["is_alert"] = True
+    out["finding_info"] = _info(fields, arn, finding_type, title, ctx, created, modified, (partition, region))
+    cloud = ocsf.cloud("AWS", account, region)
+    if partition:
+        cloud["cloud_partition"] = partition
+    out["cloud"] = cloud
+    if ctx.resources:
+        out["resources"] = ctx.resources
+    if ctx.evidences:
+        out["evidences"] = ctx.evidences
+    out["remediation"] = ctx.remediation
+    unmapped = fields.rest()
+    if unmapped:
+        out["unmapped"] = unmapped
+    return out
+
+
+def _envelope(
+    fields: Fields, service: Fields, activity: int, status: int, modified: int, delivery_id: str | None
+) -> ocsf.Finding:
+    severity_id, vendor_severity = severity(fields.raw("severity"))
+    product: dict[str, Any] = {"name": "GuardDuty", "vendor_name": "AWS", "uid": SOURCE}
+    if feature := service.text("featureName"):
+        product["feature"] = {"name": feature}
     out = ocsf.envelope(
         class_uid=ocsf.DETECTION,
         activity_id=activity,
@@ -70,57 +98,51 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
         severity_id=severity_id,
         vendor_severity=vendor_severity,
         status_id=status,
-        product={"name": "GuardDuty", "vendor_name": "AWS", "uid": SOURCE, "feature": {"name": feature}},
+        product=product,
         delivery_id=delivery_id,
         log_name=FINDING_EVENT,
     )
-    out["metadata"]["log_version"] = fields.text("schemaVersion")
-    title = out["message"] = fields.text("title")
-    out["count"] = count if count is not None and count >= 0 else None
-    out["is_alert"] = True
-    finding_id = fields.text("id") or arn.rsplit("/", 1)[-1]
-    out["finding_info"] = _info(fields, arn, finding_id, finding_type, title, ctx, created, modified)
-    out["finding_info"]["src_url"] = console_url(partition, region, finding_id)
-    cloud = ocsf.cloud("AWS", account, region)
-    cloud["cloud_partition"] = partition
-    out["cloud"] = cloud
-    out["resources"] = ctx.resources
-    out["evidences"] = ctx.evidences
-    pruned: ocsf.Finding = ocsf.prune(out)
-    # The last two need no pruning: remediation is fixed text, and `rest()` prunes as it copies.
-    pruned["remediation"] = ctx.remediation
-    unmapped = fields.rest()
-    if unmapped:
-        pruned["unmapped"] = unmapped
-    return pruned
+    if out["severity"] == "":  # an empty vendor severity has no label
+        del out["severity"]
+    if version := fields.text("schemaVersion"):
+        out["metadata"]["log_version"] = version
+    return out
 
 
 def _info(
     fields: Fields,
     arn: str,
-    finding_id: str,
     finding_type: str,
     title: str | None,
     ctx: Context,
     created: int | None,
     modified: int,
+    place: tuple[str | None, str | None],
 ) -> dict[str, Any]:
     service = fields.at("service")
-    return {
-        "uid": arn,
-        "uid_alt": finding_id,
-        "title": title,
-        "desc": fields.text("description"),
-        "types": [finding_type],
-        "created_time": created,
-        "modified_time": modified,
-        "first_seen_time": service.optional_time("eventFirstSeen"),
-        "last_seen_time": service.optional_time("eventLastSeen"),
-        "src_url": None,
-        "analytic": {"uid": finding_type, "name": finding_type, **_ANALYTIC_TYPE},
-        "attacks": ctx.attacks,
-        "traits": traits.classify(ctx.service, ctx.layer, traits.THREAT_DETECTION, sample=_is_sample(service)),
-    }
+    finding_id = fields.text("id") or arn.rsplit("/", 1)[-1]
+    info: dict[str, Any] = {"uid": arn}
+    if finding_id:
+        info["uid_alt"] = finding_id
+    if title:
+        info["title"] = title
+    if desc := fields.text("description"):
+        info["desc"] = desc
+    info["types"] = [finding_type]
+    if created is not None:
+        info["created_time"] = created
+    info["modified_time"] = modified
+    if (first_seen := service.optional_time("eventFirstSeen")) is not None:
+        info["first_seen_time"] = first_seen
+    if (last_seen := service.optional_time("eventLastSeen")) is not None:
+        info["last_seen_time"] = last_seen
+    if src_url := console_url(*place, finding_id):
+        info["src_url"] = src_url
+    info["analytic"] = {"uid": finding_type, "name": finding_type, **_ANALYTIC_TYPE}
+    if ctx.attacks:
+        info["attacks"] = ctx.attacks
+    info["traits"] = traits.classify(ctx.service, ctx.layer, traits.THREAT_DETECTION, sample=_is_sample(service))
+    return info
 
 
 def severity(value: object) -> tuple[int, object]:
