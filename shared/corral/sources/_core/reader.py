@@ -239,16 +239,30 @@ def _child(taken: Trie, key: Key) -> Trie:
     return child
 
 
+# Bound once: `rest()` calls them for every untouched subtree.
+_is_pruned: Final = ocsf.is_pruned
+_prune: Final = ocsf.prune
+_shared_prune: Final = ocsf.shared_prune
+
+
 def _rest_object(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
     # One pass doing what ocsf.prune(strip(doc, taken)) would: drop what is mapped, then what is
     # empty. Subtrees with nothing recorded in them are shared as they are when already pruned.
     out = {}
+    recorded = taken.get
     for key, value in doc.items():
-        below = taken.get(key)
+        below = recorded(key)
         if below is _LEAF or value is None or value == "":
             continue
         kind = type(value)
-        if kind is dict or kind is list:
+        if below is None:
+            if kind is not dict and kind is not list:
+                out[key] = value
+            elif _is_pruned(value):
+                out[key] = value  # nothing read in it and nothing to prune: shared, not copied
+            elif kept := _prune(value):
+                out[key] = kept
+        elif kind is dict or kind is list:
             kept = _rest_of(value, below)
             if kept is not _EMPTY:
                 out[key] = kept
@@ -278,5 +292,5 @@ def _rest_of(value: dict[Any, Any] | list[Any], below: Trie | None) -> Any:
     if below:
         kept: Any = _rest_object(value, below) if type(value) is dict else _rest_list(value, below)  # type: ignore[arg-type]
     else:
-        kept = ocsf.shared_prune(value)  # nothing read in it: shared as it is when already pruned
+        kept = _shared_prune(value)  # nothing read in it: shared as it is when already pruned
     return kept if kept else _EMPTY

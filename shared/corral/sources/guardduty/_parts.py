@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from corral.sources._core.reader import Fields
+
+# The view of an object a finding does not have. Shared: a view of nothing never records
+# anything (there is nothing in it to read), so it stays empty.
+NOTHING: Final = Fields({}, {}).at("nothing")
 
 
 class Parts:
@@ -26,16 +32,20 @@ class Parts:
 
     def __init__(self, fields: Fields) -> None:
         """Look up each object once, in the finding `fields` wraps."""
-        self.resource = resource = fields.at("resource")
-        self.service = service = fields.at("service")
-        self.k8s = resource.at("kubernetesDetails")
-        self.workload = self.k8s.at("kubernetesWorkloadDetails")
-        self.eks = resource.at("eksClusterDetails")
-        self.ecs = resource.at("ecsClusterDetails")
-        self.task = self.ecs.at("taskDetails")
-        self.container = resource.at("containerDetails")
-        self.instance = resource.at("instanceDetails")
-        self.access_key = resource.at("accessKeyDetails")
-        self.action = service.at("action")
-        self.runtime = service.at("runtimeDetails")
-        self.sequence = service.at("detection", "sequence")
+        # Most findings have a few of these objects: a plain key test skips making views of the others.
+        doc = fields.doc
+        self.resource = resource = fields.at("resource") if "resource" in doc else NOTHING
+        self.service = service = fields.at("service") if "service" in doc else NOTHING
+        found = resource.doc
+        self.k8s = k8s = resource.at("kubernetesDetails") if "kubernetesDetails" in found else NOTHING
+        self.workload = k8s.at("kubernetesWorkloadDetails") if "kubernetesWorkloadDetails" in k8s.doc else NOTHING
+        self.eks = resource.at("eksClusterDetails") if "eksClusterDetails" in found else NOTHING
+        self.ecs = ecs = resource.at("ecsClusterDetails") if "ecsClusterDetails" in found else NOTHING
+        self.task = ecs.at("taskDetails") if "taskDetails" in ecs.doc else NOTHING
+        self.container = resource.at("containerDetails") if "containerDetails" in found else NOTHING
+        self.instance = resource.at("instanceDetails") if "instanceDetails" in found else NOTHING
+        self.access_key = resource.at("accessKeyDetails") if "accessKeyDetails" in found else NOTHING
+        found = service.doc
+        self.action = service.at("action") if "action" in found else NOTHING
+        self.runtime = service.at("runtimeDetails") if "runtimeDetails" in found else NOTHING
+        self.sequence = service.at("detection", "sequence") if "detection" in found else NOTHING
