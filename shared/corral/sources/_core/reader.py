@@ -242,39 +242,37 @@ def _child(taken: Trie, key: Key) -> Trie:
 # Bound once: `rest()` calls them for every untouched subtree.
 _is_pruned: Final = ocsf.is_pruned
 _prune: Final = ocsf.prune
-_shared_prune: Final = ocsf.shared_prune
+_SCALARS: Final = frozenset({int, float, bool})
 
 
 def _rest_object(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
     # One pass doing what ocsf.prune(strip(doc, taken)) would: drop what is mapped, then what is
     # empty. Subtrees with nothing recorded in them are shared as they are when already pruned.
+    # Tested by type first: most values are strings, and `x == ""` is slow for other types.
     out = {}
     recorded = taken.get
     for key, value in doc.items():
         below = recorded(key)
-        if below is _LEAF or value is None or value == "":
+        if below is _LEAF:
             continue
         kind = type(value)
-        if below is None:
-            if kind is not dict and kind is not list:
+        if kind is str:
+            if value:
                 out[key] = value
-            elif _is_pruned(value):
-                out[key] = value  # nothing read in it and nothing to prune: shared, not copied
-            elif kept := _prune(value):
-                out[key] = kept
         elif kind is dict or kind is list:
             kept = _rest_of(value, below)
             if kept is not _EMPTY:
                 out[key] = kept
-        else:
+        elif kind in _SCALARS or (value is not None and value != ""):
             out[key] = value
     return out
 
 
 def _rest_list(items: list[Any], taken: Trie) -> list[Any]:
     out = []
+    recorded = taken.get
     for i, value in enumerate(items):
-        below = taken.get(i)
+        below = recorded(i)
         if below is _LEAF or value is None or value == "":
             continue
         kind = type(value)
@@ -291,6 +289,8 @@ def _rest_of(value: dict[Any, Any] | list[Any], below: Trie | None) -> Any:
     """`value` (a dict or a list) without what is recorded below it, pruned; _EMPTY when nothing is left."""
     if below:
         kept: Any = _rest_object(value, below) if type(value) is dict else _rest_list(value, below)  # type: ignore[arg-type]
+    elif _is_pruned(value):
+        return value  # nothing read in it and nothing to prune: shared, not copied
     else:
-        kept = _shared_prune(value)  # nothing read in it: shared as it is when already pruned
+        kept = _prune(value)
     return kept if kept else _EMPTY

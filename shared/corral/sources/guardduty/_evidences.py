@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 from corral import ocsf
@@ -58,37 +59,47 @@ def _process_container(
 def _containers(parts: Parts, orchestrator: str | None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     found = []
     cluster = parts.eks.peek_text("name") or parts.ecs.peek_text("name")
-    workload, task = parts.workload, parts.task
-    for item in workload.objects("containers"):
-        data = {
-            "source": "kubernetesWorkloadDetails",
-            "cluster": cluster,
-            "namespace": workload.peek_text("namespace"),
-            "workload": workload.peek_text("name"),
-            "security_context": item.take("securityContext"),
-            "volume_mounts": item.take("volumeMounts"),
-        }
-        found.append((_container(item, "EKS"), data))
-    for item in task.objects("containers"):
-        data = {
-            "source": "ecsClusterDetails.taskDetails",
-            "cluster": cluster,
-            "task": task.peek_text("arn"),
-            "launch_type": task.peek_text("launchType"),
-            "security_context": item.take("securityContext"),
-            "volume_mounts": item.take("volumeMounts"),
-        }
-        found.append((_container(item, "ECS"), data))
-    container = parts.container
+    workload, task, container = parts.workload, parts.task, parts.container
+    if workload.exists:
+        base = _given({"source": "kubernetesWorkloadDetails", "cluster": cluster})
+        base.update(_given({"namespace": workload.peek_text("namespace"), "workload": workload.peek_text("name")}))
+        found += _listed(workload.objects("containers"), "EKS", base)
+    if task.exists:
+        base = _given({"source": "ecsClusterDetails.taskDetails", "cluster": cluster})
+        base.update(_given({"task": task.peek_text("arn"), "launch_type": task.peek_text("launchType")}))
+        found += _listed(task.objects("containers"), "ECS", base)
     if container.exists:
-        data = {
-            "source": "containerDetails",
-            "cluster": cluster,
-            "security_context": container.take("securityContext"),
-            "volume_mounts": container.take("volumeMounts"),
-        }
-        found.append((_container(container, orchestrator), data))
-    return [(c, _present(d)) for c, d in found if c is not None]
+        described = _container(container, orchestrator)
+        data = {"source": "containerDetails", "cluster": cluster} if cluster else {"source": "containerDetails"}
+        _settings(container, data)
+        if described is not None:
+            found.append((described, data))
+    return found
+
+
+def _listed(
+    items: list[Fields], orchestrator: str, base: dict[str, Any]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    found = []
+    for item in items:
+        data = base.copy()
+        _settings(item, data)
+        described = _container(item, orchestrator)
+        if described is not None:
+            found.append((described, data))
+    return found
+
+
+def _settings(item: Fields, data: dict[str, Any]) -> None:
+    """Add a container's security context and volume mounts, as sent but without empty values."""
+    for key, target in (("securityContext", "security_context"), ("volumeMounts", "volume_mounts")):
+        value = item.take(key)
+        if value is None or value == "":
+            continue
+        kind = type(value)
+        kept = ocsf.shared_prune(value) if kind is dict or kind is list else value
+        if kept is value or kept:
+            data[target] = kept
 
 
 def _given(obj: dict[str, Any]) -> dict[str, Any]:
@@ -96,32 +107,25 @@ def _given(obj: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in obj.items() if value is not None}
 
 
-def _present(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` without what OCSF leaves out: None, empty strings and containers, inside vendor values too."""
-    kept = {}
-    for key, value in data.items():
-        if value is None or value == "":
-            continue
-        kind = type(value)
-        found = ocsf.shared_prune(value) if kind is dict or kind is list else value
-        if found is value or found:
-            kept[key] = found
-    return kept
-
-
 def _container(base: Fields, orchestrator: str | None) -> dict[str, Any] | None:
-    image = _image(base)
+    image = images.image(base.text("image"), base.text("imageUid"))
     uid, name = base.text("id"), base.text("name")
-    if not (uid or name):
-        name = image["name"] if image else None
-    runtime = base.text("containerRuntime")
-    if not (uid or name):
+    container: dict[str, Any] = {}
+    if uid:
+        container["uid"] = uid
+    if name:
+        container["name"] = name
+    elif image is not None and not uid:
+        container["name"] = image["name"]
+    elif not uid:
         return None
-    return _given({"uid": uid, "name": name, "runtime": runtime, "orchestrator": orchestrator, "image": image})
-
-
-def _image(base: Fields) -> dict[str, Any] | None:
-    return images.image(base.text("image"), base.text("imageUid"))
+    if runtime := base.text("containerRuntime"):
+        container["runtime"] = runtime
+    if orchestrator:
+        container["orchestrator"] = orchestrator
+    if image is not None:
+        container["image"] = image
+    return container
 
 
 def _device(instance: Fields, region: str | None) -> dict[str, Any] | None:
@@ -165,21 +169,20 @@ def _process(base: Fields) -> dict[str, Any] | None:
 def _action_evidences(parts: Parts) -> list[dict[str, Any]]:
     found = []
     action = parts.action
-    k8s = action.at("kubernetesApiCallAction")
-    if k8s.exists:
+    present = action.doc
+    if "kubernetesApiCallAction" in present and (k8s := action.at("kubernetesApiCallAction")).exists:
         found.append(_kubernetes_call(parts.k8s.at("kubernetesUserDetails"), k8s))
-    api = action.at("awsApiCallAction")
-    if api.exists:
+    if "awsApiCallAction" in present and (api := action.at("awsApiCallAction")).exists:
         found.append(_aws_call(parts.access_key, api))
-    net = action.at("networkConnectionAction")
-    if net.exists:
+    if "networkConnectionAction" in present and (net := action.at("networkConnectionAction")).exists:
         found.append(_connection(net))
-    if domain := action.at("dnsRequestAction").text("domain"):
+    if "dnsRequestAction" in present and (domain := action.at("dnsRequestAction").text("domain")):
         found.append({"query": {"hostname": domain}})
-    for probe in action.at("portProbeAction").objects("portProbeDetails", limit=20):
-        remote = _endpoint(probe.at("remoteIpDetails"), None)
-        local = _endpoint(probe.at("localIpDetails"), probe.at("localPortDetails"))
-        found.append(_given({"src_endpoint": remote, "dst_endpoint": local}))
+    if "portProbeAction" in present:
+        for probe in action.at("portProbeAction").objects("portProbeDetails", limit=20):
+            remote = _endpoint(probe.at("remoteIpDetails"), None)
+            local = _endpoint(probe.at("localIpDetails"), probe.at("localPortDetails"))
+            found.append(_given({"src_endpoint": remote, "dst_endpoint": local}))
     return [evidence for evidence in found if evidence]
 
 
@@ -188,23 +191,23 @@ def _kubernetes_call(user: Fields, base: Fields) -> dict[str, Any]:
     username, user_uid = user.text("username"), user.text("uid")
     source_ips = base.ips("sourceIPs")
     remote = _endpoint(base.at("remoteIpDetails"), None)
-    src = remote or ({"ip": source_ips[0]} if source_ips else None)
     request_uri = base.text("requestUri")
     code = base.integer("statusCode")
     verb = base.text("verb")
-    request = _given({"url": {"path": request_uri} if request_uri else None, "user_agent": base.text("userAgent")})
-    actor = _given({"name": username, "uid": user_uid, "groups": groups or None}) if username or user_uid else None
-    return _given(
-        {
-            "api": _given({"operation": verb, "response": {"code": code} if code is not None else None})
-            if verb
-            else None,
-            "http_request": request or None,
-            "src_endpoint": src,
-            "actor": {"user": actor} if actor else None,
-            "data": _data(base, ("namespace", "resource", "subresource", "resourceName", "parameters")),
-        }
-    )
+    agent = base.text("userAgent")
+    data = _data(base, ("namespace", "resource", "subresource", "resourceName", "parameters"))
+    call: dict[str, Any] = {}
+    if verb:
+        call["api"] = {"operation": verb, "response": {"code": code}} if code is not None else {"operation": verb}
+    if request_uri or agent:
+        call["http_request"] = _given({"url": {"path": request_uri} if request_uri else None, "user_agent": agent})
+    if src := remote or ({"ip": source_ips[0]} if source_ips else None):
+        call["src_endpoint"] = src
+    if username or user_uid:
+        call["actor"] = {"user": _given({"name": username, "uid": user_uid, "groups": groups or None})}
+    if data:
+        call["data"] = data
+    return call
 
 
 def _aws_call(key: Fields, base: Fields) -> dict[str, Any]:
@@ -260,42 +263,53 @@ def _endpoint(address: Fields, ports: Fields | None) -> dict[str, Any] | None:
     # GuardDuty fills the geolocation of addresses it cannot place (private ones) with
     # placeholders: city and organization UNKNOWN, latitude and longitude 0.0, ASN 0. They are
     # no location, so they stay out of OCSF (and in `unmapped`, as sent).
-    city = _known(address.at("city"), "cityName")
-    country = _known(address.at("country"), "countryCode")
-    organization = address.at("organization")
-    asn = organization.raw("asn")
+    doc = address.doc
+    city = _known(address, doc, "city", "cityName")
+    country = _known(address, doc, "country", "countryCode")
+    organization = doc.get("organization")
+    asn = organization.get("asn") if isinstance(organization, dict) else None
     asn_number = int(asn) if isinstance(asn, str) and asn.isdigit() and len(asn) < 11 and int(asn) else None
     if asn_number is not None:
-        organization.mark("asn")
-    location: dict[str, Any] | None = None
+        address.mark("organization", "asn")
+    endpoint: dict[str, Any] = {"ip": ip}
+    if port is not None:
+        endpoint["port"] = port
+    if service:
+        endpoint["svc_name"] = service
     if city or country:
-        location = _given({"city": city, "country": country})
-        geo = address.at("geoLocation")
-        lat, lon = geo.raw("lat"), geo.raw("lon")
-        if not (lat == 0 and lon == 0):
-            if (found_lat := geo.number("lat")) is not None:
-                location["lat"] = found_lat
-            if (found_lon := geo.number("lon")) is not None:
-                location["long"] = found_lon
-    system = _given({"number": asn_number, "name": _known(organization, "asnOrg")})
-    return _given(
-        {
-            "ip": ip,
-            "port": port,
-            "svc_name": service,
-            "location": location,
-            "autonomous_system": system or None,
-            "isp": _known(organization, "isp"),
-        }
-    )
+        endpoint["location"] = _location(address, doc, city, country)
+    system = _given({"number": asn_number, "name": _known(address, doc, "organization", "asnOrg")})
+    if system:
+        endpoint["autonomous_system"] = system
+    if isp := _known(address, doc, "organization", "isp"):
+        endpoint["isp"] = isp
+    return endpoint
 
 
-def _known(base: Fields, key: str) -> str | None:
-    """The text at `key` unless it is GuardDuty's UNKNOWN placeholder (then not recorded)."""
-    value = base.peek_text(key)
-    if value is None or value.upper() == "UNKNOWN":
+def _location(address: Fields, doc: dict[str, Any], city: str | None, country: str | None) -> dict[str, Any]:
+    location = _given({"city": city, "country": country})
+    geo = doc.get("geoLocation")
+    if not isinstance(geo, dict):
+        return location
+    lat, lon = geo.get("lat"), geo.get("lon")
+    if lat == 0 and lon == 0:
+        return location
+    for key, target in (("lat", "lat"), ("lon", "long")):
+        value = geo.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            address.mark("geoLocation", key)
+            location[target] = float(value)
+    return location
+
+
+def _known(address: Fields, doc: dict[str, Any], parent: str, key: str) -> str | None:
+    """The text at `parent.key` unless it is GuardDuty's UNKNOWN placeholder (then not recorded)."""
+    node = doc.get(parent)
+    value = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(value, str) or not value or value.upper() == "UNKNOWN":
         return None
-    return base.text(key)
+    address.mark(parent, key)
+    return value
 
 
 def _data(base: Fields, names: tuple[str, ...]) -> dict[str, Any] | None:
@@ -344,7 +358,8 @@ def _sequence_container_evidences(sequence: Fields, orchestrator: str | None) ->
     for item in sequence.objects("resources"):
         if item.peek_text("resourceType") != "CONTAINER":
             continue
-        image = _image(item.at("data", "container"))
+        view = item.at("data", "container")
+        image = images.image(view.text("image"), view.text("imageUid"))
         uid, name = item.peek_text("uid"), item.peek_text("name")
         if not (uid or name):
             continue
