@@ -218,14 +218,33 @@ def prune(obj: Any) -> Any:
 
 
 def shared_prune(obj: Any) -> Any:
-    """Like `prune`, but return `obj` itself when there is nothing to drop in it (no copy).
+    """Like `prune`, but what has nothing to drop in it is the very object given, not a copy.
 
-    For values the caller does not modify afterwards, e.g. vendor subtrees kept in `unmapped`.
+    For values nobody modifies afterwards, e.g. vendor subtrees kept in `unmapped`.
     """
     kind = type(obj)
-    if (kind is dict or kind is list) and is_pruned(obj):
+    if (kind is not dict and kind is not list) or is_pruned(obj):
         return obj
-    return prune(obj)
+    # Something in it goes: this level is rebuilt, and its clean parts are shared.
+    if kind is dict:
+        out = {}
+        for key, value in obj.items():
+            if value is None or value == "":
+                continue
+            inner = type(value)
+            kept = shared_prune(value) if inner is dict or inner is list else value
+            if kept is value or kept:
+                out[key] = kept
+        return out
+    items = []
+    for value in obj:
+        if value is None or value == "":
+            continue
+        inner = type(value)
+        kept = shared_prune(value) if inner is dict or inner is list else value
+        if kept is value or kept:
+            items.append(kept)
+    return items
 
 
 def is_pruned(node: dict[Any, Any] | list[Any]) -> bool:

@@ -180,3 +180,35 @@ def test_envelope_without_delivery_id_or_log_name() -> None:
     assert "uid" not in doc["metadata"]
     assert "log_name" not in doc["metadata"]
     assert (doc["severity_id"], doc["severity"]) == (99, "Sev-A")
+
+
+@given(JSONISH)
+def test_shared_prune_equals_prune_and_shares_what_needs_no_pruning(doc: Any) -> None:
+    """`shared_prune` gives what `prune` gives; a container with nothing to drop comes back as itself."""
+    shared = ocsf.shared_prune(doc)
+    assert shared == ocsf.prune(doc)
+    clean = isinstance(doc, dict | list) and ocsf.prune(doc) == doc and bool(doc)
+    assert ocsf.is_pruned(doc) is clean if isinstance(doc, dict | list) else True
+    assert (shared is doc) is (clean or not isinstance(doc, dict | list))
+
+
+def test_shared_prune_copies_only_what_changes() -> None:
+    """The clean parts of a pruned copy are the very objects of the input; the input is not changed."""
+    clean = {"x": [1, {"y": "z"}]}
+    doc = {"clean": clean, "dirty": {"a": None, "b": [""], "c": 1}}
+    pruned = ocsf.shared_prune(doc)
+    assert pruned == {"clean": clean, "dirty": {"c": 1}}
+    assert pruned["clean"] is clean
+    assert doc["dirty"] == {"a": None, "b": [""], "c": 1}
+
+
+def test_cloud_account_without_extra_fields_or_uid() -> None:
+    """The account object leaves out an empty uid, and extra account fields are pruned as before."""
+    assert ocsf.cloud("AWS", "123", "us-east-1") == {
+        "provider": "AWS",
+        "account": {"uid": "123", "type_id": 10, "type": "AWS Account"},
+        "region": "us-east-1",
+    }
+    assert ocsf.cloud("GCP", "")["account"] == {"type_id": 11, "type": "GCP Project"}
+    assert ocsf.cloud("Azure", "s", name=None)["account"] == {"uid": "s", "type_id": 13, "type": "Azure Subscription"}
+    assert ocsf.cloud("Azure", "s", name="n")["account"]["name"] == "n"

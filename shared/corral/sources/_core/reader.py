@@ -239,10 +239,8 @@ def _child(taken: Trie, key: Key) -> Trie:
     return child
 
 
-# Bound once: `rest()` calls them for every untouched subtree.
-_is_pruned: Final = ocsf.is_pruned
-_prune: Final = ocsf.prune
-_SCALARS: Final = frozenset({int, float, bool})
+_shared_prune: Final = ocsf.shared_prune  # bound once: `rest()` calls it for every untouched subtree
+_SCALARS: Final = frozenset({int, float, bool})  # kept as they are: never None nor empty
 
 
 def _rest_object(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
@@ -289,8 +287,6 @@ def _rest_of(value: dict[Any, Any] | list[Any], below: Trie | None) -> Any:
     """`value` (a dict or a list) without what is recorded below it, pruned; _EMPTY when nothing is left."""
     if below:
         kept: Any = _rest_object(value, below) if type(value) is dict else _rest_list(value, below)  # type: ignore[arg-type]
-    elif _is_pruned(value):
-        return value  # nothing read in it and nothing to prune: shared, not copied
     else:
-        kept = _prune(value)
+        kept = _shared_prune(value)  # nothing read in it: shared where nothing needs pruning
     return kept if kept else _EMPTY

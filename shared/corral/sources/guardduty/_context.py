@@ -90,9 +90,8 @@ class Context:
     remediation: dict[str, Any]
 
 
-def context(fields: Fields, finding_type: str, region: str | None, partition: str | None) -> Context:
+def context(parts: Parts, finding_type: str, region: str | None, partition: str | None) -> Context:
     """Return the resources, evidences, classification, ATT&CK and remediation of a finding."""
-    parts = Parts(fields)
     service, layer, family = classify(parts, finding_type)
     orchestrator = _ORCHESTRATORS.get(service)
     resources = _resources(parts, region, partition)
@@ -197,18 +196,19 @@ def _resources(parts: Parts, region: str | None, partition: str | None) -> list[
         _resource(parts.container, "Container", uid="id"),
         _resource(parts.instance, "AWS::EC2::Instance", uid="instanceId", name=None),
         _resource(parts.access_key, "AWS::IAM::AccessKey", uid="accessKeyId", name="userName"),
-        _resource(resource.at("lambdaDetails"), "AWS::Lambda::Function", uid="functionArn", name="functionName"),
-        _resource(
-            resource.at("rdsDbInstanceDetails"),
-            "AWS::RDS::DBInstance",
-            uid="dbInstanceArn",
-            name="dbInstanceIdentifier",
-        ),
     ]
+    present = resource.doc
+    if "lambdaDetails" in present:
+        lambda_details = resource.at("lambdaDetails")
+        found.append(_resource(lambda_details, "AWS::Lambda::Function", uid="functionArn", name="functionName"))
+    if "rdsDbInstanceDetails" in present:
+        rds = resource.at("rdsDbInstanceDetails")
+        found.append(_resource(rds, "AWS::RDS::DBInstance", uid="dbInstanceArn", name="dbInstanceIdentifier"))
     for bucket in resource.objects("s3BucketDetails"):
         found.append(_resource(bucket, "AWS::S3::Bucket", uid="arn"))
-    for volume in resource.at("ebsVolumeDetails").objects("scannedVolumeDetails"):
-        found.append(_resource(volume, "AWS::EC2::Volume", uid="volumeArn", name=None))
+    if "ebsVolumeDetails" in present:
+        for volume in resource.at("ebsVolumeDetails").objects("scannedVolumeDetails"):
+            found.append(_resource(volume, "AWS::EC2::Volume", uid="volumeArn", name=None))
     resources = [r for r in found if r is not None]
     for r in resources:
         if role and r["type"] != "Kubernetes Workload":  # a workload has its own role

@@ -22,7 +22,7 @@ def evidences(parts: Parts, orchestrator: str | None, region: str | None) -> lis
     containers = _containers(parts, orchestrator)
     device = _device(parts.instance, region)
     evidences: list[dict[str, Any]] = []
-    process = _process(parts.runtime.at("process"))
+    process = _process(parts.runtime.at("process")) if "process" in parts.runtime.doc else None
     if process is not None:
         chosen = _process_container(containers)
         evidence: dict[str, Any] = {"process": process}
@@ -319,7 +319,22 @@ def _data(base: Fields, names: tuple[str, ...]) -> dict[str, Any] | None:
 
 def _malware_evidences(service: Fields) -> list[dict[str, Any]]:
     found = []
-    detections = service.at("ebsVolumeScanDetails", "scanDetections", "threatDetectedByName")
+    present = service.doc
+    if "ebsVolumeScanDetails" in present:
+        found += _volume_threats(service.at("ebsVolumeScanDetails", "scanDetections", "threatDetectedByName"))
+    if "malwareScanDetails" not in present:
+        return found
+    for threat in service.at("malwareScanDetails").objects("threats", limit=50):
+        threat_name = threat.text("name")
+        for item in threat.objects("itemPaths", limit=50):
+            file = _scanned_file(item, "nestedItemPath", None)
+            if file:
+                found.append({"file": file, "data": {"threat_name": threat_name}} if threat_name else {"file": file})
+    return found
+
+
+def _volume_threats(detections: Fields) -> list[dict[str, Any]]:
+    found = []
     for threat in detections.objects("threatNames", limit=50):
         threat_name = threat.text("name")
         for item in threat.objects("filePaths", limit=50):
@@ -327,12 +342,6 @@ def _malware_evidences(service: Fields) -> list[dict[str, Any]]:
             if file:
                 data = _given({"threat_name": threat_name, "volume": item.text("volumeArn")})
                 found.append({"file": file, "data": data} if data else {"file": file})
-    for threat in service.at("malwareScanDetails").objects("threats", limit=50):
-        threat_name = threat.text("name")
-        for item in threat.objects("itemPaths", limit=50):
-            file = _scanned_file(item, "nestedItemPath", None)
-            if file:
-                found.append({"file": file, "data": {"threat_name": threat_name}} if threat_name else {"file": file})
     return found
 
 

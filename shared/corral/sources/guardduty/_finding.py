@@ -12,6 +12,7 @@ from corral.errors import MalformedEventError
 from corral.sources._core.reader import Fields
 from corral.sources.guardduty._casing import camel_finding, is_pascal_finding
 from corral.sources.guardduty._context import Context, context
+from corral.sources.guardduty._parts import Parts
 
 SOURCE: Final = "aws.guardduty"
 FINDING_EVENT: Final = "GuardDuty Finding"
@@ -52,7 +53,8 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
     modified = updated if updated is not None else created
     if modified is None:
         raise MalformedEventError("GuardDuty finding has no updatedAt")
-    service = fields.at("service")
+    parts = Parts(fields)
+    service = parts.service
     count = service.integer("count")
     if service.flag("archived") is True:
         activity, status = ocsf.CLOSE, ocsf.STATUS_ARCHIVED
@@ -60,7 +62,7 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
         activity, status = ocsf.CREATE, ocsf.STATUS_NEW
     else:
         activity, status = ocsf.UPDATE, ocsf.STATUS_NEW
-    ctx = context(fields, finding_type, region, partition)
+    ctx = context(parts, finding_type, region, partition)
     # Built as OCSF wants it, without empty values: no prune pass over the finding.
     out = _envelope(fields, service, activity, status, modified, delivery_id)
     if title := fields.text("title"):
@@ -68,7 +70,7 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
     if count is not None and count >= 0:
         out["count"] = count
     out["is_alert"] = True
-    out["finding_info"] = _info(fields, arn, finding_type, title, ctx, created, modified, (partition, region))
+    out["finding_info"] = _info(parts, arn, finding_type, title, ctx, created, modified, (partition, region))
     cloud = ocsf.cloud("AWS", account, region)
     if partition:
         cloud["cloud_partition"] = partition
@@ -110,7 +112,7 @@ def _envelope(
 
 
 def _info(
-    fields: Fields,
+    parts: Parts,
     arn: str,
     finding_type: str,
     title: str | None,
@@ -119,7 +121,7 @@ def _info(
     modified: int,
     place: tuple[str | None, str | None],
 ) -> dict[str, Any]:
-    service = fields.at("service")
+    fields, service = parts.fields, parts.service
     finding_id = fields.text("id") or arn.rsplit("/", 1)[-1]
     info: dict[str, Any] = {"uid": arn}
     if finding_id:
@@ -176,6 +178,8 @@ def console_url(partition: str | None, region: str | None, finding_id: str) -> s
 
 
 def _is_sample(service: Fields) -> bool:
+    if "additionalInfo" not in service.doc:
+        return False
     info = service.at("additionalInfo")
     if info.flag("sample") is True:
         return True

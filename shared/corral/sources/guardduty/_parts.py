@@ -20,6 +20,7 @@ class Parts:
         "container",
         "ecs",
         "eks",
+        "fields",
         "instance",
         "k8s",
         "resource",
@@ -33,6 +34,7 @@ class Parts:
     def __init__(self, fields: Fields) -> None:
         """Look up each object once, in the finding `fields` wraps."""
         # Most findings have a few of these objects: a plain key test skips making views of the others.
+        self.fields = fields
         doc = fields.doc
         self.resource = resource = fields.at("resource") if "resource" in doc else NOTHING
         self.service = service = fields.at("service") if "service" in doc else NOTHING
