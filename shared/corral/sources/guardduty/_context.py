@@ -312,15 +312,19 @@ def _sequence_resource(base: Fields) -> dict[str, Any] | None:
 
 def _tags(owner: Fields) -> list[dict[str, str]]:
     tags: list[dict[str, str]] = []
-    items = owner.raw("tags")
+    items = owner.doc.get("tags")
     if not isinstance(items, list):
         return tags
+    mapped = []
     for i, tag in enumerate(items[:_MAX_TAGS]):
-        if not isinstance(tag, dict):
-            continue
-        key, value = tag.get("key"), tag.get("value")
+        key, value = (tag.get("key"), tag.get("value")) if isinstance(tag, dict) else (None, None)
         # OCSF key_value_object needs a value; tags with an empty value stay in `unmapped`.
         if isinstance(key, str) and key and isinstance(value, str) and value:
-            owner.mark("tags", i)
             tags.append({"name": key, "value": value})
+            mapped.append(i)
+    if len(mapped) == len(items):
+        owner.mark("tags")  # every tag mapped: one mark for the list rather than one per tag
+    else:
+        for i in mapped:
+            owner.mark("tags", i)
     return tags

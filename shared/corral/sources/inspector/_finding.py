@@ -111,8 +111,8 @@ def _info(
 
 
 def _vulnerability(fields: Fields, first: int | None, last: int | None) -> dict[str, Any]:
+    present = fields.doc
     details = fields.at("packageVulnerabilityDetails")
-    code = fields.at("codeVulnerabilityDetails")
     uid = details.text("vulnerabilityId")
     vuln: dict[str, Any] = {}
     if uid and uid.startswith("CVE-"):
@@ -120,13 +120,13 @@ def _vulnerability(fields: Fields, first: int | None, last: int | None) -> dict[
         scores = [_cvss(item) for item in details.objects("cvss", limit=_MAX_ITEMS)]
         if scores := [s for s in scores if s]:
             cve["cvss"] = scores
-        if (epss := fields.at("epss").number("score")) is not None:
+        if "epss" in present and (epss := fields.at("epss").number("score")) is not None:
             cve["epss"] = {"score": str(epss)}
         vuln["cve"] = cve
     elif uid:
         vuln["advisory"] = {"uid": uid}
-    cwes = code.texts("cwes", limit=_MAX_ITEMS)
-    if cwes:
+    code = fields.at("codeVulnerabilityDetails") if "codeVulnerabilityDetails" in present else None
+    if code is not None and (cwes := code.texts("cwes", limit=_MAX_ITEMS)):
         vuln["cwe"] = {"uid": cwes[0]}
     if title := fields.peek_text("title"):
         vuln["title"] = title
@@ -149,7 +149,7 @@ def _vulnerability(fields: Fields, first: int | None, last: int | None) -> dict[
         vuln["first_seen_time"] = first
     if last is not None:
         vuln["last_seen_time"] = last
-    if desc := fields.at("remediation", "recommendation").text("text"):
+    if "remediation" in present and (desc := fields.at("remediation", "recommendation").text("text")):
         vuln["remediation"] = {"desc": desc}
     return vuln
 
@@ -164,6 +164,8 @@ def _flags(fields: Fields, vuln: dict[str, Any]) -> None:
     if exploit in ("YES", "NO"):
         fields.mark("exploitAvailable")
         vuln["is_exploit_available"] = exploit == "YES"
+    if "exploitabilityDetails" not in fields.doc:  # most findings: no view of nothing to make
+        return
     if (known := fields.at("exploitabilityDetails").optional_time("lastKnownExploitAt")) is not None:
         vuln["exploit_last_seen_time"] = known
 
@@ -206,11 +208,10 @@ def _resources(fields: Fields) -> tuple[list[dict[str, Any]], str, str]:
     for item in fields.objects("resources", limit=_MAX_ITEMS):
         details = item.at("details")
         image = details.at("awsEcrContainerImage")
-        instance = details.at("awsEc2Instance")
         if image.exists:
             found.append(_image(item, image))
             layer = traits.APPLICATION
-        elif instance.exists:
+        elif (instance := details.at("awsEc2Instance")).exists:
             resource, cluster, node_service = _instance(item, instance)
             found.append(resource)
             if cluster:
