@@ -145,6 +145,14 @@ def cloud(provider: str, account_uid: str, region: str | None = None, **account:
     return obj
 
 
+# Every finding carries one of these: worked out once rather than per finding.
+_TYPE_NAMES: Final = {
+    (class_uid, activity_id): f"{class_name}: {activity_name}"
+    for class_uid, class_name in CLASS_NAMES.items()
+    for activity_id, activity_name in ACTIVITY_NAMES.items()
+}
+
+
 def envelope(
     *,
     class_uid: int,
@@ -158,27 +166,28 @@ def envelope(
     log_name: str | None = None,
 ) -> Finding:
     """Return the fields every finding carries: class, activity, type, severity, status, metadata."""
-    metadata: dict[str, Any] = {
-        "version": VERSION,
-        "profiles": list(PROFILES),
-        "product": dict(product),
-    }
+    metadata: dict[str, Any] = {"version": VERSION, "profiles": list(PROFILES), "product": dict(product)}
     if delivery_id:
         metadata["uid"] = delivery_id
     if log_name:
         metadata["log_name"] = log_name
+    class_name, activity_name = CLASS_NAMES[class_uid], ACTIVITY_NAMES[activity_id]
     return {
         "category_uid": 2,
         "category_name": "Findings",
         "class_uid": class_uid,
-        "class_name": CLASS_NAMES[class_uid],
+        "class_name": class_name,
         "activity_id": activity_id,
-        "activity_name": ACTIVITY_NAMES[activity_id],
+        "activity_name": activity_name,
         "type_uid": class_uid * 100 + activity_id,
-        "type_name": f"{CLASS_NAMES[class_uid]}: {ACTIVITY_NAMES[activity_id]}",
+        "type_name": _TYPE_NAMES[class_uid, activity_id],
         "time": time,
-        **severity(severity_id, vendor_severity),
-        **status(status_id),
+        "severity_id": severity_id,
+        "severity": str(vendor_severity)
+        if severity_id == 99 and vendor_severity is not None
+        else SEVERITY_NAMES[severity_id],
+        "status_id": status_id,
+        "status": STATUS_NAMES[status_id],
         "metadata": metadata,
     }
 

@@ -32,6 +32,7 @@ _RENAMED_IN: Final = {
 _WIRE_NAMES: dict[str, str] = {}
 _MAX_WIRE_NAMES: Final = 4096
 _CONTEXTUAL: Final = frozenset(name for _, name in _RENAMED_IN)
+_CONTAINERS: Final = (dict, list)
 
 # Members whose value is a map keyed by data (API names, profile names): how many levels of
 # keys to keep as they are before member names resume.
@@ -72,12 +73,13 @@ def _convert(value: Any, parent: str | None) -> Any:
     if isinstance(value, dict):
         return _convert_mapping(value, parent)
     if isinstance(value, list):
-        return [_convert(item, parent) for item in value]
+        return [_convert(item, parent) if isinstance(item, _CONTAINERS) else item for item in value]
     return value
 
 
 def _convert_mapping(doc: dict[Any, Any], parent: str | None) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
+    known = _WIRE_NAMES.get
     for key, value in doc.items():
         if not isinstance(key, str):
             out[key] = value
@@ -85,11 +87,11 @@ def _convert_mapping(doc: dict[Any, Any], parent: str | None) -> dict[Any, Any]:
         depth = _DATA_KEYED.get(key)
         if depth:
             converted = _keep_keys(value, depth)
-        elif isinstance(value, dict | list):
+        elif isinstance(value, _CONTAINERS):
             converted = _convert(value, key)
         else:
             converted = value  # most values: no call needed
-        out[wire_name(key, parent)] = converted
+        out[known(key) or wire_name(key, parent)] = converted
     return out
 
 
