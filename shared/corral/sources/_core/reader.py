@@ -257,9 +257,12 @@ def _rest_object(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
         if kind is str:
             if value:
                 out[key] = value
-        elif kind is dict or kind is list:
-            kept = _rest_of(value, below)
-            if kept is not _EMPTY:
+        elif kind is dict or kind is list:  # _rest_of, inlined: objects hold many of them
+            if below:
+                kept = _rest_object(value, below) if kind is dict else _rest_list(value, below)
+            else:
+                kept = _shared_prune(value)
+            if kept:
                 out[key] = kept
         elif kind in _SCALARS or (value is not None and value != ""):
             out[key] = value
