@@ -264,7 +264,15 @@ def _rest_object(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
                 kept = _shared_prune(value)
             if kept:
                 out[key] = kept
-        elif kind in _SCALARS or (value is not None and value != ""):
+        elif kind in _SCALARS:
+            out[key] = value
+        elif value is None or value == "":
+            continue
+        elif below:  # a subclass of dict or list (JSON decoders give none) that something was read from
+            kept = _rest_of(value, below)
+            if kept is not _EMPTY:
+                out[key] = kept
+        else:
             out[key] = value
     return out
 
@@ -277,7 +285,7 @@ def _rest_list(items: list[Any], taken: Trie) -> list[Any]:
         if below is _LEAF or value is None or value == "":
             continue
         kind = type(value)
-        if kind is dict or kind is list:
+        if below or kind is dict or kind is list:
             kept = _rest_of(value, below)
             if kept is not _EMPTY:
                 out.append(kept)
@@ -286,10 +294,14 @@ def _rest_list(items: list[Any], taken: Trie) -> list[Any]:
     return out
 
 
-def _rest_of(value: dict[Any, Any] | list[Any], below: Trie | None) -> Any:
-    """`value` (a dict or a list) without what is recorded below it, pruned; _EMPTY when nothing is left."""
-    if below:
-        kept: Any = _rest_object(value, below) if type(value) is dict else _rest_list(value, below)  # type: ignore[arg-type]
-    else:
+def _rest_of(value: Any, below: Trie | None) -> Any:
+    """`value` without what is recorded below it, pruned; _EMPTY when nothing is left of it."""
+    if below and isinstance(value, dict):
+        kept: Any = _rest_object(value, below)
+    elif below and isinstance(value, list):
+        kept = _rest_list(value, below)
+    elif type(value) is dict or type(value) is list:
         kept = _shared_prune(value)  # nothing read in it: shared where nothing needs pruning
+    else:
+        return value
     return kept if kept else _EMPTY
