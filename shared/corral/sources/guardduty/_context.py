@@ -14,7 +14,7 @@ from corral import traits
 from corral.sources._core.reader import Fields
 from corral.sources.guardduty._attacks import attacks
 from corral.sources.guardduty._evidences import evidences
-from corral.sources.guardduty._parts import Parts
+from corral.sources.guardduty._parts import NOTHING, Parts
 
 # Tags AWS puts on EKS / ECS-managed instances; self-managed Kubernetes tags are not EKS.
 _EKS_TAGS: Final = frozenset({"eks:cluster-name", "aws:eks:cluster-name", "eks:nodegroup-name"})
@@ -98,7 +98,9 @@ def context(parts: Parts, finding_type: str, region: str | None, partition: str 
     found = evidences(parts, orchestrator, region)
     path, desc = _REMEDIATION[family]
     remediation = {"desc": desc, "references": [_DOCS + path, _FINDING_TYPES]}
-    return Context(service, layer, resources, found, attacks(parts.sequence), remediation)
+    sequence = parts.sequence
+    named = attacks(sequence) if sequence is not NOTHING else []  # only attack sequences name any
+    return Context(service, layer, resources, found, named, remediation)
 
 
 def classify(parts: Parts, finding_type: str) -> tuple[str, str, str]:

@@ -8,7 +8,7 @@ from typing import Any, Final
 from corral import ocsf
 from corral.sources._core import images
 from corral.sources._core.reader import Fields
-from corral.sources.guardduty._parts import Parts
+from corral.sources.guardduty._parts import NOTHING, Parts
 
 _DIRECTIONS: Final = {"INBOUND": 1, "OUTBOUND": 2}
 _SHA256: Final = 3
@@ -42,7 +42,8 @@ def evidences(parts: Parts, orchestrator: str | None, region: str | None) -> lis
         evidences.append({"device": device})
     evidences += _action_evidences(parts)
     evidences += _malware_evidences(parts.service)
-    evidences += _sequence_container_evidences(parts.sequence, orchestrator)
+    if parts.sequence is not NOTHING:
+        evidences += _sequence_container_evidences(parts.sequence, orchestrator)
     return evidences
 
 
