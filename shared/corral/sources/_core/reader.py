@@ -9,6 +9,12 @@ A `Fields` is a view of one JSON object; `at()` and `objects()` give views of th
 inside it, which record into the same set of mapped paths (kept as a trie: nested dicts keyed
 like the document, with `_LEAF` where a whole value was mapped). Reads are plain dict lookups,
 since normalization runs once per finding and JSON decoders give dicts and lists.
+
+`Fields.folded(doc)` reads keys case-insensitively, for vendors that send one field in several
+casings. It resolves a requested key to the document's own spelling (the first one sent) through
+a lower-cased index of the object's keys, built once per object and only when first read, and
+records that spelling: `rest()` keeps the vendor's casing, and nothing is copied or lower-cased
+for the objects a normalizer never reads. The case-sensitive views pay nothing for this mode.
 """
 
 from __future__ import annotations
@@ -213,9 +219,95 @@ class Fields:
         self._taken[key] = _LEAF
         return millis
 
-    def rest(self) -> dict[str, Any]:
-        """Return the object without the recorded paths, pruned as `ocsf.prune` does."""
+    def has(self, key: str) -> bool:
+        """True when the object has `key` (whatever its value)."""
+        return self._spelling(key) in self._doc
+
+    def get(self, *names: str) -> Any:
+        """Return the first value among the keys `names` that is present and not null; not recorded."""
+        doc = self._doc
+        for name in names:
+            value = doc.get(name)
+            if value is not None:
+                return value
+        return None
+
+    def first_text(self, *names: str) -> str | None:
+        """Return the first non-empty string among the keys `names`; not recorded."""
+        doc = self._doc
+        for name in names:
+            value = doc.get(name)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    def view(self, *names: str) -> Fields:
+        """Return the view of the first object among the keys `names` (a view of nothing if none is)."""
+        for name in names:
+            value = self._doc.get(name)
+            if isinstance(value, dict):
+                return type(self)(value, _child(self._taken, name))
+        return type(self)(_ABSENT, {})
+
+    def mark_tree(self, tree: dict[str, Any]) -> None:
+        """Record every path of `tree` (as `mark` would each), for a normalizer's fixed set of mapped paths.
+
+        `tree` is nested dicts keyed like the document, with True where a whole value is mapped;
+        a path that is not in the document records nothing, and an object that the paths below
+        it leave empty is recorded as a whole.
+        """
+        _mark_tree(self, tree)
+
+    def rest(self, *, as_sent: bool = False) -> dict[str, Any]:
+        """Return the object without the recorded paths, pruned as `ocsf.prune` does.
+
+        With `as_sent`, nothing else is dropped: nulls and empty values stay as the vendor sent
+        them, and only an object left empty by what was recorded in it goes.
+        """
+        if as_sent:
+            return _rest_as_sent(self._doc, self._taken)
         return _rest_object(self._doc, self._taken)
+
+    @staticmethod
+    def folded(doc: dict[str, Any], taken: Trie | None = None) -> Fields:
+        """Return a case-insensitive view of `doc` (see the module's docstring)."""
+        from corral.sources._core.folded import Folded  # noqa: PLC0415 - it is built on this module
+
+        return Folded(doc, {} if taken is None else taken)
+
+    def _spelling(self, name: str) -> str:
+        return name
+
+
+def _mark_tree(view: Fields, tree: dict[str, Any]) -> bool:
+    """Record the paths of `tree` below `view`; True when that leaves nothing of its object."""
+    doc, taken = view.doc, view._taken
+    for name, rule in tree.items():
+        key = view._spelling(name)  # the document's own spelling, in a folded view
+        if key not in doc:
+            continue
+        if rule is True:
+            taken[key] = _LEAF
+        elif type(doc[key]) is dict and _mark_tree(view.view(key), rule):
+            taken[key] = _LEAF  # emptied by what is mapped in it: it goes as a whole
+    return len(taken) >= len(doc) and all(taken.get(key) is _LEAF for key in doc)
+
+
+def _rest_as_sent(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
+    if not taken:
+        return dict(doc)
+    out = {}
+    for key, value in doc.items():
+        below = taken.get(key)
+        if below is _LEAF:
+            continue
+        if below and type(value) is dict:
+            kept = _rest_as_sent(value, below)
+            if kept:
+                out[key] = kept
+            continue
+        out[key] = value
+    return out
 
 
 def _is_ip(value: object) -> bool:

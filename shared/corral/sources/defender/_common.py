@@ -10,7 +10,7 @@ from typing import Any, Final
 from corral import ocsf
 from corral.errors import MalformedEventError
 from corral.sources._core import images, times
-from corral.sources.defender._keys import View
+from corral.sources._core.reader import Fields
 
 PRODUCT_UID: Final = "microsoft.defender_for_cloud"
 PRODUCT_NAME: Final = "Microsoft Defender for Cloud"
@@ -89,7 +89,7 @@ def severity_id(value: object) -> int:
     return SEVERITIES.get(value.strip().lower(), 99)
 
 
-def first_time(view: View, *names: str) -> int | None:
+def first_time(view: Fields, *names: str) -> int | None:
     """Return the first of `names` that holds a time, in epoch ms (a malformed or implausible one raises)."""
     for name in names:
         value = view.get(name)
@@ -259,24 +259,24 @@ def recommendation_link(assessment_id: str | None) -> str | None:
     )
 
 
-def resource_cloud(details: View, fallback_id: str | None) -> tuple[dict[str, Any], str | None]:
+def resource_cloud(details: Fields, fallback_id: str | None) -> tuple[dict[str, Any], str | None]:
     """Return (`cloud`, resource provider) for an assessment's `resourceDetails`.
 
     `cloud` describes the assessed resource: for `source` Aws or Gcp the AWS account or GCP
     project (from the details, or parsed from an ARN), and the Azure subscription of the
     connector only when neither is given, because the identity triple needs an account.
     """
-    source = (details.text("source") or "Azure").strip().lower()
-    resource_id = details.text("id")
+    source = (details.first_text("source") or "Azure").strip().lower()
+    resource_id = details.first_text("id")
     if source in ("aws", "gcp"):
         provider = "AWS" if source == "aws" else "GCP"
-        native = details.text("nativeResourceId") or resource_id or ""
+        native = details.first_text("nativeResourceId") or resource_id or ""
         arn = native.split(":") if native.startswith("arn:") else []
-        account = details.text("awsAccountId", "accountId", "gcpProjectId", "projectId") or (
+        account = details.first_text("awsAccountId", "accountId", "gcpProjectId", "projectId") or (
             arn[4] if len(arn) > 5 and arn[4] else None
         )
-        region = details.text("region", "location") or (arn[3] if len(arn) > 5 and arn[3] else None)
+        region = details.first_text("region", "location") or (arn[3] if len(arn) > 5 and arn[3] else None)
         if account:
             return ocsf.cloud(provider, account, region), provider
     arm = resource_id if resource_id and resource_id.startswith("/") else None
-    return azure_cloud(arm, None, fallback=details.text("nativeResourceId") or fallback_id), "Azure"
+    return azure_cloud(arm, None, fallback=details.first_text("nativeResourceId") or fallback_id), "Azure"
