@@ -7,7 +7,7 @@ the case-sensitive `Fields` does (typed reads, `rest()`) works unchanged on the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from corral.sources._core.reader import _ABSENT, Fields, Key, Trie, _child
 
@@ -15,11 +15,12 @@ from corral.sources._core.reader import _ABSENT, Fields, Key, Trie, _child
 class Folded(Fields):
     """A `Fields` whose keys match case-insensitively; the first spelling sent wins."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_keys", "_views")
 
     def __init__(self, doc: dict[str, Any], taken: Trie) -> None:
         super().__init__(doc, taken)
         self._keys: dict[str, str] | None = None
+        self._views: dict[str, Folded] | None = None  # each inner object is indexed once
 
     def _spelling(self, name: str) -> str:
         keys = self._keys
@@ -63,10 +64,16 @@ class Folded(Fields):
         for name in names:
             key = keys.get(name.lower())
             if key is not None:
+                views = self._views
+                if views is None:
+                    views = self._views = {}
+                elif key in views:
+                    return views[key]
                 value = self._doc[key]
                 if isinstance(value, dict):
-                    return Folded(value, _child(self._taken, key))
-        return Folded(_ABSENT, {})
+                    found = views[key] = Folded(value, _child(self._taken, key))
+                    return found
+        return _NOTHING
 
     def at(self, *path: str) -> Fields:
         view: Fields = self
@@ -132,6 +139,9 @@ class Folded(Fields):
 
     def optional_time(self, key: str, name: str | None = None) -> int | None:
         return Fields.optional_time(self, self._spelling(key), name or key)
+
+
+_NOTHING: Final = Folded(_ABSENT, {})  # what is recorded in it is never read: its object is empty
 
 
 def _fold(doc: dict[Any, Any]) -> dict[str, str]:

@@ -157,12 +157,14 @@ def last_segment(resource_id: str | None) -> str | None:
 
 def arm_resource(resource_id: str, *, name: str | None = None, role_id: int | None = None) -> dict[str, Any]:
     """Return an OCSF resource for an ARM id: uid, name, ARM type, and role when given."""
-    return {
-        "uid": resource_id,
-        "name": name or last_segment(resource_id),
-        "type": arm_type(resource_id),
-        "role_id": role_id,
-    }
+    return compact(
+        {
+            "uid": resource_id,
+            "name": name or last_segment(resource_id),
+            "type": arm_type(resource_id),
+            "role_id": role_id,
+        }
+    )
 
 
 def azure_cloud(resource_id: str | None, region: str | None = None, fallback: str | None = None) -> dict[str, Any]:
@@ -210,23 +212,33 @@ def remediation_text(value: object) -> str | None:
     return None
 
 
+def compact(obj: dict[str, Any]) -> dict[str, Any]:
+    """Return `obj` without the values its builder found absent: None, "", [] and {} (0 and False stay).
+
+    Every object of a finding is built through this (or holds only values known present), so the
+    finding needs no pruning pass: OCSF has no nulls.
+    """
+    return {key: value for key, value in obj.items() if value or value == 0}
+
+
 def finish(finding: dict[str, Any], unmapped: Mapping[str, Any]) -> dict[str, Any]:
-    """Prune the finding and attach what was not mapped, as sent (nulls included)."""
-    done: dict[str, Any] = ocsf.prune(finding)
+    """Drop what OCSF cannot identify and attach what was not mapped, as sent (nulls included)."""
     # A resource OCSF can identify needs a uid or a name; a record missing both for some
     # resource says nothing about it, so that resource is left out rather than emitted empty.
-    resources = [r for r in done.get("resources", []) if r.get("uid") or r.get("name")]
-    if resources:
-        done["resources"] = resources
-    else:
-        done.pop("resources", None)
-    info = done.get("finding_info", {})
+    resources = finding.get("resources")
+    if resources is not None:
+        resources = [r for r in resources if "uid" in r or "name" in r]
+        if resources:
+            finding["resources"] = resources
+        else:
+            del finding["resources"]
+    info = finding.get("finding_info", {})
     analytic = info.get("analytic")
-    if analytic is not None and not (analytic.get("uid") or analytic.get("name")):
+    if analytic is not None and "uid" not in analytic and "name" not in analytic:
         del info["analytic"]
     if unmapped:
-        done["unmapped"] = dict(unmapped)
-    return done
+        finding["unmapped"] = unmapped
+    return finding
 
 
 def https(link: str | None) -> str | None:

@@ -41,7 +41,7 @@ def vulnerabilities(props: Fields, extra: Fields, sub_id: str) -> list[dict[str,
         props.first_text("remediation"),
         props.first_text("category"),
     )
-    base: dict[str, Any] = {
+    base = {
         "title": title,
         "desc": props.first_text("description"),
         "severity": details.first_text("severity") or props.view("status").first_text("severity"),
@@ -55,22 +55,19 @@ def vulnerabilities(props: Fields, extra: Fields, sub_id: str) -> list[dict[str,
     }
     if not ids:
         advisory = props.first_text("id") or common.last_segment(sub_id) or sub_id
-        return [{**base, "advisory": {"uid": advisory, "title": title, "references": references}}]
-    return [
-        {
-            **base,
-            "cve": {
-                "uid": cve,
-                "title": tvm.first_text("title") if tvm.doc else None,
-                "cvss": cvss,
-                "created_time": published,
-                "modified_time": modified,
-                "references": references,
-                "cwe": {"uid": cwe} if cwe else None,
-            },
-        }
-        for cve in ids
-    ]
+        base["advisory"] = common.compact({"uid": advisory, "title": title, "references": references})
+        return [common.compact(base)]
+    base = common.compact(base)
+    cve = {
+        "title": tvm.first_text("title") if tvm.doc else None,
+        "cvss": cvss,
+        "created_time": published,
+        "modified_time": modified,
+        "references": references,
+        "cwe": {"uid": cwe} if cwe else None,
+    }
+    cve = common.compact(cve)
+    return [{**base, "cve": {"uid": uid, **cve}} for uid in ids]
 
 
 def _cvss(details: Fields, extra: Fields, tvm: Fields) -> list[dict[str, Any]]:
@@ -84,17 +81,18 @@ def _cvss(details: Fields, extra: Fields, tvm: Fields) -> list[dict[str, Any]]:
         score = Fields.folded(scores)
         base = number(score, "base", "baseScore")
         if base is not None:
-            found.append(
-                {"version": version, "base_score": base, "vector_string": score.first_text("cvssVectorString")}
-            )
+            vector = score.first_text("cvssVectorString")
+            found.append(common.compact({"version": version, "base_score": base, "vector_string": vector}))
     if not found and tvm.doc and number(tvm, "cvssScore") is not None:
         version = tvm.get("cvssVersion")
         found.append(
-            {
-                "version": str(version) if isinstance(version, int | float | str) and version != "" else "3",
-                "base_score": number(tvm, "cvssScore"),
-                "vector_string": tvm.first_text("cvssVectorString"),
-            }
+            common.compact(
+                {
+                    "version": str(version) if isinstance(version, int | float | str) and version != "" else "3",
+                    "base_score": number(tvm, "cvssScore"),
+                    "vector_string": tvm.first_text("cvssVectorString"),
+                }
+            )
         )
     if not found and number(extra, "cvssV30Score") is not None:
         found.append({"version": "3.0", "base_score": number(extra, "cvssV30Score")})
@@ -144,12 +142,14 @@ def _package(software: Fields) -> dict[str, Any] | None:
     name, version = software.first_text("packageName"), software.first_text("version")
     if not (name and version):
         return None
-    return {
-        "name": name,
-        "version": version,
-        "fixed_in_version": software.first_text("fixedVersion"),
-        "vendor_name": software.first_text("vendor"),
-    }
+    return common.compact(
+        {
+            "name": name,
+            "version": version,
+            "fixed_in_version": software.first_text("fixedVersion"),
+            "vendor_name": software.first_text("vendor"),
+        }
+    )
 
 
 def cve_ids(text: str | None) -> list[str]:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, Final
 
+from corral import ocsf
 from corral.sources._core.reader import Fields
 from corral.sources.defender import _common as common
 from corral.sources.defender._values import EMPTY, listed
@@ -26,14 +27,16 @@ def foreign_resource(entity: Fields, provider: str) -> tuple[str, str | None, st
         region = entity.first_text("Location", "Region")
         uid = entity.first_text("FullResourceName", "ResourceId")
     related = {r.lower() for r in listed(entity, "RelatedAzureResourceIds") if isinstance(r, str)}
-    resource = {
-        "uid": uid,
-        "name": entity.first_text("ResourceName", "Name"),
-        "type": entity.first_text("ResourceType"),
-        "provider": provider,
-        "region": region,
-        "role_id": 1,
-    }
+    resource = common.compact(
+        {
+            "uid": uid,
+            "name": entity.first_text("ResourceName", "Name"),
+            "type": entity.first_text("ResourceType"),
+            "provider": provider,
+            "region": region,
+            "role_id": 1,
+        }
+    )
     return provider, account, region, resource, related
 
 
@@ -148,13 +151,15 @@ class Entities:
             if pod.first_text("Name"):
                 uid = pod.first_text("Uid", "PodUid")
                 found.append(
-                    {
-                        "uid": uid,
-                        "name": pod.first_text("Name"),
-                        "namespace": self._namespace_name(pod.get("Namespace")),
-                        "type": "Kubernetes Pod",
-                        "role_id": 1,
-                    }
+                    common.compact(
+                        {
+                            "uid": uid,
+                            "name": pod.first_text("Name"),
+                            "namespace": self._namespace_name(pod.get("Namespace")),
+                            "type": "Kubernetes Pod",
+                            "role_id": 1,
+                        }
+                    )
                 )
         return found
 
@@ -162,12 +167,16 @@ class Entities:
         """Yield one evidence per entity, with `container` filled for container entities."""
         for entity in self.all:
             kind = entity.first_text("Type")
-            evidence: dict[str, Any] = {"name": kind, "data": dict(entity.doc)}
+            evidence: dict[str, Any] = {"name": kind} if kind else {}
+            data = ocsf.prune(entity.doc)
+            if data:
+                evidence["data"] = data
             if (kind or "").lower() == "container":
                 container = self._container(entity, orchestrator)
                 if container:
                     evidence["container"] = container
-            yield evidence
+            if evidence:
+                yield evidence
 
     def _container(self, entity: Fields, orchestrator: str) -> dict[str, Any] | None:
         name = entity.first_text("Name")
@@ -181,10 +190,12 @@ class Entities:
         )
         pod = self.resolve(entity.get("Pod"))
         pod_uid = pod.first_text("Uid", "PodUid")
-        return {
-            "name": name,
-            "uid": uid,
-            "image": image.ocsf() if image else None,
-            "orchestrator": orchestrator,
-            "pod_uuid": pod_uid if is_uuid(pod_uid) else None,
-        }
+        return common.compact(
+            {
+                "name": name,
+                "uid": uid,
+                "image": image.ocsf() if image else None,
+                "orchestrator": orchestrator,
+                "pod_uuid": pod_uid if is_uuid(pod_uid) else None,
+            }
+        )

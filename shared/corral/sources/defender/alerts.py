@@ -163,23 +163,21 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
         tenant=_tenant(identifiers),
         feature=feature,
     )
+    info = _info(alert, alert_type, title, link)
+    info.update(times, uid=uid, uid_alt=uid_alt, attacks=attacks)
+    info["traits"] = traits.classify(service, layer, traits.THREAT_DETECTION)
     finding.update(
-        {
-            "message": title,
-            "is_alert": True,
-            "cloud": cloud,
-            "finding_info": {
-                "uid": uid,
-                "uid_alt": uid_alt,
-                **_info(alert, alert_type, title, link),
-                **times,
-                "attacks": attacks,
-                "traits": traits.classify(service, layer, traits.THREAT_DETECTION),
-            },
-            "resources": _resources(primary, alert, graph, foreign_resource),
-            "evidences": list(graph.evidences(orchestrator or "Kubernetes")),
-            "remediation": _remediation(alert),
-        }
+        common.compact(
+            {
+                "message": title,
+                "is_alert": True,
+                "cloud": cloud,
+                "finding_info": common.compact(info),
+                "resources": _resources(primary, alert, graph, foreign_resource),
+                "evidences": list(graph.evidences(orchestrator or "Kubernetes")),
+                "remediation": _remediation(alert),
+            }
+        )
     )
     return common.finish(finding, unmapped(doc, _CONSUMED[rest is not None, intent_mapped]))
 
@@ -189,7 +187,9 @@ def _info(alert: Fields, alert_type: str | None, title: str | None, link: str | 
         "title": title,
         "desc": alert.first_text("Description"),
         "types": [alert_type] if alert_type else [],
-        "analytic": {"type_id": 1, "type": "Rule", "uid": alert_type, "name": title} if alert_type else None,
+        "analytic": common.compact({"type_id": 1, "type": "Rule", "uid": alert_type, "name": title})
+        if alert_type
+        else None,
         "src_url": link,
     }
 

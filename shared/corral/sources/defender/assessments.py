@@ -95,37 +95,38 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
         tenant=doc.first_text("tenantId"),
     )
     resource = _resource(details, resource_id, provider)
+    detail = _detail(status)
+    status_name = compliance_word or ocsf.COMPLIANCE_NAMES[compliance_id]
+    compliance = {"control": title, "status_id": compliance_id, "status": status_name, "status_code": code}
+    compliance.update(status_detail=detail, category=", ".join(categories))
     finding.update(
-        {
-            "message": title,
-            "status_code": code,
-            "status_detail": _detail(status),
-            "cloud": cloud,
-            "finding_info": _info(doc, assessment_id, title, categories, first, changed, service, layer),
-            "compliance": {
-                "control": title,
-                "status_id": compliance_id,
-                "status": compliance_word or ocsf.COMPLIANCE_NAMES[compliance_id],
+        common.compact(
+            {
+                "message": title,
                 "status_code": code,
-                "status_detail": _detail(status),
-                "category": ", ".join(categories) or None,
-            },
-            "remediation": {"desc": remediation} if remediation else None,
-            "resources": [resource, *kubernetes.get("resources", [])],
-            "evidences": kubernetes.get("evidences"),
-        }
+                "status_detail": detail,
+                "cloud": cloud,
+                "finding_info": _info(doc, assessment_id, title, categories, first, changed, service, layer),
+                "compliance": common.compact(compliance),
+                "remediation": {"desc": remediation} if remediation else None,
+                "resources": [resource, *kubernetes.get("resources", [])],
+                "evidences": kubernetes.get("evidences"),
+            }
+        )
     )
     return common.finish(finding, unmapped(doc, _CONSUMED))
 
 
 def _resource(details: Fields, resource_id: str | None, provider: str | None) -> dict[str, Any]:
-    return {
-        "uid": resource_id,
-        "name": details.first_text("resourceName") or common.last_segment(resource_id),
-        "type": common.arm_type(resource_id) or details.first_text("resourceType"),
-        "provider": provider,
-        "role_id": 1,
-    }
+    return common.compact(
+        {
+            "uid": resource_id,
+            "name": details.first_text("resourceName") or common.last_segment(resource_id),
+            "type": common.arm_type(resource_id) or details.first_text("resourceType"),
+            "provider": provider,
+            "role_id": 1,
+        }
+    )
 
 
 def _place(resource_id: str | None, title: str | None, extra: Fields, kubernetes: dict[str, Any]) -> tuple[str, str]:
@@ -146,13 +147,13 @@ def _info(
     layer: str,
 ) -> dict[str, Any]:
     props = doc.view("properties")
-    return {
+    info = {
         "uid": assessment_id.lower(),
         "uid_alt": assessment_id if assessment_id != assessment_id.lower() else None,
         "title": title,
         "desc": props.view("metadata").first_text("description"),
         "types": categories,
-        "analytic": {"type_id": 1, "type": "Rule", "uid": doc.first_text("name"), "name": title},
+        "analytic": common.compact({"type_id": 1, "type": "Rule", "uid": doc.first_text("name"), "name": title}),
         "created_time": first,
         "first_seen_time": first,
         "modified_time": changed,
@@ -160,6 +161,7 @@ def _info(
         or common.recommendation_link(assessment_id),
         "traits": traits.classify(service, layer, traits.HARDENING),
     }
+    return common.compact(info)
 
 
 def _detail(status: Fields) -> str | None:
@@ -189,25 +191,24 @@ def _kubernetes(extra: Fields, details: Fields) -> dict[str, Any]:
     if extra.first_text("ControllerName"):
         kind = (extra.first_text("ControllerType") or "controller").title()
         resources.append(
-            {
-                "name": extra.first_text("ControllerName"),
-                "namespace": namespace,
-                "type": f"Kubernetes {kind}",
-                "role_id": 4,
-            }
+            common.compact(
+                {
+                    "name": extra.first_text("ControllerName"),
+                    "namespace": namespace,
+                    "type": f"Kubernetes {kind}",
+                    "role_id": 4,
+                }
+            )
         )
     if pod:
-        resources.append({"name": pod, "namespace": namespace, "type": "Kubernetes Pod", "role_id": 4})
+        resources.append(common.compact({"name": pod, "namespace": namespace, "type": "Kubernetes Pod", "role_id": 4}))
     if image:
         resources.append({"uid": image.ocsf()["uid"], "name": image.name, "type": "Container Image", "role_id": 1})
     evidences: list[dict[str, Any]] = []
     orchestrator = "AKS" if cluster_id and "/managedclusters/" in cluster_id.lower() else "Kubernetes"
     name = details.first_text("resourceName")
     if name:
-        evidences.append(
-            {
-                "container": {"name": name, "image": image.ocsf() if image else None, "orchestrator": orchestrator},
-                "data": {"cluster": extra.first_text("K8sClusterName"), "namespace": namespace, "pod": pod},
-            }
-        )
+        container = {"name": name, "image": image.ocsf() if image else None, "orchestrator": orchestrator}
+        data = {"cluster": extra.first_text("K8sClusterName"), "namespace": namespace, "pod": pod}
+        evidences.append(common.compact({"container": common.compact(container), "data": common.compact(data)}))
     return {"resources": resources, "evidences": evidences}

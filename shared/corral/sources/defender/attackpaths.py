@@ -113,14 +113,16 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
         feature="Attack path analysis",
     )
     finding.update(
-        {
-            "message": title,
-            "is_alert": False,
-            "cloud": ocsf.cloud("Azure", subscription, (doc.first_text("location") or "").lower() or None),
-            "finding_info": _info(path_id, props, title, graph, service, layer),
-            "resources": resources,
-            "remediation": {"desc": remediation} if remediation else None,
-        }
+        common.compact(
+            {
+                "message": title,
+                "is_alert": False,
+                "cloud": ocsf.cloud("Azure", subscription, (doc.first_text("location") or "").lower() or None),
+                "finding_info": _info(path_id, props, title, graph, service, layer),
+                "resources": resources,
+                "remediation": {"desc": remediation} if remediation else None,
+            }
+        )
     )
     return common.finish(finding, unmapped(doc, _CONSUMED))
 
@@ -138,32 +140,36 @@ def _graph(doc: Fields, props: Fields, title: str | None, entities: list[Fields]
     nodes = _nodes(entities)
     if not nodes:
         return None
-    return {
-        "uid": props.first_text("AttackPathID") or doc.first_text("name"),
+    uid = props.first_text("AttackPathID") or doc.first_text("name")
+    graph = {
+        "uid": uid,
         "name": title,
         "type": "Attack Path",
         "is_directed": True,
         "nodes": nodes,
         "edges": _edges(props),
     }
+    return common.compact(graph)
 
 
 def _info(
     path_id: str, props: Fields, title: str | None, graph: dict[str, Any] | None, service: str, layer: str
 ) -> dict[str, Any]:
     path_type = props.first_text("attackPathType")
-    return {
+    analytic = {"type_id": 1, "type": "Rule", "uid": path_type, "name": title} if path_type else None
+    info = {
         "uid": path_id.lower(),
         "uid_alt": props.first_text("AttackPathID"),
         "title": title,
         "desc": props.first_text("description", "attackStory"),
         "types": ["Attack Path", *[t for t in [path_type] if t]],
-        "analytic": {"type_id": 1, "type": "Rule", "uid": path_type, "name": title} if path_type else None,
+        "analytic": common.compact(analytic) if analytic else None,
         "attack_graph": graph,
         "attacks": _attacks(props.get("mITRETacticsAndTechniques")),
         "related_events": [{"uid": uid, "type": "Recommendation"} for uid in _assessments(props)],
         "traits": traits.classify(service, layer, traits.HARDENING),
     }
+    return common.compact(info)
 
 
 def _first(view: Fields, names: tuple[str, ...]) -> str | None:
@@ -181,12 +187,8 @@ def _node(entity: Fields) -> dict[str, Any] | None:
     uid = _first(entity, _ENTITY_ID) or _resource_id(entity) or _first(entity, _ENTITY_NAME)
     if not uid:
         return None
-    return {
-        "uid": uid,
-        "name": _first(entity, _ENTITY_NAME),
-        "type": _first(entity, _ENTITY_TYPE),
-        "data": dict(entity.doc),
-    }
+    node = {"uid": uid, "name": _first(entity, _ENTITY_NAME), "type": _first(entity, _ENTITY_TYPE)}
+    return common.compact({**node, "data": ocsf.prune(entity.doc)})
 
 
 def _nodes(entities: list[Fields]) -> list[dict[str, Any]]:
@@ -208,7 +210,7 @@ def _edges(props: Fields) -> list[dict[str, Any]]:
             continue
         title = _first(connection, ("title", "relation", "name", "displayName"))
         edge = {"source": source, "target": target, "name": title, "relation": title, "uid": f"{source}>{target}"}
-        found.append(edge)
+        found.append(common.compact(edge))
     return found
 
 
@@ -220,12 +222,13 @@ def _resources(entities: list[Fields], entry_id: str | None, target_id: str | No
             continue
         seen.add(uid.lower())
         internal = _first(entity, _ENTITY_ID)
-        yield {
+        resource = {
             "uid": uid,
             "name": _first(entity, _ENTITY_NAME) or common.last_segment(uid),
             "type": common.arm_type(uid) or _first(entity, _ENTITY_TYPE),
             "role_id": 1 if internal is not None and internal == target_id else 4,
         }
+        yield common.compact(resource)
 
 
 def _assessments(props: Fields) -> list[str]:

@@ -74,29 +74,33 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
         delivery_id=delivery_id,
         tenant=doc.first_text("tenantId"),
     )
+    info = {
+        "uid": record_id.lower(),
+        "uid_alt": record_id if record_id != record_id.lower() else None,
+        "title": title,
+        "types": ["Regulatory Compliance"],
+        "analytic": common.compact({"type_id": 1, "type": "Rule", "uid": doc.first_text("name"), "name": title}),
+        "src_url": common.https(props.first_text("assessmentDetailsLink")),
+        "traits": traits.classify(service, layer, traits.HARDENING),
+    }
+    compliance = {
+        "standards": [standard] if standard else None,
+        "control": control,
+        "desc": title,
+        "status_id": compliance_id,
+        "status": compliance_word or ocsf.COMPLIANCE_NAMES[compliance_id],
+        "status_code": state,
+    }
     finding.update(
-        {
-            "message": title,
-            "status_code": state,
-            "cloud": common.azure_cloud(record_id),
-            "finding_info": {
-                "uid": record_id.lower(),
-                "uid_alt": record_id if record_id != record_id.lower() else None,
-                "title": title,
-                "types": ["Regulatory Compliance"],
-                "analytic": {"type_id": 1, "type": "Rule", "uid": doc.first_text("name"), "name": title},
-                "src_url": common.https(props.first_text("assessmentDetailsLink")),
-                "traits": traits.classify(service, layer, traits.HARDENING),
-            },
-            "compliance": {
-                "standards": [standard] if standard else None,
-                "control": control,
-                "desc": title,
-                "status_id": compliance_id,
-                "status": compliance_word or ocsf.COMPLIANCE_NAMES[compliance_id],
+        common.compact(
+            {
+                "message": title,
                 "status_code": state,
-            },
-        }
+                "cloud": common.azure_cloud(record_id),
+                "finding_info": common.compact(info),
+                "compliance": common.compact(compliance),
+            }
+        )
     )
     return common.finish(finding, unmapped(doc, _CONSUMED))
 

@@ -132,19 +132,20 @@ def normalize(
         tenant=doc.first_text("tenantId") or (parent.first_text("tenantId") if parent is not None else None),
     )
     primary = _primary(resource_id, details, provider, context)
+    info = _info(sub_id, props, assessed, generated)
+    info["traits"] = traits.classify(service, layer, traits.VULNERABILITY_MANAGEMENT)
     finding.update(
-        {
-            "message": title,
-            "status_code": code,
-            "status_detail": _detail(status),
-            "cloud": cloud,
-            "finding_info": {
-                **_info(sub_id, props, assessed, generated),
-                "traits": traits.classify(service, layer, traits.VULNERABILITY_MANAGEMENT),
-            },
-            "vulnerabilities": vulnerabilities(props, extra, sub_id),
-            "resources": [*primary, *context.resources(), *context.containers()],
-        }
+        common.compact(
+            {
+                "message": title,
+                "status_code": code,
+                "status_detail": _detail(status),
+                "cloud": cloud,
+                "finding_info": info,
+                "vulnerabilities": vulnerabilities(props, extra, sub_id),
+                "resources": [*primary, *context.resources(), *context.containers()],
+            }
+        )
     )
     rest = unmapped(doc, _CONSUMED)
     if parent is not None:
@@ -154,17 +155,20 @@ def normalize(
 
 def _info(sub_id: str, props: Fields, assessed: str | None, generated: int | None) -> dict[str, Any]:
     parent_id = _parent_id(sub_id)
-    return {
-        "uid": sub_id.lower(),
-        "uid_alt": props.first_text("id"),
-        "title": props.first_text("displayName"),
-        "desc": props.first_text("description"),
-        "types": [t for t in (assessed, props.first_text("category")) if t and t != "N/A"],
-        "analytic": {"type_id": 1, "type": "Rule", "uid": assessed, "name": assessed} if assessed else None,
-        "modified_time": generated,
-        "related_events": [{"uid": parent_id.lower(), "type": "Recommendation"}] if parent_id else None,
-        "src_url": common.recommendation_link(parent_id),
-    }
+    analytic = {"type_id": 1, "type": "Rule", "uid": assessed, "name": assessed} if assessed else None
+    return common.compact(
+        {
+            "uid": sub_id.lower(),
+            "uid_alt": props.first_text("id"),
+            "title": props.first_text("displayName"),
+            "desc": props.first_text("description"),
+            "types": [t for t in (assessed, props.first_text("category")) if t and t != "N/A"],
+            "analytic": analytic,
+            "modified_time": generated,
+            "related_events": [{"uid": parent_id.lower(), "type": "Recommendation"}] if parent_id else None,
+            "src_url": common.recommendation_link(parent_id),
+        }
+    )
 
 
 def _primary(resource_id: str | None, details: Fields, provider: str | None, context: _Context) -> list[dict[str, Any]]:
@@ -174,15 +178,17 @@ def _primary(resource_id: str | None, details: Fields, provider: str | None, con
         # `resourceName`/`resourceType` describe the cluster (`nativeResourceId`).
         return []
     if not resource_id.startswith("/"):
-        return [{"uid": resource_id, "name": resource_id, "provider": provider, "role_id": 1}]
+        return [common.compact({"uid": resource_id, "name": resource_id, "provider": provider, "role_id": 1})]
     return [
-        {
-            "uid": resource_id,
-            "name": details.first_text("resourceName") or common.last_segment(resource_id),
-            "type": common.arm_type(resource_id) or details.first_text("resourceType"),
-            "provider": provider,
-            "role_id": 1,
-        }
+        common.compact(
+            {
+                "uid": resource_id,
+                "name": details.first_text("resourceName") or common.last_segment(resource_id),
+                "type": common.arm_type(resource_id) or details.first_text("resourceType"),
+                "provider": provider,
+                "role_id": 1,
+            }
+        )
     ]
 
 
@@ -295,7 +301,7 @@ class _Context:
 
     @staticmethod
     def _k8s(name: str | None, kind: str, namespace: str | None) -> dict[str, Any]:
-        return {"name": name, "type": kind, "namespace": namespace, "role_id": 4}
+        return common.compact({"name": name, "type": kind, "namespace": namespace, "role_id": 4})
 
     def containers(self) -> list[dict[str, Any]]:
         """Return one resource per running container of the image.
@@ -329,10 +335,13 @@ class _Context:
         return found
 
     def _container(self, name: str | None, image: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "name": name,
-            "type": "Kubernetes Container",
-            "namespace": data.get("namespace"),
-            "role_id": 1,
-            "data": {**{k: v for k, v in data.items() if v}, "image": image, "orchestrator": self.orchestrator()},
-        }
+        data = common.compact({**data, "image": image, "orchestrator": self.orchestrator()})
+        return common.compact(
+            {
+                "name": name,
+                "type": "Kubernetes Container",
+                "namespace": data.get("namespace"),
+                "role_id": 1,
+                "data": data,
+            }
+        )
