@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from corral.sources._core.reader import _ABSENT, Fields, Key, Trie, _child
+from corral.sources._core.reader import _ABSENT, _LEAF, Fields, Key, Trie, _child
 
 
 class Folded(Fields):
@@ -74,6 +74,19 @@ class Folded(Fields):
                     found = views[key] = Folded(value, _child(self._taken, key))
                     return found
         return _NOTHING
+
+    def _mark_tree(self, tree: dict[str, Any]) -> bool:
+        keys = self._keys
+        if keys is None:
+            keys = self._keys = _fold(self._doc)
+        doc, taken = self._doc, self._taken
+        for name, rule in tree.items():
+            key = keys.get(name)  # the keys of `tree` are lower-case (see `Fields.mark_tree`)
+            if key is None:
+                continue
+            if rule is True or (type(doc[key]) is dict and self.view(key)._mark_tree(rule)):
+                taken[key] = _LEAF
+        return len(taken) >= len(doc) and all(taken.get(key) is _LEAF for key in doc)
 
     def at(self, *path: str) -> Fields:
         view: Fields = self

@@ -252,11 +252,11 @@ class Fields:
     def mark_tree(self, tree: dict[str, Any]) -> None:
         """Record every path of `tree` (as `mark` would each), for a normalizer's fixed set of mapped paths.
 
-        `tree` is nested dicts keyed like the document, with True where a whole value is mapped;
-        a path that is not in the document records nothing, and an object that the paths below
-        it leave empty is recorded as a whole.
+        `tree` is nested dicts keyed like the document (lower-cased, for a folded view), with True
+        where a whole value is mapped; a path that is not in the document records nothing, and an
+        object that the paths below it leave empty is recorded as a whole.
         """
-        _mark_tree(self, tree)
+        self._mark_tree(tree)
 
     def rest(self, *, as_sent: bool = False) -> dict[str, Any]:
         """Return the object without the recorded paths, pruned as `ocsf.prune` does.
@@ -278,19 +278,18 @@ class Fields:
     def _spelling(self, name: str) -> str:
         return name
 
-
-def _mark_tree(view: Fields, tree: dict[str, Any]) -> bool:
-    """Record the paths of `tree` below `view`; True when that leaves nothing of its object."""
-    doc, taken = view.doc, view._taken
-    for name, rule in tree.items():
-        key = view._spelling(name)  # the document's own spelling, in a folded view
-        if key not in doc:
-            continue
-        if rule is True:
-            taken[key] = _LEAF
-        elif type(doc[key]) is dict and _mark_tree(view.view(key), rule):
-            taken[key] = _LEAF  # emptied by what is mapped in it: it goes as a whole
-    return len(taken) >= len(doc) and all(taken.get(key) is _LEAF for key in doc)
+    def _mark_tree(self, tree: dict[str, Any]) -> bool:
+        """Record the paths of `tree`; True when that leaves nothing of the object."""
+        doc, taken = self._doc, self._taken
+        for name, rule in tree.items():
+            key = self._spelling(name)  # the document's own spelling, in a folded view
+            if key not in doc:
+                continue
+            if rule is True:
+                taken[key] = _LEAF
+            elif type(doc[key]) is dict and self.view(key)._mark_tree(rule):
+                taken[key] = _LEAF  # emptied by what is mapped in it: it goes as a whole
+        return len(taken) >= len(doc) and all(taken.get(key) is _LEAF for key in doc)
 
 
 def _rest_as_sent(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:

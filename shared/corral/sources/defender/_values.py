@@ -19,11 +19,14 @@ EMPTY: Final = Fields.folded({})
 
 
 def consumed(*paths: str) -> dict[str, Any]:
-    """Return the dotted key paths a normalizer maps as a tree for `Fields.mark_tree` (built at import)."""
+    """Return the dotted key paths a normalizer maps as a tree for `Fields.mark_tree` (built at import).
+
+    Keys are lower-cased: the tree is marked on case-insensitive views.
+    """
     tree: dict[str, Any] = {}
     for path in paths:
         node = tree
-        parts = path.split(".")
+        parts = path.lower().split(".")
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if child is True:  # the whole object is consumed already
