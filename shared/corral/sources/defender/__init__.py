@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from corral.errors import CorralError, MalformedEventError, UnsupportedSourceError
 from corral.records import Normalized, Skip
+from corral.sources._core.folded import Folded
 from corral.sources._core.reader import Fields
 from corral.sources.defender import alerts, assessments, attackpaths, compliance, subassessments
 from corral.sources.defender._facts import FACTS as FACTS
@@ -55,7 +56,7 @@ def _kind(doc: Fields) -> str:
 def recognizes(doc: Mapping[str, Any]) -> bool:
     """True when `doc` is a Defender for Cloud record this source reads (never raises)."""
     try:
-        view = Fields.folded(doc if isinstance(doc, dict) else {})
+        view = Folded(doc if isinstance(doc, dict) else {}, {})
         kind = _kind(view)
         return kind in _BY_TYPE or kind in _SKIPPED or alerts.matches(view)
     except Exception:  # noqa: BLE001 - a recognizer must answer, whatever it is handed
@@ -75,7 +76,7 @@ def normalize(
         if not isinstance(doc, Mapping):
             raise MalformedEventError(f"document is a {type(doc).__name__}, not an object")
         doc = dict(doc)
-    view = Fields.folded(doc)
+    view = Folded(doc, {})
     kind = _kind(view)
     try:
         if kind in _SKIPPED:

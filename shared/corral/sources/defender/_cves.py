@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+from corral.sources._core.folded import Folded
 from corral.sources._core.reader import Fields
 from corral.sources.defender import _common as common
 from corral.sources.defender._values import boolean, number, objects, texts
@@ -78,7 +79,7 @@ def _cvss(details: Fields, extra: Fields, tvm: Fields) -> list[dict[str, Any]]:
     for version, scores in table.doc.items():
         if not isinstance(scores, dict):
             continue
-        score = Fields.folded(scores)
+        score = Folded(scores, {})
         base = number(score, "base", "baseScore")
         if base is not None:
             vector = score.first_text("cvssVectorString")

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from corral import ocsf
+from corral.sources._core.folded import Folded
 from corral.sources._core.reader import Fields
 from corral.sources.defender import _common as common
 from corral.sources.defender._values import EMPTY, listed
@@ -51,36 +52,44 @@ class Entities:
     def __init__(self, entities: list[Any]) -> None:
         self._index: dict[str, dict[str, Any]] = {}
         self._views: dict[int, Fields] = {}
-        # Depth-first in document order (children pushed reversed), without recursion; only
-        # objects and lists can hold an entity.
-        stack: list[Any] = [node for node in reversed(entities) if isinstance(node, dict | list)]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, dict):
-                ref_id = node.get("$id")
-                if isinstance(ref_id, str | int) and not isinstance(ref_id, bool) and "$ref" not in node:
-                    # Stitched sample alerts reuse `$id`s; the first one as sent wins.
-                    self._index.setdefault(str(ref_id), node)
-                children = node.values()
-            else:
-                children = node
-            stack.extend([child for child in reversed(children) if isinstance(child, dict | list)])
+        self._index_ids(entities)
         # The listed entities first, then those only nested inside others (an `aws-resource`
         # can be sent solely as a cluster's `CloudResource`).
         nested = [node for node in self._index.values() if "Type" in node]
         seen: set[int] = set()
         self.all: list[Fields] = []
+        self._kinds: list[str] = []
+        self._by_kind: dict[str, list[Fields]] = {}
         for entity in [*entities, *nested]:
             resolved = self.resolve(entity)
             if resolved.doc and id(resolved.doc) not in seen:
                 seen.add(id(resolved.doc))
                 self.all.append(resolved)
-        self._kinds = [(entity.first_text("Type") or "").lower() for entity in self.all]
+                kind = (resolved.first_text("Type") or "").lower()
+                self._kinds.append(kind)
+                self._by_kind.setdefault(kind, []).append(resolved)
+
+    def _index_ids(self, entities: list[Any]) -> None:
+        # Depth-first in document order (children pushed reversed), without recursion; only
+        # objects and lists can hold an entity. Exact types: the graph comes from a JSON decoder.
+        index = self._index
+        stack: list[Any] = [node for node in reversed(entities) if type(node) is dict or type(node) is list]
+        while stack:
+            node = stack.pop()
+            if type(node) is dict:
+                ref_id = node.get("$id")
+                if ref_id is not None and "$ref" not in node and (type(ref_id) is str or type(ref_id) is int):
+                    # Stitched sample alerts reuse `$id`s; the first one as sent wins.
+                    index.setdefault(str(ref_id), node)
+                children: Any = node.values()
+            else:
+                children = node
+            stack += [child for child in reversed(children) if type(child) is dict or type(child) is list]
 
     def _view(self, node: dict[str, Any]) -> Fields:
         found = self._views.get(id(node))
         if found is None:
-            found = self._views[id(node)] = Fields.folded(node)
+            found = self._views[id(node)] = Folded(node, {})
         return found
 
     def resolve(self, node: object) -> Fields:
@@ -94,18 +103,19 @@ class Entities:
         return self._view(node)
 
     def of_type(self, *kinds: str) -> list[Fields]:
-        """Return the entities whose `Type` is one of `kinds` (case-insensitive)."""
-        wanted = {k.lower() for k in kinds}
-        return [entity for entity, kind in zip(self.all, self._kinds, strict=True) if kind in wanted]
+        """Return the entities whose `Type` is one of `kinds` (lower-case), in document order."""
+        if len(kinds) == 1:
+            return self._by_kind.get(kinds[0], [])
+        return [entity for entity, kind in zip(self.all, self._kinds, strict=True) if kind in kinds]
 
     def has_containers(self) -> bool:
         """True when the graph names a container or a pod."""
-        return bool(self.of_type("container", "K8s-pod"))
+        return "container" in self._by_kind or "k8s-pod" in self._by_kind
 
     def cluster_ids(self) -> list[str]:
         """Return the ARM ids of the clusters the graph names."""
         found: list[str] = []
-        for cluster in self.of_type("K8s-cluster"):
+        for cluster in self.of_type("k8s-cluster"):
             resource = self.resolve(cluster.get("CloudResource"))
             rid = resource.first_text("ResourceId", "AzureID", "AzureResourceId")
             if rid:
@@ -114,7 +124,7 @@ class Entities:
 
     def platform(self) -> str | None:
         """Return the cluster platform the graph states (AKS, EKS, GKE, Arc...)."""
-        for cluster in self.of_type("K8s-cluster"):
+        for cluster in self.of_type("k8s-cluster"):
             if cluster.first_text("Platform"):
                 return cluster.first_text("Platform")
         return None
@@ -122,8 +132,9 @@ class Entities:
     def foreign(self) -> list[tuple[str, str | None, str | None, dict[str, Any], set[str]]]:
         """Return the AWS and GCP resources the graph names."""
         return [
-            foreign_resource(entity, "AWS" if (entity.first_text("Type") or "").lower() == "aws-resource" else "GCP")
-            for entity in self.of_type("aws-resource", "gcp-resource")
+            foreign_resource(entity, "AWS" if kind == "aws-resource" else "GCP")
+            for entity, kind in zip(self.all, self._kinds, strict=True)
+            if kind in ("aws-resource", "gcp-resource")
         ]
 
     def _namespace_name(self, node: object) -> str | None:
@@ -133,7 +144,7 @@ class Entities:
     def resources(self) -> list[dict[str, Any]]:
         """Return clusters, namespaces and pods as OCSF resources."""
         found: list[dict[str, Any]] = []
-        for cluster in self.of_type("K8s-cluster"):
+        for cluster in self.of_type("k8s-cluster"):
             resource = self.resolve(cluster.get("CloudResource"))
             rid = resource.first_text(
                 "ResourceId", "AzureID", "AzureResourceId", "AmazonResourceId", "FullResourceName"
@@ -144,10 +155,10 @@ class Entities:
                 found.append({**common.arm_resource(rid, name=name, role_id=1), "type": kind})
             elif name:
                 found.append({"name": name, "type": "Kubernetes Cluster", "role_id": 1})
-        for namespace in self.of_type("K8s-namespace"):
+        for namespace in self.of_type("k8s-namespace"):
             if namespace.first_text("Name"):
                 found.append({"name": namespace.first_text("Name"), "type": "Kubernetes Namespace", "role_id": 1})
-        for pod in self.of_type("K8s-pod"):
+        for pod in self.of_type("k8s-pod"):
             if pod.first_text("Name"):
                 uid = pod.first_text("Uid", "PodUid")
                 found.append(
@@ -165,13 +176,13 @@ class Entities:
 
     def evidences(self, orchestrator: str) -> Iterator[dict[str, Any]]:
         """Yield one evidence per entity, with `container` filled for container entities."""
-        for entity in self.all:
-            kind = entity.first_text("Type")
-            evidence: dict[str, Any] = {"name": kind} if kind else {}
+        for entity, kind in zip(self.all, self._kinds, strict=True):
+            name = entity.first_text("Type")
+            evidence: dict[str, Any] = {"name": name} if name else {}
             data = ocsf.prune(entity.doc)
             if data:
                 evidence["data"] = data
-            if (kind or "").lower() == "container":
+            if kind == "container":
                 container = self._container(entity, orchestrator)
                 if container:
                     evidence["container"] = container

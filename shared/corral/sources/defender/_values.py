@@ -12,9 +12,10 @@ import math
 from collections.abc import Iterable
 from typing import Any, Final
 
+from corral.sources._core.folded import Folded
 from corral.sources._core.reader import Fields
 
-EMPTY: Final = Fields.folded({})
+EMPTY: Final = Folded({}, {})
 """The view of an absent object (read only)."""
 
 
@@ -69,7 +70,7 @@ def listed(view: Fields, *names: str) -> list[Any]:
 
 def objects(view: Fields, *names: str) -> list[Fields]:
     """Return views of the objects in the first list among `names` (other items skipped)."""
-    return [Fields.folded(item) for item in listed(view, *names) if isinstance(item, dict)]
+    return [Folded(item, {}) for item in listed(view, *names) if isinstance(item, dict)]
 
 
 def boolean(view: Fields, *names: str) -> bool | None:
