@@ -132,16 +132,18 @@ def arm_type(resource_id: str | None) -> str | None:
     """
     if not resource_id or not resource_id.startswith("/"):
         return None
-    parts = [p for p in resource_id.split("/") if p]
-    lowered = [p.lower() for p in parts]
-    if "providers" not in lowered:
-        if len(parts) == 2 and lowered[0] == "subscriptions":
+    lowered = resource_id.lower()
+    at = lowered.rfind("/providers/")
+    if at < 0 or lowered.endswith("/providers"):
+        parts = [p for p in lowered.split("/") if p]
+        if "providers" in parts:  # only as the last segment: nothing follows the provider
+            return None
+        if len(parts) == 2 and parts[0] == "subscriptions":
             return "Microsoft.Resources/subscriptions"
-        if len(parts) == 4 and lowered[2] == "resourcegroups":
+        if len(parts) == 4 and parts[2] == "resourcegroups":
             return "Microsoft.Resources/resourceGroups"
         return None
-    at = len(lowered) - 1 - lowered[::-1].index("providers")
-    rest = parts[at + 1 :]
+    rest = [p for p in resource_id[at + len("/providers/") :].split("/") if p]
     if len(rest) < 2:
         return None
     return "/".join([rest[0], *rest[1::2]])

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
@@ -90,7 +90,7 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
     entry_view, target_view = props.view("entryPoint"), props.view("target")
     entry_id = props.first_text("entryPointEntityInternalID") or _first(entry_view, _ENTITY_ID)
     target_id = props.first_text("targetEntityInternalID") or _first(target_view, _ENTITY_ID)
-    entities = [*objects(props.view("graphComponent"), "entities"), entry_view, target_view]
+    entities = [_entity(e) for e in (*objects(props.view("graphComponent"), "entities"), entry_view, target_view)]
     graph = _graph(doc, props, title, entities)
     resources = list(_resources(entities, entry_id, target_id))
     service, layer = _classify(entities)
@@ -136,7 +136,7 @@ def _lifecycle(export: Fields) -> tuple[int, int]:
     return ocsf.STATUS_NEW, ocsf.UPDATE if action and snapshot else ocsf.CREATE
 
 
-def _graph(doc: Fields, props: Fields, title: str | None, entities: list[Fields]) -> dict[str, Any] | None:
+def _graph(doc: Fields, props: Fields, title: str | None, entities: list[_Entity]) -> dict[str, Any] | None:
     nodes = _nodes(entities)
     if not nodes:
         return None
@@ -179,19 +179,30 @@ def _first(view: Fields, names: tuple[str, ...]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _resource_id(entity: Fields) -> str | None:
-    return _first(entity.view("entityIdentifiers", "identifiers"), _RESOURCE_ID)
+class _Entity(NamedTuple):
+    """What is read of one graph entity, once."""
+
+    view: Fields
+    internal: str | None
+    name: str | None
+    kind: str | None
+    resource_id: str | None
 
 
-def _node(entity: Fields) -> dict[str, Any] | None:
-    uid = _first(entity, _ENTITY_ID) or _resource_id(entity) or _first(entity, _ENTITY_NAME)
+def _entity(view: Fields) -> _Entity:
+    resource_id = _first(view.view("entityIdentifiers", "identifiers"), _RESOURCE_ID)
+    return _Entity(view, _first(view, _ENTITY_ID), _first(view, _ENTITY_NAME), _first(view, _ENTITY_TYPE), resource_id)
+
+
+def _node(entity: _Entity) -> dict[str, Any] | None:
+    uid = entity.internal or entity.resource_id or entity.name
     if not uid:
         return None
-    node = {"uid": uid, "name": _first(entity, _ENTITY_NAME), "type": _first(entity, _ENTITY_TYPE)}
-    return common.compact({**node, "data": ocsf.prune(entity.doc)})
+    node = {"uid": uid, "name": entity.name, "type": entity.kind}
+    return common.compact({**node, "data": ocsf.prune(entity.view.doc)})
 
 
-def _nodes(entities: list[Fields]) -> list[dict[str, Any]]:
+def _nodes(entities: list[_Entity]) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for entity in entities:
         node = _node(entity)
@@ -214,18 +225,18 @@ def _edges(props: Fields) -> list[dict[str, Any]]:
     return found
 
 
-def _resources(entities: list[Fields], entry_id: str | None, target_id: str | None) -> Iterator[dict[str, Any]]:
+def _resources(entities: list[_Entity], entry_id: str | None, target_id: str | None) -> Iterator[dict[str, Any]]:
     seen: set[str] = set()
     for entity in entities:
-        uid = _resource_id(entity)
+        uid = entity.resource_id
         if not uid or uid.lower() in seen:
             continue
         seen.add(uid.lower())
-        internal = _first(entity, _ENTITY_ID)
+        internal = entity.internal
         resource = {
             "uid": uid,
-            "name": _first(entity, _ENTITY_NAME) or common.last_segment(uid),
-            "type": common.arm_type(uid) or _first(entity, _ENTITY_TYPE),
+            "name": entity.name or common.last_segment(uid),
+            "type": common.arm_type(uid) or entity.kind,
             "role_id": 1 if internal is not None and internal == target_id else 4,
         }
         yield common.compact(resource)
@@ -271,15 +282,15 @@ def _attacks(value: object) -> list[dict[str, Any]]:
     return attacks
 
 
-def _classify(entities: list[Fields]) -> tuple[str, str]:
-    placements = [placement(_resource_id(e)) for e in entities]
+def _classify(entities: list[_Entity]) -> tuple[str, str]:
+    placements = [placement(e.resource_id) for e in entities]
     for found in placements:
         if found and found[1] == traits.APPLICATION:
             return found
     for found in placements:
         if found:
             return found
-    kinds = " ".join((_first(e, _ENTITY_TYPE) or "").lower() for e in entities)
+    kinds = " ".join((e.kind or "").lower() for e in entities)
     if any(word in kinds for word in ("container", "pod", "image")):
         return traits.AKS, traits.APPLICATION
     if "kubernetes" in kinds or "cluster" in kinds:
