@@ -18,7 +18,9 @@ class Folded(Fields):
     __slots__ = ("_keys", "_views")
 
     def __init__(self, doc: dict[str, Any], taken: Trie) -> None:
-        super().__init__(doc, taken)
+        # Not through Fields.__init__: views are made for every object read, and the call costs.
+        self._doc = doc
+        self._taken = taken
         self._keys: dict[str, str] | None = None
         self._views: dict[str, Folded] | None = None  # each inner object is indexed once
 
@@ -28,52 +30,54 @@ class Folded(Fields):
             keys = self._keys = _fold(self._doc)
         return keys.get(name.lower(), name)
 
-    def get(self, *names: str) -> Any:
-        """Return the first value among the keys `names` that is present and not null; not recorded."""
+    def get(self, name: str, *more: str) -> Any:
+        """Return the first value among the keys `name, *more` that is present and not null; not recorded."""
         keys = self._keys
         if keys is None:
             keys = self._keys = _fold(self._doc)
-        doc = self._doc
-        for name in names:
-            key = keys.get(name.lower())
-            if key is not None:
-                value = doc[key]
-                if value is not None:
-                    return value
-        return None
+        key = keys.get(_LOWER.get(name) or _lower(name))
+        if key is not None:
+            value = self._doc[key]
+            if value is not None:
+                return value
+        return self.get(*more) if more else None
 
-    def first_text(self, *names: str) -> str | None:
-        """Return the first non-empty string among the keys `names`; not recorded."""
+    def first_text(self, name: str, *more: str) -> str | None:
+        """Return the first non-empty string among the keys `name, *more`; not recorded."""
         keys = self._keys
         if keys is None:
             keys = self._keys = _fold(self._doc)
-        doc = self._doc
-        for name in names:
-            key = keys.get(name.lower())
-            if key is not None:
-                value = doc[key]
-                if isinstance(value, str) and value:
-                    return value
-        return None
+        key = keys.get(_LOWER.get(name) or _lower(name))
+        if key is not None:
+            value = self._doc[key]
+            if isinstance(value, str) and value:
+                return value
+        return self.first_text(*more) if more else None
 
-    def view(self, *names: str) -> Fields:
-        """Return the view of the first object among the keys `names` (a view of nothing if none is)."""
+    def view(self, name: str, *more: str) -> Fields:
+        """Return the view of the first object among the keys `name, *more` (a view of nothing if none is)."""
         keys = self._keys
         if keys is None:
             keys = self._keys = _fold(self._doc)
-        for name in names:
-            key = keys.get(name.lower())
-            if key is not None:
-                views = self._views
-                if views is None:
-                    views = self._views = {}
-                elif key in views:
-                    return views[key]
-                value = self._doc[key]
-                if isinstance(value, dict):
-                    found = views[key] = Folded(value, _child(self._taken, key))
-                    return found
-        return _NOTHING
+        key = keys.get(_LOWER.get(name) or _lower(name))
+        if key is not None:
+            found = self._inner(key)
+            if found is not None:
+                return found
+        return self.view(*more) if more else _NOTHING
+
+    def _inner(self, key: str) -> Folded | None:
+        """The view of the object at `key` (the document's own spelling), made once; None if not an object."""
+        views = self._views
+        if views is None:
+            views = self._views = {}
+        elif key in views:
+            return views[key]
+        value = self._doc[key]
+        if not isinstance(value, dict):
+            return None
+        found = views[key] = Folded(value, _child(self._taken, key))
+        return found
 
     def _mark_tree(self, tree: dict[str, Any]) -> bool:
         keys = self._keys
@@ -84,7 +88,7 @@ class Folded(Fields):
             key = keys.get(name)  # the keys of `tree` are lower-case (see `Fields.mark_tree`)
             if key is None:
                 continue
-            if rule is True or (type(doc[key]) is dict and self.view(key)._mark_tree(rule)):
+            if rule is True or ((inner := self._inner(key)) is not None and inner._mark_tree(rule)):
                 taken[key] = _LEAF
         return len(taken) >= len(doc) and all(taken.get(key) is _LEAF for key in doc)
 
@@ -154,7 +158,21 @@ class Folded(Fields):
         return Fields.optional_time(self, self._spelling(key), name or key)
 
 
-_NOTHING: Final = Folded(_ABSENT, {})  # what is recorded in it is never read: its object is empty
+_NOTHING: Final = Folded(_ABSENT, {})
+# Lower-cased key names as asked for by normalizers (constants of their code, so few): a lookup
+# here is cheaper than lower-casing on every read. Bounded, in case a caller asks for vendor text.
+_LOWER: Final[dict[str, str]] = {}
+_MAX_LOWER: Final = 4096
+
+
+def _lower(name: str) -> str:
+    low = name.lower()
+    if len(_LOWER) < _MAX_LOWER:
+        _LOWER[name] = low
+    return low
+
+
+# what is recorded in it is never read: its object is empty
 
 
 def _fold(doc: dict[Any, Any]) -> dict[str, str]:

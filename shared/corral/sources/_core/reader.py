@@ -223,30 +223,30 @@ class Fields:
         """True when the object has `key` (whatever its value)."""
         return self._spelling(key) in self._doc
 
-    def get(self, *names: str) -> Any:
-        """Return the first value among the keys `names` that is present and not null; not recorded."""
+    def get(self, name: str, *more: str) -> Any:
+        """Return the first value among the keys `name, *more` that is present and not null; not recorded."""
         doc = self._doc
-        for name in names:
-            value = doc.get(name)
+        for key in (name, *more):
+            value = doc.get(key)
             if value is not None:
                 return value
         return None
 
-    def first_text(self, *names: str) -> str | None:
-        """Return the first non-empty string among the keys `names`; not recorded."""
+    def first_text(self, name: str, *more: str) -> str | None:
+        """Return the first non-empty string among the keys `name, *more`; not recorded."""
         doc = self._doc
-        for name in names:
-            value = doc.get(name)
+        for key in (name, *more):
+            value = doc.get(key)
             if isinstance(value, str) and value:
                 return value
         return None
 
-    def view(self, *names: str) -> Fields:
-        """Return the view of the first object among the keys `names` (a view of nothing if none is)."""
-        for name in names:
-            value = self._doc.get(name)
+    def view(self, name: str, *more: str) -> Fields:
+        """Return the view of the first object among the keys `name, *more` (a view of nothing if none is)."""
+        for key in (name, *more):
+            value = self._doc.get(key)
             if isinstance(value, dict):
-                return type(self)(value, _child(self._taken, name))
+                return type(self)(value, _child(self._taken, key))
         return type(self)(_ABSENT, {})
 
     def mark_tree(self, tree: dict[str, Any]) -> None:
@@ -287,7 +287,7 @@ class Fields:
                 continue
             if rule is True:
                 taken[key] = _LEAF
-            elif type(doc[key]) is dict and self.view(key)._mark_tree(rule):
+            elif isinstance(doc[key], dict) and self.view(key)._mark_tree(rule):
                 taken[key] = _LEAF  # emptied by what is mapped in it: it goes as a whole
         return len(taken) >= len(doc) and all(taken.get(key) is _LEAF for key in doc)
 
