@@ -79,18 +79,22 @@ class Folded(Fields):
         found = views[key] = Folded(value, _child(self._taken, key))
         return found
 
-    def _mark_tree(self, tree: dict[str, Any]) -> bool:
+    def _mark_tree(self, tree: dict[str, Any]) -> None:
         keys = self._keys
         if keys is None:
             keys = self._keys = _fold(self._doc)
-        doc, taken = self._doc, self._taken
+        taken = self._taken
         for name, rule in tree.items():
             key = keys.get(name)  # the keys of `tree` are lower-case (see `Fields.mark_tree`)
             if key is None:
                 continue
-            if rule is True or ((inner := self._inner(key)) is not None and inner._mark_tree(rule)):
+            if rule is True:
                 taken[key] = _LEAF
-        return len(taken) >= len(doc) and all(taken.get(key) is _LEAF for key in doc)
+            elif (inner := self._inner(key)) is not None:
+                if inner._doc:
+                    inner._mark_tree(rule)
+                else:
+                    taken[key] = _LEAF  # nothing in it to keep: it goes as a whole
 
     def at(self, *path: str) -> Fields:
         view: Fields = self

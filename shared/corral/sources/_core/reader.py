@@ -254,7 +254,7 @@ class Fields:
 
         `tree` is nested dicts keyed like the document (lower-cased, for a folded view), with True
         where a whole value is mapped; a path that is not in the document records nothing, and an
-        object that the paths below it leave empty is recorded as a whole.
+        empty object with paths below it is recorded as a whole (nothing in it is left unmapped).
         """
         self._mark_tree(tree)
 
@@ -278,34 +278,30 @@ class Fields:
     def _spelling(self, name: str) -> str:
         return name
 
-    def _mark_tree(self, tree: dict[str, Any]) -> bool:
-        """Record the paths of `tree`; True when that leaves nothing of the object."""
+    def _mark_tree(self, tree: dict[str, Any]) -> None:
         doc, taken = self._doc, self._taken
         for name, rule in tree.items():
             key = self._spelling(name)  # the document's own spelling, in a folded view
             if key not in doc:
                 continue
-            if rule is True:
+            if rule is True or doc[key] == {}:
                 taken[key] = _LEAF
-            elif isinstance(doc[key], dict) and self.view(key)._mark_tree(rule):
-                taken[key] = _LEAF  # emptied by what is mapped in it: it goes as a whole
-        return len(taken) >= len(doc) and all(taken.get(key) is _LEAF for key in doc)
+            elif isinstance(doc[key], dict):
+                self.view(key)._mark_tree(rule)
 
 
 def _rest_as_sent(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
-    if not taken:
-        return dict(doc)
-    out = {}
-    for key, value in doc.items():
-        below = taken.get(key)
+    # Walks what is recorded (a few keys) over a copy of the object, rather than every key sent.
+    out = dict(doc)
+    for key, below in taken.items():
         if below is _LEAF:
-            continue
-        if below and type(value) is dict:
-            kept = _rest_as_sent(value, below)
+            out.pop(key, None)
+        elif below and isinstance(out.get(key), dict):
+            kept = _rest_as_sent(out[key], below)
             if kept:
                 out[key] = kept
-            continue
-        out[key] = value
+            else:
+                del out[key]
     return out
 
 
