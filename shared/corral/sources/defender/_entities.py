@@ -58,16 +58,20 @@ class Entities:
         nested = [node for node in self._index.values() if "Type" in node]
         seen: set[int] = set()
         self.all: list[Fields] = []
-        self._kinds: list[str] = []
+        self._names: list[str | None] = []  # each entity's `Type` as sent
+        self._kinds: list[str] = []  # and lower-cased
         self._by_kind: dict[str, list[Fields]] = {}
         for entity in [*entities, *nested]:
-            resolved = self.resolve(entity)
-            if resolved.doc and id(resolved.doc) not in seen:
-                seen.add(id(resolved.doc))
-                self.all.append(resolved)
-                kind = (resolved.first_text("Type") or "").lower()
+            node = self._target(entity)
+            if node and id(node) not in seen:
+                seen.add(id(node))
+                view = self._views[id(node)] = Folded(node, {})
+                self.all.append(view)
+                name = view.first_text("Type")
+                kind = name.lower() if name else ""
+                self._names.append(name)
                 self._kinds.append(kind)
-                self._by_kind.setdefault(kind, []).append(resolved)
+                self._by_kind.setdefault(kind, []).append(view)
 
     def _index_ids(self, entities: list[Any]) -> None:
         # Depth-first in document order (children pushed reversed), without recursion; only
@@ -92,15 +96,18 @@ class Entities:
             found = self._views[id(node)] = Folded(node, {})
         return found
 
+    def _target(self, node: object) -> dict[str, Any] | None:
+        if not isinstance(node, dict):
+            return None
+        if "$ref" in node:
+            ref = node["$ref"]
+            return self._index.get(str(ref)) if isinstance(ref, str | int) else None
+        return node
+
     def resolve(self, node: object) -> Fields:
         """Return the entity `node` refers to (itself, or the target of its `$ref`)."""
-        if not isinstance(node, dict):
-            return EMPTY
-        if "$ref" in node:
-            ref = node.get("$ref")
-            target = self._index.get(str(ref)) if isinstance(ref, str | int) else None
-            return self._view(target) if target is not None else EMPTY
-        return self._view(node)
+        target = self._target(node)
+        return EMPTY if target is None else self._view(target)
 
     def of_type(self, *kinds: str) -> list[Fields]:
         """Return the entities whose `Type` is one of `kinds` (lower-case), in document order."""
@@ -176,8 +183,7 @@ class Entities:
 
     def evidences(self, orchestrator: str) -> Iterator[dict[str, Any]]:
         """Yield one evidence per entity, with `container` filled for container entities."""
-        for entity, kind in zip(self.all, self._kinds, strict=True):
-            name = entity.first_text("Type")
+        for entity, name, kind in zip(self.all, self._names, self._kinds, strict=True):
             evidence: dict[str, Any] = {"name": name} if name else {}
             data = ocsf.prune(entity.doc)
             if data:
