@@ -31,7 +31,7 @@ Decisions:
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
@@ -220,88 +220,95 @@ def _classify(assessed: str | None, resource_id: str | None, context: _Context) 
     return traits.NO_SERVICE, traits.INFRASTRUCTURE
 
 
+class _Workload(NamedTuple):
+    """One `kubernetesContext.workloads[]` entry: its own names and, per owned resource, its containers."""
+
+    namespace: str | None
+    name: str | None
+    kind: str | None
+    owned: list[tuple[str | None, str | None, list[str]]]  # (name, kind, container names)
+
+
+def _workloads(context: Fields) -> list[_Workload]:
+    found = []
+    for workload in objects(context, "workloads"):
+        owned = [
+            (item.first_text("name"), item.first_text("kind"), _names(item))
+            for item in objects(workload, "ownedResources")
+        ]
+        found.append(
+            _Workload(workload.first_text("namespace"), workload.first_text("name"), workload.first_text("kind"), owned)
+        )
+    return found
+
+
+def _names(owned: Fields) -> list[str]:
+    return [name for item in objects(owned, "containers") if (name := item.first_text("name"))]
+
+
 class _Context:
-    """The image, cluster, workloads, pods and containers a sub-assessment names."""
+    """The image, cluster, workloads, pods and containers a sub-assessment names (each read once)."""
 
     def __init__(self, extra: Fields, details: Fields) -> None:
-        self.extra = extra
         artifact = extra.view("artifactDetails")
-        self.kube = extra.view("kubernetesDetails")
+        kube = extra.view("kubernetesDetails")
         cluster = extra.view("clusterDetails")
         aggregate = extra.view("aggregateServerResourceMetadata")
         native = details.first_text("nativeResourceId")
         self.cluster_id = (
             cluster.first_text("clusterResourceId")
-            or self.kube.first_text("clusterResourceId")
+            or kube.first_text("clusterResourceId")
             or aggregate.first_text("managedAggregateResourceId")
             or (native if native and "/managedclusters/" in native.lower() else None)
         )
-        self.cluster_name = cluster.first_text("clusterName") or self.kube.first_text("clusterName")
-        repository = artifact.first_text("repositoryName") or extra.first_text("repositoryName")
-        host = artifact.first_text("registryHost")
-        digest = artifact.first_text("digest") or extra.first_text("imageDigest")
-        resource_id = details.first_text("id")
-        from_id = common.image_ref(resource_id) if resource_id and not resource_id.startswith("/") else None
-        name = "/".join(p for p in (host, repository) if p) if repository else None
-        if name:
-            self.image = common.image_ref(name, digest)
-        elif from_id:
-            self.image = common.ImageRef(from_id.name, from_id.tag, digest or from_id.digest)
-        else:
-            self.image = common.image_ref(None, digest) or (common.image_ref(host, None) if host and digest else None)
-        self.workloads = objects(extra.view("kubernetesContext"), "workloads")
+        self.cluster_name = cluster.first_text("clusterName") or kube.first_text("clusterName")
+        self.has_kube = bool(kube.doc)
+        self.cluster_kind, self.cloud = kube.first_text("clusterKind"), kube.first_text("cloud")
+        self.namespace, self.pod = kube.first_text("namespace"), kube.first_text("podName")
+        self.controller, self.controller_kind = kube.first_text("controllerName"), kube.first_text("controllerKind")
+        self.container = kube.first_text("containerName")
+        self.image = _image(extra, artifact, details)
+        self.image_ocsf = self.image.ocsf() if self.image else None
+        self.workloads = _workloads(extra.view("kubernetesContext"))
 
     def has_kubernetes(self) -> bool:
         """True when Defender says where in Kubernetes the image runs."""
-        return bool(self.cluster_id or self.kube.doc or self.workloads)
+        return bool(self.cluster_id or self.has_kube or self.workloads)
 
     def service(self) -> str:
         """Return the Kubernetes service the context names (AKS unless it says otherwise)."""
-        kind = (self.kube.first_text("clusterKind") or "").lower()
+        kind = (self.cluster_kind or "").lower()
         if kind in _CLUSTER_KINDS:
             return _CLUSTER_KINDS[kind]
-        return _CLOUD_SERVICES.get((self.kube.first_text("cloud") or "azure").lower(), traits.AKS)
+        return _CLOUD_SERVICES.get((self.cloud or "azure").lower(), traits.AKS)
 
     def orchestrator(self) -> str:
         """Return the orchestrator for container objects."""
-        kind = self.kube.first_text("clusterKind")
-        if kind:
-            return kind
+        if self.cluster_kind:
+            return self.cluster_kind
         return "AKS" if self.cluster_id and "/managedclusters/" in self.cluster_id.lower() else "Kubernetes"
 
     def resources(self) -> list[dict[str, Any]]:
         """Return the image, the cluster, the workloads and the pods as resources."""
         found: list[dict[str, Any]] = []
-        if self.image:
-            image = {"uid": self.image.ocsf()["uid"], "name": self.image.name, "type": "Container Image", "role_id": 1}
-            found.append(image)
+        if self.image and self.image_ocsf:
+            found.append(
+                {"uid": self.image_ocsf["uid"], "name": self.image.name, "type": "Container Image", "role_id": 1}
+            )
         if self.cluster_id:
             found.append(common.arm_resource(self.cluster_id, name=self.cluster_name, role_id=4))
-        if self.kube.first_text("controllerName"):
-            kind = (self.kube.first_text("controllerKind") or "controller").title()
-            found.append(
-                self._k8s(
-                    self.kube.first_text("controllerName"), f"Kubernetes {kind}", self.kube.first_text("namespace")
-                )
-            )
-        if self.kube.first_text("podName"):
-            found.append(
-                self._k8s(self.kube.first_text("podName"), "Kubernetes Pod", self.kube.first_text("namespace"))
-            )
+        if self.controller:
+            title = (self.controller_kind or "controller").title()
+            found.append(_k8s(self.controller, f"Kubernetes {title}", self.namespace))
+        if self.pod:
+            found.append(_k8s(self.pod, "Kubernetes Pod", self.namespace))
         for workload in self.workloads:
-            namespace = workload.first_text("namespace")
-            if workload.first_text("name"):
-                kind = workload.first_text("kind") or "Workload"
-                found.append(self._k8s(workload.first_text("name"), f"Kubernetes {kind}", namespace))
-            for owned in objects(workload, "ownedResources"):
-                if owned.first_text("name"):
-                    kind = owned.first_text("kind") or "Pod"
-                    found.append(self._k8s(owned.first_text("name"), f"Kubernetes {kind}", namespace))
+            if workload.name:
+                found.append(_k8s(workload.name, f"Kubernetes {workload.kind or 'Workload'}", workload.namespace))
+            for owned, owned_kind, _ in workload.owned:
+                if owned:
+                    found.append(_k8s(owned, f"Kubernetes {owned_kind or 'Pod'}", workload.namespace))
         return found
-
-    @staticmethod
-    def _k8s(name: str | None, kind: str, namespace: str | None) -> dict[str, Any]:
-        return common.compact({"name": name, "type": kind, "namespace": namespace, "role_id": 4})
 
     def containers(self) -> list[dict[str, Any]]:
         """Return one resource per running container of the image.
@@ -310,38 +317,38 @@ class _Context:
         named, so a `device` would be invented: the containers are resources, with the pod,
         workload and image in `data`.
         """
-        image = self.image.ocsf() if self.image else None
         found: list[dict[str, Any]] = []
-        container = self.kube.first_text("containerName")
-        if container:
-            data = {
-                "cluster": self.cluster_name,
-                "namespace": self.kube.first_text("namespace"),
-                "pod": self.kube.first_text("podName"),
-                "controller": self.kube.first_text("controllerName"),
-            }
-            found.append(self._container(container, image, data))
+        if self.container:
+            data = {"cluster": self.cluster_name, "namespace": self.namespace, "pod": self.pod}
+            data["controller"] = self.controller
+            found.append(self._container(self.container, data))
         for workload in self.workloads:
-            for owned in objects(workload, "ownedResources"):
-                for item in objects(owned, "containers"):
-                    if item.first_text("name"):
-                        data = {
-                            "cluster": self.cluster_name,
-                            "namespace": workload.first_text("namespace"),
-                            "workload": workload.first_text("name"),
-                            "pod": owned.first_text("name"),
-                        }
-                        found.append(self._container(item.first_text("name"), image, data))
+            for owned, _, names in workload.owned:
+                for name in names:
+                    data = {"cluster": self.cluster_name, "namespace": workload.namespace, "workload": workload.name}
+                    data["pod"] = owned
+                    found.append(self._container(name, data))
         return found
 
-    def _container(self, name: str | None, image: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, Any]:
-        data = common.compact({**data, "image": image, "orchestrator": self.orchestrator()})
-        return common.compact(
-            {
-                "name": name,
-                "type": "Kubernetes Container",
-                "namespace": data.get("namespace"),
-                "role_id": 1,
-                "data": data,
-            }
-        )
+    def _container(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        data = common.compact({**data, "image": self.image_ocsf, "orchestrator": self.orchestrator()})
+        resource = {"name": name, "type": "Kubernetes Container", "namespace": data.get("namespace"), "role_id": 1}
+        return common.compact({**resource, "data": data})
+
+
+def _k8s(name: str | None, kind: str, namespace: str | None) -> dict[str, Any]:
+    return common.compact({"name": name, "type": kind, "namespace": namespace, "role_id": 4})
+
+
+def _image(extra: Fields, artifact: Fields, details: Fields) -> common.ImageRef | None:
+    repository = artifact.first_text("repositoryName") or extra.first_text("repositoryName")
+    host = artifact.first_text("registryHost")
+    digest = artifact.first_text("digest") or extra.first_text("imageDigest")
+    resource_id = details.first_text("id")
+    from_id = common.image_ref(resource_id) if resource_id and not resource_id.startswith("/") else None
+    name = "/".join(p for p in (host, repository) if p) if repository else None
+    if name:
+        return common.image_ref(name, digest)
+    if from_id:
+        return common.ImageRef(from_id.name, from_id.tag, digest or from_id.digest)
+    return common.image_ref(None, digest) or (common.image_ref(host, None) if host and digest else None)
