@@ -65,3 +65,19 @@ def test_defender_findings_are_built_pruned(doc: object) -> None:
     finding = dict(finding)
     finding.pop("unmapped", None)
     assert ocsf.prune(finding) == finding
+
+
+def test_typed_reads_and_marks_of_a_folded_view_record_the_vendor_spelling() -> None:
+    doc = {
+        "Items": [{"Port": 443}, {"Port": "x"}],
+        "When": "2024-05-31T09:22:38.760Z",
+        "Tags": ["a", ""],
+        "Deep": {"X": 1},
+    }
+    fields = Fields.folded(doc)
+    assert [item.port("port") for item in fields.objects("items")] == [443, None]
+    assert fields.time("when") == 1_717_147_358_760
+    assert fields.texts("tags") == ["a"]
+    fields.mark("deep", "x")
+    assert fields.raw("DEEP", "x") == 1
+    assert fields.rest() == {"Items": [{"Port": "x"}]}
