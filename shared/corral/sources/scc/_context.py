@@ -98,12 +98,12 @@ def containers(finding: dict[str, Any], kubernetes: dict[str, Any], orchestrator
     """Return (OCSF container, context data) for every container the finding names, without repeats."""
     found: Pairs = []
     seen: set[tuple[Any, ...]] = set()
-    for i, pod in enumerate(objects(kubernetes, "pods")):
+    for i, pod in enumerate(objects(kubernetes, "pods") if kubernetes else ()):
         for j, record in enumerate(objects(pod, "containers")):
             where = f"kubernetes.pods[{i}].containers[{j}]"
             data = _data(pod=string(pod.get("name")), namespace=string(pod.get("ns")), reported_in=where)
             _add(found, seen, _container(record, orchestrator), data)
-    for i, obj in enumerate(objects(kubernetes, "objects")):
+    for i, obj in enumerate(objects(kubernetes, "objects") if kubernetes else ()):
         for j, record in enumerate(objects(obj, "containers")):
             where = f"kubernetes.objects[{i}].containers[{j}]"
             data = _data(
@@ -360,8 +360,7 @@ def image_resources(found: Pairs) -> list[dict[str, Any]]:
 def touches_node(kubernetes: dict[str, Any], kind: str, name: str) -> bool:
     """True when the finding concerns a GKE node or VM rather than the cluster or a workload."""
     return bool(
-        objects(kubernetes, "nodes")
-        or objects(kubernetes, "nodePools")
+        (kubernetes and (objects(kubernetes, "nodes") or objects(kubernetes, "nodePools")))
         or kind in _VM_TYPES
         or name.startswith("//compute.googleapis.com/")
         or "/nodePools/" in name
@@ -370,6 +369,8 @@ def touches_node(kubernetes: dict[str, Any], kind: str, name: str) -> bool:
 
 def has_workload(finding: dict[str, Any], kubernetes: dict[str, Any]) -> bool:
     """True when the finding names a container, a pod, or a process."""
-    return bool(objects(finding, "containers") or objects(kubernetes, "pods") or objects(finding, "processes")) or any(
-        objects(obj, "containers") for obj in objects(kubernetes, "objects")
+    if objects(finding, "containers") or objects(finding, "processes"):
+        return True
+    return bool(kubernetes) and (
+        bool(objects(kubernetes, "pods")) or any(objects(obj, "containers") for obj in objects(kubernetes, "objects"))
     )

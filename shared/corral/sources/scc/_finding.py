@@ -81,7 +81,7 @@ def finding(
     fields.text("findingClass")
     create_ms, modified, activity_id, status_id, state = _lifecycle(fields, doc, received_time)
     severity_id, vendor_severity = _severity(fields, doc)
-    resource_name = fields.peek_text("resourceName") or string(resource.get("name")) or ""
+    resource_name = fields.text("resourceName") or string(resource.get("name")) or ""
     provider = _cloud.provider(resource)
     cloud, project_id = _cloud.cloud(doc, resource, resource_name, provider)
     vuln = _details.vulnerability(doc, ocsf.SEVERITY_NAMES[severity_id] if severity_id != 99 else str(vendor_severity))
@@ -122,18 +122,14 @@ def finding(
     return out
 
 
-def _millis(value: object) -> int | None:
-    """Epoch ms of a usable SCC timestamp; None for an absent, unset (1970) or invalid one."""
-    return times.optional_ms(value) if isinstance(value, str) and value else None
-
-
 def _lifecycle(
     fields: Fields, doc: dict[str, Any], received_time: int | None
 ) -> tuple[int | None, int, int, int, str | None]:
     """Return (created, modified, activity_id, status_id, state)."""
-    event_ms = _millis(doc.get("eventTime"))
-    create_ms = _millis(doc.get("createTime"))
-    mute_ms = _millis(doc.get("muteUpdateTime"))
+    # An absent, unset (1970) or invalid time reads as no time.
+    event_ms = times.optional_ms(value) if isinstance(value := doc.get("eventTime"), str) else None
+    create_ms = times.optional_ms(value) if isinstance(value := doc.get("createTime"), str) else None
+    mute_ms = times.optional_ms(value) if isinstance(value := doc.get("muteUpdateTime"), str) else None
     # Muting a finding does not move its eventTime; muteUpdateTime orders that change.
     later = max(event_ms or 0, mute_ms or 0)
     modified = later or create_ms or received_time
@@ -143,12 +139,16 @@ def _lifecycle(
         fields.mark("eventTime")
     if create_ms is not None:
         fields.mark("createTime")
-    state = string(doc.get("state"))
+    state = doc.get("state")
+    if not isinstance(state, str) or not state:
+        state = None
     if state == "INACTIVE":
         activity_id, status_id = ocsf.CLOSE, ocsf.STATUS_RESOLVED
     else:
         activity_id = ocsf.UPDATE if create_ms is not None and later > create_ms else ocsf.CREATE
-        mute = string(doc.get("mute")) or string(inner(inner(doc, "muteInfo"), "staticMute").get("state"))
+        mute = doc.get("mute")
+        if not (isinstance(mute, str) and mute) and "muteInfo" in doc:
+            mute = inner(inner(doc, "muteInfo"), "staticMute").get("state")
         if mute == "MUTED":
             status_id = ocsf.STATUS_SUPPRESSED
         elif state == "ACTIVE":
@@ -164,7 +164,7 @@ def _info(
     fields: Fields, doc: dict[str, Any], scc_class: str, place: tuple[str, str | None]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return the finding's `finding_info` (without times and traits) and its `product`."""
-    name = fields.peek_text("name") or ""
+    name = doc["name"]
     category = fields.text("category")
     canonical = fields.text("canonicalName")
     description = fields.text("description")
@@ -176,7 +176,7 @@ def _info(
     if desc := description or string(_details.source_properties(doc).get("Explanation")):
         info["desc"] = desc
     info["types"] = [category, scc_class] if category and category != scc_class else [scc_class]
-    module = fields.peek_text("moduleName")
+    module = fields.text("moduleName")
     if module or category:
         analytic: dict[str, Any] = {"type_id": 1, "type": "Rule", "uid": module or category}
         if category:
@@ -202,13 +202,11 @@ def _info(
 
 def _product(fields: Fields) -> dict[str, Any]:
     source_display = fields.text("parentDisplayName") or fields.text("sourceDisplayName")
-    fields.text("moduleName")
     parent = fields.peek_text("parent")
     if parent and _SOURCE_NAME.match(parent):
         fields.mark("parent")
     else:
         parent = None
-    fields.text("resourceName")
     product: dict[str, Any] = dict(PRODUCT)
     if source_display or parent:
         feature = {"name": source_display} if source_display else {}
