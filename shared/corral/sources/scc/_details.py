@@ -45,6 +45,8 @@ _EXPLOIT_AVAILABLE: Final = {
 
 # Captions are worked out once, at import: every finding names a few techniques.
 _TECHNIQUE_CAPTIONS: Final = {name: enum_caption(name) for name in TECHNIQUES}
+_TACTIC_NAMES: Final = frozenset(TACTICS)
+_TECHNIQUE_NAMES: Final = frozenset(TECHNIQUES)
 
 
 def _tactic(name: str) -> dict[str, str]:
@@ -102,9 +104,9 @@ def attacks(finding: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
     additional_techniques = _names(mitre, "additionalTechniques")
     complete = (
         (primary is None or primary in TACTICS)
-        and all(n in TACTICS for n in additional_tactics)
-        and all(n in TECHNIQUES for n in primary_techniques)
-        and all(n in TECHNIQUES for n in additional_techniques)
+        and _TACTIC_NAMES.issuperset(additional_tactics)
+        and _TECHNIQUE_NAMES.issuperset(primary_techniques)
+        and _TECHNIQUE_NAMES.issuperset(additional_techniques)
     )
     # Each entry is built without empty values (a tactic, a technique or both, then the version).
     result: list[dict[str, Any]] = []
