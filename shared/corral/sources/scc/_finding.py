@@ -54,8 +54,8 @@ _TASKS: Final = {
 _IS_ALERT: Final = {THREAT: True, OBSERVATION: False, TOXIC_COMBINATION: False}
 _GKE_TYPES: Final = ("container.googleapis.com/", "k8s.io/", "google.container.")
 _CLOUD_RUN_TYPES: Final = ("run.googleapis.com/", "google.cloud.run.")
-# The resource keys mapped in full (`leftover` takes both spellings out).
-_RESOURCE_TAKEN: Final = frozenset({"name", "displayName", "type", "location", "cloudProvider"})
+# The resource keys mapped in full, in both spellings.
+_RESOURCE_TAKEN: Final = ("name", "displayName", "display_name", "type", "location", "cloudProvider", "cloud_provider")
 _HTTP: Final = ("https://", "http://")
 
 _ORCHESTRATORS: Final = {traits.GKE: _context.GKE_ORCHESTRATOR, traits.CLOUD_RUN: _context.CLOUD_RUN_ORCHESTRATOR}
@@ -331,6 +331,6 @@ def _unmapped(
     unmapped: dict[str, Any] = dict(extra)
     if rest := leftover(finding, taken, finding is doc):
         unmapped["finding"] = rest
-    if resource is not None and (rest := leftover(resource, _RESOURCE_TAKEN, spelled=False)):
+    if resource is not None and (rest := leftover(resource, _RESOURCE_TAKEN)):
         unmapped["resource"] = rest
     return unmapped

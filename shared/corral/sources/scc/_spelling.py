@@ -14,7 +14,7 @@ leftovers as sent (an empty `containers: []` stays), key for key in either spell
 from __future__ import annotations
 
 import re
-from collections.abc import Container
+from collections.abc import Iterable
 from typing import Any, Final
 
 # Every multi-word key the normalizer reads, in any object (single words are spelled alike).
@@ -89,6 +89,7 @@ _HUMP: Final = re.compile(r"(?<!^)(?=[A-Z])")
 CAMEL: Final = {_HUMP.sub("_", key).lower(): key for key in _READ}
 """snake_case spelling -> the camelCase key the normalizer reads."""
 _SNAKE: Final = frozenset(CAMEL)
+_SNAKE_OF: Final = {key: snake for snake, key in CAMEL.items()}
 
 
 def camel(obj: dict[str, Any]) -> dict[str, Any]:
@@ -103,14 +104,19 @@ def camel(obj: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def leftover(obj: dict[str, Any], taken: Container[object], spelled: bool = True) -> dict[str, Any]:
+def leftover(obj: dict[str, Any], taken: Iterable[Any], spelled: bool = True) -> dict[str, Any]:
     """Return `obj` without the keys in `taken` (camelCase) in either spelling; values shared, as sent.
 
     `spelled` says that `obj` has no snake_case key the normalizer reads (`camel(obj) is obj`).
+    A copy of the object less a few keys, rather than a walk over every key sent.
     """
-    if spelled:
-        return {k: v for k, v in obj.items() if k not in taken}
-    return {k: v for k, v in obj.items() if CAMEL.get(k, k) not in taken}
+    rest = dict(obj)
+    pop = rest.pop
+    for key in taken:
+        pop(key, None)
+        if not spelled and (snake := _SNAKE_OF.get(key)):
+            pop(snake, None)
+    return rest
 
 
 EMPTY: Final[dict[str, Any]] = {}
