@@ -120,6 +120,8 @@ def containers(finding: dict[str, Any], kubernetes: dict[str, Any], orchestrator
 
 def _integer(value: object) -> int | None:
     """An integer from a JSON number or a protobuf int64 string, else None."""
+    if type(value) is str and value.isdigit() and value.isascii():
+        return int(value)  # what SCC sends: a protobuf int64 as a string of digits
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

@@ -49,34 +49,41 @@ _TACTIC_NAMES: Final = frozenset(TACTICS)
 _TECHNIQUE_NAMES: Final = frozenset(TECHNIQUES)
 
 
+# Each technique name's OCSF object, and for a sub-technique its parent's: worked out once, at import.
+_TECHNIQUE_OBJECTS: Final = {name: {"uid": uid, "name": _TECHNIQUE_CAPTIONS[name]} for name, uid in TECHNIQUES.items()}
+_PARENTS: Final = {
+    name: {"uid": parent, "name": _TECHNIQUE_CAPTIONS[TECHNIQUE_NAMES_BY_UID[parent]]}
+    if (parent := uid.split(".", 1)[0]) in TECHNIQUE_NAMES_BY_UID
+    else {"uid": parent}
+    for name, uid in TECHNIQUES.items()
+    if "." in uid
+}
+
+
 def _tactic(name: str) -> dict[str, str]:
     uid, caption = TACTICS.get(name, (None, None))
     return {"uid": uid, "name": caption} if uid and caption else {"name": name}
 
 
 def _technique(name: str) -> dict[str, str]:
-    uid = TECHNIQUES.get(name)
-    return {"uid": uid, "name": _TECHNIQUE_CAPTIONS[name]} if uid else {"name": name}
+    found = _TECHNIQUE_OBJECTS.get(name)
+    return dict(found) if found else {"name": name}
 
 
 def _grouped(names: list[str]) -> list[dict[str, Any]]:
     """Merge SCC's listing of a sub-technique *and* its parent into one (technique, sub_technique) pair."""
     if not names:
         return []
-    uids = {TECHNIQUES[n] for n in names if n in TECHNIQUES}
+    # The parents of the sub-techniques listed: listed themselves, they need no entry of their own.
+    covered = {parent["uid"] for n in names if (parent := _PARENTS.get(n))}
     pairs: list[dict[str, Any]] = []
     for name in dict.fromkeys(names):
-        uid = TECHNIQUES.get(name)
-        if uid and "." in uid:
-            parent_uid = uid.split(".", 1)[0]
-            parent_name = TECHNIQUE_NAMES_BY_UID.get(parent_uid)
-            parent = (
-                {"uid": parent_uid, "name": _TECHNIQUE_CAPTIONS[parent_name]} if parent_name else {"uid": parent_uid}
-            )
-            pairs.append({"technique": parent, "sub_technique": _technique(name)})
-        elif uid and any(u.startswith(uid + ".") for u in uids):
-            continue  # listed only as the parent of a sub-technique above
-        elif name not in ("TECHNIQUE_UNSPECIFIED",):
+        parent = _PARENTS.get(name)
+        if parent is not None:
+            pairs.append({"technique": dict(parent), "sub_technique": _technique(name)})
+        elif TECHNIQUES.get(name) in covered:
+            continue
+        elif name != "TECHNIQUE_UNSPECIFIED":
             pairs.append({"technique": _technique(name)})
     return pairs
 
