@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from corral.sources import scc
+from corral.sources._core.reader import Fields, Trie
 from corral.sources.scc._cloud import _segment
-from corral.sources.scc._spelling import _READ, CAMEL, camel, leftover
+from corral.sources.scc._spelling import _READ, CAMEL, both_spellings, camel
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "gcp" / "scc"
 _HUMP = re.compile(r"(?<!^)(?=[A-Z])")
@@ -68,11 +69,13 @@ def test_every_snake_case_spelling_names_one_key() -> None:
     assert all(spelling != key for spelling, key in CAMEL.items())
 
 
-def test_leftover_keeps_values_as_sent_and_in_order() -> None:
+def test_a_key_mapped_in_either_spelling_leaves_unmapped_and_the_rest_stays_as_sent() -> None:
     sent: dict[str, Any] = {"a": [], "displayName": "x", "display_name": "y", "b": None, "c": {"d": ""}}
-    assert leftover(sent, ["displayName"], spelled=False) == {"a": [], "b": None, "c": {"d": ""}}
-    assert list(leftover(sent, ["displayName"])) == ["a", "display_name", "b", "c"]
-    assert leftover(sent, ["displayName"])["c"] is sent["c"]
+    taken: Trie = {}
+    assert Fields(camel(sent), taken).text("displayName") == "x"
+    rest = Fields(sent, both_spellings(taken)).rest(as_sent=True)
+    assert rest == {"a": [], "b": None, "c": {"d": ""}}
+    assert rest["c"] is sent["c"]
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from corral.errors import MalformedEventError
 from corral.sources._core import times
 from corral.sources._core.reader import Fields, Trie
 from corral.sources.scc import _cloud, _context, _details
-from corral.sources.scc._spelling import inner, leftover, string
+from corral.sources.scc._spelling import both_spellings, inner, recorded, string
 from corral.sources.scc._tables import (
     MISCONFIGURATION,
     OBSERVATION,
@@ -54,8 +54,10 @@ _TASKS: Final = {
 _IS_ALERT: Final = {THREAT: True, OBSERVATION: False, TOXIC_COMBINATION: False}
 _GKE_TYPES: Final = ("container.googleapis.com/", "k8s.io/", "google.container.")
 _CLOUD_RUN_TYPES: Final = ("run.googleapis.com/", "google.cloud.run.")
-# The resource keys mapped in full, in both spellings.
-_RESOURCE_TAKEN: Final = ("name", "displayName", "display_name", "type", "location", "cloudProvider", "cloud_provider")
+# The resource keys mapped in full, in both spellings, as `Fields` records them (read by `rest()` only).
+_RESOURCE_TAKEN: Final = recorded(
+    "name", "displayName", "display_name", "type", "location", "cloudProvider", "cloud_provider"
+)
 _HTTP: Final = ("https://", "http://")
 
 _ORCHESTRATORS: Final = {traits.GKE: _context.GKE_ORCHESTRATOR, traits.CLOUD_RUN: _context.CLOUD_RUN_ORCHESTRATOR}
@@ -329,8 +331,9 @@ def _unmapped(
 ) -> dict[str, Any]:
     finding, resource = raw
     unmapped: dict[str, Any] = dict(extra)
-    if rest := leftover(finding, taken, finding is doc):
+    # Kept as sent (an empty `containers: []` stays): only what was mapped in full goes.
+    if rest := Fields(finding, taken if finding is doc else both_spellings(taken)).rest(as_sent=True):
         unmapped["finding"] = rest
-    if resource is not None and (rest := leftover(resource, _RESOURCE_TAKEN)):
+    if resource is not None and (rest := Fields(resource, _RESOURCE_TAKEN).rest(as_sent=True)):
         unmapped["resource"] = rest
     return unmapped

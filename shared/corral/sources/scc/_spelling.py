@@ -6,16 +6,17 @@ camelCase only: `camel()` gives it each object with the camelCase spelling of ev
 (the camelCase one wins when both are sent), and hands back the object itself, uncopied, when it
 has no snake_case key the normalizer reads, which is nearly always.
 
-The reader (`Fields`) is exact about keys, and its `rest()` prunes empty values; SCC keeps its
-leftovers as sent (an empty `containers: []` stays), key for key in either spelling, so
-`leftover()` takes the keys recorded in a `Fields` trie out of the object it read.
+The reader (`Fields`) is exact about keys: `both_spellings()` extends what it recorded of a
+camelCase view to the snake_case keys the view was read from, so that `unmapped` leaves out a
+mapped key in whichever spelling it was sent.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import Any, Final
+
+from corral.sources._core.reader import Fields, Trie
 
 # Every multi-word key the normalizer reads, in any object (single words are spelled alike).
 _READ: Final = (
@@ -104,19 +105,23 @@ def camel(obj: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def leftover(obj: dict[str, Any], taken: Iterable[Any], spelled: bool = True) -> dict[str, Any]:
-    """Return `obj` without the keys in `taken` (camelCase) in either spelling; values shared, as sent.
+def recorded(*keys: str) -> Trie:
+    """Return what `Fields` records for `keys` mapped in full: a fixed record, made once."""
+    taken: Trie = {}
+    record = Fields({}, taken)
+    for key in keys:
+        record.mark(key)
+    return taken
 
-    `spelled` says that `obj` has no snake_case key the normalizer reads (`camel(obj) is obj`).
-    A copy of the object less a few keys, rather than a walk over every key sent.
-    """
-    rest = dict(obj)
-    pop = rest.pop
+
+def both_spellings(taken: Trie) -> Trie:
+    """Return a copy of `taken` (a `Fields` record of camelCase keys) recording each key's snake_case spelling too."""
+    both = dict(taken)
+    record = Fields({}, both)
     for key in taken:
-        pop(key, None)
-        if not spelled and (snake := _SNAKE_OF.get(key)):
-            pop(snake, None)
-    return rest
+        if isinstance(key, str) and (spelling := _SNAKE_OF.get(key)):
+            record.mark(spelling)
+    return both
 
 
 EMPTY: Final[dict[str, Any]] = {}
