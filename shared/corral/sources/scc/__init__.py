@@ -53,7 +53,7 @@ from corral.sources.scc import _finding
 from corral.sources.scc._facts import FACTS as FACTS
 from corral.sources.scc._facts import SOURCE as SOURCE
 from corral.sources.scc._finding import PRODUCT as PRODUCT
-from corral.sources.scc._read import mapping, text
+from corral.sources.scc._spelling import camel, inner, string
 from corral.sources.scc._tables import (
     CLASS_BY_SOURCE,
     KNOWN_CLASSES,
@@ -85,39 +85,33 @@ def recognizes(doc: Mapping[str, Any]) -> bool:
     return _is_finding_name(candidate.get("name"))
 
 
-def _split(doc: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any], dict[str, Any]]:
-    """Return (finding, resource, envelope leftovers) of any of the three input shapes."""
-    if "finding" in doc:
-        finding = doc["finding"]
-        if not isinstance(finding, dict):
-            raise MalformedEventError("SCC finding is not a JSON object")
-        resource = doc.get("resource")
-        extra = {
-            k: v
-            for k, v in doc.items()
-            if k not in ("finding", "resource") or (k == "resource" and not isinstance(v, dict))
-        }
-    else:
-        finding, resource, extra = doc, None, {}
+def _split(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
+    """Return (finding, resource the envelope carries apart, envelope leftovers) of any of the three input shapes."""
+    if "finding" not in doc:
+        return doc, None, {}
+    finding = doc["finding"]
+    if not isinstance(finding, dict):
+        raise MalformedEventError("SCC finding is not a JSON object")
+    resource = doc.get("resource")
     if not isinstance(resource, dict):
-        # Some exports nest the resource inside the finding (with snake_case keys).
-        resource = mapping(finding, "resource")
+        resource = None
+    extra = {k: v for k, v in doc.items() if k != "finding" and (k != "resource" or resource is None)}
     return finding, resource, extra
 
 
-def finding_class(finding: Mapping[str, Any]) -> str:
-    """Return the SCC class of a finding, inferred for findings that predate `findingClass`."""
-    declared = text(finding, "findingClass")
+def finding_class(finding: dict[str, Any]) -> str:
+    """Return the SCC class of a finding (as `camel()` spells it), inferred for findings that predate `findingClass`."""
+    declared = string(finding.get("findingClass"))
     if declared in KNOWN_CLASSES:
         return declared
     if declared and declared != "FINDING_CLASS_UNSPECIFIED":
         return declared  # a class SCC added after this table: reported as it is
-    source = text(finding, "parentDisplayName") or text(finding, "sourceDisplayName")
+    source = string(finding.get("parentDisplayName")) or string(finding.get("sourceDisplayName"))
     if source in CLASS_BY_SOURCE:
         return CLASS_BY_SOURCE[source]
-    if text(mapping(mapping(finding, "vulnerability"), "cve"), "id"):
+    if string(inner(inner(finding, "vulnerability"), "cve").get("id")):
         return VULNERABILITY
-    category = text(finding, "category") or ""
+    category = string(finding.get("category")) or ""
     if _SHA_CATEGORY.match(category):
         return MISCONFIGURATION
     if ": " in category:
@@ -139,10 +133,13 @@ def normalize(
     candidate: object = doc  # callers pass whatever JSON they decoded
     if not isinstance(candidate, dict):
         raise MalformedEventError("SCC document is not a JSON object")
-    finding, resource, extra = _split(candidate)
-    if text(finding, "name") is None:
+    raw, own_resource, extra = _split(candidate)
+    finding = camel(raw)
+    if string(finding.get("name")) is None:
         raise MalformedEventError("SCC finding has no name")
     scc_class = finding_class(finding)
     if scc_class == SCC_ERROR:
         return Skip("SCC_ERROR finding, not a security finding")
-    return _finding.finding(finding, resource, extra, scc_class, delivery_id, received_time)
+    # Some exports nest the resource inside the finding (with snake_case keys); it then stays there.
+    resource = camel(own_resource) if own_resource is not None else inner(finding, "resource")
+    return _finding.finding(finding, (raw, own_resource), resource, extra, scc_class, delivery_id, received_time)

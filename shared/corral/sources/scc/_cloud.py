@@ -14,12 +14,11 @@ with account type Other, so that the identity triple stays non-empty.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any, Final
 
 from corral import ocsf
 from corral.errors import MalformedEventError
-from corral.sources.scc._read import compact, field, mapping, mappings, text
+from corral.sources.scc._spelling import EMPTY, camel, inner, objects, string
 
 PROVIDERS: Final = {
     "GOOGLE_CLOUD_PLATFORM": "GCP",
@@ -27,36 +26,50 @@ PROVIDERS: Final = {
     "MICROSOFT_AZURE": "Azure",
 }
 
-_PROJECT_IN_NAME: Final = re.compile(r"(?:^|/)projects/([^/]+)")
-_ORG_IN_NAME: Final = re.compile(r"(?:^|/)organizations/([^/]+)")
-_FOLDER_IN_NAME: Final = re.compile(r"(?:^|/)folders/([^/]+)")
 _LOCATION_IN_NAME: Final = re.compile(r"/(?:locations|regions|zones)/([^/]+)")
 _ZONE_IN_NAME: Final = re.compile(r"/zones/([^/]+)")
 # GCP zones are their region plus a letter: us-central1-a is in us-central1.
 _ZONE: Final = re.compile(r"^([a-z]+-[a-z]+\d+)-[a-z]$")
 _AWS_ACCOUNT_IN_ARN: Final = re.compile(r"^arn:aws[a-z-]*:[^:]*:[^:]*:(\d{12}):")
 _AZURE_SUBSCRIPTION: Final = re.compile(r"/subscriptions/([0-9a-fA-F-]{36})", re.IGNORECASE)
+_AWS_TYPE: Final = ocsf.ACCOUNT_TYPES["AWS"]
+_AZURE_TYPE: Final = ocsf.ACCOUNT_TYPES["Azure"]
+_GCP_TYPE: Final = ocsf.ACCOUNT_TYPES["GCP"]
 
 
-def _project_segment(name: str | None) -> str | None:
-    match = _PROJECT_IN_NAME.search(name or "")
-    return match.group(1) if match else None
+def _segment(name: str, marker: str) -> str | None:
+    """Return the path segment after `marker` (`projects/`) where it starts `name` or follows a slash.
 
-
-def _org_number(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> str | None:
-    for candidate in (
-        text(mapping(resource, "gcpMetadata"), "organization"),
-        text(resource, "resourcePathString"),
-        text(finding, "name"),
-        text(finding, "parent"),
-    ):
-        match = _ORG_IN_NAME.search(candidate or "")
-        if match:
-            return match.group(1)
+    What `re.search(r"(?:^|/)projects/([^/]+)", name)` finds, without trying the pattern at every
+    character (which costs several microseconds on a resource name without the marker).
+    """
+    at = name.find(marker)
+    while at != -1:
+        if at == 0 or name[at - 1] == "/":
+            start = at + len(marker)
+            end = name.find("/", start)
+            segment = name[start:] if end == -1 else name[start:end]
+            if segment:
+                return segment
+        at = name.find(marker, at + 1)
     return None
 
 
-def project_ids(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> tuple[str | None, str | None]:
+def _org_number(finding: dict[str, Any], resource: dict[str, Any], gcp: dict[str, Any]) -> str | None:
+    for candidate in (
+        gcp.get("organization"),
+        resource.get("resourcePathString"),
+        finding.get("name"),
+        finding.get("parent"),
+    ):
+        if isinstance(candidate, str) and (number := _segment(candidate, "organizations/")):
+            return number
+    return None
+
+
+def _project_ids(
+    finding: dict[str, Any], resource: dict[str, Any], gcp: dict[str, Any], resource_name: str
+) -> tuple[str | None, str | None]:
     """Return (project id, project number) of the affected resource, each None when unknown.
 
     The id comes from `projectDisplayName` (v1 `resource`, v2 `resource.gcpMetadata`), else from a
@@ -65,137 +78,149 @@ def project_ids(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> tupl
     `resource.project` / `projectName` / `gcpMetadata.project`, else from a numeric `projects/N`
     segment of the resource name or the canonical finding name.
     """
-    gcp = mapping(resource, "gcpMetadata")
-    resource_name = text(finding, "resourceName") or text(resource, "name")
-    project_id = text(gcp, "projectDisplayName") or text(resource, "projectDisplayName")
+    project_id = string(gcp.get("projectDisplayName")) or string(resource.get("projectDisplayName"))
     if project_id is None:
-        segment = _project_segment(resource_name)
+        segment = _segment(resource_name, "projects/")
         if segment and not segment.isdigit():
             project_id = segment
     if project_id is None:
-        properties = field(finding, "sourceProperties")
-        project_id = text(properties, "ProjectId") if isinstance(properties, dict) else None
-    number = None
+        properties = finding.get("sourceProperties")
+        project_id = string(camel(properties).get("ProjectId")) if isinstance(properties, dict) else None
     for candidate in (
-        text(gcp, "project"),
-        text(resource, "project"),
-        text(resource, "projectName"),
+        gcp.get("project"),
+        resource.get("project"),
+        resource.get("projectName"),
         resource_name,
-        text(finding, "canonicalName"),
+        finding.get("canonicalName"),
     ):
-        segment = _project_segment(candidate)
+        segment = _segment(candidate, "projects/") if isinstance(candidate, str) else None
         if segment and segment.isdigit():
-            number = segment
-            break
-    return project_id, number
+            return project_id, segment
+    return project_id, None
 
 
-def _region(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    name = text(finding, "resourceName") or text(resource, "name") or ""
-    zone_match = _ZONE_IN_NAME.search(name)
+def _region(resource: dict[str, Any], resource_name: str) -> tuple[str | None, str | None]:
+    zone_match = _ZONE_IN_NAME.search(resource_name)
     zone = zone_match.group(1) if zone_match else None
-    location = text(resource, "location")
+    location = string(resource.get("location"))
     if location is None:
-        match = _LOCATION_IN_NAME.search(name)
+        match = _LOCATION_IN_NAME.search(resource_name)
         location = match.group(1) if match else None
-    zonal = _ZONE.match(location or "")
+    zonal = _ZONE.match(location) if location else None
     if zonal:
         return zonal.group(1), zone or location
     return location, zone
 
 
-def _gcp(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, Any]:
-    project_id, number = project_ids(finding, resource)
-    org = _org_number(finding, resource)
-    region, zone = _region(finding, resource)
-    folders = mappings(mapping(resource, "gcpMetadata"), "folders") or mappings(resource, "folders")
-    deepest = folders[0] if folders else {}
-    folder_match = _FOLDER_IN_NAME.search(text(deepest, "resourceFolder") or "")
-    organization = compact(
-        {
-            "uid": org,
-            "ou_uid": folder_match.group(1) if folder_match else None,
-            "ou_name": text(deepest, "resourceFolderDisplayName"),
-        }
-    )
+def _gcp(finding: dict[str, Any], resource: dict[str, Any], resource_name: str) -> tuple[dict[str, Any], str | None]:
+    gcp = inner(resource, "gcpMetadata")
+    project_id, number = _project_ids(finding, resource, gcp, resource_name)
+    org = _org_number(finding, resource, gcp)
+    region, zone = _region(resource, resource_name)
     account_uid = project_id or number
     if account_uid:
-        obj = ocsf.cloud("GCP", account_uid, region)
+        obj: dict[str, Any] = {
+            "provider": "GCP",
+            "account": {"uid": account_uid, "type_id": _GCP_TYPE[0], "type": _GCP_TYPE[1]},
+        }
     else:
         # An organization- or folder-level resource: no project to name.
-        resource_name = text(finding, "resourceName") or text(resource, "name") or ""
-        folder = _FOLDER_IN_NAME.search(resource_name)
-        holder = f"folders/{folder.group(1)}" if folder else (f"organizations/{org}" if org else None)
+        folder = _segment(resource_name, "folders/")
+        holder = f"folders/{folder}" if folder else (f"organizations/{org}" if org else None)
         if holder is None:
             raise MalformedEventError("SCC finding names no project, folder or organization")
         obj = {"provider": "GCP", "account": {"uid": holder, "type_id": 99, "type": "Other"}}
-        if region:
-            obj["region"] = region
+    if region:
+        obj["region"] = region
     if number:
         obj["project_uid"] = number
     if zone:
         obj["zone"] = zone
-    if organization.get("uid") or organization.get("name"):
+    if org:
+        organization = {"uid": org}
+        folders = objects(gcp, "folders") or objects(resource, "folders")
+        deepest = camel(folders[0]) if folders else EMPTY
+        path = deepest.get("resourceFolder")
+        if isinstance(path, str) and (ou_uid := _segment(path, "folders/")):
+            organization["ou_uid"] = ou_uid
+        if ou_name := string(deepest.get("resourceFolderDisplayName")):
+            organization["ou_name"] = ou_name
         obj["org"] = organization
+    return obj, project_id
+
+
+def _account(given: object, in_name: re.Pattern[str], resource_name: str, missing: str) -> str:
+    """The account SCC names for a resource in another cloud, else the one in the resource's name."""
+    if isinstance(given, str) and given:
+        return given
+    match = in_name.search(resource_name)
+    if match is None:
+        raise MalformedEventError(missing)
+    return match.group(1)
+
+
+def _other(
+    provider: str, uid: str, kind: tuple[int, str], name: object, region: object, org: dict[str, Any] | None
+) -> dict[str, Any]:
+    account = {"uid": uid, "type_id": kind[0], "type": kind[1]}
+    if isinstance(name, str) and name:
+        account["name"] = name
+    obj: dict[str, Any] = {"provider": provider, "account": account}
+    if isinstance(region, str) and region:
+        obj["region"] = region
+    if org:
+        obj["org"] = org
     return obj
+
+
+def _aws(resource: dict[str, Any], resource_name: str) -> dict[str, Any]:
+    meta = inner(resource, "awsMetadata")
+    account = inner(meta, "account")
+    uid = _account(account.get("id"), _AWS_ACCOUNT_IN_ARN, resource_name, _NO_AWS_ACCOUNT)
+    org: dict[str, Any] | None = None
+    if org_uid := string(inner(meta, "organization").get("id")):
+        org = {"uid": org_uid}
+        units = objects(meta, "organizationalUnits")
+        if units and (ou_uid := string(units[0].get("id"))):
+            org["ou_uid"] = ou_uid
+        if units and (ou_name := string(units[0].get("name"))):
+            org["ou_name"] = ou_name
+    return _other("AWS", uid, _AWS_TYPE, account.get("name"), resource.get("location"), org)
+
+
+def _azure(resource: dict[str, Any], resource_name: str) -> dict[str, Any]:
+    meta = inner(resource, "azureMetadata")
+    subscription = inner(meta, "subscription")
+    uid = _account(subscription.get("id"), _AZURE_SUBSCRIPTION, resource_name, _NO_SUBSCRIPTION)
+    tenant = inner(meta, "tenant")
+    org = {}
+    if tenant_id := string(tenant.get("id")):
+        org["uid"] = tenant_id
+    if tenant_name := string(tenant.get("displayName")):
+        org["name"] = tenant_name
+    return _other("Azure", uid, _AZURE_TYPE, subscription.get("displayName"), resource.get("location"), org)
 
 
 _NO_AWS_ACCOUNT: Final = "SCC finding on an AWS resource names no AWS account"
 _NO_SUBSCRIPTION: Final = "SCC finding on an Azure resource names no subscription"
 
 
-def _account(
-    given: str | None, in_name: re.Pattern[str], finding: Mapping[str, Any], resource: Mapping[str, Any], missing: str
-) -> str:
-    """The account SCC names for a resource in another cloud, else the one in the resource's name."""
-    if given is None:
-        match = in_name.search(text(finding, "resourceName") or text(resource, "name") or "")
-        given = match.group(1) if match else None
-    if given is None:
-        raise MalformedEventError(missing)
-    return given
-
-
-def _aws(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, Any]:
-    meta = mapping(resource, "awsMetadata")
-    account = mapping(meta, "account")
-    uid = _account(text(account, "id"), _AWS_ACCOUNT_IN_ARN, finding, resource, _NO_AWS_ACCOUNT)
-    units = mappings(meta, "organizationalUnits")
-    org = compact(
-        {
-            "uid": text(mapping(meta, "organization"), "id"),
-            "ou_uid": text(units[0], "id") if units else None,
-            "ou_name": text(units[0], "name") if units else None,
-        }
-    )
-    obj = ocsf.cloud("AWS", uid, text(resource, "location"), name=text(account, "name"))
-    if org.get("uid"):
-        obj["org"] = org
-    return obj
-
-
-def _azure(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, Any]:
-    meta = mapping(resource, "azureMetadata")
-    subscription = mapping(meta, "subscription")
-    uid = _account(text(subscription, "id"), _AZURE_SUBSCRIPTION, finding, resource, _NO_SUBSCRIPTION)
-    tenant = mapping(meta, "tenant")
-    obj = ocsf.cloud("Azure", uid, text(resource, "location"), name=text(subscription, "displayName"))
-    org = compact({"uid": text(tenant, "id"), "name": text(tenant, "displayName")})
-    if org:
-        obj["org"] = org
-    return obj
-
-
-def provider(resource: Mapping[str, Any]) -> str:
+def provider(resource: dict[str, Any]) -> str:
     """Return the OCSF provider of the affected resource; GCP unless SCC says otherwise."""
-    return PROVIDERS.get(text(resource, "cloudProvider") or "", "GCP")
+    name = resource.get("cloudProvider")
+    return PROVIDERS.get(name, "GCP") if isinstance(name, str) else "GCP"
 
 
-def cloud(finding: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the OCSF `cloud` object of the affected resource."""
-    kind = provider(resource)
+def cloud(
+    finding: dict[str, Any], resource: dict[str, Any], resource_name: str, kind: str
+) -> tuple[dict[str, Any], str | None]:
+    """Return the OCSF `cloud` of the affected resource in cloud `kind`, and its GCP project id (else None).
+
+    `finding` and `resource` are as `camel()` spells them; `resource_name` is the affected
+    resource's full name ("" when SCC names none).
+    """
     if kind == "AWS":
-        return _aws(finding, resource)
+        return _aws(resource, resource_name), None
     if kind == "Azure":
-        return _azure(finding, resource)
-    return _gcp(finding, resource)
+        return _azure(resource, resource_name), None
+    return _gcp(finding, resource, resource_name)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
 from typing import Any, Final
 
 from corral import ocsf
-from corral.sources.scc._read import compact, field, mapping, mappings, number, text, texts
+from corral.sources.scc._spelling import EMPTY, camel, inner, objects, string
 from corral.sources.scc._tables import TACTICS, TECHNIQUE_NAMES_BY_UID, TECHNIQUES, enum_caption
 
 # CVSS v3 base metrics: SCC enum name -> vector abbreviation (FIRST CVSS v3.1 specification §2).
@@ -45,6 +45,19 @@ _EXPLOIT_AVAILABLE: Final = {
 
 # Captions are worked out once, at import: every finding names a few techniques.
 _TECHNIQUE_CAPTIONS: Final = {name: enum_caption(name) for name in TECHNIQUES}
+_TACTIC_NAMES: Final = frozenset(TACTICS)
+_TECHNIQUE_NAMES: Final = frozenset(TECHNIQUES)
+
+
+# Each technique name's OCSF object, and for a sub-technique its parent's: worked out once, at import.
+_TECHNIQUE_OBJECTS: Final = {name: {"uid": uid, "name": _TECHNIQUE_CAPTIONS[name]} for name, uid in TECHNIQUES.items()}
+_PARENTS: Final = {
+    name: {"uid": parent, "name": _TECHNIQUE_CAPTIONS[TECHNIQUE_NAMES_BY_UID[parent]]}
+    if (parent := uid.split(".", 1)[0]) in TECHNIQUE_NAMES_BY_UID
+    else {"uid": parent}
+    for name, uid in TECHNIQUES.items()
+    if "." in uid
+}
 
 
 def _tactic(name: str) -> dict[str, str]:
@@ -53,28 +66,24 @@ def _tactic(name: str) -> dict[str, str]:
 
 
 def _technique(name: str) -> dict[str, str]:
-    uid = TECHNIQUES.get(name)
-    return {"uid": uid, "name": _TECHNIQUE_CAPTIONS[name]} if uid else {"name": name}
+    found = _TECHNIQUE_OBJECTS.get(name)
+    return dict(found) if found else {"name": name}
 
 
 def _grouped(names: list[str]) -> list[dict[str, Any]]:
     """Merge SCC's listing of a sub-technique *and* its parent into one (technique, sub_technique) pair."""
     if not names:
         return []
-    uids = {TECHNIQUES[n] for n in names if n in TECHNIQUES}
+    # The parents of the sub-techniques listed: listed themselves, they need no entry of their own.
+    covered = {parent["uid"] for n in names if (parent := _PARENTS.get(n))}
     pairs: list[dict[str, Any]] = []
     for name in dict.fromkeys(names):
-        uid = TECHNIQUES.get(name)
-        if uid and "." in uid:
-            parent_uid = uid.split(".", 1)[0]
-            parent_name = TECHNIQUE_NAMES_BY_UID.get(parent_uid)
-            parent = (
-                {"uid": parent_uid, "name": _TECHNIQUE_CAPTIONS[parent_name]} if parent_name else {"uid": parent_uid}
-            )
-            pairs.append({"technique": parent, "sub_technique": _technique(name)})
-        elif uid and any(u.startswith(uid + ".") for u in uids):
-            continue  # listed only as the parent of a sub-technique above
-        elif name not in ("TECHNIQUE_UNSPECIFIED",):
+        parent = _PARENTS.get(name)
+        if parent is not None:
+            pairs.append({"technique": dict(parent), "sub_technique": _technique(name)})
+        elif TECHNIQUES.get(name) in covered:
+            continue
+        elif name != "TECHNIQUE_UNSPECIFIED":
             pairs.append({"technique": _technique(name)})
     return pairs
 
@@ -85,21 +94,26 @@ def _attack(parts: dict[str, Any], version: str | None) -> dict[str, Any]:
     return parts
 
 
-def attacks(finding: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+def _names(mitre: dict[str, Any], key: str) -> list[str]:
+    value = mitre.get(key)
+    return [v for v in value if isinstance(v, str) and v] if isinstance(value, list) else []
+
+
+def attacks(finding: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
     """Return OCSF `attacks[]` from `mitreAttack`, and whether every name was found in the tables."""
-    mitre = mapping(finding, "mitreAttack")
+    mitre = inner(finding, "mitreAttack")
     if not mitre:
         return [], True
-    version = text(mitre, "version")
-    primary = text(mitre, "primaryTactic")
-    additional_tactics = texts(mitre, "additionalTactics")
-    primary_techniques = texts(mitre, "primaryTechniques")
-    additional_techniques = texts(mitre, "additionalTechniques")
+    version = string(mitre.get("version"))
+    primary = string(mitre.get("primaryTactic"))
+    additional_tactics = _names(mitre, "additionalTactics")
+    primary_techniques = _names(mitre, "primaryTechniques")
+    additional_techniques = _names(mitre, "additionalTechniques")
     complete = (
         (primary is None or primary in TACTICS)
-        and all(n in TACTICS for n in additional_tactics)
-        and all(n in TECHNIQUES for n in primary_techniques)
-        and all(n in TECHNIQUES for n in additional_techniques)
+        and _TACTIC_NAMES.issuperset(additional_tactics)
+        and _TECHNIQUE_NAMES.issuperset(primary_techniques)
+        and _TECHNIQUE_NAMES.issuperset(additional_techniques)
     )
     # Each entry is built without empty values (a tactic, a technique or both, then the version).
     result: list[dict[str, Any]] = []
@@ -116,113 +130,127 @@ def attacks(finding: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
     return result, complete
 
 
-def _cvss(cve: Mapping[str, Any]) -> list[dict[str, Any]]:
-    cvss = mapping(cve, "cvssv3")
-    score = number(field(cvss, "baseScore"))
-    if score is None:
+def _cvss(cve: dict[str, Any]) -> list[dict[str, Any]]:
+    cvss = inner(cve, "cvssv3")
+    score = cvss.get("baseScore")
+    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
         return []
     parts: list[str] = []
     for key, abbreviation, values in _CVSS_METRICS:
-        value = values.get(text(cvss, key) or "")
+        name = cvss.get(key)
+        value = values.get(name) if isinstance(name, str) else None
         if value is None:
             parts = []  # an incomplete vector would misstate the score's basis
             break
         parts.append(f"{abbreviation}:{value}")
-    # The SCC `Cvssv3` message documents the CVSS v3.1 specification.
-    vector = "CVSS:3.1/" + "/".join(parts) if parts else None
-    return [compact({"version": "3.1", "base_score": score, "vector_string": vector})]
+    found: dict[str, Any] = {"version": "3.1", "base_score": float(score)}
+    if parts:
+        # The SCC `Cvssv3` message documents the CVSS v3.1 specification.
+        found["vector_string"] = "CVSS:3.1/" + "/".join(parts)
+    return [found]
 
 
-def vulnerability(finding: Mapping[str, Any], severity_caption: str) -> dict[str, Any] | None:
+def _package(vuln: dict[str, Any], fixed_version: str | None) -> dict[str, Any] | None:
+    offending = inner(vuln, "offendingPackage")
+    name = string(offending.get("packageName"))
+    version = string(offending.get("packageVersion"))
+    if not (name and version):
+        return None
+    package = {"name": name, "version": version}
+    if manager := string(offending.get("packageType")):
+        package["package_manager"] = manager
+    if cpe := string(offending.get("cpeUri")):
+        package["cpe_name"] = cpe
+    if fixed_version:
+        package["fixed_in_version"] = fixed_version
+    return package
+
+
+def vulnerability(finding: dict[str, Any], severity_caption: str) -> dict[str, Any] | None:
     """Return the OCSF `vulnerability` of a finding with a CVE, or None."""
-    vuln = mapping(finding, "vulnerability")
-    cve = mapping(vuln, "cve")
-    cve_id = text(cve, "id")
+    vuln = inner(finding, "vulnerability")
+    cve = inner(vuln, "cve")
+    cve_id = string(cve.get("id"))
     if cve_id is None:
         return None
-    references = [uri for ref in mappings(cve, "references") if (uri := text(ref, "uri"))]
-    offending = mapping(vuln, "offendingPackage")
-    fixed = mapping(vuln, "fixedPackage")
-    package = None
-    if text(offending, "packageName") and text(offending, "packageVersion"):
-        package = compact(
-            {
-                "name": text(offending, "packageName"),
-                "version": text(offending, "packageVersion"),
-                "package_manager": text(offending, "packageType"),
-                "cpe_name": text(offending, "cpeUri"),
-                "fixed_in_version": text(fixed, "packageVersion"),
-            }
-        )
-    fix = field(cve, "upstreamFixAvailable")
-    is_fix_available = fix if isinstance(fix, bool) else (True if text(fixed, "packageVersion") else None)
-    return compact(
-        {
-            "title": cve_id,
-            "desc": text(finding, "description"),
-            "severity": severity_caption,
-            "cve": compact({"uid": cve_id, "cvss": _cvss(cve), "references": references}),
-            "references": references,
-            "affected_packages": [package] if package else [],
-            "is_fix_available": is_fix_available,
-            "is_exploit_available": _EXPLOIT_AVAILABLE.get(text(cve, "exploitationActivity") or ""),
-            "vendor_name": "Google",
-        }
-    )
+    references = [uri for ref in objects(cve, "references") if (uri := string(ref.get("uri")))]
+    fixed_version = string(inner(vuln, "fixedPackage").get("packageVersion"))
+    package = _package(vuln, fixed_version)
+    fix = cve.get("upstreamFixAvailable")
+    is_fix_available = fix if isinstance(fix, bool) else (True if fixed_version else None)
+    out: dict[str, Any] = {"title": cve_id}
+    if desc := string(finding.get("description")):
+        out["desc"] = desc
+    if severity_caption:
+        out["severity"] = severity_caption
+    out["cve"] = {"uid": cve_id}
+    if cvss := _cvss(cve):
+        out["cve"]["cvss"] = cvss
+    if references:
+        out["cve"]["references"] = references
+        out["references"] = references
+    if package:
+        out["affected_packages"] = [package]
+    if is_fix_available is not None:
+        out["is_fix_available"] = is_fix_available
+    activity = cve.get("exploitationActivity")
+    if isinstance(activity, str) and (exploit := _EXPLOIT_AVAILABLE.get(activity)) is not None:
+        out["is_exploit_available"] = exploit
+    out["vendor_name"] = "Google"
+    return out
 
 
-def compliance_standards(finding: Mapping[str, Any]) -> list[tuple[str, str | None, list[str]]]:
+def _standards(finding: dict[str, Any]) -> list[tuple[str, str | None, list[str]]]:
     """Return (standard, version, ids) from `compliances[]`, else from the older `compliance_standards` property."""
     found = [
-        (standard, text(c, "version"), texts(c, "ids"))
-        for c in mappings(finding, "compliances")
-        if (standard := text(c, "standard"))
+        (standard, string(c.get("version")), _names(c, "ids"))
+        for c in objects(finding, "compliances")
+        if (standard := string(c.get("standard")))
     ]
     if found:
         return found
-    properties = source_properties(finding)
-    legacy = field(properties, "compliance_standards")
+    legacy = source_properties(finding).get("compliance_standards")
     if isinstance(legacy, dict):
         for standard, entries in legacy.items():
             if isinstance(standard, str) and isinstance(entries, list):
-                found += [(standard, text(e, "version"), texts(e, "ids")) for e in entries if isinstance(e, dict)]
+                found += [
+                    (standard, string(e.get("version")), _names(e, "ids")) for e in entries if isinstance(e, dict)
+                ]
     return found
 
 
-def compliance(finding: Mapping[str, Any], active: bool) -> dict[str, Any]:
+def compliance(finding: dict[str, Any], active: bool) -> dict[str, Any]:
     """Return the OCSF `compliance` object: the control is the SCC category; Fail while active."""
-    standards = compliance_standards(finding)
+    standards = _standards(finding)
     status_id = ocsf.COMPLIANCE_FAIL if active else ocsf.COMPLIANCE_PASS
-    return compact(
-        {
-            "control": text(finding, "category"),
-            "standards": list(dict.fromkeys(" ".join(p for p in (std, version) if p) for std, version, _ in standards)),
-            "requirements": list(
-                dict.fromkeys(
-                    f"{' '.join(p for p in (std, version) if p)} {rid}"
-                    for std, version, ids in standards
-                    for rid in ids
-                )
-            ),
-            "status_id": status_id,
-            "status": ocsf.COMPLIANCE_NAMES[status_id],
-        }
-    )
+    out: dict[str, Any] = {}
+    if control := string(finding.get("category")):
+        out["control"] = control
+    if standards:
+        names = [" ".join(p for p in (std, version) if p) for std, version, _ in standards]
+        out["standards"] = list(dict.fromkeys(names))
+        requirements = [f"{name} {rid}" for name, (_, _, ids) in zip(names, standards, strict=True) for rid in ids]
+        if requirements:
+            out["requirements"] = list(dict.fromkeys(requirements))
+    out["status_id"] = status_id
+    out["status"] = ocsf.COMPLIANCE_NAMES[status_id]
+    return out
 
 
-def source_properties(finding: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Return `sourceProperties` as a mapping, also when published as a list of {key, value} pairs."""
-    value = field(finding, "sourceProperties")
+def source_properties(finding: dict[str, Any]) -> dict[str, Any]:
+    """Return `sourceProperties` as `camel()` spells it, also when published as a list of {key, value} pairs."""
+    value = finding.get("sourceProperties")
     if isinstance(value, dict):
-        return value
+        return camel(value)
     if isinstance(value, list):
-        return {
+        pairs = {
             k: item.get("value") for item in value if isinstance(item, dict) and isinstance(k := item.get("key"), str)
         }
-    return {}
+        return camel(pairs)
+    return EMPTY
 
 
-def remediation(finding: Mapping[str, Any]) -> dict[str, Any] | None:
+def remediation(finding: dict[str, Any]) -> dict[str, Any] | None:
     """Return `remediation` from `nextSteps`, else the older `Recommendation` source property."""
-    desc = text(finding, "nextSteps") or text(source_properties(finding), "Recommendation")
+    desc = string(finding.get("nextSteps")) or string(source_properties(finding).get("Recommendation"))
     return {"desc": desc} if desc else None
