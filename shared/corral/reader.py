@@ -32,6 +32,7 @@ _CHUNK: Final = 1024 * 1024
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _OPEN: Final = frozenset(b"[{")
 _WHITESPACE: Final = b" \t\r\n"
+_OPENERS: Final = (b"{", b"[")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,10 @@ class _Scanner:
                 self._skip_line(start)
                 continue
             line = bytes(buf.data[start:line_end])
+            if line.rstrip(_WHITESPACE) in _OPENERS:
+                # A lone `{` or `[` (the first line of a pretty-printed file) is no document by itself.
+                yield from self._not_a_line(start, line_end, line, opened=True)
+                continue
             parsed, ok = _parse(line)
             if ok:
                 yield from self._parsed(line, parsed)
@@ -241,10 +246,13 @@ class _Scanner:
             if not buf.more():
                 return None
 
-    def _not_a_line(self, start: int, line_end: int, line: bytes) -> Iterator[Document]:
-        """A line that is not one document: several on one line, the start of a longer one, or bad."""
+    def _not_a_line(self, start: int, line_end: int, line: bytes, *, opened: bool = False) -> Iterator[Document]:
+        """A line that is not one document: several on one line, the start of a longer one, or bad.
+
+        `opened`: the line is only an opening bracket, so no value ends on it.
+        """
         buf = self.buffer
-        end = spans.value_end(bytes(buf.data[start : line_end + 1]), 0)
+        end = None if opened else spans.value_end(bytes(buf.data[start : line_end + 1]), 0)
         if end is not None and start + end <= line_end:
             # A whole value ends on this line: documents written one after another, `}{`.
             value = bytes(buf.data[start : start + end])
@@ -271,7 +279,10 @@ class _Scanner:
         next_end = buf.find_newline(following, MAX_DOCUMENT)
         if next_end is None:
             return False
-        parsed, ok = _parse(bytes(buf.data[following:next_end]))
+        text = bytes(buf.data[following:next_end])
+        if text.lstrip(_WHITESPACE)[:1] not in _OPENERS:
+            return False  # not an object or an array, whatever it parses to: no need to ask the parser
+        parsed, ok = _parse(text)
         return ok and isinstance(parsed, dict | list)
 
     def _multi_line(self, start: int, line_end: int, line: bytes) -> Iterator[Document]:
