@@ -29,8 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, TypeGuard
 
 import orjson
 
@@ -42,11 +41,15 @@ MAX_DEPTH: Final = 4  # an SQS body holding an SNS notification of an EventBridg
 PUBSUB_PUBLISHED: Final = "google.cloud.pubsub.topic.v1.messagePublished"
 _EVENTBRIDGE_KEYS: Final = frozenset({"version", "id", "account", "time", "region", "resources", "detail"})
 _LIST_KEYS: Final = ("Findings", "findings", "listFindingsResults", "value", "records", "data")
+# A dict is checked first: the abstract Mapping check costs far more, and parsed JSON is dicts.
+_MAPPING: Final = (dict, Mapping)
 
 
-@dataclass(frozen=True, slots=True)
-class _At:
-    """Where the walk is: location for messages, ids and order from the wrappers, and input bytes."""
+class _At(NamedTuple):
+    """Where the walk is: location for messages, ids and order from the wrappers, and input bytes.
+
+    A named tuple: one is made for every element of a list, and building one must stay cheap.
+    """
 
     where: str = ""
     delivery_id: str | None = None
@@ -57,13 +60,20 @@ class _At:
     depth: int = 0
 
     def step(self, label: str, *keys: str | int) -> _At:
-        where = f"{self.where}.{label}" if self.where and not label.startswith("[") else f"{self.where}{label}"
-        return replace(self, where=where, path=(*self.path, *keys))
+        return self._replace(where=self._label(label), path=(*self.path, *keys))
+
+    def element(self, label: str, *keys: str | int) -> _At:
+        """Step into an element of a list, one level deeper."""
+        path = (*self.path, *keys)
+        return _At(self._label(label), self.delivery_id, self.received, self.sequence, self.body, path, self.depth + 1)
+
+    def _label(self, label: str) -> str:
+        return f"{self.where}.{label}" if self.where and not label.startswith("[") else f"{self.where}{label}"
 
     def inner(self, body: bytes | None, **facts: Any) -> _At:
         """Enter a message whose content was parsed from its own text (an SQS body, Pub/Sub data)."""
         known = {k: v for k, v in facts.items() if v is not None}
-        return replace(self, body=body, path=(), depth=self.depth + 1, **known)
+        return self._replace(body=body, path=(), depth=self.depth + 1, **known)
 
     def failure(self, error: str, raw: object, path: Path | None = None) -> Outcome:
         return Outcome(self.where, error=error, raw=raw, body=self.body, path=self.path if path is None else path)
@@ -99,15 +109,16 @@ def _unwrap(doc: object, at: _At) -> Iterator[Item | Outcome]:
         return
     if isinstance(doc, list):
         for i, element in enumerate(doc):
-            yield from _unwrap(element, replace(at.step(f"[{i}]", i), depth=at.depth + 1))
+            yield from _unwrap(element, at.element(f"[{i}]", i))
         return
-    if not isinstance(doc, Mapping):
+    if not isinstance(doc, _MAPPING):
         yield at.failure(f"expected a JSON object, got {_json_type(doc)}", doc)
         return
-    if _is_batch(doc, "eventSource", "aws:sqs"):
-        yield from _sqs(doc["Records"], at)
-    elif _is_batch(doc, "EventSource", "aws:sns"):
-        yield from _sns_batch(doc["Records"], at)
+    records = doc.get("Records")
+    if _is_batch(records, "eventSource", "aws:sqs"):
+        yield from _sqs(records, at)
+    elif _is_batch(records, "EventSource", "aws:sns"):
+        yield from _sns_batch(records, at)
     elif _is_sns_notification(doc):
         yield from _sns(doc, at)
     elif "detail-type" in doc and "detail" in doc and "source" in doc:
@@ -117,11 +128,11 @@ def _unwrap(doc: object, at: _At) -> Iterator[Item | Outcome]:
         yield _eventbridge(doc, at)
     elif doc.get("specversion") and "data" in doc:
         yield from _cloudevent(doc, at)
-    elif isinstance(doc.get("message"), Mapping) and "data" in doc["message"]:
+    elif isinstance(doc.get("message"), _MAPPING) and "data" in doc["message"]:
         yield from _pubsub(doc["message"], at, "message", ("message",))
     elif (key := _list_key(doc)) is not None:
         for i, element in enumerate(doc[key]):
-            yield from _unwrap(element, replace(at.step(f"{key}[{i}]", key, i), depth=at.depth + 1))
+            yield from _unwrap(element, at.element(f"{key}[{i}]", key, i))
     else:
         yield at.item(doc)
 
@@ -149,15 +160,14 @@ def _looks_like_record(doc: Mapping[str, Any]) -> bool:
 
 
 def _is_partial_eventbridge(doc: Mapping[str, Any]) -> bool:
-    return isinstance(doc.get("detail"), Mapping) and set(doc) <= _EVENTBRIDGE_KEYS
+    return isinstance(doc.get("detail"), _MAPPING) and doc.keys() <= _EVENTBRIDGE_KEYS
 
 
-def _is_batch(doc: Mapping[str, Any], source_key: str, source: str) -> bool:
-    records = doc.get("Records")
+def _is_batch(records: object, source_key: str, source: str) -> TypeGuard[list[Mapping[str, Any]]]:
     return (
         isinstance(records, list)
         and bool(records)
-        and all(isinstance(r, Mapping) and r.get(source_key) == source for r in records)
+        and all(isinstance(r, _MAPPING) and r.get(source_key) == source for r in records)
     )
 
 
@@ -240,7 +250,7 @@ def _eventbridge(event: Mapping[str, Any], at: _At) -> Item | Outcome:
         event=event,
     )
     received = envelope.time if envelope.time is not None else at.received
-    return replace(here, delivery_id=_text(event.get("id")) or at.delivery_id, received=received).item(detail, envelope)
+    return here._replace(delivery_id=_text(event.get("id")) or at.delivery_id, received=received).item(detail, envelope)
 
 
 def _cloudevent(event: Mapping[str, Any], at: _At) -> Iterator[Item | Outcome]:
@@ -249,7 +259,7 @@ def _cloudevent(event: Mapping[str, Any], at: _At) -> Iterator[Item | Outcome]:
         return
     data = event.get("data")
     if isinstance(data, Mapping) and isinstance(data.get("message"), Mapping):
-        yield from _pubsub(data["message"], replace(at, where=_join(at.where, "data")), "message", ("data", "message"))
+        yield from _pubsub(data["message"], at._replace(where=_join(at.where, "data")), "message", ("data", "message"))
     else:
         yield at.failure("CloudEvent data has no Pub/Sub message", event)
 
@@ -258,12 +268,12 @@ def _pubsub(message: Mapping[str, Any], at: _At, label: str, keys: Path) -> Iter
     """A Pub/Sub message at `keys` below `at`; its content is located at `label`, failures at `at`."""
     message_id = _text(message.get("messageId")) or _text(message.get("message_id"))
     published = _time(message.get("publishTime") or message.get("publish_time"), "publishTime")
-    here = replace(at, where=_join(at.where, label), path=(*at.path, *keys))
+    here = at._replace(where=_join(at.where, label), path=(*at.path, *keys))
     data = message.get("data")
     if isinstance(data, Mapping):
         # Some log pipelines store push bodies with `data` already decoded.
-        inner = replace(here, path=(*here.path, "data"), depth=at.depth + 1)
-        yield from _unwrap(data, replace(inner, delivery_id=message_id or at.delivery_id, received=published))
+        inner = here._replace(path=(*here.path, "data"), depth=at.depth + 1)
+        yield from _unwrap(data, inner._replace(delivery_id=message_id or at.delivery_id, received=published))
         return
     if not isinstance(data, str):
         yield at.failure("Pub/Sub message data is not a base64 string", message)

@@ -30,18 +30,61 @@ MAX_DOCUMENT: Final = 8 * 1024 * 1024
 SUFFIXES: Final = (".json", ".jsonl", ".ndjson")
 _CHUNK: Final = 1024 * 1024
 _GZIP_MAGIC: Final = b"\x1f\x8b"
+_OPEN: Final = frozenset(b"[{")
+_WHITESPACE: Final = b" \t\r\n"
+_OPENERS: Final = (b"{", b"[")
 
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One document read from an input: parsed, or the reason it could not be."""
+    """One document read from an input: parsed, or the reason it could not be.
+
+    `raw` is its own bytes in the input; for an element of an array they are cut out of the
+    array's bytes only when asked for (a dead letter), not for every element read.
+    """
 
     ref: str
-    raw: bytes
+    content: bytes | _Element
     parsed: object = None
     error: str | None = None
     received_time: int | None = None
     """When the input was written (a file's mtime, epoch ms): stands in for records without a time."""
+
+    @property
+    def raw(self) -> bytes:
+        content = self.content
+        return content if isinstance(content, bytes) else content.raw()
+
+
+class _Elements:
+    """The bytes of a JSON array, cut into its elements' own slices on first request."""
+
+    __slots__ = ("parsed", "pieces", "text")
+
+    def __init__(self, text: bytes, parsed: list[object]) -> None:
+        self.text = text
+        self.parsed = parsed
+        self.pieces: list[bytes] | None = None
+
+    def piece(self, index: int) -> bytes:
+        if self.pieces is None:
+            found = spans.elements(self.text)
+            self.pieces = found if found is not None and len(found) == len(self.parsed) else []
+        if self.pieces:
+            return self.pieces[index]
+        piece = spans.locate(self.text, (index,))
+        return piece if piece is not None else orjson.dumps(self.parsed[index])
+
+
+@dataclass(frozen=True, slots=True)
+class _Element:
+    """Where an array element's bytes are: the array, and its index in it."""
+
+    array: _Elements
+    index: int
+
+    def raw(self) -> bytes:
+        return self.array.piece(self.index)
 
 
 def readable(path: Path) -> bool:
@@ -155,7 +198,7 @@ class _Scanner:
         self.name = name
         self.n = 0
 
-    def _doc(self, raw: bytes, parsed: object = None, error: str | None = None) -> Document:
+    def _doc(self, raw: bytes | _Element, parsed: object = None, error: str | None = None) -> Document:
         self.n += 1
         return Document(f"{self.name}#{self.n}", raw, parsed, error)
 
@@ -164,9 +207,9 @@ class _Scanner:
         if not isinstance(parsed, list):
             yield self._doc(raw, parsed)
             return
+        array = _Elements(raw, parsed)
         for i, element in enumerate(parsed):
-            piece = spans.locate(raw, (i,))
-            yield self._doc(piece if piece is not None else orjson.dumps(element), element)
+            yield self._doc(_Element(array, i), element)
 
     def documents(self) -> Iterator[Document]:
         buf = self.buffer
@@ -180,6 +223,10 @@ class _Scanner:
                 self._skip_line(start)
                 continue
             line = bytes(buf.data[start:line_end])
+            if line.rstrip(_WHITESPACE) in _OPENERS:
+                # A lone `{` or `[` (the first line of a pretty-printed file) is no document by itself.
+                yield from self._not_a_line(start, line_end, line, opened=True)
+                continue
             parsed, ok = _parse(line)
             if ok:
                 yield from self._parsed(line, parsed)
@@ -199,10 +246,13 @@ class _Scanner:
             if not buf.more():
                 return None
 
-    def _not_a_line(self, start: int, line_end: int, line: bytes) -> Iterator[Document]:
-        """A line that is not one document: several on one line, the start of a longer one, or bad."""
+    def _not_a_line(self, start: int, line_end: int, line: bytes, *, opened: bool = False) -> Iterator[Document]:
+        """A line that is not one document: several on one line, the start of a longer one, or bad.
+
+        `opened`: the line is only an opening bracket, so no value ends on it.
+        """
         buf = self.buffer
-        end = spans.value_end(bytes(buf.data[start : line_end + 1]), 0)
+        end = None if opened else spans.value_end(bytes(buf.data[start : line_end + 1]), 0)
         if end is not None and start + end <= line_end:
             # A whole value ends on this line: documents written one after another, `}{`.
             value = bytes(buf.data[start : start + end])
@@ -229,14 +279,26 @@ class _Scanner:
         next_end = buf.find_newline(following, MAX_DOCUMENT)
         if next_end is None:
             return False
-        parsed, ok = _parse(bytes(buf.data[following:next_end]))
+        text = bytes(buf.data[following:next_end])
+        if text.lstrip(_WHITESPACE)[:1] not in _OPENERS:
+            return False  # not an object or an array, whatever it parses to: no need to ask the parser
+        parsed, ok = _parse(text)
         return ok and isinstance(parsed, dict | list)
 
     def _multi_line(self, start: int, line_end: int, line: bytes) -> Iterator[Document]:
         """A document over several lines (pretty-printed): read to its end, at most 8 MiB of it."""
         buf = self.buffer
         while True:
-            end = spans.value_end(bytes(buf.data[start:]), 0)
+            rest = bytes(buf.data[start:])
+            if rest[0] in _OPEN:
+                # Commonly the rest of the input is this one document: the parser says so natively,
+                # and only text that is more (or less) than one value is scanned for its end.
+                parsed, ok = _parse(rest)
+                if ok:
+                    yield from self._parsed(rest.rstrip(_WHITESPACE), parsed)
+                    buf.drop(len(buf.data))
+                    return
+            end = spans.value_end(rest, 0)
             if end is not None:
                 value = bytes(buf.data[start : start + end])
                 parsed, ok = _parse(value)

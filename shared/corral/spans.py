@@ -2,7 +2,7 @@
 
 Dead letters keep the exact input bytes of what failed: an element of an array keeps its slice
 of the delivery (duplicate keys, `1.50` and `\\u00e9` as sent), not a re-serialization of what the
-parser made of it. The scan is linear and only runs for inputs that failed.
+parser made of it. The scans are linear and run only when those bytes are asked for.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ TOKEN: Final = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\Z)|[\[\]{}]', re.DOTALL)
 _SPACE: Final = re.compile(rb"[ \t\r\n]*")
 _SCALAR: Final = re.compile(rb"[^ \t\r\n,:\]}\[{\"]*")
 _OPEN: Final = frozenset(b"[{")
+# A complete string or one structural character, commas included: they end an array's elements.
+_STRUCTURE: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
+_WHITESPACE: Final = b" \t\r\n"
 
 
 def skip_space(text: bytes | bytearray, pos: int) -> int:
@@ -77,6 +80,39 @@ def locate(text: bytes, path: Sequence[str | int]) -> bytes | None:
         start = found
     end = value_end(text + b" ", start)
     return text[start:end] if end is not None else None
+
+
+def elements(text: bytes) -> list[bytes] | None:
+    """Return the bytes of each element of the JSON array `text` in one pass, or None if it is not one.
+
+    Meant for a text the parser accepted: the same slices as `locate(text, (i,))` for every `i`,
+    without scanning the array again for each of them.
+
+    Example:
+        >>> elements(b'[{"a": [1, ","]}, 1.50 ,"x"]')
+        [b'{"a": [1, ","]}', b'1.50', b'"x"']
+    """
+    start = skip_space(text, 0)
+    if start >= len(text) or text[start] != 0x5B:
+        return None
+    pieces: list[bytes] = []
+    depth, begin = 0, start + 1
+    for match in _STRUCTURE.finditer(text, start):
+        token = text[match.start()]
+        if token == 0x22:
+            continue
+        if token in _OPEN:
+            depth += 1
+        elif token == 0x2C:
+            if depth == 1:
+                pieces.append(text[begin : match.start()].strip(_WHITESPACE))
+                begin = match.end()
+        else:
+            depth -= 1
+            if depth == 0:
+                last = text[begin : match.start()].strip(_WHITESPACE)
+                return [*pieces, last] if last or pieces else pieces
+    return None
 
 
 def _member(text: bytes, start: int, step: str | int) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 import tracemalloc
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from corral import reader
+from corral import reader, spans
 from corral.reader import MAX_DOCUMENT, Document
 
 MIB = 1024 * 1024
@@ -45,6 +46,51 @@ def test_array_gives_one_document_per_element(tmp_path: Path, count: int) -> Non
     assert [d.parsed for d in found] == elements
     assert [d.ref.rpartition("#")[2] for d in found] == [str(n) for n in range(1, count + 1)]
     assert [orjson.loads(d.raw) for d in found] == elements
+
+
+@pytest.mark.parametrize("layout", [{"indent": 2}, {"indent": "\t"}, {}])
+@pytest.mark.parametrize("doc", [{"a": [1, "]"], "b": {"c": None}}, [{"x": 1.5}, ["y"], "z"], []])
+def test_a_whole_input_that_is_one_document_is_parsed_without_a_scan(
+    monkeypatch: pytest.MonkeyPatch, doc: object, layout: dict[str, object]
+) -> None:
+    """A pretty-printed file (the usual export) is parsed as a whole, not scanned beyond its first line.
+
+    No element's bytes are cut out of an array until they are asked for.
+    """
+    text = json.dumps(doc, **layout).encode()  # type: ignore[arg-type]
+    value_end = spans.value_end
+
+    def first_line_only(scanned: bytes, start: int) -> int | None:
+        assert len(scanned) <= len(b"{\n"), scanned
+        return value_end(scanned, start)
+
+    def no_scan(*_: object) -> None:
+        raise AssertionError("scanned")
+
+    monkeypatch.setattr(spans, "value_end", first_line_only)
+    monkeypatch.setattr(spans, "locate", no_scan)
+    monkeypatch.setattr(spans, "elements", no_scan)
+    found = list(reader.read_stream(io.BytesIO(text + b"\n \r\n"), "-"))
+    assert [d.parsed for d in found] == (doc if isinstance(doc, list) else [doc])
+    monkeypatch.undo()
+    expected = [text] if not isinstance(doc, list) else [spans.locate(text, (i,)) for i in range(len(doc))]
+    assert [d.raw for d in found] == expected
+
+
+def test_an_array_is_cut_into_its_elements_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asking every element for its bytes scans the array once, not once per element."""
+    text = orjson.dumps([{"n": n, "s": "],{"} for n in range(50)], option=orjson.OPT_INDENT_2)
+    calls: list[bytes] = []
+    elements = spans.elements
+
+    def counted(array: bytes) -> list[bytes] | None:
+        calls.append(array)
+        return elements(array)
+
+    monkeypatch.setattr(spans, "elements", counted)
+    found = list(reader.read_stream(io.BytesIO(text), "-"))
+    assert [orjson.loads(d.raw) for d in found] == [d.parsed for d in found]
+    assert calls == [text]
 
 
 @pytest.mark.parametrize("blank_after", [(), (0,), (0, 2), (1, 1, 1)])

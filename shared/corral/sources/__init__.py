@@ -53,6 +53,9 @@ _PLATFORMS: Final = (("AWS_LAMBDA_FUNCTION_NAME", "aws"), ("FUNCTIONS_WORKER_RUN
 _loaded: dict[str, Source] = {}
 # product uid -> source id of the modules loaded so far.
 _products: dict[str, str] = {}
+# Detection order -> the modules loaded for detection so far, a prefix of that order: every
+# document asks them without looking each one up by name again.
+_detecting: dict[tuple[str, ...], list[Source]] = {}
 
 
 def _load(name: str) -> Source:
@@ -108,8 +111,19 @@ def detect(doc: Mapping[str, Any]) -> Source | None:
     """Return the source module that recognizes `doc`, or None."""
     # Once the whole registry is built (health, the CLI, a relay hub), detection reads it as is.
     registry: dict[str, Source] | None = globals().get("SOURCES")
-    modules = registry.values() if registry is not None else (_load(name) for name in _order())
-    for module in modules:
+    if registry is not None:
+        for module in registry.values():
+            if module.recognizes(doc):
+                return module
+        return None
+    order = _order()
+    asked = _detecting.setdefault(order, [])
+    for module in asked:
+        if module.recognizes(doc):
+            return module
+    while len(asked) < len(order):
+        module = _load(order[len(asked)])
+        asked.append(module)
         if module.recognizes(doc):
             return module
     return None
