@@ -87,6 +87,8 @@ class _Pending:
     source: str
     outcome: Outcome
     ref: str
+    document: bytes | None = None
+    """The finding's JSON, serialized once while checking the limits."""
 
 
 @dataclass(slots=True)
@@ -157,11 +159,12 @@ class Pipeline:
         letters: list[DeadLetter] = []
         signals: list[HealthSignal] = []
         done = 0
+        encoder = limits.Encoder()
         for given, ref in self._outcomes(deliveries):
             done += 1
-            outcome = _within_limits(given)
+            outcome, document = _within_limits(given, encoder)
             if outcome.finding is not None:
-                findings.append(_Pending(outcome.finding, outcome.source or "", outcome, ref))
+                findings.append(_Pending(outcome.finding, outcome.source or "", outcome, ref, document))
             elif outcome.signal is not None:
                 signals.append(outcome.signal)
                 result.counts["signals"] += 1
@@ -455,18 +458,22 @@ def _stamped(outcome: Outcome, fallback: int) -> Outcome:
     return replace(outcome, finding={**finding, "metadata": metadata})
 
 
-def _within_limits(outcome: Outcome) -> Outcome:
-    """The outcome, or a failure when what it would store is beyond Corral's limits (see `limits`)."""
+def _within_limits(outcome: Outcome, encoder: limits.Encoder) -> tuple[Outcome, bytes | None]:
+    """The outcome, or a failure when what it would store is beyond Corral's limits (see `limits`).
+
+    A finding's check is its serialization, which is returned with it for the store.
+    """
+    document: bytes | None = None
     if outcome.finding is not None:
-        reason = limits.violation(outcome.finding)
+        document, reason = encoder.encode(outcome.finding)
     elif outcome.signal is not None:
         reason = limits.violation([outcome.signal.time])
     else:
-        return outcome
+        return outcome, None
     if reason is None:
-        return outcome
+        return outcome, document
     item = outcome.item
-    return Outcome(
+    failure = Outcome(
         outcome.where,
         error=f"normalized document is beyond Corral's limits: {reason}",
         source=outcome.source,
@@ -475,6 +482,7 @@ def _within_limits(outcome: Outcome) -> Outcome:
         path=item.path if item else (),
         item=item,
     )
+    return failure, None
 
 
 def _failure(pending: _Pending, reason: str) -> Outcome:
