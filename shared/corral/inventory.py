@@ -415,11 +415,15 @@ def _any_flag(finding: Mapping[str, Any], *keys: str) -> bool | None:
 def _exposures(finding: Mapping[str, Any]) -> tuple[Exposure, ...]:
     info = _mapping(finding.get("finding_info"))
     types = [t.lower() for t in info.get("types") or [] if isinstance(t, str)]
+    attack_path = "attack path" in types and _internet_path(info)
+    if not attack_path and "toxic_combination" not in types and not _attack_exposure(finding):
+        # Nearly every Detection Finding: nothing about exposure, so nothing more to read.
+        return ()
     cloud, account = finding["cloud"]["provider"], finding["cloud"]["account"]["uid"]
     who = reporter(ocsf.identity(finding))
     when = ocsf.modified_time(finding)
     places: dict[tuple[str, str, str], None] = {}
-    if "attack path" in types and _internet_path(info):
+    if attack_path:
         for resource in _dicts(finding.get("resources")):
             match = _ENTITY.search(_text(resource.get("uid")))
             if match:
@@ -428,7 +432,7 @@ def _exposures(finding: Mapping[str, Any]) -> tuple[Exposure, ...]:
         for node in _dicts(graph.get("nodes")):
             if "containerapps" in _text(node.get("type")).lower() and node.get("name"):
                 places[(_text(node.get("name")), "", _text(node.get("name")))] = None
-    elif "toxic_combination" in types or _attack_exposure(finding):
+    else:
         cluster, _, _ = _place(finding)
         for resource in _dicts(finding.get("resources")):
             kind = _text(resource.get("type")).lower()
