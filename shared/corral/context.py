@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+# Findings are plain dicts: testing for `dict` first spares the ABC check that `Mapping` costs.
+_MAPPING: Final = (dict, Mapping)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +36,15 @@ def _containers(finding: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     found = []
     evidences = finding.get("evidences")
     for evidence in evidences if isinstance(evidences, list) else ():
-        if not isinstance(evidence, Mapping):
+        if not isinstance(evidence, _MAPPING):
             continue
         for holder in (evidence, evidence.get("process"), evidence.get("device")):
-            if isinstance(holder, Mapping):
+            if isinstance(holder, _MAPPING):
                 container = holder.get("container")
-                if isinstance(container, Mapping):
+                if isinstance(container, _MAPPING):
                     found.append(container)
     device = finding.get("device")
-    if isinstance(device, Mapping) and isinstance(device.get("container"), Mapping):
+    if isinstance(device, _MAPPING) and isinstance(device.get("container"), _MAPPING):
         found.append(device["container"])
     return found
 
@@ -57,7 +60,7 @@ def container_context(finding: Mapping[str, Any]) -> ContainerContext:
     cluster = namespace = pod = image = digest = None
     resources = finding.get("resources")
     for resource in resources if isinstance(resources, list) else ():
-        if not isinstance(resource, Mapping):
+        if not isinstance(resource, _MAPPING):
             continue
         kind = str(resource.get("type", "")).lower()
         name = _text(resource.get("name"))
@@ -78,7 +81,7 @@ def container_context(finding: Mapping[str, Any]) -> ContainerContext:
         container = container or _text(found.get("name"))
         orchestrator = orchestrator or _text(found.get("orchestrator"))
         img = found.get("image")
-        if isinstance(img, Mapping):
+        if isinstance(img, _MAPPING):
             name = _text(img.get("name"))
             tag = _text(img.get("tag"))
             image = image or (f"{name}:{tag}" if name and tag and ":" not in name else name)

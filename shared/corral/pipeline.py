@@ -251,7 +251,9 @@ class Pipeline:
         now = self.clock()
         try:
             prepared = self.prioritizer.prepare([p.finding for p in batch], now)
-            changes = prepared.finish(self.store.upsert(prepared.findings, now=now))
+            # A finding the prioritizer left as it was is stored with the JSON its limits check wrote.
+            documents = [p.document if f is p.finding else None for p, f in zip(batch, prepared.findings, strict=True)]
+            changes = prepared.finish(self.store.upsert(prepared.findings, now=now, documents=documents))
             self.store.touch_sources(_seen(batch, now))
         except StoreUnavailableError:
             raise

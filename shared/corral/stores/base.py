@@ -637,12 +637,16 @@ class Store(Protocol):
 
     # Findings -------------------------------------------------------------------------------
 
-    def upsert(self, findings: Sequence[ocsf.Finding], *, now: int) -> list[Change]:
+    def upsert(
+        self, findings: Sequence[ocsf.Finding], *, now: int, documents: Sequence[bytes | None] = ()
+    ) -> list[Change]:
         """Store a batch (in order; one round trip where possible) and return one Change each.
 
         Idempotent: the same finding twice gives `unchanged`. `unchanged` refreshes last_seen
         (and the document when its modified time is not older); `stale` writes nothing.
         Concurrent writers of one finding end with one record and the right version count.
+        `documents`, when given, are the findings' JSON already serialized (None where not), in
+        order: a backend that keeps the document as JSON text may write them as they are.
         """
 
     def mark_suppressed(self, marks: Sequence[tuple[FindingKey, Suppression | None]]) -> None:
