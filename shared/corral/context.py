@@ -7,9 +7,12 @@ consumer (store columns, chat messages, the dashboard) reads it through this one
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+# Findings are plain dicts: testing for `dict` first spares the ABC check that `Mapping` costs.
+_MAPPING: Final = (dict, Mapping)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,18 +32,21 @@ class ContainerContext:
         return not any((self.cluster, self.namespace, self.pod, self.container, self.image, self.image_digest))
 
 
-def _containers(finding: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    for evidence in _dicts(finding.get("evidences")):
+def _containers(finding: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    found = []
+    evidences = finding.get("evidences")
+    for evidence in evidences if isinstance(evidences, list) else ():
+        if not isinstance(evidence, _MAPPING):
+            continue
         for holder in (evidence, evidence.get("process"), evidence.get("device")):
-            if isinstance(holder, Mapping) and isinstance(holder.get("container"), Mapping):
-                yield holder["container"]
+            if isinstance(holder, _MAPPING):
+                container = holder.get("container")
+                if isinstance(container, _MAPPING):
+                    found.append(container)
     device = finding.get("device")
-    if isinstance(device, Mapping) and isinstance(device.get("container"), Mapping):
-        yield device["container"]
-
-
-def _dicts(value: object) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+    if isinstance(device, _MAPPING) and isinstance(device.get("container"), _MAPPING):
+        found.append(device["container"])
+    return found
 
 
 def _text(value: object) -> str | None:
@@ -49,29 +55,33 @@ def _text(value: object) -> str | None:
 
 def container_context(finding: Mapping[str, Any]) -> ContainerContext:
     """Return the first cluster, namespace, pod, container and image the finding names."""
-    cluster = namespace = pod = None
-    for resource in _dicts(finding.get("resources")):
+    # Every finding passes here once per store write and once per inventory observation: one pass
+    # over the resources, no intermediate lists.
+    cluster = namespace = pod = image = digest = None
+    resources = finding.get("resources")
+    for resource in resources if isinstance(resources, list) else ():
+        if not isinstance(resource, _MAPPING):
+            continue
         kind = str(resource.get("type", "")).lower()
-        name = _text(resource.get("name")) or _text(resource.get("uid"))
+        name = _text(resource.get("name"))
+        uid = _text(resource.get("uid"))
         namespace = namespace or _text(resource.get("namespace"))
         if cluster is None and "cluster" in kind:
-            cluster = name
+            cluster = name or uid
         elif pod is None and "pod" in kind:
-            pod = name
+            pod = name or uid
         elif namespace is None and "namespace" in kind:
-            namespace = name
-    container = image = digest = orchestrator = None
-    for resource in _dicts(finding.get("resources")):
-        # Vulnerability Findings have no evidences: the image is a resource of its own.
-        if str(resource.get("type", "")).lower() == "container image":
-            uid = _text(resource.get("uid"))
+            namespace = name or uid
+        if kind == "container image":
+            # Vulnerability Findings have no evidences: the image is a resource of its own.
             digest = digest or (uid if uid and uid.startswith("sha256:") else None)
-            image = image or _text(resource.get("name"))
+            image = image or name
+    container = orchestrator = None
     for found in _containers(finding):
         container = container or _text(found.get("name"))
         orchestrator = orchestrator or _text(found.get("orchestrator"))
         img = found.get("image")
-        if isinstance(img, Mapping):
+        if isinstance(img, _MAPPING):
             name = _text(img.get("name"))
             tag = _text(img.get("tag"))
             image = image or (f"{name}:{tag}" if name and tag and ":" not in name else name)

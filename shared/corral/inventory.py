@@ -28,6 +28,8 @@ from typing import Any, Final
 from corral import ocsf
 from corral.context import container_context
 
+# Findings are plain dicts: testing for `dict` first spares the ABC check that `Mapping` costs.
+_MAPPING: Final = (dict, Mapping)
 FindingKey = tuple[str, str, str]
 
 _DIGEST: Final = re.compile(r"(sha256:[0-9a-fA-F]{64})")
@@ -194,7 +196,7 @@ class _Image:
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, _MAPPING) else {}
 
 
 def _text(value: object) -> str:
@@ -202,7 +204,7 @@ def _text(value: object) -> str:
 
 
 def _dicts(value: object) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+    return [v for v in value if isinstance(v, _MAPPING)] if isinstance(value, list) else []
 
 
 def _image(obj: Mapping[str, Any], *, tag: str = "", host: str = "") -> _Image:
@@ -255,9 +257,9 @@ def _place(finding: Mapping[str, Any]) -> tuple[str, str, str]:
 def _evidence_images(finding: Mapping[str, Any]) -> Iterator[_Image]:
     for evidence in _dicts(finding.get("evidences")):
         for holder in (evidence, evidence.get("process"), evidence.get("device")):
-            if isinstance(holder, Mapping) and isinstance(holder.get("container"), Mapping):
+            if isinstance(holder, _MAPPING) and isinstance(holder.get("container"), _MAPPING):
                 image = holder["container"].get("image")
-                if isinstance(image, Mapping):
+                if isinstance(image, _MAPPING):
                     yield _image(image)
 
 
@@ -335,7 +337,7 @@ def _vulnerability(finding: Mapping[str, Any]) -> Observations:
                 # Inspector: ECR counts the ECS tasks and EKS pods running the image, and says when it last ran.
                 at = last_use or when
                 sightings[(image.key, "", "", "")] = Sighting(image.key, cloud, account, "", "", "", who, at)
-        elif kind == "kubernetes container" and isinstance(data.get("image"), Mapping):
+        elif kind == "kubernetes container" and isinstance(data.get("image"), _MAPPING):
             # Defender: a running container of the assessed image, with its pod and workload.
             image = _image(data["image"], host=host)
             if not image.key:
@@ -369,7 +371,7 @@ def _closed(finding: Mapping[str, Any]) -> bool:
 
 def _first(data: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     """The first of `keys` in `data` or in a mapping directly inside it (vendor details kept nested)."""
-    for holder in (data, *(v for v in data.values() if isinstance(v, Mapping))):
+    for holder in (data, *(v for v in data.values() if isinstance(v, _MAPPING))):
         found = next((holder[k] for k in keys if holder.get(k) is not None), None)
         if found is not None:
             return found
@@ -400,7 +402,7 @@ def _cves(finding: Mapping[str, Any]) -> tuple[str, ...]:
     found = []
     for vulnerability in _dicts(finding.get("vulnerabilities")):
         cve = vulnerability.get("cve")
-        if isinstance(cve, Mapping) and isinstance(cve.get("uid"), str):
+        if isinstance(cve, _MAPPING) and isinstance(cve.get("uid"), str):
             found.append(cve["uid"])
     return tuple(dict.fromkeys(found))
 
@@ -415,11 +417,15 @@ def _any_flag(finding: Mapping[str, Any], *keys: str) -> bool | None:
 def _exposures(finding: Mapping[str, Any]) -> tuple[Exposure, ...]:
     info = _mapping(finding.get("finding_info"))
     types = [t.lower() for t in info.get("types") or [] if isinstance(t, str)]
+    attack_path = "attack path" in types and _internet_path(info)
+    if not attack_path and "toxic_combination" not in types and not _attack_exposure(finding):
+        # Nearly every Detection Finding: nothing about exposure, so nothing more to read.
+        return ()
     cloud, account = finding["cloud"]["provider"], finding["cloud"]["account"]["uid"]
     who = reporter(ocsf.identity(finding))
     when = ocsf.modified_time(finding)
     places: dict[tuple[str, str, str], None] = {}
-    if "attack path" in types and _internet_path(info):
+    if attack_path:
         for resource in _dicts(finding.get("resources")):
             match = _ENTITY.search(_text(resource.get("uid")))
             if match:
@@ -428,7 +434,7 @@ def _exposures(finding: Mapping[str, Any]) -> tuple[Exposure, ...]:
         for node in _dicts(graph.get("nodes")):
             if "containerapps" in _text(node.get("type")).lower() and node.get("name"):
                 places[(_text(node.get("name")), "", _text(node.get("name")))] = None
-    elif "toxic_combination" in types or _attack_exposure(finding):
+    else:
         cluster, _, _ = _place(finding)
         for resource in _dicts(finding.get("resources")):
             kind = _text(resource.get("type")).lower()
@@ -449,5 +455,5 @@ def _internet_path(info: Mapping[str, Any]) -> bool:
 
 def _attack_exposure(finding: Mapping[str, Any]) -> bool:
     exposure = _mapping(_mapping(finding.get("unmapped")).get("finding")).get("attackExposure")
-    score = exposure.get("score") if isinstance(exposure, Mapping) else None
+    score = exposure.get("score") if isinstance(exposure, _MAPPING) else None
     return isinstance(score, int | float) and score > 0

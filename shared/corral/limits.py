@@ -21,6 +21,8 @@ MAX_FINDING_DEPTH: Final = 96
 INT_MIN: Final = -(2**63)
 INT_MAX: Final = 2**63 - 1
 _SHOWN: Final = 6  # path steps named in a message
+_ORJSON_LEVELS: Final = 254
+"""The most levels of arrays and objects orjson serializes; one more is "Recursion limit reached"."""
 
 
 def violation(value: object, max_depth: int = MAX_FINDING_DEPTH) -> str | None:
@@ -51,6 +53,58 @@ def violation(value: object, max_depth: int = MAX_FINDING_DEPTH) -> str | None:
         elif isinstance(current, int) and not isinstance(current, bool) and not INT_MIN <= current <= INT_MAX:
             return _located(value, max_depth)
     return None
+
+
+class Encoder:
+    """Serializes values to JSON, checking Corral's limits in the same pass.
+
+    The store serializes every finding anyway; letting that one serialization check the limits
+    spares the hot path a walk of the whole document in Python. orjson refuses integers beyond
+    53 bits (`OPT_STRICT_INTEGER`) and more than 254 levels: the value is serialized inside enough
+    arrays of padding that it may have no more than `max_depth` levels of its own. Only when
+    orjson refuses does `violation` walk the value, to tell a real violation (named by its place)
+    from an integer between 53 and 64 bits, which is within the limits and serialized again.
+
+    One encoder per thread: the padding is reused for every value.
+    """
+
+    __slots__ = ("_max_depth", "_outer", "_padding", "_slot")
+
+    def __init__(self, max_depth: int = MAX_FINDING_DEPTH) -> None:
+        self._max_depth = max_depth
+        self._padding = _ORJSON_LEVELS - max_depth
+        self._slot: list[object] = [None]
+        outer: list[object] = self._slot
+        for _ in range(self._padding - 1):
+            outer = [outer]
+        self._outer = outer
+
+    def encode(self, value: object) -> tuple[bytes | None, str | None]:
+        """Return (the JSON of `value`, None) within the limits, (None, why) beyond them.
+
+        (None, None) when orjson cannot serialize `value` for another reason (a type it does
+        not know): whoever stores it meets that error as before.
+
+        Example:
+            >>> Encoder().encode({"a": [1, 2**60]})
+            (b'{"a":[1,1152921504606846976]}', None)
+            >>> Encoder(max_depth=2).encode([[[1]]])
+            (None, 'nested more than 2 levels deep at [0][0]')
+        """
+        self._slot[0] = value
+        try:
+            padded = orjson.dumps(self._outer, option=orjson.OPT_STRICT_INTEGER)
+        except orjson.JSONEncodeError:
+            reason = violation(value, self._max_depth)
+            if reason is not None:
+                return None, reason
+            try:
+                return orjson.dumps(value), None
+            except orjson.JSONEncodeError:
+                return None, None
+        finally:
+            self._slot[0] = None
+        return padded[self._padding : -self._padding], None
 
 
 def _located(value: object, max_depth: int) -> str | None:

@@ -12,7 +12,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -87,6 +87,8 @@ class _Pending:
     source: str
     outcome: Outcome
     ref: str
+    document: bytes | None = None
+    """The finding's JSON, serialized once while checking the limits."""
 
 
 @dataclass(slots=True)
@@ -157,11 +159,12 @@ class Pipeline:
         letters: list[DeadLetter] = []
         signals: list[HealthSignal] = []
         done = 0
-        for given, ref in self._outcomes(deliveries):
+        encoder = limits.Encoder()
+        for given, finding, ref in self._outcomes(deliveries):
             done += 1
-            outcome = _within_limits(given)
-            if outcome.finding is not None:
-                findings.append(_Pending(outcome.finding, outcome.source or "", outcome, ref))
+            outcome, document = _within_limits(given, finding, encoder)
+            if finding is not None and outcome.error is None:
+                findings.append(_Pending(finding, outcome.source or "", outcome, ref, document))
             elif outcome.signal is not None:
                 signals.append(outcome.signal)
                 result.counts["signals"] += 1
@@ -194,12 +197,13 @@ class Pipeline:
         if signals:
             self.store.record_signals(signals)
 
-    def _outcomes(self, deliveries: Iterable[Inbound]) -> Iterator[tuple[Outcome, str]]:
+    def _outcomes(self, deliveries: Iterable[Inbound]) -> Iterator[tuple[Outcome, ocsf.Finding | None, str]]:
+        """Each outcome of the deliveries, with its finding stamped with the transport's order."""
         for inbound in deliveries:
             body = inbound.raw if inbound.raw is not None else _bytes(inbound.data)
             doc, error = (None, inbound.error) if inbound.error else _decode(inbound.data)
             if error is not None:
-                yield Outcome("", error=error, raw=inbound.data, body=body), inbound.ref
+                yield Outcome("", error=error, raw=inbound.data, body=body), None, inbound.ref
                 continue
             # Corral's own clock stands in only for a record with no time of its own and no
             # transport time either (stdin); the store then orders it by what it has seen.
@@ -216,12 +220,13 @@ class Pipeline:
             try:
                 for outcome in outcomes:
                     ref = f"{inbound.ref}: {outcome.where}" if outcome.where else inbound.ref
-                    yield _stamped(outcome, fallback), ref
+                    yield outcome, _stamped(outcome, fallback), ref
             except StoreUnavailableError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one delivery's failure must not end the batch
                 # Unwrapping is held to never raising; should it, the rest of this delivery is kept whole.
-                yield Outcome("", error=_internal("reading the delivery", exc), raw=doc, body=body), inbound.ref
+                failure = Outcome("", error=_internal("reading the delivery", exc), raw=doc, body=body)
+                yield failure, None, inbound.ref
 
     def _fail(self, outcome: Outcome, ref: str, result: IngestResult) -> DeadLetter:
         result.errors.append(f"{ref}: {outcome.error}")
@@ -246,7 +251,9 @@ class Pipeline:
         now = self.clock()
         try:
             prepared = self.prioritizer.prepare([p.finding for p in batch], now)
-            changes = prepared.finish(self.store.upsert(prepared.findings, now=now))
+            # A finding the prioritizer left as it was is stored with the JSON its limits check wrote.
+            documents = [p.document if f is p.finding else None for p, f in zip(batch, prepared.findings, strict=True)]
+            changes = prepared.finish(self.store.upsert(prepared.findings, now=now, documents=documents))
             self.store.touch_sources(_seen(batch, now))
         except StoreUnavailableError:
             raise
@@ -424,16 +431,17 @@ def _internal(stage: str, exc: BaseException) -> str:
     return f"failed while {stage}: {type(exc).__name__}" + (f": {text}" if text else "")
 
 
-def _stamped(outcome: Outcome, fallback: int) -> Outcome:
+def _stamped(outcome: Outcome, fallback: int) -> ocsf.Finding | None:
     """The finding with the transport's order in `metadata.logged_time` and `metadata.sequence`.
 
     The store orders versions whose source times tie by these. A finding whose times are only
     the transport's (or, lacking one, Corral's clock) is labelled so (`TIMELESS_LABEL`): the
-    store then never takes a content it has already had for news.
+    store then never takes a content it has already had for news. The outcome itself is left
+    as it is: what comes after reads the stamped finding, not the outcome's.
     """
     finding, item = outcome.finding, outcome.item
     if finding is None or item is None:
-        return outcome
+        return finding
     metadata = dict(finding.get("metadata") or {})
     labels = [label for label in metadata.get("labels") or () if label != TIMELESS_LABEL]
     if outcome.timeless:
@@ -452,29 +460,36 @@ def _stamped(outcome: Outcome, fallback: int) -> Outcome:
         metadata["sequence"] = item.sequence
     else:
         metadata.pop("sequence", None)
-    return replace(outcome, finding={**finding, "metadata": metadata})
+    return {**finding, "metadata": metadata}
 
 
-def _within_limits(outcome: Outcome) -> Outcome:
-    """The outcome, or a failure when what it would store is beyond Corral's limits (see `limits`)."""
-    if outcome.finding is not None:
-        reason = limits.violation(outcome.finding)
+def _within_limits(
+    outcome: Outcome, finding: ocsf.Finding | None, encoder: limits.Encoder
+) -> tuple[Outcome, bytes | None]:
+    """The outcome, or a failure when what it would store (`finding`) is beyond Corral's limits.
+
+    A finding's check is its serialization, which is returned with it for the store.
+    """
+    document: bytes | None = None
+    if finding is not None:
+        document, reason = encoder.encode(finding)
     elif outcome.signal is not None:
         reason = limits.violation([outcome.signal.time])
     else:
-        return outcome
+        return outcome, None
     if reason is None:
-        return outcome
+        return outcome, document
     item = outcome.item
-    return Outcome(
+    failure = Outcome(
         outcome.where,
         error=f"normalized document is beyond Corral's limits: {reason}",
         source=outcome.source,
-        raw=item.doc if item else outcome.finding,
+        raw=item.doc if item else finding,
         body=item.body if item else None,
         path=item.path if item else (),
         item=item,
     )
+    return failure, None
 
 
 def _failure(pending: _Pending, reason: str) -> Outcome:

@@ -91,11 +91,13 @@ class RefusingStore(SqliteStore):
 
     refuse = "poison"
 
-    def upsert(self, findings: Sequence[ocsf.Finding], *, now: int) -> list[Change]:
+    def upsert(
+        self, findings: Sequence[ocsf.Finding], *, now: int, documents: Sequence[bytes | None] = ()
+    ) -> list[Change]:
         """Refuse any batch holding the poison finding; store the rest."""
         if any(f["finding_info"]["uid"].endswith(self.refuse) for f in findings):
             raise ValueError("the backend refused this row")
-        return super().upsert(findings, now=now)
+        return super().upsert(findings, now=now, documents=documents)
 
 
 def test_a_store_refusing_one_finding_costs_only_that_finding(tmp_path: Path) -> None:

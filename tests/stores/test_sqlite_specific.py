@@ -7,8 +7,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import orjson
 import pytest
 
+from corral import limits
 from corral.errors import ConfigError, StoreUnavailableError
 from corral.stores import migrations, open_store
 from corral.stores.sqlite import SqliteStore, path_of
@@ -99,3 +101,35 @@ def test_corrupt_file_is_unavailable(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreUnavailableError, match=r"garbage\.db"):
         open_store(f"sqlite:///{path}")
+
+
+def test_documents_serialized_beforehand_are_stored_as_the_store_would_write_them(tmp_path: Path) -> None:
+    """The pipeline hands over each finding's JSON from its limits check: the rows are the same as without it."""
+    findings = [make_finding(f"f{n}", severity_id=2 + n % 3) for n in range(4)]
+    again = [make_finding(f"f{n}", severity_id=5, modified=BASE_TIME + 1000) for n in range(2)]
+    encoder = limits.Encoder()
+    rows = []
+    for name, documents in (("plain", None), ("given", [encoder.encode(f)[0] for f in [*findings, *again]])):
+        store = SqliteStore(f"sqlite:///{tmp_path}/{name}.db")
+        first = store.upsert(findings, now=BASE_TIME, documents=(documents or [])[: len(findings)])
+        # Given for some findings only (None for others), as when the prioritizer changed a finding.
+        second = store.upsert(again, now=BASE_TIME + 1, documents=[None, *(documents or [])[len(findings) + 1 :]])
+        assert [c.kind for c in (*first, *second)] == ["new"] * 4 + ["escalated"] * 2
+        store.close()
+        with sqlite3.connect(tmp_path / f"{name}.db") as db:
+            rows.append(db.execute("SELECT * FROM findings ORDER BY uid").fetchall())
+    assert rows[0] == rows[1]
+    assert [orjson.loads(row[22]) for row in rows[1]] == [*again, *findings[2:]]
+
+
+def test_a_document_given_is_written_as_it_is(tmp_path: Path) -> None:
+    """No second serialization: the text given is the text stored (here indented, to tell them apart)."""
+    finding = make_finding("given")
+    text = orjson.dumps(finding, option=orjson.OPT_INDENT_2)
+    store = SqliteStore(f"sqlite:///{tmp_path}/corral.db")
+    store.upsert([finding], now=BASE_TIME, documents=[text])
+    store.upsert([finding], now=BASE_TIME + 1, documents=[text])  # unchanged: the refresh writes it too
+    store.close()
+    with sqlite3.connect(tmp_path / "corral.db") as db:
+        [(stored,)] = db.execute("SELECT document FROM findings").fetchall()
+    assert stored == text.decode()

@@ -11,7 +11,7 @@ order (a finding twice in one batch: the second sees the first) and returns the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -248,19 +248,26 @@ class Plan:
     history: list[tuple[Any, ...]]
 
 
-def plan_upsert(findings: Sequence[ocsf.Finding], stored: Mapping[FindingKey, Current], *, now: int) -> Plan:
+def plan_upsert(
+    findings: Sequence[ocsf.Finding],
+    stored: Mapping[FindingKey, Current],
+    *,
+    now: int,
+    documents: Sequence[bytes | None] = (),
+) -> Plan:
     """Decide each finding in order against the stored state and return what to write.
 
     `versions` counts accepted source versions (new and every real change), not deliveries:
-    `unchanged` refreshes last seen and the document, `stale` writes nothing.
+    `unchanged` refreshes last seen and the document, `stale` writes nothing. `documents`, where
+    given, are the findings' JSON already serialized (None where not), written as they are.
     """
     state = dict(stored)
-    # Per key: the latest accepted document, its fingerprint, the state after it, and whether
+    # Per key: the latest accepted document, its JSON when given, the state after it, and whether
     # any change in this batch needs the whole row written (anything but `unchanged`).
-    latest: dict[FindingKey, tuple[ocsf.Finding, str, Current, bool]] = {}
+    latest: dict[FindingKey, tuple[ocsf.Finding, bytes | None, Current, bool]] = {}
     changes: list[Change] = []
     history: list[tuple[Any, ...]] = []
-    for finding in findings:
+    for n, finding in enumerate(findings):
         key = ocsf.identity(finding)
         fp = fingerprint(finding)
         incoming = Snapshot.of(finding, fp)
@@ -271,7 +278,7 @@ def plan_upsert(findings: Sequence[ocsf.Finding], stored: Mapping[FindingKey, Cu
         changes.append(Change(kind, key, version, finding, previous))
         if kind == "stale":
             continue
-        accepted = replace(incoming, seen=remember(previous.seen if previous else (), fp))
+        accepted = incoming.accepted(remember(previous.seen if previous else (), fp))
         if current is None:
             after = Current(accepted, now, now, 1)
         else:
@@ -279,20 +286,25 @@ def plan_upsert(findings: Sequence[ocsf.Finding], stored: Mapping[FindingKey, Cu
             after = Current(accepted, current.first_seen, max(current.last_seen, now), current.versions + bump)
         state[key] = after
         whole = kind != "unchanged" or (key in latest and latest[key][3])
-        latest[key] = (finding, fp, after, whole)
+        latest[key] = (finding, documents[n] if n < len(documents) else None, after, whole)
         if kind != "unchanged":
             history.append((*key, now, kind, version, incoming.modified_time, incoming.severity_id, incoming.status_id))
-    rows = [_finding_row(key, doc, fp, after) for key, (doc, fp, after, whole) in latest.items() if whole]
+    rows = [_finding_row(key, doc, after, text) for key, (doc, text, after, whole) in latest.items() if whole]
     refresh = [
-        (after.last_seen, after.snapshot.modified_time, after.snapshot.closed, dumps(doc), *_order(after), *key)
-        for key, (doc, _, after, whole) in latest.items()
+        (after.last_seen, after.snapshot.modified_time, after.snapshot.closed, _text(doc, text), *_order(after), *key)
+        for key, (doc, text, after, whole) in latest.items()
         if not whole
     ]
     return Plan(changes, rows, refresh, history)
 
 
-def _finding_row(key: FindingKey, finding: ocsf.Finding, fp: str, after: Current) -> tuple[Any, ...]:
-    cols = columns(finding, fp)
+def _text(finding: ocsf.Finding, text: bytes | None) -> str:
+    """The document column: the finding's JSON as given, else serialized now."""
+    return text.decode() if text is not None else dumps(finding)
+
+
+def _finding_row(key: FindingKey, finding: ocsf.Finding, after: Current, text: bytes | None) -> tuple[Any, ...]:
+    cols = columns(finding, snapshot=after.snapshot)
     return (
         *key,
         cols.cloud,
@@ -314,7 +326,7 @@ def _finding_row(key: FindingKey, finding: ocsf.Finding, fp: str, after: Current
         after.last_seen,
         after.versions,
         dumps(trait_map(finding)),
-        dumps(finding),
+        _text(finding, text),
         finding_id(key),
         cols.sample,
         cols.search,
@@ -330,8 +342,7 @@ def _order(after: Current) -> tuple[int | None, int | None, str]:
 
 def plain_row(finding: ocsf.Finding, *, now: int) -> tuple[Any, ...]:
     """Return the row a plain insert of a new finding would write (the benchmark's baseline)."""
-    fp = fingerprint(finding)
-    return _finding_row(ocsf.identity(finding), finding, fp, Current(Snapshot.of(finding, fp), now, now, 1))
+    return _finding_row(ocsf.identity(finding), finding, Current(Snapshot.of(finding), now, now, 1), None)
 
 
 # Reading rows back ------------------------------------------------------------------------------

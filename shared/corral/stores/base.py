@@ -13,6 +13,7 @@ each, at every cold start), a NamedTuple costs a tenth of that. Records that cal
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
@@ -66,12 +67,25 @@ VOLATILE_PATHS: Final[tuple[tuple[str, ...], ...]] = (
 )
 
 
+def _tree(paths: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+    """The paths as a tree: {key: None} ends a path, {key: {…}} goes one level down."""
+    tree: dict[str, Any] = {}
+    for path in paths:
+        node = tree
+        for step in path[:-1]:
+            node = node.setdefault(step, {})
+        node[path[-1]] = None
+    return tree
+
+
+_VOLATILE_TREE: Final = _tree(VOLATILE_PATHS)
+
+
 def fingerprint(finding: Mapping[str, Any]) -> str:
     """Return a sha256 of the finding without its volatile fields (hex)."""
     # Corral's own priority is no vendor content: a new priority is `reprioritized`, not `updated`.
     doc: dict[str, Any] = priority.without(finding) if "priority_id" in finding else dict(finding)
-    for path in VOLATILE_PATHS:
-        _drop(doc, path)
+    _drop(doc, _VOLATILE_TREE)
     try:
         text = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as exc:
@@ -80,13 +94,14 @@ def fingerprint(finding: Mapping[str, Any]) -> str:
     return hashlib.sha256(text).hexdigest()
 
 
-def _drop(doc: dict[str, Any], path: tuple[str, ...]) -> None:
-    head, *rest = path
-    if not rest:
-        doc.pop(head, None)
-    elif isinstance(doc.get(head), Mapping):
-        doc[head] = inner = dict(doc[head])
-        _drop(inner, tuple(rest))
+def _drop(doc: dict[str, Any], tree: Mapping[str, Any]) -> None:
+    """Remove the paths of `tree` from `doc`, copying (never changing) the objects on the way."""
+    for head, rest in tree.items():
+        if rest is None:
+            doc.pop(head, None)
+        elif isinstance(doc.get(head), Mapping):
+            doc[head] = inner = dict(doc[head])
+            _drop(inner, rest)
 
 
 FINDING_ID_LENGTH: Final = 20
@@ -101,8 +116,14 @@ def finding_id(key: FindingKey) -> str:
     account: every store finds a finding by id prefix or by uid with one index.
     """
     product, account, uid = key
+    return uid_prefix(uid) + _id_tail(product, account)
+
+
+@functools.lru_cache(maxsize=1024)
+def _id_tail(product: str, account: str) -> str:
+    # A batch holds a handful of (product, account) pairs: each is hashed once.
     tail = hashlib.sha256(f"{product}\x1f{account}".encode()).hexdigest()
-    return uid_prefix(uid) + tail[: FINDING_ID_LENGTH - FINDING_ID_UID_PART]
+    return tail[: FINDING_ID_LENGTH - FINDING_ID_UID_PART]
 
 
 def uid_prefix(uid: str) -> str:
@@ -177,6 +198,20 @@ class Snapshot:
             logged_time=logged if isinstance(logged, int) and not isinstance(logged, bool) else None,
             sequence=sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else None,
             timeless=TIMELESS_LABEL in (metadata.get("labels") or ()),
+        )
+
+    def accepted(self, seen: tuple[str, ...]) -> Snapshot:
+        """This snapshot as stored once accepted, remembering `seen` (built directly: the hot path)."""
+        return Snapshot(
+            self.modified_time,
+            self.fingerprint,
+            self.severity_id,
+            self.status_id,
+            self.closed,
+            self.logged_time,
+            self.sequence,
+            seen,
+            self.timeless,
         )
 
 
@@ -263,19 +298,21 @@ def search_text(finding: Mapping[str, Any]) -> str:
     return "\n".join(parts).lower()
 
 
-def columns(finding: Mapping[str, Any], fp: str | None = None) -> Columns:
-    """Derive the indexed columns of one finding (pure)."""
+def columns(finding: Mapping[str, Any], fp: str | None = None, snapshot: Snapshot | None = None) -> Columns:
+    """Derive the indexed columns of one finding (pure); from its `snapshot`, when given, what that holds."""
     info = finding.get("finding_info", {})
     types = info.get("types") or []
     classification = traits.read(finding)
     ctx = container_context(finding)
+    if snapshot is None:
+        snapshot = Snapshot.of(finding, fp)
     return Columns(
         cloud=finding["cloud"]["provider"],
         region=finding["cloud"].get("region"),
         class_uid=int(finding["class_uid"]),
-        severity_id=int(finding.get("severity_id", 0)),
-        status_id=int(finding.get("status_id", 0)),
-        closed=is_closed(finding),
+        severity_id=snapshot.severity_id,
+        status_id=snapshot.status_id,
+        closed=snapshot.closed,
         finding_type=types[0] if types else None,
         container_service=classification.get(traits.SERVICE),
         layer=classification.get(traits.LAYER),
@@ -283,8 +320,8 @@ def columns(finding: Mapping[str, Any], fp: str | None = None) -> Columns:
         cluster=ctx.cluster,
         namespace=ctx.namespace,
         image=ctx.image_digest or ctx.image,
-        modified_time=ocsf.modified_time(finding),
-        fingerprint=fp or fingerprint(finding),
+        modified_time=snapshot.modified_time,
+        fingerprint=snapshot.fingerprint,
         sample=classification.get(traits.SAMPLE) == "true",
         search=search_text(finding),
     )
@@ -600,12 +637,16 @@ class Store(Protocol):
 
     # Findings -------------------------------------------------------------------------------
 
-    def upsert(self, findings: Sequence[ocsf.Finding], *, now: int) -> list[Change]:
+    def upsert(
+        self, findings: Sequence[ocsf.Finding], *, now: int, documents: Sequence[bytes | None] = ()
+    ) -> list[Change]:
         """Store a batch (in order; one round trip where possible) and return one Change each.
 
         Idempotent: the same finding twice gives `unchanged`. `unchanged` refreshes last_seen
         (and the document when its modified time is not older); `stale` writes nothing.
         Concurrent writers of one finding end with one record and the right version count.
+        `documents`, when given, are the findings' JSON already serialized (None where not), in
+        order: a backend that keeps the document as JSON text may write them as they are.
         """
 
     def mark_suppressed(self, marks: Sequence[tuple[FindingKey, Suppression | None]]) -> None:

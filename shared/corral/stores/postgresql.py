@@ -276,7 +276,9 @@ class PostgresStore(SqlStore):
 
     # Findings ---------------------------------------------------------------------------------------
 
-    def upsert(self, findings: Sequence[ocsf.Finding], *, now: int) -> list[Change]:
+    def upsert(
+        self, findings: Sequence[ocsf.Finding], *, now: int, documents: Sequence[bytes | None] = ()
+    ) -> list[Change]:
         """Store a batch in one transaction (two round trips) and return one Change per finding."""
         if not findings:
             return []
@@ -291,7 +293,7 @@ class PostgresStore(SqlStore):
                 # A separate statement after the locks: its snapshot sees what earlier holders committed.
                 cur.execute(_SELECT_STATE, key_columns)
                 stored = dict(_sql.Current.of_row(row) for row in cur.fetchall())
-                plan = _sql.plan_upsert(findings, stored, now=now)
+                plan = _sql.plan_upsert(findings, stored, now=now, documents=documents)
                 if plan.rows:
                     cur.execute(_INSERT_FINDINGS, _columns_of(plan.rows, _FINDING_JSON))
                 if plan.refresh:

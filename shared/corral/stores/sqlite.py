@@ -186,7 +186,9 @@ class SqliteStore(SqlStore):
 
     # Findings ---------------------------------------------------------------------------------------
 
-    def upsert(self, findings: Sequence[ocsf.Finding], *, now: int) -> list[Change]:
+    def upsert(
+        self, findings: Sequence[ocsf.Finding], *, now: int, documents: Sequence[bytes | None] = ()
+    ) -> list[Change]:
         """Store a batch in one transaction and return one Change per finding, in order."""
         if not findings:
             return []
@@ -207,7 +209,7 @@ class SqliteStore(SqlStore):
                     for row in db.execute(sql, [part for key in chunk for part in key]):
                         key, current = _sql.Current.of_row(row)
                         stored[key] = current
-                plan = _sql.plan_upsert(findings, stored, now=now)
+                plan = _sql.plan_upsert(findings, stored, now=now, documents=documents)
                 db.executemany(_INSERT_FINDINGS, plan.rows)
                 db.executemany(_REFRESH_FINDINGS, plan.refresh)
                 db.executemany(_INSERT_HISTORY, plan.history)

@@ -202,7 +202,9 @@ def _order(snapshot: Snapshot) -> Item:
 class Upserts(Aggregates):
     """The writes of findings: upserts and suppression marks."""
 
-    def upsert(self, findings: Sequence[ocsf.Finding], *, now: int) -> list[Change]:
+    def upsert(
+        self, findings: Sequence[ocsf.Finding], *, now: int, documents: Sequence[bytes | None] = ()
+    ) -> list[Change]:
         """Store a batch: one read per 100 keys, one conditional write per changed key (see module docstring)."""
         prepared = [Incoming.of(i, finding) for i, finding in enumerate(findings)]
         by_key: dict[FindingKey, list[Incoming]] = {}
