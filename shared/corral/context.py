@@ -8,12 +8,11 @@ consumer (store columns, chat messages, the dashboard) reads it through this one
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class ContainerContext:
+# A NamedTuple, not a dataclass: every cold start builds it (see corral.records).
+class ContainerContext(NamedTuple):
     """The container context of one finding; None where the source did not say."""
 
     cluster: str | None = None

@@ -29,8 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -44,8 +43,8 @@ _EVENTBRIDGE_KEYS: Final = frozenset({"version", "id", "account", "time", "regio
 _LIST_KEYS: Final = ("Findings", "findings", "listFindingsResults", "value", "records", "data")
 
 
-@dataclass(frozen=True, slots=True)
-class _At:
+# A NamedTuple, not a dataclass: every cold start builds it (see corral.records).
+class _At(NamedTuple):
     """Where the walk is: location for messages, ids and order from the wrappers, and input bytes."""
 
     where: str = ""
@@ -58,12 +57,12 @@ class _At:
 
     def step(self, label: str, *keys: str | int) -> _At:
         where = f"{self.where}.{label}" if self.where and not label.startswith("[") else f"{self.where}{label}"
-        return replace(self, where=where, path=(*self.path, *keys))
+        return self._replace(where=where, path=(*self.path, *keys))
 
     def inner(self, body: bytes | None, **facts: Any) -> _At:
         """Enter a message whose content was parsed from its own text (an SQS body, Pub/Sub data)."""
         known = {k: v for k, v in facts.items() if v is not None}
-        return replace(self, body=body, path=(), depth=self.depth + 1, **known)
+        return self._replace(body=body, path=(), depth=self.depth + 1, **known)
 
     def failure(self, error: str, raw: object, path: Path | None = None) -> Outcome:
         return Outcome(self.where, error=error, raw=raw, body=self.body, path=self.path if path is None else path)
@@ -99,7 +98,7 @@ def _unwrap(doc: object, at: _At) -> Iterator[Item | Outcome]:
         return
     if isinstance(doc, list):
         for i, element in enumerate(doc):
-            yield from _unwrap(element, replace(at.step(f"[{i}]", i), depth=at.depth + 1))
+            yield from _unwrap(element, at.step(f"[{i}]", i)._replace(depth=at.depth + 1))
         return
     if not isinstance(doc, Mapping):
         yield at.failure(f"expected a JSON object, got {_json_type(doc)}", doc)
@@ -121,7 +120,7 @@ def _unwrap(doc: object, at: _At) -> Iterator[Item | Outcome]:
         yield from _pubsub(doc["message"], at, "message", ("message",))
     elif (key := _list_key(doc)) is not None:
         for i, element in enumerate(doc[key]):
-            yield from _unwrap(element, replace(at.step(f"{key}[{i}]", key, i), depth=at.depth + 1))
+            yield from _unwrap(element, at.step(f"{key}[{i}]", key, i)._replace(depth=at.depth + 1))
     else:
         yield at.item(doc)
 
@@ -240,7 +239,7 @@ def _eventbridge(event: Mapping[str, Any], at: _At) -> Item | Outcome:
         event=event,
     )
     received = envelope.time if envelope.time is not None else at.received
-    return replace(here, delivery_id=_text(event.get("id")) or at.delivery_id, received=received).item(detail, envelope)
+    return here._replace(delivery_id=_text(event.get("id")) or at.delivery_id, received=received).item(detail, envelope)
 
 
 def _cloudevent(event: Mapping[str, Any], at: _At) -> Iterator[Item | Outcome]:
@@ -249,7 +248,7 @@ def _cloudevent(event: Mapping[str, Any], at: _At) -> Iterator[Item | Outcome]:
         return
     data = event.get("data")
     if isinstance(data, Mapping) and isinstance(data.get("message"), Mapping):
-        yield from _pubsub(data["message"], replace(at, where=_join(at.where, "data")), "message", ("data", "message"))
+        yield from _pubsub(data["message"], at._replace(where=_join(at.where, "data")), "message", ("data", "message"))
     else:
         yield at.failure("CloudEvent data has no Pub/Sub message", event)
 
@@ -258,12 +257,12 @@ def _pubsub(message: Mapping[str, Any], at: _At, label: str, keys: Path) -> Iter
     """A Pub/Sub message at `keys` below `at`; its content is located at `label`, failures at `at`."""
     message_id = _text(message.get("messageId")) or _text(message.get("message_id"))
     published = _time(message.get("publishTime") or message.get("publish_time"), "publishTime")
-    here = replace(at, where=_join(at.where, label), path=(*at.path, *keys))
+    here = at._replace(where=_join(at.where, label), path=(*at.path, *keys))
     data = message.get("data")
     if isinstance(data, Mapping):
         # Some log pipelines store push bodies with `data` already decoded.
-        inner = replace(here, path=(*here.path, "data"), depth=at.depth + 1)
-        yield from _unwrap(data, replace(inner, delivery_id=message_id or at.delivery_id, received=published))
+        inner = here._replace(path=(*here.path, "data"), depth=at.depth + 1)
+        yield from _unwrap(data, inner._replace(delivery_id=message_id or at.delivery_id, received=published))
         return
     if not isinstance(data, str):
         yield at.failure("Pub/Sub message data is not a base64 string", message)

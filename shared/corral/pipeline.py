@@ -12,8 +12,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import orjson
 
@@ -61,8 +60,8 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class Inbound:
+# No dataclasses here: every cold start would build them through `exec` (see corral.records).
+class Inbound(NamedTuple):
     """One delivery as an entry point received it: raw bytes or text, or already-parsed JSON."""
 
     data: object
@@ -79,8 +78,7 @@ class Inbound:
     """The transport's sequence number (Event Hubs), ordering deliveries whose times tie."""
 
 
-@dataclass(slots=True)
-class _Pending:
+class _Pending(NamedTuple):
     """A normalized finding waiting for its batch to be stored, with what a dead letter of it needs."""
 
     finding: ocsf.Finding
@@ -89,12 +87,14 @@ class _Pending:
     ref: str
 
 
-@dataclass(slots=True)
 class IngestResult:
     """Counts per change kind, plus skipped, signals and failed; and one line per failure."""
 
-    counts: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
+    __slots__ = ("counts", "errors")
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.errors: list[str] = []
 
     @property
     def failed(self) -> int:
@@ -452,7 +452,7 @@ def _stamped(outcome: Outcome, fallback: int) -> Outcome:
         metadata["sequence"] = item.sequence
     else:
         metadata.pop("sequence", None)
-    return replace(outcome, finding={**finding, "metadata": metadata})
+    return outcome._replace(finding={**finding, "metadata": metadata})
 
 
 def _within_limits(outcome: Outcome) -> Outcome:
