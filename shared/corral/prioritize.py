@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from corral import inventory, ocsf, priority
@@ -74,7 +73,7 @@ class Prepared:
             previous = self.before.get(change.key)
             if change.kind == "unchanged" and previous is not None and not given.same(previous):
                 version = reprioritized_version(change.key, given)
-                out.append(replace(change, kind="reprioritized", version=version))
+                out.append(change._replace(kind="reprioritized", version=version))
             else:
                 out.append(change)
         store = self.prioritizer.store

@@ -11,7 +11,7 @@ order (a finding twice in one batch: the second sees the first) and returns the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -271,7 +271,7 @@ def plan_upsert(findings: Sequence[ocsf.Finding], stored: Mapping[FindingKey, Cu
         changes.append(Change(kind, key, version, finding, previous))
         if kind == "stale":
             continue
-        accepted = replace(incoming, seen=remember(previous.seen if previous else (), fp))
+        accepted = incoming._replace(seen=remember(previous.seen if previous else (), fp))
         if current is None:
             after = Current(accepted, now, now, 1)
         else:
