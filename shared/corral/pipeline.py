@@ -8,6 +8,7 @@ that fails leaves its ledger row pending for `redrive`; it never fails the inges
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import Counter
@@ -16,8 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import orjson
 
-from corral import config, limits, ocsf, spans
-from corral.delivery import Deliverer
+from corral import config, limits, ocsf
 from corral.errors import ConfigError, StoreUnavailableError
 from corral.normalize import normalize
 from corral.prioritize import Prioritizer
@@ -39,6 +39,7 @@ from corral.stores.base import (
 )
 
 if TYPE_CHECKING:
+    from corral.delivery import Deliverer
     from corral.sinks.base import Sink
 
 BATCH: Final = 500
@@ -123,8 +124,14 @@ class Pipeline:
         self.sinks = dict(sinks or {})
         self.clock = clock
         self.settings = settings or config.Settings(store=store.url)
-        self.deliverer = Deliverer(store, self.sinks, clock)
         self.prioritizer = Prioritizer(store, self.settings.priority, clock)
+
+    @functools.cached_property
+    def deliverer(self) -> Deliverer:
+        """Sends ledger rows through the sinks; loaded on first use, as a pipeline without routes never sends."""
+        from corral.delivery import Deliverer  # noqa: PLC0415
+
+        return Deliverer(self.store, self.sinks, self.clock)
 
     @classmethod
     def from_settings(cls, settings: config.Settings, env: Mapping[str, str]) -> Pipeline:
@@ -231,6 +238,8 @@ class Pipeline:
     def _dead_letter(self, outcome: Outcome, ref: str) -> DeadLetter:
         raw: bytes | None = None
         if outcome.body is not None:
+            from corral import spans  # noqa: PLC0415 - only a failure is cut out of its input
+
             raw = spans.locate(outcome.body, outcome.path) if outcome.path else outcome.body
         if raw is None:
             value = outcome.raw
