@@ -28,15 +28,18 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from corral.errors import StoreUnavailableError
-from corral.pipeline import Inbound, Pipeline
-from corral.redaction import redact_url
+from corral.startup import starting
 
 if TYPE_CHECKING:
     from corral.push_auth import PushVerifier
 
 log = logging.getLogger("corral.gcp")
-PIPELINE = Pipeline.from_env()
+with starting():  # Corral's imports and the pipeline, without the cycle collector: see corral.startup
+    from corral.errors import StoreUnavailableError
+    from corral.pipeline import Inbound, Pipeline
+    from corral.redaction import redact_url
+
+    PIPELINE = Pipeline.from_env()
 PUSH_VERIFY = os.environ.get("CORRAL_PUSH_VERIFY", "on").lower() != "off"
 PUSH_CERTS_URL = os.environ.get("CORRAL_PUSH_CERTS_URL", "")
 if not PUSH_VERIFY:
