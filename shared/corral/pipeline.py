@@ -23,7 +23,6 @@ from corral.normalize import normalize
 from corral.prioritize import Prioritizer
 from corral.records import HealthSignal, Outcome
 from corral.routing import Router
-from corral.sinks import build_all
 from corral.stores import open_store
 from corral.stores.base import (
     CHANGE_KINDS,
@@ -136,7 +135,11 @@ class Pipeline:
     @classmethod
     def from_settings(cls, settings: config.Settings, env: Mapping[str, str]) -> Pipeline:
         """Build the pipeline a configuration describes; every sink is validated now."""
-        sinks = build_all(settings.sinks, env, settings.origin, settings.public_url)
+        sinks: dict[str, Sink] = {}
+        if settings.sinks:
+            from corral.sinks import build_all  # noqa: PLC0415 - a pipeline without sinks never loads the registry
+
+            sinks = build_all(settings.sinks, env, settings.origin, settings.public_url)
         return cls(open_store(settings.store), settings.router, sinks, settings=settings)
 
     @classmethod
