@@ -9,6 +9,12 @@ A `Fields` is a view of one JSON object; `at()` and `objects()` give views of th
 inside it, which record into the same set of mapped paths (kept as a trie: nested dicts keyed
 like the document, with `_LEAF` where a whole value was mapped). Reads are plain dict lookups,
 since normalization runs once per finding and JSON decoders give dicts and lists.
+
+`Fields.folded(doc)` reads keys case-insensitively, for vendors that send one field in several
+casings. It resolves a requested key to the document's own spelling (the first one sent) through
+a lower-cased index of the object's keys, built once per object and only when first read, and
+records that spelling: `rest()` keeps the vendor's casing, and nothing is copied or lower-cased
+for the objects a normalizer never reads. The case-sensitive views pay nothing for this mode.
 """
 
 from __future__ import annotations
@@ -213,9 +219,90 @@ class Fields:
         self._taken[key] = _LEAF
         return millis
 
-    def rest(self) -> dict[str, Any]:
-        """Return the object without the recorded paths, pruned as `ocsf.prune` does."""
+    def has(self, key: str) -> bool:
+        """True when the object has `key` (whatever its value)."""
+        return self._spelling(key) in self._doc
+
+    def get(self, name: str, *more: str) -> Any:
+        """Return the first value among the keys `name, *more` that is present and not null; not recorded."""
+        doc = self._doc
+        for key in (name, *more):
+            value = doc.get(key)
+            if value is not None:
+                return value
+        return None
+
+    def first_text(self, name: str, *more: str) -> str | None:
+        """Return the first non-empty string among the keys `name, *more`; not recorded."""
+        doc = self._doc
+        for key in (name, *more):
+            value = doc.get(key)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    def view(self, name: str, *more: str) -> Fields:
+        """Return the view of the first object among the keys `name, *more` (a view of nothing if none is)."""
+        for key in (name, *more):
+            value = self._doc.get(key)
+            if isinstance(value, dict):
+                return type(self)(value, _child(self._taken, key))
+        return type(self)(_ABSENT, {})
+
+    def mark_tree(self, tree: dict[str, Any]) -> None:
+        """Record every path of `tree` (as `mark` would each), for a normalizer's fixed set of mapped paths.
+
+        `tree` is nested dicts keyed like the document (lower-cased, for a folded view), with True
+        where a whole value is mapped; a path that is not in the document records nothing, and an
+        empty object with paths below it is recorded as a whole (nothing in it is left unmapped).
+        """
+        self._mark_tree(tree)
+
+    def rest(self, *, as_sent: bool = False) -> dict[str, Any]:
+        """Return the object without the recorded paths, pruned as `ocsf.prune` does.
+
+        With `as_sent`, nothing else is dropped: nulls and empty values stay as the vendor sent
+        them, and only an object left empty by what was recorded in it goes.
+        """
+        if as_sent:
+            return _rest_as_sent(self._doc, self._taken)
         return _rest_object(self._doc, self._taken)
+
+    @staticmethod
+    def folded(doc: dict[str, Any], taken: Trie | None = None) -> Fields:
+        """Return a case-insensitive view of `doc` (see the module's docstring)."""
+        from corral.sources._core.folded import Folded  # noqa: PLC0415 - it is built on this module
+
+        return Folded(doc, {} if taken is None else taken)
+
+    def _spelling(self, name: str) -> str:
+        return name
+
+    def _mark_tree(self, tree: dict[str, Any]) -> None:
+        doc, taken = self._doc, self._taken
+        for name, rule in tree.items():
+            key = self._spelling(name)  # the document's own spelling, in a folded view
+            if key not in doc:
+                continue
+            if rule is True or doc[key] == {}:
+                taken[key] = _LEAF
+            elif isinstance(doc[key], dict):
+                self.view(key)._mark_tree(rule)
+
+
+def _rest_as_sent(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
+    # Walks what is recorded (a few keys) over a copy of the object, rather than every key sent.
+    out = dict(doc)
+    for key, below in taken.items():
+        if below is _LEAF:
+            out.pop(key, None)
+        elif below and isinstance(out.get(key), dict):
+            kept = _rest_as_sent(out[key], below)
+            if kept:
+                out[key] = kept
+            else:
+                del out[key]
+    return out
 
 
 def _is_ip(value: object) -> bool:

@@ -24,12 +24,13 @@ from typing import Any, Final
 
 from corral.errors import CorralError, MalformedEventError, UnsupportedSourceError
 from corral.records import Normalized, Skip
+from corral.sources._core.folded import Folded
+from corral.sources._core.reader import Fields
 from corral.sources.defender import alerts, assessments, attackpaths, compliance, subassessments
 from corral.sources.defender._facts import FACTS as FACTS
 from corral.sources.defender._facts import SOURCE as SOURCE
-from corral.sources.defender._keys import View
 
-_Normalizer = Callable[[View, "str | None", "int | None"], dict[str, Any]]
+_Normalizer = Callable[[Fields, "str | None", "int | None"], dict[str, Any]]
 
 _BY_TYPE: Final[dict[str, _Normalizer]] = {
     assessments.TYPE: assessments.normalize,
@@ -47,7 +48,7 @@ _SKIPPED: Final = {
 }
 
 
-def _kind(doc: View) -> str:
+def _kind(doc: Fields) -> str:
     value = doc.get("type")
     return value.strip().lower() if isinstance(value, str) else ""
 
@@ -55,7 +56,7 @@ def _kind(doc: View) -> str:
 def recognizes(doc: Mapping[str, Any]) -> bool:
     """True when `doc` is a Defender for Cloud record this source reads (never raises)."""
     try:
-        view = View(doc)
+        view = Folded(doc if isinstance(doc, dict) else {}, {})
         kind = _kind(view)
         return kind in _BY_TYPE or kind in _SKIPPED or alerts.matches(view)
     except Exception:  # noqa: BLE001 - a recognizer must answer, whatever it is handed
@@ -75,16 +76,15 @@ def normalize(
         if not isinstance(doc, Mapping):
             raise MalformedEventError(f"document is a {type(doc).__name__}, not an object")
         doc = dict(doc)
-    view = View(doc)
+    view = Folded(doc, {})
     kind = _kind(view)
     try:
         if kind in _SKIPPED:
             return Skip(_SKIPPED[kind])
         if kind == assessments.TYPE:
-            extra = view.view("properties").view("additionalData")
-            nested = extra.get("subAssessment")
-            if isinstance(nested, dict):
-                return subassessments.normalize(extra.child(nested), delivery_id, received_time, parent=view)
+            nested = view.view("properties").view("additionalData").view("subAssessment")
+            if nested.exists:
+                return subassessments.normalize(nested, delivery_id, received_time, parent=view)
         if kind in _BY_TYPE:
             return _BY_TYPE[kind](view, delivery_id, received_time)
         if alerts.matches(view):

@@ -10,7 +10,7 @@ from typing import Any, Final
 from corral import ocsf
 from corral.errors import MalformedEventError
 from corral.sources._core import images, times
-from corral.sources.defender._keys import View
+from corral.sources._core.reader import Fields
 
 PRODUCT_UID: Final = "microsoft.defender_for_cloud"
 PRODUCT_NAME: Final = "Microsoft Defender for Cloud"
@@ -89,7 +89,7 @@ def severity_id(value: object) -> int:
     return SEVERITIES.get(value.strip().lower(), 99)
 
 
-def first_time(view: View, *names: str) -> int | None:
+def first_time(view: Fields, *names: str) -> int | None:
     """Return the first of `names` that holds a time, in epoch ms (a malformed or implausible one raises)."""
     for name in names:
         value = view.get(name)
@@ -132,16 +132,18 @@ def arm_type(resource_id: str | None) -> str | None:
     """
     if not resource_id or not resource_id.startswith("/"):
         return None
-    parts = [p for p in resource_id.split("/") if p]
-    lowered = [p.lower() for p in parts]
-    if "providers" not in lowered:
-        if len(parts) == 2 and lowered[0] == "subscriptions":
+    lowered = resource_id.lower()
+    at = lowered.rfind("/providers/")
+    if at < 0 or lowered.endswith("/providers"):
+        parts = [p for p in lowered.split("/") if p]
+        if "providers" in parts:  # only as the last segment: nothing follows the provider
+            return None
+        if len(parts) == 2 and parts[0] == "subscriptions":
             return "Microsoft.Resources/subscriptions"
-        if len(parts) == 4 and lowered[2] == "resourcegroups":
+        if len(parts) == 4 and parts[2] == "resourcegroups":
             return "Microsoft.Resources/resourceGroups"
         return None
-    at = len(lowered) - 1 - lowered[::-1].index("providers")
-    rest = parts[at + 1 :]
+    rest = [p for p in resource_id[at + len("/providers/") :].split("/") if p]
     if len(rest) < 2:
         return None
     return "/".join([rest[0], *rest[1::2]])
@@ -157,12 +159,14 @@ def last_segment(resource_id: str | None) -> str | None:
 
 def arm_resource(resource_id: str, *, name: str | None = None, role_id: int | None = None) -> dict[str, Any]:
     """Return an OCSF resource for an ARM id: uid, name, ARM type, and role when given."""
-    return {
-        "uid": resource_id,
-        "name": name or last_segment(resource_id),
-        "type": arm_type(resource_id),
-        "role_id": role_id,
-    }
+    return compact(
+        {
+            "uid": resource_id,
+            "name": name or last_segment(resource_id),
+            "type": arm_type(resource_id),
+            "role_id": role_id,
+        }
+    )
 
 
 def azure_cloud(resource_id: str | None, region: str | None = None, fallback: str | None = None) -> dict[str, Any]:
@@ -210,23 +214,33 @@ def remediation_text(value: object) -> str | None:
     return None
 
 
+def compact(obj: dict[str, Any]) -> dict[str, Any]:
+    """Return `obj` without the values its builder found absent: None, "", [] and {} (0 and False stay).
+
+    Every object of a finding is built through this (or holds only values known present), so the
+    finding needs no pruning pass: OCSF has no nulls.
+    """
+    return {key: value for key, value in obj.items() if value or value == 0}
+
+
 def finish(finding: dict[str, Any], unmapped: Mapping[str, Any]) -> dict[str, Any]:
-    """Prune the finding and attach what was not mapped, as sent (nulls included)."""
-    done: dict[str, Any] = ocsf.prune(finding)
+    """Drop what OCSF cannot identify and attach what was not mapped, as sent (nulls included)."""
     # A resource OCSF can identify needs a uid or a name; a record missing both for some
     # resource says nothing about it, so that resource is left out rather than emitted empty.
-    resources = [r for r in done.get("resources", []) if r.get("uid") or r.get("name")]
-    if resources:
-        done["resources"] = resources
-    else:
-        done.pop("resources", None)
-    info = done.get("finding_info", {})
+    resources = finding.get("resources")
+    if resources is not None:
+        resources = [r for r in resources if "uid" in r or "name" in r]
+        if resources:
+            finding["resources"] = resources
+        else:
+            del finding["resources"]
+    info = finding.get("finding_info", {})
     analytic = info.get("analytic")
-    if analytic is not None and not (analytic.get("uid") or analytic.get("name")):
+    if analytic is not None and "uid" not in analytic and "name" not in analytic:
         del info["analytic"]
     if unmapped:
-        done["unmapped"] = dict(unmapped)
-    return done
+        finding["unmapped"] = unmapped
+    return finding
 
 
 def https(link: str | None) -> str | None:
@@ -259,24 +273,24 @@ def recommendation_link(assessment_id: str | None) -> str | None:
     )
 
 
-def resource_cloud(details: View, fallback_id: str | None) -> tuple[dict[str, Any], str | None]:
+def resource_cloud(details: Fields, fallback_id: str | None) -> tuple[dict[str, Any], str | None]:
     """Return (`cloud`, resource provider) for an assessment's `resourceDetails`.
 
     `cloud` describes the assessed resource: for `source` Aws or Gcp the AWS account or GCP
     project (from the details, or parsed from an ARN), and the Azure subscription of the
     connector only when neither is given, because the identity triple needs an account.
     """
-    source = (details.text("source") or "Azure").strip().lower()
-    resource_id = details.text("id")
+    source = (details.first_text("source") or "Azure").strip().lower()
+    resource_id = details.first_text("id")
     if source in ("aws", "gcp"):
         provider = "AWS" if source == "aws" else "GCP"
-        native = details.text("nativeResourceId") or resource_id or ""
+        native = details.first_text("nativeResourceId") or resource_id or ""
         arn = native.split(":") if native.startswith("arn:") else []
-        account = details.text("awsAccountId", "accountId", "gcpProjectId", "projectId") or (
+        account = details.first_text("awsAccountId", "accountId", "gcpProjectId", "projectId") or (
             arn[4] if len(arn) > 5 and arn[4] else None
         )
-        region = details.text("region", "location") or (arn[3] if len(arn) > 5 and arn[3] else None)
+        region = details.first_text("region", "location") or (arn[3] if len(arn) > 5 and arn[3] else None)
         if account:
             return ocsf.cloud(provider, account, region), provider
     arm = resource_id if resource_id and resource_id.startswith("/") else None
-    return azure_cloud(arm, None, fallback=details.text("nativeResourceId") or fallback_id), "Azure"
+    return azure_cloud(arm, None, fallback=details.first_text("nativeResourceId") or fallback_id), "Azure"

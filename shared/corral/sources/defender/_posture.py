@@ -29,8 +29,9 @@ from __future__ import annotations
 from typing import Final
 
 from corral import ocsf, traits
-from corral.sources.defender._keys import View
+from corral.sources._core.reader import Fields
 from corral.sources.defender._services import Placement, placement
+from corral.sources.defender._values import boolean
 
 _PASS: Final = frozenset({"healthy", "passed"})
 _FAIL: Final = frozenset({"unhealthy", "failed"})
@@ -54,23 +55,23 @@ _TITLE_WORDS: Final[tuple[tuple[str, Placement], ...]] = (
 )
 
 
-def enrichment(doc: View) -> View:
+def enrichment(doc: Fields) -> Fields:
     """Return the continuous-export enrichment (action, isSnapshot); empty for REST rows."""
     return doc.view(*ENRICHMENTS)
 
 
-def lifecycle(code: str | None, export: View) -> tuple[int, int, str | None, int, str | None]:
+def lifecycle(code: str | None, export: Fields) -> tuple[int, int, str | None, int, str | None]:
     """Return (status_id, activity_id, status word for 99, compliance status_id, its word)."""
     word = (code or "").strip().lower()
     compliance = ocsf.COMPLIANCE_PASS if word in _PASS else ocsf.COMPLIANCE_FAIL if word in _FAIL else 99 if word else 0
     compliance_word = code if compliance == 99 else None
-    action = (export.text("action") or "").lower()
+    action = (export.first_text("action") or "").lower()
     if action == "delete":
         return ocsf.STATUS_DELETED, ocsf.CLOSE, None, compliance, compliance_word
     if word in _PASS:
         return ocsf.STATUS_RESOLVED, ocsf.CLOSE, None, compliance, compliance_word
     if action:
-        activity = ocsf.CREATE if action == "insert" and not export.bool("isSnapshot") else ocsf.UPDATE
+        activity = ocsf.CREATE if action == "insert" and not boolean(export, "isSnapshot") else ocsf.UPDATE
     else:
         activity = ocsf.CREATE
     if word in _FAIL:

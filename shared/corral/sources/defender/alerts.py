@@ -31,10 +31,11 @@ from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
+from corral.sources._core.reader import Fields
 from corral.sources.defender import _common as common
 from corral.sources.defender._entities import Entities, foreign_resource
-from corral.sources.defender._keys import Tree, View, consumed, without
 from corral.sources.defender._services import placement
+from corral.sources.defender._values import consumed, listed, objects, unmapped
 
 LOG_NAME: Final = "SecurityAlert"
 
@@ -96,7 +97,7 @@ _INTENT_CONSUMED: Final = ("Intent", "Techniques", "SubTechniques")
 _ARM_CONSUMED: Final = ("id", "name", "type")
 
 
-def _consumed(prefix: str, intent_mapped: bool) -> Tree:
+def _consumed(prefix: str, intent_mapped: bool) -> dict[str, Any]:
     paths = [prefix + key for key in _TOP_CONSUMED]
     if intent_mapped:
         paths += [prefix + key for key in _INTENT_CONSUMED]
@@ -113,29 +114,30 @@ _CONSUMED: Final = {
 }
 
 
-def matches(doc: View) -> bool:
+def matches(doc: Fields) -> bool:
     """True for an exported alert record (its own keys) or an ARM alert resource."""
-    kind = (doc.text("type") or "").lower()
+    kind = (doc.first_text("type") or "").lower()
     if kind.startswith("microsoft.security/") and kind.endswith("/alerts"):
         return True
     return doc.get("SystemAlertId") is not None and doc.get("AlertType") is not None
 
 
-def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
     """Return the Detection Finding for one Defender alert (either shape)."""
-    rest = doc.view("properties") if doc.key("properties") and not doc.get("SystemAlertId") else None
+    rest = doc.view("properties") if doc.has("properties") and not doc.get("SystemAlertId") else None
     alert = rest if rest is not None else doc
-
-    arm_id = doc.text("id") if rest is not None else None
-    uid, uid_alt = _identity(alert.text("SystemAlertId"), doc.text("name") if rest is not None else None, arm_id)
-    alert_type, title, link = alert.text("AlertType"), alert.text("AlertDisplayName"), alert.text("AlertUri")
-    graph = Entities(alert.list("Entities"))
-    identifiers = alert.views("ResourceIdentifiers")
+    arm_id = doc.first_text("id") if rest is not None else None
+    name = doc.first_text("name") if rest is not None else None
+    uid, uid_alt = _identity(alert.first_text("SystemAlertId"), name, arm_id)
+    alert_type, title = alert.first_text("AlertType"), alert.first_text("AlertDisplayName")
+    link = alert.first_text("AlertUri")
+    graph = Entities(listed(alert, "Entities"))
+    identifiers = objects(alert, "ResourceIdentifiers")
     primary = _primary_resource(alert, identifiers)
     foreign = _foreign(graph, identifiers, primary)
     provider, cloud, foreign_resource = _cloud(foreign, primary, arm_id, link)
 
-    status_word = alert.text("Status")
+    status_word = alert.first_text("Status")
     status_id, activity_id = _STATUS.get((status_word or "new").lower(), (99, 99))
     severity_word = alert.get("Severity")
     times = _times(alert)
@@ -145,7 +147,8 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
     cluster_ids = graph.cluster_ids()
     service, layer = _classify(alert_type, primary, cluster_ids, provider, graph.has_containers())
     orchestrator = _orchestrator(provider, graph, cluster_ids, primary)
-    feature = alert.text("ProductComponentName") or alert.view("ExtendedProperties").text("ProductComponentName")
+    extended = alert.view("ExtendedProperties")
+    feature = alert.first_text("ProductComponentName") or extended.first_text("ProductComponentName")
 
     finding = common.envelope(
         ocsf.DETECTION,
@@ -160,38 +163,38 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
         tenant=_tenant(identifiers),
         feature=feature,
     )
+    info = _info(alert, alert_type, title, link)
+    info.update(times, uid=uid, uid_alt=uid_alt, attacks=attacks)
+    info["traits"] = traits.classify(service, layer, traits.THREAT_DETECTION)
     finding.update(
-        {
-            "message": title,
-            "is_alert": True,
-            "cloud": cloud,
-            "finding_info": {
-                "uid": uid,
-                "uid_alt": uid_alt,
-                **_info(alert, alert_type, title, link),
-                **times,
-                "attacks": attacks,
-                "traits": traits.classify(service, layer, traits.THREAT_DETECTION),
-            },
-            "resources": _resources(primary, alert, graph, foreign_resource),
-            "evidences": list(graph.evidences(orchestrator or "Kubernetes")),
-            "remediation": _remediation(alert),
-        }
+        common.compact(
+            {
+                "message": title,
+                "is_alert": True,
+                "cloud": cloud,
+                "finding_info": common.compact(info),
+                "resources": _resources(primary, alert, graph, foreign_resource),
+                "evidences": list(graph.evidences(orchestrator or "Kubernetes")),
+                "remediation": _remediation(alert),
+            }
+        )
     )
-    return common.finish(finding, without(doc, _CONSUMED[rest is not None, intent_mapped]))
+    return common.finish(finding, unmapped(doc, _CONSUMED[rest is not None, intent_mapped]))
 
 
-def _info(alert: View, alert_type: str | None, title: str | None, link: str | None) -> dict[str, Any]:
+def _info(alert: Fields, alert_type: str | None, title: str | None, link: str | None) -> dict[str, Any]:
     return {
         "title": title,
-        "desc": alert.text("Description"),
+        "desc": alert.first_text("Description"),
         "types": [alert_type] if alert_type else [],
-        "analytic": {"type_id": 1, "type": "Rule", "uid": alert_type, "name": title} if alert_type else None,
+        "analytic": common.compact({"type_id": 1, "type": "Rule", "uid": alert_type, "name": title})
+        if alert_type
+        else None,
         "src_url": link,
     }
 
 
-def _times(alert: View) -> dict[str, int | None]:
+def _times(alert: Fields) -> dict[str, int | None]:
     return {
         "created_time": common.first_time(alert, "TimeGenerated", "TimeGeneratedUtc"),
         "modified_time": common.first_time(alert, "ProcessingEndTime", "ProcessingEndTimeUtc"),
@@ -221,28 +224,30 @@ def _orchestrator(provider: str, graph: Entities, cluster_ids: list[str], primar
     return "AKS" if aks else None
 
 
-def _remediation(alert: View) -> dict[str, Any] | None:
-    steps = alert.list("RemediationSteps")
+def _remediation(alert: Fields) -> dict[str, Any] | None:
+    steps = listed(alert, "RemediationSteps")
     text = common.remediation_text(steps) if steps else common.remediation_text(alert.get("RemediationSteps"))
     return {"desc": text} if text else None
 
 
-def _tenant(identifiers: list[View]) -> str | None:
+def _tenant(identifiers: list[Fields]) -> str | None:
     for identifier in identifiers:
-        found = identifier.text("AzureResourceTenantId", "AadTenantId")
+        found = identifier.first_text("AzureResourceTenantId", "AadTenantId")
         if found:
             return found
     return None
 
 
-def _primary_resource(alert: View, identifiers: list[View]) -> str | None:
-    found = alert.text("AzureResourceId")
+def _primary_resource(alert: Fields, identifiers: list[Fields]) -> str | None:
+    found = alert.first_text("AzureResourceId")
     if found:
         return found
     for identifier in identifiers:
-        if (identifier.text("Type") or "").lower() == "azureresource" and identifier.text("AzureResourceId"):
-            return identifier.text("AzureResourceId")
-    return alert.view("ExtendedProperties").text("EffectiveAzureResourceId")
+        if (identifier.first_text("Type") or "").lower() == "azureresource" and identifier.first_text(
+            "AzureResourceId"
+        ):
+            return identifier.first_text("AzureResourceId")
+    return alert.view("ExtendedProperties").first_text("EffectiveAzureResourceId")
 
 
 def _identity(system_id: str | None, name: str | None, arm_id: str | None) -> tuple[str, str | None]:
@@ -261,7 +266,7 @@ def _identity(system_id: str | None, name: str | None, arm_id: str | None) -> tu
     return uid, arm_id
 
 
-def _attacks(alert: View) -> tuple[list[dict[str, Any]], bool]:
+def _attacks(alert: Fields) -> tuple[list[dict[str, Any]], bool]:
     """Return the ATT&CK entries, and whether every Intent value was a tactic."""
     intent = alert.get("Intent")
     words = [w.strip() for w in intent.split(",")] if isinstance(intent, str) else []
@@ -273,10 +278,10 @@ def _attacks(alert: View) -> tuple[list[dict[str, Any]], bool]:
             attacks.append({"tactic": {"uid": found[0], "name": found[1]}})
         else:
             all_mapped = False
-    for technique in alert.list("Techniques"):
+    for technique in listed(alert, "Techniques"):
         if isinstance(technique, str) and technique:
             attacks.append({"technique": {"uid": technique}})
-    for sub in alert.list("SubTechniques"):
+    for sub in listed(alert, "SubTechniques"):
         if isinstance(sub, str) and sub:
             parent = sub.split(".", 1)[0]
             attacks.append({"technique": {"uid": parent}, "sub_technique": {"uid": sub}})
@@ -301,7 +306,7 @@ def _classify(
 
 
 def _foreign(
-    graph: Entities, identifiers: list[View], primary: str | None
+    graph: Entities, identifiers: list[Fields], primary: str | None
 ) -> tuple[str, str, str | None, dict[str, Any]] | None:
     """Return (provider, account, region, resource) when the alert is about an AWS/GCP resource."""
     on_connector = primary is None or "/microsoft.security/securityconnectors/" in primary.lower()
@@ -315,16 +320,16 @@ def _foreign(
 
 
 def _foreign_identifiers(
-    identifiers: list[View],
+    identifiers: list[Fields],
 ) -> Iterator[tuple[str, str | None, str | None, dict[str, Any], set[str]]]:
     for identifier in identifiers:
-        kind = (identifier.text("Type") or "").lower()
+        kind = (identifier.first_text("Type") or "").lower()
         if "aws" in kind or "gcp" in kind:
             yield foreign_resource(identifier, "AWS" if "aws" in kind else "GCP")
 
 
 def _resources(
-    primary: str | None, alert: View, graph: Entities, foreign: dict[str, Any] | None
+    primary: str | None, alert: Fields, graph: Entities, foreign: dict[str, Any] | None
 ) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     if primary:
@@ -332,8 +337,8 @@ def _resources(
     if foreign:
         found.append(foreign)
     found += graph.resources()
-    if not found and alert.text("CompromisedEntity"):
-        found.append({"name": alert.text("CompromisedEntity"), "role_id": 1})
+    if not found and alert.first_text("CompromisedEntity"):
+        found.append({"name": alert.first_text("CompromisedEntity"), "role_id": 1})
     unique: dict[tuple[str, str], dict[str, Any]] = {}
     for resource in found:
         uid = str(resource.get("uid") or "").lower()

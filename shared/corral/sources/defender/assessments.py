@@ -30,9 +30,10 @@ from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
+from corral.sources._core.reader import Fields
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
-from corral.sources.defender._keys import View, consumed, without
+from corral.sources.defender._values import consumed, listed, unmapped
 
 LOG_NAME: Final = "SecurityRecommendation"
 TYPE: Final = "microsoft.security/assessments"
@@ -56,9 +57,9 @@ _CONSUMED: Final = consumed(
 )
 
 
-def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
     """Return the Compliance Finding for one recommendation (assessment) record."""
-    assessment_id = doc.text("id")
+    assessment_id = doc.first_text("id")
     if not assessment_id:
         raise MalformedEventError("id: missing or not a string")
     props = doc.view("properties")
@@ -67,19 +68,19 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
     status = props.view("status")
     extra = props.view("additionalData")
     export = posture.enrichment(doc)
-    resource_id = details.text("id") or _parent_resource(assessment_id)
+    resource_id = details.first_text("id") or _parent_resource(assessment_id)
     cloud, provider = common.resource_cloud(details, assessment_id)
-    title = props.text("displayName") or meta.text("displayName")
+    title = props.first_text("displayName") or meta.first_text("displayName")
     first = common.first_time(status, "firstEvaluationDate")
     changed = common.first_time(status, "statusChangeDate")
     time = common.require_time([changed, first], received_time, "assessment")
-    code = status.text("code")
+    code = status.first_text("code")
     status_id, activity_id, status_word, compliance_id, compliance_word = posture.lifecycle(code, export)
     severity_word = meta.get("severity")
     kubernetes = _kubernetes(extra, details)
     service, layer = _place(resource_id, title, extra, kubernetes)
-    remediation = meta.text("remediationDescription")
-    categories = [c for c in meta.list("categories") if isinstance(c, str) and c]
+    remediation = meta.first_text("remediationDescription")
+    categories = [c for c in listed(meta, "categories") if isinstance(c, str) and c]
 
     finding = common.envelope(
         ocsf.COMPLIANCE,
@@ -91,51 +92,52 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
         status_id=status_id,
         status_word=status_word,
         delivery_id=delivery_id,
-        tenant=doc.text("tenantId"),
+        tenant=doc.first_text("tenantId"),
     )
     resource = _resource(details, resource_id, provider)
+    detail = _detail(status)
+    status_name = compliance_word or ocsf.COMPLIANCE_NAMES[compliance_id]
+    compliance = {"control": title, "status_id": compliance_id, "status": status_name, "status_code": code}
+    compliance.update(status_detail=detail, category=", ".join(categories))
     finding.update(
-        {
-            "message": title,
-            "status_code": code,
-            "status_detail": _detail(status),
-            "cloud": cloud,
-            "finding_info": _info(doc, assessment_id, title, categories, first, changed, service, layer),
-            "compliance": {
-                "control": title,
-                "status_id": compliance_id,
-                "status": compliance_word or ocsf.COMPLIANCE_NAMES[compliance_id],
+        common.compact(
+            {
+                "message": title,
                 "status_code": code,
-                "status_detail": _detail(status),
-                "category": ", ".join(categories) or None,
-            },
-            "remediation": {"desc": remediation} if remediation else None,
-            "resources": [resource, *kubernetes.get("resources", [])],
-            "evidences": kubernetes.get("evidences"),
+                "status_detail": detail,
+                "cloud": cloud,
+                "finding_info": _info(doc, assessment_id, title, categories, first, changed, service, layer),
+                "compliance": common.compact(compliance),
+                "remediation": {"desc": remediation} if remediation else None,
+                "resources": [resource, *kubernetes.get("resources", [])],
+                "evidences": kubernetes.get("evidences"),
+            }
+        )
+    )
+    return common.finish(finding, unmapped(doc, _CONSUMED))
+
+
+def _resource(details: Fields, resource_id: str | None, provider: str | None) -> dict[str, Any]:
+    return common.compact(
+        {
+            "uid": resource_id,
+            "name": details.first_text("resourceName") or common.last_segment(resource_id),
+            "type": common.arm_type(resource_id) or details.first_text("resourceType"),
+            "provider": provider,
+            "role_id": 1,
         }
     )
-    return common.finish(finding, without(doc, _CONSUMED))
 
 
-def _resource(details: View, resource_id: str | None, provider: str | None) -> dict[str, Any]:
-    return {
-        "uid": resource_id,
-        "name": details.text("resourceName") or common.last_segment(resource_id),
-        "type": common.arm_type(resource_id) or details.text("resourceType"),
-        "provider": provider,
-        "role_id": 1,
-    }
-
-
-def _place(resource_id: str | None, title: str | None, extra: View, kubernetes: dict[str, Any]) -> tuple[str, str]:
-    service, layer = posture.place(resource_id, title, extra.text("kind"))
+def _place(resource_id: str | None, title: str | None, extra: Fields, kubernetes: dict[str, Any]) -> tuple[str, str]:
+    service, layer = posture.place(resource_id, title, extra.first_text("kind"))
     if kubernetes and service == traits.NO_SERVICE:
         return traits.AKS, traits.APPLICATION
     return service, layer
 
 
 def _info(
-    doc: View,
+    doc: Fields,
     assessment_id: str,
     title: str | None,
     categories: list[str],
@@ -145,23 +147,25 @@ def _info(
     layer: str,
 ) -> dict[str, Any]:
     props = doc.view("properties")
-    return {
+    info = {
         "uid": assessment_id.lower(),
         "uid_alt": assessment_id if assessment_id != assessment_id.lower() else None,
         "title": title,
-        "desc": props.view("metadata").text("description"),
+        "desc": props.view("metadata").first_text("description"),
         "types": categories,
-        "analytic": {"type_id": 1, "type": "Rule", "uid": doc.text("name"), "name": title},
+        "analytic": common.compact({"type_id": 1, "type": "Rule", "uid": doc.first_text("name"), "name": title}),
         "created_time": first,
         "first_seen_time": first,
         "modified_time": changed,
-        "src_url": common.https(props.view("links").text("azurePortal")) or common.recommendation_link(assessment_id),
+        "src_url": common.https(props.view("links").first_text("azurePortal"))
+        or common.recommendation_link(assessment_id),
         "traits": traits.classify(service, layer, traits.HARDENING),
     }
+    return common.compact(info)
 
 
-def _detail(status: View) -> str | None:
-    cause, description = status.text("cause"), status.text("description")
+def _detail(status: Fields) -> str | None:
+    cause, description = status.first_text("cause"), status.first_text("description")
     if cause and description:
         return f"{cause}: {description}"
     return cause or description
@@ -173,34 +177,38 @@ def _parent_resource(assessment_id: str) -> str | None:
     return assessment_id[:at] or None if at > 0 else None
 
 
-def _kubernetes(extra: View, details: View) -> dict[str, Any]:
+def _kubernetes(extra: Fields, details: Fields) -> dict[str, Any]:
     """Return resources and a container evidence from a container-image row's additionalData."""
-    cluster_id = extra.text("K8sClusterId")
-    pod = extra.text("PodName")
-    namespace = extra.text("Namespace")
-    image = common.image_ref(extra.text("ImageUri"), extra.text("Digest"))
+    cluster_id = extra.first_text("K8sClusterId")
+    pod = extra.first_text("PodName")
+    namespace = extra.first_text("Namespace")
+    image = common.image_ref(extra.first_text("ImageUri"), extra.first_text("Digest"))
     if not (cluster_id or pod or image):
         return {}
     resources: list[dict[str, Any]] = []
     if cluster_id:
-        resources.append(common.arm_resource(cluster_id, name=extra.text("K8sClusterName"), role_id=4))
-    if extra.text("ControllerName"):
-        kind = (extra.text("ControllerType") or "controller").title()
+        resources.append(common.arm_resource(cluster_id, name=extra.first_text("K8sClusterName"), role_id=4))
+    if extra.first_text("ControllerName"):
+        kind = (extra.first_text("ControllerType") or "controller").title()
         resources.append(
-            {"name": extra.text("ControllerName"), "namespace": namespace, "type": f"Kubernetes {kind}", "role_id": 4}
+            common.compact(
+                {
+                    "name": extra.first_text("ControllerName"),
+                    "namespace": namespace,
+                    "type": f"Kubernetes {kind}",
+                    "role_id": 4,
+                }
+            )
         )
     if pod:
-        resources.append({"name": pod, "namespace": namespace, "type": "Kubernetes Pod", "role_id": 4})
+        resources.append(common.compact({"name": pod, "namespace": namespace, "type": "Kubernetes Pod", "role_id": 4}))
     if image:
         resources.append({"uid": image.ocsf()["uid"], "name": image.name, "type": "Container Image", "role_id": 1})
     evidences: list[dict[str, Any]] = []
     orchestrator = "AKS" if cluster_id and "/managedclusters/" in cluster_id.lower() else "Kubernetes"
-    name = details.text("resourceName")
+    name = details.first_text("resourceName")
     if name:
-        evidences.append(
-            {
-                "container": {"name": name, "image": image.ocsf() if image else None, "orchestrator": orchestrator},
-                "data": {"cluster": extra.text("K8sClusterName"), "namespace": namespace, "pod": pod},
-            }
-        )
+        container = {"name": name, "image": image.ocsf() if image else None, "orchestrator": orchestrator}
+        data = {"cluster": extra.first_text("K8sClusterName"), "namespace": namespace, "pod": pod}
+        evidences.append(common.compact({"container": common.compact(container), "data": common.compact(data)}))
     return {"resources": resources, "evidences": evidences}

@@ -29,14 +29,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
+from corral.sources._core.reader import Fields
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
-from corral.sources.defender._keys import View, consumed, without
 from corral.sources.defender._services import placement
+from corral.sources.defender._values import boolean, consumed, objects, unmapped
 from corral.sources.defender.alerts import TACTICS
 
 LOG_NAME: Final = "AttackPath"
@@ -71,13 +72,13 @@ _CONSUMED: Final = consumed(
 )
 
 
-def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
     """Return the Detection Finding (with `attack_graph`) for one attack path."""
-    path_id = doc.text("id")
+    path_id = doc.first_text("id")
     if not path_id:
         raise MalformedEventError("id: missing or not a string")
     props = doc.view("properties")
-    title = props.text("displayName")
+    title = props.first_text("displayName")
     status_id, activity_id = _lifecycle(posture.enrichment(doc))
     time = common.require_time(
         [common.first_time(props, "lastModifiedTime", "lastUpdatedTime", "timeGenerated", "createdTime")],
@@ -87,13 +88,13 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
     risk = props.get("riskLevel")
 
     entry_view, target_view = props.view("entryPoint"), props.view("target")
-    entry_id = props.text("entryPointEntityInternalID") or _first(entry_view, _ENTITY_ID)
-    target_id = props.text("targetEntityInternalID") or _first(target_view, _ENTITY_ID)
-    entities = [*props.view("graphComponent").views("entities"), entry_view, target_view]
+    entry_id = props.first_text("entryPointEntityInternalID") or _first(entry_view, _ENTITY_ID)
+    target_id = props.first_text("targetEntityInternalID") or _first(target_view, _ENTITY_ID)
+    entities = [_entity(e) for e in (*objects(props.view("graphComponent"), "entities"), entry_view, target_view)]
     graph = _graph(doc, props, title, entities)
     resources = list(_resources(entities, entry_id, target_id))
     service, layer = _classify(entities)
-    subscription = doc.text("subscriptionId") or common.subscription(path_id)
+    subscription = doc.first_text("subscriptionId") or common.subscription(path_id)
     if not subscription:
         raise MalformedEventError("id: no /subscriptions/<id> in the attack path id")
     remediation = common.remediation_text(props.get("manualRemediationSteps", "remediationSteps"))
@@ -108,87 +109,100 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
         status_id=status_id,
         status_word=None,
         delivery_id=delivery_id,
-        tenant=doc.text("tenantId"),
+        tenant=doc.first_text("tenantId"),
         feature="Attack path analysis",
     )
     finding.update(
-        {
-            "message": title,
-            "is_alert": False,
-            "cloud": ocsf.cloud("Azure", subscription, (doc.text("location") or "").lower() or None),
-            "finding_info": _info(path_id, props, title, graph, service, layer),
-            "resources": resources,
-            "remediation": {"desc": remediation} if remediation else None,
-        }
+        common.compact(
+            {
+                "message": title,
+                "is_alert": False,
+                "cloud": ocsf.cloud("Azure", subscription, (doc.first_text("location") or "").lower() or None),
+                "finding_info": _info(path_id, props, title, graph, service, layer),
+                "resources": resources,
+                "remediation": {"desc": remediation} if remediation else None,
+            }
+        )
     )
-    return common.finish(finding, without(doc, _CONSUMED))
+    return common.finish(finding, unmapped(doc, _CONSUMED))
 
 
-def _lifecycle(export: View) -> tuple[int, int]:
+def _lifecycle(export: Fields) -> tuple[int, int]:
     """Return (status_id, activity_id); a REST or Resource Graph row (no export action) is Create (see _posture)."""
-    action = (export.text("action") or "").lower()
+    action = (export.first_text("action") or "").lower()
     if action == "delete":
         return ocsf.STATUS_DELETED, ocsf.CLOSE
-    snapshot = action != "insert" or export.bool("isSnapshot")
+    snapshot = action != "insert" or boolean(export, "isSnapshot")
     return ocsf.STATUS_NEW, ocsf.UPDATE if action and snapshot else ocsf.CREATE
 
 
-def _graph(doc: View, props: View, title: str | None, entities: list[View]) -> dict[str, Any] | None:
+def _graph(doc: Fields, props: Fields, title: str | None, entities: list[_Entity]) -> dict[str, Any] | None:
     nodes = _nodes(entities)
     if not nodes:
         return None
-    return {
-        "uid": props.text("AttackPathID") or doc.text("name"),
+    uid = props.first_text("AttackPathID") or doc.first_text("name")
+    graph = {
+        "uid": uid,
         "name": title,
         "type": "Attack Path",
         "is_directed": True,
         "nodes": nodes,
         "edges": _edges(props),
     }
+    return common.compact(graph)
 
 
 def _info(
-    path_id: str, props: View, title: str | None, graph: dict[str, Any] | None, service: str, layer: str
+    path_id: str, props: Fields, title: str | None, graph: dict[str, Any] | None, service: str, layer: str
 ) -> dict[str, Any]:
-    path_type = props.text("attackPathType")
-    return {
+    path_type = props.first_text("attackPathType")
+    analytic = {"type_id": 1, "type": "Rule", "uid": path_type, "name": title} if path_type else None
+    info = {
         "uid": path_id.lower(),
-        "uid_alt": props.text("AttackPathID"),
+        "uid_alt": props.first_text("AttackPathID"),
         "title": title,
-        "desc": props.text("description", "attackStory"),
+        "desc": props.first_text("description", "attackStory"),
         "types": ["Attack Path", *[t for t in [path_type] if t]],
-        "analytic": {"type_id": 1, "type": "Rule", "uid": path_type, "name": title} if path_type else None,
+        "analytic": common.compact(analytic) if analytic else None,
         "attack_graph": graph,
         "attacks": _attacks(props.get("mITRETacticsAndTechniques")),
         "related_events": [{"uid": uid, "type": "Recommendation"} for uid in _assessments(props)],
         "traits": traits.classify(service, layer, traits.HARDENING),
     }
+    return common.compact(info)
 
 
-def _first(view: View, names: tuple[str, ...]) -> str | None:
+def _first(view: Fields, names: tuple[str, ...]) -> str | None:
     value = view.get(*names)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return value if isinstance(value, str) and value else None
 
 
-def _resource_id(entity: View) -> str | None:
-    return _first(entity.view("entityIdentifiers", "identifiers"), _RESOURCE_ID)
+class _Entity(NamedTuple):
+    """What is read of one graph entity, once."""
+
+    view: Fields
+    internal: str | None
+    name: str | None
+    kind: str | None
+    resource_id: str | None
 
 
-def _node(entity: View) -> dict[str, Any] | None:
-    uid = _first(entity, _ENTITY_ID) or _resource_id(entity) or _first(entity, _ENTITY_NAME)
+def _entity(view: Fields) -> _Entity:
+    resource_id = _first(view.view("entityIdentifiers", "identifiers"), _RESOURCE_ID)
+    return _Entity(view, _first(view, _ENTITY_ID), _first(view, _ENTITY_NAME), _first(view, _ENTITY_TYPE), resource_id)
+
+
+def _node(entity: _Entity) -> dict[str, Any] | None:
+    uid = entity.internal or entity.resource_id or entity.name
     if not uid:
         return None
-    return {
-        "uid": uid,
-        "name": _first(entity, _ENTITY_NAME),
-        "type": _first(entity, _ENTITY_TYPE),
-        "data": dict(entity.raw),
-    }
+    node = {"uid": uid, "name": entity.name, "type": entity.kind}
+    return common.compact({**node, "data": ocsf.prune(entity.view.doc)})
 
 
-def _nodes(entities: list[View]) -> list[dict[str, Any]]:
+def _nodes(entities: list[_Entity]) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for entity in entities:
         node = _node(entity)
@@ -197,9 +211,9 @@ def _nodes(entities: list[View]) -> list[dict[str, Any]]:
     return list(found.values())
 
 
-def _edges(props: View) -> list[dict[str, Any]]:
+def _edges(props: Fields) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
-    connections = [*props.view("graphComponent").views("connections"), *props.views("attackPathSteps")]
+    connections = [*objects(props.view("graphComponent"), "connections"), *objects(props, "attackPathSteps")]
     for connection in connections:
         source = _first(connection, ("sourceEntityInternalId", "sourceEntityInternalID", "source"))
         target = _first(connection, ("targetEntityInternalId", "targetEntityInternalID", "target"))
@@ -207,27 +221,28 @@ def _edges(props: View) -> list[dict[str, Any]]:
             continue
         title = _first(connection, ("title", "relation", "name", "displayName"))
         edge = {"source": source, "target": target, "name": title, "relation": title, "uid": f"{source}>{target}"}
-        found.append(edge)
+        found.append(common.compact(edge))
     return found
 
 
-def _resources(entities: list[View], entry_id: str | None, target_id: str | None) -> Iterator[dict[str, Any]]:
+def _resources(entities: list[_Entity], entry_id: str | None, target_id: str | None) -> Iterator[dict[str, Any]]:
     seen: set[str] = set()
     for entity in entities:
-        uid = _resource_id(entity)
+        uid = entity.resource_id
         if not uid or uid.lower() in seen:
             continue
         seen.add(uid.lower())
-        internal = _first(entity, _ENTITY_ID)
-        yield {
+        internal = entity.internal
+        resource = {
             "uid": uid,
-            "name": _first(entity, _ENTITY_NAME) or common.last_segment(uid),
-            "type": common.arm_type(uid) or _first(entity, _ENTITY_TYPE),
+            "name": entity.name or common.last_segment(uid),
+            "type": common.arm_type(uid) or entity.kind,
             "role_id": 1 if internal is not None and internal == target_id else 4,
         }
+        yield common.compact(resource)
 
 
-def _assessments(props: View) -> list[str]:
+def _assessments(props: Fields) -> list[str]:
     """Return the recommendation ids linked to the path's entities, lower-cased, in order."""
     found: list[str] = []
     stack: list[Any] = [props.get("assessments")]
@@ -267,15 +282,15 @@ def _attacks(value: object) -> list[dict[str, Any]]:
     return attacks
 
 
-def _classify(entities: list[View]) -> tuple[str, str]:
-    placements = [placement(_resource_id(e)) for e in entities]
+def _classify(entities: list[_Entity]) -> tuple[str, str]:
+    placements = [placement(e.resource_id) for e in entities]
     for found in placements:
         if found and found[1] == traits.APPLICATION:
             return found
     for found in placements:
         if found:
             return found
-    kinds = " ".join((_first(e, _ENTITY_TYPE) or "").lower() for e in entities)
+    kinds = " ".join((e.kind or "").lower() for e in entities)
     if any(word in kinds for word in ("container", "pod", "image")):
         return traits.AKS, traits.APPLICATION
     if "kubernetes" in kinds or "cluster" in kinds:

@@ -23,9 +23,10 @@ from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
+from corral.sources._core.reader import Fields
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
-from corral.sources.defender._keys import View, consumed, without
+from corral.sources.defender._values import consumed, unmapped
 
 LOG_NAME: Final = "SecurityRegulatoryCompliance"
 TYPE: Final = (
@@ -43,22 +44,22 @@ _CONSUMED: Final = consumed(
 )
 
 
-def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
     """Return the Compliance Finding for one regulatory-compliance assessment result."""
-    record_id = doc.text("id")
+    record_id = doc.first_text("id")
     if not record_id:
         raise MalformedEventError("id: missing or not a string")
     props = doc.view("properties")
     standard = _segment_after(record_id, "regulatorycompliancestandards")
     control = _segment_after(record_id, "regulatorycompliancecontrols")
-    state = props.text("state")
+    state = props.first_text("state")
     status_id, activity_id, status_word, compliance_id, compliance_word = posture.lifecycle(
         state, posture.enrichment(doc)
     )
     time = common.require_time(
         [common.first_time(props, "timeGenerated", "lastModifiedTime")], received_time, "regulatory compliance result"
     )
-    title = props.text("description")
+    title = props.first_text("description")
     service, layer = posture.place(None, title)
 
     finding = common.envelope(
@@ -71,33 +72,37 @@ def normalize(doc: View, delivery_id: str | None, received_time: int | None) -> 
         status_id=status_id,
         status_word=status_word,
         delivery_id=delivery_id,
-        tenant=doc.text("tenantId"),
+        tenant=doc.first_text("tenantId"),
     )
+    info = {
+        "uid": record_id.lower(),
+        "uid_alt": record_id if record_id != record_id.lower() else None,
+        "title": title,
+        "types": ["Regulatory Compliance"],
+        "analytic": common.compact({"type_id": 1, "type": "Rule", "uid": doc.first_text("name"), "name": title}),
+        "src_url": common.https(props.first_text("assessmentDetailsLink")),
+        "traits": traits.classify(service, layer, traits.HARDENING),
+    }
+    compliance = {
+        "standards": [standard] if standard else None,
+        "control": control,
+        "desc": title,
+        "status_id": compliance_id,
+        "status": compliance_word or ocsf.COMPLIANCE_NAMES[compliance_id],
+        "status_code": state,
+    }
     finding.update(
-        {
-            "message": title,
-            "status_code": state,
-            "cloud": common.azure_cloud(record_id),
-            "finding_info": {
-                "uid": record_id.lower(),
-                "uid_alt": record_id if record_id != record_id.lower() else None,
-                "title": title,
-                "types": ["Regulatory Compliance"],
-                "analytic": {"type_id": 1, "type": "Rule", "uid": doc.text("name"), "name": title},
-                "src_url": common.https(props.text("assessmentDetailsLink")),
-                "traits": traits.classify(service, layer, traits.HARDENING),
-            },
-            "compliance": {
-                "standards": [standard] if standard else None,
-                "control": control,
-                "desc": title,
-                "status_id": compliance_id,
-                "status": compliance_word or ocsf.COMPLIANCE_NAMES[compliance_id],
+        common.compact(
+            {
+                "message": title,
                 "status_code": state,
-            },
-        }
+                "cloud": common.azure_cloud(record_id),
+                "finding_info": common.compact(info),
+                "compliance": common.compact(compliance),
+            }
+        )
     )
-    return common.finish(finding, without(doc, _CONSUMED))
+    return common.finish(finding, unmapped(doc, _CONSUMED))
 
 
 def _segment_after(resource_id: str, marker: str) -> str | None:

@@ -31,15 +31,16 @@ Decisions:
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
+from corral.sources._core.reader import Fields
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
 from corral.sources.defender._cves import vulnerabilities
-from corral.sources.defender._keys import View, consumed, without
 from corral.sources.defender._services import placement
+from corral.sources.defender._values import consumed, objects, unmapped
 
 LOG_NAME: Final = "SecurityFinding"
 TYPE: Final = "microsoft.security/assessments/subassessments"
@@ -94,27 +95,27 @@ _PARENT_CONSUMED: Final = consumed("properties.additionalData.subAssessment")
 
 
 def normalize(
-    doc: View, delivery_id: str | None, received_time: int | None, parent: View | None = None
+    doc: Fields, delivery_id: str | None, received_time: int | None, parent: Fields | None = None
 ) -> dict[str, Any]:
     """Return the Vulnerability Finding for one sub-assessment (`parent`: the row nesting it)."""
-    sub_id = doc.text("id")
+    sub_id = doc.first_text("id")
     if not sub_id:
         raise MalformedEventError("id: missing or not a string")
     props = doc.view("properties")
     details = props.view("resourceDetails")
     status = props.view("status")
     extra = props.view("additionalData")
-    assessed = extra.text("assessedResourceType")
+    assessed = extra.first_text("assessedResourceType")
     export = posture.enrichment(parent if parent is not None else doc)
 
     generated = common.first_time(props, "timeGenerated")
     time = common.require_time([generated], received_time, "sub-assessment")
-    code = status.text("code")
+    code = status.first_text("code")
     status_id, activity_id, status_word, _, _ = posture.lifecycle(code, export)
     severity_word = status.get("severity")
-    title = props.text("displayName")
+    title = props.first_text("displayName")
 
-    resource_id = details.text("id")
+    resource_id = details.first_text("id")
     cloud, provider = common.resource_cloud(details, sub_id)
     context = _Context(extra, details)
     service, layer = _classify(assessed, resource_id, context)
@@ -128,65 +129,71 @@ def normalize(
         status_id=status_id,
         status_word=status_word,
         delivery_id=delivery_id,
-        tenant=doc.text("tenantId") or (parent.text("tenantId") if parent is not None else None),
+        tenant=doc.first_text("tenantId") or (parent.first_text("tenantId") if parent is not None else None),
     )
     primary = _primary(resource_id, details, provider, context)
+    info = _info(sub_id, props, assessed, generated)
+    info["traits"] = traits.classify(service, layer, traits.VULNERABILITY_MANAGEMENT)
     finding.update(
+        common.compact(
+            {
+                "message": title,
+                "status_code": code,
+                "status_detail": _detail(status),
+                "cloud": cloud,
+                "finding_info": info,
+                "vulnerabilities": vulnerabilities(props, extra, sub_id),
+                "resources": [*primary, *context.resources(), *context.containers()],
+            }
+        )
+    )
+    rest = unmapped(doc, _CONSUMED)
+    if parent is not None:
+        rest["parent_assessment"] = unmapped(parent, _PARENT_CONSUMED)
+    return common.finish(finding, rest)
+
+
+def _info(sub_id: str, props: Fields, assessed: str | None, generated: int | None) -> dict[str, Any]:
+    parent_id = _parent_id(sub_id)
+    analytic = {"type_id": 1, "type": "Rule", "uid": assessed, "name": assessed} if assessed else None
+    return common.compact(
         {
-            "message": title,
-            "status_code": code,
-            "status_detail": _detail(status),
-            "cloud": cloud,
-            "finding_info": {
-                **_info(sub_id, props, assessed, generated),
-                "traits": traits.classify(service, layer, traits.VULNERABILITY_MANAGEMENT),
-            },
-            "vulnerabilities": vulnerabilities(props, extra, sub_id),
-            "resources": [*primary, *context.resources(), *context.containers()],
+            "uid": sub_id.lower(),
+            "uid_alt": props.first_text("id"),
+            "title": props.first_text("displayName"),
+            "desc": props.first_text("description"),
+            "types": [t for t in (assessed, props.first_text("category")) if t and t != "N/A"],
+            "analytic": analytic,
+            "modified_time": generated,
+            "related_events": [{"uid": parent_id.lower(), "type": "Recommendation"}] if parent_id else None,
+            "src_url": common.recommendation_link(parent_id),
         }
     )
-    unmapped = without(doc, _CONSUMED)
-    if parent is not None:
-        unmapped["parent_assessment"] = without(parent, _PARENT_CONSUMED)
-    return common.finish(finding, unmapped)
 
 
-def _info(sub_id: str, props: View, assessed: str | None, generated: int | None) -> dict[str, Any]:
-    parent_id = _parent_id(sub_id)
-    return {
-        "uid": sub_id.lower(),
-        "uid_alt": props.text("id"),
-        "title": props.text("displayName"),
-        "desc": props.text("description"),
-        "types": [t for t in (assessed, props.text("category")) if t and t != "N/A"],
-        "analytic": {"type_id": 1, "type": "Rule", "uid": assessed, "name": assessed} if assessed else None,
-        "modified_time": generated,
-        "related_events": [{"uid": parent_id.lower(), "type": "Recommendation"}] if parent_id else None,
-        "src_url": common.recommendation_link(parent_id),
-    }
-
-
-def _primary(resource_id: str | None, details: View, provider: str | None, context: _Context) -> list[dict[str, Any]]:
+def _primary(resource_id: str | None, details: Fields, provider: str | None, context: _Context) -> list[dict[str, Any]]:
     """Return the assessed resource, unless it is the image (listed by the context)."""
     if not resource_id or (not resource_id.startswith("/") and context.image):
         # Running-image records send the image reference as `resourceDetails.id`, while
         # `resourceName`/`resourceType` describe the cluster (`nativeResourceId`).
         return []
     if not resource_id.startswith("/"):
-        return [{"uid": resource_id, "name": resource_id, "provider": provider, "role_id": 1}]
+        return [common.compact({"uid": resource_id, "name": resource_id, "provider": provider, "role_id": 1})]
     return [
-        {
-            "uid": resource_id,
-            "name": details.text("resourceName") or common.last_segment(resource_id),
-            "type": common.arm_type(resource_id) or details.text("resourceType"),
-            "provider": provider,
-            "role_id": 1,
-        }
+        common.compact(
+            {
+                "uid": resource_id,
+                "name": details.first_text("resourceName") or common.last_segment(resource_id),
+                "type": common.arm_type(resource_id) or details.first_text("resourceType"),
+                "provider": provider,
+                "role_id": 1,
+            }
+        )
     ]
 
 
-def _detail(status: View) -> str | None:
-    cause, description = status.text("cause"), status.text("description")
+def _detail(status: Fields) -> str | None:
+    cause, description = status.first_text("cause"), status.first_text("description")
     if cause and description:
         return f"{cause}: {description}"
     return cause or description
@@ -213,82 +220,95 @@ def _classify(assessed: str | None, resource_id: str | None, context: _Context) 
     return traits.NO_SERVICE, traits.INFRASTRUCTURE
 
 
-class _Context:
-    """The image, cluster, workloads, pods and containers a sub-assessment names."""
+class _Workload(NamedTuple):
+    """One `kubernetesContext.workloads[]` entry: its own names and, per owned resource, its containers."""
 
-    def __init__(self, extra: View, details: View) -> None:
-        self.extra = extra
+    namespace: str | None
+    name: str | None
+    kind: str | None
+    owned: list[tuple[str | None, str | None, list[str]]]  # (name, kind, container names)
+
+
+def _workloads(context: Fields) -> list[_Workload]:
+    found = []
+    for workload in objects(context, "workloads"):
+        owned = [
+            (item.first_text("name"), item.first_text("kind"), _names(item))
+            for item in objects(workload, "ownedResources")
+        ]
+        found.append(
+            _Workload(workload.first_text("namespace"), workload.first_text("name"), workload.first_text("kind"), owned)
+        )
+    return found
+
+
+def _names(owned: Fields) -> list[str]:
+    return [name for item in objects(owned, "containers") if (name := item.first_text("name"))]
+
+
+class _Context:
+    """The image, cluster, workloads, pods and containers a sub-assessment names (each read once)."""
+
+    def __init__(self, extra: Fields, details: Fields) -> None:
         artifact = extra.view("artifactDetails")
-        self.kube = extra.view("kubernetesDetails")
+        kube = extra.view("kubernetesDetails")
         cluster = extra.view("clusterDetails")
         aggregate = extra.view("aggregateServerResourceMetadata")
-        native = details.text("nativeResourceId")
+        native = details.first_text("nativeResourceId")
         self.cluster_id = (
-            cluster.text("clusterResourceId")
-            or self.kube.text("clusterResourceId")
-            or aggregate.text("managedAggregateResourceId")
+            cluster.first_text("clusterResourceId")
+            or kube.first_text("clusterResourceId")
+            or aggregate.first_text("managedAggregateResourceId")
             or (native if native and "/managedclusters/" in native.lower() else None)
         )
-        self.cluster_name = cluster.text("clusterName") or self.kube.text("clusterName")
-        repository = artifact.text("repositoryName") or extra.text("repositoryName")
-        host = artifact.text("registryHost")
-        digest = artifact.text("digest") or extra.text("imageDigest")
-        resource_id = details.text("id")
-        from_id = common.image_ref(resource_id) if resource_id and not resource_id.startswith("/") else None
-        name = "/".join(p for p in (host, repository) if p) if repository else None
-        if name:
-            self.image = common.image_ref(name, digest)
-        elif from_id:
-            self.image = common.ImageRef(from_id.name, from_id.tag, digest or from_id.digest)
-        else:
-            self.image = common.image_ref(None, digest) or (common.image_ref(host, None) if host and digest else None)
-        self.workloads = extra.view("kubernetesContext").views("workloads")
+        self.cluster_name = cluster.first_text("clusterName") or kube.first_text("clusterName")
+        self.has_kube = bool(kube.doc)
+        self.cluster_kind, self.cloud = kube.first_text("clusterKind"), kube.first_text("cloud")
+        self.namespace, self.pod = kube.first_text("namespace"), kube.first_text("podName")
+        self.controller, self.controller_kind = kube.first_text("controllerName"), kube.first_text("controllerKind")
+        self.container = kube.first_text("containerName")
+        self.image = _image(extra, artifact, details)
+        self.image_ocsf = self.image.ocsf() if self.image else None
+        self.workloads = _workloads(extra.view("kubernetesContext"))
 
     def has_kubernetes(self) -> bool:
         """True when Defender says where in Kubernetes the image runs."""
-        return bool(self.cluster_id or self.kube or self.workloads)
+        return bool(self.cluster_id or self.has_kube or self.workloads)
 
     def service(self) -> str:
         """Return the Kubernetes service the context names (AKS unless it says otherwise)."""
-        kind = (self.kube.text("clusterKind") or "").lower()
+        kind = (self.cluster_kind or "").lower()
         if kind in _CLUSTER_KINDS:
             return _CLUSTER_KINDS[kind]
-        return _CLOUD_SERVICES.get((self.kube.text("cloud") or "azure").lower(), traits.AKS)
+        return _CLOUD_SERVICES.get((self.cloud or "azure").lower(), traits.AKS)
 
     def orchestrator(self) -> str:
         """Return the orchestrator for container objects."""
-        kind = self.kube.text("clusterKind")
-        if kind:
-            return kind
+        if self.cluster_kind:
+            return self.cluster_kind
         return "AKS" if self.cluster_id and "/managedclusters/" in self.cluster_id.lower() else "Kubernetes"
 
     def resources(self) -> list[dict[str, Any]]:
         """Return the image, the cluster, the workloads and the pods as resources."""
         found: list[dict[str, Any]] = []
-        if self.image:
-            image = {"uid": self.image.ocsf()["uid"], "name": self.image.name, "type": "Container Image", "role_id": 1}
-            found.append(image)
+        if self.image and self.image_ocsf:
+            found.append(
+                {"uid": self.image_ocsf["uid"], "name": self.image.name, "type": "Container Image", "role_id": 1}
+            )
         if self.cluster_id:
             found.append(common.arm_resource(self.cluster_id, name=self.cluster_name, role_id=4))
-        if self.kube.text("controllerName"):
-            kind = (self.kube.text("controllerKind") or "controller").title()
-            found.append(self._k8s(self.kube.text("controllerName"), f"Kubernetes {kind}", self.kube.text("namespace")))
-        if self.kube.text("podName"):
-            found.append(self._k8s(self.kube.text("podName"), "Kubernetes Pod", self.kube.text("namespace")))
+        if self.controller:
+            title = (self.controller_kind or "controller").title()
+            found.append(_k8s(self.controller, f"Kubernetes {title}", self.namespace))
+        if self.pod:
+            found.append(_k8s(self.pod, "Kubernetes Pod", self.namespace))
         for workload in self.workloads:
-            namespace = workload.text("namespace")
-            if workload.text("name"):
-                kind = workload.text("kind") or "Workload"
-                found.append(self._k8s(workload.text("name"), f"Kubernetes {kind}", namespace))
-            for owned in workload.views("ownedResources"):
-                if owned.text("name"):
-                    kind = owned.text("kind") or "Pod"
-                    found.append(self._k8s(owned.text("name"), f"Kubernetes {kind}", namespace))
+            if workload.name:
+                found.append(_k8s(workload.name, f"Kubernetes {workload.kind or 'Workload'}", workload.namespace))
+            for owned, owned_kind, _ in workload.owned:
+                if owned:
+                    found.append(_k8s(owned, f"Kubernetes {owned_kind or 'Pod'}", workload.namespace))
         return found
-
-    @staticmethod
-    def _k8s(name: str | None, kind: str, namespace: str | None) -> dict[str, Any]:
-        return {"name": name, "type": kind, "namespace": namespace, "role_id": 4}
 
     def containers(self) -> list[dict[str, Any]]:
         """Return one resource per running container of the image.
@@ -297,35 +317,38 @@ class _Context:
         named, so a `device` would be invented: the containers are resources, with the pod,
         workload and image in `data`.
         """
-        image = self.image.ocsf() if self.image else None
         found: list[dict[str, Any]] = []
-        container = self.kube.text("containerName")
-        if container:
-            data = {
-                "cluster": self.cluster_name,
-                "namespace": self.kube.text("namespace"),
-                "pod": self.kube.text("podName"),
-                "controller": self.kube.text("controllerName"),
-            }
-            found.append(self._container(container, image, data))
+        if self.container:
+            data = {"cluster": self.cluster_name, "namespace": self.namespace, "pod": self.pod}
+            data["controller"] = self.controller
+            found.append(self._container(self.container, data))
         for workload in self.workloads:
-            for owned in workload.views("ownedResources"):
-                for item in owned.views("containers"):
-                    if item.text("name"):
-                        data = {
-                            "cluster": self.cluster_name,
-                            "namespace": workload.text("namespace"),
-                            "workload": workload.text("name"),
-                            "pod": owned.text("name"),
-                        }
-                        found.append(self._container(item.text("name"), image, data))
+            for owned, _, names in workload.owned:
+                for name in names:
+                    data = {"cluster": self.cluster_name, "namespace": workload.namespace, "workload": workload.name}
+                    data["pod"] = owned
+                    found.append(self._container(name, data))
         return found
 
-    def _container(self, name: str | None, image: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "name": name,
-            "type": "Kubernetes Container",
-            "namespace": data.get("namespace"),
-            "role_id": 1,
-            "data": {**{k: v for k, v in data.items() if v}, "image": image, "orchestrator": self.orchestrator()},
-        }
+    def _container(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        data = common.compact({**data, "image": self.image_ocsf, "orchestrator": self.orchestrator()})
+        resource = {"name": name, "type": "Kubernetes Container", "namespace": data.get("namespace"), "role_id": 1}
+        return common.compact({**resource, "data": data})
+
+
+def _k8s(name: str | None, kind: str, namespace: str | None) -> dict[str, Any]:
+    return common.compact({"name": name, "type": kind, "namespace": namespace, "role_id": 4})
+
+
+def _image(extra: Fields, artifact: Fields, details: Fields) -> common.ImageRef | None:
+    repository = artifact.first_text("repositoryName") or extra.first_text("repositoryName")
+    host = artifact.first_text("registryHost")
+    digest = artifact.first_text("digest") or extra.first_text("imageDigest")
+    resource_id = details.first_text("id")
+    from_id = common.image_ref(resource_id) if resource_id and not resource_id.startswith("/") else None
+    name = "/".join(p for p in (host, repository) if p) if repository else None
+    if name:
+        return common.image_ref(name, digest)
+    if from_id:
+        return common.ImageRef(from_id.name, from_id.tag, digest or from_id.digest)
+    return common.image_ref(None, digest) or (common.image_ref(host, None) if host and digest else None)

@@ -1,0 +1,191 @@
+"""The case-insensitive mode of the reader: `Fields.folded(doc)` (see `reader`).
+
+Each view resolves a requested key to the document's own spelling through a lower-cased index
+of its object's keys, built when the object is first read, and records that spelling, so what
+the case-sensitive `Fields` does (typed reads, `rest()`) works unchanged on the vendor's casing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from corral.sources._core.reader import _ABSENT, _LEAF, Fields, Key, Trie, _child
+
+
+class Folded(Fields):
+    """A `Fields` whose keys match case-insensitively; the first spelling sent wins."""
+
+    __slots__ = ("_keys", "_views")
+
+    def __init__(self, doc: dict[str, Any], taken: Trie) -> None:
+        # Not through Fields.__init__: views are made for every object read, and the call costs.
+        self._doc = doc
+        self._taken = taken
+        self._keys: dict[str, str] | None = None
+        self._views: dict[str, Folded] | None = None  # each inner object is indexed once
+
+    def _spelling(self, name: str) -> str:
+        keys = self._keys
+        if keys is None:
+            keys = self._keys = _fold(self._doc)
+        return keys.get(name.lower(), name)
+
+    def get(self, name: str, *more: str) -> Any:
+        """Return the first value among the keys `name, *more` that is present and not null; not recorded."""
+        keys = self._keys
+        if keys is None:
+            keys = self._keys = _fold(self._doc)
+        key = keys.get(_LOWER.get(name) or _lower(name))
+        if key is not None:
+            value = self._doc[key]
+            if value is not None:
+                return value
+        return self.get(*more) if more else None
+
+    def first_text(self, name: str, *more: str) -> str | None:
+        """Return the first non-empty string among the keys `name, *more`; not recorded."""
+        keys = self._keys
+        if keys is None:
+            keys = self._keys = _fold(self._doc)
+        key = keys.get(_LOWER.get(name) or _lower(name))
+        if key is not None:
+            value = self._doc[key]
+            if isinstance(value, str) and value:
+                return value
+        return self.first_text(*more) if more else None
+
+    def view(self, name: str, *more: str) -> Fields:
+        """Return the view of the first object among the keys `name, *more` (a view of nothing if none is)."""
+        keys = self._keys
+        if keys is None:
+            keys = self._keys = _fold(self._doc)
+        key = keys.get(_LOWER.get(name) or _lower(name))
+        if key is not None:
+            found = self._inner(key)
+            if found is not None:
+                return found
+        return self.view(*more) if more else _NOTHING
+
+    def _inner(self, key: str) -> Folded | None:
+        """The view of the object at `key` (the document's own spelling), made once; None if not an object."""
+        views = self._views
+        if views is None:
+            views = self._views = {}
+        elif key in views:
+            return views[key]
+        value = self._doc[key]
+        if not isinstance(value, dict):
+            return None
+        found = views[key] = Folded(value, _child(self._taken, key))
+        return found
+
+    def _mark_tree(self, tree: dict[str, Any]) -> None:
+        keys = self._keys
+        if keys is None:
+            keys = self._keys = _fold(self._doc)
+        taken = self._taken
+        for name, rule in tree.items():
+            key = keys.get(name)  # the keys of `tree` are lower-case (see `Fields.mark_tree`)
+            if key is None:
+                continue
+            if rule is True:
+                taken[key] = _LEAF
+            elif (inner := self._inner(key)) is not None:
+                if inner._doc:
+                    inner._mark_tree(rule)
+                else:
+                    taken[key] = _LEAF  # nothing in it to keep: it goes as a whole
+
+    def at(self, *path: str) -> Fields:
+        view: Fields = self
+        for key in path:
+            view = view.view(key)
+        return view
+
+    def objects(self, key: str, limit: int = 1000) -> list[Fields]:
+        value = self._doc.get(self._spelling(key))
+        if not isinstance(value, list):
+            return []
+        taken = _child(self._taken, self._spelling(key))
+        return [Folded(item, _child(taken, i)) for i, item in enumerate(value[:limit]) if isinstance(item, dict)]
+
+    def raw(self, *path: str) -> Any:
+        view: Fields = self
+        for key in path[:-1]:
+            view = view.view(key)
+        return view.doc.get(view._spelling(path[-1])) if path else self._doc
+
+    def mark(self, *path: Key) -> None:
+        view: Fields = self
+        for key in path[:-1]:
+            view = view.view(str(key))
+            if not view.exists:
+                return
+        last = path[-1]
+        Fields.mark(view, view._spelling(last) if isinstance(last, str) else last)
+
+    def take(self, key: str) -> Any:
+        return Fields.take(self, self._spelling(key))
+
+    def text(self, key: str) -> str | None:
+        return Fields.text(self, self._spelling(key))
+
+    def peek_text(self, *path: str) -> str | None:
+        value = self.raw(*path)
+        return value if isinstance(value, str) and value else None
+
+    def integer(self, key: str) -> int | None:
+        return Fields.integer(self, self._spelling(key))
+
+    def number(self, key: str) -> float | None:
+        return Fields.number(self, self._spelling(key))
+
+    def flag(self, key: str) -> bool | None:
+        return Fields.flag(self, self._spelling(key))
+
+    def texts(self, key: str, limit: int = 1000) -> list[str]:
+        return Fields.texts(self, self._spelling(key), limit)
+
+    def ip(self, key: str) -> str | None:
+        return Fields.ip(self, self._spelling(key))
+
+    def ips(self, key: str, limit: int = 100) -> list[str]:
+        return Fields.ips(self, self._spelling(key), limit)
+
+    def port(self, key: str) -> int | None:
+        return Fields.port(self, self._spelling(key))
+
+    def time(self, key: str, name: str | None = None) -> int | None:
+        return Fields.time(self, self._spelling(key), name or key)
+
+    def optional_time(self, key: str, name: str | None = None) -> int | None:
+        return Fields.optional_time(self, self._spelling(key), name or key)
+
+
+_NOTHING: Final = Folded(_ABSENT, {})
+# Lower-cased key names as asked for by normalizers (constants of their code, so few): a lookup
+# here is cheaper than lower-casing on every read. Bounded, in case a caller asks for vendor text.
+_LOWER: Final[dict[str, str]] = {}
+_MAX_LOWER: Final = 4096
+
+
+def _lower(name: str) -> str:
+    low = name.lower()
+    if len(_LOWER) < _MAX_LOWER:
+        _LOWER[name] = low
+    return low
+
+
+# what is recorded in it is never read: its object is empty
+
+
+def _fold(doc: dict[Any, Any]) -> dict[str, str]:
+    """Map each lower-cased key of `doc` to its first spelling (keys that are not strings are left out)."""
+    try:
+        return {key.lower(): key for key in reversed(doc)}  # reversed: the first spelling is written last
+    except AttributeError:  # a key that is not a string (never from a JSON decoder)
+        found: dict[str, str] = {}
+        for key in doc:
+            if isinstance(key, str):
+                found.setdefault(key.lower(), key)
+        return found

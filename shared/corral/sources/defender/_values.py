@@ -1,0 +1,105 @@
+"""Defender's tolerant reads: lists sent as JSON text, booleans as "true", numbers as strings.
+
+Every read here goes through a case-insensitive `Fields` view (`Fields.folded`) and records
+nothing: what a normalizer maps is its fixed tree of `consumed` paths, marked once at the end,
+so that `unmapped` is the record less exactly those paths, whatever their values were.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from typing import Any, Final
+
+from corral.sources._core.folded import Folded
+from corral.sources._core.reader import Fields
+
+EMPTY: Final = Folded({}, {})
+"""The view of an absent object (read only)."""
+
+
+def consumed(*paths: str) -> dict[str, Any]:
+    """Return the dotted key paths a normalizer maps as a tree for `Fields.mark_tree` (built at import).
+
+    Keys are lower-cased: the tree is marked on case-insensitive views.
+    """
+    tree: dict[str, Any] = {}
+    for path in paths:
+        node = tree
+        parts = path.lower().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if child is True:  # the whole object is consumed already
+                break
+            node = child
+        else:
+            node[parts[-1]] = True
+    return tree
+
+
+def unmapped(doc: Fields, tree: dict[str, Any]) -> dict[str, Any]:
+    """Return the record of `doc` less the paths of `tree`, as sent (nulls and empty values kept)."""
+    doc.mark_tree(tree)
+    return doc.rest(as_sent=True)
+
+
+def decode_json(text: str) -> Any:
+    """Decode a JSON string Defender embedded in a field; None when it is not JSON."""
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "[{":
+        return None
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        return None
+
+
+def listed(view: Fields, *names: str) -> list[Any]:
+    """Return the first list among `names`; a JSON string holding a list is decoded."""
+    for name in names:
+        value = view.get(name)
+        if isinstance(value, list):
+            return value
+        if isinstance(value, str):
+            value = decode_json(value)
+            if isinstance(value, list):
+                return value
+    return []
+
+
+def objects(view: Fields, *names: str) -> list[Fields]:
+    """Return views of the objects in the first list among `names` (other items skipped)."""
+    return [Folded(item, {}) for item in listed(view, *names) if isinstance(item, dict)]
+
+
+def boolean(view: Fields, *names: str) -> bool | None:
+    """Return the first boolean among `names`; "true"/"false" strings are accepted."""
+    for name in names:
+        value = view.get(name)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    return None
+
+
+def number(view: Fields, *names: str) -> float | None:
+    """Return the first finite number among `names`; numeric strings are accepted."""
+    for name in names:
+        value = view.get(name)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                continue
+        if isinstance(value, int | float) and math.isfinite(value):
+            return float(value)
+    return None
+
+
+def texts(values: Iterable[Any]) -> list[str]:
+    """Return the non-empty strings of `values`, in order."""
+    return [v for v in values if isinstance(v, str) and v]
