@@ -16,7 +16,6 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +91,7 @@ def _ledger_writes(docs: list[ocsf.Finding]) -> tuple[float, float]:
             start = time.perf_counter()
             held = store.ledger_add(entries, claim=Claim.new(NOW))
             added += time.perf_counter() - start
-            outcomes = [replace(e, state="delivered", attempts=1, next_attempt=NOW, delivered_at=NOW) for e in held]
+            outcomes = [e._replace(state="delivered", attempts=1, next_attempt=NOW, delivered_at=NOW) for e in held]
             start = time.perf_counter()
             store.ledger_update(outcomes)
             updated += time.perf_counter() - start

@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from corral.pipeline import Inbound, IngestResult, Pipeline
+from corral.startup import starting
 
 logger = Logger(service="corral")
 metrics = Metrics(namespace="Corral", service="corral")
@@ -47,8 +47,11 @@ def _load_secret_parameters() -> None:
         os.environ[env_name.strip()] = str(values[name.strip()])
 
 
-_load_secret_parameters()
-PIPELINE = Pipeline.from_env()
+with starting():  # Corral's imports and the pipeline, without the cycle collector: see corral.startup
+    from corral.pipeline import Inbound, IngestResult, Pipeline
+
+    _load_secret_parameters()
+    PIPELINE = Pipeline.from_env()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

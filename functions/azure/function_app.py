@@ -27,12 +27,15 @@ from datetime import UTC
 import azure.functions as func
 import orjson
 
-from corral.errors import StoreUnavailableError
-from corral.pipeline import Inbound, Pipeline
+from corral.startup import starting
 
 app = func.FunctionApp()
-PIPELINE = Pipeline.from_env()
 log = logging.getLogger("corral.azure")
+with starting():  # Corral's imports and the pipeline, without the cycle collector: see corral.startup
+    from corral.errors import StoreUnavailableError
+    from corral.pipeline import Inbound, Pipeline
+
+    PIPELINE = Pipeline.from_env()
 
 # Shared by both Event Hubs triggers: the host's retry policy, and the blob where a batch is kept.
 retry_with_backoff = app.retry(

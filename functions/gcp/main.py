@@ -19,32 +19,50 @@ outage answers 500 so that Pub/Sub redelivers (the upsert makes that safe).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from corral import push_auth
-from corral.errors import StoreUnavailableError
-from corral.pipeline import Inbound, Pipeline
-from corral.redaction import redact_url
+from corral.startup import starting
+
+if TYPE_CHECKING:
+    from corral.push_auth import PushVerifier
 
 log = logging.getLogger("corral.gcp")
-PIPELINE = Pipeline.from_env()
+with starting():  # Corral's imports and the pipeline, without the cycle collector: see corral.startup
+    from corral.errors import StoreUnavailableError
+    from corral.pipeline import Inbound, Pipeline
+    from corral.redaction import redact_url
+
+    PIPELINE = Pipeline.from_env()
 PUSH_VERIFY = os.environ.get("CORRAL_PUSH_VERIFY", "on").lower() != "off"
-PUSH = push_auth.PushVerifier(
-    audience=os.environ.get("CORRAL_PUSH_AUDIENCE", ""),
-    service_account=os.environ.get("CORRAL_PUSH_SERVICE_ACCOUNT", ""),
-    certs_url=os.environ.get("CORRAL_PUSH_CERTS_URL") or push_auth.GOOGLE_CERTS_URL,
-)
+PUSH_CERTS_URL = os.environ.get("CORRAL_PUSH_CERTS_URL", "")
 if not PUSH_VERIFY:
     log.warning("CORRAL_PUSH_VERIFY=off: Pub/Sub push requests are accepted WITHOUT checking their OIDC token")
-elif PUSH.certs_url != push_auth.GOOGLE_CERTS_URL:
+elif PUSH_CERTS_URL:
     log.warning(
-        "CORRAL_PUSH_CERTS_URL is set: push tokens are checked against %s (test-only)", redact_url(PUSH.certs_url)
+        "CORRAL_PUSH_CERTS_URL is set: push tokens are checked against %s (test-only)", redact_url(PUSH_CERTS_URL)
+    )
+
+
+@functools.cache
+def push_verifier() -> PushVerifier:
+    """The push token verifier, built on the first push request.
+
+    google-auth, requests and cryptography cost more than the rest of the cold start together:
+    only the push endpoint loads them, never the Eventarc functions beside it.
+    """
+    from corral import push_auth  # noqa: PLC0415
+
+    return push_auth.PushVerifier(
+        audience=os.environ.get("CORRAL_PUSH_AUDIENCE", ""),
+        service_account=os.environ.get("CORRAL_PUSH_SERVICE_ACCOUNT", ""),
+        certs_url=PUSH_CERTS_URL or push_auth.GOOGLE_CERTS_URL,
     )
 
 
@@ -70,8 +88,10 @@ def hub(cloud_event: CloudEvent) -> None:
 def scc_push(request: flask.Request) -> tuple[str, int]:
     """Pub/Sub push: 204 once stored or dead-lettered; 403 for a bad token, 500 to be redelivered."""
     if PUSH_VERIFY:
+        from corral import push_auth  # noqa: PLC0415 - only the push endpoint pays for google-auth
+
         try:
-            PUSH.verify(request.headers.get("Authorization"))
+            push_verifier().verify(request.headers.get("Authorization"))
         except push_auth.PushAuthError as exc:
             log.warning("push request refused: %s", exc)
             return "forbidden", 403

@@ -32,35 +32,37 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import difflib
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import unquote, urlsplit
 
-from corral import sinks
 from corral.errors import ConfigError
 from corral.priority import DEFAULT_WEIGHTS, Weights, parse_weights
 from corral.redaction import url_secrets
 from corral.routing import Condition, Route, Router, SuppressRule, parse_change_kinds, sink_list
-from corral.sinks.settings import public_url as public_url_setting
 from corral.stores import DEFAULT_URL
+
+if TYPE_CHECKING:
+    from corral.sinks.base import SinkFamily
+
+# Cloud functions run from variables alone: what only a configuration table needs (the sink
+# registry, difflib's suggestions, the public_url check) is imported where the table is read.
 
 TOP_LEVEL_KEYS: Final = frozenset(
     {"store", "public_url", "sinks", "routes", "suppress", "retention", "sources", "priority"}
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Everything Corral was configured with, validated."""
+class Settings(NamedTuple):
+    """Everything Corral was configured with, validated (a NamedTuple: see corral.records)."""
 
     store: str = DEFAULT_URL
-    sinks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    router: Router = field(default_factory=Router)
+    sinks: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
+    router: Router = Router()
     closed_retention_days: int | None = None
-    source_windows: Mapping[str, int] = field(default_factory=dict)
+    source_windows: Mapping[str, int] = MappingProxyType({})
     origin: str = "defaults"
     priority: Weights = DEFAULT_WEIGHTS
     public_url: str | None = None
@@ -78,7 +80,7 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None, store: s
         origin = config_path
     settings = parse(table, origin)
     url = store or env.get("CORRAL_STORE") or settings.store
-    return replace(settings, store=url, origin=origin)
+    return settings._replace(store=url, origin=origin)
 
 
 def _read(path: str) -> dict[str, Any]:
@@ -140,9 +142,7 @@ def parse(table: Mapping[str, Any], origin: str = "corral.toml", *, now: float |
             "(set from a secret), or the PostgreSQL password in PGPASSWORD, and remove it from this file"
         )
     sink_tables = _sinks(table.get("sinks", {}), origin, problems)
-    families = {
-        sink_id: sinks.family(str(t.get("kind") or sink_id.partition(":")[0])) for sink_id, t in sink_tables.items()
-    }
+    families = {sink_id: _family(sink_id, t) for sink_id, t in sink_tables.items()}
     raw_sinks = table.get("sinks")
     # Routes may name a sink whose own table is wrong: that mistake is reported once, at the sink.
     defined = list(raw_sinks) if isinstance(raw_sinks, Mapping) else []
@@ -195,9 +195,17 @@ def _written_password(url: str) -> bool:
     return False
 
 
+def _family(sink_id: str, table: Mapping[str, Any]) -> SinkFamily:
+    from corral import sinks  # noqa: PLC0415
+
+    return sinks.family(str(table.get("kind") or sink_id.partition(":")[0]))
+
+
 def _public_url(value: object, origin: str, problems: _Problems) -> str | None:
     if value is None:
         return None
+    from corral.sinks.settings import public_url as public_url_setting  # noqa: PLC0415 - loads pathlib
+
     try:
         return public_url_setting({"public_url": value}, "public_url")
     except ConfigError:
@@ -209,6 +217,8 @@ def _public_url(value: object, origin: str, problems: _Problems) -> str | None:
 
 
 def _did_you_mean(key: str, known: Iterable[str]) -> str:
+    import difflib  # noqa: PLC0415 - only a mistake needs a suggestion
+
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -264,6 +274,12 @@ def _sinks(value: object, origin: str, problems: _Problems) -> dict[str, Mapping
     if not isinstance(value, Mapping):
         problems.add(f'{origin}: sinks: expected [sinks."kind:name"] tables')
         return {}
+    if not value:
+        return {}
+    import difflib  # noqa: PLC0415
+
+    from corral import sinks  # noqa: PLC0415
+
     found: dict[str, Mapping[str, Any]] = {}
     for sink_id, settings in value.items():
         where = f"{origin}: sinks.{sink_id}"

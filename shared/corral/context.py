@@ -8,15 +8,14 @@ consumer (store columns, chat messages, the dashboard) reads it through this one
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 # Findings are plain dicts: testing for `dict` first spares the ABC check that `Mapping` costs.
 _MAPPING: Final = (dict, Mapping)
 
 
-@dataclass(frozen=True, slots=True)
-class ContainerContext:
+# A NamedTuple, not a dataclass: every cold start builds it (see corral.records).
+class ContainerContext(NamedTuple):
     """The container context of one finding; None where the source did not say."""
 
     cluster: str | None = None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Final
 
 import orjson
@@ -71,7 +70,7 @@ class Deliverer:
             # without its document; the newer version has its own rows.
             now = self.clock()
             self.store.ledger_update(
-                [replace(r, state="delivered", next_attempt=now, last_error=SUPERSEDED) for r in superseded]
+                [r._replace(state="delivered", next_attempt=now, last_error=SUPERSEDED) for r in superseded]
             )
             totals["dropped"] += len(superseded)
         for sink_id, pending in by_sink.items():
@@ -79,7 +78,7 @@ class Deliverer:
             if sink is None:
                 # The sink was removed from the configuration: keep the rows for when it returns.
                 later = self.clock() + BASE_DELAY_MS
-                self.store.ledger_update([replace(r, next_attempt=later) for r in pending.values()])
+                self.store.ledger_update([r._replace(next_attempt=later) for r in pending.values()])
                 totals["pending"] += len(pending)
                 continue
             if sink.family == "chat":
@@ -113,7 +112,7 @@ class Deliverer:
             if resume_at is not None:
                 # The platform is down or rate limiting: hold the rest back, unsent and uncounted,
                 # until its Retry-After (or the base delay when it gave none).
-                self.store.ledger_update([replace(row, next_attempt=resume_at)])
+                self.store.ledger_update([row._replace(next_attempt=resume_at)])
                 totals["pending"] += 1
                 continue
             if row.change == "closed" or not getattr(sink, "threads", True):
@@ -143,7 +142,7 @@ class Deliverer:
     def _wait_for_thread(self, row: LedgerEntry) -> str:
         # Another worker is posting this finding's first message: reply under it once it is there.
         self.store.ledger_update(
-            [replace(row, next_attempt=self.clock() + THREAD_WAIT_MS, last_error="waiting for the first message")]
+            [row._replace(next_attempt=self.clock() + THREAD_WAIT_MS, last_error="waiting for the first message")]
         )
         return "pending"
 
@@ -152,12 +151,12 @@ class Deliverer:
         if now - row.created < CLOSE_WAIT_MS:
             # The first message may still be on its way (rate limits, an outage): wait for it.
             self.store.ledger_update(
-                [replace(row, next_attempt=now + BASE_DELAY_MS, last_error="waiting for the first message")]
+                [row._replace(next_attempt=now + BASE_DELAY_MS, last_error="waiting for the first message")]
             )
             return "pending"
         # A close is news only as a reply under the first message; alone it is noise.
         self.store.ledger_update(
-            [replace(row, state="delivered", next_attempt=now, last_error="closed without a first message: not sent")]
+            [row._replace(state="delivered", next_attempt=now, last_error="closed without a first message: not sent")]
         )
         return "dropped"
 
@@ -203,18 +202,18 @@ class Deliverer:
         attempts = row.attempts + 1
         # A settled row's next_attempt is when it settled: retention counts from there.
         if result.ok:
-            return replace(
-                row, state="delivered", attempts=attempts, next_attempt=now, delivered_at=now, last_error=None
+            return row._replace(
+                state="delivered", attempts=attempts, next_attempt=now, delivered_at=now, last_error=None
             )
         error = result.error or "failed"
         if not result.attempted:
             # Held back unsent: reschedule without spending an attempt.
             wait = max(BASE_DELAY_MS // 30, int((result.retry_after or 0) * 1000))
-            return replace(row, next_attempt=now + wait, last_error=error)
+            return row._replace(next_attempt=now + wait, last_error=error)
         if result.permanent or attempts >= MAX_ATTEMPTS:
-            return replace(row, state="dead", attempts=attempts, next_attempt=now, last_error=error)
-        return replace(
-            row, attempts=attempts, next_attempt=now + backoff_ms(attempts, result.retry_after), last_error=error
+            return row._replace(state="dead", attempts=attempts, next_attempt=now, last_error=error)
+        return row._replace(
+            attempts=attempts, next_attempt=now + backoff_ms(attempts, result.retry_after), last_error=error
         )
 
 

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from corral import ocsf
 from corral.context import container_context
@@ -45,8 +44,7 @@ _IN_USE_COUNT: Final = ("in_use_count", "inUseCount")
 _LAST_IN_USE: Final = ("last_in_use_at", "lastInUseAt")
 
 
-@dataclass(frozen=True, slots=True)
-class ImageName:
+class ImageName(NamedTuple):
     """A digest is known by a repository (and tag, "" when none) in a registry."""
 
     digest: str
@@ -63,8 +61,7 @@ class ImageName:
         return reference(self.repository, self.tag)
 
 
-@dataclass(frozen=True, slots=True)
-class Sighting:
+class Sighting(NamedTuple):
     """Runtime evidence: `image` ran where the fields say, as `reporter` said at `source_time`.
 
     `image` is a digest, or `repository:tag` when the report had no digest (a probable match).
@@ -91,8 +88,7 @@ class Sighting:
         return (self.cloud, self.account, self.cluster, self.namespace, self.workload)
 
 
-@dataclass(frozen=True, slots=True)
-class Exposure:
+class Exposure(NamedTuple):
     """A source says this workload is reachable from the internet."""
 
     cloud: str
@@ -114,8 +110,7 @@ class Exposure:
         return same_place and (self.workload == sighting.workload or self.workload.startswith(f"{sighting.workload}-"))
 
 
-@dataclass(frozen=True, slots=True)
-class Vulnerable:
+class Vulnerable(NamedTuple):
     """A Vulnerability Finding's image and what the priority needs of it."""
 
     key: FindingKey
@@ -128,8 +123,7 @@ class Vulnerable:
     source_time: int
 
 
-@dataclass(frozen=True, slots=True)
-class Observations:
+class Observations(NamedTuple):
     """Everything one finding says about images."""
 
     names: tuple[ImageName, ...] = ()
@@ -181,8 +175,7 @@ def split_reference(name: str, tag: str | None) -> tuple[str, str]:
     return name, tag or ""
 
 
-@dataclass(frozen=True, slots=True)
-class _Image:
+class _Image(NamedTuple):
     digest: str | None
     repository: str
     tag: str

@@ -8,23 +8,21 @@ that fails leaves its ledger row pending for `redrive`; it never fails the inges
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import orjson
 
-from corral import config, limits, ocsf, spans
-from corral.delivery import Deliverer
+from corral import config, limits, ocsf
 from corral.errors import ConfigError, StoreUnavailableError
 from corral.normalize import normalize
 from corral.prioritize import Prioritizer
 from corral.records import HealthSignal, Outcome
 from corral.routing import Router
-from corral.sinks import build_all
 from corral.stores import open_store
 from corral.stores.base import (
     CHANGE_KINDS,
@@ -40,6 +38,7 @@ from corral.stores.base import (
 )
 
 if TYPE_CHECKING:
+    from corral.delivery import Deliverer
     from corral.sinks.base import Sink
 
 BATCH: Final = 500
@@ -61,8 +60,8 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class Inbound:
+# No dataclasses here: every cold start would build them through `exec` (see corral.records).
+class Inbound(NamedTuple):
     """One delivery as an entry point received it: raw bytes or text, or already-parsed JSON."""
 
     data: object
@@ -79,8 +78,7 @@ class Inbound:
     """The transport's sequence number (Event Hubs), ordering deliveries whose times tie."""
 
 
-@dataclass(slots=True)
-class _Pending:
+class _Pending(NamedTuple):
     """A normalized finding waiting for its batch to be stored, with what a dead letter of it needs."""
 
     finding: ocsf.Finding
@@ -91,12 +89,14 @@ class _Pending:
     """The finding's JSON, serialized once while checking the limits."""
 
 
-@dataclass(slots=True)
 class IngestResult:
     """Counts per change kind, plus skipped, signals and failed; and one line per failure."""
 
-    counts: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
+    __slots__ = ("counts", "errors")
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.errors: list[str] = []
 
     @property
     def failed(self) -> int:
@@ -125,13 +125,23 @@ class Pipeline:
         self.sinks = dict(sinks or {})
         self.clock = clock
         self.settings = settings or config.Settings(store=store.url)
-        self.deliverer = Deliverer(store, self.sinks, clock)
         self.prioritizer = Prioritizer(store, self.settings.priority, clock)
+
+    @functools.cached_property
+    def deliverer(self) -> Deliverer:
+        """Sends ledger rows through the sinks; loaded on first use, as a pipeline without routes never sends."""
+        from corral.delivery import Deliverer  # noqa: PLC0415
+
+        return Deliverer(self.store, self.sinks, self.clock)
 
     @classmethod
     def from_settings(cls, settings: config.Settings, env: Mapping[str, str]) -> Pipeline:
         """Build the pipeline a configuration describes; every sink is validated now."""
-        sinks = build_all(settings.sinks, env, settings.origin, settings.public_url)
+        sinks: dict[str, Sink] = {}
+        if settings.sinks:
+            from corral.sinks import build_all  # noqa: PLC0415 - a pipeline without sinks never loads the registry
+
+            sinks = build_all(settings.sinks, env, settings.origin, settings.public_url)
         return cls(open_store(settings.store), settings.router, sinks, settings=settings)
 
     @classmethod
@@ -236,6 +246,8 @@ class Pipeline:
     def _dead_letter(self, outcome: Outcome, ref: str) -> DeadLetter:
         raw: bytes | None = None
         if outcome.body is not None:
+            from corral import spans  # noqa: PLC0415 - only a failure is cut out of its input
+
             raw = spans.locate(outcome.body, outcome.path) if outcome.path else outcome.body
         if raw is None:
             value = outcome.raw

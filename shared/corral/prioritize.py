@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from corral import inventory, ocsf, priority
@@ -35,18 +34,31 @@ def reprioritized_version(key: FindingKey, given: priority.Priority) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@dataclass(slots=True)
 class Prepared:
-    """A batch with priorities applied, and what `finish` needs to report reprioritizations."""
+    """A batch with priorities applied, and what `finish` needs to report reprioritizations.
 
-    findings: list[ocsf.Finding]
-    prioritizer: Prioritizer
-    now: int
-    given: dict[FindingKey, priority.Priority] = field(default_factory=dict)
-    before: dict[FindingKey, priority.Priority | None] = field(default_factory=dict)
-    moved: list[str] = field(default_factory=list)
-    others: list[Change] = field(default_factory=list)
-    """Reprioritizations of findings outside the batch, set by `finish`."""
+    A plain class, not a dataclass: every cold start would build a dataclass through `exec`.
+    """
+
+    __slots__ = ("before", "findings", "given", "moved", "now", "others", "prioritizer")
+
+    def __init__(
+        self,
+        findings: list[ocsf.Finding],
+        prioritizer: Prioritizer,
+        now: int,
+        *,
+        before: dict[FindingKey, priority.Priority | None] | None = None,
+        moved: list[str] | None = None,
+    ) -> None:
+        self.findings = findings
+        self.prioritizer = prioritizer
+        self.now = now
+        self.given: dict[FindingKey, priority.Priority] = {}
+        self.before = before if before is not None else {}
+        self.moved = moved if moved is not None else []
+        # Reprioritizations of findings outside the batch, set by `finish`.
+        self.others: list[Change] = []
 
     def finish(self, changes: Sequence[Change]) -> list[Change]:
         """Return the upsert's changes, reprioritizations marked; those of other findings go to `others`."""
@@ -61,7 +73,7 @@ class Prepared:
             previous = self.before.get(change.key)
             if change.kind == "unchanged" and previous is not None and not given.same(previous):
                 version = reprioritized_version(change.key, given)
-                out.append(replace(change, kind="reprioritized", version=version))
+                out.append(change._replace(kind="reprioritized", version=version))
             else:
                 out.append(change)
         store = self.prioritizer.store

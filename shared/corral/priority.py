@@ -44,11 +44,12 @@ The score is clamped to 0-100; 80 and above is Critical, 60 High, 35 Medium, oth
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from corral.errors import ConfigError
-from corral.inventory import Exposure, Sighting, Vulnerable
+
+if TYPE_CHECKING:
+    from corral.inventory import Exposure, Sighting, Vulnerable
 
 RuntimeContext = Literal["running", "deployed", "registry_only", "unknown"]
 CONTEXTS: Final[tuple[RuntimeContext, ...]] = ("running", "deployed", "registry_only", "unknown")
@@ -72,8 +73,8 @@ FIELDS: Final = ("priority_id", "priority", "risk_score", "risk_level_id", "risk
 HOUR_MS: Final = 3_600_000
 
 
-@dataclass(frozen=True, slots=True)
-class Weights:
+# The records here are NamedTuples, not dataclasses: every cold start builds them (see corral.records).
+class Weights(NamedTuple):
     """How much each factor counts; see the module documentation for the defaults."""
 
     window_hours: float = 24
@@ -115,7 +116,7 @@ def parse_weights(table: object, origin: str) -> Weights:
         return DEFAULT_WEIGHTS
     if not isinstance(table, Mapping):
         raise ConfigError(f"{origin}: priority: expected a [priority] table")
-    known = {f.name for f in fields(Weights)}
+    known = set(Weights._fields)
     values: dict[str, float] = {}
     for key, value in table.items():
         if key not in known:
@@ -128,8 +129,7 @@ def parse_weights(table: object, origin: str) -> Weights:
     return Weights(**values)
 
 
-@dataclass(frozen=True, slots=True)
-class Runtime:
+class Runtime(NamedTuple):
     """Where an image runs, as the inventory says at one moment."""
 
     context: RuntimeContext
@@ -176,8 +176,7 @@ def runtime(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Priority:
+class Priority(NamedTuple):
     """The Corral priority of one Vulnerability Finding."""
 
     priority_id: int

@@ -14,11 +14,13 @@ from typing import Final
 from urllib.parse import unquote, urlsplit
 
 MASK: Final = "***"
-SECRET_PARAMETER: Final = re.compile(r"password|token|secret|key|sig", re.IGNORECASE)
+# Patterns as text: `re` compiles each on first use and keeps it, so a cold start whose URLs
+# carry no query never pays for compiling them.
+SECRET_PARAMETER: Final = r"(?i)password|token|secret|key|sig"  # noqa: S105 - a pattern, not a secret
 """Query parameter names whose values are credentials (matched anywhere in the name)."""
-_URL: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-_USERINFO: Final = re.compile(r"(?<=://)[^/?#@\s]*@")
-_QUERY_SECRET: Final = re.compile(r"(?i)([?&][^=&#\s]*(?:password|token|secret|key|sig)[^=&#\s]*=)[^&#\s]*")
+_URL: Final = r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+"
+_USERINFO: Final = r"(?<=://)[^/?#@\s]*@"
+_QUERY_SECRET: Final = r"(?i)([?&][^=&#\s]*(?:password|token|secret|key|sig)[^=&#\s]*=)[^&#\s]*"  # noqa: S105
 
 
 def redact_url(url: str) -> str:
@@ -33,7 +35,7 @@ def redact_url(url: str) -> str:
         password = parts.password
     except ValueError:
         # Not parseable as a URL (e.g. a broken IPv6 host): hide the whole user info and secret values.
-        return _QUERY_SECRET.sub(rf"\g<1>{MASK}", _USERINFO.sub(f"{MASK}@", url))
+        return re.sub(_QUERY_SECRET, rf"\g<1>{MASK}", re.sub(_USERINFO, f"{MASK}@", url))
     netloc = parts.netloc
     if password is not None:
         userinfo, _, host = netloc.rpartition("@")
@@ -53,7 +55,7 @@ def _redact_parameter(pair: str) -> str:
     name, equals, value = pair.partition("=")
     if not equals:
         return pair
-    if SECRET_PARAMETER.search(unquote(name)):
+    if re.search(SECRET_PARAMETER, unquote(name)):
         return f"{name}={MASK}"
     decoded = unquote(value)
     if "://" in decoded:
@@ -81,7 +83,7 @@ def url_secrets(url: str) -> list[str]:
         found.add(userinfo.partition(":")[2])
     for pair in parts.query.split("&"):
         name, equals, value = pair.partition("=")
-        if equals and SECRET_PARAMETER.search(unquote(name)):
+        if equals and re.search(SECRET_PARAMETER, unquote(name)):
             found.add(value)
         elif "://" in unquote(value):
             found.update(url_secrets(unquote(value)))
@@ -96,7 +98,7 @@ def redact_text(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
         >>> redact_text("cannot reach https://u:pw@h/x?token=t1 (pw)", ["pw"])
         'cannot reach https://u:***@h/x?token=*** (***)'
     """
-    redacted = _URL.sub(lambda m: redact_url(m.group(0)), text)
+    redacted = re.sub(_URL, lambda m: redact_url(m.group(0)), text)
     for secret in sorted(secrets, key=len, reverse=True):
         if secret:
             redacted = redacted.replace(secret, MASK)

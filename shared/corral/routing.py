@@ -9,8 +9,8 @@ change once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from corral import ocsf, priority, traits
 from corral.context import container_context
@@ -130,8 +130,8 @@ CONDITIONS: Final[dict[str, Predicate]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Condition:
+# NamedTuples, not dataclasses: every cold start builds these classes (see corral.records).
+class Condition(NamedTuple):
     """A parsed `when` table: every key must match, any value of a key may."""
 
     terms: tuple[tuple[str, Values], ...] = ()
@@ -170,8 +170,7 @@ class Condition:
         return cls(tuple(terms))
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(NamedTuple):
     """Send matching changes to sinks; `on` None means each sink family's default change kinds."""
 
     name: str
@@ -181,8 +180,7 @@ class Route:
     samples: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class SuppressRule:
+class SuppressRule(NamedTuple):
     """Store but never send matching findings, with a reason, until a time (epoch ms) or forever."""
 
     name: str
@@ -191,13 +189,12 @@ class SuppressRule:
     until: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Router:
+class Router(NamedTuple):
     """Decides suppression and destinations for each change; pure."""
 
     routes: tuple[Route, ...] = ()
     suppressions: tuple[SuppressRule, ...] = ()
-    families: Mapping[str, SinkFamily] = field(default_factory=dict)
+    families: Mapping[str, SinkFamily] = MappingProxyType({})
 
     def suppression(self, finding: Mapping[str, Any], now: int) -> Suppression | None:
         """Return the first suppression in force that matches, or None."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -171,11 +170,11 @@ def test_the_last_attempt_goes_to_the_dead_letter(store: Store) -> None:
     """A retryable failure on the MAX_ATTEMPTS-th attempt is final."""
     sink = RecordingSink("webhook:x", "siem", lambda d: Result.failure(d.version, "timeout"))
     [row] = rows(store, [sink.id])
-    row = replace(row, attempts=MAX_ATTEMPTS - 2)
+    row = row._replace(attempts=MAX_ATTEMPTS - 2)
     assert deliverer(store, sink).deliver([row]) == {"pending": 1}
     # The first outcome released the claim: the second pass holds the row by a new one.
     [again] = store.ledger_claim(Claim.new(2 * NOW))
-    assert deliverer(store, sink).deliver([replace(again, attempts=MAX_ATTEMPTS - 1)]) == {"dead": 1}
+    assert deliverer(store, sink).deliver([again._replace(attempts=MAX_ATTEMPTS - 1)]) == {"dead": 1}
     assert current(store, row).state == "dead"
     assert len(store.dead_letters()) == 1
 
@@ -255,14 +254,14 @@ def test_rows_for_an_unconfigured_sink_stay_pending(store: Store) -> None:
     """A row whose sink is no longer configured is kept pending, unsent, and let go for later."""
     [row] = rows(store, ["webhook:gone"])
     assert deliverer(store).deliver([row]) == {"pending": 1}
-    assert current(store, row) == replace(row, claim=None, next_attempt=NOW + BASE_DELAY_MS)
+    assert current(store, row) == row._replace(claim=None, next_attempt=NOW + BASE_DELAY_MS)
 
 
 def test_only_pending_rows_are_sent(store: Store) -> None:
     """Delivered and dead rows handed to the Deliverer are not sent again."""
     sink = RecordingSink("webhook:x", "siem")
     [row] = rows(store, [sink.id])
-    assert deliverer(store, sink).deliver([replace(row, state="delivered"), replace(row, state="dead")]) == {}
+    assert deliverer(store, sink).deliver([row._replace(state="delivered"), row._replace(state="dead")]) == {}
     assert sink.sent == []
 
 

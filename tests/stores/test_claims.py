@@ -373,7 +373,7 @@ def test_held_rows_are_not_claimed_again_until_the_claim_lapses(store: Store) ->
 
 
 def _fields(entry: LedgerEntry) -> dict[str, Any]:
-    return {name: getattr(entry, name) for name in LedgerEntry.__dataclass_fields__}
+    return {name: getattr(entry, name) for name in LedgerEntry._fields}
 
 
 def test_a_finding_gets_one_thread_when_two_workers_send_its_changes(store: Store) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv as csv_module
-import dataclasses
 import re
 import sys
 from collections.abc import Sequence
@@ -266,7 +265,7 @@ def show(
     if found is None:
         raise ConfigError(f"no stored finding has id or uid {finding!r} (ids are in `corral findings list`)")
     if json:
-        payload = found.as_data() | {"history": [dataclasses.asdict(h) for h in history]}
+        payload = found.as_data() | {"history": [h._asdict() for h in history]}
         sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     console = Console()

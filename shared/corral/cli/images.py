@@ -103,7 +103,7 @@ def rank(db: Store, weights: priority.Weights, now: int, digests: list[str] | No
         by_image.setdefault(row.vulnerable.image, []).append(row)
     ranked = []
     for digest in wanted:
-        found = evidence.get(digest, ImageEvidence(digest))
+        found = evidence.get(digest, ImageEvidence.of(digest))
         where = found.runtime(now=now, window_ms=weights.window_ms)
         rows = [(row, priority.score(row.vulnerable, where, weights)) for row in by_image.get(digest, [])]
         rows.sort(key=lambda pair: (-pair[1].risk_score, -pair[0].vulnerable.severity_id, pair[0].key))

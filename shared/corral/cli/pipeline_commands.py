@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import Annotated, Any, Final
 
 import orjson
@@ -37,7 +36,7 @@ def ingest(
     pipe = pipeline(config, store)
     try:
         started = pipe.clock()
-        before = pipe.store.ledger_summary() if pipe.sinks else LedgerSummary()
+        before = pipe.store.ledger_summary() if pipe.sinks else LedgerSummary.empty()
         with _Progress(enabled=not json and sys.stderr.isatty()) as tick:
             result = pipe.ingest(_inbounds(paths or ["-"]), on_progress=tick)
         sinks = _sink_outcomes(pipe.store, before, started) if pipe.sinks else {}
@@ -69,7 +68,7 @@ def redrive(store: StoreOption = None, config: ConfigOption = None, json: JsonOp
     finally:
         pipe.close()
     if json:
-        report = {**counts, "backlog": [asdict(b) for b in backlog]}
+        report = {**counts, "backlog": [b._asdict() for b in backlog]}
         sys.stdout.write(orjson.dumps(report).decode() + "\n")
         return
     print(", ".join(f"{v} {k}" for k, v in counts.items()))

@@ -61,7 +61,7 @@ def _scan(store: Store, query: FindingQuery, limit: int) -> Iterator[StoredFindi
     cursor = None
     read = 0
     while read < limit:
-        page = store.query(replace(query, cursor=cursor, limit=min(READ_PAGE, limit - read)))
+        page = store.query(query._replace(cursor=cursor, limit=min(READ_PAGE, limit - read)))
         yield from page.items
         read += len(page.items)
         if page.next_cursor is None:
@@ -85,7 +85,7 @@ def most_severe_first(store: Store, query: FindingQuery, skip: int, size: int) -
             break
         if severity not in present or (query.severity_at_least is not None and not 1 <= severity <= 6):
             continue  # an "at least" filter leaves out severities that carry no order
-        band = replace(query, severity_id=severity)
+        band = query._replace(severity_id=severity)
         if skip:
             counted = store.count(band)
             if skip >= counted.count and counted.exact:

@@ -6,7 +6,6 @@ A sink module exposes `FAMILY` ("chat", "siem", "relay" or "file"), a pure `rend
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -62,8 +61,13 @@ def unknown_settings(sink_id: str, settings: Mapping[str, Any]) -> list[str]:
     """
     kind = kind_of(sink_id, settings)
     known = declared_settings(kind)
+    unknown = sorted(set(settings) - set(known))
+    if not unknown:
+        return []
+    import difflib  # noqa: PLC0415 - only a mistake needs a suggestion
+
     lines = []
-    for key in sorted(set(settings) - set(known)):
+    for key in unknown:
         close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         lines.append(f"sinks.{sink_id}.{key}: unknown setting{hint}; {kind} sinks read {', '.join(sorted(known))}")

@@ -9,17 +9,17 @@ in the delivery ledger.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
-from corral.ocsf import Finding
-from corral.stores.base import ChangeKind
+if TYPE_CHECKING:
+    from corral.ocsf import Finding
+    from corral.stores.base import ChangeKind
 
 SinkFamily = Literal["chat", "siem", "relay", "file"]
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+# NamedTuples, not dataclasses: the pipeline loads this contract at every cold start (see corral.records).
+class Delivery(NamedTuple):
     """One finding version to deliver to one sink.
 
     `version` is the idempotency key (sha256 of identity, source modified time and fingerprint):
@@ -37,8 +37,7 @@ class Delivery:
     previous_severity_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(NamedTuple):
     """What became of one delivery.
 
     `ok` with an optional `message_ref` (kept to thread later changes); otherwise `error` (one

@@ -11,8 +11,7 @@ order (a finding twice in one batch: the second sees the first) and returns the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -205,8 +204,7 @@ def loads(value: str | bytes | Mapping[str, Any]) -> Any:
     return orjson.loads(value)
 
 
-@dataclass(frozen=True, slots=True)
-class Current:
+class Current(NamedTuple):
     """The stored state of one finding that an upsert compares against and carries forward."""
 
     snapshot: Snapshot
@@ -231,8 +229,7 @@ class Current:
         return key, cls(snapshot, int(row[8]), int(row[9]), int(row[10]))
 
 
-@dataclass(slots=True)
-class Plan:
+class Plan(NamedTuple):
     """What one batch does: a Change per finding, the rows to write, the history rows.
 
     `rows` are whole findings rows (new or changed content); `refresh` rows are findings whose
@@ -398,7 +395,7 @@ def ledger_held(entry: LedgerEntry, row: Sequence[Any], claim: Claim) -> LedgerE
     """Return `entry` as the row a claiming insert returned (`LEDGER_RETURNING`), now held by `claim`.
 
     The version is the hash of the finding's content, so the entry's document is the row's own.
-    Built directly rather than with `dataclasses.replace`, which costs several times more per row.
+    Built directly rather than with `_replace`, which costs several times more per row.
     """
     return LedgerEntry(
         entry.version,

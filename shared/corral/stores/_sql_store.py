@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, ClassVar, Final
 
 from corral.records import HealthSignal
@@ -135,7 +134,7 @@ class SqlStore(SqlImages, ABC):
     def count(self, query: FindingQuery, *, at_most: int = 10_000) -> MatchCount:
         """Count the findings matching a query, exactly (`at_most` is for stores that must read to count)."""
         del at_most
-        clause, params = _sql.where(replace(query, cursor=None), self.dialect)
+        clause, params = _sql.where(query._replace(cursor=None), self.dialect)
         rows = self._fetch(f"SELECT count(*) FROM findings WHERE {clause}", params)
         return MatchCount(int(rows[0][0]))
 

@@ -5,10 +5,9 @@ read-decide-write atomic; *what* a change is comes from `decide()` here, so the 
 disagree. Besides findings and their history, the contract holds what delivery and coverage need:
 the dead letter, the delivery ledger, sink message references and source health.
 
-Immutable records that every process builds at import are NamedTuples rather than dataclasses:
+The records are NamedTuples rather than dataclasses: every process builds them at import, and
 creating a frozen dataclass runs its generated methods through `exec` (about half a millisecond
-each, at every cold start), a NamedTuple costs a tenth of that. Records that callers copy with
-`dataclasses.replace` or read with `dataclasses.asdict` stay dataclasses.
+each, at every cold start), a NamedTuple costs a tenth of that. Copies are made with `_replace`.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol
 
 import orjson
@@ -164,8 +162,7 @@ def remember(seen: tuple[str, ...], fp: str) -> tuple[str, ...]:
     return (*(s for s in seen if s != mark), mark)[-SEEN_LIMIT:]
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """What `decide()` compares between the stored and the incoming version of a finding.
 
     `logged_time` and `sequence` are the transport's stable order (`metadata.logged_time`, e.g.
@@ -327,8 +324,7 @@ def columns(finding: Mapping[str, Any], fp: str | None = None, snapshot: Snapsho
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """What one upsert did to one finding; `version` is the idempotency key of this version."""
 
     kind: ChangeKind
@@ -383,8 +379,7 @@ class StoredFinding(NamedTuple):
         }
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
+class HistoryEntry(NamedTuple):
     """One recorded change of a finding (unchanged and stale deliveries are not history)."""
 
     at: int
@@ -395,8 +390,7 @@ class HistoryEntry:
     status_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class FindingQuery:
+class FindingQuery(NamedTuple):
     """Filters for `Store.query`; None means no filter. Times are epoch ms on `last_seen`.
 
     Text filters match case-insensitively: `cloud` and `container_service` against their fixed
@@ -433,11 +427,10 @@ class Page(NamedTuple):
     next_cursor: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MatchCount:
+class MatchCount(NamedTuple):
     """How many findings match a query: exact, or (where counting stops early) at least `count`."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # a field, where tuple has a method of that name
     exact: bool = True
 
 
@@ -449,24 +442,22 @@ class TrendDay(NamedTuple):
     last_seen: int
 
 
-@dataclass(frozen=True, slots=True)
-class CountRow:
+class CountRow(NamedTuple):
     """Open and closed findings counted by cloud, severity and status."""
 
     cloud: str
     severity_id: int
     status_id: int
-    count: int
+    count: int  # type: ignore[assignment]  # see MatchCount
 
 
-@dataclass(frozen=True, slots=True)
-class PlaceCount:
+class PlaceCount(NamedTuple):
     """One container service's findings in a window, counted per cloud, account and cluster."""
 
     cloud: str
     account: str
     cluster: str | None
-    count: int
+    count: int  # type: ignore[assignment]  # see MatchCount
     newest: int
     """The newest last_seen among them."""
 
@@ -474,8 +465,7 @@ class PlaceCount:
 DEAD_LETTER_MAX_RAW: Final = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetter(NamedTuple):
     """One rejected input: never the configuration, at most the first 256 KiB of the raw input."""
 
     at: int
@@ -486,7 +476,7 @@ class DeadLetter:
     size: int
     source: str | None = None
     id: str | None = None
-    count: int = 1
+    count: int = 1  # type: ignore[assignment]  # see MatchCount
     """How many times these exact bytes failed: the same input twice is one dead letter."""
 
     @classmethod
@@ -512,8 +502,7 @@ A worker that dies holding rows delays them by this much; a live worker still se
 lease runs out may see another worker send the same rows (the receiver drops them by version)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
+class Claim(NamedTuple):
     """One worker's hold on the ledger rows it is about to send: a token, and when the hold lapses.
 
     A row held by a claim is sent by no one else until `until`, when a worker that died holding
@@ -536,12 +525,11 @@ def merge_dead_letters(letters: Sequence[DeadLetter]) -> list[DeadLetter]:
     merged: dict[str, DeadLetter] = {}
     for letter in letters:
         seen = merged.get(letter.sha256)
-        merged[letter.sha256] = letter if seen is None else replace(seen, count=seen.count + letter.count)
+        merged[letter.sha256] = letter if seen is None else seen._replace(count=seen.count + letter.count)
     return list(merged.values())
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
+class LedgerEntry(NamedTuple):
     """One (finding version, sink) delivery: what to send, and how far it got.
 
     The store keeps the row small and refers to the version's document rather than copying it;
@@ -567,8 +555,7 @@ class LedgerEntry:
     """The severity of the version this one replaced, so that an escalation reads "High → Critical"."""
 
 
-@dataclass(frozen=True, slots=True)
-class SinkBacklog:
+class SinkBacklog(NamedTuple):
     """What is pending for one sink: how many rows, how many due now, held by a worker, and when."""
 
     sink: str
@@ -580,8 +567,7 @@ class SinkBacklog:
     oldest_created: int
 
 
-@dataclass(frozen=True, slots=True)
-class ThreadClaim:
+class ThreadClaim(NamedTuple):
     """Where a chat message about a finding goes: under an existing thread, or as its first message.
 
     `ref` is the thread's first message when there is one. Otherwise `mine` says whether this
@@ -612,12 +598,16 @@ class SourceState(NamedTuple):
     deliveries: int
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerSummary:
+class LedgerSummary(NamedTuple):
     """Ledger rows by state per sink, and the oldest pending row's creation time."""
 
-    counts: dict[tuple[str, LedgerState], int] = field(default_factory=dict)
-    oldest_pending: dict[str, int] = field(default_factory=dict)
+    counts: dict[tuple[str, LedgerState], int]
+    oldest_pending: dict[str, int]
+
+    @classmethod
+    def empty(cls) -> LedgerSummary:
+        """A summary of an empty ledger, to fill in."""
+        return cls({}, {})
 
 
 class Store(Protocol):

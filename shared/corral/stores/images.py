@@ -10,8 +10,7 @@ deliveries adds nothing newer than what is stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 from corral import priority
 from corral.inventory import Exposure, FindingKey, ImageName, Observations, Sighting, Vulnerable
@@ -56,8 +55,7 @@ VULNERABILITY_COLUMNS: Final = (
 PRIORITY_COLUMNS: Final = ("priority_id", "risk_score", "context", "exposed", "details", "basis")
 
 
-@dataclass(frozen=True, slots=True)
-class SightingRecord:
+class SightingRecord(NamedTuple):
     """A place an image ran, first and last (source time), and who reported it last."""
 
     sighting: Sighting
@@ -69,15 +67,19 @@ class SightingRecord:
         return self.sighting.source_time
 
 
-@dataclass(frozen=True, slots=True)
-class ImageEvidence:
+class ImageEvidence(NamedTuple):
     """What the inventory knows of one digest."""
 
     digest: str
-    names: list[ImageName] = field(default_factory=list)
-    sightings: list[tuple[SightingRecord, bool]] = field(default_factory=list)
+    names: list[ImageName]
+    sightings: list[tuple[SightingRecord, bool]]
     """Each with `probable`: True when the report named only a tag that the names map to this digest."""
-    exposures: list[Exposure] = field(default_factory=list)
+    exposures: list[Exposure]
+
+    @classmethod
+    def of(cls, digest: str) -> ImageEvidence:
+        """No evidence yet of `digest`, to fill in."""
+        return cls(digest, [], [], [])
 
     def runtime(self, *, now: int, window_ms: int) -> priority.Runtime:
         """The runtime context of this image at wall-clock `now`."""
@@ -90,8 +92,7 @@ class ImageEvidence:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class ImageVulnerability:
+class ImageVulnerability(NamedTuple):
     """One Vulnerability Finding of an image, with the priority last given to it (None before any)."""
 
     vulnerable: Vulnerable
@@ -148,7 +149,7 @@ def resolve(
 ) -> dict[str, ImageEvidence]:
     """Assemble each digest's evidence from rows read back (tags resolve to the digest they last named)."""
     wanted = set(digests)
-    by_digest: dict[str, ImageEvidence] = {d: ImageEvidence(d) for d in digests}
+    by_digest: dict[str, ImageEvidence] = {d: ImageEvidence.of(d) for d in digests}
     newest_per_ref: dict[str, ImageName] = {}
     for name in names:
         if name.digest in wanted:

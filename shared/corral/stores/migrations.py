@@ -16,8 +16,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, NamedTuple, Protocol
 
 import orjson
 
@@ -33,8 +32,7 @@ class Executor(Protocol):
         """Run one statement."""
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
+class Migration(NamedTuple):
     """One schema step: the same change written for each SQL dialect."""
 
     version: int

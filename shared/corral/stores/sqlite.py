@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -280,7 +279,7 @@ class SqliteStore(SqlStore):
                     "UPDATE ledger SET claim = ?, next_attempt = ? WHERE version = ? AND sink = ?",
                     [(claim.token, claim.until, row[0], row[1]) for row in rows],
                 )
-            return [replace(_sql.ledger_entry(row), claim=claim.token, next_attempt=claim.until) for row in rows]
+            return [_sql.ledger_entry(row)._replace(claim=claim.token, next_attempt=claim.until) for row in rows]
 
         return self._guard(work)
 

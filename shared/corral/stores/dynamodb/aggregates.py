@@ -25,7 +25,6 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -251,7 +250,7 @@ class Aggregates(Table):
         The finding list counts each severity band of the open findings this way: 16 small reads
         instead of the listing index.
         """
-        if replace(query, **_AGGREGATE_FILTERS) != _BARE:
+        if query._replace(**_AGGREGATE_FILTERS) != _BARE:
             return None
         cloud = None if query.cloud is None else canonical(query.cloud, CLOUD_NAMES)
         low = None if query.severity_at_least is None else max(query.severity_at_least, 1)

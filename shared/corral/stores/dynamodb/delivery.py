@@ -7,7 +7,6 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -339,7 +338,7 @@ class Delivery(Table):
                 current[version_key(key, get_n(item, "mt"), get_s(item, "fp"))] = decode_document(item["d"])
         rows = [ledger_entry(i) for i in items]
         return [
-            row if row.document is not None else replace(row, document=kept.get(row.version, current.get(row.version)))
+            row if row.document is not None else row._replace(document=kept.get(row.version, current.get(row.version)))
             for row in rows
         ]
 
@@ -438,7 +437,7 @@ class Delivery(Table):
 
     def ledger_summary(self) -> LedgerSummary:
         """Return row counts by sink and state and the oldest pending row per sink (reads every row)."""
-        summary = LedgerSummary()
+        summary = LedgerSummary.empty()
         for state in LEDGER_STATES:
             for item in self._index_rows(state, "snk, cr"):
                 sink = get_s(item, "snk")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -283,7 +283,7 @@ class Queries(Aggregates):
         found: list[tuple[StoredFinding, str]] = []
         cursor = query.cursor
         while len(found) <= limit:
-            step = replace(query, text=None, cursor=cursor, limit=100)
+            step = query._replace(text=None, cursor=cursor, limit=100)
             candidates, cursor = self._page_of_candidates(step, expr, exact)
             found += [(item, key) for item, key in candidates if needle in search_text(item.document)]
             if cursor is None:
@@ -313,18 +313,18 @@ class Queries(Aggregates):
         counted = self._counted(query)
         if counted is not None:
             return MatchCount(counted)
-        expr, exact = query_filter(replace(query, cursor=None))
+        expr, exact = query_filter(query._replace(cursor=None))
         if query.text:
             counted = 0
             cursor = None
             while counted < at_most:
-                page = self.query(replace(query, limit=500, cursor=cursor))
+                page = self.query(query._replace(limit=500, cursor=cursor))
                 counted += len(page.items)
                 cursor = page.next_cursor
                 if cursor is None:
                     return MatchCount(counted)
             return MatchCount(counted, exact=False)
-        bare = replace(query, cursor=None)
+        bare = query._replace(cursor=None)
         total = 0
         for partition in listing_partitions():
             total += len(self._listing(partition, bare, at_most + 1 - total, expr, exact))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from corral import ocsf
@@ -98,7 +98,7 @@ def plan_key(current: State | None, incoming: Sequence[Incoming], *, now: int) -
         if kind == "stale":
             continue
         last_seen = max(last_seen, now)
-        snapshot = replace(found.snapshot, seen=remember(snapshot.seen if snapshot else (), found.fingerprint))
+        snapshot = found.snapshot._replace(seen=remember(snapshot.seen if snapshot else (), found.fingerprint))
         latest = found
         if kind != "unchanged":
             versions += 1
