@@ -35,11 +35,12 @@ import datetime as dt
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote, urlsplit
 
 from corral.errors import ConfigError
 from corral.priority import DEFAULT_WEIGHTS, Weights, parse_weights
+from corral.records import NamedTuple  # typing.NamedTuple, built without its per-field checks
 from corral.redaction import url_secrets
 from corral.routing import Condition, Route, Router, SuppressRule, parse_change_kinds, sink_list
 from corral.stores import DEFAULT_URL

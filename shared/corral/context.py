@@ -8,7 +8,9 @@ consumer (store columns, chat messages, the dashboard) reads it through this one
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
+
+from corral.records import NamedTuple  # typing.NamedTuple, built without its per-field checks
 
 # Findings are plain dicts: testing for `dict` first spares the ABC check that `Mapping` costs.
 _MAPPING: Final = (dict, Mapping)

@@ -3,14 +3,56 @@
 Every process builds these classes at import, so they are NamedTuples: a frozen dataclass runs
 its generated methods through `exec` at import (about half a millisecond each, every cold
 start), a NamedTuple a tenth of that. Copies are made with `_replace`.
+
+`Record` builds them at run time: `typing.NamedTuple`'s class syntax without its check of every
+field's annotation, which under `from __future__ import annotations` compiles each annotation's
+text (about twice the cost of the class itself). `from corral.records import NamedTuple` gives
+type checkers `typing.NamedTuple` itself, and `Record` at run time.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from corral.ocsf import Finding
+
+# What typing.NamedTuple refuses to let a class body define, and what it never copies over.
+_PROHIBITED = frozenset(
+    {"__new__", "__init__", "__slots__", "__getnewargs__", "_fields", "_field_defaults", "_make", "_replace", "_asdict"}
+)
+_SPECIAL = frozenset({"__module__", "__name__", "__annotations__"})
+
+
+class _RecordType(type):
+    """Turn a class body into `collections.namedtuple`, as typing.NamedTuple does, minus the checks."""
+
+    def __new__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
+        if not bases:
+            return super().__new__(cls, name, bases, namespace)  # `Record` itself
+        annotations: dict[str, Any] = namespace.get("__annotations__", {})
+        defaults = [namespace[field] for field in annotations if field in namespace]
+        if any(field in namespace for field in list(annotations)[: len(annotations) - len(defaults)]):
+            raise TypeError(f"{name}: a field without a default follows one with a default")
+        record = collections.namedtuple(name, annotations, defaults=defaults, module=namespace["__module__"])  # type: ignore[misc]
+        record.__annotations__ = annotations
+        for key, value in namespace.items():
+            if key in _PROHIBITED:
+                raise AttributeError(f"{name}: cannot overwrite NamedTuple attribute {key}")
+            if key not in _SPECIAL and key not in annotations:
+                setattr(record, key, value)
+        return record
+
+
+class Record(metaclass=_RecordType):
+    """Base of a NamedTuple class built without typing's per-field checks (see the module docstring)."""
+
+
+if TYPE_CHECKING:
+    from typing import NamedTuple as NamedTuple  # noqa: PLC0414 - the explicit re-export type checkers need
+else:
+    NamedTuple = Record
 
 Path = tuple[str | int, ...]
 """Where a value sits inside a JSON document: object keys and array indexes, outermost first."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 from corral import ocsf, priority, traits
 from corral.context import container_context
 from corral.errors import ConfigError
+from corral.records import NamedTuple  # typing.NamedTuple, built without its per-field checks
 from corral.stores.base import CHANGE_KINDS, ChangeKind, Suppression
 
 if TYPE_CHECKING:

@@ -8,14 +8,15 @@ Health (reporting windows, names), coverage (which cells a source can serve) and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from corral.records import Normalized
+from corral.records import NamedTuple, Normalized
+
+# NamedTuples, not frozen dataclasses: the home cloud's facts load at every cold start, and a
+# dataclass costs ten times as much to build (see corral.records).
 
 
-@dataclass(frozen=True, slots=True)
-class Capability:
+class Capability(NamedTuple):
     """A detector, offered by one source, that can produce findings for some coverage cells."""
 
     name: str
@@ -25,8 +26,7 @@ class Capability:
     """(layer, task) pairs the detector reports on, for each of `services`."""
 
 
-@dataclass(frozen=True, slots=True)
-class Facts:
+class Facts(NamedTuple):
     """What one source declares about itself."""
 
     source: str
