@@ -12,7 +12,9 @@ The median of RUNS is set beside a fixed SDK baseline measured the same way in t
 - Azure: `azure.functions`;
 - Google: `functions_framework`.
 
-Corral's own share is (entry - SDK) / SDK, goal at most 0.25; both are printed in ms too. The
+Corral's own share is (entry - SDK) / SDK in wall-clock time, goal at most 0.25; both are printed
+in ms too. Beside it, for reading a run on a shared machine, the same share in CPU time: a process
+that waits for a core loses wall-clock time that is nobody's cost, and no CPU time. The
 difference is Corral's only if the baseline loads every SDK module the entry point does: each run
 first compares the two processes' modules, and stops if the entry point loads an SDK module that
 the baseline does not. It also names the other libraries the entry point loads (Corral's cost).
@@ -33,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = 11
+RUNS = 21
 GOAL = 0.25
 EVENTS = ROOT / "tests" / "events"
 GUARDDUTY = EVENTS / "aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json"
@@ -44,7 +46,10 @@ import importlib.util, sys
 spec = importlib.util.spec_from_file_location("entry", {path!r})
 entry = importlib.util.module_from_spec(spec); sys.modules["entry"] = entry; spec.loader.exec_module(entry)
 """
-_TIMED = "import time; _t0 = time.perf_counter()\n{body}\nprint('ELAPSED', time.perf_counter() - _t0)\n"
+_TIMED = (
+    "import time; _t0, _c0 = time.perf_counter(), time.process_time()\n{body}\n"
+    "print('ELAPSED', time.perf_counter() - _t0, time.process_time() - _c0)\n"
+)
 _MODULES = "\nimport json, sys\nprint('MODULES', json.dumps(sorted(sys.modules)))\n"
 
 # Where `make package` leaves each cloud's unpacked artifact.
@@ -91,12 +96,14 @@ ENTRY_POINTS = {
 }
 
 
-def _time(code: str, env: dict[str, str], cwd: Path) -> float:
+def _time(code: str, env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Seconds `code` takes in a fresh process: wall-clock, then CPU."""
     out = subprocess.run(
         [sys.executable, "-c", _TIMED.format(body=code)], env=env, capture_output=True, text=True, check=True, cwd=cwd
     ).stdout
     line = next(line for line in reversed(out.splitlines()) if line.startswith("ELAPSED "))
-    return float(line.split()[1])
+    wall, cpu = line.split()[1:3]
+    return float(wall), float(cpu)
 
 
 def _loaded(code: str, env: dict[str, str], cwd: Path) -> set[str]:
@@ -121,20 +128,26 @@ def beyond_sdk(sdk: str, entry: str, packages: tuple[str, ...], env: dict[str, s
     return sorted(tops - set(sys.stdlib_module_names) - {"_sqlite3"})
 
 
-def _medians(sdk: str, entry: str, env: dict[str, str], cwd: Path, store: Callable[[], None]) -> tuple[float, float]:
-    """Median seconds of the SDK baseline and of the entry point, their runs alternating.
+def _medians(
+    sdk: str, entry: str, env: dict[str, str], cwd: Path, store: Callable[[], None]
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Median seconds (wall-clock, CPU) of the SDK baseline and of the entry point, their runs alternating.
 
     Alternating puts both under the same load: on a shared machine, a batch of one then a batch of
     the other can see very different neighbours. `store` readies the store before each entry run
     (untimed), so that every run makes the same delivery to the same store.
     """
-    sdk_times: list[float] = []
-    entry_times: list[float] = []
+    sdk_times: list[tuple[float, float]] = []
+    entry_times: list[tuple[float, float]] = []
     for _ in range(RUNS):
         sdk_times.append(_time(sdk, env, cwd))
         store()
         entry_times.append(_time(entry, env, cwd))
-    return statistics.median(sdk_times), statistics.median(entry_times)
+
+    def median(times: list[tuple[float, float]]) -> tuple[float, float]:
+        return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+
+    return median(sdk_times), median(entry_times)
 
 
 def _fresh(migrated: Path, db: Path) -> None:
@@ -193,12 +206,13 @@ def main() -> list[str]:
             )
             store()
             others = beyond_sdk(sdk, entry, packages, env, artifact)
-            sdk_s, entry_s = _medians(sdk, entry, env, artifact, store)
+            (sdk_s, sdk_cpu), (entry_s, entry_cpu) = _medians(sdk, entry, env, artifact, store)
             share = (entry_s - sdk_s) / sdk_s
             verdict = "ok" if share <= GOAL else "over goal"
             line = (
                 f"{name:26} entry {entry_s * 1000:7.1f} ms   SDK alone {sdk_s * 1000:7.1f} ms   "
                 f"Corral {(entry_s - sdk_s) * 1000:6.1f} ms, share {share:5.2f} ({verdict})"
+                f" [CPU share {(entry_cpu - sdk_cpu) / sdk_cpu:5.2f}]"
                 f"; other libraries: {', '.join(others) or 'none'}"
             )
             print(line, flush=True)
