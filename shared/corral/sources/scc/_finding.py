@@ -8,6 +8,7 @@ so that `unmapped` is the rest; the objects it maps in part stay whole and are r
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -16,7 +17,7 @@ from corral.errors import MalformedEventError
 from corral.sources._core import times
 from corral.sources._core.reader import Fields, Trie
 from corral.sources.scc import _cloud, _context, _details
-from corral.sources.scc._spelling import both_spellings, inner, recorded, string
+from corral.sources.scc._spelling import LEAF, both_spellings, inner, recorded, string, take_texts
 from corral.sources.scc._tables import (
     MISCONFIGURATION,
     OBSERVATION,
@@ -59,8 +60,23 @@ _RESOURCE_TAKEN: Final = recorded(
     "name", "displayName", "display_name", "type", "location", "cloudProvider", "cloud_provider"
 )
 _HTTP: Final = ("https://", "http://")
+_fromisoformat: Final = datetime.fromisoformat
 
 _ORCHESTRATORS: Final = {traits.GKE: _context.GKE_ORCHESTRATOR, traits.CLOUD_RUN: _context.CLOUD_RUN_ORCHESTRATOR}
+
+
+# The finding's keys read as text and recorded when present, in the order `finding()` unpacks them.
+_TEXTS: Final = (
+    "findingClass",
+    "severity",
+    "resourceName",
+    "category",
+    "canonicalName",
+    "description",
+    "moduleName",
+    "parentDisplayName",
+    "nextSteps",
+)
 
 
 def finding(
@@ -77,28 +93,26 @@ def finding(
     `doc` and `resource` are the finding and its resource as `camel()` spells them; `raw` the
     finding and (when the envelope carried it apart) the resource as sent, for `unmapped`.
     """
-    taken: Trie = {}
-    fields = Fields(doc, taken)
-    fields.mark("name")
-    fields.text("findingClass")
-    create_ms, modified, activity_id, status_id, state = _lifecycle(fields, doc, received_time)
-    severity_id, vendor_severity = _severity(fields, doc)
-    resource_name = fields.text("resourceName") or string(resource.get("name")) or ""
+    # What is mapped in full, as `Fields` records it: every key is one of the finding's own.
+    taken: Trie = {"name": LEAF}
+    texts = take_texts(doc, taken, _TEXTS)
+    create_ms, modified, activity_id, status_id, state = _lifecycle(taken, doc, received_time)
+    severity_id, vendor_severity = _severity(doc)
+    resource_name = texts[2] or string(resource.get("name")) or ""
     provider = _cloud.provider(resource)
     cloud, project_id = _cloud.cloud(doc, resource, resource_name, provider)
-    vuln = _details.vulnerability(doc, ocsf.SEVERITY_NAMES[severity_id] if severity_id != 99 else str(vendor_severity))
+    caption = ocsf.SEVERITY_NAMES[severity_id] if severity_id != 99 else str(vendor_severity)
+    vuln = _details.vulnerability(doc, caption) if "vulnerability" in doc else None
     class_uid = (
         ocsf.VULNERABILITY if vuln and scc_class == VULNERABILITY else _CLASS_UIDS.get(scc_class, ocsf.DETECTION)
     )
-    task = _TASKS.get(scc_class, traits.THREAT_DETECTION)
     kubernetes = inner(doc, "kubernetes")
-    kind = string(resource.get("type")) or ""
-    service = _service(kind, resource_name, bool(kubernetes), provider)
-    layer = _layer(doc, kubernetes, kind, resource_name, service, task)
-    info, product = _info(fields, doc, scc_class, (provider, project_id))
+    service, classified = _traits(doc, resource, kubernetes, resource_name, provider, scc_class)
+    info, product = _info(taken, doc, texts, scc_class, (provider, project_id))
     if create_ms is not None:
         info["created_time"] = create_ms
-    info.update(modified_time=modified, traits=traits.classify(service, layer, task))
+    info["modified_time"] = modified
+    info["traits"] = classified
     out = ocsf.envelope(
         class_uid=class_uid,
         activity_id=activity_id,
@@ -109,14 +123,14 @@ def finding(
         product=product,
         delivery_id=delivery_id,
     )
-    if title := info.get("title"):
+    if title := texts[3]:
         out["message"] = title
     if status_id == ocsf.STATUS_SUPPRESSED and (detail := string(doc.get("muteInitiator"))):
         out["status_detail"] = detail
     out["finding_info"] = info
     out["cloud"] = cloud
     out["resources"] = _context.resources(doc, resource, kubernetes, resource_name or None, provider)
-    _body(out, fields, doc, kubernetes, class_uid, scc_class, vuln, _ORCHESTRATORS.get(service), state != "INACTIVE")
+    _body(out, taken, doc, kubernetes, class_uid, scc_class, vuln, _ORCHESTRATORS.get(service), state != "INACTIVE")
     if not out["resources"]:
         del out["resources"]
     if unmapped := _unmapped(raw, doc, extra, taken):
@@ -124,23 +138,54 @@ def finding(
     return out
 
 
+def _traits(
+    doc: dict[str, Any],
+    resource: dict[str, Any],
+    kubernetes: dict[str, Any],
+    resource_name: str,
+    provider: str,
+    scc_class: str,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Return the container service and the `finding_info.traits` of the finding."""
+    task = _TASKS.get(scc_class, traits.THREAT_DETECTION)
+    kind = resource.get("type")
+    kind = kind if isinstance(kind, str) else ""
+    service = _service(kind, resource_name, bool(kubernetes), provider)
+    layer = _layer(doc, kubernetes, kind, resource_name, service, task)
+    return service, traits.classify(service, layer, task)
+
+
+def _ms(value: object) -> int | None:
+    """`times.optional_ms` of a string, taking the common case (an ISO time with an offset) directly."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = _fromisoformat(value)
+        millis = int(parsed.timestamp() * 1000) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        millis = None
+    if millis is None:
+        return times.optional_ms(value)  # what `fromisoformat` refuses or reads without an offset
+    return millis if times.MIN_MS <= millis < times.MAX_MS else None
+
+
 def _lifecycle(
-    fields: Fields, doc: dict[str, Any], received_time: int | None
+    taken: Trie, doc: dict[str, Any], received_time: int | None
 ) -> tuple[int | None, int, int, int, str | None]:
     """Return (created, modified, activity_id, status_id, state)."""
     # An absent, unset (1970) or invalid time reads as no time.
-    event_ms = times.optional_ms(value) if isinstance(value := doc.get("eventTime"), str) else None
-    create_ms = times.optional_ms(value) if isinstance(value := doc.get("createTime"), str) else None
-    mute_ms = times.optional_ms(value) if isinstance(value := doc.get("muteUpdateTime"), str) else None
+    event_ms = _ms(doc.get("eventTime"))
+    create_ms = _ms(doc.get("createTime"))
+    mute_ms = _ms(doc.get("muteUpdateTime")) if "muteUpdateTime" in doc else None
     # Muting a finding does not move its eventTime; muteUpdateTime orders that change.
     later = max(event_ms or 0, mute_ms or 0)
     modified = later or create_ms or received_time
     if modified is None:
         raise MalformedEventError("SCC finding has no usable eventTime or createTime")
     if event_ms is not None:
-        fields.mark("eventTime")
+        taken["eventTime"] = LEAF
     if create_ms is not None:
-        fields.mark("createTime")
+        taken["createTime"] = LEAF
     state = doc.get("state")
     if not isinstance(state, str) or not state:
         state = None
@@ -157,19 +202,17 @@ def _lifecycle(
             status_id = ocsf.STATUS_NEW
         else:
             status_id = 0 if state in (None, "STATE_UNSPECIFIED") else 99
-    if state in ("ACTIVE", "INACTIVE"):
-        fields.mark("state")
+    if state in {"ACTIVE", "INACTIVE"}:
+        taken["state"] = LEAF
     return create_ms, modified, activity_id, status_id, state
 
 
 def _info(
-    fields: Fields, doc: dict[str, Any], scc_class: str, place: tuple[str, str | None]
+    taken: Trie, doc: dict[str, Any], texts: list[str | None], scc_class: str, place: tuple[str, str | None]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return the finding's `finding_info` (without times and traits) and its `product`."""
     name = doc["name"]
-    category = fields.text("category")
-    canonical = fields.text("canonicalName")
-    description = fields.text("description")
+    _, _, _, category, canonical, description, module, _, _ = texts
     info: dict[str, Any] = {"uid": canonical or name}
     if canonical and canonical != name:
         info["uid_alt"] = name
@@ -178,35 +221,39 @@ def _info(
     if desc := description or string(_details.source_properties(doc).get("Explanation")):
         info["desc"] = desc
     info["types"] = [category, scc_class] if category and category != scc_class else [scc_class]
-    module = fields.text("moduleName")
     if module or category:
         analytic: dict[str, Any] = {"type_id": 1, "type": "Rule", "uid": module or category}
         if category:
             analytic["name"] = category
         info["analytic"] = analytic
-    external = fields.peek_text("externalUri")
-    if external and external.startswith(_HTTP):
+    external = doc.get("externalUri")
+    if isinstance(external, str) and external.startswith(_HTTP):
         info["src_url"] = external
-        fields.mark("externalUri")
+        taken["externalUri"] = LEAF
     else:
         info["src_url"] = _console_url(name, *place)
-    attacks, attacks_complete = _details.attacks(doc)
-    if attacks_complete:
-        fields.mark("mitreAttack")
-    if attacks:
-        info["attacks"] = attacks
-    if related := _related(doc):
+    if "mitreAttack" in doc:
+        attacks, attacks_complete = _details.attacks(doc)
+        if attacks_complete:
+            taken["mitreAttack"] = LEAF
+        if attacks:
+            info["attacks"] = attacks
+    if "toxicCombination" in doc and (related := _related(doc)):
         info["related_events"] = [{"uid": uid, "type": "Security Command Center finding"} for uid in related]
-    if tags := _tags(doc):
+    if "securityMarks" in doc and (tags := _tags(doc)):
         info["tags"] = tags
-    return info, _product(fields)
+    return info, _product(taken, doc, texts[7])
 
 
-def _product(fields: Fields) -> dict[str, Any]:
-    source_display = fields.text("parentDisplayName") or fields.text("sourceDisplayName")
-    parent = fields.peek_text("parent")
-    if parent and _SOURCE_NAME.match(parent):
-        fields.mark("parent")
+def _product(taken: Trie, doc: dict[str, Any], source_display: str | None) -> dict[str, Any]:
+    if source_display is None:
+        value = doc.get("sourceDisplayName")
+        if isinstance(value, str) and value:
+            source_display = value
+            taken["sourceDisplayName"] = LEAF
+    parent = doc.get("parent")
+    if isinstance(parent, str) and parent and _SOURCE_NAME.match(parent):
+        taken["parent"] = LEAF
     else:
         parent = None
     product: dict[str, Any] = dict(PRODUCT)
@@ -220,7 +267,7 @@ def _product(fields: Fields) -> dict[str, Any]:
 
 def _body(
     out: dict[str, Any],
-    fields: Fields,
+    taken: Trie,
     doc: dict[str, Any],
     kubernetes: dict[str, Any],
     class_uid: int,
@@ -231,7 +278,6 @@ def _body(
 ) -> None:
     """Add what the class carries: vulnerabilities and images, or evidences, remediation, compliance."""
     remediation = _details.remediation(doc)
-    fields.text("nextSteps")
     found = _context.containers(doc, kubernetes, orchestrator)
     if class_uid == ocsf.VULNERABILITY and vuln is not None:
         if remediation:
@@ -246,7 +292,7 @@ def _body(
     if class_uid == ocsf.COMPLIANCE:
         out["compliance"] = _details.compliance(doc, active=active)
         if _compliances_clean(doc):
-            fields.mark("compliances")
+            taken["compliances"] = LEAF
     elif (is_alert := _IS_ALERT.get(scc_class)) is not None:
         out["is_alert"] = is_alert
 
@@ -275,8 +321,7 @@ def _layer(doc: dict[str, Any], kubernetes: dict[str, Any], kind: str, name: str
     return traits.INFRASTRUCTURE if node else traits.PLATFORM
 
 
-def _severity(fields: Fields, doc: dict[str, Any]) -> tuple[int, object]:
-    fields.text("severity")
+def _severity(doc: dict[str, Any]) -> tuple[int, object]:
     raw = doc.get("severity")
     if raw is None or raw == "":
         return 0, None

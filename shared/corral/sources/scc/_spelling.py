@@ -114,6 +114,23 @@ def recorded(*keys: str) -> Trie:
     return taken
 
 
+LEAF: Final = recorded("key")["key"]
+"""What `Fields` records for a key mapped in full: hot paths write it into a record directly."""
+
+
+def take_texts(obj: dict[str, Any], taken: Trie, keys: tuple[str, ...]) -> list[str | None]:
+    """Return the non-empty string at each of `keys` (else None), recording each one found, as `Fields.text` does."""
+    found: list[str | None] = []
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, str) and value:
+            taken[key] = LEAF
+            found.append(value)
+        else:
+            found.append(None)
+    return found
+
+
 def both_spellings(taken: Trie) -> Trie:
     """Return a copy of `taken` (a `Fields` record of camelCase keys) recording each key's snake_case spelling too."""
     both = dict(taken)
