@@ -16,7 +16,7 @@ from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.sources._core import times
 from corral.sources._core.reader import Fields, Trie
-from corral.sources.scc import _cloud, _context, _details
+from corral.sources.scc import _cloud, _context, _details, _kube
 from corral.sources.scc._spelling import LEAF, both_spellings, inner, recorded, string, take_texts
 from corral.sources.scc._tables import (
     MISCONFIGURATION,
@@ -106,8 +106,8 @@ def finding(
     class_uid = (
         ocsf.VULNERABILITY if vuln and scc_class == VULNERABILITY else _CLASS_UIDS.get(scc_class, ocsf.DETECTION)
     )
-    kubernetes = inner(doc, "kubernetes")
-    service, classified = _traits(doc, resource, kubernetes, resource_name, provider, scc_class)
+    kube = _kube.lists(inner(doc, "kubernetes"))
+    service, classified = _traits(doc, resource, kube, resource_name, provider, scc_class)
     info, product = _info(taken, doc, texts, scc_class, (provider, project_id))
     if create_ms is not None:
         info["created_time"] = create_ms
@@ -129,8 +129,8 @@ def finding(
         out["status_detail"] = detail
     out["finding_info"] = info
     out["cloud"] = cloud
-    out["resources"] = _context.resources(doc, resource, kubernetes, resource_name or None, provider)
-    _body(out, taken, doc, kubernetes, class_uid, scc_class, vuln, _ORCHESTRATORS.get(service), state != "INACTIVE")
+    out["resources"] = _context.resources(doc, resource, kube, resource_name or None, provider)
+    _body(out, taken, doc, kube, class_uid, scc_class, vuln, _ORCHESTRATORS.get(service), state != "INACTIVE")
     if not out["resources"]:
         del out["resources"]
     if unmapped := _unmapped(raw, doc, extra, taken):
@@ -141,7 +141,7 @@ def finding(
 def _traits(
     doc: dict[str, Any],
     resource: dict[str, Any],
-    kubernetes: dict[str, Any],
+    kube: _kube.Kube,
     resource_name: str,
     provider: str,
     scc_class: str,
@@ -150,8 +150,8 @@ def _traits(
     task = _TASKS.get(scc_class, traits.THREAT_DETECTION)
     kind = resource.get("type")
     kind = kind if isinstance(kind, str) else ""
-    service = _service(kind, resource_name, bool(kubernetes), provider)
-    layer = _layer(doc, kubernetes, kind, resource_name, service, task)
+    service = _service(kind, resource_name, kube is not _kube.NO_KUBE, provider)
+    layer = _layer(doc, kube, kind, resource_name, service, task)
     return service, traits.classify(service, layer, task)
 
 
@@ -269,7 +269,7 @@ def _body(
     out: dict[str, Any],
     taken: Trie,
     doc: dict[str, Any],
-    kubernetes: dict[str, Any],
+    kube: _kube.Kube,
     class_uid: int,
     scc_class: str,
     vuln: dict[str, Any] | None,
@@ -278,7 +278,7 @@ def _body(
 ) -> None:
     """Add what the class carries: vulnerabilities and images, or evidences, remediation, compliance."""
     remediation = _details.remediation(doc)
-    found = _context.containers(doc, kubernetes, orchestrator)
+    found = _kube.containers(doc, kube, orchestrator)
     if class_uid == ocsf.VULNERABILITY and vuln is not None:
         if remediation:
             vuln["remediation"] = remediation
@@ -311,12 +311,12 @@ def _service(kind: str, name: str, kubernetes: bool, provider: str) -> str:
     return traits.NO_SERVICE
 
 
-def _layer(doc: dict[str, Any], kubernetes: dict[str, Any], kind: str, name: str, service: str, task: str) -> str:
+def _layer(doc: dict[str, Any], kube: _kube.Kube, kind: str, name: str, service: str, task: str) -> str:
     """Return the layer: infrastructure for nodes and VMs, application for workloads, else platform."""
-    node = _context.touches_node(kubernetes, kind, name)
+    node = _kube.touches_node(kube, kind, name)
     if task == traits.HARDENING or service == traits.NO_SERVICE:
         return traits.INFRASTRUCTURE if node else traits.PLATFORM
-    if service == traits.CLOUD_RUN or _context.has_workload(doc, kubernetes):
+    if service == traits.CLOUD_RUN or _kube.has_workload(doc, kube):
         return traits.APPLICATION
     return traits.INFRASTRUCTURE if node else traits.PLATFORM
 
