@@ -57,12 +57,16 @@ def _segment(name: str, marker: str) -> str | None:
 
 def _org_number(finding: dict[str, Any], resource: dict[str, Any], gcp: dict[str, Any]) -> str | None:
     for candidate in (
-        gcp.get("organization"),
+        gcp.get("organization") if gcp else None,
         resource.get("resourcePathString"),
         finding.get("name"),
         finding.get("parent"),
     ):
-        if isinstance(candidate, str) and (number := _segment(candidate, "organizations/")):
+        if (
+            isinstance(candidate, str)
+            and "organizations/" in candidate
+            and (number := _segment(candidate, "organizations/"))
+        ):
             return number
     return None
 
@@ -78,7 +82,11 @@ def _project_ids(
     `resource.project` / `projectName` / `gcpMetadata.project`, else from a numeric `projects/N`
     segment of the resource name or the canonical finding name.
     """
-    project_id = string(gcp.get("projectDisplayName")) or string(resource.get("projectDisplayName"))
+    project_id = gcp.get("projectDisplayName") if gcp else None
+    if not (isinstance(project_id, str) and project_id):
+        project_id = resource.get("projectDisplayName")
+        if not (isinstance(project_id, str) and project_id):
+            project_id = None
     if project_id is None:
         segment = _segment(resource_name, "projects/")
         if segment and not segment.isdigit():
@@ -87,26 +95,28 @@ def _project_ids(
         properties = finding.get("sourceProperties")
         project_id = string(camel(properties).get("ProjectId")) if isinstance(properties, dict) else None
     for candidate in (
-        gcp.get("project"),
+        gcp.get("project") if gcp else None,
         resource.get("project"),
         resource.get("projectName"),
         resource_name,
         finding.get("canonicalName"),
     ):
-        segment = _segment(candidate, "projects/") if isinstance(candidate, str) else None
-        if segment and segment.isdigit():
-            return project_id, segment
+        if isinstance(candidate, str) and "projects/" in candidate:
+            segment = _segment(candidate, "projects/")
+            if segment and segment.isdigit():
+                return project_id, segment
     return project_id, None
 
 
 def _region(resource: dict[str, Any], resource_name: str) -> tuple[str | None, str | None]:
-    zone_match = _ZONE_IN_NAME.search(resource_name)
+    zone_match = _ZONE_IN_NAME.search(resource_name) if "/zones/" in resource_name else None
     zone = zone_match.group(1) if zone_match else None
-    location = string(resource.get("location"))
-    if location is None:
+    location = resource.get("location")
+    if not (isinstance(location, str) and location):
         match = _LOCATION_IN_NAME.search(resource_name)
         location = match.group(1) if match else None
-    zonal = _ZONE.match(location) if location else None
+    # A zone has a letter after its last dash (us-central1-a); a region has digits (europe-west1).
+    zonal = _ZONE.match(location) if location and location[-1].isalpha() else None
     if zonal:
         return zonal.group(1), zone or location
     return location, zone
@@ -137,16 +147,21 @@ def _gcp(finding: dict[str, Any], resource: dict[str, Any], resource_name: str) 
     if zone:
         obj["zone"] = zone
     if org:
-        organization = {"uid": org}
-        folders = objects(gcp, "folders") or objects(resource, "folders")
-        deepest = camel(folders[0]) if folders else EMPTY
-        path = deepest.get("resourceFolder")
-        if isinstance(path, str) and (ou_uid := _segment(path, "folders/")):
-            organization["ou_uid"] = ou_uid
-        if ou_name := string(deepest.get("resourceFolderDisplayName")):
-            organization["ou_name"] = ou_name
-        obj["org"] = organization
+        _organization(obj, org, gcp, resource)
     return obj, project_id
+
+
+def _organization(obj: dict[str, Any], org: str, gcp: dict[str, Any], resource: dict[str, Any]) -> None:
+    """Add `org` (the organization number) with the finding's deepest folder, as `cloud.org`."""
+    organization = {"uid": org}
+    folders = (objects(gcp, "folders") if gcp else None) or objects(resource, "folders")
+    deepest = camel(folders[0]) if folders else EMPTY
+    path = deepest.get("resourceFolder")
+    if isinstance(path, str) and (ou_uid := _segment(path, "folders/")):
+        organization["ou_uid"] = ou_uid
+    if ou_name := string(deepest.get("resourceFolderDisplayName")):
+        organization["ou_name"] = ou_name
+    obj["org"] = organization
 
 
 def _account(given: object, in_name: re.Pattern[str], resource_name: str, missing: str) -> str:
