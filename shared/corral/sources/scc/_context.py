@@ -35,7 +35,6 @@ ROLE_TARGET: Final = 1
 # An IPv4 address as `ipaddress` writes it (decimal octets, no leading zeros): it stays as sent.
 _OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _CANONICAL_IPV4: Final = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
-_SHA256: Final = {"algorithm_id": 3, "algorithm": "SHA-256"}
 
 
 def cluster_of(resource_name: str | None) -> tuple[str, str, str] | None:
@@ -67,7 +66,7 @@ def _file(binary: dict[str, Any]) -> dict[str, Any] | None:
     sha256 = binary.get("sha256")
     # A hash of a prefix is not the file's hash; keep it out of `hashes` (it stays in unmapped).
     if isinstance(sha256, str) and sha256 and binary.get("partiallyHashed") is not True:
-        file["hashes"] = [{**_SHA256, "value": sha256}]
+        file["hashes"] = [{"algorithm_id": 3, "algorithm": "SHA-256", "value": sha256}]
     size = _integer(binary.get("size"))
     if size is not None and size >= 0:
         file["size"] = size

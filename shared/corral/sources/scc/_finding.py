@@ -60,6 +60,8 @@ _RESOURCE_TAKEN: Final = recorded(
     "name", "displayName", "display_name", "type", "location", "cloudProvider", "cloud_provider"
 )
 _HTTP: Final = ("https://", "http://")
+_COMPLIANCE_KEYS: Final = frozenset({"standard", "version", "ids"})
+_NO_IDS: Final[list[str]] = []
 _fromisoformat: Final = datetime.fromisoformat
 
 _ORCHESTRATORS: Final = {traits.GKE: _context.GKE_ORCHESTRATOR, traits.CLOUD_RUN: _context.CLOUD_RUN_ORCHESTRATOR}
@@ -360,15 +362,18 @@ def _compliances_clean(doc: dict[str, Any]) -> bool:
     value = doc.get("compliances")
     if not isinstance(value, list):
         return False
-    allowed = {"standard", "version", "ids"}
-    return all(
-        isinstance(c, dict)
-        and set(c) <= allowed
-        and all(isinstance(c.get(k, ""), str) for k in ("standard", "version"))
-        and isinstance(c.get("ids", []), list)
-        and all(isinstance(i, str) for i in c.get("ids", []))
-        for c in value
-    )
+    for c in value:
+        if not (isinstance(c, dict) and _COMPLIANCE_KEYS.issuperset(c)):
+            return False
+        if not (isinstance(c.get("standard", ""), str) and isinstance(c.get("version", ""), str)):
+            return False
+        ids = c.get("ids", _NO_IDS)
+        if not isinstance(ids, list):
+            return False
+        for i in ids:
+            if not isinstance(i, str):
+                return False
+    return True
 
 
 def _unmapped(
