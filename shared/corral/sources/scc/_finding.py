@@ -31,7 +31,7 @@ from corral.sources.scc._tables import (
 PRODUCT: Final = {"name": "Security Command Center", "vendor_name": "Google", "uid": "google.scc"}
 
 _SOURCE_NAME: Final = re.compile(r"^(?:organizations|folders|projects)/[^/]+/sources/[^/]+(?:/locations/[^/]+)?$")
-_ORG_ROOTED: Final = re.compile(r"^organizations/([^/]+)/")
+_ORG_ROOT: Final = "organizations/"
 _CONSOLE: Final = "https://console.cloud.google.com/security/command-center/findingsv2;name="
 # Resource names are ASCII letters, digits, `-_.~` and `/`: only the slashes need quoting.
 _PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9_.~/-]*")
@@ -339,9 +339,9 @@ def _quote(value: str) -> str:
 
 def _console_url(name: str, provider: str, project_id: str | None) -> str:
     url = _CONSOLE + _quote(name)
-    org = _ORG_ROOTED.match(name)
-    if org:
-        return f"{url}?organizationId={_quote(org.group(1))}"
+    # What `^organizations/([^/]+)/` matches, without a pattern.
+    if name.startswith(_ORG_ROOT) and (end := name.find("/", len(_ORG_ROOT))) > len(_ORG_ROOT):
+        return f"{url}?organizationId={_quote(name[len(_ORG_ROOT) : end])}"
     return f"{url}?project={_quote(project_id)}" if project_id and provider == "GCP" else url
 
 
