@@ -101,9 +101,10 @@ def _split(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, 
 
 def finding_class(finding: dict[str, Any]) -> str:
     """Return the SCC class of a finding (as `camel()` spells it), inferred for findings that predate `findingClass`."""
-    declared = string(finding.get("findingClass"))
-    if declared in KNOWN_CLASSES:
+    declared = finding.get("findingClass")
+    if isinstance(declared, str) and declared in KNOWN_CLASSES:
         return declared
+    declared = string(declared)
     if declared and declared != "FINDING_CLASS_UNSPECIFIED":
         return declared  # a class SCC added after this table: reported as it is
     source = string(finding.get("parentDisplayName")) or string(finding.get("sourceDisplayName"))

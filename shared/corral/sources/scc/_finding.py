@@ -63,6 +63,8 @@ _HTTP: Final = ("https://", "http://")
 _COMPLIANCE_KEYS: Final = frozenset({"standard", "version", "ids"})
 _NO_IDS: Final[list[str]] = []
 _fromisoformat: Final = datetime.fromisoformat
+_MIN_MS: Final = times.MIN_MS
+_MAX_MS: Final = times.MAX_MS
 
 _ORCHESTRATORS: Final = {traits.GKE: _context.GKE_ORCHESTRATOR, traits.CLOUD_RUN: _context.CLOUD_RUN_ORCHESTRATOR}
 
@@ -168,7 +170,7 @@ def _ms(value: object) -> int | None:
         millis = None
     if millis is None:
         return times.optional_ms(value)  # what `fromisoformat` refuses or reads without an offset
-    return millis if times.MIN_MS <= millis < times.MAX_MS else None
+    return millis if _MIN_MS <= millis < _MAX_MS else None
 
 
 def _lifecycle(
@@ -176,8 +178,10 @@ def _lifecycle(
 ) -> tuple[int | None, int, int, int, str | None]:
     """Return (created, modified, activity_id, status_id, state)."""
     # An absent, unset (1970) or invalid time reads as no time.
-    event_ms = _ms(doc.get("eventTime"))
-    create_ms = _ms(doc.get("createTime"))
+    event, created = doc.get("eventTime"), doc.get("createTime")
+    event_ms = _ms(event)
+    # A new finding's two times are often one text: it is read once.
+    create_ms = event_ms if created == event and isinstance(created, str) else _ms(created)
     mute_ms = _ms(doc.get("muteUpdateTime")) if "muteUpdateTime" in doc else None
     # Muting a finding does not move its eventTime; muteUpdateTime orders that change.
     later = max(event_ms or 0, mute_ms or 0)
