@@ -105,8 +105,7 @@ def finding(
     resource_name = texts[2] or string(resource.get("name")) or ""
     provider = _cloud.provider(resource)
     cloud, project_id = _cloud.cloud(doc, resource, resource_name, provider)
-    caption = ocsf.SEVERITY_NAMES[severity_id] if severity_id != 99 else str(vendor_severity)
-    vuln = _details.vulnerability(doc, caption) if "vulnerability" in doc else None
+    vuln = _vulnerability(doc, severity_id, vendor_severity) if "vulnerability" in doc else None
     class_uid = (
         ocsf.VULNERABILITY if vuln and scc_class == VULNERABILITY else _CLASS_UIDS.get(scc_class, ocsf.DETECTION)
     )
@@ -157,6 +156,11 @@ def _traits(
     service = _service(kind, resource_name, kube is not _kube.NO_KUBE, provider)
     layer = _layer(doc, kube, kind, resource_name, service, task)
     return service, traits.classify(service, layer, task)
+
+
+def _vulnerability(doc: dict[str, Any], severity_id: int, vendor_severity: object) -> dict[str, Any] | None:
+    caption = ocsf.SEVERITY_NAMES[severity_id] if severity_id != 99 else str(vendor_severity)
+    return _details.vulnerability(doc, caption)
 
 
 def _ms(value: object) -> int | None:
