@@ -15,9 +15,9 @@ from urllib.parse import quote
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.sources._core import times
-from corral.sources._core.reader import Fields, Trie
+from corral.sources._core.reader import Trie
 from corral.sources.scc import _cloud, _context, _details, _kube
-from corral.sources.scc._spelling import LEAF, both_spellings, inner, recorded, string, take_texts
+from corral.sources.scc._spelling import LEAF, both_spellings, inner, recorded, string, take_texts, without
 from corral.sources.scc._tables import (
     MISCONFIGURATION,
     OBSERVATION,
@@ -389,9 +389,10 @@ def _unmapped(
 ) -> dict[str, Any]:
     finding, resource = raw
     unmapped: dict[str, Any] = dict(extra)
-    # Kept as sent (an empty `containers: []` stays): only what was mapped in full goes.
-    if rest := Fields(finding, taken if finding is doc else both_spellings(taken)).rest(as_sent=True):
+    # Kept as sent (an empty `containers: []` stays): only what was mapped in full goes. Every key
+    # recorded is a top-level one, so `Fields.rest(as_sent=True)` is the object without them.
+    if rest := without(finding, taken if finding is doc else both_spellings(taken)):
         unmapped["finding"] = rest
-    if resource is not None and (rest := Fields(resource, _RESOURCE_TAKEN).rest(as_sent=True)):
+    if resource is not None and (rest := without(resource, _RESOURCE_TAKEN)):
         unmapped["resource"] = rest
     return unmapped

@@ -127,6 +127,15 @@ def take_texts(obj: dict[str, Any], taken: Trie, keys: tuple[str, ...]) -> list[
     return found
 
 
+def without(obj: dict[str, Any], taken: Trie) -> dict[str, Any]:
+    """Return `Fields(obj, taken).rest(as_sent=True)` for a record of keys of `obj` each mapped in full.
+
+    That is `obj` without the recorded keys, in the order sent; this normalizer records nothing
+    deeper (objects it maps in part stay whole), so no recorded path has to be walked.
+    """
+    return {key: value for key, value in obj.items() if key not in taken}
+
+
 def both_spellings(taken: Trie) -> Trie:
     """Return a copy of `taken` (a `Fields` record of camelCase keys) recording each key's snake_case spelling too."""
     both = dict(taken)
