@@ -136,7 +136,8 @@ def normalize(
         raise MalformedEventError("SCC document is not a JSON object")
     raw, own_resource, extra = _split(candidate)
     finding = camel(raw)
-    if string(finding.get("name")) is None:
+    name = finding.get("name")
+    if not (isinstance(name, str) and name):
         raise MalformedEventError("SCC finding has no name")
     scc_class = finding_class(finding)
     if scc_class == SCC_ERROR:

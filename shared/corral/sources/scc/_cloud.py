@@ -56,8 +56,11 @@ def _segment(name: str, marker: str) -> str | None:
 
 
 def _org_number(finding: dict[str, Any], resource: dict[str, Any], gcp: dict[str, Any]) -> str | None:
+    # v2 findings name it in `gcpMetadata`: the others are looked up only without it.
+    first = gcp.get("organization") if gcp else None
+    if isinstance(first, str) and "organizations/" in first and (number := _segment(first, "organizations/")):
+        return number
     for candidate in (
-        gcp.get("organization") if gcp else None,
         resource.get("resourcePathString"),
         finding.get("name"),
         finding.get("parent"),
@@ -94,8 +97,12 @@ def _project_ids(
     if project_id is None:
         properties = finding.get("sourceProperties")
         project_id = string(camel(properties).get("ProjectId")) if isinstance(properties, dict) else None
+    first = gcp.get("project") if gcp else None
+    if isinstance(first, str) and "projects/" in first:
+        segment = _segment(first, "projects/")
+        if segment and segment.isdigit():
+            return project_id, segment
     for candidate in (
-        gcp.get("project") if gcp else None,
         resource.get("project"),
         resource.get("projectName"),
         resource_name,

@@ -29,6 +29,7 @@ _CLUSTER: Final = re.compile(
     r"^(//container\.googleapis\.com/projects/[^/]+/(?:locations|zones)/([^/]+)/clusters/([^/]+))(?:/|$)"
 )
 
+_GKE_NAME: Final = "//container.googleapis.com/projects/"
 GKE_ORCHESTRATOR: Final = "GKE"
 CLOUD_RUN_ORCHESTRATOR: Final = "Cloud Run"
 ROLE_TARGET: Final = 1
@@ -39,7 +40,7 @@ _CANONICAL_IPV4: Final = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 
 def cluster_of(resource_name: str | None) -> tuple[str, str, str] | None:
     """Return (full name, location, cluster name) when a resource name lies in a GKE cluster."""
-    match = _CLUSTER.match(resource_name) if resource_name else None
+    match = _CLUSTER.match(resource_name) if resource_name and resource_name.startswith(_GKE_NAME) else None
     return (match.group(1), match.group(2), match.group(3)) if match else None
 
 

@@ -109,7 +109,7 @@ def finding(
     class_uid = (
         ocsf.VULNERABILITY if vuln and scc_class == VULNERABILITY else _CLASS_UIDS.get(scc_class, ocsf.DETECTION)
     )
-    kube = _kube.lists(inner(doc, "kubernetes"))
+    kube = _kube.lists(doc.get("kubernetes"))
     service, classified = _traits(doc, resource, kube, resource_name, provider, scc_class)
     info, product = _info(taken, doc, texts, scc_class, (provider, project_id))
     if create_ms is not None:

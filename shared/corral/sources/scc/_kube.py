@@ -34,11 +34,11 @@ def dicts(value: object) -> Objects:
     return [item for item in value if isinstance(item, dict)]
 
 
-def lists(kubernetes: dict[str, Any]) -> Kube:
-    """Return the objects of each list of `kubernetes` (as `camel()` spells it)."""
-    if not kubernetes:
+def lists(kubernetes: object) -> Kube:
+    """Return the objects of each list of the finding's `kubernetes` (NO_KUBE without one, or an empty one)."""
+    if not isinstance(kubernetes, dict) or not kubernetes:
         return NO_KUBE
-    get = kubernetes.get
+    get = (kubernetes if _SNAKE.isdisjoint(kubernetes) else camel(kubernetes)).get
     return (
         dicts(get("pods")),
         dicts(get("nodes")),
