@@ -43,7 +43,12 @@ def _segment(name: str, marker: str) -> str | None:
     What `re.search(r"(?:^|/)projects/([^/]+)", name)` finds, without trying the pattern at every
     character (which costs several microseconds on a resource name without the marker).
     """
-    at = name.find(marker)
+    head, found, tail = name.partition(marker)
+    if found and (not head or head[-1] == "/"):  # the usual case: the first one is the one
+        segment = tail.partition("/")[0]
+        if segment:
+            return segment
+    at = name.find(marker, len(head) + 1) if found else -1
     while at != -1:
         if at == 0 or name[at - 1] == "/":
             start = at + len(marker)

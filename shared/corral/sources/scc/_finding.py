@@ -188,7 +188,9 @@ def _lifecycle(
     create_ms = event_ms if created == event and isinstance(created, str) else _ms(created)
     mute_ms = _ms(doc.get("muteUpdateTime")) if "muteUpdateTime" in doc else None
     # Muting a finding does not move its eventTime; muteUpdateTime orders that change.
-    later = max(event_ms or 0, mute_ms or 0)
+    later = event_ms or 0
+    if mute_ms and mute_ms > later:
+        later = mute_ms
     modified = later or create_ms or received_time
     if modified is None:
         raise MalformedEventError("SCC finding has no usable eventTime or createTime")
