@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from corral import ocsf
 from corral.errors import MalformedEventError
-from corral.sources.scc._spelling import EMPTY, camel, inner, objects, string
+from corral.sources.scc._spelling import camel, inner, objects, string
 
 PROVIDERS: Final = {
     "GOOGLE_CLOUD_PLATFORM": "GCP",
@@ -166,14 +166,29 @@ def _gcp(finding: dict[str, Any], resource: dict[str, Any], resource_name: str) 
 def _organization(obj: dict[str, Any], org: str, gcp: dict[str, Any], resource: dict[str, Any]) -> None:
     """Add `org` (the organization number) with the finding's deepest folder, as `cloud.org`."""
     organization = {"uid": org}
-    folders = (objects(gcp, "folders") if gcp else None) or objects(resource, "folders")
-    deepest = camel(folders[0]) if folders else EMPTY
-    path = deepest.get("resourceFolder")
-    if isinstance(path, str) and (ou_uid := _segment(path, "folders/")):
-        organization["ou_uid"] = ou_uid
-    if ou_name := string(deepest.get("resourceFolderDisplayName")):
-        organization["ou_name"] = ou_name
+    deepest = (_first_object(gcp.get("folders")) if gcp else None) or _first_object(resource.get("folders"))
+    if deepest is not None:
+        # Each key as `camel()` would give it: the camelCase spelling when sent, else the snake_case one.
+        path = deepest["resourceFolder"] if "resourceFolder" in deepest else deepest.get("resource_folder")
+        if isinstance(path, str) and (ou_uid := _segment(path, "folders/")):
+            organization["ou_uid"] = ou_uid
+        ou_name = (
+            deepest["resourceFolderDisplayName"]
+            if "resourceFolderDisplayName" in deepest
+            else deepest.get("resource_folder_display_name")
+        )
+        if isinstance(ou_name, str) and ou_name:
+            organization["ou_name"] = ou_name
     obj["org"] = organization
+
+
+def _first_object(value: object) -> dict[str, Any] | None:
+    """The first object in a list (the deepest folder SCC lists), else None."""
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                return item
+    return None
 
 
 def _account(given: object, in_name: re.Pattern[str], resource_name: str, missing: str) -> str:
