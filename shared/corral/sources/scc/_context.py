@@ -83,10 +83,16 @@ def _binary(record: dict[str, Any]) -> dict[str, Any]:
 
 def process(record: dict[str, Any]) -> dict[str, Any] | None:
     """Return an OCSF `process` for an SCC process (as `camel()` spells it), or None when it has no pid."""
-    pid = _integer(record.get("pid"))
+    pid = record.get("pid")
+    # What SCC sends, a protobuf int64 as a string of digits, is read here; anything else by `_integer`.
+    pid = int(pid) if type(pid) is str and pid.isdigit() and pid.isascii() else _integer(pid)
     if pid is None:
         return None
-    binary = _binary(record)
+    binary = record.get("binary")
+    if not isinstance(binary, dict):
+        binary = EMPTY
+    elif not _SNAKE.isdisjoint(binary):
+        binary = camel(binary)
     proc: dict[str, Any] = {}
     name = record.get("name")
     if isinstance(name, str) and name:
@@ -102,7 +108,13 @@ def process(record: dict[str, Any]) -> dict[str, Any] | None:
         proc["path"] = file["path"]
     if "libraries" in record and (modules := _paths(record["libraries"])):
         proc["loaded_modules"] = modules
-    if (parent_pid := _integer(record.get("parentPid"))) is not None:
+    parent_pid = record.get("parentPid")
+    parent_pid = (
+        int(parent_pid)
+        if type(parent_pid) is str and parent_pid.isdigit() and parent_pid.isascii()
+        else _integer(parent_pid)
+    )
+    if parent_pid is not None:
         proc["parent_process"] = {"pid": parent_pid}
     return proc
 

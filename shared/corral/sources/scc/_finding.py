@@ -243,7 +243,7 @@ def _info(
         info["src_url"] = external
         taken["externalUri"] = LEAF
     else:
-        info["src_url"] = _console_url(name, *place)
+        info["src_url"] = _console_url(name, place[0], place[1])
     if "mitreAttack" in doc:
         attacks, attacks_complete = _details.attacks(doc)
         if attacks_complete:

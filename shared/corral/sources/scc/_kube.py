@@ -67,10 +67,11 @@ def last_segment(path: str | None) -> str | None:
     return path.rstrip("/").rsplit("/", 1)[-1] or None
 
 
-def _container(record: dict[str, Any], orchestrator: str | None) -> dict[str, Any] | None:
+def _add(found: Pairs, seen: set[tuple[Any, ...]], record: dict[str, Any], orchestrator: str | None, data: Any) -> None:
+    """Add the OCSF container of an SCC container record with its context `data`, unless it is one already found."""
     name = record.get("name")
     if not (isinstance(name, str) and name):
-        return None  # OCSF needs a container uid or name; SCC has no container id (the record stays in unmapped)
+        return  # OCSF needs a container uid or name; SCC has no container id (the record stays in unmapped)
     if not _SNAKE.isdisjoint(record):
         record = camel(record)
     container: dict[str, Any] = {"name": name}
@@ -83,15 +84,8 @@ def _container(record: dict[str, Any], orchestrator: str | None) -> dict[str, An
         container["orchestrator"] = orchestrator
     if "labels" in record and (tags := labels(record)):
         container["labels"] = tags
-    return container
-
-
-def _add(found: Pairs, seen: set[tuple[Any, ...]], record: dict[str, Any], orchestrator: str | None, data: Any) -> None:
-    container = _container(record, orchestrator)
-    if container is None:
-        return
     img = container.get("image")
-    key = (container["name"], tuple(img.items()) if img else None, data.get("pod"), data.get("namespace"))
+    key = (name, tuple(img.items()) if img else None, data.get("pod"), data.get("namespace"))
     if key not in seen:
         seen.add(key)
         found.append((container, data))
