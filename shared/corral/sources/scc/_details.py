@@ -227,7 +227,7 @@ def compliance(finding: dict[str, Any], active: bool) -> dict[str, Any]:
     if control := string(finding.get("category")):
         out["control"] = control
     if standards:
-        names = [" ".join(p for p in (std, version) if p) for std, version, _ in standards]
+        names = [f"{std} {version}" if version else std for std, version, _ in standards]
         out["standards"] = list(dict.fromkeys(names))
         requirements = [f"{name} {rid}" for name, (_, _, ids) in zip(names, standards, strict=True) for rid in ids]
         if requirements:
