@@ -8,21 +8,17 @@ so that `unmapped` is the rest; the objects it maps in part stay whole and are r
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote
 
 from corral import ocsf, traits
-from corral.errors import MalformedEventError
-from corral.sources._core import times
 from corral.sources._core.reader import Trie
-from corral.sources.scc import _cloud, _context, _details, _kube
+from corral.sources.scc import _cloud, _context, _details, _kube, _lifecycle
 from corral.sources.scc._spelling import LEAF, both_spellings, inner, recorded, string, take_texts, without
 from corral.sources.scc._tables import (
     MISCONFIGURATION,
     OBSERVATION,
     POSTURE_VIOLATION,
-    SEVERITIES,
     THREAT,
     TOXIC_COMBINATION,
     VULNERABILITY,
@@ -62,9 +58,6 @@ _RESOURCE_TAKEN: Final = recorded(
 _HTTP: Final = ("https://", "http://")
 _COMPLIANCE_KEYS: Final = frozenset({"standard", "version", "ids"})
 _NO_IDS: Final[list[str]] = []
-_fromisoformat: Final = datetime.fromisoformat
-_MIN_MS: Final = times.MIN_MS
-_MAX_MS: Final = times.MAX_MS
 
 _ORCHESTRATORS: Final = {traits.GKE: _context.GKE_ORCHESTRATOR, traits.CLOUD_RUN: _context.CLOUD_RUN_ORCHESTRATOR}
 
@@ -100,8 +93,8 @@ def finding(
     # What is mapped in full, as `Fields` records it: every key is one of the finding's own.
     taken: Trie = {"name": LEAF}
     texts = take_texts(doc, taken, _TEXTS)
-    create_ms, modified, activity_id, status_id, state = _lifecycle(taken, doc, received_time)
-    severity_id, vendor_severity = _severity(doc)
+    create_ms, modified, activity_id, status_id, state = _lifecycle.lifecycle(taken, doc, received_time)
+    severity_id, vendor_severity = _lifecycle.severity(doc)
     resource_name = texts[2] or string(resource.get("name")) or ""
     provider = _cloud.provider(resource)
     cloud, project_id = _cloud.cloud(doc, resource, resource_name, provider)
@@ -161,62 +154,6 @@ def _traits(
 def _vulnerability(doc: dict[str, Any], severity_id: int, vendor_severity: object) -> dict[str, Any] | None:
     caption = ocsf.SEVERITY_NAMES[severity_id] if severity_id != 99 else str(vendor_severity)
     return _details.vulnerability(doc, caption)
-
-
-def _ms(value: object) -> int | None:
-    """`times.optional_ms` of a string, taking the common case (an ISO time with an offset) directly."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = _fromisoformat(value)
-        millis = int(parsed.timestamp() * 1000) if parsed.tzinfo is not None else None
-    except (ValueError, OverflowError):
-        millis = None
-    if millis is None:
-        return times.optional_ms(value)  # what `fromisoformat` refuses or reads without an offset
-    return millis if _MIN_MS <= millis < _MAX_MS else None
-
-
-def _lifecycle(
-    taken: Trie, doc: dict[str, Any], received_time: int | None
-) -> tuple[int | None, int, int, int, str | None]:
-    """Return (created, modified, activity_id, status_id, state)."""
-    # An absent, unset (1970) or invalid time reads as no time.
-    event, created = doc.get("eventTime"), doc.get("createTime")
-    event_ms = _ms(event)
-    # A new finding's two times are often one text: it is read once.
-    create_ms = event_ms if created == event and isinstance(created, str) else _ms(created)
-    mute_ms = _ms(doc.get("muteUpdateTime")) if "muteUpdateTime" in doc else None
-    # Muting a finding does not move its eventTime; muteUpdateTime orders that change.
-    later = event_ms or 0
-    if mute_ms and mute_ms > later:
-        later = mute_ms
-    modified = later or create_ms or received_time
-    if modified is None:
-        raise MalformedEventError("SCC finding has no usable eventTime or createTime")
-    if event_ms is not None:
-        taken["eventTime"] = LEAF
-    if create_ms is not None:
-        taken["createTime"] = LEAF
-    state = doc.get("state")
-    if not isinstance(state, str) or not state:
-        state = None
-    if state == "INACTIVE":
-        activity_id, status_id = ocsf.CLOSE, ocsf.STATUS_RESOLVED
-    else:
-        activity_id = ocsf.UPDATE if create_ms is not None and later > create_ms else ocsf.CREATE
-        mute = doc.get("mute")
-        if not (isinstance(mute, str) and mute) and "muteInfo" in doc:
-            mute = inner(inner(doc, "muteInfo"), "staticMute").get("state")
-        if mute == "MUTED":
-            status_id = ocsf.STATUS_SUPPRESSED
-        elif state == "ACTIVE":
-            status_id = ocsf.STATUS_NEW
-        else:
-            status_id = 0 if state in (None, "STATE_UNSPECIFIED") else 99
-    if state in {"ACTIVE", "INACTIVE"}:
-        taken["state"] = LEAF
-    return create_ms, modified, activity_id, status_id, state
 
 
 def _info(
@@ -331,15 +268,6 @@ def _layer(doc: dict[str, Any], kube: _kube.Kube, kind: str, name: str, service:
     if service == traits.CLOUD_RUN or _kube.has_workload(doc, kube):
         return traits.APPLICATION
     return traits.INFRASTRUCTURE if node else traits.PLATFORM
-
-
-def _severity(doc: dict[str, Any]) -> tuple[int, object]:
-    raw = doc.get("severity")
-    if raw is None or raw == "":
-        return 0, None
-    if isinstance(raw, str) and raw in SEVERITIES:
-        return SEVERITIES[raw], raw
-    return 99, raw
 
 
 def _quote(value: str) -> str:
