@@ -1,8 +1,10 @@
 """One SCC finding (already split from its envelope) to OCSF: lifecycle, finding_info, class-specific body.
 
 `corral.sources.scc` documents the decisions; this module carries them out, one concern per
-function. It reads the finding's own keys through `Fields`, which records those mapped in full,
-so that `unmapped` is the rest; the objects it maps in part stay whole and are read as sent.
+function. It reads the finding as a plain dict and records each key it maps in full in a `Fields`
+record (`_LEAF` under the key, as `Fields.text` and `mark` would), so that `unmapped` is the
+rest; the objects it maps in part stay whole and are read as sent, so no deeper path is recorded.
+The text fields read from every finding are looked up and recorded in one pass (`take_texts`).
 """
 
 from __future__ import annotations
