@@ -184,14 +184,18 @@ def _main_resource(
     main: dict[str, Any] = {}
     if uid:
         main["uid"] = uid
-    if name := _text(get("displayName")) or _text(finding.get("assetDisplayName")) or last_segment(uid):
+    name = get("displayName")
+    if not (isinstance(name, str) and name):
+        name = _text(finding.get("assetDisplayName")) or last_segment(uid)
+    if name:
         main["name"] = name
-    kind = _text(get("type"))
-    if kind is None and cluster and uid and cluster[0] == uid.rstrip("/"):
-        kind = "container.googleapis.com/Cluster"
+    kind = get("type")
+    if not (isinstance(kind, str) and kind):
+        kind = "container.googleapis.com/Cluster" if cluster and uid and cluster[0] == uid.rstrip("/") else None
     if kind:
         main["type"] = kind
-    if location := _text(get("location")):
+    location = get("location")
+    if isinstance(location, str) and location:
         main["region"] = location
     main["provider"] = provider
     main["role_id"] = ROLE_TARGET

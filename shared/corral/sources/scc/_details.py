@@ -250,7 +250,7 @@ def source_properties(finding: dict[str, Any]) -> dict[str, Any]:
     return EMPTY
 
 
-def remediation(finding: dict[str, Any]) -> dict[str, Any] | None:
-    """Return `remediation` from `nextSteps`, else the older `Recommendation` source property."""
-    desc = string(finding.get("nextSteps")) or string(source_properties(finding).get("Recommendation"))
+def remediation(finding: dict[str, Any], next_steps: str | None) -> dict[str, Any] | None:
+    """Return `remediation` from `nextSteps` (the text read, else None), else the older `Recommendation` property."""
+    desc = next_steps or string(source_properties(finding).get("Recommendation"))
     return {"desc": desc} if desc else None

@@ -128,7 +128,7 @@ def finding(
     out["finding_info"] = info
     out["cloud"] = cloud
     out["resources"] = _context.resources(doc, resource, kube, resource_name or None, provider)
-    _body(out, taken, doc, kube, class_uid, scc_class, vuln, _ORCHESTRATORS.get(service), state != "INACTIVE")
+    _body(out, taken, doc, kube, class_uid, scc_class, vuln, _ORCHESTRATORS.get(service), state != "INACTIVE", texts[8])
     if not out["resources"]:
         del out["resources"]
     if unmapped := _unmapped(raw, doc, extra, taken):
@@ -226,9 +226,10 @@ def _body(
     vuln: dict[str, Any] | None,
     orchestrator: str | None,
     active: bool,
+    next_steps: str | None,
 ) -> None:
     """Add what the class carries: vulnerabilities and images, or evidences, remediation, compliance."""
-    remediation = _details.remediation(doc)
+    remediation = _details.remediation(doc, next_steps)
     found = _kube.containers(doc, kube, orchestrator)
     if class_uid == ocsf.VULNERABILITY and vuln is not None:
         if remediation:
