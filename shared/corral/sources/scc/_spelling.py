@@ -115,14 +115,18 @@ def recorded(*keys: str) -> Trie:
     return taken
 
 
+_TEXT_OR_NONE: Final = frozenset({str, type(None)})
 LEAF: Final = recorded("key")["key"]
 """What `Fields` records for a key mapped in full: hot paths write it into a record directly."""
 
 
 def take_texts(obj: dict[str, Any], taken: Trie, keys: tuple[str, ...]) -> list[str | None]:
     """Return the non-empty string at each of `keys` (else None), recording each one found, as `Fields.text` does."""
-    # The lookups and the recording run in C (`map`, `compress`): this reads most of a finding's fields.
-    found = [value if isinstance(value, str) and value else None for value in map(obj.get, keys)]
+    # The lookups, the checks and the recording run in C (`map`, `compress`): this reads most of
+    # a finding's fields, which are nearly always strings or absent.
+    found = list(map(obj.get, keys))
+    if not (_TEXT_OR_NONE.issuperset(map(type, found)) and "" not in found):
+        found = [value if isinstance(value, str) and value else None for value in found]
     taken.update(dict.fromkeys(compress(keys, found), LEAF))
     return found
 
