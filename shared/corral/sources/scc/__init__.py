@@ -95,7 +95,10 @@ def _split(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, 
     resource = doc.get("resource")
     if not isinstance(resource, dict):
         resource = None
-    extra = {k: v for k, v in doc.items() if k != "finding" and (k != "resource" or resource is None)}
+    extra = dict(doc)  # the envelope's own keys, in the order sent
+    del extra["finding"]
+    if resource is not None:
+        del extra["resource"]
     return finding, resource, extra
 
 
