@@ -149,7 +149,18 @@ def _traits(
     kind = resource.get("type")
     kind = kind if isinstance(kind, str) else ""
     service = _service(kind, resource_name, kube is not _kube.NO_KUBE, provider)
-    layer = _layer(doc, kube, kind, resource_name, service, task)
+    # Application for workloads (of a container service, outside hardening); else infrastructure
+    # for nodes and VMs, platform for the rest.
+    if (
+        task != traits.HARDENING
+        and service != traits.NO_SERVICE
+        and (service == traits.CLOUD_RUN or _kube.has_workload(doc, kube))
+    ):
+        layer = traits.APPLICATION
+    elif _kube.touches_node(kube, kind, resource_name):
+        layer = traits.INFRASTRUCTURE
+    else:
+        layer = traits.PLATFORM
     return service, traits.classify(service, layer, task)
 
 
@@ -261,16 +272,6 @@ def _service(kind: str, name: str, kubernetes: bool, provider: str) -> str:
     if provider == "Azure" and "microsoft.containerservice/managedclusters" in (name + kind).lower():
         return traits.AKS
     return traits.NO_SERVICE
-
-
-def _layer(doc: dict[str, Any], kube: _kube.Kube, kind: str, name: str, service: str, task: str) -> str:
-    """Return the layer: infrastructure for nodes and VMs, application for workloads, else platform."""
-    node = _kube.touches_node(kube, kind, name)
-    if task == traits.HARDENING or service == traits.NO_SERVICE:
-        return traits.INFRASTRUCTURE if node else traits.PLATFORM
-    if service == traits.CLOUD_RUN or _kube.has_workload(doc, kube):
-        return traits.APPLICATION
-    return traits.INFRASTRUCTURE if node else traits.PLATFORM
 
 
 def _quote(value: str) -> str:
