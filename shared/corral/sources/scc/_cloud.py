@@ -34,7 +34,7 @@ _AWS_ACCOUNT_IN_ARN: Final = re.compile(r"^arn:aws[a-z-]*:[^:]*:[^:]*:(\d{12}):"
 _AZURE_SUBSCRIPTION: Final = re.compile(r"/subscriptions/([0-9a-fA-F-]{36})", re.IGNORECASE)
 _AWS_TYPE: Final = ocsf.ACCOUNT_TYPES["AWS"]
 _AZURE_TYPE: Final = ocsf.ACCOUNT_TYPES["Azure"]
-_GCP_TYPE: Final = ocsf.ACCOUNT_TYPES["GCP"]
+_GCP_TYPE_ID, _GCP_TYPE_NAME = ocsf.ACCOUNT_TYPES["GCP"]
 
 
 def _segment(name: str, marker: str) -> str | None:
@@ -143,7 +143,7 @@ def _gcp(finding: dict[str, Any], resource: dict[str, Any], resource_name: str) 
     if account_uid:
         obj: dict[str, Any] = {
             "provider": "GCP",
-            "account": {"uid": account_uid, "type_id": _GCP_TYPE[0], "type": _GCP_TYPE[1]},
+            "account": {"uid": account_uid, "type_id": _GCP_TYPE_ID, "type": _GCP_TYPE_NAME},
         }
     else:
         # An organization- or folder-level resource: no project to name.

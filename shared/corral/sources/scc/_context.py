@@ -68,7 +68,8 @@ def _file(binary: dict[str, Any]) -> dict[str, Any] | None:
     # A hash of a prefix is not the file's hash; keep it out of `hashes` (it stays in unmapped).
     if isinstance(sha256, str) and sha256 and binary.get("partiallyHashed") is not True:
         file["hashes"] = [{"algorithm_id": 3, "algorithm": "SHA-256", "value": sha256}]
-    size = _integer(binary.get("size"))
+    size = binary.get("size")
+    size = int(size) if type(size) is str and size.isdigit() and size.isascii() else _integer(size)
     if size is not None and size >= 0:
         file["size"] = size
     return file
