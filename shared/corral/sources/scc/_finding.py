@@ -240,15 +240,16 @@ def _body(
     next_steps: str | None,
 ) -> None:
     """Add what the class carries: vulnerabilities and images, or evidences, remediation, compliance."""
-    remediation = _details.remediation(doc, next_steps)
-    found = _kube.containers(doc, kube, orchestrator)
+    remediation = {"desc": next_steps} if next_steps else _details.remediation(doc, None)
+    # Most findings name no container, process or caller: the readers of each are skipped then.
+    found = _kube.containers(doc, kube, orchestrator) if kube is not _kube.NO_KUBE or "containers" in doc else []
     if class_uid == ocsf.VULNERABILITY and vuln is not None:
         if remediation:
             vuln["remediation"] = remediation
         out["vulnerabilities"] = [vuln]
         out["resources"] += _context.image_resources(found)
         return
-    if evidences := _context.evidences(doc, found):
+    if (found or "processes" in doc or "access" in doc) and (evidences := _context.evidences(doc, found)):
         out["evidences"] = evidences
     if remediation:
         out["remediation"] = remediation
