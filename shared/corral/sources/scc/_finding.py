@@ -180,7 +180,9 @@ def _info(
         info["uid_alt"] = name
     if category:
         info["title"] = category
-    if desc := description or string(_details.source_properties(doc).get("Explanation")):
+    if not description and "sourceProperties" in doc:
+        description = string(_details.source_properties(doc).get("Explanation"))
+    if desc := description:
         info["desc"] = desc
     info["types"] = [category, scc_class] if category and category != scc_class else [scc_class]
     if module or category:
@@ -240,7 +242,10 @@ def _body(
     next_steps: str | None,
 ) -> None:
     """Add what the class carries: vulnerabilities and images, or evidences, remediation, compliance."""
-    remediation = {"desc": next_steps} if next_steps else _details.remediation(doc, None)
+    if next_steps:
+        remediation: dict[str, Any] | None = {"desc": next_steps}
+    else:
+        remediation = _details.remediation(doc, None) if "sourceProperties" in doc else None
     # Most findings name no container, process or caller: the readers of each are skipped then.
     found = _kube.containers(doc, kube, orchestrator) if kube is not _kube.NO_KUBE or "containers" in doc else []
     if class_uid == ocsf.VULNERABILITY and vuln is not None:
