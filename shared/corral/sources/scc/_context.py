@@ -141,7 +141,7 @@ def _access_evidence(access: dict[str, Any]) -> dict[str, Any] | None:
         evidence["api"] = {"operation": method, "service": {"name": service}} if service else {"operation": method}
     if ip and _CANONICAL_IPV4.fullmatch(ip):
         evidence["src_endpoint"] = {"ip": ip}
-    elif ip:
+    elif ip and ":" in ip:  # any other valid address is IPv6 text (`ipaddress` is slow to refuse the rest)
         with contextlib.suppress(ValueError):
             evidence["src_endpoint"] = {"ip": str(ipaddress.ip_address(ip))}
     return evidence or None
