@@ -95,15 +95,19 @@ def _split(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, 
     resource = doc.get("resource")
     if not isinstance(resource, dict):
         resource = None
-    extra = {k: v for k, v in doc.items() if k != "finding" and (k != "resource" or resource is None)}
+    extra = dict(doc)  # the envelope's own keys, in the order sent
+    del extra["finding"]
+    if resource is not None:
+        del extra["resource"]
     return finding, resource, extra
 
 
 def finding_class(finding: dict[str, Any]) -> str:
     """Return the SCC class of a finding (as `camel()` spells it), inferred for findings that predate `findingClass`."""
-    declared = string(finding.get("findingClass"))
-    if declared in KNOWN_CLASSES:
+    declared = finding.get("findingClass")
+    if isinstance(declared, str) and declared in KNOWN_CLASSES:
         return declared
+    declared = string(declared)
     if declared and declared != "FINDING_CLASS_UNSPECIFIED":
         return declared  # a class SCC added after this table: reported as it is
     source = string(finding.get("parentDisplayName")) or string(finding.get("sourceDisplayName"))
@@ -135,7 +139,8 @@ def normalize(
         raise MalformedEventError("SCC document is not a JSON object")
     raw, own_resource, extra = _split(candidate)
     finding = camel(raw)
-    if string(finding.get("name")) is None:
+    name = finding.get("name")
+    if not (isinstance(name, str) and name):
         raise MalformedEventError("SCC finding has no name")
     scc_class = finding_class(finding)
     if scc_class == SCC_ERROR:

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from corral import ocsf
 from corral.errors import MalformedEventError
-from corral.sources.scc._spelling import EMPTY, camel, inner, objects, string
+from corral.sources.scc._spelling import camel, inner, objects, string
 
 PROVIDERS: Final = {
     "GOOGLE_CLOUD_PLATFORM": "GCP",
@@ -34,7 +34,7 @@ _AWS_ACCOUNT_IN_ARN: Final = re.compile(r"^arn:aws[a-z-]*:[^:]*:[^:]*:(\d{12}):"
 _AZURE_SUBSCRIPTION: Final = re.compile(r"/subscriptions/([0-9a-fA-F-]{36})", re.IGNORECASE)
 _AWS_TYPE: Final = ocsf.ACCOUNT_TYPES["AWS"]
 _AZURE_TYPE: Final = ocsf.ACCOUNT_TYPES["Azure"]
-_GCP_TYPE: Final = ocsf.ACCOUNT_TYPES["GCP"]
+_GCP_TYPE_ID, _GCP_TYPE_NAME = ocsf.ACCOUNT_TYPES["GCP"]
 
 
 def _segment(name: str, marker: str) -> str | None:
@@ -43,7 +43,12 @@ def _segment(name: str, marker: str) -> str | None:
     What `re.search(r"(?:^|/)projects/([^/]+)", name)` finds, without trying the pattern at every
     character (which costs several microseconds on a resource name without the marker).
     """
-    at = name.find(marker)
+    head, found, tail = name.partition(marker)
+    if found and (not head or head[-1] == "/"):  # the usual case: the first one is the one
+        segment = tail.partition("/")[0]
+        if segment:
+            return segment
+    at = name.find(marker, len(head) + 1) if found else -1
     while at != -1:
         if at == 0 or name[at - 1] == "/":
             start = at + len(marker)
@@ -56,13 +61,20 @@ def _segment(name: str, marker: str) -> str | None:
 
 
 def _org_number(finding: dict[str, Any], resource: dict[str, Any], gcp: dict[str, Any]) -> str | None:
+    # v2 findings name it in `gcpMetadata`: the others are looked up only without it.
+    first = gcp.get("organization") if gcp else None
+    if isinstance(first, str) and "organizations/" in first and (number := _segment(first, "organizations/")):
+        return number
     for candidate in (
-        gcp.get("organization"),
         resource.get("resourcePathString"),
         finding.get("name"),
         finding.get("parent"),
     ):
-        if isinstance(candidate, str) and (number := _segment(candidate, "organizations/")):
+        if (
+            isinstance(candidate, str)
+            and "organizations/" in candidate
+            and (number := _segment(candidate, "organizations/"))
+        ):
             return number
     return None
 
@@ -78,7 +90,11 @@ def _project_ids(
     `resource.project` / `projectName` / `gcpMetadata.project`, else from a numeric `projects/N`
     segment of the resource name or the canonical finding name.
     """
-    project_id = string(gcp.get("projectDisplayName")) or string(resource.get("projectDisplayName"))
+    project_id = gcp.get("projectDisplayName") if gcp else None
+    if not (isinstance(project_id, str) and project_id):
+        project_id = resource.get("projectDisplayName")
+        if not (isinstance(project_id, str) and project_id):
+            project_id = None
     if project_id is None:
         segment = _segment(resource_name, "projects/")
         if segment and not segment.isdigit():
@@ -86,27 +102,33 @@ def _project_ids(
     if project_id is None:
         properties = finding.get("sourceProperties")
         project_id = string(camel(properties).get("ProjectId")) if isinstance(properties, dict) else None
+    first = gcp.get("project") if gcp else None
+    if isinstance(first, str) and "projects/" in first:
+        segment = _segment(first, "projects/")
+        if segment and segment.isdigit():
+            return project_id, segment
     for candidate in (
-        gcp.get("project"),
         resource.get("project"),
         resource.get("projectName"),
         resource_name,
         finding.get("canonicalName"),
     ):
-        segment = _segment(candidate, "projects/") if isinstance(candidate, str) else None
-        if segment and segment.isdigit():
-            return project_id, segment
+        if isinstance(candidate, str) and "projects/" in candidate:
+            segment = _segment(candidate, "projects/")
+            if segment and segment.isdigit():
+                return project_id, segment
     return project_id, None
 
 
 def _region(resource: dict[str, Any], resource_name: str) -> tuple[str | None, str | None]:
-    zone_match = _ZONE_IN_NAME.search(resource_name)
+    zone_match = _ZONE_IN_NAME.search(resource_name) if "/zones/" in resource_name else None
     zone = zone_match.group(1) if zone_match else None
-    location = string(resource.get("location"))
-    if location is None:
+    location = resource.get("location")
+    if not (isinstance(location, str) and location):
         match = _LOCATION_IN_NAME.search(resource_name)
         location = match.group(1) if match else None
-    zonal = _ZONE.match(location) if location else None
+    # A zone has a letter after its last dash (us-central1-a); a region has digits (europe-west1).
+    zonal = _ZONE.match(location) if location and location[-1].isalpha() else None
     if zonal:
         return zonal.group(1), zone or location
     return location, zone
@@ -121,7 +143,7 @@ def _gcp(finding: dict[str, Any], resource: dict[str, Any], resource_name: str) 
     if account_uid:
         obj: dict[str, Any] = {
             "provider": "GCP",
-            "account": {"uid": account_uid, "type_id": _GCP_TYPE[0], "type": _GCP_TYPE[1]},
+            "account": {"uid": account_uid, "type_id": _GCP_TYPE_ID, "type": _GCP_TYPE_NAME},
         }
     else:
         # An organization- or folder-level resource: no project to name.
@@ -137,16 +159,36 @@ def _gcp(finding: dict[str, Any], resource: dict[str, Any], resource_name: str) 
     if zone:
         obj["zone"] = zone
     if org:
-        organization = {"uid": org}
-        folders = objects(gcp, "folders") or objects(resource, "folders")
-        deepest = camel(folders[0]) if folders else EMPTY
-        path = deepest.get("resourceFolder")
+        _organization(obj, org, gcp, resource)
+    return obj, project_id
+
+
+def _organization(obj: dict[str, Any], org: str, gcp: dict[str, Any], resource: dict[str, Any]) -> None:
+    """Add `org` (the organization number) with the finding's deepest folder, as `cloud.org`."""
+    organization = {"uid": org}
+    deepest = (_first_object(gcp.get("folders")) if gcp else None) or _first_object(resource.get("folders"))
+    if deepest is not None:
+        # Each key as `camel()` would give it: the camelCase spelling when sent, else the snake_case one.
+        path = deepest["resourceFolder"] if "resourceFolder" in deepest else deepest.get("resource_folder")
         if isinstance(path, str) and (ou_uid := _segment(path, "folders/")):
             organization["ou_uid"] = ou_uid
-        if ou_name := string(deepest.get("resourceFolderDisplayName")):
+        ou_name = (
+            deepest["resourceFolderDisplayName"]
+            if "resourceFolderDisplayName" in deepest
+            else deepest.get("resource_folder_display_name")
+        )
+        if isinstance(ou_name, str) and ou_name:
             organization["ou_name"] = ou_name
-        obj["org"] = organization
-    return obj, project_id
+    obj["org"] = organization
+
+
+def _first_object(value: object) -> dict[str, Any] | None:
+    """The first object in a list (the deepest folder SCC lists), else None."""
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                return item
+    return None
 
 
 def _account(given: object, in_name: re.Pattern[str], resource_name: str, missing: str) -> str:

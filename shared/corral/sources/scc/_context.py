@@ -21,101 +21,27 @@ import ipaddress
 import re
 from typing import Any, Final
 
-from corral.sources._core import images
-from corral.sources.scc._spelling import _SNAKE, EMPTY, camel, objects, string
+from corral.sources.scc import _kube
+from corral.sources.scc._kube import ROLE_AFFECTED, ROLE_RELATED, Kube, Pairs, dicts, last_segment
+from corral.sources.scc._spelling import _SNAKE, EMPTY, camel
 
 _CLUSTER: Final = re.compile(
     r"^(//container\.googleapis\.com/projects/[^/]+/(?:locations|zones)/([^/]+)/clusters/([^/]+))(?:/|$)"
 )
 
-# Compute Engine resources (VMs, and the firewalls and addresses around them) are infrastructure.
-_VM_TYPES: Final = frozenset({"google.compute.Instance", "compute.googleapis.com/Instance"})
+_GKE_NAME: Final = "//container.googleapis.com/projects/"
 GKE_ORCHESTRATOR: Final = "GKE"
 CLOUD_RUN_ORCHESTRATOR: Final = "Cloud Run"
 ROLE_TARGET: Final = 1
-ROLE_AFFECTED: Final = 3
-ROLE_RELATED: Final = 4
-_SHA256: Final = {"algorithm_id": 3, "algorithm": "SHA-256"}
-
-Pairs = list[tuple[dict[str, Any], dict[str, Any]]]
+# An IPv4 address as `ipaddress` writes it (decimal octets, no leading zeros): it stays as sent.
+_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4: Final = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 
 
 def cluster_of(resource_name: str | None) -> tuple[str, str, str] | None:
     """Return (full name, location, cluster name) when a resource name lies in a GKE cluster."""
-    match = _CLUSTER.match(resource_name) if resource_name else None
+    match = _CLUSTER.match(resource_name) if resource_name and resource_name.startswith(_GKE_NAME) else None
     return (match.group(1), match.group(2), match.group(3)) if match else None
-
-
-def labels(obj: dict[str, Any]) -> list[str]:
-    """Return SCC `Label` objects ({name, value}) as OCSF `name=value` strings."""
-    found = []
-    value = obj.get("labels")
-    for label in value if isinstance(value, list) else ():
-        if isinstance(label, dict) and isinstance(name := label.get("name"), str) and name:
-            text = label.get("value")
-            found.append(f"{name}={text}" if isinstance(text, str) else name)
-    return found
-
-
-def last_segment(path: str | None) -> str | None:
-    """Return the last path segment of a resource name (`//x/projects/p/instances/i` -> `i`)."""
-    if not path:
-        return None
-    return path.rstrip("/").rsplit("/", 1)[-1] or None
-
-
-def _container(record: dict[str, Any], orchestrator: str | None) -> dict[str, Any] | None:
-    name = record.get("name")
-    if not (isinstance(name, str) and name):
-        return None  # OCSF needs a container uid or name; SCC has no container id (the record stays in unmapped)
-    if not _SNAKE.isdisjoint(record):
-        record = camel(record)
-    container: dict[str, Any] = {"name": name}
-    if img := images.image(string(record.get("uri")), string(record.get("imageId"))):
-        container["image"] = img
-    if orchestrator:
-        container["orchestrator"] = orchestrator
-    if tags := labels(record):
-        container["labels"] = tags
-    return container
-
-
-def _add(found: Pairs, seen: set[tuple[Any, ...]], container: dict[str, Any] | None, data: dict[str, Any]) -> None:
-    if container is None:
-        return
-    img = container.get("image")
-    key = (container["name"], tuple(img.items()) if img else None, data.get("pod"), data.get("namespace"))
-    if key not in seen:
-        seen.add(key)
-        found.append((container, data))
-
-
-def _data(**parts: str | None) -> dict[str, Any]:
-    return {k: v for k, v in parts.items() if v}
-
-
-def containers(finding: dict[str, Any], kubernetes: dict[str, Any], orchestrator: str | None) -> Pairs:
-    """Return (OCSF container, context data) for every container the finding names, without repeats."""
-    found: Pairs = []
-    seen: set[tuple[Any, ...]] = set()
-    for i, pod in enumerate(objects(kubernetes, "pods") if kubernetes else ()):
-        for j, record in enumerate(objects(pod, "containers")):
-            where = f"kubernetes.pods[{i}].containers[{j}]"
-            data = _data(pod=string(pod.get("name")), namespace=string(pod.get("ns")), reported_in=where)
-            _add(found, seen, _container(record, orchestrator), data)
-    for i, obj in enumerate(objects(kubernetes, "objects") if kubernetes else ()):
-        for j, record in enumerate(objects(obj, "containers")):
-            where = f"kubernetes.objects[{i}].containers[{j}]"
-            data = _data(
-                workload=string(obj.get("name")),
-                kind=string(obj.get("kind")),
-                namespace=string(obj.get("ns")),
-                reported_in=where,
-            )
-            _add(found, seen, _container(record, orchestrator), data)
-    for i, record in enumerate(objects(finding, "containers")):
-        _add(found, seen, _container(record, orchestrator), {"reported_in": f"containers[{i}]"})
-    return found
 
 
 def _integer(value: object) -> int | None:
@@ -141,8 +67,9 @@ def _file(binary: dict[str, Any]) -> dict[str, Any] | None:
     sha256 = binary.get("sha256")
     # A hash of a prefix is not the file's hash; keep it out of `hashes` (it stays in unmapped).
     if isinstance(sha256, str) and sha256 and binary.get("partiallyHashed") is not True:
-        file["hashes"] = [{**_SHA256, "value": sha256}]
-    size = _integer(binary.get("size"))
+        file["hashes"] = [{"algorithm_id": 3, "algorithm": "SHA-256", "value": sha256}]
+    size = binary.get("size")
+    size = int(size) if type(size) is str and size.isdigit() and size.isascii() else _integer(size)
     if size is not None and size >= 0:
         file["size"] = size
     return file
@@ -157,12 +84,19 @@ def _binary(record: dict[str, Any]) -> dict[str, Any]:
 
 def process(record: dict[str, Any]) -> dict[str, Any] | None:
     """Return an OCSF `process` for an SCC process (as `camel()` spells it), or None when it has no pid."""
-    pid = _integer(record.get("pid"))
+    pid = record.get("pid")
+    # What SCC sends, a protobuf int64 as a string of digits, is read here; anything else by `_integer`.
+    pid = int(pid) if type(pid) is str and pid.isdigit() and pid.isascii() else _integer(pid)
     if pid is None:
         return None
-    binary = _binary(record)
+    binary = record.get("binary")
+    if not isinstance(binary, dict):
+        binary = EMPTY
+    elif not _SNAKE.isdisjoint(binary):
+        binary = camel(binary)
     proc: dict[str, Any] = {}
-    if name := string(record.get("name")):
+    name = record.get("name")
+    if isinstance(name, str) and name:
         proc["name"] = name
     proc["pid"] = pid
     args = record.get("args")
@@ -173,24 +107,41 @@ def process(record: dict[str, Any]) -> dict[str, Any] | None:
     if file := _file(binary):
         proc["file"] = file
         proc["path"] = file["path"]
-    if modules := [p for lib in objects(record, "libraries") if (p := string(lib.get("path")))]:
+    if "libraries" in record and (modules := _paths(record["libraries"])):
         proc["loaded_modules"] = modules
-    if (parent_pid := _integer(record.get("parentPid"))) is not None:
+    parent_pid = record.get("parentPid")
+    parent_pid = (
+        int(parent_pid)
+        if type(parent_pid) is str and parent_pid.isdigit() and parent_pid.isascii()
+        else _integer(parent_pid)
+    )
+    if parent_pid is not None:
         proc["parent_process"] = {"pid": parent_pid}
     return proc
 
 
+def _paths(libraries: object) -> list[str]:
+    return [p for lib in dicts(libraries) if isinstance(p := lib.get("path"), str) and p]
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _access_evidence(access: dict[str, Any]) -> dict[str, Any] | None:
-    principal = string(access.get("principalEmail")) or string(access.get("principalSubject"))
-    method = string(access.get("methodName"))
-    ip = string(access.get("callerIp"))
+    get = access.get
+    principal = _text(get("principalEmail")) or _text(get("principalSubject"))
+    method = _text(get("methodName"))
+    ip = _text(get("callerIp"))
     evidence: dict[str, Any] = {}
     if principal:
         evidence["actor"] = {"user": {"name": principal}}
     if method:
-        service = string(access.get("serviceName"))
+        service = _text(get("serviceName"))
         evidence["api"] = {"operation": method, "service": {"name": service}} if service else {"operation": method}
-    if ip:
+    if ip and _CANONICAL_IPV4.fullmatch(ip):
+        evidence["src_endpoint"] = {"ip": ip}
+    elif ip and ":" in ip:  # any other valid address is IPv6 text (`ipaddress` is slow to refuse the rest)
         with contextlib.suppress(ValueError):
             evidence["src_endpoint"] = {"ip": str(ipaddress.ip_address(ip))}
     return evidence or None
@@ -201,7 +152,7 @@ def evidences(finding: dict[str, Any], found: Pairs) -> list[dict[str, Any]]:
     single = found[0][0] if len(found) == 1 else None
     result: list[dict[str, Any]] = []
     attached = False
-    for sent in objects(finding, "processes"):
+    for sent in dicts(finding["processes"]) if "processes" in finding else ():
         record = sent if _SNAKE.isdisjoint(sent) else camel(sent)
         proc = process(record)
         if proc is None:
@@ -216,7 +167,9 @@ def evidences(finding: dict[str, Any], found: Pairs) -> list[dict[str, Any]]:
         if not (attached and container is single):
             result.append({"container": container, "data": data or {"reported_in": "containers"}})
     access = finding.get("access")
-    if isinstance(access, dict) and (evidence := _access_evidence(camel(access))):
+    if isinstance(access, dict) and (
+        evidence := _access_evidence(access if _SNAKE.isdisjoint(access) else camel(access))
+    ):
         result.append(evidence)
     return result
 
@@ -228,90 +181,31 @@ def _main_resource(
     finding: dict[str, Any],
     provider: str,
 ) -> dict[str, Any]:
+    get = resource.get
     main: dict[str, Any] = {}
     if uid:
         main["uid"] = uid
-    if name := string(resource.get("displayName")) or string(finding.get("assetDisplayName")) or last_segment(uid):
+    name = get("displayName")
+    if not (isinstance(name, str) and name):
+        name = _text(finding.get("assetDisplayName")) or last_segment(uid)
+    if name:
         main["name"] = name
-    kind = string(resource.get("type"))
-    if kind is None and cluster and uid and cluster[0] == uid.rstrip("/"):
-        kind = "container.googleapis.com/Cluster"
+    kind = get("type")
+    if not (isinstance(kind, str) and kind):
+        kind = "container.googleapis.com/Cluster" if cluster and uid and cluster[0] == uid.rstrip("/") else None
     if kind:
         main["type"] = kind
-    if location := string(resource.get("location")):
+    location = get("location")
+    if isinstance(location, str) and location:
         main["region"] = location
-    main.update(provider=provider, role_id=ROLE_TARGET, role="Target")
+    main["provider"] = provider
+    main["role_id"] = ROLE_TARGET
+    main["role"] = "Target"
     return main
 
 
-def _k8s(
-    kind: str, uid: str | None, name: object, ns: object, role_id: int, role: str, tags: list[str] | None = None
-) -> dict[str, Any] | None:
-    name = string(name)
-    if not uid and not name:
-        return None
-    entry: dict[str, Any] = {}
-    if uid:
-        entry["uid"] = uid
-    if name:
-        entry["name"] = name
-    entry["type"] = kind
-    if isinstance(ns, str) and ns:
-        entry["namespace"] = ns
-    if tags:
-        entry["labels"] = tags
-    entry["role_id"] = role_id
-    entry["role"] = role
-    return entry
-
-
-def _pods(result: list[dict[str, Any]], kubernetes: dict[str, Any], cluster_uid: str | None) -> None:
-    for pod in objects(kubernetes, "pods"):
-        ns, name = string(pod.get("ns")), string(pod.get("name"))
-        uid = f"{cluster_uid}/k8s/namespaces/{ns}/pods/{name}" if cluster_uid and ns and name else None
-        if entry := _k8s("Kubernetes Pod", uid, name, ns, ROLE_AFFECTED, "Affected", labels(pod)):
-            result.append(entry)
-
-
-def _nodes(result: list[dict[str, Any]], kubernetes: dict[str, Any]) -> None:
-    pools = objects(kubernetes, "nodePools")
-    for pool in pools:
-        if entry := _k8s("GKE Node Pool", None, pool.get("name"), None, ROLE_AFFECTED, "Affected"):
-            result.append(entry)
-    for node in objects(kubernetes, "nodes") + [n for p in pools for n in objects(p, "nodes")]:
-        uid = string(node.get("name"))
-        if entry := _k8s("Kubernetes Node", uid, last_segment(uid), None, ROLE_AFFECTED, "Affected"):
-            result.append(entry)
-
-
-def _objects(result: list[dict[str, Any]], kubernetes: dict[str, Any]) -> None:
-    for obj in objects(kubernetes, "objects"):
-        kind = string(obj.get("kind"))
-        entry = _k8s(
-            f"Kubernetes {kind}" if kind else "Kubernetes Object",
-            None,
-            obj.get("name"),
-            obj.get("ns"),
-            ROLE_AFFECTED,
-            "Affected",
-        )
-        if entry and (group := string(obj.get("group"))):
-            entry["group"] = {"name": group}
-        if entry:
-            result.append(entry)
-    for role in objects(kubernetes, "roles"):
-        kind = "Kubernetes ClusterRole" if role.get("kind") == "CLUSTER_ROLE" else "Kubernetes Role"
-        if entry := _k8s(kind, None, role.get("name"), role.get("ns"), ROLE_RELATED, "Related"):
-            result.append(entry)
-    for binding in objects(kubernetes, "bindings"):
-        if entry := _k8s(
-            "Kubernetes RoleBinding", None, binding.get("name"), binding.get("ns"), ROLE_RELATED, "Related"
-        ):
-            result.append(entry)
-
-
 def resources(
-    finding: dict[str, Any], resource: dict[str, Any], kubernetes: dict[str, Any], uid: str | None, provider: str
+    finding: dict[str, Any], resource: dict[str, Any], kube: Kube, uid: str | None, provider: str
 ) -> list[dict[str, Any]]:
     """Return the affected resource `uid`, its GKE cluster, and the Kubernetes objects SCC names."""
     cluster = cluster_of(uid)
@@ -329,10 +223,7 @@ def resources(
                 "role": "Related",
             }
         )
-    if kubernetes:
-        _pods(result, kubernetes, cluster[0] if cluster else None)
-        _nodes(result, kubernetes)
-        _objects(result, kubernetes)
+    _kube.resources(result, kube, cluster[0] if cluster else None)
     return result
 
 
@@ -357,22 +248,3 @@ def image_resources(found: Pairs) -> list[dict[str, Any]]:
         entry.update(role_id=ROLE_AFFECTED, role="Affected")
         result.append(entry)
     return result
-
-
-def touches_node(kubernetes: dict[str, Any], kind: str, name: str) -> bool:
-    """True when the finding concerns a GKE node or VM rather than the cluster or a workload."""
-    return bool(
-        (kubernetes and (objects(kubernetes, "nodes") or objects(kubernetes, "nodePools")))
-        or kind in _VM_TYPES
-        or name.startswith("//compute.googleapis.com/")
-        or "/nodePools/" in name
-    )
-
-
-def has_workload(finding: dict[str, Any], kubernetes: dict[str, Any]) -> bool:
-    """True when the finding names a container, a pod, or a process."""
-    if objects(finding, "containers") or objects(finding, "processes"):
-        return True
-    return bool(kubernetes) and (
-        bool(objects(kubernetes, "pods")) or any(objects(obj, "containers") for obj in objects(kubernetes, "objects"))
-    )

@@ -94,6 +94,9 @@ def _attack(parts: dict[str, Any], version: str | None) -> dict[str, Any]:
     return parts
 
 
+_NO_NAMES: Final[list[str]] = []  # never written
+
+
 def _names(mitre: dict[str, Any], key: str) -> list[str]:
     value = mitre.get(key)
     return [v for v in value if isinstance(v, str) and v] if isinstance(value, list) else []
@@ -104,11 +107,13 @@ def attacks(finding: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
     mitre = inner(finding, "mitreAttack")
     if not mitre:
         return [], True
-    version = string(mitre.get("version"))
-    primary = string(mitre.get("primaryTactic"))
-    additional_tactics = _names(mitre, "additionalTactics")
+    get = mitre.get
+    version, primary = get("version"), get("primaryTactic")
+    version = version if isinstance(version, str) and version else None
+    primary = primary if isinstance(primary, str) and primary else None
+    additional_tactics = _names(mitre, "additionalTactics") if "additionalTactics" in mitre else _NO_NAMES
     primary_techniques = _names(mitre, "primaryTechniques")
-    additional_techniques = _names(mitre, "additionalTechniques")
+    additional_techniques = _names(mitre, "additionalTechniques") if "additionalTechniques" in mitre else _NO_NAMES
     complete = (
         (primary is None or primary in TACTICS)
         and _TACTIC_NAMES.issuperset(additional_tactics)
@@ -121,12 +126,15 @@ def attacks(finding: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
     primary_pairs = _grouped(primary_techniques)
     for pair in primary_pairs or ([{}] if primary_tactic else []):
         # A fresh tactic object per entry: the entries are separate objects to whoever edits them.
-        result.append(_attack({"tactic": dict(primary_tactic), **pair} if primary_tactic else pair, version))
+        entry = {"tactic": dict(primary_tactic), **pair} if primary_tactic else pair
+        if version:
+            entry["version"] = version
+        result.append(entry)
     for name in additional_tactics:
         if name != "TACTIC_UNSPECIFIED":
-            result.append(_attack({"tactic": _tactic(name)}, version))
-    for pair in _grouped(additional_techniques):
-        result.append(_attack(pair, version))
+            result.append({"tactic": _tactic(name), "version": version} if version else {"tactic": _tactic(name)})
+    if additional_techniques:
+        result += [_attack(pair, version) for pair in _grouped(additional_techniques)]
     return result, complete
 
 
@@ -227,7 +235,7 @@ def compliance(finding: dict[str, Any], active: bool) -> dict[str, Any]:
     if control := string(finding.get("category")):
         out["control"] = control
     if standards:
-        names = [" ".join(p for p in (std, version) if p) for std, version, _ in standards]
+        names = [f"{std} {version}" if version else std for std, version, _ in standards]
         out["standards"] = list(dict.fromkeys(names))
         requirements = [f"{name} {rid}" for name, (_, _, ids) in zip(names, standards, strict=True) for rid in ids]
         if requirements:
@@ -250,7 +258,7 @@ def source_properties(finding: dict[str, Any]) -> dict[str, Any]:
     return EMPTY
 
 
-def remediation(finding: dict[str, Any]) -> dict[str, Any] | None:
-    """Return `remediation` from `nextSteps`, else the older `Recommendation` source property."""
-    desc = string(finding.get("nextSteps")) or string(source_properties(finding).get("Recommendation"))
+def remediation(finding: dict[str, Any], next_steps: str | None) -> dict[str, Any] | None:
+    """Return `remediation` from `nextSteps` (the text read, else None), else the older `Recommendation` property."""
+    desc = next_steps or string(source_properties(finding).get("Recommendation"))
     return {"desc": desc} if desc else None

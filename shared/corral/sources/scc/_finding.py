@@ -1,8 +1,10 @@
 """One SCC finding (already split from its envelope) to OCSF: lifecycle, finding_info, class-specific body.
 
 `corral.sources.scc` documents the decisions; this module carries them out, one concern per
-function. It reads the finding's own keys through `Fields`, which records those mapped in full,
-so that `unmapped` is the rest; the objects it maps in part stay whole and are read as sent.
+function. It reads the finding as a plain dict and records each key it maps in full in a `Fields`
+record (`_LEAF` under the key, as `Fields.text` and `mark` would), so that `unmapped` is the
+rest; the objects it maps in part stay whole and are read as sent, so no deeper path is recorded.
+The text fields read from every finding are looked up and recorded in one pass (`take_texts`).
 """
 
 from __future__ import annotations
@@ -12,16 +14,13 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from corral import ocsf, traits
-from corral.errors import MalformedEventError
-from corral.sources._core import times
-from corral.sources._core.reader import Fields, Trie
-from corral.sources.scc import _cloud, _context, _details
-from corral.sources.scc._spelling import both_spellings, inner, recorded, string
+from corral.sources._core.reader import Trie
+from corral.sources.scc import _cloud, _context, _details, _kube, _lifecycle
+from corral.sources.scc._spelling import LEAF, both_spellings, inner, recorded, string, take_texts, without
 from corral.sources.scc._tables import (
     MISCONFIGURATION,
     OBSERVATION,
     POSTURE_VIOLATION,
-    SEVERITIES,
     THREAT,
     TOXIC_COMBINATION,
     VULNERABILITY,
@@ -30,7 +29,7 @@ from corral.sources.scc._tables import (
 PRODUCT: Final = {"name": "Security Command Center", "vendor_name": "Google", "uid": "google.scc"}
 
 _SOURCE_NAME: Final = re.compile(r"^(?:organizations|folders|projects)/[^/]+/sources/[^/]+(?:/locations/[^/]+)?$")
-_ORG_ROOTED: Final = re.compile(r"^organizations/([^/]+)/")
+_ORG_ROOT: Final = "organizations/"
 _CONSOLE: Final = "https://console.cloud.google.com/security/command-center/findingsv2;name="
 # Resource names are ASCII letters, digits, `-_.~` and `/`: only the slashes need quoting.
 _PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9_.~/-]*")
@@ -59,8 +58,24 @@ _RESOURCE_TAKEN: Final = recorded(
     "name", "displayName", "display_name", "type", "location", "cloudProvider", "cloud_provider"
 )
 _HTTP: Final = ("https://", "http://")
+_COMPLIANCE_KEYS: Final = frozenset({"standard", "version", "ids"})
+_NO_IDS: Final[list[str]] = []
 
 _ORCHESTRATORS: Final = {traits.GKE: _context.GKE_ORCHESTRATOR, traits.CLOUD_RUN: _context.CLOUD_RUN_ORCHESTRATOR}
+
+
+# The finding's keys read as text and recorded when present, in the order `finding()` unpacks them.
+_TEXTS: Final = (
+    "findingClass",
+    "severity",
+    "resourceName",
+    "category",
+    "canonicalName",
+    "description",
+    "moduleName",
+    "parentDisplayName",
+    "nextSteps",
+)
 
 
 def finding(
@@ -77,28 +92,25 @@ def finding(
     `doc` and `resource` are the finding and its resource as `camel()` spells them; `raw` the
     finding and (when the envelope carried it apart) the resource as sent, for `unmapped`.
     """
-    taken: Trie = {}
-    fields = Fields(doc, taken)
-    fields.mark("name")
-    fields.text("findingClass")
-    create_ms, modified, activity_id, status_id, state = _lifecycle(fields, doc, received_time)
-    severity_id, vendor_severity = _severity(fields, doc)
-    resource_name = fields.text("resourceName") or string(resource.get("name")) or ""
+    # What is mapped in full, as `Fields` records it: every key is one of the finding's own.
+    taken: Trie = {"name": LEAF}
+    texts = take_texts(doc, taken, _TEXTS)
+    create_ms, modified, activity_id, status_id, state = _lifecycle.lifecycle(taken, doc, received_time)
+    severity_id, vendor_severity = _lifecycle.severity(doc)
+    resource_name = texts[2] or string(resource.get("name")) or ""
     provider = _cloud.provider(resource)
     cloud, project_id = _cloud.cloud(doc, resource, resource_name, provider)
-    vuln = _details.vulnerability(doc, ocsf.SEVERITY_NAMES[severity_id] if severity_id != 99 else str(vendor_severity))
+    vuln = _vulnerability(doc, severity_id, vendor_severity) if "vulnerability" in doc else None
     class_uid = (
         ocsf.VULNERABILITY if vuln and scc_class == VULNERABILITY else _CLASS_UIDS.get(scc_class, ocsf.DETECTION)
     )
-    task = _TASKS.get(scc_class, traits.THREAT_DETECTION)
-    kubernetes = inner(doc, "kubernetes")
-    kind = string(resource.get("type")) or ""
-    service = _service(kind, resource_name, bool(kubernetes), provider)
-    layer = _layer(doc, kubernetes, kind, resource_name, service, task)
-    info, product = _info(fields, doc, scc_class, (provider, project_id))
+    kube = _kube.lists(doc.get("kubernetes"))
+    service, classified = _traits(doc, resource, kube, resource_name, provider, scc_class)
+    info, product = _info(taken, doc, texts, scc_class, (provider, project_id))
     if create_ms is not None:
         info["created_time"] = create_ms
-    info.update(modified_time=modified, traits=traits.classify(service, layer, task))
+    info["modified_time"] = modified
+    info["traits"] = classified
     out = ocsf.envelope(
         class_uid=class_uid,
         activity_id=activity_id,
@@ -109,14 +121,14 @@ def finding(
         product=product,
         delivery_id=delivery_id,
     )
-    if title := info.get("title"):
+    if title := texts[3]:
         out["message"] = title
     if status_id == ocsf.STATUS_SUPPRESSED and (detail := string(doc.get("muteInitiator"))):
         out["status_detail"] = detail
     out["finding_info"] = info
     out["cloud"] = cloud
-    out["resources"] = _context.resources(doc, resource, kubernetes, resource_name or None, provider)
-    _body(out, fields, doc, kubernetes, class_uid, scc_class, vuln, _ORCHESTRATORS.get(service), state != "INACTIVE")
+    out["resources"] = _context.resources(doc, resource, kube, resource_name or None, provider)
+    _body(out, taken, doc, kube, class_uid, scc_class, vuln, _ORCHESTRATORS.get(service), state != "INACTIVE", texts[8])
     if not out["resources"]:
         del out["resources"]
     if unmapped := _unmapped(raw, doc, extra, taken):
@@ -124,89 +136,88 @@ def finding(
     return out
 
 
-def _lifecycle(
-    fields: Fields, doc: dict[str, Any], received_time: int | None
-) -> tuple[int | None, int, int, int, str | None]:
-    """Return (created, modified, activity_id, status_id, state)."""
-    # An absent, unset (1970) or invalid time reads as no time.
-    event_ms = times.optional_ms(value) if isinstance(value := doc.get("eventTime"), str) else None
-    create_ms = times.optional_ms(value) if isinstance(value := doc.get("createTime"), str) else None
-    mute_ms = times.optional_ms(value) if isinstance(value := doc.get("muteUpdateTime"), str) else None
-    # Muting a finding does not move its eventTime; muteUpdateTime orders that change.
-    later = max(event_ms or 0, mute_ms or 0)
-    modified = later or create_ms or received_time
-    if modified is None:
-        raise MalformedEventError("SCC finding has no usable eventTime or createTime")
-    if event_ms is not None:
-        fields.mark("eventTime")
-    if create_ms is not None:
-        fields.mark("createTime")
-    state = doc.get("state")
-    if not isinstance(state, str) or not state:
-        state = None
-    if state == "INACTIVE":
-        activity_id, status_id = ocsf.CLOSE, ocsf.STATUS_RESOLVED
+def _traits(
+    doc: dict[str, Any],
+    resource: dict[str, Any],
+    kube: _kube.Kube,
+    resource_name: str,
+    provider: str,
+    scc_class: str,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Return the container service and the `finding_info.traits` of the finding."""
+    task = _TASKS.get(scc_class, traits.THREAT_DETECTION)
+    kind = resource.get("type")
+    kind = kind if isinstance(kind, str) else ""
+    service = _service(kind, resource_name, kube is not _kube.NO_KUBE, provider)
+    # Application for workloads (of a container service, outside hardening); else infrastructure
+    # for nodes and VMs, platform for the rest.
+    if (
+        task != traits.HARDENING
+        and service != traits.NO_SERVICE
+        and (service == traits.CLOUD_RUN or _kube.has_workload(doc, kube))
+    ):
+        layer = traits.APPLICATION
+    elif _kube.touches_node(kube, kind, resource_name):
+        layer = traits.INFRASTRUCTURE
     else:
-        activity_id = ocsf.UPDATE if create_ms is not None and later > create_ms else ocsf.CREATE
-        mute = doc.get("mute")
-        if not (isinstance(mute, str) and mute) and "muteInfo" in doc:
-            mute = inner(inner(doc, "muteInfo"), "staticMute").get("state")
-        if mute == "MUTED":
-            status_id = ocsf.STATUS_SUPPRESSED
-        elif state == "ACTIVE":
-            status_id = ocsf.STATUS_NEW
-        else:
-            status_id = 0 if state in (None, "STATE_UNSPECIFIED") else 99
-    if state in ("ACTIVE", "INACTIVE"):
-        fields.mark("state")
-    return create_ms, modified, activity_id, status_id, state
+        layer = traits.PLATFORM
+    return service, traits.classify(service, layer, task)
+
+
+def _vulnerability(doc: dict[str, Any], severity_id: int, vendor_severity: object) -> dict[str, Any] | None:
+    caption = ocsf.SEVERITY_NAMES[severity_id] if severity_id != 99 else str(vendor_severity)
+    return _details.vulnerability(doc, caption)
 
 
 def _info(
-    fields: Fields, doc: dict[str, Any], scc_class: str, place: tuple[str, str | None]
+    taken: Trie, doc: dict[str, Any], texts: list[str | None], scc_class: str, place: tuple[str, str | None]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return the finding's `finding_info` (without times and traits) and its `product`."""
     name = doc["name"]
-    category = fields.text("category")
-    canonical = fields.text("canonicalName")
-    description = fields.text("description")
+    _, _, _, category, canonical, description, module, _, _ = texts
     info: dict[str, Any] = {"uid": canonical or name}
     if canonical and canonical != name:
         info["uid_alt"] = name
     if category:
         info["title"] = category
-    if desc := description or string(_details.source_properties(doc).get("Explanation")):
+    if not description and "sourceProperties" in doc:
+        description = string(_details.source_properties(doc).get("Explanation"))
+    if desc := description:
         info["desc"] = desc
     info["types"] = [category, scc_class] if category and category != scc_class else [scc_class]
-    module = fields.text("moduleName")
     if module or category:
         analytic: dict[str, Any] = {"type_id": 1, "type": "Rule", "uid": module or category}
         if category:
             analytic["name"] = category
         info["analytic"] = analytic
-    external = fields.peek_text("externalUri")
-    if external and external.startswith(_HTTP):
+    external = doc.get("externalUri")
+    if isinstance(external, str) and external.startswith(_HTTP):
         info["src_url"] = external
-        fields.mark("externalUri")
+        taken["externalUri"] = LEAF
     else:
-        info["src_url"] = _console_url(name, *place)
-    attacks, attacks_complete = _details.attacks(doc)
-    if attacks_complete:
-        fields.mark("mitreAttack")
-    if attacks:
-        info["attacks"] = attacks
-    if related := _related(doc):
+        info["src_url"] = _console_url(name, place[0], place[1])
+    if "mitreAttack" in doc:
+        attacks, attacks_complete = _details.attacks(doc)
+        if attacks_complete:
+            taken["mitreAttack"] = LEAF
+        if attacks:
+            info["attacks"] = attacks
+    if "toxicCombination" in doc and (related := _related(doc)):
         info["related_events"] = [{"uid": uid, "type": "Security Command Center finding"} for uid in related]
-    if tags := _tags(doc):
+    if "securityMarks" in doc and (tags := _tags(doc)):
         info["tags"] = tags
-    return info, _product(fields)
+    return info, _product(taken, doc, texts[7])
 
 
-def _product(fields: Fields) -> dict[str, Any]:
-    source_display = fields.text("parentDisplayName") or fields.text("sourceDisplayName")
-    parent = fields.peek_text("parent")
-    if parent and _SOURCE_NAME.match(parent):
-        fields.mark("parent")
+def _product(taken: Trie, doc: dict[str, Any], source_display: str | None) -> dict[str, Any]:
+    if source_display is None:
+        value = doc.get("sourceDisplayName")
+        if isinstance(value, str) and value:
+            source_display = value
+            taken["sourceDisplayName"] = LEAF
+    parent = doc.get("parent")
+    if isinstance(parent, str) and parent and _SOURCE_NAME.match(parent):
+        taken["parent"] = LEAF
     else:
         parent = None
     product: dict[str, Any] = dict(PRODUCT)
@@ -220,33 +231,37 @@ def _product(fields: Fields) -> dict[str, Any]:
 
 def _body(
     out: dict[str, Any],
-    fields: Fields,
+    taken: Trie,
     doc: dict[str, Any],
-    kubernetes: dict[str, Any],
+    kube: _kube.Kube,
     class_uid: int,
     scc_class: str,
     vuln: dict[str, Any] | None,
     orchestrator: str | None,
     active: bool,
+    next_steps: str | None,
 ) -> None:
     """Add what the class carries: vulnerabilities and images, or evidences, remediation, compliance."""
-    remediation = _details.remediation(doc)
-    fields.text("nextSteps")
-    found = _context.containers(doc, kubernetes, orchestrator)
+    if next_steps:
+        remediation: dict[str, Any] | None = {"desc": next_steps}
+    else:
+        remediation = _details.remediation(doc, None) if "sourceProperties" in doc else None
+    # Most findings name no container, process or caller: the readers of each are skipped then.
+    found = _kube.containers(doc, kube, orchestrator) if kube is not _kube.NO_KUBE or "containers" in doc else []
     if class_uid == ocsf.VULNERABILITY and vuln is not None:
         if remediation:
             vuln["remediation"] = remediation
         out["vulnerabilities"] = [vuln]
         out["resources"] += _context.image_resources(found)
         return
-    if evidences := _context.evidences(doc, found):
+    if (found or "processes" in doc or "access" in doc) and (evidences := _context.evidences(doc, found)):
         out["evidences"] = evidences
     if remediation:
         out["remediation"] = remediation
     if class_uid == ocsf.COMPLIANCE:
         out["compliance"] = _details.compliance(doc, active=active)
         if _compliances_clean(doc):
-            fields.mark("compliances")
+            taken["compliances"] = LEAF
     elif (is_alert := _IS_ALERT.get(scc_class)) is not None:
         out["is_alert"] = is_alert
 
@@ -265,26 +280,6 @@ def _service(kind: str, name: str, kubernetes: bool, provider: str) -> str:
     return traits.NO_SERVICE
 
 
-def _layer(doc: dict[str, Any], kubernetes: dict[str, Any], kind: str, name: str, service: str, task: str) -> str:
-    """Return the layer: infrastructure for nodes and VMs, application for workloads, else platform."""
-    node = _context.touches_node(kubernetes, kind, name)
-    if task == traits.HARDENING or service == traits.NO_SERVICE:
-        return traits.INFRASTRUCTURE if node else traits.PLATFORM
-    if service == traits.CLOUD_RUN or _context.has_workload(doc, kubernetes):
-        return traits.APPLICATION
-    return traits.INFRASTRUCTURE if node else traits.PLATFORM
-
-
-def _severity(fields: Fields, doc: dict[str, Any]) -> tuple[int, object]:
-    fields.text("severity")
-    raw = doc.get("severity")
-    if raw is None or raw == "":
-        return 0, None
-    if isinstance(raw, str) and raw in SEVERITIES:
-        return SEVERITIES[raw], raw
-    return 99, raw
-
-
 def _quote(value: str) -> str:
     """Percent-encode every character but the unreserved ones, as `urllib.parse.quote(value, safe="")`."""
     return value.replace("/", "%2F") if _PLAIN_PATH.fullmatch(value) else quote(value, safe="")
@@ -292,9 +287,9 @@ def _quote(value: str) -> str:
 
 def _console_url(name: str, provider: str, project_id: str | None) -> str:
     url = _CONSOLE + _quote(name)
-    org = _ORG_ROOTED.match(name)
-    if org:
-        return f"{url}?organizationId={_quote(org.group(1))}"
+    # What `^organizations/([^/]+)/` matches, without a pattern.
+    if name.startswith(_ORG_ROOT) and (end := name.find("/", len(_ORG_ROOT))) > len(_ORG_ROOT):
+        return f"{url}?organizationId={_quote(name[len(_ORG_ROOT) : end])}"
     return f"{url}?project={_quote(project_id)}" if project_id and provider == "GCP" else url
 
 
@@ -315,15 +310,18 @@ def _compliances_clean(doc: dict[str, Any]) -> bool:
     value = doc.get("compliances")
     if not isinstance(value, list):
         return False
-    allowed = {"standard", "version", "ids"}
-    return all(
-        isinstance(c, dict)
-        and set(c) <= allowed
-        and all(isinstance(c.get(k, ""), str) for k in ("standard", "version"))
-        and isinstance(c.get("ids", []), list)
-        and all(isinstance(i, str) for i in c.get("ids", []))
-        for c in value
-    )
+    for c in value:
+        if not (isinstance(c, dict) and _COMPLIANCE_KEYS.issuperset(c)):
+            return False
+        if not (isinstance(c.get("standard", ""), str) and isinstance(c.get("version", ""), str)):
+            return False
+        ids = c.get("ids", _NO_IDS)
+        if not isinstance(ids, list):
+            return False
+        for i in ids:
+            if not isinstance(i, str):
+                return False
+    return True
 
 
 def _unmapped(
@@ -331,9 +329,10 @@ def _unmapped(
 ) -> dict[str, Any]:
     finding, resource = raw
     unmapped: dict[str, Any] = dict(extra)
-    # Kept as sent (an empty `containers: []` stays): only what was mapped in full goes.
-    if rest := Fields(finding, taken if finding is doc else both_spellings(taken)).rest(as_sent=True):
+    # Kept as sent (an empty `containers: []` stays): only what was mapped in full goes. Every key
+    # recorded is a top-level one, so `Fields.rest(as_sent=True)` is the object without them.
+    if rest := without(finding, taken if finding is doc else both_spellings(taken)):
         unmapped["finding"] = rest
-    if resource is not None and (rest := Fields(resource, _RESOURCE_TAKEN).rest(as_sent=True)):
+    if resource is not None and (rest := without(resource, _RESOURCE_TAKEN)):
         unmapped["resource"] = rest
     return unmapped

@@ -14,6 +14,7 @@ mapped key in whichever spelling it was sent.
 from __future__ import annotations
 
 import re
+from itertools import compress
 from typing import Any, Final
 
 from corral.sources._core.reader import Fields, Trie
@@ -112,6 +113,31 @@ def recorded(*keys: str) -> Trie:
     for key in keys:
         record.mark(key)
     return taken
+
+
+_TEXT_OR_NONE: Final = frozenset({str, type(None)})
+LEAF: Final = recorded("key")["key"]
+"""What `Fields` records for a key mapped in full: hot paths write it into a record directly."""
+
+
+def take_texts(obj: dict[str, Any], taken: Trie, keys: tuple[str, ...]) -> list[str | None]:
+    """Return the non-empty string at each of `keys` (else None), recording each one found, as `Fields.text` does."""
+    # The lookups, the checks and the recording run in C (`map`, `compress`): this reads most of
+    # a finding's fields, which are nearly always strings or absent.
+    found = list(map(obj.get, keys))
+    if not (_TEXT_OR_NONE.issuperset(map(type, found)) and "" not in found):
+        found = [value if isinstance(value, str) and value else None for value in found]
+    taken.update(dict.fromkeys(compress(keys, found), LEAF))
+    return found
+
+
+def without(obj: dict[str, Any], taken: Trie) -> dict[str, Any]:
+    """Return `Fields(obj, taken).rest(as_sent=True)` for a record of keys of `obj` each mapped in full.
+
+    That is `obj` without the recorded keys, in the order sent; this normalizer records nothing
+    deeper (objects it maps in part stay whole), so no recorded path has to be walked.
+    """
+    return {key: value for key, value in obj.items() if key not in taken}
 
 
 def both_spellings(taken: Trie) -> Trie:
