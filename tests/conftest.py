@@ -9,6 +9,12 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
+
+# Property tests check what is true, not how fast: a per-example deadline only flakes on a loaded
+# machine (the benchmarks measure speed, as same-run ratios).
+settings.register_profile("corral", deadline=None)
+settings.load_profile("corral")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
