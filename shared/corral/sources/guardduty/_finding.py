@@ -9,10 +9,11 @@ from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.reader import Fields
+from corral.sources._core.reader import Fields, Trie
 from corral.sources.guardduty._casing import camel_finding, is_pascal_finding
 from corral.sources.guardduty._context import Context, context
 from corral.sources.guardduty._parts import Parts
+from corral.sources.guardduty._plain import LEAF, Node, integer, optional_time, sub, text, time
 
 SOURCE: Final = "aws.guardduty"
 FINDING_EVENT: Final = "GuardDuty Finding"
@@ -32,31 +33,36 @@ _REGION: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _FINDING_ID: Final = re.compile(r"^[A-Za-z0-9]{1,300}$")
 _SAMPLE_VALUE_MAX: Final = 65536
 _ANALYTIC_TYPE: Final = {"type_id": 1, "type": "Rule"}
+# The finding's own texts, each mapped whenever it is a non-empty string.
+_TEXTS: Final = ("arn", "id", "accountId", "type", "region", "partition", "title", "description", "schemaVersion")
 
 
 def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | None = None) -> ocsf.Finding:
     """Return the OCSF Detection Finding of one GuardDuty finding (camelCase or PascalCase)."""
     if is_pascal_finding(doc):
         doc = camel_finding(doc)
-    fields = Fields(doc, {})
+    taken: Trie = {}
+    texts = _texts(doc, taken)
     # Some published test events carry only the finding id: the id is unique on its own, and a
     # finding that names no account is kept under UNKNOWN_ACCOUNT rather than dropped.
-    arn = fields.text("arn") or _required(fields.text("id"), "GuardDuty finding has no arn and no id")
+    arn = texts.get("arn") or _required(texts.get("id"), "GuardDuty finding has no arn and no id")
     arn_parts = arn.split(":")
-    account = fields.text("accountId") or (arn_parts[4] if len(arn_parts) > 4 and arn_parts[4] else UNKNOWN_ACCOUNT)
-    finding_type = _required(fields.text("type"), "GuardDuty finding has no type")
-    region = fields.text("region") or event_region or (arn_parts[3] if len(arn_parts) > 3 else None) or None
-    partition = fields.text("partition") or (arn_parts[1] if len(arn_parts) > 1 else None) or None
+    account = texts.get("accountId") or (arn_parts[4] if len(arn_parts) > 4 and arn_parts[4] else UNKNOWN_ACCOUNT)
+    finding_type = _required(texts.get("type"), "GuardDuty finding has no type")
+    region = texts.get("region") or event_region or (arn_parts[3] if len(arn_parts) > 3 else None) or None
+    partition = texts.get("partition") or (arn_parts[1] if len(arn_parts) > 1 else None) or None
 
-    created = fields.time("createdAt", "GuardDuty finding createdAt")
-    updated = fields.time("updatedAt", "GuardDuty finding updatedAt")
+    created, updated = _times(doc, taken)
     modified = updated if updated is not None else created
     if modified is None:
         raise MalformedEventError("GuardDuty finding has no updatedAt")
-    parts = Parts(fields)
+    parts = Parts(doc, taken)
     service = parts.service
-    count = service.integer("count")
-    if service.flag("archived") is True:
+    count = integer(service, "count")
+    archived = service[0].get("archived")
+    if isinstance(archived, bool):
+        service[1]["archived"] = LEAF
+    if archived is True:
         activity, status = ocsf.CLOSE, ocsf.STATUS_ARCHIVED
     elif created is not None and created == updated and (count is None or count <= 1):
         activity, status = ocsf.CREATE, ocsf.STATUS_NEW
@@ -64,13 +70,13 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
         activity, status = ocsf.UPDATE, ocsf.STATUS_NEW
     ctx = context(parts, finding_type, region, partition)
     # Built as OCSF wants it, without empty values: no prune pass over the finding.
-    out = _envelope(fields, service, activity, status, modified, delivery_id)
-    if title := fields.text("title"):
+    out = _envelope(doc, texts, service, activity, status, modified, delivery_id)
+    if title := texts.get("title"):
         out["message"] = title
     if count is not None and count >= 0:
         out["count"] = count
     out["is_alert"] = True
-    out["finding_info"] = _info(parts, arn, finding_type, title, ctx, created, modified, (partition, region))
+    out["finding_info"] = _info(parts, texts, arn, finding_type, ctx, (created, modified), (partition, region))
     cloud = ocsf.cloud("AWS", account, region)
     if partition:
         cloud["cloud_partition"] = partition
@@ -80,18 +86,46 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
     if ctx.evidences:
         out["evidences"] = ctx.evidences
     out["remediation"] = ctx.remediation
-    unmapped = fields.rest()
+    unmapped = Fields(doc, taken).rest()
     if unmapped:
         out["unmapped"] = unmapped
     return out
 
 
+def _texts(doc: dict[str, Any], taken: Trie) -> dict[str, str]:
+    """The finding's own texts that are mapped (each is, whenever it is a non-empty string)."""
+    found = {}
+    get = doc.get
+    for key in _TEXTS:
+        value = get(key)
+        if isinstance(value, str) and value:
+            found[key] = value
+            taken[key] = LEAF
+    return found
+
+
+def _times(doc: dict[str, Any], taken: Trie) -> tuple[int | None, int | None]:
+    """The finding's createdAt and updatedAt, recorded; raises for a bad one."""
+    node = (doc, taken)
+    created = time(node, "createdAt", "GuardDuty finding createdAt")
+    if created is not None and doc.get("updatedAt") == doc["createdAt"]:  # one parse for both, mostly
+        taken["updatedAt"] = LEAF
+        return created, created
+    return created, time(node, "updatedAt", "GuardDuty finding updatedAt")
+
+
 def _envelope(
-    fields: Fields, service: Fields, activity: int, status: int, modified: int, delivery_id: str | None
+    doc: dict[str, Any],
+    texts: dict[str, str],
+    service: Node,
+    activity: int,
+    status: int,
+    modified: int,
+    delivery_id: str | None,
 ) -> ocsf.Finding:
-    severity_id, vendor_severity = severity(fields.raw("severity"))
+    severity_id, vendor_severity = severity(doc.get("severity"))
     product: dict[str, Any] = {"name": "GuardDuty", "vendor_name": "AWS", "uid": SOURCE}
-    if feature := service.text("featureName"):
+    if feature := text(service, "featureName"):
         product["feature"] = {"name": feature}
     out = ocsf.envelope(
         class_uid=ocsf.DETECTION,
@@ -106,37 +140,41 @@ def _envelope(
     )
     if out["severity"] == "":  # an empty vendor severity has no label
         del out["severity"]
-    if version := fields.text("schemaVersion"):
+    if version := texts.get("schemaVersion"):
         out["metadata"]["log_version"] = version
     return out
 
 
 def _info(
     parts: Parts,
+    texts: dict[str, str],
     arn: str,
     finding_type: str,
-    title: str | None,
     ctx: Context,
-    created: int | None,
-    modified: int,
+    times: tuple[int | None, int],
     place: tuple[str | None, str | None],
 ) -> dict[str, Any]:
-    fields, service = parts.fields, parts.service
-    finding_id = fields.text("id") or arn.rsplit("/", 1)[-1]
+    service = parts.service
+    created, modified = times
+    finding_id = texts.get("id") or arn.rsplit("/", 1)[-1]
     info: dict[str, Any] = {"uid": arn}
     if finding_id:
         info["uid_alt"] = finding_id
-    if title:
+    if title := texts.get("title"):
         info["title"] = title
-    if desc := fields.text("description"):
+    if desc := texts.get("description"):
         info["desc"] = desc
     info["types"] = [finding_type]
     if created is not None:
         info["created_time"] = created
     info["modified_time"] = modified
-    if (first_seen := service.optional_time("eventFirstSeen")) is not None:
+    first_seen = optional_time(service, "eventFirstSeen")
+    if first_seen is not None:
         info["first_seen_time"] = first_seen
-    if (last_seen := service.optional_time("eventLastSeen")) is not None:
+        if service[0].get("eventLastSeen") == service[0]["eventFirstSeen"]:
+            info["last_seen_time"] = first_seen  # one parse for both, mostly
+            service[1]["eventLastSeen"] = LEAF
+    if "last_seen_time" not in info and (last_seen := optional_time(service, "eventLastSeen")) is not None:
         info["last_seen_time"] = last_seen
     if src_url := console_url(*place, finding_id):
         info["src_url"] = src_url
@@ -177,15 +215,18 @@ def console_url(partition: str | None, region: str | None, finding_id: str) -> s
     return host.format(region=region) + f"/guardduty/home?region={region}#/findings?fId={finding_id}"
 
 
-def _is_sample(service: Fields) -> bool:
-    if "additionalInfo" not in service.doc:
+def _is_sample(service: Node) -> bool:
+    if "additionalInfo" not in service[0]:
         return False
-    info = service.at("additionalInfo")
-    if info.flag("sample") is True:
-        return True
+    info = sub(service, "additionalInfo")
+    sample = info[0].get("sample")
+    if isinstance(sample, bool):
+        info[1]["sample"] = LEAF
+        if sample:
+            return True
     # The SDK form carries additionalInfo only as its JSON text, e.g. '{"sample":true}'.
-    text = info.peek_text("value")
-    if not text or len(text) > _SAMPLE_VALUE_MAX or '"sample"' not in text:
+    text = info[0].get("value")
+    if not isinstance(text, str) or not text or len(text) > _SAMPLE_VALUE_MAX or '"sample"' not in text:
         return False
     try:
         value = json.loads(text)

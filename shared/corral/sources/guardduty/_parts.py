@@ -1,18 +1,15 @@
-"""Views of the GuardDuty finding objects that its context is read from, each looked up once."""
+"""The GuardDuty finding objects that its context is read from, each looked up once."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any
 
-from corral.sources._core.reader import Fields
-
-# The view of an object a finding does not have. Shared: a view of nothing never records
-# anything (there is nothing in it to read), so it stays empty.
-NOTHING: Final = Fields({}, {}).at("nothing")
+from corral.sources._core.reader import Trie
+from corral.sources.guardduty._plain import MISSING, Node, sub
 
 
 class Parts:
-    """Views of the vendor objects a finding's context is read from (each may be missing)."""
+    """Nodes (object, trie node) of the vendor objects a finding's context is read from (each may be MISSING)."""
 
     __slots__ = (
         "access_key",
@@ -20,7 +17,7 @@ class Parts:
         "container",
         "ecs",
         "eks",
-        "fields",
+        "finding",
         "instance",
         "k8s",
         "resource",
@@ -31,23 +28,28 @@ class Parts:
         "workload",
     )
 
-    def __init__(self, fields: Fields) -> None:
-        """Look up each object once, in the finding `fields` wraps."""
-        # Most findings have a few of these objects: a plain key test skips making views of the others.
-        self.fields = fields
-        doc = fields.doc
-        self.resource = resource = fields.at("resource") if "resource" in doc else NOTHING
-        self.service = service = fields.at("service") if "service" in doc else NOTHING
-        found = resource.doc
-        self.k8s = k8s = resource.at("kubernetesDetails") if "kubernetesDetails" in found else NOTHING
-        self.workload = k8s.at("kubernetesWorkloadDetails") if "kubernetesWorkloadDetails" in k8s.doc else NOTHING
-        self.eks = resource.at("eksClusterDetails") if "eksClusterDetails" in found else NOTHING
-        self.ecs = ecs = resource.at("ecsClusterDetails") if "ecsClusterDetails" in found else NOTHING
-        self.task = ecs.at("taskDetails") if "taskDetails" in ecs.doc else NOTHING
-        self.container = resource.at("containerDetails") if "containerDetails" in found else NOTHING
-        self.instance = resource.at("instanceDetails") if "instanceDetails" in found else NOTHING
-        self.access_key = resource.at("accessKeyDetails") if "accessKeyDetails" in found else NOTHING
-        found = service.doc
-        self.action = service.at("action") if "action" in found else NOTHING
-        self.runtime = service.at("runtimeDetails") if "runtimeDetails" in found else NOTHING
-        self.sequence = service.at("detection", "sequence") if "detection" in found else NOTHING
+    def __init__(self, doc: dict[str, Any], taken: Trie) -> None:
+        """Look up each object once, in the finding `doc` recording into `taken`."""
+        # Most findings have a few of these objects: a plain key test skips looking for the others.
+        self.finding = finding = (doc, taken)
+        self.resource = resource = sub(finding, "resource") if "resource" in doc else MISSING
+        self.service = service = sub(finding, "service") if "service" in doc else MISSING
+        found = resource[0]
+        self.k8s = k8s = sub(resource, "kubernetesDetails") if "kubernetesDetails" in found else MISSING
+        self.workload = sub(k8s, "kubernetesWorkloadDetails") if "kubernetesWorkloadDetails" in k8s[0] else MISSING
+        self.eks = sub(resource, "eksClusterDetails") if "eksClusterDetails" in found else MISSING
+        self.ecs = ecs = sub(resource, "ecsClusterDetails") if "ecsClusterDetails" in found else MISSING
+        self.task = sub(ecs, "taskDetails") if "taskDetails" in ecs[0] else MISSING
+        self.container = sub(resource, "containerDetails") if "containerDetails" in found else MISSING
+        self.instance = sub(resource, "instanceDetails") if "instanceDetails" in found else MISSING
+        self.access_key = sub(resource, "accessKeyDetails") if "accessKeyDetails" in found else MISSING
+        found = service[0]
+        self.action = sub(service, "action") if "action" in found else MISSING
+        self.runtime = sub(service, "runtimeDetails") if "runtimeDetails" in found else MISSING
+        self.sequence = self._sequence(service) if "detection" in found else MISSING
+
+    @staticmethod
+    def _sequence(service: Node) -> Node:
+        # Fields.at("detection", "sequence"): the trie node of `detection` is made even without a sequence.
+        detection = sub(service, "detection")
+        return sub(detection, "sequence") if detection is not MISSING else MISSING
