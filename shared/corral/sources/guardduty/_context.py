@@ -7,8 +7,7 @@ each of them into OCSF `resources[]` and `evidences[]`, and decides the finding'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from corral import traits
 from corral.sources.guardduty._attacks import attacks
@@ -84,8 +83,7 @@ _TASK_DATA: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(NamedTuple):
     """The resource-dependent parts of one finding."""
 
     service: str
@@ -113,7 +111,7 @@ def classify(parts: Parts, finding_type: str) -> tuple[str, str, str]:
     """Return (container service, layer, remediation family) from the finding's shape."""
     family = _type_family(finding_type)
     rtype = peek(parts.resource, "resourceType") or ""
-    tags = _tag_keys(parts.instance[0])
+    tags = parts.instance[0]
     if rtype == "AttackSequence" or finding_type.startswith("AttackSequence:"):
         return _sequence_class(parts.sequence, family)
     runtime = (
@@ -172,20 +170,21 @@ def _ecs_service(task: Node) -> str:
     return traits.ECS_FARGATE if peek(task, "launchType") == "FARGATE" else traits.ECS_EC2
 
 
-def _host_service(tag_keys: frozenset[str]) -> str:
-    if tag_keys & _EKS_TAGS:
-        return traits.EKS
-    if tag_keys & _ECS_TAGS:
-        return traits.ECS_EC2
-    return traits.NO_SERVICE
-
-
-def _tag_keys(owner: dict[str, Any]) -> frozenset[str]:
-    tags = owner.get("tags")
+def _host_service(instance: dict[str, Any]) -> str:
+    """The container service an instance serves, by the tags AWS puts on EKS and ECS-managed ones."""
+    tags = instance.get("tags")
     if not isinstance(tags, list):
-        return frozenset()
-    keys = (tag.get("key") for tag in tags[:_MAX_TAGS] if isinstance(tag, dict))
-    return frozenset(key for key in keys if isinstance(key, str))
+        return traits.NO_SERVICE
+    service = traits.NO_SERVICE
+    for tag in tags[:_MAX_TAGS]:
+        key = tag.get("key") if isinstance(tag, dict) else None
+        if not isinstance(key, str):
+            continue
+        if key in _EKS_TAGS:
+            return traits.EKS
+        if key in _ECS_TAGS:
+            service = traits.ECS_EC2
+    return service
 
 
 # --- resources -------------------------------------------------------------------------------
@@ -196,15 +195,21 @@ def _resources(parts: Parts, region: str | None, partition: str | None) -> list[
     if role:
         parts.service[1]["resourceRole"] = LEAF
     resource = parts.resource
-    found = [
-        _resource(parts.eks, "AWS::EKS::Cluster", uid="arn"),
-        _workload(parts.workload),
-        _resource(parts.ecs, "AWS::ECS::Cluster", uid="arn"),
-        _task(parts.task),
-        _resource(parts.container, "Container", uid="id"),
-        _resource(parts.instance, "AWS::EC2::Instance", uid="instanceId", name=None),
-        _resource(parts.access_key, "AWS::IAM::AccessKey", uid="accessKeyId", name="userName"),
-    ]
+    found = []
+    if parts.eks is not MISSING:
+        found.append(_resource(parts.eks, "AWS::EKS::Cluster", uid="arn"))
+    if parts.workload is not MISSING:
+        found.append(_workload(parts.workload))
+    if parts.ecs is not MISSING:
+        found.append(_resource(parts.ecs, "AWS::ECS::Cluster", uid="arn"))
+    if parts.task is not MISSING:
+        found.append(_task(parts.task))
+    if parts.container is not MISSING:
+        found.append(_resource(parts.container, "Container", uid="id"))
+    if parts.instance is not MISSING:
+        found.append(_resource(parts.instance, "AWS::EC2::Instance", uid="instanceId", name=None))
+    if parts.access_key is not MISSING:
+        found.append(_resource(parts.access_key, "AWS::IAM::AccessKey", uid="accessKeyId", name="userName"))
     present = resource[0]
     if "lambdaDetails" in present:
         lambda_details = sub(resource, "lambdaDetails")

@@ -31,6 +31,12 @@ _CONSOLES: Final = {
 }
 _REGION: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _FINDING_ID: Final = re.compile(r"^[A-Za-z0-9]{1,300}$")
+# Console links without the finding id, by (partition, region): a few per deployment, each checked once.
+_PREFIXES: dict[tuple[str | None, str | None], str] = {}
+_MAX_PREFIXES: Final = 1024
+_NUMBERS: Final = (int, float)
+# Finding traits by (service, layer, sample): a bounded set, each classified once.
+_CLASSIFIED: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
 _SAMPLE_VALUE_MAX: Final = 65536
 _ANALYTIC_TYPE: Final = {"type_id": 1, "type": "Rule"}
 # The finding's own texts, each mapped whenever it is a non-empty string.
@@ -181,8 +187,17 @@ def _info(
     info["analytic"] = {"uid": finding_type, "name": finding_type, **_ANALYTIC_TYPE}
     if ctx.attacks:
         info["attacks"] = ctx.attacks
-    info["traits"] = traits.classify(ctx.service, ctx.layer, traits.THREAT_DETECTION, sample=_is_sample(service))
+    info["traits"] = _traits(ctx.service, ctx.layer, _is_sample(service))
     return info
+
+
+def _traits(service: str, layer: str, sample: bool) -> list[dict[str, Any]]:
+    """`traits.classify` of a threat detection, worked out once per classification and copied."""
+    key = (service, layer, sample)
+    made = _CLASSIFIED.get(key)
+    if made is None:
+        made = _CLASSIFIED[key] = traits.classify(service, layer, traits.THREAT_DETECTION, sample=sample)
+    return [{**trait, "values": [*trait["values"]]} for trait in made]
 
 
 def severity(value: object) -> tuple[int, object]:
@@ -194,7 +209,7 @@ def severity(value: object) -> tuple[int, object]:
     """
     if value is None:
         return 0, None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, _NUMBERS) or not math.isfinite(value):
         return 99, _short_value(value)
     for low, high, severity_id in _SEVERITY_BANDS:
         if low <= value < high or (high == _MAX_SEVERITY and value == high):
@@ -209,10 +224,23 @@ def console_url(partition: str | None, region: str | None, finding_id: str) -> s
         >>> console_url("aws", "us-east-1", "abc")
         'https://us-east-1.console.aws.amazon.com/guardduty/home?region=us-east-1#/findings?fId=abc'
     """
-    host = _CONSOLES.get(partition or "aws")
-    if host is None or not region or not _REGION.match(region) or not _FINDING_ID.match(finding_id):
+    place = (partition, region)
+    prefix = _PREFIXES.get(place)
+    if prefix is None:
+        prefix = _prefix(partition, region)
+        if len(_PREFIXES) < _MAX_PREFIXES:
+            _PREFIXES[place] = prefix
+    if not prefix or not _FINDING_ID.match(finding_id):
         return None
-    return host.format(region=region) + f"/guardduty/home?region={region}#/findings?fId={finding_id}"
+    return prefix + finding_id
+
+
+def _prefix(partition: str | None, region: str | None) -> str:
+    """The console link without the finding id ("" when the place cannot be linked safely)."""
+    host = _CONSOLES.get(partition or "aws")
+    if host is None or not region or not _REGION.match(region):
+        return ""
+    return host.format(region=region) + f"/guardduty/home?region={region}#/findings?fId="
 
 
 def _is_sample(service: Node) -> bool:

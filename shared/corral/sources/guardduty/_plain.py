@@ -26,6 +26,7 @@ LEAF: Final = _LEAF
 Node = tuple[dict[str, Any], Trie]
 ABSENT: Final[dict[str, Any]] = {}  # the object of a missing one; never written
 MISSING: Final[Node] = (ABSENT, {})
+_NUMBERS: Final = (int, float)
 
 
 def sub(node: Node, key: str) -> Node:
@@ -92,7 +93,7 @@ def integer(node: Node, key: str) -> int | None:
 
 def number(value: object) -> float | None:
     """`value` as a float when it is a finite JSON number."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+    if isinstance(value, _NUMBERS) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
 
