@@ -14,11 +14,12 @@ object, so nothing is ever recorded into its (shared) trie node.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any, Final
 
 from corral.errors import MalformedEventError
 from corral.sources._core.reader import _LEAF, Fields, Trie
-from corral.sources._core.times import epoch_ms
+from corral.sources._core.times import MAX_MS, MIN_MS, epoch_ms
 
 LEAF: Final = _LEAF
 """The trie's mark of a value mapped as a whole."""
@@ -27,6 +28,7 @@ Node = tuple[dict[str, Any], Trie]
 ABSENT: Final[dict[str, Any]] = {}  # the object of a missing one; never written
 MISSING: Final[Node] = (ABSENT, {})
 _NUMBERS: Final = (int, float)
+_from_iso: Final = datetime.fromisoformat
 
 
 def sub(node: Node, key: str) -> Node:
@@ -103,7 +105,9 @@ def time(node: Node, key: str, name: str) -> int | None:
     value = node[0].get(key)
     if value is None or value == "":
         return None
-    millis = epoch_ms(value, name)
+    millis = _iso_ms(value) if type(value) is str else None
+    if millis is None:
+        millis = epoch_ms(value, name)
     node[1][key] = LEAF
     return millis
 
@@ -113,9 +117,26 @@ def optional_time(node: Node, key: str, name: str | None = None) -> int | None:
     value = node[0].get(key)
     if value is None or value == "":
         return None
-    try:
-        millis = epoch_ms(value, name or key)
-    except MalformedEventError:
-        return None
+    millis = _iso_ms(value) if type(value) is str else None
+    if millis is None:
+        try:
+            millis = epoch_ms(value, name or key)
+        except MalformedEventError:
+            return None
     node[1][key] = LEAF
     return millis
+
+
+def _iso_ms(value: str) -> int | None:
+    """`epoch_ms` of the ISO 8601 times GuardDuty sends (with an offset, in range); None for any other."""
+    try:
+        parsed = _from_iso(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    try:
+        millis = int(parsed.timestamp() * 1000)  # as `epoch_ms` computes it, to the same float rounding
+    except (OverflowError, ValueError):
+        return None
+    return millis if MIN_MS <= millis < MAX_MS else None
