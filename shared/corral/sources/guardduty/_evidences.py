@@ -9,7 +9,18 @@ from corral.sources._core import images
 from corral.sources._core.reader import Fields, _is_ip
 from corral.sources.guardduty._actions import action_evidences
 from corral.sources.guardduty._parts import Parts
-from corral.sources.guardduty._plain import ABSENT, LEAF, MISSING, Node, optional_time, peek, sub, subs, view
+from corral.sources.guardduty._plain import (
+    ABSENT,
+    LEAF,
+    MISSING,
+    Node,
+    child_trie,
+    optional_time,
+    peek,
+    sub,
+    subs,
+    view,
+)
 
 _SHA256: Final = 3
 _VIRTUAL: Final = 6
@@ -154,12 +165,13 @@ def _device(instance: Node, region: str | None) -> dict[str, Any] | None:
     device = {"type_id": _VIRTUAL, "type": "Virtual", "uid": instance_id, "instance_uid": instance_id}
     if region:
         device["region"] = region
-    interfaces = subs(instance, "networkInterfaces", limit=1)
-    if interfaces:
-        doc, taken = interfaces[0]
-        ip = doc.get("privateIpAddress")
+    interfaces = instance[0].get("networkInterfaces")
+    first = interfaces[0] if isinstance(interfaces, list) and interfaces else None
+    if isinstance(first, dict):  # the first interface's address: the instance's own
+        below = child_trie(child_trie(instance[1], "networkInterfaces"), 0)
+        ip = first.get("privateIpAddress")
         if _is_ip(ip):
-            taken["privateIpAddress"] = LEAF
+            below["privateIpAddress"] = LEAF
             device["ip"] = ip
     return device
 

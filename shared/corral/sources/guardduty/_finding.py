@@ -13,7 +13,7 @@ from corral.sources._core.reader import Fields, Trie
 from corral.sources.guardduty._casing import camel_finding, is_pascal_finding
 from corral.sources.guardduty._context import Context, context
 from corral.sources.guardduty._parts import Parts
-from corral.sources.guardduty._plain import LEAF, Node, integer, optional_time, sub, text, time
+from corral.sources.guardduty._plain import LEAF, Node, child_trie, optional_time, text, time
 
 SOURCE: Final = "aws.guardduty"
 FINDING_EVENT: Final = "GuardDuty Finding"
@@ -64,7 +64,11 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
         raise MalformedEventError("GuardDuty finding has no updatedAt")
     parts = Parts(doc, taken)
     service = parts.service
-    count = integer(service, "count")
+    count = service[0].get("count")
+    if isinstance(count, int) and not isinstance(count, bool):
+        service[1]["count"] = LEAF
+    else:
+        count = None
     archived = service[0].get("archived")
     if isinstance(archived, bool):
         service[1]["archived"] = LEAF
@@ -244,16 +248,16 @@ def _prefix(partition: str | None, region: str | None) -> str:
 
 
 def _is_sample(service: Node) -> bool:
-    if "additionalInfo" not in service[0]:
+    info = service[0].get("additionalInfo")
+    if not isinstance(info, dict):
         return False
-    info = sub(service, "additionalInfo")
-    sample = info[0].get("sample")
+    sample = info.get("sample")
     if isinstance(sample, bool):
-        info[1]["sample"] = LEAF
+        child_trie(service[1], "additionalInfo")["sample"] = LEAF
         if sample:
             return True
     # The SDK form carries additionalInfo only as its JSON text, e.g. '{"sample":true}'.
-    text = info[0].get("value")
+    text = info.get("value")
     if not isinstance(text, str) or not text or len(text) > _SAMPLE_VALUE_MAX or '"sample"' not in text:
         return False
     try:

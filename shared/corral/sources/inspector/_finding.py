@@ -29,6 +29,9 @@ _SEVERITIES: Final = {"INFORMATIONAL": 1, "LOW": 2, "MEDIUM": 3, "HIGH": 4, "CRI
 _STATUSES: Final = {"ACTIVE": ocsf.STATUS_NEW, "SUPPRESSED": ocsf.STATUS_SUPPRESSED, "CLOSED": ocsf.STATUS_RESOLVED}
 _DETECTION_TYPES: Final = frozenset({"NETWORK_REACHABILITY"})
 _CONSOLE: Final = "https://{region}.console.aws.amazon.com/inspector/v2/home?region={region}#/findings/all?findingArn="
+# Console links without the finding, by region: a few per deployment, each formatted once.
+_CONSOLES: dict[str, str] = {}
+_MAX_CONSOLES: Final = 1024
 # The finding's own texts, each mapped whenever it is a non-empty string.
 _TEXTS: Final = ("findingArn", "awsAccountId", "type", "title", "description")
 _TIMES: Final = (
@@ -77,11 +80,12 @@ def finding(doc: dict[str, Any], delivery_id: str | None) -> ocsf.Finding:
         out["status"] = status_word or "Other"
     if title := texts.get("title"):
         out["message"] = title
-    info = _info(texts, arn, kind, first, modified, last)
+    arn_region = _arn_region(arn)
+    info = _info(texts, arn, kind, (first, modified, last), arn_region)
     info["traits"] = _traits(service, layer, task)
     out["finding_info"] = info
     region = resources[0].get("region") if resources else None
-    out["cloud"] = ocsf.cloud("AWS", account, region or _arn_region(arn))
+    out["cloud"] = ocsf.cloud("AWS", account, region or arn_region)
     if resources:
         out["resources"] = resources
     if class_uid == ocsf.VULNERABILITY:
@@ -129,8 +133,9 @@ def _word(value: object) -> str:
 
 
 def _info(
-    texts: dict[str, str], arn: str, kind: str, first: int | None, modified: int, last: int | None
+    texts: dict[str, str], arn: str, kind: str, times: tuple[int | None, int, int | None], region: str | None
 ) -> dict[str, Any]:
+    first, modified, last = times
     info: dict[str, Any] = {"uid": arn, "types": [kind], "modified_time": modified}
     if title := texts.get("title"):
         info["title"] = title
@@ -140,9 +145,13 @@ def _info(
         info["created_time"] = info["first_seen_time"] = first
     if last is not None:
         info["last_seen_time"] = last
-    region = _arn_region(arn)
     if region:
-        info["src_url"] = _CONSOLE.format(region=region) + arn
+        console = _CONSOLES.get(region)
+        if console is None:
+            console = _CONSOLE.format(region=region)
+            if len(_CONSOLES) < _MAX_CONSOLES:
+                _CONSOLES[region] = console
+        info["src_url"] = console + arn
     return info
 
 
