@@ -75,6 +75,13 @@ _REMEDIATION: Final = {
 
 _ORCHESTRATORS: Final = {traits.EKS: "EKS", traits.ECS_EC2: "ECS", traits.ECS_FARGATE: "ECS"}
 _MAX_TAGS: Final = 1000
+_SEQUENCE_RESOURCE_TEXTS: Final = (
+    ("uid", "uid"),
+    ("name", "name"),
+    ("resourceType", "type"),
+    ("region", "region"),
+    ("cloudPartition", "cloud_partition"),
+)
 _TASK_DATA: Final = (
     ("launchType", "launch_type"),
     ("definitionArn", "definition_arn"),
@@ -103,7 +110,7 @@ def context(parts: Parts, finding_type: str, region: str | None, partition: str 
     path, desc = _REMEDIATION[family]
     remediation = {"desc": desc, "references": [_DOCS + path, _FINDING_TYPES]}
     sequence = parts.sequence
-    named = attacks(view(sequence)) if sequence is not MISSING else []  # only attack sequences name any
+    named = attacks(sequence) if sequence is not MISSING else []  # only attack sequences name any
     return Context(service, layer, resources, found, named, remediation)
 
 
@@ -324,18 +331,17 @@ def _task(node: Node) -> dict[str, Any] | None:
 
 
 def _sequence_resource(node: Node) -> dict[str, Any] | None:
-    base = view(node)
-    resource = _present(
-        {
-            "uid": base.text("uid"),
-            "name": base.text("name"),
-            "type": base.text("resourceType"),
-            "region": base.text("region"),
-            "cloud_partition": base.text("cloudPartition"),
-            "namespace": base.at("data", "kubernetesWorkload").text("namespace"),
-            "tags": _tags(node) or None,
-        }
-    )
+    doc, taken = node
+    resource: dict[str, Any] = {}
+    for key, target in _SEQUENCE_RESOURCE_TEXTS:
+        value = doc.get(key)
+        if isinstance(value, str) and value:
+            taken[key] = LEAF
+            resource[target] = value
+    if "data" in doc and (namespace := text(sub(sub(node, "data"), "kubernetesWorkload"), "namespace")):
+        resource["namespace"] = namespace
+    if "tags" in doc and (tags := _tags(node)):
+        resource["tags"] = tags
     return resource if "uid" in resource or "name" in resource else None
 
 

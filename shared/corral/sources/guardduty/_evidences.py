@@ -19,6 +19,7 @@ from corral.sources.guardduty._plain import (
     peek,
     sub,
     subs,
+    text,
     view,
 )
 
@@ -59,7 +60,7 @@ def evidences(parts: Parts, orchestrator: str | None, region: str | None) -> lis
     if "ebsVolumeScanDetails" in service or "malwareScanDetails" in service:
         evidences += _malware_evidences(view(parts.service))
     if parts.sequence is not MISSING:
-        evidences += _sequence_container_evidences(view(parts.sequence), orchestrator)
+        evidences += _sequence_container_evidences(parts.sequence, orchestrator)
     return evidences
 
 
@@ -263,14 +264,14 @@ def _file(name: str, path: str | None, sha256: str | None) -> dict[str, Any]:
     return file
 
 
-def _sequence_container_evidences(sequence: Fields, orchestrator: str | None) -> list[dict[str, Any]]:
+def _sequence_container_evidences(sequence: Node, orchestrator: str | None) -> list[dict[str, Any]]:
     found = []
-    for item in sequence.objects("resources"):
-        if item.peek_text("resourceType") != "CONTAINER":
+    for item in subs(sequence, "resources"):
+        if peek(item, "resourceType") != "CONTAINER":
             continue
-        view = item.at("data", "container")
-        image = images.image(view.text("image"), view.text("imageUid"))
-        uid, name = item.peek_text("uid"), item.peek_text("name")
+        view = sub(sub(item, "data"), "container")
+        image = images.image(text(view, "image"), text(view, "imageUid"))
+        uid, name = peek(item, "uid"), peek(item, "name")
         if not (uid or name):
             continue
         container = _given({"uid": uid, "name": name, "orchestrator": orchestrator, "image": image})
