@@ -160,18 +160,25 @@ def _place(address: Node, endpoint: dict[str, Any]) -> None:
     # GuardDuty fills the geolocation of addresses it cannot place (private ones) with
     # placeholders: city and organization UNKNOWN, latitude and longitude 0.0, ASN 0. They are
     # no location, so they stay out of OCSF (and in `unmapped`, as sent).
-    doc = address[0]
-    city = _known(address, "city", "cityName") if "city" in doc else None
-    country = _known(address, "country", "countryCode") if "country" in doc else None
+    doc, taken = address
+    city = country = asn_number = asn_org = isp = None
+    node = doc.get("city")
+    if isinstance(node, dict) and (city := _known(node.get("cityName"))):
+        child_trie(taken, "city")["cityName"] = LEAF
+    node = doc.get("country")
+    if isinstance(node, dict) and (country := _known(node.get("countryCode"))):
+        child_trie(taken, "country")["countryCode"] = LEAF
     organization = doc.get("organization")
-    asn_number = asn_org = isp = None
     if isinstance(organization, dict):
         asn = organization.get("asn")
         if isinstance(asn, str) and asn.isdigit() and len(asn) <= _MAX_ASN_DIGITS and int(asn):
             asn_number = int(asn)
-            _mark(address[1], "organization", "asn")
-        asn_org = _known(address, "organization", "asnOrg")
-        isp = _known(address, "organization", "isp")
+        asn_org, isp = _known(organization.get("asnOrg")), _known(organization.get("isp"))
+        if asn_number is not None or asn_org or isp:
+            below = child_trie(taken, "organization")
+            for key, found in (("asn", asn_number), ("asnOrg", asn_org), ("isp", isp)):
+                if found is not None:
+                    below[key] = LEAF
     if city or country:
         endpoint["location"] = _location(address, city, country)
     if asn_number is not None or asn_org:
@@ -196,29 +203,16 @@ def _location(address: Node, city: str | None, country: str | None) -> dict[str,
     for key, target in (("lat", "lat"), ("lon", "long")):
         value = number(geo.get(key))
         if value is not None:
-            _mark(address[1], "geoLocation", key)
+            child_trie(address[1], "geoLocation")[key] = LEAF
             location[target] = value
     return location
 
 
-def _known(address: Node, parent: str, key: str) -> str | None:
-    """The text at `parent.key` unless it is GuardDuty's UNKNOWN placeholder (then not recorded)."""
-    node = address[0].get(parent)
-    value = node.get(key) if isinstance(node, dict) else None
+def _known(value: object) -> str | None:
+    """A text unless it is GuardDuty's UNKNOWN placeholder (which then stays unmapped)."""
     if not isinstance(value, str) or not value or value.upper() == "UNKNOWN":
         return None
-    _mark(address[1], parent, key)
     return value
-
-
-def _mark(taken: dict[Any, Any], parent: str, key: str) -> None:
-    """Record `parent.key` (`Fields.mark`)."""
-    below = taken.get(parent)
-    if below is LEAF:
-        return
-    if below is None:
-        below = taken[parent] = {}
-    below[key] = LEAF
 
 
 def _data(base: Node, names: tuple[str, ...]) -> dict[str, Any] | None:
