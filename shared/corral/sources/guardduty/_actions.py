@@ -200,10 +200,13 @@ def _location(address: Node, city: str | None, country: str | None) -> dict[str,
     lat, lon = geo.get("lat"), geo.get("lon")
     if lat == 0 and lon == 0:
         return location
+    below = None
     for key, target in (("lat", "lat"), ("lon", "long")):
         value = number(geo.get(key))
         if value is not None:
-            child_trie(address[1], "geoLocation")[key] = LEAF
+            if below is None:
+                below = child_trie(address[1], "geoLocation")
+            below[key] = LEAF
             location[target] = value
     return location
 

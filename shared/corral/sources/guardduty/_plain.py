@@ -51,7 +51,16 @@ def subs(node: Node, key: str, limit: int = 1000) -> list[Node]:
     if not isinstance(value, list):
         return []
     taken = child_trie(node[1], key)
-    return [(item, child_trie(taken, i)) for i, item in enumerate(value[:limit]) if isinstance(item, dict)]
+    found = []
+    for i, item in enumerate(value[:limit]):
+        if isinstance(item, dict):
+            child = taken.get(i)
+            if child is None:
+                child = taken[i] = {}
+            elif child is LEAF:
+                child = {}
+            found.append((item, child))
+    return found
 
 
 def child_trie(taken: Trie, key: str | int) -> Trie:
