@@ -54,10 +54,9 @@ def _same(doc: dict[str, Any], by_fields: Callable[[Fields], Any], by_plain: Cal
 @MODULES
 @given(doc=DOCS, key=KEYS)
 def test_scalar_readers_match_fields(plain: Any, doc: dict[str, Any], key: str) -> None:
-    """text, peek, integer, time and optional_time: same value (or error), same record."""
+    """text, peek, time and optional_time: same value (or error), same record."""
     _same(doc, lambda f: f.text(key), lambda n: plain.text(n, key))
     _same(doc, lambda f: f.peek_text(key), lambda n: plain.peek(n, key))
-    _same(doc, lambda f: f.integer(key), lambda n: plain.integer(n, key))
     _same(doc, lambda f: f.time(key, "t"), lambda n: plain.time(n, key, "t"))
     _same(doc, lambda f: f.optional_time(key), lambda n: plain.optional_time(n, key))
 
@@ -75,8 +74,9 @@ def test_object_readers_match_fields(plain: Any, doc: dict[str, Any], key: str, 
 
 
 @given(doc=DOCS, key=KEYS)
-def test_list_of_texts_matches_fields(doc: dict[str, Any], key: str) -> None:
-    """Inspector's texts reads a list as Fields.texts does."""
+def test_inspector_integers_and_lists_of_texts_match_fields(doc: dict[str, Any], key: str) -> None:
+    """Inspector's integer and texts read as Fields.integer and Fields.texts do."""
+    _same(doc, lambda f: f.integer(key), lambda n: inspector.integer(n, key))
     _same(doc, lambda f: f.texts(key, limit=2), lambda n: inspector.texts(n, key, 2))
 
 

@@ -93,15 +93,6 @@ def peek(node: Node, key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def integer(node: Node, key: str) -> int | None:
-    """An integer at `key`, recorded (`Fields.integer`)."""
-    value = node[0].get(key)
-    if isinstance(value, int) and not isinstance(value, bool):
-        node[1][key] = LEAF
-        return value
-    return None
-
-
 def number(value: object) -> float | None:
     """`value` as a float when it is a finite JSON number."""
     if isinstance(value, _NUMBERS) and not isinstance(value, bool) and math.isfinite(value):
