@@ -122,7 +122,9 @@ def classify(parts: Parts, finding_type: str) -> tuple[str, str, str]:
     if rtype == "AttackSequence" or finding_type.startswith("AttackSequence:"):
         return _sequence_class(parts.sequence, family)
     runtime = (
-        peek(parts.service, "featureName") == "RuntimeMonitoring" or family == "Runtime" or parts.runtime is not MISSING
+        parts.service[0].get("featureName") == "RuntimeMonitoring"  # compared as sent: only a string is equal
+        or family == "Runtime"
+        or parts.runtime is not MISSING
     )
     has_eks = parts.eks is not MISSING or parts.k8s is not MISSING
     has_ecs = parts.ecs is not MISSING
@@ -174,7 +176,7 @@ def _sequence_class(sequence: Node, family: str) -> tuple[str, str, str]:
 
 
 def _ecs_service(task: Node) -> str:
-    return traits.ECS_FARGATE if peek(task, "launchType") == "FARGATE" else traits.ECS_EC2
+    return traits.ECS_FARGATE if task[0].get("launchType") == "FARGATE" else traits.ECS_EC2
 
 
 def _host_service(instance: dict[str, Any]) -> str:

@@ -27,6 +27,8 @@ _SHA256: Final = 3
 _VIRTUAL: Final = 6
 _REGULAR_FILE: Final = 1
 _PROCESS_START: Final = "service.runtimeDetails.process.startTime"
+_WORKLOAD_DATA: Final = (("namespace", "namespace"), ("name", "workload"))
+_TASK_DATA: Final = (("arn", "task"), ("launchType", "launch_type"))
 _CONTAINER_TEXTS: Final = ("image", "imageUid", "id", "name")
 _PROCESS_TEXTS: Final = ("executablePath", "executableSha256", "user", "parentUuid", "name", "uuid", "pwd")
 
@@ -81,13 +83,11 @@ def _containers(parts: Parts, orchestrator: str | None) -> list[tuple[dict[str, 
         return found
     cluster = peek(parts.eks, "name") or peek(parts.ecs, "name")
     if workload is not MISSING:
-        base = {"source": "kubernetesWorkloadDetails", "cluster": cluster}
-        base.update({"namespace": peek(workload, "namespace"), "workload": peek(workload, "name")})
-        found += _listed(subs(workload, "containers"), "EKS", _given(base))
+        base = _base("kubernetesWorkloadDetails", cluster, workload, _WORKLOAD_DATA)
+        found += _listed(subs(workload, "containers"), "EKS", base)
     if task is not MISSING:
-        base = {"source": "ecsClusterDetails.taskDetails", "cluster": cluster}
-        base.update({"task": peek(task, "arn"), "launch_type": peek(task, "launchType")})
-        found += _listed(subs(task, "containers"), "ECS", _given(base))
+        base = _base("ecsClusterDetails.taskDetails", cluster, task, _TASK_DATA)
+        found += _listed(subs(task, "containers"), "ECS", base)
     if container is not MISSING:
         described = _container(container, orchestrator)
         data = {"source": "containerDetails", "cluster": cluster} if cluster else {"source": "containerDetails"}
@@ -95,6 +95,17 @@ def _containers(parts: Parts, orchestrator: str | None) -> list[tuple[dict[str, 
         if described is not None:
             found.append((described, data))
     return found
+
+
+def _base(source: str, cluster: str | None, owner: Node, names: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The `data` every container of a workload or task shares: where it was listed, and in what."""
+    base = {"source": source, "cluster": cluster} if cluster else {"source": source}
+    doc = owner[0]
+    for key, target in names:
+        value = doc.get(key)
+        if isinstance(value, str) and value:
+            base[target] = value
+    return base
 
 
 def _listed(items: list[Node], orchestrator: str, base: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -267,7 +278,7 @@ def _file(name: str, path: str | None, sha256: str | None) -> dict[str, Any]:
 def _sequence_container_evidences(sequence: Node, orchestrator: str | None) -> list[dict[str, Any]]:
     found = []
     for item in subs(sequence, "resources"):
-        if peek(item, "resourceType") != "CONTAINER":
+        if item[0].get("resourceType") != "CONTAINER":
             continue
         view = sub(sub(item, "data"), "container")
         image = images.image(text(view, "image"), text(view, "imageUid"))
