@@ -17,7 +17,6 @@ class Parts:
         "container",
         "ecs",
         "eks",
-        "finding",
         "instance",
         "k8s",
         "resource",
@@ -30,7 +29,7 @@ class Parts:
 
     def __init__(self, doc: dict[str, Any], taken: Trie) -> None:
         """Look up each object once, in the finding `doc` recording into `taken`."""
-        self.finding = finding = (doc, taken)
+        finding = (doc, taken)
         self.resource = resource = sub(finding, "resource") if "resource" in doc else MISSING
         self.service = service = sub(finding, "service") if "service" in doc else MISSING
         # Most findings have a few of these objects: one pass over the names finds those there are.
