@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from corral.sources._core.reader import Fields
+from corral.sources.guardduty._plain import LEAF, Node, subs
 
 # ATT&CK Enterprise tactics by name, for attack-sequence indicators that name a tactic.
 _TACTICS: Final = {
@@ -27,31 +27,45 @@ _TACTICS: Final = {
 _TACTIC_ID: Final = re.compile(r"^(TA\d{4})\s*-\s*(.+)$")
 _TECHNIQUE: Final = re.compile(r"^(T\d{4})(\.\d{3})?\s*-\s*([^:]+?)(?:\s*:\s*(.+))?$")
 _TACTIC_NAME_NOISE: Final = re.compile(r"[\s_-]")
+# Parsed indicator values, shared: never handed out, only copied.
+_PARSED: dict[tuple[str, str], dict[str, Any] | None] = {}
+_MAX_PARSED: Final = 4096
 
 
-def attacks(sequence: Fields) -> list[dict[str, Any]]:
+def attacks(sequence: Node) -> list[dict[str, Any]]:
     """ATT&CK tactics/techniques that attack sequences name; GuardDuty gives none elsewhere."""
     attacks: list[dict[str, Any]] = []
     seen: set[str] = set()
-    indicators = sequence.objects("sequenceIndicators")
-    for signal in sequence.objects("signals"):
-        indicators += signal.objects("signalIndicators")
-    for indicator in indicators:
-        parse = _PARSERS.get(indicator.peek_text("key") or "")
-        if parse is None:
+    indicators = subs(sequence, "sequenceIndicators")
+    for signal in subs(sequence, "signals"):
+        indicators += subs(signal, "signalIndicators")
+    for doc, taken in indicators:
+        kind = doc.get("key")
+        if not isinstance(kind, str) or kind not in _PARSERS:
             continue
-        values = indicator.raw("values")
+        values = doc.get("values")
         if not isinstance(values, list):
             continue
-        parsed = [parse(v) if isinstance(v, str) else None for v in values]
+        parsed = [_parsed(kind, v) if isinstance(v, str) else None for v in values]
         for value, attack in zip(values, parsed, strict=True):
             if attack is not None and value not in seen:
                 seen.add(value)
-                attacks.append(attack)
-        if all(a is not None for a in parsed):
-            indicator.mark("values")
-            indicator.mark("key")
+                attacks.append({name: dict(part) for name, part in attack.items()})  # a copy of the shared one
+        if None not in parsed:
+            taken["values"] = LEAF
+            taken["key"] = LEAF
     return attacks
+
+
+def _parsed(kind: str, value: str) -> dict[str, Any] | None:
+    """The attack an indicator value names, parsed once per value (ATT&CK names are a bounded set)."""
+    key = (kind, value)
+    if key in _PARSED:
+        return _PARSED[key]
+    attack = _PARSERS[kind](value)
+    if len(_PARSED) < _MAX_PARSED:
+        _PARSED[key] = attack
+    return attack
 
 
 def _tactic(value: str) -> dict[str, Any] | None:

@@ -81,6 +81,10 @@ def _convert_mapping(doc: dict[Any, Any], parent: str | None) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
     known = _WIRE_NAMES.get
     for key, value in doc.items():
+        wire = known(key)
+        if wire is not None and not isinstance(value, _CONTAINERS):
+            out[wire] = value  # most members: a known name and a plain value
+            continue
         if not isinstance(key, str):
             out[key] = value
             continue
@@ -91,7 +95,7 @@ def _convert_mapping(doc: dict[Any, Any], parent: str | None) -> dict[Any, Any]:
             converted = _convert(value, key)
         else:
             converted = value  # most values: no call needed
-        out[known(key) or wire_name(key, parent)] = converted
+        out[wire or wire_name(key, parent)] = converted
     return out
 
 

@@ -7,14 +7,13 @@ each of them into OCSF `resources[]` and `evidences[]`, and decides the finding'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from corral import traits
-from corral.sources._core.reader import Fields
 from corral.sources.guardduty._attacks import attacks
 from corral.sources.guardduty._evidences import evidences
-from corral.sources.guardduty._parts import NOTHING, Parts
+from corral.sources.guardduty._parts import Parts
+from corral.sources.guardduty._plain import ABSENT, LEAF, MISSING, Node, child_trie, peek, sub, subs, text, view
 
 # Tags AWS puts on EKS / ECS-managed instances; self-managed Kubernetes tags are not EKS.
 _EKS_TAGS: Final = frozenset({"eks:cluster-name", "aws:eks:cluster-name", "eks:nodegroup-name"})
@@ -76,10 +75,22 @@ _REMEDIATION: Final = {
 
 _ORCHESTRATORS: Final = {traits.EKS: "EKS", traits.ECS_EC2: "ECS", traits.ECS_FARGATE: "ECS"}
 _MAX_TAGS: Final = 1000
+_SEQUENCE_RESOURCE_TEXTS: Final = (
+    ("uid", "uid"),
+    ("name", "name"),
+    ("resourceType", "type"),
+    ("region", "region"),
+    ("cloudPartition", "cloud_partition"),
+)
+_TASK_DATA: Final = (
+    ("launchType", "launch_type"),
+    ("definitionArn", "definition_arn"),
+    ("version", "version"),
+    ("group", "group"),
+)
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(NamedTuple):
     """The resource-dependent parts of one finding."""
 
     service: str
@@ -99,23 +110,25 @@ def context(parts: Parts, finding_type: str, region: str | None, partition: str 
     path, desc = _REMEDIATION[family]
     remediation = {"desc": desc, "references": [_DOCS + path, _FINDING_TYPES]}
     sequence = parts.sequence
-    named = attacks(sequence) if sequence is not NOTHING else []  # only attack sequences name any
+    named = attacks(sequence) if sequence is not MISSING else []  # only attack sequences name any
     return Context(service, layer, resources, found, named, remediation)
 
 
 def classify(parts: Parts, finding_type: str) -> tuple[str, str, str]:
     """Return (container service, layer, remediation family) from the finding's shape."""
     family = _type_family(finding_type)
-    rtype = parts.resource.peek_text("resourceType") or ""
-    tags = _tag_keys(parts.instance)
+    rtype = peek(parts.resource, "resourceType") or ""
+    tags = parts.instance[0]
     if rtype == "AttackSequence" or finding_type.startswith("AttackSequence:"):
         return _sequence_class(parts.sequence, family)
     runtime = (
-        parts.service.peek_text("featureName") == "RuntimeMonitoring" or family == "Runtime" or parts.runtime.exists
+        parts.service[0].get("featureName") == "RuntimeMonitoring"  # compared as sent: only a string is equal
+        or family == "Runtime"
+        or parts.runtime is not MISSING
     )
-    has_eks = parts.eks.exists or parts.k8s.exists
-    has_ecs = parts.ecs.exists
-    has_container = parts.container.exists
+    has_eks = parts.eks is not MISSING or parts.k8s is not MISSING
+    has_ecs = parts.ecs is not MISSING
+    has_container = parts.container is not MISSING
     if runtime:
         if has_eks:
             return traits.EKS, traits.APPLICATION, "runtime"
@@ -148,11 +161,11 @@ def _type_family(finding_type: str) -> str:
     return rest.partition("/")[0]
 
 
-def _sequence_class(sequence: Fields, family: str) -> tuple[str, str, str]:
+def _sequence_class(sequence: Node, family: str) -> tuple[str, str, str]:
     if family == "EKS":
         return traits.EKS, traits.PLATFORM, "kubernetes"
     if family == "ECS":
-        launch_types = {r.peek_text("data", "ecsTask", "launchType") for r in sequence.objects("resources")}
+        launch_types = {r.peek_text("data", "ecsTask", "launchType") for r in view(sequence).objects("resources")}
         service = traits.ECS_FARGATE if "FARGATE" in launch_types else traits.ECS_EC2
         return service, traits.APPLICATION, "ecs"
     if family == "S3":
@@ -162,54 +175,62 @@ def _sequence_class(sequence: Fields, family: str) -> tuple[str, str, str]:
     return traits.NO_SERVICE, traits.PLATFORM, "credentials"
 
 
-def _ecs_service(task: Fields) -> str:
-    return traits.ECS_FARGATE if task.peek_text("launchType") == "FARGATE" else traits.ECS_EC2
+def _ecs_service(task: Node) -> str:
+    return traits.ECS_FARGATE if task[0].get("launchType") == "FARGATE" else traits.ECS_EC2
 
 
-def _host_service(tag_keys: frozenset[str]) -> str:
-    if tag_keys & _EKS_TAGS:
-        return traits.EKS
-    if tag_keys & _ECS_TAGS:
-        return traits.ECS_EC2
-    return traits.NO_SERVICE
-
-
-def _tag_keys(owner: Fields) -> frozenset[str]:
-    tags = owner.raw("tags")
+def _host_service(instance: dict[str, Any]) -> str:
+    """The container service an instance serves, by the tags AWS puts on EKS and ECS-managed ones."""
+    tags = instance.get("tags")
     if not isinstance(tags, list):
-        return frozenset()
-    keys = (tag.get("key") for tag in tags[:_MAX_TAGS] if isinstance(tag, dict))
-    return frozenset(key for key in keys if isinstance(key, str))
+        return traits.NO_SERVICE
+    service = traits.NO_SERVICE
+    for tag in tags[:_MAX_TAGS]:
+        key = tag.get("key") if isinstance(tag, dict) else None
+        if not isinstance(key, str):
+            continue
+        if key in _EKS_TAGS:
+            return traits.EKS
+        if key in _ECS_TAGS:
+            service = traits.ECS_EC2
+    return service
 
 
 # --- resources -------------------------------------------------------------------------------
 
 
 def _resources(parts: Parts, region: str | None, partition: str | None) -> list[dict[str, Any]]:
-    role = _ROLES.get(parts.service.peek_text("resourceRole") or "")
+    role = _ROLES.get(peek(parts.service, "resourceRole") or "")
     if role:
-        parts.service.mark("resourceRole")
+        parts.service[1]["resourceRole"] = LEAF
     resource = parts.resource
-    found = [
-        _resource(parts.eks, "AWS::EKS::Cluster", uid="arn"),
-        _workload(parts.workload),
-        _resource(parts.ecs, "AWS::ECS::Cluster", uid="arn"),
-        _task(parts.task),
-        _resource(parts.container, "Container", uid="id"),
-        _resource(parts.instance, "AWS::EC2::Instance", uid="instanceId", name=None),
-        _resource(parts.access_key, "AWS::IAM::AccessKey", uid="accessKeyId", name="userName"),
-    ]
-    present = resource.doc
+    found = []
+    if parts.eks is not MISSING:
+        found.append(_resource(parts.eks, "AWS::EKS::Cluster", uid="arn"))
+    if parts.workload is not MISSING:
+        found.append(_workload(parts.workload))
+    if parts.ecs is not MISSING:
+        found.append(_resource(parts.ecs, "AWS::ECS::Cluster", uid="arn"))
+    if parts.task is not MISSING:
+        found.append(_task(parts.task))
+    if parts.container is not MISSING:
+        found.append(_resource(parts.container, "Container", uid="id"))
+    if parts.instance is not MISSING:
+        found.append(_resource(parts.instance, "AWS::EC2::Instance", uid="instanceId", name=None))
+    if parts.access_key is not MISSING:
+        found.append(_resource(parts.access_key, "AWS::IAM::AccessKey", uid="accessKeyId", name="userName"))
+    present = resource[0]
     if "lambdaDetails" in present:
-        lambda_details = resource.at("lambdaDetails")
+        lambda_details = sub(resource, "lambdaDetails")
         found.append(_resource(lambda_details, "AWS::Lambda::Function", uid="functionArn", name="functionName"))
     if "rdsDbInstanceDetails" in present:
-        rds = resource.at("rdsDbInstanceDetails")
+        rds = sub(resource, "rdsDbInstanceDetails")
         found.append(_resource(rds, "AWS::RDS::DBInstance", uid="dbInstanceArn", name="dbInstanceIdentifier"))
-    for bucket in resource.objects("s3BucketDetails"):
-        found.append(_resource(bucket, "AWS::S3::Bucket", uid="arn"))
+    if "s3BucketDetails" in present:
+        for bucket in subs(resource, "s3BucketDetails"):
+            found.append(_resource(bucket, "AWS::S3::Bucket", uid="arn"))
     if "ebsVolumeDetails" in present:
-        for volume in resource.at("ebsVolumeDetails").objects("scannedVolumeDetails"):
+        for volume in subs(sub(resource, "ebsVolumeDetails"), "scannedVolumeDetails"):
             found.append(_resource(volume, "AWS::EC2::Volume", uid="volumeArn", name=None))
     resources = [r for r in found if r is not None]
     for r in resources:
@@ -220,12 +241,13 @@ def _resources(parts: Parts, region: str | None, partition: str | None) -> list[
         if partition:
             r["cloud_partition"] = partition
     # Attack-sequence resources say where they are themselves (or nothing).
-    for item in parts.sequence.objects("resources"):
-        if (named := _sequence_resource(item)) is not None:
-            if role and named.get("type") != "Kubernetes Workload":
-                named["role_id"], named["role"] = role
-            resources.append(named)
-    if not resources and (rtype := resource.text("resourceType")):
+    if parts.sequence is not MISSING:
+        for item in subs(parts.sequence, "resources"):
+            if (named := _sequence_resource(item)) is not None:
+                if role and named.get("type") != "Kubernetes Workload":
+                    named["role_id"], named["role"] = role
+                resources.append(named)
+    if not resources and (rtype := text(resource, "resourceType")):
         resources.append(_present({"name": rtype, "type": rtype, "region": region, "cloud_partition": partition}))
     return resources
 
@@ -235,12 +257,23 @@ def _present(obj: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in obj.items() if value is not None}
 
 
-def _resource(base: Fields, rtype: str, *, uid: str, name: str | None = "name") -> dict[str, Any] | None:
-    if not base.exists:
+def _resource(node: Node, rtype: str, *, uid: str, name: str | None = "name") -> dict[str, Any] | None:
+    doc, taken = node
+    if doc is ABSENT:
         return None
-    found_uid, found_name = base.text(uid), base.text(name) if name else None
-    tags = _tags(base)
-    zone = base.text("availabilityZone") if rtype == "AWS::EC2::Instance" else None
+    found_uid = doc.get(uid)
+    if isinstance(found_uid, str) and found_uid:
+        taken[uid] = LEAF
+    else:
+        found_uid = None
+    found_name = None
+    if name:
+        value = doc.get(name)
+        if isinstance(value, str) and value:
+            taken[name] = LEAF
+            found_name = value
+    tags = _tags(node) if "tags" in doc else None
+    zone = text(node, "availabilityZone") if rtype == "AWS::EC2::Instance" else None
     if not (found_uid or found_name):
         return None
     resource: dict[str, Any] = {}
@@ -256,37 +289,39 @@ def _resource(base: Fields, rtype: str, *, uid: str, name: str | None = "name") 
     return resource
 
 
-def _workload(workload: Fields) -> dict[str, Any] | None:
-    if not workload.exists:
+def _workload(node: Node) -> dict[str, Any] | None:
+    doc, taken = node
+    if doc is ABSENT:
         return None
-    kind = workload.text("type")
-    resource = _present(
-        {
-            "uid": workload.text("uid"),
-            "name": workload.text("name"),
-            "namespace": workload.text("namespace"),
-            "type": "Kubernetes Workload",
-            "data": {"kind": kind} if kind else None,
-            "role_id": 1,
-            "role": "Target",
-        }
-    )
-    return resource if "uid" in resource or "name" in resource else None
+    kind = text(node, "type")
+    resource: dict[str, Any] = {}
+    for key in ("uid", "name", "namespace"):
+        value = doc.get(key)
+        if isinstance(value, str) and value:
+            taken[key] = LEAF
+            resource[key] = value
+    if "uid" not in resource and "name" not in resource:
+        return None
+    resource["type"] = "Kubernetes Workload"
+    if kind:
+        resource["data"] = {"kind": kind}
+    resource["role_id"] = 1
+    resource["role"] = "Target"
+    return resource
 
 
-def _task(task: Fields) -> dict[str, Any] | None:
-    if not task.exists:
+def _task(node: Node) -> dict[str, Any] | None:
+    doc, taken = node
+    if doc is ABSENT:
         return None
-    uid = task.text("arn")
-    tags = _tags(task)
-    data = _present(
-        {
-            "launch_type": task.text("launchType"),
-            "definition_arn": task.text("definitionArn"),
-            "version": task.text("version"),
-            "group": task.text("group"),
-        }
-    )
+    uid = text(node, "arn")
+    tags = _tags(node) if "tags" in doc else None
+    data = {}
+    for key, target in _TASK_DATA:
+        value = doc.get(key)
+        if isinstance(value, str) and value:
+            taken[key] = LEAF
+            data[target] = value
     if not uid:
         return None
     resource: dict[str, Any] = {"uid": uid, "type": "AWS::ECS::Task"}
@@ -297,24 +332,25 @@ def _task(task: Fields) -> dict[str, Any] | None:
     return resource
 
 
-def _sequence_resource(base: Fields) -> dict[str, Any] | None:
-    resource = _present(
-        {
-            "uid": base.text("uid"),
-            "name": base.text("name"),
-            "type": base.text("resourceType"),
-            "region": base.text("region"),
-            "cloud_partition": base.text("cloudPartition"),
-            "namespace": base.at("data", "kubernetesWorkload").text("namespace"),
-            "tags": _tags(base) or None,
-        }
-    )
+def _sequence_resource(node: Node) -> dict[str, Any] | None:
+    doc, taken = node
+    resource: dict[str, Any] = {}
+    for key, target in _SEQUENCE_RESOURCE_TEXTS:
+        value = doc.get(key)
+        if isinstance(value, str) and value:
+            taken[key] = LEAF
+            resource[target] = value
+    if "data" in doc and (namespace := text(sub(sub(node, "data"), "kubernetesWorkload"), "namespace")):
+        resource["namespace"] = namespace
+    if "tags" in doc and (tags := _tags(node)):
+        resource["tags"] = tags
     return resource if "uid" in resource or "name" in resource else None
 
 
-def _tags(owner: Fields) -> list[dict[str, str]]:
+def _tags(node: Node) -> list[dict[str, str]]:
+    doc, taken = node
     tags: list[dict[str, str]] = []
-    items = owner.doc.get("tags")
+    items = doc.get("tags")
     if not isinstance(items, list):
         return tags
     mapped = []
@@ -325,8 +361,9 @@ def _tags(owner: Fields) -> list[dict[str, str]]:
             tags.append({"name": key, "value": value})
             mapped.append(i)
     if len(mapped) == len(items):
-        owner.mark("tags")  # every tag mapped: one mark for the list rather than one per tag
-    else:
+        taken["tags"] = LEAF  # every tag mapped: one mark for the list rather than one per tag
+    elif mapped:
+        below = child_trie(taken, "tags")
         for i in mapped:
-            owner.mark("tags", i)
+            below[i] = LEAF
     return tags

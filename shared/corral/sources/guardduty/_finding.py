@@ -9,10 +9,11 @@ from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.reader import Fields
+from corral.sources._core.reader import Fields, Trie
 from corral.sources.guardduty._casing import camel_finding, is_pascal_finding
 from corral.sources.guardduty._context import Context, context
 from corral.sources.guardduty._parts import Parts
+from corral.sources.guardduty._plain import LEAF, Node, child_trie, optional_time, text, time
 
 SOURCE: Final = "aws.guardduty"
 FINDING_EVENT: Final = "GuardDuty Finding"
@@ -30,33 +31,48 @@ _CONSOLES: Final = {
 }
 _REGION: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _FINDING_ID: Final = re.compile(r"^[A-Za-z0-9]{1,300}$")
+# Console links without the finding id, by (partition, region): a few per deployment, each checked once.
+_PREFIXES: dict[tuple[str | None, str | None], str] = {}
+_MAX_PREFIXES: Final = 1024
+_NUMBERS: Final = (int, float)
+# Finding traits by (service, layer, sample): a bounded set, each classified once.
+_CLASSIFIED: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
 _SAMPLE_VALUE_MAX: Final = 65536
 _ANALYTIC_TYPE: Final = {"type_id": 1, "type": "Rule"}
+# The finding's own texts, each mapped whenever it is a non-empty string.
+_TEXTS: Final = ("arn", "id", "accountId", "type", "region", "partition", "title", "description", "schemaVersion")
 
 
 def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | None = None) -> ocsf.Finding:
     """Return the OCSF Detection Finding of one GuardDuty finding (camelCase or PascalCase)."""
     if is_pascal_finding(doc):
         doc = camel_finding(doc)
-    fields = Fields(doc, {})
+    taken: Trie = {}
+    texts = _texts(doc, taken)
     # Some published test events carry only the finding id: the id is unique on its own, and a
     # finding that names no account is kept under UNKNOWN_ACCOUNT rather than dropped.
-    arn = fields.text("arn") or _required(fields.text("id"), "GuardDuty finding has no arn and no id")
+    arn = texts.get("arn") or _required(texts.get("id"), "GuardDuty finding has no arn and no id")
     arn_parts = arn.split(":")
-    account = fields.text("accountId") or (arn_parts[4] if len(arn_parts) > 4 and arn_parts[4] else UNKNOWN_ACCOUNT)
-    finding_type = _required(fields.text("type"), "GuardDuty finding has no type")
-    region = fields.text("region") or event_region or (arn_parts[3] if len(arn_parts) > 3 else None) or None
-    partition = fields.text("partition") or (arn_parts[1] if len(arn_parts) > 1 else None) or None
+    account = texts.get("accountId") or (arn_parts[4] if len(arn_parts) > 4 and arn_parts[4] else UNKNOWN_ACCOUNT)
+    finding_type = _required(texts.get("type"), "GuardDuty finding has no type")
+    region = texts.get("region") or event_region or (arn_parts[3] if len(arn_parts) > 3 else None) or None
+    partition = texts.get("partition") or (arn_parts[1] if len(arn_parts) > 1 else None) or None
 
-    created = fields.time("createdAt", "GuardDuty finding createdAt")
-    updated = fields.time("updatedAt", "GuardDuty finding updatedAt")
+    created, updated = _times(doc, taken)
     modified = updated if updated is not None else created
     if modified is None:
         raise MalformedEventError("GuardDuty finding has no updatedAt")
-    parts = Parts(fields)
+    parts = Parts(doc, taken)
     service = parts.service
-    count = service.integer("count")
-    if service.flag("archived") is True:
+    count = service[0].get("count")
+    if isinstance(count, int) and not isinstance(count, bool):
+        service[1]["count"] = LEAF
+    else:
+        count = None
+    archived = service[0].get("archived")
+    if isinstance(archived, bool):
+        service[1]["archived"] = LEAF
+    if archived is True:
         activity, status = ocsf.CLOSE, ocsf.STATUS_ARCHIVED
     elif created is not None and created == updated and (count is None or count <= 1):
         activity, status = ocsf.CREATE, ocsf.STATUS_NEW
@@ -64,13 +80,13 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
         activity, status = ocsf.UPDATE, ocsf.STATUS_NEW
     ctx = context(parts, finding_type, region, partition)
     # Built as OCSF wants it, without empty values: no prune pass over the finding.
-    out = _envelope(fields, service, activity, status, modified, delivery_id)
-    if title := fields.text("title"):
+    out = _envelope(doc, texts, service, activity, status, modified, delivery_id)
+    if title := texts.get("title"):
         out["message"] = title
     if count is not None and count >= 0:
         out["count"] = count
     out["is_alert"] = True
-    out["finding_info"] = _info(parts, arn, finding_type, title, ctx, created, modified, (partition, region))
+    out["finding_info"] = _info(parts, texts, arn, finding_type, ctx, (created, modified), (partition, region))
     cloud = ocsf.cloud("AWS", account, region)
     if partition:
         cloud["cloud_partition"] = partition
@@ -80,18 +96,46 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
     if ctx.evidences:
         out["evidences"] = ctx.evidences
     out["remediation"] = ctx.remediation
-    unmapped = fields.rest()
+    unmapped = Fields(doc, taken).rest()
     if unmapped:
         out["unmapped"] = unmapped
     return out
 
 
+def _texts(doc: dict[str, Any], taken: Trie) -> dict[str, str]:
+    """The finding's own texts that are mapped (each is, whenever it is a non-empty string)."""
+    found = {}
+    get = doc.get
+    for key in _TEXTS:
+        value = get(key)
+        if isinstance(value, str) and value:
+            found[key] = value
+            taken[key] = LEAF
+    return found
+
+
+def _times(doc: dict[str, Any], taken: Trie) -> tuple[int | None, int | None]:
+    """The finding's createdAt and updatedAt, recorded; raises for a bad one."""
+    node = (doc, taken)
+    created = time(node, "createdAt", "GuardDuty finding createdAt")
+    if created is not None and doc.get("updatedAt") == doc["createdAt"]:  # one parse for both, mostly
+        taken["updatedAt"] = LEAF
+        return created, created
+    return created, time(node, "updatedAt", "GuardDuty finding updatedAt")
+
+
 def _envelope(
-    fields: Fields, service: Fields, activity: int, status: int, modified: int, delivery_id: str | None
+    doc: dict[str, Any],
+    texts: dict[str, str],
+    service: Node,
+    activity: int,
+    status: int,
+    modified: int,
+    delivery_id: str | None,
 ) -> ocsf.Finding:
-    severity_id, vendor_severity = severity(fields.raw("severity"))
+    severity_id, vendor_severity = severity(doc.get("severity"))
     product: dict[str, Any] = {"name": "GuardDuty", "vendor_name": "AWS", "uid": SOURCE}
-    if feature := service.text("featureName"):
+    if feature := text(service, "featureName"):
         product["feature"] = {"name": feature}
     out = ocsf.envelope(
         class_uid=ocsf.DETECTION,
@@ -106,45 +150,58 @@ def _envelope(
     )
     if out["severity"] == "":  # an empty vendor severity has no label
         del out["severity"]
-    if version := fields.text("schemaVersion"):
+    if version := texts.get("schemaVersion"):
         out["metadata"]["log_version"] = version
     return out
 
 
 def _info(
     parts: Parts,
+    texts: dict[str, str],
     arn: str,
     finding_type: str,
-    title: str | None,
     ctx: Context,
-    created: int | None,
-    modified: int,
+    times: tuple[int | None, int],
     place: tuple[str | None, str | None],
 ) -> dict[str, Any]:
-    fields, service = parts.fields, parts.service
-    finding_id = fields.text("id") or arn.rsplit("/", 1)[-1]
+    service = parts.service
+    created, modified = times
+    finding_id = texts.get("id") or arn.rsplit("/", 1)[-1]
     info: dict[str, Any] = {"uid": arn}
     if finding_id:
         info["uid_alt"] = finding_id
-    if title:
+    if title := texts.get("title"):
         info["title"] = title
-    if desc := fields.text("description"):
+    if desc := texts.get("description"):
         info["desc"] = desc
     info["types"] = [finding_type]
     if created is not None:
         info["created_time"] = created
     info["modified_time"] = modified
-    if (first_seen := service.optional_time("eventFirstSeen")) is not None:
+    first_seen = optional_time(service, "eventFirstSeen")
+    if first_seen is not None:
         info["first_seen_time"] = first_seen
-    if (last_seen := service.optional_time("eventLastSeen")) is not None:
+        if service[0].get("eventLastSeen") == service[0]["eventFirstSeen"]:
+            info["last_seen_time"] = first_seen  # one parse for both, mostly
+            service[1]["eventLastSeen"] = LEAF
+    if "last_seen_time" not in info and (last_seen := optional_time(service, "eventLastSeen")) is not None:
         info["last_seen_time"] = last_seen
     if src_url := console_url(*place, finding_id):
         info["src_url"] = src_url
     info["analytic"] = {"uid": finding_type, "name": finding_type, **_ANALYTIC_TYPE}
     if ctx.attacks:
         info["attacks"] = ctx.attacks
-    info["traits"] = traits.classify(ctx.service, ctx.layer, traits.THREAT_DETECTION, sample=_is_sample(service))
+    info["traits"] = _traits(ctx.service, ctx.layer, _is_sample(service))
     return info
+
+
+def _traits(service: str, layer: str, sample: bool) -> list[dict[str, Any]]:
+    """`traits.classify` of a threat detection, worked out once per classification and copied."""
+    key = (service, layer, sample)
+    made = _CLASSIFIED.get(key)
+    if made is None:
+        made = _CLASSIFIED[key] = traits.classify(service, layer, traits.THREAT_DETECTION, sample=sample)
+    return [{**trait, "values": [*trait["values"]]} for trait in made]
 
 
 def severity(value: object) -> tuple[int, object]:
@@ -156,7 +213,7 @@ def severity(value: object) -> tuple[int, object]:
     """
     if value is None:
         return 0, None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, _NUMBERS) or not math.isfinite(value):
         return 99, _short_value(value)
     for low, high, severity_id in _SEVERITY_BANDS:
         if low <= value < high or (high == _MAX_SEVERITY and value == high):
@@ -171,21 +228,37 @@ def console_url(partition: str | None, region: str | None, finding_id: str) -> s
         >>> console_url("aws", "us-east-1", "abc")
         'https://us-east-1.console.aws.amazon.com/guardduty/home?region=us-east-1#/findings?fId=abc'
     """
-    host = _CONSOLES.get(partition or "aws")
-    if host is None or not region or not _REGION.match(region) or not _FINDING_ID.match(finding_id):
+    place = (partition, region)
+    prefix = _PREFIXES.get(place)
+    if prefix is None:
+        prefix = _prefix(partition, region)
+        if len(_PREFIXES) < _MAX_PREFIXES:
+            _PREFIXES[place] = prefix
+    if not prefix or not _FINDING_ID.match(finding_id):
         return None
-    return host.format(region=region) + f"/guardduty/home?region={region}#/findings?fId={finding_id}"
+    return prefix + finding_id
 
 
-def _is_sample(service: Fields) -> bool:
-    if "additionalInfo" not in service.doc:
+def _prefix(partition: str | None, region: str | None) -> str:
+    """The console link without the finding id ("" when the place cannot be linked safely)."""
+    host = _CONSOLES.get(partition or "aws")
+    if host is None or not region or not _REGION.match(region):
+        return ""
+    return host.format(region=region) + f"/guardduty/home?region={region}#/findings?fId="
+
+
+def _is_sample(service: Node) -> bool:
+    info = service[0].get("additionalInfo")
+    if not isinstance(info, dict):
         return False
-    info = service.at("additionalInfo")
-    if info.flag("sample") is True:
-        return True
+    sample = info.get("sample")
+    if isinstance(sample, bool):
+        child_trie(service[1], "additionalInfo")["sample"] = LEAF
+        if sample:
+            return True
     # The SDK form carries additionalInfo only as its JSON text, e.g. '{"sample":true}'.
-    text = info.peek_text("value")
-    if not text or len(text) > _SAMPLE_VALUE_MAX or '"sample"' not in text:
+    text = info.get("value")
+    if not isinstance(text, str) or not text or len(text) > _SAMPLE_VALUE_MAX or '"sample"' not in text:
         return False
     try:
         value = json.loads(text)

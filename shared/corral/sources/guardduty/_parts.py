@@ -1,18 +1,15 @@
-"""Views of the GuardDuty finding objects that its context is read from, each looked up once."""
+"""The GuardDuty finding objects that its context is read from, each looked up once."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-from corral.sources._core.reader import Fields
-
-# The view of an object a finding does not have. Shared: a view of nothing never records
-# anything (there is nothing in it to read), so it stays empty.
-NOTHING: Final = Fields({}, {}).at("nothing")
+from corral.sources._core.reader import Trie
+from corral.sources.guardduty._plain import LEAF, MISSING, Node, sub
 
 
 class Parts:
-    """Views of the vendor objects a finding's context is read from (each may be missing)."""
+    """Nodes (object, trie node) of the vendor objects a finding's context is read from (each may be MISSING)."""
 
     __slots__ = (
         "access_key",
@@ -20,7 +17,6 @@ class Parts:
         "container",
         "ecs",
         "eks",
-        "fields",
         "instance",
         "k8s",
         "resource",
@@ -31,23 +27,49 @@ class Parts:
         "workload",
     )
 
-    def __init__(self, fields: Fields) -> None:
-        """Look up each object once, in the finding `fields` wraps."""
-        # Most findings have a few of these objects: a plain key test skips making views of the others.
-        self.fields = fields
-        doc = fields.doc
-        self.resource = resource = fields.at("resource") if "resource" in doc else NOTHING
-        self.service = service = fields.at("service") if "service" in doc else NOTHING
-        found = resource.doc
-        self.k8s = k8s = resource.at("kubernetesDetails") if "kubernetesDetails" in found else NOTHING
-        self.workload = k8s.at("kubernetesWorkloadDetails") if "kubernetesWorkloadDetails" in k8s.doc else NOTHING
-        self.eks = resource.at("eksClusterDetails") if "eksClusterDetails" in found else NOTHING
-        self.ecs = ecs = resource.at("ecsClusterDetails") if "ecsClusterDetails" in found else NOTHING
-        self.task = ecs.at("taskDetails") if "taskDetails" in ecs.doc else NOTHING
-        self.container = resource.at("containerDetails") if "containerDetails" in found else NOTHING
-        self.instance = resource.at("instanceDetails") if "instanceDetails" in found else NOTHING
-        self.access_key = resource.at("accessKeyDetails") if "accessKeyDetails" in found else NOTHING
-        found = service.doc
-        self.action = service.at("action") if "action" in found else NOTHING
-        self.runtime = service.at("runtimeDetails") if "runtimeDetails" in found else NOTHING
-        self.sequence = service.at("detection", "sequence") if "detection" in found else NOTHING
+    def __init__(self, doc: dict[str, Any], taken: Trie) -> None:
+        """Look up each object once, in the finding `doc` recording into `taken`."""
+        finding = (doc, taken)
+        self.resource = resource = sub(finding, "resource") if "resource" in doc else MISSING
+        self.service = service = sub(finding, "service") if "service" in doc else MISSING
+        # Most findings have a few of these objects: one pass over the names finds those there are.
+        self.k8s, self.eks, self.ecs, self.container, self.instance, self.access_key = _objects(resource, _RESOURCE)
+        self.workload = sub(self.k8s, "kubernetesWorkloadDetails") if self.k8s is not MISSING else MISSING
+        self.task = sub(self.ecs, "taskDetails") if self.ecs is not MISSING else MISSING
+        self.action, self.runtime = _objects(service, _SERVICE)
+        self.sequence = _sequence(service) if "detection" in service[0] else MISSING
+
+
+_RESOURCE: Final = (
+    "kubernetesDetails",
+    "eksClusterDetails",
+    "ecsClusterDetails",
+    "containerDetails",
+    "instanceDetails",
+    "accessKeyDetails",
+)
+_SERVICE: Final = ("action", "runtimeDetails")
+
+
+def _objects(node: Node, keys: tuple[str, ...]) -> list[Node]:
+    """The node of the object at each of `keys` (`sub` of each), MISSING for those that are none."""
+    doc, taken = node
+    found = []
+    for key in keys:
+        value = doc.get(key)
+        if not isinstance(value, dict):
+            found.append(MISSING)
+            continue
+        child = taken.get(key)
+        if child is None:
+            child = taken[key] = {}
+        elif child is LEAF:
+            child = {}
+        found.append((value, child))
+    return found
+
+
+def _sequence(service: Node) -> Node:
+    # Fields.at("detection", "sequence"): the trie node of `detection` is made even without a sequence.
+    detection = sub(service, "detection")
+    return sub(detection, "sequence") if detection is not MISSING else MISSING
