@@ -1,6 +1,6 @@
-"""The plain-dict readers of GuardDuty and Inspector record exactly what `Fields` records.
+"""The plain-dict readers (`corral.sources._core.plain`) record exactly what `Fields` records.
 
-Both sources read their findings as (object, trie node) pairs rather than `Fields` views, for
+GuardDuty and Inspector read their findings as (object, trie node) pairs rather than `Fields` views, for
 speed; `unmapped` stays right only if every reader returns what the `Fields` method of the same
 name returns and leaves the same trie behind, whatever the value found.
 """
@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from corral.errors import MalformedEventError
+from corral.sources._core import plain
 from corral.sources._core.reader import Fields
-from corral.sources.guardduty import _plain as guardduty
-from corral.sources.inspector import _plain as inspector
 
 TIMES = ("2025-05-01T10:03:12.118Z", "2025-05-01T10:03:12", "1990-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00")
 VALUES = (
@@ -32,7 +30,6 @@ VALUES = (
 )
 KEYS = st.sampled_from(["k", "v"])
 DOCS = st.dictionaries(KEYS, VALUES, max_size=2)
-MODULES = pytest.mark.parametrize("plain", [guardduty, inspector], ids=["guardduty", "inspector"])
 
 
 def _outcome(read: Callable[[], Any]) -> Any:
@@ -51,9 +48,8 @@ def _same(doc: dict[str, Any], by_fields: Callable[[Fields], Any], by_plain: Cal
     assert Fields(doc, plain_taken).rest() == Fields(doc, fields_taken).rest()
 
 
-@MODULES
 @given(doc=DOCS, key=KEYS)
-def test_scalar_readers_match_fields(plain: Any, doc: dict[str, Any], key: str) -> None:
+def test_scalar_readers_match_fields(doc: dict[str, Any], key: str) -> None:
     """text, peek, time and optional_time: same value (or error), same record."""
     _same(doc, lambda f: f.text(key), lambda n: plain.text(n, key))
     _same(doc, lambda f: f.peek_text(key), lambda n: plain.peek(n, key))
@@ -61,9 +57,8 @@ def test_scalar_readers_match_fields(plain: Any, doc: dict[str, Any], key: str) 
     _same(doc, lambda f: f.optional_time(key), lambda n: plain.optional_time(n, key))
 
 
-@MODULES
 @given(doc=DOCS, key=KEYS, inner=KEYS)
-def test_object_readers_match_fields(plain: Any, doc: dict[str, Any], key: str, inner: str) -> None:
+def test_object_readers_match_fields(doc: dict[str, Any], key: str, inner: str) -> None:
     """sub and subs give the same objects, recording into the same trie nodes."""
     _same(doc, lambda f: f.at(key).text(inner), lambda n: plain.text(plain.sub(n, key), inner))
     _same(
@@ -74,16 +69,15 @@ def test_object_readers_match_fields(plain: Any, doc: dict[str, Any], key: str, 
 
 
 @given(doc=DOCS, key=KEYS)
-def test_inspector_integers_and_lists_of_texts_match_fields(doc: dict[str, Any], key: str) -> None:
-    """Inspector's integer and texts read as Fields.integer and Fields.texts do."""
-    _same(doc, lambda f: f.integer(key), lambda n: inspector.integer(n, key))
-    _same(doc, lambda f: f.texts(key, limit=2), lambda n: inspector.texts(n, key, 2))
+def test_integers_and_lists_of_texts_match_fields(doc: dict[str, Any], key: str) -> None:
+    """integer and texts read as Fields.integer and Fields.texts do."""
+    _same(doc, lambda f: f.integer(key), lambda n: plain.integer(n, key))
+    _same(doc, lambda f: f.texts(key, limit=2), lambda n: plain.texts(n, key, 2))
 
 
 def test_a_missing_object_records_nothing() -> None:
     """Nothing read from MISSING is ever recorded, so its shared trie node stays empty."""
-    for plain in (guardduty, inspector):
-        missing = plain.sub(({"k": 1}, {}), "k")
-        assert missing is plain.MISSING
-        assert plain.text(missing, "k") is None
-        assert plain.MISSING[1] == {}
+    missing = plain.sub(({"k": 1}, {}), "k")
+    assert missing is plain.MISSING
+    assert plain.text(missing, "k") is None
+    assert plain.MISSING[1] == {}

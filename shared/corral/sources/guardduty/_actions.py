@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from corral.sources._core.plain import ABSENT, LEAF, MISSING, Node, child_trie, number, peek, sub, subs, text
 from corral.sources._core.reader import _is_ip
 from corral.sources.guardduty._parts import Parts
-from corral.sources.guardduty._plain import ABSENT, LEAF, MISSING, Node, child_trie, number, peek, sub, subs, text
 
 _DIRECTIONS: Final = {"INBOUND": 1, "OUTBOUND": 2}
 _KUBERNETES_DATA: Final = ("namespace", "resource", "subresource", "resourceName", "parameters")

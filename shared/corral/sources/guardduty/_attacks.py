@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from corral.sources.guardduty._plain import LEAF, Node, subs
+from corral.sources._core.plain import LEAF, Node, subs
 
 # ATT&CK Enterprise tactics by name, for attack-sequence indicators that name a tactic.
 _TACTICS: Final = {

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any, Final, NamedTuple
 
 from corral import traits
+from corral.sources._core.plain import ABSENT, LEAF, MISSING, Node, child_trie, peek, sub, subs, text, view
 from corral.sources.guardduty._attacks import attacks
 from corral.sources.guardduty._evidences import evidences
 from corral.sources.guardduty._parts import Parts
-from corral.sources.guardduty._plain import ABSENT, LEAF, MISSING, Node, child_trie, peek, sub, subs, text, view
 
 # Tags AWS puts on EKS / ECS-managed instances; self-managed Kubernetes tags are not EKS.
 _EKS_TAGS: Final = frozenset({"eks:cluster-name", "aws:eks:cluster-name", "eks:nodegroup-name"})

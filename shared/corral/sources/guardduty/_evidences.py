@@ -6,10 +6,7 @@ from typing import Any, Final
 
 from corral import ocsf
 from corral.sources._core import images
-from corral.sources._core.reader import Fields, _is_ip
-from corral.sources.guardduty._actions import action_evidences
-from corral.sources.guardduty._parts import Parts
-from corral.sources.guardduty._plain import (
+from corral.sources._core.plain import (
     ABSENT,
     LEAF,
     MISSING,
@@ -22,6 +19,9 @@ from corral.sources.guardduty._plain import (
     text,
     view,
 )
+from corral.sources._core.reader import Fields, _is_ip
+from corral.sources.guardduty._actions import action_evidences
+from corral.sources.guardduty._parts import Parts
 
 _SHA256: Final = 3
 _VIRTUAL: Final = 6

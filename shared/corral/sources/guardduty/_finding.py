@@ -9,11 +9,11 @@ from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
+from corral.sources._core.plain import LEAF, Node, child_trie, optional_time, text, time
 from corral.sources._core.reader import Fields, Trie
 from corral.sources.guardduty._casing import camel_finding, is_pascal_finding
 from corral.sources.guardduty._context import Context, context
 from corral.sources.guardduty._parts import Parts
-from corral.sources.guardduty._plain import LEAF, Node, child_trie, optional_time, text, time
 
 SOURCE: Final = "aws.guardduty"
 FINDING_EVENT: Final = "GuardDuty Finding"

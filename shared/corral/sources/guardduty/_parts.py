@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from corral.sources._core.plain import LEAF, MISSING, Node, sub
 from corral.sources._core.reader import Trie
-from corral.sources.guardduty._plain import LEAF, MISSING, Node, sub
 
 
 class Parts:

@@ -19,9 +19,9 @@ from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
+from corral.sources._core.plain import LEAF, Node, sub, text, time
 from corral.sources._core.reader import Fields, Trie
 from corral.sources.inspector._facts import SOURCE
-from corral.sources.inspector._plain import LEAF, Node, sub, text, time
 from corral.sources.inspector._resources import resources as read_resources
 from corral.sources.inspector._vulnerability import vulnerability
 

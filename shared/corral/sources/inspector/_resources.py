@@ -6,7 +6,7 @@ from typing import Any, Final
 
 from corral import traits
 from corral.sources._core import images
-from corral.sources.inspector._plain import LEAF, MISSING, Node, integer, optional_time, peek, sub, subs, text, texts
+from corral.sources._core.plain import LEAF, MISSING, Node, integer, optional_time, peek, sub, subs, text, texts
 
 # Tags AWS puts on EKS nodes and ECS container instances, naming their cluster.
 _CLUSTER_TAGS: Final = (

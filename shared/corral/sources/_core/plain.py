@@ -1,4 +1,4 @@
-"""Reading a GuardDuty finding as plain dicts, recording what is mapped as `Fields` does.
+"""Reading a vendor finding as plain dicts, recording what is mapped as `Fields` does.
 
 A finding is read once, field by field, on the ingest hot path: a view object per vendor object
 and a method call per field cost more than the mapping itself. So the readers here take a
@@ -93,6 +93,29 @@ def peek(node: Node, key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def integer(node: Node, key: str) -> int | None:
+    """An integer at `key`, recorded (`Fields.integer`)."""
+    value = node[0].get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        node[1][key] = LEAF
+        return value
+    return None
+
+
+def texts(node: Node, key: str, limit: int) -> list[str]:
+    """The non-empty strings in the list at `key`, each recorded (`Fields.texts`)."""
+    value = node[0].get(key)
+    if not isinstance(value, list):
+        return []
+    taken = child_trie(node[1], key)
+    found = []
+    for i, item in enumerate(value[:limit]):
+        if isinstance(item, str) and item:
+            taken[i] = LEAF
+            found.append(item)
+    return found
+
+
 def number(value: object) -> float | None:
     """`value` as a float when it is a finite JSON number."""
     if isinstance(value, _NUMBERS) and not isinstance(value, bool) and math.isfinite(value):
@@ -128,7 +151,7 @@ def optional_time(node: Node, key: str, name: str | None = None) -> int | None:
 
 
 def _iso_ms(value: str) -> int | None:
-    """`epoch_ms` of the ISO 8601 times GuardDuty sends (with an offset, in range); None for any other."""
+    """`epoch_ms` of the ISO 8601 times AWS sends (with an offset, in range); None for any other."""
     try:
         parsed = _from_iso(value)
     except ValueError:
