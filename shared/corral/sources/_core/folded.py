@@ -27,44 +27,51 @@ class Folded(Fields):
     def _spelling(self, name: str) -> str:
         keys = self._keys
         if keys is None:
-            keys = self._keys = _fold(self._doc)
+            keys = self._keys = spellings(self._doc)
         return keys.get(name.lower(), name)
 
     def get(self, name: str, *more: str) -> Any:
         """Return the first value among the keys `name, *more` that is present and not null; not recorded."""
         keys = self._keys
         if keys is None:
-            keys = self._keys = _fold(self._doc)
-        key = keys.get(_LOWER.get(name) or _lower(name))
-        if key is not None:
-            value = self._doc[key]
+            keys = self._keys = spellings(self._doc)
+        doc = self._doc
+        value = doc.get(keys.get(_LOWER.get(name) or _lower(name)))
+        if value is not None or not more:
+            return value
+        for other in more:
+            value = doc.get(keys.get(_LOWER.get(other) or _lower(other)))
             if value is not None:
                 return value
-        return self.get(*more) if more else None
+        return None
 
     def first_text(self, name: str, *more: str) -> str | None:
         """Return the first non-empty string among the keys `name, *more`; not recorded."""
         keys = self._keys
         if keys is None:
-            keys = self._keys = _fold(self._doc)
-        key = keys.get(_LOWER.get(name) or _lower(name))
-        if key is not None:
-            value = self._doc[key]
+            keys = self._keys = spellings(self._doc)
+        doc = self._doc
+        value = doc.get(keys.get(_LOWER.get(name) or _lower(name)))
+        if isinstance(value, str) and value:
+            return value
+        for other in more:
+            value = doc.get(keys.get(_LOWER.get(other) or _lower(other)))
             if isinstance(value, str) and value:
                 return value
-        return self.first_text(*more) if more else None
+        return None
 
     def view(self, name: str, *more: str) -> Fields:
         """Return the view of the first object among the keys `name, *more` (a view of nothing if none is)."""
         keys = self._keys
         if keys is None:
-            keys = self._keys = _fold(self._doc)
-        key = keys.get(_LOWER.get(name) or _lower(name))
-        if key is not None:
-            found = self._inner(key)
-            if found is not None:
-                return found
-        return self.view(*more) if more else _NOTHING
+            keys = self._keys = spellings(self._doc)
+        for each in (name, *more):
+            key = keys.get(_LOWER.get(each) or _lower(each))
+            if key is not None:
+                found = self._inner(key)
+                if found is not None:
+                    return found
+        return _NOTHING
 
     def _inner(self, key: str) -> Folded | None:
         """The view of the object at `key` (the document's own spelling), made once; None if not an object."""
@@ -82,7 +89,7 @@ class Folded(Fields):
     def _mark_tree(self, tree: dict[str, Any]) -> None:
         keys = self._keys
         if keys is None:
-            keys = self._keys = _fold(self._doc)
+            keys = self._keys = spellings(self._doc)
         taken = self._taken
         for name, rule in tree.items():
             key = keys.get(name)  # the keys of `tree` are lower-case (see `Fields.mark_tree`)
@@ -176,7 +183,47 @@ def _lower(name: str) -> str:
     return low
 
 
-# what is recorded in it is never read: its object is empty
+# Folds of the key sequences met, shared: records of one kind repeat a few shapes, so most objects
+# cost a `tuple()` of their keys and one lookup instead of lower-casing every key. Bounded.
+_SHAPES: Final[dict[tuple[Any, ...], dict[str, str]]] = {}
+_MAX_SHAPES: Final = 4096
+
+
+def spellings(doc: dict[Any, Any]) -> dict[str, str]:
+    """Map each lower-cased key of `doc` to its first spelling (shared between objects: never change it)."""
+    shape = tuple(doc)
+    found = _SHAPES.get(shape)
+    if found is None:
+        if len(_SHAPES) >= _MAX_SHAPES:
+            _SHAPES.clear()
+        found = _SHAPES[shape] = _fold(doc)
+    return found
+
+
+def rest_without(doc: dict[Any, Any], tree: dict[str, Any]) -> dict[Any, Any]:
+    """Return what `Folded(doc, {})` gives from `mark_tree(tree)` then `rest(as_sent=True)`, in one pass.
+
+    For normalizers whose mapped paths are a fixed tree: nothing is recorded while reading, so
+    the trie would only be built to be walked once.
+    """
+    keys = spellings(doc)
+    out = dict(doc)
+    for name, rule in tree.items():
+        key = keys.get(name)
+        if key is None:
+            continue
+        if rule is True:
+            del out[key]
+            continue
+        value = doc[key]
+        if not isinstance(value, dict):
+            continue
+        kept = rest_without(value, rule) if value else None
+        if kept:
+            out[key] = kept
+        else:
+            del out[key]  # emptied, or empty as sent with paths mapped below it: it goes as a whole
+    return out
 
 
 def _fold(doc: dict[Any, Any]) -> dict[str, str]:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable
 from typing import Any, Final
 
-from corral.sources._core.folded import Folded
+from corral.sources._core.folded import Folded, rest_without
 from corral.sources._core.reader import Fields
 
 EMPTY: Final = Folded({}, {})
@@ -40,8 +40,7 @@ def consumed(*paths: str) -> dict[str, Any]:
 
 def unmapped(doc: Fields, tree: dict[str, Any]) -> dict[str, Any]:
     """Return the record of `doc` less the paths of `tree`, as sent (nulls and empty values kept)."""
-    doc.mark_tree(tree)
-    return doc.rest(as_sent=True)
+    return rest_without(doc.doc, tree)
 
 
 def decode_json(text: str) -> Any:
