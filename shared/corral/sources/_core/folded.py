@@ -35,7 +35,7 @@ class Folded(Fields):
         keys = self._keys
         if keys is None:
             keys = self._keys = spellings(self._doc)
-        doc = self._doc
+        doc: dict[Any, Any] = self._doc
         value = doc.get(keys.get(_LOWER.get(name) or _lower(name)))
         if value is not None or not more:
             return value
@@ -50,7 +50,7 @@ class Folded(Fields):
         keys = self._keys
         if keys is None:
             keys = self._keys = spellings(self._doc)
-        doc = self._doc
+        doc: dict[Any, Any] = self._doc
         value = doc.get(keys.get(_LOWER.get(name) or _lower(name)))
         if isinstance(value, str) and value:
             return value
