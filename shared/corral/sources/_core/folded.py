@@ -7,7 +7,7 @@ the case-sensitive `Fields` does (typed reads, `rest()`) works unchanged on the 
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 from corral.sources._core.reader import _ABSENT, _LEAF, Fields, Key, Trie, _child
 
@@ -198,6 +198,46 @@ def spellings(doc: dict[Any, Any]) -> dict[str, str]:
             _SHAPES.clear()
         found = _SHAPES[shape] = _fold(doc)
     return found
+
+
+Record = TypeVar("Record", bound=NamedTuple)
+_new: Final = tuple.__new__  # a NamedTuple made from values in order, without `_make`'s checks
+
+
+class FieldMap(Generic[Record]):
+    """A normalizer's fixed keys of one kind of object, read in one pass, in any casing.
+
+    The keys are `record`'s field names without their underscores: `system_alert_id` reads
+    `SystemAlertId` or `systemAlertId` (so a key spelled with underscores cannot be read here).
+
+    Each key is resolved to the object's first spelling of it once per key shape, so a read is
+    one `tuple()` of the keys, one lookup, and a lookup per field, all without Python calls.
+    Nothing is recorded: such normalizers map a fixed tree of paths (see `rest_without`).
+    """
+
+    __slots__ = ("_names", "_plans", "_record")
+
+    def __init__(self, record: type[Record]) -> None:
+        self._record = record
+        self._names: tuple[str, ...] = tuple(name.replace("_", "").lower() for name in record._fields)
+        self._plans: dict[tuple[Any, ...], tuple[str | None, ...]] = {}
+
+    def read(self, doc: object) -> Record:
+        """Return the values of the record's keys in `doc` (None for a missing key, or when `doc` is no object)."""
+        obj: dict[Any, Any] = doc if type(doc) is dict or isinstance(doc, dict) else _ABSENT
+        shape = tuple(obj)
+        plan = self._plans.get(shape)
+        if plan is None:
+            if len(self._plans) >= _MAX_SHAPES:
+                self._plans.clear()
+            plan = self._plans[shape] = tuple(map(spellings(obj).get, self._names))
+        found: Record = _new(self._record, map(obj.get, plan))
+        return found
+
+
+def text(value: object) -> str | None:
+    """`value` when it is a non-empty string, else None (what `first_text` accepts)."""
+    return value if isinstance(value, str) and value else None
 
 
 def rest_without(doc: dict[Any, Any], tree: dict[str, Any]) -> dict[Any, Any]:

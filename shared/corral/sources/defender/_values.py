@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable
 from typing import Any, Final
 
+from corral.sources._core import times
 from corral.sources._core.folded import Folded, rest_without
 from corral.sources._core.reader import Fields
 
@@ -52,6 +53,24 @@ def decode_json(text: str) -> Any:
         return json.loads(stripped)
     except ValueError:
         return None
+
+
+def time_of(value: object, name: str) -> int | None:
+    """Return the time `value` in epoch ms; None when absent (a malformed or implausible one raises)."""
+    if value is None or value == "":
+        return None
+    return times.epoch_ms(value, name)
+
+
+def listed_value(value: object) -> list[Any]:
+    """Return `value` when it is a list, or the list a JSON string holds; else []."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        value = decode_json(value)
+        if isinstance(value, list):
+            return value
+    return []
 
 
 def listed(view: Fields, *names: str) -> list[Any]:

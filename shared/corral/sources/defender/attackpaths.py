@@ -37,8 +37,8 @@ from corral.sources._core.reader import Fields
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
 from corral.sources.defender._services import placement
+from corral.sources.defender._tactics import TACTICS
 from corral.sources.defender._values import boolean, consumed, objects, unmapped
-from corral.sources.defender.alerts import TACTICS
 
 LOG_NAME: Final = "AttackPath"
 TYPE: Final = "microsoft.security/attackpaths"
