@@ -10,7 +10,9 @@ from typing import Any, Final
 from corral import ocsf
 from corral.errors import MalformedEventError
 from corral.sources._core import images, times
+from corral.sources._core.folded import text
 from corral.sources._core.reader import Fields
+from corral.sources.defender._records import Details
 
 PRODUCT_UID: Final = "microsoft.defender_for_cloud"
 PRODUCT_NAME: Final = "Microsoft Defender for Cloud"
@@ -273,24 +275,32 @@ def recommendation_link(assessment_id: str | None) -> str | None:
     )
 
 
-def resource_cloud(details: Fields, fallback_id: str | None) -> tuple[dict[str, Any], str | None]:
+def resource_cloud(details: Details, fallback_id: str | None) -> tuple[dict[str, Any], str | None]:
     """Return (`cloud`, resource provider) for an assessment's `resourceDetails`.
 
     `cloud` describes the assessed resource: for `source` Aws or Gcp the AWS account or GCP
     project (from the details, or parsed from an ARN), and the Azure subscription of the
     connector only when neither is given, because the identity triple needs an account.
     """
-    source = (details.first_text("source") or "Azure").strip().lower()
-    resource_id = details.first_text("id")
+    source = (text(details.source) or "Azure").strip().lower()
+    resource_id = text(details.id)
     if source in ("aws", "gcp"):
         provider = "AWS" if source == "aws" else "GCP"
-        native = details.first_text("nativeResourceId") or resource_id or ""
+        native = text(details.native_resource_id) or resource_id or ""
         arn = native.split(":") if native.startswith("arn:") else []
-        account = details.first_text("awsAccountId", "accountId", "gcpProjectId", "projectId") or (
-            arn[4] if len(arn) > 5 and arn[4] else None
-        )
-        region = details.first_text("region", "location") or (arn[3] if len(arn) > 5 and arn[3] else None)
+        account = first_text(
+            details.aws_account_id, details.account_id, details.gcp_project_id, details.project_id
+        ) or (arn[4] if len(arn) > 5 and arn[4] else None)
+        region = first_text(details.region, details.location) or (arn[3] if len(arn) > 5 and arn[3] else None)
         if account:
             return ocsf.cloud(provider, account, region), provider
     arm = resource_id if resource_id and resource_id.startswith("/") else None
-    return azure_cloud(arm, None, fallback=details.first_text("nativeResourceId") or fallback_id), "Azure"
+    return azure_cloud(arm, None, fallback=text(details.native_resource_id) or fallback_id), "Azure"
+
+
+def first_text(*values: object) -> str | None:
+    """Return the first non-empty string among `values`."""
+    for value in values:
+        if isinstance(value, str) and value:
+            return value
+    return None

@@ -55,7 +55,7 @@ def decode_json(text: str) -> Any:
         return None
 
 
-def time_of(value: object, name: str) -> int | None:
+def time_of(value: Any, name: str) -> int | None:
     """Return the time `value` in epoch ms; None when absent (a malformed or implausible one raises)."""
     if value is None or value == "":
         return None
@@ -89,6 +89,29 @@ def listed(view: Fields, *names: str) -> list[Any]:
 def objects(view: Fields, *names: str) -> list[Fields]:
     """Return views of the objects in the first list among `names` (other items skipped)."""
     return [Folded(item, {}) for item in listed(view, *names) if isinstance(item, dict)]
+
+
+def boolean_value(value: object) -> bool | None:
+    """Return `value` as a boolean ("true"/"false" strings accepted); None for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def number_value(value: object) -> float | None:
+    """Return `value` as a finite number (numeric strings accepted); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def boolean(view: Fields, *names: str) -> bool | None:

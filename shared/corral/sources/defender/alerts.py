@@ -32,7 +32,6 @@ from typing import Any, Final, NamedTuple
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.sources._core.folded import FieldMap, rest_without, spellings, text
-from corral.sources._core.reader import Fields
 from corral.sources.defender import _common as common
 from corral.sources.defender._entities import Entities, Foreign, foreign_resource
 from corral.sources.defender._services import placement
@@ -154,20 +153,20 @@ _EXTENDED: Final = FieldMap(_Extended)
 _IDENTIFIER: Final = FieldMap(_Identifier)
 
 
-def matches(doc: Fields) -> bool:
+def matches(doc: dict[str, Any]) -> bool:
     """True for an exported alert record (its own keys) or an ARM alert resource."""
-    top = _TOP.read(doc.doc)
+    top = _TOP.read(doc)
     kind = (text(top.type) or "").lower()
     if kind.startswith("microsoft.security/") and kind.endswith("/alerts"):
         return True
     return top.system_alert_id is not None and top.alert_type is not None
 
 
-def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+def normalize(doc: dict[str, Any], delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
     """Return the Detection Finding for one Defender alert (either shape)."""
-    top = _TOP.read(doc.doc)
-    is_rest = "properties" in spellings(doc.doc) and not top.system_alert_id
-    alert = _ALERT.read(top.properties if is_rest else doc.doc)
+    top = _TOP.read(doc)
+    is_rest = "properties" in spellings(doc) and not top.system_alert_id
+    alert = _ALERT.read(top.properties if is_rest else doc)
     arm_id = text(top.id) if is_rest else None
     uid, uid_alt = _identity(text(alert.system_alert_id), text(top.name) if is_rest else None, arm_id)
     alert_type, title, link = text(alert.alert_type), text(alert.alert_display_name), text(alert.alert_uri)
@@ -219,7 +218,7 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
             }
         )
     )
-    return common.finish(finding, rest_without(doc.doc, _CONSUMED[is_rest, intent_mapped]))
+    return common.finish(finding, rest_without(doc, _CONSUMED[is_rest, intent_mapped]))
 
 
 _Ident = tuple[dict[str, Any], str, str | None, str | None]
