@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ _LOCATION: Final = re.compile(r"/locations?/([^/?#]+)", re.IGNORECASE)
 _DIGEST: Final = re.compile(r"^[A-Za-z0-9_+.-]+:[0-9a-fA-F]{32,}$")
 
 AKS_TYPE: Final = "microsoft.containerservice/managedclusters"
+
+# What is read from an ARM id is the same every time the id comes back, and a subscription
+# sends the same few thousand ids in every export: each is parsed once (the functions are pure
+# and return immutable values).
+_by_id: Final = functools.lru_cache(maxsize=8192)
 
 
 def product(feature: str | None = None) -> dict[str, Any]:
@@ -110,6 +116,7 @@ def require_time(candidates: list[int | None], received_time: int | None, what: 
     raise MalformedEventError(f"{what} carries no time of its own and no received_time was given")
 
 
+@_by_id
 def subscription(resource_id: str | None) -> str | None:
     """Return the subscription id named in an ARM resource id."""
     if not resource_id:
@@ -118,6 +125,7 @@ def subscription(resource_id: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+@_by_id
 def location(text: str | None) -> str | None:
     """Return the Azure region named in an ARM id (`/locations/x/`) or alert link (`/location/x`)."""
     if not text:
@@ -126,6 +134,7 @@ def location(text: str | None) -> str | None:
     return match.group(1).lower() if match else None
 
 
+@_by_id
 def arm_type(resource_id: str | None) -> str | None:
     """Return the ARM type of the innermost resource, e.g. `Microsoft.Web/sites`.
 
@@ -151,6 +160,7 @@ def arm_type(resource_id: str | None) -> str | None:
     return "/".join([rest[0], *rest[1::2]])
 
 
+@_by_id
 def last_segment(resource_id: str | None) -> str | None:
     """Return the last path segment of a resource id (the resource's name)."""
     if not resource_id:
@@ -261,6 +271,7 @@ _ASSESSMENT_KEY = re.compile(
 )
 
 
+@_by_id
 def recommendation_link(assessment_id: str | None) -> str | None:
     """Return the portal page of the recommendation an assessment id names, as Defender's own `links.azurePortal`.
 

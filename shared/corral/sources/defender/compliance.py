@@ -63,8 +63,9 @@ def normalize(doc: dict[str, Any], delivery_id: str | None, received_time: int |
     if not record_id:
         raise MalformedEventError("id: missing or not a string")
     props = _PROPS.read(top.properties)
-    standard = _segment_after(record_id, "regulatorycompliancestandards")
-    control = _segment_after(record_id, "regulatorycompliancecontrols")
+    parts, lowered = record_id.split("/"), record_id.lower().split("/")  # lower-casing never makes a "/"
+    standard = _segment_after(parts, lowered, "regulatorycompliancestandards")
+    control = _segment_after(parts, lowered, "regulatorycompliancecontrols")
     state = text(props.state)
     status_id, activity_id, status_word, compliance_id, compliance_word = posture.lifecycle(state, top.export())
     time = common.require_time([_time(props)], received_time, "regulatory compliance result")
@@ -121,9 +122,7 @@ def _time(props: _Props) -> int | None:
     return time_of(props.last_modified_time, "lastModifiedTime")
 
 
-def _segment_after(resource_id: str, marker: str) -> str | None:
-    parts = resource_id.split("/")
-    lowered = [p.lower() for p in parts]
+def _segment_after(parts: list[str], lowered: list[str], marker: str) -> str | None:
     if marker in lowered:
         at = lowered.index(marker) + 1
         if at < len(parts) and parts[at]:
