@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any, Final, NamedTuple
 
 from corral import ocsf
-from corral.sources._core.folded import FieldMap, text
+from corral.sources._core.folded import FieldMap, spellings, text
 from corral.sources.defender import _common as common
 from corral.sources.defender._values import listed_value
 
@@ -73,6 +73,8 @@ class _Foreign(NamedTuple):
 
 
 _ENTITY: Final = FieldMap(_Entity)
+_READ: Final = frozenset({"k8s-cluster", "k8s-namespace", "k8s-pod", "container"})  # the kinds read further
+_shared_prune: Final = ocsf.shared_prune
 _RESOURCE: Final = FieldMap(_Resource)
 _IMAGE: Final = FieldMap(_Image)
 _FOREIGN: Final = FieldMap(_Foreign)
@@ -130,17 +132,24 @@ class Entities:
         # can be sent solely as a cluster's `CloudResource`).
         nested = [node for node in self._index.values() if "Type" in node]
         seen: set[int] = set()
-        self.all: list[tuple[dict[str, Any], _Entity, str | None, str]] = []  # (entity, read, `Type`, lower-cased)
+        self.all: list[tuple[dict[str, Any], str | None, str]] = []  # (entity, its `Type` as sent, lower-cased)
         self._by_kind: dict[str, list[_Entity]] = {}
-        for entity in [*entities, *nested]:
-            node = self._target(entity)
+        index = self._index
+        for entity in [*entities, *nested] if nested else entities:
+            if not isinstance(entity, dict):
+                continue
+            node = entity
+            if "$ref" in node:
+                ref = node["$ref"]
+                node = index.get(str(ref)) if isinstance(ref, str | int) else None  # type: ignore[assignment]
             if node and id(node) not in seen:
                 seen.add(id(node))
-                fields = _ENTITY.read(node)
-                name = text(fields.type)
+                name = node.get(spellings(node).get("type"))
+                name = name if isinstance(name, str) and name else None
                 kind = name.lower() if name else ""
-                self.all.append((node, fields, name, kind))
-                self._by_kind.setdefault(kind, []).append(fields)
+                self.all.append((node, name, kind))
+                if kind in _READ:
+                    self._by_kind.setdefault(kind, []).append(_ENTITY.read(node))
 
     def _index_ids(self, entities: list[Any]) -> None:
         # Depth-first in document order (children pushed reversed), without recursion; only
@@ -201,7 +210,7 @@ class Entities:
         """Return the AWS and GCP resources the graph names."""
         return [
             foreign_resource(node, "AWS" if kind == "aws-resource" else "GCP")
-            for node, _, _, kind in self.all
+            for node, _, kind in self.all
             if kind in ("aws-resource", "gcp-resource")
         ]
 
@@ -238,13 +247,14 @@ class Entities:
 
     def evidences(self, orchestrator: str) -> Iterator[dict[str, Any]]:
         """Yield one evidence per entity, with `container` filled for container entities."""
-        for node, fields, name, kind in self.all:
+        containers = iter(self._by_kind.get("container", ()))
+        for node, name, kind in self.all:
             evidence: dict[str, Any] = {"name": name} if name else {}
-            data = ocsf.prune(node)
+            data = _shared_prune(node)  # the entity as sent, shared when nothing in it needs pruning
             if data:
                 evidence["data"] = data
             if kind == "container":
-                container = self._container(fields, orchestrator)
+                container = self._container(next(containers), orchestrator)
                 if container:
                     evidence["container"] = container
             if evidence:

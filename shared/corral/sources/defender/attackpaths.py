@@ -256,10 +256,12 @@ def _info(
 
 def _first(*values: object) -> str | None:
     """The first value present (not null), as text: a number is written out, anything else but text is None."""
-    value = next((v for v in values if v is not None), None)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return value if isinstance(value, str) and value else None
+    for value in values:
+        if value is not None:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return str(value)
+            return value if isinstance(value, str) and value else None
+    return None
 
 
 class _Entity(NamedTuple):
@@ -291,7 +293,7 @@ def _node(entity: _Entity) -> dict[str, Any] | None:
     if not uid:
         return None
     node = {"uid": uid, "name": entity.name, "type": entity.kind}
-    return common.compact({**node, "data": ocsf.prune(entity.doc)})
+    return common.compact({**node, "data": ocsf.shared_prune(entity.doc)})  # shared when nothing needs pruning
 
 
 def _nodes(entities: list[_Entity]) -> list[dict[str, Any]]:
