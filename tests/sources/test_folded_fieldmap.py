@@ -78,4 +78,4 @@ def test_rest_without_matches_the_trie_for_every_defender_tree() -> None:
         subassessments._PARENT_CONSUMED,
     ]
     for tree in trees:
-        assert rest_without(doc, tree) == _through_the_trie(doc, tree)
+        assert tree.rest(doc) == rest_without(doc, tree.tree) == _through_the_trie(doc, tree.tree)

@@ -266,6 +266,53 @@ def rest_without(doc: dict[Any, Any], tree: dict[str, Any]) -> dict[Any, Any]:
     return out
 
 
+class MappedTree:
+    """A normalizer's fixed tree of mapped paths, for `rest_without`, resolved once per key shape.
+
+    `tree` is as `Fields.mark_tree` takes it: nested dicts of lower-cased keys, True where a
+    whole value is mapped. `rest(doc)` is `rest_without(doc, tree)`.
+    """
+
+    __slots__ = ("_below", "_plans", "tree")
+
+    def __init__(self, tree: dict[str, Any]) -> None:
+        self.tree = tree
+        self._below = {name: MappedTree(rule) for name, rule in tree.items() if rule is not True}
+        # key shape → (the document's keys mapped whole, (key, tree below it) for the others)
+        self._plans: dict[tuple[Any, ...], tuple[tuple[str, ...], tuple[tuple[str, MappedTree], ...]]] = {}
+
+    def rest(self, doc: dict[Any, Any]) -> dict[Any, Any]:
+        """Return `doc` less the mapped paths, as sent (see `rest_without`)."""
+        shape = tuple(doc)
+        plan = self._plans.get(shape)
+        if plan is None:
+            plan = self._plan(doc, shape)
+        out = dict(doc)
+        for key in plan[0]:
+            del out[key]
+        for key, below in plan[1]:
+            value = doc[key]
+            if not isinstance(value, dict):
+                continue
+            kept = below.rest(value) if value else None
+            if kept:
+                out[key] = kept
+            else:
+                del out[key]  # emptied, or empty as sent with paths mapped below it: it goes as a whole
+        return out
+
+    def _plan(
+        self, doc: dict[Any, Any], shape: tuple[Any, ...]
+    ) -> tuple[tuple[str, ...], tuple[tuple[str, MappedTree], ...]]:
+        keys = spellings(doc)
+        whole = tuple(keys[name] for name, rule in self.tree.items() if rule is True and name in keys)
+        below = tuple((keys[name], tree) for name, tree in self._below.items() if name in keys)
+        if len(self._plans) >= _MAX_SHAPES:
+            self._plans.clear()
+        plan = self._plans[shape] = (whole, below)
+        return plan
+
+
 def _fold(doc: dict[Any, Any]) -> dict[str, str]:
     """Map each lower-cased key of `doc` to its first spelling (keys that are not strings are left out)."""
     try:

@@ -232,7 +232,12 @@ def compact(obj: dict[str, Any]) -> dict[str, Any]:
     Every object of a finding is built through this (or holds only values known present), so the
     finding needs no pruning pass: OCSF has no nulls.
     """
-    return {key: value for key, value in obj.items() if value or value == 0}
+    # A loop rather than a comprehension: one frame less, and most objects are small.
+    out = {}
+    for key, value in obj.items():
+        if value or value == 0:
+            out[key] = value
+    return out
 
 
 def finish(finding: dict[str, Any], unmapped: Mapping[str, Any]) -> dict[str, Any]:

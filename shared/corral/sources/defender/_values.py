@@ -13,14 +13,14 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from corral.sources._core import times
-from corral.sources._core.folded import Folded, rest_without
+from corral.sources._core.folded import Folded, MappedTree
 from corral.sources._core.reader import Fields
 
 EMPTY: Final = Folded({}, {})
 """The view of an absent object (read only)."""
 
 
-def consumed(*paths: str) -> dict[str, Any]:
+def consumed(*paths: str) -> MappedTree:
     """Return the dotted key paths a normalizer maps as a tree for `Fields.mark_tree` (built at import).
 
     Keys are lower-cased: the tree is marked on case-insensitive views.
@@ -36,12 +36,7 @@ def consumed(*paths: str) -> dict[str, Any]:
             node = child
         else:
             node[parts[-1]] = True
-    return tree
-
-
-def unmapped(doc: Fields, tree: dict[str, Any]) -> dict[str, Any]:
-    """Return the record of `doc` less the paths of `tree`, as sent (nulls and empty values kept)."""
-    return rest_without(doc.doc, tree)
+    return MappedTree(tree)
 
 
 def decode_json(text: str) -> Any:

@@ -31,7 +31,7 @@ from typing import Any, Final, NamedTuple
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.folded import FieldMap, rest_without, spellings, text
+from corral.sources._core.folded import FieldMap, MappedTree, spellings, text
 from corral.sources.defender import _common as common
 from corral.sources.defender._entities import Entities, Foreign, foreign_resource
 from corral.sources.defender._services import placement
@@ -81,7 +81,7 @@ _INTENT_CONSUMED: Final = ("Intent", "Techniques", "SubTechniques")
 _ARM_CONSUMED: Final = ("id", "name", "type")
 
 
-def _consumed(prefix: str, intent_mapped: bool) -> dict[str, Any]:
+def _consumed(prefix: str, intent_mapped: bool) -> MappedTree:
     paths = [prefix + key for key in _TOP_CONSUMED]
     if intent_mapped:
         paths += [prefix + key for key in _INTENT_CONSUMED]
@@ -218,7 +218,7 @@ def normalize(doc: dict[str, Any], delivery_id: str | None, received_time: int |
             }
         )
     )
-    return common.finish(finding, rest_without(doc, _CONSUMED[is_rest, intent_mapped]))
+    return common.finish(finding, _CONSUMED[is_rest, intent_mapped].rest(doc))
 
 
 _Ident = tuple[dict[str, Any], str, str | None, str | None]

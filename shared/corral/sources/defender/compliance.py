@@ -23,7 +23,7 @@ from typing import Any, Final, NamedTuple
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.folded import FieldMap, rest_without, text
+from corral.sources._core.folded import FieldMap, text
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
 from corral.sources.defender._records import RESOURCE
@@ -112,7 +112,7 @@ def normalize(doc: dict[str, Any], delivery_id: str | None, received_time: int |
             }
         )
     )
-    return common.finish(finding, rest_without(doc, _CONSUMED))
+    return common.finish(finding, _CONSUMED.rest(doc))
 
 
 def _time(props: _Props) -> int | None:

@@ -35,7 +35,7 @@ from typing import Any, Final, NamedTuple
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.folded import rest_without, text
+from corral.sources._core.folded import text
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
 from corral.sources.defender._cves import vulnerabilities
@@ -151,9 +151,9 @@ def normalize(
             }
         )
     )
-    rest = rest_without(doc, _CONSUMED)
+    rest = _CONSUMED.rest(doc)
     if parent is not None:
-        rest["parent_assessment"] = rest_without(parent, _PARENT_CONSUMED)
+        rest["parent_assessment"] = _PARENT_CONSUMED.rest(parent)
     return common.finish(finding, rest)
 
 
