@@ -237,7 +237,12 @@ class FieldMap(Generic[Record]):
 
 def text(value: object) -> str | None:
     """`value` when it is a non-empty string, else None (what `first_text` accepts)."""
-    return value if isinstance(value, str) and value else None
+    # Exact types first: this runs for most fields read, and most are strings or missing.
+    if value is None:
+        return None
+    if value.__class__ is str or isinstance(value, str):
+        return value or None
+    return None
 
 
 def rest_without(doc: dict[Any, Any], tree: dict[str, Any]) -> dict[Any, Any]:
@@ -292,7 +297,7 @@ class MappedTree:
             del out[key]
         for key, below in plan[1]:
             value = doc[key]
-            if not isinstance(value, dict):
+            if value.__class__ is not dict and not isinstance(value, dict):
                 continue
             kept = below.rest(value) if value else None
             if kept:

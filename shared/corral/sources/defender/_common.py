@@ -317,6 +317,6 @@ def resource_cloud(details: Details, fallback_id: str | None) -> tuple[dict[str,
 def first_text(*values: object) -> str | None:
     """Return the first non-empty string among `values`."""
     for value in values:
-        if isinstance(value, str) and value:
+        if value is not None and isinstance(value, str) and value:
             return value
     return None

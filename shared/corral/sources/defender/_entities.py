@@ -85,7 +85,7 @@ Foreign = tuple[str, str | None, str | None, dict[str, Any], set[str]]
 
 def _first(*values: object) -> str | None:
     for value in values:
-        if isinstance(value, str) and value:
+        if value is not None and isinstance(value, str) and value:
             return value
     return None
 

@@ -59,7 +59,9 @@ def time_of(value: Any, name: str) -> int | None:
 
 def listed_value(value: object) -> list[Any]:
     """Return `value` when it is a list, or the list a JSON string holds; else []."""
-    if isinstance(value, list):
+    if value is None:
+        return []
+    if value.__class__ is list or isinstance(value, list):
         return value
     if isinstance(value, str):
         value = decode_json(value)
@@ -88,6 +90,8 @@ def objects(view: Fields, *names: str) -> list[Fields]:
 
 def boolean_value(value: object) -> bool | None:
     """Return `value` as a boolean ("true"/"false" strings accepted); None for anything else."""
+    if value is None:
+        return None
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
@@ -97,7 +101,7 @@ def boolean_value(value: object) -> bool | None:
 
 def number_value(value: object) -> float | None:
     """Return `value` as a finite number (numeric strings accepted); None for anything else."""
-    if isinstance(value, bool):
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
         try:
