@@ -3,6 +3,12 @@
 Each view resolves a requested key to the document's own spelling through a lower-cased index
 of its object's keys, built when the object is first read, and records that spelling, so what
 the case-sensitive `Fields` does (typed reads, `rest()`) works unchanged on the vendor's casing.
+
+Normalizers whose mapped paths are a fixed tree can skip the views on their hot path: a
+`FieldMap` reads a record's keys of one object in one pass, and a `MappedTree` gives the
+object less that tree, exactly as marking it on a view and taking `rest(as_sent=True)` would.
+Both resolve keys once per key shape (the tuple of an object's keys), which records of one
+kind repeat, so that most objects cost a lookup rather than lower-casing every key.
 """
 
 from __future__ import annotations

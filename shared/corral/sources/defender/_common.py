@@ -12,7 +12,6 @@ from corral import ocsf
 from corral.errors import MalformedEventError
 from corral.sources._core import images, times
 from corral.sources._core.folded import text
-from corral.sources._core.reader import Fields
 from corral.sources.defender._records import Details
 
 PRODUCT_UID: Final = "microsoft.defender_for_cloud"
@@ -95,15 +94,6 @@ def severity_id(value: object) -> int:
     if not isinstance(value, str):
         return 99
     return SEVERITIES.get(value.strip().lower(), 99)
-
-
-def first_time(view: Fields, *names: str) -> int | None:
-    """Return the first of `names` that holds a time, in epoch ms (a malformed or implausible one raises)."""
-    for name in names:
-        value = view.get(name)
-        if value is not None and value != "":
-            return times.epoch_ms(value, name)
-    return None
 
 
 def require_time(candidates: list[int | None], received_time: int | None, what: str) -> int:

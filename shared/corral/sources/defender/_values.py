@@ -1,8 +1,8 @@
 """Defender's tolerant reads: lists sent as JSON text, booleans as "true", numbers as strings.
 
-Every read here goes through a case-insensitive `Fields` view (`Fields.folded`) and records
-nothing: what a normalizer maps is its fixed tree of `consumed` paths, marked once at the end,
-so that `unmapped` is the record less exactly those paths, whatever their values were.
+Values come from the normalizers' field maps (`FieldMap`: case-insensitive, nothing recorded):
+what a normalizer maps is its fixed tree of `consumed` paths, applied once at the end, so that
+`unmapped` is the record less exactly those paths, whatever their values were.
 """
 
 from __future__ import annotations
@@ -10,20 +10,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any
 
 from corral.sources._core import times
-from corral.sources._core.folded import Folded, MappedTree
-from corral.sources._core.reader import Fields
-
-EMPTY: Final = Folded({}, {})
-"""The view of an absent object (read only)."""
+from corral.sources._core.folded import MappedTree
 
 
 def consumed(*paths: str) -> MappedTree:
-    """Return the dotted key paths a normalizer maps as a tree for `Fields.mark_tree` (built at import).
+    """Return the dotted key paths a normalizer maps as a tree (built at import; see `MappedTree`).
 
-    Keys are lower-cased: the tree is marked on case-insensitive views.
+    Keys are lower-cased: the tree is applied case-insensitively.
     """
     tree: dict[str, Any] = {}
     for path in paths:
@@ -70,24 +66,6 @@ def listed_value(value: object) -> list[Any]:
     return []
 
 
-def listed(view: Fields, *names: str) -> list[Any]:
-    """Return the first list among `names`; a JSON string holding a list is decoded."""
-    for name in names:
-        value = view.get(name)
-        if isinstance(value, list):
-            return value
-        if isinstance(value, str):
-            value = decode_json(value)
-            if isinstance(value, list):
-                return value
-    return []
-
-
-def objects(view: Fields, *names: str) -> list[Fields]:
-    """Return views of the objects in the first list among `names` (other items skipped)."""
-    return [Folded(item, {}) for item in listed(view, *names) if isinstance(item, dict)]
-
-
 def boolean_value(value: object) -> bool | None:
     """Return `value` as a boolean ("true"/"false" strings accepted); None for anything else."""
     if value is None:
@@ -110,33 +88,6 @@ def number_value(value: object) -> float | None:
             return None
     if isinstance(value, int | float) and math.isfinite(value):
         return float(value)
-    return None
-
-
-def boolean(view: Fields, *names: str) -> bool | None:
-    """Return the first boolean among `names`; "true"/"false" strings are accepted."""
-    for name in names:
-        value = view.get(name)
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-    return None
-
-
-def number(view: Fields, *names: str) -> float | None:
-    """Return the first finite number among `names`; numeric strings are accepted."""
-    for name in names:
-        value = view.get(name)
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                continue
-        if isinstance(value, int | float) and math.isfinite(value):
-            return float(value)
     return None
 
 

@@ -2,7 +2,7 @@
 
 Two shapes arrive: the continuous-export "SecurityAlert" record (flat PascalCase, `Entities` as
 a `$id`/`$ref` graph) and the ARM/REST alert (`{id, name, type: Microsoft.Security/Locations/
-alerts, properties: {...camelCase}}`). Both are read through one case-insensitive view.
+alerts, properties: {...camelCase}}`). Both are read case-insensitively, through one field map.
 
 Decisions:
 
