@@ -221,16 +221,19 @@ class FieldMap(Generic[Record]):
     Nothing is recorded: such normalizers map a fixed tree of paths (see `rest_without`).
     """
 
-    __slots__ = ("_names", "_plans", "_record")
+    __slots__ = ("_names", "_none", "_plans", "_record")
 
     def __init__(self, record: type[Record]) -> None:
         self._record = record
         self._names: tuple[str, ...] = tuple(name.replace("_", "").lower() for name in record._fields)
         self._plans: dict[tuple[Any, ...], tuple[str | None, ...]] = {}
+        self._none: Record = _new(record, [None] * len(self._names))  # what an absent object reads as
 
     def read(self, doc: object) -> Record:
         """Return the values of the record's keys in `doc` (None for a missing key, or when `doc` is no object)."""
-        obj: dict[Any, Any] = doc if type(doc) is dict or isinstance(doc, dict) else _ABSENT
+        if not doc or (type(doc) is not dict and not isinstance(doc, dict)):
+            return self._none  # absent objects are common: nothing to look up
+        obj: dict[Any, Any] = doc
         shape = tuple(obj)
         plan = self._plans.get(shape)
         if plan is None:
