@@ -40,7 +40,7 @@ AKS_TYPE: Final = "microsoft.containerservice/managedclusters"
 # What is read from an ARM id is the same every time the id comes back, and a subscription
 # sends the same few thousand ids in every export: each is parsed once (the functions are pure
 # and return immutable values).
-_by_id: Final = functools.lru_cache(maxsize=8192)
+_by_id: Final = functools.lru_cache(maxsize=8192)  # also for image references, which repeat as much
 
 
 def product(feature: str | None = None) -> dict[str, Any]:
@@ -193,6 +193,7 @@ class ImageRef:
         return images.image(name, self.digest, self.tag) or {"uid": self.name}
 
 
+@_by_id
 def image_ref(text: str | None, digest: str | None = None) -> ImageRef | None:
     """Parse `registry/repo[:tag][@digest]`; a bare digest (`sha256:...`) gives a nameless ref."""
     if not text and not digest:
