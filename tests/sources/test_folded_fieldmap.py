@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corral.sources._core.folded import FieldMap, Folded, rest_without, spellings, text
+from corral.sources._core.folded import FieldMap, FieldRecord, Folded, rest_without, spellings, text
 from corral.sources.defender import alerts, assessments, attackpaths, compliance, subassessments
 
 
-class _Record(NamedTuple):
+class _Record(FieldRecord):
     system_alert_id: Any
     id: Any
     missing: Any
@@ -22,14 +22,15 @@ _MAP = FieldMap(_Record)
 
 def test_a_field_map_reads_any_casing_and_takes_the_first_spelling_sent() -> None:
     found = _MAP.read({"ID": "first", "id": "second", "SystemAlertID": "x"})
-    assert found == _Record("x", "first", None)
-    assert _MAP.read({"systemAlertId": "y", "Id": None}) == _Record("y", None, None)
+    assert found == ("x", "first", None)
+    assert (found.system_alert_id, found.id, found.missing) == ("x", "first", None)
+    assert _MAP.read({"systemAlertId": "y", "Id": None}) == ("y", None, None)
 
 
 def test_a_field_map_reads_nothing_from_what_is_not_an_object() -> None:
-    assert _MAP.read(None) == _Record(None, None, None)
-    assert _MAP.read(["id"]) == _Record(None, None, None)
-    assert _MAP.read({1: "x", "id": "y"}) == _Record(None, "y", None)
+    assert _MAP.read(None) == (None, None, None)
+    assert _MAP.read(["id"]) == (None, None, None)
+    assert _MAP.read({1: "x", "id": "y"}) == (None, "y", None)
 
 
 def test_folds_are_shared_by_objects_of_one_key_shape_and_kept_apart_otherwise() -> None:

@@ -13,7 +13,10 @@ kind repeat, so that most objects cost a lookup rather than lower-casing every k
 
 from __future__ import annotations
 
-from typing import Any, Final, Generic, NamedTuple, TypeVar
+import collections
+import operator
+from collections.abc import Callable
+from typing import Any, ClassVar, Final, Generic, TypeVar
 
 from corral.sources._core.reader import _ABSENT, _LEAF, Fields, Key, Trie, _child
 
@@ -206,8 +209,34 @@ def spellings(doc: dict[Any, Any]) -> dict[str, str]:
     return found
 
 
-Record = TypeVar("Record", bound=NamedTuple)
-_new: Final = tuple.__new__  # a NamedTuple made from values in order, without `_make`'s checks
+def _property(index: int, doc: str | None) -> Any:
+    return property(operator.itemgetter(index), doc=doc)
+
+
+# The C field descriptor `namedtuple` itself uses, where this Python has it (CPython does).
+_tuplegetter: Final[Callable[[int, str | None], Any]] = getattr(collections, "_tuplegetter", None) or _property
+
+
+class FieldRecord(tuple[Any, ...]):
+    """The values a `FieldMap` reads, by name: subclass it with one annotation per key (snake_case).
+
+    A tuple whose fields are set up from the subclass's annotations, without the code generation
+    `NamedTuple` does: normalizers define dozens of these, at import, on the cold-start path.
+    """
+
+    __slots__ = ()
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The class's own annotations, as `inspect.get_annotations` gives them (not imported: it is slow to).
+        cls._fields = tuple(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063
+        for index, name in enumerate(cls._fields):
+            setattr(cls, name, _tuplegetter(index, None))
+
+
+Record = TypeVar("Record", bound=FieldRecord)
+_new: Final = tuple.__new__  # a record made from values in order
 
 
 class FieldMap(Generic[Record]):

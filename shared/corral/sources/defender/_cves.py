@@ -17,7 +17,7 @@ from corral.sources.defender._sub_fields import SMALL, SOFTWARE, TVM, VULNERABIL
 from corral.sources.defender._values import boolean_value, listed_value, number_value, texts, time_of
 
 _CVE: Final = re.compile(r"\bCVE-\d{4}-\d{4,}\b", re.IGNORECASE)
-_NO_TVM: Final = Tvm(*[None] * len(Tvm._fields))
+_NO_TVM: Final = TVM.read(None)
 
 
 def _smalls(value: object) -> list[Small]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from corral import ocsf
-from corral.sources._core.folded import FieldMap, spellings, text
+from corral.sources._core.folded import FieldMap, FieldRecord, spellings, text
 from corral.sources.defender import _common as common
 from corral.sources.defender._values import listed_value
 
@@ -15,7 +15,7 @@ _UUID: Final = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-
 _NONE: Final[dict[str, Any]] = {}  # what an unresolvable reference points at; never written
 
 
-class _Entity(NamedTuple):
+class _Entity(FieldRecord):
     """What is read of any entity (the graph's own keys are exact: `$id`, `$ref`)."""
 
     type: Any
@@ -30,7 +30,7 @@ class _Entity(NamedTuple):
     pod: Any
 
 
-class _Resource(NamedTuple):
+class _Resource(FieldRecord):
     """A cluster's `CloudResource`."""
 
     resource_id: Any
@@ -42,7 +42,7 @@ class _Resource(NamedTuple):
     resource_type: Any
 
 
-class _Image(NamedTuple):
+class _Image(FieldRecord):
     image_id: Any
     image_name: Any
     digest: Any
@@ -50,7 +50,7 @@ class _Image(NamedTuple):
     image_digest: Any
 
 
-class _Foreign(NamedTuple):
+class _Foreign(FieldRecord):
     """An `aws-resource`/`gcp-resource` entity, or an alert's AWS/GCP resource identifier."""
 
     amazon_resource_id: Any

@@ -6,13 +6,13 @@ casing sent; the continuous-export enrichment (action, isSnapshot) sits under on
 
 from __future__ import annotations
 
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
-from corral.sources._core.folded import FieldMap
+from corral.sources._core.folded import FieldMap, FieldRecord
 from corral.sources.defender._values import boolean_value
 
 
-class Resource(NamedTuple):
+class Resource(FieldRecord):
     """The top level of an ARM resource row (assessment, sub-assessment, compliance result, attack path)."""
 
     id: Any
@@ -38,7 +38,7 @@ class Resource(NamedTuple):
         return NO_EXPORT
 
 
-class Export(NamedTuple):
+class Export(FieldRecord):
     action: Any
     is_snapshot: Any
 
@@ -47,7 +47,7 @@ class Export(NamedTuple):
         return boolean_value(self.is_snapshot)
 
 
-class Details(NamedTuple):
+class Details(FieldRecord):
     """An assessment's `resourceDetails`."""
 
     id: Any
@@ -63,7 +63,7 @@ class Details(NamedTuple):
     location: Any
 
 
-class Status(NamedTuple):
+class Status(FieldRecord):
     """An assessment's or sub-assessment's `status`."""
 
     code: Any
@@ -78,4 +78,4 @@ RESOURCE: Final = FieldMap(Resource)
 EXPORT: Final = FieldMap(Export)
 DETAILS: Final = FieldMap(Details)
 STATUS: Final = FieldMap(Status)
-NO_EXPORT: Final = Export(None, None)
+NO_EXPORT: Final = EXPORT.read(None)

@@ -6,12 +6,12 @@ record reads the keys of all three, each once.
 
 from __future__ import annotations
 
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
-from corral.sources._core.folded import FieldMap
+from corral.sources._core.folded import FieldMap, FieldRecord
 
 
-class Props(NamedTuple):
+class Props(FieldRecord):
     id: Any
     display_name: Any
     description: Any
@@ -23,7 +23,7 @@ class Props(NamedTuple):
     additional_data: Any
 
 
-class Extra(NamedTuple):
+class Extra(FieldRecord):
     """`additionalData`."""
 
     assessed_resource_type: Any
@@ -44,13 +44,13 @@ class Extra(NamedTuple):
     published_time: Any
 
 
-class Artifact(NamedTuple):
+class Artifact(FieldRecord):
     repository_name: Any
     registry_host: Any
     digest: Any
 
 
-class Kube(NamedTuple):
+class Kube(FieldRecord):
     """`kubernetesDetails`, `clusterDetails` and `aggregateServerResourceMetadata` share one record."""
 
     cluster_resource_id: Any
@@ -65,7 +65,7 @@ class Kube(NamedTuple):
     managed_aggregate_resource_id: Any
 
 
-class Named(NamedTuple):
+class Named(FieldRecord):
     """A workload, owned resource or container of `kubernetesContext`."""
 
     namespace: Any
@@ -76,7 +76,7 @@ class Named(NamedTuple):
     workloads: Any
 
 
-class Vulnerability(NamedTuple):
+class Vulnerability(FieldRecord):
     """MDVM `vulnerabilityDetails`."""
 
     cve_id: Any
@@ -89,7 +89,7 @@ class Vulnerability(NamedTuple):
     exploitability_assessment: Any
 
 
-class Software(NamedTuple):
+class Software(FieldRecord):
     """MDVM `softwareDetails`."""
 
     package_name: Any
@@ -101,7 +101,7 @@ class Software(NamedTuple):
     fix_reference: Any
 
 
-class Tvm(NamedTuple):
+class Tvm(FieldRecord):
     """The TVM-style `cve` object."""
 
     title: Any
@@ -114,7 +114,7 @@ class Tvm(NamedTuple):
     is_exploit_in_kit: Any
 
 
-class Small(NamedTuple):
+class Small(FieldRecord):
     """The one- and two-key objects: references, legacy CVEs, CWEs, CVSS scores, exploitability, fix reference."""
 
     title: Any

@@ -27,11 +27,11 @@ Decisions:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.folded import FieldMap, MappedTree, spellings, text
+from corral.sources._core.folded import FieldMap, FieldRecord, MappedTree, spellings, text
 from corral.sources.defender import _common as common
 from corral.sources.defender._entities import Entities, Foreign, foreign_resource
 from corral.sources.defender._services import placement
@@ -98,7 +98,7 @@ _CONSUMED: Final = {
 }
 
 
-class _Top(NamedTuple):
+class _Top(FieldRecord):
     properties: Any
     system_alert_id: Any
     id: Any
@@ -107,7 +107,7 @@ class _Top(NamedTuple):
     alert_type: Any
 
 
-class _Alert(NamedTuple):
+class _Alert(FieldRecord):
     """What is read of an alert (the record itself, or an ARM alert's `properties`)."""
 
     system_alert_id: Any
@@ -135,12 +135,12 @@ class _Alert(NamedTuple):
     compromised_entity: Any
 
 
-class _Extended(NamedTuple):
+class _Extended(FieldRecord):
     product_component_name: Any
     effective_azure_resource_id: Any
 
 
-class _Identifier(NamedTuple):
+class _Identifier(FieldRecord):
     type: Any
     azure_resource_id: Any
     azure_resource_tenant_id: Any

@@ -26,11 +26,11 @@ Decisions:
 
 from __future__ import annotations
 
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.folded import FieldMap, text
+from corral.sources._core.folded import FieldMap, FieldRecord, text
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
 from corral.sources.defender._records import DETAILS, RESOURCE, STATUS, Details, Resource, Status
@@ -58,7 +58,7 @@ _CONSUMED: Final = consumed(
 )
 
 
-class _Props(NamedTuple):
+class _Props(FieldRecord):
     display_name: Any
     resource_details: Any
     metadata: Any
@@ -67,7 +67,7 @@ class _Props(NamedTuple):
     links: Any
 
 
-class _Meta(NamedTuple):
+class _Meta(FieldRecord):
     display_name: Any
     description: Any
     severity: Any
@@ -75,7 +75,7 @@ class _Meta(NamedTuple):
     categories: Any
 
 
-class _Extra(NamedTuple):
+class _Extra(FieldRecord):
     """A container-image row's `additionalData`: its Kubernetes context."""
 
     kind: Any
@@ -89,7 +89,7 @@ class _Extra(NamedTuple):
     controller_type: Any
 
 
-class _Links(NamedTuple):
+class _Links(FieldRecord):
     azure_portal: Any
 
 

@@ -33,7 +33,7 @@ from typing import Any, Final, NamedTuple
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.folded import FieldMap, text
+from corral.sources._core.folded import FieldMap, FieldRecord, text
 from corral.sources.defender import _common as common
 from corral.sources.defender._records import RESOURCE, Export, Resource
 from corral.sources.defender._services import placement
@@ -46,7 +46,7 @@ TYPE: Final = "microsoft.security/attackpaths"
 _TECHNIQUE: Final = re.compile(r"^T\d{4}(\.\d{3})?$")
 
 
-class _Props(NamedTuple):
+class _Props(FieldRecord):
     display_name: Any
     description: Any
     attack_story: Any
@@ -69,12 +69,12 @@ class _Props(NamedTuple):
     m_itre_tactics_and_techniques: Any
 
 
-class _Graph(NamedTuple):
+class _Graph(FieldRecord):
     entities: Any
     connections: Any
 
 
-class _EntityFields(NamedTuple):
+class _EntityFields(FieldRecord):
     """A graph entity (or `entryPoint`/`target`); `entityInternalId` and `entityInternalID` are one key."""
 
     entity_internal_id: Any
@@ -89,7 +89,7 @@ class _EntityFields(NamedTuple):
     identifiers: Any
 
 
-class _Identifiers(NamedTuple):
+class _Identifiers(FieldRecord):
     azure_resource_id: Any
     aws_resource_id: Any
     gcp_resource_id: Any
@@ -97,7 +97,7 @@ class _Identifiers(NamedTuple):
     id: Any
 
 
-class _Connection(NamedTuple):
+class _Connection(FieldRecord):
     source_entity_internal_id: Any
     source: Any
     target_entity_internal_id: Any

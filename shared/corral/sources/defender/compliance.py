@@ -19,11 +19,11 @@ Decisions:
 
 from __future__ import annotations
 
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.folded import FieldMap, text
+from corral.sources._core.folded import FieldMap, FieldRecord, text
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
 from corral.sources.defender._records import RESOURCE
@@ -45,7 +45,7 @@ _CONSUMED: Final = consumed(
 )
 
 
-class _Props(NamedTuple):
+class _Props(FieldRecord):
     state: Any
     description: Any
     time_generated: Any
