@@ -217,22 +217,26 @@ def _property(index: int, doc: str | None) -> Any:
 _tuplegetter: Final[Callable[[int, str | None], Any]] = getattr(collections, "_tuplegetter", None) or _property
 
 
-class FieldRecord(tuple[Any, ...]):
+class _RecordType(type):
+    """Makes each record a slotted tuple with one C field descriptor per annotation."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> _RecordType:
+        namespace.setdefault("__slots__", ())  # no per-record __dict__
+        # The class's own annotations, as `inspect.get_annotations` gives them (not imported: it is slow to).
+        fields = tuple(field for field in namespace.get("__annotations__", {}) if not field.startswith("_"))
+        namespace.update({field: _tuplegetter(index, None) for index, field in enumerate(fields)})
+        namespace["_fields"] = fields
+        return super().__new__(mcs, name, bases, namespace)
+
+
+class FieldRecord(tuple[Any, ...], metaclass=_RecordType):
     """The values a `FieldMap` reads, by name: subclass it with one annotation per key (snake_case).
 
     A tuple whose fields are set up from the subclass's annotations, without the code generation
     `NamedTuple` does: normalizers define dozens of these, at import, on the cold-start path.
     """
 
-    __slots__ = ()
     _fields: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # The class's own annotations, as `inspect.get_annotations` gives them (not imported: it is slow to).
-        cls._fields = tuple(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063
-        for index, name in enumerate(cls._fields):
-            setattr(cls, name, _tuplegetter(index, None))
 
 
 Record = TypeVar("Record", bound=FieldRecord)
