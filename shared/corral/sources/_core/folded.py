@@ -196,6 +196,7 @@ def _lower(name: str) -> str:
 # cost a `tuple()` of their keys and one lookup instead of lower-casing every key. Bounded.
 _SHAPES: Final[dict[tuple[Any, ...], dict[str, str]]] = {}
 _MAX_SHAPES: Final = 4096
+_MAX_PLANS: Final = 512  # per field map or mapped tree: dozens of those, so each keeps fewer shapes
 
 
 def spellings(doc: dict[Any, Any]) -> dict[str, str]:
@@ -270,7 +271,7 @@ class FieldMap(Generic[Record]):
         shape = tuple(obj)
         plan = self._plans.get(shape)
         if plan is None:
-            if len(self._plans) >= _MAX_SHAPES:
+            if len(self._plans) >= _MAX_PLANS:
                 self._plans.clear()
             plan = self._plans[shape] = tuple(map(spellings(obj).get, self._names))
         found: Record = _new(self._record, map(obj.get, plan))
@@ -354,7 +355,7 @@ class MappedTree:
         keys = spellings(doc)
         whole = tuple(keys[name] for name, rule in self.tree.items() if rule is True and name in keys)
         below = tuple((keys[name], tree) for name, tree in self._below.items() if name in keys)
-        if len(self._plans) >= _MAX_SHAPES:
+        if len(self._plans) >= _MAX_PLANS:
             self._plans.clear()
         plan = self._plans[shape] = (whole, below)
         return plan
