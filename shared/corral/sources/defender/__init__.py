@@ -24,13 +24,13 @@ from typing import Any, Final
 
 from corral.errors import CorralError, MalformedEventError, UnsupportedSourceError
 from corral.records import Normalized, Skip
-from corral.sources._core.folded import Folded
-from corral.sources._core.reader import Fields
+from corral.sources._core.folded import spellings
 from corral.sources.defender import alerts, assessments, attackpaths, compliance, subassessments
 from corral.sources.defender._facts import FACTS as FACTS
 from corral.sources.defender._facts import SOURCE as SOURCE
 
-_Normalizer = Callable[[Fields, "str | None", "int | None"], dict[str, Any]]
+_Normalizer = Callable[[dict[str, Any], "str | None", "int | None"], dict[str, Any]]
+
 
 _BY_TYPE: Final[dict[str, _Normalizer]] = {
     assessments.TYPE: assessments.normalize,
@@ -48,17 +48,27 @@ _SKIPPED: Final = {
 }
 
 
-def _kind(doc: Fields) -> str:
-    value = doc.get("type")
+def _kind(doc: dict[str, Any]) -> str:
+    value = doc.get(spellings(doc).get("type"))  # type: ignore[arg-type]
     return value.strip().lower() if isinstance(value, str) else ""
+
+
+def _nested(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The sub-assessment a Resource Graph assessment row nests in `properties.additionalData.subAssessment`."""
+    found: Any = doc
+    for name in ("properties", "additionaldata", "subassessment"):
+        found = found.get(spellings(found).get(name))
+        if not isinstance(found, dict):
+            return None
+    return found  # type: ignore[no-any-return]
 
 
 def recognizes(doc: Mapping[str, Any]) -> bool:
     """True when `doc` is a Defender for Cloud record this source reads (never raises)."""
     try:
-        view = Folded(doc if isinstance(doc, dict) else {}, {})
-        kind = _kind(view)
-        return kind in _BY_TYPE or kind in _SKIPPED or alerts.matches(view)
+        record = doc if isinstance(doc, dict) else {}
+        kind = _kind(record)
+        return kind in _BY_TYPE or kind in _SKIPPED or alerts.matches(record)
     except Exception:  # noqa: BLE001 - a recognizer must answer, whatever it is handed
         return False
 
@@ -76,19 +86,18 @@ def normalize(
         if not isinstance(doc, Mapping):
             raise MalformedEventError(f"document is a {type(doc).__name__}, not an object")
         doc = dict(doc)
-    view = Folded(doc, {})
-    kind = _kind(view)
+    kind = _kind(doc)
     try:
         if kind in _SKIPPED:
             return Skip(_SKIPPED[kind])
         if kind == assessments.TYPE:
-            nested = view.view("properties").view("additionalData").view("subAssessment")
-            if nested.exists:
-                return subassessments.normalize(nested, delivery_id, received_time, parent=view)
+            nested = _nested(doc)
+            if nested is not None:
+                return subassessments.normalize(nested, delivery_id, received_time, parent=doc)
         if kind in _BY_TYPE:
-            return _BY_TYPE[kind](view, delivery_id, received_time)
-        if alerts.matches(view):
-            return alerts.normalize(view, delivery_id, received_time)
+            return _BY_TYPE[kind](doc, delivery_id, received_time)
+        if alerts.matches(doc):
+            return alerts.normalize(doc, delivery_id, received_time)
     except CorralError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:

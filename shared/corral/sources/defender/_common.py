@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,7 +11,8 @@ from typing import Any, Final
 from corral import ocsf
 from corral.errors import MalformedEventError
 from corral.sources._core import images, times
-from corral.sources._core.reader import Fields
+from corral.sources._core.folded import text
+from corral.sources.defender._records import Details
 
 PRODUCT_UID: Final = "microsoft.defender_for_cloud"
 PRODUCT_NAME: Final = "Microsoft Defender for Cloud"
@@ -34,6 +36,11 @@ _LOCATION: Final = re.compile(r"/locations?/([^/?#]+)", re.IGNORECASE)
 _DIGEST: Final = re.compile(r"^[A-Za-z0-9_+.-]+:[0-9a-fA-F]{32,}$")
 
 AKS_TYPE: Final = "microsoft.containerservice/managedclusters"
+
+# What is read from an ARM id is the same every time the id comes back, and a subscription
+# sends the same few thousand ids in every export: each is parsed once (the functions are pure
+# and return immutable values).
+_by_id: Final = functools.lru_cache(maxsize=8192)  # also for image references, which repeat as much
 
 
 def product(feature: str | None = None) -> dict[str, Any]:
@@ -89,15 +96,6 @@ def severity_id(value: object) -> int:
     return SEVERITIES.get(value.strip().lower(), 99)
 
 
-def first_time(view: Fields, *names: str) -> int | None:
-    """Return the first of `names` that holds a time, in epoch ms (a malformed or implausible one raises)."""
-    for name in names:
-        value = view.get(name)
-        if value is not None and value != "":
-            return times.epoch_ms(value, name)
-    return None
-
-
 def require_time(candidates: list[int | None], received_time: int | None, what: str) -> int:
     """Return the first known time, else the delivery's receive time, else raise."""
     for value in candidates:
@@ -108,6 +106,7 @@ def require_time(candidates: list[int | None], received_time: int | None, what: 
     raise MalformedEventError(f"{what} carries no time of its own and no received_time was given")
 
 
+@_by_id
 def subscription(resource_id: str | None) -> str | None:
     """Return the subscription id named in an ARM resource id."""
     if not resource_id:
@@ -116,6 +115,7 @@ def subscription(resource_id: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+@_by_id
 def location(text: str | None) -> str | None:
     """Return the Azure region named in an ARM id (`/locations/x/`) or alert link (`/location/x`)."""
     if not text:
@@ -124,6 +124,7 @@ def location(text: str | None) -> str | None:
     return match.group(1).lower() if match else None
 
 
+@_by_id
 def arm_type(resource_id: str | None) -> str | None:
     """Return the ARM type of the innermost resource, e.g. `Microsoft.Web/sites`.
 
@@ -149,6 +150,7 @@ def arm_type(resource_id: str | None) -> str | None:
     return "/".join([rest[0], *rest[1::2]])
 
 
+@_by_id
 def last_segment(resource_id: str | None) -> str | None:
     """Return the last path segment of a resource id (the resource's name)."""
     if not resource_id:
@@ -191,6 +193,7 @@ class ImageRef:
         return images.image(name, self.digest, self.tag) or {"uid": self.name}
 
 
+@_by_id
 def image_ref(text: str | None, digest: str | None = None) -> ImageRef | None:
     """Parse `registry/repo[:tag][@digest]`; a bare digest (`sha256:...`) gives a nameless ref."""
     if not text and not digest:
@@ -220,7 +223,12 @@ def compact(obj: dict[str, Any]) -> dict[str, Any]:
     Every object of a finding is built through this (or holds only values known present), so the
     finding needs no pruning pass: OCSF has no nulls.
     """
-    return {key: value for key, value in obj.items() if value or value == 0}
+    # A loop rather than a comprehension: one frame less, and most objects are small.
+    out = {}
+    for key, value in obj.items():
+        if value or value == 0:
+            out[key] = value
+    return out
 
 
 def finish(finding: dict[str, Any], unmapped: Mapping[str, Any]) -> dict[str, Any]:
@@ -259,6 +267,7 @@ _ASSESSMENT_KEY = re.compile(
 )
 
 
+@_by_id
 def recommendation_link(assessment_id: str | None) -> str | None:
     """Return the portal page of the recommendation an assessment id names, as Defender's own `links.azurePortal`.
 
@@ -273,24 +282,32 @@ def recommendation_link(assessment_id: str | None) -> str | None:
     )
 
 
-def resource_cloud(details: Fields, fallback_id: str | None) -> tuple[dict[str, Any], str | None]:
+def resource_cloud(details: Details, fallback_id: str | None) -> tuple[dict[str, Any], str | None]:
     """Return (`cloud`, resource provider) for an assessment's `resourceDetails`.
 
     `cloud` describes the assessed resource: for `source` Aws or Gcp the AWS account or GCP
     project (from the details, or parsed from an ARN), and the Azure subscription of the
     connector only when neither is given, because the identity triple needs an account.
     """
-    source = (details.first_text("source") or "Azure").strip().lower()
-    resource_id = details.first_text("id")
+    source = (text(details.source) or "Azure").strip().lower()
+    resource_id = text(details.id)
     if source in ("aws", "gcp"):
         provider = "AWS" if source == "aws" else "GCP"
-        native = details.first_text("nativeResourceId") or resource_id or ""
+        native = text(details.native_resource_id) or resource_id or ""
         arn = native.split(":") if native.startswith("arn:") else []
-        account = details.first_text("awsAccountId", "accountId", "gcpProjectId", "projectId") or (
-            arn[4] if len(arn) > 5 and arn[4] else None
-        )
-        region = details.first_text("region", "location") or (arn[3] if len(arn) > 5 and arn[3] else None)
+        account = first_text(
+            details.aws_account_id, details.account_id, details.gcp_project_id, details.project_id
+        ) or (arn[4] if len(arn) > 5 and arn[4] else None)
+        region = first_text(details.region, details.location) or (arn[3] if len(arn) > 5 and arn[3] else None)
         if account:
             return ocsf.cloud(provider, account, region), provider
     arm = resource_id if resource_id and resource_id.startswith("/") else None
-    return azure_cloud(arm, None, fallback=details.first_text("nativeResourceId") or fallback_id), "Azure"
+    return azure_cloud(arm, None, fallback=text(details.native_resource_id) or fallback_id), "Azure"
+
+
+def first_text(*values: object) -> str | None:
+    """Return the first non-empty string among `values`."""
+    for value in values:
+        if value is not None and isinstance(value, str) and value:
+            return value
+    return None

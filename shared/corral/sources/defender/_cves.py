@@ -10,42 +10,45 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from corral.sources._core.folded import Folded
-from corral.sources._core.reader import Fields
+from corral.sources._core.folded import text
 from corral.sources.defender import _common as common
-from corral.sources.defender._values import boolean, number, objects, texts
+from corral.sources.defender._records import STATUS
+from corral.sources.defender._sub_fields import SMALL, SOFTWARE, TVM, VULNERABILITY, Extra, Props, Small, Software, Tvm
+from corral.sources.defender._values import boolean_value, listed_value, number_value, texts, time_of
 
 _CVE: Final = re.compile(r"\bCVE-\d{4}-\d{4,}\b", re.IGNORECASE)
+_NO_TVM: Final = TVM.read(None)
 
 
-def vulnerabilities(props: Fields, extra: Fields, sub_id: str) -> list[dict[str, Any]]:
-    details = extra.view("vulnerabilityDetails")
-    software = extra.view("softwareDetails")
-    tvm = extra.view("cve")
-    legacy = objects(extra, "cve")
+def _smalls(value: object) -> list[Small]:
+    return [SMALL.read(item) for item in listed_value(value) if isinstance(item, dict)]
 
-    ids = _ids(props, details, tvm, legacy)
-    references = _references(details, legacy, extra, software)
-    cvss = _cvss(details, extra, tvm)
+
+def vulnerabilities(props: Props, extra: Extra, sub_id: str) -> list[dict[str, Any]]:
+    details = VULNERABILITY.read(extra.vulnerability_details)
+    software = SOFTWARE.read(extra.software_details)
+    has_tvm = isinstance(extra.cve, dict) and bool(extra.cve)
+    tvm = TVM.read(extra.cve) if has_tvm else _NO_TVM
+    legacy = _smalls(extra.cve)
+
+    ids = _ids(props, details.cve_id, tvm, legacy)
+    references = _references(details.references, legacy, extra, software)
+    cvss = _cvss(details.cvss, extra, tvm if has_tvm else None)
     fix = _fix(software, extra)
-    exploit = _exploit(details, tvm)
+    exploit = _exploit(details.exploitability_assessment, tvm)
     package = _package(software)
-    cwe = next((w.first_text("id") for w in objects(details.view("weaknesses"), "cwe") if w.first_text("id")), None)
-    published = common.first_time(details, "publishedDate") or common.first_time(extra, "publishedTime")
-    modified = common.first_time(details, "lastModifiedDate")
-    if published is None and tvm.doc:
-        published = common.first_time(tvm, "publishedDate")
-        modified = modified or common.first_time(tvm, "lastModifiedDate")
+    cwe = next((i for w in _smalls(SMALL.read(details.weaknesses).cwe) if (i := text(w.id))), None)
+    published = time_of(details.published_date, "publishedDate") or time_of(extra.published_time, "publishedTime")
+    modified = time_of(details.last_modified_date, "lastModifiedDate")
+    if published is None and has_tvm:
+        published = time_of(tvm.published_date, "publishedDate")
+        modified = modified or time_of(tvm.last_modified_date, "lastModifiedDate")
 
-    title, remediation, category = (
-        props.first_text("displayName"),
-        props.first_text("remediation"),
-        props.first_text("category"),
-    )
+    title, remediation, category = text(props.display_name), text(props.remediation), text(props.category)
     base = {
         "title": title,
-        "desc": props.first_text("description"),
-        "severity": details.first_text("severity") or props.view("status").first_text("severity"),
+        "desc": text(props.description),
+        "severity": text(details.severity) or text(STATUS.read(props.status).severity),
         "references": references,
         "affected_packages": [package] if package else None,
         "is_fix_available": fix,
@@ -55,12 +58,12 @@ def vulnerabilities(props: Fields, extra: Fields, sub_id: str) -> list[dict[str,
         "category": category if category != "N/A" else None,
     }
     if not ids:
-        advisory = props.first_text("id") or common.last_segment(sub_id) or sub_id
+        advisory = text(props.id) or common.last_segment(sub_id) or sub_id
         base["advisory"] = common.compact({"uid": advisory, "title": title, "references": references})
         return [common.compact(base)]
     base = common.compact(base)
     cve = {
-        "title": tvm.first_text("title") if tvm.doc else None,
+        "title": text(tvm.title) if has_tvm else None,
         "cvss": cvss,
         "created_time": published,
         "modified_time": modified,
@@ -71,84 +74,88 @@ def vulnerabilities(props: Fields, extra: Fields, sub_id: str) -> list[dict[str,
     return [{**base, "cve": {"uid": uid, **cve}} for uid in ids]
 
 
-def _cvss(details: Fields, extra: Fields, tvm: Fields) -> list[dict[str, Any]]:
+def _cvss(table: object, extra: Extra, tvm: Tvm | None) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
-    table = details.view("cvss")
-    if not table.doc:
-        table = extra.view("cvss")
-    for version, scores in table.doc.items():
+    if not (isinstance(table, dict) and table):
+        table = extra.cvss
+    if not isinstance(table, dict):
+        table = {}
+    for version, scores in table.items():
         if not isinstance(scores, dict):
             continue
-        score = Folded(scores, {})
-        base = number(score, "base", "baseScore")
+        score = SMALL.read(scores)
+        base = number_value(score.base)
+        if base is None:
+            base = number_value(score.base_score)
         if base is not None:
-            vector = score.first_text("cvssVectorString")
+            vector = text(score.cvss_vector_string)
             found.append(common.compact({"version": version, "base_score": base, "vector_string": vector}))
-    if not found and tvm.doc and number(tvm, "cvssScore") is not None:
-        version = tvm.get("cvssVersion")
+    if not found and tvm is not None and (tvm_score := number_value(tvm.cvss_score)) is not None:
+        version = tvm.cvss_version
         found.append(
             common.compact(
                 {
                     "version": str(version) if isinstance(version, int | float | str) and version != "" else "3",
-                    "base_score": number(tvm, "cvssScore"),
-                    "vector_string": tvm.first_text("cvssVectorString"),
+                    "base_score": tvm_score,
+                    "vector_string": text(tvm.cvss_vector_string),
                 }
             )
         )
-    if not found and number(extra, "cvssV30Score") is not None:
-        found.append({"version": "3.0", "base_score": number(extra, "cvssV30Score")})
+    if not found and (v30 := number_value(extra.cvss_v30_score)) is not None:
+        found.append({"version": "3.0", "base_score": v30})
     return found
 
 
-def _exploit(details: Fields, tvm: Fields) -> bool | None:
+def _exploit(assessment: object, tvm: Tvm) -> bool | None:
+    exploitability = SMALL.read(assessment)
     flags = [
-        boolean(tvm, "hasPublicExploit"),
-        boolean(tvm, "isExploitInKit"),
-        boolean(details.view("exploitabilityAssessment"), "isInExploitKit"),
-        boolean(details.view("exploitabilityAssessment"), "exploitStepsPublished"),
+        boolean_value(tvm.has_public_exploit),
+        boolean_value(tvm.is_exploit_in_kit),
+        boolean_value(exploitability.is_in_exploit_kit),
+        boolean_value(exploitability.exploit_steps_published),
     ]
     known = [flag for flag in flags if flag is not None]
     return any(known) if known else None
 
 
-def _ids(props: Fields, details: Fields, tvm: Fields, legacy: list[Fields]) -> list[str]:
+def _ids(props: Props, cve_id: object, tvm: Tvm, legacy: list[Small]) -> list[str]:
     ids: list[str] = []
-    for candidate in (details.first_text("cveId"), tvm.first_text("title"), *(c.first_text("title") for c in legacy)):
+    for candidate in (text(cve_id), text(tvm.title), *(text(c.title) for c in legacy)):
         ids += cve_ids(candidate)
     if not ids:
-        ids = cve_ids(props.first_text("displayName")) or cve_ids(props.first_text("id"))
+        ids = cve_ids(text(props.display_name)) or cve_ids(text(props.id))
     return list(dict.fromkeys(ids))
 
 
-def _references(details: Fields, legacy: list[Fields], extra: Fields, software: Fields) -> list[str]:
+def _references(references: object, legacy: list[Small], extra: Extra, software: Software) -> list[str]:
     links = [
-        *(r.first_text("link") for r in objects(details, "references")),
-        *(c.first_text("link") for c in legacy),
-        *(r.first_text("link") for r in objects(extra, "vendorReferences")),
-        software.view("fixReference").first_text("url"),
+        *(r.link for r in _smalls(references)),
+        *(c.link for c in legacy),
+        *(r.link for r in _smalls(extra.vendor_references)),
+        SMALL.read(software.fix_reference).url,
     ]
     return list(dict.fromkeys(texts(links)))
 
 
-def _fix(software: Fields, extra: Fields) -> bool | None:
-    fix = boolean(software, "patchable")
+def _fix(software: Software, extra: Extra) -> bool | None:
+    fix = boolean_value(software.patchable)
     if fix is None:
-        fix = boolean(extra, "patchable")
-    if fix is None and software.first_text("fixStatus"):
-        fix = (software.first_text("fixStatus") or "").lower() == "fixavailable"
+        fix = boolean_value(extra.patchable)
+    if fix is None and (status := text(software.fix_status)):
+        fix = status.lower() == "fixavailable"
     return fix
 
 
-def _package(software: Fields) -> dict[str, Any] | None:
-    name, version = software.first_text("packageName"), software.first_text("version")
+def _package(software: Software) -> dict[str, Any] | None:
+    name, version = text(software.package_name), text(software.version)
     if not (name and version):
         return None
     return common.compact(
         {
             "name": name,
             "version": version,
-            "fixed_in_version": software.first_text("fixedVersion"),
-            "vendor_name": software.first_text("vendor"),
+            "fixed_in_version": text(software.fixed_version),
+            "vendor_name": text(software.vendor),
         }
     )
 

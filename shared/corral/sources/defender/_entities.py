@@ -7,32 +7,108 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from corral import ocsf
-from corral.sources._core.folded import Folded
-from corral.sources._core.reader import Fields
+from corral.sources._core.folded import FieldMap, FieldRecord, spellings, text
 from corral.sources.defender import _common as common
-from corral.sources.defender._values import EMPTY, listed
+from corral.sources.defender._values import listed_value
 
 _UUID: Final = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_NONE: Final[dict[str, Any]] = {}  # what an unresolvable reference points at; never written
 
 
-def foreign_resource(entity: Fields, provider: str) -> tuple[str, str | None, str | None, dict[str, Any], set[str]]:
+class _Entity(FieldRecord):
+    """What is read of any entity (the graph's own keys are exact: `$id`, `$ref`)."""
+
+    type: Any
+    name: Any
+    cloud_resource: Any
+    platform: Any
+    uid: Any
+    pod_uid: Any
+    namespace: Any
+    container_id: Any
+    image: Any
+    pod: Any
+
+
+class _Resource(FieldRecord):
+    """A cluster's `CloudResource`."""
+
+    resource_id: Any
+    azure_id: Any
+    azure_resource_id: Any
+    amazon_resource_id: Any
+    full_resource_name: Any
+    resource_name: Any
+    resource_type: Any
+
+
+class _Image(FieldRecord):
+    image_id: Any
+    image_name: Any
+    digest: Any
+    digest_image: Any
+    image_digest: Any
+
+
+class _Foreign(FieldRecord):
+    """An `aws-resource`/`gcp-resource` entity, or an alert's AWS/GCP resource identifier."""
+
+    amazon_resource_id: Any
+    aws_resource_id: Any
+    resource_arn: Any
+    arn: Any
+    account_id: Any
+    aws_account_id: Any
+    region: Any
+    location: Any
+    resource_id: Any
+    project_id: Any
+    gcp_project_id: Any
+    project_number: Any
+    full_resource_name: Any
+    related_azure_resource_ids: Any
+    resource_name: Any
+    name: Any
+    resource_type: Any
+
+
+_ENTITY: Final = FieldMap(_Entity)
+_READ: Final = frozenset({"k8s-cluster", "k8s-namespace", "k8s-pod", "container"})  # the kinds read further
+_shared_prune: Final = ocsf.shared_prune
+_RESOURCE: Final = FieldMap(_Resource)
+_IMAGE: Final = FieldMap(_Image)
+_FOREIGN: Final = FieldMap(_Foreign)
+
+Foreign = tuple[str, str | None, str | None, dict[str, Any], set[str]]
+"""(provider, account, region, resource, related Azure ids, lower-cased) of an AWS or GCP resource."""
+
+
+def _first(*values: object) -> str | None:
+    for value in values:
+        if value is not None and isinstance(value, str) and value:
+            return value
+    return None
+
+
+def foreign_resource(entity: object, provider: str) -> Foreign:
     """Return (provider, account, region, resource, related Azure ids) of an AWS or GCP resource entity."""
-    arn = entity.first_text("AmazonResourceId", "AwsResourceId", "ResourceArn", "Arn")
+    e = _FOREIGN.read(entity)
+    arn = _first(e.amazon_resource_id, e.aws_resource_id, e.resource_arn, e.arn)
     arn_parts = arn.split(":") if arn and arn.startswith("arn:") else []
     if provider == "AWS":
-        account = entity.first_text("AccountId", "AwsAccountId") or (arn_parts[4] if len(arn_parts) > 5 else None)
-        region = entity.first_text("Region", "Location") or (arn_parts[3] if len(arn_parts) > 5 else None)
-        uid = arn or entity.first_text("ResourceId")
+        account = _first(e.account_id, e.aws_account_id) or (arn_parts[4] if len(arn_parts) > 5 else None)
+        region = _first(e.region, e.location) or (arn_parts[3] if len(arn_parts) > 5 else None)
+        uid = arn or text(e.resource_id)
     else:
-        account = entity.first_text("ProjectId", "GcpProjectId", "ProjectNumber")
-        region = entity.first_text("Location", "Region")
-        uid = entity.first_text("FullResourceName", "ResourceId")
-    related = {r.lower() for r in listed(entity, "RelatedAzureResourceIds") if isinstance(r, str)}
+        account = _first(e.project_id, e.gcp_project_id, e.project_number)
+        region = _first(e.location, e.region)
+        uid = _first(e.full_resource_name, e.resource_id)
+    related = {r.lower() for r in listed_value(e.related_azure_resource_ids) if isinstance(r, str)}
     resource = common.compact(
         {
             "uid": uid,
-            "name": entity.first_text("ResourceName", "Name"),
-            "type": entity.first_text("ResourceType"),
+            "name": _first(e.resource_name, e.name),
+            "type": text(e.resource_type),
             "provider": provider,
             "region": region,
             "role_id": 1,
@@ -51,27 +127,29 @@ class Entities:
 
     def __init__(self, entities: list[Any]) -> None:
         self._index: dict[str, dict[str, Any]] = {}
-        self._views: dict[int, Fields] = {}
         self._index_ids(entities)
         # The listed entities first, then those only nested inside others (an `aws-resource`
         # can be sent solely as a cluster's `CloudResource`).
         nested = [node for node in self._index.values() if "Type" in node]
         seen: set[int] = set()
-        self.all: list[Fields] = []
-        self._names: list[str | None] = []  # each entity's `Type` as sent
-        self._kinds: list[str] = []  # and lower-cased
-        self._by_kind: dict[str, list[Fields]] = {}
-        for entity in [*entities, *nested]:
-            node = self._target(entity)
+        self.all: list[tuple[dict[str, Any], str | None, str]] = []  # (entity, its `Type` as sent, lower-cased)
+        self._by_kind: dict[str, list[_Entity]] = {}
+        index = self._index
+        for entity in [*entities, *nested] if nested else entities:
+            if not isinstance(entity, dict):
+                continue
+            node = entity
+            if "$ref" in node:
+                ref = node["$ref"]
+                node = index.get(str(ref)) if isinstance(ref, str | int) else None  # type: ignore[assignment]
             if node and id(node) not in seen:
                 seen.add(id(node))
-                view = self._views[id(node)] = Folded(node, {})
-                self.all.append(view)
-                name = view.first_text("Type")
+                name = node.get(spellings(node).get("type"))
+                name = name if isinstance(name, str) and name else None
                 kind = name.lower() if name else ""
-                self._names.append(name)
-                self._kinds.append(kind)
-                self._by_kind.setdefault(kind, []).append(view)
+                self.all.append((node, name, kind))
+                if kind in _READ:
+                    self._by_kind.setdefault(kind, []).append(_ENTITY.read(node))
 
     def _index_ids(self, entities: list[Any]) -> None:
         # Depth-first in document order (children pushed reversed), without recursion; only
@@ -90,12 +168,6 @@ class Entities:
                 children = node
             stack += [child for child in reversed(children) if type(child) is dict or type(child) is list]
 
-    def _view(self, node: dict[str, Any]) -> Fields:
-        found = self._views.get(id(node))
-        if found is None:
-            found = self._views[id(node)] = Folded(node, {})
-        return found
-
     def _target(self, node: object) -> dict[str, Any] | None:
         if not isinstance(node, dict):
             return None
@@ -104,16 +176,14 @@ class Entities:
             return self._index.get(str(ref)) if isinstance(ref, str | int) else None
         return node
 
-    def resolve(self, node: object) -> Fields:
-        """Return the entity `node` refers to (itself, or the target of its `$ref`)."""
+    def resolve(self, node: object) -> dict[str, Any]:
+        """Return the entity `node` refers to (itself, or the target of its `$ref`; {} for none)."""
         target = self._target(node)
-        return EMPTY if target is None else self._view(target)
+        return _NONE if target is None else target
 
-    def of_type(self, *kinds: str) -> list[Fields]:
-        """Return the entities whose `Type` is one of `kinds` (lower-case), in document order."""
-        if len(kinds) == 1:
-            return self._by_kind.get(kinds[0], [])
-        return [entity for entity, kind in zip(self.all, self._kinds, strict=True) if kind in kinds]
+    def of_type(self, kind: str) -> list[_Entity]:
+        """Return the entities whose `Type` is `kind` (lower-case), in document order."""
+        return self._by_kind.get(kind, [])
 
     def has_containers(self) -> bool:
         """True when the graph names a container or a pod."""
@@ -123,8 +193,8 @@ class Entities:
         """Return the ARM ids of the clusters the graph names."""
         found: list[str] = []
         for cluster in self.of_type("k8s-cluster"):
-            resource = self.resolve(cluster.get("CloudResource"))
-            rid = resource.first_text("ResourceId", "AzureID", "AzureResourceId")
+            resource = _RESOURCE.read(self.resolve(cluster.cloud_resource))
+            rid = _first(resource.resource_id, resource.azure_id, resource.azure_resource_id)
             if rid:
                 found.append(rid)
         return found
@@ -132,81 +202,73 @@ class Entities:
     def platform(self) -> str | None:
         """Return the cluster platform the graph states (AKS, EKS, GKE, Arc...)."""
         for cluster in self.of_type("k8s-cluster"):
-            if cluster.first_text("Platform"):
-                return cluster.first_text("Platform")
+            if found := text(cluster.platform):
+                return found
         return None
 
-    def foreign(self) -> list[tuple[str, str | None, str | None, dict[str, Any], set[str]]]:
+    def foreign(self) -> list[Foreign]:
         """Return the AWS and GCP resources the graph names."""
         return [
-            foreign_resource(entity, "AWS" if kind == "aws-resource" else "GCP")
-            for entity, kind in zip(self.all, self._kinds, strict=True)
+            foreign_resource(node, "AWS" if kind == "aws-resource" else "GCP")
+            for node, _, kind in self.all
             if kind in ("aws-resource", "gcp-resource")
         ]
 
     def _namespace_name(self, node: object) -> str | None:
         namespace = self.resolve(node)
-        return namespace.first_text("Name") if namespace.doc else (node if isinstance(node, str) and node else None)
+        return text(_ENTITY.read(namespace).name) if namespace else (node if isinstance(node, str) and node else None)
 
     def resources(self) -> list[dict[str, Any]]:
         """Return clusters, namespaces and pods as OCSF resources."""
         found: list[dict[str, Any]] = []
         for cluster in self.of_type("k8s-cluster"):
-            resource = self.resolve(cluster.get("CloudResource"))
-            rid = resource.first_text(
-                "ResourceId", "AzureID", "AzureResourceId", "AmazonResourceId", "FullResourceName"
-            )
-            name = resource.first_text("ResourceName") or cluster.first_text("Name")
+            r = _RESOURCE.read(self.resolve(cluster.cloud_resource))
+            rid = _first(r.resource_id, r.azure_id, r.azure_resource_id, r.amazon_resource_id, r.full_resource_name)
+            name = text(r.resource_name) or text(cluster.name)
             if rid:
-                kind = common.arm_type(rid) or resource.first_text("ResourceType") or "Kubernetes Cluster"
+                kind = common.arm_type(rid) or text(r.resource_type) or "Kubernetes Cluster"
                 found.append({**common.arm_resource(rid, name=name, role_id=1), "type": kind})
             elif name:
                 found.append({"name": name, "type": "Kubernetes Cluster", "role_id": 1})
         for namespace in self.of_type("k8s-namespace"):
-            if namespace.first_text("Name"):
-                found.append({"name": namespace.first_text("Name"), "type": "Kubernetes Namespace", "role_id": 1})
+            if name := text(namespace.name):
+                found.append({"name": name, "type": "Kubernetes Namespace", "role_id": 1})
         for pod in self.of_type("k8s-pod"):
-            if pod.first_text("Name"):
-                uid = pod.first_text("Uid", "PodUid")
-                found.append(
-                    common.compact(
-                        {
-                            "uid": uid,
-                            "name": pod.first_text("Name"),
-                            "namespace": self._namespace_name(pod.get("Namespace")),
-                            "type": "Kubernetes Pod",
-                            "role_id": 1,
-                        }
-                    )
-                )
+            if name := text(pod.name):
+                resource = {
+                    "uid": _first(pod.uid, pod.pod_uid),
+                    "name": name,
+                    "namespace": self._namespace_name(pod.namespace),
+                    "type": "Kubernetes Pod",
+                    "role_id": 1,
+                }
+                found.append(common.compact(resource))
         return found
 
     def evidences(self, orchestrator: str) -> Iterator[dict[str, Any]]:
         """Yield one evidence per entity, with `container` filled for container entities."""
-        for entity, name, kind in zip(self.all, self._names, self._kinds, strict=True):
+        containers = iter(self._by_kind.get("container", ()))
+        for node, name, kind in self.all:
             evidence: dict[str, Any] = {"name": name} if name else {}
-            data = ocsf.prune(entity.doc)
+            data = _shared_prune(node)  # the entity as sent, shared when nothing in it needs pruning
             if data:
                 evidence["data"] = data
             if kind == "container":
-                container = self._container(entity, orchestrator)
+                container = self._container(next(containers), orchestrator)
                 if container:
                     evidence["container"] = container
             if evidence:
                 yield evidence
 
-    def _container(self, entity: Fields, orchestrator: str) -> dict[str, Any] | None:
-        name = entity.first_text("Name")
-        uid = entity.first_text("ContainerId")
+    def _container(self, entity: _Entity, orchestrator: str) -> dict[str, Any] | None:
+        name = text(entity.name)
+        uid = text(entity.container_id)
         if not name and not uid:
             return None
-        image_entity = self.resolve(entity.get("Image"))
-        image = common.image_ref(
-            image_entity.first_text("ImageId", "ImageName"),
-            image_entity.first_text("Digest", "DigestImage", "ImageDigest"),
-        )
-        pod = self.resolve(entity.get("Pod"))
-        pod_uid = pod.first_text("Uid", "PodUid")
+        i = _IMAGE.read(self.resolve(entity.image))
+        image = common.image_ref(_first(i.image_id, i.image_name), _first(i.digest, i.digest_image, i.image_digest))
+        pod = _ENTITY.read(self.resolve(entity.pod))
+        pod_uid = _first(pod.uid, pod.pod_uid)
         return common.compact(
             {
                 "name": name,

@@ -29,19 +29,13 @@ from __future__ import annotations
 from typing import Final
 
 from corral import ocsf, traits
-from corral.sources._core.reader import Fields
+from corral.sources._core.folded import text
+from corral.sources.defender._records import Export
 from corral.sources.defender._services import Placement, placement
-from corral.sources.defender._values import boolean
 
 _PASS: Final = frozenset({"healthy", "passed"})
 _FAIL: Final = frozenset({"unhealthy", "failed"})
 _SET_ASIDE: Final = frozenset({"notapplicable", "exempt"})
-
-ENRICHMENTS: Final = (
-    "assessmentEventDataEnrichment",
-    "subAssessmentEventDataEnrichment",
-    "securityEventDataEnrichment",
-)
 
 # Fallback placement from a recommendation's or control's own words, for records whose
 # resource id does not say (subscription-scoped compliance results, multicloud connectors).
@@ -55,25 +49,17 @@ _TITLE_WORDS: Final[tuple[tuple[str, Placement], ...]] = (
 )
 
 
-def enrichment(doc: Fields) -> Fields:
-    """Return the continuous-export enrichment (action, isSnapshot); empty for REST rows."""
-    return doc.view(*ENRICHMENTS)
-
-
-def lifecycle(code: str | None, export: Fields) -> tuple[int, int, str | None, int, str | None]:
+def lifecycle(code: str | None, export: Export) -> tuple[int, int, str | None, int, str | None]:
     """Return (status_id, activity_id, status word for 99, compliance status_id, its word)."""
     word = (code or "").strip().lower()
     compliance = ocsf.COMPLIANCE_PASS if word in _PASS else ocsf.COMPLIANCE_FAIL if word in _FAIL else 99 if word else 0
     compliance_word = code if compliance == 99 else None
-    action = (export.first_text("action") or "").lower()
+    action = (text(export.action) or "").lower()
     if action == "delete":
         return ocsf.STATUS_DELETED, ocsf.CLOSE, None, compliance, compliance_word
     if word in _PASS:
         return ocsf.STATUS_RESOLVED, ocsf.CLOSE, None, compliance, compliance_word
-    if action:
-        activity = ocsf.CREATE if action == "insert" and not boolean(export, "isSnapshot") else ocsf.UPDATE
-    else:
-        activity = ocsf.CREATE
+    activity = ocsf.UPDATE if action and (action != "insert" or export.snapshot()) else ocsf.CREATE
     if word in _FAIL:
         return ocsf.STATUS_NEW, activity, None, compliance, compliance_word
     if word in _SET_ASIDE:

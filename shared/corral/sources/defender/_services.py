@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 from corral import traits
@@ -31,6 +32,7 @@ _CONNECTOR_PREFIXES: Final[tuple[tuple[str, Placement], ...]] = (
 )
 
 
+@functools.lru_cache(maxsize=8192)  # pure, on ids that repeat (see `_common`)
 def placement(resource_id: str | None, kind: str | None = None) -> Placement | None:
     """Return the container service and layer of an ARM resource, or None for other resources.
 

@@ -1,8 +1,8 @@
 """Defender's tolerant reads: lists sent as JSON text, booleans as "true", numbers as strings.
 
-Every read here goes through a case-insensitive `Fields` view (`Fields.folded`) and records
-nothing: what a normalizer maps is its fixed tree of `consumed` paths, marked once at the end,
-so that `unmapped` is the record less exactly those paths, whatever their values were.
+Values come from the normalizers' field maps (`FieldMap`: case-insensitive, nothing recorded):
+what a normalizer maps is its fixed tree of `consumed` paths, applied once at the end, so that
+`unmapped` is the record less exactly those paths, whatever their values were.
 """
 
 from __future__ import annotations
@@ -10,19 +10,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any
 
-from corral.sources._core.folded import Folded
-from corral.sources._core.reader import Fields
-
-EMPTY: Final = Folded({}, {})
-"""The view of an absent object (read only)."""
+from corral.sources._core import times
+from corral.sources._core.folded import MappedTree
 
 
-def consumed(*paths: str) -> dict[str, Any]:
-    """Return the dotted key paths a normalizer maps as a tree for `Fields.mark_tree` (built at import).
+def consumed(*paths: str) -> MappedTree:
+    """Return the dotted key paths a normalizer maps as a tree (built at import; see `MappedTree`).
 
-    Keys are lower-cased: the tree is marked on case-insensitive views.
+    Keys are lower-cased: the tree is applied case-insensitively.
     """
     tree: dict[str, Any] = {}
     for path in paths:
@@ -35,13 +32,7 @@ def consumed(*paths: str) -> dict[str, Any]:
             node = child
         else:
             node[parts[-1]] = True
-    return tree
-
-
-def unmapped(doc: Fields, tree: dict[str, Any]) -> dict[str, Any]:
-    """Return the record of `doc` less the paths of `tree`, as sent (nulls and empty values kept)."""
-    doc.mark_tree(tree)
-    return doc.rest(as_sent=True)
+    return MappedTree(tree)
 
 
 def decode_json(text: str) -> Any:
@@ -55,48 +46,48 @@ def decode_json(text: str) -> Any:
         return None
 
 
-def listed(view: Fields, *names: str) -> list[Any]:
-    """Return the first list among `names`; a JSON string holding a list is decoded."""
-    for name in names:
-        value = view.get(name)
+def time_of(value: Any, name: str) -> int | None:
+    """Return the time `value` in epoch ms; None when absent (a malformed or implausible one raises)."""
+    if value is None or value == "":
+        return None
+    return times.epoch_ms(value, name)
+
+
+def listed_value(value: object) -> list[Any]:
+    """Return `value` when it is a list, or the list a JSON string holds; else []."""
+    if value is None:
+        return []
+    if value.__class__ is list or isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        value = decode_json(value)
         if isinstance(value, list):
             return value
-        if isinstance(value, str):
-            value = decode_json(value)
-            if isinstance(value, list):
-                return value
     return []
 
 
-def objects(view: Fields, *names: str) -> list[Fields]:
-    """Return views of the objects in the first list among `names` (other items skipped)."""
-    return [Folded(item, {}) for item in listed(view, *names) if isinstance(item, dict)]
-
-
-def boolean(view: Fields, *names: str) -> bool | None:
-    """Return the first boolean among `names`; "true"/"false" strings are accepted."""
-    for name in names:
-        value = view.get(name)
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
+def boolean_value(value: object) -> bool | None:
+    """Return `value` as a boolean ("true"/"false" strings accepted); None for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
     return None
 
 
-def number(view: Fields, *names: str) -> float | None:
-    """Return the first finite number among `names`; numeric strings are accepted."""
-    for name in names:
-        value = view.get(name)
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                continue
-        if isinstance(value, int | float) and math.isfinite(value):
-            return float(value)
+def number_value(value: object) -> float | None:
+    """Return `value` as a finite number (numeric strings accepted); None for anything else."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
     return None
 
 

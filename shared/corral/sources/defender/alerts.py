@@ -2,11 +2,11 @@
 
 Two shapes arrive: the continuous-export "SecurityAlert" record (flat PascalCase, `Entities` as
 a `$id`/`$ref` graph) and the ARM/REST alert (`{id, name, type: Microsoft.Security/Locations/
-alerts, properties: {...camelCase}}`). Both are read through one case-insensitive view.
+alerts, properties: {...camelCase}}`). Both are read case-insensitively, through one field map.
 
 Decisions:
 
-- Identity: `finding_info.uid` is `SystemAlertId` (REST: `properties.systemAlertId`, else the
+- Identity: `finding_info.uid` is `SystemAlertId` (REST: `properties.system_alert_id`, else the
   resource `name`, which is the same id); the ARM id is `uid_alt`. A REST row whose name differs
   from its `systemAlertId` takes its ARM id as uid instead (see `_identity`).
 - Status: New/Active → New + Create; InProgress → In Progress + Update; Resolved → Resolved +
@@ -31,11 +31,12 @@ from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.reader import Fields
+from corral.sources._core.folded import FieldMap, FieldRecord, MappedTree, spellings, text
 from corral.sources.defender import _common as common
-from corral.sources.defender._entities import Entities, foreign_resource
+from corral.sources.defender._entities import Entities, Foreign, foreign_resource
 from corral.sources.defender._services import placement
-from corral.sources.defender._values import consumed, listed, objects, unmapped
+from corral.sources.defender._tactics import TACTICS
+from corral.sources.defender._values import consumed, listed_value, time_of
 
 LOG_NAME: Final = "SecurityAlert"
 
@@ -45,23 +46,6 @@ _STATUS: Final = {
     "inprogress": (ocsf.STATUS_IN_PROGRESS, ocsf.UPDATE),
     "resolved": (ocsf.STATUS_RESOLVED, ocsf.CLOSE),
     "dismissed": (ocsf.STATUS_SUPPRESSED, ocsf.CLOSE),
-}
-
-TACTICS: Final = {
-    "reconnaissance": ("TA0043", "Reconnaissance"),
-    "resourcedevelopment": ("TA0042", "Resource Development"),
-    "initialaccess": ("TA0001", "Initial Access"),
-    "execution": ("TA0002", "Execution"),
-    "persistence": ("TA0003", "Persistence"),
-    "privilegeescalation": ("TA0004", "Privilege Escalation"),
-    "defenseevasion": ("TA0005", "Defense Evasion"),
-    "credentialaccess": ("TA0006", "Credential Access"),
-    "discovery": ("TA0007", "Discovery"),
-    "lateralmovement": ("TA0008", "Lateral Movement"),
-    "collection": ("TA0009", "Collection"),
-    "commandandcontrol": ("TA0011", "Command and Control"),
-    "exfiltration": ("TA0010", "Exfiltration"),
-    "impact": ("TA0040", "Impact"),
 }
 
 # Alert type prefix → (service, layer) for alerts whose resource does not already say.
@@ -97,7 +81,7 @@ _INTENT_CONSUMED: Final = ("Intent", "Techniques", "SubTechniques")
 _ARM_CONSUMED: Final = ("id", "name", "type")
 
 
-def _consumed(prefix: str, intent_mapped: bool) -> dict[str, Any]:
+def _consumed(prefix: str, intent_mapped: bool) -> MappedTree:
     paths = [prefix + key for key in _TOP_CONSUMED]
     if intent_mapped:
         paths += [prefix + key for key in _INTENT_CONSUMED]
@@ -114,32 +98,88 @@ _CONSUMED: Final = {
 }
 
 
-def matches(doc: Fields) -> bool:
+class _Top(FieldRecord):
+    properties: Any
+    system_alert_id: Any
+    id: Any
+    name: Any
+    type: Any
+    alert_type: Any
+
+
+class _Alert(FieldRecord):
+    """What is read of an alert (the record itself, or an ARM alert's `properties`)."""
+
+    system_alert_id: Any
+    alert_type: Any
+    alert_display_name: Any
+    alert_uri: Any
+    entities: Any
+    resource_identifiers: Any
+    azure_resource_id: Any
+    extended_properties: Any
+    status: Any
+    severity: Any
+    time_generated: Any
+    time_generated_utc: Any
+    processing_end_time: Any
+    processing_end_time_utc: Any
+    start_time_utc: Any
+    end_time_utc: Any
+    intent: Any
+    techniques: Any
+    sub_techniques: Any
+    product_component_name: Any
+    description: Any
+    remediation_steps: Any
+    compromised_entity: Any
+
+
+class _Extended(FieldRecord):
+    product_component_name: Any
+    effective_azure_resource_id: Any
+
+
+class _Identifier(FieldRecord):
+    type: Any
+    azure_resource_id: Any
+    azure_resource_tenant_id: Any
+    aad_tenant_id: Any
+
+
+_TOP: Final = FieldMap(_Top)
+_ALERT: Final = FieldMap(_Alert)
+_EXTENDED: Final = FieldMap(_Extended)
+_IDENTIFIER: Final = FieldMap(_Identifier)
+
+
+def matches(doc: dict[str, Any]) -> bool:
     """True for an exported alert record (its own keys) or an ARM alert resource."""
-    kind = (doc.first_text("type") or "").lower()
+    top = _TOP.read(doc)
+    kind = (text(top.type) or "").lower()
     if kind.startswith("microsoft.security/") and kind.endswith("/alerts"):
         return True
-    return doc.get("SystemAlertId") is not None and doc.get("AlertType") is not None
+    return top.system_alert_id is not None and top.alert_type is not None
 
 
-def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+def normalize(doc: dict[str, Any], delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
     """Return the Detection Finding for one Defender alert (either shape)."""
-    rest = doc.view("properties") if doc.has("properties") and not doc.get("SystemAlertId") else None
-    alert = rest if rest is not None else doc
-    arm_id = doc.first_text("id") if rest is not None else None
-    name = doc.first_text("name") if rest is not None else None
-    uid, uid_alt = _identity(alert.first_text("SystemAlertId"), name, arm_id)
-    alert_type, title = alert.first_text("AlertType"), alert.first_text("AlertDisplayName")
-    link = alert.first_text("AlertUri")
-    graph = Entities(listed(alert, "Entities"))
-    identifiers = objects(alert, "ResourceIdentifiers")
-    primary = _primary_resource(alert, identifiers)
+    top = _TOP.read(doc)
+    is_rest = "properties" in spellings(doc) and not top.system_alert_id
+    alert = _ALERT.read(top.properties if is_rest else doc)
+    arm_id = text(top.id) if is_rest else None
+    uid, uid_alt = _identity(text(alert.system_alert_id), text(top.name) if is_rest else None, arm_id)
+    alert_type, title, link = text(alert.alert_type), text(alert.alert_display_name), text(alert.alert_uri)
+    graph = Entities(listed_value(alert.entities))
+    identifiers = [_identifier(item) for item in listed_value(alert.resource_identifiers) if isinstance(item, dict)]
+    extended = _EXTENDED.read(alert.extended_properties)
+    primary = _primary_resource(alert, identifiers, extended)
     foreign = _foreign(graph, identifiers, primary)
     provider, cloud, foreign_resource = _cloud(foreign, primary, arm_id, link)
 
-    status_word = alert.first_text("Status")
+    status_word = text(alert.status)
     status_id, activity_id = _STATUS.get((status_word or "new").lower(), (99, 99))
-    severity_word = alert.get("Severity")
+    severity_word = alert.severity
     times = _times(alert)
     order = ("modified_time", "created_time", "last_seen_time", "first_seen_time")
     time = common.require_time([times[key] for key in order], received_time, "alert")
@@ -147,8 +187,7 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
     cluster_ids = graph.cluster_ids()
     service, layer = _classify(alert_type, primary, cluster_ids, provider, graph.has_containers())
     orchestrator = _orchestrator(provider, graph, cluster_ids, primary)
-    extended = alert.view("ExtendedProperties")
-    feature = alert.first_text("ProductComponentName") or extended.first_text("ProductComponentName")
+    feature = text(alert.product_component_name) or text(extended.product_component_name)
 
     finding = common.envelope(
         ocsf.DETECTION,
@@ -160,7 +199,7 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
         status_id=status_id,
         status_word=status_word if status_id == 99 else None,
         delivery_id=delivery_id,
-        tenant=_tenant(identifiers),
+        tenant=next((tenant for _, _, _, tenant in identifiers if tenant), None),
         feature=feature,
     )
     info = _info(alert, alert_type, title, link)
@@ -179,13 +218,23 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
             }
         )
     )
-    return common.finish(finding, unmapped(doc, _CONSUMED[rest is not None, intent_mapped]))
+    return common.finish(finding, _CONSUMED[is_rest, intent_mapped].rest(doc))
 
 
-def _info(alert: Fields, alert_type: str | None, title: str | None, link: str | None) -> dict[str, Any]:
+_Ident = tuple[dict[str, Any], str, str | None, str | None]
+"""A resource identifier: (as sent, its `Type` lower-cased, its Azure resource id, its tenant)."""
+
+
+def _identifier(item: dict[str, Any]) -> _Ident:
+    found = _IDENTIFIER.read(item)
+    tenant = text(found.azure_resource_tenant_id) or text(found.aad_tenant_id)
+    return item, (text(found.type) or "").lower(), text(found.azure_resource_id), tenant
+
+
+def _info(alert: _Alert, alert_type: str | None, title: str | None, link: str | None) -> dict[str, Any]:
     return {
         "title": title,
-        "desc": alert.first_text("Description"),
+        "desc": text(alert.description),
         "types": [alert_type] if alert_type else [],
         "analytic": common.compact({"type_id": 1, "type": "Rule", "uid": alert_type, "name": title})
         if alert_type
@@ -194,12 +243,17 @@ def _info(alert: Fields, alert_type: str | None, title: str | None, link: str | 
     }
 
 
-def _times(alert: Fields) -> dict[str, int | None]:
+def _times(alert: _Alert) -> dict[str, int | None]:
+    created, modified = alert.time_generated, alert.processing_end_time
     return {
-        "created_time": common.first_time(alert, "TimeGenerated", "TimeGeneratedUtc"),
-        "modified_time": common.first_time(alert, "ProcessingEndTime", "ProcessingEndTimeUtc"),
-        "first_seen_time": common.first_time(alert, "StartTimeUtc"),
-        "last_seen_time": common.first_time(alert, "EndTimeUtc"),
+        "created_time": time_of(created, "TimeGenerated")
+        if created is not None and created != ""
+        else time_of(alert.time_generated_utc, "TimeGeneratedUtc"),
+        "modified_time": time_of(modified, "ProcessingEndTime")
+        if modified is not None and modified != ""
+        else time_of(alert.processing_end_time_utc, "ProcessingEndTimeUtc"),
+        "first_seen_time": time_of(alert.start_time_utc, "StartTimeUtc"),
+        "last_seen_time": time_of(alert.end_time_utc, "EndTimeUtc"),
     }
 
 
@@ -224,30 +278,20 @@ def _orchestrator(provider: str, graph: Entities, cluster_ids: list[str], primar
     return "AKS" if aks else None
 
 
-def _remediation(alert: Fields) -> dict[str, Any] | None:
-    steps = listed(alert, "RemediationSteps")
-    text = common.remediation_text(steps) if steps else common.remediation_text(alert.get("RemediationSteps"))
+def _remediation(alert: _Alert) -> dict[str, Any] | None:
+    steps = listed_value(alert.remediation_steps)
+    text = common.remediation_text(steps) if steps else common.remediation_text(alert.remediation_steps)
     return {"desc": text} if text else None
 
 
-def _tenant(identifiers: list[Fields]) -> str | None:
-    for identifier in identifiers:
-        found = identifier.first_text("AzureResourceTenantId", "AadTenantId")
-        if found:
-            return found
-    return None
-
-
-def _primary_resource(alert: Fields, identifiers: list[Fields]) -> str | None:
-    found = alert.first_text("AzureResourceId")
+def _primary_resource(alert: _Alert, identifiers: list[_Ident], extended: _Extended) -> str | None:
+    found = text(alert.azure_resource_id)
     if found:
         return found
-    for identifier in identifiers:
-        if (identifier.first_text("Type") or "").lower() == "azureresource" and identifier.first_text(
-            "AzureResourceId"
-        ):
-            return identifier.first_text("AzureResourceId")
-    return alert.view("ExtendedProperties").first_text("EffectiveAzureResourceId")
+    for _, kind, resource_id, _ in identifiers:
+        if kind == "azureresource" and resource_id:
+            return resource_id
+    return text(extended.effective_azure_resource_id)
 
 
 def _identity(system_id: str | None, name: str | None, arm_id: str | None) -> tuple[str, str | None]:
@@ -266,9 +310,9 @@ def _identity(system_id: str | None, name: str | None, arm_id: str | None) -> tu
     return uid, arm_id
 
 
-def _attacks(alert: Fields) -> tuple[list[dict[str, Any]], bool]:
+def _attacks(alert: _Alert) -> tuple[list[dict[str, Any]], bool]:
     """Return the ATT&CK entries, and whether every Intent value was a tactic."""
-    intent = alert.get("Intent")
+    intent = alert.intent
     words = [w.strip() for w in intent.split(",")] if isinstance(intent, str) else []
     attacks: list[dict[str, Any]] = []
     all_mapped = isinstance(intent, str) and bool(words)
@@ -278,10 +322,10 @@ def _attacks(alert: Fields) -> tuple[list[dict[str, Any]], bool]:
             attacks.append({"tactic": {"uid": found[0], "name": found[1]}})
         else:
             all_mapped = False
-    for technique in listed(alert, "Techniques"):
+    for technique in listed_value(alert.techniques):
         if isinstance(technique, str) and technique:
             attacks.append({"technique": {"uid": technique}})
-    for sub in listed(alert, "SubTechniques"):
+    for sub in listed_value(alert.sub_techniques):
         if isinstance(sub, str) and sub:
             parent = sub.split(".", 1)[0]
             attacks.append({"technique": {"uid": parent}, "sub_technique": {"uid": sub}})
@@ -306,7 +350,7 @@ def _classify(
 
 
 def _foreign(
-    graph: Entities, identifiers: list[Fields], primary: str | None
+    graph: Entities, identifiers: list[_Ident], primary: str | None
 ) -> tuple[str, str, str | None, dict[str, Any]] | None:
     """Return (provider, account, region, resource) when the alert is about an AWS/GCP resource."""
     on_connector = primary is None or "/microsoft.security/securityconnectors/" in primary.lower()
@@ -319,17 +363,14 @@ def _foreign(
     return None
 
 
-def _foreign_identifiers(
-    identifiers: list[Fields],
-) -> Iterator[tuple[str, str | None, str | None, dict[str, Any], set[str]]]:
-    for identifier in identifiers:
-        kind = (identifier.first_text("Type") or "").lower()
+def _foreign_identifiers(identifiers: list[_Ident]) -> Iterator[Foreign]:
+    for identifier, kind, _, _ in identifiers:
         if "aws" in kind or "gcp" in kind:
             yield foreign_resource(identifier, "AWS" if "aws" in kind else "GCP")
 
 
 def _resources(
-    primary: str | None, alert: Fields, graph: Entities, foreign: dict[str, Any] | None
+    primary: str | None, alert: _Alert, graph: Entities, foreign: dict[str, Any] | None
 ) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     if primary:
@@ -337,8 +378,8 @@ def _resources(
     if foreign:
         found.append(foreign)
     found += graph.resources()
-    if not found and alert.first_text("CompromisedEntity"):
-        found.append({"name": alert.first_text("CompromisedEntity"), "role_id": 1})
+    if not found and (compromised := text(alert.compromised_entity)):
+        found.append({"name": compromised, "role_id": 1})
     unique: dict[tuple[str, str], dict[str, Any]] = {}
     for resource in found:
         uid = str(resource.get("uid") or "").lower()

@@ -30,10 +30,11 @@ from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.reader import Fields
+from corral.sources._core.folded import FieldMap, FieldRecord, text
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
-from corral.sources.defender._values import consumed, listed, unmapped
+from corral.sources.defender._records import DETAILS, RESOURCE, STATUS, Details, Resource, Status
+from corral.sources.defender._values import consumed, listed_value, time_of
 
 LOG_NAME: Final = "SecurityRecommendation"
 TYPE: Final = "microsoft.security/assessments"
@@ -57,30 +58,70 @@ _CONSUMED: Final = consumed(
 )
 
 
-def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+class _Props(FieldRecord):
+    display_name: Any
+    resource_details: Any
+    metadata: Any
+    status: Any
+    additional_data: Any
+    links: Any
+
+
+class _Meta(FieldRecord):
+    display_name: Any
+    description: Any
+    severity: Any
+    remediation_description: Any
+    categories: Any
+
+
+class _Extra(FieldRecord):
+    """A container-image row's `additionalData`: its Kubernetes context."""
+
+    kind: Any
+    k8s_cluster_id: Any
+    k8s_cluster_name: Any
+    pod_name: Any
+    namespace: Any
+    image_uri: Any
+    digest: Any
+    controller_name: Any
+    controller_type: Any
+
+
+class _Links(FieldRecord):
+    azure_portal: Any
+
+
+_PROPS: Final = FieldMap(_Props)
+_META: Final = FieldMap(_Meta)
+_EXTRA: Final = FieldMap(_Extra)
+_LINKS: Final = FieldMap(_Links)
+
+
+def normalize(doc: dict[str, Any], delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
     """Return the Compliance Finding for one recommendation (assessment) record."""
-    assessment_id = doc.first_text("id")
+    top = RESOURCE.read(doc)
+    assessment_id = text(top.id)
     if not assessment_id:
         raise MalformedEventError("id: missing or not a string")
-    props = doc.view("properties")
-    details = props.view("resourceDetails")
-    meta = props.view("metadata")
-    status = props.view("status")
-    extra = props.view("additionalData")
-    export = posture.enrichment(doc)
-    resource_id = details.first_text("id") or _parent_resource(assessment_id)
+    props = _PROPS.read(top.properties)
+    details = DETAILS.read(props.resource_details)
+    meta = _META.read(props.metadata)
+    status = STATUS.read(props.status)
+    extra = _EXTRA.read(props.additional_data)
+    resource_id = text(details.id) or _parent_resource(assessment_id)
     cloud, provider = common.resource_cloud(details, assessment_id)
-    title = props.first_text("displayName") or meta.first_text("displayName")
-    first = common.first_time(status, "firstEvaluationDate")
-    changed = common.first_time(status, "statusChangeDate")
+    title = text(props.display_name) or text(meta.display_name)
+    first = time_of(status.first_evaluation_date, "firstEvaluationDate")
+    changed = time_of(status.status_change_date, "statusChangeDate")
     time = common.require_time([changed, first], received_time, "assessment")
-    code = status.first_text("code")
-    status_id, activity_id, status_word, compliance_id, compliance_word = posture.lifecycle(code, export)
-    severity_word = meta.get("severity")
+    code = text(status.code)
+    status_id, activity_id, status_word, compliance_id, compliance_word = posture.lifecycle(code, top.export())
+    severity_word = meta.severity
     kubernetes = _kubernetes(extra, details)
     service, layer = _place(resource_id, title, extra, kubernetes)
-    remediation = meta.first_text("remediationDescription")
-    categories = [c for c in listed(meta, "categories") if isinstance(c, str) and c]
+    categories = [c for c in listed_value(meta.categories) if isinstance(c, str) and c]
 
     finding = common.envelope(
         ocsf.COMPLIANCE,
@@ -92,13 +133,15 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
         status_id=status_id,
         status_word=status_word,
         delivery_id=delivery_id,
-        tenant=doc.first_text("tenantId"),
+        tenant=text(top.tenant_id),
     )
-    resource = _resource(details, resource_id, provider)
     detail = _detail(status)
     status_name = compliance_word or ocsf.COMPLIANCE_NAMES[compliance_id]
     compliance = {"control": title, "status_id": compliance_id, "status": status_name, "status_code": code}
     compliance.update(status_detail=detail, category=", ".join(categories))
+    info = _info(top, assessment_id, title, categories, first, changed)
+    info.update(desc=text(meta.description), src_url=_link(props, assessment_id))
+    info["traits"] = traits.classify(service, layer, traits.HARDENING)
     finding.update(
         common.compact(
             {
@@ -106,66 +149,64 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
                 "status_code": code,
                 "status_detail": detail,
                 "cloud": cloud,
-                "finding_info": _info(doc, assessment_id, title, categories, first, changed, service, layer),
+                "finding_info": common.compact(info),
                 "compliance": common.compact(compliance),
-                "remediation": {"desc": remediation} if remediation else None,
-                "resources": [resource, *kubernetes.get("resources", [])],
+                "remediation": {"desc": remediation} if (remediation := text(meta.remediation_description)) else None,
+                "resources": [_resource(details, resource_id, provider), *kubernetes.get("resources", [])],
                 "evidences": kubernetes.get("evidences"),
             }
         )
     )
-    return common.finish(finding, unmapped(doc, _CONSUMED))
+    return common.finish(finding, _CONSUMED.rest(doc))
 
 
-def _resource(details: Fields, resource_id: str | None, provider: str | None) -> dict[str, Any]:
+def _resource(details: Details, resource_id: str | None, provider: str | None) -> dict[str, Any]:
     return common.compact(
         {
             "uid": resource_id,
-            "name": details.first_text("resourceName") or common.last_segment(resource_id),
-            "type": common.arm_type(resource_id) or details.first_text("resourceType"),
+            "name": text(details.resource_name) or common.last_segment(resource_id),
+            "type": common.arm_type(resource_id) or text(details.resource_type),
             "provider": provider,
             "role_id": 1,
         }
     )
 
 
-def _place(resource_id: str | None, title: str | None, extra: Fields, kubernetes: dict[str, Any]) -> tuple[str, str]:
-    service, layer = posture.place(resource_id, title, extra.first_text("kind"))
+def _place(resource_id: str | None, title: str | None, extra: _Extra, kubernetes: dict[str, Any]) -> tuple[str, str]:
+    service, layer = posture.place(resource_id, title, text(extra.kind))
     if kubernetes and service == traits.NO_SERVICE:
         return traits.AKS, traits.APPLICATION
     return service, layer
 
 
 def _info(
-    doc: Fields,
+    top: Resource,
     assessment_id: str,
     title: str | None,
     categories: list[str],
     first: int | None,
     changed: int | None,
-    service: str,
-    layer: str,
 ) -> dict[str, Any]:
-    props = doc.view("properties")
-    info = {
+    return {
         "uid": assessment_id.lower(),
         "uid_alt": assessment_id if assessment_id != assessment_id.lower() else None,
         "title": title,
-        "desc": props.view("metadata").first_text("description"),
+        "desc": None,
         "types": categories,
-        "analytic": common.compact({"type_id": 1, "type": "Rule", "uid": doc.first_text("name"), "name": title}),
+        "analytic": common.compact({"type_id": 1, "type": "Rule", "uid": text(top.name), "name": title}),
         "created_time": first,
         "first_seen_time": first,
         "modified_time": changed,
-        "src_url": common.https(props.view("links").first_text("azurePortal"))
-        or common.recommendation_link(assessment_id),
-        "traits": traits.classify(service, layer, traits.HARDENING),
     }
-    return common.compact(info)
 
 
-def _detail(status: Fields) -> str | None:
-    cause, description = status.first_text("cause"), status.first_text("description")
+def _link(props: _Props, assessment_id: str) -> str | None:
+    portal = text(_LINKS.read(props.links).azure_portal)
+    return common.https(portal) or common.recommendation_link(assessment_id)
+
+
+def _detail(status: Status) -> str | None:
+    cause, description = text(status.cause), text(status.description)
     if cause and description:
         return f"{cause}: {description}"
     return cause or description
@@ -177,28 +218,22 @@ def _parent_resource(assessment_id: str) -> str | None:
     return assessment_id[:at] or None if at > 0 else None
 
 
-def _kubernetes(extra: Fields, details: Fields) -> dict[str, Any]:
+def _kubernetes(extra: _Extra, details: Details) -> dict[str, Any]:
     """Return resources and a container evidence from a container-image row's additionalData."""
-    cluster_id = extra.first_text("K8sClusterId")
-    pod = extra.first_text("PodName")
-    namespace = extra.first_text("Namespace")
-    image = common.image_ref(extra.first_text("ImageUri"), extra.first_text("Digest"))
+    cluster_id = text(extra.k8s_cluster_id)
+    pod = text(extra.pod_name)
+    namespace = text(extra.namespace)
+    image = common.image_ref(text(extra.image_uri), text(extra.digest))
     if not (cluster_id or pod or image):
         return {}
     resources: list[dict[str, Any]] = []
+    cluster_name = text(extra.k8s_cluster_name)
     if cluster_id:
-        resources.append(common.arm_resource(cluster_id, name=extra.first_text("K8sClusterName"), role_id=4))
-    if extra.first_text("ControllerName"):
-        kind = (extra.first_text("ControllerType") or "controller").title()
+        resources.append(common.arm_resource(cluster_id, name=cluster_name, role_id=4))
+    if controller := text(extra.controller_name):
+        kind = (text(extra.controller_type) or "controller").title()
         resources.append(
-            common.compact(
-                {
-                    "name": extra.first_text("ControllerName"),
-                    "namespace": namespace,
-                    "type": f"Kubernetes {kind}",
-                    "role_id": 4,
-                }
-            )
+            common.compact({"name": controller, "namespace": namespace, "type": f"Kubernetes {kind}", "role_id": 4})
         )
     if pod:
         resources.append(common.compact({"name": pod, "namespace": namespace, "type": "Kubernetes Pod", "role_id": 4}))
@@ -206,9 +241,9 @@ def _kubernetes(extra: Fields, details: Fields) -> dict[str, Any]:
         resources.append({"uid": image.ocsf()["uid"], "name": image.name, "type": "Container Image", "role_id": 1})
     evidences: list[dict[str, Any]] = []
     orchestrator = "AKS" if cluster_id and "/managedclusters/" in cluster_id.lower() else "Kubernetes"
-    name = details.first_text("resourceName")
+    name = text(details.resource_name)
     if name:
         container = {"name": name, "image": image.ocsf() if image else None, "orchestrator": orchestrator}
-        data = {"cluster": extra.first_text("K8sClusterName"), "namespace": namespace, "pod": pod}
+        data = {"cluster": cluster_name, "namespace": namespace, "pod": pod}
         evidences.append(common.compact({"container": common.compact(container), "data": common.compact(data)}))
     return {"resources": resources, "evidences": evidences}

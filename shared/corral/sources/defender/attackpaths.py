@@ -33,21 +33,86 @@ from typing import Any, Final, NamedTuple
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.reader import Fields
+from corral.sources._core.folded import FieldMap, FieldRecord, text
 from corral.sources.defender import _common as common
-from corral.sources.defender import _posture as posture
+from corral.sources.defender._records import RESOURCE, Export, Resource
 from corral.sources.defender._services import placement
-from corral.sources.defender._values import boolean, consumed, objects, unmapped
-from corral.sources.defender.alerts import TACTICS
+from corral.sources.defender._tactics import TACTICS
+from corral.sources.defender._values import consumed, listed_value, time_of
 
 LOG_NAME: Final = "AttackPath"
 TYPE: Final = "microsoft.security/attackpaths"
 
 _TECHNIQUE: Final = re.compile(r"^T\d{4}(\.\d{3})?$")
-_ENTITY_ID: Final = ("entityInternalId", "entityInternalID", "internalId", "id")
-_ENTITY_NAME: Final = ("entityName", "displayName", "name")
-_ENTITY_TYPE: Final = ("entityType", "type")
-_RESOURCE_ID: Final = ("azureResourceId", "awsResourceId", "gcpResourceId", "resourceId", "id")
+
+
+class _Props(FieldRecord):
+    display_name: Any
+    description: Any
+    attack_story: Any
+    attack_path_type: Any
+    attack_path_id: Any
+    risk_level: Any
+    last_modified_time: Any
+    last_updated_time: Any
+    time_generated: Any
+    created_time: Any
+    entry_point: Any
+    target: Any
+    entry_point_entity_internal_id: Any
+    target_entity_internal_id: Any
+    graph_component: Any
+    attack_path_steps: Any
+    assessments: Any
+    manual_remediation_steps: Any
+    remediation_steps: Any
+    m_itre_tactics_and_techniques: Any
+
+
+class _Graph(FieldRecord):
+    entities: Any
+    connections: Any
+
+
+class _EntityFields(FieldRecord):
+    """A graph entity (or `entryPoint`/`target`); `entityInternalId` and `entityInternalID` are one key."""
+
+    entity_internal_id: Any
+    internal_id: Any
+    id: Any
+    entity_name: Any
+    display_name: Any
+    name: Any
+    entity_type: Any
+    type: Any
+    entity_identifiers: Any
+    identifiers: Any
+
+
+class _Identifiers(FieldRecord):
+    azure_resource_id: Any
+    aws_resource_id: Any
+    gcp_resource_id: Any
+    resource_id: Any
+    id: Any
+
+
+class _Connection(FieldRecord):
+    source_entity_internal_id: Any
+    source: Any
+    target_entity_internal_id: Any
+    target: Any
+    title: Any
+    relation: Any
+    name: Any
+    display_name: Any
+
+
+_PROPS: Final = FieldMap(_Props)
+_GRAPH: Final = FieldMap(_Graph)
+_ENTITY: Final = FieldMap(_EntityFields)
+_IDENTIFIERS: Final = FieldMap(_Identifiers)
+_CONNECTION: Final = FieldMap(_Connection)
 _CONSUMED: Final = consumed(
     "id",
     "name",
@@ -72,32 +137,31 @@ _CONSUMED: Final = consumed(
 )
 
 
-def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+def normalize(doc: dict[str, Any], delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
     """Return the Detection Finding (with `attack_graph`) for one attack path."""
-    path_id = doc.first_text("id")
+    top = RESOURCE.read(doc)
+    path_id = text(top.id)
     if not path_id:
         raise MalformedEventError("id: missing or not a string")
-    props = doc.view("properties")
-    title = props.first_text("displayName")
-    status_id, activity_id = _lifecycle(posture.enrichment(doc))
-    time = common.require_time(
-        [common.first_time(props, "lastModifiedTime", "lastUpdatedTime", "timeGenerated", "createdTime")],
-        received_time,
-        "attack path",
-    )
-    risk = props.get("riskLevel")
+    props = _PROPS.read(top.properties)
+    title = text(props.display_name)
+    status_id, activity_id = _lifecycle(top.export())
+    time = common.require_time([_time(props)], received_time, "attack path")
+    risk = props.risk_level
 
-    entry_view, target_view = props.view("entryPoint"), props.view("target")
-    entry_id = props.first_text("entryPointEntityInternalID") or _first(entry_view, _ENTITY_ID)
-    target_id = props.first_text("targetEntityInternalID") or _first(target_view, _ENTITY_ID)
-    entities = [_entity(e) for e in (*objects(props.view("graphComponent"), "entities"), entry_view, target_view)]
-    graph = _graph(doc, props, title, entities)
+    graph_component = _GRAPH.read(props.graph_component)
+    entry, target = _entity(props.entry_point), _entity(props.target)
+    entry_id = text(props.entry_point_entity_internal_id) or entry.internal
+    target_id = text(props.target_entity_internal_id) or target.internal
+    entities = [*(_entity(e) for e in _objects(graph_component.entities)), entry, target]
+    graph = _graph(top, props, title, entities, graph_component)
     resources = list(_resources(entities, entry_id, target_id))
     service, layer = _classify(entities)
-    subscription = doc.first_text("subscriptionId") or common.subscription(path_id)
+    subscription = text(top.subscription_id) or common.subscription(path_id)
     if not subscription:
         raise MalformedEventError("id: no /subscriptions/<id> in the attack path id")
-    remediation = common.remediation_text(props.get("manualRemediationSteps", "remediationSteps"))
+    steps = props.manual_remediation_steps
+    remediation = common.remediation_text(steps if steps is not None else props.remediation_steps)
 
     finding = common.envelope(
         ocsf.DETECTION,
@@ -109,7 +173,7 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
         status_id=status_id,
         status_word=None,
         delivery_id=delivery_id,
-        tenant=doc.first_text("tenantId"),
+        tenant=text(top.tenant_id),
         feature="Attack path analysis",
     )
     finding.update(
@@ -117,81 +181,111 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
             {
                 "message": title,
                 "is_alert": False,
-                "cloud": ocsf.cloud("Azure", subscription, (doc.first_text("location") or "").lower() or None),
+                "cloud": ocsf.cloud("Azure", subscription, (text(top.location) or "").lower() or None),
                 "finding_info": _info(path_id, props, title, graph, service, layer),
                 "resources": resources,
                 "remediation": {"desc": remediation} if remediation else None,
             }
         )
     )
-    return common.finish(finding, unmapped(doc, _CONSUMED))
+    return common.finish(finding, _CONSUMED.rest(doc))
 
 
-def _lifecycle(export: Fields) -> tuple[int, int]:
+def _time(props: _Props) -> int | None:
+    for value, name in (
+        (props.last_modified_time, "lastModifiedTime"),
+        (props.last_updated_time, "lastUpdatedTime"),
+        (props.time_generated, "timeGenerated"),
+        (props.created_time, "createdTime"),
+    ):
+        if value is not None and value != "":
+            return time_of(value, name)
+    return None
+
+
+def _objects(value: object) -> list[dict[str, Any]]:
+    return [item for item in listed_value(value) if isinstance(item, dict)]
+
+
+def _lifecycle(export: Export) -> tuple[int, int]:
     """Return (status_id, activity_id); a REST or Resource Graph row (no export action) is Create (see _posture)."""
-    action = (export.first_text("action") or "").lower()
+    action = (text(export.action) or "").lower()
     if action == "delete":
         return ocsf.STATUS_DELETED, ocsf.CLOSE
-    snapshot = action != "insert" or boolean(export, "isSnapshot")
+    snapshot = action != "insert" or export.snapshot()
     return ocsf.STATUS_NEW, ocsf.UPDATE if action and snapshot else ocsf.CREATE
 
 
-def _graph(doc: Fields, props: Fields, title: str | None, entities: list[_Entity]) -> dict[str, Any] | None:
+def _graph(
+    top: Resource, props: _Props, title: str | None, entities: list[_Entity], component: _Graph
+) -> dict[str, Any] | None:
     nodes = _nodes(entities)
     if not nodes:
         return None
-    uid = props.first_text("AttackPathID") or doc.first_text("name")
+    uid = text(props.attack_path_id) or text(top.name)
     graph = {
         "uid": uid,
         "name": title,
         "type": "Attack Path",
         "is_directed": True,
         "nodes": nodes,
-        "edges": _edges(props),
+        "edges": _edges(component, props),
     }
     return common.compact(graph)
 
 
 def _info(
-    path_id: str, props: Fields, title: str | None, graph: dict[str, Any] | None, service: str, layer: str
+    path_id: str, props: _Props, title: str | None, graph: dict[str, Any] | None, service: str, layer: str
 ) -> dict[str, Any]:
-    path_type = props.first_text("attackPathType")
+    path_type = text(props.attack_path_type)
     analytic = {"type_id": 1, "type": "Rule", "uid": path_type, "name": title} if path_type else None
     info = {
         "uid": path_id.lower(),
-        "uid_alt": props.first_text("AttackPathID"),
+        "uid_alt": text(props.attack_path_id),
         "title": title,
-        "desc": props.first_text("description", "attackStory"),
+        "desc": common.first_text(props.description, props.attack_story),
         "types": ["Attack Path", *[t for t in [path_type] if t]],
         "analytic": common.compact(analytic) if analytic else None,
         "attack_graph": graph,
-        "attacks": _attacks(props.get("mITRETacticsAndTechniques")),
+        "attacks": _attacks(props.m_itre_tactics_and_techniques),
         "related_events": [{"uid": uid, "type": "Recommendation"} for uid in _assessments(props)],
         "traits": traits.classify(service, layer, traits.HARDENING),
     }
     return common.compact(info)
 
 
-def _first(view: Fields, names: tuple[str, ...]) -> str | None:
-    value = view.get(*names)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return value if isinstance(value, str) and value else None
+def _first(*values: object) -> str | None:
+    """The first value present (not null), as text: a number is written out, anything else but text is None."""
+    for value in values:
+        if value is not None:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return str(value)
+            return value if isinstance(value, str) and value else None
+    return None
 
 
 class _Entity(NamedTuple):
     """What is read of one graph entity, once."""
 
-    view: Fields
+    doc: dict[str, Any]
     internal: str | None
     name: str | None
     kind: str | None
     resource_id: str | None
 
 
-def _entity(view: Fields) -> _Entity:
-    resource_id = _first(view.view("entityIdentifiers", "identifiers"), _RESOURCE_ID)
-    return _Entity(view, _first(view, _ENTITY_ID), _first(view, _ENTITY_NAME), _first(view, _ENTITY_TYPE), resource_id)
+def _entity(doc: object) -> _Entity:
+    e = _ENTITY.read(doc)
+    identifiers = e.entity_identifiers if isinstance(e.entity_identifiers, dict) else e.identifiers
+    i = _IDENTIFIERS.read(identifiers)
+    resource_id = _first(i.azure_resource_id, i.aws_resource_id, i.gcp_resource_id, i.resource_id, i.id)
+    return _Entity(
+        doc if isinstance(doc, dict) else {},
+        _first(e.entity_internal_id, e.internal_id, e.id),
+        _first(e.entity_name, e.display_name, e.name),
+        _first(e.entity_type, e.type),
+        resource_id,
+    )
 
 
 def _node(entity: _Entity) -> dict[str, Any] | None:
@@ -199,7 +293,7 @@ def _node(entity: _Entity) -> dict[str, Any] | None:
     if not uid:
         return None
     node = {"uid": uid, "name": entity.name, "type": entity.kind}
-    return common.compact({**node, "data": ocsf.prune(entity.view.doc)})
+    return common.compact({**node, "data": ocsf.shared_prune(entity.doc)})  # shared when nothing needs pruning
 
 
 def _nodes(entities: list[_Entity]) -> list[dict[str, Any]]:
@@ -211,15 +305,15 @@ def _nodes(entities: list[_Entity]) -> list[dict[str, Any]]:
     return list(found.values())
 
 
-def _edges(props: Fields) -> list[dict[str, Any]]:
+def _edges(component: _Graph, props: _Props) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
-    connections = [*objects(props.view("graphComponent"), "connections"), *objects(props, "attackPathSteps")]
-    for connection in connections:
-        source = _first(connection, ("sourceEntityInternalId", "sourceEntityInternalID", "source"))
-        target = _first(connection, ("targetEntityInternalId", "targetEntityInternalID", "target"))
+    for item in [*_objects(component.connections), *_objects(props.attack_path_steps)]:
+        c = _CONNECTION.read(item)
+        source = _first(c.source_entity_internal_id, c.source)
+        target = _first(c.target_entity_internal_id, c.target)
         if not source or not target:
             continue
-        title = _first(connection, ("title", "relation", "name", "displayName"))
+        title = _first(c.title, c.relation, c.name, c.display_name)
         edge = {"source": source, "target": target, "name": title, "relation": title, "uid": f"{source}>{target}"}
         found.append(common.compact(edge))
     return found
@@ -242,10 +336,10 @@ def _resources(entities: list[_Entity], entry_id: str | None, target_id: str | N
         yield common.compact(resource)
 
 
-def _assessments(props: Fields) -> list[str]:
+def _assessments(props: _Props) -> list[str]:
     """Return the recommendation ids linked to the path's entities, lower-cased, in order."""
     found: list[str] = []
-    stack: list[Any] = [props.get("assessments")]
+    stack: list[Any] = [props.assessments]
     while stack:
         node = stack.pop(0)
         if isinstance(node, str) and node:

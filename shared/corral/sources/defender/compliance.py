@@ -23,10 +23,11 @@ from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.reader import Fields
+from corral.sources._core.folded import FieldMap, FieldRecord, text
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
-from corral.sources.defender._values import consumed, unmapped
+from corral.sources.defender._records import RESOURCE
+from corral.sources.defender._values import consumed, time_of
 
 LOG_NAME: Final = "SecurityRegulatoryCompliance"
 TYPE: Final = (
@@ -44,22 +45,31 @@ _CONSUMED: Final = consumed(
 )
 
 
-def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
+class _Props(FieldRecord):
+    state: Any
+    description: Any
+    time_generated: Any
+    last_modified_time: Any
+    assessment_details_link: Any
+
+
+_PROPS: Final = FieldMap(_Props)
+
+
+def normalize(doc: dict[str, Any], delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
     """Return the Compliance Finding for one regulatory-compliance assessment result."""
-    record_id = doc.first_text("id")
+    top = RESOURCE.read(doc)
+    record_id = text(top.id)
     if not record_id:
         raise MalformedEventError("id: missing or not a string")
-    props = doc.view("properties")
-    standard = _segment_after(record_id, "regulatorycompliancestandards")
-    control = _segment_after(record_id, "regulatorycompliancecontrols")
-    state = props.first_text("state")
-    status_id, activity_id, status_word, compliance_id, compliance_word = posture.lifecycle(
-        state, posture.enrichment(doc)
-    )
-    time = common.require_time(
-        [common.first_time(props, "timeGenerated", "lastModifiedTime")], received_time, "regulatory compliance result"
-    )
-    title = props.first_text("description")
+    props = _PROPS.read(top.properties)
+    parts, lowered = record_id.split("/"), record_id.lower().split("/")  # lower-casing never makes a "/"
+    standard = _segment_after(parts, lowered, "regulatorycompliancestandards")
+    control = _segment_after(parts, lowered, "regulatorycompliancecontrols")
+    state = text(props.state)
+    status_id, activity_id, status_word, compliance_id, compliance_word = posture.lifecycle(state, top.export())
+    time = common.require_time([_time(props)], received_time, "regulatory compliance result")
+    title = text(props.description)
     service, layer = posture.place(None, title)
 
     finding = common.envelope(
@@ -72,15 +82,15 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
         status_id=status_id,
         status_word=status_word,
         delivery_id=delivery_id,
-        tenant=doc.first_text("tenantId"),
+        tenant=text(top.tenant_id),
     )
     info = {
         "uid": record_id.lower(),
         "uid_alt": record_id if record_id != record_id.lower() else None,
         "title": title,
         "types": ["Regulatory Compliance"],
-        "analytic": common.compact({"type_id": 1, "type": "Rule", "uid": doc.first_text("name"), "name": title}),
-        "src_url": common.https(props.first_text("assessmentDetailsLink")),
+        "analytic": common.compact({"type_id": 1, "type": "Rule", "uid": text(top.name), "name": title}),
+        "src_url": common.https(text(props.assessment_details_link)),
         "traits": traits.classify(service, layer, traits.HARDENING),
     }
     compliance = {
@@ -102,12 +112,17 @@ def normalize(doc: Fields, delivery_id: str | None, received_time: int | None) -
             }
         )
     )
-    return common.finish(finding, unmapped(doc, _CONSUMED))
+    return common.finish(finding, _CONSUMED.rest(doc))
 
 
-def _segment_after(resource_id: str, marker: str) -> str | None:
-    parts = resource_id.split("/")
-    lowered = [p.lower() for p in parts]
+def _time(props: _Props) -> int | None:
+    generated = props.time_generated
+    if generated is not None and generated != "":
+        return time_of(generated, "timeGenerated")
+    return time_of(props.last_modified_time, "lastModifiedTime")
+
+
+def _segment_after(parts: list[str], lowered: list[str], marker: str) -> str | None:
     if marker in lowered:
         at = lowered.index(marker) + 1
         if at < len(parts) and parts[at]:

@@ -35,12 +35,14 @@ from typing import Any, Final, NamedTuple
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.reader import Fields
+from corral.sources._core.folded import text
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture
 from corral.sources.defender._cves import vulnerabilities
+from corral.sources.defender._records import DETAILS, RESOURCE, STATUS, Details, Status
 from corral.sources.defender._services import placement
-from corral.sources.defender._values import consumed, objects, unmapped
+from corral.sources.defender._sub_fields import ARTIFACT, EXTRA, KUBE, NAMED, PROPS, Artifact, Extra, Named, Props
+from corral.sources.defender._values import consumed, listed_value, time_of
 
 LOG_NAME: Final = "SecurityFinding"
 TYPE: Final = "microsoft.security/assessments/subassessments"
@@ -95,27 +97,29 @@ _PARENT_CONSUMED: Final = consumed("properties.additionalData.subAssessment")
 
 
 def normalize(
-    doc: Fields, delivery_id: str | None, received_time: int | None, parent: Fields | None = None
+    doc: dict[str, Any], delivery_id: str | None, received_time: int | None, parent: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Return the Vulnerability Finding for one sub-assessment (`parent`: the row nesting it)."""
-    sub_id = doc.first_text("id")
+    top = RESOURCE.read(doc)
+    sub_id = text(top.id)
     if not sub_id:
         raise MalformedEventError("id: missing or not a string")
-    props = doc.view("properties")
-    details = props.view("resourceDetails")
-    status = props.view("status")
-    extra = props.view("additionalData")
-    assessed = extra.first_text("assessedResourceType")
-    export = posture.enrichment(parent if parent is not None else doc)
+    outer = RESOURCE.read(parent) if parent is not None else None
+    props = PROPS.read(top.properties)
+    details = DETAILS.read(props.resource_details)
+    status = STATUS.read(props.status)
+    extra = EXTRA.read(props.additional_data)
+    assessed = text(extra.assessed_resource_type)
+    export = (outer or top).export()
 
-    generated = common.first_time(props, "timeGenerated")
+    generated = time_of(props.time_generated, "timeGenerated")
     time = common.require_time([generated], received_time, "sub-assessment")
-    code = status.first_text("code")
+    code = text(status.code)
     status_id, activity_id, status_word, _, _ = posture.lifecycle(code, export)
-    severity_word = status.get("severity")
-    title = props.first_text("displayName")
+    severity_word = status.severity
+    title = text(props.display_name)
 
-    resource_id = details.first_text("id")
+    resource_id = text(details.id)
     cloud, provider = common.resource_cloud(details, sub_id)
     context = _Context(extra, details)
     service, layer = _classify(assessed, resource_id, context)
@@ -129,7 +133,7 @@ def normalize(
         status_id=status_id,
         status_word=status_word,
         delivery_id=delivery_id,
-        tenant=doc.first_text("tenantId") or (parent.first_text("tenantId") if parent is not None else None),
+        tenant=text(top.tenant_id) or (text(outer.tenant_id) if outer is not None else None),
     )
     primary = _primary(resource_id, details, provider, context)
     info = _info(sub_id, props, assessed, generated)
@@ -147,22 +151,22 @@ def normalize(
             }
         )
     )
-    rest = unmapped(doc, _CONSUMED)
+    rest = _CONSUMED.rest(doc)
     if parent is not None:
-        rest["parent_assessment"] = unmapped(parent, _PARENT_CONSUMED)
+        rest["parent_assessment"] = _PARENT_CONSUMED.rest(parent)
     return common.finish(finding, rest)
 
 
-def _info(sub_id: str, props: Fields, assessed: str | None, generated: int | None) -> dict[str, Any]:
+def _info(sub_id: str, props: Props, assessed: str | None, generated: int | None) -> dict[str, Any]:
     parent_id = _parent_id(sub_id)
     analytic = {"type_id": 1, "type": "Rule", "uid": assessed, "name": assessed} if assessed else None
     return common.compact(
         {
             "uid": sub_id.lower(),
-            "uid_alt": props.first_text("id"),
-            "title": props.first_text("displayName"),
-            "desc": props.first_text("description"),
-            "types": [t for t in (assessed, props.first_text("category")) if t and t != "N/A"],
+            "uid_alt": text(props.id),
+            "title": text(props.display_name),
+            "desc": text(props.description),
+            "types": [t for t in (assessed, text(props.category)) if t and t != "N/A"],
             "analytic": analytic,
             "modified_time": generated,
             "related_events": [{"uid": parent_id.lower(), "type": "Recommendation"}] if parent_id else None,
@@ -171,7 +175,9 @@ def _info(sub_id: str, props: Fields, assessed: str | None, generated: int | Non
     )
 
 
-def _primary(resource_id: str | None, details: Fields, provider: str | None, context: _Context) -> list[dict[str, Any]]:
+def _primary(
+    resource_id: str | None, details: Details, provider: str | None, context: _Context
+) -> list[dict[str, Any]]:
     """Return the assessed resource, unless it is the image (listed by the context)."""
     if not resource_id or (not resource_id.startswith("/") and context.image):
         # Running-image records send the image reference as `resourceDetails.id`, while
@@ -183,8 +189,8 @@ def _primary(resource_id: str | None, details: Fields, provider: str | None, con
         common.compact(
             {
                 "uid": resource_id,
-                "name": details.first_text("resourceName") or common.last_segment(resource_id),
-                "type": common.arm_type(resource_id) or details.first_text("resourceType"),
+                "name": text(details.resource_name) or common.last_segment(resource_id),
+                "type": common.arm_type(resource_id) or text(details.resource_type),
                 "provider": provider,
                 "role_id": 1,
             }
@@ -192,8 +198,8 @@ def _primary(resource_id: str | None, details: Fields, provider: str | None, con
     ]
 
 
-def _detail(status: Fields) -> str | None:
-    cause, description = status.first_text("cause"), status.first_text("description")
+def _detail(status: Status) -> str | None:
+    cause, description = text(status.cause), text(status.description)
     if cause and description:
         return f"{cause}: {description}"
     return cause or description
@@ -229,47 +235,45 @@ class _Workload(NamedTuple):
     owned: list[tuple[str | None, str | None, list[str]]]  # (name, kind, container names)
 
 
-def _workloads(context: Fields) -> list[_Workload]:
+def _workloads(context: object) -> list[_Workload]:
     found = []
-    for workload in objects(context, "workloads"):
+    for workload in _named(NAMED.read(context).workloads):
         owned = [
-            (item.first_text("name"), item.first_text("kind"), _names(item))
-            for item in objects(workload, "ownedResources")
+            (text(item.name), text(item.kind), [name for c in _named(item.containers) if (name := text(c.name))])
+            for item in _named(workload.owned_resources)
         ]
-        found.append(
-            _Workload(workload.first_text("namespace"), workload.first_text("name"), workload.first_text("kind"), owned)
-        )
+        found.append(_Workload(text(workload.namespace), text(workload.name), text(workload.kind), owned))
     return found
 
 
-def _names(owned: Fields) -> list[str]:
-    return [name for item in objects(owned, "containers") if (name := item.first_text("name"))]
+def _named(value: object) -> list[Named]:
+    return [NAMED.read(item) for item in listed_value(value) if isinstance(item, dict)]
 
 
 class _Context:
     """The image, cluster, workloads, pods and containers a sub-assessment names (each read once)."""
 
-    def __init__(self, extra: Fields, details: Fields) -> None:
-        artifact = extra.view("artifactDetails")
-        kube = extra.view("kubernetesDetails")
-        cluster = extra.view("clusterDetails")
-        aggregate = extra.view("aggregateServerResourceMetadata")
-        native = details.first_text("nativeResourceId")
+    def __init__(self, extra: Extra, details: Details) -> None:
+        artifact = ARTIFACT.read(extra.artifact_details)
+        kube = KUBE.read(extra.kubernetes_details)
+        cluster = KUBE.read(extra.cluster_details)
+        aggregate = KUBE.read(extra.aggregate_server_resource_metadata)
+        native = text(details.native_resource_id)
         self.cluster_id = (
-            cluster.first_text("clusterResourceId")
-            or kube.first_text("clusterResourceId")
-            or aggregate.first_text("managedAggregateResourceId")
+            text(cluster.cluster_resource_id)
+            or text(kube.cluster_resource_id)
+            or text(aggregate.managed_aggregate_resource_id)
             or (native if native and "/managedclusters/" in native.lower() else None)
         )
-        self.cluster_name = cluster.first_text("clusterName") or kube.first_text("clusterName")
-        self.has_kube = bool(kube.doc)
-        self.cluster_kind, self.cloud = kube.first_text("clusterKind"), kube.first_text("cloud")
-        self.namespace, self.pod = kube.first_text("namespace"), kube.first_text("podName")
-        self.controller, self.controller_kind = kube.first_text("controllerName"), kube.first_text("controllerKind")
-        self.container = kube.first_text("containerName")
+        self.cluster_name = text(cluster.cluster_name) or text(kube.cluster_name)
+        self.has_kube = isinstance(extra.kubernetes_details, dict) and bool(extra.kubernetes_details)
+        self.cluster_kind, self.cloud = text(kube.cluster_kind), text(kube.cloud)
+        self.namespace, self.pod = text(kube.namespace), text(kube.pod_name)
+        self.controller, self.controller_kind = text(kube.controller_name), text(kube.controller_kind)
+        self.container = text(kube.container_name)
         self.image = _image(extra, artifact, details)
         self.image_ocsf = self.image.ocsf() if self.image else None
-        self.workloads = _workloads(extra.view("kubernetesContext"))
+        self.workloads = _workloads(extra.kubernetes_context)
 
     def has_kubernetes(self) -> bool:
         """True when Defender says where in Kubernetes the image runs."""
@@ -340,11 +344,11 @@ def _k8s(name: str | None, kind: str, namespace: str | None) -> dict[str, Any]:
     return common.compact({"name": name, "type": kind, "namespace": namespace, "role_id": 4})
 
 
-def _image(extra: Fields, artifact: Fields, details: Fields) -> common.ImageRef | None:
-    repository = artifact.first_text("repositoryName") or extra.first_text("repositoryName")
-    host = artifact.first_text("registryHost")
-    digest = artifact.first_text("digest") or extra.first_text("imageDigest")
-    resource_id = details.first_text("id")
+def _image(extra: Extra, artifact: Artifact, details: Details) -> common.ImageRef | None:
+    repository = text(artifact.repository_name) or text(extra.repository_name)
+    host = text(artifact.registry_host)
+    digest = text(artifact.digest) or text(extra.image_digest)
+    resource_id = text(details.id)
     from_id = common.image_ref(resource_id) if resource_id and not resource_id.startswith("/") else None
     name = "/".join(p for p in (host, repository) if p) if repository else None
     if name:
