@@ -29,19 +29,22 @@ def normalize(
     body: bytes | None = None,
     sequence: int | None = None,
     transport_time: int | None = None,
+    order: bool = True,
 ) -> Iterator[Outcome]:
     """Yield one Outcome per source document found in `doc`.
 
     `transport_time` and `sequence` are the delivery's transport order (wrappers inside it may
     state their own); `received_time` stands in for a record's time only where neither the record
     nor any transport gives one. `body` is the bytes `doc` was parsed from (for exact dead letters).
+    Without `order`, `Outcome.timeless` is left False: working it out normalizes again each finding
+    whose time equals the stand-in, which a caller that only prints findings does without.
 
     Example:
         >>> [o.error for o in normalize({"hello": "world"})]
         ['no source recognizes this document (keys: hello)']
     """
     for item in envelopes.unwrap(doc, where, delivery_id, body=body, received_time=transport_time, sequence=sequence):
-        yield item if isinstance(item, Outcome) else normalize_item(item, received_time)
+        yield item if isinstance(item, Outcome) else normalize_item(item, received_time, order=order)
 
 
 def _detect(item: Item) -> tuple[Source | None, Any]:
@@ -67,8 +70,8 @@ def _takes_envelope(source: Source) -> bool:
 _TAKES_ENVELOPE: dict[Source, bool] = {}  # per source module: its signature is asked once, not per item
 
 
-def normalize_item(item: Item, received_time: int | None = None) -> Outcome:
-    """Normalize one unwrapped document."""
+def normalize_item(item: Item, received_time: int | None = None, *, order: bool = True) -> Outcome:
+    """Normalize one unwrapped document (`order`: see `normalize`)."""
     source, doc = _detect(item)
     if source is None:
         keys = ", ".join(sorted(str(k) for k in item.doc)[:8]) if item.doc else "none"
@@ -89,7 +92,7 @@ def normalize_item(item: Item, received_time: int | None = None) -> Outcome:
         return Outcome(item.where, skipped=result.reason, source=name, item=item)
     if isinstance(result, HealthSignal):
         return Outcome(item.where, signal=result, source=name, item=item)
-    timeless = stand_in is not None and _uses(source, doc, item, stand_in, extra, result)
+    timeless = order and stand_in is not None and _uses(source, doc, item, stand_in, extra, result)
     return Outcome(item.where, finding=result, source=sources.source_of(result), item=item, timeless=timeless)
 
 

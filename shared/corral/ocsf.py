@@ -101,7 +101,8 @@ def timestamp_ms(value: object, field: str = "time") -> int:
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         # Python parses at most microseconds; SCC sends nanoseconds.
-        text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
+        if "." in text:
+            text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:

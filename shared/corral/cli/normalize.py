@@ -36,7 +36,8 @@ def normalize(paths: Paths = None) -> None:
                 _say("error", document.ref, document.error)
                 failed = True
                 continue
-            for outcome in normalize_document(document.parsed, received_time=document.received_time or received):
+            stand_in = document.received_time or received
+            for outcome in normalize_document(document.parsed, received_time=stand_in, order=False):
                 if outcome.finding is not None:
                     write(dumps(outcome.finding, option=orjson.OPT_APPEND_NEWLINE))
                     continue
