@@ -2,8 +2,8 @@
 
 The paths are a trie (nested dicts keyed like the document, `LEAF` where a whole value was
 mapped). This runs once per finding over the whole vendor document, so it is copy-on-write:
-what nothing was read from is shared with the document when it needs no pruning, and the cost
-beyond one walk of the document is in proportion to what was recorded and what is dropped. The
+what nothing was read from is shared with the document when it needs no pruning, so that the
+cost beyond one walk of the document is in proportion to what was read and what is dropped. The
 vendor document is never modified, and nothing downstream modifies `unmapped`; only the object
 returned at the top is always a new one, since callers may add to it.
 """
@@ -47,71 +47,52 @@ def rest_as_sent(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
 
 _shared_object: Final = ocsf.shared_object  # bound once: `rest()` calls these for every untouched subtree
 _shared_items: Final = ocsf.shared_items
-_prefix: Final = ocsf.prefix
 _SCALARS: Final = frozenset({int, float, bool})  # kept as they are: never None nor empty
 _GONE: Final = object()  # what is left of a value that goes as a whole
 
 
 def _rest_object(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
-    # What ocsf.prune(strip(doc, taken)) would give, in one pass, copy-on-write: `doc` itself
-    # when nothing in it goes, else a new dict sharing every value kept as it is (the result may
-    # be empty). Tested by type first: most values are strings, and `x == ""` is slow for others.
-    out: dict[Any, Any] | None = None
+    # What ocsf.prune(strip(doc, taken)) would give, in one pass: a new dict (something was read
+    # here, and nearly always something mapped goes), sharing each untouched value that needs no
+    # pruning. Tested by type first: most values are strings, and `x == ""` is slow for others.
+    out = {}
     recorded = taken.get
     for key, value in doc.items():
         below = recorded(key)
-        kind = type(value)
         if below is LEAF:
-            kept: Any = _GONE
-        elif kind is str:
-            if value:
-                if out is not None:
-                    out[key] = value
-                continue
-            kept = _GONE
-        elif kind is dict or kind is list:  # _rest_of, inlined: objects hold many of them
-            if not value:
-                kept = _GONE
-            elif below:
-                kept = _rest_object(value, below) if kind is dict else _rest_list(value, below)
-            else:
-                kept = _shared_object(value) if kind is dict else _shared_items(value)
-            if kept is value:
-                if out is not None:
-                    out[key] = value
-                continue
-            if not kept:
-                kept = _GONE
-        elif kind in _SCALARS or (kept := _rest_of(value, below)) is value:
-            if out is not None:
-                out[key] = value
             continue
-        if out is None:
-            out = _prefix(doc, key)
-        if kept is not _GONE:
+        kind = type(value)
+        if kind is str:
+            if value:
+                out[key] = value
+        elif kind is dict or kind is list:  # _rest_of, inlined: objects hold many of them
+            if value:
+                if below:
+                    kept = _rest_object(value, below) if kind is dict else _rest_list(value, below)
+                else:
+                    kept = _shared_object(value) if kind is dict else _shared_items(value)
+                if kept:
+                    out[key] = kept
+        elif kind in _SCALARS:
+            out[key] = value
+        elif (kept := _rest_of(value, below)) is not _GONE:
             out[key] = kept
-    return doc if out is None else out
+    return out
 
 
 def _rest_list(items: list[Any], taken: Trie) -> list[Any]:
-    # As _rest_object, for a list (something was read from it, so mostly objects, each its own call).
-    out: list[Any] | None = None
+    # As _rest_object, for a list that something was read from.
+    out = []
     recorded = taken.get
     for i, value in enumerate(items):
         kept = _rest_of(value, recorded(i))
-        if kept is value:
-            if out is not None:
-                out.append(value)
-            continue
-        if out is None:
-            out = items[:i]
         if kept is not _GONE:
             out.append(kept)
-    return items if out is None else out
+    return out
 
 
 def _rest_of(value: Any, below: Trie | None) -> Any:
-    """`value` without what is recorded below it, pruned (itself when nothing goes); _GONE when nothing is left."""
+    """`value` without what is recorded below it, pruned; _GONE when nothing is left of it."""
     if below is LEAF:
         return _GONE
     kind = type(value)
@@ -127,7 +108,5 @@ def _rest_of(value: Any, below: Trie | None) -> Any:
         return _GONE
     if below and isinstance(value, dict | list):  # a subclass (JSON decoders give none): rebuilt as before
         kept = _rest_object(value, below) if isinstance(value, dict) else _rest_list(value, below)
-        if kept is value:
-            kept = dict(kept) if isinstance(kept, dict) else list(kept)
         return kept if kept else _GONE
     return value
