@@ -114,21 +114,20 @@ def _unwrap(doc: object, at: _At) -> Iterator[Item | Outcome]:
     if not isinstance(doc, _MAPPING):
         yield at.failure(f"expected a JSON object, got {_json_type(doc)}", doc)
         return
+    # Each shape is first asked for the key it cannot do without: most documents are none of them.
     records = doc.get("Records")
-    if _is_batch(records, "eventSource", "aws:sqs"):
+    if records is not None and _is_batch(records, "eventSource", "aws:sqs"):
         yield from _sqs(records, at)
-    elif _is_batch(records, "EventSource", "aws:sns"):
+    elif records is not None and _is_batch(records, "EventSource", "aws:sns"):
         yield from _sns_batch(records, at)
-    elif _is_sns_notification(doc):
+    elif "Type" in doc and _is_sns_notification(doc):
         yield from _sns(doc, at)
-    elif "detail-type" in doc and "detail" in doc and "source" in doc:
-        yield _eventbridge(doc, at)
-    elif _is_partial_eventbridge(doc):
+    elif "detail" in doc and (("detail-type" in doc and "source" in doc) or _is_partial_eventbridge(doc)):
         # Hand-made test events keep only `detail` (and `region`) of the EventBridge envelope.
         yield _eventbridge(doc, at)
     elif doc.get("specversion") and "data" in doc:
         yield from _cloudevent(doc, at)
-    elif isinstance(doc.get("message"), _MAPPING) and "data" in doc["message"]:
+    elif "message" in doc and isinstance(doc["message"], _MAPPING) and "data" in doc["message"]:
         yield from _pubsub(doc["message"], at, "message", ("message",))
     elif (key := _list_key(doc)) is not None:
         for i, element in enumerate(doc[key]):

@@ -101,7 +101,8 @@ def timestamp_ms(value: object, field: str = "time") -> int:
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         # Python parses at most microseconds; SCC sends nanoseconds.
-        text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
+        if "." in text:
+            text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
@@ -229,31 +230,121 @@ def prune(obj: Any) -> Any:
 def shared_prune(obj: Any) -> Any:
     """Like `prune`, but what has nothing to drop in it is the very object given, not a copy.
 
-    For values nobody modifies afterwards, e.g. vendor subtrees kept in `unmapped`.
+    For values nobody modifies afterwards, e.g. vendor subtrees kept in `unmapped`. An empty
+    container gives a new empty one, as `prune` does.
     """
     kind = type(obj)
-    if (kind is not dict and kind is not list) or is_pruned(obj):
-        return obj
-    # Something in it goes: this level is rebuilt, and its clean parts are shared.
     if kind is dict:
-        out = {}
-        for key, value in obj.items():
-            if value is None or value == "":
+        return shared_object(obj) if obj else {}
+    if kind is list:
+        return shared_items(obj) if obj else []
+    return obj
+
+
+_SCALARS: Final = frozenset({int, float, bool})  # never None nor empty: kept as they are
+
+
+def shared_object(obj: dict[Any, Any]) -> dict[Any, Any]:
+    """`shared_prune` of a non-empty dict: `obj` itself when nothing in it goes.
+
+    A clean object (the usual case) costs one walk and no allocation; only from the first value
+    that goes is a pruned dict built. The result may be empty.
+    """
+    for value in obj.values():
+        kind = type(value)
+        if kind is str:
+            if value:
                 continue
-            inner = type(value)
-            kept = shared_prune(value) if inner is dict or inner is list else value
-            if kept is value or kept:
-                out[key] = kept
-        return out
-    items = []
-    for value in obj:
-        if value is None or value == "":
+            return _rebuilt_object(obj, value, None)
+        if kind is dict or kind is list:
+            if not value:
+                return _rebuilt_object(obj, value, None)
+            kept = shared_object(value) if kind is dict else shared_items(value)
+            if kept is value:
+                continue
+            return _rebuilt_object(obj, value, kept)
+        if kind in _SCALARS or not (value is None or value == ""):
             continue
-        inner = type(value)
-        kept = shared_prune(value) if inner is dict or inner is list else value
-        if kept is value or kept:
-            items.append(kept)
-    return items
+        return _rebuilt_object(obj, value, None)
+    return obj
+
+
+def shared_items(obj: list[Any]) -> list[Any]:
+    """`shared_prune` of a non-empty list: `obj` itself when nothing in it goes."""
+    for value in obj:
+        kind = type(value)
+        if kind is str:
+            if value:
+                continue
+            return _rebuilt_items(obj, value, None)
+        if kind is dict or kind is list:
+            if not value:
+                return _rebuilt_items(obj, value, None)
+            kept = shared_object(value) if kind is dict else shared_items(value)
+            if kept is value:
+                continue
+            return _rebuilt_items(obj, value, kept)
+        if kind in _SCALARS or not (value is None or value == ""):
+            continue
+        return _rebuilt_items(obj, value, None)
+    return obj
+
+
+# The first value of a container that goes is found again by identity: an object met earlier in
+# the walk would have gone there too (the walk is a function of the object), so no value before
+# it is that very object.
+
+
+def _rebuilt_object(obj: dict[Any, Any], first: Any, kept: Any) -> dict[Any, Any]:
+    """`obj` pruned, given that nothing goes before the value `first`, whose pruned value is `kept`."""
+    out = {}
+    items = iter(obj.items())
+    for key, value in items:
+        if value is first:
+            if kept:
+                out[key] = kept
+            break
+        out[key] = value
+    for key, value in items:
+        kind = type(value)
+        if kind is str:
+            if value:
+                out[key] = value
+        elif kind is dict or kind is list:
+            if value and (kept := shared_object(value) if kind is dict else shared_items(value)):
+                out[key] = kept
+        elif kind in _SCALARS or not (value is None or value == ""):
+            out[key] = value
+    return out
+
+
+def _rebuilt_items(obj: list[Any], first: Any, kept: Any) -> list[Any]:
+    """As `_rebuilt_object`, for a list."""
+    stop = next(i for i, value in enumerate(obj) if value is first)
+    out = obj[:stop]
+    if kept:
+        out.append(kept)
+    for value in obj[stop + 1 :]:
+        kind = type(value)
+        if kind is str:
+            if value:
+                out.append(value)
+        elif kind is dict or kind is list:
+            if value and (kept := shared_object(value) if kind is dict else shared_items(value)):
+                out.append(kept)
+        elif kind in _SCALARS or not (value is None or value == ""):
+            out.append(value)
+    return out
+
+
+def prefix(obj: dict[Any, Any], stop: Any) -> dict[Any, Any]:
+    """A new dict of the items of `obj` before the key `stop` (a key of `obj`, as iterated)."""
+    out = {}
+    for key, value in obj.items():
+        if key is stop:
+            break
+        out[key] = value
+    return out
 
 
 def is_pruned(node: dict[Any, Any] | list[Any]) -> bool:

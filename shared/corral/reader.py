@@ -7,8 +7,7 @@ decided from the first one: a bad line costs that line alone, and the reader pic
 the next line. Any single line or document over 8 MiB is rejected without being held in memory,
 so a large JSON-lines file streams in constant memory. Documents are counted from 1 (`PATH#N`).
 
-A folder walk reads `.json`, `.jsonl` and `.ndjson` files and their `.gz` forms, and reports
-every other file it skips (README, PROVENANCE) instead of treating it as bad input.
+Which files a folder gives is `inputs` (re-exported here).
 """
 
 from __future__ import annotations
@@ -17,17 +16,19 @@ import gzip
 import os
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final, cast
+from typing import IO, Final, NamedTuple, cast
 
 import orjson
 
 from corral import spans
+from corral.inputs import SUFFIXES, expand, readable
+
+__all__ = ["MAX_DOCUMENT", "SUFFIXES", "Document", "expand", "read", "read_stream", "readable"]
 
 MAX_DOCUMENT: Final = 8 * 1024 * 1024
-SUFFIXES: Final = (".json", ".jsonl", ".ndjson")
 _CHUNK: Final = 1024 * 1024
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _OPEN: Final = frozenset(b"[{")
@@ -35,12 +36,12 @@ _WHITESPACE: Final = b" \t\r\n"
 _OPENERS: Final = (b"{", b"[")
 
 
-@dataclass(frozen=True, slots=True)
-class Document:
+class Document(NamedTuple):
     """One document read from an input: parsed, or the reason it could not be.
 
     `raw` is its own bytes in the input; for an element of an array they are cut out of the
-    array's bytes only when asked for (a dead letter), not for every element read.
+    array's bytes only when asked for (a dead letter), not for every element read. A named tuple:
+    one is made for every document read, and building one must stay cheap.
     """
 
     ref: str
@@ -87,32 +88,6 @@ class _Element:
         return self.array.piece(self.index)
 
 
-def readable(path: Path) -> bool:
-    """True for the file names a folder walk reads: .json, .jsonl, .ndjson, each optionally .gz."""
-    name = path.name.lower().removesuffix(".gz")
-    return name.endswith(SUFFIXES)
-
-
-def expand(paths: Iterable[str], on_skip: Callable[[str], None] | None = None) -> Iterator[str]:
-    """Yield files to read: folders searched recursively (sorted), `-` for stdin.
-
-    In a folder only `readable` files are read; each other file is passed to `on_skip`. A file
-    named explicitly is always read.
-    """
-    for name in paths:
-        path = Path(name)
-        if name != "-" and path.is_dir():
-            for found in sorted(path.rglob("*")):
-                if not found.is_file() or found.name.startswith("."):
-                    continue
-                if readable(found):
-                    yield str(found)
-                elif on_skip is not None:
-                    on_skip(str(found))
-        else:
-            yield name
-
-
 def read(name: str) -> Iterator[Document]:
     """Yield the documents of one input (`-` is stdin); an unreadable file gives one error."""
     if name == "-":
@@ -124,7 +99,7 @@ def read(name: str) -> Iterator[Document]:
             written = os.fstat(stream.fileno()).st_mtime_ns // 1_000_000
             for document in read_stream(stream, name):
                 n += 1
-                yield replace(document, received_time=written)
+                yield Document(document.ref, document.content, document.parsed, document.error, written)
     except (OSError, EOFError, zlib.error) as exc:
         # A file that cannot be opened, or a compressed one cut short: what was read stands.
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
@@ -137,7 +112,22 @@ def read_stream(stream: IO[bytes], name: str) -> Iterator[Document]:
     if head == _GZIP_MAGIC:
         stream = cast("IO[bytes]", gzip.GzipFile(fileobj=cast("IO[bytes]", _Prefixed(head, stream)), mode="rb"))
         head = b""
+    elif _seekable(stream):
+        # A file (not a pipe, which must stream): most are one document, read here in one go.
+        head += stream.read(_CHUNK)
+        scanner = _Scanner(_Buffer(stream, head), name)
+        # All of it (read stops short only at the end of a file), and most often one document.
+        whole = scanner.whole(head) if len(head) <= _CHUNK + 1 else None
+        yield from scanner.documents() if whole is None else whole
+        return
     yield from _Scanner(_Buffer(stream, head), name).documents()
+
+
+def _seekable(stream: IO[bytes]) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 class _Prefixed:
@@ -202,7 +192,7 @@ class _Scanner:
         self.n += 1
         return Document(f"{self.name}#{self.n}", raw, parsed, error)
 
-    def _parsed(self, raw: bytes, parsed: object) -> Iterator[Document]:
+    def parsed(self, raw: bytes, parsed: object) -> Iterator[Document]:
         """One document, or each element of an array with its own slice of the input."""
         if not isinstance(parsed, list):
             yield self._doc(raw, parsed)
@@ -210,6 +200,27 @@ class _Scanner:
         array = _Elements(raw, parsed)
         for i, element in enumerate(parsed):
             yield self._doc(_Element(array, i), element)
+
+    def whole(self, data: bytes) -> Iterator[Document] | None:
+        """The documents of an input read whole that is one JSON value, as `documents` reads them; else None.
+
+        One parse instead of the line-by-line search, for the common case. What `documents` reads
+        otherwise (a pretty-printed value whose second line is a record by itself, one that starts
+        on the line of its first member) is left to it.
+        """
+        parsed, ok = _parse(data)
+        if not ok:
+            return None
+        start = 0 if data[0] in _OPEN else spans.skip_space(data, 0)
+        newline = data.find(b"\n", start)
+        line = data[start:] if newline < 0 else data[start:newline]
+        if newline >= 0 and line.rstrip(_WHITESPACE) in _OPENERS:
+            if self._next_line_is_a_record(newline):
+                return None
+            line = data[start:].rstrip(_WHITESPACE)  # as `_multi_line` cuts it
+        elif newline >= 0 and not _parse(line)[1]:
+            return None
+        return self.parsed(line, parsed)  # a value on one line keeps that line's trailing blanks
 
     def documents(self) -> Iterator[Document]:
         buf = self.buffer
@@ -229,7 +240,7 @@ class _Scanner:
                 continue
             parsed, ok = _parse(line)
             if ok:
-                yield from self._parsed(line, parsed)
+                yield from self.parsed(line, parsed)
                 buf.drop(line_end + 1)
                 continue
             yield from self._not_a_line(start, line_end, line)
@@ -258,7 +269,7 @@ class _Scanner:
             value = bytes(buf.data[start : start + end])
             parsed, ok = _parse(value)
             if ok:
-                yield from self._parsed(value, parsed)
+                yield from self.parsed(value, parsed)
                 buf.drop(start + end)
             else:
                 yield self._failure(line)
@@ -295,7 +306,7 @@ class _Scanner:
                 # and only text that is more (or less) than one value is scanned for its end.
                 parsed, ok = _parse(rest)
                 if ok:
-                    yield from self._parsed(rest.rstrip(_WHITESPACE), parsed)
+                    yield from self.parsed(rest.rstrip(_WHITESPACE), parsed)
                     buf.drop(len(buf.data))
                     return
             end = spans.value_end(rest, 0)
@@ -303,7 +314,7 @@ class _Scanner:
                 value = bytes(buf.data[start : start + end])
                 parsed, ok = _parse(value)
                 if ok:
-                    yield from self._parsed(value, parsed)
+                    yield from self.parsed(value, parsed)
                 else:
                     # Balanced but not JSON: one broken document, and reading resumes after it.
                     yield self._failure(value)

@@ -28,6 +28,7 @@ def normalize(paths: Paths = None) -> None:
     """
     failed = False
     out = sys.stdout.buffer
+    write, dumps = out.write, orjson.dumps
     received = now_ms()
     for name in reader.expand(paths or ["-"]):
         for document in reader.read(name):
@@ -35,11 +36,13 @@ def normalize(paths: Paths = None) -> None:
                 _say("error", document.ref, document.error)
                 failed = True
                 continue
-            for outcome in normalize_document(document.parsed, received_time=document.received_time or received):
-                ref = f"{document.ref}: {outcome.where}" if outcome.where else document.ref
+            stand_in = document.received_time or received
+            for outcome in normalize_document(document.parsed, received_time=stand_in, order=False):
                 if outcome.finding is not None:
-                    out.write(orjson.dumps(outcome.finding) + b"\n")
-                elif outcome.signal is not None:
+                    write(dumps(outcome.finding, option=orjson.OPT_APPEND_NEWLINE))
+                    continue
+                ref = f"{document.ref}: {outcome.where}" if outcome.where else document.ref
+                if outcome.signal is not None:
                     signal = outcome.signal
                     state = "healthy" if signal.healthy else "unhealthy"
                     _say(

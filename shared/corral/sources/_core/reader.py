@@ -24,15 +24,15 @@ import math
 import re
 from typing import Any, Final
 
-from corral import ocsf
 from corral.errors import MalformedEventError
+from corral.sources._core.rest import LEAF, pruned_rest, rest_as_sent
 from corral.sources._core.times import epoch_ms
 
 Key = str | int
 Trie = dict[Key, Any]
 
-_LEAF: Final = object()
-_EMPTY: Final = object()  # what `_rest_of` returns for a container with nothing left in it
+_LEAF: Final = LEAF  # recorded where a whole value is mapped (the name `folded` uses)
+
 _ABSENT: Final[dict[str, Any]] = {}  # the document of a view of a missing object; never written
 _MAX_IP_TEXT: Final = 45
 
@@ -263,9 +263,7 @@ class Fields:
         With `as_sent`, nothing else is dropped: nulls and empty values stay as the vendor sent
         them, and only an object left empty by what was recorded in it goes.
         """
-        if as_sent:
-            return _rest_as_sent(self._doc, self._taken)
-        return _rest_object(self._doc, self._taken)
+        return rest_as_sent(self._doc, self._taken) if as_sent else pruned_rest(self._doc, self._taken)
 
     @staticmethod
     def folded(doc: dict[str, Any], taken: Trie | None = None) -> Fields:
@@ -289,21 +287,6 @@ class Fields:
                 self.view(key)._mark_tree(rule)
 
 
-def _rest_as_sent(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
-    # Walks what is recorded (a few keys) over a copy of the object, rather than every key sent.
-    out = dict(doc)
-    for key, below in taken.items():
-        if below is _LEAF:
-            out.pop(key, None)
-        elif below and isinstance(out.get(key), dict):
-            kept = _rest_as_sent(out[key], below)
-            if kept:
-                out[key] = kept
-            else:
-                del out[key]
-    return out
-
-
 def _is_ip(value: object) -> bool:
     if not isinstance(value, str) or len(value) > _MAX_IP_TEXT:
         return False
@@ -324,71 +307,3 @@ def _child(taken: Trie, key: Key) -> Trie:
     elif child is _LEAF:
         return {}  # the whole value is mapped already: what is recorded below changes nothing
     return child
-
-
-_shared_prune: Final = ocsf.shared_prune  # bound once: `rest()` calls it for every untouched subtree
-_SCALARS: Final = frozenset({int, float, bool})  # kept as they are: never None nor empty
-
-
-def _rest_object(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
-    # One pass doing what ocsf.prune(strip(doc, taken)) would: drop what is mapped, then what is
-    # empty. Subtrees with nothing recorded in them are shared as they are when already pruned.
-    # Tested by type first: most values are strings, and `x == ""` is slow for other types.
-    out = {}
-    recorded = taken.get
-    for key, value in doc.items():
-        below = recorded(key)
-        if below is _LEAF:
-            continue
-        kind = type(value)
-        if kind is str:
-            if value:
-                out[key] = value
-        elif kind is dict or kind is list:  # _rest_of, inlined: objects hold many of them
-            if below:
-                kept = _rest_object(value, below) if kind is dict else _rest_list(value, below)
-            else:
-                kept = _shared_prune(value)
-            if kept:
-                out[key] = kept
-        elif kind in _SCALARS:
-            out[key] = value
-        elif value is None or value == "":
-            continue
-        elif below:  # a subclass of dict or list (JSON decoders give none) that something was read from
-            kept = _rest_of(value, below)
-            if kept is not _EMPTY:
-                out[key] = kept
-        else:
-            out[key] = value
-    return out
-
-
-def _rest_list(items: list[Any], taken: Trie) -> list[Any]:
-    out = []
-    recorded = taken.get
-    for i, value in enumerate(items):
-        below = recorded(i)
-        if below is _LEAF or value is None or value == "":
-            continue
-        kind = type(value)
-        if below or kind is dict or kind is list:
-            kept = _rest_of(value, below)
-            if kept is not _EMPTY:
-                out.append(kept)
-        else:
-            out.append(value)
-    return out
-
-
-def _rest_of(value: Any, below: Trie | None) -> Any:
-    """`value` without what is recorded below it, pruned; _EMPTY when nothing is left of it."""
-    if below and isinstance(value, dict):
-        kept: Any = _rest_object(value, below)
-    elif below and isinstance(value, list):
-        kept = _rest_list(value, below)
-    elif type(value) is dict or type(value) is list:
-        kept = _shared_prune(value)  # nothing read in it: shared where nothing needs pruning
-    else:
-        return value
-    return kept if kept else _EMPTY
