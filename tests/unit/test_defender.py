@@ -581,3 +581,14 @@ def test_mutated_fixtures_never_crash(data: st.DataObject) -> None:
     else:
         parent[path[-1]] = data.draw(JSON)
     check_contract(doc)
+
+
+def test_each_record_kind_names_the_module_that_declares_its_type() -> None:
+    """The lazily imported mappers are registered under the ARM type each one declares."""
+    import importlib
+
+    from corral.sources import defender
+
+    for kind, name in defender._BY_TYPE.items():
+        assert kind == importlib.import_module(f"corral.sources.defender.{name}").TYPE
+    assert defender._ASSESSMENT in defender._BY_TYPE

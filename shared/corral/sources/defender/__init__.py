@@ -19,25 +19,29 @@ Keys are read case-insensitively throughout; `normalize` is pure and raises only
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from corral.errors import CorralError, MalformedEventError, UnsupportedSourceError
 from corral.records import Normalized, Skip
 from corral.sources._core.folded import spellings
-from corral.sources.defender import alerts, assessments, attackpaths, compliance, subassessments
+from corral.sources.defender import alerts
 from corral.sources.defender._facts import FACTS as FACTS
 from corral.sources.defender._facts import SOURCE as SOURCE
 
-_Normalizer = Callable[[dict[str, Any], "str | None", "int | None"], dict[str, Any]]
-
-
-_BY_TYPE: Final[dict[str, _Normalizer]] = {
-    assessments.TYPE: assessments.normalize,
-    subassessments.TYPE: subassessments.normalize,
-    compliance.TYPE: compliance.normalize,
-    attackpaths.TYPE: attackpaths.normalize,
+# The module that maps each record kind, by ARM type (each module's `TYPE`). Alerts are what most
+# functions see; the other mappers are imported on first use, so a cold start loads only those
+# its delivery needs.
+_BY_TYPE: Final[dict[str, str]] = {
+    "microsoft.security/assessments": "assessments",
+    "microsoft.security/assessments/subassessments": "subassessments",
+    (
+        "microsoft.security/regulatorycompliancestandards/regulatorycompliancecontrols/regulatorycomplianceassessments"
+    ): "compliance",
+    "microsoft.security/attackpaths": "attackpaths",
 }
+_ASSESSMENT: Final = "microsoft.security/assessments"
 _SKIPPED: Final = {
     "microsoft.security/securescores": "secure score, not a finding",
     "microsoft.security/securescores/securescorecontrols": "secure score, not a finding",
@@ -60,7 +64,13 @@ def _nested(doc: dict[str, Any]) -> dict[str, Any] | None:
         found = found.get(spellings(found).get(name))
         if not isinstance(found, dict):
             return None
-    return found  # type: ignore[no-any-return]
+    return found
+
+
+def _mapper(name: str) -> Callable[..., Normalized]:
+    """The `normalize` of the mapper module `name` (imported once, on first use)."""
+    normalize: Callable[..., Normalized] = importlib.import_module(f"{__name__}.{name}").normalize
+    return normalize
 
 
 def recognizes(doc: Mapping[str, Any]) -> bool:
@@ -90,12 +100,12 @@ def normalize(
     try:
         if kind in _SKIPPED:
             return Skip(_SKIPPED[kind])
-        if kind == assessments.TYPE:
+        if kind == _ASSESSMENT:
             nested = _nested(doc)
             if nested is not None:
-                return subassessments.normalize(nested, delivery_id, received_time, parent=doc)
+                return _mapper("subassessments")(nested, delivery_id, received_time, parent=doc)
         if kind in _BY_TYPE:
-            return _BY_TYPE[kind](doc, delivery_id, received_time)
+            return _mapper(_BY_TYPE[kind])(doc, delivery_id, received_time)
         if alerts.matches(doc):
             return alerts.normalize(doc, delivery_id, received_time)
     except CorralError:
