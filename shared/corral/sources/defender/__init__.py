@@ -64,7 +64,7 @@ def _nested(doc: dict[str, Any]) -> dict[str, Any] | None:
         found = found.get(spellings(found).get(name))
         if not isinstance(found, dict):
             return None
-    return found
+    return found  # type: ignore[no-any-return]
 
 
 def _mapper(name: str) -> Callable[..., Normalized]:
