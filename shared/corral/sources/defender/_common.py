@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 from corral import ocsf
 from corral.errors import MalformedEventError
+from corral.records import NamedTuple
 from corral.sources._core import images, times
 from corral.sources._core.folded import text
 from corral.sources.defender._records import Details
@@ -179,8 +179,7 @@ def azure_cloud(resource_id: str | None, region: str | None = None, fallback: st
     return ocsf.cloud("Azure", account, region)
 
 
-@dataclass(frozen=True, slots=True)
-class ImageRef:
+class ImageRef(NamedTuple):
     """A container image reference split into registry/repository name, tag and digest."""
 
     name: str
