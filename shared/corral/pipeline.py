@@ -276,7 +276,8 @@ class Pipeline:
             prepared = self.prioritizer.prepare([p.finding for p in batch], now)
             # A finding the prioritizer left as it was is stored with the JSON its limits check wrote.
             documents = [p.document if f is p.finding else None for p, f in zip(batch, prepared.findings, strict=True)]
-            changes = prepared.finish(self.store.upsert(prepared.findings, now=now, documents=documents))
+            stored = self.store.upsert(prepared.findings, now=now, documents=documents, contexts=prepared.contexts)
+            changes = prepared.finish(stored)
             self.store.touch_sources(_seen(batch, now))
         except StoreUnavailableError:
             raise

@@ -25,6 +25,7 @@ from typing import Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from corral import ocsf
+from corral.context import ContainerContext
 from corral.errors import ConfigError, StoreUnavailableError
 from corral.redaction import redact_url
 from corral.stores import _sql, migrations
@@ -186,7 +187,12 @@ class SqliteStore(SqlStore):
     # Findings ---------------------------------------------------------------------------------------
 
     def upsert(
-        self, findings: Sequence[ocsf.Finding], *, now: int, documents: Sequence[bytes | None] = ()
+        self,
+        findings: Sequence[ocsf.Finding],
+        *,
+        now: int,
+        documents: Sequence[bytes | None] = (),
+        contexts: Sequence[ContainerContext | None] = (),
     ) -> list[Change]:
         """Store a batch in one transaction and return one Change per finding, in order."""
         if not findings:
@@ -208,7 +214,7 @@ class SqliteStore(SqlStore):
                     for row in db.execute(sql, [part for key in chunk for part in key]):
                         key, current = _sql.Current.of_row(row)
                         stored[key] = current
-                plan = _sql.plan_upsert(findings, stored, now=now, documents=documents)
+                plan = _sql.plan_upsert(findings, stored, now=now, documents=documents, contexts=contexts)
                 db.executemany(_INSERT_FINDINGS, plan.rows)
                 db.executemany(_REFRESH_FINDINGS, plan.refresh)
                 db.executemany(_INSERT_HISTORY, plan.history)
