@@ -339,7 +339,7 @@ class Pipeline:
 
     def _ledger_entries(self, change: Change, now: int) -> list[LedgerEntry]:
         kind = change.kind
-        if kind == "stale":
+        if kind == "stale" or not self.router.routes:
             return []
         previous = change.previous.severity_id if change.previous is not None else None
         if kind == "unchanged":
@@ -348,8 +348,6 @@ class Pipeline:
             # The ledger insert is insert-if-absent, so a version already queued or delivered is
             # never queued twice; a change older than the ledger's retention is not routed again,
             # because its delivered rows may have expired (GuardDuty re-exports every finding).
-            if not self.router.routes:
-                return []
             history = self.store.history(change.key)
             since = now - self.ledger_retention_ms
             at = [i for i, h in enumerate(history) if h.version == change.version and h.at >= since]
