@@ -39,6 +39,8 @@ _ENTITY: Final = re.compile(
     re.IGNORECASE,
 )
 _WORKLOAD_KINDS: Final = ("deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob", "workload")
+# One search instead of a loop over the kinds: every resource of every finding passes here.
+_WORKLOAD: Final = re.compile("|".join(_WORKLOAD_KINDS))
 _SERVICE_TYPES: Final = ("run.googleapis.com/service", "microsoft.app/containerapps", "aws::ecs::service")
 _IN_USE_COUNT: Final = ("in_use_count", "inUseCount")
 _LAST_IN_USE: Final = ("last_in_use_at", "lastInUseAt")
@@ -238,7 +240,7 @@ def _place(finding: Mapping[str, Any], ctx: ContainerContext | None = None) -> t
             continue
         if not cluster and kind in _SERVICE_TYPES:
             cluster = name
-        if kind.startswith("kubernetes ") and any(k in kind for k in _WORKLOAD_KINDS):
+        if kind.startswith("kubernetes ") and _WORKLOAD.search(kind):
             workload = workload or name
         elif kind == "kubernetes pod":
             pod = pod or name
@@ -435,7 +437,7 @@ def _exposures(finding: Mapping[str, Any], ctx: ContainerContext | None) -> tupl
         cluster, _, _ = _place(finding, ctx)
         for resource in _dicts(finding.get("resources")):
             kind = _text(resource.get("type")).lower()
-            if kind == "kubernetes pod" or (kind.startswith("kubernetes ") and any(k in kind for k in _WORKLOAD_KINDS)):
+            if kind == "kubernetes pod" or (kind.startswith("kubernetes ") and _WORKLOAD.search(kind)):
                 name = _text(resource.get("name"))
                 if name:
                     places[(cluster, _text(resource.get("namespace")), name)] = None
