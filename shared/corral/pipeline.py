@@ -32,6 +32,7 @@ from corral.stores.base import (
     Change,
     Claim,
     DeadLetter,
+    HistoryEntry,
     LedgerEntry,
     SinkBacklog,
     SourceSeen,
@@ -299,13 +300,16 @@ class Pipeline:
         if suppressed:
             self.store.mark_suppressed(list(suppressed.items()))
         entries: dict[tuple[str, str], LedgerEntry] = {}
+        # The histories of the batch's unchanged findings, read at once (see `_ledger_entries`).
+        again = [change.key for _, change, rule in routed if rule is None and change.kind == "unchanged"]
+        histories = self.store.histories(again) if again and self.router.routes else {}
         for pending, change, rule in routed:
             if rule is not None:
                 result.counts[change.kind] += 1
                 result.counts["suppressed"] += 1
                 continue
             try:
-                ledger = self._ledger_entries(change, now)
+                ledger = self._ledger_entries(change, now, histories.get(change.key, []))
             except StoreUnavailableError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a routing rule failing on one record
@@ -337,7 +341,8 @@ class Pipeline:
         claim = Claim.new(now)
         self.deliverer.deliver(self.store.ledger_add(entries, claim=claim), claim)
 
-    def _ledger_entries(self, change: Change, now: int) -> list[LedgerEntry]:
+    def _ledger_entries(self, change: Change, now: int, history: Sequence[HistoryEntry] = ()) -> list[LedgerEntry]:
+        """The ledger rows of one change; `history` is the finding's (needed only when it is unchanged)."""
         kind = change.kind
         if kind == "stale" or not self.router.routes:
             return []
@@ -348,7 +353,6 @@ class Pipeline:
             # The ledger insert is insert-if-absent, so a version already queued or delivered is
             # never queued twice; a change older than the ledger's retention is not routed again,
             # because its delivered rows may have expired (GuardDuty re-exports every finding).
-            history = self.store.history(change.key)
             since = now - self.ledger_retention_ms
             at = [i for i, h in enumerate(history) if h.version == change.version and h.at >= since]
             if not at:

@@ -368,6 +368,19 @@ def stored_finding(row: Sequence[Any]) -> StoredFinding:
     )
 
 
+def histories_sql(keys: int) -> str:
+    """The history of `keys` findings (three `?` each), key columns first, each finding's oldest first.
+
+    A join with the keys, not `(…) IN (VALUES …)`: SQLite answers a row-value IN list with a scan.
+    """
+    values = ", ".join("(?, ?, ?)" for _ in range(keys))
+    return (
+        f"WITH k (p, a, u) AS (VALUES {values}) SELECT h.product, h.account, h.uid,"
+        " h.at, h.kind, h.version, h.modified_time, h.severity_id, h.status_id"
+        " FROM k JOIN finding_history AS h ON h.product = k.p AND h.account = k.a AND h.uid = k.u ORDER BY h.seq"
+    )
+
+
 def history_entry(row: Sequence[Any]) -> HistoryEntry:
     """Read one row of `at, kind, version, modified_time, severity_id, status_id`."""
     return HistoryEntry(int(row[0]), row[1], row[2], int(row[3]), int(row[4]), int(row[5]))

@@ -662,6 +662,9 @@ class Store(Protocol):
     def history(self, key: FindingKey) -> list[HistoryEntry]:
         """Return a finding's recorded changes, oldest first."""
 
+    def histories(self, keys: Sequence[FindingKey]) -> dict[FindingKey, list[HistoryEntry]]:
+        """Return the recorded changes of each finding, oldest first (as `history`, in few reads)."""
+
     def query(self, query: FindingQuery) -> Page:
         """Return findings matching every given filter, newest last_seen first, paged."""
 
