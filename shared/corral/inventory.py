@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
 from corral import ocsf
-from corral.context import container_context
+from corral.context import ContainerContext, container_context
 
 # Findings are plain dicts: testing for `dict` first spares the ABC check that `Mapping` costs.
 _MAPPING: Final = (dict, Mapping)
@@ -39,6 +39,8 @@ _ENTITY: Final = re.compile(
     re.IGNORECASE,
 )
 _WORKLOAD_KINDS: Final = ("deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob", "workload")
+# One search instead of a loop over the kinds: every resource of every finding passes here.
+_WORKLOAD: Final = re.compile("|".join(_WORKLOAD_KINDS))
 _SERVICE_TYPES: Final = ("run.googleapis.com/service", "microsoft.app/containerapps", "aws::ecs::service")
 _IN_USE_COUNT: Final = ("in_use_count", "inUseCount")
 _LAST_IN_USE: Final = ("last_in_use_at", "lastInUseAt")
@@ -225,9 +227,10 @@ def _registry_host(finding: Mapping[str, Any]) -> str:
     return ""
 
 
-def _place(finding: Mapping[str, Any]) -> tuple[str, str, str]:
-    """Cluster (or service), namespace and workload a finding names."""
-    ctx = container_context(finding)
+def _place(finding: Mapping[str, Any], ctx: ContainerContext | None = None) -> tuple[str, str, str]:
+    """Cluster (or service), namespace and workload a finding names (`ctx`: its container context, if known)."""
+    if ctx is None:
+        ctx = container_context(finding)
     cluster, namespace = ctx.cluster or "", ctx.namespace or ""
     workload = pod = ""
     for resource in _dicts(finding.get("resources")):
@@ -237,7 +240,7 @@ def _place(finding: Mapping[str, Any]) -> tuple[str, str, str]:
             continue
         if not cluster and kind in _SERVICE_TYPES:
             cluster = name
-        if kind.startswith("kubernetes ") and any(k in kind for k in _WORKLOAD_KINDS):
+        if kind.startswith("kubernetes ") and _WORKLOAD.search(kind):
             workload = workload or name
         elif kind == "kubernetes pod":
             pod = pod or name
@@ -261,16 +264,19 @@ def _source_time(finding: Mapping[str, Any]) -> int:
     return int(last) if isinstance(last, int) and last > 0 else ocsf.modified_time(finding)
 
 
-def observe(finding: Mapping[str, Any]) -> Observations:
-    """Return the image observations one normalized finding carries (EMPTY when none)."""
+def observe(finding: Mapping[str, Any], ctx: ContainerContext | None = None) -> Observations:
+    """Return the image observations one normalized finding carries (EMPTY when none).
+
+    `ctx` is the finding's container context when the caller has it already (the store needs it too).
+    """
     class_uid = finding.get("class_uid")
     if class_uid == ocsf.DETECTION:
-        exposures = _exposures(finding)
+        exposures = _exposures(finding, ctx)
         if exposures:
             return Observations(exposures=exposures)
-        return _runtime(finding)
+        return _runtime(finding, ctx)
     if class_uid == ocsf.VULNERABILITY:
-        return _vulnerability(finding)
+        return _vulnerability(finding, ctx)
     return EMPTY
 
 
@@ -285,25 +291,25 @@ def _names(images: list[_Image], cloud: str, account: str, when: int) -> tuple[I
     return tuple(found.values())
 
 
-def _runtime(finding: Mapping[str, Any]) -> Observations:
+def _runtime(finding: Mapping[str, Any], ctx: ContainerContext | None) -> Observations:
     images = [i for i in _evidence_images(finding) if i.key]
     if not images:
         return EMPTY
     cloud, account = finding["cloud"]["provider"], finding["cloud"]["account"]["uid"]
     when = _source_time(finding)
-    cluster, namespace, workload = _place(finding)
+    cluster, namespace, workload = _place(finding, ctx)
     who = reporter(ocsf.identity(finding))
     sightings = {i.key: Sighting(i.key, cloud, account, cluster, namespace, workload, who, when) for i in images}
     return Observations(names=_names(images, cloud, account, when), sightings=tuple(sightings.values()))
 
 
-def _vulnerability(finding: Mapping[str, Any]) -> Observations:
+def _vulnerability(finding: Mapping[str, Any], ctx: ContainerContext | None) -> Observations:
     cloud, account = finding["cloud"]["provider"], finding["cloud"]["account"]["uid"]
     when = ocsf.modified_time(finding)
     key = ocsf.identity(finding)
     who = reporter(key)
     host = _registry_host(finding)
-    cluster, namespace, workload = _place(finding)
+    cluster, namespace, workload = _place(finding, ctx)
     images: list[_Image] = []
     sightings: dict[tuple[str, ...], Sighting] = {}
     for resource in _dicts(finding.get("resources")):
@@ -407,7 +413,7 @@ def _any_flag(finding: Mapping[str, Any], *keys: str) -> bool | None:
     return False if any(v is False for v in values) else None
 
 
-def _exposures(finding: Mapping[str, Any]) -> tuple[Exposure, ...]:
+def _exposures(finding: Mapping[str, Any], ctx: ContainerContext | None) -> tuple[Exposure, ...]:
     info = _mapping(finding.get("finding_info"))
     types = [t.lower() for t in info.get("types") or [] if isinstance(t, str)]
     attack_path = "attack path" in types and _internet_path(info)
@@ -428,10 +434,10 @@ def _exposures(finding: Mapping[str, Any]) -> tuple[Exposure, ...]:
             if "containerapps" in _text(node.get("type")).lower() and node.get("name"):
                 places[(_text(node.get("name")), "", _text(node.get("name")))] = None
     else:
-        cluster, _, _ = _place(finding)
+        cluster, _, _ = _place(finding, ctx)
         for resource in _dicts(finding.get("resources")):
             kind = _text(resource.get("type")).lower()
-            if kind == "kubernetes pod" or (kind.startswith("kubernetes ") and any(k in kind for k in _WORKLOAD_KINDS)):
+            if kind == "kubernetes pod" or (kind.startswith("kubernetes ") and _WORKLOAD.search(kind)):
                 name = _text(resource.get("name"))
                 if name:
                     places[(cluster, _text(resource.get("namespace")), name)] = None

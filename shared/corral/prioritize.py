@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from corral import inventory, ocsf, priority
+from corral.context import ContainerContext, container_context
 from corral.stores.base import Change
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class Prepared:
     A plain class, not a dataclass: every cold start would build a dataclass through `exec`.
     """
 
-    __slots__ = ("before", "findings", "given", "moved", "now", "others", "prioritizer")
+    __slots__ = ("before", "contexts", "findings", "given", "moved", "now", "others", "prioritizer")
 
     def __init__(
         self,
@@ -50,8 +51,11 @@ class Prepared:
         *,
         before: dict[FindingKey, priority.Priority | None] | None = None,
         moved: list[str] | None = None,
+        contexts: list[ContainerContext] | None = None,
     ) -> None:
         self.findings = findings
+        # The findings' container contexts, read once for the inventory and the store alike.
+        self.contexts = contexts if contexts is not None else []
         self.prioritizer = prioritizer
         self.now = now
         self.given: dict[FindingKey, priority.Priority] = {}
@@ -94,10 +98,11 @@ class Prioritizer:
 
     def prepare(self, findings: Sequence[ocsf.Finding], now: int) -> Prepared:
         """Record the batch's image observations and apply a priority to each Vulnerability Finding."""
-        observed = [inventory.observe(f) for f in findings]
+        contexts = [container_context(f) for f in findings]
+        observed = [inventory.observe(f, ctx) for f, ctx in zip(findings, contexts, strict=True)]
         seen = [o for o in observed if not o.is_empty()]
         if not seen:
-            return Prepared(list(findings), self, now)
+            return Prepared(list(findings), self, now, contexts=contexts)
         vulnerable = {o.vulnerable.key: o.vulnerable for o in observed if o.vulnerable is not None}
         digests = sorted({v.image for v in vulnerable.values() if v.image.startswith("sha256:")})
         before: dict[FindingKey, priority.Priority | None] = dict.fromkeys(vulnerable)
@@ -107,7 +112,7 @@ class Prioritizer:
                     before[row.key] = row.priority
         moved = self.store.record_images(seen)
         evidence = self.store.image_evidence(digests) if digests else {}
-        prepared = Prepared([], self, now, before=before, moved=moved)
+        prepared = Prepared([], self, now, before=before, moved=moved, contexts=contexts)
         for finding, seen_in in zip(findings, observed, strict=True):
             facts = seen_in.vulnerable
             if facts is None:

@@ -181,6 +181,19 @@ def test_a_batch_is_decided_in_order(store: Store) -> None:
     assert c.document["metadata"]["uid"] == "d-2"
 
 
+def test_histories_of_many_findings_match_each_history(store: Store) -> None:
+    """`histories` answers for each key what `history` does, in one call; unknown keys get []."""
+    first, second = make_finding(uid="h-1"), make_finding(uid="h-2")
+    store.upsert([first, second], now=NOW)
+    store.upsert([make_finding(uid="h-1", modified=T + 1, severity_id=5)], now=NOW + 1)
+    unknown = ("aws.guardduty", "1", "nope")
+    keys = [key_of(first), key_of(second), unknown]
+    found = store.histories(keys)
+    assert found == {key: store.history(key) for key in keys}
+    assert [h.kind for h in found[key_of(first)]] == ["new", "escalated"]
+    assert found[unknown] == []
+
+
 def test_unknown_finding_is_none(store: Store) -> None:
     """A finding never stored has no record and no history."""
     assert store.get(("aws.guardduty", "1", "nope")) is None

@@ -196,7 +196,8 @@ class SqlImages:
         )
         refs = images.references(names)
         # Every name of those repositories: a tag names the digest it was last seen with.
-        names += [n for n in self._names_by_reference(refs) if n.digest not in set(digests)]
+        asked = set(digests)
+        names += [n for n in self._names_by_reference(refs) if n.digest not in asked]
         sightings = images.sort_sightings(
             map(
                 _sighting,

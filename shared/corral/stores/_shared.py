@@ -29,13 +29,16 @@ def trait_map(finding: Mapping[str, Any]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     traits = finding.get("finding_info", {}).get("traits") or []
     for trait in traits:
-        if not isinstance(trait, Mapping) or not isinstance(trait.get("name"), str):
+        # dict first: the ABC check of Mapping costs more than the rest of the loop.
+        if not (isinstance(trait, dict) or isinstance(trait, Mapping)) or not isinstance(trait.get("name"), str):  # noqa: SIM101
             continue
         values = found.setdefault(trait["name"], [])
-        candidates = list(trait.get("values") or [])
-        if trait.get("value") is not None:
-            candidates.append(trait["value"])
-        values.extend(str(v) for v in candidates if str(v) not in values)
+        candidates = trait.get("values") or ()
+        value = trait.get("value")
+        for candidate in (*candidates, value) if value is not None else candidates:
+            text = candidate if isinstance(candidate, str) else str(candidate)
+            if text not in values:
+                values.append(text)
     return found
 
 

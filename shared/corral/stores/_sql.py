@@ -16,6 +16,7 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from corral import ocsf, traits
+from corral.context import ContainerContext
 from corral.records import HealthSignal
 from corral.stores._shared import (
     CLOUD_NAMES,
@@ -251,17 +252,19 @@ def plan_upsert(
     *,
     now: int,
     documents: Sequence[bytes | None] = (),
+    contexts: Sequence[ContainerContext | None] = (),
 ) -> Plan:
     """Decide each finding in order against the stored state and return what to write.
 
     `versions` counts accepted source versions (new and every real change), not deliveries:
     `unchanged` refreshes last seen and the document, `stale` writes nothing. `documents`, where
-    given, are the findings' JSON already serialized (None where not), written as they are.
+    given, are the findings' JSON already serialized (None where not), written as they are;
+    `contexts`, where given, their container contexts.
     """
     state = dict(stored)
     # Per key: the latest accepted document, its JSON when given, the state after it, and whether
     # any change in this batch needs the whole row written (anything but `unchanged`).
-    latest: dict[FindingKey, tuple[ocsf.Finding, bytes | None, Current, bool]] = {}
+    latest: dict[FindingKey, tuple[ocsf.Finding, bytes | None, Current, bool, ContainerContext | None]] = {}
     changes: list[Change] = []
     history: list[tuple[Any, ...]] = []
     for n, finding in enumerate(findings):
@@ -283,13 +286,14 @@ def plan_upsert(
             after = Current(accepted, current.first_seen, max(current.last_seen, now), current.versions + bump)
         state[key] = after
         whole = kind != "unchanged" or (key in latest and latest[key][3])
-        latest[key] = (finding, documents[n] if n < len(documents) else None, after, whole)
+        given = contexts[n] if n < len(contexts) else None
+        latest[key] = (finding, documents[n] if n < len(documents) else None, after, whole, given)
         if kind != "unchanged":
             history.append((*key, now, kind, version, incoming.modified_time, incoming.severity_id, incoming.status_id))
-    rows = [_finding_row(key, doc, after, text) for key, (doc, text, after, whole) in latest.items() if whole]
+    rows = [_finding_row(key, doc, after, text, ctx) for key, (doc, text, after, whole, ctx) in latest.items() if whole]
     refresh = [
         (after.last_seen, after.snapshot.modified_time, after.snapshot.closed, _text(doc, text), *_order(after), *key)
-        for key, (doc, text, after, whole) in latest.items()
+        for key, (doc, text, after, whole, _) in latest.items()
         if not whole
     ]
     return Plan(changes, rows, refresh, history)
@@ -300,8 +304,10 @@ def _text(finding: ocsf.Finding, text: bytes | None) -> str:
     return text.decode() if text is not None else dumps(finding)
 
 
-def _finding_row(key: FindingKey, finding: ocsf.Finding, after: Current, text: bytes | None) -> tuple[Any, ...]:
-    cols = columns(finding, snapshot=after.snapshot)
+def _finding_row(
+    key: FindingKey, finding: ocsf.Finding, after: Current, text: bytes | None, ctx: ContainerContext | None = None
+) -> tuple[Any, ...]:
+    cols = columns(finding, snapshot=after.snapshot, context=ctx)
     return (
         *key,
         cols.cloud,
@@ -359,6 +365,19 @@ def stored_finding(row: Sequence[Any]) -> StoredFinding:
         closed=bool(row[9]),
         modified_time=int(row[10]),
         suppression=suppression,
+    )
+
+
+def histories_sql(keys: int) -> str:
+    """The history of `keys` findings (three `?` each), key columns first, each finding's oldest first.
+
+    A join with the keys, not `(…) IN (VALUES …)`: SQLite answers a row-value IN list with a scan.
+    """
+    values = ", ".join("(?, ?, ?)" for _ in range(keys))
+    return (
+        f"WITH k (p, a, u) AS (VALUES {values}) SELECT h.product, h.account, h.uid,"
+        " h.at, h.kind, h.version, h.modified_time, h.severity_id, h.status_id"
+        " FROM k JOIN finding_history AS h ON h.product = k.p AND h.account = k.a AND h.uid = k.u ORDER BY h.seq"
     )
 
 

@@ -120,6 +120,17 @@ class SqlStore(SqlImages, ABC):
         )
         return [_sql.history_entry(row) for row in rows]
 
+    def histories(self, keys: Sequence[FindingKey]) -> dict[FindingKey, list[HistoryEntry]]:
+        """Return the recorded changes of each finding, oldest first: one read per 300 keys."""
+        found: dict[FindingKey, list[HistoryEntry]] = {key: [] for key in keys}
+        unique = list(found)
+        for start in range(0, len(unique), 300):
+            chunk = unique[start : start + 300]
+            rows = self._select(_sql.histories_sql(len(chunk)), [part for key in chunk for part in key])
+            for row in rows:
+                found[(row[0], row[1], row[2])].append(_sql.history_entry(row[3:]))
+        return found
+
     def query(self, query: FindingQuery) -> Page:
         """Return findings matching every given filter, newest last seen first, paged by keyset."""
         clause, params = _sql.where(query, self.dialect)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol
 import orjson
 
 from corral import inventory, limits, ocsf, priority, traits
-from corral.context import container_context
+from corral.context import ContainerContext, container_context
 from corral.errors import PermanentError
 from corral.records import HealthSignal
 
@@ -97,8 +97,11 @@ def _drop(doc: dict[str, Any], tree: Mapping[str, Any]) -> None:
     for head, rest in tree.items():
         if rest is None:
             doc.pop(head, None)
-        elif isinstance(doc.get(head), Mapping):
-            doc[head] = inner = dict(doc[head])
+            continue
+        value = doc.get(head)
+        # Findings are plain dicts: testing for dict first spares the ABC check that Mapping costs.
+        if isinstance(value, dict) or isinstance(value, Mapping):  # noqa: SIM101
+            doc[head] = inner = dict(value)
             _drop(inner, rest)
 
 
@@ -290,17 +293,22 @@ def search_text(finding: Mapping[str, Any]) -> str:
     """Return what a text search looks in: the title and every resource's name, lower-cased, a line each."""
     parts = [str(finding.get("finding_info", {}).get("title") or "")]
     for resource in finding.get("resources") or ():
-        if isinstance(resource, Mapping) and resource.get("name"):
+        if (isinstance(resource, dict) or isinstance(resource, Mapping)) and resource.get("name"):  # noqa: SIM101
             parts.append(str(resource["name"]))
     return "\n".join(parts).lower()
 
 
-def columns(finding: Mapping[str, Any], fp: str | None = None, snapshot: Snapshot | None = None) -> Columns:
-    """Derive the indexed columns of one finding (pure); from its `snapshot`, when given, what that holds."""
+def columns(
+    finding: Mapping[str, Any],
+    fp: str | None = None,
+    snapshot: Snapshot | None = None,
+    context: ContainerContext | None = None,
+) -> Columns:
+    """Derive the indexed columns of one finding (pure); from its `snapshot` and `context`, when given."""
     info = finding.get("finding_info", {})
     types = info.get("types") or []
     classification = traits.read(finding)
-    ctx = container_context(finding)
+    ctx = context if context is not None else container_context(finding)
     if snapshot is None:
         snapshot = Snapshot.of(finding, fp)
     return Columns(
@@ -628,7 +636,12 @@ class Store(Protocol):
     # Findings -------------------------------------------------------------------------------
 
     def upsert(
-        self, findings: Sequence[ocsf.Finding], *, now: int, documents: Sequence[bytes | None] = ()
+        self,
+        findings: Sequence[ocsf.Finding],
+        *,
+        now: int,
+        documents: Sequence[bytes | None] = (),
+        contexts: Sequence[ContainerContext | None] = (),
     ) -> list[Change]:
         """Store a batch (in order; one round trip where possible) and return one Change each.
 
@@ -637,6 +650,7 @@ class Store(Protocol):
         Concurrent writers of one finding end with one record and the right version count.
         `documents`, when given, are the findings' JSON already serialized (None where not), in
         order: a backend that keeps the document as JSON text may write them as they are.
+        `contexts`, likewise, are the findings' container contexts where the caller has them.
         """
 
     def mark_suppressed(self, marks: Sequence[tuple[FindingKey, Suppression | None]]) -> None:
@@ -647,6 +661,9 @@ class Store(Protocol):
 
     def history(self, key: FindingKey) -> list[HistoryEntry]:
         """Return a finding's recorded changes, oldest first."""
+
+    def histories(self, keys: Sequence[FindingKey]) -> dict[FindingKey, list[HistoryEntry]]:
+        """Return the recorded changes of each finding, oldest first (as `history`, in few reads)."""
 
     def query(self, query: FindingQuery) -> Page:
         """Return findings matching every given filter, newest last_seen first, paged."""

@@ -32,6 +32,7 @@ import psycopg
 import psycopg.conninfo
 
 from corral import ocsf
+from corral.context import ContainerContext
 from corral.errors import ConfigError, StoreUnavailableError
 from corral.redaction import redact_text, url_secrets
 from corral.stores import _sql, migrations, redact
@@ -277,7 +278,12 @@ class PostgresStore(SqlStore):
     # Findings ---------------------------------------------------------------------------------------
 
     def upsert(
-        self, findings: Sequence[ocsf.Finding], *, now: int, documents: Sequence[bytes | None] = ()
+        self,
+        findings: Sequence[ocsf.Finding],
+        *,
+        now: int,
+        documents: Sequence[bytes | None] = (),
+        contexts: Sequence[ContainerContext | None] = (),
     ) -> list[Change]:
         """Store a batch in one transaction (two round trips) and return one Change per finding."""
         if not findings:
@@ -293,7 +299,7 @@ class PostgresStore(SqlStore):
                 # A separate statement after the locks: its snapshot sees what earlier holders committed.
                 cur.execute(_SELECT_STATE, key_columns)
                 stored = dict(_sql.Current.of_row(row) for row in cur.fetchall())
-                plan = _sql.plan_upsert(findings, stored, now=now, documents=documents)
+                plan = _sql.plan_upsert(findings, stored, now=now, documents=documents, contexts=contexts)
                 if plan.rows:
                     cur.execute(_INSERT_FINDINGS, _columns_of(plan.rows, _FINDING_JSON))
                 if plan.refresh:

@@ -25,6 +25,7 @@ from typing import Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from corral import ocsf
+from corral.context import ContainerContext
 from corral.errors import ConfigError, StoreUnavailableError
 from corral.redaction import redact_url
 from corral.stores import _sql, migrations
@@ -54,6 +55,7 @@ _REFRESH_FINDINGS: Final = (
     " WHERE product = ? AND account = ? AND uid = ?"
 )
 _INSERT_HISTORY: Final = _sql.insert("finding_history", _sql.HISTORY_COLUMNS, "sqlite")
+_FID: Final = _sql.FINDING_COLUMNS.index("fid")
 _STATE_COLUMNS: Final = ", ".join(f"f.{c.strip()}" for c in _sql.STATE_SELECT.split(","))
 
 
@@ -186,7 +188,12 @@ class SqliteStore(SqlStore):
     # Findings ---------------------------------------------------------------------------------------
 
     def upsert(
-        self, findings: Sequence[ocsf.Finding], *, now: int, documents: Sequence[bytes | None] = ()
+        self,
+        findings: Sequence[ocsf.Finding],
+        *,
+        now: int,
+        documents: Sequence[bytes | None] = (),
+        contexts: Sequence[ContainerContext | None] = (),
     ) -> list[Change]:
         """Store a batch in one transaction and return one Change per finding, in order."""
         if not findings:
@@ -208,8 +215,11 @@ class SqliteStore(SqlStore):
                     for row in db.execute(sql, [part for key in chunk for part in key]):
                         key, current = _sql.Current.of_row(row)
                         stored[key] = current
-                plan = _sql.plan_upsert(findings, stored, now=now, documents=documents)
-                db.executemany(_INSERT_FINDINGS, plan.rows)
+                plan = _sql.plan_upsert(findings, stored, now=now, documents=documents, contexts=contexts)
+                # In id order: the indexes ending in the id then grow at their end, where SQLite
+                # appends to a page instead of splitting one (a batch shares one last seen).
+                rows: list[tuple[Any, ...]] = sorted(plan.rows, key=_fid_of)
+                db.executemany(_INSERT_FINDINGS, rows)
                 db.executemany(_REFRESH_FINDINGS, plan.refresh)
                 db.executemany(_INSERT_HISTORY, plan.history)
             return plan.changes
@@ -282,6 +292,10 @@ class SqliteStore(SqlStore):
             return [_sql.ledger_entry(row)._replace(claim=claim.token, next_attempt=claim.until) for row in rows]
 
         return self._guard(work)
+
+
+def _fid_of(row: tuple[Any, ...]) -> str:
+    return str(row[_FID])
 
 
 def _ledger_insert(rows: int, *, claiming: bool) -> str:

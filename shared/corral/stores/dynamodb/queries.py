@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -195,6 +195,11 @@ class Queries(Aggregates):
         """Return one finding, or None."""
         item = self._get({"pk": as_s(finding_pk(key)), "sk": as_s("F")})
         return stored_finding(item) if item else None
+
+    def histories(self, keys: Sequence[FindingKey]) -> dict[FindingKey, list[HistoryEntry]]:
+        """Return the recorded changes of each finding, oldest first (a query per finding, in parallel)."""
+        unique = list(dict.fromkeys(keys))
+        return dict(zip(unique, self._pool_map(self.history, unique), strict=True))
 
     def history(self, key: FindingKey) -> list[HistoryEntry]:
         """Return a finding's recorded changes, oldest first: its `H#` items merged with its outbox."""

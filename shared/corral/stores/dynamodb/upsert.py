@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral import ocsf
+from corral.context import ContainerContext
 from corral.errors import StoreUnavailableError
 from corral.stores.base import (
     Change,
@@ -203,9 +204,15 @@ class Upserts(Aggregates):
     """The writes of findings: upserts and suppression marks."""
 
     def upsert(
-        self, findings: Sequence[ocsf.Finding], *, now: int, documents: Sequence[bytes | None] = ()
+        self,
+        findings: Sequence[ocsf.Finding],
+        *,
+        now: int,
+        documents: Sequence[bytes | None] = (),
+        contexts: Sequence[ContainerContext | None] = (),
     ) -> list[Change]:
         """Store a batch: one read per 100 keys, one conditional write per changed key (see module docstring)."""
+        del contexts  # derived per written item: most of a batch is usually unchanged
         prepared = [Incoming.of(i, finding) for i, finding in enumerate(findings)]
         by_key: dict[FindingKey, list[Incoming]] = {}
         for found in prepared:
