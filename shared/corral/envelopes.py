@@ -29,13 +29,13 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator, Mapping
-from typing import Any, Final, NamedTuple, TypeGuard
+from typing import Any, Final, TypeGuard
 
 import orjson
 
 from corral import ocsf
 from corral.errors import MalformedEventError
-from corral.records import Envelope, Item, Outcome, Path
+from corral.records import Envelope, Item, NamedTuple, Outcome, Path
 
 MAX_DEPTH: Final = 4  # an SQS body holding an SNS notification of an EventBridge event is depth 3
 PUBSUB_PUBLISHED: Final = "google.cloud.pubsub.topic.v1.messagePublished"

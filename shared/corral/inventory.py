@@ -22,10 +22,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from corral import ocsf
 from corral.context import ContainerContext, container_context
+from corral.records import NamedTuple
 
 # Findings are plain dicts: testing for `dict` first spares the ABC check that `Mapping` costs.
 _MAPPING: Final = (dict, Mapping)

@@ -15,7 +15,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -23,7 +23,7 @@ from corral import config, limits, ocsf
 from corral.errors import ConfigError, StoreUnavailableError
 from corral.normalize import normalize
 from corral.prioritize import Prioritizer
-from corral.records import HealthSignal, Outcome
+from corral.records import HealthSignal, NamedTuple, Outcome
 from corral.routing import Router
 from corral.stores import open_store
 from corral.stores.base import (

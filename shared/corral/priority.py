@@ -44,9 +44,10 @@ The score is clamped to 0-100; 80 and above is Critical, 60 High, 35 Medium, oth
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from corral.errors import ConfigError
+from corral.records import NamedTuple
 
 if TYPE_CHECKING:
     from corral.inventory import Exposure, Sighting, Vulnerable

@@ -19,12 +19,13 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final, NamedTuple, cast
+from typing import IO, Final, cast
 
 import orjson
 
 from corral import spans
 from corral.inputs import SUFFIXES, expand, readable
+from corral.records import NamedTuple
 
 __all__ = ["MAX_DOCUMENT", "SUFFIXES", "Document", "expand", "read", "read_stream", "readable"]
 

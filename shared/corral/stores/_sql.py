@@ -11,13 +11,13 @@ order (a finding twice in one batch: the second sees the first) and returns the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import orjson
 
 from corral import ocsf, traits
 from corral.context import ContainerContext
-from corral.records import HealthSignal
+from corral.records import HealthSignal, NamedTuple
 from corral.stores._shared import (
     CLOUD_NAMES,
     CORRAL_PRODUCT,

@@ -16,14 +16,14 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import orjson
 
 from corral import inventory, limits, ocsf, priority, traits
 from corral.context import ContainerContext, container_context
 from corral.errors import PermanentError
-from corral.records import HealthSignal
+from corral.records import HealthSignal, NamedTuple
 
 if TYPE_CHECKING:
     from corral.stores import images

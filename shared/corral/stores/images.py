@@ -10,10 +10,11 @@ deliveries adds nothing newer than what is stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Final, NamedTuple, TypeVar
+from typing import Final, TypeVar
 
 from corral import priority
 from corral.inventory import Exposure, FindingKey, ImageName, Observations, Sighting, Vulnerable
+from corral.records import NamedTuple
 
 _Timed = TypeVar("_Timed", ImageName, Sighting, Exposure)
 

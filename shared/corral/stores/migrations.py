@@ -16,10 +16,11 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Final, Literal, NamedTuple, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import orjson
 
+from corral.records import NamedTuple
 from corral.stores.base import columns, finding_id
 
 Dialect = Literal["sqlite", "postgresql"]

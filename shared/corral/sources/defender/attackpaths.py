@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
+from corral.records import NamedTuple
 from corral.sources._core.folded import FieldMap, FieldRecord, text
 from corral.sources.defender import _common as common
 from corral.sources.defender._records import RESOURCE, Export, Resource

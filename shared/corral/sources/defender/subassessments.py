@@ -31,10 +31,11 @@ Decisions:
 
 from __future__ import annotations
 
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
+from corral.records import NamedTuple
 from corral.sources._core.folded import text
 from corral.sources.defender import _common as common
 from corral.sources.defender import _posture as posture

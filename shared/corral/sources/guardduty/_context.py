@@ -7,9 +7,10 @@ each of them into OCSF `resources[]` and `evidences[]`, and decides the finding'
 
 from __future__ import annotations
 
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from corral import traits
+from corral.records import NamedTuple
 from corral.sources._core.plain import ABSENT, LEAF, MISSING, Node, child_trie, peek, sub, subs, text, view
 from corral.sources.guardduty._attacks import attacks
 from corral.sources.guardduty._evidences import evidences

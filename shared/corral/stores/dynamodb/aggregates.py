@@ -25,10 +25,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import orjson
 
+from corral.records import NamedTuple
 from corral.stores._shared import CLOUD_NAMES, CORRAL_PRODUCT, canonical
 from corral.stores.base import CountRow, FindingQuery, PlaceCount, TrendDay, finding_id
 from corral.stores.dynamodb.items import (

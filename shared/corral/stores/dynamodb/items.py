@@ -8,12 +8,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 from collections.abc import Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import orjson
 
 from corral import ocsf
 from corral.errors import PermanentError
+from corral.records import NamedTuple
 from corral.stores._shared import trait_map
 from corral.stores.base import ChangeKind, FindingKey, HistoryEntry, LedgerState, Snapshot, StoredFinding, Suppression
 
