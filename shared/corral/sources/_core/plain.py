@@ -116,6 +116,18 @@ def texts(node: Node, key: str, limit: int) -> list[str]:
     return found
 
 
+def texts_at(node: Node, keys: tuple[str, ...]) -> dict[str, str]:
+    """The non-empty strings at `keys`, by key, each recorded (a `text` per key in one loop)."""
+    doc, taken = node
+    found = {}
+    for key in keys:
+        value = doc.get(key)
+        if isinstance(value, str) and value:
+            taken[key] = LEAF
+            found[key] = value
+    return found
+
+
 def number(value: object) -> float | None:
     """`value` as a float when it is a finite JSON number."""
     if isinstance(value, _NUMBERS) and not isinstance(value, bool) and math.isfinite(value):

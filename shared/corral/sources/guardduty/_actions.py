@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from corral.sources._core.plain import ABSENT, LEAF, MISSING, Node, child_trie, number, peek, sub, subs, text
+from corral.sources._core.plain import ABSENT, LEAF, MISSING, Node, child_trie, number, peek, sub, subs, text, texts_at
 from corral.sources._core.reader import _is_ip
 from corral.sources.guardduty._parts import Parts
 
@@ -219,14 +219,7 @@ def _known(value: object) -> str | None:
 
 
 def _data(base: Node, names: tuple[str, ...]) -> dict[str, Any] | None:
-    doc, taken = base
-    data = {}
-    for name in names:
-        value = doc.get(name)
-        if isinstance(value, str) and value:
-            taken[name] = LEAF
-            data[name] = value
-    return data or None
+    return texts_at(base, names) or None
 
 
 def _texts(node: Node, key: str) -> list[str]:

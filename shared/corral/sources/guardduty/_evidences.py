@@ -17,6 +17,7 @@ from corral.sources._core.plain import (
     sub,
     subs,
     text,
+    texts_at,
     view,
 )
 from corral.sources._core.reader import Fields, _is_ip
@@ -142,12 +143,7 @@ def _given(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _container(node: Node, orchestrator: str | None) -> dict[str, Any] | None:
     doc, taken = node
-    found = {}
-    for key in _CONTAINER_TEXTS:
-        value = doc.get(key)
-        if isinstance(value, str) and value:
-            taken[key] = LEAF
-            found[key] = value
+    found = texts_at(node, _CONTAINER_TEXTS)
     image = images.image(found.get("image"), found.get("imageUid"))
     uid, name = found.get("id"), found.get("name")
     container: dict[str, Any] = {}
@@ -192,12 +188,7 @@ def _process(node: Node) -> dict[str, Any] | None:
     doc, taken = node
     if doc is ABSENT:
         return None
-    found = {}
-    for key in _PROCESS_TEXTS:
-        value = doc.get(key)
-        if isinstance(value, str) and value:
-            taken[key] = LEAF
-            found[key] = value
+    found = texts_at(node, _PROCESS_TEXTS)
     numbers = {}
     for key in ("userId", "pid", "namespacePid"):
         value = doc.get(key)

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.plain import LEAF, Node, child_trie, optional_time, text, time
+from corral.sources._core.plain import LEAF, Node, child_trie, optional_time, text, texts_at, time
 from corral.sources._core.reader import Fields, Trie
 from corral.sources.guardduty._casing import camel_finding, is_pascal_finding
 from corral.sources.guardduty._context import Context, context
@@ -48,7 +48,7 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
     if is_pascal_finding(doc):
         doc = camel_finding(doc)
     taken: Trie = {}
-    texts = _texts(doc, taken)
+    texts = texts_at((doc, taken), _TEXTS)
     # Some published test events carry only the finding id: the id is unique on its own, and a
     # finding that names no account is kept under UNKNOWN_ACCOUNT rather than dropped.
     arn = texts.get("arn") or _required(texts.get("id"), "GuardDuty finding has no arn and no id")
@@ -100,18 +100,6 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
     if unmapped:
         out["unmapped"] = unmapped
     return out
-
-
-def _texts(doc: dict[str, Any], taken: Trie) -> dict[str, str]:
-    """The finding's own texts that are mapped (each is, whenever it is a non-empty string)."""
-    found = {}
-    get = doc.get
-    for key in _TEXTS:
-        value = get(key)
-        if isinstance(value, str) and value:
-            found[key] = value
-            taken[key] = LEAF
-    return found
 
 
 def _times(doc: dict[str, Any], taken: Trie) -> tuple[int | None, int | None]:

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.plain import LEAF, Node, sub, text, time
+from corral.sources._core.plain import LEAF, Node, sub, text, texts_at, time
 from corral.sources._core.reader import Fields, Trie
 from corral.sources.inspector._facts import SOURCE
 from corral.sources.inspector._resources import resources as read_resources
@@ -45,7 +45,7 @@ def finding(doc: dict[str, Any], delivery_id: str | None) -> ocsf.Finding:
     """Return the OCSF finding of one Inspector finding."""
     taken: Trie = {}
     node = (doc, taken)
-    texts = _texts(doc, taken)
+    texts = texts_at((doc, taken), _TEXTS)
     arn = _required(texts.get("findingArn"), "Inspector finding has no findingArn")
     account = _required(texts.get("awsAccountId"), "Inspector finding has no awsAccountId")
     kind = texts.get("type") or "UNKNOWN"
@@ -96,17 +96,6 @@ def finding(doc: dict[str, Any], delivery_id: str | None) -> ocsf.Finding:
     if unmapped:
         out["unmapped"] = unmapped
     return out
-
-
-def _texts(doc: dict[str, Any], taken: Trie) -> dict[str, str]:
-    found = {}
-    get = doc.get
-    for key in _TEXTS:
-        value = get(key)
-        if isinstance(value, str) and value:
-            found[key] = value
-            taken[key] = LEAF
-    return found
 
 
 def _times(node: Node) -> tuple[int | None, int | None, int | None]:
