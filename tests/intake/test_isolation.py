@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from corral import config, ocsf
+from corral.context import ContainerContext
 from corral.errors import PermanentError
 from corral.normalize import normalize
 from corral.pipeline import Inbound, Pipeline
@@ -92,12 +93,17 @@ class RefusingStore(SqliteStore):
     refuse = "poison"
 
     def upsert(
-        self, findings: Sequence[ocsf.Finding], *, now: int, documents: Sequence[bytes | None] = ()
+        self,
+        findings: Sequence[ocsf.Finding],
+        *,
+        now: int,
+        documents: Sequence[bytes | None] = (),
+        contexts: Sequence[ContainerContext | None] = (),
     ) -> list[Change]:
         """Refuse any batch holding the poison finding; store the rest."""
         if any(f["finding_info"]["uid"].endswith(self.refuse) for f in findings):
             raise ValueError("the backend refused this row")
-        return super().upsert(findings, now=now, documents=documents)
+        return super().upsert(findings, now=now, documents=documents, contexts=contexts)
 
 
 def test_a_store_refusing_one_finding_costs_only_that_finding(tmp_path: Path) -> None:
