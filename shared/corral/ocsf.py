@@ -152,6 +152,13 @@ _TYPE_NAMES: Final = {
     for class_uid, class_name in CLASS_NAMES.items()
     for activity_id, activity_name in ACTIVITY_NAMES.items()
 }
+# Class name, activity name, type uid and type name by (class, activity): one lookup per finding.
+_HEADS: Final = {
+    (class_uid, activity_id): (class_name, activity_name, class_uid * 100 + activity_id, type_name)
+    for class_uid, class_name in CLASS_NAMES.items()
+    for activity_id, activity_name in ACTIVITY_NAMES.items()
+    for type_name in (_TYPE_NAMES[class_uid, activity_id],)
+}
 
 
 def envelope(
@@ -167,12 +174,13 @@ def envelope(
     log_name: str | None = None,
 ) -> Finding:
     """Return the fields every finding carries: class, activity, type, severity, status, metadata."""
-    metadata: dict[str, Any] = {"version": VERSION, "profiles": list(PROFILES), "product": dict(product)}
+    class_name, activity_name, type_uid, type_name = _HEADS[class_uid, activity_id]
+    # A fresh `profiles` list and `product` copy per finding: callers may reuse their product.
+    metadata: dict[str, Any] = {"version": VERSION, "profiles": [*PROFILES], "product": {**product}}
     if delivery_id:
         metadata["uid"] = delivery_id
     if log_name:
         metadata["log_name"] = log_name
-    class_name, activity_name = CLASS_NAMES[class_uid], ACTIVITY_NAMES[activity_id]
     return {
         "category_uid": 2,
         "category_name": "Findings",
@@ -180,13 +188,13 @@ def envelope(
         "class_name": class_name,
         "activity_id": activity_id,
         "activity_name": activity_name,
-        "type_uid": class_uid * 100 + activity_id,
-        "type_name": _TYPE_NAMES[class_uid, activity_id],
+        "type_uid": type_uid,
+        "type_name": type_name,
         "time": time,
         "severity_id": severity_id,
-        "severity": str(vendor_severity)
-        if severity_id == 99 and vendor_severity is not None
-        else SEVERITY_NAMES[severity_id],
+        "severity": SEVERITY_NAMES[severity_id]
+        if severity_id != 99 or vendor_severity is None
+        else str(vendor_severity),
         "status_id": status_id,
         "status": STATUS_NAMES[status_id],
         "metadata": metadata,
