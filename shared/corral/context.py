@@ -8,12 +8,9 @@ consumer (store columns, chat messages, the dashboard) reads it through this one
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from corral.records import NamedTuple  # typing.NamedTuple, built without its per-field checks
-
-# Findings are plain dicts: testing for `dict` first spares the ABC check that `Mapping` costs.
-_MAPPING: Final = (dict, Mapping)
 
 
 # A NamedTuple, not a dataclass: every cold start builds it (see corral.records).
@@ -33,25 +30,43 @@ class ContainerContext(NamedTuple):
         return not any((self.cluster, self.namespace, self.pod, self.container, self.image, self.image_digest))
 
 
+def _mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
+    # Plain dicts and None (an absent `process`, `device`) are the common answers: neither
+    # reaches the ABC check that `Mapping` costs.
+    return value is not None and (type(value) is dict or isinstance(value, Mapping))
+
+
 def _containers(finding: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     found = []
     evidences = finding.get("evidences")
     for evidence in evidences if isinstance(evidences, list) else ():
-        if not isinstance(evidence, _MAPPING):
+        if not _mapping(evidence):
             continue
         for holder in (evidence, evidence.get("process"), evidence.get("device")):
-            if isinstance(holder, _MAPPING):
-                container = holder.get("container")
-                if isinstance(container, _MAPPING):
-                    found.append(container)
+            if _mapping(holder) and _mapping(container := holder.get("container")):
+                found.append(container)
     device = finding.get("device")
-    if isinstance(device, _MAPPING) and isinstance(device.get("container"), _MAPPING):
-        found.append(device["container"])
+    if _mapping(device) and _mapping(container := device.get("container")):
+        found.append(container)
     return found
 
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+# Which of cluster, pod, namespace and container image a resource `type` names, by its text:
+# findings repeat a handful of types, so each is lowered and searched once.
+_KINDS: dict[str, tuple[bool, bool, bool, bool]] = {}
+_KINDS_MAX: Final = 256
+
+
+def _kind(value: object) -> tuple[bool, bool, bool, bool]:
+    kind = str(value).lower()
+    flags = ("cluster" in kind, "pod" in kind, "namespace" in kind, kind == "container image")
+    if type(value) is str and len(_KINDS) < _KINDS_MAX:
+        _KINDS[value] = flags
+    return flags
 
 
 def container_context(finding: Mapping[str, Any]) -> ContainerContext:
@@ -61,31 +76,37 @@ def container_context(finding: Mapping[str, Any]) -> ContainerContext:
     cluster = namespace = pod = image = digest = None
     resources = finding.get("resources")
     for resource in resources if isinstance(resources, list) else ():
-        if not isinstance(resource, _MAPPING):
+        if not _mapping(resource):
             continue
-        kind = str(resource.get("type", "")).lower()
-        name = _text(resource.get("name"))
-        uid = _text(resource.get("uid"))
-        namespace = namespace or _text(resource.get("namespace"))
-        if cluster is None and "cluster" in kind:
-            cluster = name or uid
-        elif pod is None and "pod" in kind:
-            pod = name or uid
-        elif namespace is None and "namespace" in kind:
-            namespace = name or uid
-        if kind == "container image":
+        kind = resource.get("type", "")
+        flags = _KINDS.get(kind) if type(kind) is str else None
+        is_cluster, is_pod, is_namespace, is_image = flags or _kind(kind)
+        if namespace is None:
+            namespace = _text(resource.get("namespace"))
+        if cluster is None and is_cluster:
+            cluster = _text(resource.get("name")) or _text(resource.get("uid"))
+        elif pod is None and is_pod:
+            pod = _text(resource.get("name")) or _text(resource.get("uid"))
+        elif namespace is None and is_namespace:
+            namespace = _text(resource.get("name")) or _text(resource.get("uid"))
+        if is_image:
             # Vulnerability Findings have no evidences: the image is a resource of its own.
+            uid = _text(resource.get("uid"))
             digest = digest or (uid if uid and uid.startswith("sha256:") else None)
-            image = image or name
+            image = image or _text(resource.get("name"))
     container = orchestrator = None
     for found in _containers(finding):
-        container = container or _text(found.get("name"))
-        orchestrator = orchestrator or _text(found.get("orchestrator"))
+        # Each field keeps the first value found: later containers are read only for the rest.
+        if container is None:
+            container = _text(found.get("name"))
+        if orchestrator is None:
+            orchestrator = _text(found.get("orchestrator"))
         img = found.get("image")
-        if isinstance(img, _MAPPING):
-            name = _text(img.get("name"))
-            tag = _text(img.get("tag"))
-            image = image or (f"{name}:{tag}" if name and tag and ":" not in name else name)
+        if (image is None or digest is None) and _mapping(img):
+            if image is None:
+                name = _text(img.get("name"))
+                tag = _text(img.get("tag"))
+                image = f"{name}:{tag}" if name and tag and ":" not in name else name
             uid = _text(img.get("uid"))
             if digest is None and uid and uid.startswith("sha256:"):
                 digest = uid

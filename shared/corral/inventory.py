@@ -20,8 +20,9 @@ so replaying old deliveries adds nothing newer than what is stored.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from corral import ocsf
@@ -160,6 +161,7 @@ def digest_of(value: object) -> str | None:
     return found.group(1).lower() if found else None
 
 
+@lru_cache(maxsize=4096)
 def registry_of(repository: str) -> str:
     """Return the registry host of a repository (Docker Hub when the first part is no host)."""
     head, sep, _ = repository.partition("/")
@@ -208,10 +210,20 @@ def _image(obj: Mapping[str, Any], *, tag: str = "", host: str = "") -> _Image:
     digest = digest_of(uid) or digest_of(name)
     if not name and uid and not uid.startswith("sha256:"):
         name = uid  # a reference as uid (no digest known)
-    repository, found_tag = split_reference(name, _text(obj.get("tag")) or tag) if name else ("", "")
+    repository, found_tag = _named(name, _text(obj.get("tag")) or tag, host) if name else ("", "")
+    return _Image(digest, repository, found_tag)
+
+
+@lru_cache(maxsize=4096)
+def _named(name: str, tag: str, host: str) -> tuple[str, str]:
+    """(repository, tag) of an image name, with the registry host where the name leaves it out.
+
+    Cached: a fleet runs few repositories, and every runtime finding names one.
+    """
+    repository, found_tag = split_reference(name, tag)
     if repository and host and registry_of(repository) == "docker.io" and "/" in repository:
         repository = f"{host}/{repository}"
-    return _Image(digest, repository, found_tag)
+    return repository, found_tag
 
 
 def _label_tags(resource: Mapping[str, Any]) -> list[str]:
@@ -251,13 +263,23 @@ def _place(finding: Mapping[str, Any], ctx: ContainerContext | None = None) -> t
     return cluster, namespace, workload or pod or ctx.pod or ctx.container or ""
 
 
-def _evidence_images(finding: Mapping[str, Any]) -> Iterator[_Image]:
-    for evidence in _dicts(finding.get("evidences")):
+def _evidence_images(finding: Mapping[str, Any]) -> list[_Image]:
+    """The images of the containers a finding's evidences name (those naming no image left out)."""
+    found: list[_Image] = []
+    evidences = finding.get("evidences")
+    for evidence in evidences if isinstance(evidences, list) else ():
+        if not isinstance(evidence, _MAPPING):
+            continue
         for holder in (evidence, evidence.get("process"), evidence.get("device")):
-            if isinstance(holder, _MAPPING) and isinstance(holder.get("container"), _MAPPING):
-                image = holder["container"].get("image")
-                if isinstance(image, _MAPPING):
-                    yield _image(image)
+            if holder is None or not isinstance(holder, _MAPPING):
+                continue
+            container = holder.get("container")
+            image = container.get("image") if isinstance(container, _MAPPING) else None
+            if image is not None and isinstance(image, _MAPPING):
+                named = _image(image)
+                if named.key:
+                    found.append(named)
+    return found
 
 
 def _source_time(finding: Mapping[str, Any]) -> int:
@@ -293,7 +315,7 @@ def _names(images: list[_Image], cloud: str, account: str, when: int) -> tuple[I
 
 
 def _runtime(finding: Mapping[str, Any], ctx: ContainerContext | None) -> Observations:
-    images = [i for i in _evidence_images(finding) if i.key]
+    images = _evidence_images(finding)
     if not images:
         return EMPTY
     cloud, account = finding["cloud"]["provider"], finding["cloud"]["account"]["uid"]

@@ -152,6 +152,8 @@ _TYPE_NAMES: Final = {
     for class_uid, class_name in CLASS_NAMES.items()
     for activity_id, activity_name in ACTIVITY_NAMES.items()
 }
+# The constant fields of an envelope by (class, activity, severity, status): one copy per finding.
+_HEADS: dict[tuple[int, int, int, int], Finding] = {}
 
 
 def envelope(
@@ -167,30 +169,45 @@ def envelope(
     log_name: str | None = None,
 ) -> Finding:
     """Return the fields every finding carries: class, activity, type, severity, status, metadata."""
-    metadata: dict[str, Any] = {"version": VERSION, "profiles": list(PROFILES), "product": dict(product)}
+    # A fresh `profiles` list and `product` copy per finding: callers may reuse their product.
+    metadata: dict[str, Any] = {"version": VERSION, "profiles": [*PROFILES], "product": {**product}}
     if delivery_id:
         metadata["uid"] = delivery_id
     if log_name:
         metadata["log_name"] = log_name
-    class_name, activity_name = CLASS_NAMES[class_uid], ACTIVITY_NAMES[activity_id]
-    return {
+    key = (class_uid, activity_id, severity_id, status_id)
+    head = _HEADS.get(key)
+    if head is None:
+        head = _head(*key)
+    out = head.copy()  # the keys in their order, `time` and `metadata` as placeholders
+    out["time"] = time
+    if severity_id == 99 and vendor_severity is not None:
+        out["severity"] = str(vendor_severity)
+    out["metadata"] = metadata
+    return out
+
+
+def _head(class_uid: int, activity_id: int, severity_id: int, status_id: int) -> Finding:
+    """The constant part of `envelope` for one (class, activity, severity, status), kept."""
+    head = {
         "category_uid": 2,
         "category_name": "Findings",
         "class_uid": class_uid,
-        "class_name": class_name,
+        "class_name": CLASS_NAMES[class_uid],
         "activity_id": activity_id,
-        "activity_name": activity_name,
+        "activity_name": ACTIVITY_NAMES[activity_id],
         "type_uid": class_uid * 100 + activity_id,
         "type_name": _TYPE_NAMES[class_uid, activity_id],
-        "time": time,
+        "time": None,
         "severity_id": severity_id,
-        "severity": str(vendor_severity)
-        if severity_id == 99 and vendor_severity is not None
-        else SEVERITY_NAMES[severity_id],
+        "severity": SEVERITY_NAMES[severity_id],
         "status_id": status_id,
         "status": STATUS_NAMES[status_id],
-        "metadata": metadata,
+        "metadata": None,
     }
+    # Valid keys only (unknown ones raised above), so at most 3 x 5 x 8 x 8 entries.
+    _HEADS[class_uid, activity_id, severity_id, status_id] = head
+    return head
 
 
 def prune(obj: Any) -> Any:

@@ -47,6 +47,14 @@ LAYER: Final = "layer"
 TASK: Final = "task"
 SAMPLE: Final = "sample"
 _CATEGORY: Final = "corral.classification"
+_SERVICE_UID: Final = f"corral.{SERVICE}"
+_LAYER_UID: Final = f"corral.{LAYER}"
+_TASK_UID: Final = f"corral.{TASK}"
+_SAMPLE_UID: Final = f"corral.{SAMPLE}"
+# Every valid classification, so that a finding's costs one set lookup.
+_VALID: Final = frozenset(
+    (service, layer, task) for service in (*CONTAINER_SERVICES, NO_SERVICE) for layer in LAYERS for task in TASKS
+)
 
 
 def classify(service: str, layer: str, task: str, *, sample: bool = False) -> list[dict[str, Any]]:
@@ -56,16 +64,21 @@ def classify(service: str, layer: str, task: str, *, sample: bool = False) -> li
         >>> classify(EKS, PLATFORM, THREAT_DETECTION)[0]["values"]
         ['EKS']
     """
-    if service != NO_SERVICE and service not in CONTAINER_SERVICES:
-        raise ValueError(f"unknown container service {service!r}")
-    if layer not in LAYERS:
-        raise ValueError(f"unknown layer {layer!r}")
-    if task not in TASKS:
+    if (service, layer, task) not in _VALID:
+        if service != NO_SERVICE and service not in CONTAINER_SERVICES:
+            raise ValueError(f"unknown container service {service!r}")
+        if layer not in LAYERS:
+            raise ValueError(f"unknown layer {layer!r}")
         raise ValueError(f"unknown task {task!r}")
-    pairs = [(SERVICE, service), (LAYER, layer), (TASK, task)]
+    # Literal dicts with constant keys: every finding gets its own, built without f-strings.
+    made = [
+        {"uid": _SERVICE_UID, "name": SERVICE, "category": _CATEGORY, "values": [service]},
+        {"uid": _LAYER_UID, "name": LAYER, "category": _CATEGORY, "values": [layer]},
+        {"uid": _TASK_UID, "name": TASK, "category": _CATEGORY, "values": [task]},
+    ]
     if sample:
-        pairs.append((SAMPLE, "true"))
-    return [{"uid": f"corral.{name}", "name": name, "category": _CATEGORY, "values": [value]} for name, value in pairs]
+        made.append({"uid": _SAMPLE_UID, "name": SAMPLE, "category": _CATEGORY, "values": ["true"]})
+    return made
 
 
 def read(finding: Mapping[str, Any]) -> dict[str, str]:

@@ -47,15 +47,23 @@ _MODULES: Final = (
     ("corral.sources.scc", "gcp"),
     ("corral.sources.relay", None),
 )
+# By module, the top-level keys (lower-cased) of which a document must have at least one for its
+# `recognizes` to hold: a necessary condition only, so a module is asked when one is present and
+# skipped, without being imported, when none is. Each must stay true of its module's `recognizes`
+# (tests/sources/test_detect_cues.py checks it on every sample and on mutated documents).
+_CUES: Final[dict[str, frozenset[str]]] = {
+    "corral.sources.guardduty": frozenset(("detail-type", "arn", "service")),
+    "corral.sources.inspector": frozenset(("detail-type", "findingarn")),
+    "corral.sources.defender": frozenset(("type", "systemalertid")),  # matched in any casing
+    "corral.sources.scc": frozenset(("finding", "name")),
+    "corral.sources.relay": frozenset(("metadata",)),
+}
 # The variable each platform sets in its functions' environment, by cloud.
 _PLATFORMS: Final = (("AWS_LAMBDA_FUNCTION_NAME", "aws"), ("FUNCTIONS_WORKER_RUNTIME", "azure"), ("K_SERVICE", "gcp"))
 
 _loaded: dict[str, Source] = {}
 # product uid -> source id of the modules loaded so far.
 _products: dict[str, str] = {}
-# Detection order -> the modules loaded for detection so far, a prefix of that order: every
-# document asks them without looking each one up by name again.
-_detecting: dict[tuple[str, ...], list[Source]] = {}
 
 
 def _load(name: str) -> Source:
@@ -107,23 +115,45 @@ def source_of(finding: Mapping[str, Any]) -> str:
     return products.get(product, product)
 
 
+# Lower-cased top-level keys, by key sequence: documents of one kind repeat a few key sequences,
+# so most cost a `tuple()` of their keys and one lookup. Bounded.
+_FOLDED: dict[tuple[Any, ...], frozenset[str]] = {}
+_MAX_FOLDED: Final = 4096
+
+
+def _keys(doc: dict[Any, Any]) -> frozenset[str]:
+    shape = tuple(doc)
+    found = _FOLDED.get(shape)
+    if found is None:
+        found = frozenset(name.lower() for name in shape if isinstance(name, str))
+        if len(_FOLDED) >= _MAX_FOLDED:
+            _FOLDED.clear()
+        _FOLDED[shape] = found
+    return found
+
+
+def _cued(name: str, keys: frozenset[str] | None) -> bool:
+    """False when `keys` show that module `name` cannot recognize the document (no module is imported)."""
+    cues = _CUES.get(name)
+    return keys is None or cues is None or not cues.isdisjoint(keys)
+
+
 def detect(doc: Mapping[str, Any]) -> Source | None:
-    """Return the source module that recognizes `doc`, or None."""
+    """Return the source module that recognizes `doc`, or None.
+
+    Only the modules whose cues the document's top-level keys meet are asked (or imported).
+    """
+    keys = _keys(doc) if type(doc) is dict else None
     # Once the whole registry is built (health, the CLI, a relay hub), detection reads it as is.
     registry: dict[str, Source] | None = globals().get("SOURCES")
     if registry is not None:
         for module in registry.values():
-            if module.recognizes(doc):
+            if _cued(getattr(module, "__name__", ""), keys) and module.recognizes(doc):
                 return module
         return None
-    order = _order()
-    asked = _detecting.setdefault(order, [])
-    for module in asked:
-        if module.recognizes(doc):
-            return module
-    while len(asked) < len(order):
-        module = _load(order[len(asked)])
-        asked.append(module)
-        if module.recognizes(doc):
-            return module
+    for name in _order():
+        if _cued(name, keys):
+            module = _loaded.get(name) or _load(name)
+            if module.recognizes(doc):
+                return module
     return None

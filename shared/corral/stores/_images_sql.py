@@ -63,6 +63,14 @@ class SqlImages:
     def _modify(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement written with `?` placeholders for each row, in one transaction."""
 
+    @abstractmethod
+    def _write_all(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> list[int]:
+        """Run statements (in the backend's own placeholders) for their rows, in one transaction."""
+
+    def _modify_all(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        postgresql = self.dialect != "sqlite"
+        self._write_all([(sql.replace("?", "%s") if postgresql else sql, rows) for sql, rows in statements])
+
     def _in(self, sql: str, values: Sequence[str]) -> list[Any]:
         rows: list[Any] = []
         unique = sorted(set(values))
@@ -91,27 +99,30 @@ class SqlImages:
         exposures = images.latest_exposures(batch)
         vulnerabilities = images.latest_vulnerabilities(batch)
         moved = self._newer_sightings(sightings)
+        fn = self._fn
         newer_exposures = self._newer_exposures(exposures)
+        # One statement per table, all in one transaction: a commit per table cost more than the rows.
+        statements: list[tuple[str, list[tuple[Any, ...]]]] = []
         if names:
             rows: list[tuple[Any, ...]] = [
                 (*k[:3], n.registry, *k[3:], n.source_time, n.source_time) for k, n in sorted(names.items())
             ]
-            self._modify(self._insert("image_names", images.NAME_COLUMNS) + _UPSERT_NAMES.format(**self._fn), rows)
+            statements.append((self._insert("image_names", images.NAME_COLUMNS) + _UPSERT_NAMES.format(**fn), rows))
         if moved:
             rows = [(*k, s.reporter, s.source_time, s.source_time) for k, s in sorted(moved.items())]
-            self._modify(
-                self._insert("image_sightings", images.SIGHTING_COLUMNS) + _UPSERT_SIGHTINGS.format(**self._fn), rows
-            )
+            sql = self._insert("image_sightings", images.SIGHTING_COLUMNS) + _UPSERT_SIGHTINGS.format(**fn)
+            statements.append((sql, rows))
         if newer_exposures:
             rows = [
                 (*k, e.reporter, e.active, e.source_time, e.source_time) for k, e in sorted(newer_exposures.items())
             ]
-            self._modify(self._insert("image_exposures", images.EXPOSURE_COLUMNS) + _UPSERT_EXPOSURES, rows)
+            statements.append((self._insert("image_exposures", images.EXPOSURE_COLUMNS) + _UPSERT_EXPOSURES, rows))
         if vulnerabilities:
             rows = [_vulnerability_row(v) for _, v in sorted(vulnerabilities.items())]
-            self._modify(
-                self._insert("image_vulnerabilities", images.VULNERABILITY_COLUMNS) + _UPSERT_VULNERABILITIES, rows
-            )
+            sql = self._insert("image_vulnerabilities", images.VULNERABILITY_COLUMNS) + _UPSERT_VULNERABILITIES
+            statements.append((sql, rows))
+        if statements:
+            self._modify_all(statements)
         changed = {s.image for s in moved.values()}
         if newer_exposures:
             namespaces = sorted({e.namespace for e in newer_exposures.values()})
@@ -195,9 +206,6 @@ class SqlImages:
             )
         )
         refs = images.references(names)
-        # Every name of those repositories: a tag names the digest it was last seen with.
-        asked = set(digests)
-        names += [n for n in self._names_by_reference(refs) if n.digest not in asked]
         sightings = images.sort_sightings(
             map(
                 _sighting,
@@ -207,6 +215,12 @@ class SqlImages:
                 ),
             )
         )
+        # Every name of the references seen running by tag alone: a tag names the digest it was
+        # last seen with. References no sighting was filed under resolve nothing, so go unread.
+        tagged = sorted({s.sighting.image for s in sightings if not s.sighting.exact})
+        if tagged:
+            asked = set(digests)
+            names += [n for n in self._names_by_reference(tagged) if n.digest not in asked]
         namespaces = sorted({s.sighting.namespace for s in sightings})
         exposures = (
             list(
