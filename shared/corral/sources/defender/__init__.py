@@ -67,9 +67,15 @@ def _nested(doc: dict[str, Any]) -> dict[str, Any] | None:
     return found  # type: ignore[no-any-return]
 
 
+_MAPPERS: Final[dict[str, Callable[..., Normalized]]] = {}
+
+
 def _mapper(name: str) -> Callable[..., Normalized]:
     """The `normalize` of the mapper module `name` (imported once, on first use)."""
-    normalize: Callable[..., Normalized] = importlib.import_module(f"{__name__}.{name}").normalize
+    normalize = _MAPPERS.get(name)
+    if normalize is None:
+        # `import_module` takes the import lock and walks `sys.modules` on every call: once is enough.
+        normalize = _MAPPERS[name] = importlib.import_module(f"{__name__}.{name}").normalize
     return normalize
 
 

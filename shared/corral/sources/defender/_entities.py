@@ -75,6 +75,7 @@ class _Foreign(FieldRecord):
 _ENTITY: Final = FieldMap(_Entity)
 _READ: Final = frozenset({"k8s-cluster", "k8s-namespace", "k8s-pod", "container"})  # the kinds read further
 _shared_prune: Final = ocsf.shared_prune
+_SCALARS: Final = frozenset({int, float, bool})  # never null nor empty (as `ocsf.shared_prune` has it)
 _RESOURCE: Final = FieldMap(_Resource)
 _IMAGE: Final = FieldMap(_Image)
 _FOREIGN: Final = FieldMap(_Foreign)
@@ -127,7 +128,7 @@ class Entities:
 
     def __init__(self, entities: list[Any]) -> None:
         self._index: dict[str, dict[str, Any]] = {}
-        self._index_ids(entities)
+        self._clean = self._index_ids(entities)
         # The listed entities first, then those only nested inside others (an `aws-resource`
         # can be sent solely as a cluster's `CloudResource`).
         nested = [node for node in self._index.values() if "Type" in node]
@@ -151,11 +152,21 @@ class Entities:
                 if kind in _READ:
                     self._by_kind.setdefault(kind, []).append(_ENTITY.read(node))
 
-    def _index_ids(self, entities: list[Any]) -> None:
+    def _index_ids(self, entities: list[Any]) -> bool:
+        """Index the `$id`s; return True when nothing in the graph is null or empty.
+
+        Such a graph (the usual one) is what `shared_prune` gives back unchanged, node by node, so
+        the evidences need not prune it again.
+        """
         # Depth-first in document order (children pushed reversed), without recursion; only
         # objects and lists can hold an entity. Exact types: the graph comes from a JSON decoder.
         index = self._index
-        stack: list[Any] = [node for node in reversed(entities) if type(node) is dict or type(node) is list]
+        clean = True
+        stack: list[Any] = []
+        push = stack.append
+        for node in reversed(entities):
+            if type(node) is dict or type(node) is list:
+                push(node)
         while stack:
             node = stack.pop()
             if type(node) is dict:
@@ -166,7 +177,19 @@ class Entities:
                 children: Any = node.values()
             else:
                 children = node
-            stack += [child for child in reversed(children) if type(child) is dict or type(child) is list]
+            for child in reversed(children):
+                kind = type(child)
+                if kind is str:
+                    if not child:
+                        clean = False
+                elif kind is dict or kind is list:
+                    if child:
+                        push(child)
+                    else:
+                        clean = False
+                elif kind not in _SCALARS and (child is None or child == ""):
+                    clean = False  # what `shared_prune` drops, by its own test
+        return clean
 
     def _target(self, node: object) -> dict[str, Any] | None:
         if not isinstance(node, dict):
@@ -248,9 +271,11 @@ class Entities:
     def evidences(self, orchestrator: str) -> Iterator[dict[str, Any]]:
         """Yield one evidence per entity, with `container` filled for container entities."""
         containers = iter(self._by_kind.get("container", ()))
+        clean = self._clean
         for node, name, kind in self.all:
             evidence: dict[str, Any] = {"name": name} if name else {}
-            data = _shared_prune(node)  # the entity as sent, shared when nothing in it needs pruning
+            # The entity as sent, shared when nothing in it needs pruning.
+            data = node if clean else _shared_prune(node)
             if data:
                 evidence["data"] = data
             if kind == "container":
