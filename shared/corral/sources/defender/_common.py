@@ -220,8 +220,11 @@ def compact(obj: dict[str, Any]) -> dict[str, Any]:
     """Return `obj` without the values its builder found absent: None, "", [] and {} (0 and False stay).
 
     Every object of a finding is built through this (or holds only values known present), so the
-    finding needs no pruning pass: OCSF has no nulls.
+    finding needs no pruning pass: OCSF has no nulls. Callers hand over objects they just built:
+    one with nothing absent (three in four) is returned itself rather than copied.
     """
+    if all(obj.values()):  # one pass in C; a kept 0 or False only takes the loop below
+        return obj
     # A loop rather than a comprehension: one frame less, and most objects are small.
     out = {}
     for key, value in obj.items():

@@ -17,6 +17,7 @@ from corral.sources.defender._sub_fields import SMALL, SOFTWARE, TVM, VULNERABIL
 from corral.sources.defender._values import boolean_value, listed_value, number_value, texts, time_of
 
 _CVE: Final = re.compile(r"\bCVE-\d{4}-\d{4,}\b", re.IGNORECASE)
+_VERSIONS: Final = (int, float, str)  # a tuple: a `|` union would be built on every test
 _NO_TVM: Final = TVM.read(None)
 
 
@@ -95,7 +96,7 @@ def _cvss(table: object, extra: Extra, tvm: Tvm | None) -> list[dict[str, Any]]:
         found.append(
             common.compact(
                 {
-                    "version": str(version) if isinstance(version, int | float | str) and version != "" else "3",
+                    "version": str(version) if isinstance(version, _VERSIONS) and version != "" else "3",
                     "base_score": tvm_score,
                     "vector_string": text(tvm.cvss_vector_string),
                 }

@@ -75,6 +75,7 @@ class _Foreign(FieldRecord):
 _ENTITY: Final = FieldMap(_Entity)
 _READ: Final = frozenset({"k8s-cluster", "k8s-namespace", "k8s-pod", "container"})  # the kinds read further
 _shared_prune: Final = ocsf.shared_prune
+_IDS: Final = (str, int)  # what a `$ref` may be (a tuple: `str | int` would be built on every test)
 _SCALARS: Final = frozenset({int, float, bool})  # never null nor empty (as `ocsf.shared_prune` has it)
 _RESOURCE: Final = FieldMap(_Resource)
 _IMAGE: Final = FieldMap(_Image)
@@ -142,7 +143,7 @@ class Entities:
             node = entity
             if "$ref" in node:
                 ref = node["$ref"]
-                node = index.get(str(ref)) if isinstance(ref, str | int) else None  # type: ignore[assignment]
+                node = index.get(str(ref)) if isinstance(ref, _IDS) else None  # type: ignore[assignment]
             if node and id(node) not in seen:
                 seen.add(id(node))
                 name = node.get(spellings(node).get("type"))
@@ -196,7 +197,7 @@ class Entities:
             return None
         if "$ref" in node:
             ref = node["$ref"]
-            return self._index.get(str(ref)) if isinstance(ref, str | int) else None
+            return self._index.get(str(ref)) if isinstance(ref, _IDS) else None
         return node
 
     def resolve(self, node: object) -> dict[str, Any]:

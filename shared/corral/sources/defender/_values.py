@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from corral.sources._core import times
 from corral.sources._core.folded import MappedTree
+
+_NUMBERS: Final = (int, float)  # a tuple: `int | float` would be built on every test
 
 
 def consumed(*paths: str) -> MappedTree:
@@ -86,7 +88,7 @@ def number_value(value: object) -> float | None:
             value = float(value)
         except ValueError:
             return None
-    if isinstance(value, int | float) and math.isfinite(value):
+    if isinstance(value, _NUMBERS) and math.isfinite(value):
         return float(value)
     return None
 

@@ -43,6 +43,7 @@ from corral.sources.defender._values import consumed, listed_value, time_of
 
 LOG_NAME: Final = "AttackPath"
 TYPE: Final = "microsoft.security/attackpaths"
+_NUMBERS: Final = (int, float)  # a tuple: `int | float` would be built on every test
 
 _TECHNIQUE: Final = re.compile(r"^T\d{4}(\.\d{3})?$")
 
@@ -259,9 +260,11 @@ def _first(*values: object) -> str | None:
     """The first value present (not null), as text: a number is written out, anything else but text is None."""
     for value in values:
         if value is not None:
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, str):  # text first: nearly every value read is
+                return value or None
+            if isinstance(value, _NUMBERS) and not isinstance(value, bool):
                 return str(value)
-            return value if isinstance(value, str) and value else None
+            return None
     return None
 
 
