@@ -267,15 +267,13 @@ class FieldMap(Generic[Record]):
         """Return the values of the record's keys in `doc` (None for a missing key, or when `doc` is no object)."""
         if not doc or (type(doc) is not dict and not isinstance(doc, dict)):
             return self._none  # absent objects are common: nothing to look up
-        obj: dict[Any, Any] = doc
-        shape = tuple(obj)
+        shape = tuple(doc)
         plan = self._plans.get(shape)
         if plan is None:
             if len(self._plans) >= _MAX_PLANS:
                 self._plans.clear()
-            plan = self._plans[shape] = tuple(map(spellings(obj).get, self._names))
-        found: Record = _new(self._record, map(obj.get, plan))
-        return found
+            plan = self._plans[shape] = tuple(map(spellings(doc).get, self._names))
+        return _new(self._record, map(doc.get, plan))
 
 
 def text(value: object) -> str | None:
@@ -321,20 +319,20 @@ class MappedTree:
     whole value is mapped. `rest(doc)` is `rest_without(doc, tree)`.
     """
 
-    __slots__ = ("_below", "_plans", "tree")
+    __slots__ = ("_below", "_plans", "_whole", "tree")
 
     def __init__(self, tree: dict[str, Any]) -> None:
         self.tree = tree
+        self._whole = tuple(name for name, rule in tree.items() if rule is True)
         self._below = {name: MappedTree(rule) for name, rule in tree.items() if rule is not True}
         # key shape → (the document's keys mapped whole, (key, tree below it) for the others)
         self._plans: dict[tuple[Any, ...], tuple[tuple[str, ...], tuple[tuple[str, MappedTree], ...]]] = {}
 
     def rest(self, doc: dict[Any, Any]) -> dict[Any, Any]:
         """Return `doc` less the mapped paths, as sent (see `rest_without`)."""
-        shape = tuple(doc)
-        plan = self._plans.get(shape)
+        plan = self._plans.get(tuple(doc))
         if plan is None:
-            plan = self._plan(doc, shape)
+            plan = self._plan(doc)
         out = dict(doc)
         for key in plan[0]:
             del out[key]
@@ -349,15 +347,13 @@ class MappedTree:
                 del out[key]  # emptied, or empty as sent with paths mapped below it: it goes as a whole
         return out
 
-    def _plan(
-        self, doc: dict[Any, Any], shape: tuple[Any, ...]
-    ) -> tuple[tuple[str, ...], tuple[tuple[str, MappedTree], ...]]:
+    def _plan(self, doc: dict[Any, Any]) -> tuple[tuple[str, ...], tuple[tuple[str, MappedTree], ...]]:
         keys = spellings(doc)
-        whole = tuple(keys[name] for name, rule in self.tree.items() if rule is True and name in keys)
+        whole = tuple(keys[name] for name in self._whole if name in keys)
         below = tuple((keys[name], tree) for name, tree in self._below.items() if name in keys)
         if len(self._plans) >= _MAX_PLANS:
             self._plans.clear()
-        plan = self._plans[shape] = (whole, below)
+        plan = self._plans[tuple(doc)] = (whole, below)
         return plan
 
 
