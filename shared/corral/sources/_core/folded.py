@@ -14,6 +14,7 @@ kind repeat, so that most objects cost a lookup rather than lower-casing every k
 from __future__ import annotations
 
 import collections
+import itertools
 import operator
 from collections.abc import Callable
 from typing import Any, ClassVar, Final, Generic, TypeVar
@@ -244,6 +245,12 @@ Record = TypeVar("Record", bound=FieldRecord)
 _new: Final = tuple.__new__  # a record made from values in order
 
 
+# What a plan reads for a key the document lacks: `read` adds it (as None) to a copy of such a
+# document, so that one `itemgetter` call reads every field, present or not.
+_MISSING: Final = object()
+_Getter = Callable[[dict[Any, Any]], tuple[Any, ...]]
+
+
 class FieldMap(Generic[Record]):
     """A normalizer's fixed keys of one kind of object, read in one pass, in any casing.
 
@@ -251,7 +258,8 @@ class FieldMap(Generic[Record]):
     `SystemAlertId` or `systemAlertId` (so a key spelled with underscores cannot be read here).
 
     Each key is resolved to the object's first spelling of it once per key shape, so a read is
-    one `tuple()` of the keys, one lookup, and a lookup per field, all without Python calls.
+    one `tuple()` of the keys, one lookup, and one `itemgetter` call for all the fields (on a
+    copy holding a None for the keys missing, when some are), all without Python calls.
     Nothing is recorded: such normalizers map a fixed tree of paths (see `rest_without`).
     """
 
@@ -260,7 +268,8 @@ class FieldMap(Generic[Record]):
     def __init__(self, record: type[Record]) -> None:
         self._record = record
         self._names: tuple[str, ...] = tuple(name.replace("_", "").lower() for name in record._fields)
-        self._plans: dict[tuple[Any, ...], tuple[str | None, ...]] = {}
+        # key shape → (a getter of every field's value, whether the document holds every key)
+        self._plans: dict[tuple[Any, ...], tuple[_Getter, bool]] = {}
         self._none: Record = _new(record, [None] * len(self._names))  # what an absent object reads as
 
     def read(self, doc: object) -> Record:
@@ -272,8 +281,20 @@ class FieldMap(Generic[Record]):
         if plan is None:
             if len(self._plans) >= _MAX_PLANS:
                 self._plans.clear()
-            plan = self._plans[shape] = tuple(map(spellings(doc).get, self._names))
-        return _new(self._record, map(doc.get, plan))
+            plan = self._plans[shape] = self._plan(doc)
+        getter, complete = plan
+        if complete:
+            return _new(self._record, getter(doc))
+        padded = doc.copy()  # `copy` then one key: cheaper than a display `{**doc, ...}`
+        padded[_MISSING] = None
+        return _new(self._record, getter(padded))
+
+    def _plan(self, doc: dict[Any, Any]) -> tuple[_Getter, bool]:
+        keys = tuple(map(spellings(doc).get, self._names, itertools.repeat(_MISSING)))
+        if len(keys) == 1:  # `itemgetter` of one key gives the value itself, not a tuple
+            key = keys[0]
+            return (lambda found: (found[key],)), key is not _MISSING
+        return operator.itemgetter(*keys), _MISSING not in keys
 
 
 def text(value: object) -> str | None:

@@ -128,17 +128,15 @@ class Entities:
     """The alert's entity graph with `$ref`s resolved; each entity visited once."""
 
     def __init__(self, entities: list[Any]) -> None:
-        self._index: dict[str, dict[str, Any]] = {}
+        index: dict[str, dict[str, Any]] = {}
+        self._index = index
         self._clean = self._index_ids(entities)
-        # The listed entities first, then those only nested inside others (an `aws-resource`
-        # can be sent solely as a cluster's `CloudResource`).
-        nested = [node for node in self._index.values() if "Type" in node]
-        seen: set[int] = set()
         self.all: list[tuple[dict[str, Any], str | None, str]] = []  # (entity, its `Type` as sent, lower-cased)
         self._by_kind: dict[str, list[_Entity]] = {}
-        index = self._index
-        for entity in [*entities, *nested] if nested else entities:
-            if not isinstance(entity, dict):
+        seen: set[int] = set()
+        add = self._add
+        for entity in entities:
+            if type(entity) is not dict and not isinstance(entity, dict):
                 continue
             node = entity
             if "$ref" in node:
@@ -146,12 +144,21 @@ class Entities:
                 node = index.get(str(ref)) if isinstance(ref, _IDS) else None  # type: ignore[assignment]
             if node and id(node) not in seen:
                 seen.add(id(node))
-                name = node.get(spellings(node).get("type"))
-                name = name if isinstance(name, str) and name else None
-                kind = name.lower() if name else ""
-                self.all.append((node, name, kind))
-                if kind in _READ:
-                    self._by_kind.setdefault(kind, []).append(_ENTITY.read(node))
+                add(node)
+        # Then those only nested inside others (an `aws-resource` can be sent solely as a
+        # cluster's `CloudResource`); indexed nodes hold no `$ref`.
+        for node in index.values():
+            if "Type" in node and id(node) not in seen:
+                seen.add(id(node))
+                add(node)
+
+    def _add(self, node: dict[str, Any]) -> None:
+        name = node.get(spellings(node).get("type"))  # type: ignore[arg-type]
+        name = name if isinstance(name, str) and name else None
+        kind = name.lower() if name else ""
+        self.all.append((node, name, kind))
+        if kind in _READ:
+            self._by_kind.setdefault(kind, []).append(_ENTITY.read(node))
 
     def _index_ids(self, entities: list[Any]) -> bool:
         """Index the `$id`s; return True when nothing in the graph is null or empty.
