@@ -112,8 +112,9 @@ def normalize(
                 return _mapper("subassessments")(nested, delivery_id, received_time, parent=doc)
         if kind in _BY_TYPE:
             return _mapper(_BY_TYPE[kind])(doc, delivery_id, received_time)
-        if alerts.matches(doc):
-            return alerts.normalize(doc, delivery_id, received_time)
+        top = alerts.matched(doc)
+        if top is not None:
+            return alerts.normalize(doc, delivery_id, received_time, top)
     except CorralError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:

@@ -133,6 +133,7 @@ class Entities:
         self._clean = self._index_ids(entities)
         self.all: list[tuple[dict[str, Any], str | None, str]] = []  # (entity, its `Type` as sent, lower-cased)
         self._by_kind: dict[str, list[_Entity]] = {}
+        self._records: dict[int, _Entity] = {}  # by id() of the entity read, as pods and namespaces are met again
         seen: set[int] = set()
         add = self._add
         for entity in entities:
@@ -158,7 +159,8 @@ class Entities:
         kind = name.lower() if name else ""
         self.all.append((node, name, kind))
         if kind in _READ:
-            self._by_kind.setdefault(kind, []).append(_ENTITY.read(node))
+            record = self._records[id(node)] = _ENTITY.read(node)
+            self._by_kind.setdefault(kind, []).append(record)
 
     def _index_ids(self, entities: list[Any]) -> bool:
         """Index the `$id`s; return True when nothing in the graph is null or empty.
@@ -247,7 +249,11 @@ class Entities:
 
     def _namespace_name(self, node: object) -> str | None:
         namespace = self.resolve(node)
-        return text(_ENTITY.read(namespace).name) if namespace else (node if isinstance(node, str) and node else None)
+        return text(self._read(namespace).name) if namespace else (node if isinstance(node, str) and node else None)
+
+    def _read(self, node: dict[str, Any]) -> _Entity:
+        found = self._records.get(id(node))
+        return _ENTITY.read(node) if found is None else found
 
     def resources(self) -> list[dict[str, Any]]:
         """Return clusters, namespaces and pods as OCSF resources."""
@@ -300,7 +306,7 @@ class Entities:
             return None
         i = _IMAGE.read(self.resolve(entity.image))
         image = common.image_ref(_first(i.image_id, i.image_name), _first(i.digest, i.digest_image, i.image_digest))
-        pod = _ENTITY.read(self.resolve(entity.pod))
+        pod = self._read(self.resolve(entity.pod))
         pod_uid = _first(pod.uid, pod.pod_uid)
         return common.compact(
             {

@@ -155,16 +155,24 @@ _IDENTIFIER: Final = FieldMap(_Identifier)
 
 def matches(doc: dict[str, Any]) -> bool:
     """True for an exported alert record (its own keys) or an ARM alert resource."""
+    return matched(doc) is not None
+
+
+def matched(doc: dict[str, Any]) -> _Top | None:
+    """What is read of the top of an alert record (for `normalize`), or None when `doc` is no alert."""
     top = _TOP.read(doc)
     kind = (text(top.type) or "").lower()
     if kind.startswith("microsoft.security/") and kind.endswith("/alerts"):
-        return True
-    return top.system_alert_id is not None and top.alert_type is not None
+        return top
+    return top if top.system_alert_id is not None and top.alert_type is not None else None
 
 
-def normalize(doc: dict[str, Any], delivery_id: str | None, received_time: int | None) -> dict[str, Any]:
-    """Return the Detection Finding for one Defender alert (either shape)."""
-    top = _TOP.read(doc)
+def normalize(
+    doc: dict[str, Any], delivery_id: str | None, received_time: int | None, top: _Top | None = None
+) -> dict[str, Any]:
+    """Return the Detection Finding for one Defender alert (either shape); `top`: what `matched` read of it."""
+    if top is None:
+        top = _TOP.read(doc)
     is_rest = "properties" in spellings(doc) and not top.system_alert_id
     alert = _ALERT.read(top.properties if is_rest else doc)
     arm_id = text(top.id) if is_rest else None
