@@ -134,6 +134,7 @@ class Entities:
         self.all: list[tuple[dict[str, Any], str | None, str]] = []  # (entity, its `Type` as sent, lower-cased)
         self._by_kind: dict[str, list[_Entity]] = {}
         self._records: dict[int, _Entity] = {}  # by id() of the entity read, as pods and namespaces are met again
+        self._cluster_resources: list[tuple[_Entity, _Resource]] | None = None
         seen: set[int] = set()
         add = self._add
         for entity in entities:
@@ -225,11 +226,18 @@ class Entities:
     def cluster_ids(self) -> list[str]:
         """Return the ARM ids of the clusters the graph names."""
         found: list[str] = []
-        for cluster in self.of_type("k8s-cluster"):
-            resource = _RESOURCE.read(self.resolve(cluster.cloud_resource))
+        for _, resource in self._clusters():
             rid = _first(resource.resource_id, resource.azure_id, resource.azure_resource_id)
             if rid:
                 found.append(rid)
+        return found
+
+    def _clusters(self) -> list[tuple[_Entity, _Resource]]:
+        """The clusters with their `CloudResource` read, once (ids and resources both want it)."""
+        found = self._cluster_resources
+        if found is None:
+            clusters = self.of_type("k8s-cluster")
+            found = self._cluster_resources = [(c, _RESOURCE.read(self.resolve(c.cloud_resource))) for c in clusters]
         return found
 
     def platform(self) -> str | None:
@@ -258,8 +266,7 @@ class Entities:
     def resources(self) -> list[dict[str, Any]]:
         """Return clusters, namespaces and pods as OCSF resources."""
         found: list[dict[str, Any]] = []
-        for cluster in self.of_type("k8s-cluster"):
-            r = _RESOURCE.read(self.resolve(cluster.cloud_resource))
+        for cluster, r in self._clusters():
             rid = _first(r.resource_id, r.azure_id, r.azure_resource_id, r.amazon_resource_id, r.full_resource_name)
             name = text(r.resource_name) or text(cluster.name)
             if rid:
