@@ -370,7 +370,7 @@ class MappedTree:
 
     def _plan(self, doc: dict[Any, Any]) -> tuple[tuple[str, ...], tuple[tuple[str, MappedTree], ...]]:
         keys = spellings(doc)
-        whole = tuple(keys[name] for name in self._whole if name in keys)
+        whole = tuple(filter(None, map(keys.get, self._whole)))  # no name mapped is "", so no spelling is
         below = tuple((keys[name], tree) for name, tree in self._below.items() if name in keys)
         if len(self._plans) >= _MAX_PLANS:
             self._plans.clear()
