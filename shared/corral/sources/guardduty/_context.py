@@ -102,6 +102,9 @@ class Context(NamedTuple):
     remediation: dict[str, Any]
 
 
+_new_context: Final = tuple.__new__
+
+
 def context(parts: Parts, finding_type: str, region: str | None, partition: str | None) -> Context:
     """Return the resources, evidences, classification, ATT&CK and remediation of a finding."""
     service, layer, family = classify(parts, finding_type)
@@ -112,7 +115,8 @@ def context(parts: Parts, finding_type: str, region: str | None, partition: str 
     remediation = {"desc": desc, "references": [_DOCS + path, _FINDING_TYPES]}
     sequence = parts.sequence
     named = attacks(sequence) if sequence is not MISSING else []  # only attack sequences name any
-    return Context(service, layer, resources, found, named, remediation)
+    # tuple.__new__ directly: a NamedTuple's own __new__ is a Python function around it.
+    return _new_context(Context, (service, layer, resources, found, named, remediation))
 
 
 def classify(parts: Parts, finding_type: str) -> tuple[str, str, str]:
