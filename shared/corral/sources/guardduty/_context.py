@@ -73,6 +73,8 @@ _REMEDIATION: Final = {
     ),
 }
 
+# (reference, text) by family: the reference joined once, not per finding.
+_REMEDIATIONS: Final = {family: (_DOCS + path, desc) for family, (path, desc) in _REMEDIATION.items()}
 
 _ORCHESTRATORS: Final = {traits.EKS: "EKS", traits.ECS_EC2: "ECS", traits.ECS_FARGATE: "ECS"}
 _MAX_TAGS: Final = 1000
@@ -111,8 +113,8 @@ def context(parts: Parts, finding_type: str, region: str | None, partition: str 
     orchestrator = _ORCHESTRATORS.get(service)
     resources = _resources(parts, region, partition)
     found = evidences(parts, orchestrator, region)
-    path, desc = _REMEDIATION[family]
-    remediation = {"desc": desc, "references": [_DOCS + path, _FINDING_TYPES]}
+    reference, desc = _REMEDIATIONS[family]
+    remediation = {"desc": desc, "references": [reference, _FINDING_TYPES]}
     sequence = parts.sequence
     named = attacks(sequence) if sequence is not MISSING else []  # only attack sequences name any
     # tuple.__new__ directly: a NamedTuple's own __new__ is a Python function around it.

@@ -37,7 +37,6 @@ _PREFIXES: dict[tuple[str | None, str | None], str] = {}
 _MAX_PREFIXES: Final = 1024
 _NUMBERS: Final = (int, float)
 _SAMPLE_VALUE_MAX: Final = 65536
-_ANALYTIC_TYPE: Final = {"type_id": 1, "type": "Rule"}
 # The finding's own texts, each mapped whenever it is a non-empty string.
 _TEXTS: Final = ("arn", "id", "accountId", "type", "region", "partition", "title", "description", "schemaVersion")
 
@@ -175,7 +174,7 @@ def _info(
         info["last_seen_time"] = last_seen
     if src_url := console_url(*place, finding_id):
         info["src_url"] = src_url
-    info["analytic"] = {"uid": finding_type, "name": finding_type, **_ANALYTIC_TYPE}
+    info["analytic"] = {"uid": finding_type, "name": finding_type, "type_id": 1, "type": "Rule"}
     if ctx.attacks:
         info["attacks"] = ctx.attacks
     # Built anew per finding: literal dicts cost less than copying a kept classification.
