@@ -122,14 +122,13 @@ def take_texts(obj: dict[str, Any], taken: Trie, keys: tuple[str, ...]) -> list[
     """Return the non-empty string at each of `keys` (else None), recording each one found, as `Fields.text` does."""
     # A plain loop: for the few keys of a finding it costs less than chaining map/compress in C.
     found: list[str | None] = []
-    append = found.append
     for key in keys:
         value = obj.get(key)
         if isinstance(value, str) and value:
             taken[key] = LEAF
-            append(value)
+            found.append(value)
         else:
-            append(None)
+            found.append(None)
     return found
 
 
