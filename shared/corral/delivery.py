@@ -202,8 +202,21 @@ class Deliverer:
         attempts = row.attempts + 1
         # A settled row's next_attempt is when it settled: retention counts from there.
         if result.ok:
-            return row._replace(
-                state="delivered", attempts=attempts, next_attempt=now, delivered_at=now, last_error=None
+            # Built directly: every row sent passes here, and `_replace` costs several times more.
+            return LedgerEntry(
+                row.version,
+                row.sink,
+                row.key,
+                row.change,
+                row.document,
+                row.created,
+                "delivered",
+                attempts,
+                now,
+                None,
+                now,
+                row.claim,
+                row.previous_severity_id,
             )
         error = result.error or "failed"
         if not result.attempted:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any, Final, TypeGuard
 
 import orjson
@@ -41,6 +42,8 @@ MAX_DEPTH: Final = 4  # an SQS body holding an SNS notification of an EventBridg
 PUBSUB_PUBLISHED: Final = "google.cloud.pubsub.topic.v1.messagePublished"
 _EVENTBRIDGE_KEYS: Final = frozenset({"version", "id", "account", "time", "region", "resources", "detail"})
 _LIST_KEYS: Final = ("Findings", "findings", "listFindingsResults", "value", "records", "data")
+# Each wrapper shape `_unwrap` tells apart needs one of these keys: a document without any is bare.
+_WRAPPER_KEYS: Final = frozenset(("Records", "Type", "detail", "specversion", "message", *_LIST_KEYS))
 # A dict is checked first: the abstract Mapping check costs far more, and parsed JSON is dicts.
 _MAPPING: Final = (dict, Mapping)
 
@@ -59,8 +62,10 @@ class _At(NamedTuple):
     path: Path = ()
     depth: int = 0
 
+    # Built field by field: `_replace` goes through a map over the fields, several times the cost.
     def step(self, label: str, *keys: str | int) -> _At:
-        return self._replace(where=self._label(label), path=(*self.path, *keys))
+        path = (*self.path, *keys)
+        return _At(self._label(label), self.delivery_id, self.received, self.sequence, self.body, path, self.depth)
 
     def element(self, label: str, *keys: str | int) -> _At:
         """Step into an element of a list, one level deeper."""
@@ -70,10 +75,20 @@ class _At(NamedTuple):
     def _label(self, label: str) -> str:
         return f"{self.where}.{label}" if self.where and not label.startswith("[") else f"{self.where}{label}"
 
-    def inner(self, body: bytes | None, **facts: Any) -> _At:
-        """Enter a message whose content was parsed from its own text (an SQS body, Pub/Sub data)."""
-        known = {k: v for k, v in facts.items() if v is not None}
-        return self._replace(body=body, path=(), depth=self.depth + 1, **known)
+    def inner(self, body: bytes | None, delivery_id: str | None, received: int | None) -> _At:
+        """Enter a message whose content was parsed from its own text (an SQS body, Pub/Sub data).
+
+        The message's own id and time, where it states them, take over from the outer ones.
+        """
+        return _At(
+            self.where,
+            self.delivery_id if delivery_id is None else delivery_id,
+            self.received if received is None else received,
+            self.sequence,
+            body,
+            (),
+            self.depth + 1,
+        )
 
     def failure(self, error: str, raw: object, path: Path | None = None) -> Outcome:
         return Outcome(self.where, error=error, raw=raw, body=self.body, path=self.path if path is None else path)
@@ -101,6 +116,44 @@ def unwrap(
         [{'a': 1}, {'b': 2}]
     """
     yield from _unwrap(doc, _At(where, delivery_id, received_time, sequence, body))
+
+
+def single(
+    doc: object,
+    where: str = "",
+    delivery_id: str | None = None,
+    *,
+    body: bytes | None = None,
+    received_time: int | None = None,
+    sequence: int | None = None,
+) -> Item | None:
+    """The one Item `unwrap` yields for `doc` when `doc` is a bare document or an EventBridge event; else None.
+
+    Most deliveries are one of the two: they are answered here without walking every shape through
+    nested generators. None says nothing about `doc` but to ask `unwrap`.
+
+    Example:
+        >>> single({"a": 1}).doc, single([{"a": 1}])
+        ({'a': 1}, None)
+    """
+    if type(doc) is dict and doc.keys().isdisjoint(_WRAPPER_KEYS):
+        return Item(doc, where, delivery_id, received_time, None, body, (), sequence)
+    return _single(doc, _At(where, delivery_id, received_time, sequence, body))
+
+
+def _single(doc: object, at: _At) -> Item | None:
+    """What `_unwrap(doc, at)` yields when that is one Item of a bare document or an EventBridge event; else None."""
+    if type(doc) is not dict or at.depth > MAX_DEPTH:
+        return None
+    if doc.keys().isdisjoint(_WRAPPER_KEYS):
+        return at.item(doc)
+    # What `_unwrap` asks before its EventBridge branch (a batch, an SNS notification) needs one of these.
+    detail = doc.get("detail")
+    if "Records" in doc or "Type" in doc or type(detail) is not dict:
+        return None
+    if ("detail-type" in doc and "source" in doc) or doc.keys() <= _EVENTBRIDGE_KEYS:
+        return _eventbridge_item(doc, detail, at)
+    return None
 
 
 def _unwrap(doc: object, at: _At) -> Iterator[Item | Outcome]:
@@ -204,7 +257,11 @@ def _message(text: str, at: _At, what: str) -> Iterator[Item | Outcome]:
     except orjson.JSONDecodeError as exc:
         yield at.failure(f"{what} is not JSON ({exc})", text)
         return
-    yield from _unwrap(parsed, at)
+    one = _single(parsed, at)
+    if one is not None:
+        yield one
+    else:
+        yield from _unwrap(parsed, at)
 
 
 def _sns_batch(records: list[Mapping[str, Any]], at: _At) -> Iterator[Item | Outcome]:
@@ -236,20 +293,24 @@ def _sns(notification: Mapping[str, Any], at: _At) -> Iterator[Item | Outcome]:
 
 def _eventbridge(event: Mapping[str, Any], at: _At) -> Item | Outcome:
     detail = event.get("detail")
-    # The record is the event: a failure keeps the whole event's bytes, not only its detail.
-    here = at
     if not isinstance(detail, Mapping):
+        # The record is the event: a failure keeps the whole event's bytes, not only its detail.
         return at.failure(f"EventBridge detail is {_json_type(detail)}, not a JSON object", event)
+    return _eventbridge_item(event, detail, at)
+
+
+def _eventbridge_item(event: Mapping[str, Any], detail: Mapping[str, Any], at: _At) -> Item:
     envelope = Envelope(
-        source=_text(event.get("source")),
-        detail_type=_text(event.get("detail-type")),
-        region=_text(event.get("region")),
-        account=_text(event.get("account")),
-        time=_time(event.get("time"), "time"),
-        event=event,
+        _text(event.get("source")),
+        _text(event.get("detail-type")),
+        _text(event.get("region")),
+        _text(event.get("account")),
+        _time(event.get("time"), "time"),
+        event,
     )
     received = envelope.time if envelope.time is not None else at.received
-    return here._replace(delivery_id=_text(event.get("id")) or at.delivery_id, received=received).item(detail, envelope)
+    delivery_id = _text(event.get("id")) or at.delivery_id
+    return Item(detail, at.where, delivery_id, received, envelope, at.body, at.path, at.sequence)
 
 
 def _cloudevent(event: Mapping[str, Any], at: _At) -> Iterator[Item | Outcome]:
@@ -292,9 +353,31 @@ def _pubsub(message: Mapping[str, Any], at: _At, label: str, keys: Path) -> Iter
 
 
 def _time(value: object, name: str) -> int | None:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)  # SQS attributes are strings of epoch milliseconds
+    if isinstance(value, str):
+        if value.isdigit():
+            value = int(value)  # SQS attributes are strings of epoch milliseconds
+        elif _is_plain_utc(value):
+            try:
+                # What `ocsf.timestamp_ms` makes of it, without its rewriting for other forms.
+                return int(datetime.fromisoformat(value).timestamp() * 1000)
+            except ValueError:
+                pass  # read as ever below, which says how it is wrong
     try:
         return ocsf.optional_timestamp_ms(value, name)
     except (MalformedEventError, ValueError, OverflowError, TypeError):
         return None
+
+
+def _is_plain_utc(text: str) -> bool:
+    """`YYYY-MM-DDTHH:MM:SSZ`, with or without a fraction: how EventBridge, SNS and Pub/Sub state times."""
+    return (
+        len(text) >= 20
+        and text[-1] == "Z"
+        and text.isascii()
+        and text[4] == "-"
+        and text[7] == "-"
+        and text[10] == "T"
+        and text[13] == ":"
+        and text[16] == ":"
+        and (len(text) == 20 or (text[19] == "." and text[20:-1].isdigit()))
+    )

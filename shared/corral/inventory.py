@@ -205,12 +205,27 @@ def _dicts(value: object) -> list[Mapping[str, Any]]:
     return [v for v in value if isinstance(v, _MAPPING)] if isinstance(value, list) else []
 
 
+# A fleet runs few images, and every runtime finding names one: each (uid, name, tag, default
+# tag, host) is parsed once (two digest searches and a name split).
+_IMAGES: dict[tuple[str, str, str, str, str], _Image] = {}
+_IMAGES_MAX: Final = 4096
+
+
 def _image(obj: Mapping[str, Any], *, tag: str = "", host: str = "") -> _Image:
-    uid, name = _text(obj.get("uid")), _text(obj.get("name"))
+    key = (_text(obj.get("uid")), _text(obj.get("name")), _text(obj.get("tag")), tag, host)
+    found = _IMAGES.get(key)
+    if found is None:
+        found = _parse_image(*key)
+        if len(_IMAGES) < _IMAGES_MAX:
+            _IMAGES[key] = found
+    return found
+
+
+def _parse_image(uid: str, name: str, own_tag: str, tag: str, host: str) -> _Image:
     digest = digest_of(uid) or digest_of(name)
     if not name and uid and not uid.startswith("sha256:"):
         name = uid  # a reference as uid (no digest known)
-    repository, found_tag = _named(name, _text(obj.get("tag")) or tag, host) if name else ("", "")
+    repository, found_tag = _named(name, own_tag or tag, host) if name else ("", "")
     return _Image(digest, repository, found_tag)
 
 
@@ -240,6 +255,20 @@ def _registry_host(finding: Mapping[str, Any]) -> str:
     return ""
 
 
+# What a resource `type` says of a place (a service, a workload, a pod, an ECS task): findings
+# repeat a handful of types, so each is lowered and searched once.
+_PLACE_KINDS: dict[str, tuple[bool, bool, bool, bool]] = {}
+
+
+def _place_kind(text: str) -> tuple[bool, bool, bool, bool]:
+    kind = text.lower()
+    workload = kind.startswith("kubernetes ") and _WORKLOAD.search(kind) is not None
+    flags = (kind in _SERVICE_TYPES, workload, kind == "kubernetes pod", kind == "aws::ecs::task")
+    if len(_PLACE_KINDS) < _IMAGES_MAX:
+        _PLACE_KINDS[text] = flags
+    return flags
+
+
 def _place(finding: Mapping[str, Any], ctx: ContainerContext | None = None) -> tuple[str, str, str]:
     """Cluster (or service), namespace and workload a finding names (`ctx`: its container context, if known)."""
     if ctx is None:
@@ -247,17 +276,18 @@ def _place(finding: Mapping[str, Any], ctx: ContainerContext | None = None) -> t
     cluster, namespace = ctx.cluster or "", ctx.namespace or ""
     workload = pod = ""
     for resource in _dicts(finding.get("resources")):
-        kind = _text(resource.get("type")).lower()
         name = _text(resource.get("name"))
         if not name:
             continue
-        if not cluster and kind in _SERVICE_TYPES:
+        kind = _text(resource.get("type"))
+        service, is_workload, is_pod, is_task = _PLACE_KINDS.get(kind) or _place_kind(kind)
+        if not cluster and service:
             cluster = name
-        if kind.startswith("kubernetes ") and _WORKLOAD.search(kind):
+        if is_workload:
             workload = workload or name
-        elif kind == "kubernetes pod":
+        elif is_pod:
             pod = pod or name
-        elif kind == "aws::ecs::task":
+        elif is_task:
             definition = _text(_mapping(resource.get("data")).get("definition_arn"))
             workload = workload or definition.rpartition("/")[2].partition(":")[0]
     return cluster, namespace, workload or pod or ctx.pod or ctx.container or ""

@@ -43,6 +43,10 @@ def normalize(
         >>> [o.error for o in normalize({"hello": "world"})]
         ['no source recognizes this document (keys: hello)']
     """
+    one = envelopes.single(doc, where, delivery_id, body=body, received_time=transport_time, sequence=sequence)
+    if one is not None:  # most deliveries: one bare document or one EventBridge event
+        yield normalize_item(one, received_time, order=order)
+        return
     for item in envelopes.unwrap(doc, where, delivery_id, body=body, received_time=transport_time, sequence=sequence):
         yield item if isinstance(item, Outcome) else normalize_item(item, received_time, order=order)
 

@@ -359,6 +359,7 @@ class Pipeline:
                 return []
             kind = history[at[-1]].kind
             previous = history[at[-1] - 1].severity_id if at[-1] > 0 else None
+        # Positional: a row per finding and sink, and keywords cost more than the rest of the row.
         return [
             LedgerEntry(
                 change.version,
@@ -366,9 +367,14 @@ class Pipeline:
                 change.key,
                 kind,
                 change.finding,
-                created=now,
-                next_attempt=now,
-                previous_severity_id=previous,
+                now,
+                "pending",
+                0,
+                now,
+                None,
+                None,
+                None,
+                previous,
             )
             for sink in self.router.destinations(kind, change.finding)
         ]

@@ -207,7 +207,8 @@ class Router(NamedTuple):
     def destinations(self, kind: ChangeKind, finding: Mapping[str, Any]) -> list[str]:
         """Return each sink that a matching route sends this change to, once, in config order."""
         chosen: list[str] = []
-        sample = traits.is_sample(finding)
+        # Read only when a chat sink asks: most changes go to no chat sink at all.
+        sample: bool | None = None
         for route in self.routes:
             if not route.when.matches(finding):
                 continue
@@ -216,8 +217,11 @@ class Router(NamedTuple):
                 wanted = route.on if route.on is not None else DEFAULT_ON[family]
                 if kind not in wanted or sink in chosen:
                     continue
-                if sample and family == "chat" and not route.samples:
-                    continue  # vendor-generated sample findings never page anyone by accident
+                if family == "chat" and not route.samples:
+                    if sample is None:
+                        sample = traits.is_sample(finding)
+                    if sample:
+                        continue  # vendor-generated sample findings never page anyone by accident
                 chosen.append(sink)
         return chosen
 

@@ -138,22 +138,48 @@ def _cued(name: str, keys: frozenset[str] | None) -> bool:
     return keys is None or cues is None or not cues.isdisjoint(keys)
 
 
+# The registry path's candidates by key sequence: the modules whose cues a document's top-level
+# keys meet, in registry order, worked out for the registry's modules as they were then
+# (`_candidates_of`); a changed registry starts the table afresh. Bounded.
+_CANDIDATES: dict[tuple[Any, ...], tuple[Source, ...]] = {}
+_candidates_of: tuple[Source, ...] = ()
+
+
 def detect(doc: Mapping[str, Any]) -> Source | None:
     """Return the source module that recognizes `doc`, or None.
 
     Only the modules whose cues the document's top-level keys meet are asked (or imported).
     """
-    keys = _keys(doc) if type(doc) is dict else None
     # Once the whole registry is built (health, the CLI, a relay hub), detection reads it as is.
     registry: dict[str, Source] | None = globals().get("SOURCES")
     if registry is not None:
-        for module in registry.values():
-            if _cued(getattr(module, "__name__", ""), keys) and module.recognizes(doc):
+        for module in _candidates(doc, tuple(registry.values())):
+            if module.recognizes(doc):
                 return module
         return None
+    keys = _keys(doc) if type(doc) is dict else None
     for name in _order():
         if _cued(name, keys):
             module = _loaded.get(name) or _load(name)
             if module.recognizes(doc):
                 return module
     return None
+
+
+def _candidates(doc: Mapping[str, Any], modules: tuple[Source, ...]) -> tuple[Source, ...]:
+    """The registry's modules whose cues `doc`'s top-level keys meet: one lookup per document's key sequence."""
+    global _candidates_of  # noqa: PLW0603 - the table below belongs to one registry
+    if modules != _candidates_of:
+        _CANDIDATES.clear()
+        _candidates_of = modules
+    if type(doc) is not dict:
+        return modules
+    shape = tuple(doc)
+    found = _CANDIDATES.get(shape)
+    if found is None:
+        keys = _keys(doc)
+        found = tuple(module for module in modules if _cued(getattr(module, "__name__", ""), keys))
+        if len(_CANDIDATES) >= _MAX_FOLDED:
+            _CANDIDATES.clear()
+        _CANDIDATES[shape] = found
+    return found

@@ -16,7 +16,7 @@ from typing import Any, Final
 import orjson
 
 from corral import ocsf, traits
-from corral.context import ContainerContext
+from corral.context import ContainerContext, container_context
 from corral.records import HealthSignal, NamedTuple
 from corral.stores._shared import (
     CLOUD_NAMES,
@@ -43,11 +43,11 @@ from corral.stores.base import (
     SourceState,
     StoredFinding,
     Suppression,
-    columns,
     decide,
     finding_id,
     fingerprint,
     remember,
+    search_text,
     uid_prefix,
     version_key,
 )
@@ -307,32 +307,40 @@ def _text(finding: ocsf.Finding, text: bytes | None) -> str:
 def _finding_row(
     key: FindingKey, finding: ocsf.Finding, after: Current, text: bytes | None, ctx: ContainerContext | None = None
 ) -> tuple[Any, ...]:
-    cols = columns(finding, snapshot=after.snapshot, context=ctx)
+    # The values of `columns()`, put straight into the row: building the Columns record by keyword
+    # cost as much as reading the values (test_ing_rows pins the two together).
+    snapshot = after.snapshot
+    info = finding.get("finding_info", {})
+    types = info.get("types") or []
+    classification = traits.read(finding)
+    if ctx is None:
+        ctx = container_context(finding)
+    cloud = finding["cloud"]
     return (
         *key,
-        cols.cloud,
-        cols.region,
-        cols.class_uid,
-        cols.severity_id,
-        cols.status_id,
-        cols.closed,
-        cols.finding_type,
-        cols.container_service,
-        cols.layer,
-        cols.task,
-        cols.cluster,
-        cols.namespace,
-        cols.image,
-        cols.modified_time,
-        cols.fingerprint,
+        cloud["provider"],
+        cloud.get("region"),
+        int(finding["class_uid"]),
+        snapshot.severity_id,
+        snapshot.status_id,
+        snapshot.closed,
+        types[0] if types else None,
+        classification.get(traits.SERVICE),
+        classification.get(traits.LAYER),
+        classification.get(traits.TASK),
+        ctx.cluster,
+        ctx.namespace,
+        ctx.image_digest or ctx.image,
+        snapshot.modified_time,
+        snapshot.fingerprint,
         after.first_seen,
         after.last_seen,
         after.versions,
         dumps(trait_map(finding)),
         _text(finding, text),
         finding_id(key),
-        cols.sample,
-        cols.search,
+        classification.get(traits.SAMPLE) == "true",
+        search_text(finding),
         *_order(after),
     )
 

@@ -189,15 +189,17 @@ class Snapshot(NamedTuple):
         """Take the snapshot of one OCSF finding."""
         metadata = finding.get("metadata") or {}
         logged, sequence = metadata.get("logged_time"), metadata.get("sequence")
+        # Positional, not by keyword: every finding of every upsert passes here.
         return cls(
-            modified_time=ocsf.modified_time(finding),
-            fingerprint=fp or fingerprint(finding),
-            severity_id=int(finding.get("severity_id", 0)),
-            status_id=int(finding.get("status_id", 0)),
-            closed=is_closed(finding),
-            logged_time=logged if isinstance(logged, int) and not isinstance(logged, bool) else None,
-            sequence=sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else None,
-            timeless=TIMELESS_LABEL in (metadata.get("labels") or ()),
+            ocsf.modified_time(finding),
+            fp or fingerprint(finding),
+            int(finding.get("severity_id", 0)),
+            int(finding.get("status_id", 0)),
+            is_closed(finding),
+            logged if isinstance(logged, int) and not isinstance(logged, bool) else None,
+            sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else None,
+            (),
+            TIMELESS_LABEL in (metadata.get("labels") or ()),
         )
 
     def accepted(self, seen: tuple[str, ...]) -> Snapshot:

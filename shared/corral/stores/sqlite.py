@@ -43,8 +43,14 @@ BUSY_TIMEOUT_MS: Final = 30_000
 # Keys per `IN (VALUES …)` read: three parameters each, far below SQLite's parameter limit.
 _KEYS_PER_READ: Final = 300
 
-# Ledger rows per multi-row insert: 13 parameters each, far below SQLite's parameter limit.
-_LEDGER_ROWS_PER_INSERT: Final = 500
+_LEDGER_INSERT: Final = (
+    f"INSERT INTO ledger ({', '.join(_sql.LEDGER_COLUMNS[:6])}, document, {', '.join(_sql.LEDGER_COLUMNS[6:])})"
+    f" VALUES ({', '.join('?' * 6)}, 'null', {', '.join('?' * (len(_sql.LEDGER_COLUMNS) - 6))})"
+)
+"""A new ledger row; the legacy document column gets JSON null."""
+_TAKE_LEDGER: Final = "UPDATE ledger SET claim = ?, next_attempt = ? WHERE version = ? AND sink = ?"
+_LEDGER_CLAIM: Final = _sql.LEDGER_COLUMNS.index("claim")
+_LEDGER_NEXT: Final = _sql.LEDGER_COLUMNS.index("next_attempt")
 
 _T = TypeVar("_T")
 
@@ -247,28 +253,40 @@ class SqliteStore(SqlStore):
     # Delivery ledger --------------------------------------------------------------------------------
 
     def ledger_add(self, entries: Sequence[LedgerEntry], *, claim: Claim | None = None) -> list[LedgerEntry]:
-        """Insert entries whose (version, sink) is new; with a claim, hold them and the due rows that existed."""
+        """Insert entries whose (version, sink) is new; with a claim, hold them and the due rows that existed.
+
+        The rows that exist are read first, inside the write transaction: the new ones then go in
+        by a plain insert and the due ones are taken by key, which costs SQLite less than one
+        insert that resolves each conflict and returns every row (the writer holds the file, so
+        nothing changes in between).
+        """
         unique = list({(e.version, e.sink): e for e in reversed(entries)}.values())[::-1]
         if not unique:
             return []
 
         def work() -> list[LedgerEntry]:
-            returned: dict[tuple[str, str], Any] = {}
             with self._write() as db:
-                for start in range(0, len(unique), _LEDGER_ROWS_PER_INSERT):
-                    chunk = unique[start : start + _LEDGER_ROWS_PER_INSERT]
-                    params: list[Any] = [v for e in chunk for v in _sql.ledger_row(e, claim)]
-                    if claim is not None:
-                        params.append(claim.at)
-                    for row in db.execute(_ledger_insert(len(chunk), claiming=claim is not None), params):
-                        returned[(row[0], row[1])] = row
-            if claim is None:
-                return [e for e in unique if (e.version, e.sink) in returned]
-            return [
-                _sql.ledger_held(e, returned[(e.version, e.sink)], claim)
-                for e in unique
-                if (e.version, e.sink) in returned
-            ]
+                stored = _ledger_stored(db, [(e.version, e.sink) for e in unique])
+                fresh = [e for e in unique if (e.version, e.sink) not in stored]
+                db.executemany(_LEDGER_INSERT, [_sql.ledger_row(e, claim) for e in fresh])
+                if claim is None:
+                    return fresh
+                held: list[LedgerEntry] = []
+                taken: list[tuple[Any, ...]] = []
+                for entry in unique:
+                    found = stored.get((entry.version, entry.sink))
+                    if found is None:
+                        row = (entry.version, entry.sink, entry.change, entry.created, entry.attempts, entry.last_error)
+                    elif found[0] == "pending" and found[1] <= claim.at:
+                        # Pending, due and held by no live claim (a held row's next attempt is its lapse).
+                        given = _sql.ledger_row(entry, claim)
+                        taken.append((given[_LEDGER_CLAIM], given[_LEDGER_NEXT], entry.version, entry.sink))
+                        row = (entry.version, entry.sink, *found[2:])
+                    else:
+                        continue
+                    held.append(_sql.ledger_held(entry, row, claim))
+                db.executemany(_TAKE_LEDGER, taken)
+            return held
 
         return self._guard(work)
 
@@ -298,20 +316,16 @@ def _fid_of(row: tuple[Any, ...]) -> str:
     return str(row[_FID])
 
 
-def _ledger_insert(rows: int, *, claiming: bool) -> str:
-    """A multi-row ledger insert that returns each row it inserted or, with a claim, now holds.
-
-    A row that exists is left alone unless the claim may take it: pending, due, and held by no
-    live claim (a held row's next attempt is its claim's lapse).
-    """
-    columns = _sql.LEDGER_COLUMNS
-    one = "(" + ", ".join("?" for _ in columns[:6]) + ", 'null', " + ", ".join("?" for _ in columns[6:]) + ")"
-    head = f"INSERT INTO ledger ({', '.join(columns[:6])}, document, {', '.join(columns[6:])}) VALUES "
-    if claiming:
-        tail = (
-            " ON CONFLICT (version, sink) DO UPDATE SET claim = excluded.claim, next_attempt = excluded.next_attempt"
-            " WHERE ledger.state = 'pending' AND ledger.next_attempt <= ?"
+def _ledger_stored(db: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """The ledger rows that exist among `keys`: (state, next_attempt, change, created, attempts, last_error) each."""
+    stored: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for start in range(0, len(keys), _KEYS_PER_READ):
+        chunk = keys[start : start + _KEYS_PER_READ]
+        values = ", ".join("(?, ?)" for _ in chunk)
+        sql = (
+            f"WITH k (v, s) AS (VALUES {values}) SELECT l.version, l.sink, l.state, l.next_attempt, l.change,"
+            " l.created, l.attempts, l.last_error FROM k JOIN ledger AS l ON l.version = k.v AND l.sink = k.s"
         )
-    else:
-        tail = " ON CONFLICT (version, sink) DO NOTHING"
-    return head + ", ".join(one for _ in range(rows)) + tail + f" RETURNING {_sql.LEDGER_RETURNING}"
+        for row in db.execute(sql, [part for key in chunk for part in key]):
+            stored[(row[0], row[1])] = (row[2], int(row[3]), *row[4:])
+    return stored

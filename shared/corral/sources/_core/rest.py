@@ -22,7 +22,9 @@ LEAF: Final = object()
 
 def pruned_rest(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
     """`doc` without the paths in `taken`, pruned as `ocsf.prune` does; a new dict."""
-    kept = (_rest_object(doc, taken) if taken else _shared_object(doc)) if doc else {}
+    if taken and doc:
+        return _rest_object(doc if type(doc) is dict else _plain(doc), taken)
+    kept = _shared_object(doc) if doc else {}
     return dict(kept) if kept is doc else kept
 
 
@@ -55,12 +57,14 @@ def _rest_object(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
     # What ocsf.prune(strip(doc, taken)) would give, in one pass: a new dict (something was read
     # here, and nearly always something mapped goes), sharing each untouched value that needs no
     # pruning. Tested by type first: most values are strings, and `x == ""` is slow for others.
+    # By key, the value fetched only for a key kept: most keys here are mapped ones. `doc` is a
+    # plain dict (see _plain), so `doc[key]` is the value its items() give.
     out = {}
-    recorded = taken.get
-    for key, value in doc.items():
-        below = recorded(key)
+    for key in doc:
+        below = taken.get(key)
         if below is LEAF:
             continue
+        value = doc[key]
         kind = type(value)
         if kind is str:
             if value:
@@ -81,12 +85,25 @@ def _rest_object(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
 
 
 def _rest_list(items: list[Any], taken: Trie) -> list[Any]:
-    # As _rest_object, for a list that something was read from.
+    # As _rest_object, for a list that something was read from (_rest_of inlined for its items).
     out = []
-    recorded = taken.get
     for i, value in enumerate(items):
-        kept = _rest_of(value, recorded(i))
-        if kept is not _GONE:
+        below = taken.get(i)
+        if below is LEAF:
+            continue
+        kind = type(value)
+        if kind is str:
+            if value:
+                out.append(value)
+        elif kind is dict or kind is list:
+            if value:
+                if below:
+                    kept = _rest_object(value, below) if kind is dict else _rest_list(value, below)
+                else:
+                    kept = _shared_object(value) if kind is dict else _shared_items(value)
+                if kept:
+                    out.append(kept)
+        elif (kept := _rest_of(value, below)) is not _GONE:
             out.append(kept)
     return out
 
@@ -107,6 +124,11 @@ def _rest_of(value: Any, below: Trie | None) -> Any:
     if value is None or value == "":
         return _GONE
     if below and isinstance(value, dict | list):  # a subclass (JSON decoders give none): rebuilt as before
-        kept = _rest_object(value, below) if isinstance(value, dict) else _rest_list(value, below)
+        kept = _rest_object(_plain(value), below) if isinstance(value, dict) else _rest_list(value, below)
         return kept if kept else _GONE
     return value
+
+
+def _plain(doc: dict[Any, Any]) -> dict[Any, Any]:
+    """A dict subclass as the plain dict of what its items() give (JSON decoders give none)."""
+    return dict(doc.items())

@@ -73,6 +73,8 @@ _REMEDIATION: Final = {
     ),
 }
 
+# (reference, text) by family: the reference joined once, not per finding.
+_REMEDIATIONS: Final = {family: (_DOCS + path, desc) for family, (path, desc) in _REMEDIATION.items()}
 
 _ORCHESTRATORS: Final = {traits.EKS: "EKS", traits.ECS_EC2: "ECS", traits.ECS_FARGATE: "ECS"}
 _MAX_TAGS: Final = 1000
@@ -102,17 +104,21 @@ class Context(NamedTuple):
     remediation: dict[str, Any]
 
 
+_new_context: Final = tuple.__new__
+
+
 def context(parts: Parts, finding_type: str, region: str | None, partition: str | None) -> Context:
     """Return the resources, evidences, classification, ATT&CK and remediation of a finding."""
     service, layer, family = classify(parts, finding_type)
     orchestrator = _ORCHESTRATORS.get(service)
     resources = _resources(parts, region, partition)
     found = evidences(parts, orchestrator, region)
-    path, desc = _REMEDIATION[family]
-    remediation = {"desc": desc, "references": [_DOCS + path, _FINDING_TYPES]}
+    reference, desc = _REMEDIATIONS[family]
+    remediation = {"desc": desc, "references": [reference, _FINDING_TYPES]}
     sequence = parts.sequence
     named = attacks(sequence) if sequence is not MISSING else []  # only attack sequences name any
-    return Context(service, layer, resources, found, named, remediation)
+    # tuple.__new__ directly: a NamedTuple's own __new__ is a Python function around it.
+    return _new_context(Context, (service, layer, resources, found, named, remediation))
 
 
 def classify(parts: Parts, finding_type: str) -> tuple[str, str, str]:

@@ -10,7 +10,8 @@ from typing import Any, Final
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.sources._core.plain import LEAF, Node, child_trie, optional_time, text, texts_at, time
-from corral.sources._core.reader import Fields, Trie
+from corral.sources._core.reader import Trie
+from corral.sources._core.rest import pruned_rest
 from corral.sources.guardduty._casing import camel_finding, is_pascal_finding
 from corral.sources.guardduty._context import Context, context
 from corral.sources.guardduty._parts import Parts
@@ -35,10 +36,7 @@ _FINDING_ID: Final = re.compile(r"^[A-Za-z0-9]{1,300}$")
 _PREFIXES: dict[tuple[str | None, str | None], str] = {}
 _MAX_PREFIXES: Final = 1024
 _NUMBERS: Final = (int, float)
-# Finding traits by (service, layer, sample): a bounded set, each classified once.
-_CLASSIFIED: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
 _SAMPLE_VALUE_MAX: Final = 65536
-_ANALYTIC_TYPE: Final = {"type_id": 1, "type": "Rule"}
 # The finding's own texts, each mapped whenever it is a non-empty string.
 _TEXTS: Final = ("arn", "id", "accountId", "type", "region", "partition", "title", "description", "schemaVersion")
 
@@ -96,7 +94,7 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
     if ctx.evidences:
         out["evidences"] = ctx.evidences
     out["remediation"] = ctx.remediation
-    unmapped = Fields(doc, taken).rest()
+    unmapped = pruned_rest(doc, taken)  # Fields(doc, taken).rest(), without the view
     if unmapped:
         out["unmapped"] = unmapped
     return out
@@ -176,20 +174,12 @@ def _info(
         info["last_seen_time"] = last_seen
     if src_url := console_url(*place, finding_id):
         info["src_url"] = src_url
-    info["analytic"] = {"uid": finding_type, "name": finding_type, **_ANALYTIC_TYPE}
+    info["analytic"] = {"uid": finding_type, "name": finding_type, "type_id": 1, "type": "Rule"}
     if ctx.attacks:
         info["attacks"] = ctx.attacks
-    info["traits"] = _traits(ctx.service, ctx.layer, _is_sample(service))
+    # Built anew per finding: literal dicts cost less than copying a kept classification.
+    info["traits"] = traits.classify(ctx.service, ctx.layer, traits.THREAT_DETECTION, sample=_is_sample(service))
     return info
-
-
-def _traits(service: str, layer: str, sample: bool) -> list[dict[str, Any]]:
-    """`traits.classify` of a threat detection, worked out once per classification and copied."""
-    key = (service, layer, sample)
-    made = _CLASSIFIED.get(key)
-    if made is None:
-        made = _CLASSIFIED[key] = traits.classify(service, layer, traits.THREAT_DETECTION, sample=sample)
-    return [{**trait, "values": [*trait["values"]]} for trait in made]
 
 
 def severity(value: object) -> tuple[int, object]:

@@ -20,7 +20,8 @@ from typing import Any, Final
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
 from corral.sources._core.plain import LEAF, Node, sub, text, texts_at, time
-from corral.sources._core.reader import Fields, Trie
+from corral.sources._core.reader import Trie
+from corral.sources._core.rest import pruned_rest
 from corral.sources.inspector._facts import SOURCE
 from corral.sources.inspector._resources import resources as read_resources
 from corral.sources.inspector._vulnerability import vulnerability
@@ -82,7 +83,8 @@ def finding(doc: dict[str, Any], delivery_id: str | None) -> ocsf.Finding:
         out["message"] = title
     arn_region = _arn_region(arn)
     info = _info(texts, arn, kind, (first, modified, last), arn_region)
-    info["traits"] = _traits(service, layer, task)
+    # Built anew per finding: literal dicts cost less than copying a kept classification.
+    info["traits"] = traits.classify(service, layer, task)
     out["finding_info"] = info
     region = resources[0].get("region") if resources else None
     out["cloud"] = ocsf.cloud("AWS", account, region or arn_region)
@@ -92,7 +94,7 @@ def finding(doc: dict[str, Any], delivery_id: str | None) -> ocsf.Finding:
         out["vulnerabilities"] = [vulnerability(node, first, last)]
     elif (desc := text(sub(sub(node, "remediation"), "recommendation"), "text")) is not None:
         out["remediation"] = {"desc": desc}
-    unmapped = Fields(doc, taken).rest()
+    unmapped = pruned_rest(doc, taken)  # Fields(doc, taken).rest(), without the view
     if unmapped:
         out["unmapped"] = unmapped
     return out
@@ -142,19 +144,6 @@ def _info(
                 _CONSOLES[region] = console
         info["src_url"] = console + arn
     return info
-
-
-# Finding traits by (service, layer, task): a bounded set, each classified once.
-_CLASSIFIED: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-
-
-def _traits(service: str, layer: str, task: str) -> list[dict[str, Any]]:
-    """`traits.classify`, worked out once per classification and copied."""
-    key = (service, layer, task)
-    made = _CLASSIFIED.get(key)
-    if made is None:
-        made = _CLASSIFIED[key] = traits.classify(service, layer, task)
-    return [{**trait, "values": [*trait["values"]]} for trait in made]
 
 
 def _arn_region(arn: str) -> str | None:

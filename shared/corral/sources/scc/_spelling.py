@@ -14,7 +14,6 @@ mapped key in whichever spelling it was sent.
 from __future__ import annotations
 
 import re
-from itertools import compress
 from typing import Any, Final
 
 from corral.sources._core.reader import Fields, Trie
@@ -115,19 +114,21 @@ def recorded(*keys: str) -> Trie:
     return taken
 
 
-_TEXT_OR_NONE: Final = frozenset({str, type(None)})
 LEAF: Final = recorded("key")["key"]
 """What `Fields` records for a key mapped in full: hot paths write it into a record directly."""
 
 
 def take_texts(obj: dict[str, Any], taken: Trie, keys: tuple[str, ...]) -> list[str | None]:
     """Return the non-empty string at each of `keys` (else None), recording each one found, as `Fields.text` does."""
-    # The lookups, the checks and the recording run in C (`map`, `compress`): this reads most of
-    # a finding's fields, which are nearly always strings or absent.
-    found = list(map(obj.get, keys))
-    if not (_TEXT_OR_NONE.issuperset(map(type, found)) and "" not in found):
-        found = [value if isinstance(value, str) and value else None for value in found]
-    taken.update(dict.fromkeys(compress(keys, found), LEAF))
+    # A plain loop: for the few keys of a finding it costs less than chaining map/compress in C.
+    found: list[str | None] = []
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, str) and value:
+            taken[key] = LEAF
+            found.append(value)
+        else:
+            found.append(None)
     return found
 
 
