@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from corral import ocsf
 from corral.sources._core.reader import Fields
 
-SCALARS = st.none() | st.just("") | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False) | st.text(max_size=2)
+SCALARS = (
+    st.none() | st.just("") | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False) | st.text(max_size=2)
+)
 JSONISH = st.recursive(
     SCALARS,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from("edcba"), children, max_size=5),

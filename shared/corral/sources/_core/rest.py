@@ -60,7 +60,7 @@ def _rest_object(doc: dict[Any, Any], taken: Trie) -> dict[Any, Any]:
     # By key, the value fetched only for a key kept: most keys here are mapped ones. `doc` is a
     # plain dict (see _plain), so `doc[key]` is the value its items() give.
     out = {}
-    for key in doc:
+    for key in doc:  # noqa: PLC0206 - the value is fetched only for keys kept
         below = taken.get(key)
         if below is LEAF:
             continue
