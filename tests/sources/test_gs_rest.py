@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from corral import ocsf
 from corral.sources._core.reader import Fields
+from tests.sources.test_reader_rest import _paths, _without
 
 SCALARS = (
     st.none() | st.just("") | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False) | st.text(max_size=2)
@@ -20,25 +21,6 @@ JSONISH = st.recursive(
     max_leaves=40,
 )
 DOCS = st.dictionaries(st.sampled_from("edcba"), JSONISH, max_size=5)
-
-
-def _paths(value: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found += _paths(item, (*prefix, i))
-    return found
-
-
-def _without(value: Any, marked: list[tuple[str | int, ...]], prefix: tuple[str | int, ...] = ()) -> Any:
-    if isinstance(value, dict):
-        return {k: _without(v, marked, (*prefix, k)) for k, v in value.items() if (*prefix, k) not in marked}
-    if isinstance(value, list):
-        return [_without(v, marked, (*prefix, i)) for i, v in enumerate(value) if (*prefix, i) not in marked]
-    return value
 
 
 def _rest(doc: dict[str, Any], marked: list[tuple[str | int, ...]]) -> dict[str, Any]:

@@ -208,19 +208,16 @@ class SqliteStore(SqlStore):
 
         def work() -> list[Change]:
             with self._write() as db:
-                stored: dict[FindingKey, _sql.Current] = {}
-                for start in range(0, len(keys), _KEYS_PER_READ):
-                    chunk = keys[start : start + _KEYS_PER_READ]
-                    values = ", ".join("(?, ?, ?)" for _ in chunk)
-                    # A join, not `(…) IN (VALUES …)`: SQLite answers a row-value IN list with a
-                    # full scan, but searches the primary key for each row of a joined VALUES.
-                    sql = (
-                        f"WITH k (p, a, u) AS (VALUES {values}) SELECT {_STATE_COLUMNS} FROM k"
-                        " JOIN findings AS f ON f.product = k.p AND f.account = k.a AND f.uid = k.u"
+                stored: dict[FindingKey, _sql.Current] = dict(
+                    _sql.Current.of_row(row)
+                    for row in _joined(
+                        db,
+                        keys,
+                        "k (p, a, u)",
+                        f"SELECT {_STATE_COLUMNS} FROM k"
+                        " JOIN findings AS f ON f.product = k.p AND f.account = k.a AND f.uid = k.u",
                     )
-                    for row in db.execute(sql, [part for key in chunk for part in key]):
-                        key, current = _sql.Current.of_row(row)
-                        stored[key] = current
+                )
                 plan = _sql.plan_upsert(findings, stored, now=now, documents=documents, contexts=contexts)
                 # In id order: the indexes ending in the id then grow at their end, where SQLite
                 # appends to a page instead of splitting one (a batch shares one last seen).
@@ -318,14 +315,26 @@ def _fid_of(row: tuple[Any, ...]) -> str:
 
 def _ledger_stored(db: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...]]:
     """The ledger rows that exist among `keys`: (state, next_attempt, change, created, attempts, last_error) each."""
-    stored: dict[tuple[str, str], tuple[Any, ...]] = {}
+    rows = _joined(
+        db,
+        keys,
+        "k (v, s)",
+        "SELECT l.version, l.sink, l.state, l.next_attempt, l.change, l.created, l.attempts, l.last_error"
+        " FROM k JOIN ledger AS l ON l.version = k.v AND l.sink = k.s",
+    )
+    return {(row[0], row[1]): (row[2], int(row[3]), *row[4:]) for row in rows}
+
+
+def _joined(
+    db: sqlite3.Connection, keys: Sequence[tuple[Any, ...]], table: str, select: str
+) -> Iterator[tuple[Any, ...]]:
+    """The rows `select` finds for `keys`, read as the VALUES table `table`, in chunks of _KEYS_PER_READ.
+
+    A join, not `(…) IN (VALUES …)`: SQLite answers a row-value IN list with a full scan, but
+    searches the primary key for each row of a joined VALUES.
+    """
+    marks = "(" + ", ".join("?" * len(keys[0])) + ")" if keys else ""
     for start in range(0, len(keys), _KEYS_PER_READ):
         chunk = keys[start : start + _KEYS_PER_READ]
-        values = ", ".join("(?, ?)" for _ in chunk)
-        sql = (
-            f"WITH k (v, s) AS (VALUES {values}) SELECT l.version, l.sink, l.state, l.next_attempt, l.change,"
-            " l.created, l.attempts, l.last_error FROM k JOIN ledger AS l ON l.version = k.v AND l.sink = k.s"
-        )
-        for row in db.execute(sql, [part for key in chunk for part in key]):
-            stored[(row[0], row[1])] = (row[2], int(row[3]), *row[4:])
-    return stored
+        values = ", ".join(marks for _ in chunk)
+        yield from db.execute(f"WITH {table} AS (VALUES {values}) {select}", [part for key in chunk for part in key])
