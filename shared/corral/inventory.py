@@ -23,14 +23,13 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, Final, TypeGuard
 
 from corral import ocsf
 from corral.context import ContainerContext, container_context
 from corral.records import NamedTuple
 
-# Findings are plain dicts: testing for `dict` first spares the ABC check that `Mapping` costs.
-_MAPPING: Final = (dict, Mapping)
 FindingKey = tuple[str, str, str]
 
 _DIGEST: Final = re.compile(r"(sha256:[0-9a-fA-F]{64})")
@@ -184,17 +183,27 @@ class _Image(NamedTuple):
     digest: str | None
     repository: str
     tag: str
+    key: str
+    """The digest, else `repository:tag`; "" when the image is not named at all."""
 
-    @property
-    def key(self) -> str:
-        """The digest, else `repository:tag`; "" when the image is not named at all."""
-        if self.digest:
-            return self.digest
-        return reference(self.repository, self.tag) if self.repository and self.tag else ""
+
+def _image_of(digest: str | None, repository: str, tag: str) -> _Image:
+    # The key is read several times per finding: worked out once, here.
+    key = digest or (reference(repository, tag) if repository and tag else "")
+    return _Image(digest, repository, tag, key)
+
+
+def _is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
+    # Plain dicts and None (an absent key) are the common answers: neither reaches the ABC check
+    # that `Mapping` costs, which every finding would otherwise pay a few times over.
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))
+
+
+_NOTHING: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, _MAPPING) else {}
+    return value if _is_mapping(value) else _NOTHING
 
 
 def _text(value: object) -> str:
@@ -202,7 +211,7 @@ def _text(value: object) -> str:
 
 
 def _dicts(value: object) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, _MAPPING)] if isinstance(value, list) else []
+    return [v for v in value if _is_mapping(v)] if isinstance(value, list) else []
 
 
 # A fleet runs few images, and every runtime finding names one: each (uid, name, tag, default
@@ -226,7 +235,7 @@ def _parse_image(uid: str, name: str, own_tag: str, tag: str, host: str) -> _Ima
     if not name and uid and not uid.startswith("sha256:"):
         name = uid  # a reference as uid (no digest known)
     repository, found_tag = _named(name, own_tag or tag, host) if name else ("", "")
-    return _Image(digest, repository, found_tag)
+    return _image_of(digest, repository, found_tag)
 
 
 @lru_cache(maxsize=4096)
@@ -298,14 +307,12 @@ def _evidence_images(finding: Mapping[str, Any]) -> list[_Image]:
     found: list[_Image] = []
     evidences = finding.get("evidences")
     for evidence in evidences if isinstance(evidences, list) else ():
-        if not isinstance(evidence, _MAPPING):
+        if not _is_mapping(evidence):
             continue
         for holder in (evidence, evidence.get("process"), evidence.get("device")):
-            if holder is None or not isinstance(holder, _MAPPING):
+            if not _is_mapping(holder) or not _is_mapping(container := holder.get("container")):
                 continue
-            container = holder.get("container")
-            image = container.get("image") if isinstance(container, _MAPPING) else None
-            if image is not None and isinstance(image, _MAPPING):
+            if _is_mapping(image := container.get("image")):
                 named = _image(image)
                 if named.key:
                     found.append(named)
@@ -348,12 +355,13 @@ def _runtime(finding: Mapping[str, Any], ctx: ContainerContext | None) -> Observ
     images = _evidence_images(finding)
     if not images:
         return EMPTY
-    cloud, account = finding["cloud"]["provider"], finding["cloud"]["account"]["uid"]
+    cloud = finding["cloud"]
+    provider, account = cloud["provider"], cloud["account"]["uid"]
     when = _source_time(finding)
     cluster, namespace, workload = _place(finding, ctx)
     who = reporter(ocsf.identity(finding))
-    sightings = {i.key: Sighting(i.key, cloud, account, cluster, namespace, workload, who, when) for i in images}
-    return Observations(names=_names(images, cloud, account, when), sightings=tuple(sightings.values()))
+    sightings = {i.key: Sighting(i.key, provider, account, cluster, namespace, workload, who, when) for i in images}
+    return Observations(_names(images, provider, account, when), tuple(sightings.values()))
 
 
 def _vulnerability(finding: Mapping[str, Any], ctx: ContainerContext | None) -> Observations:
@@ -375,7 +383,7 @@ def _vulnerability(finding: Mapping[str, Any], ctx: ContainerContext | None) -> 
                 continue
             images.append(image)
             # The image's other tags are names of the same digest too.
-            images += [_Image(image.digest, image.repository, tag) for tag in tags[1:] if image.digest]
+            images += [_image_of(image.digest, image.repository, tag) for tag in tags[1:] if image.digest]
             if data.get("workload") or data.get("container") or data.get("pod"):
                 # SCC: the image of a GKE or Cloud Run workload (runtime OS scan, or deployed there).
                 place = (
@@ -389,7 +397,7 @@ def _vulnerability(finding: Mapping[str, Any], ctx: ContainerContext | None) -> 
                 # Inspector: ECR counts the ECS tasks and EKS pods running the image, and says when it last ran.
                 at = last_use or when
                 sightings[(image.key, "", "", "")] = Sighting(image.key, cloud, account, "", "", "", who, at)
-        elif kind == "kubernetes container" and isinstance(data.get("image"), _MAPPING):
+        elif kind == "kubernetes container" and _is_mapping(data.get("image")):
             # Defender: a running container of the assessed image, with its pod and workload.
             image = _image(data["image"], host=host)
             if not image.key:
@@ -423,7 +431,7 @@ def _closed(finding: Mapping[str, Any]) -> bool:
 
 def _first(data: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     """The first of `keys` in `data` or in a mapping directly inside it (vendor details kept nested)."""
-    for holder in (data, *(v for v in data.values() if isinstance(v, _MAPPING))):
+    for holder in (data, *(v for v in data.values() if _is_mapping(v))):
         found = next((holder[k] for k in keys if holder.get(k) is not None), None)
         if found is not None:
             return found
@@ -454,7 +462,7 @@ def _cves(finding: Mapping[str, Any]) -> tuple[str, ...]:
     found = []
     for vulnerability in _dicts(finding.get("vulnerabilities")):
         cve = vulnerability.get("cve")
-        if isinstance(cve, _MAPPING) and isinstance(cve.get("uid"), str):
+        if _is_mapping(cve) and isinstance(cve.get("uid"), str):
             found.append(cve["uid"])
     return tuple(dict.fromkeys(found))
 
@@ -507,5 +515,5 @@ def _internet_path(info: Mapping[str, Any]) -> bool:
 
 def _attack_exposure(finding: Mapping[str, Any]) -> bool:
     exposure = _mapping(_mapping(finding.get("unmapped")).get("finding")).get("attackExposure")
-    score = exposure.get("score") if isinstance(exposure, _MAPPING) else None
+    score = exposure.get("score") if _is_mapping(exposure) else None
     return isinstance(score, int | float) and score > 0

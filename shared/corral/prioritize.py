@@ -98,8 +98,14 @@ class Prioritizer:
 
     def prepare(self, findings: Sequence[ocsf.Finding], now: int) -> Prepared:
         """Record the batch's image observations and apply a priority to each Vulnerability Finding."""
-        contexts = [container_context(f) for f in findings]
-        observed = [inventory.observe(f, ctx) for f, ctx in zip(findings, contexts, strict=True)]
+        contexts: list[ContainerContext] = []
+        observed: list[inventory.Observations] = []
+        for finding in findings:
+            # One finding at a time: the observation reads what the context has just brought into
+            # the CPU's cache, where a second pass over the batch would fetch every finding again.
+            ctx = container_context(finding)
+            contexts.append(ctx)
+            observed.append(inventory.observe(finding, ctx))
         seen = [o for o in observed if not o.is_empty()]
         if not seen:
             return Prepared(list(findings), self, now, contexts=contexts)
