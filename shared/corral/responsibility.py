@@ -107,10 +107,10 @@ def owner(service: str, layer: str, task: str) -> Owner:
     return RESPONSIBILITY[service][traits.LAYERS.index(layer)][traits.TASKS.index(task)]
 
 
-# Which detectors can serve which cells is each source's own declaration (its `FACTS`).
-CAPABILITIES: Final[tuple[Capability, ...]] = sources.CAPABILITIES
-
-
 def capabilities(service: str, layer: str, task: str) -> tuple[Capability, ...]:
-    """Return the detectors able to report on one cell."""
-    return tuple(c for c in CAPABILITIES if service in c.services and (layer, task) in c.cells)
+    """Return the detectors able to report on one cell.
+
+    Which detectors can serve which cells is each source's own declaration (its `FACTS`), read on
+    first use: importing this module loads no source, so a command that draws no matrix loads none.
+    """
+    return tuple(c for c in sources.CAPABILITIES if service in c.services and (layer, task) in c.cells)

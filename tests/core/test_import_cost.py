@@ -52,6 +52,32 @@ def test_core_imports_nothing_heavy(modules: list[str]) -> None:
     assert [m for m in loaded if m.partition(".")[0] in HEAVY] == []
 
 
+def test_the_command_line_loads_what_a_command_needs_when_it_runs() -> None:
+    """`corral` starts without any source normalizer or the dashboard: every command pays only for its own."""
+    vendors = tuple(f"corral.sources.{name}" for name in ("guardduty", "inspector", "defender", "scc", "relay"))
+    loaded = loaded_after(["corral.cli"])
+    assert [m for m in loaded if m.startswith((*vendors, "corral.dashboard."))] == []
+
+
+def test_the_coverage_matrix_loads_the_sources_on_first_use() -> None:
+    """Which detectors serve a cell is each source's declaration: asking for one loads the sources."""
+    script = (
+        "import sys\nfrom corral import responsibility, traits\n"
+        "responsibility.capabilities(traits.GKE, traits.APPLICATION, traits.THREAT_DETECTION)\n"
+        "print('corral.sources.scc' in sys.modules)"
+    )
+    assert "corral.sources.scc" not in loaded_after(["corral.responsibility"])
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT / "shared"), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.stdout.strip() == "True"
+
+
 def test_the_check_sees_heavy_imports() -> None:
     """The subprocess check does report a heavy package that was imported (here psycopg, via its store)."""
     assert "psycopg" in loaded_after(["corral.stores.postgresql"])

@@ -7,7 +7,8 @@ import pytest
 from corral import sources, traits
 from corral.coverage import RUNTIME, Observations, latest_per_cell, matrix
 from corral.records import HealthSignal
-from corral.responsibility import CAPABILITIES, RESPONSIBILITY, capabilities, owner
+from corral.responsibility import RESPONSIBILITY, capabilities, owner
+from corral.sources import CAPABILITIES
 
 HOUR = 3_600_000
 NOW = 1_748_736_000_000

@@ -11,8 +11,7 @@ import typer
 from corral import coverage
 from corral.cli import options
 from corral.cli.options import ConfigOption, StoreOption
-from corral.dashboard import listing, server, view
-from corral.dashboard.page import render_page
+from corral.dashboard import DEFAULT_HOST, DEFAULT_PORT
 from corral.errors import ConfigError
 from corral.pipeline import now_ms
 
@@ -22,10 +21,8 @@ WindowOption = Annotated[
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind; beyond loopback a token is required.")] = (
-        server.DEFAULT_HOST
-    ),
-    port: Annotated[int, typer.Option(help="Port to bind (0: any free port).")] = server.DEFAULT_PORT,
+    host: Annotated[str, typer.Option(help="Address to bind; beyond loopback a token is required.")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="Port to bind (0: any free port).")] = DEFAULT_PORT,
     token_env: Annotated[
         str | None,
         typer.Option("--token-env", help="Name of the environment variable holding the access token."),
@@ -43,6 +40,9 @@ def serve(
     config: ConfigOption = None,
 ) -> None:
     """Serve the read-only dashboard and its JSON API until interrupted."""
+    # The dashboard loads with the command that uses it: every other command starts without it.
+    from corral.dashboard import server  # noqa: PLC0415
+
     token = None
     if token_env is not None:
         token = os.environ.get(token_env)
@@ -82,11 +82,14 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """Write the dashboard as one self-contained HTML file (no scripts, no external assets)."""
+    from corral.dashboard import listing, view  # noqa: PLC0415 - as in `serve`
+    from corral.dashboard.page import HOUR_MS, render_page  # noqa: PLC0415
+
     settings = options.settings(config, store)
     db = options.open_existing(settings.store)
     try:
         now = now_ms()
-        base = view.build(db, settings.source_windows, now, window_hours * server.HOUR_MS)
+        base = view.build(db, settings.source_windows, now, window_hours * HOUR_MS)
         page = render_page(listing.overview(base, db, None, None, now))
     finally:
         db.close()

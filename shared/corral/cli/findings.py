@@ -22,7 +22,6 @@ from corral.cli.options import store as open_configured_store
 from corral.context import container_context
 from corral.errors import ConfigError
 from corral.pipeline import now_ms
-from corral.sinks.chat import console_url
 from corral.stores.base import FindingQuery, MatchCount, Store, StoredFinding
 
 app = typer.Typer(help="List and show stored findings.", no_args_is_help=True)
@@ -268,6 +267,8 @@ def show(
         payload = found.as_data() | {"history": [h._asdict() for h in history]}
         sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
+    from corral.sinks.chat import console_url  # noqa: PLC0415 - the chat sink's modules only for this page
+
     console = Console()
     doc = found.document
     info = doc.get("finding_info", {})

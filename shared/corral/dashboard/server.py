@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from corral import coverage, health, ocsf, priority, traits
-from corral.dashboard import listing, view
+from corral.dashboard import DEFAULT_HOST, DEFAULT_PORT, listing, view
 from corral.dashboard.page import (
     CLOUDS,
     DIGEST,
@@ -46,8 +46,6 @@ from corral.dashboard.page import (
 from corral.errors import ConfigError, CorralError
 from corral.stores.base import FINDING_ID_LENGTH, FindingQuery, Store
 
-DEFAULT_HOST: Final = "127.0.0.1"
-DEFAULT_PORT: Final = 8321
 MAX_LIMIT: Final = 500
 HOUR_MS: Final = 3_600_000
 MAX_WINDOW_HOURS: Final = 24 * 366
