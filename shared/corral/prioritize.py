@@ -116,7 +116,7 @@ class Prioritizer:
             for row in self.store.image_vulnerabilities(digests):
                 if row.key in before:
                     before[row.key] = row.priority
-        moved = self.store.record_images(seen)
+        moved = self.store.record_images(seen, fresh_since=now - self.weights.window_ms)
         evidence = self.store.image_evidence(digests) if digests else {}
         prepared = Prepared([], self, now, before=before, moved=moved, contexts=contexts)
         for finding, seen_in in zip(findings, observed, strict=True):

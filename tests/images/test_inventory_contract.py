@@ -66,6 +66,21 @@ def test_evidence_only_moves_forward_in_source_time(store: Store) -> None:
     assert (record.last_time, record.sighting.reporter) == (RECEIVED + 2 * HOUR, "google.scc|corral-demo|a2")
 
 
+def test_refreshing_a_sighting_inside_the_window_is_no_move(store: Store) -> None:
+    """Only a new place, or one whose evidence had aged out of the window, changes what priorities say."""
+    window_start = RECEIVED - HOUR
+    assert store.record_images(observe(runtime_alert("a1", {"uid": D}, seen=RECEIVED)), fresh_since=window_start) == [D]
+    again = runtime_alert("a2", {"uid": D}, seen=RECEIVED + 1_000)
+    assert store.record_images(observe(again), fresh_since=window_start) == []
+    elsewhere = runtime_alert("a3", {"uid": D}, seen=RECEIVED + 2_000, pod="web-2")
+    assert store.record_images(observe(elsewhere), fresh_since=window_start) == [D]
+    aged = runtime_alert("a4", {"uid": D}, seen=RECEIVED + 3 * HOUR)
+    assert store.record_images(observe(aged), fresh_since=RECEIVED + 2 * HOUR) == [D]
+    # A refresh is recorded all the same: only what it reports differs.
+    times = sorted(r.last_time for r, _ in store.image_evidence([D])[D].sightings)
+    assert times == [RECEIVED + 2_000, RECEIVED + 3 * HOUR]
+
+
 def test_a_tag_only_report_is_a_probable_match_never_merged_with_digest_evidence(store: Store) -> None:
     store.record_images(observe(registry_cve("v1", D, REPO, tag="2.0")))
     by_tag = runtime_alert("a1", {"name": REPO, "tag": "2.0"}, seen=RECEIVED, pod="web-1")

@@ -92,13 +92,13 @@ class SqlImages:
 
     # Writing ----------------------------------------------------------------------------------------
 
-    def record_images(self, batch: Sequence[Observations]) -> list[str]:
+    def record_images(self, batch: Sequence[Observations], *, fresh_since: int | None = None) -> list[str]:
         """Record a batch's observations; return the digests whose runtime evidence or exposure moved forward."""
         names = images.latest_names(batch)
         sightings = images.latest_sightings(batch)
         exposures = images.latest_exposures(batch)
         vulnerabilities = images.latest_vulnerabilities(batch)
-        moved = self._newer_sightings(sightings)
+        moved, changed = self._newer_sightings(sightings, fresh_since)
         fn = self._fn
         newer_exposures = self._newer_exposures(exposures)
         # One statement per table, all in one transaction: a commit per table cost more than the rows.
@@ -123,7 +123,6 @@ class SqlImages:
             statements.append((sql, rows))
         if statements:
             self._modify_all(statements)
-        changed = {s.image for s in moved.values()}
         if newer_exposures:
             namespaces = sorted({e.namespace for e in newer_exposures.values()})
             for row in self._in(
@@ -136,9 +135,12 @@ class SqlImages:
                     changed.add(record.sighting.image)
         return self._digests_of(sorted(changed))
 
-    def _newer_sightings(self, sightings: dict[tuple[str, ...], Sighting]) -> dict[tuple[str, ...], Sighting]:
+    def _newer_sightings(
+        self, sightings: dict[tuple[str, ...], Sighting], fresh_since: int | None
+    ) -> tuple[dict[tuple[str, ...], Sighting], set[str]]:
+        """The sightings newer than stored, and the images whose evidence they change (see `Store.record_images`)."""
         if not sightings:
-            return {}
+            return {}, set()
         stored = {
             tuple(row[:6]): int(row[6])
             for row in self._in(
@@ -147,7 +149,9 @@ class SqlImages:
                 [k[0] for k in sightings],
             )
         }
-        return {k: s for k, s in sightings.items() if k not in stored or stored[k] < s.source_time}
+        moved = {k: s for k, s in sightings.items() if k not in stored or stored[k] < s.source_time}
+        changed = {s.image for k, s in moved.items() if fresh_since is None or stored.get(k, 0) < fresh_since}
+        return moved, changed
 
     def _newer_exposures(self, exposures: dict[tuple[str, ...], Exposure]) -> dict[tuple[str, ...], Exposure]:
         if not exposures:

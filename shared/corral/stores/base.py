@@ -800,10 +800,13 @@ class Store(Protocol):
 
     # Image inventory (stores/images.py) --------------------------------------------------------
 
-    def record_images(self, batch: Sequence[inventory.Observations]) -> list[str]:
+    def record_images(self, batch: Sequence[inventory.Observations], *, fresh_since: int | None = None) -> list[str]:
         """Record what findings say about images, forward only in source time.
 
-        Return the digests whose runtime evidence or exposure moved forward.
+        Return the digests whose runtime evidence or exposure moved forward. With `fresh_since`
+        (the source time the priority window starts at), a sighting already stored at that time
+        or later does not count: refreshing evidence inside the window changes no priority, and a
+        busy image's every runtime finding would otherwise recompute all of its CVEs.
         """
 
     def image_evidence(self, digests: Sequence[str]) -> dict[str, images.ImageEvidence]:

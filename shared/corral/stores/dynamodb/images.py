@@ -47,12 +47,17 @@ def _read_bool(item: Item, name: str) -> bool | None:
 _FORWARD = "attribute_not_exists(#lt) OR #lt < :t"
 
 
+def _moves(before: int, fresh_since: int | None) -> bool:
+    """True when a sighting last stored at `before` (0: new) changes what its image's evidence says."""
+    return fresh_since is None or before < fresh_since
+
+
 class Images(Table):
     """The image-inventory methods of the DynamoDB store."""
 
     # Writing ----------------------------------------------------------------------------------------
 
-    def record_images(self, batch: Sequence[Observations]) -> list[str]:
+    def record_images(self, batch: Sequence[Observations], *, fresh_since: int | None = None) -> list[str]:
         """Record a batch's observations; return the digests whose runtime evidence or exposure moved forward."""
         names = list(images.latest_names(batch).values())
         sightings = list(images.latest_sightings(batch).values())
@@ -63,7 +68,8 @@ class Images(Table):
         if digests:
             self._batch_write([{"PutRequest": {"Item": {"pk": as_s("II"), "sk": as_s(d)}}} for d in sorted(digests)])
         self._pool_map(self._put_name, names)
-        moved = [s for s, ok in zip(sightings, self._pool_map(self._put_sighting, sightings), strict=True) if ok]
+        before = self._pool_map(self._put_sighting, sightings)
+        moved = [s for s, last in zip(sightings, before, strict=True) if last is not None and _moves(last, fresh_since)]
         exposed = [e for e, ok in zip(exposures, self._pool_map(self._put_exposure, exposures), strict=True) if ok]
         self._pool_map(self._put_vulnerability, vulnerabilities)
         changed = {s.image for s in moved}
@@ -75,17 +81,26 @@ class Images(Table):
         return self._digests_of(sorted(changed))
 
     def _forward(self, key: Item, sets: dict[str, Any], at: int, *, strict: bool = True) -> bool:
+        return self._advance(key, sets, at, strict=strict) is not None
+
+    def _advance(self, key: Item, sets: dict[str, Any], at: int, *, strict: bool = True) -> int | None:
+        """Move an item forward to source time `at`: its last time before (0 when new), or None when not newer."""
         names = {f"#{i}": name for i, name in enumerate(sets)}
         values = {f":{i}": value for i, value in enumerate(sets.values())}
         expression = ", ".join(f"#{i} = :{i}" for i in range(len(sets)))
-        return self._if(
+        answer = self._if_answer(
             "update_item",
             Key=key,
             UpdateExpression=f"SET {expression}, #lt = :t, #ft = if_not_exists(#ft, :t)",
             ConditionExpression=_FORWARD if strict else "attribute_not_exists(#lt) OR #lt <= :t",
             ExpressionAttributeNames={**names, "#lt": "lt", "#ft": "ft"},
             ExpressionAttributeValues={**values, ":t": as_n(at)},
+            ReturnValues="UPDATED_OLD",
         )
+        if answer is None:
+            return None
+        before = answer.get("Attributes", {}).get("lt")
+        return int(before["N"]) if before else 0
 
     def _put_name(self, name: ImageName) -> None:
         attrs = {
@@ -108,7 +123,8 @@ class Images(Table):
             name.source_time,
         )
 
-    def _put_sighting(self, sighting: Sighting) -> bool:
+    def _put_sighting(self, sighting: Sighting) -> int | None:
+        """Record a sighting; its last time before (0 when new), or None when it was not newer."""
         attrs = {
             "img": as_s(sighting.image),
             "c": as_s(sighting.cloud),
@@ -119,15 +135,16 @@ class Images(Table):
             "by": as_s(sighting.reporter),
         }
         key = {"pk": as_s(f"IS#{sighting.image}"), "sk": as_s(_json(*sighting.place))}
-        if not self._forward(key, attrs, sighting.source_time):
-            return False
+        before = self._advance(key, attrs, sighting.source_time)
+        if before is None:
+            return None
         s = sighting
         mirror = {
             "pk": as_s(f"IM#{s.namespace}"),
             "sk": as_s(_json(s.image, s.cloud, s.account, s.cluster, s.workload)),
         }
         self._forward(mirror, attrs, sighting.source_time)
-        return True
+        return before
 
     def _put_exposure(self, exposure: Exposure) -> bool:
         e = exposure

@@ -225,13 +225,16 @@ class Table:
 
     def _if(self, operation: str, **params: Any) -> bool:
         """Make one conditional write; return False (and write nothing) when its condition did not hold."""
+        return self._if_answer(operation, **params) is not None
+
+    def _if_answer(self, operation: str, **params: Any) -> dict[str, Any] | None:
+        """Make one conditional write and return its answer; None (nothing written) when its condition did not hold."""
         try:
-            self._call(operation, **params)
+            return self._call(operation, **params)
         except ClientError as exc:
             if not self._conditional_failed(exc):
                 raise
-            return False
-        return True
+            return None
 
     def _get(self, key: Item) -> Item | None:
         """Read one item by key, strongly consistent."""
