@@ -24,6 +24,12 @@ def loaded_after(modules: list[str]) -> list[str]:
         f"for name in {modules!r}:\n    importlib.import_module(name)\n"
         "print(json.dumps(sorted(set(sys.modules) - before)))"
     )
+    loaded: list[str] = json.loads(printed_by(script))
+    return loaded
+
+
+def printed_by(script: str) -> str:
+    """What `script` prints when run in a fresh interpreter that sees only Corral's package."""
     done = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
@@ -32,8 +38,7 @@ def loaded_after(modules: list[str]) -> list[str]:
         cwd=ROOT,
         env={"PYTHONPATH": str(ROOT / "shared"), "PATH": "/usr/bin:/bin"},
     )
-    loaded: list[str] = json.loads(done.stdout)
-    return loaded
+    return done.stdout
 
 
 @pytest.mark.parametrize(
@@ -67,15 +72,7 @@ def test_the_coverage_matrix_loads_the_sources_on_first_use() -> None:
         "print('corral.sources.scc' in sys.modules)"
     )
     assert "corral.sources.scc" not in loaded_after(["corral.responsibility"])
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT / "shared"), "PATH": "/usr/bin:/bin"},
-    )
-    assert done.stdout.strip() == "True"
+    assert printed_by(script).strip() == "True"
 
 
 def test_the_check_sees_heavy_imports() -> None:
