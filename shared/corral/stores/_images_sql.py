@@ -150,7 +150,7 @@ class SqlImages:
             )
         }
         moved = {k: s for k, s in sightings.items() if k not in stored or stored[k] < s.source_time}
-        changed = {s.image for k, s in moved.items() if fresh_since is None or stored.get(k, 0) < fresh_since}
+        changed = {s.image for k, s in moved.items() if images.moves_evidence(stored.get(k, 0), fresh_since)}
         return moved, changed
 
     def _newer_exposures(self, exposures: dict[tuple[str, ...], Exposure]) -> dict[tuple[str, ...], Exposure]:

@@ -122,6 +122,15 @@ def latest_exposures(batch: Iterable[Observations]) -> dict[tuple[str, ...], Exp
     return _newest(exposures, lambda e: (e.cloud, e.account, e.cluster, e.namespace, e.workload))
 
 
+def moves_evidence(stored: int, fresh_since: int | None) -> bool:
+    """True when writing a sighting over one stored at `stored` (0: none) changes its image's evidence.
+
+    A refresh of a sighting already inside the priority window (stored at `fresh_since` or later)
+    changes no priority: the places, clouds and exposure it shows stay the same.
+    """
+    return fresh_since is None or stored < fresh_since
+
+
 def _newest(items: Iterable[_Timed], key: Callable[[_Timed], tuple[str, ...]]) -> dict[tuple[str, ...], _Timed]:
     """The item with the latest source time per key (the first of equals)."""
     found: dict[tuple[str, ...], _Timed] = {}

@@ -47,9 +47,18 @@ def _read_bool(item: Item, name: str) -> bool | None:
 _FORWARD = "attribute_not_exists(#lt) OR #lt < :t"
 
 
-def _moves(before: int, fresh_since: int | None) -> bool:
-    """True when a sighting last stored at `before` (0: new) changes what its image's evidence says."""
-    return fresh_since is None or before < fresh_since
+def _forward_update(key: Item, sets: dict[str, Any], at: int, *, strict: bool = True) -> dict[str, Any]:
+    """The update_item arguments that set `sets` and move the item's last time forward to `at`."""
+    names = {f"#{i}": name for i, name in enumerate(sets)}
+    values = {f":{i}": value for i, value in enumerate(sets.values())}
+    expression = ", ".join(f"#{i} = :{i}" for i in range(len(sets)))
+    return {
+        "Key": key,
+        "UpdateExpression": f"SET {expression}, #lt = :t, #ft = if_not_exists(#ft, :t)",
+        "ConditionExpression": _FORWARD if strict else "attribute_not_exists(#lt) OR #lt <= :t",
+        "ExpressionAttributeNames": {**names, "#lt": "lt", "#ft": "ft"},
+        "ExpressionAttributeValues": {**values, ":t": as_n(at)},
+    }
 
 
 class Images(Table):
@@ -69,7 +78,11 @@ class Images(Table):
             self._batch_write([{"PutRequest": {"Item": {"pk": as_s("II"), "sk": as_s(d)}}} for d in sorted(digests)])
         self._pool_map(self._put_name, names)
         before = self._pool_map(self._put_sighting, sightings)
-        moved = [s for s, last in zip(sightings, before, strict=True) if last is not None and _moves(last, fresh_since)]
+        moved = [
+            s
+            for s, last in zip(sightings, before, strict=True)
+            if last is not None and images.moves_evidence(last, fresh_since)
+        ]
         exposed = [e for e, ok in zip(exposures, self._pool_map(self._put_exposure, exposures), strict=True) if ok]
         self._pool_map(self._put_vulnerability, vulnerabilities)
         changed = {s.image for s in moved}
@@ -81,22 +94,12 @@ class Images(Table):
         return self._digests_of(sorted(changed))
 
     def _forward(self, key: Item, sets: dict[str, Any], at: int, *, strict: bool = True) -> bool:
-        return self._advance(key, sets, at, strict=strict) is not None
+        """Move an item forward to source time `at`; False (nothing written) when it is not newer."""
+        return self._if("update_item", **_forward_update(key, sets, at, strict=strict))
 
-    def _advance(self, key: Item, sets: dict[str, Any], at: int, *, strict: bool = True) -> int | None:
-        """Move an item forward to source time `at`: its last time before (0 when new), or None when not newer."""
-        names = {f"#{i}": name for i, name in enumerate(sets)}
-        values = {f":{i}": value for i, value in enumerate(sets.values())}
-        expression = ", ".join(f"#{i} = :{i}" for i in range(len(sets)))
-        answer = self._if_answer(
-            "update_item",
-            Key=key,
-            UpdateExpression=f"SET {expression}, #lt = :t, #ft = if_not_exists(#ft, :t)",
-            ConditionExpression=_FORWARD if strict else "attribute_not_exists(#lt) OR #lt <= :t",
-            ExpressionAttributeNames={**names, "#lt": "lt", "#ft": "ft"},
-            ExpressionAttributeValues={**values, ":t": as_n(at)},
-            ReturnValues="UPDATED_OLD",
-        )
+    def _advance(self, key: Item, sets: dict[str, Any], at: int) -> int | None:
+        """As `_forward`, returning the item's last time before (0 when new), or None when not newer."""
+        answer = self._if_answer("update_item", **_forward_update(key, sets, at), ReturnValues="UPDATED_OLD")
         if answer is None:
             return None
         before = answer.get("Attributes", {}).get("lt")
