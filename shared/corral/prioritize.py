@@ -49,7 +49,7 @@ class Prepared:
         prioritizer: Prioritizer,
         now: int,
         *,
-        before: dict[FindingKey, priority.Priority | None] | None = None,
+        before: dict[FindingKey, priority.Priority] | None = None,
         moved: list[str] | None = None,
         contexts: list[ContainerContext] | None = None,
     ) -> None:
@@ -59,6 +59,7 @@ class Prepared:
         self.prioritizer = prioritizer
         self.now = now
         self.given: dict[FindingKey, priority.Priority] = {}
+        # The priority each of the batch's Vulnerability Findings was last given (absent: none yet).
         self.before = before if before is not None else {}
         self.moved = moved if moved is not None else []
         # Reprioritizations of findings outside the batch, set by `finish`.
@@ -111,11 +112,8 @@ class Prioritizer:
             return Prepared(list(findings), self, now, contexts=contexts)
         vulnerable = {o.vulnerable.key: o.vulnerable for o in observed if o.vulnerable is not None}
         digests = sorted({v.image for v in vulnerable.values() if v.image.startswith("sha256:")})
-        before: dict[FindingKey, priority.Priority | None] = dict.fromkeys(vulnerable)
-        if vulnerable:
-            for row in self.store.image_vulnerabilities(digests):
-                if row.key in before:
-                    before[row.key] = row.priority
+        # Read by key before the batch is recorded: the priorities these findings were last given.
+        before = self.store.image_priorities(list(vulnerable.values())) if vulnerable else {}
         moved = self.store.record_images(seen, fresh_since=now - self.weights.window_ms)
         evidence = self.store.image_evidence(digests) if digests else {}
         prepared = Prepared([], self, now, before=before, moved=moved, contexts=contexts)

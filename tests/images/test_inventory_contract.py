@@ -123,3 +123,29 @@ def test_priorities_are_remembered_and_closed_findings_leave(store: Store) -> No
     # An older delivery of the open finding does not reopen it.
     store.record_images(observe(registry_cve("v1", D, REPO, modified=RECEIVED)))
     assert store.image_vulnerabilities([D]) == []
+
+
+def test_priorities_are_read_by_key_for_open_findings_of_the_same_image(store: Store) -> None:
+    """`image_priorities` answers what `image_vulnerabilities` holds for these findings, and nothing else."""
+    v1, v2, v3 = (
+        registry_cve("v1", D, REPO),
+        registry_cve("v2", D, REPO, cve="CVE-2026-0002"),
+        registry_cve("v3", E, REPO, tag="3"),
+    )
+    store.record_images(observe(v1, v2, v3))
+    rows = {r.key: r for r in store.image_vulnerabilities()}
+    facts = {key: row.vulnerable for key, row in rows.items()}
+    assert len(facts) == 3
+    assert store.image_priorities(list(facts.values())) == {}  # none given yet
+    given = {key: priority.score(row.vulnerable, priority.Runtime("registry_only")) for key, row in rows.items()}
+    store.set_image_priorities(sorted(given.items()))
+    assert store.image_priorities(list(facts.values())) == given
+    # Only the findings asked for, each under the image it names.
+    k1, _, k3 = sorted(facts)
+    assert store.image_priorities([facts[k1]]) == {k1: given[k1]}
+    assert store.image_priorities([facts[k3]._replace(image=D)]) == {}
+    assert store.image_priorities([facts[k1]._replace(key=(*k1[:2], "unknown"))]) == {}
+    # A closed finding has no priority to compare with.
+    store.record_images(observe(registry_cve("v2", D, REPO, cve="CVE-2026-0002", modified=RECEIVED + 1, status_id=4)))
+    assert store.image_priorities(list(facts.values())) == {k1: given[k1], k3: given[k3]}
+    assert all(store.image_priorities([facts[k]]) == {k: given[k]} for k in (k1, k3))

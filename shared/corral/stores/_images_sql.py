@@ -182,6 +182,28 @@ class SqlImages:
         wanted = set(refs)
         return [n for n in map(_name, rows) if n.reference in wanted]
 
+    def image_priorities(self, findings: Sequence[Vulnerable]) -> dict[FindingKey, Priority]:
+        """Return the priority last given to each of these Vulnerability Findings (see `Store`)."""
+        image_of = {v.key: v.image for v in findings}
+        keys = sorted(image_of)
+        columns = ", ".join(f"v.{c}" for c in images.PRIORITY_COLUMNS)
+        found: dict[FindingKey, Priority] = {}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            # A join with the keys, not `(…) IN (VALUES …)`: SQLite answers a row-value IN list with a scan.
+            rows = self._select(
+                f"WITH k (p, a, u) AS (VALUES {', '.join('(?, ?, ?)' for _ in chunk)})"
+                f" SELECT v.product, v.account, v.uid, v.image, v.is_open, {columns} FROM k JOIN image_vulnerabilities"
+                " AS v ON v.product = k.p AND v.account = k.a AND v.uid = k.u",
+                [part for key in chunk for part in key],
+            )
+            for row in rows:
+                key = (str(row[0]), str(row[1]), str(row[2]))
+                given = images.priority_of(dict(zip(images.PRIORITY_COLUMNS, row[5:], strict=True)))
+                if row[4] and row[3] == image_of[key] and given is not None:
+                    found[key] = given
+        return found
+
     def set_image_priorities(self, rows: Sequence[tuple[FindingKey, Priority]]) -> None:
         """Remember the priority last given to each Vulnerability Finding."""
         if not rows:

@@ -815,6 +815,14 @@ class Store(Protocol):
     def image_vulnerabilities(self, digests: Sequence[str] | None = None) -> list[images.ImageVulnerability]:
         """Return the open Vulnerability Findings of these images (all when None), with their last priority."""
 
+    def image_priorities(self, findings: Sequence[inventory.Vulnerable]) -> dict[FindingKey, priority.Priority]:
+        """Return the priority last given to each of these Vulnerability Findings, read by key.
+
+        Only a finding stored open, for the same image, with a priority given is answered: the
+        others are left out. The ingest reads this for each batch, so it costs what the batch
+        holds, not what the images hold (a busy image has hundreds of CVE findings).
+        """
+
     def set_image_priorities(self, rows: Sequence[tuple[FindingKey, priority.Priority]]) -> None:
         """Remember the priority last given to each Vulnerability Finding."""
 

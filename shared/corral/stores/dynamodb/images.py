@@ -190,6 +190,16 @@ class Images(Table):
             found += [n for n in map(_name, self._partition(f"IR#{repository}")) if n.reference in wanted]
         return found
 
+    def image_priorities(self, findings: Sequence[Vulnerable]) -> dict[FindingKey, Priority]:
+        """Return the priority last given to each of these Vulnerability Findings (see `Store`)."""
+        keys = [{"pk": as_s(f"IV#{v.image}"), "sk": as_s(_json(*v.key))} for v in findings]
+        found: dict[FindingKey, Priority] = {}
+        for items in self._batch_get(keys).values() if keys else ():
+            for row in map(_vulnerability, items):
+                if row.vulnerable.open and row.priority is not None:
+                    found[row.key] = row.priority
+        return found
+
     def set_image_priorities(self, rows: Sequence[tuple[FindingKey, Priority]]) -> None:
         """Remember the priority last given to each Vulnerability Finding."""
         if not rows:
