@@ -74,15 +74,17 @@ class Prepared:
             if given is None or change.kind == "stale":
                 out.append(change)
                 continue
-            remember[change.key] = given
             previous = self.before.get(change.key)
+            if given != previous:  # else it is stored already: a replay, or news that moved nothing
+                remember[change.key] = given
             if change.kind == "unchanged" and previous is not None and not given.same(previous):
                 version = reprioritized_version(change.key, given)
                 out.append(change._replace(kind="reprioritized", version=version))
             else:
                 out.append(change)
         store = self.prioritizer.store
-        store.set_image_priorities(sorted(remember.items()))
+        if remember:
+            store.set_image_priorities(sorted(remember.items()))
         if self.moved:
             rows = [r for r in store.image_vulnerabilities(self.moved) if r.key not in self.given]
             self.others = self.prioritizer.reprioritize(rows, self.now)

@@ -134,3 +134,40 @@ def test_an_unknown_image_is_unknown_and_never_reprioritized(store: Store) -> No
     cve = registry_cve("no-digest", "repo/app:1", "repo/app", tag="1")
     deliver(pipeline, cve)
     assert chat.sent[0].finding["risk_details"].startswith("high-severity vulnerability; runtime unknown")
+
+
+class PriorityWrites:
+    """The real store, with the priorities each `set_image_priorities` call asks it to write recorded."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.written: list[list[tuple[Any, priority.Priority]]] = []
+
+    def set_image_priorities(self, rows: Sequence[tuple[Any, priority.Priority]]) -> None:
+        self.written.append(list(rows))
+        self.store.set_image_priorities(rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_a_priority_is_written_when_it_changes_not_on_every_delivery(store: Store) -> None:
+    clock = Clock(RECEIVED)
+    writes = PriorityWrites(store)
+    pipeline, _ = build(writes, clock, [])  # type: ignore[arg-type]  # a Store by delegation
+    cve = registry_cve("acr-cve", D, REPO, tag="2.0", modified=RECEIVED - HOUR)
+    deliver(pipeline, cve)
+    ((key, first),) = writes.written.pop()
+    assert first.context == "registry_only"
+    # Replays and a new version with the same priority leave the stored priority as it is.
+    deliver(pipeline, cve)
+    deliver(pipeline, registry_cve("acr-cve", D, REPO, tag="2.0", modified=RECEIVED, cve="CVE-2026-0002"))
+    assert writes.written == []
+    assert store.image_priorities([r.vulnerable for r in store.image_vulnerabilities([D])]) == {key: first}
+    # Runtime evidence moves it: written once, then replays write nothing again.
+    clock.now = RECEIVED + HOUR
+    alert = runtime_alert("ctd-1", {"uid": D, "name": REPO, "tag": "2.0"}, seen=RECEIVED + HOUR, cloud="GCP")
+    deliver(pipeline, alert)
+    deliver(pipeline, cve, alert)
+    ((moved_key, risen),) = [row for rows in writes.written for row in rows]
+    assert (moved_key, risen.context) == (key, "running")
