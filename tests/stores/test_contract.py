@@ -629,6 +629,36 @@ def test_concurrent_writers_in_processes(store: Store, store_url: str) -> None:
     assert_one_record_per_finding(store, results)
 
 
+def test_concurrent_deliveries_of_one_source_are_all_counted(store: Store, store_url: str) -> None:
+    """Writers touching one source at once, times in and out of order, lose no delivery and keep the latest times."""
+    barrier = threading.Barrier(WRITERS)
+    touches = 8
+
+    def writer(seed: int) -> None:
+        own = open_store(store_url)
+        try:
+            barrier.wait(timeout=60)
+            for n in range(touches):
+                # Half the writers move the times forward, half send older ones all along: both ways
+                # of recording a delivery (times forward, or older) race on the same item.
+                base = 100 if seed % 2 == 0 else 0
+                own.touch_sources(
+                    [SourceSeen("aws.guardduty", "111", at=T + base + 10 * n + seed, finding_time=T + base + n)]
+                )
+        finally:
+            own.close()
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        list(pool.map(writer, range(WRITERS)))
+    (state,) = store.sources()
+    assert state.deliveries == WRITERS * touches
+    newest = max(seed for seed in range(WRITERS) if seed % 2 == 0)
+    assert (state.last_delivery, state.last_finding_time) == (
+        T + 100 + 10 * (touches - 1) + newest,
+        T + 100 + touches - 1,
+    )
+
+
 def test_store_url_opens_the_same_store(store: Store, store_url: str) -> None:
     """A second store opened from the URL sees what the first wrote."""
     store.upsert([make_finding()], now=NOW)

@@ -19,12 +19,18 @@ class Health(Table):
     """Source health: deliveries per (source, account) and health signals."""
 
     def touch_sources(self, seen: Sequence[SourceSeen]) -> None:
-        """Record deliveries: times only move forward, every delivery counts (read, then conditional put)."""
+        """Record deliveries: times only move forward, every delivery counts.
+
+        One update when the times move forward, as they nearly always do; otherwise a read, then a
+        put conditioned on the count read.
+        """
         self._pool_map(self._touch, source_updates(seen))
 
     def _touch(self, row: tuple[str, str, int, int | None, int]) -> None:
         source, account, at, finding_time, count = row
         key = {"pk": as_s("S"), "sk": as_s(orjson.dumps([source, account]).decode())}
+        if self._touch_forward(key, row):
+            return
         for attempt in range(MAX_CONFLICT_RETRIES):
             current = self._get(key)
             item: Item = {**key, "src": as_s(source), "acct": as_s(account)}
@@ -44,6 +50,26 @@ class Health(Table):
                 return
             backoff(attempt)
         raise StoreUnavailableError(f"DynamoDB table {self.table!r}: source health kept changing under us")
+
+    def _touch_forward(self, key: Item, row: tuple[str, str, int, int | None, int]) -> bool:
+        """Add the deliveries and set both times in one update, if neither stored time is later."""
+        source, account, at, finding_time, count = row
+        sets = ["src = :src", "acct = :acct", "ld = :ld"]
+        conditions = ["(attribute_not_exists(ld) OR ld <= :ld)"]
+        values: dict[str, Any] = {":src": as_s(source), ":acct": as_s(account), ":ld": as_n(at), ":n": as_n(count)}
+        if finding_time is not None:
+            sets.append("lft = :lft")
+            conditions.append("(attribute_not_exists(lft) OR lft <= :lft)")
+            values[":lft"] = as_n(finding_time)
+        return self._if(
+            "update_item",
+            Key=key,
+            # ADD counts atomically, so concurrent writers need no read of the count.
+            UpdateExpression=f"SET {', '.join(sets)} ADD #n :n",
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames={"#n": "n"},
+            ExpressionAttributeValues=values,
+        )
 
     def sources(self) -> list[SourceState]:
         """Return the last delivery per (source, account)."""
