@@ -41,7 +41,7 @@ class Prepared:
     A plain class, not a dataclass: every cold start would build a dataclass through `exec`.
     """
 
-    __slots__ = ("before", "contexts", "findings", "given", "moved", "now", "others", "prioritizer")
+    __slots__ = ("before", "contexts", "facts", "findings", "given", "moved", "now", "others", "prioritizer")
 
     def __init__(
         self,
@@ -59,6 +59,8 @@ class Prepared:
         self.prioritizer = prioritizer
         self.now = now
         self.given: dict[FindingKey, priority.Priority] = {}
+        # What each given priority was computed from (its image is where the store keeps it).
+        self.facts: dict[FindingKey, inventory.Vulnerable] = {}
         # The priority each of the batch's Vulnerability Findings was last given (absent: none yet).
         self.before = before if before is not None else {}
         self.moved = moved if moved is not None else []
@@ -68,7 +70,7 @@ class Prepared:
     def finish(self, changes: Sequence[Change]) -> list[Change]:
         """Return the upsert's changes, reprioritizations marked; those of other findings go to `others`."""
         out: list[Change] = []
-        remember: dict[FindingKey, priority.Priority] = {}
+        remember: dict[FindingKey, tuple[inventory.Vulnerable, priority.Priority]] = {}
         for change in changes:
             given = self.given.get(change.key)
             if given is None or change.kind == "stale":
@@ -76,7 +78,7 @@ class Prepared:
                 continue
             previous = self.before.get(change.key)
             if given != previous:  # else it is stored already: a replay, or news that moved nothing
-                remember[change.key] = given
+                remember[change.key] = (self.facts[change.key], given)
             if change.kind == "unchanged" and previous is not None and not given.same(previous):
                 version = reprioritized_version(change.key, given)
                 out.append(change._replace(kind="reprioritized", version=version))
@@ -84,7 +86,7 @@ class Prepared:
                 out.append(change)
         store = self.prioritizer.store
         if remember:
-            store.set_image_priorities(sorted(remember.items()))
+            store.set_image_priorities([remember[key] for key in sorted(remember)])
         if self.moved:
             rows = [r for r in store.image_vulnerabilities(self.moved) if r.key not in self.given]
             self.others = self.prioritizer.reprioritize(rows, self.now)
@@ -126,6 +128,7 @@ class Prioritizer:
                 continue
             given = self._score(facts, evidence, now)
             prepared.given[facts.key] = given
+            prepared.facts[facts.key] = facts
             prepared.findings.append(priority.apply(finding, given))
         return prepared
 
@@ -142,7 +145,7 @@ class Prioritizer:
         """Recompute these findings' priorities; store and return a change for each that moved."""
         digests = sorted({r.vulnerable.image for r in rows if r.vulnerable.image.startswith("sha256:")})
         evidence = self.store.image_evidence(digests) if digests else {}
-        moved: dict[FindingKey, priority.Priority] = {}
+        moved: dict[FindingKey, tuple[inventory.Vulnerable, priority.Priority]] = {}
         documents: list[ocsf.Finding] = []
         for row in rows:
             given = self._score(row.vulnerable, evidence, now)
@@ -151,15 +154,15 @@ class Prioritizer:
             stored = self.store.get(row.key)
             if stored is None or stored.closed:
                 continue
-            moved[row.key] = given
+            moved[row.key] = (row.vulnerable, given)
             documents.append(priority.apply(stored.document, given))
         if not documents:
             return []
         # Same content, new priority: the upsert finds the finding unchanged and keeps this document.
         stored_changes = self.store.upsert(documents, now=now)
-        self.store.set_image_priorities(sorted(moved.items()))
+        self.store.set_image_priorities([moved[key] for key in sorted(moved)])
         return [
-            Change("reprioritized", c.key, reprioritized_version(c.key, moved[c.key]), c.finding, c.previous)
+            Change("reprioritized", c.key, reprioritized_version(c.key, moved[c.key][1]), c.finding, c.previous)
             for c in stored_changes
             if c.kind == "unchanged"
         ]

@@ -116,8 +116,12 @@ def test_priorities_are_remembered_and_closed_findings_leave(store: Store) -> No
     rows = store.image_vulnerabilities()
     assert [r.vulnerable.image for r in rows] == [D, E]
     given = priority.score(rows[0].vulnerable, priority.Runtime("registry_only"))
-    store.set_image_priorities([(rows[0].key, given)])
+    store.set_image_priorities([(rows[0].vulnerable, given)])
     assert store.image_vulnerabilities([D])[0].priority == given
+    # A priority worked out for another image than the one stored is not the stored finding's.
+    elsewhere = priority.score(rows[1].vulnerable, priority.Runtime("deployed"))
+    store.set_image_priorities([(rows[1].vulnerable._replace(image=D), elsewhere)])
+    assert [r.priority for r in store.image_vulnerabilities()] == [given, None]
     store.record_images(observe(registry_cve("v1", D, REPO, modified=RECEIVED + 1, status_id=4)))
     assert store.image_vulnerabilities([D]) == []
     # An older delivery of the open finding does not reopen it.
@@ -138,7 +142,7 @@ def test_priorities_are_read_by_key_for_open_findings_of_the_same_image(store: S
     assert len(facts) == 3
     assert store.image_priorities(list(facts.values())) == {}  # none given yet
     given = {key: priority.score(row.vulnerable, priority.Runtime("registry_only")) for key, row in rows.items()}
-    store.set_image_priorities(sorted(given.items()))
+    store.set_image_priorities([(facts[key], given[key]) for key in sorted(given)])
     assert store.image_priorities(list(facts.values())) == given
     # Only the findings asked for, each under the image it names.
     k1, _, k3 = sorted(facts)

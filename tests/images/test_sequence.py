@@ -157,7 +157,8 @@ def test_a_priority_is_written_when_it_changes_not_on_every_delivery(store: Stor
     pipeline, _ = build(writes, clock, [])  # type: ignore[arg-type]  # a Store by delegation
     cve = registry_cve("acr-cve", D, REPO, tag="2.0", modified=RECEIVED - HOUR)
     deliver(pipeline, cve)
-    ((key, first),) = writes.written.pop()
+    ((facts, first),) = writes.written.pop()
+    key = facts.key
     assert first.context == "registry_only"
     # Replays and a new version with the same priority leave the stored priority as it is.
     deliver(pipeline, cve)
@@ -169,5 +170,5 @@ def test_a_priority_is_written_when_it_changes_not_on_every_delivery(store: Stor
     alert = runtime_alert("ctd-1", {"uid": D, "name": REPO, "tag": "2.0"}, seen=RECEIVED + HOUR, cloud="GCP")
     deliver(pipeline, alert)
     deliver(pipeline, cve, alert)
-    ((moved_key, risen),) = [row for rows in writes.written for row in rows]
-    assert (moved_key, risen.context) == (key, "running")
+    ((moved, risen),) = [row for rows in writes.written for row in rows]
+    assert (moved.key, moved.image, risen.context) == (key, D, "running")

@@ -204,16 +204,16 @@ class SqlImages:
                     found[key] = given
         return found
 
-    def set_image_priorities(self, rows: Sequence[tuple[FindingKey, Priority]]) -> None:
-        """Remember the priority last given to each Vulnerability Finding."""
+    def set_image_priorities(self, rows: Sequence[tuple[Vulnerable, Priority]]) -> None:
+        """Remember the priority last given to each Vulnerability Finding, where it is stored for the image it names."""
         if not rows:
             return
         self._modify(
             "UPDATE image_vulnerabilities SET priority_id = ?, risk_score = ?, context = ?, exposed = ?, details = ?,"
-            " basis = ? WHERE product = ? AND account = ? AND uid = ?",
+            " basis = ? WHERE product = ? AND account = ? AND uid = ? AND image = ?",
             [
-                (p.priority_id, p.risk_score, p.context, p.exposed, p.details, p.basis, *key)
-                for key, p in sorted(rows, key=lambda r: r[0])
+                (p.priority_id, p.risk_score, p.context, p.exposed, p.details, p.basis, *v.key, v.image)
+                for v, p in sorted(rows, key=lambda r: r[0].key)
             ],
         )
 

@@ -823,8 +823,8 @@ class Store(Protocol):
         holds, not what the images hold (a busy image has hundreds of CVE findings).
         """
 
-    def set_image_priorities(self, rows: Sequence[tuple[FindingKey, priority.Priority]]) -> None:
-        """Remember the priority last given to each Vulnerability Finding."""
+    def set_image_priorities(self, rows: Sequence[tuple[inventory.Vulnerable, priority.Priority]]) -> None:
+        """Remember the priority last given to each Vulnerability Finding, where it is stored for the image it names."""
 
     def image_digests(self) -> list[str]:
         """Return every digest the inventory knows."""

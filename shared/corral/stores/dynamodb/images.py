@@ -200,20 +200,15 @@ class Images(Table):
                     found[row.key] = row.priority
         return found
 
-    def set_image_priorities(self, rows: Sequence[tuple[FindingKey, Priority]]) -> None:
-        """Remember the priority last given to each Vulnerability Finding."""
-        if not rows:
-            return
-        keys = [{"pk": as_s("IK"), "sk": as_s(_json(*key))} for key, _ in rows]
-        image_of = {get_s(i, "sk"): get_s(i, "img") for i in self._batch_get(keys).get("IK", [])}
-        work = [(image_of[_json(*key)], key, p) for key, p in rows if _json(*key) in image_of]
-        self._pool_map(self._set_priority, work)
+    def set_image_priorities(self, rows: Sequence[tuple[Vulnerable, Priority]]) -> None:
+        """Remember the priority last given to each Vulnerability Finding, where it is stored for the image it names."""
+        self._pool_map(self._set_priority, rows)
 
-    def _set_priority(self, row: tuple[str, FindingKey, Priority]) -> None:
-        image, key, p = row
+    def _set_priority(self, row: tuple[Vulnerable, Priority]) -> None:
+        v, p = row
         self._if(
             "update_item",
-            Key={"pk": as_s(f"IV#{image}"), "sk": as_s(_json(*key))},
+            Key={"pk": as_s(f"IV#{v.image}"), "sk": as_s(_json(*v.key))},
             UpdateExpression="SET #p = :p, #r = :r, #c = :c, #x = :x, #d = :d, #b = :b",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames={"#p": "pid", "#r": "rs", "#c": "ctx", "#x": "xp", "#d": "dt", "#b": "bs"},
