@@ -241,9 +241,7 @@ class SqlImages:
                 ),
             )
         )
-        # Every name of the references seen running by tag alone: a tag names the digest it was
-        # last seen with. References no sighting was filed under resolve nothing, so go unread.
-        tagged = sorted({s.sighting.image for s in sightings if not s.sighting.exact})
+        tagged = images.tagged(sightings)
         if tagged:
             asked = set(digests)
             names += [n for n in self._names_by_reference(tagged) if n.digest not in asked]

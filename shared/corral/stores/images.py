@@ -191,6 +191,15 @@ def references(names: Iterable[ImageName]) -> list[str]:
     return sorted({n.reference for n in names if n.tag})
 
 
+def tagged(sightings: Iterable[SightingRecord]) -> list[str]:
+    """The references of the sightings that named no digest: only their names resolve anything.
+
+    A tag names the digest it was last seen with, so the names of these references (of any
+    digest) are read; references no sighting was filed under resolve nothing and go unread.
+    """
+    return sorted({s.sighting.image for s in sightings if not s.sighting.exact})
+
+
 def priority_of(row: Mapping[str, object]) -> priority.Priority | None:
     """Read the priority columns of a vulnerability row (None before the first priority)."""
     pid = row.get("priority_id")

@@ -230,10 +230,13 @@ class Images(Table):
             return {}
         names = [_name(i) for d in sorted(set(digests)) for i in self._partition(f"IN#{d}")]
         refs = images.references(names)
-        names += [n for n in self._names_by_reference(refs) if n.digest not in set(digests)]
         sightings = images.sort_sightings(
             _sighting(i) for image in sorted({*digests, *refs}) for i in self._partition(f"IS#{image}")
         )
+        tagged = images.tagged(sightings)
+        if tagged:
+            asked = set(digests)
+            names += [n for n in self._names_by_reference(tagged) if n.digest not in asked]
         namespaces = sorted({s.sighting.namespace for s in sightings})
         exposures = [_exposure(i) for ns in namespaces for i in self._partition(f"IX#{ns}")]
         return images.resolve(digests, names, sightings, exposures)
