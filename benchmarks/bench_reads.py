@@ -30,8 +30,10 @@ from typing import Any, Final
 import orjson
 
 from benchmarks.bench_store_sql import realistic_finding
+from corral import ocsf
+from corral.sources import source_of
 from corral.stores import open_store
-from corral.stores.base import Store
+from corral.stores.base import SourceSeen, Store
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 FINDINGS: Final = 100_000
@@ -90,18 +92,28 @@ _ENDPOINT: Final = (
 
 
 def populate(store: Store, count: int) -> tuple[str, tuple[str, str, str]]:
-    """Upsert `count` findings last seen over DAYS days before NOW; return the oldest's uid and key."""
+    """Upsert `count` findings last seen over DAYS days before NOW; return the oldest's uid and key.
+
+    Each batch's deliveries are recorded per (source, account) as an ingest records them, so the
+    health report and everything drawn from it read forty accounts' sources.
+    """
     rng = random.Random(7)  # noqa: S311 - reproducible test data, not secrets
     oldest: tuple[str, str, str] | None = None
     for start in range(0, count, BATCH):
         batch = [realistic_finding(i, rng) for i in range(start, min(start + BATCH, count))]
         now = NOW - (count - start) * (DAYS * DAY // count)
         store.upsert(batch, now=now)
+        store.touch_sources([_delivery(finding, now) for finding in batch])
         if oldest is None:
             info = batch[0]
             oldest = (info["metadata"]["product"]["uid"], info["cloud"]["account"]["uid"], info["finding_info"]["uid"])
     assert oldest is not None
     return oldest[2], oldest
+
+
+def _delivery(finding: ocsf.Finding, now: int) -> SourceSeen:
+    cloud = finding["cloud"]
+    return SourceSeen(source_of(finding), cloud["account"]["uid"], now, ocsf.modified_time(finding), cloud["provider"])
 
 
 def _run(argv: Sequence[str], env: dict[str, str]) -> tuple[float, float, str]:

@@ -235,8 +235,11 @@ def silence_changes(
 
 
 def account_clouds(store: Store, states: Sequence[SourceState]) -> dict[tuple[str, str], str]:
-    """Read each account's cloud from one of its stored findings; fall back on its id's shape."""
-    by_account: dict[str, str] = {}
+    """Each account's cloud as its deliveries recorded it, else from one of its stored findings, else its id's shape.
+
+    Only sources recorded before the store kept the cloud need a finding read back.
+    """
+    by_account: dict[str, str] = {s.account_uid: s.cloud for s in states if s.cloud}
     for state in states:
         if state.account_uid in by_account:
             continue

@@ -549,9 +549,11 @@ def _failure(pending: _Pending, reason: str) -> Outcome:
 
 
 def _seen(batch: Sequence[_Pending], now: int) -> list[SourceSeen]:
-    latest: dict[tuple[str, str], int] = {}
+    latest: dict[tuple[str, str], tuple[int, str]] = {}
     for pending in batch:
         finding, source = pending.finding, pending.source
-        key = (source, finding["cloud"]["account"]["uid"])
-        latest[key] = max(latest.get(key, 0), ocsf.modified_time(finding))
-    return [SourceSeen(source, account, now, when) for (source, account), when in latest.items()]
+        cloud = finding["cloud"]
+        key = (source, cloud["account"]["uid"])
+        when = ocsf.modified_time(finding)
+        latest[key] = (max(latest[key][0], when) if key in latest else when, cloud["provider"])
+    return [SourceSeen(source, account, now, when, cloud) for (source, account), (when, cloud) in latest.items()]

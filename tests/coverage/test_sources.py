@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from corral import ocsf, traits
 from corral.coverage import RUNTIME, matrix, observe
 from corral.health import check_sources, report, silence_key
 from corral.pipeline import Pipeline
 from corral.records import HealthSignal
-from corral.stores.base import DeadLetter, FindingQuery, LedgerEntry
+from corral.stores.base import DeadLetter, FindingQuery, LedgerEntry, SourceSeen
 from tests.coverage.conftest import HOUR, Clock, deliveries
 from tests.support.ocsf import assert_valid
 
@@ -59,6 +61,37 @@ def test_report_lists_each_source_and_account_with_cloud_and_window(pipeline: Pi
     later = {(r.source, r.account_uid): r.state for r in report(pipeline.store, {"gcp.scc": 30}, clock.now).sources}
     assert later[("gcp.scc", "corral-demo")] == "silent"
     assert later[("azure.defender", AWS_ACCOUNT)] == "ok"
+
+
+class Reads:
+    """The real store, counting the findings queries made through it."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.queries = 0
+
+    def query(self, query: FindingQuery) -> Any:
+        self.queries += 1
+        return self.store.query(query)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_report_names_each_accounts_cloud_without_reading_its_findings(pipeline: Pipeline, clock: Clock) -> None:
+    """Deliveries record their account's cloud; only a source recorded without one reads a finding back."""
+    pipeline.ingest(deliveries("azure/defender/alert-k8s-*.json", "gcp/scc/*.json", "aws/guardduty/*.json"))
+    reads = Reads(pipeline.store)
+    health = report(reads, {}, clock.now)
+    assert reads.queries == 0
+    clouds = {(r.source, r.account_uid): r.cloud for r in health.sources}
+    assert clouds[("azure.defender", AWS_ACCOUNT)] == "AWS"
+    assert clouds[("gcp.scc", "corral-demo")] == "GCP"
+    assert len(clouds) > 3
+    # A source recorded before the store kept clouds: its account's cloud is read from a finding.
+    pipeline.store.touch_sources([SourceSeen("azure.defender", "legacy", at=clock.now)])
+    legacy = {(r.source, r.account_uid): r.cloud for r in report(reads, {}, clock.now).sources}
+    assert (reads.queries, legacy[("azure.defender", "legacy")]) == (1, "Azure")
 
 
 def test_silence_is_raised_once_and_closed_on_recovery(pipeline: Pipeline, clock: Clock) -> None:

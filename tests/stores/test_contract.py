@@ -545,6 +545,18 @@ def test_source_health_moves_forward_only(store: Store) -> None:
     assert (aws.last_delivery, aws.last_finding_time, aws.deliveries) == (T + 200, T + 150, 4)
 
 
+def test_source_health_keeps_the_accounts_cloud(store: Store) -> None:
+    """Each delivery may name its account's cloud; one that does not keeps what was recorded."""
+    store.touch_sources([SourceSeen("aws.guardduty", "111", at=T + 100, finding_time=T + 90, cloud="AWS")])
+    store.touch_sources([SourceSeen("aws.guardduty", "111", at=T + 200), SourceSeen("gcp.scc", "proj", at=T + 5)])
+    # An older delivery takes the read-then-write way on some stores: it keeps the cloud too.
+    store.touch_sources([SourceSeen("aws.guardduty", "111", at=T + 50, finding_time=T + 10)])
+    clouds = {(s.source, s.account_uid): (s.cloud, s.deliveries) for s in store.sources()}
+    assert clouds == {("aws.guardduty", "111"): ("AWS", 3), ("gcp.scc", "proj"): (None, 1)}
+    store.touch_sources([SourceSeen("gcp.scc", "proj", at=T + 6, cloud="GCP")])
+    assert {s.account_uid: s.cloud for s in store.sources()} == {"111": "AWS", "proj": "GCP"}
+
+
 def test_signals_latest_wins(store: Store) -> None:
     """The latest signal per source, account, service and region is kept, whatever the arrival order."""
     sick = HealthSignal(

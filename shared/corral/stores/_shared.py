@@ -42,17 +42,20 @@ def trait_map(finding: Mapping[str, Any]) -> dict[str, list[str]]:
     return found
 
 
-def source_updates(seen: Sequence[SourceSeen]) -> list[tuple[str, str, int, int | None, int]]:
-    """Fold a batch of deliveries per (source, account): latest times and how many.
+SourceUpdate = tuple[str, str, int, int | None, int, str | None]
 
-    Rows are `(source, account_uid, last_delivery, last_finding_time, deliveries)`.
+
+def source_updates(seen: Sequence[SourceSeen]) -> list[SourceUpdate]:
+    """Fold a batch of deliveries per (source, account): latest times, how many, and the account's cloud.
+
+    Rows are `(source, account_uid, last_delivery, last_finding_time, deliveries, cloud)`.
     """
-    folded: dict[tuple[str, str], tuple[int, int | None, int]] = {}
+    folded: dict[tuple[str, str], tuple[int, int | None, int, str | None]] = {}
     for item in seen:
         key = (item.source, item.account_uid)
-        at, finding_time, count = folded.get(key, (item.at, item.finding_time, 0))
+        at, finding_time, count, cloud = folded.get(key, (item.at, item.finding_time, 0, item.cloud))
         times = [t for t in (finding_time, item.finding_time) if t is not None]
-        folded[key] = (max(at, item.at), max(times) if times else None, count + 1)
+        folded[key] = (max(at, item.at), max(times) if times else None, count + 1, item.cloud or cloud)
     return [(*key, *values) for key, values in folded.items()]
 
 

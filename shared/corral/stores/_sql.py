@@ -490,8 +490,8 @@ def dead_letter(row: Sequence[Any]) -> DeadLetter:
 
 
 def source_state(row: Sequence[Any]) -> SourceState:
-    """Read one row of `source, account_uid, last_delivery, last_finding_time, deliveries`."""
-    return SourceState(row[0], row[1], int(row[2]), None if row[3] is None else int(row[3]), int(row[4]))
+    """Read one row of `source, account_uid, last_delivery, last_finding_time, deliveries, cloud`."""
+    return SourceState(row[0], row[1], int(row[2]), None if row[3] is None else int(row[3]), int(row[4]), row[5])
 
 
 def signal_updates(signals: Sequence[HealthSignal]) -> list[tuple[Any, ...]]:

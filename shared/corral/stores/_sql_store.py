@@ -43,7 +43,7 @@ from corral.stores.migrations import Dialect
 
 KEY_IS: Final = "product = ? AND account = ? AND uid = ?"
 _REF_COLUMNS: Final = ("product", "account", "uid", "sink", "ref")
-SOURCE_COLUMNS: Final = ("source", "account_uid", "last_delivery", "last_finding_time", "deliveries")
+SOURCE_COLUMNS: Final = ("source", "account_uid", "last_delivery", "last_finding_time", "deliveries", "cloud")
 SIGNAL_COLUMNS: Final = ("source", "account_uid", "service", "region", "healthy", "time", "detail")
 # SQLite's max() of a NULL is NULL (PostgreSQL's GREATEST skips it): coalesce makes both keep the later known time.
 _TOUCH_SOURCES: Final = (
@@ -51,7 +51,8 @@ _TOUCH_SOURCES: Final = (
     " last_delivery = {greatest}(sources.last_delivery, excluded.last_delivery),"
     " last_finding_time = {greatest}(coalesce(sources.last_finding_time, excluded.last_finding_time),"
     " coalesce(excluded.last_finding_time, sources.last_finding_time)),"
-    " deliveries = sources.deliveries + excluded.deliveries"
+    " deliveries = sources.deliveries + excluded.deliveries,"
+    " cloud = coalesce(excluded.cloud, sources.cloud)"
 )
 _RECORD_SIGNALS: Final = (
     " ON CONFLICT (source, account_uid, service, region) DO UPDATE SET"

@@ -596,6 +596,8 @@ class SourceSeen(NamedTuple):
     account_uid: str
     at: int
     finding_time: int | None = None
+    cloud: str | None = None
+    """The cloud the account is in, as the finding says (`cloud.provider`)."""
 
 
 class SourceState(NamedTuple):
@@ -606,6 +608,8 @@ class SourceState(NamedTuple):
     last_delivery: int
     last_finding_time: int | None
     deliveries: int
+    cloud: str | None = None
+    """The account's cloud as its findings said; None for sources recorded before Corral kept it."""
 
 
 class LedgerSummary(NamedTuple):

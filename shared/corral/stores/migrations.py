@@ -359,6 +359,10 @@ _REPLAYS: Final = (
     "ALTER TABLE findings ADD COLUMN seen TEXT",
 )
 
+# The health report names each account's cloud: kept as deliveries arrive, instead of a finding
+# read back per account on every report (rows from before stay NULL until their next delivery).
+_SOURCE_CLOUD: Final = ("ALTER TABLE sources ADD COLUMN cloud TEXT",)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -421,6 +425,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         _STEP_10,
         _STEP_10,
     ),
+    Migration(11, "source health: each account's cloud, as its findings say", _SOURCE_CLOUD, _SOURCE_CLOUD),
 )
 LATEST: Final = MIGRATIONS[-1].version
 

@@ -9,7 +9,7 @@ import orjson
 
 from corral.errors import StoreUnavailableError
 from corral.records import HealthSignal
-from corral.stores._shared import SignalKey, latest_signals, source_updates
+from corral.stores._shared import SignalKey, SourceUpdate, latest_signals, source_updates
 from corral.stores.base import SourceSeen, SourceState
 from corral.stores.dynamodb.items import Item, as_n, as_s, get_n, get_s, opt_n, opt_s
 from corral.stores.dynamodb.table import MAX_CONFLICT_RETRIES, Table, backoff
@@ -26,8 +26,8 @@ class Health(Table):
         """
         self._pool_map(self._touch, source_updates(seen))
 
-    def _touch(self, row: tuple[str, str, int, int | None, int]) -> None:
-        source, account, at, finding_time, count = row
+    def _touch(self, row: SourceUpdate) -> None:
+        source, account, at, finding_time, count, cloud = row
         key = {"pk": as_s("S"), "sk": as_s(orjson.dumps([source, account]).decode())}
         if self._touch_forward(key, row):
             return
@@ -39,6 +39,9 @@ class Health(Table):
             item["n"] = as_n(count + (get_n(current, "n") if current else 0))
             if times:
                 item["lft"] = as_n(max(times))
+            known = cloud or opt_s(current or {}, "cld")
+            if known:
+                item["cld"] = as_s(known)
             condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
             if current:
                 condition = {
@@ -51,9 +54,9 @@ class Health(Table):
             backoff(attempt)
         raise StoreUnavailableError(f"DynamoDB table {self.table!r}: source health kept changing under us")
 
-    def _touch_forward(self, key: Item, row: tuple[str, str, int, int | None, int]) -> bool:
-        """Add the deliveries and set both times in one update, if neither stored time is later."""
-        source, account, at, finding_time, count = row
+    def _touch_forward(self, key: Item, row: SourceUpdate) -> bool:
+        """Add the deliveries and set both times (and the cloud) in one update, if neither stored time is later."""
+        source, account, at, finding_time, count, cloud = row
         sets = ["src = :src", "acct = :acct", "ld = :ld"]
         conditions = ["(attribute_not_exists(ld) OR ld <= :ld)"]
         values: dict[str, Any] = {":src": as_s(source), ":acct": as_s(account), ":ld": as_n(at), ":n": as_n(count)}
@@ -61,6 +64,9 @@ class Health(Table):
             sets.append("lft = :lft")
             conditions.append("(attribute_not_exists(lft) OR lft <= :lft)")
             values[":lft"] = as_n(finding_time)
+        if cloud:
+            sets.append("cld = :cld")
+            values[":cld"] = as_s(cloud)
         return self._if(
             "update_item",
             Key=key,
@@ -74,7 +80,9 @@ class Health(Table):
     def sources(self) -> list[SourceState]:
         """Return the last delivery per (source, account)."""
         return [
-            SourceState(get_s(i, "src"), get_s(i, "acct"), get_n(i, "ld"), opt_n(i, "lft"), get_n(i, "n"))
+            SourceState(
+                get_s(i, "src"), get_s(i, "acct"), get_n(i, "ld"), opt_n(i, "lft"), get_n(i, "n"), opt_s(i, "cld")
+            )
             for i in self._partition("S")
         ]
 
