@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from corral import ocsf, sources
+from corral.records import NamedTuple
 from corral.stores.base import FindingKey, FindingQuery, SourceState, Store
 
 if TYPE_CHECKING:
@@ -39,9 +40,8 @@ _AZURE_SUBSCRIPTION = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 Health = Literal["ok", "silent"]
 
 
-@dataclass(frozen=True, slots=True)
-class SourceHealth:
-    """The health of one source for one account."""
+class SourceHealth(NamedTuple):
+    """The health of one source for one account (a NamedTuple: a report builds one per source and account)."""
 
     source: str
     account_uid: str
@@ -138,22 +138,27 @@ def assess(
 ) -> tuple[SourceHealth, ...]:
     """Decide ok or silent for each (source, account) (pure); Corral's own findings are not a source."""
     found = []
+    windows: dict[str, int] = {}  # a few sources over many accounts: each window worked out once
+    dead = dead_letters or {}
     for state in states:
-        if state.source == PRODUCT["uid"]:
+        source = state.source
+        if source == PRODUCT["uid"]:
             continue
-        window = window_ms(state.source, overrides)
-        cloud = clouds.get((state.source, state.account_uid)) or guess_cloud(state.source, state.account_uid)
+        window = windows.get(source)
+        if window is None:
+            window = windows[source] = window_ms(source, overrides)
+        cloud = clouds.get((source, state.account_uid)) or guess_cloud(source, state.account_uid)
         found.append(
             SourceHealth(
-                source=state.source,
-                account_uid=state.account_uid,
-                cloud=cloud,
-                last_delivery=state.last_delivery,
-                last_finding_time=state.last_finding_time,
-                deliveries=state.deliveries,
-                window_ms=window,
-                state="silent" if now - state.last_delivery > window else "ok",
-                dead_letters=(dead_letters or {}).get(state.source, 0),
+                source,
+                state.account_uid,
+                cloud,
+                state.last_delivery,
+                state.last_finding_time,
+                state.deliveries,
+                window,
+                "silent" if now - state.last_delivery > window else "ok",
+                dead.get(source, 0),
             )
         )
     return tuple(found)
