@@ -15,11 +15,12 @@ import boto3
 import orjson
 import pytest
 
-from corral import ocsf
+from corral import inventory, ocsf
 from corral.errors import ConfigError, PermanentError, StoreUnavailableError
 from corral.stores import dynamodb, open_store
 from corral.stores.base import LedgerEntry
 from corral.stores.dynamodb import DynamoDBStore
+from tests.images.support import RECEIVED, digest, runtime_alert
 from tests.stores.factory import BASE_TIME, make_finding
 from tests.support.fake_http import FakeHTTPServer, Reply, refused_url
 from tests.support.moto import fake_aws_credentials
@@ -296,3 +297,30 @@ def test_a_finding_twice_in_a_batch_is_written_once(ddb: DynamoDBStore) -> None:
     stored = ddb.get(ocsf.identity(batch[0]))
     assert stored is not None and (stored.versions, stored.severity_id) == (4, 4)
     assert [h.severity_id for h in ddb.history(stored.key)] == [1, 2, 3, 4]
+
+
+def test_a_redelivery_fills_in_a_sighting_mirror_lost_in_a_crash(ddb: DynamoDBStore, moto_server: str) -> None:
+    """A process dying between a sighting and its namespace mirror: the same delivery again writes the mirror."""
+    alert = runtime_alert("ctd-1", {"uid": digest("d"), "name": "repo/app", "tag": "1"}, seen=RECEIVED)
+    observed = [inventory.observe(alert)]
+
+    def crash(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"]["pk"]["S"].startswith("IM#"):
+            raise ConnectionError("the process died between the two writes")
+
+    def mirrors() -> list[Any]:
+        found = raw_client(moto_server).query(
+            TableName=ddb.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "IM#shop"}},
+        )
+        return list(found["Items"])
+
+    ddb.client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", crash)
+    with pytest.raises((ConnectionError, StoreUnavailableError)):
+        ddb.record_images(observed)
+    ddb.client.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", crash)
+    assert mirrors() == []
+    assert ddb.image_evidence([digest("d")])[digest("d")].sightings  # the sighting itself was written
+    ddb.record_images(observed)  # the bus delivers it again
+    assert [orjson.loads(item["sk"]["S"])[0] for item in mirrors()] == [digest("d")]

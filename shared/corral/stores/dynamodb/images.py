@@ -139,13 +139,13 @@ class Images(Table):
         }
         key = {"pk": as_s(f"IS#{sighting.image}"), "sk": as_s(_json(*sighting.place))}
         before = self._advance(key, attrs, sighting.source_time)
-        if before is None:
-            return None
         s = sighting
         mirror = {
             "pk": as_s(f"IM#{s.namespace}"),
             "sk": as_s(_json(s.image, s.cloud, s.account, s.cluster, s.workload)),
         }
+        # Written even when the sighting was not newer, as names are: a redelivery after a crash
+        # between the two writes fills the mirror in; otherwise its own condition makes it a no-op.
         self._forward(mirror, attrs, sighting.source_time)
         return before
 
