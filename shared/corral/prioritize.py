@@ -41,7 +41,7 @@ class Prepared:
     A plain class, not a dataclass: every cold start would build a dataclass through `exec`.
     """
 
-    __slots__ = ("before", "contexts", "facts", "findings", "given", "moved", "now", "others", "prioritizer")
+    __slots__ = ("before", "contexts", "findings", "given", "moved", "now", "others", "prioritizer")
 
     def __init__(
         self,
@@ -58,9 +58,9 @@ class Prepared:
         self.contexts = contexts if contexts is not None else []
         self.prioritizer = prioritizer
         self.now = now
-        self.given: dict[FindingKey, priority.Priority] = {}
-        # What each given priority was computed from (its image is where the store keeps it).
-        self.facts: dict[FindingKey, inventory.Vulnerable] = {}
+        # Each Vulnerability Finding's priority, with the facts it was computed from (their image is
+        # where the store keeps it).
+        self.given: dict[FindingKey, tuple[inventory.Vulnerable, priority.Priority]] = {}
         # The priority each of the batch's Vulnerability Findings was last given (absent: none yet).
         self.before = before if before is not None else {}
         self.moved = moved if moved is not None else []
@@ -72,13 +72,14 @@ class Prepared:
         out: list[Change] = []
         remember: dict[FindingKey, tuple[inventory.Vulnerable, priority.Priority]] = {}
         for change in changes:
-            given = self.given.get(change.key)
-            if given is None or change.kind == "stale":
+            scored = self.given.get(change.key)
+            if scored is None or change.kind == "stale":
                 out.append(change)
                 continue
+            given = scored[1]
             previous = self.before.get(change.key)
             if given != previous:  # else it is stored already: a replay, or news that moved nothing
-                remember[change.key] = (self.facts[change.key], given)
+                remember[change.key] = scored
             if change.kind == "unchanged" and previous is not None and not given.same(previous):
                 version = reprioritized_version(change.key, given)
                 out.append(change._replace(kind="reprioritized", version=version))
@@ -127,8 +128,7 @@ class Prioritizer:
                 prepared.findings.append(finding)
                 continue
             given = self._score(facts, evidence, now)
-            prepared.given[facts.key] = given
-            prepared.facts[facts.key] = facts
+            prepared.given[facts.key] = (facts, given)
             prepared.findings.append(priority.apply(finding, given))
         return prepared
 

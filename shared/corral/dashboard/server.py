@@ -172,7 +172,7 @@ _NUMBER_FILTERS: Final = {
     "limit": ("limit", 1, MAX_LIMIT),
 }
 _FINDING_PARAMS: Final = frozenset({*_TEXT_FILTERS, *_NUMBER_FILTERS, "severity_at_least", "trait", "cloud", "open"})
-_CLOUDS: Final = {c.lower(): c for c in ("AWS", "Azure", "GCP")}
+_CLOUDS: Final = {c.lower(): c for c in CLOUDS}
 
 
 def finding_query(params: Mapping[str, list[str]]) -> FindingQuery:
@@ -198,7 +198,7 @@ def finding_query(params: Mapping[str, list[str]]) -> FindingQuery:
             filters["trait"] = (trait, wanted)
         elif name == "cloud":
             if value.lower() not in _CLOUDS:
-                raise BadRequestError(f"cloud: unknown cloud {value!r}; use one of AWS, Azure, GCP")
+                raise BadRequestError(f"cloud: unknown cloud {value!r}; use one of {', '.join(CLOUDS)}")
             filters["cloud"] = _CLOUDS[value.lower()]
         else:  # open
             filters["open_only"] = value in ("1", "true")

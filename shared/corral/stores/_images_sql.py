@@ -18,6 +18,7 @@ import orjson
 from corral.inventory import Exposure, FindingKey, ImageName, Observations, Sighting, Vulnerable
 from corral.priority import Priority
 from corral.stores import images
+from corral.stores._sql import keys_cte
 from corral.stores.images import ImageEvidence, ImageVulnerability, SightingRecord
 from corral.stores.migrations import Dialect
 
@@ -190,11 +191,9 @@ class SqlImages:
         found: dict[FindingKey, Priority] = {}
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
-            # A join with the keys, not `(…) IN (VALUES …)`: SQLite answers a row-value IN list with a scan.
             rows = self._select(
-                f"WITH k (p, a, u) AS (VALUES {', '.join('(?, ?, ?)' for _ in chunk)})"
-                f" SELECT v.product, v.account, v.uid, v.image, v.is_open, {columns} FROM k JOIN image_vulnerabilities"
-                " AS v ON v.product = k.p AND v.account = k.a AND v.uid = k.u",
+                f"{keys_cte(len(chunk))} SELECT v.product, v.account, v.uid, v.image, v.is_open, {columns}"
+                " FROM k JOIN image_vulnerabilities AS v ON v.product = k.p AND v.account = k.a AND v.uid = k.u",
                 [part for key in chunk for part in key],
             )
             for row in rows:

@@ -376,14 +376,18 @@ def stored_finding(row: Sequence[Any]) -> StoredFinding:
     )
 
 
-def histories_sql(keys: int) -> str:
-    """The history of `keys` findings (three `?` each), key columns first, each finding's oldest first.
+def keys_cte(keys: int) -> str:
+    """`WITH k (p, a, u) AS (VALUES …)` for `keys` finding keys (three `?` each), to join a table with.
 
     A join with the keys, not `(…) IN (VALUES …)`: SQLite answers a row-value IN list with a scan.
     """
-    values = ", ".join("(?, ?, ?)" for _ in range(keys))
+    return f"WITH k (p, a, u) AS (VALUES {', '.join('(?, ?, ?)' for _ in range(keys))})"
+
+
+def histories_sql(keys: int) -> str:
+    """The history of `keys` findings (three `?` each), key columns first, each finding's oldest first."""
     return (
-        f"WITH k (p, a, u) AS (VALUES {values}) SELECT h.product, h.account, h.uid,"
+        f"{keys_cte(keys)} SELECT h.product, h.account, h.uid,"
         " h.at, h.kind, h.version, h.modified_time, h.severity_id, h.status_id"
         " FROM k JOIN finding_history AS h ON h.product = k.p AND h.account = k.a AND h.uid = k.u ORDER BY h.seq"
     )
