@@ -31,6 +31,9 @@ CLOSE_WAIT_MS: Final = 86_400_000  # how long a chat close waits for its finding
 THREAD_WAIT_MS: Final = 5_000  # how long a chat message waits while another worker posts its thread's first
 SUPERSEDED: Final = "not sent: its version is no longer stored (a later version superseded it)"
 
+Serialized = Mapping[str, tuple[Finding, bytes]]
+"""Version → (document, its JSON): what an ingest serialized already, for the sinks that send it whole."""
+
 
 def backoff_ms(attempts: int, retry_after: float | None, rng: Callable[[], float] = random.random) -> int:
     """Exponential backoff with full jitter, never sooner than the sink's Retry-After."""
@@ -49,10 +52,14 @@ class Deliverer:
         self.sinks = sinks
         self.clock = clock
 
-    def deliver(self, rows: Sequence[LedgerEntry], claim: Claim | None = None) -> Counter[str]:
+    def deliver(
+        self, rows: Sequence[LedgerEntry], claim: Claim | None = None, serialized: Serialized | None = None
+    ) -> Counter[str]:
         """Send every pending row (each (version, sink) once); return counts per outcome.
 
         `rows` are held by `claim` (made now when not given): it also holds chat threads.
+        `serialized` maps a version to a document and its JSON, made by the ingest that routed it:
+        a row whose document is that very object is sent with that JSON (`Delivery.finding_json`).
         """
         claim = claim or Claim.new(self.clock())
         totals: Counter[str] = Counter()
@@ -84,13 +91,16 @@ class Deliverer:
             if sink.family == "chat":
                 totals.update(self._send_chat(sink, list(pending.values()), claim))
             else:
-                totals.update(self._send(sink, list(pending.values())))
+                totals.update(self._send(sink, list(pending.values()), serialized or {}))
         return totals
 
-    def _send(self, sink: Sink, rows: list[LedgerEntry]) -> Counter[str]:
+    def _send(self, sink: Sink, rows: list[LedgerEntry], serialized: Serialized) -> Counter[str]:
 
         deliveries = [
-            Delivery(sink.id, row.version, row.change, _document(row), None, row.previous_severity_id) for row in rows
+            Delivery(
+                sink.id, row.version, row.change, _document(row), None, row.previous_severity_id, _json(row, serialized)
+            )
+            for row in rows
         ]
         return self._record_all(sink, rows, deliveries)[0]
 
@@ -228,6 +238,12 @@ class Deliverer:
         return row._replace(
             attempts=attempts, next_attempt=now + backoff_ms(attempts, result.retry_after), last_error=error
         )
+
+
+def _json(row: LedgerEntry, serialized: Serialized) -> bytes | None:
+    # Only for the object it was made from: a document changed since (a new priority) is another object.
+    given = serialized.get(row.version)
+    return given[1] if given is not None and given[0] is row.document else None
 
 
 def _document(row: LedgerEntry) -> Finding:

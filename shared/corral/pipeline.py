@@ -41,7 +41,7 @@ from corral.stores.base import (
 )
 
 if TYPE_CHECKING:
-    from corral.delivery import Deliverer
+    from corral.delivery import Deliverer, Serialized
     from corral.sinks.base import Sink
 
 BATCH: Final = 500
@@ -300,6 +300,8 @@ class Pipeline:
         if suppressed:
             self.store.mark_suppressed(list(suppressed.items()))
         entries: dict[tuple[str, str], LedgerEntry] = {}
+        # Each stored document's JSON, made by the limits check: sinks embed it rather than serialize again.
+        serialized: dict[str, tuple[ocsf.Finding, bytes]] = {}
         # The histories of the batch's unchanged findings, read at once (see `_ledger_entries`).
         again = [change.key for _, change, rule in routed if rule is None and change.kind == "unchanged"]
         histories = self.store.histories(again) if again and self.router.routes else {}
@@ -319,8 +321,10 @@ class Pipeline:
             for entry in ledger:
                 # The same version twice in one batch (a bus redelivering at once) is one delivery.
                 entries.setdefault((entry.version, entry.sink), entry)
+            if ledger and pending.document is not None and change.finding is pending.finding:
+                serialized.setdefault(change.version, (pending.finding, pending.document))
         if entries:
-            self._send_held(list(entries.values()), now)
+            self._send_held(list(entries.values()), now, serialized)
         if prepared.others:
             result.counts["reprioritized"] += self._route_changes(prepared.others, now)
 
@@ -336,10 +340,10 @@ class Pipeline:
             self._send_held(entries, now)
         return len(changes)
 
-    def _send_held(self, entries: Sequence[LedgerEntry], now: int) -> None:
+    def _send_held(self, entries: Sequence[LedgerEntry], now: int, serialized: Serialized | None = None) -> None:
         # Held by this worker from the insert on: a concurrent redrive or ingest skips them.
         claim = Claim.new(now)
-        self.deliverer.deliver(self.store.ledger_add(entries, claim=claim), claim)
+        self.deliverer.deliver(self.store.ledger_add(entries, claim=claim), claim, serialized)
 
     def _ledger_entries(self, change: Change, now: int, history: Sequence[HistoryEntry] = ()) -> list[LedgerEntry]:
         """The ledger rows of one change; `history` is the finding's (needed only when it is unchanged)."""

@@ -15,7 +15,7 @@ from corral.errors import ConfigError, StoreUnavailableError
 from corral.pipeline import CLOUD_PLATFORMS, Inbound, Pipeline
 from corral.sinks.base import Delivery, Result
 from corral.stores import open_store
-from corral.stores.base import Store
+from corral.stores.base import Claim, Store
 from tests.stores.factory import BASE_TIME, make_finding
 
 NOW = BASE_TIME + 86_400_000
@@ -179,3 +179,29 @@ def test_store_down_is_store_unavailable(monkeypatch: pytest.MonkeyPatch) -> Non
         run = Pipeline.from_env({"CORRAL_STORE": "postgresql://corral@127.0.0.1:1/x"})
         run.ingest(inbound(make_finding("a")))
     assert "127.0.0.1" in str(raised.value)
+
+
+def test_sinks_get_each_finding_as_the_store_wrote_it(store: Store, siem: RecordingSink) -> None:
+    """Each delivery carries the finding's JSON, made once at ingest: the stored document, byte for byte."""
+    run = pipeline(store, siem)
+    findings = [make_finding(uid, title=f"title {uid} \u202e\n") for uid in "abc"]
+    # The same version twice in one batch is one delivery, with the JSON of the document it sends.
+    run.ingest(inbound(*findings, findings[0]))
+    assert len(siem.sent) == len(findings)
+    for delivery in siem.sent:
+        assert delivery.finding_json == orjson.dumps(delivery.finding)
+        stored = store.get(ocsf.identity(delivery.finding))
+        assert stored is not None
+        assert orjson.loads(delivery.finding_json) == stored.document
+
+
+def test_json_of_another_document_is_never_sent(store: Store, siem: RecordingSink) -> None:
+    """A row is sent with given JSON only when it is that very document (a new priority makes another)."""
+    [change] = store.upsert([make_finding("a")], now=NOW)
+    run = pipeline(store, siem)
+    rows = run._ledger_entries(change, NOW)
+    held = store.ledger_add(rows, claim=(claim := Claim.new(NOW)))
+    copy = dict(change.finding)
+    run.deliverer.deliver(held, claim, {change.version: (copy, b'{"stale":true}')})
+    assert [d.finding_json for d in siem.sent] == [None]
+    assert siem.sent[0].finding == change.finding

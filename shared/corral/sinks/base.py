@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
+import orjson
+
 if TYPE_CHECKING:
     from corral.ocsf import Finding
     from corral.stores.base import ChangeKind
@@ -27,6 +29,9 @@ class Delivery(NamedTuple):
     duplicate. `thread_ref` is the sink's reference to the first message about this finding
     (e.g. a Slack `ts`), when there is one. `previous_severity_id` is the severity of the version
     this one replaced (None for a new finding), so that an escalation reads "High → Critical".
+    `finding_json` is the finding's JSON as the ingest serialized it for the store, when it has
+    it: a sink that sends the finding whole embeds it (`whole_finding`) instead of serializing
+    the same document again.
     """
 
     sink: str
@@ -35,6 +40,37 @@ class Delivery(NamedTuple):
     finding: Finding
     thread_ref: str | None = None
     previous_severity_id: int | None = None
+    finding_json: bytes | None = None
+
+
+def whole_finding(delivery: Delivery) -> Any:
+    """The finding, for `orjson.dumps` of a payload that holds it whole: its JSON as made at ingest, when given.
+
+    The same bytes `orjson.dumps(delivery.finding)` gives, without serializing it again.
+
+    Example:
+        >>> orjson.dumps({"finding": whole_finding(Delivery("x", "k", "new", {"a": 1}, finding_json=b'{"a":1}'))})
+        b'{"finding":{"a":1}}'
+    """
+    given = delivery.finding_json
+    return delivery.finding if given is None else orjson.Fragment(given)
+
+
+def finding_and(delivery: Delivery, extra: Mapping[str, Any]) -> Any:
+    """`{**finding, **extra}` for `orjson.dumps`: the finding's given JSON with `extra` appended, when it can be.
+
+    Appended only when no key of `extra` is in the finding already (a relayed document may carry
+    one), so the payload never holds a key twice; otherwise the merged dict, as without JSON.
+
+    Example:
+        >>> d = Delivery("x", "k", "new", {"a": 1}, finding_json=b'{"a":1}')
+        >>> orjson.dumps(finding_and(d, {"b": 2})), orjson.dumps(finding_and(d, {"a": 2}))
+        (b'{"a":1,"b":2}', b'{"a":2}')
+    """
+    finding, given = delivery.finding, delivery.finding_json
+    if given is None or not finding or not extra or any(key in finding for key in extra):
+        return {**finding, **extra}
+    return orjson.Fragment(given[:-1] + b"," + orjson.dumps(extra)[1:])
 
 
 class Result(NamedTuple):

@@ -24,7 +24,7 @@ import orjson
 
 from corral import ocsf
 from corral.errors import ConfigError
-from corral.sinks.base import Delivery, Result, SinkFamily
+from corral.sinks.base import Delivery, Result, SinkFamily, finding_and
 from corral.sinks.http import READ_TIMEOUT, Answer, Client, require_https, secret_from_env, send_batches
 from corral.sinks.settings import MAX_TIMEOUT, PUBLIC_URL_HELP, ca_bundle, number, public_url, seconds
 from corral.sinks.text import finding_link, iso_ms
@@ -65,7 +65,7 @@ def render(delivery: Delivery, index: str, public_url: str | None = None) -> byt
     link = finding_link(public_url, delivery.finding)
     if link:
         corral["url"] = link
-    document = {**delivery.finding, "@timestamp": iso_ms(ocsf.modified_time(delivery.finding)), "corral": corral}
+    document = finding_and(delivery, {"@timestamp": iso_ms(ocsf.modified_time(delivery.finding)), "corral": corral})
     # orjson escapes every control character, so neither line can contain a raw newline.
     return orjson.dumps(action) + b"\n" + orjson.dumps(document) + b"\n"
 

@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from corral.errors import ConfigError
-from corral.sinks.base import Delivery, Result, SinkFamily
+from corral.sinks.base import Delivery, Result, SinkFamily, whole_finding
 from corral.sinks.settings import PUBLIC_URL_HELP, public_url
 from corral.sinks.text import finding_link
 
@@ -54,12 +54,12 @@ def render(delivery: Delivery, fmt: Format = "corral", public_url: str | None = 
         b'{"idempotency_key":"k1","change":"new","finding":{"class_uid":2004}}\\n'
     """
     if fmt == "ocsf":
-        return orjson.dumps(delivery.finding, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(whole_finding(delivery), option=orjson.OPT_APPEND_NEWLINE)
     doc: dict[str, object] = {"idempotency_key": delivery.version, "change": delivery.change}
     link = finding_link(public_url, delivery.finding)
     if link:
         doc["corral_url"] = link
-    doc["finding"] = delivery.finding
+    doc["finding"] = whole_finding(delivery)
     return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
 
 

@@ -33,7 +33,7 @@ import orjson
 
 from corral import ocsf
 from corral.errors import ConfigError
-from corral.sinks.base import Delivery, Result, SinkFamily
+from corral.sinks.base import Delivery, Result, SinkFamily, whole_finding
 from corral.sinks.settings import seconds
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def render(delivery: Delivery) -> bytes:
         >>> render(Delivery("relay:hub", "k1", "new", {"finding_info": {"uid": "f\\uffff"}}))
         b'{"finding_info":{"uid":"f\\\\uffff"}}'
     """
-    body = orjson.dumps(delivery.finding)
+    body = orjson.dumps(whole_finding(delivery))
     return body.replace(b"\xef\xbf\xbe", b"\\ufffe").replace(b"\xef\xbf\xbf", b"\\uffff")
 
 

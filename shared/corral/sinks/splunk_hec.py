@@ -27,7 +27,7 @@ import orjson
 
 from corral import ocsf
 from corral.errors import ConfigError
-from corral.sinks.base import Delivery, Result, SinkFamily
+from corral.sinks.base import Delivery, Result, SinkFamily, finding_and
 from corral.sinks.http import READ_TIMEOUT, Answer, Client, require_https, secret_from_env, send_batches
 from corral.sinks.settings import MAX_TIMEOUT, PUBLIC_URL_HELP, ca_bundle, label, number, public_url, seconds
 from corral.sinks.text import finding_link
@@ -106,10 +106,10 @@ def render(
         >>> render(Delivery("splunk_hec:x", "k1", "new", f))[:30]
         b'{"time":1704164645.123,"source'
     """
-    event = {**delivery.finding, "corral_idempotency_key": delivery.version, "corral_change": delivery.change}
+    extra = {"corral_idempotency_key": delivery.version, "corral_change": delivery.change}
     link = finding_link(public_url, delivery.finding)
     if link:
-        event["corral_url"] = link
+        extra["corral_url"] = link
     envelope: dict[str, Any] = {
         "time": ocsf.modified_time(delivery.finding) / 1000,
         "source": source,
@@ -119,7 +119,7 @@ def render(
         envelope["index"] = index
     if host:
         envelope["host"] = host
-    envelope["event"] = event
+    envelope["event"] = finding_and(delivery, extra)
     return orjson.dumps(envelope)
 
 

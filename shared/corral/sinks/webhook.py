@@ -24,7 +24,7 @@ from typing import Any, Final
 import orjson
 
 from corral.errors import ConfigError
-from corral.sinks.base import Delivery, Result, SinkFamily
+from corral.sinks.base import Delivery, Result, SinkFamily, whole_finding
 from corral.sinks.http import READ_TIMEOUT, Client, log_failures, redact_url_in_logs, require_https, secret_from_env
 from corral.sinks.settings import MAX_TIMEOUT, PUBLIC_URL_HELP, ca_bundle, public_url, seconds
 from corral.sinks.text import finding_link
@@ -64,7 +64,7 @@ def render(delivery: Delivery, public_url: str | None = None) -> bytes:
     link = finding_link(public_url, delivery.finding)
     if link:
         body["corral_url"] = link
-    body["finding"] = delivery.finding
+    body["finding"] = whole_finding(delivery)
     return orjson.dumps(body)
 
 
