@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import random
+import threading
 import time
 import uuid
 from collections import Counter
@@ -324,3 +325,33 @@ def test_a_redelivery_fills_in_a_sighting_mirror_lost_in_a_crash(ddb: DynamoDBSt
     assert ddb.image_evidence([digest("d")])[digest("d")].sightings  # the sighting itself was written
     ddb.record_images(observed)  # the bus delivers it again
     assert [orjson.loads(item["sk"]["S"])[0] for item in mirrors()] == [digest("d")]
+
+
+def test_reads_that_fan_out_by_image_overlap_their_latencies(ddb: DynamoDBStore) -> None:
+    """One partition per digest is read in parallel: the evidence of many images costs a few latencies, not one each."""
+    digests = [digest(f"{n:x}") for n in range(12)]
+    ddb.record_images(
+        [
+            inventory.observe(runtime_alert(f"ctd-{n}", {"uid": d, "name": "repo/app", "tag": str(n)}, seen=RECEIVED))
+            for n, d in enumerate(digests)
+        ]
+    )
+    expected = ddb.image_evidence(digests)
+    lock, flying, most = threading.Lock(), [0], [0]
+
+    def slow(**_: Any) -> None:  # a network latency on each request, as a region away has
+        with lock:
+            flying[0] += 1
+            most[0] = max(most[0], flying[0])
+        time.sleep(0.05)
+        with lock:
+            flying[0] -= 1
+
+    ddb.client.meta.events.register("before-send.dynamodb.Query", slow)
+    try:
+        assert ddb.image_evidence(digests) == expected
+    finally:
+        ddb.client.meta.events.unregister("before-send.dynamodb.Query", slow)
+    assert sorted(expected) == sorted(digests)
+    assert all(e.sightings for e in expected.values())
+    assert most[0] > 1

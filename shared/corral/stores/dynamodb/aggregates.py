@@ -226,8 +226,7 @@ class Aggregates(Table):
 
     def _aggregate_items(self) -> list[Item]:
         """Read every aggregate partition (one query each, in parallel)."""
-        parts = self._pool_map(lambda n: list(self._partition(aggregate_pk(n))), list(range(SHARDS)))
-        return [item for part in parts for item in part]
+        return self._partitions([aggregate_pk(n) for n in range(SHARDS)])
 
     def _state_counts(self) -> Counter[tuple[str, int, int, bool]]:
         tally: Counter[tuple[str, int, int, bool]] = Counter()

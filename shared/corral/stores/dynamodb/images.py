@@ -86,11 +86,10 @@ class Images(Table):
         exposed = [e for e, ok in zip(exposures, self._pool_map(self._put_exposure, exposures), strict=True) if ok]
         self._pool_map(self._put_vulnerability, vulnerabilities)
         changed = {s.image for s in moved}
-        for namespace in sorted({e.namespace for e in exposed}):
-            for item in self._partition(f"IM#{namespace}"):
-                record = _sighting(item)
-                if any(e.names(record.sighting) for e in exposed):
-                    changed.add(record.sighting.image)
+        for item in self._partitions([f"IM#{namespace}" for namespace in sorted({e.namespace for e in exposed})]):
+            record = _sighting(item)
+            if any(e.names(record.sighting) for e in exposed):
+                changed.add(record.sighting.image)
         return self._digests_of(sorted(changed))
 
     def _forward(self, key: Item, sets: dict[str, Any], at: int, *, strict: bool = True) -> bool:
@@ -185,10 +184,8 @@ class Images(Table):
 
     def _names_by_reference(self, refs: Sequence[str]) -> list[ImageName]:
         wanted = set(refs)
-        found: list[ImageName] = []
-        for repository in sorted({ref.rpartition(":")[0] for ref in refs if ":" in ref}):
-            found += [n for n in map(_name, self._partition(f"IR#{repository}")) if n.reference in wanted]
-        return found
+        repositories = sorted({ref.rpartition(":")[0] for ref in refs if ":" in ref})
+        return [n for n in map(_name, self._partitions([f"IR#{r}" for r in repositories])) if n.reference in wanted]
 
     def image_priorities(self, findings: Sequence[Vulnerable]) -> dict[FindingKey, Priority]:
         """Return the priority last given to each of these Vulnerability Findings (see `Store`)."""
@@ -228,24 +225,24 @@ class Images(Table):
         """Return what the inventory knows of each digest (names, sightings exact and probable, exposures)."""
         if not digests:
             return {}
-        names = [_name(i) for d in sorted(set(digests)) for i in self._partition(f"IN#{d}")]
+        names = [_name(i) for i in self._partitions([f"IN#{d}" for d in sorted(set(digests))])]
         refs = images.references(names)
         sightings = images.sort_sightings(
-            _sighting(i) for image in sorted({*digests, *refs}) for i in self._partition(f"IS#{image}")
+            _sighting(i) for i in self._partitions([f"IS#{image}" for image in sorted({*digests, *refs})])
         )
         tagged = images.tagged(sightings)
         if tagged:
             asked = set(digests)
             names += [n for n in self._names_by_reference(tagged) if n.digest not in asked]
         namespaces = sorted({s.sighting.namespace for s in sightings})
-        exposures = [_exposure(i) for ns in namespaces for i in self._partition(f"IX#{ns}")]
+        exposures = [_exposure(i) for i in self._partitions([f"IX#{ns}" for ns in namespaces])]
         return images.resolve(digests, names, sightings, exposures)
 
     def image_vulnerabilities(self, digests: Sequence[str] | None = None) -> list[ImageVulnerability]:
         """Return the open Vulnerability Findings of these images (all images when None)."""
         if digests is None:
             digests = sorted({get_s(i, "img") for i in self._partition("IK")})
-        found = [_vulnerability(i) for d in sorted(set(digests)) for i in self._partition(f"IV#{d}")]
+        found = [_vulnerability(i) for i in self._partitions([f"IV#{d}" for d in sorted(set(digests))])]
         return sorted((v for v in found if v.vulnerable.open), key=lambda v: v.key)
 
     def image_digests(self) -> list[str]:

@@ -248,6 +248,15 @@ class Table:
             KeyConditionExpression="pk = :pk", ExpressionAttributeValues=values, ConsistentRead=True, **params
         )
 
+    def _partitions(self, pks: Sequence[str]) -> list[Item]:
+        """Every item of each partition, in the order of `pks`: one query each, in parallel.
+
+        Reads that fan out by key (one partition per digest, namespace or shard) would otherwise
+        cost a DynamoDB latency per key, one after the other.
+        """
+        parts = self._pool_map(lambda pk: list(self._partition(pk)), list(pks))
+        return [item for part in parts for item in part]
+
     # Schema ------------------------------------------------------------------------------------
 
     def migrate(self) -> None:
