@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import gc
 import io
-import statistics
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from corral.records import Item
 EVENTS = Path(__file__).resolve().parents[1] / "tests" / "events"
 GOAL = 4.0
 CLI_GOAL = 5.0
-REPEATS = 7
+REPEATS = 9
 
 
 def documents() -> dict[str, list[tuple[bytes, Any]]]:
@@ -45,22 +45,26 @@ def documents() -> dict[str, list[tuple[bytes, Any]]]:
     return found
 
 
-def _best(run: Callable[[], None], loops: int) -> float:
-    """Median CPU seconds per loop over REPEATS timed runs (after one warm-up).
+def _timed(runs: Sequence[Callable[[], None]], loops: int) -> list[float]:
+    """CPU seconds per loop of each run: the fastest of REPEATS rounds, the runs taking turns in each.
 
-    CPU time of this process, not wall time: on a machine shared with other work, time spent
-    waiting for a core is nobody's cost, and it would land on whichever side of a ratio it hit.
+    Taking turns puts every run under the same conditions on a shared machine, and the fastest
+    round is the cost itself: other work only ever adds to it. A median of separate series
+    did not hold: one busy second on the baseline's turn moved a ratio by half. CPU time of this
+    process, not wall time: time spent waiting for a core is nobody's cost.
     """
-    run()
-    times = []
+    for run in runs:
+        run()  # warm-up
+    best = [math.inf] * len(runs)
     for _ in range(REPEATS):
-        gc.disable()
-        start = time.process_time()
-        for _ in range(loops):
-            run()
-        times.append((time.process_time() - start) / loops)
-        gc.enable()
-    return statistics.median(times)
+        for i, run in enumerate(runs):
+            gc.disable()
+            start = time.process_time()
+            for _ in range(loops):
+                run()
+            best[i] = min(best[i], (time.process_time() - start) / loops)
+            gc.enable()
+    return best
 
 
 def main() -> list[str]:
@@ -85,9 +89,7 @@ def main() -> list[str]:
                 orjson.dumps(module.normalize(orjson.loads(raw), "delivery", received_time=1_767_225_600_000))
 
         loops = max(1, 2000 // len(docs))
-        base = _best(round_trip, loops) / len(docs)
-        norm = _best(normalize_only, loops) / len(docs)
-        path = _best(whole_path, loops) / len(docs)
+        base, norm, path = (t / len(docs) for t in _timed([round_trip, normalize_only, whole_path], loops))
         line = (
             f"  {source:15} {len(docs):3} docs  {1 / norm:9,.0f} findings/s  normalize {norm * 1e6:6.1f} us"
             f"  round trip {base * 1e6:5.1f} us  ratio {norm / base:4.1f}x  (parse+normalize+dump {path / base:4.1f}x)"
@@ -114,8 +116,7 @@ def _whole_cli() -> str:
                     if outcome.finding is not None:
                         orjson.dumps(outcome.finding, option=orjson.OPT_APPEND_NEWLINE)
 
-    base = _best(round_trip, 50)
-    whole = _best(cli, 50)
+    base, whole = _timed([round_trip, cli], 50)
     return (
         f"  corral normalize {len(files):3} files  per file {whole / len(files) * 1e6:6.1f} us"
         f"  round trip {base / len(files) * 1e6:5.1f} us  ratio {whole / base:4.1f}x  (goal <= {CLI_GOAL}x)"

@@ -17,6 +17,7 @@ Run: `python -m benchmarks bench_reads` (or `make bench`).
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import subprocess
@@ -195,7 +196,7 @@ def equivalents(oldest: tuple[str, str, str], mark: str) -> dict[str, list[tuple
         ("SELECT severity_id, count(*) FROM findings WHERE NOT closed GROUP BY severity_id", ()),
         ("SELECT document FROM findings WHERE NOT closed ORDER BY severity_id DESC, last_seen DESC LIMIT 50", ()),
     ]
-    queries = {
+    queries: dict[str, list[tuple[str, tuple[Any, ...]]]] = {
         "/": counts + trend + urgent + coverage + health + signals + listing,
         "/api/counts": counts,
         "/api/coverage": coverage + health + signals,
@@ -221,6 +222,11 @@ def equivalents(oldest: tuple[str, str, str], mark: str) -> dict[str, list[tuple
 def decode(rows: list[Any]) -> list[Any]:
     """Parse the JSON documents among the rows: the endpoint hands back documents, not their text."""
     return [[orjson.loads(v) if isinstance(v, str) and v.startswith("{") else v for v in row] for row in rows]
+
+
+def _run_steps(execute: Callable[[str, tuple[Any, ...]], Any], steps: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+    """Run the SQL equivalent of one read and parse what it returns, as the endpoint does."""
+    return [decode(execute(sql, params)) for sql, params in steps]
 
 
 def _quote(part: str) -> str:
@@ -254,7 +260,7 @@ def run_backend(
     sql = equivalents(oldest, mark)
     key_path = "/api/findings/" + "/".join(_quote(p) for p in oldest)
     for path, steps in sql.items():
-        baseline = best_of(lambda steps=steps: [decode(execute(s, p)) for s, p in steps])
+        baseline = best_of(functools.partial(_run_steps, execute, steps))
         real = key_path if path == "/api/findings/<oldest>" else path.replace(" ", "%20")
         took, peak = endpoint(url, real)
         verdict = "ok" if took <= GOAL * baseline else "over goal"
