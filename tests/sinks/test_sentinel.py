@@ -229,6 +229,26 @@ def test_hostile_text_keeps_rows_valid_and_within_limits(
     assert all(text not in value for r in server.requests for value in r.headers.values())
 
 
+@pytest.mark.parametrize("unit", ["\x01", "\U0001f642", '"', "é"], ids=["control", "emoji", "quote", "accent"])
+def test_text_that_grows_in_json_still_fits_one_request(
+    server: FakeHTTPServer, ingestion: LogsIngestion, tls: TlsFiles, unit: str
+) -> None:
+    """Every text column filled with characters JSON writes 2 to 12 bytes long: the row is still sent, within 1 MB."""
+    text = unit * 70_000
+    finding = make_delivery(SINK, title=text, cluster=text, namespace=text, image=text, uid=text).finding
+    finding["cloud"]["account"]["uid"] = finding["cloud"]["provider"] = text
+    finding["severity"] = finding["status"] = finding["metadata"]["product"]["uid"] = text
+    results = _sink(server, tls).send([make_delivery(SINK, finding=finding)])
+    assert [r.ok for r in results] == [True]
+    [row] = ingestion.rows
+    assert _field_sizes_ok(row)
+    assert len(json.dumps(row).encode()) + 2 <= sentinel.REQUEST_LIMIT_BYTES
+    for name in ("Title", "Cluster", "Namespace", "Image", "FindingUid", "AccountUid", "Severity", "ProductUid"):
+        assert row[name].endswith(MARKER)
+        assert len(json.dumps(row[name]).encode()) <= sentinel.FIELD_LIMIT_BYTES
+        assert text.startswith(row[name][: -len(MARKER)])
+
+
 def test_fit_keeps_small_documents_and_shrinks_large_ones() -> None:
     """fit() returns a small document as is, cuts long strings of a large one, and always fits."""
     small = {"a": "b", "n": [1, 2]}

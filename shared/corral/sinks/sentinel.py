@@ -33,7 +33,7 @@ from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
 from corral.sinks.http import CONNECT_TIMEOUT, READ_TIMEOUT, redirect_error, retry_after_seconds, send_batches
 from corral.sinks.settings import MAX_TIMEOUT, ca_bundle, seconds
-from corral.sinks.text import cut_bytes, cut_chars, iso_ms
+from corral.sinks.text import MARKER, cut_bytes, cut_chars, iso_ms
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -124,11 +124,36 @@ def render(delivery: Delivery) -> dict[str, Any]:
     }
     row: dict[str, Any] = {"TimeGenerated": iso_ms(ocsf.modified_time(finding))}
     for name, value in texts.items():
-        row[name] = None if value is None else cut_bytes(str(value), FIELD_LIMIT_BYTES)
+        row[name] = None if value is None else cut_json(str(value), FIELD_LIMIT_BYTES)
     severity_id = finding.get("severity_id")
     row["SeverityId"] = severity_id if isinstance(severity_id, int) and not isinstance(severity_id, bool) else None
     row["Finding"] = fit(finding, FIELD_LIMIT_BYTES)
     return {name: row[name] for name, _ in COLUMNS}
+
+
+def cut_json(text: str, limit: int) -> str:
+    """Return `text`, or its longest start with the marker, whose JSON as the SDK measures it fits `limit` bytes.
+
+    The SDK's JSON escapes every character outside ASCII (a control character takes 6 bytes, an
+    emoji 12), so cutting the UTF-8 bytes alone would leave room for a row of several MB: with
+    each text column and `Finding` under 64,000 bytes of JSON, a row stays under 900 KB and so
+    always fits one request. JSON is never shorter than UTF-8, so the field limit holds too.
+
+    Example:
+        >>> cut_json("abc" * 10, 25), cut_json("é" * 10, 40)
+        ('abcabc…[truncated]', 'ééé…[truncated]')
+    """
+    if _json_size(text) <= limit:
+        return text
+    room = limit - (_json_size(MARKER) - 2)  # the marker joins the cut text inside its quotes
+    low, high = 0, len(text)  # the longest start that fits is in low..high
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _json_size(text[:middle]) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low] + MARKER
 
 
 def fit(document: Any, limit: int) -> Any:
