@@ -219,6 +219,38 @@ def test_long_title_is_cut_in_the_header() -> None:
     assert [k for k, _ in pairs] == EXPECTED_KEYS
 
 
+WIDE = "\U0001f642"  # one character, four UTF-8 bytes
+
+
+@pytest.mark.parametrize(
+    ("max_message", "fields"),
+    [
+        (2048, {"title": WIDE * 600}),
+        (1024, {"uid": WIDE * 300}),
+        (1024, {"title": WIDE * 600, "uid": WIDE * 300, "image": WIDE * 300, "cluster": "\\]" * 500}),
+        (8192, {"cluster": WIDE * 1100, "namespace": WIDE * 1100, "image": WIDE * 1100, "title": "|" * 600}),
+    ],
+    ids=["title-2048", "uid-1024", "everything-1024", "context-8192"],
+)
+def test_wide_characters_shorten_fields_and_keep_every_one(max_message: int, fields: dict[str, str]) -> None:
+    """Limits count bytes: text of 4-byte characters shortens the fields, and the element, 7 fields and keys stay."""
+    delivery = make_delivery(SINK, desc="d" * 5_000, **fields)
+    raw = syslog.render(delivery, hostname="h", max_message=max_message)
+    assert len(raw) <= max_message
+    text = raw.decode("utf-8")
+    header, sd, _ = split_5424(text)
+    assert header[2] == "h"
+    assert sd.endswith('"]') and f'idempotencyKey="{delivery.version}"' in sd
+    cef, pairs = parse_cef(_cef(text))
+    assert cef[6] == "8"
+    assert [k for k, _ in pairs] == EXPECTED_KEYS
+    ext = dict(pairs)
+    assert ext["cs1"] == delivery.version
+    assert ext["msg"].endswith(MARKER)
+    if "title" in fields:
+        assert cef[5].endswith(MARKER) and fields["title"].startswith(cef[5][: -len(MARKER)])
+
+
 _text = st.text(st.characters(codec="utf-8"), max_size=300) | st.sampled_from(HOSTILE)
 
 

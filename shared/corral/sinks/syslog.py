@@ -14,8 +14,10 @@ CEF header fields escape `\\` and `|`, extension values escape `\\`, `=`, and ca
 `\\n`/`\\r`; structured-data values escape `"`, `\\` and `]`; RFC 5424 header fields keep only
 printable US-ASCII without spaces. Other control characters, bidirectional overrides and line
 separators become U+FFFD, so nothing in a message can look like a record boundary to a receiver
-that splits on newlines, nor reorder what an analyst sees. A message longer than `max_message`
-is cut on a character boundary, inside the description first, and says so with a marker.
+that splits on newlines, nor reorder what an analyst sees. Every limit counts UTF-8 bytes, as
+`max_message` does. A message longer than `max_message` is cut on a character boundary, inside
+the description first, then in the finding's other fields, which shorten together, each saying
+so with a marker: every field and key stays, with Corral's own values (the idempotency key) whole.
 
 There is no application-level acknowledgement in syslog. A batch goes over one connection that
 is then closed gracefully (TLS close_notify, then TCP FIN); the batch counts as delivered once
@@ -41,7 +43,7 @@ from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily
 from corral.sinks.http import secret_from_env
 from corral.sinks.settings import PUBLIC_URL_HELP, public_url, seconds
-from corral.sinks.text import MARKER, cut_chars, finding_link
+from corral.sinks.text import MARKER, finding_link
 
 FAMILY: Final[SinkFamily] = "siem"
 SETTINGS: Final[Mapping[str, str]] = {
@@ -111,9 +113,17 @@ CEF_SEVERITY: Final[Mapping[int, int]] = {0: 0, 1: 1, 2: 3, 3: 5, 4: 8, 5: 10, 6
 SYSLOG_SEVERITY: Final[Mapping[int, int]] = {0: 5, 1: 6, 2: 5, 3: 4, 4: 3, 5: 2, 6: 2, 99: 5}
 """OCSF severity_id → RFC 5424 severity (2 critical, 3 error, 4 warning, 5 notice, 6 informational)."""
 
-# CEF header field limits (ArcSight's own field lengths); longer values are cut with the marker.
+# CEF header field limits (ArcSight's own field lengths), in UTF-8 bytes as `max_message` is;
+# longer values are cut with the marker.
 _HEADER_LIMITS: Final[Mapping[str, int]] = {"vendor": 63, "product": 63, "version": 31, "signature": 1023, "name": 512}
 _EXTENSION_LIMIT: Final = 1023
+# The extension values that come from the finding (the rest are Corral's own: labels, the time,
+# the idempotency key, the change kind), and so may be shortened to make room.
+_FINDING_VALUES: Final = frozenset({"cat", "externalId", "cs3", "cs4", "cs5", "cs6", "flexString1", "flexString2"})
+# A message that would not fit `max_message` is built again with the finding's fields cut to a
+# half, a quarter, … of their limits, so that every field stays, shorter, rather than the tail
+# of the message going; `msg` is the first to give way.
+_SHRINK: Final = (1, 2, 4, 8, 16, 32, 64, 128, 1024)
 # RFC 5424 §6: maximum lengths of the header fields.
 _HOSTNAME_LIMIT: Final = 255
 _APP_NAME_LIMIT: Final = 48
@@ -137,7 +147,7 @@ def cef_header(value: object, limit: int) -> str:
         'a\\\\|b\\\\\\\\c d'
     """
     text = _UNSAFE.sub(_REPLACEMENT, re.sub(r"[\r\n\t]+", " ", str(value)))
-    return _cut_escaped(text.replace("\\", "\\\\").replace("|", "\\|"), limit)
+    return _cut_escaped_bytes(text.replace("\\", "\\\\").replace("|", "\\|"), limit)
 
 
 def cef_value(value: object, limit: int = _EXTENSION_LIMIT) -> str:
@@ -149,7 +159,7 @@ def cef_value(value: object, limit: int = _EXTENSION_LIMIT) -> str:
     """
     text = str(value).replace("\t", " ")
     text = text.replace("\\", "\\\\").replace("=", "\\=").replace("\r", "\\r").replace("\n", "\\n")
-    return _cut_escaped(_UNSAFE.sub(_REPLACEMENT, text), limit)
+    return _cut_escaped_bytes(_UNSAFE.sub(_REPLACEMENT, text), limit)
 
 
 def sd_value(value: object) -> str:
@@ -172,18 +182,6 @@ def header_field(value: object, limit: int) -> str:
     """
     text = _NOT_PRINTUSASCII.sub("_", str(value))[:limit]
     return text or "-"
-
-
-def _cut_escaped(escaped: str, limit: int) -> str:
-    """Cut an escaped value to `limit` characters with the marker, never inside an escape pair."""
-    if len(escaped) <= limit:
-        return escaped
-    head = escaped[: max(0, limit - len(MARKER))]
-    # An odd run of trailing backslashes is the first half of an escape pair: drop that half.
-    trailing = len(head) - len(head.rstrip("\\"))
-    if trailing % 2:
-        head = head[:-1]
-    return head + MARKER
 
 
 def _cut_escaped_bytes(escaped: str, room: int) -> str:
@@ -211,8 +209,11 @@ def _first_type(info: Mapping[str, Any]) -> str:
     return "unknown"
 
 
-def cef_extensions(delivery: Delivery) -> list[tuple[str, str]]:
-    """Return the CEF extension pairs (key, escaped value) for a delivery, `msg` excluded."""
+def cef_extensions(delivery: Delivery, limit: int = _EXTENSION_LIMIT) -> list[tuple[str, str]]:
+    """Return the CEF extension pairs (key, escaped value) for a delivery, `msg` excluded.
+
+    The values taken from the finding are cut to `limit` bytes; Corral's own are never cut.
+    """
     finding = delivery.finding
     cloud = finding.get("cloud") or {}
     product_uid, account, uid = ocsf.identity(finding)
@@ -237,7 +238,7 @@ def cef_extensions(delivery: Delivery) -> list[tuple[str, str]]:
     for n, label, name in ((1, "riskScore", "risk_score"), (2, "priorityId", "priority_id")):
         if isinstance(finding.get(name), int):
             pairs += [(f"cn{n}Label", label), (f"cn{n}", finding[name])]
-    return [(key, cef_value(value)) for key, value in pairs]
+    return [(key, cef_value(value, limit if key in _FINDING_VALUES else _EXTENSION_LIMIT)) for key, value in pairs]
 
 
 def render(
@@ -262,7 +263,6 @@ def render(
     """
     finding = delivery.finding
     info = finding.get("finding_info") or {}
-    product = (finding.get("metadata") or {}).get("product") or {}
     severity_id = finding.get("severity_id", 0)
     pri = FACILITIES[facility] * 8 + SYSLOG_SEVERITY.get(severity_id, 5)
     header = " ".join(
@@ -275,36 +275,19 @@ def render(
             header_field(delivery.change, _MSGID_LIMIT),
         )
     )
-    _, _, uid = ocsf.identity(finding)
-    # The uid is also `externalId` in full (up to its own limit); here it only helps correlation.
-    params = {
-        "idempotencyKey": delivery.version,
-        "change": delivery.change,
-        "findingUid": cut_chars(str(uid), _SD_LIMIT),
-    }
     link = finding_link(public_url, finding)
-    if link:
-        params["corralUrl"] = cut_chars(link, _SD_LIMIT)
-    sd = "[" + " ".join([SD_ID, *(f'{name}="{sd_value(value)}"' for name, value in params.items())]) + "]"
-    cef = "|".join(
-        (
-            "CEF:0",
-            cef_header(product.get("vendor_name") or "unknown", _HEADER_LIMITS["vendor"]),
-            cef_header(product.get("name") or "unknown", _HEADER_LIMITS["product"]),
-            cef_header(product.get("version") or "", _HEADER_LIMITS["version"]),
-            cef_header(_first_type(info), _HEADER_LIMITS["signature"]),
-            cef_header(info.get("title") or "(untitled)", _HEADER_LIMITS["name"]),
-            str(CEF_SEVERITY.get(severity_id, 5)),
-            " ".join(f"{key}={value}" for key, value in cef_extensions(delivery)),
-        )
-    )
-    message = f"{header} {sd} {cef}"
     desc = info.get("desc")
+    # Room for `msg` to say at least that it was cut.
+    least_msg = len(" msg=") + len(MARKER.encode()) if desc else 0
+    for divisor in _SHRINK:
+        message = f"{header} {_structured_data(delivery, link, divisor)} {_cef(delivery, divisor)}"
+        if len(message.encode()) + least_msg <= max_message:
+            break
     if desc:
         # `msg` goes last, so it is the only field a cut has to shorten.
         prefix = f"{message} msg="
         room = max_message - len(prefix.encode())
-        if room > len(MARKER.encode()):
+        if room >= len(MARKER.encode()):
             return (prefix + _cut_escaped_bytes(cef_value(desc, limit=max_message), room)).encode()
     return _cut_escaped_bytes(message, max_message).encode()
 
@@ -317,6 +300,44 @@ def frame(message: bytes) -> bytes:
         b'20 <14>1 - - - - - - hi'
     """
     return str(len(message)).encode() + b" " + message
+
+
+def _structured_data(delivery: Delivery, link: str | None, divisor: int) -> str:
+    """The SD-ELEMENT: Corral's keys in full, the finding's uid (and link) cut to `_SD_LIMIT` / `divisor` bytes."""
+    _, _, uid = ocsf.identity(delivery.finding)
+    limit = max(1, _SD_LIMIT // divisor)
+    # The uid is also `externalId` in full (up to its own limit); here it only helps correlation.
+    params = {
+        "idempotencyKey": sd_value(delivery.version),
+        "change": sd_value(delivery.change),
+        "findingUid": _cut_escaped_bytes(sd_value(uid), limit),
+    }
+    if link:
+        params["corralUrl"] = _cut_escaped_bytes(sd_value(link), limit)
+    return "[" + " ".join([SD_ID, *(f'{name}="{value}"' for name, value in params.items())]) + "]"
+
+
+def _cef(delivery: Delivery, divisor: int) -> str:
+    """The CEF record without `msg`, the finding's fields cut to their limits / `divisor` bytes."""
+    finding = delivery.finding
+    info = finding.get("finding_info") or {}
+    product = (finding.get("metadata") or {}).get("product") or {}
+
+    def header(value: object, field: str) -> str:
+        return cef_header(value, max(1, _HEADER_LIMITS[field] // divisor))
+
+    return "|".join(
+        (
+            "CEF:0",
+            header(product.get("vendor_name") or "unknown", "vendor"),
+            header(product.get("name") or "unknown", "product"),
+            header(product.get("version") or "", "version"),
+            header(_first_type(info), "signature"),
+            header(info.get("title") or "(untitled)", "name"),
+            str(CEF_SEVERITY.get(finding.get("severity_id", 0), 5)),
+            " ".join(f"{key}={value}" for key, value in cef_extensions(delivery, max(1, _EXTENSION_LIMIT // divisor))),
+        )
+    )
 
 
 class SyslogSink:
