@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import orjson
 import psycopg
 import pytest
 
-from corral.errors import ConfigError, StoreUnavailableError
+from corral import config
+from corral.errors import ConfigError, PermanentError, StoreUnavailableError
+from corral.pipeline import Inbound, Pipeline
 from corral.stores import migrations, open_store
 from corral.stores.base import FindingQuery, LedgerEntry
 from corral.stores.postgresql import PostgresStore, lock_id
@@ -157,3 +162,22 @@ def test_lock_ids_are_stable_signed_64_bit() -> None:
     assert lock_id(key) == lock_id(tuple(key))  # type: ignore[arg-type]
     assert lock_id(key) != lock_id((*key[:2], "other"))
     assert all(-(2**63) <= lock_id((str(i), "a", "b")) < 2**63 for i in range(200))
+
+
+def test_a_value_beyond_an_index_limit_is_dead_lettered_not_an_outage(empty_url: str) -> None:
+    """A finding id too long for PostgreSQL's index is that record's failure: the rest of the batch is stored."""
+    store = open_store(empty_url)
+    store.migrate()
+    huge = make_finding(uid=secrets.token_hex(2500))  # random, so PostgreSQL cannot compress it under 2.7 KB
+    with pytest.raises(PermanentError, match=r"PostgreSQL refused it: index row size") as caught:
+        store.upsert([huge], now=BASE_TIME)
+    assert not isinstance(caught.value, StoreUnavailableError)
+    run = Pipeline(store, config.parse({}).router, {}, clock=lambda: BASE_TIME)
+    batch = [make_finding("a"), huge, make_finding("b")]
+    result = run.ingest([Inbound(orjson.dumps(f), f"bus#{n}") for n, f in enumerate(batch)])
+    assert result.counts == Counter(new=2, failed=1)
+    [letter] = store.dead_letters()
+    assert letter.ref == "bus#1"
+    assert "index row size" in letter.reason
+    assert orjson.loads(letter.raw)["finding_info"]["uid"] == huge["finding_info"]["uid"]
+    store.close()

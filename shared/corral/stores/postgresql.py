@@ -33,7 +33,7 @@ import psycopg.conninfo
 
 from corral import ocsf
 from corral.context import ContainerContext
-from corral.errors import ConfigError, StoreUnavailableError
+from corral.errors import ConfigError, PermanentError, StoreUnavailableError
 from corral.redaction import redact_text, url_secrets
 from corral.stores import _sql, migrations, redact
 from corral.stores._sql_store import SqlStore
@@ -88,6 +88,18 @@ _FINDING_TYPES: Final = (
     "text",
 )
 _HISTORY_TYPES: Final = ("text", "text", "text", "bigint", "text", "text", "bigint", "int", "int")
+
+
+def _beyond_a_limit(exc: psycopg.Error) -> bool:
+    """True for SQLSTATE class 54, "program limit exceeded": a value too large for an index or a statement.
+
+    psycopg files these under OperationalError with the outages, but no retry can store them.
+    """
+    return isinstance(exc, psycopg.OperationalError) and (exc.sqlstate or "").startswith("54")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _unnest(names: Sequence[str], types: Sequence[str]) -> str:
@@ -231,6 +243,10 @@ class PostgresStore(SqlStore):
                         raise self._unavailable(exc) from None
                     time.sleep(0.01 * (attempt + 1))
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    if _beyond_a_limit(exc):
+                        # The data's fault, not the server's (an index row over 2.7 KB): retrying
+                        # cannot help, so the caller dead-letters that record and goes on.
+                        raise PermanentError(f"PostgreSQL refused it: {_first_line(exc)}") from None
                     self._discard()
                     raise self._unavailable(exc) from None
             raise AssertionError("unreachable")  # pragma: no cover
