@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import secrets
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from corral.records import HealthSignal
 from corral.stores import open_store
 from corral.stores.base import (
     DEAD_LETTER_MAX_RAW,
+    DEAD_LETTER_MAX_TEXT,
     CountRow,
     DeadLetter,
     FindingQuery,
@@ -415,6 +417,19 @@ def test_expire_closed_keeps_open_findings(populated: Store) -> None:
 
 
 # Dead letter ----------------------------------------------------------------------------------------
+
+
+def test_a_dead_letter_quoting_a_huge_input_still_fits(store: Store) -> None:
+    """Reason and ref quoting 300 KB of the input, beside 256 KiB of raw bytes that do not compress: kept, cut."""
+    raw = secrets.token_bytes(300 * 1024)
+    quoted = "k" * 300_000
+    store.add_dead_letters(
+        [DeadLetter.of(raw, at=T, reason=f"no source recognizes this document (keys: {quoted})", ref=quoted)]
+    )
+    [letter] = store.dead_letters()
+    assert letter.raw == raw[:DEAD_LETTER_MAX_RAW]
+    assert len(letter.reason) == len(letter.ref) == DEAD_LETTER_MAX_TEXT
+    assert letter.reason.startswith("no source recognizes this document (keys: kkk") and letter.reason.endswith("…")
 
 
 def test_dead_letter_round_trip(store: Store) -> None:

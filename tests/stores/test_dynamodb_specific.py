@@ -19,7 +19,7 @@ import pytest
 from corral import inventory, ocsf
 from corral.errors import ConfigError, PermanentError, StoreUnavailableError
 from corral.stores import dynamodb, open_store
-from corral.stores.base import LedgerEntry
+from corral.stores.base import DeadLetter, LedgerEntry
 from corral.stores.dynamodb import DynamoDBStore
 from tests.images.support import RECEIVED, digest, runtime_alert
 from tests.stores.factory import BASE_TIME, make_finding
@@ -355,3 +355,16 @@ def test_reads_that_fan_out_by_image_overlap_their_latencies(ddb: DynamoDBStore)
     assert sorted(expected) == sorted(digests)
     assert all(e.sightings for e in expected.values())
     assert most[0] > 1
+
+
+def test_a_dead_letter_whose_writer_died_is_written_by_the_next(ddb: DynamoDBStore, moto_server: str) -> None:
+    """A marker claimed by a writer that died before writing its letter: the next writer of that input writes it."""
+    letter = DeadLetter.of(b"{not json", at=T, reason="not JSON", ref="Records[0]")
+    raw_client(moto_server).put_item(
+        TableName=ddb.table, Item={"pk": {"S": "DS"}, "sk": {"S": letter.sha256}, "id": {"S": "0000-dead-writer"}}
+    )
+    ddb.add_dead_letters([letter])
+    [written] = ddb.dead_letters()
+    assert (written.id, written.reason, written.raw, written.count) == ("0000-dead-writer", "not JSON", b"{not json", 1)
+    ddb.add_dead_letters([letter])  # and it counts up from there
+    assert [d.count for d in ddb.dead_letters()] == [2]

@@ -473,6 +473,9 @@ class PlaceCount(NamedTuple):
 
 
 DEAD_LETTER_MAX_RAW: Final = 256 * 1024
+DEAD_LETTER_MAX_TEXT: Final = 2048
+"""Characters kept of a dead letter's reason and ref, which may quote the input (a key, a name):
+with the raw input they must fit one item of every store (DynamoDB's is 400 KB)."""
 
 
 class DeadLetter(NamedTuple):
@@ -494,13 +497,17 @@ class DeadLetter(NamedTuple):
         """Build a dead letter from the complete raw input (hash and size over all of it)."""
         return cls(
             at=at,
-            reason=reason,
-            ref=ref,
+            reason=_cut(reason),
+            ref=_cut(ref),
             raw=raw[:DEAD_LETTER_MAX_RAW],
             sha256=hashlib.sha256(raw).hexdigest(),
             size=len(raw),
             source=source,
         )
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= DEAD_LETTER_MAX_TEXT else text[: DEAD_LETTER_MAX_TEXT - 1] + "…"
 
 
 LedgerState = Literal["pending", "delivered", "dead"]

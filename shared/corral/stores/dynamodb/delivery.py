@@ -171,18 +171,22 @@ class Delivery(Table):
         """Keep rejected inputs; ids sort by time, then by arrival. A known input (sha256) counts up.
 
         A marker item per input (`DS`, sha256) is claimed with a conditional put; the writer that
-        claims it writes the letter, any other adds to the letter's count.
+        claims it writes the letter, any other adds to the letter's count. A marker left without
+        its letter (its writer died in between) gets the letter from the next writer of the input.
         """
         stamp = time.time_ns()
         for i, letter in enumerate(merge_dead_letters(letters)):
             letter_id = f"{time_key(letter.at)}-{stamp:x}{i:04x}-{secrets.token_hex(2)}"
             marker = {"pk": as_s("DS"), "sk": as_s(letter.sha256), "id": as_s(letter_id)}
-            if self._if("put_item", Item=marker, ConditionExpression="attribute_not_exists(pk)"):
-                self._call("put_item", Item=dead_letter_item(letter, letter_id))
+            if self._if("put_item", Item=marker, ConditionExpression="attribute_not_exists(pk)") and self._if(
+                "put_item", Item=dead_letter_item(letter, letter_id), ConditionExpression="attribute_not_exists(pk)"
+            ):
                 continue
+            # Known already, or (after a long pause here) written meanwhile by the next writer.
             self._count_again(letter)
 
     def _count_again(self, letter: DeadLetter) -> None:
+        known: Item | None = None
         for attempt in range(DEAD_LETTER_RETRIES):
             known = self._get({"pk": as_s("DS"), "sk": as_s(letter.sha256)})
             if known is not None and self._if(
@@ -195,6 +199,12 @@ class Delivery(Table):
                 return
             # The writer that claimed the marker has not written the letter yet: wait for it.
             backoff(attempt)
+        if known is not None and self._if(
+            "put_item",
+            Item=dead_letter_item(letter, get_s(known, "id")),
+            ConditionExpression="attribute_not_exists(pk)",
+        ):
+            return  # that writer is gone: the letter is written here, under the marker's id
         raise StoreUnavailableError(f"DynamoDB table {self.table!r}: dead letter {letter.sha256[:12]} not written")
 
     def dead_letters(self, *, limit: int = 100, source: str | None = None) -> list[DeadLetter]:
