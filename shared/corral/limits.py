@@ -135,12 +135,24 @@ def encode(value: object) -> bytes:
     """Serialize a parsed value for a dead letter, whatever its shape.
 
     Within the limits this is plain JSON; beyond them, the levels past the limit and integers
-    out of range are written as strings, so that the letter is kept rather than lost.
+    out of range are written as strings, so that the letter is kept rather than lost. Text that
+    is not valid Unicode (a lone surrogate, which a JSON parser other than orjson gives for
+    `"\\ud800"`) is written with JSON's own escapes, as it was sent.
+
+    Example:
+        >>> encode({"note": "\\ud800"})
+        b'{"note": "\\\\ud800"}'
     """
     try:
         return orjson.dumps(value, default=str)
     except (orjson.JSONEncodeError, RecursionError, TypeError, ValueError):
-        return orjson.dumps(_pruned(value), default=str)
+        pruned = _pruned(value)
+    try:
+        return orjson.dumps(pruned, default=str)
+    except TypeError:  # orjson refuses lone surrogates; the standard library escapes them
+        import json  # noqa: PLC0415 - only for such input
+
+        return json.dumps(pruned, default=str).encode()
 
 
 def _pruned(value: object) -> Any:

@@ -205,3 +205,18 @@ def test_json_of_another_document_is_never_sent(store: Store, siem: RecordingSin
     run.deliverer.deliver(held, claim, {change.version: (copy, b'{"stale":true}')})
     assert [d.finding_json for d in siem.sent] == [None]
     assert siem.sent[0].finding == change.finding
+
+
+def test_text_that_is_not_unicode_is_dead_lettered_as_sent(store: Store, siem: RecordingSink) -> None:
+    """A lone surrogate (what json.loads makes of "\\ud800", as Lambda's runtime parses events) fails alone."""
+    unknown = {"note": "\ud800", "source": "x.app"}
+    finding = make_finding("bad", title="half \ud800 a pair")
+    result = pipeline(store, siem).ingest(
+        [Inbound(unknown, "bus#1"), Inbound(finding, "bus#2"), *inbound(make_finding("good"), ref="bus#3")]
+    )
+    assert result.counts == Counter(new=1, failed=2)
+    letters = {letter.ref: letter for letter in store.dead_letters()}
+    assert sorted(letters) == ["bus#1", "bus#2"]
+    assert b'"\\ud800"' in letters["bus#1"].raw
+    assert b"half \\ud800 a pair" in letters["bus#2"].raw
+    assert [d.finding["finding_info"]["uid"] for d in siem.sent] == ["good"]
