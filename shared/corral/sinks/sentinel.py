@@ -8,9 +8,10 @@ Metrics Publisher" role on the DCR.
 
 The table `CorralFindings_CL` has the columns in `COLUMNS`: a few flat ones to filter and join
 on in KQL, and `Finding`, the whole OCSF document (dynamic). The service truncates any field over
-64 KB, so every text column is cut here with a visible marker, and a `Finding` too large for one
-field keeps its shape with its long strings cut. Requests stay under the API's 1 MB per call:
-rows are grouped here, measured as the SDK measures them, so each `upload` is one request.
+64 KB, so every text column is cut here with a visible marker, measured as JSON as the SDK
+sends it, and a `Finding` too large for one field keeps its shape with its long strings cut; so
+any one row fits a request. Requests stay under the API's 1 MB per call: rows are grouped here,
+measured as the SDK measures them, so each `upload` is one request.
 
 azure-core's own retries are off: the delivery ledger retries, with backoff and the service's
 Retry-After. 429 and 5xx, connection errors, timeouts and token errors are retryable; any other
