@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from corral import ocsf
+from corral.dashboard.page import MAX_PAGE, PAGE_SIZE, Filters, Listing, Row, _listing_section
 from corral.dashboard.page import finding_path as page_path
 from corral.pipeline import Inbound, Pipeline, now_ms
 from corral.stores.base import FindingQuery, LedgerEntry
@@ -252,3 +253,16 @@ def test_search_form_submits_within_the_policy(site: Running, browser: Browser) 
     listed = rows(browser)
     assert listed and all(r["title"].lower().startswith("low finding 1") for r in listed)
     assert len(listed) == 11  # "Low finding 1" and "Low finding 10" … "19"
+
+
+@pytest.mark.parametrize("number", [1, MAX_PAGE - 1, MAX_PAGE])
+def test_the_overview_links_no_page_past_the_last_it_serves(number: int) -> None:
+    """Up to MAX_PAGE a "more" link; on the last page served, how to see the rest instead."""
+    row = Row(("p", "a", "u"), "t", 4, 1, "AWS", "a", "GuardDuty", "p", "EKS", None, None, "", None, 1, 1)
+    listing = Listing(Filters(page=number), [row] * PAGE_SIZE, total=5_000)
+    html = _listing_section(listing)
+    if number < MAX_PAGE:
+        assert f"page={number + 1}" in html and 'rel="next"' in html
+    else:
+        assert 'rel="next"' not in html and f"page={number + 1}" not in html
+        assert "narrow the filters" in html and "/api/findings" in html

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -86,6 +87,7 @@ BAD = [
     "/findings/" + "a" * 40,
     "/?status=closedish",
     "/?page=0",
+    "/?page=41",
     "/?since=forever",
     "/?drill=Kubernetes",
 ]
@@ -204,3 +206,49 @@ def test_ipv6_loopback_bind(filled: Any) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    """Send raw bytes as a request and return everything the server answers before it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_request_cannot_write_control_characters_into_the_log(
+    run_dashboard: Callable[..., Running], capfd: Any
+) -> None:
+    """Terminal escapes and newlines in a path reach the log escaped, on the request's one line."""
+    running = run_dashboard()
+    capfd.readouterr()
+    answer = _raw(running.port, b"GET /\x1b]0;owned\x07\x1b[2K\x1b[31mFAKE HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 404")
+    out = capfd.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "GET /\\x1b]0;owned\\x07\\x1b[2K\\x1b[31mFAKE 404" in out
+
+
+@pytest.mark.parametrize("line", [b"GET / FOO/1.1", b"GET /a b c HTTP/1.1", b"\x00\x01"])
+def test_a_malformed_request_line_gets_an_answer(
+    run_dashboard: Callable[..., Running], line: bytes, capfd: Any
+) -> None:
+    """A request line the server cannot parse is answered 400 and logged as one line, without a traceback."""
+    running = run_dashboard()
+    answer = _raw(running.port, line + b"\r\n\r\n")
+    assert b"400" in answer
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    assert " 400" in captured.out
+
+
+def test_an_idle_connection_is_closed(run_dashboard: Callable[..., Running], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that connects and sends nothing does not hold a request thread for ever."""
+    monkeypatch.setattr(server, "IDLE_TIMEOUT_S", 0.5)
+    running = run_dashboard()
+    with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
+        started = time.monotonic()
+        assert sock.recv(1024) == b""  # closed by the server
+        assert time.monotonic() - started < 5

@@ -43,6 +43,10 @@ COUNT_COLUMNS: Final = ((5, "Critical"), (4, "High"), (3, "Medium"), (2, "Low"),
 RANGES: Final = {"1h": HOUR_MS, "24h": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS, "90d": 90 * DAY_MS}
 STATUSES: Final = ("open", "all", *(ocsf.STATUS_NAMES[s].lower() for s in (1, 2, 3, 4, 5, 6)))
 PAGE_SIZE: Final = 25
+MAX_PAGE: Final = 40
+"""The overview pages through the first 1,000 matches: a page deeper in would read every match
+before it, which anyone able to load a URL in the operator's browser could ask for over and over.
+Filters narrow a longer list; `corral findings list` and `/api/findings` page by cursor."""
 FILTER_NAMES: Final = (
     "cloud",
     "account",
@@ -558,7 +562,13 @@ def _listing_section(listing: Listing) -> str:
     more = ""
     if listing.remaining:
         remaining = f"{listing.remaining:,}" if listing.exact else f"{listing.remaining:,}+"
-        more = f'<p class="more"><a href="{_e(f.href(page=f.page + 1))}" rel="next">{remaining} more →</a></p>'
+        if f.page < MAX_PAGE:
+            more = f'<p class="more"><a href="{_e(f.href(page=f.page + 1))}" rel="next">{remaining} more →</a></p>'
+        else:
+            more = (
+                f'<p class="more">{remaining} more: narrow the filters, or page through them with '
+                "<code>corral findings list</code> or <code>/api/findings</code>.</p>"
+            )
     previous = f'<p><a href="{_e(f.href(page=f.page - 1))}" rel="prev">← previous</a></p>' if f.page > 1 else ""
     return (
         '<section id="findings"><h2>Findings — most severe first, then newest</h2>'

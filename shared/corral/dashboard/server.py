@@ -35,6 +35,7 @@ from corral.dashboard import DEFAULT_HOST, DEFAULT_PORT, listing, view
 from corral.dashboard.page import (
     CLOUDS,
     DIGEST,
+    MAX_PAGE,
     RANGES,
     STATUSES,
     Filters,
@@ -53,6 +54,7 @@ MAX_WINDOW_HOURS: Final = 24 * 366
 MAX_TIME_MS: Final = 253_402_300_799_999
 MAX_PARAM_LENGTH: Final = 1024
 POOL_SIZE: Final = 8
+IDLE_TIMEOUT_S: Final = 30
 
 
 class BadRequestError(ValueError):
@@ -240,7 +242,7 @@ def page_filters(params: Mapping[str, list[str]]) -> Filters:
         source=(_one(params, "source") or "").strip() or None,
         since=_choice(params, "since", tuple(RANGES)),
         q=(_one(params, "q") or "").strip() or None,
-        page=_int(params, "page", 1, 10_000) or 1,
+        page=_int(params, "page", 1, MAX_PAGE) or 1,
     )
 
 
@@ -379,6 +381,9 @@ def handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "corral"
         sys_version = ""
+        # Seconds a connection may sit idle (sending nothing, or reading slowly): a request thread
+        # is not held for ever by a client that never finishes its request.
+        timeout = IDLE_TIMEOUT_S
 
         def do_GET(self) -> None:
             if host_name(self.headers.get("Host")) not in dashboard.hosts:
@@ -400,8 +405,9 @@ def handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
                 print(f"corral: serve: {exc}", file=sys.stderr, flush=True)
                 self._send(HTTPStatus.SERVICE_UNAVAILABLE, _error(str(exc)))
             except Exception as exc:  # noqa: BLE001 (one line in the log and a JSON 500, never a dropped connection)
-                print(f"corral: serve: {self.command} {urlsplit(self.path).path}: {type(exc).__name__}: {exc}",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                where = f"{self.command} {loggable(urlsplit(self.path).path)}"
+                what = f"{type(exc).__name__}: {loggable(str(exc))}"
+                print(f"corral: serve: {where}: {what}", file=sys.stderr, flush=True)
                 self._send(HTTPStatus.INTERNAL_SERVER_ERROR, _error("internal error"))
 
         def _answer(self, path: str, params: Mapping[str, list[str]]) -> None:
@@ -448,10 +454,24 @@ def handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:
             # One line per request, without the query string (it may carry filters naming accounts).
-            status = args[1] if len(args) > 1 else ""
-            print(f"{self.address_string()} {self.command} {urlsplit(self.path).path} {status}", flush=True)
+            # A request line the server could not parse has no path or command yet.
+            status = loggable(str(args[1])) if len(args) > 1 else ""
+            path = loggable(urlsplit(getattr(self, "path", "") or "").path)
+            command = loggable(getattr(self, "command", None) or "-")
+            print(f"{self.address_string()} {command} {path} {status}", flush=True)
 
     return Handler
+
+
+def loggable(text: str) -> str:
+    """`text` for a log line: control and non-ASCII characters escaped, so that no request can
+    write terminal escape sequences or forge a line in the operator's log.
+
+    Example:
+        >>> loggable("/\x1b[31mred\nnext")
+        '/\\x1b[31mred\\nnext'
+    """
+    return ascii(text)[1:-1][:512]
 
 
 class Server(ThreadingHTTPServer):
