@@ -1,7 +1,12 @@
 # The Corral functions (Cloud Functions 2nd gen), their identities, secrets and schedules.
 
 locals {
-  push_audience = "corral-scc-push"
+  # The push function's deterministic run.app URL (its Cloud Run service has the function's name).
+  # Cloud Run admits an ID token only when its audience is the service's run.app URL (or a custom
+  # audience set on the service), so Pub/Sub pushes to this URL with it as the audience, and the
+  # function checks the same value; known before the function exists, so nothing is circular.
+  push_url      = "https://corral-scc-push-${data.google_project.this.number}.${var.region}.run.app"
+  push_audience = local.push_url
   # Pub/Sub's ack deadline must cover a whole invocation, or a slow delivery is delivered twice.
   function_timeout_seconds = 120
   # Settings every function gets; secrets come from Secret Manager, never as plain values.
@@ -184,10 +189,10 @@ resource "google_cloudfunctions2_function" "corral" {
   depends_on = [google_secret_manager_secret_iam_member.runtime_reads, google_project_iam_member.build]
 }
 
-# The push endpoint: reachable by Pub/Sub, which is outside the VPC, so ingress allows all and
-# authentication is Cloud Run IAM (push service account only) plus the function's own OIDC check.
+# The push endpoint: internal ingress, which admits Pub/Sub pushes from this project and nothing
+# from the internet; authentication is Cloud Run IAM (push service account only) plus the
+# function's own OIDC check.
 resource "google_cloudfunctions2_function" "scc_push" {
-  #checkov:skip=CKV_GCP_124:Pub/Sub push comes from outside the VPC; only the push service account may invoke (Cloud Run IAM) and the function verifies its OIDC token.
   count    = local.push
   name     = "corral-scc-push"
   location = var.region
@@ -208,7 +213,7 @@ resource "google_cloudfunctions2_function" "scc_push" {
     available_memory               = "512M"
     timeout_seconds                = local.function_timeout_seconds
     max_instance_count             = var.max_instances
-    ingress_settings               = "ALLOW_ALL"
+    ingress_settings               = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.runtime.email
     vpc_connector                  = local.vpc_connector == "" ? null : local.vpc_connector

@@ -44,7 +44,8 @@ resource "google_pubsub_topic" "relay" {
 }
 
 # Push delivery: Pub/Sub retries with backoff and, after 10 attempts, moves the message to the
-# dead-letter topic instead of dropping it. The OIDC token is checked by the function itself.
+# dead-letter topic instead of dropping it. The OIDC token is checked by Cloud Run's IAM and
+# again by the function itself.
 # This is the default path because its retries end in the dead-letter topic; Eventarc's own
 # subscription needs one gcloud command for that (docs/deploy.md).
 resource "google_pubsub_subscription" "scc_push" {
@@ -67,12 +68,14 @@ resource "google_pubsub_subscription" "scc_push" {
     max_delivery_attempts = 10
   }
   push_config {
-    push_endpoint = google_cloudfunctions2_function.scc_push[0].service_config[0].uri
+    push_endpoint = local.push_url
     oidc_token {
       service_account_email = google_service_account.push.email
       audience              = local.push_audience
     }
   }
+  # Pushes start once the function answers there and the push identity may invoke it.
+  depends_on = [google_cloudfunctions2_function.scc_push, google_cloud_run_service_iam_member.push_invokes]
 }
 
 # Dead lettering needs the Pub/Sub service agent to publish to the dead-letter topic and to

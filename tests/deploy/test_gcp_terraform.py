@@ -175,3 +175,26 @@ def test_cloud_sql_store_is_private_postgresql(setting: str) -> None:
     """The store is PostgreSQL on Cloud SQL, private IP only, TLS only."""
     [instance] = [b for (_, t, _), b in blocks().items() if t == "google_sql_database_instance"]
     assert setting in instance
+
+
+def test_push_goes_to_the_function_s_own_run_app_url_with_it_as_audience() -> None:
+    """Cloud Run's IAM admits a push token only for the service's run.app URL: endpoint, audience and check agree."""
+    source = text()
+    url = re.search(r'push_url\s*=\s*"([^"]+)"', source)[1]  # type: ignore[index]
+    [function] = [b for (_, t, n), b in blocks().items() if t == "google_cloudfunctions2_function" and n == "scc_push"]
+    name = re.search(r'name\s*=\s*"([^"]+)"', function)[1]  # type: ignore[index]
+    # The deterministic URL: https://SERVICE-PROJECT_NUMBER.REGION.run.app (the service has the function's name).
+    assert url == f"https://{name}-${{data.google_project.this.number}}.${{var.region}}.run.app"
+    assert re.search(r"push_audience\s*=\s*local\.push_url", source)
+    [push] = [b for (_, t, n), b in blocks().items() if t == "google_pubsub_subscription" and n == "scc_push"]
+    assert "push_endpoint = local.push_url" in push
+    assert "audience              = local.push_audience" in push
+    assert "CORRAL_PUSH_AUDIENCE        = local.push_audience" in function
+
+
+def test_no_function_is_reachable_from_the_internet() -> None:
+    """Every function's ingress is internal: Pub/Sub, Eventarc and Scheduler of the project are internal callers."""
+    functions = {n: b for (_, t, n), b in blocks().items() if t == "google_cloudfunctions2_function"}
+    assert {"corral", "scc_push"} <= set(functions)
+    for name, body in functions.items():
+        assert re.search(r'ingress_settings\s*=\s*"ALLOW_INTERNAL_ONLY"', body), name
