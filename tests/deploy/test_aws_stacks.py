@@ -73,3 +73,43 @@ def test_forwarding_refuses_the_home_region() -> None:
     rules = load("infra/aws/forwarding.yml")["Rules"]
     [assertion] = rules["NotInTheHomeRegion"]["Assertions"]
     assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": ["AWS::Region", "HomeRegion"]}]}
+
+
+def _statements(role: dict[str, Any]) -> list[Any]:
+    return [s for policy in role["Properties"]["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+
+
+def test_each_function_has_its_own_role_writing_only_its_own_logs() -> None:
+    """One role per function, under /corral/, whose log statement names that function's log group."""
+    config = load("serverless.yml")
+    resources = config["resources"]["Resources"]
+    roles = [function["role"] for function in config["functions"].values()]
+    assert len(roles) == len(set(roles))
+    for name, function in config["functions"].items():
+        role = resources[function["role"]]
+        assert role["Properties"]["Path"] == "/corral/"
+        [logs] = [s for s in _statements(role) if isinstance(s, dict) and "logs:PutLogEvents" in s.get("Action", [])]
+        assert logs["Resource"]["Fn::Sub"].endswith(f"/aws/lambda/${{self:service}}-${{sls:stage}}-{name}:*"), name
+
+
+def test_only_corral_roles_of_the_organization_may_send_to_the_hub() -> None:
+    """The hub queue admits SendMessage from the organization's Corral roles, and nothing else from outside."""
+    statements = load("serverless.yml")["resources"]["Resources"]["HubQueuePolicy"]["Properties"]["PolicyDocument"]
+    [spokes] = [s["Fn::If"][1] for s in statements["Statement"] if "Fn::If" in s]
+    assert spokes["Action"] == "sqs:SendMessage"
+    assert set(spokes["Condition"]) == {"StringEquals", "ArnLike"}
+    assert spokes["Condition"]["ArnLike"]["aws:PrincipalArn"]["Fn::Sub"] == "arn:${AWS::Partition}:iam::*:role/corral/*"
+
+
+def test_functions_get_only_the_table_actions_the_store_calls() -> None:
+    """No table-management or transaction rights: migrate is an operator's command."""
+    actions = set(load("serverless.yml")["custom"]["iam"]["store"]["Action"])
+    assert actions == {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+    }
