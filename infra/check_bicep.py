@@ -49,6 +49,7 @@ API_VERSIONS: dict[str, frozenset[str]] = {
     "Microsoft.Insights/dataCollectionRules": frozenset({"2022-06-01", "2023-03-11"}),
     "Microsoft.Web/serverfarms": frozenset({"2023-12-01", "2024-04-01", "2024-11-01"}),
     "Microsoft.Web/sites": frozenset({"2023-12-01", "2024-04-01", "2024-11-01"}),
+    "Microsoft.Web/sites/basicPublishingCredentialsPolicies": frozenset({"2023-12-01", "2024-04-01", "2024-11-01"}),
     "Microsoft.Authorization/roleAssignments": frozenset({"2022-04-01"}),
     "Microsoft.Security/automations": frozenset({"2019-01-01-preview", "2023-12-01-preview"}),
     "Microsoft.EventGrid/systemTopics": frozenset({"2021-12-01", "2022-06-15", "2025-02-15"}),

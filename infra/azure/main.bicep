@@ -319,6 +319,19 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
+// Deployment and the SCM site use Entra ID only: no publishing user name and password exist.
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: { allow: false }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: { allow: false }
+}
+
 // --- least-privilege role assignments for the app's identity ------------------------------------
 resource receiveDefender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(defenderHubRes.id, functionApp.id, roles.eventHubsDataReceiver)

@@ -6,6 +6,7 @@ before the tests), because it reads Bicep with checkov's own parser.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -103,3 +104,14 @@ resource export 'Microsoft.Security/automations@2023-12-01-preview' = {
     run = run_checker(tmp_path / "export.bicep")
     assert run.returncode == 1
     assert "exports only its own subscription" in run.stdout, run.stdout
+
+
+def test_the_function_app_has_no_basic_auth_publishing() -> None:
+    """Deployment uses Entra ID: the SCM and FTP publishing user name and password are turned off."""
+    source = (ROOT / "infra" / "azure" / "main.bicep").read_text()
+    kind = "sites/basicPublishingCredentialsPolicies@"
+    policies = [b for b in source.split("\nresource ")[1:] if kind in b.split("\n")[0]]
+    by_name = {re.search(r"name: '(\w+)'", b)[1]: b for b in policies}  # type: ignore[index]
+    assert set(by_name) == {"scm", "ftp"}
+    for body in by_name.values():
+        assert "parent: functionApp" in body and "properties: { allow: false }" in body
