@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from corral import config, limits, ocsf
+from corral import config, limits, ocsf, traits
 from corral.errors import ConfigError, StoreUnavailableError
 from corral.normalize import normalize
 from corral.prioritize import Prioritizer
@@ -218,6 +218,8 @@ class Pipeline:
             self.store.add_dead_letters(letters)
         if signals:
             self.store.record_signals(signals)
+            # A health signal arrives on the same bus as the findings: the source is delivering.
+            self.store.touch_sources(_signals_seen(signals, self.clock()))
 
     def _outcomes(self, deliveries: Iterable[Inbound]) -> Iterator[tuple[Outcome, ocsf.Finding | None, str]]:
         """Each outcome of the deliveries, with its finding stamped with the transport's order."""
@@ -279,7 +281,7 @@ class Pipeline:
             documents = [p.document if f is p.finding else None for p, f in zip(batch, prepared.findings, strict=True)]
             stored = self.store.upsert(prepared.findings, now=now, documents=documents, contexts=prepared.contexts)
             changes = prepared.finish(stored)
-            self.store.touch_sources(_seen(batch, now))
+            self.store.touch_sources(_seen(batch, stored, now))
         except StoreUnavailableError:
             raise
         except Exception as exc:  # noqa: BLE001 - one record's failure must not end the batch
@@ -552,12 +554,28 @@ def _failure(pending: _Pending, reason: str) -> Outcome:
     )
 
 
-def _seen(batch: Sequence[_Pending], now: int) -> list[SourceSeen]:
+def _seen(batch: Sequence[_Pending], changes: Sequence[Change], now: int) -> list[SourceSeen]:
+    """The batch's deliveries per source and account; a stale one (a replay, a backfill) proves nothing of now."""
     latest: dict[tuple[str, str], tuple[int, str]] = {}
-    for pending in batch:
+    for pending, change in zip(batch, changes, strict=True):
+        if change.kind == "stale":
+            continue
         finding, source = pending.finding, pending.source
         cloud = finding["cloud"]
         key = (source, cloud["account"]["uid"])
         when = ocsf.modified_time(finding)
         latest[key] = (max(latest[key][0], when) if key in latest else when, cloud["provider"])
     return [SourceSeen(source, account, now, when, cloud) for (source, account), (when, cloud) in latest.items()]
+
+
+def _signals_seen(signals: Sequence[HealthSignal], now: int) -> list[SourceSeen]:
+    """The health signals' deliveries per source and account, at their latest signal time."""
+    latest: dict[tuple[str, str], HealthSignal] = {}
+    for signal in signals:
+        key = (signal.source, signal.account_uid)
+        if key not in latest or signal.time > latest[key].time:
+            latest[key] = signal
+    return [
+        SourceSeen(source, account, now, signal.time, traits.SERVICE_CLOUD.get(signal.service))
+        for (source, account), signal in latest.items()
+    ]

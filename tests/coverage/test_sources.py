@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from corral import ocsf, traits
 from corral.coverage import RUNTIME, matrix, observe
 from corral.health import check_sources, report, silence_key
-from corral.pipeline import Pipeline
+from corral.pipeline import Inbound, Pipeline
 from corral.records import HealthSignal
+from corral.sinks.text import iso_ms
 from corral.stores.base import DeadLetter, FindingQuery, LedgerEntry, SourceSeen
-from tests.coverage.conftest import HOUR, Clock, deliveries
+from tests.coverage.conftest import EVENTS, HOUR, Clock, deliveries
+from tests.stores.factory import make_finding
 from tests.support.ocsf import assert_valid
 
 APP, TD = RUNTIME
@@ -160,3 +164,33 @@ def test_report_counts_dead_letters_and_pending(pipeline: Pipeline, clock: Clock
     assert health.dead_letters.get("azure.defender") == 2
     assert health.oldest_pending_age_ms() == HOUR
     assert health.to_json()["oldest_pending"]["slack:soc"]["age_ms"] == HOUR
+
+
+def test_a_replayed_old_version_does_not_end_a_silence(pipeline: Pipeline, clock: Clock) -> None:
+    """A stale delivery (a redrive, a backfill) proves nothing about the live export: the source stays silent."""
+    old = make_finding("gd-1", modified=clock.now - 40 * 24 * HOUR)
+    new = make_finding("gd-1", modified=clock.now)
+    pipeline.ingest([Inbound(new, "bus#1")])
+    clock.now += 8 * HOUR
+    key = silence_key("aws.guardduty", new["cloud"]["account"]["uid"])
+    assert check_sources(pipeline, clock.now).raised == (key[2],)
+    clock.now += HOUR
+    assert pipeline.ingest([Inbound(old, "redrive#1")]).counts["stale"] == 1
+    clock.now += HOUR
+    checked = check_sources(pipeline, clock.now)
+    assert checked.closed == ()
+    assert [s.state for s in checked.sources if s.source == "aws.guardduty"] == ["silent"]
+
+
+def test_a_source_sending_only_health_signals_is_delivering(pipeline: Pipeline, clock: Clock) -> None:
+    """Inspector scan events every hour, and no new finding: Inspector is not silent."""
+    scan = orjson.loads((EVENTS / "aws" / "inspector" / "scan-ecr-initial-scan-complete.eventbridge.json").read_bytes())
+    pipeline.ingest([Inbound(scan, "bus#0")])
+    for hour in range(1, 27):
+        clock.now += HOUR
+        pipeline.ingest([Inbound({**scan, "time": iso_ms(clock.now)}, f"bus#{hour}")])
+    checked = check_sources(pipeline, clock.now)
+    assert checked.raised == ()
+    [state] = [s for s in checked.sources if s.source == "aws.inspector2"]
+    assert state.state == "ok"
+    assert state.last_finding_time is not None and clock.now - state.last_finding_time < HOUR
