@@ -52,6 +52,8 @@ class Observations:
     silent: frozenset[tuple[str, str]] = frozenset()
     """(source id, cloud) pairs where every account the source reports for has gone silent."""
     signals: Sequence[HealthSignal] = ()
+    source_windows: Mapping[str, int] = field(default_factory=dict)
+    """Source id → its own reporting window: a cell it covers is judged over at least that long."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +158,9 @@ def _cell(obs: Observations, signals: Sequence[HealthSignal], service: str, laye
     expected = tuple(c for c in caps if cloud in obs.reporting.get(c.source, frozenset()))
     live = [c for c in expected if (c.source, cloud) not in obs.silent]
     last = obs.latest.get((service, layer, task))
-    since = obs.now - obs.window_ms
+    # A source that reports weekly (Defender's snapshot) would leave its cells silent for part of
+    # every week under a shorter window: each cell waits at least as long as its sources do.
+    since = obs.now - max([obs.window_ms, *(obs.source_windows.get(c.source, 0) for c in expected)])
     recent = last is not None and last >= since
 
     def made(state: State, reason: str) -> Cell:
@@ -208,7 +212,10 @@ def observe(store: Store, health: HealthReport, window_ms: int) -> Observations:
     The store answers the newest finding per cell itself (`Store.latest_per_cell`), so no document
     is read here, whatever the number of findings.
     """
-    since = health.now - window_ms
+    windows: dict[str, int] = {}
+    for row in health.sources:
+        windows[row.source] = max(windows.get(row.source, 0), row.window_ms)
+    since = health.now - max([window_ms, *windows.values()])
     known = {
         cell: last_seen
         for cell, last_seen in store.latest_per_cell(since).items()
@@ -228,4 +235,5 @@ def observe(store: Store, health: HealthReport, window_ms: int) -> Observations:
         reporting={s: frozenset(c) for s, c in reporting.items()},
         silent=silent,
         signals=tuple(store.signals()),
+        source_windows=windows,
     )

@@ -157,3 +157,15 @@ def test_latest_per_cell_ignores_samples_and_unclassified() -> None:
         [(doc(traits.GKE), 5), (doc(traits.GKE), 9), (doc(traits.AKS, sample=True), 7), (doc("none"), 8)]
     )
     assert latest == {(traits.GKE, APP, TD): 9}
+
+
+def test_a_cell_waits_as_long_as_its_weekly_source() -> None:
+    """A Defender cell is judged over Defender's 8-day window even when the matrix asks for a week."""
+    cell = (traits.AKS, traits.PLATFORM, traits.HARDENING)
+    reporting = {"azure.defender": frozenset({"Azure"})}
+    windows = {"azure.defender": 8 * 24 * HOUR}
+    latest = {cell: NOW - WEEK - 10 * 60_000}  # the weekly snapshot is ten minutes late
+    assert matrix(obs(latest=latest, reporting=reporting)).cell(*cell).state == "silent"
+    assert matrix(obs(latest=latest, reporting=reporting, source_windows=windows)).cell(*cell).state == "covered"
+    older = {cell: NOW - 8 * 24 * HOUR - 1}
+    assert matrix(obs(latest=older, reporting=reporting, source_windows=windows)).cell(*cell).state == "silent"
