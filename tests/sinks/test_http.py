@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from corral.sinks.http import REDACTED, Client, redact_url_in_logs
+from corral.sinks.http import MAX_RETRY_AFTER_S, REDACTED, Client, classify, redact_url_in_logs, retry_after_seconds
 from tests.support.fake_http import HANG, FakeHTTPServer, Reply, refused_url
 
 
@@ -84,3 +84,50 @@ def test_secret_url_parts_are_redacted_from_transport_logs(caplog: pytest.LogCap
     for message in transport:
         assert "path-secret-0001" not in message
         assert "query-secret-0002" not in message
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("120", 120.0),
+        ("0", 0.0),
+        ("-5", 0.0),
+        ("99999999999999999", float(MAX_RETRY_AFTER_S)),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", float(MAX_RETRY_AFTER_S)),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
+        ("inf", None),
+        ("1e400", None),
+        ("nan", None),
+        ("soon", None),
+        ("", None),
+    ],
+)
+def test_retry_after_is_a_bounded_wait(header: str, expected: float | None) -> None:
+    """Seconds or an HTTP date, never below 0 nor above a day; infinity and nonsense are no hint at all."""
+    assert retry_after_seconds(header) == expected
+
+
+def test_retry_after_dates_are_gmt_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The obsolete asctime form carries no zone: HTTP dates are GMT, not the host's local time."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        soon = time.gmtime(time.time() + 120)
+        wait = retry_after_seconds(time.strftime("%a %b %d %H:%M:%S %Y", soon))
+        assert wait is not None and 100 <= wait <= 121
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+@pytest.mark.parametrize("status", [408, 425, 429, 500, 503])
+def test_not_now_answers_are_retryable(status: int) -> None:
+    """A timed-out, too-early or throttled request may be repeated; so may a server error."""
+    answer = classify(status, b"", None, "x")
+    assert not answer.ok and not answer.permanent
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413])
+def test_other_client_errors_are_permanent(status: int) -> None:
+    """The rest of 4xx will be refused again."""
+    assert classify(status, b"", None, "x").permanent

@@ -129,14 +129,26 @@ def test_a_failed_upload_fails_only_its_own_rows(
 ) -> None:
     """When the first of two uploads gets 503, its rows are retryable and the second upload's rows delivered."""
     deliveries = numbered(SINK, 14, title="T" * 70_000)
-    server.push(Reply.json(503, {"error": {"code": "ServiceUnavailable", "message": "busy"}}, {"Retry-After": "12"}))
+    server.push(Reply.json(503, {"error": {"code": "ServiceUnavailable", "message": "busy"}}))
     results = _sink(server, tls).send(deliveries)
     failed = [r for r in results if not r.ok]
     assert failed
     assert len(failed) < len(results)
     assert results[0] in failed
-    assert all(not r.permanent and r.retry_after == 12.0 for r in failed)
+    assert all(not r.permanent and r.attempted for r in failed)
     assert {row["IdempotencyKey"] for row in ingestion.rows} == {r.version for r in results if r.ok}
+
+
+def test_after_a_retry_after_the_rest_waits_unsent(
+    server: FakeHTTPServer, ingestion: LogsIngestion, tls: TlsFiles
+) -> None:
+    """A 503 asking to wait 12 s: the first upload's rows retry then, the later uploads are held back unsent."""
+    deliveries = numbered(SINK, 14, title="T" * 70_000)
+    server.push(Reply.json(503, {"error": {"code": "ServiceUnavailable", "message": "busy"}}, {"Retry-After": "12"}))
+    results = _sink(server, tls).send(deliveries)
+    assert not any(r.ok for r in results) and ingestion.rows == []
+    assert all(not r.permanent and r.retry_after == 12.0 for r in results)
+    assert results[0].attempted and not results[-1].attempted
 
 
 @pytest.mark.parametrize(

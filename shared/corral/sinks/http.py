@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
@@ -119,20 +121,34 @@ def secret_from_env(settings: Mapping[str, Any], key: str, env: Mapping[str, str
     return value
 
 
+MAX_RETRY_AFTER_S: Final = 86_400
+"""The longest wait a platform's Retry-After is taken at: a day. A receiver (hostile or broken)
+asking for years, or for infinity, would otherwise park a delivery for good."""
+
+
 def retry_after_seconds(value: str | None) -> float | None:
-    """Parse a Retry-After header: delta seconds or an HTTP date."""
+    """Parse a Retry-After header: delta seconds or an HTTP date, within 0 and `MAX_RETRY_AFTER_S`.
+
+    Example:
+        >>> retry_after_seconds("120"), retry_after_seconds("99999999999999999"), retry_after_seconds("inf")
+        (120.0, 86400.0, None)
+    """
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if when.tzinfo is None:  # the obsolete asctime form: HTTP dates are in GMT, not local time
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - time.time()
+    if not math.isfinite(seconds):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return min(max(0.0, seconds), float(MAX_RETRY_AFTER_S))
 
 
 class _RedactSecrets(logging.Filter):
@@ -212,12 +228,17 @@ class Client:
         self._pool.clear()
 
 
+# 4xx answers that say "not now" rather than "never": a timed-out request (408), one sent too
+# early (425), and too many requests (429).
+_TRANSIENT_4XX: Final = frozenset({408, 425, 429})
+
+
 def classify(status: int, body: bytes, retry_after: str | None, what: str) -> Answer:
-    """Classify an HTTP status: 2xx ok; 429/5xx retryable; other 4xx permanent."""
+    """Classify an HTTP status: 2xx ok; 408, 425, 429 and 5xx retryable; other 4xx permanent."""
     if 200 <= status < 300:
         return Answer(True, status, body)
     hint = retry_after_seconds(retry_after)
-    if status == 429 or status >= 500:
+    if status in _TRANSIENT_4XX or status >= 500:
         return Answer(False, status, body, error=f"{what}: HTTP {status}", retry_after=hint)
     return Answer(False, status, body, error=f"{what}: HTTP {status} (rejected)", permanent=True)
 
@@ -280,11 +301,18 @@ def send_batches(
     for k in oversize:
         i = order[k]
         results[i] = Result.failure(deliveries[i].version, f"{what}: {too_large(items[i])}", permanent=True)
+    wait: float | None = None
     for group in groups:
         members = [order[k] for k in group]
+        if wait is not None:
+            # The platform asked to wait: the rest is held back unsent, spending no attempt.
+            for i in members:
+                results[i] = Result.held_back(deliveries[i].version, f"{what}: waiting as asked (Retry-After)", wait)
+            continue
         sent = send([deliveries[i] for i in members], [items[i] for i in members])
         for i, result in zip(members, sent, strict=True):
             results[i] = result
+        wait = next((r.retry_after for r in sent if not r.ok and not r.permanent and r.retry_after), None)
     done = [r for r in results if r is not None]
     log_failures(log, what, done)
     return done
