@@ -118,7 +118,7 @@ def test_document_over_the_limit_fails_alone(server: FakeHTTPServer) -> None:
     assert all(b"b" * 64 not in r.body for r in server.requests)
 
 
-@pytest.mark.parametrize(("status", "permanent"), [(429, False), (500, False), (503, False), (401, True), (413, True)])
+@pytest.mark.parametrize(("status", "permanent"), [(429, False), (500, False), (503, False), (401, True)])
 def test_refused_request_fails_every_item(server: FakeHTTPServer, status: int, permanent: bool) -> None:
     """A request-level refusal fails all its deliveries; 429/5xx retryable with Retry-After."""
     server.push(Reply.json(status, {"error": {"type": "x"}, "status": status}, {"Retry-After": "9"}))
@@ -232,3 +232,20 @@ def test_registry_builds_the_sink() -> None:
     assert sink.id == SINK
     assert sink.family == family("elastic") == elastic.FAMILY
     sink.close()
+
+
+def test_a_request_too_large_for_the_receiver_is_sent_in_halves(server: FakeHTTPServer) -> None:
+    """413 for three documents: they go again in smaller requests and are indexed."""
+    server.push(Reply.json(413, {"error": "request entity too large"}))
+    results = _sink(server).send(numbered(SINK, 3))
+    assert all(r.ok for r in results)
+    assert [r.body.count(b"\n") // 2 for r in server.requests] == [3, 1, 2]
+
+
+def test_only_a_document_refused_alone_fails_for_good(server: FakeHTTPServer) -> None:
+    """A receiver refusing every size: each document ends refused on its own, permanently."""
+    for _ in range(5):
+        server.push(Reply.json(413, {"error": "request entity too large"}))
+    results = _sink(server).send(numbered(SINK, 3))
+    assert all(not r.ok and r.permanent for r in results)
+    assert [r.body.count(b"\n") // 2 for r in server.requests] == [3, 1, 2, 1, 1]

@@ -324,3 +324,14 @@ def test_registry_builds_the_sink() -> None:
     assert sink.id == SINK
     assert sink.family == family("splunk_hec") == hec.FAMILY
     sink.close()
+
+
+def test_a_body_over_hec_s_own_limit_is_sent_in_halves(server: FakeHTTPServer, collector: HecCollector) -> None:
+    """HEC's max_content_length below max_request_bytes: a 413 for the batch, then every event lands in halves."""
+    deliveries = numbered(SINK, 8)
+    collector.max_bytes = len(hec.render(deliveries[0])) * 5
+    results = _sink(server).send(deliveries)
+    assert all(r.ok for r in results)
+    assert [e["event"]["corral_idempotency_key"] for e in collector.events] == [d.version for d in deliveries]
+    assert len(server.requests) > 2  # the whole batch (refused), then its halves
+    assert len(server.requests[0].body) > collector.max_bytes

@@ -9,7 +9,8 @@ modified time) and `corral.change` / `corral.idempotency_key`.
 The index name travels inside the NDJSON action line, never in the URL path, and is checked at
 start-up against Elasticsearch's naming rules. `_bulk` answers 200 even when items fail, so each
 item's own status decides its delivery: 2xx or 409 success, 429 and 5xx retryable, other 4xx
-(mapping errors) permanent. A refused request (401, 413, 5xx, timeout) fails all its items.
+(mapping errors) permanent. A refused request (401, 5xx, timeout) fails all its items; a 413 is
+sent again in halves, so that only a document refused alone fails for good.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ import orjson
 from corral import ocsf
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily, finding_and
-from corral.sinks.http import READ_TIMEOUT, Answer, Client, require_https, secret_from_env, send_batches
+from corral.sinks.http import (
+    READ_TIMEOUT,
+    Answer,
+    Client,
+    post_halving,
+    require_https,
+    secret_from_env,
+    send_batches,
+)
 from corral.sinks.settings import MAX_TIMEOUT, PUBLIC_URL_HELP, ca_bundle, number, public_url, seconds
 from corral.sinks.text import finding_link, iso_ms
 
@@ -124,7 +133,12 @@ class ElasticSink:
         )
 
     def _post(self, batch: Sequence[Delivery], lines: list[bytes]) -> list[Result]:
-        return self._results(self._client.post(self._url, b"".join(lines), self._headers, what=self.id), batch)
+        return post_halving(
+            lambda group: self._client.post(self._url, b"".join(group), self._headers, what=self.id),
+            self._results,
+            batch,
+            lines,
+        )
 
     def _results(self, answer: Answer, batch: Sequence[Delivery]) -> list[Result]:
         if not answer.ok:

@@ -228,6 +228,8 @@ class Client:
         self._pool.clear()
 
 
+TOO_LARGE: Final = 413
+
 # 4xx answers that say "not now" rather than "never": a timed-out request (408), one sent too
 # early (425), and too many requests (429).
 _TRANSIENT_4XX: Final = frozenset({408, 425, 429})
@@ -316,6 +318,26 @@ def send_batches(
     done = [r for r in results if r is not None]
     log_failures(log, what, done)
     return done
+
+
+def post_halving(
+    post: Callable[[list[_Item]], Answer],
+    results: Callable[[Answer, Sequence[Delivery]], list[Result]],
+    batch: Sequence[Delivery],
+    items: list[_Item],
+) -> list[Result]:
+    """Post one group and read its Results; a 413 for several deliveries posts each half instead.
+
+    A receiver whose body limit is below `max_request_bytes` (a proxy, HEC's max_content_length)
+    refuses the request's total, not any one document: only a delivery refused alone fails for good.
+    """
+    answer = post(items)
+    if answer.status == TOO_LARGE and len(batch) > 1:
+        half = len(batch) // 2
+        return post_halving(post, results, batch[:half], items[:half]) + post_halving(
+            post, results, batch[half:], items[half:]
+        )
+    return results(answer, batch)
 
 
 def log_failures(log: logging.Logger, what: str, results: Sequence[Result]) -> None:

@@ -28,7 +28,15 @@ import orjson
 from corral import ocsf
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily, finding_and
-from corral.sinks.http import READ_TIMEOUT, Answer, Client, require_https, secret_from_env, send_batches
+from corral.sinks.http import (
+    READ_TIMEOUT,
+    Answer,
+    Client,
+    post_halving,
+    require_https,
+    secret_from_env,
+    send_batches,
+)
 from corral.sinks.settings import MAX_TIMEOUT, PUBLIC_URL_HELP, ca_bundle, label, number, public_url, seconds
 from corral.sinks.text import finding_link
 
@@ -175,7 +183,12 @@ class SplunkHecSink:
         )
 
     def _post(self, batch: Sequence[Delivery], events: list[bytes]) -> list[Result]:
-        return self._results(self._client.post(self._url, b"".join(events), self._headers, what=self.id), batch)
+        return post_halving(
+            lambda group: self._client.post(self._url, b"".join(group), self._headers, what=self.id),
+            self._results,
+            batch,
+            events,
+        )
 
     def _results(self, answer: Answer, batch: Sequence[Delivery]) -> list[Result]:
         if answer.ok:
