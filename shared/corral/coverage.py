@@ -123,13 +123,22 @@ class Matrix:
 
 
 def latest_signals(signals: Iterable[HealthSignal]) -> list[HealthSignal]:
-    """Keep the newest signal per (source, account, service, region): signals are state, not events."""
-    newest: dict[tuple[str, str, str, str | None], HealthSignal] = {}
+    """Keep the newest signal per (source, account, service, region, resource): signals are state, not events.
+
+    A signal naming no resource (kept before each resource had its own, or from a source that
+    names none) cannot say which resource it was about: a later signal about any resource of the
+    same account, service and region supersedes it.
+    """
+    newest: dict[tuple[str, str, str, str | None, str], HealthSignal] = {}
     for signal in signals:
-        key = (signal.source, signal.account_uid, signal.service, signal.region)
+        key = (signal.source, signal.account_uid, signal.service, signal.region, signal.resource)
         if key not in newest or signal.time >= newest[key].time:
             newest[key] = signal
-    return list(newest.values())
+    named: dict[tuple[str, str, str, str | None], int] = {}
+    for key, signal in newest.items():
+        if key[4]:
+            named[key[:4]] = max(named.get(key[:4], signal.time), signal.time)
+    return [s for k, s in newest.items() if k[4] or named.get(k[:4], s.time) <= s.time]
 
 
 def matrix(obs: Observations) -> Matrix:

@@ -114,6 +114,10 @@ class HealthSignal(NamedTuple):
     time: int
     region: str | None = None
     detail: str = ""
+    resource: str = ""
+    """What the signal is about (a cluster, an instance), "" when the source names nothing narrower
+    than the account: each resource's state is kept apart, so one cluster's Healthy does not hide
+    another's Unhealthy."""
 
 
 Normalized = Finding | Skip | HealthSignal

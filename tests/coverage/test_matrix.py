@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from corral import sources, traits
-from corral.coverage import RUNTIME, Observations, latest_per_cell, matrix
+from corral.coverage import RUNTIME, Observations, latest_per_cell, latest_signals, matrix
 from corral.records import HealthSignal
 from corral.responsibility import RESPONSIBILITY, capabilities, owner
 from corral.sources import CAPABILITIES
@@ -169,3 +169,12 @@ def test_a_cell_waits_as_long_as_its_weekly_source() -> None:
     assert matrix(obs(latest=latest, reporting=reporting, source_windows=windows)).cell(*cell).state == "covered"
     older = {cell: NOW - 8 * 24 * HOUR - 1}
     assert matrix(obs(latest=older, reporting=reporting, source_windows=windows)).cell(*cell).state == "silent"
+
+
+def test_a_signal_naming_no_resource_gives_way_to_a_later_named_one() -> None:
+    """A signal kept before resources had their own cannot say which cluster it was about."""
+    legacy = HealthSignal("aws.guardduty", "111", traits.EKS, False, NOW - 2 * HOUR, "us-east-1", "UNHEALTHY")
+    prod = legacy._replace(healthy=True, time=NOW - HOUR, resource="prod")
+    dev = legacy._replace(healthy=False, time=NOW - 3 * HOUR, resource="dev")
+    assert sorted(latest_signals([legacy, prod, dev]), key=lambda s: s.resource) == [dev, prod]
+    assert latest_signals([legacy, dev]) == [legacy, dev]  # the named one is older: both stand

@@ -41,8 +41,12 @@ def test_fixtures_from_each_cloud_fill_the_matrix(pipeline: Pipeline, clock: Clo
     # among them) restore the runtime cell.
     pipeline.store.record_signals(
         [
-            HealthSignal("aws.guardduty", AWS_ACCOUNT, traits.EKS, True, clock.now, "us-east-1", "HEALTHY"),
-            HealthSignal("aws.guardduty", "444455556666", traits.EKS, True, clock.now, "eu-west-1", "HEALTHY"),
+            HealthSignal(
+                "aws.guardduty", AWS_ACCOUNT, traits.EKS, True, clock.now, "us-east-1", "HEALTHY", "shop-prod"
+            ),
+            HealthSignal(
+                "aws.guardduty", "444455556666", traits.EKS, True, clock.now, "eu-west-1", "HEALTHY", "shop-prod"
+            ),
         ]
     )
     m = matrix(observe(pipeline.store, report(pipeline.store, {}, clock.now), 168 * HOUR))
@@ -194,3 +198,18 @@ def test_a_source_sending_only_health_signals_is_delivering(pipeline: Pipeline, 
     [state] = [s for s in checked.sources if s.source == "aws.inspector2"]
     assert state.state == "ok"
     assert state.last_finding_time is not None and clock.now - state.last_finding_time < HOUR
+
+
+def test_one_cluster_healthy_does_not_hide_another_unhealthy(pipeline: Pipeline, clock: Clock) -> None:
+    """Runtime Protection Unhealthy for one EKS cluster, then Healthy for another: the cell stays unhealthy."""
+    sick = orjson.loads((EVENTS / "aws" / "guardduty" / "runtime-protection-unhealthy-eks.json").read_bytes())
+    fine = orjson.loads(orjson.dumps(sick))
+    fine["detail-type"] = "GuardDuty Runtime Protection Healthy"
+    fine["detail"]["resourceDetails"]["eksClusterDetails"]["clusterName"] = "dev-sandbox"
+    fine["detail"]["currentStatus"], fine["detail"]["previousStatus"] = "HEALTHY", "UNHEALTHY"
+    fine["time"] = iso_ms(clock.now)
+    fine["detail"]["lastUpdatedAt"] = iso_ms(clock.now)
+    pipeline.ingest([Inbound(sick, "bus#1"), Inbound(fine, "bus#2")])
+    m = matrix(observe(pipeline.store, report(pipeline.store, {}, clock.now), 168 * HOUR))
+    cell = m.cell(traits.EKS, *RUNTIME)
+    assert cell.state == "unhealthy" and "shop-prod" in cell.reason

@@ -32,7 +32,10 @@ def render(outcome: Outcome) -> dict[str, Any]:
     if outcome.signal is not None:
         signal = outcome.signal
         fields = ("source", "account_uid", "service", "healthy", "time", "region", "detail")
-        return {"where": outcome.where, "signal": {name: getattr(signal, name) for name in fields}}
+        data = {name: getattr(signal, name) for name in fields}
+        if signal.resource:
+            data["resource"] = signal.resource
+        return {"where": outcome.where, "signal": data}
     if outcome.skipped is not None:
         return {"where": outcome.where, "skipped": outcome.skipped}
     return {"where": outcome.where, "error": outcome.error}

@@ -589,6 +589,18 @@ def test_signals_latest_wins(store: Store) -> None:
     assert sorted(store.signals(), key=lambda s: s.source) == [healed, other]
 
 
+def test_each_resource_keeps_its_own_signal(store: Store) -> None:
+    """One cluster's Healthy does not replace another's Unhealthy: a signal is kept per resource it names."""
+    sick = HealthSignal("aws.guardduty", "111", "EKS", healthy=False, time=T + 10, region="eu-west-1", resource="prod")
+    fine = HealthSignal("aws.guardduty", "111", "EKS", healthy=True, time=T + 20, region="eu-west-1", resource="dev")
+    store.record_signals([sick])
+    store.record_signals([fine])
+    assert sorted(store.signals(), key=lambda s: s.resource) == [fine, sick]
+    healed = sick._replace(healthy=True, time=T + 30)
+    store.record_signals([healed])
+    assert sorted(store.signals(), key=lambda s: s.resource) == [fine, healed]
+
+
 # Concurrent writers ---------------------------------------------------------------------------------
 
 WRITERS = 4

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from corral import traits
+from corral.records import HealthSignal
 from corral.stores import _sql, migrations, open_store
 from corral.stores._shared import pack_cursor
 from corral.stores.base import FindingQuery, finding_id
@@ -151,5 +152,29 @@ def test_latest_step_is_recorded(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'new.db'}")
     try:
         assert store.schema_version() == migrations.LATEST  # type: ignore[attr-defined]
+    finally:
+        store.close()
+
+
+def test_sqlite_migration_keeps_the_signals_it_had(tmp_path: Path) -> None:
+    """Signals kept before each resource had its own survive the change of key, naming no resource."""
+    path = tmp_path / "signals.db"
+    db = sqlite3.connect(path)
+    db.execute(migrations.SCHEMA_TABLE_SQLITE)
+    for step in migrations.MIGRATIONS[:11]:
+        for statement in step.sqlite:
+            db.execute(statement)
+        db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (step.version, step.description, 0))
+    db.execute(
+        "INSERT INTO health_signals VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ("aws.guardduty", "111", "EKS", "eu-west-1", 0, T, "EKS prod: HEALTHY -> UNHEALTHY"),
+    )
+    db.commit()
+    db.close()
+    store = open_store(f"sqlite:///{path}")
+    try:
+        assert store.signals() == [
+            HealthSignal("aws.guardduty", "111", "EKS", False, T, "eu-west-1", "EKS prod: HEALTHY -> UNHEALTHY", "")
+        ]
     finally:
         store.close()

@@ -464,7 +464,7 @@ def handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
 
 
 def loggable(text: str) -> str:
-    """`text` for a log line: control and non-ASCII characters escaped, so that no request can
+    r"""`text` for a log line: control and non-ASCII characters escaped, so that no request can
     write terminal escape sequences or forge a line in the operator's log.
 
     Example:

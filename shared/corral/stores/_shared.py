@@ -16,7 +16,8 @@ from corral import traits
 from corral.records import HealthSignal
 from corral.stores.base import SourceSeen
 
-SignalKey = tuple[str, str, str, str]
+SignalKey = tuple[str, str, str, str, str]
+"""(source, account, service, region, resource), "" for a region or resource not named."""
 """(source, account, service, region): the region is "" when absent, because it is part of a key."""
 
 
@@ -60,10 +61,10 @@ def source_updates(seen: Sequence[SourceSeen]) -> list[SourceUpdate]:
 
 
 def latest_signals(signals: Sequence[HealthSignal]) -> dict[SignalKey, HealthSignal]:
-    """Keep the latest signal per (source, account, service, region) of a batch; ties go to the later one."""
+    """Keep the latest signal per (source, account, service, region, resource) of a batch; ties go to the later one."""
     latest: dict[SignalKey, HealthSignal] = {}
     for signal in signals:
-        key = (signal.source, signal.account_uid, signal.service, signal.region or "")
+        key = (signal.source, signal.account_uid, signal.service, signal.region or "", signal.resource)
         if key not in latest or signal.time >= latest[key].time:
             latest[key] = signal
     return latest

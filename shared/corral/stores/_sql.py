@@ -499,20 +499,21 @@ def source_state(row: Sequence[Any]) -> SourceState:
 
 
 def signal_updates(signals: Sequence[HealthSignal]) -> list[tuple[Any, ...]]:
-    """Keep the latest signal per (source, account, service, region) of a batch, as rows."""
+    """Keep the latest signal per (source, account, service, region, resource) of a batch, as rows."""
     return [(*key, s.healthy, s.time, s.detail) for key, s in latest_signals(signals).items()]
 
 
 def health_signal(row: Sequence[Any]) -> HealthSignal:
-    """Read one row of `source, account_uid, service, region, healthy, time, detail`."""
+    """Read one row of `source, account_uid, service, region, resource, healthy, time, detail`."""
     return HealthSignal(
         source=row[0],
         account_uid=row[1],
         service=row[2],
-        healthy=bool(row[4]),
-        time=int(row[5]),
+        healthy=bool(row[5]),
+        time=int(row[6]),
         region=row[3] or None,
-        detail=row[6],
+        detail=row[7],
+        resource=row[4],
     )
 
 

@@ -44,7 +44,7 @@ from corral.stores.migrations import Dialect
 KEY_IS: Final = "product = ? AND account = ? AND uid = ?"
 _REF_COLUMNS: Final = ("product", "account", "uid", "sink", "ref")
 SOURCE_COLUMNS: Final = ("source", "account_uid", "last_delivery", "last_finding_time", "deliveries", "cloud")
-SIGNAL_COLUMNS: Final = ("source", "account_uid", "service", "region", "healthy", "time", "detail")
+SIGNAL_COLUMNS: Final = ("source", "account_uid", "service", "region", "resource", "healthy", "time", "detail")
 # SQLite's max() of a NULL is NULL (PostgreSQL's GREATEST skips it): coalesce makes both keep the later known time.
 _TOUCH_SOURCES: Final = (
     " ON CONFLICT (source, account_uid) DO UPDATE SET"
@@ -55,7 +55,7 @@ _TOUCH_SOURCES: Final = (
     " cloud = coalesce(excluded.cloud, sources.cloud)"
 )
 _RECORD_SIGNALS: Final = (
-    " ON CONFLICT (source, account_uid, service, region) DO UPDATE SET"
+    " ON CONFLICT (source, account_uid, service, region, resource) DO UPDATE SET"
     " healthy = excluded.healthy, time = excluded.time, detail = excluded.detail"
     " WHERE excluded.time >= health_signals.time"
 )
@@ -387,16 +387,17 @@ class SqlStore(SqlImages, ABC):
         return [_sql.source_state(row) for row in rows]
 
     def record_signals(self, signals: Sequence[HealthSignal]) -> None:
-        """Keep the latest health signal per (source, account, service, region)."""
+        """Keep the latest health signal per (source, account, service, region, resource)."""
         self._modify(
             _sql.insert("health_signals", SIGNAL_COLUMNS, self.dialect) + _RECORD_SIGNALS,
-            sorted(_sql.signal_updates(signals), key=lambda row: (row[0], row[1], row[2], row[3])),
+            sorted(_sql.signal_updates(signals), key=lambda row: tuple(row[:5])),
         )
 
     def signals(self) -> list[HealthSignal]:
-        """Return the latest health signal per (source, account, service, region)."""
+        """Return the latest health signal per (source, account, service, region, resource)."""
         rows = self._select(
-            f"SELECT {', '.join(SIGNAL_COLUMNS)} FROM health_signals ORDER BY source, account_uid, service, region"
+            f"SELECT {', '.join(SIGNAL_COLUMNS)} FROM health_signals"
+            " ORDER BY source, account_uid, service, region, resource"
         )
         return [_sql.health_signal(row) for row in rows]
 

@@ -363,6 +363,26 @@ _REPLAYS: Final = (
 # read back per account on every report (rows from before stay NULL until their next delivery).
 _SOURCE_CLOUD: Final = ("ALTER TABLE sources ADD COLUMN cloud TEXT",)
 
+# A table's key cannot change in place on SQLite: the signals move to a table keyed by resource
+# too; those kept before name no resource ("").
+_SIGNAL_RESOURCE: Final = (
+    """CREATE TABLE health_signals_by_resource (
+        source TEXT NOT NULL,
+        account_uid TEXT NOT NULL,
+        service TEXT NOT NULL,
+        region TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        healthy {bool} NOT NULL,
+        time {big} NOT NULL,
+        detail TEXT NOT NULL,
+        PRIMARY KEY (source, account_uid, service, region, resource)
+    )""",
+    "INSERT INTO health_signals_by_resource (source, account_uid, service, region, resource, healthy, time, detail)"
+    " SELECT source, account_uid, service, region, '', healthy, time, detail FROM health_signals",
+    "DROP TABLE health_signals",
+    "ALTER TABLE health_signals_by_resource RENAME TO health_signals",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -426,6 +446,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         _STEP_10,
     ),
     Migration(11, "source health: each account's cloud, as its findings say", _SOURCE_CLOUD, _SOURCE_CLOUD),
+    Migration(
+        12,
+        "health signals: one per resource (cluster, instance) the source names",
+        _spell(_SIGNAL_RESOURCE, "sqlite"),
+        _spell(_SIGNAL_RESOURCE, "postgresql"),
+    ),
 )
 LATEST: Final = MIGRATIONS[-1].version
 

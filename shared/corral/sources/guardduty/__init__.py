@@ -22,6 +22,7 @@ from corral.sources.guardduty._finding import FINDING_EVENT, SOURCE, UNKNOWN_ACC
 __all__ = ["FACTS", "SOURCE", "UNKNOWN_ACCOUNT", "console_url", "normalize", "recognizes", "severity"]
 
 _CLOUDTRAIL_EVENT: Final = "AWS API Call via CloudTrail"
+_MAX_RESOURCE: Final = 256  # cluster names and instance ids are far shorter
 _HEALTH_EVENTS: Final = {
     "GuardDuty Runtime Protection Healthy": True,
     "GuardDuty Runtime Protection Unhealthy": False,
@@ -146,6 +147,7 @@ def _health(event: dict[str, Any], *, healthy: bool) -> HealthSignal:
         time=time,
         region=region,
         detail=(f"{text} ({issue_text})" if issue_text else text)[:500],
+        resource=(name or "")[:_MAX_RESOURCE],
     )
 
 

@@ -94,7 +94,8 @@ class Health(Table):
         key, signal = entry
         item: Item = {
             "pk": as_s("G"),
-            "sk": as_s(orjson.dumps(list(key)).decode()),
+            # Signals kept before resources were: the key without its resource, as they were written.
+            "sk": as_s(orjson.dumps(list(key if signal.resource else key[:4])).decode()),
             "src": as_s(signal.source),
             "acct": as_s(signal.account_uid),
             "svc": as_s(signal.service),
@@ -104,6 +105,8 @@ class Health(Table):
         }
         if signal.region:
             item["rg"] = as_s(signal.region)
+        if signal.resource:
+            item["rs"] = as_s(signal.resource)
         # A failed condition means a newer signal is already kept.
         self._if(
             "put_item",
@@ -114,7 +117,7 @@ class Health(Table):
         )
 
     def signals(self) -> list[HealthSignal]:
-        """Return the latest signal per (source, account, service, region)."""
+        """Return the latest signal per (source, account, service, region, resource)."""
         return [
             HealthSignal(
                 source=get_s(i, "src"),
@@ -124,6 +127,7 @@ class Health(Table):
                 time=get_n(i, "t"),
                 region=opt_s(i, "rg"),
                 detail=get_s(i, "dt"),
+                resource=opt_s(i, "rs") or "",
             )
             for i in self._partition("G")
         ]
