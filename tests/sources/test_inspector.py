@@ -162,3 +162,20 @@ def test_a_whole_list_findings_response_gives_each_finding() -> None:
     outcomes = list(normalize(response))
     assert [o.error for o in outcomes] == [None, None]
     assert all(o.finding is not None and o.source == "aws.inspector2" for o in outcomes)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["Mar 2, 2026, 10:20:11 AM", "Mon Mar 02 10:20:11.731 UTC 2026", "Mon Mar 02 10:20:11 UTC 2026"],
+    ids=["2023-style", "2024-style", "2024-style-no-fraction"],
+)
+def test_inspector_s_text_times_are_read_as_utc(sent: str) -> None:
+    """EventBridge findings carried "Mar 20, 2023, 6:08:05 PM", later "Thu Jun 20 01:47:55.779 UTC 2024"."""
+    event = load("ecr-image-package-vulnerability.eventbridge.json")
+    for key in ("firstObservedAt", "lastObservedAt", "updatedAt"):
+        event["detail"][key] = sent
+    [outcome] = normalize(event)
+    assert outcome.finding is not None, outcome.error
+    expected = 1772446811731 if ".731" in sent else 1772446811000
+    assert outcome.finding["time"] == expected
+    assert outcome.finding["finding_info"]["created_time"] == expected

@@ -567,3 +567,18 @@ def test_non_objects_are_malformed_and_never_recognized(value: Any) -> None:
     assert not guardduty.recognizes(value)
     with pytest.raises(MalformedEventError):
         guardduty.normalize(value)
+
+
+def test_the_console_link_goes_to_the_detector_s_region() -> None:
+    """A finding from a global service event may name another region than its detector's: the link uses the ARN's."""
+    detail, event_id = eks_runtime_event()
+    detail = copy.deepcopy(detail)
+    arn = detail["arn"].split(":")
+    arn[3] = "us-east-2"
+    detail["arn"], detail["region"] = ":".join(arn), "us-east-1"
+    result = guardduty.normalize(detail, event_id)
+    assert isinstance(result, dict)
+    assert result["cloud"]["region"] == "us-east-1"
+    assert result["finding_info"]["src_url"].startswith(
+        "https://us-east-2.console.aws.amazon.com/guardduty/home?region=us-east-2#"
+    )

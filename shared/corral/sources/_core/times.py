@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from corral.errors import MalformedEventError
@@ -102,8 +102,13 @@ def _iso_ms(value: str, field: str) -> int:
         raise MalformedEventError(f"{field} is out of range: {value[:64]!r}") from None
 
 
+# Text times some vendors send instead of ISO 8601, all in UTC. Amazon Inspector's EventBridge
+# findings have carried both: "Mar 20, 2023, 6:08:05 PM", then "Thu Jun 20 01:47:55.779 UTC 2024".
+_TEXT_FORMATS: Final = ("%b %d, %Y, %I:%M:%S %p", "%a %b %d %H:%M:%S.%f UTC %Y", "%a %b %d %H:%M:%S UTC %Y")
+
+
 def _lenient_iso(value: str, field: str) -> datetime:
-    """What `fromisoformat` refuses as sent: surrounding blanks, a lower-case `z`."""
+    """What `fromisoformat` refuses as sent: surrounding blanks, a lower-case `z`, and `_TEXT_FORMATS` (UTC)."""
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -111,4 +116,10 @@ def _lenient_iso(value: str, field: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise MalformedEventError(f"{field} is not an ISO 8601 time: {value[:64]!r}") from None
+        pass
+    for form in _TEXT_FORMATS:
+        try:
+            return datetime.strptime(value.strip(), form).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise MalformedEventError(f"{field} is not an ISO 8601 time: {value[:64]!r}") from None

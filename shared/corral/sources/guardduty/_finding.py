@@ -84,7 +84,10 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
     if count is not None and count >= 0:
         out["count"] = count
     out["is_alert"] = True
-    out["finding_info"] = _info(parts, texts, arn, finding_type, ctx, (created, modified), (partition, region))
+    # The console holding the finding is its detector's, named in the ARN: for a finding from a
+    # global service event, `region` may be another (GuardDuty API reference, Finding.Region).
+    detector_region = arn_parts[3] if len(arn_parts) > 3 and arn_parts[3] else region
+    out["finding_info"] = _info(parts, texts, arn, finding_type, ctx, (created, modified), (partition, detector_region))
     cloud = ocsf.cloud("AWS", account, region)
     if partition:
         cloud["cloud_partition"] = partition
