@@ -354,7 +354,7 @@ def _pubsub(message: Mapping[str, Any], at: _At, label: str, keys: Path) -> Iter
 
 def _time(value: object, name: str) -> int | None:
     if isinstance(value, str):
-        if value.isdigit():
+        if value.isascii() and value.isdigit():  # not "²", a digit to isdigit() that int() refuses
             value = int(value)  # SQS attributes are strings of epoch milliseconds
         elif _is_plain_utc(value):
             try:

@@ -76,7 +76,7 @@ def test_single_is_what_unwrap_yields_for_generated_deliveries(doc: object) -> N
 
 
 def _reference_time(value: object) -> int | None:
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         value = int(value)
     try:
         return ocsf.optional_timestamp_ms(value, "time")
@@ -96,6 +96,12 @@ PLAIN_TIMES = st.builds(
 @given(PLAIN_TIMES | PLAIN_TIMES.map(lambda t: t.replace("-", "/", 1)) | st.text(max_size=30) | JSON)
 def test_wrapper_times_read_as_ocsf_reads_them(value: object) -> None:
     assert envelopes._time(value, "time") == _reference_time(value)
+
+
+@pytest.mark.parametrize("value", ["²", "١٢٣", "𝟙𝟚"])
+def test_digits_int_refuses_are_no_time(value: str) -> None:
+    """Characters isdigit() accepts and int() refuses (superscripts, other scripts' digits) are no time, not a crash."""
+    assert envelopes._time(value, "time") is None
 
 
 def _asking_every_cued_module(doc: dict[str, Any]) -> object:

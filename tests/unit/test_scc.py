@@ -444,3 +444,22 @@ def test_arbitrary_json_never_crashes(doc: Any) -> None:
 def test_mutated_fixtures_never_crash_and_stay_valid(doc: Any) -> None:
     """Fixtures with a field removed or retyped still give valid OCSF or a one-line MalformedEventError."""
     _normalize_or_reject(doc)
+
+
+@pytest.mark.parametrize(("level", "severity_id"), [("High", 4), ("Low", 2), ("critical", 5), ("Bogus", 0)])
+@pytest.mark.parametrize("absent", [None, "SEVERITY_UNSPECIFIED"])
+def test_a_finding_from_before_severity_keeps_its_source_s_level(
+    level: str, severity_id: int, absent: str | None
+) -> None:
+    """Security Health Analytics findings of 2019 carry their severity only as sourceProperties.SeverityLevel."""
+    [(doc, message_id)] = list(unwrap(load("ctd-added-binary-executed.notification.json")))
+    doc = copy.deepcopy(doc)
+    if absent is None:
+        doc["finding"].pop("severity", None)
+    else:
+        doc["finding"]["severity"] = absent
+    doc["finding"]["sourceProperties"] = {"SeverityLevel": level, "ScannerName": "PUBLIC_BUCKET_ACL"}
+    out = scc.normalize(doc, message_id)
+    assert isinstance(out, dict)
+    assert out["severity_id"] == severity_id
+    assert out["unmapped"]["finding"]["sourceProperties"]["SeverityLevel"] == level  # kept as sent

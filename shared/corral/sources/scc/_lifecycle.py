@@ -13,6 +13,7 @@ from corral import ocsf
 from corral.errors import MalformedEventError
 from corral.sources._core import times
 from corral.sources._core.reader import Trie
+from corral.sources.scc._details import source_properties
 from corral.sources.scc._spelling import LEAF, inner
 from corral.sources.scc._tables import SEVERITIES
 
@@ -78,8 +79,16 @@ def lifecycle(
 
 
 def severity(doc: dict[str, Any]) -> tuple[int, object]:
-    """Return (severity_id, the severity as sent): unknown names are Other (99), kept as sent."""
+    """Return (severity_id, the severity as sent): unknown names are Other (99), kept as sent.
+
+    Findings from before SCC had a `severity` (Security Health Analytics, 2019) carry it only as
+    `sourceProperties.SeverityLevel` ("High", "Low"): read there when `severity` says nothing.
+    """
     raw = doc.get("severity")
+    if raw is None or raw in ("", "SEVERITY_UNSPECIFIED"):
+        legacy = source_properties(doc).get("SeverityLevel")
+        if isinstance(legacy, str) and legacy.upper() in SEVERITIES:
+            return SEVERITIES[legacy.upper()], None
     if raw is None or raw == "":
         return 0, None
     if isinstance(raw, str) and raw in SEVERITIES:
