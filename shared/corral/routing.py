@@ -96,6 +96,8 @@ def _tag(finding: Mapping[str, Any], wanted: Values) -> bool:
 
 def _running(finding: Mapping[str, Any], wanted: Values) -> bool:
     _, context = priority.read(finding)
+    if context is None:
+        return False  # no runtime context (not a Vulnerability Finding): neither running nor not
     return any((context == "running") == (w.lower() == "true") for w in wanted)
 
 
@@ -226,6 +228,9 @@ class Router(NamedTuple):
         return chosen
 
 
+_NEVER_SENT: Final = frozenset({"unchanged", "stale"})
+
+
 def parse_change_kinds(value: object, where: str) -> frozenset[ChangeKind] | None:
     """Parse a route's `on` list."""
     if value is None:
@@ -235,6 +240,12 @@ def parse_change_kinds(value: object, where: str) -> frozenset[ChangeKind] | Non
     unknown = [v for v in value if v not in CHANGE_KINDS]
     if unknown:
         raise ConfigError(f"{where}: unknown change kind {unknown[0]!r}; use {', '.join(CHANGE_KINDS)}")
+    # `unchanged` and `stale` are never sent (a replay is routed as the change that made it).
+    silent = [v for v in value if v in _NEVER_SENT]
+    if silent or not value:
+        why = f"{silent[0]!r} is never sent" if silent else "an empty list sends nothing"
+        sendable = ", ".join(k for k in CHANGE_KINDS if k not in _NEVER_SENT)
+        raise ConfigError(f"{where}: {why}; use some of {sendable}")
     return frozenset(v for v in CHANGE_KINDS if v in value)
 
 

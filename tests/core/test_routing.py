@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from corral import config, ocsf, priority, sinks, traits
+from corral.errors import ConfigError
 from corral.routing import CONDITIONS, Condition, Router
 from corral.stores.base import CHANGE_KINDS
 from tests.stores.factory import make_finding
@@ -232,3 +233,19 @@ def test_sample_on_one_route_does_not_block_another_that_allows_it() -> None:
     r = router([{"to": ["slack:soc"]}, {"to": ["slack:soc"], "samples": True}])
     assert r.destinations("new", sample) == ["slack:soc"]
     assert router([{"to": ["slack:soc"]}]).destinations("new", sample) == []
+
+
+def test_running_false_matches_only_what_is_known_not_to_run() -> None:
+    """A finding with no runtime context (a detection) is neither running nor not: `running = false` skips it."""
+    r = router([{"name": "idle", "when": {"running": False}, "to": ["file:archive"]}])
+    assert r.destinations("new", make_finding("detection")) == []
+    idle = priority.apply(make_finding("cve"), priority.Priority(2, 30, "registry_only", False, "never seen running"))
+    assert priority.read(idle)[1] == "registry_only"
+    assert r.destinations("new", idle) == ["file:archive"]
+
+
+@pytest.mark.parametrize("kinds", [[], ["unchanged"], ["new", "stale"]])
+def test_a_route_on_change_kinds_never_sent_is_refused(kinds: list[str]) -> None:
+    """`on` naming only what is never sent would route nothing, silently: it is a configuration error."""
+    with pytest.raises(ConfigError, match=r"routes\[0\] \(x\)\.on: .*(never sent|sends nothing)"):
+        router([{"name": "x", "on": kinds, "to": ["file:archive"]}])
