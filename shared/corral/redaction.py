@@ -30,9 +30,14 @@ def redact_url(url: str) -> str:
         >>> redact_url("postgresql://corral:pw@db/corral?sslmode=require&password=pw2")
         'postgresql://corral:***@db/corral?sslmode=require&password=***'
     """
+    written = _written_password(url)
+    if written is not None:
+        head, _, rest = url.partition("://")
+        user = rest.partition(":")[0]
+        url = f"{head}://{user}:{MASK}@{rest[len(user) + 1 + len(written) + 1 :]}"
     try:
         parts = urlsplit(url)
-        password = parts.password
+        password = parts.password if written is None else None
     except ValueError:
         # Not parseable as a URL (e.g. a broken IPv6 host): hide the whole user info and secret values.
         return re.sub(_QUERY_SECRET, rf"\g<1>{MASK}", re.sub(_USERINFO, f"{MASK}@", url))
@@ -49,6 +54,17 @@ def redact_url(url: str) -> str:
     if query != parts.query:
         rest = query + rest[len(parts.query) :]
     return head + mark + rest
+
+
+# The password of a URL's user info as a database driver reads it: everything after the user's
+# colon up to the last `@`. libpq takes `sec#ret` or `sec/ret` as a password, where urlsplit
+# stops at `#`, `?` or `/` and would leave the rest of it in plain sight.
+_WRITTEN_PASSWORD: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*:(?P<password>.*)@[^@]*$", re.DOTALL)
+
+
+def _written_password(url: str) -> str | None:
+    found = _WRITTEN_PASSWORD.match(url)
+    return found["password"] if found else None
 
 
 def _redact_parameter(pair: str) -> str:
@@ -74,11 +90,14 @@ def url_secrets(url: str) -> list[str]:
         ['pa%40ss', 'other', 'pa@ss']
     """
     found: set[str] = set()
+    written = _written_password(url)
+    if written is not None:
+        found.add(written)
     try:
         parts = urlsplit(url)
         userinfo = parts.netloc.rpartition("@")[0]
     except ValueError:
-        return []
+        return sorted(found | {unquote(s) for s in found}, key=lambda s: (-len(s), s))
     if ":" in userinfo:
         found.add(userinfo.partition(":")[2])
     for pair in parts.query.split("&"):

@@ -171,3 +171,13 @@ def test_redaction_never_raises(text: str) -> None:
     """Whatever a message holds (broken URLs, stray brackets), redacting it gives text back."""
     assert isinstance(redact_text(f"see {text} and https://u:p@[{text}/x?token={text}"), str)
     assert isinstance(redact_url(text), str)
+
+
+@pytest.mark.parametrize("password", ["sec#ret", "sec?ret", "sec/ret", "p@ss#w/rd?x"])
+def test_a_password_holding_url_delimiters_is_hidden_whole(password: str) -> None:
+    """libpq reads everything up to the last @ as the password; urlsplit stops at # ? /: none of it may show."""
+    url = f"postgresql://user:{password}@127.0.0.1:1/db"
+    assert redact_url(url) == "postgresql://user:***@127.0.0.1:1/db"
+    assert password in url_secrets(url)
+    for piece in password.replace("#", " ").replace("?", " ").replace("/", " ").replace("@", " ").split():
+        assert piece not in redact_url(url).removeprefix("postgresql://user:")
