@@ -18,6 +18,7 @@ from corral.pipeline import now_ms
 from corral.sinks.chat import console_url
 from corral.stores import open_store
 from corral.stores.base import SourceSeen
+from tests.stores.factory import make_finding
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 ROOT = Path(__file__).resolve().parents[2]
@@ -273,3 +274,25 @@ def test_ingest_summary_per_sink(tmp_path: Path) -> None:
     assert (down["first_failure"] and "webhook:down" in down["first_failure"]) or down["first_failure"]
     table = corral("ingest", str(EVENTS / "aws" / "guardduty"), env={"CORRAL_CONFIG": str(config)})
     assert "deliveries" not in table.stdout  # nothing new the second time: no delivery to report
+
+
+def test_terminal_control_text_in_findings_is_never_printed_raw(tmp_path: Path) -> None:
+    """A title that sets the terminal title, clears the screen and forges a line shows as harmless text."""
+    hostile = "Reverse shell\x1b]0;PWNED\x07\x1b[2J\nforged line \u202eevil"
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(make_finding("hostile", title=hostile, cluster="prod\x1b[31m")))
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    assert corral("ingest", "--store", url, str(path)).returncode == 0
+    unknown = tmp_path / "keys.json"
+    unknown.write_text(json.dumps({"\x1b]0;KEYPWN\x07k": 1}))
+    for proc in (
+        corral("findings", "list", "--store", url),
+        corral("findings", "show", "hostile", "--store", url),
+        corral("ingest", "--store", url, str(unknown)),
+        corral("normalize", str(unknown)),
+    ):
+        out = proc.stdout + proc.stderr
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    shown = corral("findings", "show", "hostile", "--store", url).stdout
+    assert "Reverse shell\ufffd]0;PWNED" in shown
+    assert not any(line.startswith("forged line") for line in shown.splitlines())

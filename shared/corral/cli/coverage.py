@@ -9,13 +9,13 @@ from typing import Annotated, Final
 import orjson
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from corral import coverage as matrix_module
 from corral import health, traits
 from corral.cli import options
 from corral.cli.options import ConfigOption, JsonOption, StoreOption
+from corral.cli.text import shown
 from corral.pipeline import now_ms
 
 STYLES: Final = {
@@ -61,7 +61,7 @@ def coverage(
         for task in traits.TASKS:
             table.add_column(f"{layer[:5]}/{SHORT[task]}", overflow="fold")
     for service, cells in result.rows():
-        table.add_row(service, *(f"[{STYLES[c.state]}]{escape(c.state)}[/]" for c in cells))
+        table.add_row(service, *(f"[{STYLES[c.state]}]{shown(c.state)}[/]" for c in cells))
     console = Console()
     console.print(table)
     console.print(", ".join(f"{state}: {n}" for state, n in result.totals().items()))
@@ -112,7 +112,7 @@ def _print_sources(report: health.HealthReport) -> None:
         style = "green" if row.state == "ok" else "bold yellow"
         table.add_row(
             row.source,
-            escape(row.account_uid),
+            shown(row.account_uid),
             row.cloud,
             _time(row.last_delivery),
             f"{row.window_ms // 60_000} min",
@@ -124,6 +124,6 @@ def _print_sources(report: health.HealthReport) -> None:
     age = report.oldest_pending_age_ms()
     console.print("nothing pending delivery" if age is None else f"oldest pending delivery: {age // 60_000} min old")
     for uid in report.raised:
-        console.print(f"raised: {escape(uid)}")
+        console.print(f"raised: {shown(uid)}")
     for uid in report.closed:
-        console.print(f"closed: {escape(uid)}")
+        console.print(f"closed: {shown(uid)}")

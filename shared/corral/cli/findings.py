@@ -12,13 +12,13 @@ from typing import Annotated, Final, TextIO
 import orjson
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from corral import ocsf, traits
 from corral.cli import images
 from corral.cli.options import ConfigOption, JsonOption, StoreOption
 from corral.cli.options import store as open_configured_store
+from corral.cli.text import plain, shown
 from corral.context import container_context
 from corral.errors import ConfigError
 from corral.pipeline import now_ms
@@ -117,10 +117,10 @@ def list_findings(
         write_csv(sys.stdout, page.items)
     else:
         _print_table(page.items)
-    shown = f"showing {len(page.items):,} of {'' if total.exact else 'more than '}{total.count:,}"
+    counted = f"showing {len(page.items):,} of {'' if total.exact else 'more than '}{total.count:,}"
     hint = f"; next page: --cursor {page.next_cursor}" if page.next_cursor else ""
     # On stderr for --json and --csv, so that their output stays machine-readable.
-    print(shown + hint, file=sys.stderr if (json or csv) else sys.stdout)
+    print(counted + hint, file=sys.stderr if (json or csv) else sys.stdout)
 
 
 CLOUDS: Final = ("AWS", "Azure", "GCP")
@@ -233,12 +233,12 @@ def _print_table(items: Sequence[StoredFinding]) -> None:
             row["id"],
             row["severity"],
             row["status"],
-            escape(row["cloud"]),
-            escape(row["account"]),
-            escape(row["service"]),
-            escape("/".join(x for x in (row["cluster"], row["namespace"]) if x) or "-"),
+            shown(row["cloud"]),
+            shown(row["account"]),
+            shown(row["service"]),
+            shown("/".join(x for x in (row["cluster"], row["namespace"]) if x) or "-"),
             row["event_time"][:16].replace("T", " ") or "-",
-            escape(row["title"][:120]),
+            shown(row["title"][:120]),
         )
     Console().print(table)
 
@@ -274,7 +274,7 @@ def show(
     info = doc.get("finding_info", {})
     cloud = doc.get("cloud", {})
     product = doc.get("metadata", {}).get("product", {})
-    console.print(f"[bold]{escape(str(info.get('title') or found.key[2]))}[/bold]")
+    console.print(f"[bold]{shown(str(info.get('title') or found.key[2]))}[/bold]")
     ctx = container_context(doc)
     fields = [
         ("id", found.id),
@@ -307,7 +307,7 @@ def show(
     grid.add_column(overflow="fold")
     for name, value in fields:
         if value:
-            grid.add_row(name, escape(str(value)))
+            grid.add_row(name, shown(str(value)))
     console.print(grid)
     table = Table(title="history")
     for column in ("at (Corral)", "change", "severity", "status"):
@@ -365,7 +365,7 @@ def deadletter_list(
     for column in ("id", "at", "source", "input", "reason"):
         table.add_column(column, overflow="fold")
     for letter in letters:
-        table.add_row(str(letter.id), _time(letter.at), letter.source or "-", escape(letter.ref), escape(letter.reason))
+        table.add_row(str(letter.id), _time(letter.at), letter.source or "-", shown(letter.ref), shown(letter.reason))
     Console().print(table)
 
 
@@ -383,5 +383,5 @@ def deadletter_show(
         db.close()
     if letter is None:
         raise ConfigError(f"no dead letter with id {letter_id!r}")
-    print(f"{letter.ref}: {letter.reason} (sha256 {letter.sha256}, {letter.size} bytes)", file=sys.stderr)
+    print(plain(f"{letter.ref}: {letter.reason} (sha256 {letter.sha256}, {letter.size} bytes)"), file=sys.stderr)
     sys.stdout.buffer.write(letter.raw)

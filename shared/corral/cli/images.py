@@ -17,12 +17,12 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from corral import priority
 from corral.cli.options import ConfigOption, JsonOption, StoreOption, settings
 from corral.cli.options import open_existing as open_store
+from corral.cli.text import shown
 from corral.context import container_context
 from corral.errors import ConfigError
 from corral.stores.base import FindingQuery, Page, Store, StoredFinding
@@ -169,9 +169,9 @@ def images(
         table.add_row(
             str(number),
             f"{worst.level} {worst.risk_score}" if worst else "-",
-            escape(item.evidence.digest[:19]),
-            escape(", ".join(sorted({n.reference for n in item.evidence.names})[:2]) or "-"),
-            escape(_runtime_words(item)),
+            shown(item.evidence.digest[:19]),
+            shown(", ".join(sorted({n.reference for n in item.evidence.names})[:2]) or "-"),
+            shown(_runtime_words(item)),
             "/".join(str(counts.get(k, 0)) for k in ("C", "H", "M", "L")),
         )
     Console().print(table)
@@ -200,10 +200,10 @@ def show(
         sys.stdout.write(orjson.dumps(item.as_data(), option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     console = Console()
-    console.print(f"[bold]{escape(item.evidence.digest)}[/bold] · {escape(_runtime_words(item))}")
+    console.print(f"[bold]{shown(item.evidence.digest)}[/bold] · {shown(_runtime_words(item))}")
     console.print("[bold]Registries[/bold]")
     for name in sorted(item.evidence.names, key=lambda n: (n.registry, n.repository, n.tag)):
-        console.print(escape(f"  {name.reference} · {name.registry} · {name.cloud} {name.account}"))
+        console.print(shown(f"  {name.reference} · {name.registry} · {name.cloud} {name.account}"))
     if not item.evidence.names:
         console.print("  -")
     console.print("[bold]Seen running[/bold]")
@@ -212,7 +212,7 @@ def show(
         place = "/".join(p for p in (s.cluster, s.namespace, s.workload) if p) or "-"
         match = f" [probable: by tag {s.image}]" if probable else ""
         console.print(
-            escape(
+            shown(
                 f"  {s.cloud} {s.account} · {place} · {_time(record.first_time)} → {_time(record.last_time)}"
                 f" · by {s.reporter}{match}"
             )
@@ -226,9 +226,9 @@ def show(
         table.add_row(
             f"{given.level} {given.risk_score}",
             SEVERITY_LETTERS.get(row.vulnerable.severity_id, "?"),
-            escape(", ".join(row.vulnerable.cves) or "-"),
-            escape(given.details),
-            escape(row.key[2]),
+            shown(", ".join(row.vulnerable.cves) or "-"),
+            shown(given.details),
+            shown(row.key[2]),
         )
     console.print(table)
 

@@ -9,6 +9,7 @@ import orjson
 import typer
 
 from corral import reader
+from corral.cli.text import plain
 from corral.normalize import normalize as normalize_document
 from corral.pipeline import now_ms
 
@@ -62,5 +63,5 @@ def normalize(paths: Paths = None) -> None:
 
 def _say(level: str, ref: str, message: str) -> None:
     # One line per input, whatever the message holds: attacker text must not forge extra lines.
-    line = " ".join(f"corral: {level}: {ref}: {message}".split())
+    line = plain(" ".join(f"corral: {level}: {ref}: {message}".split()))
     print(line, file=sys.stderr)

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from corral import reader
 from corral.cli.options import ConfigOption, JsonOption, StoreOption, pipeline
+from corral.cli.text import plain
 from corral.pipeline import Inbound
 from corral.stores.base import LedgerState, LedgerSummary, SinkBacklog, Store
 
@@ -44,7 +45,7 @@ def ingest(
         pipe.close()
     summary = result.summary()
     for line in result.errors:
-        print(" ".join(f"corral: error: {line}".split()), file=sys.stderr)
+        print(plain(" ".join(f"corral: error: {line}".split())), file=sys.stderr)
     if json:
         sys.stdout.write(orjson.dumps({**summary, "sinks": sinks}).decode() + "\n")
     else:
