@@ -296,3 +296,22 @@ def test_terminal_control_text_in_findings_is_never_printed_raw(tmp_path: Path) 
     shown = corral("findings", "show", "hostile", "--store", url).stdout
     assert "Reverse shell\ufffd]0;PWNED" in shown
     assert not any(line.startswith("forged line") for line in shown.splitlines())
+
+
+@pytest.mark.parametrize(
+    "args", [("images", "--limit", "-1"), ("images", "--limit", "0"), ("deadletter", "list", "--limit", "-5")]
+)
+def test_impossible_limits_are_usage_errors(store: str, args: tuple[str, ...]) -> None:
+    """A negative or zero limit is refused, not read as 'all but one' or 'no limit'."""
+    proc = corral(*args, "--store", store)
+    assert proc.returncode == 2
+    assert "--limit" in proc.stderr
+
+
+def test_an_upper_case_scheme_names_no_new_store(tmp_path: Path) -> None:
+    """SQLITE:// is sqlite://: a read of a missing file is an error, not a new empty store."""
+    missing = tmp_path / "nope.db"
+    proc = corral("findings", "list", "--store", f"SQLITE:///{missing}")
+    assert proc.returncode == 1
+    assert "no such SQLite file" in proc.stderr
+    assert not missing.exists()

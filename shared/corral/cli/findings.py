@@ -337,7 +337,7 @@ def _find(store: Store, id_or_uid: str, account: str | None) -> StoredFinding | 
 
 @deadletter_app.command("list")
 def deadletter_list(
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many (1 to 10,000).")] = 50,
     store: StoreOption = None,
     config: ConfigOption = None,
     json: JsonOption = False,

@@ -142,7 +142,7 @@ def _now() -> int:
 @app.callback()
 def images(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option(help="At most this many images.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many images (1 to 10,000).")] = 50,
     store: StoreOption = None,
     config: ConfigOption = None,
     json: JsonOption = False,

@@ -59,7 +59,7 @@ def open_existing(url: str) -> Store:
     A read command under a mistyped path would otherwise create an empty database and show an
     empty table, as if nothing had been found.
     """
-    if url.startswith("sqlite:"):
+    if url.lower().startswith("sqlite:"):
         from corral.stores.sqlite import path_of  # noqa: PLC0415 (the SQLite module only for SQLite URLs)
 
         path = path_of(url)
