@@ -315,3 +315,19 @@ def test_an_upper_case_scheme_names_no_new_store(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "no such SQLite file" in proc.stderr
     assert not missing.exists()
+
+
+def test_store_migrate_creates_a_new_sqlite_store(tmp_path: Path) -> None:
+    """`corral store migrate` is how a store is made: it does not ask for the file to exist."""
+    path = tmp_path / "new.db"
+    proc = corral("store", "migrate", "--store", f"sqlite:///{path}")
+    assert proc.returncode == 0, proc.stderr
+    assert path.exists()
+
+
+@pytest.mark.parametrize("letter_id", ["99999999999999999999999", "²", "abc"])
+def test_an_impossible_dead_letter_id_is_one_line(store: str, letter_id: str) -> None:
+    """An id no store could hold is 'no such dead letter', not an internal error."""
+    proc = corral("deadletter", "show", letter_id, "--store", store)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("corral: error: no dead letter with id")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from corral import ocsf
+from corral import ocsf, priority
 from corral.errors import MalformedEventError
 from corral.sources import relay
 from tests.stores.factory import make_finding
@@ -85,3 +85,16 @@ def test_broken_relayed_finding_is_malformed(edit: Edit, reason: str) -> None:
 def test_documents_without_ocsf_markers_are_not_relayed_findings(doc: dict[str, Any]) -> None:
     """Only documents with class_uid, metadata.version and finding_info are recognized."""
     assert not relay.recognizes(doc)
+
+
+def test_a_relayed_detection_cannot_carry_a_priority() -> None:
+    """Priority fields and traits, which routes match on, are Corral's to give, and only to Vulnerability Findings."""
+    forged = priority.apply(make_finding("gd-1"), priority.Priority(4, 99, "running", True, "forged"))
+    out = relay.normalize(forged)
+    assert isinstance(out, dict)
+    assert not set(priority.FIELDS) & set(out)
+    assert priority.read(out) == (None, None)
+    kept = [t for t in out["finding_info"]["traits"] if t.get("category") != priority.TRAIT_CATEGORY]
+    assert out["finding_info"]["traits"] == kept and kept  # the finding's own traits stay
+    cve = dict(forged, class_uid=ocsf.VULNERABILITY)
+    assert relay.normalize(cve) == cve  # the hub prioritizes a Vulnerability Finding itself

@@ -30,7 +30,10 @@ SILENT_EXIT: Final = 3
 """`sources --check` exit status when a source is silent: not an error (1), not a usage mistake (2)."""
 SHORT: Final = {"hardening": "hard", "vulnerability management": "vuln", "threat detection": "threat"}
 WindowOption = Annotated[
-    int, typer.Option("--window-hours", min=1, help="A cell is covered by findings seen within this many hours.")
+    int,
+    typer.Option(
+        "--window-hours", min=1, max=24 * 366 * 10, help="A cell is covered by findings seen within this many hours."
+    ),
 ]
 
 

@@ -16,13 +16,16 @@ from corral.errors import ConfigError
 from corral.pipeline import now_ms
 
 WindowOption = Annotated[
-    int, typer.Option("--window-hours", min=1, help="Coverage window: findings seen within this many hours.")
+    int,
+    typer.Option(
+        "--window-hours", min=1, max=24 * 366 * 10, help="Coverage window: findings seen within this many hours."
+    ),
 ]
 
 
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind; beyond loopback a token is required.")] = DEFAULT_HOST,
-    port: Annotated[int, typer.Option(help="Port to bind (0: any free port).")] = DEFAULT_PORT,
+    port: Annotated[int, typer.Option(min=0, max=65_535, help="Port to bind (0: any free port).")] = DEFAULT_PORT,
     token_env: Annotated[
         str | None,
         typer.Option("--token-env", help="Name of the environment variable holding the access token."),

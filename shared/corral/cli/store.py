@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from corral.cli.options import ConfigOption, StoreOption, pipeline
-from corral.cli.options import store as open_configured_store
+from corral.cli.options import ConfigOption, StoreOption, pipeline, settings
+from corral.stores import open_store
 
 app = typer.Typer(help="Manage the central store.", no_args_is_help=True)
 
@@ -23,7 +23,7 @@ def expire(store: StoreOption = None, config: ConfigOption = None) -> None:
 @app.command("migrate")
 def migrate(store: StoreOption = None, config: ConfigOption = None) -> None:
     """Create or upgrade the store's schema; safe when two run at once."""
-    db = open_configured_store(config, store)
+    db = open_store(settings(config, store).store)  # creating it is the point: no "must exist" check
     try:
         db.migrate()
         print(f"{db.url}: schema is up to date")

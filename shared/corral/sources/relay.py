@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from corral import ocsf
+from corral import ocsf, priority
 from corral.errors import MalformedEventError
 from corral.records import Normalized
 
@@ -42,4 +42,25 @@ def normalize(
         raise MalformedEventError("relayed finding lacks its identity or time") from None
     if not all(isinstance(part, str) and part for part in key):
         raise MalformedEventError("relayed finding has an empty identity")
-    return dict(doc)
+    if doc["class_uid"] != ocsf.VULNERABILITY:
+        return _unprioritized(doc)
+    return dict(doc)  # the hub gives a Vulnerability Finding its own priority, whatever it came with
+
+
+def _unprioritized(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """`doc` without priority fields or priority traits: Corral gives a priority to Vulnerability Findings only.
+
+    Routes match on them (`priority_at_least`, `running`), so a spoke, or whoever can write to the
+    relay, must not be able to set them on a detection.
+    """
+    out = {k: v for k, v in doc.items() if k not in priority.FIELDS}
+    info = out.get("finding_info")
+    if isinstance(info, Mapping):
+        traits = info.get("traits")
+        if isinstance(traits, list) and any(_priority_trait(t) for t in traits):
+            out["finding_info"] = {**info, "traits": [t for t in traits if not _priority_trait(t)]}
+    return out
+
+
+def _priority_trait(trait: object) -> bool:
+    return isinstance(trait, Mapping) and trait.get("category") == priority.TRAIT_CATEGORY

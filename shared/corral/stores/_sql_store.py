@@ -219,8 +219,11 @@ class SqlStore(SqlImages, ABC):
         )
         return [_sql.dead_letter(row) for row in rows]
 
-    def _dead_letter(self, letter_id: int) -> DeadLetter | None:
-        rows = self._select(f"SELECT {_sql.DEAD_LETTER_SELECT} FROM dead_letters WHERE id = ?", (letter_id,))
+    def dead_letter(self, letter_id: str) -> DeadLetter | None:
+        """Return one dead letter, or None (ids are 64-bit integers: 18 ASCII digits at most)."""
+        if not (letter_id.isascii() and letter_id.isdigit() and len(letter_id) <= 18):
+            return None
+        rows = self._select(f"SELECT {_sql.DEAD_LETTER_SELECT} FROM dead_letters WHERE id = ?", (int(letter_id),))
         return _sql.dead_letter(rows[0]) if rows else None
 
     def count_dead_letters(self) -> dict[str, int]:

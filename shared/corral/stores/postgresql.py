@@ -40,7 +40,6 @@ from corral.stores._sql_store import SqlStore
 from corral.stores.base import (
     Change,
     Claim,
-    DeadLetter,
     FindingKey,
     LedgerEntry,
 )
@@ -342,10 +341,6 @@ class PostgresStore(SqlStore):
         return self._run(work)
 
     # Dead letter ------------------------------------------------------------------------------------
-
-    def dead_letter(self, letter_id: str) -> DeadLetter | None:
-        """Return one dead letter, or None (ids are bigints: 18 digits at most)."""
-        return self._dead_letter(int(letter_id)) if letter_id.isdigit() and len(letter_id) <= 18 else None
 
     # Delivery ledger --------------------------------------------------------------------------------
 

@@ -33,7 +33,6 @@ from corral.stores._sql_store import SqlStore
 from corral.stores.base import (
     Change,
     Claim,
-    DeadLetter,
     FindingKey,
     LedgerEntry,
 )
@@ -242,10 +241,6 @@ class SqliteStore(SqlStore):
         return self._guard(work)
 
     # Dead letter ------------------------------------------------------------------------------------
-
-    def dead_letter(self, letter_id: str) -> DeadLetter | None:
-        """Return one dead letter, or None."""
-        return self._dead_letter(int(letter_id)) if letter_id.isdigit() else None
 
     # Delivery ledger --------------------------------------------------------------------------------
 
