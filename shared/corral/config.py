@@ -309,6 +309,12 @@ def _sinks(value: object, origin: str, problems: _Problems) -> dict[str, Mapping
                 f"{where}.{key}: secrets are not written in configuration; "
                 f"set {key}_env to the name of the environment variable that holds it"
             )
+        for key, url in sorted(settings.items()):
+            if isinstance(url, str) and "://" in url and key not in secrets and url_secrets(url):
+                problems.add(
+                    f"{where}.{key}: a credential is written in the URL; remove it and give it through the "
+                    "sink's *_env setting (the name of an environment variable that holds it)"
+                )
         with problems.collect():
             for line in sinks.unknown_settings(sink_id, {k: v for k, v in settings.items() if k not in secrets}):
                 problems.add(f"{origin}: {line}")

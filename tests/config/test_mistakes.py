@@ -200,3 +200,18 @@ def test_only_a_written_password_in_the_store_url_is_refused(store: str, refused
             config.parse({"store": store}, "corral.toml")
     else:
         assert config.parse({"store": store}, "corral.toml").store == store
+
+
+@pytest.mark.parametrize(
+    ("kind", "url"),
+    [
+        ("elastic", "https://elastic:changeme@es.example.com:9200"),
+        ("splunk_hec", "https://admin:pw@splunk.example.com:8088"),
+        ("webhook", "https://hooks.example.com/in?api_key=SECRET123"),
+    ],
+)
+def test_a_credential_in_a_sink_url_is_refused(kind: str, url: str) -> None:
+    """Secrets are never written in corral.toml: not as a setting, not inside a URL either."""
+    with pytest.raises(ConfigError, match=rf"sinks\.{kind}:x\.url: a credential is written in the URL") as caught:
+        config.parse({"sinks": {f"{kind}:x": {"url": url}}})
+    assert "changeme" not in str(caught.value) and "SECRET123" not in str(caught.value)
