@@ -91,11 +91,13 @@ class _Element:
 
 def read(name: str) -> Iterator[Document]:
     """Yield the documents of one input (`-` is stdin); an unreadable file gives one error."""
-    if name == "-":
-        yield from read_stream(sys.stdin.buffer, "-")
-        return
     n = 0
     try:
+        if name == "-":
+            for document in read_stream(sys.stdin.buffer, "-"):
+                n += 1
+                yield document
+            return
         with Path(name).open("rb") as stream:
             written = os.fstat(stream.fileno()).st_mtime_ns // 1_000_000
             for document in read_stream(stream, name):

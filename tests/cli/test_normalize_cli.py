@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import subprocess
 import sys
@@ -132,3 +133,15 @@ def test_help_explains_every_command() -> None:
     proc = subprocess.run([*CORRAL, "--help"], capture_output=True, timeout=60, check=True, text=True)
     for command in ("normalize", "ingest", "findings", "deadletter", "store", "redrive"):
         assert command in proc.stdout
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_a_damaged_gzip_on_stdin_names_the_input_and_the_reason(damage: str) -> None:
+    """What was read stands, and the damage is one line naming stdin, as for a file: never a bare 'Aborted.'."""
+    packed = gzip.compress(json.dumps(good_delivery()).encode() + b"\n" + json.dumps(good_delivery()).encode())
+    data = packed[: len(packed) // 2] if damage == "truncated" else packed[:2] + b"\x00" * 40
+    proc = run("-", stdin=data)
+    assert proc.returncode == 1
+    errors = proc.stderr.decode().splitlines()
+    assert errors and all(line.startswith("corral: error: -#") for line in errors)
+    assert "cannot read:" in errors[-1]

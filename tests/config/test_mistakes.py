@@ -215,3 +215,11 @@ def test_a_credential_in_a_sink_url_is_refused(kind: str, url: str) -> None:
     with pytest.raises(ConfigError, match=rf"sinks\.{kind}:x\.url: a credential is written in the URL") as caught:
         config.parse({"sinks": {f"{kind}:x": {"url": url}}})
     assert "changeme" not in str(caught.value) and "SECRET123" not in str(caught.value)
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    """TOML is UTF-8: a file that is not says so, naming the file."""
+    path = tmp_path / "corral.toml"
+    path.write_bytes(b'store = "\xff\xfe"\n')
+    with pytest.raises(ConfigError, match=r"corral\.toml: not valid TOML: the file is not UTF-8 text"):
+        config.load(str(path))
