@@ -64,7 +64,9 @@ class Rsyslog:
         path = self.tls_out if transport == "tls" else self.tcp_out
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        # Only whole lines: rsyslog may be halfway through writing the last one (a long message).
+        written, _, _ = path.read_text(encoding="utf-8").rpartition("\n")
+        return [json.loads(line) for line in written.splitlines() if line.strip()]
 
     def wait_for(self, transport: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Wait until at least `count` records arrived (then a moment more, to catch extras)."""
