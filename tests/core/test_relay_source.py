@@ -62,6 +62,17 @@ def _drop(path: tuple[str, ...]) -> Edit:
         (_set(("cloud", "account", "uid"), ""), "empty identity"),
         (_set(("finding_info", "modified_time"), "yesterday"), "time"),
         (_set(("finding_info", "modified_time"), {"t": 1}), "time"),
+        # A far-future modified time would make every later version stale: the finding frozen.
+        (_set(("finding_info", "modified_time"), 2**62), "finding_info.modified_time"),
+        (_set(("finding_info", "modified_time"), "1767225600000"), "finding_info.modified_time"),
+        (_set(("finding_info", "modified_time"), 1767225600000.5), "finding_info.modified_time"),
+        (_set(("finding_info", "modified_time"), True), "finding_info.modified_time"),
+        (_set(("time",), 2**62), "relayed finding time"),
+        (_set(("time",), -1), "relayed finding time"),
+        (_drop(("time",)), "relayed finding time"),
+        (_set(("finding_info", "created_time"), 10**13), "finding_info.created_time"),
+        (_set(("finding_info", "last_seen_time"), 1767225600), "finding_info.last_seen_time"),
+        (_set(("finding_info", "first_seen_time"), "now"), "finding_info.first_seen_time"),
     ],
 )
 def test_broken_relayed_finding_is_malformed(edit: Edit, reason: str) -> None:

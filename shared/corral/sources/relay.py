@@ -13,9 +13,11 @@ from typing import Any, Final
 from corral import ocsf, priority
 from corral.errors import MalformedEventError
 from corral.records import Normalized
+from corral.sources._core.times import MAX_MS, MIN_MS
 
 SOURCE: Final = "corral.relay"
 FACTS: Final = None  # a pass-through: a relayed finding counts for the source that first normalized it
+_INFO_TIMES: Final = ("modified_time", "created_time", "first_seen_time", "last_seen_time")
 
 
 def recognizes(doc: Mapping[str, Any]) -> bool:
@@ -40,11 +42,26 @@ def normalize(
         ocsf.modified_time(doc)
     except (KeyError, TypeError, ValueError):
         raise MalformedEventError("relayed finding lacks its identity or time") from None
+    _check_times(doc)
     if not all(isinstance(part, str) and part for part in key):
         raise MalformedEventError("relayed finding has an empty identity")
     if doc["class_uid"] != ocsf.VULNERABILITY:
         return _unprioritized(doc)
     return dict(doc)  # the hub gives a Vulnerability Finding its own priority, whatever it came with
+
+
+def _check_times(doc: Mapping[str, Any]) -> None:
+    """Refuse a time a source could not have given: a finding's times order its versions.
+
+    A modified time far in the future would make every later version of the finding stale, so
+    relayed times are held to the range vendor times are read in, as epoch milliseconds.
+    """
+    info = doc["finding_info"]
+    found = [("time", doc.get("time"))]
+    found += [(f"finding_info.{name}", info[name]) for name in _INFO_TIMES if info.get(name) is not None]
+    for where, value in found:
+        if type(value) is not int or not MIN_MS <= value < MAX_MS:
+            raise MalformedEventError(f"relayed finding {where} is not a time in epoch ms: {repr(value)[:64]}")
 
 
 def _unprioritized(doc: Mapping[str, Any]) -> dict[str, Any]:
