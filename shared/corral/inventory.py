@@ -255,13 +255,36 @@ def _label_tags(resource: Mapping[str, Any]) -> list[str]:
     return [label[4:] for label in resource.get("labels") or [] if isinstance(label, str) and label.startswith("tag=")]
 
 
-def _registry_host(finding: Mapping[str, Any]) -> str:
+def _registry_host(resources: list[Mapping[str, Any]]) -> str:
     """The registry a finding's image lives in when the image name leaves the host out (ACR)."""
-    for resource in _dicts(finding.get("resources")):
-        kind = _text(resource.get("type")).lower()
-        if kind == "microsoft.containerregistry/registries" and resource.get("name"):
+    for resource in resources:
+        if _kind_of(resource) is _REGISTRY and resource.get("name"):
             return f"{_text(resource.get('name')).lower()}.azurecr.io"
     return ""
+
+
+# What a Vulnerability Finding's resource is to the inventory, by its `type`: findings repeat a
+# handful of types, so each is lowered and matched once.
+_IMAGE, _CONTAINER, _REGISTRY, _OTHER = "image", "container", "registry", "other"
+_RESOURCE_KINDS: dict[str, str] = {}
+
+
+def _kind_of(resource: Mapping[str, Any]) -> str:
+    text = _text(resource.get("type"))
+    found = _RESOURCE_KINDS.get(text)
+    if found is None:
+        kind = text.lower()
+        if kind == "container image" or "containerimage" in kind.replace(" ", "").replace("_", ""):
+            found = _IMAGE
+        elif kind == "kubernetes container":
+            found = _CONTAINER
+        elif kind == "microsoft.containerregistry/registries":
+            found = _REGISTRY
+        else:
+            found = _OTHER
+        if len(_RESOURCE_KINDS) < _IMAGES_MAX:
+            _RESOURCE_KINDS[text] = found
+    return found
 
 
 # What a resource `type` says of a place (a service, a workload, a pod, an ECS task): findings
@@ -369,14 +392,17 @@ def _vulnerability(finding: Mapping[str, Any], ctx: ContainerContext | None) -> 
     when = ocsf.modified_time(finding)
     key = ocsf.identity(finding)
     who = reporter(key)
-    host = _registry_host(finding)
+    resources = _dicts(finding.get("resources"))
+    host = _registry_host(resources)
     cluster, namespace, workload = _place(finding, ctx)
     images: list[_Image] = []
     sightings: dict[tuple[str, ...], Sighting] = {}
-    for resource in _dicts(finding.get("resources")):
-        kind = _text(resource.get("type")).lower()
+    for resource in resources:
+        kind = _kind_of(resource)
+        if kind is _OTHER or kind is _REGISTRY:
+            continue
         data = _mapping(resource.get("data"))
-        if kind == "container image" or "containerimage" in kind.replace(" ", "").replace("_", ""):
+        if kind is _IMAGE:
             tags = _label_tags(resource) or [_first_tag(data)]
             image = _image(resource, tag=tags[0], host=host)
             if not image.key:
@@ -397,7 +423,7 @@ def _vulnerability(finding: Mapping[str, Any], ctx: ContainerContext | None) -> 
                 # Inspector: ECR counts the ECS tasks and EKS pods running the image, and says when it last ran.
                 at = last_use or when
                 sightings[(image.key, "", "", "")] = Sighting(image.key, cloud, account, "", "", "", who, at)
-        elif kind == "kubernetes container" and _is_mapping(data.get("image")):
+        elif _is_mapping(data.get("image")):
             # Defender: a running container of the assessed image, with its pod and workload.
             image = _image(data["image"], host=host)
             if not image.key:
@@ -431,10 +457,14 @@ def _closed(finding: Mapping[str, Any]) -> bool:
 
 def _first(data: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     """The first of `keys` in `data` or in a mapping directly inside it (vendor details kept nested)."""
-    for holder in (data, *(v for v in data.values() if _is_mapping(v))):
-        found = next((holder[k] for k in keys if holder.get(k) is not None), None)
-        if found is not None:
+    for key in keys:
+        if (found := data.get(key)) is not None:
             return found
+    for holder in data.values():
+        if _is_mapping(holder):
+            for key in keys:
+                if (found := holder.get(key)) is not None:
+                    return found
     return None
 
 
