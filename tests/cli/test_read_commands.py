@@ -172,6 +172,8 @@ def test_show_by_unique_prefix_with_every_field(store: str) -> None:
         assert expected is not None and "".join(expected.split()) in "".join(out.split()), expected
     missing = corral("findings", "show", "ffffffffffff0000", "--store", store)
     assert missing.returncode == 1 and "no stored finding" in missing.stderr
+    empty = corral("findings", "show", " ", "--store", store)
+    assert empty.returncode == 1 and "the finding id is empty" in empty.stderr
 
 
 @pytest.mark.parametrize(

@@ -83,6 +83,20 @@ def test_images_show_unknown_digest_is_one_line(store_url: str) -> None:
     assert "is not in the inventory" in str(result.exception)
 
 
+def test_images_show_takes_a_bare_hex_prefix(store_url: str) -> None:
+    """The digest's hex digits alone, any case, name the image as `sha256:` and the digits do."""
+    bare = F.removeprefix("sha256:")[:12].upper()
+    assert json.loads(run("images", "show", bare, "--store", store_url, "--json"))["digest"] == F
+
+
+@pytest.mark.parametrize("given", ["", "  ", "sha256:", "sha256:xyz", "web:1.0", "f" * 65])
+def test_images_show_refuses_what_is_no_digest(store_url: str, given: str) -> None:
+    """An empty or non-hex digest is a one-line error, not the first of every image or a silent miss."""
+    result = CliRunner().invoke(app, ["images", "show", given, "--store", store_url], env={"CORRAL_CONFIG": ""})
+    assert result.exit_code != 0
+    assert "give a digest" in str(result.exception)
+
+
 def test_findings_list_running_and_priority_at_least(store_url: str) -> None:
     def uids(*args: str) -> list[str]:
         out = run("findings", "list", "--json", "--store", store_url, *args)

@@ -324,6 +324,8 @@ def _find(store: Store, id_or_uid: str, account: str | None) -> StoredFinding | 
 
     Raise ConfigError when a prefix or uid names more than one finding (an account narrows a uid).
     """
+    if not id_or_uid.strip():
+        raise ConfigError("the finding id is empty: give the id from `findings list` (or a prefix), or the uid")
     found = store.find(id_or_uid, limit=50 if account else 2)
     if account is not None:
         found = [item for item in found if item.key[1].lower() == account.lower()]

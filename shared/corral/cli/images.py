@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import orjson
 import typer
@@ -177,6 +177,18 @@ def images(
     Console().print(table)
 
 
+_HEX: Final = frozenset("0123456789abcdef")
+
+
+def _digest_prefix(given: str) -> str:
+    """`sha256:` and the hex digits given (bare hex may leave the algorithm out); refuse anything else."""
+    text = given.strip().lower()
+    hex_part = text.removeprefix("sha256:")
+    if not hex_part or len(hex_part) > 64 or not set(hex_part) <= _HEX:
+        raise ConfigError(f"image {given!r}: give a digest, sha256: and up to 64 hex digits (a unique prefix will do)")
+    return f"sha256:{hex_part}"
+
+
 @app.command("show")
 def show(
     digest: Annotated[str, typer.Argument(help="The image digest, sha256:… (a unique prefix will do).")],
@@ -188,8 +200,8 @@ def show(
     configured = settings(config, store)
     db = open_store(configured.store)
     try:
-        known = db.image_digests()
-        matches = [d for d in known if d == digest or d.startswith(digest) or d == f"sha256:{digest}"]
+        wanted = _digest_prefix(digest)
+        matches = [d for d in db.image_digests() if d.startswith(wanted)]
         if len(matches) != 1:
             reason = "is not in the inventory" if not matches else f"matches {len(matches)} images; give more of it"
             raise ConfigError(f"image {digest!r} {reason}")
