@@ -252,3 +252,23 @@ def test_an_idle_connection_is_closed(run_dashboard: Callable[..., Running], mon
         started = time.monotonic()
         assert sock.recv(1024) == b""  # closed by the server
         assert time.monotonic() - started < 5
+
+
+def test_connections_over_the_cap_are_answered_busy(
+    run_dashboard: Callable[..., Running], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Idle connections take at most MAX_CONNECTIONS threads; one more gets 503 at once, and slots come back."""
+    monkeypatch.setattr(server, "MAX_CONNECTIONS", 2)
+    running = run_dashboard()
+    idle = [socket.create_connection(("127.0.0.1", running.port), timeout=10) for _ in range(2)]
+    try:
+        time.sleep(0.2)  # both accepted and holding a thread
+        status, body = request(running.port, "/api/sources", timeout=5)
+        assert (status, body) == (503, b"busy\n")
+    finally:
+        for sock in idle:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while (status := request(running.port, "/api/sources", timeout=5)[0]) == 503 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert status == 200

@@ -20,8 +20,9 @@ import ipaddress
 import queue
 import socket
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,6 +56,13 @@ MAX_TIME_MS: Final = 253_402_300_799_999
 MAX_PARAM_LENGTH: Final = 1024
 POOL_SIZE: Final = 8
 IDLE_TIMEOUT_S: Final = 30
+# Connections served at once, each on its own thread; one more is answered 503 at once. A page
+# needs one, a browser opens up to six: a flood of idle connections must not cost a thread each.
+MAX_CONNECTIONS: Final = 64
+_BUSY: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\n\r\nbusy\n"
+)
 
 
 class BadRequestError(ValueError):
@@ -475,9 +483,33 @@ def loggable(text: str) -> str:
 
 
 class Server(ThreadingHTTPServer):
-    """The threading server; request threads are daemons so that shutdown never waits on a slow page."""
+    """The threading server, at most MAX_CONNECTIONS at once; threads are daemons so that shutdown never waits."""
 
     daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler_class: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler_class)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection on a thread of its own, or answer 503 when every slot is taken."""
+        if not self._slots.acquire(blocking=False):
+            with suppress(OSError):
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # no thread started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve one connection, then give its slot back."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class Server6(Server):
