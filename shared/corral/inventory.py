@@ -364,6 +364,11 @@ def observe(finding: Mapping[str, Any], ctx: ContainerContext | None = None) -> 
 
 
 def _names(images: list[_Image], cloud: str, account: str, when: int) -> tuple[ImageName, ...]:
+    if len(images) == 1:  # nearly every finding: one container, one image
+        i = images[0]
+        if not (i.digest and i.repository):
+            return ()
+        return (ImageName(i.digest, i.repository, i.tag, registry_of(i.repository), cloud, account, when),)
     found = {
         (i.digest, i.repository, i.tag): ImageName(
             i.digest, i.repository, i.tag, registry_of(i.repository), cloud, account, when
@@ -383,8 +388,10 @@ def _runtime(finding: Mapping[str, Any], ctx: ContainerContext | None) -> Observ
     when = _source_time(finding)
     cluster, namespace, workload = _place(finding, ctx)
     who = reporter(ocsf.identity(finding))
-    sightings = {i.key: Sighting(i.key, provider, account, cluster, namespace, workload, who, when) for i in images}
-    return Observations(_names(images, provider, account, when), tuple(sightings.values()))
+    # One sighting per image: several containers of one pod may run the same one.
+    keys = [images[0].key] if len(images) == 1 else list(dict.fromkeys(i.key for i in images))
+    sightings = tuple([Sighting(key, provider, account, cluster, namespace, workload, who, when) for key in keys])
+    return Observations(_names(images, provider, account, when), sightings)
 
 
 def _vulnerability(finding: Mapping[str, Any], ctx: ContainerContext | None) -> Observations:
