@@ -318,10 +318,10 @@ class Dashboard:
 
     def api(self, store: Store, path: str, params: Mapping[str, list[str]]) -> Any:
         """Answer one API path; None when there is no such path or finding."""
-        now = self.clock()
         if path == "/api/findings":
             page = _query(store, finding_query(params))
             return {"items": [i.as_data() for i in page.items], "next_cursor": page.next_cursor}
+        now = self.clock()
         if path.startswith("/api/findings/"):
             parts = path.removeprefix("/api/findings/").split("/", 2)
             if len(parts) == 1 and parts[0]:

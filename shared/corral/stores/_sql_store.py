@@ -135,10 +135,7 @@ class SqlStore(SqlImages, ABC):
     def query(self, query: FindingQuery) -> Page:
         """Return findings matching every given filter, newest last seen first, paged by keyset."""
         clause, params = _sql.where(query, self.dialect)
-        rows = self._fetch(
-            f"SELECT {self._finding_select} FROM findings WHERE {clause} {_sql.ORDER} LIMIT {_sql.MARKS[self.dialect]}",
-            [*params, query.limit + 1],
-        )
+        rows = self._fetch(_sql.listing_sql(clause, self.dialect), [*params, query.limit + 1])
         items = [_sql.stored_finding(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit and items
         return Page(items, _sql.encode_cursor(items[-1]) if more else None)
@@ -192,7 +189,7 @@ class SqlStore(SqlImages, ABC):
 
     @property
     def _finding_select(self) -> str:
-        return _sql.FINDING_SELECT.format(document=_sql.DOCUMENT[self.dialect])
+        return _sql.FINDING_SELECTS[self.dialect]
 
     # Dead letter ------------------------------------------------------------------------------------
 

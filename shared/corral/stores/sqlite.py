@@ -146,7 +146,12 @@ class SqliteStore(SqlStore):
         self._db.execute("COMMIT")
 
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return self._guard(lambda: self._db.execute(sql, params).fetchall())
+        # `_guard` inlined: every read passes here, and a listing that matches nothing takes microseconds.
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:  # OperationalError (locked, I/O) included
+                raise StoreUnavailableError(f"SQLite store {self.url}: {exc}") from None
 
     def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         def work() -> None:
