@@ -60,17 +60,18 @@ class SourceHealth(NamedTuple):
 
     def to_json(self) -> dict[str, Any]:
         """Return the row as plain data."""
+        source, account, cloud, last_delivery, last_finding_time, deliveries, window, state, dead = self
         return {
-            "source": self.source,
-            "account_uid": self.account_uid,
-            "cloud": self.cloud,
-            "last_delivery": self.last_delivery,
-            "last_finding_time": self.last_finding_time,
-            "deliveries": self.deliveries,
-            "window_minutes": self.window_ms // MINUTE_MS,
-            "state": self.state,
-            "silent_since": self.silent_since if self.state == "silent" else None,
-            "dead_letters": self.dead_letters,
+            "source": source,
+            "account_uid": account,
+            "cloud": cloud,
+            "last_delivery": last_delivery,
+            "last_finding_time": last_finding_time,
+            "deliveries": deliveries,
+            "window_minutes": window // MINUTE_MS,
+            "state": state,
+            "silent_since": last_delivery + window if state == "silent" else None,
+            "dead_letters": dead,
         }
 
 
@@ -140,24 +141,25 @@ def assess(
     found = []
     windows: dict[str, int] = {}  # a few sources over many accounts: each window worked out once
     dead = dead_letters or {}
-    for state in states:
-        source = state.source
-        if source == PRODUCT["uid"]:
+    own = PRODUCT["uid"]
+    # The dashboard asks for this every few seconds, over every source and account: each row is
+    # unpacked once and built positionally.
+    for source, account, last_delivery, last_finding_time, deliveries, _ in states:
+        if source == own:
             continue
         window = windows.get(source)
         if window is None:
             window = windows[source] = window_ms(source, overrides)
-        cloud = clouds.get((source, state.account_uid)) or guess_cloud(source, state.account_uid)
         found.append(
             SourceHealth(
                 source,
-                state.account_uid,
-                cloud,
-                state.last_delivery,
-                state.last_finding_time,
-                state.deliveries,
+                account,
+                clouds.get((source, account)) or guess_cloud(source, account),
+                last_delivery,
+                last_finding_time,
+                deliveries,
                 window,
-                "silent" if now - state.last_delivery > window else "ok",
+                "silent" if now - last_delivery > window else "ok",
                 dead.get(source, 0),
             )
         )
