@@ -70,7 +70,7 @@ class SourceHealth(NamedTuple):
             "deliveries": deliveries,
             "window_minutes": window // MINUTE_MS,
             "state": state,
-            "silent_since": last_delivery + window if state == "silent" else None,
+            "silent_since": self.silent_since if state == "silent" else None,
             "dead_letters": dead,
         }
 

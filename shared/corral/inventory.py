@@ -258,7 +258,7 @@ def _label_tags(resource: Mapping[str, Any]) -> list[str]:
 def _registry_host(resources: list[Mapping[str, Any]]) -> str:
     """The registry a finding's image lives in when the image name leaves the host out (ACR)."""
     for resource in resources:
-        if _kind_of(resource) is _REGISTRY and resource.get("name"):
+        if _kind_of(_text(resource.get("type"))) is _REGISTRY and resource.get("name"):
             return f"{_text(resource.get('name')).lower()}.azurecr.io"
     return ""
 
@@ -266,25 +266,18 @@ def _registry_host(resources: list[Mapping[str, Any]]) -> str:
 # What a Vulnerability Finding's resource is to the inventory, by its `type`: findings repeat a
 # handful of types, so each is lowered and matched once.
 _IMAGE, _CONTAINER, _REGISTRY, _OTHER = "image", "container", "registry", "other"
-_RESOURCE_KINDS: dict[str, str] = {}
 
 
-def _kind_of(resource: Mapping[str, Any]) -> str:
-    text = _text(resource.get("type"))
-    found = _RESOURCE_KINDS.get(text)
-    if found is None:
-        kind = text.lower()
-        if kind == "container image" or "containerimage" in kind.replace(" ", "").replace("_", ""):
-            found = _IMAGE
-        elif kind == "kubernetes container":
-            found = _CONTAINER
-        elif kind == "microsoft.containerregistry/registries":
-            found = _REGISTRY
-        else:
-            found = _OTHER
-        if len(_RESOURCE_KINDS) < _IMAGES_MAX:
-            _RESOURCE_KINDS[text] = found
-    return found
+@lru_cache(maxsize=_IMAGES_MAX)
+def _kind_of(text: str) -> str:
+    kind = text.lower()
+    if kind == "container image" or "containerimage" in kind.replace(" ", "").replace("_", ""):
+        return _IMAGE
+    if kind == "kubernetes container":
+        return _CONTAINER
+    if kind == "microsoft.containerregistry/registries":
+        return _REGISTRY
+    return _OTHER
 
 
 # What a resource `type` says of a place (a service, a workload, a pod, an ECS task): findings
@@ -364,11 +357,6 @@ def observe(finding: Mapping[str, Any], ctx: ContainerContext | None = None) -> 
 
 
 def _names(images: list[_Image], cloud: str, account: str, when: int) -> tuple[ImageName, ...]:
-    if len(images) == 1:  # nearly every finding: one container, one image
-        i = images[0]
-        if not (i.digest and i.repository):
-            return ()
-        return (ImageName(i.digest, i.repository, i.tag, registry_of(i.repository), cloud, account, when),)
     found = {
         (i.digest, i.repository, i.tag): ImageName(
             i.digest, i.repository, i.tag, registry_of(i.repository), cloud, account, when
@@ -389,7 +377,7 @@ def _runtime(finding: Mapping[str, Any], ctx: ContainerContext | None) -> Observ
     cluster, namespace, workload = _place(finding, ctx)
     who = reporter(ocsf.identity(finding))
     # One sighting per image: several containers of one pod may run the same one.
-    keys = [images[0].key] if len(images) == 1 else list(dict.fromkeys(i.key for i in images))
+    keys = dict.fromkeys(i.key for i in images)
     sightings = tuple([Sighting(key, provider, account, cluster, namespace, workload, who, when) for key in keys])
     return Observations(_names(images, provider, account, when), sightings)
 
@@ -405,7 +393,7 @@ def _vulnerability(finding: Mapping[str, Any], ctx: ContainerContext | None) -> 
     images: list[_Image] = []
     sightings: dict[tuple[str, ...], Sighting] = {}
     for resource in resources:
-        kind = _kind_of(resource)
+        kind = _kind_of(_text(resource.get("type")))
         if kind is _OTHER or kind is _REGISTRY:
             continue
         data = _mapping(resource.get("data"))

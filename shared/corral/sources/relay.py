@@ -39,9 +39,8 @@ def normalize(
         )
     try:
         key = ocsf.identity(doc)
-        ocsf.modified_time(doc)
-    except (KeyError, TypeError, ValueError):
-        raise MalformedEventError("relayed finding lacks its identity or time") from None
+    except (KeyError, TypeError):
+        raise MalformedEventError("relayed finding lacks its identity") from None
     _check_times(doc)
     if not all(isinstance(part, str) and part for part in key):
         raise MalformedEventError("relayed finding has an empty identity")

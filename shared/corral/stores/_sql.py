@@ -10,6 +10,7 @@ order (a finding twice in one batch: the second sees the first) and returns the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -178,25 +179,17 @@ DEAD_LETTER_SELECT: Final = "id, at, reason, ref, raw, sha256, size, source, cou
 
 MARKS: Final[dict[Dialect, str]] = {"sqlite": "?", "postgresql": "%s"}
 DOCUMENT: Final[dict[Dialect, str]] = {"sqlite": "document", "postgresql": "document::text"}
+"""How a document column is read: PostgreSQL hands JSONB back as text, which orjson parses fastest."""
 FINDING_SELECTS: Final[dict[Dialect, str]] = {d: FINDING_SELECT.format(document=DOCUMENT[d]) for d in DOCUMENT}
 """`FINDING_SELECT` spelled for each dialect, once: the list endpoint answers in microseconds."""
-# The whole listing statement per WHERE clause (its text holds placeholders, never values):
-# requests repeat a few filter combinations.
-_LISTINGS: dict[tuple[str, Dialect], str] = {}
-_LISTINGS_MAX: Final = 1024
 
 
+# Cached per WHERE clause (its text holds placeholders, never values): requests repeat a few
+# filter combinations.
+@functools.lru_cache(maxsize=1024)
 def listing_sql(clause: str, dialect: Dialect) -> str:
     """Return the page query of the findings matching `clause`, newest last seen first, its limit the last parameter."""
-    sql = _LISTINGS.get((clause, dialect))
-    if sql is None:
-        sql = f"SELECT {FINDING_SELECTS[dialect]} FROM findings WHERE {clause} {ORDER} LIMIT {MARKS[dialect]}"
-        if len(_LISTINGS) < _LISTINGS_MAX:
-            _LISTINGS[(clause, dialect)] = sql
-    return sql
-
-
-"""How a document column is read: PostgreSQL hands JSONB back as text, which orjson parses fastest."""
+    return f"SELECT {FINDING_SELECTS[dialect]} FROM findings WHERE {clause} {ORDER} LIMIT {MARKS[dialect]}"
 
 
 def spell(sql: str, dialect: Dialect) -> str:

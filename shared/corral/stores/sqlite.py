@@ -129,10 +129,11 @@ class SqliteStore(SqlStore):
         with self._lock:
             try:
                 return work()
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailableError(f"SQLite store {self.url}: {exc}") from None
-            except sqlite3.DatabaseError as exc:
-                raise StoreUnavailableError(f"SQLite store {self.url}: {exc}") from None
+            except sqlite3.DatabaseError as exc:  # OperationalError (locked, I/O) included
+                raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: sqlite3.DatabaseError) -> StoreUnavailableError:
+        return StoreUnavailableError(f"SQLite store {self.url}: {exc}")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -146,12 +147,13 @@ class SqliteStore(SqlStore):
         self._db.execute("COMMIT")
 
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        # `_guard` inlined: every read passes here, and a listing that matches nothing takes microseconds.
+        # `_guard` without its closure: every read passes here, and a listing that matches nothing
+        # takes microseconds.
         with self._lock:
             try:
                 return self._db.execute(sql, params).fetchall()
-            except sqlite3.DatabaseError as exc:  # OperationalError (locked, I/O) included
-                raise StoreUnavailableError(f"SQLite store {self.url}: {exc}") from None
+            except sqlite3.DatabaseError as exc:
+                raise self._unavailable(exc) from None
 
     def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         def work() -> None:
