@@ -32,6 +32,7 @@ from corral.stores.base import (
     Change,
     Claim,
     DeadLetter,
+    FindingKey,
     HistoryEntry,
     LedgerEntry,
     SinkBacklog,
@@ -298,9 +299,8 @@ class Pipeline:
                 routed.append((pending, change, self.router.suppression(change.finding, now)))
             except Exception as exc:  # noqa: BLE001 - a routing rule failing on one record
                 letters.append(self._fail(_failure(pending, _internal("routing", exc)), pending.ref, result))
-        suppressed = {change.key: rule for _, change, rule in routed if rule is not None}
-        if suppressed:
-            self.store.mark_suppressed(list(suppressed.items()))
+        if marks := _suppression_marks(routed):
+            self.store.mark_suppressed(marks)
         entries: dict[tuple[str, str], LedgerEntry] = {}
         # Each stored document's JSON, made by the limits check: sinks embed it rather than serialize again.
         serialized: dict[str, tuple[ocsf.Finding, bytes]] = {}
@@ -539,6 +539,24 @@ def _within_limits(
         item=item,
     )
     return failure, None
+
+
+def _suppression_marks(
+    routed: Sequence[tuple[_Pending, Change, Suppression | None]],
+) -> list[tuple[FindingKey, Suppression | None]]:
+    """The marks to write: each suppressed finding's rule, and a clear for a marked one no rule holds now.
+
+    A mark outlives its rule (an `until` passed, the rule removed); left in place it would show
+    a finding as suppressed while its changes are being sent. A stale version says nothing of
+    the finding as stored, so it neither marks nor clears. The last mark of a key wins.
+    """
+    marks: dict[FindingKey, Suppression | None] = {}
+    for _, change, rule in routed:
+        if rule is not None:
+            marks[change.key] = rule
+        elif change.kind != "stale" and change.previous is not None and change.previous.suppressed:
+            marks[change.key] = None
+    return list(marks.items())
 
 
 def _failure(pending: _Pending, reason: str) -> Outcome:

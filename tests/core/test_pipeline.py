@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -133,6 +134,43 @@ def test_suppressed_findings_are_stored_but_not_sent(store: Store, siem: Recordi
     assert stored is not None
     assert stored.suppression is not None
     assert stored.suppression.by == "suppress:sandbox"
+
+
+def test_a_finding_whose_suppression_ended_is_sent_once_and_its_mark_cleared(store: Store, siem: RecordingSink) -> None:
+    """Past its `until`, a suppressed finding's next delivery is sent once, and it no longer shows as suppressed."""
+    settings = config.parse(
+        {
+            "sinks": {siem.id: {}},
+            "routes": [{"to": [siem.id]}],
+            "suppress": [
+                {
+                    "name": "window",
+                    "when": {"cluster": "sandbox"},
+                    "reason": "maintenance",
+                    "until": dt.date(2099, 1, 1),
+                }
+            ],
+        }
+    )
+    until = settings.router.suppressions[0].until
+    assert until is not None
+    clock = [until - 2]
+    run = Pipeline(store, settings.router, {siem.id: siem}, clock=lambda: clock[0])
+    finding = make_finding("a", cluster="sandbox")
+    key = ocsf.identity(finding)
+    assert run.ingest(inbound(finding)).counts == Counter(new=1, suppressed=1)
+    clock[0] = until - 1
+    assert run.ingest(inbound(finding)).counts == Counter(unchanged=1, suppressed=1)
+    stored = store.get(key)
+    assert siem.sent == []
+    assert stored is not None and stored.suppression is not None
+    clock[0] = until
+    assert run.ingest(inbound(finding)).counts == Counter(unchanged=1)
+    assert [(d.change, d.finding["finding_info"]["uid"]) for d in siem.sent] == [("new", "a")]
+    stored = store.get(key)
+    assert stored is not None and stored.suppression is None
+    run.ingest(inbound(finding))
+    assert len(siem.sent) == 1
 
 
 def test_crash_between_upsert_and_ledger_is_recovered_on_redelivery(store: Store, siem: RecordingSink) -> None:

@@ -220,6 +220,17 @@ def test_mark_suppressed_sets_and_clears(store: Store) -> None:
     assert a is not None and a.suppression is None
 
 
+def test_an_upsert_tells_whether_the_stored_finding_is_marked_suppressed(store: Store) -> None:
+    """`previous.suppressed` is what routing needs to clear a mark whose rule no longer holds."""
+    store.upsert([make_finding("a")], now=NOW)
+    store.mark_suppressed([(key_of(make_finding("a")), Suppression(reason="accepted risk", by="rule:dev"))])
+    [marked] = store.upsert([make_finding("a")], now=NOW + 1)
+    assert marked.previous is not None and marked.previous.suppressed
+    store.mark_suppressed([(key_of(make_finding("a")), None)])
+    [cleared] = store.upsert([make_finding("a", modified=T + 1, title="changed")], now=NOW + 2)
+    assert cleared.previous is not None and not cleared.previous.suppressed
+
+
 # Queries --------------------------------------------------------------------------------------------
 
 POPULATION = {

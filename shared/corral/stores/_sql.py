@@ -106,7 +106,7 @@ HISTORY_COLUMNS: Final = (
 
 STATE_SELECT: Final = (
     "product, account, uid, modified_time, fingerprint, severity_id, status_id, closed, first_seen, last_seen,"
-    " versions, logged_time, sequence, seen"
+    " versions, logged_time, sequence, seen, suppressed_reason"
 )
 """The stored columns `decide()` and the counters need, in `Current.of_row` order."""
 
@@ -237,6 +237,7 @@ class Current(NamedTuple):
             logged_time=None if row[11] is None else int(row[11]),
             sequence=None if row[12] is None else int(row[12]),
             seen=tuple(row[13].split()) if row[13] else (),
+            suppressed=row[14] is not None,
         )
         return key, cls(snapshot, int(row[8]), int(row[9]), int(row[10]))
 

@@ -183,6 +183,8 @@ class Snapshot(NamedTuple):
     seen: tuple[str, ...] = ()
     timeless: bool = False
     """The source gave no time of its own and the transport's stood in (`TIMELESS_LABEL`)."""
+    suppressed: bool = False
+    """(Stored side) the finding carries a suppression mark, which routing clears once no rule holds."""
 
     @classmethod
     def of(cls, finding: Mapping[str, Any], fp: str | None = None) -> Snapshot:

@@ -226,6 +226,7 @@ class State(NamedTuple):
                 logged_time=opt_n(item, "lt"),
                 sequence=opt_n(item, "sq"),
                 seen=tuple((opt_s(item, "seen") or "").split()),
+                suppressed="sr" in item,
             ),
             first_seen=get_n(item, "fs"),
             last_seen=get_n(item, "ls"),
