@@ -32,6 +32,10 @@ from corral.records import NamedTuple
 
 FindingKey = tuple[str, str, str]
 
+DIGEST_PREFIX: Final = "sha256:"
+DIGEST_LENGTH: Final = len(DIGEST_PREFIX) + 64
+"""Digests are kept as `sha256:` and 64 lower-case hex digits."""
+
 _DIGEST: Final = re.compile(r"(sha256:[0-9a-fA-F]{64})")
 # Defender's security entity ids:
 # …/managedClusters/<cluster>/securityentitydata/namespace-<ns>-pod-<pod>[-container-<c>]

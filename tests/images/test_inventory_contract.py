@@ -41,6 +41,21 @@ def test_registry_names_and_vulnerabilities_are_kept(store: Store) -> None:
     assert evidence.runtime(now=RECEIVED, window_ms=HOUR).context == "registry_only"
 
 
+def test_digests_are_found_by_prefix_in_order_and_limited(store: Store) -> None:
+    """Named, seen-running and vulnerable digests are all found by a prefix; a tag-only sighting never is."""
+    named, seen, vulnerable = "sha256:ab" + "1" * 62, "sha256:ab" + "2" * 62, "sha256:ac" + "0" * 62
+    store.record_images(observe(registry_cve("v1", named, REPO, tag="1.0")))
+    store.record_images(observe(runtime_alert("a1", {"uid": seen}, seen=RECEIVED)))
+    store.record_images(observe(runtime_alert("a2", {"name": REPO, "tag": "1.0"}, seen=RECEIVED)))
+    store.record_images(observe(registry_cve("v2", vulnerable, "", tag="")))
+    assert store.image_digests() == [named, seen, vulnerable]
+    assert store.image_digests("sha256:ab") == [named, seen]
+    assert store.image_digests("sha256:ab", limit=1) == [named]
+    assert store.image_digests("sha256:ab2") == [seen]
+    assert store.image_digests(vulnerable) == [vulnerable]
+    assert store.image_digests("sha256:f") == []
+
+
 def test_a_sighting_by_digest_on_another_cloud_is_runtime_evidence(store: Store) -> None:
     store.record_images(observe(registry_cve("v1", D, REPO)))
     alert = runtime_alert("a1", {"uid": D, "name": REPO}, seen=RECEIVED + HOUR)

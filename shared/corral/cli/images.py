@@ -201,9 +201,9 @@ def show(
     db = open_store(configured.store)
     try:
         wanted = _digest_prefix(digest)
-        matches = [d for d in db.image_digests() if d.startswith(wanted)]
+        matches = db.image_digests(wanted, limit=2)  # two tell a unique prefix from an ambiguous one
         if len(matches) != 1:
-            reason = "is not in the inventory" if not matches else f"matches {len(matches)} images; give more of it"
+            reason = "is not in the inventory" if not matches else "matches more than one image; give more of it"
             raise ConfigError(f"image {digest!r} {reason}")
         (item,) = rank(db, configured.priority, _now(), matches)
     finally:

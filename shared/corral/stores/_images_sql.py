@@ -15,7 +15,16 @@ from typing import Any, ClassVar, Final
 
 import orjson
 
-from corral.inventory import Exposure, FindingKey, ImageName, Observations, Sighting, Vulnerable
+from corral.inventory import (
+    DIGEST_LENGTH,
+    DIGEST_PREFIX,
+    Exposure,
+    FindingKey,
+    ImageName,
+    Observations,
+    Sighting,
+    Vulnerable,
+)
 from corral.priority import Priority
 from corral.stores import images
 from corral.stores._sql import keys_cte
@@ -274,13 +283,24 @@ class SqlImages:
         found = [_vulnerability(row) for row in rows]
         return sorted(found, key=lambda v: v.key)
 
-    def image_digests(self) -> list[str]:
-        """Return every digest the inventory knows (named, seen running or vulnerable)."""
-        rows = self._select(
-            "SELECT digest FROM image_names UNION SELECT image FROM image_sightings"
-            " UNION SELECT image FROM image_vulnerabilities"
-        )
-        return sorted({str(r[0]) for r in rows if str(r[0]).startswith("sha256:")})
+    def image_digests(self, prefix: str = DIGEST_PREFIX, *, limit: int | None = None) -> list[str]:
+        """Return the digests known (named, seen running or vulnerable) that start with `prefix` (see `Store`)."""
+        # A range on each table's leading key column. Digests are `sha256:` and 64 lower-case hex
+        # digits, which every collation orders alike, so the bounds are the prefix padded both ways.
+        low, high = prefix.ljust(DIGEST_LENGTH, "0"), prefix.ljust(DIGEST_LENGTH, "f")
+        # Each table's first `limit` distinct digests in the range, then the first `limit` of those.
+        cap = "" if limit is None else f" LIMIT {int(limit)}"
+        ranges = [
+            f"SELECT d FROM (SELECT DISTINCT {column} AS d FROM {table}"
+            f" WHERE {column} >= ? AND {column} <= ? ORDER BY {column}{cap}) AS {table}"
+            for table, column in (
+                ("image_names", "digest"),
+                ("image_sightings", "image"),
+                ("image_vulnerabilities", "image"),
+            )
+        ]
+        rows = self._select(f"SELECT d FROM ({' UNION '.join(ranges)}) AS known ORDER BY d{cap}", [low, high] * 3)
+        return [str(r[0]) for r in rows if str(r[0]).startswith(prefix)]
 
 
 def _vulnerability_row(v: Vulnerable) -> tuple[Any, ...]:

@@ -839,5 +839,9 @@ class Store(Protocol):
     def set_image_priorities(self, rows: Sequence[tuple[inventory.Vulnerable, priority.Priority]]) -> None:
         """Remember the priority last given to each Vulnerability Finding, where it is stored for the image it names."""
 
-    def image_digests(self) -> list[str]:
-        """Return every digest the inventory knows."""
+    def image_digests(self, prefix: str = inventory.DIGEST_PREFIX, *, limit: int | None = None) -> list[str]:
+        """Return the digests the inventory knows that start with `prefix`, in order (at most `limit`).
+
+        Read by the store's key order, so that looking up one image by a prefix of its digest
+        reads a row or two, not every digest.
+        """

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from corral.inventory import Exposure, FindingKey, ImageName, Observations, Sighting, Vulnerable
+from corral.inventory import DIGEST_PREFIX, Exposure, FindingKey, ImageName, Observations, Sighting, Vulnerable
 from corral.priority import Priority
 from corral.stores import images
 from corral.stores.dynamodb.items import Item, as_n, as_s, get_n, get_s
@@ -245,9 +245,17 @@ class Images(Table):
         found = [_vulnerability(i) for i in self._partitions([f"IV#{d}" for d in sorted(set(digests))])]
         return sorted((v for v in found if v.vulnerable.open), key=lambda v: v.key)
 
-    def image_digests(self) -> list[str]:
-        """Return every digest the inventory knows (named, seen running or vulnerable)."""
-        return sorted(get_s(i, "sk") for i in self._partition("II"))
+    def image_digests(self, prefix: str = DIGEST_PREFIX, *, limit: int | None = None) -> list[str]:
+        """Return the digests known (named, seen running or vulnerable) that start with `prefix` (see `Store`)."""
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": as_s("II"), ":prefix": as_s(prefix)},
+            "ConsistentRead": True,
+        }
+        if limit is not None:
+            query["Limit"] = limit  # items in key order: the first `limit` are the answer
+            return [get_s(i, "sk") for i in self._call("query", **query).get("Items", [])]
+        return [get_s(i, "sk") for i in self._query_all(**query)]
 
 
 def _name(item: Item) -> ImageName:
