@@ -168,3 +168,30 @@ def test_priorities_are_read_by_key_for_open_findings_of_the_same_image(store: S
     store.record_images(observe(registry_cve("v2", D, REPO, cve="CVE-2026-0002", modified=RECEIVED + 1, status_id=4)))
     assert store.image_priorities(list(facts.values())) == {k1: given[k1], k3: given[k3]}
     assert all(store.image_priorities([facts[k]]) == {k: given[k]} for k in (k1, k3))
+
+
+def test_images_are_ranked_by_the_worst_priority_stored_for_an_open_vulnerability(store: Store) -> None:
+    """The worst stored priority first; then images with none or only closed vulnerabilities, by digest."""
+    low, high, closed, unscored, named = digest("1"), digest("2"), digest("3"), digest("4"), digest("5")
+    store.record_images(
+        observe(
+            registry_cve("v1", low, REPO, tag="1"),
+            registry_cve("v2", high, REPO, tag="2"),
+            registry_cve("v3", high, REPO, tag="2", cve="CVE-2026-0003"),
+            registry_cve("v4", closed, REPO, tag="3", status_id=4),
+            registry_cve("v5", unscored, REPO, tag="4"),
+        )
+    )
+    store.record_images(observe(runtime_alert("a1", {"uid": named, "name": REPO}, seen=RECEIVED)))
+    rows = {r.key[2]: r.vulnerable for r in store.image_vulnerabilities()}
+    registry_only = priority.Runtime("registry_only")
+    store.set_image_priorities(
+        [
+            (rows["v1"], priority.score(rows["v1"], registry_only)._replace(risk_score=30)),
+            (rows["v2"], priority.score(rows["v2"], registry_only)._replace(risk_score=20)),
+            (rows["v3"], priority.score(rows["v3"], registry_only)._replace(risk_score=80)),
+        ]
+    )
+    assert store.ranked_image_digests(2) == [high, low]
+    assert store.ranked_image_digests(10) == [high, low, unscored, closed, named]
+    assert store.ranked_image_digests(4) == [high, low, unscored, closed]

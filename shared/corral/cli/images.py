@@ -94,9 +94,11 @@ def _by_severity(rows: list[tuple[ImageVulnerability, priority.Priority]]) -> di
     return {letter: counts[letter] for letter in ("C", "H", "M", "L", "I", "?") if counts[letter]}
 
 
-def rank(db: Store, weights: priority.Weights, now: int, digests: list[str] | None = None) -> list[Ranked]:
-    """Every image (or these), each vulnerability prioritized now, images ranked by their worst priority."""
-    wanted = db.image_digests() if digests is None else digests
+def rank(
+    db: Store, weights: priority.Weights, now: int, digests: list[str] | None = None, limit: int = 50
+) -> list[Ranked]:
+    """These images (else the store's `limit` worst), each vulnerability prioritized now, ranked by the worst."""
+    wanted = db.ranked_image_digests(limit) if digests is None else digests
     evidence = db.image_evidence(wanted)
     by_image: dict[str, list[ImageVulnerability]] = {}
     for row in db.image_vulnerabilities(wanted):
@@ -153,7 +155,7 @@ def images(
     configured = settings(config, store)
     db = open_store(configured.store)
     try:
-        ranked = rank(db, configured.priority, _now())[:limit]
+        ranked = rank(db, configured.priority, _now(), limit=limit)
     finally:
         db.close()
     if json:

@@ -9,6 +9,7 @@ converge on the newest evidence whatever the arrival order.
 
 from __future__ import annotations
 
+import itertools
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Final
@@ -282,6 +283,23 @@ class SqlImages:
             )
         found = [_vulnerability(row) for row in rows]
         return sorted(found, key=lambda v: v.key)
+
+    def ranked_image_digests(self, limit: int) -> list[str]:
+        """Return the digests worst first by the priority last given to an open vulnerability (see `Store`)."""
+        open_ = "is_open = 1" if self.dialect == "sqlite" else "is_open"
+        low, high = DIGEST_PREFIX.ljust(DIGEST_LENGTH, "0"), DIGEST_PREFIX.ljust(DIGEST_LENGTH, "f")
+        rows = self._select(
+            "SELECT image, coalesce(max(risk_score), -1) AS worst FROM image_vulnerabilities"
+            f" WHERE {open_} AND image >= ? AND image <= ?"
+            f" GROUP BY image ORDER BY worst DESC, image LIMIT {int(limit)}",
+            [low, high],
+        )
+        ranked = [str(row[0]) for row in rows]
+        if len(ranked) < limit:
+            chosen = set(ranked)
+            others = (d for d in self.image_digests(limit=limit + len(ranked)) if d not in chosen)
+            ranked += list(itertools.islice(others, limit - len(ranked)))
+        return ranked
 
     def image_digests(self, prefix: str = DIGEST_PREFIX, *, limit: int | None = None) -> list[str]:
         """Return the digests known (named, seen running or vulnerable) that start with `prefix` (see `Store`)."""

@@ -845,3 +845,11 @@ class Store(Protocol):
         Read by the store's key order, so that looking up one image by a prefix of its digest
         reads a row or two, not every digest.
         """
+
+    def ranked_image_digests(self, limit: int) -> list[str]:
+        """Return at most `limit` digests, the worst first by the priority last given to an open vulnerability.
+
+        Images with no open vulnerability follow, by digest. Priorities are stored at ingest and
+        recomputed by the hourly source check, so this is the ranking as of the last of those; a
+        caller ranking by the priority now recomputes it for these images only.
+        """

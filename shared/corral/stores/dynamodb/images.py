@@ -245,6 +245,24 @@ class Images(Table):
         found = [_vulnerability(i) for i in self._partitions([f"IV#{d}" for d in sorted(set(digests))])]
         return sorted((v for v in found if v.vulnerable.open), key=lambda v: v.key)
 
+    def ranked_image_digests(self, limit: int) -> list[str]:
+        """Return the digests worst first by the priority last given to an open vulnerability (see `Store`).
+
+        DynamoDB keeps no index by priority: this reads every open vulnerability's stored priority
+        (what listing all images read before), and only the ranking is kept.
+        """
+        worst: dict[str, int] = {}
+        for row in self.image_vulnerabilities():
+            image = row.vulnerable.image
+            if image.startswith(DIGEST_PREFIX):
+                score = row.priority.risk_score if row.priority is not None else -1
+                worst[image] = max(worst.get(image, -1), score)
+        ranked = [d for d, _ in sorted(worst.items(), key=lambda pair: (-pair[1], pair[0]))[:limit]]
+        if len(ranked) < limit:
+            chosen = set(ranked)
+            ranked += [d for d in self.image_digests() if d not in chosen][: limit - len(ranked)]
+        return ranked
+
     def image_digests(self, prefix: str = DIGEST_PREFIX, *, limit: int | None = None) -> list[str]:
         """Return the digests known (named, seen running or vulnerable) that start with `prefix` (see `Store`)."""
         query: dict[str, Any] = {
