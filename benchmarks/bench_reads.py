@@ -31,7 +31,7 @@ from typing import Any, Final
 import orjson
 
 from benchmarks.bench_store_sql import realistic_finding
-from corral import ocsf
+from corral import inventory, ocsf, priority
 from corral.sources import source_of
 from corral.stores import open_store
 from corral.stores.base import SourceSeen, Store
@@ -49,6 +49,8 @@ LEAST_RUNS: Final = 10
 MOST_RUNS: Final = 200
 ENOUGH_S: Final = 0.2
 """Each timed call runs LEAST_RUNS times, then on while under ENOUGH_S seconds, at most MOST_RUNS."""
+VULN_EVERY: Final = 6
+"""One image in this many has a vulnerability finding (prioritized), for `corral images`."""
 ABSENT_SERVICE: Final = "Azure Function Apps"
 """No benchmark finding has this service: a filter on it must not read the whole table."""
 
@@ -105,11 +107,35 @@ def populate(store: Store, count: int) -> tuple[str, tuple[str, str, str]]:
         now = NOW - (count - start) * (DAYS * DAY // count)
         store.upsert(batch, now=now)
         store.touch_sources([_delivery(finding, now) for finding in batch])
+        _record_images(store, batch, start)
         if oldest is None:
             info = batch[0]
             oldest = (info["metadata"]["product"]["uid"], info["cloud"]["account"]["uid"], info["finding_info"]["uid"])
     assert oldest is not None
     return oldest[2], oldest
+
+
+def _record_images(store: Store, batch: list[ocsf.Finding], start: int) -> None:
+    """Feed the image inventory as an ingest does: each finding's running image, and a vulnerability
+    (prioritized as running) for every VULN_EVERY-th image."""
+    observed = [inventory.observe(finding) for finding in batch]
+    vulnerable = [
+        inventory.Vulnerable(
+            ("bench.scanner", "acct", f"cve-{start + n}"),
+            seen.sightings[0].image,
+            1 + (start + n) % 5,
+            True,
+            (f"CVE-2026-{(start + n) % 10_000:05d}",),
+            None,
+            True,
+            seen.sightings[0].source_time,
+        )
+        for n, seen in enumerate(observed)
+        if (start + n) % VULN_EVERY == 0 and seen.sightings
+    ]
+    store.record_images([*observed, *(inventory.Observations(vulnerable=v) for v in vulnerable)])
+    running = priority.Runtime("running", workloads=(("AWS", "acct", "cluster", "ns", "bench"),))
+    store.set_image_priorities([(v, priority.score(v, running)) for v in vulnerable])
 
 
 def _delivery(finding: ocsf.Finding, now: int) -> SourceSeen:
@@ -254,6 +280,7 @@ def run_backend(
     store.migrate()
     start = time.perf_counter()
     uid, oldest = populate(store, count)
+    image = store.ranked_image_digests(1)[0]  # the image `corral images` lists first
     store.close()
     settle()
     say(f"{name}: {count:,} findings stored in {time.perf_counter() - start:.0f} s")
@@ -282,6 +309,8 @@ def run_backend(
             ("findings list --severity-at-least critical", ("findings", "list", "--severity-at-least", "critical")),
             ("findings list --open", ("findings", "list", "--open")),
             ("deadletter list", ("deadletter", "list")),
+            ("images", ("images", "--json")),
+            ("images show <a prefix>", ("images", "show", image[:19], "--json")),
         ):
             took, peak = command(url, *args)
             verdict = "ok" if took <= GOAL * one_row else "over goal"
