@@ -121,7 +121,7 @@ def _record_images(store: Store, batch: list[ocsf.Finding], start: int) -> None:
     observed = [inventory.observe(finding) for finding in batch]
     vulnerable = [
         inventory.Vulnerable(
-            ("bench.scanner", "acct", f"cve-{start + n}"),
+            ocsf.identity(batch[n]),  # the finding stands in for a Vulnerability Finding of its image
             seen.sightings[0].image,
             1 + (start + n) % 5,
             True,
@@ -309,6 +309,8 @@ def run_backend(
             ("findings list --severity-at-least critical", ("findings", "list", "--severity-at-least", "critical")),
             ("findings list --open", ("findings", "list", "--open")),
             ("deadletter list", ("deadletter", "list")),
+            ("findings list --running", ("findings", "list", "--running")),
+            ("findings list --priority-at-least high", ("findings", "list", "--priority-at-least", "high")),
             ("images", ("images", "--json")),
             ("images show <a prefix>", ("images", "show", image[:19], "--json")),
         ):

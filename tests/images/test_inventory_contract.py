@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from corral import inventory, priority
-from corral.stores.base import Store
+from corral.stores.base import FindingQuery, Store
 from tests.images.support import HOUR, RECEIVED, digest, registry_cve, runtime_alert
 
 D = digest("d")
@@ -195,3 +195,40 @@ def test_images_are_ranked_by_the_worst_priority_stored_for_an_open_vulnerabilit
     assert store.ranked_image_digests(2) == [high, low]
     assert store.ranked_image_digests(10) == [high, low, unscored, closed, named]
     assert store.ranked_image_digests(4) == [high, low, unscored, closed]
+
+
+def test_prioritized_lists_open_vulnerabilities_most_urgent_first_within_the_filters(store: Store) -> None:
+    """`findings list --running/--priority-at-least`: by stored priority, closed and unprioritized left out."""
+    findings = {
+        "v1": registry_cve("v1", D, REPO, severity_id=3),
+        "v2": registry_cve("v2", E, REPO, tag="3", severity_id=4),
+        "v3": registry_cve("v3", E, REPO, tag="3", cve="CVE-2026-0003", severity_id=5),
+        "v4": registry_cve(
+            "v4", D, REPO, cve="CVE-2026-0004", severity_id=2, account="11111111-1111-1111-1111-111111111111"
+        ),
+        "v5": registry_cve("v5", D, REPO, cve="CVE-2026-0005"),
+    }
+    store.upsert(list(findings.values()), now=RECEIVED)
+    store.record_images(observe(*findings.values()))
+    facts = {r.key[2]: r.vulnerable for r in store.image_vulnerabilities()}
+    given = {
+        "v1": priority.Priority(3, 70, "running", False, "running"),
+        "v2": priority.Priority(1, 20, "registry_only", False, "registry only"),
+        "v3": priority.Priority(4, 90, "running", True, "running, exposed"),
+        "v4": priority.Priority(3, 65, "running", False, "running"),
+    }
+    store.set_image_priorities([(facts[uid], given[uid]) for uid in sorted(given)])  # v5: none yet
+    store.upsert(
+        [registry_cve("v3", E, REPO, tag="3", cve="CVE-2026-0003", modified=RECEIVED + 1, status_id=4)],
+        now=RECEIVED + 1,
+    )
+
+    def uids(query: FindingQuery, least_id: int = 1, *, running: bool = False) -> list[str]:
+        return [f.key[2] for f in store.prioritized(query, least_id=least_id, running=running)]
+
+    assert uids(FindingQuery()) == ["v1", "v4", "v2"]
+    assert uids(FindingQuery(), 3) == ["v1", "v4"]
+    assert uids(FindingQuery(), running=True) == ["v1", "v4"]
+    assert uids(FindingQuery(limit=1)) == ["v1"]
+    assert uids(FindingQuery(account="11111111-1111-1111-1111-111111111111")) == ["v4"]
+    assert uids(FindingQuery(severity_at_least=4)) == ["v2"]

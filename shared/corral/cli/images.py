@@ -23,9 +23,8 @@ from corral import priority
 from corral.cli.options import ConfigOption, JsonOption, StoreOption, settings
 from corral.cli.options import open_existing as open_store
 from corral.cli.text import shown
-from corral.context import container_context
 from corral.errors import ConfigError
-from corral.stores.base import FindingQuery, Page, Store, StoredFinding
+from corral.stores.base import FindingQuery, Page, Store
 from corral.stores.images import ImageEvidence, ImageVulnerability
 
 app = typer.Typer(help="Images: where they run and what to fix first.", invoke_without_command=True)
@@ -250,37 +249,9 @@ def show(
 def prioritized(db: Store, query: FindingQuery, *, running: bool, least: str | None) -> Page:
     """Open Vulnerability Findings by their last priority (`corral findings list --running/--priority-at-least`).
 
-    Most urgent first; the query's cloud, account, severity, cluster and namespace filters apply.
+    Most urgent first, one page; the query's filters apply.
     """
     least_id = priority.level_id(least) if least is not None else 1
     if least_id is None:
         raise ConfigError(f"--priority-at-least: expected one of {', '.join(priority.LEVELS)}, not {least!r}")
-    rows = [
-        row
-        for row in db.image_vulnerabilities()
-        if row.priority is not None and row.priority.priority_id >= least_id and (row.priority.running or not running)
-    ]
-    rows.sort(key=lambda row: (-(row.priority.risk_score if row.priority else 0), row.key))
-    found = []
-    for row in rows:
-        item = db.get(row.key)
-        if item is None or item.closed or not _matches(item, query):
-            continue
-        found.append(item)
-        if len(found) >= query.limit:
-            break
-    return Page(found)
-
-
-def _matches(item: StoredFinding, query: FindingQuery) -> bool:
-    doc = item.document
-    ctx = container_context(doc)
-    checks = (
-        (query.cloud, doc["cloud"]["provider"]),
-        (query.account, item.key[1]),
-        (query.cluster, ctx.cluster),
-        (query.namespace, ctx.namespace),
-    )
-    if any(wanted is not None and (have or "").lower() != wanted.lower() for wanted, have in checks):
-        return False
-    return query.severity_at_least is None or item.severity_id >= query.severity_at_least
+    return Page(db.prioritized(query, least_id=least_id, running=running))

@@ -28,7 +28,8 @@ from corral.inventory import (
 )
 from corral.priority import Priority
 from corral.stores import images
-from corral.stores._sql import keys_cte
+from corral.stores._sql import FINDING_SELECTS, keys_cte, stored_finding, where
+from corral.stores.base import FindingQuery, StoredFinding
 from corral.stores.images import ImageEvidence, ImageVulnerability, SightingRecord
 from corral.stores.migrations import Dialect
 
@@ -69,6 +70,10 @@ class SqlImages:
     @abstractmethod
     def _select(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run one read written with `?` placeholders."""
+
+    @abstractmethod
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run one read written in the backend's own placeholders."""
 
     @abstractmethod
     def _modify(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -283,6 +288,26 @@ class SqlImages:
             )
         found = [_vulnerability(row) for row in rows]
         return sorted(found, key=lambda v: v.key)
+
+    def prioritized(self, query: FindingQuery, *, least_id: int, running: bool) -> list[StoredFinding]:
+        """Return open Vulnerability Findings by their last priority, most urgent first (see `Store`)."""
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        clause, params = where(query._replace(cursor=None, open_only=True), self.dialect)
+        # The vulnerability rows are renamed so that the findings filter's bare column names stay unambiguous.
+        urgent = (
+            "SELECT product AS v_product, account AS v_account, uid AS v_uid, risk_score AS v_score"
+            f" FROM image_vulnerabilities WHERE {'is_open = 1' if self.dialect == 'sqlite' else 'is_open'}"
+            f" AND priority_id >= {mark}" + (" AND context = 'running'" if running else "")
+        )
+        # CROSS JOIN: SQLite then reads the (few) vulnerabilities and looks each finding up by key,
+        # where it would otherwise scan every finding; PostgreSQL plans it as any inner join.
+        rows = self._fetch(
+            f"SELECT {FINDING_SELECTS[self.dialect]} FROM ({urgent}) AS v CROSS JOIN findings"
+            " WHERE findings.product = v.v_product AND findings.account = v.v_account AND findings.uid = v.v_uid"
+            f" AND {clause} ORDER BY v.v_score DESC, v.v_product, v.v_account, v.v_uid LIMIT {mark}",
+            [least_id, *params, query.limit],
+        )
+        return [stored_finding(row) for row in rows]
 
     def ranked_image_digests(self, limit: int) -> list[str]:
         """Return the digests worst first by the priority last given to an open vulnerability (see `Store`)."""

@@ -846,6 +846,13 @@ class Store(Protocol):
         reads a row or two, not every digest.
         """
 
+    def prioritized(self, query: FindingQuery, *, least_id: int, running: bool) -> list[StoredFinding]:
+        """Return open Vulnerability Findings whose last priority is at least `least_id`, most urgent first.
+
+        With `running`, only those whose image ran within the window when last prioritized. The
+        query's filters apply (its cursor does not); at most `query.limit` findings.
+        """
+
     def ranked_image_digests(self, limit: int) -> list[str]:
         """Return at most `limit` digests, the worst first by the priority last given to an open vulnerability.
 

@@ -23,10 +23,12 @@ from typing import Any
 
 import orjson
 
+from corral.context import container_context
 from corral.inventory import DIGEST_PREFIX, Exposure, FindingKey, ImageName, Observations, Sighting, Vulnerable
 from corral.priority import Priority
 from corral.stores import images
-from corral.stores.dynamodb.items import Item, as_n, as_s, get_n, get_s
+from corral.stores.base import FindingQuery, StoredFinding
+from corral.stores.dynamodb.items import Item, as_n, as_s, finding_pk, get_n, get_s, stored_finding
 from corral.stores.dynamodb.table import Table
 from corral.stores.images import ImageEvidence, ImageVulnerability, SightingRecord
 
@@ -245,6 +247,31 @@ class Images(Table):
         found = [_vulnerability(i) for i in self._partitions([f"IV#{d}" for d in sorted(set(digests))])]
         return sorted((v for v in found if v.vulnerable.open), key=lambda v: v.key)
 
+    def prioritized(self, query: FindingQuery, *, least_id: int, running: bool) -> list[StoredFinding]:
+        """Return open Vulnerability Findings by their last priority, most urgent first (see `Store`).
+
+        DynamoDB keeps no index by priority: this reads every open vulnerability's stored priority,
+        then each finding in that order until the page is full. Of the query's filters, cloud,
+        account, severity, cluster and namespace apply.
+        """
+        rows = [
+            row
+            for row in self.image_vulnerabilities()
+            if row.priority is not None
+            and row.priority.priority_id >= least_id
+            and (row.priority.running or not running)
+        ]
+        rows.sort(key=lambda row: (-(row.priority.risk_score if row.priority else 0), row.key))
+        found: list[StoredFinding] = []
+        for row in rows:
+            stored = self._get({"pk": as_s(finding_pk(row.key)), "sk": as_s("F")})
+            item = stored_finding(stored) if stored else None
+            if item is not None and not item.closed and _matches(item, query):
+                found.append(item)
+                if len(found) >= query.limit:
+                    break
+        return found
+
     def ranked_image_digests(self, limit: int) -> list[str]:
         """Return the digests worst first by the priority last given to an open vulnerability (see `Store`).
 
@@ -336,3 +363,17 @@ def _vulnerability(item: Item) -> ImageVulnerability:
         "basis": get_n(item, "bs") if "bs" in item else None,
     }
     return ImageVulnerability(vulnerable, images.priority_of(row))
+
+
+def _matches(item: StoredFinding, query: FindingQuery) -> bool:
+    doc = item.document
+    ctx = container_context(doc)
+    checks = (
+        (query.cloud, doc["cloud"]["provider"]),
+        (query.account, item.key[1]),
+        (query.cluster, ctx.cluster),
+        (query.namespace, ctx.namespace),
+    )
+    if any(wanted is not None and (have or "").lower() != wanted.lower() for wanted, have in checks):
+        return False
+    return query.severity_at_least is None or item.severity_id >= query.severity_at_least
