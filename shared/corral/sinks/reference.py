@@ -37,7 +37,8 @@ TOP_LEVEL: Final = (
     (
         "[[suppress]]",
         "`name`, `when`, `reason` (required) and `until` (a TOML date or date-time). An `until` that has passed "
-        "is refused: delete the suppression or move the date.",
+        "is refused: delete the suppression or move the date. A suppression is a snooze: once it ends, a finding "
+        "it held is sent on its next delivery (once) and its mark cleared.",
     ),
     ("[retention]", "`closed_days`: delete closed findings this many days after they closed."),
     (
