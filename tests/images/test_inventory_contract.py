@@ -231,4 +231,5 @@ def test_prioritized_lists_open_vulnerabilities_most_urgent_first_within_the_fil
     assert uids(FindingQuery(), running=True) == ["v1", "v4"]
     assert uids(FindingQuery(limit=1)) == ["v1"]
     assert uids(FindingQuery(account="11111111-1111-1111-1111-111111111111")) == ["v4"]
+    assert uids(FindingQuery(account="1111*")) == ["v4"]
     assert uids(FindingQuery(severity_at_least=4)) == ["v2"]

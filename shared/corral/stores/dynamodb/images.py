@@ -29,6 +29,7 @@ from corral.priority import Priority
 from corral.stores import images
 from corral.stores.base import FindingQuery, StoredFinding
 from corral.stores.dynamodb.items import Item, as_n, as_s, finding_pk, get_n, get_s, stored_finding
+from corral.stores.dynamodb.queries import glob_matcher
 from corral.stores.dynamodb.table import Table
 from corral.stores.images import ImageEvidence, ImageVulnerability, SightingRecord
 
@@ -366,14 +367,12 @@ def _vulnerability(item: Item) -> ImageVulnerability:
 
 
 def _matches(item: StoredFinding, query: FindingQuery) -> bool:
+    """The listing's cloud, account, cluster, namespace (`*` globs, any case) and severity filters."""
     doc = item.document
-    ctx = container_context(doc)
-    checks = (
-        (query.cloud, doc["cloud"]["provider"]),
-        (query.account, item.key[1]),
-        (query.cluster, ctx.cluster),
-        (query.namespace, ctx.namespace),
-    )
-    if any(wanted is not None and (have or "").lower() != wanted.lower() for wanted, have in checks):
+    if query.cloud is not None and str(doc["cloud"]["provider"]).lower() != query.cloud.lower():
         return False
+    ctx = container_context(doc)
+    for wanted, have in ((query.account, item.key[1]), (query.cluster, ctx.cluster), (query.namespace, ctx.namespace)):
+        if wanted is not None and not glob_matcher(wanted).fullmatch(have or ""):
+            return False
     return query.severity_at_least is None or item.severity_id >= query.severity_at_least
