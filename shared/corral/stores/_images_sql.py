@@ -299,12 +299,19 @@ class SqlImages:
             f" FROM image_vulnerabilities WHERE {'is_open = 1' if self.dialect == 'sqlite' else 'is_open'}"
             f" AND priority_id >= {mark}" + (" AND context = 'running'" if running else "")
         )
-        # CROSS JOIN: SQLite then reads the (few) vulnerabilities and looks each finding up by key,
-        # where it would otherwise scan every finding; PostgreSQL plans it as any inner join.
+        # The page's keys first, then only its documents: sorting every match with its document
+        # would read (and on PostgreSQL, detoast) them all. CROSS JOIN: SQLite then reads the (few)
+        # vulnerabilities and looks each finding up by key, where it would otherwise scan every
+        # finding; PostgreSQL plans it as any inner join.
+        order = "ORDER BY v_score DESC, v_product, v_account, v_uid"
+        page = (
+            f"SELECT v_product, v_account, v_uid, v_score FROM ({urgent}) AS v CROSS JOIN findings"
+            " WHERE findings.product = v_product AND findings.account = v_account AND findings.uid = v_uid"
+            f" AND {clause} {order} LIMIT {mark}"
+        )
         rows = self._fetch(
-            f"SELECT {FINDING_SELECTS[self.dialect]} FROM ({urgent}) AS v CROSS JOIN findings"
-            " WHERE findings.product = v.v_product AND findings.account = v.v_account AND findings.uid = v.v_uid"
-            f" AND {clause} ORDER BY v.v_score DESC, v.v_product, v.v_account, v.v_uid LIMIT {mark}",
+            f"SELECT {FINDING_SELECTS[self.dialect]} FROM ({page}) AS top CROSS JOIN findings"
+            f" WHERE findings.product = v_product AND findings.account = v_account AND findings.uid = v_uid {order}",
             [least_id, *params, query.limit],
         )
         return [stored_finding(row) for row in rows]
