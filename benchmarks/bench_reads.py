@@ -347,14 +347,14 @@ def postgresql_lines(count: int) -> list[str]:
         url = server.create_database("reads")
         open_store(url).migrate()
         with psycopg.connect(url, autocommit=True) as conn:
-            # Fresh statistics, as autovacuum would gather them soon after a bulk load.
+            # Fresh statistics of every table, as autovacuum would gather them soon after a bulk load.
             return run_backend(
                 "postgresql",
                 url,
                 lambda sql, params: conn.execute(sql, params).fetchall(),
                 "%s",
                 count,
-                settle=lambda: conn.execute("VACUUM ANALYZE findings"),
+                settle=lambda: conn.execute("VACUUM ANALYZE"),
             )
     finally:
         server.remove()

@@ -10,6 +10,7 @@ import pytest
 from corral import traits
 from corral.records import HealthSignal
 from corral.stores import _sql, migrations, open_store
+from corral.stores._images_sql import prioritized_sql
 from corral.stores._shared import pack_cursor
 from corral.stores.base import FindingQuery, finding_id
 from tests.stores.factory import BASE_TIME, make_finding
@@ -85,6 +86,28 @@ def test_lookup_and_coverage_use_their_indexes(sqlite_db: sqlite3.Connection) ->
     text = plan(sqlite_db, _sql.latest_per_cell_sql("?", len(cells)), [*(p for c in cells for p in c), T])
     assert "findings_by_cell" in text
     assert "SCAN findings\n" not in text + "\n"
+
+
+@pytest.mark.parametrize("running", [True, False])
+def test_the_prioritized_listing_walks_the_score_index(sqlite_db: sqlite3.Connection, running: bool) -> None:
+    """Most urgent first along the score index, each finding looked up by key: no scan of findings, no sort."""
+    clause, params = _sql.where(FindingQuery(open_only=True), "sqlite")
+    text = plan(sqlite_db, prioritized_sql(clause, "sqlite", running=running), [1, *params, 50])
+    page = text.split("SCAN top")[0]  # finding the page; only the page itself is sorted after
+    assert "SCAN image_vulnerabilities USING INDEX image_vulnerabilities_by_risk" in page
+    assert "TEMP B-TREE" not in page
+    assert "SCAN findings\n" not in text + "\n"
+
+
+def test_images_are_ranked_from_the_image_index_alone(sqlite_db: sqlite3.Connection) -> None:
+    """The worst stored priority per image is read from the covering image index."""
+    text = plan(
+        sqlite_db,
+        "SELECT image, coalesce(max(risk_score), -1) AS worst FROM image_vulnerabilities"
+        " WHERE is_open = 1 AND image >= ? AND image <= ? GROUP BY image",
+        ["sha256:0", "sha256:f"],
+    )
+    assert "COVERING INDEX image_vulnerabilities_by_image" in text
 
 
 def _old_store(path: Path) -> None:

@@ -291,29 +291,8 @@ class SqlImages:
 
     def prioritized(self, query: FindingQuery, *, least_id: int, running: bool) -> list[StoredFinding]:
         """Return open Vulnerability Findings by their last priority, most urgent first (see `Store`)."""
-        mark = "?" if self.dialect == "sqlite" else "%s"
         clause, params = where(query._replace(cursor=None, open_only=True), self.dialect)
-        # The vulnerability rows are renamed so that the findings filter's bare column names stay unambiguous.
-        urgent = (
-            "SELECT product AS v_product, account AS v_account, uid AS v_uid, risk_score AS v_score"
-            f" FROM image_vulnerabilities WHERE {'is_open = 1' if self.dialect == 'sqlite' else 'is_open'}"
-            f" AND priority_id >= {mark}" + (" AND context = 'running'" if running else "")
-        )
-        # The page's keys first, then only its documents: sorting every match with its document
-        # would read (and on PostgreSQL, detoast) them all. CROSS JOIN: SQLite then reads the (few)
-        # vulnerabilities and looks each finding up by key, where it would otherwise scan every
-        # finding; PostgreSQL plans it as any inner join.
-        order = "ORDER BY v_score DESC, v_product, v_account, v_uid"
-        page = (
-            f"SELECT v_product, v_account, v_uid, v_score FROM ({urgent}) AS v CROSS JOIN findings"
-            " WHERE findings.product = v_product AND findings.account = v_account AND findings.uid = v_uid"
-            f" AND {clause} {order} LIMIT {mark}"
-        )
-        rows = self._fetch(
-            f"SELECT {FINDING_SELECTS[self.dialect]} FROM ({page}) AS top CROSS JOIN findings"
-            f" WHERE findings.product = v_product AND findings.account = v_account AND findings.uid = v_uid {order}",
-            [least_id, *params, query.limit],
-        )
+        rows = self._fetch(prioritized_sql(clause, self.dialect, running=running), [least_id, *params, query.limit])
         return [stored_finding(row) for row in rows]
 
     def ranked_image_digests(self, limit: int) -> list[str]:
@@ -351,6 +330,33 @@ class SqlImages:
         ]
         rows = self._select(f"SELECT d FROM ({' UNION '.join(ranges)}) AS known ORDER BY d{cap}", [low, high] * 3)
         return [str(r[0]) for r in rows if str(r[0]).startswith(prefix)]
+
+
+def prioritized_sql(clause: str, dialect: Dialect, *, running: bool) -> str:
+    """The page of open vulnerabilities at or above a priority (first parameter) whose findings match `clause`.
+
+    Most urgent first, along the score index, each finding checked by key: SQLite's walk stops
+    once the page (the last parameter) is full. The page's keys are found first and only its
+    documents read: sorting the matches with their documents would read (on PostgreSQL, detoast)
+    them all. The vulnerability columns are renamed so that the findings filter's bare names
+    stay unambiguous.
+    """
+    mark = "?" if dialect == "sqlite" else "%s"
+    urgent = (
+        "SELECT product AS v_product, account AS v_account, uid AS v_uid, risk_score AS v_score"
+        f" FROM image_vulnerabilities WHERE {'is_open = 1' if dialect == 'sqlite' else 'is_open'}"
+        f" AND priority_id >= {mark}" + (" AND context = 'running'" if running else "")
+    )
+    order = "ORDER BY v_score DESC, v_product, v_account, v_uid"
+    page = (
+        f"SELECT v_product, v_account, v_uid, v_score FROM ({urgent}) AS v WHERE EXISTS (SELECT 1 FROM findings"
+        " WHERE findings.product = v_product AND findings.account = v_account AND findings.uid = v_uid"
+        f" AND {clause}) {order} LIMIT {mark}"
+    )
+    return (
+        f"SELECT {FINDING_SELECTS[dialect]} FROM ({page}) AS top CROSS JOIN findings"
+        f" WHERE findings.product = v_product AND findings.account = v_account AND findings.uid = v_uid {order}"
+    )
 
 
 def _vulnerability_row(v: Vulnerable) -> tuple[Any, ...]:

@@ -322,6 +322,14 @@ _IMAGES: Final = (
     "CREATE INDEX image_vulnerabilities_by_image ON image_vulnerabilities (image)",
 )
 
+# Vulnerabilities by priority: the most-urgent-first listing walks the score index and stops at a
+# page, and ranking images by their worst priority reads the image index alone.
+_PRIORITY_INDEXES: Final = (
+    "CREATE INDEX image_vulnerabilities_by_risk ON image_vulnerabilities (risk_score DESC, product, account, uid)",
+    "DROP INDEX image_vulnerabilities_by_image",
+    "CREATE INDEX image_vulnerabilities_by_image ON image_vulnerabilities (image, is_open, risk_score)",
+)
+
 # Claims and a lean ledger. New ledger rows no longer copy the document: the legacy column holds
 # JSON null for them (rows written before keep theirs, so nothing is rewritten), a retried row's
 # document is kept once per version in ledger_documents, and a row sent at once needs none. A
@@ -451,6 +459,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "health signals: one per resource (cluster, instance) the source names",
         _spell(_SIGNAL_RESOURCE, "sqlite"),
         _spell(_SIGNAL_RESOURCE, "postgresql"),
+    ),
+    Migration(
+        13,
+        "image vulnerabilities: index by risk score (most urgent first); the image index covers the priority",
+        _PRIORITY_INDEXES,
+        _PRIORITY_INDEXES,
     ),
 )
 LATEST: Final = MIGRATIONS[-1].version
