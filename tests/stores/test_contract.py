@@ -203,17 +203,6 @@ def test_unknown_finding_is_none(store: Store) -> None:
     assert store.upsert([], now=NOW) == []
 
 
-def test_a_finding_and_its_history_are_read_together(store: Store) -> None:
-    """`get_with_history` answers what `get` and `history` do, for a stored finding and a missing one."""
-    store.upsert([make_finding("a")], now=NOW)
-    store.upsert([make_finding("a", modified=T + 1, title="changed")], now=NOW + 1)
-    key = key_of(make_finding("a"))
-    found, history = store.get_with_history(key)
-    assert (found, history) == (store.get(key), store.history(key))
-    assert found is not None and [h.kind for h in history] == ["new", "updated"]
-    assert store.get_with_history(("aws.guardduty", "1", "nope")) == (None, [])
-
-
 def test_mark_suppressed_sets_and_clears(store: Store) -> None:
     """A suppression is kept with the finding until cleared, and upserts leave it alone."""
     store.upsert([make_finding("a"), make_finding("b")], now=NOW)

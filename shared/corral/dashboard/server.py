@@ -333,13 +333,13 @@ class Dashboard:
                 return None
             else:
                 key = (unquote(parts[0]), unquote(parts[1]), unquote(parts[2]))
-            item, entries = store.get_with_history(key)
+            item = store.get(key)
             if item is None:
                 return None
             history = [
                 {"at": h.at, "kind": h.kind, "version": h.version, "modified_time": h.modified_time,
                  "severity_id": h.severity_id, "status_id": h.status_id}
-                for h in entries
+                for h in store.history(key)
             ]  # fmt: skip
             return {**item.as_data(), "history": history}
         if path == "/api/coverage":

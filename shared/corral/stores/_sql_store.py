@@ -115,14 +115,12 @@ class SqlStore(SqlImages, ABC):
 
     def history(self, key: FindingKey) -> list[HistoryEntry]:
         """Return a finding's recorded changes, oldest first."""
-        return [_sql.history_entry(row) for row in self._select(_HISTORY, key)]
-
-    def get_with_history(self, key: FindingKey) -> tuple[StoredFinding | None, list[HistoryEntry]]:
-        """Return `get(key)` and `history(key)`, read together."""
-        found, history = self._select_all(
-            ((f"SELECT {self._finding_select} FROM findings WHERE {KEY_IS}", key), (_HISTORY, key))
+        rows = self._select(
+            f"SELECT at, kind, version, modified_time, severity_id, status_id FROM finding_history WHERE {KEY_IS}"
+            " ORDER BY seq",
+            key,
         )
-        return (_sql.stored_finding(found[0]) if found else None), [_sql.history_entry(row) for row in history]
+        return [_sql.history_entry(row) for row in rows]
 
     def histories(self, keys: Sequence[FindingKey]) -> dict[FindingKey, list[HistoryEntry]]:
         """Return the recorded changes of each finding, oldest first: one read per 300 keys."""
@@ -389,15 +387,13 @@ class SqlStore(SqlImages, ABC):
 
     def health_inputs(self) -> HealthInputs:
         """Return the sources, dead letters per source and oldest pending row per sink, read together."""
-        sources, dead, oldest = self._select_all(
-            ((_SOURCES, ()), (_DEAD_LETTER_COUNTS, ()), (_sql.LEDGER_OLDEST_PENDING, ()))
-        )
+        sources, dead, oldest = self._select_all((_SOURCES, _DEAD_LETTER_COUNTS, _sql.LEDGER_OLDEST_PENDING))
         states = [_sql.source_state(row) for row in sources]
         return HealthInputs(states, _dead_letter_counts(dead), _oldest_pending(oldest))
 
-    def _select_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
-        """Run several reads written with `?` placeholders (one round trip on a backend that can pipeline them)."""
-        return [self._select(sql, params) for sql, params in statements]
+    def _select_all(self, statements: Sequence[str]) -> list[list[Any]]:
+        """Run several reads without parameters (one round trip on a backend that can pipeline them)."""
+        return [self._select(sql) for sql in statements]
 
     def record_signals(self, signals: Sequence[HealthSignal]) -> None:
         """Keep the latest health signal per (source, account, service, region, resource)."""
@@ -427,9 +423,6 @@ def _outcome(entry: LedgerEntry) -> tuple[Any, ...]:
     )
 
 
-_HISTORY: Final = (
-    f"SELECT at, kind, version, modified_time, severity_id, status_id FROM finding_history WHERE {KEY_IS} ORDER BY seq"
-)
 _SOURCES: Final = f"SELECT {', '.join(SOURCE_COLUMNS)} FROM sources ORDER BY source, account_uid"
 _DEAD_LETTER_COUNTS: Final = "SELECT coalesce(source, ''), sum(count) FROM dead_letters GROUP BY 1"
 

@@ -685,9 +685,6 @@ class Store(Protocol):
     def history(self, key: FindingKey) -> list[HistoryEntry]:
         """Return a finding's recorded changes, oldest first."""
 
-    def get_with_history(self, key: FindingKey) -> tuple[StoredFinding | None, list[HistoryEntry]]:
-        """Return `get(key)` and `history(key)` together, in one round trip where the backend can."""
-
     def histories(self, keys: Sequence[FindingKey]) -> dict[FindingKey, list[HistoryEntry]]:
         """Return the recorded changes of each finding, oldest first (as `history`, in few reads)."""
 

@@ -253,12 +253,12 @@ class PostgresStore(SqlStore):
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._run(lambda conn: conn.execute(sql, params).fetchall())
 
-    def _select_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+    def _select_all(self, statements: Sequence[str]) -> list[list[Any]]:
         """Run several reads in one pipeline: one round trip to the server instead of one each."""
 
         def work(conn: Connection) -> list[list[Any]]:
             with conn.pipeline():
-                cursors = [conn.execute(_sql.spell(sql, self.dialect), params) for sql, params in statements]
+                cursors = [conn.execute(sql) for sql in statements]
             return [cursor.fetchall() for cursor in cursors]
 
         return self._run(work)

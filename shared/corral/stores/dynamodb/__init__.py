@@ -97,7 +97,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from corral.errors import ConfigError
 from corral.redaction import redact_url
-from corral.stores.base import FindingKey, HealthInputs, HistoryEntry, StoredFinding
+from corral.stores.base import HealthInputs
 from corral.stores.dynamodb.delivery import Delivery
 from corral.stores.dynamodb.health import Health
 from corral.stores.dynamodb.images import Images
@@ -135,12 +135,6 @@ URL_PARAMETERS: Final = frozenset({"region", "endpoint"})
 
 class DynamoDBStore(Upserts, Queries, Delivery, Health, Images):
     """The Store contract on one DynamoDB table (see the package docstring for the design)."""
-
-    def get_with_history(self, key: FindingKey) -> tuple[StoredFinding | None, list[HistoryEntry]]:
-        """Return `get(key)` and `history(key)`, read in parallel."""
-        reads: list[Callable[[FindingKey], Any]] = [self.get, self.history]
-        found, history = self._pool_map(lambda read: read(key), reads)
-        return found, history
 
     def health_inputs(self) -> HealthInputs:
         """Return the sources, dead letters per source and oldest pending row per sink, read in parallel."""
