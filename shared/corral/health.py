@@ -260,9 +260,10 @@ def account_clouds(store: Store, states: Sequence[SourceState]) -> dict[tuple[st
 
 def report(store: Store, overrides: Mapping[str, int], now: int) -> HealthReport:
     """Read the store and assess every source (no writes)."""
-    states, dead, oldest = store.health_inputs()
+    states = store.sources()
+    dead = store.count_dead_letters()
     healths = assess(states, account_clouds(store, states), overrides, now, dead)
-    return HealthReport(now, healths, dead, oldest)
+    return HealthReport(now, healths, dead, store.ledger_oldest_pending())
 
 
 def check_sources(pipeline: Pipeline, now: int) -> HealthReport:

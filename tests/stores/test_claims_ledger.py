@@ -8,7 +8,7 @@ from corral import config
 from corral.pipeline import DAY_MS, LEDGER_RETENTION_DAYS, Inbound, Pipeline
 from corral.sinks.base import Delivery, Result
 from corral.stores import _sql, open_store
-from corral.stores.base import Claim, DeadLetter, LedgerEntry, SourceSeen, Store
+from corral.stores.base import Claim, LedgerEntry, Store
 from corral.stores.sqlite import SqliteStore
 from tests.stores.factory import BASE_TIME, make_finding
 
@@ -46,19 +46,6 @@ def test_expiry_deletes_settled_rows_past_retention_and_keeps_pending_ones(store
     assert due["v5"].document is None
     assert store.ledger_expire(T + 1_000) == 1
     assert store.ledger_summary().counts == {(HOOK, "pending"): 1, (CHAT, "pending"): 1}
-
-
-def test_health_inputs_are_the_three_reads_of_the_source_check_together(store: Store) -> None:
-    """`health_inputs()` answers what `sources()`, `count_dead_letters()` and `ledger_oldest_pending()` do."""
-    assert store.health_inputs() == ([], {}, {})
-    store.ledger_add([entry(1, state="delivered", attempts=1, delivered_at=T + 1), entry(2), entry(4, CHAT)])
-    store.touch_sources([SourceSeen("aws.guardduty", "111", at=T + 100, finding_time=T + 90)])
-    store.add_dead_letters([DeadLetter.of(b"{}", at=T + 3, reason="no source matched", ref="0")])
-    inputs = store.health_inputs()
-    assert inputs == (store.sources(), store.count_dead_letters(), store.ledger_oldest_pending())
-    assert [(s.source, s.account_uid, s.last_delivery) for s in inputs.sources] == [("aws.guardduty", "111", T + 100)]
-    assert inputs.dead_letters == {"": 1}
-    assert inputs.oldest_pending == {HOOK: T + 2, CHAT: T + 4}
 
 
 def test_oldest_pending_and_backlog_read_pending_rows_only(store: Store) -> None:

@@ -24,7 +24,6 @@ from corral.stores.base import (
     DeadLetter,
     FindingKey,
     FindingQuery,
-    HealthInputs,
     HistoryEntry,
     LedgerEntry,
     LedgerSummary,
@@ -226,7 +225,8 @@ class SqlStore(SqlImages, ABC):
 
     def count_dead_letters(self) -> dict[str, int]:
         """Return how many records failed, per source ("" for unknown); a letter counts as often as it failed."""
-        return _dead_letter_counts(self._select(_DEAD_LETTER_COUNTS))
+        rows = self._select("SELECT coalesce(source, ''), sum(count) FROM dead_letters GROUP BY 1")
+        return {source: int(count) for source, count in rows}
 
     # Delivery ledger --------------------------------------------------------------------------------
 
@@ -318,7 +318,7 @@ class SqlStore(SqlImages, ABC):
 
     def ledger_oldest_pending(self) -> dict[str, int]:
         """Return the oldest pending row's creation time per sink: one index probe per sink."""
-        return _oldest_pending(self._select(_sql.LEDGER_OLDEST_PENDING))
+        return {sink: int(created) for sink, created in self._select(_sql.LEDGER_OLDEST_PENDING)}
 
     def ledger_backlog(self, now: int) -> list[SinkBacklog]:
         """Return what is pending per sink and when its next attempt is due (reads pending rows only)."""
@@ -383,17 +383,8 @@ class SqlStore(SqlImages, ABC):
 
     def sources(self) -> list[SourceState]:
         """Return the last delivery per (source, account)."""
-        return [_sql.source_state(row) for row in self._select(_SOURCES)]
-
-    def health_inputs(self) -> HealthInputs:
-        """Return the sources, dead letters per source and oldest pending row per sink, read together."""
-        sources, dead, oldest = self._select_all((_SOURCES, _DEAD_LETTER_COUNTS, _sql.LEDGER_OLDEST_PENDING))
-        states = [_sql.source_state(row) for row in sources]
-        return HealthInputs(states, _dead_letter_counts(dead), _oldest_pending(oldest))
-
-    def _select_all(self, statements: Sequence[str]) -> list[list[Any]]:
-        """Run several reads without parameters (one round trip on a backend that can pipeline them)."""
-        return [self._select(sql) for sql in statements]
+        rows = self._select(f"SELECT {', '.join(SOURCE_COLUMNS)} FROM sources ORDER BY source, account_uid")
+        return [_sql.source_state(row) for row in rows]
 
     def record_signals(self, signals: Sequence[HealthSignal]) -> None:
         """Keep the latest health signal per (source, account, service, region, resource)."""
@@ -421,15 +412,3 @@ def _outcome(entry: LedgerEntry) -> tuple[Any, ...]:
         entry.version,
         entry.sink,
     )
-
-
-_SOURCES: Final = f"SELECT {', '.join(SOURCE_COLUMNS)} FROM sources ORDER BY source, account_uid"
-_DEAD_LETTER_COUNTS: Final = "SELECT coalesce(source, ''), sum(count) FROM dead_letters GROUP BY 1"
-
-
-def _dead_letter_counts(rows: Sequence[Any]) -> dict[str, int]:
-    return {source: int(count) for source, count in rows}
-
-
-def _oldest_pending(rows: Sequence[Any]) -> dict[str, int]:
-    return {sink: int(created) for sink, created in rows}

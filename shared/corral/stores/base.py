@@ -621,14 +621,6 @@ class SourceState(NamedTuple):
     """The account's cloud as its findings said; None for sources recorded before Corral kept it."""
 
 
-class HealthInputs(NamedTuple):
-    """What the source check reads together: the sources, dead letters per source, the oldest pending row per sink."""
-
-    sources: list[SourceState]
-    dead_letters: dict[str, int]
-    oldest_pending: dict[str, int]
-
-
 class LedgerSummary(NamedTuple):
     """Ledger rows by state per sink, and the oldest pending row's creation time."""
 
@@ -809,12 +801,6 @@ class Store(Protocol):
 
     def touch_sources(self, seen: Sequence[SourceSeen]) -> None:
         """Record deliveries: last delivery per (source, account) only moves forward."""
-
-    def health_inputs(self) -> HealthInputs:
-        """Return `sources()`, `count_dead_letters()` and `ledger_oldest_pending()` together.
-
-        In one round trip where the backend can: the dashboard and the hourly check read all three.
-        """
 
     def sources(self) -> list[SourceState]:
         """Return the last delivery per (source, account)."""

@@ -253,16 +253,6 @@ class PostgresStore(SqlStore):
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._run(lambda conn: conn.execute(sql, params).fetchall())
 
-    def _select_all(self, statements: Sequence[str]) -> list[list[Any]]:
-        """Run several reads in one pipeline: one round trip to the server instead of one each."""
-
-        def work(conn: Connection) -> list[list[Any]]:
-            with conn.pipeline():
-                cursors = [conn.execute(sql) for sql in statements]
-            return [cursor.fetchall() for cursor in cursors]
-
-        return self._run(work)
-
     def _storable(self, row: Sequence[Any], json_at: tuple[int, ...] = ()) -> tuple[Any, ...]:
         return _without_nul(row, json_at)
 

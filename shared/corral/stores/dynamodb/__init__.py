@@ -91,13 +91,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
 from corral.errors import ConfigError
 from corral.redaction import redact_url
-from corral.stores.base import HealthInputs
 from corral.stores.dynamodb.delivery import Delivery
 from corral.stores.dynamodb.health import Health
 from corral.stores.dynamodb.images import Images
@@ -135,12 +133,6 @@ URL_PARAMETERS: Final = frozenset({"region", "endpoint"})
 
 class DynamoDBStore(Upserts, Queries, Delivery, Health, Images):
     """The Store contract on one DynamoDB table (see the package docstring for the design)."""
-
-    def health_inputs(self) -> HealthInputs:
-        """Return the sources, dead letters per source and oldest pending row per sink, read in parallel."""
-        reads: list[Callable[[], Any]] = [self.sources, self.count_dead_letters, self.ledger_oldest_pending]
-        sources, dead, oldest = self._pool_map(lambda read: read(), reads)
-        return HealthInputs(sources, dead, oldest)
 
 
 def open(url: str) -> DynamoDBStore:
