@@ -58,6 +58,16 @@ _UPSERT_VULNERABILITIES: Final = (
 )
 
 
+_OPEN: Final[dict[Dialect, str]] = {"sqlite": "is_open = 1", "postgresql": "is_open"}
+"""The open vulnerabilities, as each dialect's index on the flag reads it."""
+
+
+def _digest_bounds(prefix: str) -> list[str]:
+    """The lowest and highest digest starting with `prefix`: `sha256:` and 64 lower-case hex digits
+    order alike in every collation, so a range on them is the prefix padded both ways."""
+    return [prefix.ljust(DIGEST_LENGTH, "0"), prefix.ljust(DIGEST_LENGTH, "f")]
+
+
 def _marks(n: int) -> str:
     return ", ".join("?" for _ in range(n))
 
@@ -279,7 +289,7 @@ class SqlImages:
     def image_vulnerabilities(self, digests: Sequence[str] | None = None) -> list[ImageVulnerability]:
         """Return the open Vulnerability Findings of these images (all images when None)."""
         columns = ", ".join((*images.VULNERABILITY_COLUMNS, *images.PRIORITY_COLUMNS))
-        open_ = "is_open = 1" if self.dialect == "sqlite" else "is_open"
+        open_ = _OPEN[self.dialect]
         if digests is None:
             rows = self._select(f"SELECT {columns} FROM image_vulnerabilities WHERE {open_}")
         else:
@@ -297,13 +307,12 @@ class SqlImages:
 
     def ranked_image_digests(self, limit: int) -> list[str]:
         """Return the digests worst first by the priority last given to an open vulnerability (see `Store`)."""
-        open_ = "is_open = 1" if self.dialect == "sqlite" else "is_open"
-        low, high = DIGEST_PREFIX.ljust(DIGEST_LENGTH, "0"), DIGEST_PREFIX.ljust(DIGEST_LENGTH, "f")
+        open_ = _OPEN[self.dialect]
         rows = self._select(
             "SELECT image, coalesce(max(risk_score), -1) AS worst FROM image_vulnerabilities"
             f" WHERE {open_} AND image >= ? AND image <= ?"
             f" GROUP BY image ORDER BY worst DESC, image LIMIT {int(limit)}",
-            [low, high],
+            _digest_bounds(DIGEST_PREFIX),
         )
         ranked = [str(row[0]) for row in rows]
         if len(ranked) < limit:
@@ -314,10 +323,8 @@ class SqlImages:
 
     def image_digests(self, prefix: str = DIGEST_PREFIX, *, limit: int | None = None) -> list[str]:
         """Return the digests known (named, seen running or vulnerable) that start with `prefix` (see `Store`)."""
-        # A range on each table's leading key column. Digests are `sha256:` and 64 lower-case hex
-        # digits, which every collation orders alike, so the bounds are the prefix padded both ways.
-        low, high = prefix.ljust(DIGEST_LENGTH, "0"), prefix.ljust(DIGEST_LENGTH, "f")
-        # Each table's first `limit` distinct digests in the range, then the first `limit` of those.
+        # A range on each table's leading key column: each table's first `limit` distinct digests
+        # in the range, then the first `limit` of those.
         cap = "" if limit is None else f" LIMIT {int(limit)}"
         ranges = [
             f"SELECT d FROM (SELECT DISTINCT {column} AS d FROM {table}"
@@ -328,7 +335,8 @@ class SqlImages:
                 ("image_vulnerabilities", "image"),
             )
         ]
-        rows = self._select(f"SELECT d FROM ({' UNION '.join(ranges)}) AS known ORDER BY d{cap}", [low, high] * 3)
+        known = f"SELECT d FROM ({' UNION '.join(ranges)}) AS known ORDER BY d{cap}"
+        rows = self._select(known, _digest_bounds(prefix) * 3)
         return [str(r[0]) for r in rows if str(r[0]).startswith(prefix)]
 
 
@@ -344,7 +352,7 @@ def prioritized_sql(clause: str, dialect: Dialect, *, running: bool) -> str:
     mark = "?" if dialect == "sqlite" else "%s"
     urgent = (
         "SELECT product AS v_product, account AS v_account, uid AS v_uid, risk_score AS v_score"
-        f" FROM image_vulnerabilities WHERE {'is_open = 1' if dialect == 'sqlite' else 'is_open'}"
+        f" FROM image_vulnerabilities WHERE {_OPEN[dialect]}"
         f" AND priority_id >= {mark}" + (" AND context = 'running'" if running else "")
     )
     order = "ORDER BY v_score DESC, v_product, v_account, v_uid"
