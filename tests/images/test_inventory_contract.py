@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corral import inventory, priority
+from corral import inventory, ocsf, priority
 from corral.stores.base import FindingQuery, Store
 from tests.images.support import HOUR, RECEIVED, digest, registry_cve, runtime_alert
 
@@ -233,3 +233,36 @@ def test_prioritized_lists_open_vulnerabilities_most_urgent_first_within_the_fil
     assert uids(FindingQuery(account="11111111-1111-1111-1111-111111111111")) == ["v4"]
     assert uids(FindingQuery(account="1111*")) == ["v4"]
     assert uids(FindingQuery(severity_at_least=4)) == ["v2"]
+
+
+def test_prioritized_applies_every_filter_of_the_listing(store: Store) -> None:
+    """Source, image, time, status and text filters narrow the most-urgent-first list as they narrow a listing."""
+    findings = [
+        registry_cve("v1", D, REPO, severity_id=3),
+        registry_cve("v2", E, "shopacr.azurecr.io/shop/api", cve="CVE-2026-0002", modified=RECEIVED + 5),
+    ]
+    store.upsert(findings[:1], now=RECEIVED)
+    store.upsert(findings[1:], now=RECEIVED + 5)
+    store.record_images(observe(*findings))
+    facts = {r.key[2]: r.vulnerable for r in store.image_vulnerabilities()}
+    store.set_image_priorities(
+        [
+            (facts["v1"], priority.Priority(3, 70, "running", False, "running")),
+            (facts["v2"], priority.Priority(2, 40, "registry_only", False, "registry only")),
+        ]
+    )
+
+    def uids(**filters: object) -> list[str]:
+        return [f.key[2] for f in store.prioritized(FindingQuery(**filters), least_id=1, running=False)]  # type: ignore[arg-type]
+
+    assert uids() == ["v1", "v2"]
+    assert uids(source="azure.defender") == ["v1", "v2"]
+    assert uids(source="aws.inspector2") == []
+    assert uids(image=E) == ["v2"]
+    assert uids(image="sha256:D*") == ["v1"]
+    assert uids(since=RECEIVED + 1) == ["v2"]
+    assert uids(until=RECEIVED + 1) == ["v1"]
+    assert uids(status_id=ocsf.STATUS_NEW) == ["v1", "v2"]
+    assert uids(status_id=ocsf.STATUS_RESOLVED) == []
+    assert uids(text="cve-2026-0002") == ["v2"]
+    assert uids(class_uid=ocsf.DETECTION) == []

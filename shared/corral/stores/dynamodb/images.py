@@ -18,18 +18,17 @@ no read precedes the write, and concurrent writers converge on the newest eviden
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from corral.context import container_context
 from corral.inventory import DIGEST_PREFIX, Exposure, FindingKey, ImageName, Observations, Sighting, Vulnerable
 from corral.priority import Priority
 from corral.stores import images
 from corral.stores.base import FindingQuery, StoredFinding
-from corral.stores.dynamodb.items import Item, as_n, as_s, finding_pk, get_n, get_s, stored_finding
-from corral.stores.dynamodb.queries import glob_matcher
+from corral.stores.dynamodb.items import Item, as_n, as_s, get_n, get_s
 from corral.stores.dynamodb.table import Table
 from corral.stores.images import ImageEvidence, ImageVulnerability, SightingRecord
 
@@ -66,6 +65,10 @@ def _forward_update(key: Item, sets: dict[str, Any], at: int, *, strict: bool = 
 
 class Images(Table):
     """The image-inventory methods of the DynamoDB store."""
+
+    @abstractmethod
+    def matching(self, keys: Sequence[FindingKey], query: FindingQuery) -> list[StoredFinding]:
+        """The open findings of `keys` that match `query`, in order (`Queries.matching`)."""
 
     # Writing ----------------------------------------------------------------------------------------
 
@@ -252,8 +255,7 @@ class Images(Table):
         """Return open Vulnerability Findings by their last priority, most urgent first (see `Store`).
 
         DynamoDB keeps no index by priority: this reads every open vulnerability's stored priority,
-        then each finding in that order until the page is full. Of the query's filters, cloud,
-        account, severity, cluster and namespace apply.
+        then the findings in that order, each with the listing's filters, until the page is full.
         """
         rows = [
             row
@@ -263,15 +265,7 @@ class Images(Table):
             and (row.priority.running or not running)
         ]
         rows.sort(key=lambda row: (-(row.priority.risk_score if row.priority else 0), row.key))
-        found: list[StoredFinding] = []
-        for row in rows:
-            stored = self._get({"pk": as_s(finding_pk(row.key)), "sk": as_s("F")})
-            item = stored_finding(stored) if stored else None
-            if item is not None and not item.closed and _matches(item, query):
-                found.append(item)
-                if len(found) >= query.limit:
-                    break
-        return found
+        return self.matching([row.key for row in rows], query)
 
     def ranked_image_digests(self, limit: int) -> list[str]:
         """Return the digests worst first by the priority last given to an open vulnerability (see `Store`).
@@ -364,15 +358,3 @@ def _vulnerability(item: Item) -> ImageVulnerability:
         "basis": get_n(item, "bs") if "bs" in item else None,
     }
     return ImageVulnerability(vulnerable, images.priority_of(row))
-
-
-def _matches(item: StoredFinding, query: FindingQuery) -> bool:
-    """The listing's cloud, account, cluster, namespace (`*` globs, any case) and severity filters."""
-    doc = item.document
-    if query.cloud is not None and str(doc["cloud"]["provider"]).lower() != query.cloud.lower():
-        return False
-    ctx = container_context(doc)
-    for wanted, have in ((query.account, item.key[1]), (query.cluster, ctx.cluster), (query.namespace, ctx.namespace)):
-        if wanted is not None and not glob_matcher(wanted).fullmatch(have or ""):
-            return False
-    return query.severity_at_least is None or item.severity_id >= query.severity_at_least

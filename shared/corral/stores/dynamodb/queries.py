@@ -188,6 +188,10 @@ def _sort_key(item: Mapping[str, Any]) -> str:
     return g1sk if "#" in g1sk else f"{g1sk}#{get_s(item, 'pk')}"
 
 
+_MATCHING_WINDOW: Final = 25
+"""Candidates `Queries.matching` reads at once: a page of 50 from a few windows when most match."""
+
+
 class Queries(Aggregates):
     """The reads of findings, and the expiry of closed ones."""
 
@@ -195,6 +199,46 @@ class Queries(Aggregates):
         """Return one finding, or None."""
         item = self._get({"pk": as_s(finding_pk(key)), "sk": as_s("F")})
         return stored_finding(item) if item else None
+
+    def matching(self, keys: Sequence[FindingKey], query: FindingQuery) -> list[StoredFinding]:
+        """Return the open findings of `keys` that match every filter of `query`, in the keys' order.
+
+        Up to `query.limit`; the cursor is not read. Each finding is read with a query on its own
+        key that carries the listing's own filter expression (a get cannot filter), a window of
+        them at a time in parallel, so that what matches is what a listing would return.
+        """
+        expr, exact = query_filter(query._replace(cursor=None))
+        expr.equal("cl", {"BOOL": False})
+        low, high = _bounds(query._replace(cursor=None))
+        if low is not None:
+            expr.clauses.append(f"{expr.name('g1sk')} >= {expr.value(as_s(low))}")
+        if high is not None:
+            expr.clauses.append(f"{expr.name('g1sk')} < {expr.value(as_s(high))}")
+        needle = (query.text or "").lower()
+
+        def read(key: FindingKey) -> StoredFinding | None:
+            names = {**expr.names, "#pk": "pk", "#sk": "sk"}
+            values = {**expr.values, ":pk": as_s(finding_pk(key)), ":sk": as_s("F")}
+            items = self._call(
+                "query",
+                KeyConditionExpression="#pk = :pk AND #sk = :sk",
+                FilterExpression=" AND ".join(expr.clauses),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ConsistentRead=True,
+            ).get("Items", [])
+            if not items or not exact(items[0]):
+                return None
+            found = stored_finding(items[0])
+            return found if needle in search_text(found.document) else None
+
+        found: list[StoredFinding] = []
+        for start in range(0, len(keys), _MATCHING_WINDOW):
+            window = keys[start : start + _MATCHING_WINDOW]
+            found += [item for item in self._pool_map(read, window) if item is not None]
+            if len(found) >= query.limit:
+                break
+        return found[: max(query.limit, 0)]
 
     def histories(self, keys: Sequence[FindingKey]) -> dict[FindingKey, list[HistoryEntry]]:
         """Return the recorded changes of each finding, oldest first (a query per finding, in parallel)."""
