@@ -182,7 +182,12 @@ def test_finding_page_by_id_or_unique_prefix(run_dashboard: Callable[..., Runnin
         assert status == 200 and b"&lt;script&gt;alert(1)&lt;/script&gt;" in body, path
     assert request(running.port, "/findings/0000000000000000000f")[0] == 404
     status, body = request(running.port, f"/api/findings/{fid}")
-    assert status == 200 and orjson.loads(body)["id"] == fid
+    by_id = orjson.loads(body)
+    assert status == 200 and by_id["id"] == fid and by_id["history"]
+    status, body = request(running.port, "/api/findings/google.scc/corral-demo/hostile-1")
+    assert status == 200 and orjson.loads(body) == by_id
+    assert request(running.port, "/api/findings/0000000000000000000f")[0] == 404
+    assert request(running.port, "/api/findings/google.scc/corral-demo/absent")[0] == 404
 
 
 def test_ipv6_loopback_bind(filled: Any) -> None:

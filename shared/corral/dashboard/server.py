@@ -326,16 +326,14 @@ class Dashboard:
             parts = path.removeprefix("/api/findings/").split("/", 2)
             if len(parts) == 1 and parts[0]:
                 found = store.find(parts[0].lower(), limit=2)
-                if len(found) != 1:
-                    return None
-                key = found[0].key
+                item = found[0] if len(found) == 1 else None  # found by id: read once, not again by key
             elif len(parts) != 3 or not all(parts):
                 return None
             else:
-                key = (unquote(parts[0]), unquote(parts[1]), unquote(parts[2]))
-            item = store.get(key)
+                item = store.get((unquote(parts[0]), unquote(parts[1]), unquote(parts[2])))
             if item is None:
                 return None
+            key = item.key
             history = [
                 {"at": h.at, "kind": h.kind, "version": h.version, "modified_time": h.modified_time,
                  "severity_id": h.severity_id, "status_id": h.status_id}
