@@ -179,9 +179,9 @@ def detail(store: Store, finding_id: str, now: int) -> Detail | None:
 
 
 def _image_known(store: Store, digest: str) -> bool:
-    evidence = store.image_evidence([digest]).get(digest)
-    has_evidence = evidence is not None and bool(evidence.names or evidence.sightings)
-    return has_evidence or bool(store.image_vulnerabilities([digest]))
+    # Named, seen running or vulnerable: one key lookup (a tag-only sighting counts through the
+    # names it was matched by, so a digest it matched is named).
+    return store.image_digests(digest, limit=1) == [digest]
 
 
 def image(store: Store, digest: str, weights: priority.Weights, now: int) -> ImageDetail | None:
