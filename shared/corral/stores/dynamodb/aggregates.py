@@ -33,7 +33,6 @@ from corral.records import NamedTuple
 from corral.stores._shared import CLOUD_NAMES, CORRAL_PRODUCT, canonical
 from corral.stores.base import CountRow, FindingQuery, PlaceCount, TrendDay, finding_id
 from corral.stores.dynamodb.items import (
-    SCHEMA_VERSION,
     SHARDS,
     Item,
     State,
@@ -137,6 +136,10 @@ _AGGREGATE_FILTERS: Final[dict[str, Any]] = {
 _BARE: Final = FindingQuery()
 
 
+COUNTS_BY_CLOSED_VERSION: Final = 3
+"""The table schema version from which findings are on the listing shards and counted by closed too."""
+
+
 class Aggregates(Table):
     """Maintained aggregate items: written by upserts and expiry, read by counts, trend and coverage."""
 
@@ -176,7 +179,8 @@ class Aggregates(Table):
         One scan of the finding items without their documents; safe to run again (every step is
         idempotent, and the aggregates are rebuilt from scratch each time).
         """
-        if version == 0 or version >= SCHEMA_VERSION:
+        super()._upgrade(version)
+        if version == 0 or version >= COUNTS_BY_CLOSED_VERSION:
             return
         for n in range(SHARDS):
             self._batch_write(

@@ -10,17 +10,29 @@
 | exposure              | `IX#<namespace>`    | `["cloud","acct","cluster","workload"]` |
 | vulnerability         | `IV#<image>`        | finding key (JSON)                   |
 | vulnerability's image | `IK`                | finding key (JSON), `img`            |
+| vulnerability by priority | `IP`            | inverted risk score `#` finding key (JSON) |
 
 Each evidence item is written with `UpdateItem` conditioned on its stored last time being older
 (`attribute_not_exists(lt) OR lt < :t`): the condition failing is how a replay is recognised, so
 no read precedes the write, and concurrent writers converge on the newest evidence.
+
+The priority index (`IP`) lets the most-urgent-first reads stop at a page: a query of one
+partition in sort-key order is every prioritized vulnerability by descending score. Priorities
+change far less often than findings arrive, so one partition key takes its writes. Setting a
+priority puts the new index item first, then records its sort key and a write token on the
+vulnerability item, then deletes the index item it replaced, on condition that it still carries
+the token of the write that made it. A crash or a race can so leave an index item its
+vulnerability no longer names, never a vulnerability without its index item; readers check each
+index item against its vulnerability and skip such ones.
 """
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from abc import abstractmethod
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
 
 import orjson
 
@@ -29,8 +41,21 @@ from corral.priority import Priority
 from corral.stores import images
 from corral.stores.base import FindingQuery, StoredFinding
 from corral.stores.dynamodb.items import Item, as_n, as_s, get_n, get_s
-from corral.stores.dynamodb.table import Table
+from corral.stores.dynamodb.table import BATCH_GET_KEYS, Table
 from corral.stores.images import ImageEvidence, ImageVulnerability, SightingRecord
+
+BY_PRIORITY: Final = "IP"
+"""The partition of the priority index: one item per prioritized vulnerability."""
+PRIORITY_INDEX_VERSION: Final = 4
+"""The table schema version from which every prioritized vulnerability has its index item."""
+_SCORE_CEILING: Final = 1000
+_WINDOW: Final = 25
+"""Candidates checked against the listing's filters at once (see `Queries.matching`)."""
+
+
+def _priority_sk(risk_score: int, key: str) -> str:
+    """The index sort key: scores (0-100) inverted and zero-padded sort most urgent first, ties by finding key."""
+    return f"{_SCORE_CEILING - risk_score:04d}#{key}"
 
 
 def _json(*parts: object) -> str:
@@ -209,12 +234,29 @@ class Images(Table):
 
     def _set_priority(self, row: tuple[Vulnerable, Priority]) -> None:
         v, p = row
-        self._if(
+        key = _json(*v.key)
+        sk = _priority_sk(p.risk_score, key)
+        token = uuid.uuid4().hex  # names this write's index item: only the write that replaces it deletes it
+        self._call(
+            "put_item",
+            Item={
+                "pk": as_s(BY_PRIORITY),
+                "sk": as_s(sk),
+                "k": as_s(key),
+                "img": as_s(v.image),
+                "pid": as_n(p.priority_id),
+                "run": {"BOOL": p.running},
+                "pt": as_s(token),
+            },
+        )
+        answer = self._if_answer(
             "update_item",
-            Key={"pk": as_s(f"IV#{v.image}"), "sk": as_s(_json(*v.key))},
-            UpdateExpression="SET #p = :p, #r = :r, #c = :c, #x = :x, #d = :d, #b = :b",
+            Key={"pk": as_s(f"IV#{v.image}"), "sk": as_s(key)},
+            UpdateExpression="SET #p = :p, #r = :r, #c = :c, #x = :x, #d = :d, #b = :b, #ps = :ps, #pt = :pt",
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#p": "pid", "#r": "rs", "#c": "ctx", "#x": "xp", "#d": "dt", "#b": "bs"},
+            ExpressionAttributeNames={
+                "#p": "pid", "#r": "rs", "#c": "ctx", "#x": "xp", "#d": "dt", "#b": "bs", "#ps": "ps", "#pt": "pt",
+            },
             ExpressionAttributeValues={
                 ":p": as_n(p.priority_id),
                 ":r": as_n(p.risk_score),
@@ -222,8 +264,34 @@ class Images(Table):
                 ":x": {"BOOL": p.exposed},
                 ":d": as_s(p.details),
                 ":b": as_n(p.basis),
+                ":ps": as_s(sk),
+                ":pt": as_s(token),
             },
+            ReturnValues="UPDATED_OLD",
+        )  # fmt: skip
+        if answer is None:  # no such vulnerability: the new index item would name nothing
+            self._drop_index_item(sk, token)
+            return
+        before = answer.get("Attributes", {})
+        if "ps" in before and get_s(before, "ps") != sk:
+            self._drop_index_item(get_s(before, "ps"), get_s(before, "pt"))
+
+    def _drop_index_item(self, sk: str, token: str) -> None:
+        # Conditional on the token: a concurrent write that put the same sort key again keeps its item.
+        self._if(
+            "delete_item",
+            Key={"pk": as_s(BY_PRIORITY), "sk": as_s(sk)},
+            ConditionExpression="#pt = :pt",
+            ExpressionAttributeNames={"#pt": "pt"},
+            ExpressionAttributeValues={":pt": as_s(token)},
         )
+
+    def _upgrade(self, version: int) -> None:
+        """From a table without the priority index: an index item for each open prioritized vulnerability."""
+        super()._upgrade(version)
+        if 0 < version < PRIORITY_INDEX_VERSION:
+            rows = [(r.vulnerable, r.priority) for r in self.image_vulnerabilities() if r.priority is not None]
+            self._pool_map(self._set_priority, rows)
 
     # Reading ----------------------------------------------------------------------------------------
 
@@ -251,28 +319,73 @@ class Images(Table):
         found = [_vulnerability(i) for i in self._partitions([f"IV#{d}" for d in sorted(set(digests))])]
         return sorted((v for v in found if v.vulnerable.open), key=lambda v: v.key)
 
+    def by_priority(self, least_id: int = 0, *, running: bool = False) -> Iterator[ImageVulnerability]:
+        """Yield open vulnerabilities with a priority of at least `least_id`, most urgent first.
+
+        Ties come in the order of the finding key's JSON text. The priority index is read a page at
+        a time, and each item checked against the vulnerability it names (its current priority,
+        open or not) with one `BatchGetItem` per page.
+        """
+        names = {"#pid": "pid"}
+        values: dict[str, Any] = {":least": as_n(least_id)}
+        condition = "#pid >= :least"
+        if running:
+            names["#run"] = "run"
+            values[":run"] = {"BOOL": True}
+            condition += " AND #run = :run"
+        entries = self._partition(
+            BY_PRIORITY,
+            FilterExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            Limit=BATCH_GET_KEYS,
+        )
+        while page := list(itertools.islice(entries, BATCH_GET_KEYS)):
+            keys = [{"pk": as_s(f"IV#{get_s(e, 'img')}"), "sk": e["k"]} for e in page]
+            current = {
+                (get_s(item, "pk"), get_s(item, "sk")): item
+                for items in self._batch_get(keys).values()
+                for item in items
+            }
+            for entry in page:
+                item = current.get((f"IV#{get_s(entry, 'img')}", get_s(entry, "k")))
+                if item is None or "ps" not in item or get_s(item, "ps") != get_s(entry, "sk"):
+                    continue  # the vulnerability has another priority now, or is gone
+                row = _vulnerability(item)
+                given = row.priority
+                wanted = given is not None and given.priority_id >= least_id and (given.running or not running)
+                if row.vulnerable.open and wanted:
+                    yield row
+
     def prioritized(self, query: FindingQuery, *, least_id: int, running: bool) -> list[StoredFinding]:
         """Return open Vulnerability Findings by their last priority, most urgent first (see `Store`).
 
-        DynamoDB keeps no index by priority: this reads every open vulnerability's stored priority,
-        then the findings in that order, each with the listing's filters, until the page is full.
+        Along the priority index, a window of candidates at a time, each finding read with the
+        listing's filters (`Queries.matching`), until the page is full.
         """
-        rows = [
-            row
-            for row in self.image_vulnerabilities()
-            if row.priority is not None
-            and row.priority.priority_id >= least_id
-            and (row.priority.running or not running)
-        ]
-        rows.sort(key=lambda row: (-(row.priority.risk_score if row.priority else 0), row.key))
-        return self.matching([row.key for row in rows], query)
+        found: list[StoredFinding] = []
+        keys = (row.key for row in self.by_priority(least_id, running=running))
+        while len(found) < query.limit and (window := list(itertools.islice(keys, _WINDOW))):
+            found += self.matching(window, query._replace(limit=query.limit - len(found)))
+        return found
 
     def ranked_image_digests(self, limit: int) -> list[str]:
         """Return the digests worst first by the priority last given to an open vulnerability (see `Store`).
 
-        DynamoDB keeps no index by priority: this reads every open vulnerability's stored priority
-        (what listing all images read before), and only the ranking is kept.
+        Along the priority index a score at a time (images of one score by digest), until `limit`
+        images. Only when fewer images than that have a priority is every vulnerability read, for
+        the images whose vulnerabilities have none, then every other digest.
         """
+        if limit <= 0:
+            return []
+        ranked: list[str] = []
+        chosen: set[str] = set()
+        for _, rows in itertools.groupby(self.by_priority(), key=lambda row: row.priority and row.priority.risk_score):
+            images_of_score = sorted({r.vulnerable.image for r in rows if r.vulnerable.image.startswith(DIGEST_PREFIX)})
+            ranked += [image for image in images_of_score if image not in chosen]
+            chosen.update(images_of_score)
+            if len(ranked) >= limit:
+                return ranked[:limit]
         worst: dict[str, int] = {}
         for row in self.image_vulnerabilities():
             image = row.vulnerable.image
