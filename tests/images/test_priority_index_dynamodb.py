@@ -14,6 +14,7 @@ from corral.stores import dynamodb
 from corral.stores.base import FindingQuery
 from corral.stores.dynamodb import DynamoDBStore
 from corral.stores.dynamodb.images import BY_PRIORITY
+from corral.stores.dynamodb.items import SHARDS
 from tests.images.support import RECEIVED, registry_cve
 from tests.stores.test_dynamodb_specific import dynamo_store, raw_client, table_url
 from tests.stores.test_reads_dynamodb import queries, scan
@@ -45,24 +46,27 @@ def vulnerabilities(store: DynamoDBStore, count: int) -> dict[str, inventory.Vul
 
 
 def given(score: int, *, running: bool = False) -> priority.Priority:
-    context = "running" if running else "registry_only"
-    return priority.Priority(3 if score >= 50 else 2, score, context, False, context.replace("_", " "))
+    if running:
+        return priority.Priority(3 if score >= 50 else 2, score, "running", False, "running")
+    return priority.Priority(3 if score >= 50 else 2, score, "registry_only", False, "registry only")
 
 
 def index_items(moto_server: str, table: str) -> list[dict[str, Any]]:
-    return [i for i in scan(moto_server, table) if i["pk"]["S"] == BY_PRIORITY]
+    return [i for i in scan(moto_server, table) if i["pk"]["S"].startswith(BY_PRIORITY)]
 
 
-def test_the_first_page_reads_one_page_of_the_index(ddb: DynamoDBStore) -> None:
-    """Five most urgent of 300: one page of the priority index, and no read of every vulnerability."""
+def test_the_first_page_reads_one_page_of_the_index(ddb: DynamoDBStore, moto_server: str) -> None:
+    """Five most urgent of 300: a query per index shard, spread over every shard, and no read of every vulnerability."""
     facts = vulnerabilities(ddb, 300)
     ddb.set_image_priorities([(facts[uid], given(n % 100)) for n, uid in enumerate(sorted(facts))])
+    assert len({i["pk"]["S"] for i in index_items(moto_server, ddb.table)}) == SHARDS
     sent = queries(ddb)
     found = [f.key[2] for f in ddb.prioritized(FindingQuery(limit=5), least_id=1, running=False)]
     assert found == ["v099", "v199", "v299", "v098", "v198"]
     partitions = [q["ExpressionAttributeValues"][":pk"]["S"] for q in sent if ":pk" in q["ExpressionAttributeValues"]]
     assert "IK" not in partitions and not any(p.startswith("IV#") for p in partitions)
-    assert sum(q["returned"] for q in sent if q["ExpressionAttributeValues"].get(":pk", {}).get("S") == "IP") <= 100
+    shards = [f"{BY_PRIORITY}{n:02d}" for n in range(SHARDS)]
+    assert sorted(p for p in partitions if p.startswith(BY_PRIORITY)) == shards
     assert ddb.ranked_image_digests(2) == [image(99), image(199)]
 
 
@@ -124,7 +128,7 @@ def test_migrate_indexes_the_priorities_of_a_version_3_table(ddb: DynamoDBStore,
     ddb.set_image_priorities([(facts["v000"], given(20)), (facts["v002"], given(90))])
     client = raw_client(moto_server)
     for item in scan(moto_server, ddb.table):
-        if item["pk"]["S"] == BY_PRIORITY:
+        if item["pk"]["S"].startswith(BY_PRIORITY):
             client.delete_item(TableName=ddb.table, Key={"pk": item["pk"], "sk": item["sk"]})
         elif item["pk"]["S"].startswith("IV#"):
             client.update_item(

@@ -10,15 +10,16 @@
 | exposure              | `IX#<namespace>`    | `["cloud","acct","cluster","workload"]` |
 | vulnerability         | `IV#<image>`        | finding key (JSON)                   |
 | vulnerability's image | `IK`                | finding key (JSON), `img`            |
-| vulnerability by priority | `IP`            | inverted risk score `#` finding key (JSON) |
+| vulnerability by priority | `IP#<shard>`    | inverted risk score `#` finding key (JSON) |
 
 Each evidence item is written with `UpdateItem` conditioned on its stored last time being older
 (`attribute_not_exists(lt) OR lt < :t`): the condition failing is how a replay is recognised, so
 no read precedes the write, and concurrent writers converge on the newest evidence.
 
-The priority index (`IP`) lets the most-urgent-first reads stop at a page: a query of one
-partition in sort-key order is every prioritized vulnerability by descending score. Priorities
-change far less often than findings arrive, so one partition key takes its writes. Setting a
+The priority index (`IP#<shard>`) lets the most-urgent-first reads stop at a page: its shards
+(the finding's listing shard, so that a burst of new vulnerabilities spreads over 16 partition
+keys) are read in sort-key order and merged, which is every prioritized vulnerability by
+descending score. Setting a
 priority puts the new index item first, then records its sort key and a write token on the
 vulnerability item, then deletes the index item it replaced, on condition that it still carries
 the token of the write that made it. A crash or a race can so leave an index item its
@@ -28,6 +29,7 @@ index item against its vulnerability and skip such ones.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import uuid
 from abc import abstractmethod
@@ -40,12 +42,14 @@ from corral.inventory import DIGEST_PREFIX, Exposure, FindingKey, ImageName, Obs
 from corral.priority import Priority
 from corral.stores import images
 from corral.stores.base import FindingQuery, StoredFinding
-from corral.stores.dynamodb.items import Item, as_n, as_s, get_n, get_s
+from corral.stores.dynamodb.items import SHARDS, Item, as_n, as_s, get_n, get_s, listing_pk
 from corral.stores.dynamodb.table import BATCH_GET_KEYS, Table
 from corral.stores.images import ImageEvidence, ImageVulnerability, SightingRecord
 
-BY_PRIORITY: Final = "IP"
-"""The partition of the priority index: one item per prioritized vulnerability."""
+BY_PRIORITY: Final = "IP#"
+"""The partitions of the priority index (a shard number follows): one item per prioritized vulnerability."""
+_SHARD_PAGE: Final = 25
+"""Index items read from each shard at a time: a first page of the merged order costs a query per shard."""
 PRIORITY_INDEX_VERSION: Final = 4
 """The table schema version from which every prioritized vulnerability has its index item."""
 _SCORE_CEILING: Final = 1000
@@ -56,6 +60,11 @@ _WINDOW: Final = 25
 def _priority_sk(risk_score: int, key: str) -> str:
     """The index sort key: scores (0-100) inverted and zero-padded sort most urgent first, ties by finding key."""
     return f"{_SCORE_CEILING - risk_score:04d}#{key}"
+
+
+def _priority_pk(key: str) -> str:
+    """The index shard of a vulnerability: fixed by its finding key's hash, as its listing shard is."""
+    return BY_PRIORITY + listing_pk(key).removeprefix("F#")
 
 
 def _json(*parts: object) -> str:
@@ -240,7 +249,7 @@ class Images(Table):
         self._call(
             "put_item",
             Item={
-                "pk": as_s(BY_PRIORITY),
+                "pk": as_s(_priority_pk(key)),
                 "sk": as_s(sk),
                 "k": as_s(key),
                 "img": as_s(v.image),
@@ -270,17 +279,17 @@ class Images(Table):
             ReturnValues="UPDATED_OLD",
         )  # fmt: skip
         if answer is None:  # no such vulnerability: the new index item would name nothing
-            self._drop_index_item(sk, token)
+            self._drop_index_item(key, sk, token)
             return
         before = answer.get("Attributes", {})
         if "ps" in before and get_s(before, "ps") != sk:
-            self._drop_index_item(get_s(before, "ps"), get_s(before, "pt"))
+            self._drop_index_item(key, get_s(before, "ps"), get_s(before, "pt"))
 
-    def _drop_index_item(self, sk: str, token: str) -> None:
+    def _drop_index_item(self, key: str, sk: str, token: str) -> None:
         # Conditional on the token: a concurrent write that put the same sort key again keeps its item.
         self._if(
             "delete_item",
-            Key={"pk": as_s(BY_PRIORITY), "sk": as_s(sk)},
+            Key={"pk": as_s(_priority_pk(key)), "sk": as_s(sk)},
             ConditionExpression="#pt = :pt",
             ExpressionAttributeNames={"#pt": "pt"},
             ExpressionAttributeValues={":pt": as_s(token)},
@@ -322,9 +331,9 @@ class Images(Table):
     def by_priority(self, least_id: int = 0, *, running: bool = False) -> Iterator[ImageVulnerability]:
         """Yield open vulnerabilities with a priority of at least `least_id`, most urgent first.
 
-        Ties come in the order of the finding key's JSON text. The priority index is read a page at
-        a time, and each item checked against the vulnerability it names (its current priority,
-        open or not) with one `BatchGetItem` per page.
+        Ties come in the order of the finding key's JSON text. The index shards are read a page at
+        a time and merged by sort key; each item is checked against the vulnerability it names
+        (its current priority, open or not), with one `BatchGetItem` per hundred.
         """
         names = {"#pid": "pid"}
         values: dict[str, Any] = {":least": as_n(least_id)}
@@ -333,13 +342,17 @@ class Images(Table):
             names["#run"] = "run"
             values[":run"] = {"BOOL": True}
             condition += " AND #run = :run"
-        entries = self._partition(
-            BY_PRIORITY,
-            FilterExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            Limit=BATCH_GET_KEYS,
-        )
+        shards = [
+            self._partition(
+                f"{BY_PRIORITY}{n:02d}",
+                FilterExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                Limit=_SHARD_PAGE,
+            )
+            for n in range(SHARDS)
+        ]
+        entries = heapq.merge(*shards, key=lambda entry: get_s(entry, "sk"))
         while page := list(itertools.islice(entries, BATCH_GET_KEYS)):
             keys = [{"pk": as_s(f"IV#{get_s(e, 'img')}"), "sk": e["k"]} for e in page]
             current = {
