@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,21 +15,13 @@ from corral.stores.dynamodb import DynamoDBStore
 from corral.stores.dynamodb.images import BY_PRIORITY
 from corral.stores.dynamodb.items import SHARDS
 from tests.images.support import RECEIVED, registry_cve
-from tests.stores.test_dynamodb_specific import dynamo_store, raw_client, table_url
-from tests.stores.test_reads_dynamodb import queries, scan
+from tests.stores.test_dynamodb_specific import raw_client
+from tests.stores.test_reads_dynamodb import ddb, queries, scan
 
 pytestmark = pytest.mark.integration
+__all__ = ["ddb"]  # the migrated store on a fresh table, as the store read tests have it
 
 REPO = "shopacr.azurecr.io/shop/web"
-
-
-@pytest.fixture
-def ddb(moto_server: str) -> Iterator[DynamoDBStore]:
-    """A migrated DynamoDB store on a fresh table."""
-    store = dynamo_store(table_url(moto_server))
-    store.migrate()
-    yield store
-    store.close()
 
 
 def image(n: int) -> str:
