@@ -342,16 +342,20 @@ class Images(Table):
             names["#run"] = "run"
             values[":run"] = {"BOOL": True}
             condition += " AND #run = :run"
-        shards = [
-            self._partition(
-                f"{BY_PRIORITY}{n:02d}",
-                FilterExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                Limit=_SHARD_PAGE,
-            )
+        queries = [
+            {
+                "KeyConditionExpression": "pk = :pk",
+                "FilterExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {**values, ":pk": as_s(f"{BY_PRIORITY}{n:02d}")},
+                "ConsistentRead": True,
+                "Limit": _SHARD_PAGE,
+            }
             for n in range(SHARDS)
         ]
+        # Every shard's first page at once: the merge needs the head of each before it yields anything.
+        firsts = self._pool_map(lambda params: self._call("query", **params), queries)
+        shards = [self._rest_of_query(first, params) for first, params in zip(firsts, queries, strict=True)]
         entries = heapq.merge(*shards, key=lambda entry: get_s(entry, "sk"))
         while page := list(itertools.islice(entries, BATCH_GET_KEYS)):
             keys = [{"pk": as_s(f"IV#{get_s(e, 'img')}"), "sk": e["k"]} for e in page]

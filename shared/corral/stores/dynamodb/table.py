@@ -215,13 +215,17 @@ class Table:
                 backoff(attempt + 3)
 
     def _query_all(self, **params: Any) -> Iterator[Item]:
-        """Yield every item of a query, page after page."""
+        """Yield every item of a query, page after page (the first asked for when the first item is)."""
+        yield from self._rest_of_query(self._call("query", **params), params)
+
+    def _rest_of_query(self, response: dict[str, Any], params: dict[str, Any]) -> Iterator[Item]:
+        """Yield the items of a query's answer, then of its following pages (`params` as it was sent)."""
         while True:
-            response = self._call("query", **params)
             yield from response.get("Items", [])
             if "LastEvaluatedKey" not in response:
                 return
-            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            params = {**params, "ExclusiveStartKey": response["LastEvaluatedKey"]}
+            response = self._call("query", **params)
 
     def _if(self, operation: str, **params: Any) -> bool:
         """Make one conditional write; return False (and write nothing) when its condition did not hold."""
