@@ -16,13 +16,13 @@ Each evidence item is written with `UpdateItem` conditioned on its stored last t
 (`attribute_not_exists(lt) OR lt < :t`): the condition failing is how a replay is recognised, so
 no read precedes the write, and concurrent writers converge on the newest evidence.
 
-The priority index (`IP#<shard>`) lets the most-urgent-first reads stop at a page: its shards
-(the finding's listing shard, so that a burst of new vulnerabilities spreads over 16 partition
-keys) are read in sort-key order and merged, which is every prioritized vulnerability by
-descending score. Setting a
-priority puts the new index item first, then records its sort key and a write token on the
-vulnerability item, then deletes the index item it replaced, on condition that it still carries
-the token of the write that made it. A crash or a race can so leave an index item its
+The priority index (`IP#<shard>`) lets the most-urgent-first reads stop at a page. A
+vulnerability's shard is fixed by its finding key's hash, so that a burst of new vulnerabilities
+(an Inspector scan) spreads over as many partition keys as the listing index has; the shards
+read in sort-key order and merged give every prioritized vulnerability by descending score.
+Setting a priority puts the new index item first, then records its sort key and a write token on
+the vulnerability item, then deletes the index item it replaced, on condition that it still
+carries the token of the write that made it. A crash or a race can so leave an index item its
 vulnerability no longer names, never a vulnerability without its index item; readers check each
 index item against its vulnerability and skip such ones.
 """
@@ -63,7 +63,7 @@ def _priority_sk(risk_score: int, key: str) -> str:
 
 
 def _priority_pk(key: str) -> str:
-    """The index shard of a vulnerability: fixed by its finding key's hash, as its listing shard is."""
+    """The index shard of a vulnerability: fixed by its finding key's hash, one of as many as the listing has."""
     return BY_PRIORITY + listing_pk(key).removeprefix("F#")
 
 
