@@ -33,7 +33,7 @@ import heapq
 import itertools
 import uuid
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
 import orjson
@@ -53,8 +53,6 @@ _SHARD_PAGE: Final = 25
 PRIORITY_INDEX_VERSION: Final = 4
 """The table schema version from which every prioritized vulnerability has its index item."""
 _SCORE_CEILING: Final = 1000
-_WINDOW: Final = 25
-"""Candidates checked against the listing's filters at once (see `Queries.matching`)."""
 
 
 def _priority_sk(risk_score: int, key: str) -> str:
@@ -101,7 +99,7 @@ class Images(Table):
     """The image-inventory methods of the DynamoDB store."""
 
     @abstractmethod
-    def matching(self, keys: Sequence[FindingKey], query: FindingQuery) -> list[StoredFinding]:
+    def matching(self, keys: Iterable[FindingKey], query: FindingQuery) -> list[StoredFinding]:
         """The open findings of `keys` that match `query`, in order (`Queries.matching`)."""
 
     # Writing ----------------------------------------------------------------------------------------
@@ -377,14 +375,10 @@ class Images(Table):
     def prioritized(self, query: FindingQuery, *, least_id: int, running: bool) -> list[StoredFinding]:
         """Return open Vulnerability Findings by their last priority, most urgent first (see `Store`).
 
-        Along the priority index, a window of candidates at a time, each finding read with the
-        listing's filters (`Queries.matching`), until the page is full.
+        Along the priority index, each finding read with the listing's filters (`Queries.matching`),
+        until the page is full.
         """
-        found: list[StoredFinding] = []
-        keys = (row.key for row in self.by_priority(least_id, running=running))
-        while len(found) < query.limit and (window := list(itertools.islice(keys, _WINDOW))):
-            found += self.matching(window, query._replace(limit=query.limit - len(found)))
-        return found
+        return self.matching((row.key for row in self.by_priority(least_id, running=running)), query)
 
     def ranked_image_digests(self, limit: int) -> list[str]:
         """Return the digests worst first by the priority last given to an open vulnerability (see `Store`).

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -200,31 +201,33 @@ class Queries(Aggregates):
         item = self._get({"pk": as_s(finding_pk(key)), "sk": as_s("F")})
         return stored_finding(item) if item else None
 
-    def matching(self, keys: Sequence[FindingKey], query: FindingQuery) -> list[StoredFinding]:
+    def matching(self, keys: Iterable[FindingKey], query: FindingQuery) -> list[StoredFinding]:
         """Return the open findings of `keys` that match every filter of `query`, in the keys' order.
 
         Up to `query.limit`; the cursor is not read. Each finding is read with a query on its own
         key that carries the listing's own filter expression (a get cannot filter), a window of
-        them at a time in parallel, so that what matches is what a listing would return.
+        them at a time in parallel, so that what matches is what a listing would return. `keys` is
+        read only as far as the page needs.
         """
-        expr, exact = query_filter(query._replace(cursor=None))
+        bare = query._replace(cursor=None)
+        expr, exact = query_filter(bare)
         expr.equal("cl", {"BOOL": False})
-        low, high = _bounds(query._replace(cursor=None))
+        low, high = _bounds(bare)
         if low is not None:
             expr.clauses.append(f"{expr.name('g1sk')} >= {expr.value(as_s(low))}")
         if high is not None:
             expr.clauses.append(f"{expr.name('g1sk')} < {expr.value(as_s(high))}")
+        names = {**expr.names, "#pk": "pk", "#sk": "sk"}
+        condition = " AND ".join(expr.clauses)
         needle = (query.text or "").lower()
 
         def read(key: FindingKey) -> StoredFinding | None:
-            names = {**expr.names, "#pk": "pk", "#sk": "sk"}
-            values = {**expr.values, ":pk": as_s(finding_pk(key)), ":sk": as_s("F")}
             items = self._call(
                 "query",
                 KeyConditionExpression="#pk = :pk AND #sk = :sk",
-                FilterExpression=" AND ".join(expr.clauses),
+                FilterExpression=condition,
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues={**expr.values, ":pk": as_s(finding_pk(key)), ":sk": as_s("F")},
                 ConsistentRead=True,
             ).get("Items", [])
             if not items or not exact(items[0]):
@@ -233,11 +236,9 @@ class Queries(Aggregates):
             return found if needle in search_text(found.document) else None
 
         found: list[StoredFinding] = []
-        for start in range(0, len(keys), _MATCHING_WINDOW):
-            window = keys[start : start + _MATCHING_WINDOW]
+        candidates = iter(keys)
+        while len(found) < query.limit and (window := list(itertools.islice(candidates, _MATCHING_WINDOW))):
             found += [item for item in self._pool_map(read, window) if item is not None]
-            if len(found) >= query.limit:
-                break
         return found[: max(query.limit, 0)]
 
     def histories(self, keys: Sequence[FindingKey]) -> dict[FindingKey, list[HistoryEntry]]:
