@@ -6,6 +6,7 @@ import http.client
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -150,6 +151,38 @@ def test_slow_pages_do_not_delay_an_api_call(run_dashboard: Callable[..., Runnin
     assert api_seconds < 1.0, f"/api/counts took {api_seconds:.2f} s behind two page loads"
     assert len(pages) == 2 and min(pages) >= 2.0
     assert len(opened) >= 3
+
+
+class CountedCalls:
+    """A store connection that counts the calls made to it, by method name."""
+
+    def __init__(self, store: Store, calls: Counter[str]) -> None:
+        self._store = store
+        self._calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._store, name)
+        if not callable(found):
+            return found
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self._calls[name] += 1
+            return found(*args, **kwargs)
+
+        return counted
+
+
+@pytest.mark.parametrize("path", ["/", "/?severity=high", "/?cloud=GCP&page=2"])
+def test_a_page_reads_the_grouped_counts_once(
+    run_dashboard: Callable[..., Running], store_path: Any, path: str
+) -> None:
+    """The overview's counts and the list's choice of severity bands come from one grouped count."""
+    calls: Counter[str] = Counter()
+    running = run_dashboard(lambda: CountedCalls(open_store(f"sqlite:///{store_path}"), calls))
+    status, body = request(running.port, path)
+    assert status == 200 and b'id="findings"' in body
+    assert calls["counts"] == 1
+    assert calls["count"] >= 1  # the list still counts its matches
 
 
 def test_internal_error_is_json_500(run_dashboard: Callable[..., Running], capfd: Any) -> None:

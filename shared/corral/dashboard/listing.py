@@ -8,7 +8,7 @@ any number of findings.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 from typing import Final
 
@@ -69,16 +69,17 @@ def _scan(store: Store, query: FindingQuery, limit: int) -> Iterator[StoredFindi
         cursor = page.next_cursor
 
 
-def most_severe_first(store: Store, query: FindingQuery, skip: int, size: int) -> tuple[list[Row], int, bool]:
+def most_severe_first(
+    store: Store, query: FindingQuery, skip: int, size: int, present: Collection[int]
+) -> tuple[list[Row], int, bool]:
     """Return `size` matches after `skip`, most severe first then newest, the number of matches and its exactness.
 
     One count gives the total; each severity band is then read newest first until the page is
-    full. Only a later page counts the bands it skips whole.
+    full. Only a later page counts the bands it skips whole. A band of a severity no finding has
+    (not in `present`, from the store's grouped counts) is skipped unread, where an empty filtered
+    read may have to walk the whole listing index.
     """
     total = store.count(query)
-    # A band of a severity no finding has is skipped unread: the store's grouped counts say so at
-    # once, where an empty filtered read may have to walk the whole listing index.
-    present = {r.severity_id for r in store.counts()}
     rows: list[Row] = []
     for severity in SEVERITY_ORDER:
         if len(rows) >= size or total.count == 0:
@@ -97,15 +98,16 @@ def most_severe_first(store: Store, query: FindingQuery, skip: int, size: int) -
     return rows[:size], total.count, total.exact
 
 
-def select(store: Store, filters: Filters, now: int) -> Listing:
+def select(store: Store, filters: Filters, now: int, present: Collection[int]) -> Listing:
     """Return the requested page of matching findings, most severe first, with the number of matches."""
-    rows, total, exact = most_severe_first(store, store_query(filters, now), (filters.page - 1) * PAGE_SIZE, PAGE_SIZE)
+    skip = (filters.page - 1) * PAGE_SIZE
+    rows, total, exact = most_severe_first(store, store_query(filters, now), skip, PAGE_SIZE, present)
     return Listing(filters, rows, total, exact)
 
 
-def urgent(store: Store, limit: int = PAGE_SIZE) -> tuple[list[Row], int]:
+def urgent(store: Store, present: Collection[int], limit: int = PAGE_SIZE) -> tuple[list[Row], int]:
     """Return the open critical and high findings, most severe first (at most `limit`), and how many there are."""
-    rows, total, _ = most_severe_first(store, FindingQuery(severity_at_least=4, open_only=True), 0, limit)
+    rows, total, _ = most_severe_first(store, FindingQuery(severity_at_least=4, open_only=True), 0, limit, present)
     return rows, total
 
 
@@ -153,10 +155,10 @@ def drilldown(store: Store, service: str, now: int, window_ms: int) -> Drilldown
 def overview(view: ViewModel, store: Store, filters: Filters | None, drill: str | None, now: int) -> ViewModel:
     """Add the list (served page) or the urgent findings (report file), and the drill-down, to a view."""
     if filters is None:
-        rows, total = urgent(store)
+        rows, total = urgent(store, view.severities)
         view = replace(view, newest=rows, urgent_total=total)
     else:
-        view = replace(view, listing=select(store, filters, now))
+        view = replace(view, listing=select(store, filters, now, view.severities))
     if drill is not None:
         view = replace(view, drilldown=drilldown(store, drill, now, view.matrix.window_ms))
     return view

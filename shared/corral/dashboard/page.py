@@ -228,12 +228,14 @@ class ViewModel:
     store: str
     open_counts: Mapping[tuple[str, int], int]
     """(cloud, severity_id) → open findings."""
+    severities: frozenset[int]
+    """The severities stored findings have (any status): a list skips the others unread."""
     trend: Sequence[tuple[int, int, int]]
     """(day start, findings first seen that day, findings last seen that day), oldest first."""
-    newest: Sequence[Row]
-    """The open critical and high findings, critical first then newest (the report file's list)."""
     matrix: Matrix
     health: HealthReport
+    newest: Sequence[Row] = ()
+    """The open critical and high findings, critical first then newest (the report file's list)."""
     listing: Listing | None = None
     """The filtered list; None in the report file, which has no links to follow."""
     drilldown: Drilldown | None = None
@@ -318,11 +320,6 @@ def row(item: StoredFinding) -> Row:
         first_seen=item.first_seen,
         last_seen=item.last_seen,
     )
-
-
-def newest_entry(item: StoredFinding) -> Row:
-    """The list row of one finding (the name the overview's reader uses)."""
-    return row(item)
 
 
 def critical_first(rows: Iterable[Row]) -> list[Row]:

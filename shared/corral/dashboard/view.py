@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from corral import coverage, health
-from corral.dashboard.page import DAY_MS, TREND_DAYS, ViewModel, newest_entry, open_counts
-from corral.stores.base import FindingQuery, Store, TrendDay
-
-NEWEST: int = 8
+from corral.dashboard.page import DAY_MS, TREND_DAYS, ViewModel, open_counts
+from corral.stores.base import Store, TrendDay
 
 
 def trend_days(rows: list[TrendDay], now: int, days: int = TREND_DAYS) -> list[tuple[int, int, int]]:
@@ -26,17 +24,17 @@ def trend_days(rows: list[TrendDay], now: int, days: int = TREND_DAYS) -> list[t
 
 
 def build(store: Store, windows: Mapping[str, int], now: int, window_ms: int) -> ViewModel:
-    """Read counts, the trend, the newest critical and high findings, the matrix and source health."""
+    """Read counts, the trend, the matrix and source health; `listing.overview` adds the findings."""
     report = health.report(store, windows, now)
     matrix = coverage.matrix(coverage.observe(store, report, window_ms))
     first_day = now - now % DAY_MS - (TREND_DAYS - 1) * DAY_MS
-    urgent = store.query(FindingQuery(severity_at_least=4, open_only=True, limit=NEWEST)).items
+    counts = store.counts()
     return ViewModel(
         generated_at=now,
         store=store.url,
-        open_counts=open_counts(store.counts()),
+        open_counts=open_counts(counts),
+        severities=frozenset(r.severity_id for r in counts),
         trend=trend_days(store.trend(first_day), now),
-        newest=[newest_entry(item) for item in urgent],
         matrix=matrix,
         health=report,
     )
