@@ -145,3 +145,24 @@ def test_a_damaged_gzip_on_stdin_names_the_input_and_the_reason(damage: str) -> 
     errors = proc.stderr.decode().splitlines()
     assert errors and all(line.startswith("corral: error: -#") for line in errors)
     assert "cannot read:" in errors[-1]
+
+
+@pytest.mark.parametrize("command", ["normalize", "ingest"])
+def test_a_folders_other_files_are_named_on_one_safe_line(tmp_path: Path, command: str) -> None:
+    """A folder's file that is not read gets one `corral: skipped` line, its name's control characters replaced."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "finding.json").write_text(json.dumps(good_delivery()))
+    (folder / "notes\ncorral: error: forged.txt").write_text("not a delivery\n")
+    store = ["--store", f"sqlite:///{tmp_path}/c.db"] if command == "ingest" else []
+    proc = subprocess.run(
+        [*CORRAL, command, *store, str(folder)],
+        capture_output=True,
+        timeout=120,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "CORRAL_CONFIG": ""},
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.decode().splitlines()
+    name = f"{folder}/notes\ufffdcorral: error: forged.txt"
+    assert lines == [f"corral: skipped {name}: not a .json, .jsonl or .ndjson file (nor its .gz)"]

@@ -9,7 +9,7 @@ import orjson
 import typer
 
 from corral import reader
-from corral.cli.text import plain
+from corral.cli.text import plain, say_skipped
 from corral.normalize import normalize as normalize_document
 from corral.pipeline import now_ms
 
@@ -31,7 +31,7 @@ def normalize(paths: Paths = None) -> None:
     out = sys.stdout.buffer
     write, dumps = out.write, orjson.dumps
     received = now_ms()
-    for name in reader.expand(paths or ["-"]):
+    for name in reader.expand(paths or ["-"], on_skip=say_skipped):
         for document in reader.read(name):
             if document.error is not None:
                 _say("error", document.ref, document.error)

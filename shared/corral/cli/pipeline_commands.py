@@ -15,7 +15,7 @@ from rich.table import Table
 
 from corral import reader
 from corral.cli.options import ConfigOption, JsonOption, StoreOption, pipeline
-from corral.cli.text import plain
+from corral.cli.text import plain, say_skipped
 from corral.pipeline import Inbound
 from corral.stores.base import LedgerState, LedgerSummary, SinkBacklog, Store
 
@@ -141,17 +141,13 @@ def _print_sinks(sinks: dict[str, dict[str, Any]]) -> None:
 
 
 def _inbounds(paths: list[str]) -> Iterator[Inbound]:
-    for name in reader.expand(paths, on_skip=_skipped):
+    for name in reader.expand(paths, on_skip=say_skipped):
         for document in reader.read(name):
             # Unreadable input is handed on with its reason, so that it lands in the dead letter too.
             data = document.raw if document.error else document.parsed
             yield Inbound(
                 data, document.ref, error=document.error, received_time=document.received_time, raw=document.raw
             )
-
-
-def _skipped(path: str) -> None:
-    print(f"corral: skipped {path}: not a .json, .jsonl or .ndjson file (nor its .gz)", file=sys.stderr)
 
 
 class _Progress:

@@ -9,6 +9,7 @@ character is shown as U+FFFD; rich markup in the text is escaped as well.
 from __future__ import annotations
 
 import re
+import sys
 from typing import Final
 
 # C0 and C1 controls, DEL, bidirectional marks, embeddings, overrides and isolates, and the
@@ -37,3 +38,8 @@ def shown(value: object) -> str:
     from rich.markup import escape  # noqa: PLC0415 - the tables import rich anyway
 
     return escape(plain(value))
+
+
+def say_skipped(path: str) -> None:
+    """Say on stderr that a folder's file is not read; the name is made safe too (file names can hold newlines)."""
+    print(plain(f"corral: skipped {path}: not a .json, .jsonl or .ndjson file (nor its .gz)"), file=sys.stderr)
