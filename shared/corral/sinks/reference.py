@@ -14,6 +14,7 @@ import importlib
 import sys
 from typing import Final
 
+from corral.priority import DEFAULT_WEIGHTS
 from corral.sinks import KINDS, declared_settings
 
 TOP_LEVEL: Final = (
@@ -45,6 +46,14 @@ TOP_LEVEL: Final = (
         "[sources]",
         'Silence window in minutes per source id (`"aws.guardduty" = 420`); ids not in Corral\'s source '
         "registry are refused.",
+    ),
+    (
+        "[priority]",
+        'Corral\'s priority of Vulnerability Findings (README, "Runtime-aware priority"); each key a number, at '
+        "least 0, default in parentheses: "
+        + ", ".join(f"`{key}` ({value:g})" for key, value in DEFAULT_WEIGHTS._asdict().items())
+        + ". `window_hours` is how long runtime evidence counts as running; then points per severity, a factor "
+        "per runtime context, and points for internet exposure, an available exploit and an available fix.",
     ),
 )
 
