@@ -61,6 +61,27 @@ def test_the_first_page_reads_one_page_of_the_index(ddb: DynamoDBStore, moto_ser
     assert ddb.ranked_image_digests(2) == [image(99), image(199)]
 
 
+@pytest.mark.parametrize(
+    ("query", "listed"),
+    [
+        (FindingQuery(account="someone-else"), 0),
+        (FindingQuery(source="aws.inspector2"), 0),
+        (FindingQuery(account="00000000-*", source="microsoft.defender_for_cloud", limit=4), 4),
+    ],
+)
+def test_filters_a_finding_key_answers_cost_no_read_of_a_finding(
+    ddb: DynamoDBStore, query: FindingQuery, listed: int
+) -> None:
+    """Account and source are in each index item's key: candidates they rule out are never read."""
+    facts = vulnerabilities(ddb, 40)
+    ddb.set_image_priorities([(facts[uid], given(n + 10)) for n, uid in enumerate(sorted(facts))])
+    sent = queries(ddb)
+    found = ddb.prioritized(query, least_id=1, running=False)
+    assert [f.key[2] for f in found] == [f"v{n:03d}" for n in range(39, 39 - listed, -1)]
+    reads = [q for q in sent if q["ExpressionAttributeValues"].get(":sk") == {"S": "F"}]
+    assert len(reads) == listed
+
+
 def test_running_and_least_priority_filter_the_index(ddb: DynamoDBStore) -> None:
     facts = vulnerabilities(ddb, 6)
     rows = [(facts[f"v{n:03d}"], given(10 * n + 20, running=n % 2 == 0)) for n in range(6)]

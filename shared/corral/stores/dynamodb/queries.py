@@ -103,9 +103,10 @@ def query_filter(query: FindingQuery) -> tuple[Expression, Callable[[Mapping[str
     """Return the server-side filter of a query and the check done here on each index item.
 
     Values with a fixed vocabulary (cloud, service) are matched exactly on the server once put in
-    their stored spelling; text that must match case-insensitively (account, type, cluster,
-    namespace, image, source) is checked here on the projected attributes, since DynamoDB compares
-    strings exactly. Text search needs the document and is applied after the fetch (`query`).
+    their stored spelling; text that must match case-insensitively is checked here, since DynamoDB
+    compares strings exactly: source and account on the finding's key (`key_filter`), type,
+    cluster, namespace and image on the projected attributes. Text search needs the document and
+    is applied after the fetch (`query`).
     """
     expr = Expression()
     if query.cloud is not None:
@@ -129,22 +130,37 @@ def query_filter(query: FindingQuery) -> tuple[Expression, Callable[[Mapping[str
         pattern = getattr(query, option)
         if pattern is not None:
             checks.append((attribute, glob_matcher(pattern)))
-    products = None if query.source is None else set(products_of(query.source))
+    answered_by_key = key_filter(query)
 
     def exact(item: Mapping[str, Any]) -> bool:
-        if products is not None and _product(item) not in products:
+        if (query.source is not None or query.account is not None) and not answered_by_key(_key(item)):
             return False
         return all(attr in item and matcher.fullmatch(get_s(item, attr)) for attr, matcher in checks)
 
     return expr, exact
 
 
-def _product(item: Mapping[str, Any]) -> str:
-    # The product is the first part of the finding's key, which every index item carries.
+def key_filter(query: FindingQuery) -> Callable[[FindingKey], bool]:
+    """Return the check of the filters a finding key answers by itself (source, account), as `query_filter` has them."""
+    account = None if query.account is None else glob_matcher(query.account)
+    products = None if query.source is None else set(products_of(query.source))
+
+    def check(key: FindingKey) -> bool:
+        if products is not None and key[0].lower() not in products:
+            return False
+        return account is None or account.fullmatch(key[1]) is not None
+
+    return check
+
+
+def _key(item: Mapping[str, Any]) -> FindingKey:
+    # A finding item has its key's parts; a listing index item has the account, and the product in
+    # its partition key (unless an identity over 1 KB was hashed there).
+    if "kp" in item:
+        return get_s(item, "kp"), get_s(item, "ka"), get_s(item, "kf")
     pk = get_s(item, "pk")
-    if pk.startswith("F#["):
-        return str(orjson.loads(pk[2:])[0]).lower()
-    return ""
+    product = str(orjson.loads(pk[2:])[0]) if pk.startswith("F#[") else ""
+    return product, get_s(item, "ka"), ""
 
 
 def glob_matcher(pattern: str) -> re.Pattern[str]:
@@ -153,7 +169,6 @@ def glob_matcher(pattern: str) -> re.Pattern[str]:
 
 
 GLOB_FILTERS: Final = (
-    ("account", "ka"),
     ("finding_type", "ft"),
     ("cluster", "kc"),
     ("namespace", "kn"),
@@ -190,7 +205,7 @@ def _sort_key(item: Mapping[str, Any]) -> str:
 
 
 _MATCHING_WINDOW: Final = 25
-"""Candidates `Queries.matching` reads at once: a page of 50 from a few windows when most match."""
+"""Most candidates `Queries.matching` reads at once: a page of 50 from a few windows when most match."""
 
 
 class Queries(Aggregates):
@@ -220,6 +235,7 @@ class Queries(Aggregates):
         names = {**expr.names, "#pk": "pk", "#sk": "sk"}
         condition = " AND ".join(expr.clauses)
         needle = (query.text or "").lower()
+        answered_by_key = key_filter(bare)  # a candidate its own key rules out costs no read
 
         def read(key: FindingKey) -> StoredFinding | None:
             items = self._call(
@@ -236,8 +252,11 @@ class Queries(Aggregates):
             return found if needle in search_text(found.document) else None
 
         found: list[StoredFinding] = []
-        candidates = iter(keys)
-        while len(found) < query.limit and (window := list(itertools.islice(candidates, _MATCHING_WINDOW))):
+        candidates = (key for key in keys if answered_by_key(key))
+        # No more candidates at once than the page still needs: when most match, nothing is read in vain.
+        while (wanted := query.limit - len(found)) > 0 and (
+            window := list(itertools.islice(candidates, min(wanted, _MATCHING_WINDOW)))
+        ):
             found += [item for item in self._pool_map(read, window) if item is not None]
         return found[: max(query.limit, 0)]
 
