@@ -260,10 +260,9 @@ def account_clouds(store: Store, states: Sequence[SourceState]) -> dict[tuple[st
 
 def report(store: Store, overrides: Mapping[str, int], now: int) -> HealthReport:
     """Read the store and assess every source (no writes)."""
-    states = store.sources()
-    dead = store.count_dead_letters()
+    states, dead, oldest_pending = store.health_inputs()
     healths = assess(states, account_clouds(store, states), overrides, now, dead)
-    return HealthReport(now, healths, dead, store.ledger_oldest_pending())
+    return HealthReport(now, healths, dead, oldest_pending)
 
 
 def check_sources(pipeline: Pipeline, now: int) -> HealthReport:

@@ -8,7 +8,7 @@ from corral import config
 from corral.pipeline import DAY_MS, LEDGER_RETENTION_DAYS, Inbound, Pipeline
 from corral.sinks.base import Delivery, Result
 from corral.stores import _sql, open_store
-from corral.stores.base import Claim, LedgerEntry, Store
+from corral.stores.base import Claim, DeadLetter, LedgerEntry, SourceSeen, Store
 from corral.stores.sqlite import SqliteStore
 from tests.stores.factory import BASE_TIME, make_finding
 
@@ -46,6 +46,23 @@ def test_expiry_deletes_settled_rows_past_retention_and_keeps_pending_ones(store
     assert due["v5"].document is None
     assert store.ledger_expire(T + 1_000) == 1
     assert store.ledger_summary().counts == {(HOOK, "pending"): 1, (CHAT, "pending"): 1}
+
+
+def test_health_inputs_are_the_three_reads_at_once(store: Store) -> None:
+    """What a health report reads together is what the sources, dead letters and oldest pending rows read apart say."""
+    store.touch_sources(
+        [SourceSeen("aws.guardduty", "111", at=T + 100, finding_time=T + 90), SourceSeen("gcp.scc", "proj", at=T + 5)]
+    )
+    store.add_dead_letters([DeadLetter.of(b"{}", at=T + 3, reason="not a finding", ref="0", source="gcp.scc")])
+    store.ledger_add([entry(1, next_attempt=T + 900), entry(2, sink=CHAT)])
+    inputs = store.health_inputs()
+    assert inputs == (store.sources(), store.count_dead_letters(), store.ledger_oldest_pending())
+    assert [(s.source, s.account_uid, s.last_delivery) for s in inputs.sources] == [
+        ("aws.guardduty", "111", T + 100),
+        ("gcp.scc", "proj", T + 5),
+    ]
+    assert inputs.dead_letters == {"gcp.scc": 1}
+    assert inputs.oldest_pending == {HOOK: T + 1, CHAT: T + 2}
 
 
 def test_oldest_pending_and_backlog_read_pending_rows_only(store: Store) -> None:

@@ -7,16 +7,18 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import orjson
 import psycopg
 import pytest
+from psycopg import pq
 
 from corral import config
 from corral.errors import ConfigError, PermanentError, StoreUnavailableError
 from corral.pipeline import Inbound, Pipeline
 from corral.stores import migrations, open_store
-from corral.stores.base import FindingQuery, LedgerEntry
+from corral.stores.base import FindingQuery, LedgerEntry, SourceSeen
 from corral.stores.postgresql import PostgresStore, lock_id
 from tests.stores.factory import BASE_TIME, make_finding
 from tests.support.postgres import PostgresServer, start_or_skip
@@ -181,3 +183,26 @@ def test_a_value_beyond_an_index_limit_is_dead_lettered_not_an_outage(empty_url:
     assert "index row size" in letter.reason
     assert orjson.loads(letter.raw)["finding_info"]["uid"] == huge["finding_info"]["uid"]
     store.close()
+
+
+def test_health_inputs_are_one_round_trip(empty_url: str, tmp_path: Path) -> None:
+    """The three reads of a health report are pipelined: libpq's own trace shows one Sync and one answer."""
+    store = open_store(empty_url)
+    store.migrate()
+    assert isinstance(store, PostgresStore)
+    try:
+        store.touch_sources([SourceSeen("aws.guardduty", "111", at=BASE_TIME)])
+        conn = store._connection()  # the store's own connection, to trace what it sends
+        trace = tmp_path / "libpq.trace"
+        with trace.open("w") as out:
+            conn.pgconn.trace(out.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+            inputs = store.health_inputs()
+            conn.pgconn.untrace()
+        lines = trace.read_text().splitlines()
+        assert [s.source for s in inputs.sources] == ["aws.guardduty"]
+        sent = [line for line in lines if line.startswith("F") and ("\tExecute\t" in line or "\tQuery\t" in line)]
+        assert len(sent) == 3
+        assert sum("\tReadyForQuery\t" in line for line in lines) == 1  # the server answered once
+    finally:
+        store.close()

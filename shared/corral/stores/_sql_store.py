@@ -24,6 +24,7 @@ from corral.stores.base import (
     DeadLetter,
     FindingKey,
     FindingQuery,
+    HealthInputs,
     HistoryEntry,
     LedgerEntry,
     LedgerSummary,
@@ -54,6 +55,8 @@ _TOUCH_SOURCES: Final = (
     " deliveries = sources.deliveries + excluded.deliveries,"
     " cloud = coalesce(excluded.cloud, sources.cloud)"
 )
+_SOURCES: Final = f"SELECT {', '.join(SOURCE_COLUMNS)} FROM sources ORDER BY source, account_uid"
+_DEAD_LETTERS_BY_SOURCE: Final = "SELECT coalesce(source, ''), sum(count) FROM dead_letters GROUP BY 1"
 _RECORD_SIGNALS: Final = (
     " ON CONFLICT (source, account_uid, service, region, resource) DO UPDATE SET"
     " healthy = excluded.healthy, time = excluded.time, detail = excluded.detail"
@@ -87,6 +90,10 @@ class SqlStore(SqlImages, ABC):
         """Return a row of untrusted text as the database can keep it (JSON text at `json_at`)."""
         del json_at
         return tuple(row)
+
+    def _fetch_all(self, reads: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        """Run several reads and return the rows of each; a backend may send them at once."""
+        return [self._fetch(sql, params) for sql, params in reads]
 
     def _select(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self._fetch(_sql.spell(sql, self.dialect), params)
@@ -225,8 +232,7 @@ class SqlStore(SqlImages, ABC):
 
     def count_dead_letters(self) -> dict[str, int]:
         """Return how many records failed, per source ("" for unknown); a letter counts as often as it failed."""
-        rows = self._select("SELECT coalesce(source, ''), sum(count) FROM dead_letters GROUP BY 1")
-        return {source: int(count) for source, count in rows}
+        return _counted(self._select(_DEAD_LETTERS_BY_SOURCE))
 
     # Delivery ledger --------------------------------------------------------------------------------
 
@@ -318,7 +324,7 @@ class SqlStore(SqlImages, ABC):
 
     def ledger_oldest_pending(self) -> dict[str, int]:
         """Return the oldest pending row's creation time per sink: one index probe per sink."""
-        return {sink: int(created) for sink, created in self._select(_sql.LEDGER_OLDEST_PENDING)}
+        return _counted(self._select(_sql.LEDGER_OLDEST_PENDING))
 
     def ledger_backlog(self, now: int) -> list[SinkBacklog]:
         """Return what is pending per sink and when its next attempt is due (reads pending rows only)."""
@@ -383,8 +389,13 @@ class SqlStore(SqlImages, ABC):
 
     def sources(self) -> list[SourceState]:
         """Return the last delivery per (source, account)."""
-        rows = self._select(f"SELECT {', '.join(SOURCE_COLUMNS)} FROM sources ORDER BY source, account_uid")
-        return [_sql.source_state(row) for row in rows]
+        return [_sql.source_state(row) for row in self._select(_SOURCES)]
+
+    def health_inputs(self) -> HealthInputs:
+        """Return the sources, dead letters and oldest pending deliveries, read at once (see `Store`)."""
+        reads = (_SOURCES, _DEAD_LETTERS_BY_SOURCE, _sql.LEDGER_OLDEST_PENDING)
+        sources, dead, pending = self._fetch_all([(_sql.spell(sql, self.dialect), ()) for sql in reads])
+        return HealthInputs([_sql.source_state(row) for row in sources], _counted(dead), _counted(pending))
 
     def record_signals(self, signals: Sequence[HealthSignal]) -> None:
         """Keep the latest health signal per (source, account, service, region, resource)."""
@@ -400,6 +411,11 @@ class SqlStore(SqlImages, ABC):
             " ORDER BY source, account_uid, service, region, resource"
         )
         return [_sql.health_signal(row) for row in rows]
+
+
+def _counted(rows: Sequence[Sequence[Any]]) -> dict[str, int]:
+    """Rows of (name, number) as a dict: dead letters per source, the oldest pending row per sink."""
+    return {str(name): int(number) for name, number in rows}
 
 
 def _outcome(entry: LedgerEntry) -> tuple[Any, ...]:

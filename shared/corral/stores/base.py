@@ -621,6 +621,16 @@ class SourceState(NamedTuple):
     """The account's cloud as its findings said; None for sources recorded before Corral kept it."""
 
 
+class HealthInputs(NamedTuple):
+    """What a source health report reads from the store."""
+
+    sources: list[SourceState]
+    dead_letters: dict[str, int]
+    """Failed records per source, as `Store.count_dead_letters`."""
+    oldest_pending: dict[str, int]
+    """The oldest pending delivery per sink, as `Store.ledger_oldest_pending`."""
+
+
 class LedgerSummary(NamedTuple):
     """Ledger rows by state per sink, and the oldest pending row's creation time."""
 
@@ -804,6 +814,13 @@ class Store(Protocol):
 
     def sources(self) -> list[SourceState]:
         """Return the last delivery per (source, account)."""
+
+    def health_inputs(self) -> HealthInputs:
+        """Return `sources()`, `count_dead_letters()` and `ledger_oldest_pending()` read together.
+
+        A dashboard asks for them every few seconds: a backend sends the three reads at once where
+        it can (PostgreSQL pipelines them in one round trip).
+        """
 
     def record_signals(self, signals: Sequence[HealthSignal]) -> None:
         """Keep the latest health signal per (source, account, service, region)."""

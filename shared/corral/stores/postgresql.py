@@ -253,6 +253,15 @@ class PostgresStore(SqlStore):
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._run(lambda conn: conn.execute(sql, params).fetchall())
 
+    def _fetch_all(self, reads: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        # Pipeline mode: every read is sent before any result is awaited, so they cost one round trip.
+        def work(conn: Connection) -> list[list[Any]]:
+            with conn.pipeline():
+                cursors = [conn.execute(sql, params) for sql, params in reads]
+            return [cursor.fetchall() for cursor in cursors]
+
+        return self._run(work)
+
     def _storable(self, row: Sequence[Any], json_at: tuple[int, ...] = ()) -> tuple[Any, ...]:
         return _without_nul(row, json_at)
 

@@ -96,6 +96,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from corral.errors import ConfigError
 from corral.redaction import redact_url
+from corral.stores.base import HealthInputs
 from corral.stores.dynamodb.delivery import Delivery
 from corral.stores.dynamodb.health import Health
 from corral.stores.dynamodb.images import Images
@@ -133,6 +134,10 @@ URL_PARAMETERS: Final = frozenset({"region", "endpoint"})
 
 class DynamoDBStore(Upserts, Queries, Delivery, Health, Images):
     """The Store contract on one DynamoDB table (see the package docstring for the design)."""
+
+    def health_inputs(self) -> HealthInputs:
+        """Return the sources, dead letters and oldest pending deliveries (see `Store`); three reads."""
+        return HealthInputs(self.sources(), self.count_dead_letters(), self.ledger_oldest_pending())
 
 
 def open(url: str) -> DynamoDBStore:
