@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -30,15 +31,15 @@ def loaded_after(modules: list[str]) -> list[str]:
     return loaded
 
 
-def printed_by(script: str) -> str:
-    """What `script` prints when run in a fresh interpreter that sees only Corral's package."""
+def printed_by(script: str, env: Mapping[str, str] | None = None) -> str:
+    """What `script` prints when run in a fresh interpreter that sees only Corral's package (and `env`)."""
     done = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT / "shared"), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(ROOT / "shared"), "PATH": "/usr/bin:/bin", **(env or {})},
     )
     return done.stdout
 
@@ -76,9 +77,8 @@ def test_a_command_runs_without_pydantic(tmp_path: Path) -> None:
     )
     url = f"sqlite:///{tmp_path / 'corral.db'}"
     open_store(url).migrate()
-    env = {"PATH": "/usr/bin:/bin", "CORRAL_STORE": url, "CORRAL_CONFIG": ""}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
-    assert done.stdout.splitlines()[-1] == "0 True False"
+    printed = printed_by(script, {"CORRAL_STORE": url, "CORRAL_CONFIG": ""})
+    assert printed.splitlines()[-1] == "0 True False"
 
 
 def test_the_coverage_matrix_loads_the_sources_on_first_use() -> None:

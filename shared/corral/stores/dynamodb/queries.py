@@ -133,15 +133,17 @@ def query_filter(query: FindingQuery) -> tuple[Expression, Callable[[Mapping[str
     answered_by_key = key_filter(query)
 
     def exact(item: Mapping[str, Any]) -> bool:
-        if (query.source is not None or query.account is not None) and not answered_by_key(_key(item)):
+        if answered_by_key is not None and not answered_by_key(_key(item)):
             return False
         return all(attr in item and matcher.fullmatch(get_s(item, attr)) for attr, matcher in checks)
 
     return expr, exact
 
 
-def key_filter(query: FindingQuery) -> Callable[[FindingKey], bool]:
-    """Return the check of the filters a finding key answers by itself (source, account), as `query_filter` has them."""
+def key_filter(query: FindingQuery) -> Callable[[FindingKey], bool] | None:
+    """Return the check of the filters a finding key answers by itself (source, account); None without them."""
+    if query.source is None and query.account is None:
+        return None
     account = None if query.account is None else glob_matcher(query.account)
     products = None if query.source is None else set(products_of(query.source))
 
@@ -252,13 +254,13 @@ class Queries(Aggregates):
             return found if needle in search_text(found.document) else None
 
         found: list[StoredFinding] = []
-        candidates = (key for key in keys if answered_by_key(key))
+        candidates = iter(keys) if answered_by_key is None else filter(answered_by_key, keys)
         # No more candidates at once than the page still needs: when most match, nothing is read in vain.
         while (wanted := query.limit - len(found)) > 0 and (
             window := list(itertools.islice(candidates, min(wanted, _MATCHING_WINDOW)))
         ):
             found += [item for item in self._pool_map(read, window) if item is not None]
-        return found[: max(query.limit, 0)]
+        return found
 
     def histories(self, keys: Sequence[FindingKey]) -> dict[FindingKey, list[HistoryEntry]]:
         """Return the recorded changes of each finding, oldest first (a query per finding, in parallel)."""
