@@ -81,7 +81,7 @@ def eventbridge(event: object, context: LambdaContext) -> dict[str, int]:
     event_id = event.get("id") if isinstance(event, dict) else None
     event_id = event_id if isinstance(event_id, str) else None
     ref = f"eventbridge:{event_id or context.aws_request_id}"
-    result = PIPELINE.ingest([Inbound(data=event, ref=ref, delivery_id=event_id)])
+    result = PIPELINE.ingest([Inbound(data=event, ref=ref, delivery_id=event_id, decoded=True)])
     return _record(result, ref)
 
 
@@ -98,7 +98,7 @@ def sns(event: object, context: LambdaContext) -> dict[str, int]:
     first = records[0] if isinstance(records, list) and records and isinstance(records[0], dict) else {}
     message_id = first.get("Sns", {}).get("MessageId") if isinstance(first.get("Sns"), dict) else None
     ref = f"sns:{message_id if isinstance(message_id, str) else context.aws_request_id}"
-    return _record(PIPELINE.ingest([Inbound(data=event, ref=ref)]), ref)
+    return _record(PIPELINE.ingest([Inbound(data=event, ref=ref, decoded=True)]), ref)
 
 
 def _sqs_record(record: SQSRecord) -> None:

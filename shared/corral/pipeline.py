@@ -85,6 +85,9 @@ class Inbound(NamedTuple):
     """The exact bytes `data` was parsed from, when the caller parsed them (dead letters keep these)."""
     sequence: int | None = None
     """The transport's sequence number (Event Hubs), ordering deliveries whose times tie."""
+    decoded: bool = False
+    """True when `data` is JSON already parsed (a Lambda event, a document the CLI read): a `str`
+    is then a JSON string, not text to parse again."""
 
 
 class _Pending(NamedTuple):
@@ -226,7 +229,7 @@ class Pipeline:
         """Each outcome of the deliveries, with its finding stamped with the transport's order."""
         for inbound in deliveries:
             body = inbound.raw if inbound.raw is not None else _bytes(inbound.data)
-            doc, error = (None, inbound.error) if inbound.error else _decode(inbound.data)
+            doc, error = _decode(inbound)
             if error is not None:
                 yield Outcome("", error=error, raw=inbound.data, body=body), None, inbound.ref
                 continue
@@ -459,8 +462,12 @@ def _fewer_collections() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-def _decode(data: object) -> tuple[Any, str | None]:
-    if isinstance(data, bytes | bytearray | memoryview | str):
+def _decode(inbound: Inbound) -> tuple[Any, str | None]:
+    """The delivery's JSON value, or the reason it has none."""
+    if inbound.error:
+        return None, inbound.error
+    data = inbound.data
+    if not inbound.decoded and isinstance(data, bytes | bytearray | memoryview | str):
         try:
             return orjson.loads(data), None
         except orjson.JSONDecodeError as exc:

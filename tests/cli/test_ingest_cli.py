@@ -89,6 +89,22 @@ def test_bad_input_lands_in_the_dead_letter_and_the_batch_goes_on(tmp_path: Path
     assert letter["ref"] == f"{path}#2" and letter["reason"].startswith("invalid JSON")
 
 
+def test_a_json_string_document_is_one_consistent_error_and_never_parsed_again(tmp_path: Path) -> None:
+    """A document that is a JSON string is refused as one, as `normalize` does, even when it holds an event."""
+    encoded = tmp_path / "encoded.json"
+    encoded.write_text(json.dumps((GUARDDUTY / "eks-runtime-newbinaryexecuted-eventbridge.json").read_text()))
+    text = tmp_path / "text.json"
+    text.write_text('"hello"\n')
+    store = tmp_path / "corral.db"
+    status, counts, stderr = ingest(store, encoded, text)
+    assert status == 1
+    assert (counts["new"], counts["failed"]) == (0, 2)
+    assert stderr.splitlines() == [
+        f"corral: error: {encoded}#1: expected a JSON object, got a string",
+        f"corral: error: {text}#1: expected a JSON object, got a string",
+    ]
+
+
 def test_a_store_that_is_down_is_one_clear_retryable_error(tmp_path: Path) -> None:
     """A PostgreSQL store nobody listens on gives one `corral: error:` line naming it, exit 1, no traceback."""
     proc = subprocess.run(

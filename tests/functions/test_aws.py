@@ -148,6 +148,20 @@ def test_eventbridge_event_is_stored_once(handler: ModuleType, store_url: str) -
     assert document(store_url, key_of(event)) is not None
 
 
+def test_eventbridge_event_that_is_a_json_string_is_not_parsed_again(handler: ModuleType, store_url: str) -> None:
+    """Lambda hands the event over parsed: a string event is a JSON string, even one holding a finding."""
+    encoded = json.dumps(load_event("aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json"))
+    result = handler.eventbridge(encoded, LambdaContext())
+    assert result["new"] == 0 and result["failed"] == 1
+    assert count(store_url) == 0
+    store = open_store(store_url)
+    try:
+        [letter] = store.dead_letters(limit=10)
+    finally:
+        store.close()
+    assert letter.reason == "expected a JSON object, got a string"
+
+
 def test_sqs_batch_dead_letters_poison_and_stores_the_rest(handler: ModuleType, store_url: str) -> None:
     """A record that is not JSON is dead-lettered and acknowledged; the others are stored."""
     good = load_event("aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json")

@@ -146,7 +146,12 @@ def _inbounds(paths: list[str]) -> Iterator[Inbound]:
             # Unreadable input is handed on with its reason, so that it lands in the dead letter too.
             data = document.raw if document.error else document.parsed
             yield Inbound(
-                data, document.ref, error=document.error, received_time=document.received_time, raw=document.raw
+                data,
+                document.ref,
+                error=document.error,
+                received_time=document.received_time,
+                raw=document.raw,
+                decoded=document.error is None,
             )
 
 
