@@ -15,7 +15,6 @@ from corral import ocsf, traits
 from corral.records import HealthSignal
 from corral.stores import open_store
 from corral.stores.base import (
-    DEAD_LETTER_MAX_RAW,
     DEAD_LETTER_MAX_TEXT,
     CountRow,
     DeadLetter,
@@ -431,20 +430,28 @@ def test_expire_closed_keeps_open_findings(populated: Store) -> None:
 
 
 def test_a_dead_letter_quoting_a_huge_input_still_fits(store: Store) -> None:
-    """Reason and ref quoting 300 KB of the input, beside 256 KiB of raw bytes that do not compress: kept, cut."""
-    raw = secrets.token_bytes(300 * 1024)
+    """Reason and ref quoting 300 KB of the input, beside 1.2 MB of raw bytes that do not compress: all kept, text cut.
+
+    1.2 MB is more than one DynamoDB item holds: the raw input is split over parts there.
+    """
+    raw = secrets.token_bytes(1_200_000)
     quoted = "k" * 300_000
     store.add_dead_letters(
         [DeadLetter.of(raw, at=T, reason=f"no source recognizes this document (keys: {quoted})", ref=quoted)]
     )
     [letter] = store.dead_letters()
-    assert letter.raw == raw[:DEAD_LETTER_MAX_RAW]
+    assert letter.raw == raw
     assert len(letter.reason) == len(letter.ref) == DEAD_LETTER_MAX_TEXT
     assert letter.reason.startswith("no source recognizes this document (keys: kkk") and letter.reason.endswith("…")
+    assert letter.id is not None and store.dead_letter(letter.id) == letter
+    # The same input again counts up and keeps every byte once.
+    store.add_dead_letters([DeadLetter.of(raw, at=T + 1, reason="again", ref="again")])
+    [again] = store.dead_letters()
+    assert (again.raw, again.count, again.id) == (raw, 2, letter.id)
 
 
 def test_dead_letter_round_trip(store: Store) -> None:
-    """Dead letters keep binary raw input (cut at 256 KiB), the hash and size of all of it, and get ids."""
+    """Dead letters keep binary raw input, every byte, with its hash and size, and get ids."""
     binary = bytes(range(256)) * 3
     huge = b"\x00\xff" * (200 * 1024)  # 400 KiB
     store.add_dead_letters(
@@ -459,8 +466,7 @@ def test_dead_letter_round_trip(store: Store) -> None:
     assert all(d.id for d in letters)
     assert len({d.id for d in letters}) == 3
     big = letters[1]
-    assert big.raw == huge[:DEAD_LETTER_MAX_RAW]
-    assert len(big.raw) == DEAD_LETTER_MAX_RAW
+    assert big.raw == huge
     assert (big.size, big.sha256) == (len(huge), hashlib.sha256(huge).hexdigest())
     assert big.id is not None
     again = store.dead_letter(big.id)

@@ -18,7 +18,6 @@ from corral.stores import _sql
 from corral.stores._images_sql import SqlImages
 from corral.stores._shared import source_updates
 from corral.stores.base import (
-    DEAD_LETTER_MAX_RAW,
     Claim,
     CountRow,
     DeadLetter,
@@ -201,15 +200,13 @@ class SqlStore(SqlImages, ABC):
     # Dead letter ------------------------------------------------------------------------------------
 
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Keep rejected inputs with their reasons (the first 256 KiB of each); a known input counts up."""
+        """Keep rejected inputs with their reasons (every byte of each); a known input counts up."""
         names = ("at", "reason", "ref", "raw", "sha256", "size", "source", "count")
         self._modify(
             _sql.insert("dead_letters", names, self.dialect)
             + " ON CONFLICT (sha256) DO UPDATE SET count = dead_letters.count + excluded.count",
             [
-                self._storable(
-                    (d.at, d.reason, d.ref, d.raw[:DEAD_LETTER_MAX_RAW], d.sha256, d.size, d.source, d.count)
-                )
+                self._storable((d.at, d.reason, d.ref, d.raw, d.sha256, d.size, d.source, d.count))
                 for d in merge_dead_letters(letters)
             ],
         )

@@ -474,14 +474,13 @@ class PlaceCount(NamedTuple):
     """The newest last_seen among them."""
 
 
-DEAD_LETTER_MAX_RAW: Final = 256 * 1024
 DEAD_LETTER_MAX_TEXT: Final = 2048
 """Characters kept of a dead letter's reason and ref, which may quote the input (a key, a name):
-with the raw input they must fit one item of every store (DynamoDB's is 400 KB)."""
+they must fit one DynamoDB item (400 KB) beside the part of the raw input it holds."""
 
 
 class DeadLetter(NamedTuple):
-    """One rejected input: never the configuration, at most the first 256 KiB of the raw input."""
+    """One rejected input, every byte of it (never the configuration), with why it was rejected."""
 
     at: int
     reason: str
@@ -501,7 +500,7 @@ class DeadLetter(NamedTuple):
             at=at,
             reason=_cut(reason),
             ref=_cut(ref),
-            raw=raw[:DEAD_LETTER_MAX_RAW],
+            raw=bytes(raw),
             sha256=hashlib.sha256(raw).hexdigest(),
             size=len(raw),
             source=source,

@@ -17,6 +17,7 @@ per byte, names included):
 | ledger row      | `L#<version>`               | sink                | `L#<state>` / `<created>#<ver>#…` |
 | ledger document | `L#<version>`               | `#document`         | `L#doc` / `<created>#<ver>`       |
 | dead letter     | `D`                         | id (`<at:13>-…`)    | -                                 |
+| dead letter part| `D#<id>` (raw above 350 KB) | `<part:04>`         | -                                 |
 | source health   | `S`                         | `["source","acct"]` | -                                 |
 | health signal   | `G`                         | `[src,acct,svc,rg]` | -                                 |
 | schema version  | `META`                      | `schema`            | -                                 |

@@ -46,6 +46,8 @@ from corral.stores.dynamodb.items import (
 from corral.stores.dynamodb.table import Table, backoff
 
 DEAD_LETTER_RETRIES = 6
+RAW_PART_BYTES: Final = 350_000
+"""The most raw input one dead-letter item holds: DynamoDB items are at most 400 KB, names included."""
 
 DOCUMENT_SK: Final = "#document"
 
@@ -124,8 +126,12 @@ def ledger_entry(item: Mapping[str, Any], document: ocsf.Finding | None = None) 
     )
 
 
-def dead_letter_item(letter: DeadLetter, letter_id: str) -> Item:
-    """Return the item of one dead letter (raw input compressed when that helps)."""
+def dead_letter_items(letter: DeadLetter, letter_id: str) -> tuple[Item, list[Item]]:
+    """Return the item of one dead letter and the items its raw input is split into, if any.
+
+    The raw input is compressed when that helps; what still exceeds one item (DynamoDB's limit is
+    400 KB) goes to part items under the letter's own key, so that every byte is kept.
+    """
     item: Item = {
         "pk": as_s("D"),
         "sk": as_s(letter_id),
@@ -136,19 +142,31 @@ def dead_letter_item(letter: DeadLetter, letter_id: str) -> Item:
         "size": as_n(letter.size),
     }
     packed = gzip.compress(letter.raw, compresslevel=6, mtime=0) if len(letter.raw) > COMPRESS_ABOVE else None
-    if packed is not None and len(packed) < len(letter.raw):
-        item["rawz"] = {"B": packed}
+    compressed = packed is not None and len(packed) < len(letter.raw)
+    body = packed if packed is not None and compressed else letter.raw
+    parts: list[Item] = []
+    if len(body) <= RAW_PART_BYTES:
+        item["rawz" if compressed else "raw"] = {"B": body}
     else:
-        item["raw"] = {"B": letter.raw}
+        parts = [
+            {"pk": as_s(f"D#{letter_id}"), "sk": as_s(f"{n:04d}"), "b": {"B": body[start : start + RAW_PART_BYTES]}}
+            for n, start in enumerate(range(0, len(body), RAW_PART_BYTES))
+        ]
+        item["parts"] = as_n(len(parts))
+        item["z"] = {"BOOL": compressed}
     if letter.source is not None:
         item["src"] = as_s(letter.source)
     item["cnt"] = as_n(letter.count)
-    return item
+    return item, parts
 
 
-def dead_letter(item: Mapping[str, Any]) -> DeadLetter:
-    """Read a dead-letter item back."""
-    raw = gzip.decompress(item["rawz"]["B"]) if "rawz" in item else bytes(item["raw"]["B"])
+def dead_letter(item: Mapping[str, Any], parts: Sequence[Mapping[str, Any]] = ()) -> DeadLetter:
+    """Read a dead-letter item back, with its raw input's part items when it has them."""
+    if "parts" in item:
+        body = b"".join(bytes(part["b"]["B"]) for part in parts)
+        raw = gzip.decompress(body) if item["z"]["BOOL"] else body
+    else:
+        raw = gzip.decompress(item["rawz"]["B"]) if "rawz" in item else bytes(item["raw"]["B"])
     return DeadLetter(
         at=get_n(item, "at"),
         reason=get_s(item, "rs"),
@@ -178,8 +196,8 @@ class Delivery(Table):
         for i, letter in enumerate(merge_dead_letters(letters)):
             letter_id = f"{time_key(letter.at)}-{stamp:x}{i:04x}-{secrets.token_hex(2)}"
             marker = {"pk": as_s("DS"), "sk": as_s(letter.sha256), "id": as_s(letter_id)}
-            if self._if("put_item", Item=marker, ConditionExpression="attribute_not_exists(pk)") and self._if(
-                "put_item", Item=dead_letter_item(letter, letter_id), ConditionExpression="attribute_not_exists(pk)"
+            if self._if("put_item", Item=marker, ConditionExpression="attribute_not_exists(pk)") and self._put_letter(
+                letter, letter_id
             ):
                 continue
             # Known already, or (after a long pause here) written meanwhile by the next writer.
@@ -199,13 +217,21 @@ class Delivery(Table):
                 return
             # The writer that claimed the marker has not written the letter yet: wait for it.
             backoff(attempt)
-        if known is not None and self._if(
-            "put_item",
-            Item=dead_letter_item(letter, get_s(known, "id")),
-            ConditionExpression="attribute_not_exists(pk)",
-        ):
+        if known is not None and self._put_letter(letter, get_s(known, "id")):
             return  # that writer is gone: the letter is written here, under the marker's id
         raise StoreUnavailableError(f"DynamoDB table {self.table!r}: dead letter {letter.sha256[:12]} not written")
+
+    def _put_letter(self, letter: DeadLetter, letter_id: str) -> bool:
+        """Write a dead letter unless it exists; its raw input's parts first, so a letter is never seen without them."""
+        item, parts = dead_letter_items(letter, letter_id)
+        if parts:
+            # Idempotent: the same input under the same id always splits into the same parts.
+            self._batch_write([{"PutRequest": {"Item": part}} for part in parts])
+        return self._if("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+    def _read_letter(self, item: Item) -> DeadLetter:
+        parts = list(self._partition(f"D#{get_s(item, 'sk')}")) if "parts" in item else []
+        return dead_letter(item, parts)
 
     def dead_letters(self, *, limit: int = 100, source: str | None = None) -> list[DeadLetter]:
         """Return dead letters, newest first."""
@@ -216,7 +242,7 @@ class Delivery(Table):
         for item in self._partition("D", **params):
             if len(found) >= limit:
                 break
-            found.append(dead_letter(item))
+            found.append(self._read_letter(item))
         return found
 
     def dead_letter(self, letter_id: str) -> DeadLetter | None:
@@ -224,7 +250,7 @@ class Delivery(Table):
         if not letter_id:
             return None
         item = self._get({"pk": as_s("D"), "sk": as_s(letter_id)})
-        return dead_letter(item) if item else None
+        return self._read_letter(item) if item else None
 
     def count_dead_letters(self) -> dict[str, int]:
         """Return how many records failed, per source ("" for unknown); a letter counts as often as it failed."""
