@@ -265,6 +265,7 @@ def test_no_text_breaks_the_message(title: str, desc: str, uid: str, image: str)
     assert not re.search("[\x00-\x1f\x7f\u2028\u2029\u202a-\u202e]", text)
     header = text.split(" ", 6)
     assert header[:6] == ["<163>1", "2024-01-02T03:04:05.123Z", "h", "corral", "-", "new"]
+    assert list(strict_sd(text)) == ["idempotencyKey", "change", "findingUid"]
     fields, pairs = parse_cef(_cef(text))
     keys = [k for k, _ in pairs]
     expected = [k for k in EXPECTED_KEYS if not (k.startswith("cs6") and not image) and not (k == "msg" and not desc)]
@@ -272,6 +273,49 @@ def test_no_text_breaks_the_message(title: str, desc: str, uid: str, image: str)
     ext = dict(pairs)
     assert ext["cs1"] == delivery.version
     assert fields[6] == "8"
+
+
+# RFC 5424 §6.3, strictly: SD-NAME is 1-32 printable US-ASCII characters but `=`, space, `]` and `"`;
+# inside a PARAM-VALUE, `"`, `\\` and `]` MUST be escaped (§6.3.3), so a backslash only starts a pair.
+_SD_NAME = r"[!#-<>-\[\\^-~]{1,32}"
+_PARAM_VALUE = r'(?:[^"\\\]]|\\["\\\]])*'
+_SD_PARAM = re.compile(rf'({_SD_NAME})="({_PARAM_VALUE})"')
+_SD_ELEMENT = re.compile(rf'\[{_SD_NAME}(?: {_SD_NAME}="{_PARAM_VALUE}")*\]')
+
+
+def strict_sd(message: str) -> dict[str, str]:
+    """Return the params of the message's one SD-ELEMENT, escaped as sent; fail unless the grammar holds."""
+    rest = message.split(" ", 6)[6]
+    element = _SD_ELEMENT.match(rest)
+    assert element, rest[:400]
+    assert rest[element.end() :].startswith(" CEF:0|"), rest[: element.end() + 20]
+    return {m.group(1): m.group(2) for m in _SD_PARAM.finditer(element.group())}
+
+
+def _unescape_sd(value: str) -> str:
+    return re.sub(r'\\(["\\\]])', r"\1", value)
+
+
+# Uids whose cut lands on every byte of escape pairs and of a 4-byte character, at the SD limit
+# (255 bytes) and, with a long title forcing shorter fields at 1024 bytes, below it.
+_CUT_UIDS = [pad * "u" + body * 200 for pad in range(6) for body in ('"', "\\", "]", '\\"]', WIDE + "]")]
+
+
+@pytest.mark.parametrize("uid", _CUT_UIDS)
+@pytest.mark.parametrize(("max_message", "title"), [(8192, "Reverse shell"), (1024, "T" * 600)], ids=["8192", "1024"])
+def test_cut_structured_data_stays_escaped(uid: str, max_message: int, title: str) -> None:
+    """A cut findingUid or corralUrl, marker included, escapes every `"`, `\\` and `]`, within its byte limits."""
+    link = "https://corral.example/" + "]" * 300
+    delivery = make_delivery(SINK, uid=uid, title=title, desc="d" * 5_000)
+    raw = syslog.render(delivery, hostname="h", max_message=max_message, public_url=link)
+    assert len(raw) <= max_message
+    params = strict_sd(raw.decode("utf-8"))
+    assert list(params) == ["idempotencyKey", "change", "findingUid", "corralUrl"]
+    assert params["idempotencyKey"] == delivery.version
+    assert all(len(params[name].encode()) <= 255 for name in ("findingUid", "corralUrl"))
+    shown_uid, shown_link = _unescape_sd(params["findingUid"]), _unescape_sd(params["corralUrl"])
+    assert shown_uid.endswith(MARKER) and uid.startswith(shown_uid[: -len(MARKER)])
+    assert shown_link.endswith(MARKER) and link.startswith(shown_link[: -len(MARKER)])
 
 
 # --- Configuration -------------------------------------------------------------------------------

@@ -184,16 +184,20 @@ def header_field(value: object, limit: int) -> str:
     return text or "-"
 
 
-def _cut_escaped_bytes(escaped: str, room: int) -> str:
-    """Cut an escaped value so its UTF-8 form fits `room` bytes, marker included."""
+def _cut_escaped_bytes(escaped: str, room: int, marker: str = MARKER) -> str:
+    """Cut an escaped value so its UTF-8 form fits `room` bytes, `marker` included.
+
+    `marker` must be escaped as the value is: MARKER needs no escaping in CEF, but its `]` does in
+    structured data, where a raw one would end the SD-ELEMENT (RFC 5424 §6.3.3).
+    """
     if len(escaped.encode()) <= room:
         return escaped
-    budget = max(0, room - len(MARKER.encode()))
+    budget = max(0, room - len(marker.encode()))
     head = escaped.encode()[:budget].decode(errors="ignore")
     trailing = len(head) - len(head.rstrip("\\"))
     if trailing % 2:
         head = head[:-1]
-    return head + MARKER
+    return head + marker
 
 
 def _timestamp(millis: int) -> str:
@@ -310,10 +314,10 @@ def _structured_data(delivery: Delivery, link: str | None, divisor: int) -> str:
     params = {
         "idempotencyKey": sd_value(delivery.version),
         "change": sd_value(delivery.change),
-        "findingUid": _cut_escaped_bytes(sd_value(uid), limit),
+        "findingUid": _cut_escaped_bytes(sd_value(uid), limit, sd_value(MARKER)),
     }
     if link:
-        params["corralUrl"] = _cut_escaped_bytes(sd_value(link), limit)
+        params["corralUrl"] = _cut_escaped_bytes(sd_value(link), limit, sd_value(MARKER))
     return "[" + " ".join([SD_ID, *(f'{name}="{value}"' for name, value in params.items())]) + "]"
 
 
