@@ -301,6 +301,29 @@ def test_long_text_is_cut_on_character_boundaries(text: str, repeat: int) -> Non
     render_all(finding(title=long, desc=long, pod=long), "new", long, long)
 
 
+# The lengths a text is cut to on its way into a message: Slack's header (150), notification text
+# and every field value (300), the title (500; 300 in Teams), the descriptions (2900, 8000 in Teams).
+_CUT_LIMITS = (150, 300, 500, 2900, 8000)
+
+
+@pytest.mark.parametrize("word", ["channel", "HERE", "everyone", "All"])
+def test_no_cut_completes_a_broadcast(word: str) -> None:
+    """`@channelz` is no broadcast, but a cut right after `@channel` would leave one before the marker:
+    with the cut at every point around each limit, in every text of both platforms, none is left."""
+    for limit in _CUT_LIMITS:
+        # The marker and a label or heading before the text move the cut up to ~50 units below the limit.
+        for pad in range(limit - 50, limit + 1):
+            text = "r" * pad + f"@{word}z" + "q" * 20
+            doc = hostile(text)
+            doc["finding_info"]["uid"] = text
+            doc["metadata"]["product"]["name"] = text
+            doc["cloud"]["account"]["name"] = text
+            render_all(doc, "new", text, text)
+            assert chat.utf16_len(slack.render(doc, "new")["text"]) <= slack.FALLBACK_LIMIT
+            title_run = teams.render(doc, "new")["attachments"][0]["content"]["body"][0]["items"][1]["inlines"][0]
+            assert chat.utf16_len(title_run["text"]) <= teams.TITLE_LIMIT
+
+
 # Canary secrets --------------------------------------------------------------------------------
 
 CANARY = "c4n4ry7f3a9e51"

@@ -68,7 +68,10 @@ _CONTROLS: Final = re.compile(
 _SPACES: Final = re.compile(r"\s+")
 _BLANK_LINES: Final = re.compile(r"\n{3,}")
 _SCHEME: Final = re.compile(r"(https?|ftps?)://", re.IGNORECASE)
-_BROADCAST: Final = re.compile(r"@(?=(channel|here|everyone|all)\b)", re.IGNORECASE)
+# No word boundary is required after the word: texts are cut after cleaning, and a cut right after
+# `@channel` in `@channelz` would leave the marker to supply one. Guarding every `@` that starts a
+# broadcast word keeps every prefix of a cleaned text guarded, wherever a limit cuts it.
+_BROADCAST: Final = re.compile(r"@(?=channel|here|everyone|all)", re.IGNORECASE)
 _WORD_JOINER: Final = "\u2060"
 
 
@@ -76,9 +79,10 @@ def clean(value: object, *, single_line: bool = True) -> str:
     """Return attacker-supplied `value` as inert text: no controls, no live URL, no broadcast word.
 
     URLs are defanged (`hxxps://`), as security teams do in alerts, so no client turns them into
-    links or previews; `@channel`, `@here`, `@everyone` and `@all` get an invisible word joiner
-    so that no client parses them as a broadcast. Bidirectional overrides (used to disguise file
-    names) and control characters, NUL included, are removed.
+    links or previews; `@channel`, `@here`, `@everyone` and `@all`, even as the start of a longer
+    word, get an invisible word joiner so that no client parses them, or a cut of them, as a
+    broadcast. Bidirectional overrides (used to disguise file names) and control characters, NUL
+    included, are removed.
 
     Example:
         >>> clean("see https://evil.example\\u202e @here")
