@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from corral.cli.text import plain
 from corral.pipeline import now_ms
 from corral.sinks.chat import console_url
 from corral.stores import open_store
@@ -298,6 +299,28 @@ def test_terminal_control_text_in_findings_is_never_printed_raw(tmp_path: Path) 
     shown = corral("findings", "show", "hostile", "--store", url).stdout
     assert "Reverse shell\ufffd]0;PWNED" in shown
     assert not any(line.startswith("forged line") for line in shown.splitlines())
+
+
+def test_csv_and_json_print_no_terminal_control_text(tmp_path: Path) -> None:
+    """--csv replaces control and bidi characters as the table does, formula guard kept; --json escapes them."""
+    hostile = '=HYPERLINK("http://evil","x")\x1b]0;PWNED\x07\x1b[2J\x1b[31mFAKE\x1b[0m\rOVERWRITE \u202eRTL\x7f\x9b'
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(make_finding("hostile", title=hostile)))
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    assert corral("ingest", "--store", url, str(path)).returncode == 0
+    raw = ("\x1b", "\x07", "\r", "\u202e", "\x7f", "\x9b")
+    listed = corral("findings", "list", "--store", url, "--csv")
+    assert not any(c in listed.stdout for c in raw)
+    (row,) = csv.DictReader(io.StringIO(listed.stdout))
+    assert row["title"] == "'" + plain(hostile)
+    assert row["title"].startswith("'=HYPERLINK(") and "\ufffd]0;PWNED\ufffd\ufffd[2J" in row["title"]
+    for proc in (
+        corral("findings", "list", "--store", url, "--json"),
+        corral("findings", "show", "hostile", "--store", url, "--json"),
+    ):
+        assert not any(c in proc.stdout for c in raw)
+        # Escaped, not replaced: the data read back is the finding's own title.
+        assert json.loads(proc.stdout)["finding"]["finding_info"]["title"] == hostile
 
 
 @pytest.mark.parametrize(

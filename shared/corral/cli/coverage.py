@@ -6,7 +6,6 @@ import sys
 from datetime import UTC, datetime
 from typing import Annotated, Final
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -15,7 +14,7 @@ from corral import coverage as matrix_module
 from corral import health, traits
 from corral.cli import options
 from corral.cli.options import ConfigOption, JsonOption, StoreOption
-from corral.cli.text import shown
+from corral.cli.text import shown, write_json
 from corral.pipeline import now_ms
 
 STYLES: Final = {
@@ -56,7 +55,7 @@ def coverage(
     finally:
         db.close()
     if json:
-        sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
+        write_json(result.to_json())
         return
     table = Table(title=f"Coverage over the last {window_hours} h")
     table.add_column("service")
@@ -99,7 +98,7 @@ def sources(
             db.close()
     silent = sum(1 for row in report.sources if row.state == "silent")
     if json:
-        sys.stdout.write(orjson.dumps(report.to_json()).decode() + "\n")
+        write_json(report.to_json())
     else:
         _print_sources(report)
     if check and silent:

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Final, TextIO
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -18,7 +17,7 @@ from corral import ocsf, traits
 from corral.cli import images
 from corral.cli.options import ConfigOption, JsonOption, StoreOption
 from corral.cli.options import store as open_configured_store
-from corral.cli.text import plain, shown
+from corral.cli.text import plain, shown, write_json
 from corral.context import container_context
 from corral.errors import ConfigError
 from corral.pipeline import now_ms
@@ -112,7 +111,7 @@ def list_findings(
         db.close()
     if json:
         for item in page.items:
-            sys.stdout.write(orjson.dumps(item.as_data()).decode() + "\n")
+            write_json(item.as_data())
     elif csv:
         write_csv(sys.stdout, page.items)
     else:
@@ -207,12 +206,15 @@ def _iso(ms: int | None) -> str:
 
 
 def _cell(text: str) -> str:
-    # A cell starting with =, +, - or @ is a formula to a spreadsheet: attacker text must stay text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    # CSV is read on a terminal too: control and bidirectional characters are replaced as in the table
+    # (a leading tab or carriage return with them). A cell starting with =, +, - or @ is a formula to a
+    # spreadsheet: attacker text must stay text.
+    safe = plain(text)
+    return "'" + safe if safe[:1] in ("=", "+", "-", "@") else safe
 
 
 def write_csv(out: TextIO, items: Sequence[StoredFinding]) -> None:
-    """Write one header row and a row per finding; every cell that a spreadsheet would run is defused."""
+    """Write one header row and a row per finding; cells are safe on a terminal and in a spreadsheet."""
     writer = csv_module.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for item in items:
@@ -265,7 +267,7 @@ def show(
         raise ConfigError(f"no stored finding has id or uid {finding!r} (ids are in `corral findings list`)")
     if json:
         payload = found.as_data() | {"history": [h._asdict() for h in history]}
-        sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
+        write_json(payload, indent=True)
         return
     from corral.sinks.chat import console_url  # noqa: PLC0415 - the chat sink's modules only for this page
 
@@ -361,7 +363,7 @@ def deadletter_list(
                 "sha256": letter.sha256,
                 "size": letter.size,
             }
-            sys.stdout.write(orjson.dumps(row).decode() + "\n")
+            write_json(row)
         return
     table = Table()
     for column in ("id", "at", "source", "input", "reason"):

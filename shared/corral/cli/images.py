@@ -7,14 +7,12 @@ show does not wait for the hourly check.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -22,7 +20,7 @@ from rich.table import Table
 from corral import priority
 from corral.cli.options import ConfigOption, JsonOption, StoreOption, settings
 from corral.cli.options import open_existing as open_store
-from corral.cli.text import shown
+from corral.cli.text import shown, write_json
 from corral.errors import ConfigError
 from corral.stores.base import FindingQuery, Page, Store
 from corral.stores.images import ImageEvidence, ImageVulnerability
@@ -159,7 +157,7 @@ def images(
         db.close()
     if json:
         for item in ranked:
-            sys.stdout.write(orjson.dumps(item.as_data()).decode() + "\n")
+            write_json(item.as_data())
         return
     table = Table(show_lines=False)
     for column in ("#", "priority", "image", "names", "runtime", "open C/H/M/L"):
@@ -210,7 +208,7 @@ def show(
     finally:
         db.close()
     if json:
-        sys.stdout.write(orjson.dumps(item.as_data(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        write_json(item.as_data(), indent=True)
         return
     console = Console()
     console.print(f"[bold]{shown(item.evidence.digest)}[/bold] · {shown(_runtime_words(item))}")

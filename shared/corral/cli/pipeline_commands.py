@@ -7,7 +7,6 @@ import sys
 from collections.abc import Iterator
 from typing import Annotated, Any, Final
 
-import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -15,7 +14,7 @@ from rich.table import Table
 
 from corral import reader
 from corral.cli.options import ConfigOption, JsonOption, StoreOption, pipeline
-from corral.cli.text import plain, say_skipped
+from corral.cli.text import plain, say_skipped, write_json
 from corral.pipeline import Inbound
 from corral.stores.base import LedgerState, LedgerSummary, SinkBacklog, Store
 
@@ -47,7 +46,7 @@ def ingest(
     for line in result.errors:
         print(plain(" ".join(f"corral: error: {line}".split())), file=sys.stderr)
     if json:
-        sys.stdout.write(orjson.dumps({**summary, "sinks": sinks}).decode() + "\n")
+        write_json({**summary, "sinks": sinks})
     else:
         _print_summary(summary)
         _print_sinks(sinks)
@@ -70,7 +69,7 @@ def redrive(store: StoreOption = None, config: ConfigOption = None, json: JsonOp
         pipe.close()
     if json:
         report = {**counts, "backlog": [b._asdict() for b in backlog]}
-        sys.stdout.write(orjson.dumps(report).decode() + "\n")
+        write_json(report)
         return
     print(", ".join(f"{v} {k}" for k, v in counts.items()))
     if not backlog:

@@ -3,7 +3,8 @@
 Titles, names and reasons come from vendor documents an attacker can write to. A terminal acts
 on control characters (ESC sequences set the window title, clear the screen, move the cursor;
 a newline forges a line) and bidirectional overrides reorder what is read, so every such
-character is shown as U+FFFD; rich markup in the text is escaped as well.
+character is shown as U+FFFD; rich markup in the text is escaped as well. JSON output keeps the
+text exact but writes those characters as \\u escapes.
 """
 
 from __future__ import annotations
@@ -12,9 +13,15 @@ import re
 import sys
 from typing import Final
 
-# C0 and C1 controls, DEL, bidirectional marks, embeddings, overrides and isolates, and the
-# Unicode line and paragraph separators.
-_UNSAFE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+import orjson
+
+# DEL, C1 controls, bidirectional marks, embeddings, overrides and isolates, and the Unicode line
+# and paragraph separators: orjson writes these raw.
+_BEYOND_C0: Final = "\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+# All of them and the C0 controls: orjson escapes those in strings itself, and outside strings its
+# newlines are layout, so JSON output leaves C0 alone.
+_UNSAFE: Final = re.compile(f"[\x00-\x1f{_BEYOND_C0}]")
+_RAW_IN_JSON: Final = re.compile(f"[{_BEYOND_C0}]")
 _REPLACEMENT: Final = "\ufffd"
 
 
@@ -26,6 +33,21 @@ def plain(value: object) -> str:
         True
     """
     return _UNSAFE.sub(_REPLACEMENT, str(value))
+
+
+def write_json(value: object, *, indent: bool = False) -> None:
+    r"""Write `value` on stdout as JSON (one line, or indented), every character `plain` replaces \u-escaped.
+
+    orjson escapes C0 controls itself, but DEL, C1 controls and bidirectional overrides would reach the
+    terminal raw. Outside its strings orjson writes ASCII only, so each escape lands inside a string
+    and the data read back is exactly the same.
+
+    Example:
+        >>> write_json({"title": "a\u202eb\x9b"})
+        {"title":"a\u202eb\u009b"}
+    """
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else None).decode()
+    sys.stdout.write(_RAW_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n")
 
 
 def shown(value: object) -> str:
