@@ -243,13 +243,13 @@ def _count_rows() -> int:
 
 
 def _summary(invocations: dict[str, Counter[str]], store: Any, before: int) -> None:
-    from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     from corral import ocsf, traits  # noqa: PLC0415
+    from corral.cli.text import make_console  # noqa: PLC0415
     from corral.stores.base import FindingQuery  # noqa: PLC0415
 
-    console = Console()
+    console = make_console()
     console.rule("[bold]Corral demo[/bold]: three clouds' entry points → one store")
     for platform, totals in invocations.items():
         console.print(f"{platform:16} " + ", ".join(f"{v} {k}" for k, v in sorted(totals.items()) if v))

@@ -323,6 +323,17 @@ def test_csv_and_json_print_no_terminal_control_text(tmp_path: Path) -> None:
         assert json.loads(proc.stdout)["finding"]["finding_info"]["title"] == hostile
 
 
+def test_emoji_codes_in_findings_are_shown_as_written(tmp_path: Path) -> None:
+    """rich would turn :white_check_mark: into an emoji: a title must not make a finding look resolved."""
+    title = ":white_check_mark: resolved :thumbs_up: benign"
+    path = tmp_path / "emoji.json"
+    path.write_text(json.dumps(make_finding("emoji", title=title)))
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    assert corral("ingest", "--store", url, str(path)).returncode == 0
+    for proc in (corral("findings", "list", "--store", url), corral("findings", "show", "emoji", "--store", url)):
+        assert title in proc.stdout and "\u2705" not in proc.stdout and "\U0001f44d" not in proc.stdout
+
+
 @pytest.mark.parametrize(
     "args", [("images", "--limit", "-1"), ("images", "--limit", "0"), ("deadletter", "list", "--limit", "-5")]
 )

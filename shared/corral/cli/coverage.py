@@ -7,14 +7,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Final
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from corral import coverage as matrix_module
 from corral import health, traits
 from corral.cli import options
 from corral.cli.options import ConfigOption, JsonOption, StoreOption
-from corral.cli.text import shown, write_json
+from corral.cli.text import make_console, shown, write_json
 from corral.pipeline import now_ms
 
 STYLES: Final = {
@@ -64,7 +63,7 @@ def coverage(
             table.add_column(f"{layer[:5]}/{SHORT[task]}", overflow="fold")
     for service, cells in result.rows():
         table.add_row(service, *(f"[{STYLES[c.state]}]{shown(c.state)}[/]" for c in cells))
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print(", ".join(f"{state}: {n}" for state, n in result.totals().items()))
 
@@ -121,7 +120,7 @@ def _print_sources(report: health.HealthReport) -> None:
             f"[{style}]{row.state}[/]",
             str(row.dead_letters),
         )
-    console = Console()
+    console = make_console()
     console.print(table)
     age = report.oldest_pending_age_ms()
     console.print("nothing pending delivery" if age is None else f"oldest pending delivery: {age // 60_000} min old")

@@ -10,14 +10,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Final, TextIO
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from corral import ocsf, traits
 from corral.cli import images
 from corral.cli.options import ConfigOption, JsonOption, StoreOption
 from corral.cli.options import store as open_configured_store
-from corral.cli.text import plain, shown, write_json
+from corral.cli.text import make_console, plain, shown, write_json
 from corral.context import container_context
 from corral.errors import ConfigError
 from corral.pipeline import now_ms
@@ -242,7 +241,7 @@ def _print_table(items: Sequence[StoredFinding]) -> None:
             row["event_time"][:16].replace("T", " ") or "-",
             shown(row["title"][:120]),
         )
-    Console().print(table)
+    make_console().print(table)
 
 
 @app.command("show")
@@ -271,7 +270,7 @@ def show(
         return
     from corral.sinks.chat import console_url  # noqa: PLC0415 - the chat sink's modules only for this page
 
-    console = Console()
+    console = make_console()
     doc = found.document
     info = doc.get("finding_info", {})
     cloud = doc.get("cloud", {})
@@ -370,7 +369,7 @@ def deadletter_list(
         table.add_column(column, overflow="fold")
     for letter in letters:
         table.add_row(str(letter.id), _time(letter.at), letter.source or "-", shown(letter.ref), shown(letter.reason))
-    Console().print(table)
+    make_console().print(table)
 
 
 @deadletter_app.command("show")

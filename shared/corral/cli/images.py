@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from corral import priority
 from corral.cli.options import ConfigOption, JsonOption, StoreOption, settings
 from corral.cli.options import open_existing as open_store
-from corral.cli.text import shown, write_json
+from corral.cli.text import make_console, shown, write_json
 from corral.errors import ConfigError
 from corral.stores.base import FindingQuery, Page, Store
 from corral.stores.images import ImageEvidence, ImageVulnerability
@@ -173,7 +172,7 @@ def images(
             shown(_runtime_words(item)),
             "/".join(str(counts.get(k, 0)) for k in ("C", "H", "M", "L")),
         )
-    Console().print(table)
+    make_console().print(table)
 
 
 _HEX: Final = frozenset("0123456789abcdef")
@@ -210,7 +209,7 @@ def show(
     if json:
         write_json(item.as_data(), indent=True)
         return
-    console = Console()
+    console = make_console()
     console.print(f"[bold]{shown(item.evidence.digest)}[/bold] · {shown(_runtime_words(item))}")
     console.print("[bold]Registries[/bold]")
     for name in sorted(item.evidence.names, key=lambda n: (n.registry, n.repository, n.tag)):

@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Final
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from corral import reader
 from corral.cli.options import ConfigOption, JsonOption, StoreOption, pipeline
-from corral.cli.text import plain, say_skipped, write_json
+from corral.cli.text import make_console, plain, say_skipped, write_json
 from corral.pipeline import Inbound
 from corral.stores.base import LedgerState, LedgerSummary, SinkBacklog, Store
 
@@ -136,7 +135,7 @@ def _print_sinks(sinks: dict[str, dict[str, Any]]) -> None:
     for sink, o in sinks.items():
         table.add_row(escape(sink), f"{o['sent']:,}", f"{o['failed']:,}", f"{o['pending']:,}",
                       escape(o["first_failure"] or "-"))  # fmt: skip
-    Console().print(table)
+    make_console().print(table)
 
 
 def _inbounds(paths: list[str]) -> Iterator[Inbound]:
@@ -159,7 +158,7 @@ class _Progress:
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
-        self.console = Console(stderr=True)
+        self.console = make_console(stderr=True)
 
     def __enter__(self) -> _Progress:
         return self
@@ -180,7 +179,7 @@ def _print_summary(summary: dict[str, int]) -> None:
     for kind, count in summary.items():
         if count:
             table.add_row(kind, f"{count:,}")
-    console = Console()
+    console = make_console()
     console.print(table)
     stored = sum(summary[k] for k in ("new", "updated", "escalated", "deescalated", "reopened", "closed"))
     if stored == 0 and summary["unchanged"]:

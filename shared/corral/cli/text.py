@@ -3,17 +3,21 @@
 Titles, names and reasons come from vendor documents an attacker can write to. A terminal acts
 on control characters (ESC sequences set the window title, clear the screen, move the cursor;
 a newline forges a line) and bidirectional overrides reorder what is read, so every such
-character is shown as U+FFFD; rich markup in the text is escaped as well. JSON output keeps the
-text exact but writes those characters as \\u escapes.
+character is shown as U+FFFD; rich markup in the text is escaped as well, and the consoles print
+emoji codes (:thumbs_up:) as written. JSON output keeps the text exact but writes those characters
+as \\u escapes.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import orjson
+
+if TYPE_CHECKING:
+    from rich.console import Console  # noqa: TID251 - the one place that makes a Console
 
 # DEL, C1 controls, bidirectional marks, embeddings, overrides and isolates, and the Unicode line
 # and paragraph separators: orjson writes these raw.
@@ -60,6 +64,17 @@ def shown(value: object) -> str:
     from rich.markup import escape  # noqa: PLC0415 - the tables import rich anyway
 
     return escape(plain(value))
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """The rich Console every command prints with; `shown` escapes markup, and this one reads no emoji codes.
+
+    rich turns `:white_check_mark:` into an emoji by default, and `rich.markup.escape` leaves such
+    codes alone: a title could show a check mark or a thumbs-up that its vendor never sent.
+    """
+    from rich.console import Console  # noqa: PLC0415, TID251 - rich only for commands that print tables
+
+    return Console(stderr=stderr, emoji=False)
 
 
 def say_skipped(path: str) -> None:
