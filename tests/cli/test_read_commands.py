@@ -367,3 +367,14 @@ def test_an_impossible_dead_letter_id_is_one_line(store: str, letter_id: str) ->
     proc = corral("deadletter", "show", letter_id, "--store", store)
     assert proc.returncode == 1
     assert proc.stderr.startswith("corral: error: no dead letter with id")
+
+
+def test_the_deliveries_table_prints_a_remote_error_as_harmless_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """A sink's first failure can quote what a remote server answered: its control text is replaced too."""
+    from corral.cli.pipeline_commands import _print_sinks
+
+    reason = "webhook:siem: HTTP 500: \x1b]0;PWNED\x07\x1b[2J\u202eevil [bold]x[/bold]"
+    _print_sinks({"webhook:siem": {"sent": 0, "failed": 1, "pending": 0, "first_failure": reason}})
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "\ufffd]0;PWNED" in out

@@ -8,12 +8,11 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Final
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from corral import reader
 from corral.cli.options import ConfigOption, JsonOption, StoreOption, pipeline
-from corral.cli.text import make_console, plain, say_skipped, write_json
+from corral.cli.text import make_console, plain, say_skipped, shown, write_json
 from corral.pipeline import Inbound
 from corral.stores.base import LedgerState, LedgerSummary, SinkBacklog, Store
 
@@ -133,8 +132,8 @@ def _print_sinks(sinks: dict[str, dict[str, Any]]) -> None:
     for column in ("sink", "sent", "failed", "pending", "first failure"):
         table.add_column(column, justify="right" if column in ("sent", "failed", "pending") else "left")
     for sink, o in sinks.items():
-        table.add_row(escape(sink), f"{o['sent']:,}", f"{o['failed']:,}", f"{o['pending']:,}",
-                      escape(o["first_failure"] or "-"))  # fmt: skip
+        table.add_row(shown(sink), f"{o['sent']:,}", f"{o['failed']:,}", f"{o['pending']:,}",
+                      shown(o["first_failure"] or "-"))  # fmt: skip
     make_console().print(table)
 
 
