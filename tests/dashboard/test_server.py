@@ -310,3 +310,23 @@ def test_connections_over_the_cap_are_answered_busy(
     while (status := request(running.port, "/api/sources", timeout=5)[0]) == 503 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert status == 200
+
+
+def test_control_and_bidirectional_text_is_shown_as_replacement_characters(
+    filled: Any, run_dashboard: Callable[..., Running]
+) -> None:
+    """A title with a bidirectional override and ESC reads as written, its hidden characters marked U+FFFD."""
+    from corral.pipeline import Inbound, now_ms
+    from corral.stores.base import finding_id
+    from tests.coverage.test_dashboard import hostile_finding
+
+    finding = hostile_finding(now_ms())
+    finding["finding_info"] = {**finding["finding_info"], "uid": "bidi-1", "title": "run invoice\u202etxt.exe\x1b[2J"}  # type: ignore[dict-item]
+    assert filled.ingest([Inbound(finding, "bidi")]).counts["new"] == 1
+    running = run_dashboard()
+    fid = finding_id(("google.scc", "corral-demo", "bidi-1"))
+    for path in (f"/findings/{fid}", "/?q=invoice"):
+        status, body = request(running.port, path)
+        page = body.decode()
+        assert status == 200 and "run invoice\ufffdtxt.exe\ufffd[2J" in page, path
+        assert "\u202e" not in page and "\x1b" not in page, path

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Final
 
 import orjson
 
+from corral import inert
+
 if TYPE_CHECKING:
     from rich.console import Console  # noqa: TID251 - the one place that makes a Console
 
 # DEL, C1 controls, bidirectional marks, embeddings, overrides and isolates, and the Unicode line
 # and paragraph separators: orjson writes these raw.
-_BEYOND_C0: Final = "\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_BEYOND_C0: Final = f"\x7f-\x9f{inert.DIRECTIONAL}{inert.SEPARATORS}"
 # All of them and the C0 controls: orjson escapes those in strings itself, and outside strings its
 # newlines are layout, so JSON output leaves C0 alone.
 _UNSAFE: Final = re.compile(f"[\x00-\x1f{_BEYOND_C0}]")

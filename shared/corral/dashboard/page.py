@@ -5,8 +5,9 @@ static HTML with one `<style>` block (allowed by its hash in the Content-Securit
 inline SVG, so a strict policy (`default-src 'none'`) holds and the overview is both the served
 page and the report file. Filters, sorting and paging are plain links and one GET form.
 
-Every value that comes from a finding passes through `html.escape`: titles, account ids and
-container names are attacker-influenced text. Every time says which clock it is on: the
+Every value that comes from a finding passes through `html.escape`, with control and
+bidirectional characters shown as U+FFFD: titles, account ids and container names are
+attacker-influenced text. Every time says which clock it is on: the
 source's own (event time), Corral's (first and last seen), or delivery (when a source's
 delivery arrived, when a sink got a message).
 """
@@ -26,7 +27,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from corral import ocsf, priority, traits
+from corral import inert, ocsf, priority, traits
 from corral.context import container_context
 from corral.coverage import Matrix
 from corral.health import HealthReport
@@ -341,8 +342,13 @@ def image_path(digest: str) -> str | None:
     return f"/images/{digest}" if DIGEST.fullmatch(digest) else None
 
 
+# Shown as U+FFFD, as the CLI shows them: a bidirectional override in a file or process name would
+# otherwise reorder what the analyst reads (tab and newline are only white space in HTML).
+_UNSEEN: Final = re.compile(f"[{inert.CONTROLS}{inert.DIRECTIONAL}{inert.SEPARATORS}]")
+
+
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(_UNSEEN.sub("\ufffd", str(value)), quote=True)
 
 
 def _time(ms: int | None) -> str:

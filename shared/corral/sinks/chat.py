@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from corral import ocsf, traits
+from corral import inert, ocsf, traits
 from corral.context import container_context
 from corral.sinks.base import Delivery, Result
 from corral.sinks.text import MARKER
@@ -60,11 +60,8 @@ MAX_CONSOLE_URL: Final = 2000
 VALUE_LIMIT: Final = 300
 """UTF-16 units kept of one field value (a Kubernetes name is at most 253 characters)."""
 
-# C0/C1 controls except tab and newline, DEL, bidirectional embeddings, overrides and isolates,
-# and the line/paragraph separators that some clients treat as newlines.
-_CONTROLS: Final = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]"
-)
+# Everything that acts on the reader (see corral.inert), and lone surrogates, which no client can encode.
+_CONTROLS: Final = re.compile(f"[{inert.CONTROLS}{inert.DIRECTIONAL}{inert.SEPARATORS}\ud800-\udfff]")
 _SPACES: Final = re.compile(r"\s+")
 _BLANK_LINES: Final = re.compile(r"\n{3,}")
 _SCHEME: Final = re.compile(r"(https?|ftps?)://", re.IGNORECASE)
