@@ -29,7 +29,7 @@ MAX_ATTEMPTS: Final = 25  # about a day of backoff; then the row goes to the dea
 OUTAGE_AFTER: Final = 3  # consecutive retryable chat failures that stop the rest of a batch
 CLOSE_WAIT_MS: Final = 86_400_000  # how long a chat close waits for its finding's first message
 THREAD_WAIT_MS: Final = 5_000  # how long a chat message waits while another worker posts its thread's first
-SUPERSEDED: Final = "not sent: its version is no longer stored (a later version superseded it)"
+GONE: Final = "not sent: its finding is no longer stored (expired before the row could be sent)"
 
 Serialized = Mapping[str, tuple[Finding, bytes]]
 """Version → (document, its JSON): what an ingest serialized already, for the sinks that send it whole."""
@@ -64,22 +64,20 @@ class Deliverer:
         claim = claim or Claim.new(self.clock())
         totals: Counter[str] = Counter()
         by_sink: defaultdict[str, dict[str, LedgerEntry]] = defaultdict(dict)
-        superseded: list[LedgerEntry] = []
+        gone: list[LedgerEntry] = []
         for row in sorted(rows, key=lambda r: r.created):
             if row.state != "pending":
                 continue
             if row.document is None:
-                superseded.append(row)
+                gone.append(row)
             else:
                 by_sink[row.sink].setdefault(row.version, row)
-        if superseded:
-            # Only a crash right after the sink was chosen, then a newer version, leaves a row
-            # without its document; the newer version has its own rows.
+        if gone:
+            # A row left by a crash is sent with its finding's current document; only a finding
+            # expired meanwhile leaves it nothing to send.
             now = self.clock()
-            self.store.ledger_update(
-                [r._replace(state="delivered", next_attempt=now, last_error=SUPERSEDED) for r in superseded]
-            )
-            totals["dropped"] += len(superseded)
+            self.store.ledger_update([r._replace(state="delivered", next_attempt=now, last_error=GONE) for r in gone])
+            totals["dropped"] += len(gone)
         for sink_id, pending in by_sink.items():
             sink = self.sinks.get(sink_id)
             if sink is None:

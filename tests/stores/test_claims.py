@@ -372,6 +372,51 @@ def test_held_rows_are_not_claimed_again_until_the_claim_lapses(store: Store) ->
     assert store.ledger_add([entry], claim=Claim.new(2 * first.until)) == []
 
 
+def test_a_row_left_by_a_crash_is_sent_after_a_newer_version_arrives(store: Store) -> None:
+    """A worker dies holding rows it never sent; a newer version comes before the lease runs out.
+
+    The rows are sent once the lease lapses, with the finding's current document, never dropped:
+    the chat sink may not be routed the newer version's change, so its first message would be lost.
+    """
+    now = now_ms()
+    [first] = store.upsert([make_finding("crashed", modified=now - 60_000)], now=now)
+    entries = [
+        LedgerEntry(first.version, sink, first.key, "new", first.finding, created=now, next_attempt=now)
+        for sink in (HOOK, "slack:soc")
+    ]
+    dead_worker = Claim.new(now)
+    assert len(store.ledger_add(entries, claim=dead_worker)) == 2  # and then the worker is killed
+    [newer] = store.upsert([make_finding("crashed", modified=now, severity_id=5)], now=now + 1)
+    assert newer.kind == "escalated" and newer.version != first.version
+    redrive = Claim.new(dead_worker.until)
+    held = store.ledger_claim(redrive)
+    assert sorted((r.version, r.sink, r.change) for r in held) == sorted(
+        [(first.version, HOOK, "new"), (first.version, "slack:soc", "new")]
+    )
+    assert all(r.document == newer.finding for r in held)
+    sent: list[Delivery] = []
+
+    class Sink:
+        def __init__(self, sink_id: str) -> None:
+            self.id, self.family, self.token = sink_id, "webhook", None
+
+        def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
+            sent.extend(deliveries)
+            return [Result.success(d.version) for d in deliveries]
+
+        def close(self) -> None:
+            """Nothing to release."""
+
+    sinks = {sink_id: Sink(sink_id) for sink_id in (HOOK, "slack:soc")}
+    totals = Deliverer(store, sinks, lambda: redrive.at).deliver(held, redrive)  # type: ignore[arg-type]
+    assert totals == {"delivered": 2}
+    assert sorted((d.version, d.change, d.finding["severity_id"]) for d in sent) == [
+        (first.version, "new", 5),
+        (first.version, "new", 5),
+    ]
+    assert store.ledger_summary().counts == {(HOOK, "delivered"): 1, ("slack:soc", "delivered"): 1}
+
+
 def _fields(entry: LedgerEntry) -> dict[str, Any]:
     return {name: getattr(entry, name) for name in LedgerEntry._fields}
 

@@ -137,13 +137,12 @@ LEDGER_COLUMNS: Final = (
 _OWN_DOCUMENT: Final = "coalesce(nullif(l.document, 'null'{cast}), d.document)"
 LEDGER_READ: Final = (
     ", ".join(f"l.{c}" for c in LEDGER_COLUMNS)
-    + f", {_OWN_DOCUMENT}{{text}}, CASE WHEN {_OWN_DOCUMENT} IS NULL THEN f.document{{text}} END,"
-    " f.modified_time, f.fingerprint"
+    + f", {_OWN_DOCUMENT}{{text}}, CASE WHEN {_OWN_DOCUMENT} IS NULL THEN f.document{{text}} END"
     " FROM ledger AS l LEFT JOIN ledger_documents AS d ON d.version = l.version"
     " LEFT JOIN findings AS f ON f.product = l.product AND f.account = l.account AND f.uid = l.uid"
 )
 """A ledger row with its version's document: its own copy (rows written before the lean ledger),
-the one kept for retries, or else the finding's current document when that is still the version.
+the one kept for retries, or else the finding's current document (see `ledger_entry`).
 Spelled per dialect with `ledger_read`."""
 
 LEDGER_RETURNING: Final = "version, sink, change, created, attempts, last_error"
@@ -413,10 +412,10 @@ def history_entry(row: Sequence[Any]) -> HistoryEntry:
 def ledger_entry(row: Sequence[Any]) -> LedgerEntry:
     """Read one row selected with `LEDGER_READ`."""
     key = (row[2], row[3], row[4])
-    document = None if row[14] is None else loads(row[14])
-    if document is None and row[15] is not None and version_key(key, int(row[16]), row[17]) == row[0]:
-        # A row sent at once keeps no copy: after a crash its version is still the finding's.
-        document = loads(row[15])
+    # A row sent at once keeps no copy of its version's document: after a crash it is the finding's
+    # current one, which is that version, or a later one when a newer version arrived before redrive.
+    own = row[14] if row[14] is not None else row[15]
+    document = None if own is None else loads(own)
     return LedgerEntry(
         version=row[0],
         sink=row[1],

@@ -550,11 +550,12 @@ def merge_dead_letters(letters: Sequence[DeadLetter]) -> list[DeadLetter]:
 class LedgerEntry(NamedTuple):
     """One (finding version, sink) delivery: what to send, and how far it got.
 
-    The store keeps the row small and refers to the version's document rather than copying it;
-    `document` is None for a row read back whose version is no longer stored (superseded and
-    expired). `next_attempt` is when a pending row is next due (while a claim holds it: when
-    the claim lapses); for a delivered or dead row, when it was settled. `claim` is the token of
-    the claim this worker holds the row by, if any.
+    The store keeps the row small and refers to the version's document rather than copying it.
+    A row read back has the document kept for its retries, else the finding's current one (a
+    crash before the first send, then a newer version: sent late, and with newer content, rather
+    than lost); None only when the finding itself has expired. `next_attempt` is when a pending
+    row is next due (while a claim holds it: when the claim lapses); for a delivered or dead row,
+    when it was settled. `claim` is the token of the claim this worker holds the row by, if any.
     """
 
     version: str

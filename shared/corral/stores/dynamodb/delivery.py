@@ -24,7 +24,6 @@ from corral.stores.base import (
     SinkBacklog,
     ThreadClaim,
     merge_dead_letters,
-    version_key,
 )
 from corral.stores.dynamodb.items import (
     COMPRESS_ABOVE,
@@ -358,7 +357,7 @@ class Delivery(Table):
 
     def _with_documents(self, items: Sequence[Item]) -> list[LedgerEntry]:
         """Read rows back with their version's document: their own copy, the one kept for retries, or
-        the finding's current document when that is still the version."""
+        the finding's current document (see `corral.stores._sql.ledger_entry`)."""
         versions = {get_s(i, "pk")[2:] for i in items if "d" not in i}
         kept = {
             get_s(item, "pk")[2:]: decode_document(item["d"])
@@ -367,14 +366,13 @@ class Delivery(Table):
         }
         missing = [i for i in items if "d" not in i and get_s(i, "pk")[2:] not in kept]
         keys = {(get_s(i, "kp"), get_s(i, "ka"), get_s(i, "kf")) for i in missing}
-        current: dict[str, ocsf.Finding] = {}
+        current: dict[FindingKey, ocsf.Finding] = {}
         for found in self._batch_get([{"pk": as_s(finding_pk(k)), "sk": as_s("F")} for k in keys]).values():
             for item in found:
-                key = (get_s(item, "kp"), get_s(item, "ka"), get_s(item, "kf"))
-                current[version_key(key, get_n(item, "mt"), get_s(item, "fp"))] = decode_document(item["d"])
+                current[(get_s(item, "kp"), get_s(item, "ka"), get_s(item, "kf"))] = decode_document(item["d"])
         rows = [ledger_entry(i) for i in items]
         return [
-            row if row.document is not None else row._replace(document=kept.get(row.version, current.get(row.version)))
+            row if row.document is not None else row._replace(document=kept.get(row.version, current.get(row.key)))
             for row in rows
         ]
 
