@@ -1,11 +1,24 @@
 """Read deliveries from files, folders and stdin, streaming, one JSON document at a time.
 
 An input holds one JSON document, a JSON array (each element a document), JSON lines, or JSON
-documents one after another (`cat *.json | corral ingest -`), pretty-printed or not; gzip
-compression is recognized by its magic bytes. The format is read document by document, never
-decided from the first one: a bad line costs that line alone, and the reader picks up again at
-the next line. Any single line or document over 8 MiB is rejected without being held in memory,
-so a large JSON-lines file streams in constant memory. Documents are counted from 1 (`PATH#N`).
+documents one after another (`cat *.json | corral ingest -`), pretty-printed or not, with any
+whitespace between a value's tokens; gzip compression is recognized by its magic bytes. The format
+is read document by document, never decided from the first one; valid JSON under 8 MiB is never
+an error.
+
+A bad document is one error, and the reader picks up again after it:
+- a line that does not parse, followed by a line that is an object or array by itself (and not by
+  a `,`, `]` or `}`, which would make that line part of a value begun before it), is a bad JSON
+  line, and costs that line alone;
+- a value over several lines whose brackets balance but which does not parse is one bad document;
+- a value still open at the end of the input (a pretty-printed file cut short) runs up to the first
+  later line that begins at column 0, with `{` or `[`, a value that parses and ends on that line
+  (the next file of `cat broken.json good.json`), or else to the end of the input. An element of an
+  array cut short, followed by its comma, is no such value; two documents cut short one after the
+  other are one error.
+Any single line or document over 8 MiB is rejected without being held in memory (skipped to where
+its brackets balance), so a large JSON-lines file streams in constant memory. Documents are counted
+from 1 (`PATH#N`).
 
 Which files a folder gives is `inputs` (re-exported here).
 """
@@ -14,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import sys
 import zlib
 from collections.abc import Iterator
@@ -35,6 +49,9 @@ _GZIP_MAGIC: Final = b"\x1f\x8b"
 _OPEN: Final = frozenset(b"[{")
 _WHITESPACE: Final = b" \t\r\n"
 _OPENERS: Final = (b"{", b"[")
+_CLOSERS: Final = frozenset(b",]}")
+# A line that starts with an opening bracket at column 0: where a document after a broken one may start.
+_LINE_OPENER: Final = re.compile(rb"\n[\[{]")
 
 
 class Document(NamedTuple):
@@ -207,23 +224,17 @@ class _Scanner:
     def whole(self, data: bytes) -> Iterator[Document] | None:
         """The documents of an input read whole that is one JSON value, as `documents` reads them; else None.
 
-        One parse instead of the line-by-line search, for the common case. What `documents` reads
-        otherwise (a pretty-printed value whose second line is a record by itself, one that starts
-        on the line of its first member) is left to it.
+        One parse instead of the line-by-line search, for the common case.
         """
         parsed, ok = _parse(data)
         if not ok:
             return None
         start = 0 if data[0] in _OPEN else spans.skip_space(data, 0)
         newline = data.find(b"\n", start)
-        line = data[start:] if newline < 0 else data[start:newline]
-        if newline >= 0 and line.rstrip(_WHITESPACE) in _OPENERS:
-            if self._next_line_is_a_record(newline):
-                return None
-            line = data[start:].rstrip(_WHITESPACE)  # as `_multi_line` cuts it
-        elif newline >= 0 and not _parse(line)[1]:
-            return None
-        return self.parsed(line, parsed)  # a value on one line keeps that line's trailing blanks
+        if newline >= 0 and spans.skip_space(data, newline) < len(data):
+            return self.parsed(data[start:].rstrip(_WHITESPACE), parsed)  # over several lines, as `_multi_line` cuts it
+        # A value on one line keeps that line's trailing blanks, as a JSON line does.
+        return self.parsed(data[start:] if newline < 0 else data[start:newline], parsed)
 
     def documents(self) -> Iterator[Document]:
         buf = self.buffer
@@ -283,9 +294,14 @@ class _Scanner:
             yield self._failure(line)
             buf.drop(line_end + 1)
             return
-        yield from self._multi_line(start, line_end, line)
+        yield from self._multi_line(start)
 
     def _next_line_is_a_record(self, line_end: int) -> bool:
+        """Whether the next line is an object or array by itself, not followed by `,`, `]` or `}`.
+
+        Then the line before it is a bad JSON line, not the start of a longer value: inside a value,
+        a value on a line of its own (an array's element) is always followed by one of those.
+        """
         buf = self.buffer
         following = line_end + 1
         if following >= len(buf.data) and not buf.more():
@@ -297,9 +313,14 @@ class _Scanner:
         if text.lstrip(_WHITESPACE)[:1] not in _OPENERS:
             return False  # not an object or an array, whatever it parses to: no need to ask the parser
         parsed, ok = _parse(text)
-        return ok and isinstance(parsed, dict | list)
+        if not (ok and isinstance(parsed, dict | list)):
+            return False
+        after = spans.skip_space(buf.data, next_end)
+        while after >= len(buf.data) and after - next_end <= MAX_DOCUMENT and buf.more():
+            after = spans.skip_space(buf.data, after)
+        return after >= len(buf.data) or buf.data[after] not in _CLOSERS
 
-    def _multi_line(self, start: int, line_end: int, line: bytes) -> Iterator[Document]:
+    def _multi_line(self, start: int) -> Iterator[Document]:
         """A document over several lines (pretty-printed): read to its end, at most 8 MiB of it."""
         buf = self.buffer
         while True:
@@ -331,8 +352,10 @@ class _Scanner:
                 self._skip_value(start)
                 return
             if not buf.more():
-                yield self._failure(line)
-                buf.drop(line_end + 1)
+                # Still open at the end of the input: broken up to the next document, if one follows.
+                cut = _next_document(rest)
+                yield self._failure(_lines(rest[:cut]))
+                buf.drop(start + cut)
                 return
 
     def _skip_line(self, start: int) -> None:
@@ -384,6 +407,30 @@ def _parse(text: bytes) -> tuple[object, bool]:
         return orjson.loads(text), True
     except orjson.JSONDecodeError:
         return None, False
+
+
+def _next_document(text: bytes) -> int:
+    """Where the first document after the first line of `text` starts, or its length if none does.
+
+    A document starts a line, at column 0, with `{` or `[`, parses, and ends on a line's end (an
+    element of an array cut short, followed by its comma, is not one).
+    """
+    for match in _LINE_OPENER.finditer(text):
+        start = match.start() + 1
+        end = spans.value_end(text, start)
+        if end is None:
+            continue
+        line_end = text.find(b"\n", end)
+        if not text[end : len(text) if line_end < 0 else line_end].strip(_WHITESPACE) and _parse(text[start:end])[1]:
+            return start
+    return len(text)
+
+
+def _lines(text: bytes) -> bytes:
+    """`text` without the blank lines and the newline it ends with (as a bad JSON line is kept)."""
+    content = len(text.rstrip(_WHITESPACE))
+    newline = text.find(b"\n", content)
+    return text if newline < 0 else text[:newline]
 
 
 def _failure(ref: str, raw: bytes) -> Document:

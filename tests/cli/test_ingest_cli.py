@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -103,6 +104,47 @@ def test_a_json_string_document_is_one_consistent_error_and_never_parsed_again(t
         f"corral: error: {encoded}#1: expected a JSON object, got a string",
         f"corral: error: {text}#1: expected a JSON object, got a string",
     ]
+
+
+def test_a_pretty_printed_file_cut_short_is_one_error_and_the_next_file_is_stored(tmp_path: Path) -> None:
+    """`cat broken.json good.json | corral ingest -`: one error line, one dead letter of the broken file's bytes."""
+    lines = json.dumps(json.loads((GUARDDUTY / "eks-runtime-newbinaryexecuted-eventbridge.json").read_text()), indent=2)
+    broken = "".join(lines.splitlines(keepends=True)[:60])
+    good = (GUARDDUTY / "eks-runtime-newbinaryexecuted-update.json").read_text()
+    store = tmp_path / "corral.db"
+    proc = subprocess.run(
+        [*CORRAL, "ingest", "--json", "--store", f"sqlite:///{store}", "-"],
+        input=broken + good,
+        capture_output=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "CORRAL_CONFIG": ""},
+        text=True,
+    )
+    assert proc.returncode == 1
+    counts = json.loads(proc.stdout)
+    assert (counts["new"], counts["failed"]) == (1, 1)
+    [error] = proc.stderr.splitlines()
+    assert error.startswith("corral: error: -#1: invalid JSON: unexpected end of data")
+    listed = subprocess.run(
+        [*CORRAL, "deadletter", "list", "--json", "--store", f"sqlite:///{store}"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+        text=True,
+        env={**os.environ, "CORRAL_CONFIG": ""},
+    )
+    [letter] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (letter["ref"], letter["sha256"]) == ("-#1", hashlib.sha256(broken.rstrip("\n").encode()).hexdigest())
+
+
+def test_an_array_with_its_element_on_a_line_of_its_own_is_stored(tmp_path: Path) -> None:
+    """`[`, one compact event, `]`, each on its own line: the event is stored and nothing fails."""
+    event = json.loads((GUARDDUTY / "eks-runtime-newbinaryexecuted-eventbridge.json").read_text())
+    path = tmp_path / "array.json"
+    path.write_text("[\n" + json.dumps(event) + "\n]\n")
+    status, counts, stderr = ingest(tmp_path / "corral.db", path)
+    assert (status, counts["new"], counts["failed"], stderr) == (0, 1, 0, "")
 
 
 def test_a_store_that_is_down_is_one_clear_retryable_error(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import subprocess
 import sys
@@ -14,10 +15,21 @@ import pytest
 
 from corral import reader
 from corral.reader import MAX_DOCUMENT, Document
+from tests.intake.helpers import event
 
 MIB = 1024 * 1024
 DOCS = [{"n": n, "name": f"doc-{n}"} for n in range(4)]
 CORRAL = [sys.executable, "-m", "corral.cli.__main__"]
+EVENTBRIDGE = event("aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json")
+# The export cut short: the first 60 lines of the pretty-printed event, nested objects open.
+TRUNCATED = "".join(json.dumps(EVENTBRIDGE, indent=2).splitlines(keepends=True)[:60]).encode()
+
+
+class Pipe(io.BytesIO):
+    """Bytes that cannot seek, as stdin in `cat *.json | corral ingest -`: the reader streams them."""
+
+    def seekable(self) -> bool:
+        return False
 
 
 def read_bytes(tmp_path: Path, data: bytes, name: str = "input.jsonl") -> list[Document]:
@@ -34,7 +46,7 @@ def parsed(found: list[Document]) -> list[object]:
 
 @pytest.mark.parametrize(
     "bad",
-    [b"{not json", b'{"a": 1', b"]", b'{"a": tru}', b"\xff\xfe", b'"unterminated', b"{" * 3000],
+    [b"{not json", b'{"a": 1', b"[", b"{", b"]", b'{"a": tru}', b"\xff\xfe", b'"unterminated', b"{" * 3000],
 )
 def test_a_bad_first_line_costs_that_line_alone(tmp_path: Path, bad: bytes) -> None:
     """Whatever the first line is, the lines after it are read as JSON lines."""
@@ -87,6 +99,73 @@ def test_concatenated_documents_with_one_broken(tmp_path: Path) -> None:
     good = [d.parsed for d in found if d.error is None]
     assert good == DOCS
     assert any(d.error for d in found)
+
+
+@pytest.mark.parametrize("stream", [io.BytesIO, Pipe])
+@pytest.mark.parametrize(
+    "after",
+    [[], [json.dumps(DOCS[0], indent=2).encode()], [orjson.dumps(d) for d in DOCS]],
+    ids=["alone", "pretty", "lines"],
+)
+def test_a_truncated_pretty_printed_document_is_one_error(stream: type[io.BytesIO], after: list[bytes]) -> None:
+    """A document that never closes is one error holding its own bytes; the documents after it are read.
+
+    It runs to the next line that starts a whole document at column 0, not one line at a time
+    (which made each of its lines and inner objects a document or an error of its own).
+    """
+    data = TRUNCATED + b"".join(piece + b"\n" for piece in after)
+    [broken, *rest] = list(reader.read_stream(stream(data), "-"))
+    assert broken.ref == "-#1"
+    assert (broken.error or "").startswith("invalid JSON: unexpected end of data")
+    assert broken.raw == TRUNCATED.rstrip(b"\n")
+    assert [(d.ref, d.parsed, d.error) for d in rest] == [
+        (f"-#{n}", orjson.loads(piece), None) for n, piece in enumerate(after, start=2)
+    ]
+
+
+@pytest.mark.parametrize("stream", [io.BytesIO, Pipe])
+def test_documents_cut_short_one_after_another_are_one_error(stream: type[io.BytesIO]) -> None:
+    """Two documents cut short in a row: no complete document starts between them, so they are one error."""
+    data = TRUNCATED + b"\n" + TRUNCATED + orjson.dumps(DOCS[0]) + b"\n"
+    found = list(reader.read_stream(stream(data), "-"))
+    assert [(d.raw, d.error is None) for d in found] == [
+        (TRUNCATED + b"\n" + TRUNCATED.rstrip(b"\n"), False),
+        (orjson.dumps(DOCS[0]), True),
+    ]
+
+
+@pytest.mark.parametrize("stream", [io.BytesIO, Pipe])
+def test_a_truncated_array_is_one_error_not_its_elements(stream: type[io.BytesIO]) -> None:
+    """An array cut short whose elements start at column 0 is one error: an element and its comma are no document."""
+    data = b'[\n{"a": 1},\n{"b": [2,\n3]},\n{"c": 3},\n'
+    [found] = list(reader.read_stream(stream(data), "-"))
+    assert found.raw == data.rstrip(b"\n")
+    assert (found.error or "").startswith("invalid JSON")
+
+
+ONE = orjson.dumps(EVENTBRIDGE)
+TWO = orjson.dumps({**EVENTBRIDGE, "id": "second"})
+
+
+@pytest.mark.parametrize("stream", [io.BytesIO, Pipe])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"[\n" + ONE + b"\n]\n", [EVENTBRIDGE]),
+        (b"[\n" + ONE + b"\n,\n" + TWO + b"\n]\n", [EVENTBRIDGE, orjson.loads(TWO)]),
+        (b"[" + ONE + b",\n" + TWO + b"\n]", [EVENTBRIDGE, orjson.loads(TWO)]),
+        (b"[\r\n\r\n" + ONE + b"\r\n  ,  " + TWO + b"\r\n\r\n]", [EVENTBRIDGE, orjson.loads(TWO)]),
+        (b'{"Records": [\n' + ONE + b"\n]}\n", [{"Records": [EVENTBRIDGE]}]),
+        (b'{"outer":\n{"a": 1}\n}\n[\n' + ONE + b"\n]\n" + TWO, [{"outer": {"a": 1}}, EVENTBRIDGE, orjson.loads(TWO)]),
+    ],
+    ids=["one", "comma-line", "first-line", "crlf", "records", "concatenated"],
+)
+def test_an_array_whose_elements_are_lines_of_their_own_is_read(
+    stream: type[io.BytesIO], data: bytes, expected: list[object]
+) -> None:
+    """Valid JSON whatever its newlines: an element on a line by itself does not make the array's lines JSON lines."""
+    found = list(reader.read_stream(stream(data), "-"))
+    assert [(d.parsed, d.error) for d in found] == [(doc, None) for doc in expected]
 
 
 def test_stdin_takes_concatenated_documents(tmp_path: Path) -> None:
