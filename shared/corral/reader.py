@@ -376,6 +376,7 @@ class _Scanner:
         buf.drop(start)
         depth, pos = 0, 0
         while True:
+            end = None
             for match in spans.TOKEN.finditer(buf.data, pos):
                 token = match.group()
                 if token[0] == 0x22:
@@ -386,11 +387,15 @@ class _Scanner:
                 else:
                     depth -= 1
                     if depth <= 0:
-                        buf.drop(match.end())
-                        return
+                        end = match.end()
+                        break
                 pos = match.end()
             else:
                 pos = len(buf.data)
+            # Dropped once the scan is over: a bytearray cannot shrink while a scan reads it.
+            if end is not None:
+                buf.drop(end)
+                return
             buf.drop(pos)
             pos = 0
             if not buf.more():

@@ -180,6 +180,18 @@ def test_single_document_over_limit_is_one_error(tmp_path: Path) -> None:
     assert data.startswith(found.raw)
 
 
+def test_a_pretty_printed_document_over_limit_is_one_error_and_the_next_is_read(tmp_path: Path) -> None:
+    """A document over several lines and over 8 MiB is skipped to its end; the document after it is read."""
+    big = orjson.dumps({"big": ["y" * 1000] * 9000, "n": 1}, option=orjson.OPT_INDENT_2)
+    assert len(big) > MAX_DOCUMENT
+    found = read_bytes(tmp_path, big + b'\n{"after": 1}\n')
+    assert [(d.parsed, d.error) for d in found] == [
+        (None, "document is over 8 MiB (use JSON lines for large inputs)"),
+        ({"after": 1}, None),
+    ]
+    assert big.startswith(found[0].raw)
+
+
 @pytest.mark.parametrize("data", [b"", b"  \n\n \t"])
 def test_empty_input_has_no_documents(tmp_path: Path, data: bytes) -> None:
     """An empty or all-whitespace file yields nothing (and no error)."""
