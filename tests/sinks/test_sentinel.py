@@ -158,7 +158,8 @@ def test_after_a_retry_after_the_rest_waits_unsent(
         (Reply.json(500, {"error": {"code": "InternalServerError"}}), False, None, "HTTP 500"),
         (Reply.json(503, {"error": {"code": "ServiceUnavailable"}}), False, None, "HTTP 503"),
         (Reply.json(400, {"error": {"code": "InvalidStream", "message": "x"}}), True, None, "InvalidStream"),
-        (Reply.json(403, {"error": {"code": "OperationFailed", "message": "no role"}}), True, None, "HTTP 403"),
+        # A role assigned by the same deployment takes minutes to apply: 403 is retried, not dropped.
+        (Reply.json(403, {"error": {"code": "OperationFailed", "message": "no role"}}), False, None, "HTTP 403"),
         (Reply.json(413, {"error": {"code": "ContentLengthLimitExceeded"}}), True, None, "HTTP 413"),
     ],
     ids=lambda v: str(v.status) if isinstance(v, Reply) else None,
@@ -166,7 +167,7 @@ def test_after_a_retry_after_the_rest_waits_unsent(
 def test_answers_are_classified(
     server: FakeHTTPServer, tls: TlsFiles, reply: Reply, permanent: bool, retry_after: float | None, text: str
 ) -> None:
-    """429 and 5xx are retryable with Retry-After; other 4xx are permanent, naming the service's code."""
+    """429, 5xx and 403 are retryable with Retry-After; other 4xx are permanent, naming the service's code."""
     server.push(reply)
     results = _sink(server, tls).send(numbered(SINK, 2))
     assert all(not r.ok for r in results)

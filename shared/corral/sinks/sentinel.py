@@ -272,6 +272,11 @@ def classify_error(error: Exception, what: str) -> tuple[str, bool, float | None
             retry_after = (retry_after_seconds(headers.get("retry-after-ms")) or 0.0) / 1000
         if status == 429 or status >= 500:
             return f"{what}: HTTP {status}", False, retry_after
+        if status == 403:
+            # The identity lacks Monitoring Metrics Publisher on the rule: usually a role assignment
+            # made by the same deployment, which Azure RBAC takes minutes (up to about half an hour)
+            # to apply. Retried with backoff (about a day of attempts), never dropped at the first answer.
+            return f"{what}: HTTP 403 (not yet allowed to publish to the data collection rule)", False, retry_after
         if 300 <= status < 400:
             request = getattr(error.response, "request", None)
             url = getattr(request, "url", "") or ""
