@@ -29,6 +29,7 @@ MAX_ATTEMPTS: Final = 25  # about a day of backoff; then the row goes to the dea
 OUTAGE_AFTER: Final = 3  # consecutive retryable chat failures that stop the rest of a batch
 CLOSE_WAIT_MS: Final = 86_400_000  # how long a chat close waits for its finding's first message
 THREAD_WAIT_MS: Final = 5_000  # how long a chat message waits while another worker posts its thread's first
+NO_THREADS: Final = "closed: not sent, this sink has no threads to reply in (a close is news only as a reply)"
 GONE: Final = "not sent: its finding is no longer stored (expired before the row could be sent)"
 
 Serialized = Mapping[str, tuple[Finding, bytes]]
@@ -123,7 +124,11 @@ class Deliverer:
                 self.store.ledger_update([row._replace(next_attempt=resume_at)])
                 totals["pending"] += 1
                 continue
-            if row.change == "closed" or not getattr(sink, "threads", True):
+            threaded = getattr(sink, "threads", True)
+            if not threaded:
+                # Every change is its own message; a close, news only as a reply, never has a thread.
+                thread, first = None, False
+            elif row.change == "closed":
                 thread, first = self.store.message_ref(row.key, sink.id), False
             else:
                 hold = self.store.claim_thread(row.key, sink.id, claim)
@@ -132,7 +137,7 @@ class Deliverer:
                     continue
                 thread, first = hold.ref, hold.mine
             if row.change == "closed" and thread is None:
-                totals[self._close_without_thread(row)] += 1
+                totals[self._close_without_thread(row, threaded=threaded)] += 1
                 continue
             delivery = Delivery(sink.id, row.version, row.change, _document(row), thread, row.previous_severity_id)
             outcome, [result] = self._record_all(sink, [row], [delivery])
@@ -154,8 +159,12 @@ class Deliverer:
         )
         return "pending"
 
-    def _close_without_thread(self, row: LedgerEntry) -> str:
+    def _close_without_thread(self, row: LedgerEntry, *, threaded: bool) -> str:
         now = self.clock()
+        if not threaded:
+            # No thread will ever come to reply in (a webhook): settled at once, not retried for a day.
+            self.store.ledger_update([row._replace(state="delivered", next_attempt=now, last_error=NO_THREADS)])
+            return "dropped"
         if now - row.created < CLOSE_WAIT_MS:
             # The first message may still be on its way (rate limits, an outage): wait for it.
             self.store.ledger_update(

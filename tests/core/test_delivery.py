@@ -224,6 +224,34 @@ def test_closed_without_a_first_message_waits_then_is_not_sent_to_chat(store: St
     assert "closed without a first message" in (dropped.last_error or "")
 
 
+def test_a_close_to_a_chat_sink_without_threads_is_settled_at_once(store: Store) -> None:
+    """A webhook chat sink has no thread to reply in: its close is settled unsent at once, not retried for a day."""
+    chat = RecordingSink("teams:soc", "chat")
+    chat.threads = False  # type: ignore[attr-defined]
+    [first] = rows(store, [chat.id], uid="f-1")
+    [close] = rows(store, [chat.id], change="closed", uid="f-2")
+    assert deliverer(store, chat).deliver([first, close]) == {"delivered": 1, "dropped": 1}
+    assert [d.change for d in chat.sent] == ["new"]
+    settled = current(store, close)
+    assert (settled.state, settled.attempts) == ("delivered", 0)
+    assert "no threads" in (settled.last_error or "")
+    assert store.ledger_due(now=NOW + CLOSE_WAIT_MS) == []
+
+
+def test_teams_and_slack_webhooks_say_they_have_no_threads() -> None:
+    """The deliverer asks a chat sink whether it has threads: both webhook kinds say no, Slack's bot says yes."""
+    from corral.sinks import slack, teams
+
+    env = {
+        "HOOK": "https://hooks.slack.com/services/T0/B0/x",
+        "TEAMS": "https://example.invalid/hook",
+        "TOKEN": "xoxb-0-0-x",
+    }
+    assert teams.from_config("teams:soc", {"webhook_url_env": "TEAMS"}, env).threads is False
+    assert slack.from_config("slack:a", {"webhook_url_env": "HOOK"}, env).threads is False
+    assert slack.from_config("slack:b", {"token_env": "TOKEN", "channel": "C0123ABCD"}, env).threads is True
+
+
 def test_a_close_follows_its_first_message_in_one_batch(store: Store) -> None:
     """A new and a closed version of one finding in one batch: the close goes as a reply to the first."""
     chat = RecordingSink("slack:soc", "chat", lambda d: Result.success(d.version, message_ref="ts-1"))

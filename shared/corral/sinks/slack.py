@@ -2,7 +2,8 @@
 
 Two modes. With a bot token (`token_env` + `channel`) messages go through `chat.postMessage`;
 the first message's `ts` becomes the finding's thread and later changes reply in it. With an
-incoming webhook (`webhook_url_env`) there are no threads: every change is its own message.
+incoming webhook (`webhook_url_env`) there are no threads: every change is its own message, but
+a close (news only as a reply) is not sent.
 
 Attacker-controlled text only ever sits in `plain_text` objects, escaped for Slack's three
 control characters and cleaned by `corral.sinks.chat`; the only mrkdwn is Corral's own. Retries
@@ -59,7 +60,7 @@ SETTINGS: Final[Mapping[str, str]] = {
     "channel": "Channel id (e.g. `C0123ABCD`) or `#name` to post to, with `token_env`.",
     "webhook_url_env": (
         "Environment variable holding an incoming-webhook URL, instead of `token_env`: no threads, every "
-        "change is its own message."
+        "change is its own message (but `closed`, news only as a thread reply, is not sent)."
     ),
     "api_url": "Web API base URL, with `token_env` (default `https://slack.com/api/`).",
     "timeout": "Seconds to wait for an answer, 0.05 to 120 (default 10).",

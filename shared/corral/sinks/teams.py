@@ -234,6 +234,8 @@ class TeamsSink:
     """Posts Adaptive Cards to one Teams Workflows webhook."""
 
     family: SinkFamily = FAMILY
+    threads: bool = False
+    """A Workflows webhook answers with no message to reply to: every change is its own card."""
 
     def __init__(
         self,
