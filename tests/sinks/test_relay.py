@@ -10,15 +10,22 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from corral import ocsf
+from corral.delivery import Deliverer
 from corral.errors import ConfigError
 from corral.sinks import build, family, relay
 from corral.sinks.base import Delivery
+from corral.stores import _sql, open_store
+from corral.stores.base import Claim, LedgerEntry
+from corral.stores.sqlite import SqliteStore
+from tests.stores.factory import BASE_TIME, make_finding
 from tests.support.moto import moto_server  # noqa: F401  (the session fixture)
 from tests.support.sinks import check_golden, make_delivery
 
@@ -354,3 +361,113 @@ def test_pubsub_unreachable_is_retryable() -> None:
     finally:
         sink.close()
     assert not results[0].ok and not results[0].permanent, results[0].error
+
+
+# --- Pub/Sub: a failed ordered publish, through the Deliverer and the ledger ---------------------
+
+
+class AbortingPublisher:
+    """A loopback `google.pubsub.v1.Publisher` that answers ABORTED to the first Publish, then accepts.
+
+    The emulator cannot be made to fail one call; ABORTED is a status the relay retries.
+    `calls` holds each Publish call's messages as (idempotency key, ordering key).
+    """
+
+    def __init__(self) -> None:
+        import grpc  # type: ignore[import-untyped]
+        from google.pubsub_v1.types import PublishRequest, PublishResponse
+
+        self.calls: list[list[tuple[str, str]]] = []
+
+        def publish(request: Any, context: Any) -> Any:
+            self.calls.append([(m.attributes["idempotency_key"], m.ordering_key) for m in request.messages])
+            if len(self.calls) == 1:
+                context.abort(grpc.StatusCode.ABORTED, "transient abort")
+            return PublishResponse(message_ids=[f"m{len(self.calls)}-{i}" for i in range(len(request.messages))])
+
+        handler = grpc.method_handlers_generic_handler(
+            "google.pubsub.v1.Publisher",
+            {
+                "Publish": grpc.unary_unary_rpc_method_handler(
+                    publish,
+                    request_deserializer=PublishRequest.deserialize,
+                    response_serializer=PublishResponse.serialize,
+                )
+            },
+        )
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self.server.add_generic_rpc_handlers((handler,))
+        self.endpoint = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def stop(self) -> None:
+        """Stop serving at once."""
+        self.server.stop(None).wait(5)
+
+
+def test_pubsub_version_queued_behind_a_failed_publish_is_held_back_then_sent_in_order(tmp_path: Path) -> None:
+    """v2 cancelled by the client behind a failed v1 stays pending, unattempted; redriven, both go, in order.
+
+    Two ~600 KB versions of one finding fill two client batches (1 MB each). The first Publish
+    (v1) answers ABORTED; the client then cancels v2's batch with "prior ordered message failed".
+    v2 was never sent: it must not be dead, nor spend an attempt, so the hub ends with v2.
+    """
+    now = BASE_TIME + 3_600_000
+    store = open_store(f"sqlite:///{tmp_path}/ledger.db")
+    server = AbortingPublisher()
+    sink = relay.from_config(
+        SINK, {"topic": "projects/corral-test/topics/findings", "endpoint": server.endpoint, "timeout": 5}, {}
+    )
+    try:
+        rows: list[LedgerEntry] = []
+        for n, (change, modified) in enumerate((("new", BASE_TIME), ("updated", BASE_TIME + 1_000))):
+            finding = make_finding("f-1", modified=modified, title=f"v{n + 1} " + "x" * 300_000)
+            [stored] = store.upsert([finding], now=now)
+            entry = LedgerEntry(
+                stored.version, SINK, stored.key, change, stored.finding, created=now + n, next_attempt=now
+            )
+            rows += store.ledger_add([entry], claim=Claim.new(now))
+        v1, v2 = (r.version for r in rows)
+        assert all(len(relay.render(Delivery(SINK, r.version, r.change, r.document or {}))) > 500_000 for r in rows)
+
+        def ledger(row: LedgerEntry) -> LedgerEntry:
+            assert isinstance(store, SqliteStore)
+            query = f"SELECT {store._ledger_read} WHERE l.version = ? AND l.sink = ?"
+            [found] = store._select(query, (row.version, row.sink))
+            return _sql.ledger_entry(found)
+
+        assert Deliverer(store, {SINK: sink}, lambda: now).deliver(rows) == {"pending": 2}
+        first, second = ledger(rows[0]), ledger(rows[1])
+        assert (first.state, first.attempts) == ("pending", 1)
+        assert "Aborted" in (first.last_error or "")
+        # v2 never reached the server: pending, no attempt spent, nothing dead-lettered.
+        assert (second.state, second.attempts) == ("pending", 0), second.last_error
+        assert store.dead_letters() == []
+        assert [[version for version, _ in call] for call in server.calls] == [[v1]]
+
+        later = now + 7_200_000
+        due = store.ledger_due(now=later)
+        assert sorted(r.version for r in due) == sorted([v1, v2])
+        assert Deliverer(store, {SINK: sink}, lambda: later).deliver(due) == {"delivered": 2}
+        assert [ledger(r).state for r in rows] == ["delivered", "delivered"]
+        # v1 aborted once, then v1 and v2 published, in order, under the finding's ordering key.
+        published = [message for call in server.calls[1:] for message in call]
+        assert [version for version, _ in published] == [v1, v2]
+        assert {key for _, key in published} == {relay.ordering_key(rows[0].document or {})}
+    finally:
+        sink.close()
+        server.stop()
+        store.close()
+
+
+def test_only_a_cancellation_behind_a_failed_publish_is_held_back() -> None:
+    """The client's "prior ordered message failed" cancellation and paused-key refusal; no other RuntimeError."""
+    from google.cloud.pubsub_v1.publisher import exceptions
+    from google.cloud.pubsub_v1.publisher._batch.base import BatchCancellationReason
+
+    behind = relay._behind_failed_publish
+    assert behind(RuntimeError(BatchCancellationReason.PRIOR_ORDERED_MESSAGE_FAILED.value))
+    assert behind(exceptions.PublishToPausedOrderingKeyException("p|a|u"))
+    assert not behind(RuntimeError(BatchCancellationReason.CLIENT_STOPPED.value))
+    assert not behind(RuntimeError("Cannot publish on a stopped publisher."))
+    assert not behind(ValueError(BatchCancellationReason.PRIOR_ORDERED_MESSAGE_FAILED.value))

@@ -8,7 +8,9 @@ the finding.
 Pub/Sub: published with message ordering, the ordering key being the finding identity
 (`product|account|uid`, or its SHA-256 when longer than Pub/Sub's 1 KB limit), so the versions of
 one finding arrive in order. A failed publish pauses its ordering key in the client; the sink
-resumes it so that the next attempt can go.
+resumes it so that the next attempt can go. The client cancels the key's messages still queued
+behind the failed one: those were never sent, so they are held back (retried without spending an
+attempt), not failed.
 
 SQS: `SendMessageBatch` in groups of at most 10 entries and 256 KiB; for a FIFO queue
 (`.fifo`) `MessageGroupId` is the identity hash and `MessageDeduplicationId` the idempotency key.
@@ -84,7 +86,6 @@ _PUBSUB_RETRYABLE: Final = frozenset(
         "GatewayTimeout",
         "BadGateway",
         "RetryError",
-        "PublishToPausedOrderingKeyException",
         "TimeoutError",
     }
 )
@@ -172,6 +173,23 @@ def sqs_size(entry: Mapping[str, Any]) -> int:
     return size
 
 
+def _behind_failed_publish(exc: BaseException) -> bool:
+    """Whether the client gave up on a message unsent because an earlier one of its ordering key failed.
+
+    When an ordered publish fails, google-cloud-pubsub pauses the key: the key's batches still
+    queued are cancelled with a bare `RuntimeError` carrying
+    `BatchCancellationReason.PRIOR_ORDERED_MESSAGE_FAILED` (publisher/_batch/thread.py
+    `Batch.cancel`), and a publish to the paused key answers
+    `PublishToPausedOrderingKeyException`. Other RuntimeErrors (a stopped client) are not this.
+    """
+    from google.cloud.pubsub_v1.publisher import exceptions  # noqa: PLC0415 - only Pub/Sub relays
+    from google.cloud.pubsub_v1.publisher._batch.base import BatchCancellationReason  # noqa: PLC0415
+
+    if isinstance(exc, exceptions.PublishToPausedOrderingKeyException):
+        return True
+    return type(exc) is RuntimeError and exc.args == (BatchCancellationReason.PRIOR_ORDERED_MESSAGE_FAILED.value,)
+
+
 class PubSubRelay:
     """Publishes findings to one Pub/Sub topic, ordered per finding."""
 
@@ -234,6 +252,12 @@ class PubSubRelay:
         # RuntimeError: not paused (any more); an earlier failure of the same key resumed it.
         with contextlib.suppress(RuntimeError, ValueError):
             self._client.resume_publish(self._topic, key)
+        if _behind_failed_publish(exc):
+            # Never sent: the client dropped it to keep the key's order. Held back, not attempted,
+            # so a newer version queued behind a failed one neither dies nor spends an attempt.
+            return Result.held_back(
+                delivery.version, f"{self.id}: not published: an earlier message of the finding failed first"
+            )
         name = type(exc).__name__
         permanent = name not in _PUBSUB_RETRYABLE
         return Result.failure(delivery.version, f"{self.id}: Pub/Sub publish failed ({name})", permanent=permanent)
