@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from corral.sinks.http import MAX_RETRY_AFTER_S, REDACTED, Client, classify, redact_url_in_logs, retry_after_seconds
-from tests.support.fake_http import HANG, FakeHTTPServer, Reply, refused_url
+from tests.support.fake_http import HANG, FakeHTTPServer, Reply, TlsFiles, refused_url
 
 
 def test_refused_connection_is_a_connection_failure_not_a_timeout() -> None:
@@ -63,6 +63,26 @@ def test_short_timeout_bounds_the_read() -> None:
         elapsed = time.monotonic() - started
     assert answer.error == "webhook:x: timed out"
     assert elapsed < 2.5, elapsed
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize("drip_head", [False, True], ids=["trickled-body", "trickled-head"])
+def test_timeout_bounds_the_whole_request_not_each_read(scheme: str, drip_head: bool, tls: TlsFiles) -> None:
+    """A receiver that trickles its answer, each byte well within the read timeout, is cut off at
+    the sink's timeout: the call returns soon after it, as a retryable timeout (whether the receiver
+    kept the request is unknown; the ledger sends it again)."""
+    with FakeHTTPServer(tls=tls if scheme == "https" else None) as server:
+        # 40 body bytes, or the whole answer, one every 0.5 s: 20 s and more if nothing cuts it off.
+        server.push(Reply(200, b"x" * 40, drip=0.5, drip_head=drip_head))
+        client = Client(ca_certs=str(tls.cert), timeout=1)
+        started = time.monotonic()
+        answer = client.post(server.url + "/hook", b"{}", {}, what="webhook:x")
+        elapsed = time.monotonic() - started
+    assert answer.error == "webhook:x: timed out"
+    assert not answer.ok
+    assert not answer.permanent
+    # 1 s deadline; the bound leaves room for a loaded 2-core machine, and is far below the 20 s trickle.
+    assert elapsed < 8, elapsed
 
 
 def test_secret_url_parts_are_redacted_from_transport_logs(caplog: pytest.LogCaptureFixture) -> None:

@@ -182,6 +182,20 @@ def test_hung_connection_is_retryable_and_bounded(server: FakeHTTPServer, tls: T
     assert results[1].ok
 
 
+def test_trickling_receiver_is_retryable_and_bounded(server: FakeHTTPServer, tls: TlsFiles) -> None:
+    """A receiver that answers 200 and then trickles its body, a byte every 0.5 s, cannot hold the
+    worker past the sink's timeout (nor past the claim's lease): the delivery is a retryable failure,
+    not a success after 20 s, and the next one is still posted."""
+    server.push(Reply(200, b"x" * 40, drip=0.5))
+    started = time.monotonic()
+    results = _sink(server, tls, timeout=1).send(numbered(SINK, 2))
+    assert time.monotonic() - started < 8  # 1 s deadline (+ the second, quick, delivery)
+    assert not results[0].ok
+    assert not results[0].permanent
+    assert results[0].error == f"{SINK}: timed out"
+    assert results[1].ok
+
+
 def test_header_unsafe_version_fails_without_a_request(server: FakeHTTPServer, tls: TlsFiles) -> None:
     """An idempotency key that is not header-safe is refused before any request."""
     result = _sink(server, tls).send([make_delivery(SINK, version="bad\r\nX-Evil: 1")])[0]

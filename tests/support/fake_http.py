@@ -5,8 +5,10 @@ once the script is empty, with `default`: a `Reply`, or a behaviour (a callable 
 `Recorded` request and returning a `Reply`, such as the SIEM counterparts in `fake_siem`). Without
 a default it answers 500 "script exhausted". A reply can also hang (`HANG`: the server reads the
 request and then says nothing until the server stops, which is how a client timeout is tested
-against a real socket) or drop the connection (`DROP`). Every answer goes out in one write with
-Nagle's algorithm off, so that a thousand requests take seconds rather than delayed-ACK waits.
+against a real socket), drop the connection (`DROP`), or trickle (`drip`: one byte at a time, each
+within any read timeout, so that only a deadline on the whole request ends the wait). Every other
+answer goes out in one write with Nagle's algorithm off, so that a thousand requests take seconds
+rather than delayed-ACK waits.
 `make_tls` generates a self-signed certificate for 127.0.0.1/localhost; pass it as `tls` to serve
 https (clients that insist on TLS, such as azure-core with bearer tokens, get a real endpoint).
 `refused_url()` gives an address where connections are refused.
@@ -41,13 +43,20 @@ HANG_LIMIT = 30.0
 @dataclass(frozen=True)
 class Reply:
     """One answer: status, body and headers; or `hang=True` (never answer) or `drop=True`
-    (close the connection at once, without a status line)."""
+    (close the connection at once, without a status line).
+
+    With `drip` (seconds), the body goes out one byte every `drip` seconds after the status line
+    and headers, or, with `drip_head`, the whole answer does from its first byte; the server's
+    close, or the client's, stops the trickle.
+    """
 
     status: int = 200
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
     hang: bool = False
     drop: bool = False
+    drip: float = 0.0
+    drip_head: bool = False
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Reply:
@@ -190,8 +199,18 @@ class _Handler(BaseHTTPRequestHandler):
         head += [f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
         head += [f"{name}: {value}" for name, value in reply.headers.items()]
         head += [f"Content-Length: {len(reply.body)}", "", ""]
+        answer = "\r\n".join(head).encode("latin-1") + reply.body
         try:
-            self.wfile.write("\r\n".join(head).encode("latin-1") + reply.body)
+            if not reply.drip:
+                self.wfile.write(answer)
+                return
+            start = 0 if reply.drip_head else len(answer) - len(reply.body)
+            self.wfile.write(answer[:start])
+            for i in range(start, len(answer)):
+                if self.server.owner.released.wait(reply.drip):
+                    self.close_connection = True
+                    return
+                self.wfile.write(answer[i : i + 1])
         except OSError:
             # The client gave up (a timeout); nothing to answer to.
             self.close_connection = True

@@ -1,4 +1,11 @@
-"""HTTP transport shared by the HTTP sinks: one pool, fixed timeouts, one way to read answers.
+"""HTTP transport shared by the HTTP sinks: one pool, one deadline per request, one way to read answers.
+
+A sink's `timeout` bounds the whole request: connecting, sending and reading the entire answer.
+urllib3's timeouts bound each socket operation only (its `Timeout(total=…)` just shortens the wait
+for the status line, and every later read gets that wait afresh), so a receiver trickling its answer
+a byte at a time would hold the worker as long as it liked, past the claim's lease. At the deadline
+the connection's socket is shut down and the request is a retryable timeout (the receiver may have
+kept it: delivery is at least once).
 
 Answers are classified once, here: 2xx accepted; 429, 5xx, timeouts and connection errors are
 retryable (with the sink's Retry-After); any other 4xx is a permanent rejection. Redirects are
@@ -12,9 +19,12 @@ and `redact_url_in_logs` keeps such a URL out of urllib3's DEBUG records too. `p
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import math
+import socket
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,6 +41,9 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT: Final = 5.0
 """The longest wait for a connection; a sink's shorter `timeout` bounds it too."""
 READ_TIMEOUT: Final = 15.0
+"""The default `timeout`: the longest a whole request may take, from connecting to the answer's last byte."""
+_RECHECK_S: Final = 0.05
+"""How often a passed deadline looks again for a socket still being connected."""
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 REDACTED: Final = "[redacted]"
 """What replaces a secret URL, or its secret parts, in transport log records."""
@@ -190,32 +203,135 @@ def redact_url_in_logs(url: str) -> None:
         logging.getLogger(name).addFilter(_REDACT)  # addFilter ignores a filter already present
 
 
+class _Deadline:
+    """One request's deadline, on the calling thread: when it passes, the socket of the connection
+    the request is using is shut down, which ends whatever read or write is waiting on it.
+
+    The connection makes itself known through `_DEADLINE` (see `_watched`) when it connects and
+    when it sends; a socket still being connected is bounded by the connect timeout, and is looked
+    for again every `_RECHECK_S` until it exists.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._seconds = seconds
+        self._connection: Any = None
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> _Deadline:
+        _DEADLINE.current = self
+        self._arm(self._seconds)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        _DEADLINE.current = None
+        with self._lock:
+            self._done = True
+            if self._timer is not None:
+                self._timer.cancel()
+
+    def attach(self, connection: object) -> None:
+        """Note the connection the request is using (called on the request's thread)."""
+        with self._lock:
+            self._connection = connection
+
+    def _arm(self, seconds: float) -> None:
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            sock = getattr(self._connection, "sock", None)
+            if sock is None:
+                self._arm(_RECHECK_S)
+                return
+            # The plain socket's shutdown even for TLS: SSLSocket.shutdown also drops the TLS state
+            # under the thread reading it. Shut down, a blocked recv or send returns at once; an
+            # OSError means the socket is already closed, and nothing waits on it.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _DeadlineSlot(threading.local):
+    current: _Deadline | None = None
+
+
+_DEADLINE: Final = _DeadlineSlot()
+
+
+def _watched(connection_class: type[Any]) -> type[Any]:
+    """`connection_class` telling the calling thread's deadline which connection it is using."""
+
+    class Watched(connection_class):  # type: ignore[misc]
+        def connect(self) -> None:
+            if _DEADLINE.current is not None:
+                _DEADLINE.current.attach(self)
+            super().connect()
+
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            if _DEADLINE.current is not None:
+                _DEADLINE.current.attach(self)
+            super().request(*args, **kwargs)
+
+    Watched.__name__ = Watched.__qualname__ = f"Watched{connection_class.__name__}"
+    return Watched
+
+
 class Client:
-    """A small urllib3 pool with Corral's timeouts; retries are the ledger's job, not urllib3's."""
+    """A small urllib3 pool with Corral's deadline; retries are the ledger's job, not urllib3's."""
 
     def __init__(self, *, ca_certs: str | None = None, timeout: float = READ_TIMEOUT) -> None:
         import urllib3  # noqa: PLC0415 - only sinks that speak HTTP pay for it
+        from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool  # noqa: PLC0415
 
         self._urllib3 = urllib3
-        limits = urllib3.Timeout(connect=min(CONNECT_TIMEOUT, timeout), read=timeout)
+        self._timeout = timeout
+        limits = urllib3.Timeout(connect=min(CONNECT_TIMEOUT, timeout), read=timeout, total=timeout)
         kwargs: dict[str, Any] = {"timeout": limits, "retries": False}
         if ca_certs:
             kwargs["ca_certs"] = ca_certs
         self._pool: urllib3.PoolManager = urllib3.PoolManager(**kwargs)
+        # Pools whose connections report to the request's deadline (pools are made on first use).
+        self._pool.pool_classes_by_scheme = {
+            "http": type(
+                "DeadlineHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _watched(HTTPConnectionPool.ConnectionCls)}
+            ),
+            "https": type(
+                "DeadlineHTTPSPool",
+                (HTTPSConnectionPool,),
+                {"ConnectionCls": _watched(HTTPSConnectionPool.ConnectionCls)},
+            ),
+        }
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], *, what: str) -> Answer:
-        """POST `body` and classify the answer; `what` names the sink in errors."""
-        try:
-            response = self._pool.request(
-                "POST", url, body=body, headers=dict(headers), preload_content=True, redirect=False
-            )
-        except self._urllib3.exceptions.NewConnectionError as exc:
-            # Caught first: urllib3 2.x derives it from ConnectTimeoutError, but a refusal is no timeout.
-            return Answer(False, None, error=f"{what}: connection failed ({type(exc).__name__})")
-        except self._urllib3.exceptions.TimeoutError:
+        """POST `body` and classify the answer; `what` names the sink in errors.
+
+        The whole request, answer included, takes at most the client's `timeout`; past it the
+        answer is a retryable timeout, even when some of it came.
+        """
+        with _Deadline(self._timeout) as deadline:
+            try:
+                response = self._pool.request(
+                    "POST", url, body=body, headers=dict(headers), preload_content=True, redirect=False
+                )
+            except self._urllib3.exceptions.NewConnectionError as exc:
+                # Caught first: urllib3 2.x derives it from ConnectTimeoutError, but a refusal is no timeout.
+                return Answer(False, None, error=f"{what}: connection failed ({type(exc).__name__})")
+            except self._urllib3.exceptions.TimeoutError:
+                return Answer(False, None, error=f"{what}: timed out")
+            except self._urllib3.exceptions.HTTPError as exc:
+                if deadline.expired:  # the socket shut down at the deadline: a reset, or an answer cut short
+                    return Answer(False, None, error=f"{what}: timed out")
+                return Answer(False, None, error=f"{what}: connection failed ({type(exc).__name__})")
+        if deadline.expired:
+            # A body without Content-Length ends at the shutdown and would read as complete.
             return Answer(False, None, error=f"{what}: timed out")
-        except self._urllib3.exceptions.HTTPError as exc:
-            return Answer(False, None, error=f"{what}: connection failed ({type(exc).__name__})")
         headers = {name.lower(): value for name, value in response.headers.items()}
         if 300 <= response.status < 400:
             error = redirect_error(what, response.status, headers.get("location"), url)
