@@ -147,7 +147,22 @@ def test_not_now_answers_are_retryable(status: int) -> None:
     assert not answer.ok and not answer.permanent
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 413])
+# 409 is here: without an Idempotency-Key (Slack, Teams, HEC, the Elastic request) a conflict with
+# the resource's state is refused again; with one, it means "still processing" (the test below).
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 413])
 def test_other_client_errors_are_permanent(status: int) -> None:
     """The rest of 4xx will be refused again."""
     assert classify(status, b"", None, "x").permanent
+
+
+def test_conflict_on_an_idempotency_key_is_retryable_after_the_wait_asked() -> None:
+    """Under the Idempotency-Key draft a 409 says a request with the same key is still being
+    processed: the retry waits (Retry-After) instead of giving up; 422 (the key reused with another
+    body) and the rest of 4xx stay permanent."""
+    busy = classify(409, b"", "7", "webhook:x", idempotency_key=True)
+    assert not busy.ok
+    assert not busy.permanent
+    assert busy.retry_after == 7.0
+    assert busy.error == "webhook:x: HTTP 409"
+    assert classify(422, b"", None, "webhook:x", idempotency_key=True).permanent
+    assert classify(400, b"", None, "webhook:x", idempotency_key=True).permanent

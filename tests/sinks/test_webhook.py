@@ -145,6 +145,12 @@ def test_receiver_refuses_a_wrong_secret(server: FakeHTTPServer, receiver: Webho
         (Reply(400), True, None),
         (Reply(404), True, None),
         (Reply(410), True, None),
+        # The sink sends Idempotency-Key: under that draft 409 means the first attempt with the same
+        # key is still being processed, so the delivery waits and is sent again (was: permanent).
+        (Reply.json(409, {"error": "idempotency_key_in_use"}, headers={"Retry-After": "2"}), False, 2.0),
+        (Reply(409), False, None),
+        # ... while 422, the key reused with another body, is still refused for good.
+        (Reply(422), True, None),
         (Reply(429, headers={"Retry-After": "30"}), False, 30.0),
         (Reply(500), False, None),
         (Reply(503, headers={"Retry-After": "5"}), False, 5.0),
@@ -154,7 +160,7 @@ def test_receiver_refuses_a_wrong_secret(server: FakeHTTPServer, receiver: Webho
 def test_answers_are_classified(
     server: FakeHTTPServer, tls: TlsFiles, reply: Reply, permanent: bool, retry_after: float | None
 ) -> None:
-    """4xx permanent; 429 and 5xx retryable with Retry-After."""
+    """4xx permanent; 409 (same Idempotency-Key in progress), 429 and 5xx retryable with Retry-After."""
     server.push(reply)
     result = _sink(server, tls).send(numbered(SINK, 1))[0]
     assert not result.ok

@@ -7,11 +7,12 @@ a byte at a time would hold the worker as long as it liked, past the claim's lea
 the connection's socket is shut down and the request is a retryable timeout (the receiver may have
 kept it: delivery is at least once).
 
-Answers are classified once, here: 2xx accepted; 429, 5xx, timeouts and connection errors are
-retryable (with the sink's Retry-After); any other 4xx is a permanent rejection. Redirects are
-never followed: the requests carry a credential (a bearer token, an API key, a signed body or a
-capability URL), and following a 3xx would hand it to whatever origin the answer names. A 3xx is
-a permanent failure that says where it pointed (origin only) and why it was not followed. Error messages
+Answers are classified once, here: 2xx accepted; 408, 425, 429, 5xx, timeouts and connection
+errors are retryable (with the sink's Retry-After), and so is 409 for a request carrying an
+`Idempotency-Key` (the same key still being processed); any other 4xx is a permanent rejection.
+Redirects are never followed: the requests carry a credential (a bearer token, an API key, a signed
+body or a capability URL), and following a 3xx would hand it to whatever origin the answer names. A
+3xx is a permanent failure that says where it pointed (origin only) and why it was not followed. Error messages
 name the sink and the status, never the URL: webhook URLs carry their secret in the path or query,
 and `redact_url_in_logs` keeps such a URL out of urllib3's DEBUG records too. `pack` and
 `send_batches` group deliveries into requests under a size limit, for the batching SIEM sinks.
@@ -312,13 +313,17 @@ class Client:
     def post(self, url: str, body: bytes, headers: Mapping[str, str], *, what: str) -> Answer:
         """POST `body` and classify the answer; `what` names the sink in errors.
 
+        A request that carries an `Idempotency-Key` header has its 409 read as that header's
+        "still processing" (see `classify`).
+
         The whole request, answer included, takes at most the client's `timeout`; past it the
         answer is a retryable timeout, even when some of it came.
         """
+        request_headers = dict(headers)
         with _Deadline(self._timeout) as deadline:
             try:
                 response = self._pool.request(
-                    "POST", url, body=body, headers=dict(headers), preload_content=True, redirect=False
+                    "POST", url, body=body, headers=request_headers, preload_content=True, redirect=False
                 )
             except self._urllib3.exceptions.NewConnectionError as exc:
                 # Caught first: urllib3 2.x derives it from ConnectTimeoutError, but a refusal is no timeout.
@@ -336,7 +341,8 @@ class Client:
         if 300 <= response.status < 400:
             error = redirect_error(what, response.status, headers.get("location"), url)
             return Answer(False, response.status, error=error, permanent=True, headers=headers)
-        answer = classify(response.status, response.data, headers.get("retry-after"), what)
+        keyed = any(name.lower() == IDEMPOTENCY_KEY for name in request_headers)
+        answer = classify(response.status, response.data, headers.get("retry-after"), what, idempotency_key=keyed)
         return replace(answer, headers=headers)
 
     def close(self) -> None:
@@ -345,18 +351,33 @@ class Client:
 
 
 TOO_LARGE: Final = 413
+CONFLICT: Final = 409
+IDEMPOTENCY_KEY: Final = "idempotency-key"
+"""The request header (lower case) under whose contract a 409 means "still processing"."""
 
 # 4xx answers that say "not now" rather than "never": a timed-out request (408), one sent too
 # early (425), and too many requests (429).
 _TRANSIENT_4XX: Final = frozenset({408, 425, 429})
 
 
-def classify(status: int, body: bytes, retry_after: str | None, what: str) -> Answer:
-    """Classify an HTTP status: 2xx ok; 408, 425, 429 and 5xx retryable; other 4xx permanent."""
+def classify(status: int, body: bytes, retry_after: str | None, what: str, *, idempotency_key: bool = False) -> Answer:
+    """Classify an HTTP status: 2xx ok; 408, 425, 429 and 5xx retryable; other 4xx permanent.
+
+    With `idempotency_key` (the request carried an `Idempotency-Key` header), 409 is retryable too.
+    The IETF httpapi draft "The Idempotency-Key HTTP Header Field"
+    (draft-ietf-httpapi-idempotency-key-header, section "Error Scenarios") has a server answer 409
+    when a request is retried while the original one with the same key is still being processed,
+    and exempts 409 from the requests a client must correct before retrying: the same request is
+    to be sent again later, after Retry-After if given. Its other error, 422 for a key reused with
+    a different body, stays permanent. Without the header, 409 is a conflict with the resource's
+    state that sending the same request again will not resolve: Slack, Teams and Splunk HEC do not
+    document it, and Elasticsearch's 409 is per `_bulk` item (a version conflict: already stored),
+    which the Elastic sink reads from the answer's body, not here.
+    """
     if 200 <= status < 300:
         return Answer(True, status, body)
     hint = retry_after_seconds(retry_after)
-    if status in _TRANSIENT_4XX or status >= 500:
+    if status in _TRANSIENT_4XX or status >= 500 or (idempotency_key and status == CONFLICT):
         return Answer(False, status, body, error=f"{what}: HTTP {status}", retry_after=hint)
     return Answer(False, status, body, error=f"{what}: HTTP {status} (rejected)", permanent=True)
 

@@ -4,7 +4,9 @@ The body is `{"idempotency_key": …, "change": …, "finding": {OCSF}}`. The si
 timestamp and the exact body bytes: `X-Corral-Signature: sha256=<hex of HMAC-SHA256(secret,
 timestamp + "." + body)>`, with the timestamp (epoch seconds) in `X-Corral-Timestamp`, so a
 receiver can refuse a forged or replayed request with `verify()`. `Idempotency-Key` repeats the
-version key so the receiver can drop the rare duplicate without parsing the body.
+version key so the receiver can drop the rare duplicate without parsing the body. A receiver that
+follows the IETF Idempotency-Key draft answers 409 while a request with the same key is still being
+processed: that delivery is sent again later (after Retry-After, if given), not given up on.
 
 The URL may itself be a secret (a capability URL), so it can come from an environment variable
 (`url_env`) and is never written in errors or logs. Redirects are not followed: a signed body
