@@ -206,9 +206,12 @@ def test_ratelimited_error_code_with_200_is_retryable() -> None:
     assert not result.ok and not result.permanent and result.retry_after == 3.0
 
 
-@pytest.mark.parametrize(("status", "header", "hint"), [(500, None, None), (503, "12", 12.0), (502, None, None)])
+@pytest.mark.parametrize(
+    ("status", "header", "hint"),
+    [(500, None, None), (503, "12", 12.0), (502, None, None), (408, None, None), (425, "5", 5.0)],
+)
 def test_server_errors_are_retryable(status: int, header: str | None, hint: float | None) -> None:
-    """5xx answers (JSON or not) are retryable failures, with Retry-After when given."""
+    """5xx, 408 and 425 answers (JSON or not) are retryable failures, with Retry-After when given."""
     headers = {"Retry-After": header} if header else {}
     with FakeHTTPServer() as server:
         server.push(Reply.text(status, "<html>oops</html>", headers=headers))

@@ -357,7 +357,7 @@ IDEMPOTENCY_KEY: Final = "idempotency-key"
 
 # 4xx answers that say "not now" rather than "never": a timed-out request (408), one sent too
 # early (425), and too many requests (429).
-_TRANSIENT_4XX: Final = frozenset({408, 425, 429})
+TRANSIENT_4XX: Final = frozenset({408, 425, 429})
 
 
 def classify(status: int, body: bytes, retry_after: str | None, what: str, *, idempotency_key: bool = False) -> Answer:
@@ -377,7 +377,7 @@ def classify(status: int, body: bytes, retry_after: str | None, what: str, *, id
     if 200 <= status < 300:
         return Answer(True, status, body)
     hint = retry_after_seconds(retry_after)
-    if status in _TRANSIENT_4XX or status >= 500 or (idempotency_key and status == CONFLICT):
+    if status in TRANSIENT_4XX or status >= 500 or (idempotency_key and status == CONFLICT):
         return Answer(False, status, body, error=f"{what}: HTTP {status}", retry_after=hint)
     return Answer(False, status, body, error=f"{what}: HTTP {status} (rejected)", permanent=True)
 

@@ -27,7 +27,15 @@ from corral.errors import ConfigError
 from corral.ocsf import Finding
 from corral.sinks import chat
 from corral.sinks.base import Delivery, Result, SinkFamily
-from corral.sinks.http import Client, classify, redact_url_in_logs, require_https, retry_after_seconds, secret_from_env
+from corral.sinks.http import (
+    TRANSIENT_4XX,
+    Client,
+    classify,
+    redact_url_in_logs,
+    require_https,
+    retry_after_seconds,
+    secret_from_env,
+)
 from corral.sinks.settings import PUBLIC_URL_HELP, public_url, seconds
 from corral.sinks.text import MARKER, finding_link
 from corral.stores.base import ChangeKind
@@ -212,7 +220,8 @@ def api_result(
         return Result.failure(
             version, f"{what}: rate limited ({code})" if status == 429 else f"{what}: {code}", retry_after=hint
         )
-    if status >= 500 or (status == 200 and code == "unexpected answer"):
+    if status >= 500 or status in TRANSIENT_4XX or (status == 200 and code == "unexpected answer"):
+        # 408 and 425 come from proxies in front of Slack as often as from Slack: "not now", as for every HTTP sink.
         return Result.failure(version, f"{what}: HTTP {status} ({code})", retry_after=hint)
     return Result.failure(version, f"{what}: refused ({code})", permanent=True)
 
