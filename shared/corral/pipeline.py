@@ -580,8 +580,14 @@ def _failure(pending: _Pending, reason: str) -> Outcome:
 
 
 def _seen(batch: Sequence[_Pending], changes: Sequence[Change], now: int) -> list[SourceSeen]:
-    """The batch's deliveries per source and account; a stale one (a replay, a backfill) proves nothing of now."""
-    latest: dict[tuple[str, str], tuple[int, str]] = {}
+    """The batch's deliveries per source and account, each at the time it shows the source speaking.
+
+    That is the newest of the finding's own time and its transport's (EventBridge `time`, Pub/Sub
+    publish time, Event Hubs enqueued time…), never later than now: a replay or a backfill of old
+    findings arrives now but shows nothing of now, so it cannot end a silence. A stale one is left
+    out altogether.
+    """
+    latest: dict[tuple[str, str], tuple[int, int, str]] = {}
     for pending, change in zip(batch, changes, strict=True):
         if change.kind == "stale":
             continue
@@ -589,18 +595,24 @@ def _seen(batch: Sequence[_Pending], changes: Sequence[Change], now: int) -> lis
         cloud = finding["cloud"]
         key = (source, cloud["account"]["uid"])
         when = ocsf.modified_time(finding)
-        latest[key] = (max(latest[key][0], when) if key in latest else when, cloud["provider"])
-    return [SourceSeen(source, account, now, when, cloud) for (source, account), (when, cloud) in latest.items()]
+        logged = finding["metadata"].get("logged_time")
+        spoke = min(now, max(when, logged if isinstance(logged, int) else 0))
+        if key in latest:
+            spoke, when = max(spoke, latest[key][0]), max(when, latest[key][1])
+        latest[key] = (spoke, when, cloud["provider"])
+    return [
+        SourceSeen(source, account, spoke, when, cloud) for (source, account), (spoke, when, cloud) in latest.items()
+    ]
 
 
 def _signals_seen(signals: Sequence[HealthSignal], now: int) -> list[SourceSeen]:
-    """The health signals' deliveries per source and account, at their latest signal time."""
+    """The health signals' deliveries per source and account, at their latest signal time (at most now)."""
     latest: dict[tuple[str, str], HealthSignal] = {}
     for signal in signals:
         key = (signal.source, signal.account_uid)
         if key not in latest or signal.time > latest[key].time:
             latest[key] = signal
     return [
-        SourceSeen(source, account, now, signal.time, traits.SERVICE_CLOUD.get(signal.service))
+        SourceSeen(source, account, min(now, signal.time), signal.time, traits.SERVICE_CLOUD.get(signal.service))
         for (source, account), signal in latest.items()
     ]

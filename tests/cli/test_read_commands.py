@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -252,10 +253,20 @@ def test_sources_check_exits_0_when_every_source_delivers(tmp_path: Path) -> Non
     guardduty = json.loads(
         (EVENTS / "aws" / "guardduty" / "eks-runtime-newbinaryexecuted-eventbridge.json").read_text()
     )
+    guardduty["time"] = datetime.now(UTC).isoformat(timespec="seconds")  # published now, as EventBridge would
     (tmp_path / "one.json").write_text(json.dumps(guardduty))
     assert corral("ingest", "--store", f"sqlite:///{path}", str(tmp_path / "one.json")).returncode == 0
     proc = corral("sources", "--check", "--store", f"sqlite:///{path}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_sources_check_is_not_fooled_by_an_old_event_ingested_now(tmp_path: Path) -> None:
+    """A year-old event ingested today (a backfill, an archive replay) shows nothing of today: --check exits 3."""
+    path = tmp_path / "old.db"
+    event = EVENTS / "aws" / "guardduty" / "eks-runtime-newbinaryexecuted-eventbridge.json"
+    assert corral("ingest", "--store", f"sqlite:///{path}", str(event)).returncode == 0
+    proc = corral("sources", "--check", "--store", f"sqlite:///{path}")
+    assert proc.returncode == 3 and "1 source(s) silent" in proc.stderr
 
 
 def test_ingest_summary_per_sink(tmp_path: Path) -> None:

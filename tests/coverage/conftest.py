@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,13 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
+
+
+def published(inbounds: list[Inbound], at: int) -> list[Inbound]:
+    """The same EventBridge deliveries as if published at `at`: a source shows it is live only by
+    the times it states, and the fixtures' own are a year old."""
+    stamp = datetime.fromtimestamp(at / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return [inbound._replace(data={**inbound.data, "time": stamp}) for inbound in inbounds]  # type: ignore[dict-item]
 
 
 def deliveries(*globs: str) -> list[Inbound]:

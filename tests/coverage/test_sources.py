@@ -13,7 +13,7 @@ from corral.pipeline import Inbound, Pipeline
 from corral.records import HealthSignal
 from corral.sinks.text import iso_ms
 from corral.stores.base import DeadLetter, FindingQuery, LedgerEntry, SourceSeen
-from tests.coverage.conftest import EVENTS, HOUR, Clock, deliveries
+from tests.coverage.conftest import EVENTS, HOUR, Clock, deliveries, published
 from tests.stores.factory import make_finding
 from tests.support.ocsf import assert_valid
 
@@ -25,7 +25,9 @@ def test_fixtures_from_each_cloud_fill_the_matrix(pipeline: Pipeline, clock: Clo
     """Real deliveries from all three clouds: covered, silent, unhealthy, gap and provider cells where expected."""
     result = pipeline.ingest(deliveries("aws/guardduty/*.json", "azure/defender/*.json", "gcp/scc/*.json"))
     assert result.counts["new"] > 20
-    health = report(pipeline.store, {}, clock.now)
+    # The fixtures' own times are up to years old: windows wide enough that every source counts as live.
+    years = dict.fromkeys(("aws.guardduty", "azure.defender", "gcp.scc"), 3 * 365 * 24 * 60)
+    health = report(pipeline.store, years, clock.now)
     m = matrix(observe(pipeline.store, health, 168 * HOUR))
     assert m.cell(traits.GKE, APP, TD).state == "covered"
     assert m.cell(traits.CLOUD_RUN, APP, TD).state == "covered"
@@ -104,7 +106,7 @@ def test_report_names_each_accounts_cloud_without_reading_its_findings(pipeline:
 
 def test_silence_is_raised_once_and_closed_on_recovery(pipeline: Pipeline, clock: Clock) -> None:
     """A silent GuardDuty account gives one valid Create finding, not twice, then a Close after a new delivery."""
-    pipeline.ingest(deliveries("aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json"))
+    pipeline.ingest(published(deliveries("aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json"), clock.now))
     assert check_sources(pipeline, clock.now).raised == ()
 
     clock.now += 7 * HOUR + 1
@@ -126,7 +128,9 @@ def test_silence_is_raised_once_and_closed_on_recovery(pipeline: Pipeline, clock
     assert again.raised == () and again.closed == ()
     assert pipeline.store.get(silence_key("aws.guardduty", AWS_ACCOUNT)).versions == 1  # type: ignore[union-attr]
 
-    pipeline.ingest(deliveries("aws/guardduty/eks-runtime-newbinaryexecuted-update.json"))
+    [event] = deliveries("aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json")
+    [update] = deliveries("aws/guardduty/eks-runtime-newbinaryexecuted-update.json")
+    pipeline.ingest(published([event._replace(data={**event.data, "detail": update.data})], clock.now))
     clock.now += 1
     recovered = check_sources(pipeline, clock.now)
     assert recovered.closed == ("corral:silent:aws.guardduty:111122223333",)
@@ -184,6 +188,30 @@ def test_a_replayed_old_version_does_not_end_a_silence(pipeline: Pipeline, clock
     checked = check_sources(pipeline, clock.now)
     assert checked.closed == ()
     assert [s.state for s in checked.sources if s.source == "aws.guardduty"] == ["silent"]
+
+
+def test_old_data_arriving_now_does_not_end_a_silence(pipeline: Pipeline, clock: Clock) -> None:
+    """The same version again (an archive replay), never-seen old findings (a backfill) and an old health
+    signal all arrive now, but show nothing of now: the source stays silent until it speaks again."""
+    new = make_finding("gd-1", modified=clock.now)
+    pipeline.ingest([Inbound(new, "bus#1")])
+    clock.now += 8 * HOUR
+    key = silence_key("aws.guardduty", new["cloud"]["account"]["uid"])
+    assert check_sources(pipeline, clock.now).raised == (key[2],)
+    signal = orjson.loads((EVENTS / "aws" / "guardduty" / "runtime-protection-healthy-ecs-fargate.json").read_bytes())
+    replays = [
+        Inbound(new, "replay#1"),  # unchanged
+        Inbound(make_finding("gd-2", modified=clock.now - 40 * 24 * HOUR), "backfill#1"),  # new, but old
+        Inbound(signal, "signal#1"),  # a health signal from 2025
+    ]
+    counts = pipeline.ingest(replays).counts
+    assert (counts["unchanged"], counts["new"], counts["signals"]) == (1, 1, 1)
+    clock.now += HOUR
+    checked = check_sources(pipeline, clock.now)
+    assert checked.closed == ()
+    assert [s.state for s in checked.sources if s.source == "aws.guardduty"] == ["silent"]
+    pipeline.ingest([Inbound(make_finding("gd-3", modified=clock.now), "bus#2")])  # the source speaks: recovered
+    assert check_sources(pipeline, clock.now + 1).closed == (key[2],)
 
 
 def test_a_source_sending_only_health_signals_is_delivering(pipeline: Pipeline, clock: Clock) -> None:

@@ -599,7 +599,11 @@ class ThreadClaim(NamedTuple):
 
 
 class SourceSeen(NamedTuple):
-    """A delivery from a source for an account, as arrival time and the finding's own time."""
+    """A delivery from a source for an account: when it shows the source speaking, and the finding's own time.
+
+    `at` is the newest of the finding's (or signal's) own time and its transport's, at most the
+    arrival: what a replay of old data arriving now cannot move forward.
+    """
 
     source: str
     account_uid: str
