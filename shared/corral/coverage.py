@@ -1,19 +1,28 @@
 """The coverage matrix: for each container service, layer and task, is anyone watching?
 
-`matrix()` is pure: it takes plain observations (the newest finding per cell, which sources
-report for which cloud, which of them are silent, the latest health signals) and the
+`matrix()` is pure: it takes plain observations (the newest finding per cell and source, which
+sources report for which cloud, which of them are silent, the latest health signals) and the
 responsibility tables of `corral.responsibility`, and returns one `Cell` per (service, layer,
 task). `observe()` is the I/O edge that reads those observations from a store.
+
+Evidence is judged per source: a cell is covered only by a finding (or a Healthy runtime
+signal) from a source able to cover that cell, that source not silent for the service's cloud,
+seen within the window the user asked for. A source that reports on a slower cadence than that
+window (Defender's weekly snapshot) has its own evidence judged over its own reporting window
+instead, and only its own: another source's old finding is not made fresh by it. A live source
+that reported nothing for a cell does not vouch for a silent source's finding there.
 
 States, in the order they are decided:
 
 - **provider-managed**: the provider secures the cell; there is nothing for the customer to watch;
 - **unhealthy**: the runtime cell (application, threat detection) of a service whose latest
   GuardDuty Runtime Protection signal is Unhealthy, until a Healthy signal follows;
-- **covered**: a finding classified into the cell was seen within the window (and not every
-  source expected there is silent), or a Healthy runtime signal was received within the window;
+- **covered**: a source able to cover the cell, and not silent for the service's cloud, had a
+  finding classified into the cell within the window, or (runtime cell) sent a Healthy runtime
+  signal within the window;
 - **silent**: a source able to cover the cell reports for an account of the service's cloud,
-  but nothing arrived for the cell within the window, or that source has itself gone silent;
+  but none that is itself live sent evidence for the cell within the window: nothing arrived,
+  or what arrived came from a source that has itself gone silent;
 - **not connected**: a source could cover the cell but no such source reports for that cloud;
 - **gap**: the customer is responsible and no source Corral ingests can cover the cell.
 """
@@ -24,16 +33,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from corral import traits
+from corral import sources, traits
 from corral.health import HealthReport
 from corral.records import HealthSignal
 from corral.responsibility import PROVIDER, Owner, capabilities, owner
-from corral.stores.base import Store
+from corral.sources._core.source import Capability
+from corral.stores.base import EvidenceKey, Store
 
 State = Literal["covered", "silent", "unhealthy", "gap", "provider-managed", "not connected"]
 STATES: Final[tuple[State, ...]] = ("covered", "silent", "unhealthy", "not connected", "gap", "provider-managed")
 CellKey = tuple[str, str, str]
 """(container service, layer, task)."""
+SourceCellKey = tuple[str, str, str, str]
+"""(container service, layer, task, source id)."""
 
 RUNTIME: Final = (traits.APPLICATION, traits.THREAT_DETECTION)
 DEFAULT_WINDOW_HOURS: Final = 168
@@ -45,8 +57,8 @@ class Observations:
 
     now: int
     window_ms: int
-    latest: Mapping[CellKey, int] = field(default_factory=dict)
-    """The newest `last_seen` of a (non-sample) finding per cell."""
+    latest: Mapping[SourceCellKey, int] = field(default_factory=dict)
+    """The newest `last_seen` of a (non-sample) finding per cell and source."""
     reporting: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Source id → the clouds (AWS, Azure, GCP) of the accounts it has delivered for."""
     silent: frozenset[tuple[str, str]] = frozenset()
@@ -165,12 +177,15 @@ def _cell(obs: Observations, signals: Sequence[HealthSignal], service: str, laye
     cloud = traits.SERVICE_CLOUD[service]
     names = tuple(c.name for c in caps)
     expected = tuple(c for c in caps if cloud in obs.reporting.get(c.source, frozenset()))
-    live = [c for c in expected if (c.source, cloud) not in obs.silent]
-    last = obs.latest.get((service, layer, task))
-    # A source that reports weekly (Defender's snapshot) would leave its cells silent for part of
-    # every week under a shorter window: each cell waits at least as long as its sources do.
-    since = obs.now - max([obs.window_ms, *(obs.source_windows.get(c.source, 0) for c in expected)])
-    recent = last is not None and last >= since
+    live = {c.source for c in expected if (c.source, cloud) not in obs.silent}
+    quiet = sorted({c.source for c in expected} - live)
+    found = {c.source: obs.latest.get((service, layer, task, c.source)) for c in expected}
+    last = max((at for at in found.values() if at is not None), default=None)
+
+    def since(source: str) -> int:
+        # A source that reports weekly (Defender's snapshot) would leave its cells silent for part
+        # of every week under a shorter window: its own evidence is judged over its own window.
+        return obs.now - max(obs.window_ms, obs.source_windows.get(source, 0))
 
     def made(state: State, reason: str) -> Cell:
         return Cell(service, layer, task, who, state, reason, names, tuple(c.name for c in expected), last)
@@ -182,13 +197,18 @@ def _cell(obs: Observations, signals: Sequence[HealthSignal], service: str, laye
         sick = [s for s in mine if not s.healthy]
         if sick:
             return made("unhealthy", "; ".join(s.detail or f"{s.source} {s.account_uid} unhealthy" for s in sick))
-    if recent and (live or not expected):
-        return made("covered", "findings within the window")
-    if (layer, task) == RUNTIME and any(s.healthy and s.time >= since for s in mine):
-        return made("covered", "runtime protection reported healthy within the window")
-    if expected and not live:
-        silent = sorted({c.source for c in expected})
-        return made("silent", f"{', '.join(silent)} silent for {cloud}")
+    fresh = sorted(source for source, at in found.items() if source in live and at is not None and at >= since(source))
+    if fresh:
+        return made("covered", f"findings within the window from {', '.join(fresh)}")
+    if (layer, task) == RUNTIME:
+        well = sorted({s.source for s in mine if s.healthy and s.source in live and s.time >= since(s.source)})
+        if well:
+            return made("covered", f"runtime protection reported healthy within the window by {', '.join(well)}")
+    if quiet and not live:
+        return made("silent", f"{', '.join(quiet)} silent for {cloud}")
+    if quiet:
+        waiting = ", ".join(sorted(live))
+        return made("silent", f"{', '.join(quiet)} silent for {cloud}; no finding from {waiting} within the window")
     if expected:
         return made("silent", "no finding within the window")
     if caps:
@@ -199,37 +219,65 @@ def _cell(obs: Observations, signals: Sequence[HealthSignal], service: str, laye
 # I/O edge ----------------------------------------------------------------------------------------
 
 
-def latest_per_cell(items: Iterable[tuple[Mapping[str, Any], int]]) -> dict[CellKey, int]:
-    """Reduce (finding document, last_seen) pairs to the newest last_seen per cell (pure).
+def latest_per_cell(items: Iterable[tuple[Mapping[str, Any], int]]) -> dict[EvidenceKey, int]:
+    """Reduce (finding document, last_seen) pairs to the newest last_seen per (cell, product, cloud) (pure).
 
-    Sample findings and Corral's own findings prove nothing about a detector, so they are left out.
+    What `Store.latest_per_cell` answers, from documents. Sample findings and Corral's own
+    findings prove nothing about a detector, so they are left out.
     """
-    latest: dict[CellKey, int] = {}
+    latest: dict[EvidenceKey, int] = {}
     for document, last_seen in items:
-        if traits.is_sample(document) or document.get("metadata", {}).get("product", {}).get("uid") == "corral":
+        product = str(document.get("metadata", {}).get("product", {}).get("uid", ""))
+        if traits.is_sample(document) or product == "corral":
             continue
         found = traits.read(document)
-        key = (found.get(traits.SERVICE, ""), found.get(traits.LAYER, ""), found.get(traits.TASK, ""))
+        cloud = str(document.get("cloud", {}).get("provider", ""))
+        key = (found.get(traits.SERVICE, ""), found.get(traits.LAYER, ""), found.get(traits.TASK, ""), product, cloud)
         if key[0] in traits.CONTAINER_SERVICES and key[1] in traits.LAYERS and key[2] in traits.TASKS:
             latest[key] = max(latest.get(key, 0), last_seen)
     return latest
 
 
-def observe(store: Store, health: HealthReport, window_ms: int) -> Observations:
-    """Read the matrix's observations from a store: the newest finding per cell, source states and signals.
+def evidence_keys(caps: Iterable[Capability] | None = None) -> list[EvidenceKey]:
+    """Return the (service, layer, task, product, cloud) keys whose newest finding the matrix reads.
 
-    The store answers the newest finding per cell itself (`Store.latest_per_cell`), so no document
-    is read here, whatever the number of findings.
+    One per cell and source able to cover it (its `FACTS`), in the service's own cloud: evidence
+    from anyone else proves nothing about the cell.
+    """
+    facts = sources.FACTS
+    keys: set[EvidenceKey] = set()
+    for cap in sources.CAPABILITIES if caps is None else caps:
+        product = facts[cap.source].product_uid
+        for service in cap.services:
+            for layer, task in cap.cells:
+                keys.add((service, layer, task, product, traits.SERVICE_CLOUD[service]))
+    return sorted(keys)
+
+
+def per_source(rows: Mapping[EvidenceKey, int]) -> dict[SourceCellKey, int]:
+    """Turn the store's newest finding per (cell, product, cloud) into the newest per (cell, source) (pure).
+
+    A finding counts for the cell of its own classification, in the service's own cloud.
+    """
+    latest: dict[SourceCellKey, int] = {}
+    for (service, layer, task, product, cloud), at in rows.items():
+        if traits.SERVICE_CLOUD.get(service) != cloud:
+            continue
+        key = (service, layer, task, sources.PRODUCT_SOURCES.get(product, product))
+        latest[key] = max(latest.get(key, 0), at)
+    return latest
+
+
+def observe(store: Store, health: HealthReport, window_ms: int) -> Observations:
+    """Read the matrix's observations from a store: the newest finding per cell and source, source states and signals.
+
+    The store answers the newest finding per cell and source itself (`Store.latest_per_cell`), so
+    no document is read here, whatever the number of findings.
     """
     windows: dict[str, int] = {}
     for row in health.sources:
         windows[row.source] = max(windows.get(row.source, 0), row.window_ms)
     since = health.now - max([window_ms, *windows.values()])
-    known = {
-        cell: last_seen
-        for cell, last_seen in store.latest_per_cell(since).items()
-        if cell[0] in traits.CONTAINER_SERVICES and cell[1] in traits.LAYERS and cell[2] in traits.TASKS
-    }
     reporting: dict[str, set[str]] = {}
     live: set[tuple[str, str]] = set()
     for row in health.sources:
@@ -240,7 +288,7 @@ def observe(store: Store, health: HealthReport, window_ms: int) -> Observations:
     return Observations(
         now=health.now,
         window_ms=window_ms,
-        latest=known,
+        latest=per_source(store.latest_per_cell(since, evidence_keys())),
         reporting={s: frozenset(c) for s, c in reporting.items()},
         silent=silent,
         signals=tuple(store.signals()),

@@ -77,7 +77,7 @@ def test_empty_store_shows_provider_cells_gaps_and_unconnected() -> None:
 
 def test_recent_finding_covers_and_expected_cell_without_one_is_silent() -> None:
     """A finding in the window covers its cell; a cell GuardDuty could cover but did not is silent."""
-    latest = {(traits.EKS, APP, TD): NOW - HOUR}
+    latest = {(traits.EKS, APP, TD, "aws.guardduty"): NOW - HOUR}
     m = matrix(obs(latest=latest, reporting={"aws.guardduty": frozenset({"AWS"})}))
     assert m.cell(traits.EKS, APP, TD).state == "covered"
     assert m.cell(traits.EKS, APP, TD).last_finding == NOW - HOUR
@@ -90,10 +90,10 @@ def test_recent_finding_covers_and_expected_cell_without_one_is_silent() -> None
 
 def test_finding_older_than_window_is_silent() -> None:
     """A finding just outside the window no longer covers the cell."""
-    latest = {(traits.GKE, APP, TD): NOW - WEEK - 1}
+    latest = {(traits.GKE, APP, TD, "gcp.scc"): NOW - WEEK - 1}
     m = matrix(obs(latest=latest, reporting={"gcp.scc": frozenset({"GCP"})}))
     assert m.cell(traits.GKE, APP, TD).state == "silent"
-    latest = {(traits.GKE, APP, TD): NOW - WEEK}
+    latest = {(traits.GKE, APP, TD, "gcp.scc"): NOW - WEEK}
     assert (
         matrix(obs(latest=latest, reporting={"gcp.scc": frozenset({"GCP"})})).cell(traits.GKE, APP, TD).state
         == "covered"
@@ -102,7 +102,7 @@ def test_finding_older_than_window_is_silent() -> None:
 
 def test_silent_source_makes_its_cells_silent_even_with_recent_findings() -> None:
     """When the only source expected for a cell has gone silent, the cell is silent, naming the source."""
-    latest = {(traits.CLOUD_RUN, APP, TD): NOW - HOUR}
+    latest = {(traits.CLOUD_RUN, APP, TD, "gcp.scc"): NOW - HOUR}
     m = matrix(obs(latest=latest, reporting={"gcp.scc": frozenset({"GCP"})}, silent=frozenset({("gcp.scc", "GCP")})))
     cell = m.cell(traits.CLOUD_RUN, APP, TD)
     assert cell.state == "silent"
@@ -118,7 +118,7 @@ def test_multicloud_source_is_expected_for_the_cloud_it_reports() -> None:
 
 def test_unhealthy_signal_flips_runtime_cell_and_healthy_restores_it() -> None:
     """An Unhealthy runtime signal makes the runtime cell unhealthy; a later Healthy one restores it."""
-    latest = {(traits.EKS, APP, TD): NOW - HOUR}
+    latest = {(traits.EKS, APP, TD, "aws.guardduty"): NOW - HOUR}
     reporting = {"aws.guardduty": frozenset({"AWS"})}
     sick = HealthSignal("aws.guardduty", "111122223333", traits.EKS, False, NOW - 2 * HOUR, "us-east-1", "agent down")
     m = matrix(obs(latest=latest, reporting=reporting, signals=(sick,)))
@@ -148,15 +148,25 @@ def test_capabilities_of_a_cell() -> None:
 
 
 def test_latest_per_cell_ignores_samples_and_unclassified() -> None:
-    """Sample findings and findings without a container service are not coverage."""
+    """Sample findings and findings without a container service are not coverage; each product is its own."""
 
-    def doc(service: str, *, sample: bool = False) -> dict[str, object]:
-        return {"finding_info": {"traits": traits.classify(service, APP, TD, sample=sample)}}
+    def doc(service: str, *, sample: bool = False, product: str = "gcp.scc") -> dict[str, object]:
+        return {
+            "metadata": {"product": {"uid": product}},
+            "cloud": {"provider": traits.SERVICE_CLOUD.get(service, "GCP")},
+            "finding_info": {"traits": traits.classify(service, APP, TD, sample=sample)},
+        }
 
     latest = latest_per_cell(
-        [(doc(traits.GKE), 5), (doc(traits.GKE), 9), (doc(traits.AKS, sample=True), 7), (doc("none"), 8)]
+        [
+            (doc(traits.GKE), 5),
+            (doc(traits.GKE), 9),
+            (doc(traits.GKE, product="azure.defender"), 6),
+            (doc(traits.AKS, sample=True), 7),
+            (doc("none"), 8),
+        ]
     )
-    assert latest == {(traits.GKE, APP, TD): 9}
+    assert latest == {(traits.GKE, APP, TD, "gcp.scc", "GCP"): 9, (traits.GKE, APP, TD, "azure.defender", "GCP"): 6}
 
 
 def test_a_cell_waits_as_long_as_its_weekly_source() -> None:
@@ -164,10 +174,10 @@ def test_a_cell_waits_as_long_as_its_weekly_source() -> None:
     cell = (traits.AKS, traits.PLATFORM, traits.HARDENING)
     reporting = {"azure.defender": frozenset({"Azure"})}
     windows = {"azure.defender": 8 * 24 * HOUR}
-    latest = {cell: NOW - WEEK - 10 * 60_000}  # the weekly snapshot is ten minutes late
+    latest = {(*cell, "azure.defender"): NOW - WEEK - 10 * 60_000}  # the weekly snapshot is ten minutes late
     assert matrix(obs(latest=latest, reporting=reporting)).cell(*cell).state == "silent"
     assert matrix(obs(latest=latest, reporting=reporting, source_windows=windows)).cell(*cell).state == "covered"
-    older = {cell: NOW - 8 * 24 * HOUR - 1}
+    older = {(*cell, "azure.defender"): NOW - 8 * 24 * HOUR - 1}
     assert matrix(obs(latest=older, reporting=reporting, source_windows=windows)).cell(*cell).state == "silent"
 
 

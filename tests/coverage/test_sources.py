@@ -241,3 +241,55 @@ def test_one_cluster_healthy_does_not_hide_another_unhealthy(pipeline: Pipeline,
     m = matrix(observe(pipeline.store, report(pipeline.store, {}, clock.now), 168 * HOUR))
     cell = m.cell(traits.EKS, *RUNTIME)
     assert cell.state == "unhealthy" and "shop-prod" in cell.reason
+
+
+def test_a_silent_sources_healthy_signal_does_not_cover(pipeline: Pipeline, clock: Clock) -> None:
+    """A Healthy Fargate runtime signal from GuardDuty, now silent: the cell is silent, naming GuardDuty.
+
+    And once GuardDuty delivers again, the same 48 h old signal covers a week's window but not a day's.
+    """
+    healthy = orjson.loads((EVENTS / "aws" / "guardduty" / "runtime-protection-healthy-ecs-fargate.json").read_bytes())
+    start = clock.now
+    clock.now = start - 48 * HOUR
+    healthy["time"] = healthy["detail"]["lastUpdatedAt"] = iso_ms(clock.now)
+    pipeline.ingest([Inbound(healthy, "bus#1")])
+    clock.now = start
+    health = report(pipeline.store, {}, clock.now)
+    assert [r.state for r in health.sources if r.source == "aws.guardduty"] == ["silent"]
+    cell = matrix(observe(pipeline.store, health, 168 * HOUR)).cell(traits.ECS_FARGATE, *RUNTIME)
+    assert (cell.state, cell.reason) == ("silent", "aws.guardduty silent for AWS")
+
+    pipeline.ingest(deliveries("aws/guardduty/s3-policy-bucketpublicaccessgranted.json"))  # GuardDuty is live again
+    health = report(pipeline.store, {}, clock.now)
+    assert [r.state for r in health.sources if r.source == "aws.guardduty"] == ["ok"]
+    week = matrix(observe(pipeline.store, health, 168 * HOUR)).cell(traits.ECS_FARGATE, *RUNTIME)
+    assert week.state == "covered" and "healthy" in week.reason
+    day = matrix(observe(pipeline.store, health, 24 * HOUR)).cell(traits.ECS_FARGATE, *RUNTIME)
+    assert (day.state, day.reason) == ("silent", "no finding within the window")
+
+
+def test_a_live_source_does_not_vouch_for_another_sources_old_finding(pipeline: Pipeline, clock: Clock) -> None:
+    """GuardDuty's EKS runtime finding 6 days ago, GuardDuty silent; a Defender recommendation for the account 1 h ago.
+
+    Over 24 h the EKS runtime cell is silent: the finding is older than the window asked for (Defender's
+    8-day window is Defender's own), and Defender, live, reported nothing for that cell.
+    """
+    start = clock.now
+    clock.now = start - 6 * 24 * HOUR
+    pipeline.ingest(deliveries("aws/guardduty/eks-runtime-newbinaryexecuted-eventbridge.json"))
+    seen = clock.now
+    clock.now = start - HOUR
+    pipeline.ingest(deliveries("azure/defender/assessment-aws-eks-control-plane-logging.unhealthy.json"))
+    clock.now = start
+    health = report(pipeline.store, {}, clock.now)
+    states = {r.source: r.state for r in health.sources}
+    assert states == {"aws.guardduty": "silent", "azure.defender": "ok"}
+    m = matrix(observe(pipeline.store, health, 24 * HOUR))
+    cell = m.cell(traits.EKS, *RUNTIME)
+    assert cell.state == "silent"
+    assert cell.reason == "aws.guardduty silent for AWS; no finding from azure.defender within the window"
+    assert cell.last_finding == seen
+    # Defender's own finding is judged over its own window, and covers its own cell.
+    assert m.cell(traits.EKS, traits.PLATFORM, traits.HARDENING).state == "covered"
+    # Over a week the finding is within the window, but its source is silent: still not covered.
+    assert matrix(observe(pipeline.store, health, 168 * HOUR)).cell(traits.EKS, *RUNTIME).state == "silent"

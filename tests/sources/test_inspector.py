@@ -148,7 +148,10 @@ def test_coverage_matrix_counts_inspector_for_aws_vulnerability_management() -> 
     now = finding["time"] + 60_000
     cell = (traits.EKS, traits.INFRASTRUCTURE, traits.VULNERABILITY_MANAGEMENT)
     observed = Observations(
-        now=now, window_ms=3_600_000, latest={cell: finding["time"]}, reporting={"aws.inspector2": frozenset({"AWS"})}
+        now=now,
+        window_ms=3_600_000,
+        latest={(*cell, "aws.inspector2"): finding["time"]},
+        reporting={"aws.inspector2": frozenset({"AWS"})},
     )
     result = matrix(observed).cell(*cell)
     assert result.state == "covered"

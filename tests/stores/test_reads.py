@@ -103,12 +103,19 @@ def test_latest_per_cell_is_the_newest_real_finding_per_cell(store: Store) -> No
     store.upsert([make_finding("vuln", task=traits.VULNERABILITY_MANAGEMENT)], now=T + 150)
     store.upsert([make_finding("sample", extra_traits=[SAMPLE_TRAIT], service=traits.AKS, cloud="Azure")], now=T + 300)
     store.upsert([corral_finding("ours", service=traits.CLOUD_RUN, cloud="GCP", account="p")], now=T + 300)
-    latest = store.latest_per_cell(T + 50)
-    assert latest == {
-        (traits.EKS, traits.PLATFORM, traits.THREAT_DETECTION): T + 200,
-        (traits.EKS, traits.PLATFORM, traits.VULNERABILITY_MANAGEMENT): T + 150,
-    }
-    assert store.latest_per_cell(T)[(traits.GKE, traits.PLATFORM, traits.THREAT_DETECTION)] == T
+    store.upsert([make_finding("defender", cloud="Azure", account="sub")], now=T + 250)
+    td = (traits.EKS, traits.PLATFORM, traits.THREAT_DETECTION, "aws.guardduty", "AWS")
+    vuln = (traits.EKS, traits.PLATFORM, traits.VULNERABILITY_MANAGEMENT, "aws.guardduty", "AWS")
+    gke = (traits.GKE, traits.PLATFORM, traits.THREAT_DETECTION, "gcp.scc", "GCP")
+    other = (traits.EKS, traits.PLATFORM, traits.THREAT_DETECTION, "azure.defender", "Azure")
+    sample = (traits.AKS, traits.PLATFORM, traits.THREAT_DETECTION, "azure.defender", "Azure")
+    ours = (traits.CLOUD_RUN, traits.PLATFORM, traits.THREAT_DETECTION, "corral", "GCP")
+    keys = [td, vuln, gke, other, sample, ours]
+    # Each source's findings are its own: Defender's newer finding in the same cell is told apart.
+    assert store.latest_per_cell(T + 50, keys) == {td: T + 200, vuln: T + 150, other: T + 250}
+    assert store.latest_per_cell(T, keys)[gke] == T
+    assert store.latest_per_cell(T, [td]) == {td: T + 200}  # only the keys asked for
+    assert store.latest_per_cell(T, []) == {}
 
 
 def test_trend_counts_first_and_last_seen_per_day(store: Store) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from corral import traits
+from corral.coverage import evidence_keys
 from corral.records import HealthSignal
 from corral.stores import _sql, migrations, open_store
 from corral.stores._images_sql import prioritized_sql
@@ -82,8 +83,8 @@ def test_lookup_and_coverage_use_their_indexes(sqlite_db: sqlite3.Connection) ->
     """find() searches the id index; coverage does one lookup per cell in the partial cell index."""
     clause, params = _sql.find_clause("abcdef", "?")
     assert "findings_by_id" in plan(sqlite_db, f"SELECT uid FROM findings WHERE {clause}", params)  # noqa: S608
-    cells = _sql.cells()
-    text = plan(sqlite_db, _sql.latest_per_cell_sql("?", len(cells)), [*(p for c in cells for p in c), T])
+    keys = evidence_keys()
+    text = plan(sqlite_db, _sql.latest_per_cell_sql("?", len(keys)), [*(p for k in keys for p in k), T])
     assert "findings_by_cell" in text
     assert "SCAN findings\n" not in text + "\n"
 
@@ -137,7 +138,8 @@ def test_sqlite_migration_fills_the_read_columns_of_existing_findings(tmp_path: 
         [found] = store.find("old-1")
         assert found.id == finding_id(found.key)
         assert [f.key[2] for f in store.query(FindingQuery(text="reverse shell")).items] == ["old-1"]
-        assert store.latest_per_cell(0) == {(traits.EKS, traits.PLATFORM, traits.THREAT_DETECTION): T}
+        key = (traits.EKS, traits.PLATFORM, traits.THREAT_DETECTION, "aws.guardduty", "AWS")
+        assert store.latest_per_cell(0, [key]) == {key: T}
     finally:
         store.close()
 

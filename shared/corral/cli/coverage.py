@@ -30,7 +30,11 @@ SHORT: Final = {"hardening": "hard", "vulnerability management": "vuln", "threat
 WindowOption = Annotated[
     int,
     typer.Option(
-        "--window-hours", min=1, max=24 * 366 * 10, help="A cell is covered by findings seen within this many hours."
+        "--window-hours",
+        min=1,
+        max=24 * 366 * 10,
+        help="A cell is covered by findings seen within this many hours, from a source that is not silent (a source "
+        "reporting less often, like Defender's weekly snapshot, has its own findings judged over its own window).",
     ),
 ]
 

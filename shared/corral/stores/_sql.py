@@ -654,23 +654,18 @@ def find_clause(id_or_uid: str, mark: str) -> tuple[str, list[Any]]:
     )
 
 
-def cells() -> list[tuple[str, str, str]]:
-    """Every (container service, layer, task) cell of the coverage matrix."""
-    return [(s, layer, task) for s in traits.CONTAINER_SERVICES for layer in traits.LAYERS for task in traits.TASKS]
-
-
 def latest_per_cell_sql(mark: str, count: int) -> str:
-    """One statement: for each of `count` cells, the newest last seen at or after a time.
+    """One statement: for each of `count` (cell, product, cloud) keys, the newest last seen at or after a time.
 
-    Each cell is one bounded lookup at the end of the partial index `findings_by_cell`, so the
-    cost grows with the number of cells, not of findings.
+    Each key is one bounded lookup at the end of the partial index `findings_by_cell`, so the
+    cost grows with the number of keys, not of findings.
     """
-    values = ", ".join(f"({mark}, {mark}, {mark})" for _ in range(count))
+    values = ", ".join(f"({mark}, {mark}, {mark}, {mark}, {mark})" for _ in range(count))
     return (
-        f"WITH cells (s, l, t) AS (VALUES {values})"
-        " SELECT s, l, t, (SELECT max(last_seen) FROM findings WHERE container_service = cells.s"
-        f" AND layer = cells.l AND task = cells.t AND NOT sample AND product <> '{CORRAL_PRODUCT}'"
-        f" AND last_seen >= {mark}) FROM cells"
+        f"WITH cells (s, l, t, p, c) AS (VALUES {values})"
+        " SELECT s, l, t, p, c, (SELECT max(last_seen) FROM findings WHERE container_service = cells.s"
+        " AND layer = cells.l AND task = cells.t AND product = cells.p AND cloud = cells.c"
+        f" AND NOT sample AND product <> '{CORRAL_PRODUCT}' AND last_seen >= {mark}) FROM cells"
     )
 
 

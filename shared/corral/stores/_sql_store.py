@@ -21,6 +21,7 @@ from corral.stores.base import (
     Claim,
     CountRow,
     DeadLetter,
+    EvidenceKey,
     FindingKey,
     FindingQuery,
     HealthInputs,
@@ -169,13 +170,12 @@ class SqlStore(SqlImages, ABC):
         )
         return [CountRow(row[0], int(row[1]), int(row[2]), int(row[3])) for row in rows]
 
-    def latest_per_cell(self, since: int) -> dict[tuple[str, str, str], int]:
-        """Return the newest last_seen per coverage cell since a time: one index lookup per cell."""
-        cells = _sql.cells()
-        rows = self._select(
-            _sql.latest_per_cell_sql("?", len(cells)), [*(part for cell in cells for part in cell), since]
-        )
-        return {(row[0], row[1], row[2]): int(row[3]) for row in rows if row[3] is not None}
+    def latest_per_cell(self, since: int, keys: Sequence[EvidenceKey]) -> dict[EvidenceKey, int]:
+        """Return the newest last_seen of each (cell, product, cloud) key since a time: one index lookup each."""
+        if not keys:
+            return {}
+        rows = self._select(_sql.latest_per_cell_sql("?", len(keys)), [*(part for key in keys for part in key), since])
+        return {(row[0], row[1], row[2], row[3], row[4]): int(row[5]) for row in rows if row[5] is not None}
 
     def place_counts(self, service: str, since: int) -> list[PlaceCount] | None:
         """Count a service's findings since a time per cloud, account and cluster (one range of its time index)."""

@@ -45,6 +45,8 @@ CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = (
 """`reprioritized`: the content is unchanged but Corral's priority moved (see corral.prioritize)."""
 FindingKey = tuple[str, str, str]
 """(metadata.product.uid, cloud.account.uid, finding_info.uid)."""
+EvidenceKey = tuple[str, str, str, str, str]
+"""(container service, layer, task, product uid, cloud): one source's findings in one coverage cell."""
 
 # Fields that change on every re-publication of the same content: excluded from the fingerprint,
 # so that GuardDuty's 6-hourly re-export of an unchanged finding is `unchanged`, not `updated`.
@@ -713,10 +715,13 @@ class Store(Protocol):
     def counts(self) -> list[CountRow]:
         """Return finding counts grouped by cloud, severity and status."""
 
-    def latest_per_cell(self, since: int) -> dict[tuple[str, str, str], int]:
-        """Return the newest last_seen per (container service, layer, task) at or after `since`.
+    def latest_per_cell(self, since: int, keys: Sequence[EvidenceKey]) -> dict[EvidenceKey, int]:
+        """Return the newest last_seen at or after `since` of each of `keys`, where one was seen.
 
-        Sample findings and Corral's own findings prove nothing about a detector: they are left out.
+        A key is (container service, layer, task, product uid, cloud): coverage asks, for each cell,
+        what each source able to cover it has reported there, so that a source's evidence is told
+        from another's. Sample findings and Corral's own findings prove nothing about a detector:
+        they are left out.
         """
 
     def place_counts(self, service: str, since: int) -> list[PlaceCount] | None:

@@ -391,6 +391,15 @@ _SIGNAL_RESOURCE: Final = (
     "ALTER TABLE health_signals_by_resource RENAME TO health_signals",
 )
 
+# Coverage tells one source's evidence in a cell from another's (a silent source's old finding
+# must not count because another source of the cell is live): the cell index names the product
+# and cloud, so that each (cell, source, cloud) is still one lookup at the end of the index.
+_CELL_BY_SOURCE: Final = (
+    "DROP INDEX findings_by_cell",
+    "CREATE INDEX findings_by_cell ON findings (container_service, layer, task, product, cloud, last_seen)"
+    " WHERE NOT sample AND product <> 'corral'",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -465,6 +474,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "image vulnerabilities: index by risk score (most urgent first); the image index covers the priority",
         _PRIORITY_INDEXES,
         _PRIORITY_INDEXES,
+    ),
+    Migration(
+        14,
+        "findings: the coverage cell index names each finding's product and cloud (evidence per source)",
+        _CELL_BY_SOURCE,
+        _CELL_BY_SOURCE,
     ),
 )
 LATEST: Final = MIGRATIONS[-1].version

@@ -8,7 +8,7 @@ upsert folds what its writes changed into a few aggregate items, and readers sum
 | findings by state      | `A#nn`  | `N#["cloud",sev,status,closed]` | `n`: count (ADD)       |
 | first seen per day     | `A#nn`  | `T1#<day start, 13 digits>` | `n`: count (ADD)           |
 | last seen per day      | `A#nn`  | `T2#<day start, 13 digits>` | `n`: count (ADD)           |
-| newest per cell        | `A#nn`  | `C#["service","layer","task"]` | `ls`: max last seen     |
+| newest per cell, source | `A#nn` | `C#["service","layer","task","product","cloud"]` | `ls`: max last seen |
 
 A batch adds its deltas to one of `SHARDS` aggregate partitions picked at random, so that
 aggregate writes spread like the listing index's; a read queries all of them (strongly
@@ -31,7 +31,7 @@ import orjson
 
 from corral.records import NamedTuple
 from corral.stores._shared import CLOUD_NAMES, CORRAL_PRODUCT, canonical
-from corral.stores.base import CountRow, FindingQuery, PlaceCount, TrendDay, finding_id
+from corral.stores.base import CountRow, EvidenceKey, FindingQuery, PlaceCount, TrendDay, finding_id
 from corral.stores.dynamodb.items import (
     SHARDS,
     Item,
@@ -64,7 +64,7 @@ class Deltas(NamedTuple):
     counts: Counter[tuple[str, int, int, bool]]
     first: Counter[int]
     last: Counter[int]
-    cells: dict[tuple[str, str, str], int]
+    cells: dict[EvidenceKey, int]
 
     @classmethod
     def empty(cls) -> Deltas:
@@ -72,13 +72,14 @@ class Deltas(NamedTuple):
         return cls(Counter(), Counter(), Counter(), {})
 
 
-def cell_of(item: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    """Return the coverage cell a finding item counts for, or None (unclassified, sample or Corral's own)."""
+def cell_of(item: Mapping[str, Any]) -> EvidenceKey | None:
+    """Return the (cell, product, cloud) a finding item counts for, or None (unclassified, sample, Corral's own)."""
     if "cs" not in item or "ly" not in item or "tk" not in item or "sm" in item:
         return None
-    if get_s(item, "kp") == CORRAL_PRODUCT:
+    product = get_s(item, "kp")
+    if product == CORRAL_PRODUCT:
         return None
-    return get_s(item, "cs"), get_s(item, "ly"), get_s(item, "tk")
+    return get_s(item, "cs"), get_s(item, "ly"), get_s(item, "tk"), product, get_s(item, "c")
 
 
 def deltas_of(written: Iterable[Written]) -> Deltas:
@@ -137,6 +138,8 @@ _BARE: Final = FindingQuery()
 
 
 COUNTS_BY_CLOSED_VERSION: Final = 3
+CELLS_BY_SOURCE_VERSION: Final = 5
+"""The table schema version from which the newest finding per cell is kept per product and cloud."""
 """The table schema version from which findings are on the listing shards and counted by closed too."""
 
 
@@ -180,7 +183,7 @@ class Aggregates(Table):
         idempotent, and the aggregates are rebuilt from scratch each time).
         """
         super()._upgrade(version)
-        if version == 0 or version >= COUNTS_BY_CLOSED_VERSION:
+        if version == 0 or version >= CELLS_BY_SOURCE_VERSION:
             return
         for n in range(SHARDS):
             self._batch_write(
@@ -268,16 +271,20 @@ class Aggregates(Table):
             and not (query.open_only and closed)
         )
 
-    def latest_per_cell(self, since: int) -> dict[tuple[str, str, str], int]:
-        """Return the newest last_seen per coverage cell at or after `since` (from the aggregate items)."""
-        latest: dict[tuple[str, str, str], int] = {}
+    def latest_per_cell(self, since: int, keys: Sequence[EvidenceKey]) -> dict[EvidenceKey, int]:
+        """Return the newest last_seen of each (cell, product, cloud) key at or after `since` (aggregate items)."""
+        wanted = set(keys)
+        latest: dict[EvidenceKey, int] = {}
         for item in self._aggregate_items():
             sk = get_s(item, "sk")
             if sk.startswith("C#") and "ls" in item:
-                service, layer, task = orjson.loads(sk[2:])
-                cell = (str(service), str(layer), str(task))
-                latest[cell] = max(latest.get(cell, 0), get_n(item, "ls"))
-        return {cell: at for cell, at in latest.items() if at >= since}
+                parts = orjson.loads(sk[2:])
+                if len(parts) != 5:  # kept per cell alone, before version 5: rebuilt by migrate()
+                    continue
+                key: EvidenceKey = (str(parts[0]), str(parts[1]), str(parts[2]), str(parts[3]), str(parts[4]))
+                if key in wanted:
+                    latest[key] = max(latest.get(key, 0), get_n(item, "ls"))
+        return {key: at for key, at in latest.items() if at >= since}
 
     def place_counts(self, service: str, since: int) -> list[PlaceCount] | None:
         """None: the aggregate items count per cell and per day, not per cluster, so the caller samples."""

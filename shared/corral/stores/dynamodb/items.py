@@ -20,9 +20,9 @@ from corral.stores.base import ChangeKind, FindingKey, HistoryEntry, LedgerState
 
 Item = dict[str, Any]
 """One DynamoDB item in the wire format: {"name": {"S": "value"}, ...}."""
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 """2: the listing index sharded, id pointers and aggregate items; 3: counts kept by closed too;
-4: the priority index of vulnerabilities.
+4: the priority index of vulnerabilities; 5: the newest finding per cell kept per product and cloud.
 `migrate()` upgrades older tables."""
 INDEX: Final = "gsi1"
 INDEX_ATTRIBUTES: Final = ("c", "ka", "sev", "st", "cl", "cu", "ft", "cs", "kc", "kn", "im", "tr", "na", "snk", "cr")
