@@ -12,6 +12,15 @@ window (Defender's weekly snapshot) has its own evidence judged over its own rep
 instead, and only its own: another source's old finding is not made fresh by it. A live source
 that reported nothing for a cell does not vouch for a silent source's finding there.
 
+Registry images: an image in a registry (Inspector's ECR scanning, Defender's registry
+assessment) is classified under no container service, since nothing in its finding says where it
+runs: Inspector's `inUseCount` and `lastInUseAt` say whether and when the image ran, not on which
+service. Registry scanning is account-wide, and an image of the account runs on the account's
+container services or on none, so a registry image finding counts for the application
+vulnerability-management cell (`REGISTRY_SCAN`) of every container service its source declares
+that cell for, in the finding's cloud (the matrix is drawn per cloud: the accounts of one cloud
+together). This is the only finding without a container service that counts.
+
 States, in the order they are decided:
 
 - **provider-managed**: the provider secures the cell; there is nothing for the customer to watch;
@@ -48,6 +57,8 @@ SourceCellKey = tuple[str, str, str, str]
 """(container service, layer, task, source id)."""
 
 RUNTIME: Final = (traits.APPLICATION, traits.THREAT_DETECTION)
+REGISTRY_SCAN: Final = (traits.APPLICATION, traits.VULNERABILITY_MANAGEMENT)
+"""The cell a registry image finding (no container service) counts for, on each service its source declares it for."""
 DEFAULT_WINDOW_HOURS: Final = 168
 
 
@@ -242,30 +253,45 @@ def evidence_keys(caps: Iterable[Capability] | None = None) -> list[EvidenceKey]
     """Return the (service, layer, task, product, cloud) keys whose newest finding the matrix reads.
 
     One per cell and source able to cover it (its `FACTS`), in the service's own cloud: evidence
-    from anyone else proves nothing about the cell.
+    from anyone else proves nothing about the cell. A source able to cover `REGISTRY_SCAN` is also
+    asked for its registry image findings (no container service) in each of those clouds.
     """
     facts = sources.FACTS
     keys: set[EvidenceKey] = set()
     for cap in sources.CAPABILITIES if caps is None else caps:
         product = facts[cap.source].product_uid
         for service in cap.services:
+            cloud = traits.SERVICE_CLOUD[service]
             for layer, task in cap.cells:
-                keys.add((service, layer, task, product, traits.SERVICE_CLOUD[service]))
+                keys.add((service, layer, task, product, cloud))
+                if (layer, task) == REGISTRY_SCAN:
+                    keys.add((traits.NO_SERVICE, layer, task, product, cloud))
     return sorted(keys)
 
 
 def per_source(rows: Mapping[EvidenceKey, int]) -> dict[SourceCellKey, int]:
     """Turn the store's newest finding per (cell, product, cloud) into the newest per (cell, source) (pure).
 
-    A finding counts for the cell of its own classification, in the service's own cloud.
+    A finding counts for the cell of its own classification, in the service's own cloud; a registry
+    image finding (no container service) for `REGISTRY_SCAN` of each service of its cloud that its
+    source declares that cell for.
     """
     latest: dict[SourceCellKey, int] = {}
     for (service, layer, task, product, cloud), at in rows.items():
-        if traits.SERVICE_CLOUD.get(service) != cloud:
-            continue
-        key = (service, layer, task, sources.PRODUCT_SOURCES.get(product, product))
-        latest[key] = max(latest.get(key, 0), at)
+        source = sources.PRODUCT_SOURCES.get(product, product)
+        if service == traits.NO_SERVICE and (layer, task) == REGISTRY_SCAN:
+            served = [s for s in _registry_services(source) if traits.SERVICE_CLOUD[s] == cloud]
+        else:
+            served = [service] if traits.SERVICE_CLOUD.get(service) == cloud else []
+        for each in served:
+            key = (each, layer, task, source)
+            latest[key] = max(latest.get(key, 0), at)
     return latest
+
+
+def _registry_services(source: str) -> list[str]:
+    """The container services whose `REGISTRY_SCAN` cell a source declares it can cover."""
+    return [s for c in sources.CAPABILITIES if c.source == source and REGISTRY_SCAN in c.cells for s in c.services]
 
 
 def observe(store: Store, health: HealthReport, window_ms: int) -> Observations:

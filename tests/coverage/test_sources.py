@@ -293,3 +293,22 @@ def test_a_live_source_does_not_vouch_for_another_sources_old_finding(pipeline: 
     assert m.cell(traits.EKS, traits.PLATFORM, traits.HARDENING).state == "covered"
     # Over a week the finding is within the window, but its source is silent: still not covered.
     assert matrix(observe(pipeline.store, health, 168 * HOUR)).cell(traits.EKS, *RUNTIME).state == "silent"
+
+
+def test_registry_image_scanning_covers_the_accounts_container_services(pipeline: Pipeline, clock: Clock) -> None:
+    """An Inspector ECR image finding (no container service) covers application vulnerability management of
+    EKS, ECS on EC2 and ECS on Fargate in AWS; once Inspector goes silent, those cells say so."""
+    pipeline.ingest(deliveries("aws/inspector/ecr-image-package-vulnerability.eventbridge.json"))
+    [stored] = pipeline.store.query(FindingQuery(limit=2)).items
+    assert traits.read(stored.document)[traits.SERVICE] == traits.NO_SERVICE  # an image, not a service
+    m = matrix(observe(pipeline.store, report(pipeline.store, {}, clock.now), 168 * HOUR))
+    for service in (traits.EKS, traits.ECS_EC2, traits.ECS_FARGATE):
+        cell = m.cell(service, traits.APPLICATION, traits.VULNERABILITY_MANAGEMENT)
+        assert (cell.state, cell.reason) == ("covered", "findings within the window from aws.inspector2"), service
+    # Not the node layer (an image says nothing about the worker nodes), nor another cloud's services.
+    assert m.cell(traits.EKS, traits.INFRASTRUCTURE, traits.VULNERABILITY_MANAGEMENT).state == "silent"
+    assert m.cell(traits.GKE, traits.APPLICATION, traits.VULNERABILITY_MANAGEMENT).state == "not connected"
+    clock.now += 26 * HOUR
+    m = matrix(observe(pipeline.store, report(pipeline.store, {}, clock.now), 168 * HOUR))
+    fargate = m.cell(traits.ECS_FARGATE, traits.APPLICATION, traits.VULNERABILITY_MANAGEMENT)
+    assert (fargate.state, fargate.reason) == ("silent", "aws.inspector2 silent for AWS")
