@@ -190,6 +190,21 @@ def test_old_sha_finding_without_class() -> None:
     assert out["finding_info"]["src_url"].endswith("?organizationId=123456789012")
 
 
+def test_zonal_resource_location_is_split_into_region_and_zone() -> None:
+    """SCC's `resource.location` of a zonal GKE node pool is a zone: each resource gets region and zone.
+
+    GCP zones are named `<region>-<letter>` (us-central1-a lies in us-central1); OCSF
+    resource_details has `region` and `zone` (cloud profile), split as the top-level `cloud` is.
+    """
+    out = finding("gke-zonal-node-pool.finding.json")
+    assert (out["cloud"]["region"], out["cloud"]["zone"]) == ("us-central1", "us-central1-a")
+    pool, cluster = out["resources"]
+    assert (pool["name"], pool["region"], pool["zone"]) == ("default-pool", "us-central1", "us-central1-a")
+    assert (cluster["name"], cluster["region"], cluster["zone"]) == ("edge", "us-central1", "us-central1-a")
+    regional = finding("gke-image-cve.notification.json")  # a regional cluster: no zone is invented
+    assert [(r.get("region"), "zone" in r) for r in regional["resources"][:1]] == [("europe-west1", False)]
+
+
 def test_container_image_cve_is_a_vulnerability_finding() -> None:
     """A VULNERABILITY with a CVE is a 2002 with CVSS, package, fix and the image as a resource."""
     out = finding("gke-image-cve.pubsub-push.json")

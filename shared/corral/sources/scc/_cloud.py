@@ -120,18 +120,27 @@ def _project_ids(
     return project_id, None
 
 
-def _region(resource: dict[str, Any], resource_name: str) -> tuple[str | None, str | None]:
+def region_and_zone(location: str | None, resource_name: str) -> tuple[str | None, str | None]:
+    """Split a GCP location into (region, zone), as `cloud.region` and `cloud.zone` want them.
+
+    A zone has a letter after its last dash (us-central1-a) and lies in its region (us-central1); a
+    region has digits (europe-west1). A zone the resource name states (`/zones/<zone>/`) is the zone.
+    Used for the top-level `cloud` and for each GCP `resources[]` entry alike.
+    """
     zone_match = _ZONE_IN_NAME.search(resource_name) if "/zones/" in resource_name else None
     zone = zone_match.group(1) if zone_match else None
-    location = resource.get("location")
-    if not (isinstance(location, str) and location):
-        match = _LOCATION_IN_NAME.search(resource_name)
-        location = match.group(1) if match else None
-    # A zone has a letter after its last dash (us-central1-a); a region has digits (europe-west1).
     zonal = _ZONE.match(location) if location and location[-1].isalpha() else None
     if zonal:
         return zonal.group(1), zone or location
     return location, zone
+
+
+def _region(resource: dict[str, Any], resource_name: str) -> tuple[str | None, str | None]:
+    location = resource.get("location")
+    if not (isinstance(location, str) and location):
+        match = _LOCATION_IN_NAME.search(resource_name)
+        location = match.group(1) if match else None
+    return region_and_zone(location, resource_name)
 
 
 def _gcp(finding: dict[str, Any], resource: dict[str, Any], resource_name: str) -> tuple[dict[str, Any], str | None]:

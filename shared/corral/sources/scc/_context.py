@@ -22,6 +22,7 @@ import re
 from typing import Any, Final
 
 from corral.sources.scc import _kube
+from corral.sources.scc._cloud import region_and_zone
 from corral.sources.scc._kube import ROLE_AFFECTED, ROLE_RELATED, Kube, Pairs, dicts, last_segment
 from corral.sources.scc._spelling import _SNAKE, EMPTY, camel
 
@@ -197,7 +198,11 @@ def _main_resource(
         main["type"] = kind
     location = get("location")
     if isinstance(location, str) and location:
-        main["region"] = location
+        # SCC's `location` of a zonal resource is its zone: split it as the top-level `cloud` is.
+        region, zone = region_and_zone(location, uid or "") if provider == "GCP" else (location, None)
+        main["region"] = region
+        if zone:
+            main["zone"] = zone
     main["provider"] = provider
     main["role_id"] = ROLE_TARGET
     main["role"] = "Target"
@@ -212,17 +217,13 @@ def resources(
     main = _main_resource(resource, uid, cluster, finding, provider)
     result = [main] if "uid" in main or "name" in main else []
     if cluster and cluster[0] != uid:
-        result.append(
-            {
-                "uid": cluster[0],
-                "name": cluster[2],
-                "type": "container.googleapis.com/Cluster",
-                "region": cluster[1],
-                "provider": provider,
-                "role_id": ROLE_RELATED,
-                "role": "Related",
-            }
-        )
+        region, zone = region_and_zone(cluster[1], cluster[0])  # a zonal cluster's location is its zone
+        related: dict[str, Any] = {"uid": cluster[0], "name": cluster[2], "type": "container.googleapis.com/Cluster"}
+        related["region"] = region
+        if zone:
+            related["zone"] = zone
+        related.update(provider=provider, role_id=ROLE_RELATED, role="Related")
+        result.append(related)
     _kube.resources(result, kube, cluster[0] if cluster else None)
     return result
 
