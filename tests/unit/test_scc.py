@@ -211,15 +211,31 @@ def test_container_image_cve_is_a_vulnerability_finding() -> None:
     assert out["class_uid"] == ocsf.VULNERABILITY
     [vuln] = out["vulnerabilities"]
     assert vuln["cve"]["uid"] == "CVE-2024-12797"
-    assert vuln["cve"]["cvss"] == [
-        {"version": "3.1", "base_score": 7.4, "vector_string": "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:H/A:N"}
-    ]
+    vector = "AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:H/A:N"
+    assert vuln["cve"]["cvss"] == [{"version": "3", "base_score": 7.4, "vector_string": vector}]
     assert vuln["affected_packages"][0]["name"] == "openssl"
     assert vuln["affected_packages"][0]["fixed_in_version"] == "3.4.1-1"
     assert vuln["is_fix_available"] is True and vuln["is_exploit_available"] is False
     images = [r for r in out["resources"] if r.get("type") == "Container Image"]
     assert [i["uid"] for i in images] == ["sha256:" + "3f" * 32]
     assert traits.read(out) == {"container_service": "GKE", "layer": "application", "task": "vulnerability management"}
+
+
+def test_cvssv3_metrics_give_version_3_and_no_invented_minor_version() -> None:
+    """Google's `Cvssv3` is "CVSS version 3": its eight base metrics, sent one by one, with no vector.
+
+    The version is what Google states, "3"; the vector is the metrics alone, without the
+    "CVSS:3.1/" (or "CVSS:3.0/") label that would claim a minor version; a metric missing gives
+    the score alone, since a partial vector would misstate the score's basis.
+    """
+    out = finding("vm-os-cve-cvssv3-metrics.finding.json")
+    [cvss] = out["vulnerabilities"][0]["cve"]["cvss"]
+    assert cvss == {"version": "3", "base_score": 7.8, "vector_string": "AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"}
+    doc = load("vm-os-cve-cvssv3-metrics.finding.json")
+    del doc["finding"]["vulnerability"]["cve"]["cvssv3"]["scope"]
+    out = scc.normalize(doc, None)
+    assert isinstance(out, dict)
+    assert out["vulnerabilities"][0]["cve"]["cvss"] == [{"version": "3", "base_score": 7.8}]
 
 
 def test_vulnerability_without_cve_is_a_detection() -> None:

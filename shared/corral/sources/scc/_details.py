@@ -9,7 +9,8 @@ from corral import ocsf
 from corral.sources.scc._spelling import EMPTY, camel, inner, objects, string
 from corral.sources.scc._tables import TACTICS, TECHNIQUE_NAMES_BY_UID, TECHNIQUES, enum_caption
 
-# CVSS v3 base metrics: SCC enum name -> vector abbreviation (FIRST CVSS v3.1 specification §2).
+# CVSS v3 base metrics: SCC enum name -> vector abbreviation (FIRST CVSS v3.0 and v3.1 specifications §2,
+# identical for the base metrics).
 _CVSS_METRICS: Final = (
     (
         "attackVector",
@@ -151,10 +152,16 @@ def _cvss(cve: dict[str, Any]) -> list[dict[str, Any]]:
             parts = []  # an incomplete vector would misstate the score's basis
             break
         parts.append(f"{abbreviation}:{value}")
-    found: dict[str, Any] = {"version": "3.1", "base_score": float(score)}
+    # Google's `Cvssv3` message says only "Common Vulnerability Scoring System version 3": it sends
+    # the base metrics one by one, with no vector and no minor version. So the version is "3" (OCSF
+    # `cvss.version` is a free string) and the vector is the base metrics alone, without the
+    # "CVSS:3.x/" label FIRST defines for a v3.0 or v3.1 vector: the label would state a minor
+    # version Google never gave. The eight base metrics and their values are the same in v3.0 and
+    # v3.1, so the unlabelled vector is exact either way, and it stays shaped like OCSF's own
+    # example ("3.1/AV:L/..."): metric:value pairs a reader can split on "/" and ":".
+    found: dict[str, Any] = {"version": "3", "base_score": float(score)}
     if parts:
-        # The SCC `Cvssv3` message documents the CVSS v3.1 specification.
-        found["vector_string"] = "CVSS:3.1/" + "/".join(parts)
+        found["vector_string"] = "/".join(parts)
     return [found]
 
 
