@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tests.support.ocsf import assert_valid, problems
 from tests.support.strategies import JSON
 
-from corral import envelopes, ocsf, traits
+from corral import envelopes, inventory, ocsf, traits
 from corral.errors import MalformedEventError, UnsupportedSourceError
 from corral.records import HealthSignal, Item, Skip
 from corral.sources import defender
@@ -383,6 +383,51 @@ def test_camel_case_running_image_cve_with_kubernetes_context() -> None:
     assert containers[0]["data"]["image"]["uid"].startswith("sha256:7a6b")
     assert any(r.get("type") == "Microsoft.ContainerService/managedClusters" for r in result["resources"])
     assert classification(result) == (traits.AKS, traits.APPLICATION, traits.VULNERABILITY_MANAGEMENT)
+
+
+def test_exploit_flag_is_set_only_on_evidence_of_an_exploit() -> None:
+    """`is_exploit_available` is True when Defender says an exploit exists, else unset, never False.
+
+    Microsoft's MDVM sub-assessment reference (ExploitabilityAssessment): isInExploitKit "Is part of
+    the exploit kit", exploitStepsPublished, exploitStepsVerified, exploitUris. Not in a kit, steps
+    not published nor verified, no link: that is no evidence either way, not "no exploit exists".
+    """
+    name = "subassessment-acr-image-cve-no-exploit-evidence.json"
+    doc = load(name)
+    result = normalized(doc)
+    [vuln] = result["vulnerabilities"]
+    assert vuln["cve"]["uid"] == "CVE-2026-5555"
+    assert "is_exploit_available" not in vuln
+    observed = inventory.observe(result).vulnerable
+    assert observed is not None and observed.exploit is None  # what priority reads: no exploit points
+
+    assessment = doc["properties"]["additionalData"]["vulnerabilityDetails"]["exploitabilityAssessment"]
+    for evidence in ({"exploitStepsVerified": True}, {"exploitUris": ["https://example.org/exploit/CVE-2026-5555"]}):
+        mutated = copy.deepcopy(doc)
+        mutated["properties"]["additionalData"]["vulnerabilityDetails"]["exploitabilityAssessment"] = {
+            **assessment,
+            **evidence,
+        }
+        assert normalized(mutated)["vulnerabilities"][0]["is_exploit_available"] is True, evidence
+
+    # The newer shape's isVerified / isPubliclyDisclosed are not defined by Microsoft's reference.
+    mutated = copy.deepcopy(doc)
+    mutated["properties"]["additionalData"]["vulnerabilityDetails"]["exploitabilityAssessment"] = {
+        "isVerified": True,
+        "isPubliclyDisclosed": True,
+        "isInExploitKit": False,
+    }
+    assert "is_exploit_available" not in normalized(mutated)["vulnerabilities"][0]
+
+
+def test_tvm_exploit_flags_false_leave_the_flag_unset() -> None:
+    """A TVM `cve` with hasPublicExploit, isExploitVerified and isExploitInKit all false sets nothing."""
+    doc = load("assessment-rest-aks-nodes-cve.nested-subassessment.json")
+    cve = doc["properties"]["additionalData"]["subAssessment"]["properties"]["additionalData"]["cve"]
+    cve.update(hasPublicExploit=False, isExploitVerified=False, isExploitInKit=False)
+    assert "is_exploit_available" not in normalized(doc)["vulnerabilities"][0]
+    cve["isExploitVerified"] = True  # "Exploit is verified to work"
+    assert normalized(doc)["vulnerabilities"][0]["is_exploit_available"] is True
 
 
 def test_casing_does_not_change_the_finding() -> None:

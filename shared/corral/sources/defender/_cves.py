@@ -108,15 +108,38 @@ def _cvss(table: object, extra: Extra, tvm: Tvm | None) -> list[dict[str, Any]]:
 
 
 def _exploit(assessment: object, tvm: Tvm) -> bool | None:
+    """True when Defender says an exploit exists; None (unset) otherwise, never False.
+
+    Exploit evidence, as Microsoft documents it:
+    - MDVM `vulnerabilityDetails.exploitabilityAssessment` ("Container vulnerability assessments
+      powered by Microsoft Defender Vulnerability Management subassessments", ExploitabilityAssessment):
+      `isInExploitKit` "Is part of the exploit kit", `exploitStepsPublished` "Had the exploits steps
+      been published", `exploitStepsVerified` "Had the exploit steps verified", `exploitUris`
+      (links to an example exploit);
+    - the TVM-style `cve` object, with the fields of Defender Vulnerability Management's
+      vulnerability API: `hasPublicExploit` ("Public exploit exists"), `isExploitVerified`
+      ("Exploit is verified to work"), `isExploitInKit` ("Exploit is part of an exploit kit"),
+      `exploitUris` ("Exploit source URLs").
+    A false flag only says that one kind of evidence is missing (not in an exploit kit is not "no
+    exploit exists"), so nothing here sets False. `isVerified` and `isPubliclyDisclosed` of the
+    newer exploitabilityAssessment are not defined by Microsoft's documentation (publicly
+    disclosed is about the vulnerability, not an exploit): they are not read, and stay in
+    `unmapped` with the rest of the assessment.
+    """
     exploitability = SMALL.read(assessment)
-    flags = [
-        boolean_value(tvm.has_public_exploit),
-        boolean_value(tvm.is_exploit_in_kit),
-        boolean_value(exploitability.is_in_exploit_kit),
-        boolean_value(exploitability.exploit_steps_published),
-    ]
-    known = [flag for flag in flags if flag is not None]
-    return any(known) if known else None
+    flags = (
+        tvm.has_public_exploit,
+        tvm.is_exploit_verified,
+        tvm.is_exploit_in_kit,
+        exploitability.is_in_exploit_kit,
+        exploitability.exploit_steps_published,
+        exploitability.exploit_steps_verified,
+    )
+    if any(boolean_value(flag) for flag in flags):
+        return True
+    if texts(listed_value(tvm.exploit_uris)) or texts(listed_value(exploitability.exploit_uris)):
+        return True
+    return None
 
 
 def _ids(props: Props, cve_id: object, tvm: Tvm, legacy: list[Small]) -> list[str]:

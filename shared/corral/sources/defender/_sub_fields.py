@@ -111,7 +111,9 @@ class Tvm(FieldRecord):
     cvss_version: Any
     cvss_vector_string: Any
     has_public_exploit: Any
+    is_exploit_verified: Any
     is_exploit_in_kit: Any
+    exploit_uris: Any
 
 
 class Small(FieldRecord):
@@ -127,6 +129,8 @@ class Small(FieldRecord):
     cvss_vector_string: Any
     is_in_exploit_kit: Any
     exploit_steps_published: Any
+    exploit_steps_verified: Any
+    exploit_uris: Any
 
 
 PROPS: Final = FieldMap(Props)
