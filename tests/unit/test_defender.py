@@ -148,6 +148,23 @@ def test_aks_alert_resolves_the_entity_graph_into_container_context() -> None:
     assert result["is_alert"] is True
 
 
+def test_entity_references_fill_a_field_only_with_an_entity_of_its_type() -> None:
+    """A `$ref` landing on an entity of another Type fills nothing; a matching one still does.
+
+    Microsoft's alert entities: a pod's `Namespace` is a K8s-namespace entity, a container's `Pod`
+    a K8s-pod and its `Image` a container-image. Here `$id` 2 is sent first as an account (the first
+    `$id` wins, as in stitched sample alerts) and the container's image reference names an ip.
+    """
+    result = normalized(load("alert-k8s-entity-refs-of-another-type.json"))
+    [pod] = [r for r in result["resources"] if r["type"] == "Kubernetes Pod"]
+    uid = "6b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
+    assert pod == {"uid": uid, "name": "api-7d9f4c-xk2lp", "type": "Kubernetes Pod", "role_id": 1}  # no namespace
+    [container] = evidence_containers(result)
+    assert "image" not in container  # the ip entity is not an image
+    assert container["pod_uuid"] == pod["uid"]  # the pod reference is a pod: kept
+    assert not any(r.get("namespace") == "deploy-bot" for r in result["resources"])
+
+
 def test_alert_times_are_epoch_milliseconds_from_the_vendor_fields() -> None:
     """TimeGenerated, Start/EndTimeUtc and ProcessingEndTime map to created, first/last seen and modified."""
     doc = load("alert-k8s-privileged-container-aks.json")

@@ -74,6 +74,14 @@ class _Foreign(FieldRecord):
 
 _ENTITY: Final = FieldMap(_Entity)
 _READ: Final = frozenset({"k8s-cluster", "k8s-namespace", "k8s-pod", "container"})  # the kinds read further
+# What each reference field may point at, by the target's `Type` (lower-cased), as Microsoft's alert
+# entities define them (a pod's namespace is a namespace entity, a container's pod a pod, its image a
+# container image; a cluster's `CloudResource` the resource in its cloud). A `$ref` that lands on an
+# entity of another Type (stitched sample alerts reuse `$id`s) fills nothing.
+_NAMESPACE: Final = frozenset({"k8s-namespace"})
+_POD: Final = frozenset({"k8s-pod"})
+_CONTAINER_IMAGE: Final = frozenset({"container-image"})
+_CLOUD_RESOURCE: Final = frozenset({"azure-resource", "aws-resource", "gcp-resource"})
 _shared_prune: Final = ocsf.shared_prune
 _IDS: Final = (str, int)  # what a `$ref` may be (a tuple: `str | int` would be built on every test)
 _SCALARS: Final = frozenset({int, float, bool})  # never null nor empty (as `ocsf.shared_prune` has it)
@@ -210,10 +218,19 @@ class Entities:
             return self._index.get(str(ref)) if isinstance(ref, _IDS) else None
         return node
 
-    def resolve(self, node: object) -> dict[str, Any]:
-        """Return the entity `node` refers to (itself, or the target of its `$ref`; {} for none)."""
+    def resolve(self, node: object, kinds: frozenset[str] | None = None) -> dict[str, Any]:
+        """Return the entity `node` refers to (itself, or the target of its `$ref`; {} for none).
+
+        With `kinds`, an entity whose `Type` is sent and is none of them is no answer either ({}).
+        """
         target = self._target(node)
-        return _NONE if target is None else target
+        if target is None:
+            return _NONE
+        if kinds is not None:
+            kind = target.get(spellings(target).get("type"))  # type: ignore[arg-type]
+            if isinstance(kind, str) and kind and kind.lower() not in kinds:
+                return _NONE
+        return target
 
     def of_type(self, kind: str) -> list[_Entity]:
         """Return the entities whose `Type` is `kind` (lower-case), in document order."""
@@ -237,7 +254,9 @@ class Entities:
         found = self._cluster_resources
         if found is None:
             clusters = self.of_type("k8s-cluster")
-            found = self._cluster_resources = [(c, _RESOURCE.read(self.resolve(c.cloud_resource))) for c in clusters]
+            found = self._cluster_resources = [
+                (c, _RESOURCE.read(self.resolve(c.cloud_resource, _CLOUD_RESOURCE))) for c in clusters
+            ]
         return found
 
     def platform(self) -> str | None:
@@ -256,7 +275,7 @@ class Entities:
         ]
 
     def _namespace_name(self, node: object) -> str | None:
-        namespace = self.resolve(node)
+        namespace = self.resolve(node, _NAMESPACE)
         return text(self._read(namespace).name) if namespace else (node if isinstance(node, str) and node else None)
 
     def _read(self, node: dict[str, Any]) -> _Entity:
@@ -311,9 +330,9 @@ class Entities:
         uid = text(entity.container_id)
         if not name and not uid:
             return None
-        i = _IMAGE.read(self.resolve(entity.image))
+        i = _IMAGE.read(self.resolve(entity.image, _CONTAINER_IMAGE))
         image = common.image_ref(_first(i.image_id, i.image_name), _first(i.digest, i.digest_image, i.image_digest))
-        pod = self._read(self.resolve(entity.pod))
+        pod = self._read(self.resolve(entity.pod, _POD))
         pod_uid = _first(pod.uid, pod.pod_uid)
         return common.compact(
             {
