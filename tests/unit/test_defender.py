@@ -477,6 +477,52 @@ def test_rest_row_nesting_a_node_cve_is_the_sub_assessment() -> None:
     assert classification(result) == (traits.AKS, traits.INFRASTRUCTURE, traits.VULNERABILITY_MANAGEMENT)
 
 
+def test_unscanned_image_is_a_not_applicable_compliance_finding_without_vulnerabilities() -> None:
+    """An image Defender did not scan (NotApplicable, cause Unscanned) names no vulnerability.
+
+    Microsoft's sub-assessment reference: `properties.id` is the "Vulnerability ID"; an unscanned
+    running image has none (nor a CVE). No `vulnerabilities[]` entry is invented from its GUID: it
+    is a Compliance Finding like a NotApplicable recommendation, Suppressed with Defender's cause.
+    """
+    doc = load("subassessment-runtime-image-unscanned.notapplicable.json")
+    result = normalized(doc)
+    assert result["class_uid"] == ocsf.COMPLIANCE
+    assert "vulnerabilities" not in result
+    assert "advisory" not in json.dumps(result)
+    assert (result["status_id"], result["status"]) == (ocsf.STATUS_SUPPRESSED, "Suppressed")
+    assert result["compliance"] == {
+        "status_id": 99,
+        "status": "NotApplicable",
+        "status_code": "NotApplicable",
+        "status_detail": "Unscanned: Image not scanned",
+    }
+    assert result["finding_info"]["uid"] == doc["id"].lower()
+    parent = doc["id"].lower().rsplit("/subassessments/", 1)[0]
+    assert result["finding_info"]["related_events"] == [{"uid": parent, "type": "Recommendation"}]
+    images = [r for r in result["resources"] if r.get("type") == "Container Image"]
+    assert [(i["uid"], i["name"]) for i in images] == [
+        (doc["properties"]["additionalData"]["artifactDetails"]["digest"], "registry.example.com/tools/sidecar")
+    ]
+    assert classification(result) == (traits.AKS, traits.APPLICATION, traits.VULNERABILITY_MANAGEMENT)
+    assert inventory.observe(result).vulnerable is None  # no vulnerable image for priority to rank
+
+    # The same sub-assessment nested in a REST / Resource Graph recommendation row.
+    nested = {k: v for k, v in doc.items() if not k.endswith("EventDataEnrichment")}
+    row = {
+        "type": "Microsoft.Security/assessments",
+        "id": parent,
+        "name": parent.rsplit("/", 1)[1],
+        "properties": {
+            "displayName": "Azure running container images should have vulnerabilities resolved",
+            "status": {"code": "NotApplicable", "cause": "Unscanned", "description": "Image not scanned"},
+            "additionalData": {"subAssessment": nested},
+        },
+    }
+    from_row = normalized(row)
+    assert from_row["class_uid"] == ocsf.COMPLIANCE and "vulnerabilities" not in from_row
+    assert ocsf.identity(from_row) == ocsf.identity(result)
+
+
 def test_sub_assessment_without_a_cve_gets_an_advisory() -> None:
     """A configuration sub-assessment names no CVE: its vulnerability is an advisory with Defender's id."""
     doc = load("subassessment-vm-server-cve.json")

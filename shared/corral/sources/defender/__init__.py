@@ -9,6 +9,7 @@ an exported alert has no `type`, and is known by its own keys (`SystemAlertId`, 
 | security alert (export or `.../alerts`)        | Detection Finding 2004        | `alerts`         |
 | recommendation (`assessments`)                 | Compliance Finding 2003       | `assessments`    |
 | sub-assessment (`assessments/subAssessments`)  | Vulnerability Finding 2002    | `subassessments` |
+| sub-assessment naming no vulnerability         | Compliance Finding 2003       | `subassessments` |
 | regulatory compliance assessment result        | Compliance Finding 2003       | `compliance`     |
 | attack path (`attackPaths`)                    | Detection Finding 2004 + graph| `attackpaths`    |
 | secure score, secure score control             | Skip                          |                  |

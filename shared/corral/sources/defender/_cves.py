@@ -25,7 +25,12 @@ def _smalls(value: object) -> list[Small]:
     return [SMALL.read(item) for item in listed_value(value) if isinstance(item, dict)]
 
 
-def vulnerabilities(props: Props, extra: Extra, sub_id: str) -> list[dict[str, Any]]:
+def vulnerabilities(props: Props, extra: Extra) -> list[dict[str, Any]]:
+    """Return one entry per CVE named, else one advisory (Defender's vulnerability id), else none.
+
+    A sub-assessment that names neither (an unscanned image) carries no vulnerability: OCSF's
+    `advisory.uid` is an advisory's id, which a sub-assessment's own GUID is not.
+    """
     details = VULNERABILITY.read(extra.vulnerability_details)
     software = SOFTWARE.read(extra.software_details)
     has_tvm = isinstance(extra.cve, dict) and bool(extra.cve)
@@ -59,7 +64,9 @@ def vulnerabilities(props: Props, extra: Extra, sub_id: str) -> list[dict[str, A
         "category": category if category != "N/A" else None,
     }
     if not ids:
-        advisory = text(props.id) or common.last_segment(sub_id) or sub_id
+        advisory = text(props.id)
+        if not advisory:
+            return []
         base["advisory"] = common.compact({"uid": advisory, "title": title, "references": references})
         return [common.compact(base)]
     base = common.compact(base)

@@ -1,5 +1,8 @@
 """Defender sub-assessments (container-image and VM CVEs) → OCSF Vulnerability Finding (2002).
 
+A sub-assessment that names no vulnerability (an image Defender did not scan) is a Compliance
+Finding (2003) instead: see the decisions below.
+
 Sub-assessments (`Microsoft.Security/assessments/subAssessments`, the export's "security
 findings") reach Event Hubs PascalCase with .NET `$type` keys or camelCase, and Resource Graph /
 REST rows nest one under a recommendation's `additionalData.subAssessment`. The vulnerability
@@ -20,10 +23,20 @@ Decisions:
 - Identity: the sub-assessment resource id, lower-cased; the parent recommendation's id (also
   lower-cased, i.e. that Compliance Finding's uid) is linked in `finding_info.related_events`.
 - One `vulnerabilities[]` entry per CVE named; a sub-assessment without a CVE (configuration
-  checks, unscanned images) gets one entry with an `advisory` (Defender's finding id), since
-  OCSF wants exactly one of advisory, cve or cwe. A CWE goes into `cve.cwe`.
+  checks) gets one entry with an `advisory` whose uid is Defender's vulnerability id
+  (`properties.id`, e.g. a VA rule id), since OCSF wants exactly one of advisory, cve or cwe. A
+  CWE goes into `cve.cwe`.
+- A sub-assessment naming neither a CVE nor a vulnerability id carries no vulnerability: Defender
+  sends one per running image it did not scan (`status` NotApplicable, cause "Unscanned",
+  "Image not scanned" or "Image is not located in any of the supported container registries").
+  A Vulnerability Finding needs at least one vulnerability, and its own GUID is no advisory id,
+  so it is a Compliance Finding of the parent recommendation's control on that image, as a
+  NotApplicable recommendation is (`assessments`): compliance status Other with Defender's word,
+  status Suppressed with the cause as `status_detail`, the same identity, resources and traits,
+  and no `vulnerabilities`. (Not a Skip: it is Defender's statement that an image running in the
+  cluster has no vulnerability assessment, a coverage gap worth seeing.)
 - Lifecycle as for recommendations (`_posture`): Unhealthy open, Healthy Resolved + Close,
-  export Delete Deleted + Close, NotApplicable (e.g. "Unscanned") Other with Defender's word.
+  export Delete Deleted + Close, NotApplicable (e.g. "Unscanned") Suppressed with Defender's cause.
 - Container context: Vulnerability Finding has no `evidences`, so everything is a resource:
   the image (uid = digest), the cluster, workloads, pods, and each running container (with
   its pod, workload and image in `data`).
@@ -100,7 +113,7 @@ _PARENT_CONSUMED: Final = consumed("properties.additionalData.subAssessment")
 def normalize(
     doc: dict[str, Any], delivery_id: str | None, received_time: int | None, parent: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Return the Vulnerability Finding for one sub-assessment (`parent`: the row nesting it)."""
+    """Return the Vulnerability (else Compliance, see `_compliance`) Finding of one sub-assessment in `parent`."""
     top = RESOURCE.read(doc)
     sub_id = text(top.id)
     if not sub_id:
@@ -116,21 +129,20 @@ def normalize(
     generated = time_of(props.time_generated, "timeGenerated")
     time = common.require_time([generated], received_time, "sub-assessment")
     code = text(status.code)
-    status_id, activity_id, status_word, _, _ = posture.lifecycle(code, export)
-    severity_word = status.severity
-    title = text(props.display_name)
+    status_id, activity_id, status_word, compliance_id, compliance_word = posture.lifecycle(code, export)
 
     resource_id = text(details.id)
     cloud, provider = common.resource_cloud(details, sub_id)
     context = _Context(extra, details)
     service, layer = _classify(assessed, resource_id, context)
+    found = vulnerabilities(props, extra)
     finding = common.envelope(
-        ocsf.VULNERABILITY,
+        ocsf.VULNERABILITY if found else ocsf.COMPLIANCE,
         log_name=LOG_NAME,
         activity_id=activity_id,
         time=time,
-        severity_id=common.severity_id(severity_word),
-        vendor_severity=severity_word,
+        severity_id=common.severity_id(status.severity),
+        vendor_severity=status.severity,
         status_id=status_id,
         status_word=status_word,
         delivery_id=delivery_id,
@@ -142,12 +154,13 @@ def normalize(
     finding.update(
         common.compact(
             {
-                "message": title,
+                "message": text(props.display_name),
                 "status_code": code,
                 "status_detail": _detail(status),
                 "cloud": cloud,
                 "finding_info": info,
-                "vulnerabilities": vulnerabilities(props, extra, sub_id),
+                "vulnerabilities": found,
+                **({} if found else _compliance(props, status, compliance_id, compliance_word)),
                 "resources": [*primary, *context.resources(), *context.containers()],
             }
         )
@@ -197,6 +210,25 @@ def _primary(
             }
         )
     ]
+
+
+def _compliance(props: Props, status: Status, status_id: int, word: str | None) -> dict[str, Any]:
+    """`compliance` and `remediation` of a sub-assessment naming no vulnerability (an unscanned image).
+
+    It states the parent recommendation's control on that resource (see the module's decisions).
+    """
+    name = word or ocsf.COMPLIANCE_NAMES[status_id]
+    found = {
+        "control": text(props.display_name),
+        "status_id": status_id,
+        "status": name,
+        "status_code": text(status.code),
+    }
+    remediation = text(props.remediation)
+    return {
+        "compliance": common.compact({**found, "status_detail": _detail(status)}),
+        "remediation": {"desc": remediation} if remediation else None,
+    }
 
 
 def _detail(status: Status) -> str | None:
