@@ -28,6 +28,19 @@ def ingest(store: Path, *paths: Path) -> tuple[int, dict[str, int], str]:
     return proc.returncode, json.loads(proc.stdout) if proc.stdout else {}, proc.stderr
 
 
+def dead_letters(store: Path) -> list[dict[str, object]]:
+    """Run `corral deadletter list --json`; return its rows."""
+    listed = subprocess.run(
+        [*CORRAL, "deadletter", "list", "--json", "--store", f"sqlite:///{store}"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+        text=True,
+        env={**os.environ, "CORRAL_CONFIG": ""},
+    )
+    return [json.loads(line) for line in listed.stdout.splitlines()]
+
+
 def test_the_same_input_twice_reports_only_unchanged(tmp_path: Path) -> None:
     """Re-running the same ingest changes nothing and says so: every finding `unchanged`."""
     store = tmp_path / "corral.db"
@@ -78,15 +91,7 @@ def test_bad_input_lands_in_the_dead_letter_and_the_batch_goes_on(tmp_path: Path
     assert status == 1
     assert (counts["new"], counts["failed"]) == (1, 1)
     assert stderr.startswith(f"corral: error: {path}#2: invalid JSON")
-    listed = subprocess.run(
-        [*CORRAL, "deadletter", "list", "--json", "--store", f"sqlite:///{store}"],
-        capture_output=True,
-        timeout=60,
-        check=True,
-        text=True,
-        env={**os.environ, "CORRAL_CONFIG": ""},
-    )
-    [letter] = [json.loads(line) for line in listed.stdout.splitlines()]
+    [letter] = dead_letters(store)
     assert letter["ref"] == f"{path}#2" and letter["reason"].startswith("invalid JSON")
 
 
@@ -126,15 +131,7 @@ def test_a_pretty_printed_file_cut_short_is_one_error_and_the_next_file_is_store
     assert (counts["new"], counts["failed"]) == (1, 1)
     [error] = proc.stderr.splitlines()
     assert error.startswith("corral: error: -#1: invalid JSON: unexpected end of data")
-    listed = subprocess.run(
-        [*CORRAL, "deadletter", "list", "--json", "--store", f"sqlite:///{store}"],
-        capture_output=True,
-        timeout=60,
-        check=True,
-        text=True,
-        env={**os.environ, "CORRAL_CONFIG": ""},
-    )
-    [letter] = [json.loads(line) for line in listed.stdout.splitlines()]
+    [letter] = dead_letters(store)
     assert (letter["ref"], letter["sha256"]) == ("-#1", hashlib.sha256(broken.rstrip("\n").encode()).hexdigest())
 
 

@@ -312,13 +312,19 @@ def test_terminal_control_text_in_findings_is_never_printed_raw(tmp_path: Path) 
     assert not any(line.startswith("forged line") for line in shown.splitlines())
 
 
+def stored(tmp_path: Path, finding: dict[str, object]) -> str:
+    """Ingest one finding with the real CLI into a new SQLite store; return the store's URL."""
+    path = tmp_path / "finding.json"
+    path.write_text(json.dumps(finding))
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    assert corral("ingest", "--store", url, str(path)).returncode == 0
+    return url
+
+
 def test_csv_and_json_print_no_terminal_control_text(tmp_path: Path) -> None:
     """--csv replaces control and bidi characters as the table does, formula guard kept; --json escapes them."""
     hostile = '=HYPERLINK("http://evil","x")\x1b]0;PWNED\x07\x1b[2J\x1b[31mFAKE\x1b[0m\rOVERWRITE \u202eRTL\x7f\x9b'
-    path = tmp_path / "hostile.json"
-    path.write_text(json.dumps(make_finding("hostile", title=hostile)))
-    url = f"sqlite:///{tmp_path / 'h.db'}"
-    assert corral("ingest", "--store", url, str(path)).returncode == 0
+    url = stored(tmp_path, make_finding("hostile", title=hostile))
     raw = ("\x1b", "\x07", "\r", "\u202e", "\x7f", "\x9b")
     listed = corral("findings", "list", "--store", url, "--csv")
     assert not any(c in listed.stdout for c in raw)
@@ -337,10 +343,7 @@ def test_csv_and_json_print_no_terminal_control_text(tmp_path: Path) -> None:
 def test_emoji_codes_in_findings_are_shown_as_written(tmp_path: Path) -> None:
     """rich would turn :white_check_mark: into an emoji: a title must not make a finding look resolved."""
     title = ":white_check_mark: resolved :thumbs_up: benign"
-    path = tmp_path / "emoji.json"
-    path.write_text(json.dumps(make_finding("emoji", title=title)))
-    url = f"sqlite:///{tmp_path / 'e.db'}"
-    assert corral("ingest", "--store", url, str(path)).returncode == 0
+    url = stored(tmp_path, make_finding("emoji", title=title))
     for proc in (corral("findings", "list", "--store", url), corral("findings", "show", "emoji", "--store", url)):
         assert title in proc.stdout and "\u2705" not in proc.stdout and "\U0001f44d" not in proc.stdout
 
