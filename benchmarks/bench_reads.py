@@ -32,6 +32,7 @@ import orjson
 
 from benchmarks.bench_store_sql import realistic_finding
 from corral import inventory, ocsf, priority
+from corral.coverage import evidence_keys
 from corral.sources import source_of
 from corral.stores import open_store
 from corral.stores.base import SourceSeen, Store
@@ -191,11 +192,16 @@ def equivalents(oldest: tuple[str, str, str], mark: str) -> dict[str, list[tuple
     """The hand-written SQL for each endpoint: what a person would query for the same answer."""
     since_week = NOW - 168 * 3_600_000
     since_trend = NOW - NOW % DAY - 13 * DAY
+    # The newest finding of each (cell, source, cloud) the matrix asks about: one indexed max each.
+    cells = evidence_keys()
     coverage = [
         (
-            "SELECT container_service, layer, task, max(last_seen) FROM findings WHERE last_seen >= {m}"
-            " GROUP BY container_service, layer, task",
-            (since_week,),
+            " UNION ALL ".join(
+                "SELECT max(last_seen) FROM findings WHERE container_service = {m} AND layer = {m} AND task = {m}"
+                " AND product = {m} AND cloud = {m} AND last_seen >= {m} AND NOT sample AND product <> 'corral'"
+                for _ in cells
+            ),
+            tuple(part for key in cells for part in (*key, since_week)),
         ),
     ]
     health = [

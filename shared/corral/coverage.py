@@ -38,6 +38,7 @@ States, in the order they are decided:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -172,9 +173,11 @@ def matrix(obs: Observations) -> Matrix:
         >>> m.cell(traits.CLOUD_RUN, traits.INFRASTRUCTURE, traits.HARDENING).state
         'provider-managed'
     """
-    signals = latest_signals(obs.signals)
+    by_service: dict[str, list[HealthSignal]] = {}
+    for signal in latest_signals(obs.signals):
+        by_service.setdefault(signal.service, []).append(signal)
     cells = tuple(
-        _cell(obs, signals, service, layer, task)
+        _cell(obs, by_service.get(service, []), service, layer, task)
         for service in traits.CONTAINER_SERVICES
         for layer in traits.LAYERS
         for task in traits.TASKS
@@ -182,14 +185,19 @@ def matrix(obs: Observations) -> Matrix:
     return Matrix(obs.now, obs.window_ms, cells)
 
 
-def _cell(obs: Observations, signals: Sequence[HealthSignal], service: str, layer: str, task: str) -> Cell:
-    who = owner(service, layer, task)
+@functools.cache
+def _fixed(service: str, layer: str, task: str) -> tuple[Owner, tuple[Capability, ...], tuple[str, ...], str]:
+    """What never changes in a process about a cell: its owner, who can cover it, and its cloud."""
     caps = capabilities(service, layer, task)
-    cloud = traits.SERVICE_CLOUD[service]
-    names = tuple(c.name for c in caps)
-    expected = tuple(c for c in caps if cloud in obs.reporting.get(c.source, frozenset()))
+    return owner(service, layer, task), caps, tuple(c.name for c in caps), traits.SERVICE_CLOUD[service]
+
+
+def _cell(obs: Observations, mine: Sequence[HealthSignal], service: str, layer: str, task: str) -> Cell:
+    """One cell's state; `mine` are the latest health signals of its service."""
+    who, caps, names, cloud = _fixed(service, layer, task)
+    expected = tuple(c for c in caps if cloud in obs.reporting.get(c.source, ()))
     live = {c.source for c in expected if (c.source, cloud) not in obs.silent}
-    quiet = sorted({c.source for c in expected} - live)
+    quiet = sorted({c.source for c in expected} - live) if len(live) < len(expected) else []
     found = {c.source: obs.latest.get((service, layer, task, c.source)) for c in expected}
     last = max((at for at in found.values() if at is not None), default=None)
 
@@ -203,7 +211,6 @@ def _cell(obs: Observations, signals: Sequence[HealthSignal], service: str, laye
 
     if who == PROVIDER:
         return made("provider-managed", f"the provider secures this part of {service}")
-    mine = [s for s in signals if s.service == service]
     if (layer, task) == RUNTIME:
         sick = [s for s in mine if not s.healthy]
         if sick:

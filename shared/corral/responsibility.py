@@ -12,6 +12,7 @@ configures, patches or watches it, even where the provider supplies the tooling.
 
 from __future__ import annotations
 
+import functools
 from typing import Final, Literal
 
 from corral import sources, traits
@@ -107,10 +108,12 @@ def owner(service: str, layer: str, task: str) -> Owner:
     return RESPONSIBILITY[service][traits.LAYERS.index(layer)][traits.TASKS.index(task)]
 
 
+@functools.cache
 def capabilities(service: str, layer: str, task: str) -> tuple[Capability, ...]:
     """Return the detectors able to report on one cell.
 
     Which detectors can serve which cells is each source's own declaration (its `FACTS`), read on
     first use: importing this module loads no source, so a command that draws no matrix loads none.
+    The declarations never change in a process: each cell's answer is worked out once.
     """
     return tuple(c for c in sources.CAPABILITIES if service in c.services and (layer, task) in c.cells)
