@@ -69,6 +69,19 @@ def test_ecr_image_finding_carries_cve_cvss_package_and_fix() -> None:
     assert vuln["remediation"]["desc"].startswith("Upgrade libexample")
 
 
+def test_no_fixed_version_is_not_a_fixed_in_version() -> None:
+    """Inspector writes `fixedInVersion: NotAvailable` when no fix exists: that is no version to report."""
+    doc = load("ecr-image-package-vulnerability.eventbridge.json")
+    details = doc["detail"]["packageVulnerabilityDetails"]
+    details["vulnerablePackages"][0]["fixedInVersion"] = "NotAvailable"
+    doc["detail"]["fixAvailable"] = "NO"
+    [vuln] = outcome(doc)["vulnerabilities"]
+    [package] = vuln["affected_packages"]
+    assert "fixed_in_version" not in package and vuln["is_fix_available"] is False
+    unmapped = outcome(doc)["unmapped"]
+    assert "NotAvailable" in json.dumps(unmapped)
+
+
 def test_what_is_not_mapped_stays_in_unmapped() -> None:
     unmapped = ecr_finding()["unmapped"]
     assert unmapped["inspectorScore"] == 8.8
