@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Final
 
-CONTROLS: Final = "\x00-\x08\x0b-\x1f\x7f-\x9f"
-"""C0 controls except tab and newline, DEL and the C1 controls."""
-LAYOUT: Final = "\t\n"
-"""The two C0 controls that are layout where text may span lines."""
+C1: Final = "\x7f-\x9f"
+"""DEL and the C1 controls."""
+CONTROLS: Final = f"\x00-\x08\x0b-\x1f{C1}"
+"""The C0 controls but tab and newline (layout where text may span lines), and `C1`."""
 DIRECTIONAL: Final = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 """Bidirectional marks, embeddings, overrides and isolates."""
 SEPARATORS: Final = "\u2028\u2029"

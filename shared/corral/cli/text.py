@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # DEL, C1 controls, bidirectional marks, embeddings, overrides and isolates, and the Unicode line
 # and paragraph separators: orjson writes these raw.
-_BEYOND_C0: Final = f"\x7f-\x9f{inert.DIRECTIONAL}{inert.SEPARATORS}"
+_BEYOND_C0: Final = f"{inert.C1}{inert.DIRECTIONAL}{inert.SEPARATORS}"
 # All of them and the C0 controls: orjson escapes those in strings itself, and outside strings its
 # newlines are layout, so JSON output leaves C0 alone.
 _UNSAFE: Final = re.compile(f"[\x00-\x1f{_BEYOND_C0}]")

@@ -502,7 +502,7 @@ class DeadLetter(NamedTuple):
             at=at,
             reason=_cut(reason),
             ref=_cut(ref),
-            raw=bytes(raw),
+            raw=raw,
             sha256=hashlib.sha256(raw).hexdigest(),
             size=len(raw),
             source=source,

@@ -137,10 +137,9 @@ _AGGREGATE_FILTERS: Final[dict[str, Any]] = {
 _BARE: Final = FindingQuery()
 
 
-COUNTS_BY_CLOSED_VERSION: Final = 3
 CELLS_BY_SOURCE_VERSION: Final = 5
-"""The table schema version from which the newest finding per cell is kept per product and cloud."""
-"""The table schema version from which findings are on the listing shards and counted by closed too."""
+"""The table schema version from which the newest finding per cell is kept per product and cloud:
+older tables get their aggregates rebuilt by `migrate()`."""
 
 
 class Aggregates(Table):

@@ -140,9 +140,11 @@ def dead_letter_items(letter: DeadLetter, letter_id: str) -> tuple[Item, list[It
         "sha": as_s(letter.sha256),
         "size": as_n(letter.size),
     }
-    packed = gzip.compress(letter.raw, compresslevel=6, mtime=0) if len(letter.raw) > COMPRESS_ABOVE else None
-    compressed = packed is not None and len(packed) < len(letter.raw)
-    body = packed if packed is not None and compressed else letter.raw
+    body, compressed = letter.raw, False
+    if len(body) > COMPRESS_ABOVE:
+        packed = gzip.compress(body, compresslevel=6, mtime=0)
+        if len(packed) < len(body):
+            body, compressed = packed, True
     parts: list[Item] = []
     if len(body) <= RAW_PART_BYTES:
         item["rawz" if compressed else "raw"] = {"B": body}
