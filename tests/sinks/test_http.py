@@ -166,3 +166,29 @@ def test_conflict_on_an_idempotency_key_is_retryable_after_the_wait_asked() -> N
     assert busy.error == "webhook:x: HTTP 409"
     assert classify(422, b"", None, "webhook:x", idempotency_key=True).permanent
     assert classify(400, b"", None, "webhook:x", idempotency_key=True).permanent
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_an_answer_longer_than_the_cap_is_not_read_into_memory(status: int) -> None:
+    """A receiver answering without end is cut off at the cap: a retryable error, the request sent again later."""
+    with FakeHTTPServer() as server:
+        server.push(Reply(status, b"x" * 4096))
+        server.push(Reply(200, b"ok"))
+        client = Client(timeout=5, max_answer=1024)
+        answer = client.post(server.url + "/hook", b"{}", {}, what="webhook:x")
+        assert not answer.ok
+        assert not answer.permanent
+        assert answer.error == f"webhook:x: answer over 1,024 bytes (HTTP {status})"
+        assert answer.body == b""
+        # The connection cut short is not reused: the next request is answered in full.
+        after = client.post(server.url + "/hook", b"{}", {}, what="webhook:x")
+    assert after.ok
+    assert after.body == b"ok"
+
+
+def test_an_answer_at_the_cap_is_read_whole() -> None:
+    with FakeHTTPServer() as server:
+        server.push(Reply(200, b"y" * 1024))
+        answer = Client(timeout=5, max_answer=1024).post(server.url + "/hook", b"{}", {}, what="webhook:x")
+    assert answer.ok
+    assert answer.body == b"y" * 1024

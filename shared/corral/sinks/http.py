@@ -43,6 +43,9 @@ CONNECT_TIMEOUT: Final = 5.0
 """The longest wait for a connection; a sink's shorter `timeout` bounds it too."""
 READ_TIMEOUT: Final = 15.0
 """The default `timeout`: the longest a whole request may take, from connecting to the answer's last byte."""
+MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
+"""The longest answer body read: far above any receiver's (an Elasticsearch `_bulk` answer of a full
+batch with every item failed is a few MiB), far below what would strain a function's memory."""
 _RECHECK_S: Final = 0.05
 """How often a passed deadline looks again for a socket still being connected."""
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -287,12 +290,15 @@ def _watched(connection_class: type[Any]) -> type[Any]:
 class Client:
     """A small urllib3 pool with Corral's deadline; retries are the ledger's job, not urllib3's."""
 
-    def __init__(self, *, ca_certs: str | None = None, timeout: float = READ_TIMEOUT) -> None:
+    def __init__(
+        self, *, ca_certs: str | None = None, timeout: float = READ_TIMEOUT, max_answer: int = MAX_ANSWER_BYTES
+    ) -> None:
         import urllib3  # noqa: PLC0415 - only sinks that speak HTTP pay for it
         from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool  # noqa: PLC0415
 
         self._urllib3 = urllib3
         self._timeout = timeout
+        self._max_answer = max_answer
         limits = urllib3.Timeout(connect=min(CONNECT_TIMEOUT, timeout), read=timeout, total=timeout)
         kwargs: dict[str, Any] = {"timeout": limits, "retries": False}
         if ca_certs:
@@ -317,14 +323,22 @@ class Client:
         "still processing" (see `classify`).
 
         The whole request, answer included, takes at most the client's `timeout`; past it the
-        answer is a retryable timeout, even when some of it came.
+        answer is a retryable timeout, even when some of it came. An answer body (decompressed)
+        longer than `max_answer` is not read further: a retryable error, its connection dropped.
         """
         request_headers = dict(headers)
         with _Deadline(self._timeout) as deadline:
             try:
                 response = self._pool.request(
-                    "POST", url, body=body, headers=request_headers, preload_content=True, redirect=False
+                    "POST", url, body=body, headers=request_headers, preload_content=False, redirect=False
                 )
+                data = response.read(self._max_answer + 1)
+                if len(data) > self._max_answer:
+                    # A receiver's answer is read into memory: one that never ends must not fill it.
+                    response.close()
+                    error = f"{what}: answer over {self._max_answer:,} bytes (HTTP {response.status})"
+                    return Answer(False, response.status, error=error)
+                response.release_conn()
             except self._urllib3.exceptions.NewConnectionError as exc:
                 # Caught first: urllib3 2.x derives it from ConnectTimeoutError, but a refusal is no timeout.
                 return Answer(False, None, error=f"{what}: connection failed ({type(exc).__name__})")
@@ -342,7 +356,7 @@ class Client:
             error = redirect_error(what, response.status, headers.get("location"), url)
             return Answer(False, response.status, error=error, permanent=True, headers=headers)
         keyed = any(name.lower() == IDEMPOTENCY_KEY for name in request_headers)
-        answer = classify(response.status, response.data, headers.get("retry-after"), what, idempotency_key=keyed)
+        answer = classify(response.status, data, headers.get("retry-after"), what, idempotency_key=keyed)
         return replace(answer, headers=headers)
 
     def close(self) -> None:
