@@ -419,16 +419,68 @@ def _next_document(text: bytes) -> int:
 
     A document starts a line, at column 0, with `{` or `[`, parses, and ends on a line's end (an
     element of an array cut short, followed by its comma, is not one).
+
+    Every candidate's end comes from one scan of the text where it can (`_value_ends`), not a scan
+    per candidate: that was quadratic in the lines of an input of unclosed brackets. An input built
+    to need more than `_SEARCH_WORK` times its length in scanning and parsing is left as one broken
+    document to its end (kept whole in the dead letter).
     """
-    for match in _LINE_OPENER.finditer(text):
-        start = match.start() + 1
-        end = spans.value_end(text, start)
+    starts = [match.start() + 1 for match in _LINE_OPENER.finditer(text)]
+    view = memoryview(text)
+    ends: dict[int, int | None] = {}
+    budget = _SEARCH_WORK * len(text)
+    for n, start in enumerate(starts):
+        if start not in ends:
+            if budget < len(text) - start:
+                return len(text)
+            budget -= len(text) - start
+            ends.update(_value_ends(text, starts, n))
+        end = ends[start]
         if end is None:
             continue
         line_end = text.find(b"\n", end)
-        if not text[end : len(text) if line_end < 0 else line_end].strip(_WHITESPACE) and _parse(text[start:end])[1]:
+        if text[end : len(text) if line_end < 0 else line_end].strip(_WHITESPACE):
+            continue
+        budget -= end - start
+        if budget < 0:
+            return len(text)
+        if _parse(view[start:end])[1]:
             return start
     return len(text)
+
+
+_SEARCH_WORK: Final = 32
+"""How many times its length `_next_document` may scan and parse of a text before giving up."""
+
+
+def _value_ends(text: bytes, starts: list[int], first: int) -> dict[int, int | None]:
+    """`spans.value_end(text, s)` for `starts[first]` and each later start the same scan reaches.
+
+    A scan from one start tokenizes the text as a scan from any later start would, from each token
+    it begins there on: so one pass over the tokens, pairing each closing bracket with the latest
+    opening one (brackets are counted, as `value_end` counts them), ends every candidate that opens
+    a token. A start inside a string of this scan (a string broken across lines) is left out: its
+    own scan reads the text differently.
+    """
+    wanted = set(starts[first:])
+    ends: dict[int, int | None] = {}
+    opened: list[int] = []  # the start of each open bracket's value, -1 where no candidate opens it
+    for match in spans.TOKEN.finditer(text, starts[first]):
+        at = match.start()
+        byte = text[at]
+        if byte == 0x22:
+            if match.end() - at < 2 or text[match.end() - 1] != 0x22:
+                break  # a string open to the end: no value open here ever ends
+        elif byte in _OPEN:
+            opened.append(at if at in wanted else -1)
+        elif opened:
+            start = opened.pop()
+            if start >= 0:
+                ends[start] = match.end()
+    for start in opened:
+        if start >= 0:
+            ends[start] = None
+    return ends
 
 
 def _lines(text: bytes) -> bytes:

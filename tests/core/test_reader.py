@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from corral import reader, spans
 from corral.reader import MAX_DOCUMENT, Document
+from corral.spans import TOKEN
 
 MIB = 1024 * 1024
 
@@ -226,3 +231,60 @@ def test_folders_are_expanded_recursively_and_sorted(tmp_path: Path) -> None:
     expanded = list(reader.expand([str(tmp_path), "-", "not-there.json"]))
     expected = sorted(tmp_path / name for name in names)
     assert expanded == [*map(str, expected), "-", "not-there.json"]
+
+
+def _next_document_by_each_scan(text: bytes) -> int:
+    """`reader._next_document` as specified: each candidate line scanned on its own."""
+    for match in re.finditer(rb"\n[\[{]", text):
+        start = match.start() + 1
+        end = spans.value_end(text, start)
+        if end is None:
+            continue
+        line_end = text.find(b"\n", end)
+        rest = text[end : len(text) if line_end < 0 else line_end]
+        if not rest.strip(b" \t\r\n") and reader._parse(text[start:end])[1]:
+            return start
+    return len(text)
+
+
+LINES = st.lists(
+    st.sampled_from([b"{", b"[", b"}", b"]", b"],", b"},", b'"', b'{"a": "', b'\\"', b"1,", b'{"b": 1}', b"[2]", b""]),
+    min_size=1,
+    max_size=24,
+)
+
+
+@given(lines=LINES)
+def test_the_one_scan_search_finds_what_a_scan_per_line_finds(lines: list[bytes]) -> None:
+    text = b"{\n" + b"\n".join(lines)
+    assert reader._next_document(text) == _next_document_by_each_scan(text)
+
+
+class _CountingTokens:
+    """spans.TOKEN, counting the tokens every scan reads."""
+
+    def __init__(self) -> None:
+        self.read = 0
+
+    def finditer(self, text: bytes, pos: int = 0) -> Iterator[re.Match[bytes]]:
+        for match in TOKEN.finditer(text, pos):
+            self.read += 1
+            yield match
+
+    def match(self, text: bytes, pos: int = 0) -> re.Match[bytes] | None:
+        self.read += 1
+        return TOKEN.match(text, pos)
+
+
+@pytest.mark.parametrize("line", [b"{", b'{"a": [', b'{"a": "', b"[1,"])
+def test_unclosed_lines_are_searched_in_linear_work(monkeypatch: pytest.MonkeyPatch, line: bytes) -> None:
+    """An input of 2,000 unclosed lines is one error, found scanning each token a few times at most
+    (a scan from each line was quadratic: 2 million tokens here, hours on a file of a few MiB)."""
+    counting = _CountingTokens()
+    monkeypatch.setattr(spans, "TOKEN", counting)
+    text = (line + b"\n") * 2_000
+    found = list(reader.read_stream(io.BytesIO(text), "-"))
+    assert [d.error is not None for d in found] == [True]
+    assert found[0].raw == text.rstrip(b"\n")
+    tokens = sum(1 for _ in TOKEN.finditer(text))
+    assert counting.read <= 4 * tokens, (counting.read, tokens)
