@@ -407,7 +407,7 @@ class _Scanner:
         return _failure(f"{self.name}#{self.n}", raw)
 
 
-def _parse(text: bytes) -> tuple[object, bool]:
+def _parse(text: bytes | memoryview) -> tuple[object, bool]:
     try:
         return orjson.loads(text), True
     except orjson.JSONDecodeError:
