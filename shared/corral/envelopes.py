@@ -6,7 +6,9 @@ Shapes, detected from the document itself (no configuration):
   type, region, account and time beside it (`records.Envelope`); an SQS batch whose record bodies
   are JSON (raw SNS delivery or not); an SNS notification, alone (HTTP, SNS → SQS without raw
   delivery) or in a Lambda SNS batch (`{"Records": [{"EventSource": "aws:sns", "Sns": …}]}`);
-  a GuardDuty `GetFindings` result (`{"Findings": [...]}`); an Inspector `ListFindings` result (`{"findings": [...]}`).
+  a GuardDuty `GetFindings` result (`{"Findings": [...]}`); an Inspector `ListFindings` result (`{"findings": [...]}`);
+  a Lambda asynchronous invocation record (an on-failure destination's message) gives its
+  `requestPayload`, the event the function failed on, so a failure queue can be replayed as it is.
 - Azure: a JSON array of continuous-export records; REST lists (`{"value": [...]}`); Resource
   Graph results (`{"data": [...]}`, `{"records": [...]}`).
 - Google Cloud: a Pub/Sub push body (`{"message": {"data": base64}}`); a CloudEvent
@@ -43,7 +45,9 @@ PUBSUB_PUBLISHED: Final = "google.cloud.pubsub.topic.v1.messagePublished"
 _EVENTBRIDGE_KEYS: Final = frozenset({"version", "id", "account", "time", "region", "resources", "detail"})
 _LIST_KEYS: Final = ("Findings", "findings", "listFindingsResults", "value", "records", "data")
 # Each wrapper shape `_unwrap` tells apart needs one of these keys: a document without any is bare.
-_WRAPPER_KEYS: Final = frozenset(("Records", "Type", "detail", "specversion", "message", *_LIST_KEYS))
+_WRAPPER_KEYS: Final = frozenset(
+    ("Records", "Type", "detail", "specversion", "message", "requestPayload", *_LIST_KEYS)
+)
 # A dict is checked first: the abstract Mapping check costs far more, and parsed JSON is dicts.
 _MAPPING: Final = (dict, Mapping)
 
@@ -182,6 +186,9 @@ def _unwrap(doc: object, at: _At) -> Iterator[Item | Outcome]:
         yield from _cloudevent(doc, at)
     elif "message" in doc and isinstance(doc["message"], _MAPPING) and "data" in doc["message"]:
         yield from _pubsub(doc["message"], at, "message", ("message",))
+    elif "requestPayload" in doc and _is_invocation_record(doc):
+        # The record's times are the failure's, not the event's: the event keeps its own.
+        yield from _unwrap(doc["requestPayload"], at.element("requestPayload", "requestPayload"))
     elif (key := _list_key(doc)) is not None:
         for i, element in enumerate(doc[key]):
             yield from _unwrap(element, at.element(f"{key}[{i}]", key, i))
@@ -213,6 +220,12 @@ def _looks_like_record(doc: Mapping[str, Any]) -> bool:
 
 def _is_partial_eventbridge(doc: Mapping[str, Any]) -> bool:
     return isinstance(doc.get("detail"), _MAPPING) and doc.keys() <= _EVENTBRIDGE_KEYS
+
+
+def _is_invocation_record(doc: Mapping[str, Any]) -> bool:
+    """A Lambda invocation record: `requestContext` names the function that was invoked."""
+    context = doc.get("requestContext")
+    return isinstance(context, _MAPPING) and "functionArn" in context and "responseContext" in doc
 
 
 def _is_batch(records: object, source_key: str, source: str) -> TypeGuard[list[Mapping[str, Any]]]:

@@ -294,3 +294,45 @@ def test_unwrap_never_raises(doc: object) -> None:
     """For any JSON value, `unwrap` yields only Items and Outcomes and never raises."""
     for result in unwrap(doc):
         assert isinstance(result, Item | Outcome)
+
+
+def invocation_record(event: object) -> dict[str, object]:
+    """An on-failure destination's record of an asynchronous invocation, as the Lambda guide shows one."""
+    return {
+        "version": "1.0",
+        "timestamp": "2025-05-01T10:06:12.000Z",
+        "requestContext": {
+            "requestId": "e4b46cbf-b738-xmpl-8880-a18cdf61200e",
+            "functionArn": "arn:aws:lambda:us-east-1:111122223333:function:corral-prod-guardduty:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": "store unavailable", "errorType": "StoreUnavailableError"},
+    }
+
+
+def test_a_failure_queue_record_replayed_gives_the_event_it_failed_on() -> None:
+    """A failure queue's message replayed into the buffer queue is the event within it, with its own id and time."""
+    batch = {"Records": [sqs_record(invocation_record(eventbridge("GuardDuty Finding", FINDING, "evt-7")), "msg-1")]}
+    [item] = items(batch)
+    assert isinstance(item, Item)
+    assert item.doc == FINDING
+    assert item.delivery_id == "evt-7"
+    assert item.received_time == ocsf.timestamp_ms("2025-05-01T10:00:00Z")
+    assert item.where == "Records[0].requestPayload"
+
+
+def test_an_invocation_record_whose_payload_is_not_an_object_is_an_error() -> None:
+    [outcome] = items(invocation_record("not an event"))
+    assert isinstance(outcome, Outcome)
+    assert outcome.error == "expected a JSON object, got a string"
+    assert outcome.where == "requestPayload"
+
+
+def test_a_finding_with_a_request_payload_field_is_not_an_invocation_record() -> None:
+    doc = {"requestPayload": {"a": 1}, "title": "x"}
+    [item] = items(doc)
+    assert isinstance(item, Item)
+    assert item.doc == doc
