@@ -45,9 +45,7 @@ PUBSUB_PUBLISHED: Final = "google.cloud.pubsub.topic.v1.messagePublished"
 _EVENTBRIDGE_KEYS: Final = frozenset({"version", "id", "account", "time", "region", "resources", "detail"})
 _LIST_KEYS: Final = ("Findings", "findings", "listFindingsResults", "value", "records", "data")
 # Each wrapper shape `_unwrap` tells apart needs one of these keys: a document without any is bare.
-_WRAPPER_KEYS: Final = frozenset(
-    ("Records", "Type", "detail", "specversion", "message", "requestPayload", *_LIST_KEYS)
-)
+_WRAPPER_KEYS: Final = frozenset(("Records", "Type", "detail", "specversion", "message", "requestPayload", *_LIST_KEYS))
 # A dict is checked first: the abstract Mapping check costs far more, and parsed JSON is dicts.
 _MAPPING: Final = (dict, Mapping)
 
