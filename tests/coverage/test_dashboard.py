@@ -218,6 +218,35 @@ def test_non_loopback_bind_without_token_is_refused(filled: Pipeline) -> None:
     assert proc.stderr.decode().startswith("corral: error: serve: binding 0.0.0.0")
 
 
+def test_a_public_host_without_token_is_refused(filled: Pipeline) -> None:
+    """Behind a reverse proxy the loopback bind is no protection: --public-host needs --token-env too."""
+    proc = subprocess.run(
+        [*APP, "serve", "--store", filled.store.url, "--public-host", "corral.example.com", "--port", str(free_port())],
+        check=False, cwd=ROOT, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.decode().startswith("corral: error: serve: --public-host 'corral.example.com' answers")
+    assert len(proc.stderr.decode().splitlines()) == 1
+
+
+def test_a_public_host_is_served_with_a_token(filled: Pipeline, tmp_path: Path) -> None:
+    proc, base = start(
+        filled.store.url,
+        tmp_path / "serve.log",
+        "--public-host",
+        "corral.example.com",
+        "--token-env",
+        "CORRAL_TEST_TOKEN",
+        env={"CORRAL_TEST_TOKEN": "s3cret"},
+    )
+    try:
+        assert get(base + "/api/counts")[0] == 401
+        assert get(base + "/api/counts", {"Authorization": "Bearer s3cret"})[0] == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_token_is_required_when_set(filled: Pipeline, tmp_path: Path) -> None:
     """With --token-env, requests without the token get 401; Bearer and Basic with it get through."""
     proc, base = start(

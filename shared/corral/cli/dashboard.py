@@ -34,7 +34,7 @@ def serve(
         str | None,
         typer.Option(
             "--public-host",
-            help="A further host name to answer for (the name a reverse proxy forwards); "
+            help="A further host name to answer for (the name a reverse proxy forwards; needs --token-env); "
             "requests naming any other host get 421.",
         ),
     ] = None,
@@ -51,7 +51,7 @@ def serve(
         token = os.environ.get(token_env)
         if not token:
             raise ConfigError(f"--token-env: environment variable {token_env} is not set or empty")
-    server.require_token(host, token)
+    server.require_token(host, token, public_host)
     settings = options.settings(config, store)
     stores = server.StorePool(lambda: options.open_existing(settings.store))
     with stores.borrow() as db:  # open one now: a missing or unreachable store fails before listening

@@ -79,11 +79,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def require_token(host: str, token: str | None) -> None:
-    """Refuse to serve beyond loopback without a token."""
-    if not is_loopback(host) and not token:
+def require_token(host: str, token: str | None, public_host: str | None = None) -> None:
+    """Refuse to serve beyond loopback without a token, or behind a reverse proxy (`public_host`).
+
+    A proxy in front of a loopback bind exposes the findings as a network bind would: the bind
+    address alone does not say who can reach the server.
+    """
+    if token:
+        return
+    if not is_loopback(host):
         raise ConfigError(
             f"serve: binding {host} exposes findings to the network; set --token-env to a variable holding a token"
+        )
+    if public_host:
+        raise ConfigError(
+            f"serve: --public-host {public_host!r} answers what a proxy forwards from the network;"
+            " set --token-env to a variable holding a token"
         )
 
 
