@@ -204,10 +204,29 @@ def test_read_commands_never_create_a_store(tmp_path: Path, command: tuple[str, 
 def test_local_corral_toml_is_read(store: str, tmp_path: Path) -> None:
     """./corral.toml names the store when no --config or CORRAL_CONFIG does; --help says so."""
     (tmp_path / "corral.toml").write_text(f'store = "{store}"\n')
+    (tmp_path / "corral.toml").chmod(0o644)
     proc = corral("findings", "list", "--csv", cwd=tmp_path)
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) > 5
+    assert proc.stderr.splitlines()[0] == "corral: using ./corral.toml"
     assert "./corral.toml" in " ".join(corral("--help").stdout.split())
     assert "./corral.toml" in " ".join(corral("findings", "list", "--help").stdout.split())
+
+
+@pytest.mark.parametrize("mode", [0o664, 0o646])
+def test_a_local_corral_toml_others_can_write_is_not_read(store: str, tmp_path: Path, mode: int) -> None:
+    """A ./corral.toml that another user could have written (a shared folder) could send any secret
+    of the environment anywhere: it is refused with one line, and read only when named."""
+    local = tmp_path / "corral.toml"
+    local.write_text(f'store = "{store}"\n')
+    local.chmod(mode)
+    proc = corral("findings", "list", "--csv", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"corral: error: ./corral.toml: not read: others can write to it (mode {mode:o};"
+        " chmod go-w corral.toml, or name it with --config)\n"
+    )
+    named = corral("findings", "list", "--csv", "--config", str(local), cwd=tmp_path)
+    assert named.returncode == 0 and len(named.stdout.splitlines()) > 5
 
 
 def test_version() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Final
 
 import typer
@@ -39,8 +40,27 @@ def settings(config_path: str | None, store_url: str | None) -> config.Settings:
     """Load settings with flag > environment > file precedence; ./corral.toml is the file when none is named."""
     env = dict(os.environ)
     if config_path is None and not env.get("CORRAL_CONFIG") and os.path.isfile(LOCAL_CONFIG):  # noqa: PTH113
-        config_path = LOCAL_CONFIG
+        config_path = _trusted_local_config()
     return config.load(config_path, env, store=store_url)
+
+
+def _trusted_local_config() -> str:
+    """./corral.toml, said on stderr, when it is the user's own and nobody else can change it.
+
+    A config names where findings go and which variables hold the tokens sent with them: a file
+    someone else can write in the working directory could send any secret of the environment to
+    any host, so it is refused rather than read without being asked for.
+    """
+    found = Path(LOCAL_CONFIG).stat()
+    if found.st_uid != os.getuid():
+        raise ConfigError(f"./{LOCAL_CONFIG}: not read: owned by another user (name it with --config to use it)")
+    if found.st_mode & 0o022:
+        raise ConfigError(
+            f"./{LOCAL_CONFIG}: not read: others can write to it (mode {found.st_mode & 0o777:o};"
+            f" chmod go-w {LOCAL_CONFIG}, or name it with --config)"
+        )
+    typer.echo(f"corral: using ./{LOCAL_CONFIG}", err=True)
+    return LOCAL_CONFIG
 
 
 def pipeline(config_path: str | None, store_url: str | None) -> Pipeline:
