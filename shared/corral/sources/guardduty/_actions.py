@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from corral.sources._core.plain import ABSENT, LEAF, MISSING, Node, child_trie, number, peek, sub, subs, text, texts_at
-from corral.sources._core.reader import _is_ip
+from corral.sources._core.reader import Trie, _is_ip
 from corral.sources.guardduty._parts import Parts
 
 _DIRECTIONS: Final = {"INBOUND": 1, "OUTBOUND": 2}
@@ -47,36 +47,54 @@ def action_evidences(parts: Parts) -> list[dict[str, Any]]:
 
 
 def _kubernetes_call(user: Node, base: Node) -> dict[str, Any]:
-    groups = [{"name": g} for g in _texts(user, "groups")]
-    username, user_uid = text(user, "username"), text(user, "uid")
-    source_ips = _ips(base, "sourceIPs")
-    remote = _endpoint(sub(base, "remoteIpDetails"), None)
+    # The readers (`text`, `_texts`, ...) inlined: this runs for every EKS audit-log finding.
     doc, taken = base
-    request_uri, verb, agent = text(base, "requestUri"), text(base, "verb"), text(base, "userAgent")
+    call: dict[str, Any] = {}
     code = doc.get("statusCode")
     if isinstance(code, int) and not isinstance(code, bool):
         taken["statusCode"] = LEAF
     else:
         code = None
-    data = _data(base, _KUBERNETES_DATA)
-    call: dict[str, Any] = {}
-    if verb:
+    verb = doc.get("verb")
+    if isinstance(verb, str) and verb:
+        taken["verb"] = LEAF
         call["api"] = {"operation": verb, "response": {"code": code}} if code is not None else {"operation": verb}
-    if request_uri or agent:
-        http: dict[str, Any] = {"url": {"path": request_uri}} if request_uri else {}
-        if agent:
-            http["user_agent"] = agent
+    request_uri = doc.get("requestUri")
+    if isinstance(request_uri, str) and request_uri:
+        taken["requestUri"] = LEAF
+        http: dict[str, Any] = {"url": {"path": request_uri}}
+    else:
+        http = {}
+    agent = doc.get("userAgent")
+    if isinstance(agent, str) and agent:
+        taken["userAgent"] = LEAF
+        http["user_agent"] = agent
+    if http:
         call["http_request"] = http
-    if src := remote or ({"ip": source_ips[0]} if source_ips else None):
-        call["src_endpoint"] = src
-    if username or user_uid:
-        person: dict[str, Any] = {"name": username} if username else {}
-        if user_uid:
+    source_ips = _ips(base, "sourceIPs") if "sourceIPs" in doc else None
+    remote = _endpoint(sub(base, "remoteIpDetails"), None) if "remoteIpDetails" in doc else None
+    if remote:
+        call["src_endpoint"] = remote
+    elif source_ips:
+        call["src_endpoint"] = {"ip": source_ips[0]}
+    user_doc, user_taken = user
+    if user_doc:
+        username = user_doc.get("username")
+        if isinstance(username, str) and username:
+            user_taken["username"] = LEAF
+            person: dict[str, Any] = {"name": username}
+        else:
+            person = {}
+        user_uid = user_doc.get("uid")
+        if isinstance(user_uid, str) and user_uid:
+            user_taken["uid"] = LEAF
             person["uid"] = user_uid
-        if groups:
-            person["groups"] = groups
-        call["actor"] = {"user": person}
-    if data:
+        groups = _texts(user, "groups") if "groups" in user_doc else None
+        if person:
+            if groups:
+                person["groups"] = [{"name": group} for group in groups]
+            call["actor"] = {"user": person}
+    if data := texts_at(base, _KUBERNETES_DATA):
         call["data"] = data
     return call
 
@@ -130,82 +148,92 @@ def _endpoint(address: Node, ports: Node | None) -> dict[str, Any] | None:
     ip = doc.get("ipAddressV4")
     if _is_ip(ip):
         taken["ipAddressV4"] = LEAF
-    elif _is_ip(ip := doc.get("ipAddressV6")):
+    elif "ipAddressV6" in doc and _is_ip(ip := doc["ipAddressV6"]):
         taken["ipAddressV6"] = LEAF
     else:
         ip = None
     port = service = None
     if ports is not None and ports[0] is not ABSENT:
-        port = ports[0].get("port")
+        port_doc, port_taken = ports
+        port = port_doc.get("port")
         if isinstance(port, int) and not isinstance(port, bool) and 0 <= port <= 65535:
-            ports[1]["port"] = LEAF
+            port_taken["port"] = LEAF
         else:
             port = None
-        service = peek(ports, "portName")
-    if ip is None and not service:
-        return None
-    if service and ports:
-        ports[1]["portName"] = LEAF
-    endpoint: dict[str, Any] = {} if ip is None else {"ip": ip}
+        service = port_doc.get("portName")
+        if isinstance(service, str) and service:
+            port_taken["portName"] = LEAF
+        else:
+            service = None
+    if ip is None:
+        if not service:
+            return None
+        endpoint: dict[str, Any] = {}
+    else:
+        endpoint = {"ip": ip}
     if port is not None:
         endpoint["port"] = port
     if service:
         endpoint["svc_name"] = service
     if ip is not None:
-        _place(address, endpoint)
+        _place(doc, taken, endpoint)
     return endpoint
 
 
-def _place(address: Node, endpoint: dict[str, Any]) -> None:
+def _place(doc: dict[str, Any], taken: Trie, endpoint: dict[str, Any]) -> None:
     # GuardDuty fills the geolocation of addresses it cannot place (private ones) with
     # placeholders: city and organization UNKNOWN, latitude and longitude 0.0, ASN 0. They are
     # no location, so they stay out of OCSF (and in `unmapped`, as sent).
-    doc, taken = address
-    city = country = asn_number = asn_org = isp = None
+    city = country = None
     node = doc.get("city")
     if isinstance(node, dict) and (city := _known(node.get("cityName"))):
         child_trie(taken, "city")["cityName"] = LEAF
     node = doc.get("country")
     if isinstance(node, dict) and (country := _known(node.get("countryCode"))):
         child_trie(taken, "country")["countryCode"] = LEAF
+    if city or country:
+        endpoint["location"] = _location(doc, taken, city, country)
     organization = doc.get("organization")
     if isinstance(organization, dict):
         asn = organization.get("asn")
         if isinstance(asn, str) and asn.isdigit() and len(asn) <= _MAX_ASN_DIGITS and int(asn):
-            asn_number = int(asn)
+            asn_number: int | None = int(asn)
+        else:
+            asn_number = None
         asn_org, isp = _known(organization.get("asnOrg")), _known(organization.get("isp"))
         if asn_number is not None or asn_org or isp:
             below = child_trie(taken, "organization")
-            for key, found in (("asn", asn_number), ("asnOrg", asn_org), ("isp", isp)):
-                if found is not None:
-                    below[key] = LEAF
-    if city or country:
-        endpoint["location"] = _location(address, city, country)
-    if asn_number is not None or asn_org:
-        system: dict[str, Any] = {"number": asn_number} if asn_number is not None else {}
-        if asn_org:
-            system["name"] = asn_org
-        endpoint["autonomous_system"] = system
-    if isp:
-        endpoint["isp"] = isp
+            if asn_number is not None:
+                below["asn"] = LEAF
+                system: dict[str, Any] = {"number": asn_number}
+                if asn_org:
+                    below["asnOrg"] = LEAF
+                    system["name"] = asn_org
+                endpoint["autonomous_system"] = system
+            elif asn_org:
+                below["asnOrg"] = LEAF
+                endpoint["autonomous_system"] = {"name": asn_org}
+            if isp:
+                below["isp"] = LEAF
+                endpoint["isp"] = isp
 
 
-def _location(address: Node, city: str | None, country: str | None) -> dict[str, Any]:
+def _location(doc: dict[str, Any], taken: Trie, city: str | None, country: str | None) -> dict[str, Any]:
     location: dict[str, Any] = {"city": city} if city else {}
     if country:
         location["country"] = country
-    geo = address[0].get("geoLocation")
+    geo = doc.get("geoLocation")
     if not isinstance(geo, dict):
         return location
     lat, lon = geo.get("lat"), geo.get("lon")
     if lat == 0 and lon == 0:
         return location
     below = None
-    for key, target in (("lat", "lat"), ("lon", "long")):
-        value = number(geo.get(key))
+    for key, target, given in (("lat", "lat", lat), ("lon", "long", lon)):
+        value = number(given)
         if value is not None:
             if below is None:
-                below = child_trie(address[1], "geoLocation")
+                below = child_trie(taken, "geoLocation")
             below[key] = LEAF
             location[target] = value
     return location

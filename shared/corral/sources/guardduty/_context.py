@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from corral import traits
 from corral.records import NamedTuple
-from corral.sources._core.plain import ABSENT, LEAF, MISSING, Node, child_trie, peek, sub, subs, text, view
+from corral.sources._core.plain import LEAF, MISSING, Node, child_trie, peek, sub, subs, text, view
 from corral.sources.guardduty._attacks import attacks
 from corral.sources.guardduty._evidences import evidences
 from corral.sources.guardduty._parts import Parts
@@ -210,43 +210,50 @@ def _resources(parts: Parts, region: str | None, partition: str | None) -> list[
     role = _ROLES.get(peek(parts.service, "resourceRole") or "")
     if role:
         parts.service[1]["resourceRole"] = LEAF
+    # What every resource of the finding's own gets last, in this order: a workload has its own role.
+    place: dict[str, Any] = {}
+    if region:
+        place["region"] = region
+    if partition:
+        place["cloud_partition"] = partition
+    stamp = {"role_id": role[0], "role": role[1], **place} if role else place
     resource = parts.resource
-    found = []
-    if parts.eks is not MISSING:
-        found.append(_resource(parts.eks, "AWS::EKS::Cluster", uid="arn"))
-    if parts.workload is not MISSING:
-        found.append(_workload(parts.workload))
-    if parts.ecs is not MISSING:
-        found.append(_resource(parts.ecs, "AWS::ECS::Cluster", uid="arn"))
-    if parts.task is not MISSING:
-        found.append(_task(parts.task))
-    if parts.container is not MISSING:
-        found.append(_resource(parts.container, "Container", uid="id"))
-    if parts.instance is not MISSING:
-        found.append(_resource(parts.instance, "AWS::EC2::Instance", uid="instanceId", name=None))
-    if parts.access_key is not MISSING:
-        found.append(_resource(parts.access_key, "AWS::IAM::AccessKey", uid="accessKeyId", name="userName"))
+    resources: list[dict[str, Any]] = []
+    if parts.eks is not MISSING and (found := _resource(parts.eks, "AWS::EKS::Cluster", "arn", "name", stamp)):
+        resources.append(found)
+    if parts.workload is not MISSING and (found := _workload(parts.workload, place)):
+        resources.append(found)
+    if parts.ecs is not MISSING and (found := _resource(parts.ecs, "AWS::ECS::Cluster", "arn", "name", stamp)):
+        resources.append(found)
+    if parts.task is not MISSING and (found := _task(parts.task, stamp)):
+        resources.append(found)
+    if parts.container is not MISSING and (found := _resource(parts.container, "Container", "id", "name", stamp)):
+        resources.append(found)
+    if parts.instance is not MISSING and (
+        found := _resource(parts.instance, "AWS::EC2::Instance", "instanceId", None, stamp)
+    ):
+        resources.append(found)
+    if parts.access_key is not MISSING and (
+        found := _resource(parts.access_key, "AWS::IAM::AccessKey", "accessKeyId", "userName", stamp)
+    ):
+        resources.append(found)
     present = resource[0]
     if "lambdaDetails" in present:
         lambda_details = sub(resource, "lambdaDetails")
-        found.append(_resource(lambda_details, "AWS::Lambda::Function", uid="functionArn", name="functionName"))
+        if found := _resource(lambda_details, "AWS::Lambda::Function", "functionArn", "functionName", stamp):
+            resources.append(found)
     if "rdsDbInstanceDetails" in present:
         rds = sub(resource, "rdsDbInstanceDetails")
-        found.append(_resource(rds, "AWS::RDS::DBInstance", uid="dbInstanceArn", name="dbInstanceIdentifier"))
+        if found := _resource(rds, "AWS::RDS::DBInstance", "dbInstanceArn", "dbInstanceIdentifier", stamp):
+            resources.append(found)
     if "s3BucketDetails" in present:
         for bucket in subs(resource, "s3BucketDetails"):
-            found.append(_resource(bucket, "AWS::S3::Bucket", uid="arn"))
+            if found := _resource(bucket, "AWS::S3::Bucket", "arn", "name", stamp):
+                resources.append(found)
     if "ebsVolumeDetails" in present:
         for volume in subs(sub(resource, "ebsVolumeDetails"), "scannedVolumeDetails"):
-            found.append(_resource(volume, "AWS::EC2::Volume", uid="volumeArn", name=None))
-    resources = [r for r in found if r is not None]
-    for r in resources:
-        if role and r["type"] != "Kubernetes Workload":  # a workload has its own role
-            r["role_id"], r["role"] = role
-        if region:
-            r["region"] = region
-        if partition:
-            r["cloud_partition"] = partition
+            if found := _resource(volume, "AWS::EC2::Volume", "volumeArn", None, stamp):
+                resources.append(found)
     # Attack-sequence resources say where they are themselves (or nothing).
     if parts.sequence is not MISSING:
         for item in subs(parts.sequence, "resources"):
@@ -264,42 +271,35 @@ def _present(obj: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in obj.items() if value is not None}
 
 
-def _resource(node: Node, rtype: str, *, uid: str, name: str | None = "name") -> dict[str, Any] | None:
+def _resource(node: Node, rtype: str, uid: str, name: str | None, stamp: dict[str, Any]) -> dict[str, Any] | None:
+    """The resource at `node` (None when it names none), `stamp` added last."""
     doc, taken = node
-    if doc is ABSENT:
-        return None
     found_uid = doc.get(uid)
     if isinstance(found_uid, str) and found_uid:
         taken[uid] = LEAF
+        resource: dict[str, Any] = {"uid": found_uid}
     else:
-        found_uid = None
-    found_name = None
+        resource = {}
     if name:
         value = doc.get(name)
         if isinstance(value, str) and value:
             taken[name] = LEAF
-            found_name = value
+            resource["name"] = value
     tags = _tags(node) if "tags" in doc else None
     zone = text(node, "availabilityZone") if rtype == "AWS::EC2::Instance" else None
-    if not (found_uid or found_name):
+    if not resource:
         return None
-    resource: dict[str, Any] = {}
-    if found_uid:
-        resource["uid"] = found_uid
-    if found_name:
-        resource["name"] = found_name
     resource["type"] = rtype
     if tags:
         resource["tags"] = tags
     if zone:
         resource["zone"] = zone
+    resource.update(stamp)
     return resource
 
 
-def _workload(node: Node) -> dict[str, Any] | None:
+def _workload(node: Node, place: dict[str, Any]) -> dict[str, Any] | None:
     doc, taken = node
-    if doc is ABSENT:
-        return None
     kind = text(node, "type")
     resource: dict[str, Any] = {}
     for key in ("uid", "name", "namespace"):
@@ -314,13 +314,12 @@ def _workload(node: Node) -> dict[str, Any] | None:
         resource["data"] = {"kind": kind}
     resource["role_id"] = 1
     resource["role"] = "Target"
+    resource.update(place)
     return resource
 
 
-def _task(node: Node) -> dict[str, Any] | None:
+def _task(node: Node, stamp: dict[str, Any]) -> dict[str, Any] | None:
     doc, taken = node
-    if doc is ABSENT:
-        return None
     uid = text(node, "arn")
     tags = _tags(node) if "tags" in doc else None
     data = {}
@@ -336,6 +335,7 @@ def _task(node: Node) -> dict[str, Any] | None:
         resource["tags"] = tags
     if data:
         resource["data"] = data
+    resource.update(stamp)
     return resource
 
 
@@ -360,17 +360,21 @@ def _tags(node: Node) -> list[dict[str, str]]:
     items = doc.get("tags")
     if not isinstance(items, list):
         return tags
-    mapped = []
-    for i, tag in enumerate(items[:_MAX_TAGS]):
-        key, value = (tag.get("key"), tag.get("value")) if isinstance(tag, dict) else (None, None)
-        # OCSF key_value_object needs a value; tags with an empty value stay in `unmapped`.
-        if isinstance(key, str) and key and isinstance(value, str) and value:
-            tags.append({"name": key, "value": value})
-            mapped.append(i)
-    if len(mapped) == len(items):
-        taken["tags"] = LEAF  # every tag mapped: one mark for the list rather than one per tag
-    elif mapped:
+    for tag in items if len(items) <= _MAX_TAGS else items[:_MAX_TAGS]:
+        if isinstance(tag, dict):
+            key, value = tag.get("key"), tag.get("value")
+            # OCSF key_value_object needs a value; tags with an empty value stay in `unmapped`.
+            if isinstance(key, str) and key and isinstance(value, str) and value:
+                tags.append({"name": key, "value": value})
+    if len(tags) == len(items):
+        taken["tags"] = LEAF  # every tag mapped (the usual case): one mark for the list rather than one per tag
+    elif tags:
         below = child_trie(taken, "tags")
-        for i in mapped:
-            below[i] = LEAF
+        for i, tag in enumerate(items[:_MAX_TAGS]):
+            if isinstance(tag, dict) and _is_tag(tag.get("key"), tag.get("value")):
+                below[i] = LEAF
     return tags
+
+
+def _is_tag(key: object, value: object) -> bool:
+    return isinstance(key, str) and bool(key) and isinstance(value, str) and bool(value)

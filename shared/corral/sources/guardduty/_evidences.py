@@ -30,7 +30,10 @@ _REGULAR_FILE: Final = 1
 _PROCESS_START: Final = "service.runtimeDetails.process.startTime"
 _WORKLOAD_DATA: Final = (("namespace", "namespace"), ("name", "workload"))
 _TASK_DATA: Final = (("arn", "task"), ("launchType", "launch_type"))
-_CONTAINER_TEXTS: Final = ("image", "imageUid", "id", "name")
+_MAX_CONTAINERS: Final = 1000  # as `subs` reads them
+# (container, data) pairs, as the evidences take them.
+_Described = list[tuple[dict[str, Any], dict[str, Any]]]
+_Names = tuple[tuple[str, str], ...]  # (vendor key, OCSF name) pairs
 _PROCESS_TEXTS: Final = ("executablePath", "executableSha256", "user", "parentUuid", "name", "uuid", "pwd")
 
 
@@ -83,41 +86,50 @@ def _containers(parts: Parts, orchestrator: str | None) -> list[tuple[dict[str, 
     if workload is MISSING and task is MISSING and container is MISSING:
         return found
     cluster = peek(parts.eks, "name") or peek(parts.ecs, "name")
-    if workload is not MISSING:
-        base = _base("kubernetesWorkloadDetails", cluster, workload, _WORKLOAD_DATA)
-        found += _listed(subs(workload, "containers"), "EKS", base)
-    if task is not MISSING:
-        base = _base("ecsClusterDetails.taskDetails", cluster, task, _TASK_DATA)
-        found += _listed(subs(task, "containers"), "ECS", base)
+    if workload is not MISSING and "containers" in workload[0]:
+        _listed(workload, "EKS", _base("kubernetesWorkloadDetails", cluster, workload[0], _WORKLOAD_DATA), found)
+    if task is not MISSING and "containers" in task[0]:
+        _listed(task, "ECS", _base("ecsClusterDetails.taskDetails", cluster, task[0], _TASK_DATA), found)
     if container is not MISSING:
-        described = _container(container, orchestrator)
         data = {"source": "containerDetails", "cluster": cluster} if cluster else {"source": "containerDetails"}
         _settings(container, data)
-        if described is not None:
+        if (described := _container(container, orchestrator)) is not None:
             found.append((described, data))
     return found
 
 
-def _base(source: str, cluster: str | None, owner: Node, names: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+def _base(
+    source: str, cluster: str | None, owner: dict[str, Any], names: tuple[tuple[str, str], ...]
+) -> dict[str, str]:
     """The `data` every container of a workload or task shares: where it was listed, and in what."""
     base = {"source": source, "cluster": cluster} if cluster else {"source": source}
-    doc = owner[0]
     for key, target in names:
-        value = doc.get(key)
+        value = owner.get(key)
         if isinstance(value, str) and value:
             base[target] = value
     return base
 
 
-def _listed(items: list[Node], orchestrator: str, base: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    found = []
-    for item in items:
+def _listed(owner: Node, orchestrator: str, base: dict[str, Any], found: _Described) -> None:
+    """Add the containers listed in `owner` (`subs(owner, "containers")`, read in the same pass)."""
+    items = owner[0]["containers"]
+    if not isinstance(items, list):
+        return
+    below = child_trie(owner[1], "containers")
+    for i, item in enumerate(items[:_MAX_CONTAINERS]):
+        if not isinstance(item, dict):
+            continue
+        taken = below.get(i)
+        if taken is None:
+            taken = below[i] = {}
+        elif taken is LEAF:
+            taken = {}
         data = base.copy()
-        _settings(item, data)
-        described = _container(item, orchestrator)
-        if described is not None:
+        node = (item, taken)
+        if "securityContext" in item or "volumeMounts" in item:
+            _settings(node, data)
+        if (described := _container(node, orchestrator)) is not None:
             found.append((described, data))
-    return found
 
 
 def _settings(item: Node, data: dict[str, Any]) -> None:
@@ -142,10 +154,29 @@ def _given(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _container(node: Node, orchestrator: str | None) -> dict[str, Any] | None:
+    # texts_at(node, ("image", "imageUid", "id", "name")), inlined: one per container listed.
     doc, taken = node
-    found = texts_at(node, _CONTAINER_TEXTS)
-    image = images.image(found.get("image"), found.get("imageUid"))
-    uid, name = found.get("id"), found.get("name")
+    reference = doc.get("image")
+    if isinstance(reference, str) and reference:
+        taken["image"] = LEAF
+    else:
+        reference = None
+    digest = doc.get("imageUid")
+    if isinstance(digest, str) and digest:
+        taken["imageUid"] = LEAF
+    else:
+        digest = None
+    uid = doc.get("id")
+    if isinstance(uid, str) and uid:
+        taken["id"] = LEAF
+    else:
+        uid = None
+    name = doc.get("name")
+    if isinstance(name, str) and name:
+        taken["name"] = LEAF
+    else:
+        name = None
+    image = images.image(reference, digest) if reference or digest else None
     container: dict[str, Any] = {}
     if uid:
         container["uid"] = uid
@@ -189,36 +220,47 @@ def _process(node: Node) -> dict[str, Any] | None:
     if doc is ABSENT:
         return None
     found = texts_at(node, _PROCESS_TEXTS)
-    numbers = {}
-    for key in ("userId", "pid", "namespacePid"):
-        value = doc.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            taken[key] = LEAF
-            numbers[key] = value
+    # The integers `Fields.integer` would read, inlined: pid, userId, namespacePid.
+    pid = doc.get("pid")
+    if isinstance(pid, int) and not isinstance(pid, bool):
+        taken["pid"] = LEAF
+    else:
+        pid = None
+    user_id = doc.get("userId")
+    if isinstance(user_id, int) and not isinstance(user_id, bool):
+        taken["userId"] = LEAF
+    else:
+        user_id = None
+    namespace_pid = doc.get("namespacePid")
+    if isinstance(namespace_pid, int) and not isinstance(namespace_pid, bool):
+        taken["namespacePid"] = LEAF
+    else:
+        namespace_pid = None
     process: dict[str, Any] = {}
-    if name := found.get("name"):
+    get = found.get
+    if name := get("name"):
         process["name"] = name
-    if (pid := numbers.get("pid")) is not None:
+    if pid is not None:
         process["pid"] = pid
-    if uuid := found.get("uuid"):
+    if uuid := get("uuid"):
         process["uid"] = uuid
-    if path := found.get("executablePath"):
-        process["file"] = _file(path.rsplit("/", 1)[-1] or path, path, found.get("executableSha256"))
-    user, user_id = found.get("user"), numbers.get("userId")
+    if path := get("executablePath"):
+        process["file"] = _file(path.rsplit("/", 1)[-1] or path, path, get("executableSha256"))
+    user = get("user")
     if user or user_id:  # a user id 0 alone names nobody
         owner = {"name": user} if user else {}
         if user_id is not None:
             owner["uid"] = str(user_id)
         process["user"] = owner
-    if (namespace_pid := numbers.get("namespacePid")) is not None:
+    if namespace_pid is not None:
         process["namespace_pid"] = namespace_pid
-    if pwd := found.get("pwd"):
+    if pwd := get("pwd"):
         process["working_directory"] = pwd
-    if (started := optional_time(node, "startTime", _PROCESS_START)) is not None:
+    if "startTime" in doc and (started := optional_time(node, "startTime", _PROCESS_START)) is not None:
         process["created_time"] = started
-    if parent := found.get("parentUuid"):
+    if parent := get("parentUuid"):
         process["parent_process"] = {"uid": parent}
-    return process if "pid" in process or "uid" in process else None
+    return process if pid is not None or uuid else None
 
 
 def _malware_evidences(service: Fields) -> list[dict[str, Any]]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
-from corral.sources._core.plain import LEAF, MISSING, Node, sub
+from corral.sources._core.plain import MISSING, Node, sub
 from corral.sources._core.reader import Trie
 
 
@@ -32,41 +32,20 @@ class Parts:
         finding = (doc, taken)
         self.resource = resource = sub(finding, "resource") if "resource" in doc else MISSING
         self.service = service = sub(finding, "service") if "service" in doc else MISSING
-        # Most findings have a few of these objects: one pass over the names finds those there are.
-        self.k8s, self.eks, self.ecs, self.container, self.instance, self.access_key = _objects(resource, _RESOURCE)
-        self.workload = sub(self.k8s, "kubernetesWorkloadDetails") if self.k8s is not MISSING else MISSING
-        self.task = sub(self.ecs, "taskDetails") if self.ecs is not MISSING else MISSING
-        self.action, self.runtime = _objects(service, _SERVICE)
-        self.sequence = _sequence(service) if "detection" in service[0] else MISSING
-
-
-_RESOURCE: Final = (
-    "kubernetesDetails",
-    "eksClusterDetails",
-    "ecsClusterDetails",
-    "containerDetails",
-    "instanceDetails",
-    "accessKeyDetails",
-)
-_SERVICE: Final = ("action", "runtimeDetails")
-
-
-def _objects(node: Node, keys: tuple[str, ...]) -> list[Node]:
-    """The node of the object at each of `keys` (`sub` of each), MISSING for those that are none."""
-    doc, taken = node
-    found = []
-    for key in keys:
-        value = doc.get(key)
-        if not isinstance(value, dict):
-            found.append(MISSING)
-            continue
-        child = taken.get(key)
-        if child is None:
-            child = taken[key] = {}
-        elif child is LEAF:
-            child = {}
-        found.append((value, child))
-    return found
+        # Most findings have a few of these objects: a test for the name is all an absent one costs.
+        present = resource[0]
+        self.k8s = k8s = sub(resource, "kubernetesDetails") if "kubernetesDetails" in present else MISSING
+        self.eks = sub(resource, "eksClusterDetails") if "eksClusterDetails" in present else MISSING
+        self.ecs = ecs = sub(resource, "ecsClusterDetails") if "ecsClusterDetails" in present else MISSING
+        self.container = sub(resource, "containerDetails") if "containerDetails" in present else MISSING
+        self.instance = sub(resource, "instanceDetails") if "instanceDetails" in present else MISSING
+        self.access_key = sub(resource, "accessKeyDetails") if "accessKeyDetails" in present else MISSING
+        self.workload = sub(k8s, "kubernetesWorkloadDetails") if "kubernetesWorkloadDetails" in k8s[0] else MISSING
+        self.task = sub(ecs, "taskDetails") if "taskDetails" in ecs[0] else MISSING
+        present = service[0]
+        self.action = sub(service, "action") if "action" in present else MISSING
+        self.runtime = sub(service, "runtimeDetails") if "runtimeDetails" in present else MISSING
+        self.sequence = _sequence(service) if "detection" in present else MISSING
 
 
 def _sequence(service: Node) -> Node:
