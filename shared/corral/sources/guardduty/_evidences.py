@@ -31,6 +31,10 @@ _PROCESS_START: Final = "service.runtimeDetails.process.startTime"
 _WORKLOAD_DATA: Final = (("namespace", "namespace"), ("name", "workload"))
 _TASK_DATA: Final = (("arn", "task"), ("launchType", "launch_type"))
 _MAX_CONTAINERS: Final = 1000  # as `subs` reads them
+# Image shapes by (reference, digest), shared: never handed out, only copied.
+_IMAGES: dict[tuple[str | None, str | None], dict[str, Any] | None] = {}
+_MAX_IMAGES: Final = 4096
+_UNSEEN: Final[Any] = object()
 # (container, data) pairs, as the evidences take them.
 _Described = list[tuple[dict[str, Any], dict[str, Any]]]
 _Names = tuple[tuple[str, str], ...]  # (vendor key, OCSF name) pairs
@@ -176,7 +180,7 @@ def _container(node: Node, orchestrator: str | None) -> dict[str, Any] | None:
         taken["name"] = LEAF
     else:
         name = None
-    image = images.image(reference, digest) if reference or digest else None
+    image = _image(reference, digest) if reference or digest else None
     container: dict[str, Any] = {}
     if uid:
         container["uid"] = uid
@@ -197,6 +201,17 @@ def _container(node: Node, orchestrator: str | None) -> dict[str, Any] | None:
     return container
 
 
+def _image(reference: str | None, digest: str | None) -> dict[str, Any] | None:
+    """`images.image(reference, digest)`, each pair parsed once: a deployment runs a bounded set of images."""
+    key = (reference, digest)
+    shape = _IMAGES.get(key, _UNSEEN)
+    if shape is _UNSEEN:
+        shape = images.image(reference, digest)
+        if len(_IMAGES) < _MAX_IMAGES:
+            _IMAGES[key] = shape
+    return None if shape is None else shape.copy()  # each finding its own: callers may add to it
+
+
 def _device(instance: Node, region: str | None) -> dict[str, Any] | None:
     instance_id = peek(instance, "instanceId")
     if not instance_id:
@@ -207,10 +222,9 @@ def _device(instance: Node, region: str | None) -> dict[str, Any] | None:
     interfaces = instance[0].get("networkInterfaces")
     first = interfaces[0] if isinstance(interfaces, list) and interfaces else None
     if isinstance(first, dict):  # the first interface's address: the instance's own
-        below = child_trie(child_trie(instance[1], "networkInterfaces"), 0)
         ip = first.get("privateIpAddress")
         if _is_ip(ip):
-            below["privateIpAddress"] = LEAF
+            child_trie(child_trie(instance[1], "networkInterfaces"), 0)["privateIpAddress"] = LEAF
             device["ip"] = ip
     return device
 

@@ -22,7 +22,8 @@ UNKNOWN_ACCOUNT: Final = "unknown"
 
 # GuardDuty's numeric severity bands (User Guide "Severity levels"); 9.0-10.0 is Critical,
 # which Extended Threat Detection attack sequences use.
-_SEVERITY_BANDS: Final = ((1.0, 4.0, 2), (4.0, 7.0, 3), (7.0, 9.0, 4), (9.0, 10.0, 5))
+# [1, 4) Low, [4, 7) Medium, [7, 9) High, [9, 10] Critical; anything else is 99 with its value.
+_MIN_SEVERITY: Final = 1.0
 _MAX_SEVERITY: Final = 10.0
 
 _CONSOLES: Final = {
@@ -32,18 +33,21 @@ _CONSOLES: Final = {
 }
 _REGION: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _FINDING_ID: Final = re.compile(r"^[A-Za-z0-9]{1,300}$")
+_MAX_FINDING_ID: Final = 300
 # Console links without the finding id, by (partition, region): a few per deployment, each checked once.
 _PREFIXES: dict[tuple[str | None, str | None], str] = {}
 _MAX_PREFIXES: Final = 1024
 _NUMBERS: Final = (int, float)
 _SAMPLE_VALUE_MAX: Final = 65536
+# The product every finding names (ocsf.envelope copies it into each finding's metadata).
+_PRODUCT: Final = {"name": "GuardDuty", "vendor_name": "AWS", "uid": SOURCE}
 # The finding's own texts, each mapped whenever it is a non-empty string.
 _TEXTS: Final = ("arn", "id", "accountId", "type", "region", "partition", "title", "description", "schemaVersion")
 
 
 def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | None = None) -> ocsf.Finding:
     """Return the OCSF Detection Finding of one GuardDuty finding (camelCase or PascalCase)."""
-    if is_pascal_finding(doc):
+    if "arn" not in doc and is_pascal_finding(doc):  # the camelCase finding (nearly all) has its arn
         doc = camel_finding(doc)
     taken: Trie = {}
     texts = texts_at((doc, taken), _TEXTS)
@@ -123,9 +127,6 @@ def _envelope(
     delivery_id: str | None,
 ) -> ocsf.Finding:
     severity_id, vendor_severity = severity(doc.get("severity"))
-    product: dict[str, Any] = {"name": "GuardDuty", "vendor_name": "AWS", "uid": SOURCE}
-    if feature := text(service, "featureName"):
-        product["feature"] = {"name": feature}
     out = ocsf.envelope(
         class_uid=ocsf.DETECTION,
         activity_id=activity,
@@ -133,14 +134,17 @@ def _envelope(
         severity_id=severity_id,
         vendor_severity=vendor_severity,
         status_id=status,
-        product=product,
+        product=_PRODUCT,  # copied by envelope: the feature goes into the copy
         delivery_id=delivery_id,
         log_name=FINDING_EVENT,
     )
     if out["severity"] == "":  # an empty vendor severity has no label
         del out["severity"]
+    metadata = out["metadata"]
+    if feature := text(service, "featureName"):
+        metadata["product"]["feature"] = {"name": feature}
     if version := texts.get("schemaVersion"):
-        out["metadata"]["log_version"] = version
+        metadata["log_version"] = version
     return out
 
 
@@ -196,10 +200,10 @@ def severity(value: object) -> tuple[int, object]:
         return 0, None
     if isinstance(value, bool) or not isinstance(value, _NUMBERS) or not math.isfinite(value):
         return 99, _short_value(value)
-    for low, high, severity_id in _SEVERITY_BANDS:
-        if low <= value < high or (high == _MAX_SEVERITY and value == high):
-            return severity_id, None
-    return 99, value
+    if value < _MIN_SEVERITY or value > _MAX_SEVERITY:
+        return 99, value
+    # The bands in order, each from its own low bound (compared directly, not looped over).
+    return (2 if value < 4.0 else 3 if value < 7.0 else 4 if value < 9.0 else 5), None
 
 
 def console_url(partition: str | None, region: str | None, finding_id: str) -> str | None:
@@ -215,9 +219,12 @@ def console_url(partition: str | None, region: str | None, finding_id: str) -> s
         prefix = _prefix(partition, region)
         if len(_PREFIXES) < _MAX_PREFIXES:
             _PREFIXES[place] = prefix
-    if not prefix or not _FINDING_ID.match(finding_id):
+    if not prefix:
         return None
-    return prefix + finding_id
+    # ASCII letters and digits, as _FINDING_ID says; the pattern itself only for what str methods reject.
+    if finding_id.isalnum() and finding_id.isascii() and len(finding_id) <= _MAX_FINDING_ID:
+        return prefix + finding_id
+    return prefix + finding_id if _FINDING_ID.match(finding_id) else None
 
 
 def _prefix(partition: str | None, region: str | None) -> str:
