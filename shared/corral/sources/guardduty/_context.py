@@ -301,13 +301,18 @@ def _resource(node: Node, rtype: str, uid: str, name: str | None, stamp: dict[st
 def _workload(node: Node, place: dict[str, Any]) -> dict[str, Any] | None:
     doc, taken = node
     kind = text(node, "type")
+    uid, name, namespace = doc.get("uid"), doc.get("name"), doc.get("namespace")
     resource: dict[str, Any] = {}
-    for key in ("uid", "name", "namespace"):
-        value = doc.get(key)
-        if isinstance(value, str) and value:
-            taken[key] = LEAF
-            resource[key] = value
-    if "uid" not in resource and "name" not in resource:
+    if isinstance(uid, str) and uid:
+        taken["uid"] = LEAF
+        resource["uid"] = uid
+    if isinstance(name, str) and name:
+        taken["name"] = LEAF
+        resource["name"] = name
+    if isinstance(namespace, str) and namespace:
+        taken["namespace"] = LEAF
+        resource["namespace"] = namespace
+    if "uid" not in resource and "name" not in resource:  # a namespace alone names no workload
         return None
     resource["type"] = "Kubernetes Workload"
     if kind:

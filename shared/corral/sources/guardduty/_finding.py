@@ -39,6 +39,7 @@ _PREFIXES: dict[tuple[str | None, str | None], str] = {}
 _MAX_PREFIXES: Final = 1024
 _NUMBERS: Final = (int, float)
 _SAMPLE_VALUE_MAX: Final = 65536
+_ACCOUNT_TYPE_ID, _ACCOUNT_TYPE = ocsf.ACCOUNT_TYPES["AWS"]
 # The product every finding names (ocsf.envelope copies it into each finding's metadata).
 _PRODUCT: Final = {"name": "GuardDuty", "vendor_name": "AWS", "uid": SOURCE}
 # The finding's own texts, each mapped whenever it is a non-empty string.
@@ -92,10 +93,7 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
     # global service event, `region` may be another (GuardDuty API reference, Finding.Region).
     detector_region = arn_parts[3] if len(arn_parts) > 3 and arn_parts[3] else region
     out["finding_info"] = _info(parts, texts, arn, finding_type, ctx, (created, modified), (partition, detector_region))
-    cloud = ocsf.cloud("AWS", account, region)
-    if partition:
-        cloud["cloud_partition"] = partition
-    out["cloud"] = cloud
+    out["cloud"] = _cloud(account, region, partition)
     if ctx.resources:
         out["resources"] = ctx.resources
     if ctx.evidences:
@@ -105,6 +103,19 @@ def finding(doc: dict[str, Any], delivery_id: str | None, event_region: str | No
     if unmapped:
         out["unmapped"] = unmapped
     return out
+
+
+def _cloud(account: str, region: str | None, partition: str | None) -> dict[str, Any]:
+    # ocsf.cloud("AWS", account, region) built in place: the account is never empty, and has no extras.
+    cloud: dict[str, Any] = {
+        "provider": "AWS",
+        "account": {"uid": account, "type_id": _ACCOUNT_TYPE_ID, "type": _ACCOUNT_TYPE},
+    }
+    if region:
+        cloud["region"] = region
+    if partition:
+        cloud["cloud_partition"] = partition
+    return cloud
 
 
 def _times(doc: dict[str, Any], taken: Trie) -> tuple[int | None, int | None]:
