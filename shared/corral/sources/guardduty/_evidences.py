@@ -102,9 +102,7 @@ def _containers(parts: Parts, orchestrator: str | None) -> list[tuple[dict[str, 
     return found
 
 
-def _base(
-    source: str, cluster: str | None, owner: dict[str, Any], names: tuple[tuple[str, str], ...]
-) -> dict[str, str]:
+def _base(source: str, cluster: str | None, owner: dict[str, Any], names: _Names) -> dict[str, Any]:
     """The `data` every container of a workload or task shares: where it was listed, and in what."""
     base = {"source": source, "cluster": cluster} if cluster else {"source": source}
     for key, target in names:
