@@ -52,9 +52,10 @@ class Server:
             if self.proc.poll() is not None:
                 pytest.fail(f"functions-framework exited: {self.output()}")
             try:
-                requests.get(self.url, timeout=1)
+                requests.get(self.url, timeout=5)
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not listening yet, or listening but still importing on a loaded machine.
                 time.sleep(0.2)
         pytest.fail("functions-framework did not start")
 
