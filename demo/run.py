@@ -11,6 +11,7 @@ Two Defender registry scans in demo/events add what no single cloud shows: an im
 registry that GuardDuty sees running on EKS ranks above a more severe CVE in an image that never ran.
 
 Everything lands in one embedded SQLite store (`demo-out/corral.db`) and fans out to file sinks.
+Every file the demo writes is owner-only (0600, in a 0700 `demo-out`), as Corral's own files are.
 The demo then prints a summary, the coverage matrix and source health, writes the dashboard as
 `demo-out/report.html`, and shows what Slack, Teams and the SIEMs would receive. Running it
 again changes nothing: every delivery is recognized as already stored.
@@ -28,7 +29,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -40,7 +41,7 @@ OUT = ROOT / "demo-out"
 
 def main() -> None:
     """Run the three clouds' entry points, then report."""
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(mode=0o700, exist_ok=True)  # findings and raw vendor records: owner-only, whatever the umask
     os.environ.update(
         COLUMNS=os.environ.get("COLUMNS", "150"),
         CORRAL_STORE=f"sqlite:///{OUT / 'corral.db'}",
@@ -54,7 +55,7 @@ def main() -> None:
     )
     os.chdir(ROOT)
     before = _count_rows()
-    log = (OUT / "functions.log").open("w")
+    log = _private(OUT / "functions.log", "w")
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         aws = run_aws()
         azure = run_azure()
@@ -287,7 +288,7 @@ def _previews() -> None:
     lines = (OUT / "siem.jsonl").read_bytes().splitlines() if (OUT / "siem.jsonl").exists() else []
     records = [orjson.loads(line) for line in lines]
     slack_out, teams_out = [], []
-    with (OUT / "preview-splunk-hec.jsonl").open("wb") as hec, (OUT / "preview-syslog-cef.txt").open("wb") as cef:
+    with _private(OUT / "preview-splunk-hec.jsonl", "wb") as hec, _private(OUT / "preview-syslog-cef.txt", "wb") as cef:
         for record in records:
             finding, change = record["finding"], record["change"]
             delivery = Delivery("preview", record["idempotency_key"], change, finding)
@@ -296,8 +297,14 @@ def _previews() -> None:
             if change in ("new", "escalated", "reopened") and finding.get("severity_id", 0) >= 4:
                 slack_out.append(slack.render(finding, change))
                 teams_out.append(teams.render(finding, change))
-    (OUT / "preview-slack.json").write_bytes(orjson.dumps(slack_out, option=orjson.OPT_INDENT_2))
-    (OUT / "preview-teams.json").write_bytes(orjson.dumps(teams_out, option=orjson.OPT_INDENT_2))
+    for name, previews in (("preview-slack.json", slack_out), ("preview-teams.json", teams_out)):
+        with _private(OUT / name, "wb") as out:
+            out.write(orjson.dumps(previews, option=orjson.OPT_INDENT_2))
+
+
+def _private(path: Path, mode: str) -> IO[Any]:
+    """Open `path` for writing; a file it creates is owner-only (0600), an existing one keeps its mode."""
+    return open(path, mode, opener=lambda name, flags: os.open(name, flags, 0o600))
 
 
 def _cli(*args: str) -> None:

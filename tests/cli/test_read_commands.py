@@ -21,6 +21,7 @@ from corral.sinks.chat import console_url
 from corral.stores import open_store
 from corral.stores.base import SourceSeen
 from tests.stores.factory import make_finding
+from tests.support.permissions import loose_umask, mode  # noqa: F401  (loose_umask: the fixture)
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 ROOT = Path(__file__).resolve().parents[2]
@@ -246,6 +247,23 @@ def test_no_traceback_for_a_missing_folder_or_a_busy_port(store: str, tmp_path: 
         proc = corral("serve", "--store", store, "--port", str(port))
     assert proc.returncode == 1 and proc.stderr.startswith(f"corral: error: serve: cannot listen on 127.0.0.1:{port}")
     assert proc.stderr.count("\n") == 1
+
+
+@pytest.mark.usefixtures("loose_umask")
+def test_report_file_is_owner_only(store: str, tmp_path: Path) -> None:
+    """Under umask 022 `report` creates its HTML 0600; a file already there is rewritten and keeps its mode."""
+    new = tmp_path / "report.html"
+    proc = corral("report", "--store", store, "--out", str(new))
+    assert proc.returncode == 0, proc.stderr
+    assert mode(new) == 0o600 and "<html" in new.read_text()
+    existing = tmp_path / "shared.html"
+    existing.write_text("an older and much longer page " * 10_000)
+    existing.chmod(0o644)
+    proc = corral("report", "--store", store, "--out", str(existing))
+    assert proc.returncode == 0, proc.stderr
+    assert mode(existing) == 0o644
+    text = existing.read_text()
+    assert "an older" not in text and text.rstrip().endswith("</html>")  # truncated and rewritten, as before
 
 
 def test_store_expire_help_keeps_its_brackets() -> None:

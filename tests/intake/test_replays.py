@@ -28,6 +28,7 @@ from corral.stores import open_store
 from corral.stores.base import FindingQuery, Store, fingerprint
 from tests.core.test_pipeline import RecordingSink
 from tests.intake.helpers import ROOT, event
+from tests.support.permissions import loose_umask, mode  # noqa: F401  (loose_umask: the fixture)
 
 BASE = 1_790_000_000_000  # epoch ms
 Versions = list[Inbound]
@@ -182,8 +183,9 @@ def test_tied_source_times_follow_the_publish_time(harness: Callable[[], Harness
     assert closed
 
 
+@pytest.mark.usefixtures("loose_umask")
 def test_the_demo_twice_leaves_siem_and_previews_unchanged(tmp_path: Path) -> None:
-    """`make demo` run again: siem.jsonl and every preview keep the same lines."""
+    """`make demo` run again: siem.jsonl and every preview keep the same lines; under umask 022 all are owner-only."""
     out = ROOT / "demo-out"
     names = (
         "siem.jsonl",
@@ -203,4 +205,10 @@ def test_the_demo_twice_leaves_siem_and_previews_unchanged(tmp_path: Path) -> No
     shutil.rmtree(out, ignore_errors=True)  # generated output: start from what a first `make demo` sees
     first = run()
     assert first["siem.jsonl"].count(b"\n") > 10
+    # Findings and raw vendor records: the store (with its -wal and -shm), the sink's file, the
+    # report, the previews and the log are 0600, in a 0700 folder.
+    written = {p.name: mode(p) for p in out.iterdir()}
+    assert {*names, "corral.db", "report.html", "functions.log"} <= written.keys()
+    assert written == dict.fromkeys(written, 0o600)
+    assert mode(out) == 0o700
     assert run() == first

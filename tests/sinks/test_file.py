@@ -11,6 +11,7 @@ import pytest
 from corral.errors import ConfigError
 from corral.sinks import build, family
 from corral.sinks import file as file_sink
+from tests.support.permissions import loose_umask, mode  # noqa: F401  (loose_umask: the fixture)
 from tests.support.sinks import HOSTILE_TEXTS, check_golden, make_delivery
 
 SINK = "file:demo"
@@ -82,6 +83,30 @@ def test_unrenderable_finding_fails_alone_and_permanently(tmp_path: Path) -> Non
     assert results[0].permanent
     assert results[1].ok
     assert [line["idempotency_key"] for line in _lines(path)] == ["f" * 64]
+
+
+@pytest.mark.usefixtures("loose_umask")
+def test_a_new_file_is_owner_only_in_owner_only_folders(tmp_path: Path) -> None:
+    """Under umask 022 the file the sink creates is 0600 and the folders it makes for it 0700; appends keep it so."""
+    path = tmp_path / "made" / "for-it" / "siem.jsonl"
+    sink = _sink(path)
+    assert sink.send([make_delivery(SINK)])[0].ok
+    assert sink.send([make_delivery(SINK, version="d" * 64)])[0].ok
+    assert len(_lines(path)) == 2
+    assert (mode(path), mode(path.parent), mode(tmp_path / "made")) == (0o600, 0o700, 0o700)
+
+
+@pytest.mark.usefixtures("loose_umask")
+def test_an_existing_file_and_folder_keep_their_modes(tmp_path: Path) -> None:
+    """A file (and folder) the operator created is appended to as it is: its mode is the operator's choice."""
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o750)
+    path = folder / "siem.jsonl"
+    path.write_bytes(b'{"earlier":1}\n')
+    path.chmod(0o640)
+    assert _sink(path).send([make_delivery(SINK)])[0].ok
+    assert len(_lines(path)) == 2
+    assert (mode(path), mode(folder)) == (0o640, 0o750)
 
 
 def test_write_failure_is_retryable_for_every_delivery(tmp_path: Path) -> None:

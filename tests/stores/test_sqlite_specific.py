@@ -15,6 +15,7 @@ from corral.errors import ConfigError, StoreUnavailableError
 from corral.stores import migrations, open_store
 from corral.stores.sqlite import SqliteStore, path_of
 from tests.stores.factory import BASE_TIME, make_finding
+from tests.support.permissions import loose_umask, mode  # noqa: F401  (loose_umask: the fixture)
 
 
 def applied(path: Path) -> list[int]:
@@ -133,3 +134,35 @@ def test_a_document_given_is_written_as_it_is(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "corral.db") as db:
         [(stored,)] = db.execute("SELECT document FROM findings").fetchall()
     assert stored == text.decode()
+
+
+@pytest.mark.usefixtures("loose_umask")
+def test_a_new_database_is_owner_only_with_its_wal_and_shm(tmp_path: Path) -> None:
+    """Under umask 022 a new store file is 0600, its -wal and -shm follow, and the folders made for it are 0700."""
+    path = tmp_path / "made" / "for-it" / "corral.db"
+    store = SqliteStore(f"sqlite:///{path}")
+    try:
+        store.upsert([make_finding("private")], now=BASE_TIME)
+        # The files SQLite makes beside the database exist while a connection is open.
+        assert {p.name for p in path.parent.iterdir()} == {"corral.db", "corral.db-wal", "corral.db-shm"}
+        assert {p.name: mode(p) for p in path.parent.iterdir()} == dict.fromkeys(
+            ("corral.db", "corral.db-wal", "corral.db-shm"), 0o600
+        )
+    finally:
+        store.close()
+    assert mode(tmp_path / "made") == mode(path.parent) == 0o700
+
+
+@pytest.mark.usefixtures("loose_umask")
+def test_an_existing_database_keeps_its_mode(tmp_path: Path) -> None:
+    """A file the operator created is opened as it is: its mode stands, and SQLite's -wal and -shm take it."""
+    path = tmp_path / "corral.db"
+    path.touch()
+    path.chmod(0o640)
+    store = SqliteStore(f"sqlite:///{path}")
+    try:
+        store.upsert([make_finding("kept")], now=BASE_TIME)
+        assert [mode(path), mode(f"{path}-wal"), mode(f"{path}-shm")] == [0o640] * 3
+    finally:
+        store.close()
+    assert applied(path) == [m.version for m in migrations.MIGRATIONS]

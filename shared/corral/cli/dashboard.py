@@ -97,7 +97,15 @@ def report(
     finally:
         db.close()
     try:
-        out.write_text(page, encoding="utf-8")
+        # A new file is owner-only (0600) whatever the umask: the report lists findings. An existing
+        # one is overwritten and keeps its mode.
+        with open(out, "w", encoding="utf-8", opener=_owner_only) as handle:
+            handle.write(page)
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
     print(f"corral: wrote {out}")
+
+
+def _owner_only(path: str, flags: int) -> int:
+    """`open`'s opener: a file it creates is 0600; an existing one keeps its mode."""
+    return os.open(path, flags, 0o600)

@@ -4,7 +4,9 @@ Each delivery is one line: `{"idempotency_key": …, "change": …, "finding": {
 OCSF finding with `format = "ocsf"` (for tools that read OCSF JSON lines directly). orjson
 escapes every control character, so attacker text can never start a new line. A batch is written
 with one `write` on a file opened for appending, so lines from concurrent writers do not
-interleave mid-line on local file systems. Used by the local demo and for archiving.
+interleave mid-line on local file systems. A file the sink creates is owner-only (0600), and so are
+the folders it creates (0700), whatever the umask: findings are sensitive. Used by the local demo
+and for archiving.
 """
 
 from __future__ import annotations
@@ -108,14 +110,29 @@ class FileSink:
 
     def _append(self, data: bytes) -> None:
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as handle:
+            _private_folders(self.path.parent)
+            with open(self.path, "ab", opener=_owner_only) as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
 
     def close(self) -> None:
         """Nothing to release: the file is opened per batch."""
+
+
+def _owner_only(path: str, flags: int) -> int:
+    """`open`'s opener: a file it creates is 0600 (findings are sensitive); an existing one keeps its mode."""
+    return os.open(path, flags, 0o600)
+
+
+def _private_folders(folder: Path) -> None:
+    """Create `folder` and the folders missing above it 0700; existing ones keep their mode."""
+    missing: list[Path] = []
+    while not folder.is_dir() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for name in reversed(missing):
+        name.mkdir(mode=0o700, exist_ok=True)
 
 
 def from_config(sink_id: str, settings: Mapping[str, Any], env: Mapping[str, str]) -> FileSink:

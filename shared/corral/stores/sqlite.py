@@ -81,6 +81,36 @@ def path_of(url: str) -> str:
     return path or DEFAULT_PATH
 
 
+def _create_private(path: str) -> None:
+    """Create the database file owner-only (0600), and the folders missing above it 0700, whatever the umask.
+
+    The store holds findings and dead letters (raw vendor records): nobody but its owner should
+    read it. SQLite gives its -wal, -shm and -journal files the database file's permissions, so
+    they follow. An existing file or folder keeps the mode its owner gave it.
+    """
+    # os, not pathlib: pathlib is a millisecond of every cold start that nothing else needs.
+    folder = os.path.dirname(path)  # noqa: PTH120
+    missing: list[str] = []
+    while folder and not os.path.isdir(folder):  # noqa: PTH112
+        missing.append(folder)
+        parent = os.path.dirname(folder)  # noqa: PTH120
+        if parent == folder:
+            break
+        folder = parent
+    for name in reversed(missing):
+        try:
+            os.mkdir(name, 0o700)  # noqa: PTH102
+        except FileExistsError:
+            if not os.path.isdir(name):  # noqa: PTH112 - a file in the way: say so, as makedirs did
+                raise
+    try:
+        # O_EXCL: an existing file is never opened here, so its mode (and its owner's choice) stands.
+        created = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(created)
+
+
 class SqliteStore(SqlStore):
     """The Store contract on one SQLite database file."""
 
@@ -93,8 +123,7 @@ class SqliteStore(SqlStore):
         self._lock = threading.RLock()
         try:
             if self._path != ":memory:":
-                # os, not pathlib: pathlib is a millisecond of every cold start that nothing else needs.
-                os.makedirs(os.path.dirname(self._path) or ".", exist_ok=True)  # noqa: PTH103, PTH120
+                _create_private(self._path)
             self._db = sqlite3.connect(
                 self._path,
                 timeout=BUSY_TIMEOUT_MS / 1000,
