@@ -97,6 +97,58 @@ def test_config_errors_name_the_key(settings: dict[str, Any], key: str) -> None:
         relay.from_config(SINK, {"kind": "relay", **settings}, {})
 
 
+QUEUE = "https://sqs.eu-west-1.amazonaws.com/111122223333/findings"
+TOPIC = "projects/corral-test/topics/findings"
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        # SQS: SendMessageBatch carries the SigV4 signature and the session token.
+        ({"queue_url": QUEUE, "endpoint_url": "http://192.0.2.2:4566"}, "endpoint_url"),
+        ({"queue_url": QUEUE, "endpoint_url": "http://sqs.eu-west-1.amazonaws.com"}, "endpoint_url"),
+        ({"queue_url": QUEUE, "endpoint_url": "http://127.0.0.1@192.0.2.2:4566"}, "endpoint_url"),
+        ({"queue_url": QUEUE, "endpoint_url": "ftp://127.0.0.1:4566"}, "endpoint_url"),
+        ({"queue_url": "http://192.0.2.2/111122223333/findings"}, "queue_url"),
+        ({"queue_url": "http://sqs.eu-west-1.amazonaws.com/111122223333/findings"}, "queue_url"),
+        # Pub/Sub: the emulator endpoint is an insecure gRPC channel.
+        ({"topic": TOPIC, "endpoint": "192.0.2.2:8085"}, "endpoint"),
+        ({"topic": TOPIC, "endpoint": "pubsub.googleapis.com:443"}, "endpoint"),
+        ({"topic": TOPIC, "endpoint": "0.0.0.0:8085"}, "endpoint"),
+        ({"topic": TOPIC, "endpoint": "[2001:db8::1]:8085"}, "endpoint"),
+        ({"topic": TOPIC, "endpoint": "[::1:8085"}, "endpoint"),
+    ],
+)
+def test_plaintext_beyond_loopback_is_refused(settings: dict[str, Any], key: str) -> None:
+    """http:// (and the emulator's plaintext gRPC) only to loopback: elsewhere a one-line error at build."""
+    if "queue_url" in settings:
+        settings = {"region": "eu-west-1", **settings}
+    with pytest.raises(ConfigError, match=rf"^sinks\.relay:hub\.{key}: .*loopback") as caught:
+        relay.from_config(SINK, {"kind": "relay", **settings}, {})
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"queue_url": QUEUE, "endpoint_url": "https://sqs.eu-west-1.amazonaws.com"},
+        {"queue_url": QUEUE, "endpoint_url": "http://127.0.0.1:4566"},
+        {"queue_url": QUEUE, "endpoint_url": "http://localhost:4566"},
+        {"queue_url": QUEUE, "endpoint_url": "http://[::1]:4566"},
+        {"queue_url": "http://127.0.0.1:4566/111122223333/findings", "endpoint_url": "http://127.0.0.1:4566"},
+        {"topic": TOPIC, "endpoint": "127.0.0.1:8085"},
+        {"topic": TOPIC, "endpoint": "LocalHost:8085"},
+        {"topic": TOPIC, "endpoint": "[::1]:8085"},
+    ],
+)
+def test_plaintext_on_loopback_is_accepted(settings: dict[str, Any]) -> None:
+    """Tests and local runs: an emulator or moto_server on loopback builds (nothing is sent at build)."""
+    if "queue_url" in settings:
+        settings = {"region": "eu-west-1", **settings}
+    sink = relay.from_config(SINK, {"kind": "relay", **settings}, {})
+    sink.close()
+
+
 def test_import_is_cheap() -> None:
     """Importing corral and the relay module loads neither google.cloud.pubsub nor boto3."""
     code = (

@@ -19,6 +19,11 @@ Entries SQS lists as `Failed` fail alone: permanently when SQS blames the sender
 Unavailable, throttled and timed-out calls are retryable; invalid arguments, unknown topics or
 queues and refused permissions are permanent. google-cloud-pubsub and boto3 are imported only
 when a relay of that kind is built, so `import corral` stays cheap.
+
+The requests carry credentials (an OAuth token, a SigV4 signature with the session token) and the
+findings, so nothing goes out in plaintext beyond this machine: `queue_url` and `endpoint_url`
+take https, http only on loopback (`require_https`, as the HTTP sinks), and the emulator
+`endpoint`, plaintext gRPC, only a loopback host.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import orjson
 from corral import ocsf
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily, whole_finding
+from corral.sinks.http import LOOPBACK_HOSTS, require_https
 from corral.sinks.settings import seconds
 
 if TYPE_CHECKING:
@@ -353,6 +359,14 @@ def _timeout(settings: Mapping[str, Any], where: str) -> float:
     return seconds(settings, "timeout", where, DEFAULT_TIMEOUT, minimum=0.5, maximum=300)
 
 
+def _host(endpoint: str) -> str | None:
+    """The host of a `host:port` (`[::1]:8085` gives `::1`), lower case; None when it has none."""
+    try:
+        return urlsplit(f"//{endpoint}").hostname
+    except ValueError:  # an unbalanced bracket
+        return None
+
+
 def _pubsub(sink_id: str, settings: Mapping[str, Any], where: str) -> PubSubRelay:
     topic = settings.get("topic")
     if not isinstance(topic, str) or not _TOPIC.fullmatch(topic):
@@ -362,6 +376,11 @@ def _pubsub(sink_id: str, settings: Mapping[str, Any], where: str) -> PubSubRela
         not isinstance(endpoint, str) or not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+:\d+", endpoint)
     ):
         raise ConfigError(f"{where}.endpoint: use host:port of a Pub/Sub emulator, e.g. 127.0.0.1:8085")
+    if endpoint is not None and _host(endpoint) not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"{where}.endpoint: the emulator endpoint is spoken to in plaintext gRPC (no TLS);"
+            f" only a loopback host is accepted ({', '.join(sorted(LOOPBACK_HOSTS))})"
+        )
     from google.cloud import pubsub_v1  # noqa: PLC0415 - about 0.6 s: only Pub/Sub relays pay for it
 
     options = pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
@@ -383,14 +402,13 @@ def _sqs(sink_id: str, settings: Mapping[str, Any], where: str) -> SqsRelay:
     parts = urlsplit(queue_url) if isinstance(queue_url, str) else None
     if parts is None or parts.scheme not in ("https", "http") or not parts.netloc or parts.path.count("/") != 2:
         raise ConfigError(f"{where}.queue_url: use the queue URL, https://sqs.<region>.amazonaws.com/<account>/<queue>")
+    require_https(queue_url, f"{where}.queue_url")
     region = settings.get("region")
     if not isinstance(region, str) or not _REGION.fullmatch(region):
         raise ConfigError(f"{where}.region: use an AWS region name, e.g. eu-west-1")
     endpoint_url = settings.get("endpoint_url")
-    if endpoint_url is not None and (
-        not isinstance(endpoint_url, str) or urlsplit(endpoint_url).scheme not in ("https", "http")
-    ):
-        raise ConfigError(f"{where}.endpoint_url: use an http(s) URL of an SQS-compatible endpoint")
+    if endpoint_url is not None:
+        endpoint_url = require_https(endpoint_url, f"{where}.endpoint_url")
     timeout = _timeout(settings, where)
     import boto3  # noqa: PLC0415 - only SQS relays pay for boto3
     from botocore.config import Config  # noqa: PLC0415
