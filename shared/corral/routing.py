@@ -1,18 +1,23 @@
 """Routing and suppression: which sinks get which change of which finding.
 
-Conditions are a tiny data vocabulary (AND across keys, OR within a list, globs for finding types)
-evaluated by pure predicates listed in `CONDITIONS`. Suppressions are checked first: a suppressed
-finding is stored and marked, never sent. Every matching route fires, but a sink receives a given
-change once.
+Conditions are a tiny data vocabulary (AND across keys, OR within a list, `*` globs for finding
+types, any case) evaluated by pure predicates listed in `CONDITIONS`. A key naming a fixed
+vocabulary (source, cloud, class, container service, layer, task, trait) reads its values from the
+lists `corral findings list` reads too (`corral.vocabulary`, `corral.traits`) and refuses any other
+at start-up: a value no finding carries would match nothing, and its route would drop every alert
+without a word. Suppressions are checked first: a suppressed finding is stored and marked, never
+sent. Every matching route fires, but a sink receives a given change once.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from corral import ocsf, priority, traits
+from corral import ocsf, priority, traits, vocabulary
 from corral.context import container_context
 from corral.errors import ConfigError
 from corral.records import NamedTuple  # typing.NamedTuple, built without its per-field checks
@@ -40,6 +45,7 @@ def _any(actual: str | None, wanted: Values) -> bool:
 
 
 def _source(finding: Mapping[str, Any], wanted: Values) -> bool:
+    # `wanted` holds product uids: `Condition.parse` reads a source id as the products it stands for.
     return _any(finding["metadata"]["product"].get("uid"), wanted)
 
 
@@ -56,8 +62,8 @@ def _region(finding: Mapping[str, Any], wanted: Values) -> bool:
 
 
 def _class(finding: Mapping[str, Any], wanted: Values) -> bool:
-    names = {str(finding.get("class_uid")), str(finding.get("class_name", "")).lower()}
-    return any(w.lower() in names for w in wanted)
+    # `wanted` holds class uids: `Condition.parse` reads a class name as its uid.
+    return str(finding.get("class_uid")) in wanted
 
 
 def _severity_at_least(finding: Mapping[str, Any], wanted: Values) -> bool:
@@ -65,11 +71,15 @@ def _severity_at_least(finding: Mapping[str, Any], wanted: Values) -> bool:
     return 1 <= severity_id <= 6 and severity_id >= ocsf.SEVERITY_IDS[wanted[0].lower()]
 
 
-def _type(finding: Mapping[str, Any], wanted: Values) -> bool:
-    import fnmatch  # noqa: PLC0415 - only a `type` condition matches globs
+@functools.cache
+def _glob(pattern: str) -> re.Pattern[str]:
+    """A `*` glob (only `*` is a wildcard) in any case, as `findings list --type` matches one."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.IGNORECASE | re.DOTALL)
 
+
+def _type(finding: Mapping[str, Any], wanted: Values) -> bool:
     types = finding.get("finding_info", {}).get("types") or []
-    return any(fnmatch.fnmatchcase(t, w) for t in types for w in wanted)
+    return any(isinstance(t, str) and _glob(w).fullmatch(t) is not None for t in types for w in wanted)
 
 
 def _trait(name: str) -> Predicate:
@@ -133,6 +143,57 @@ CONDITIONS: Final[dict[str, Predicate]] = {
 }
 
 
+def _source_values(where: str, value: str) -> Values:
+    # A source id (azure.defender) stands for its products (microsoft.defender_for_cloud); a product uid for itself.
+    return tuple(vocabulary.products_of(vocabulary.choose(where, value, vocabulary.sources())))
+
+
+def _class_values(where: str, value: str) -> Values:
+    return (str(vocabulary.CLASSES[vocabulary.choose(where, value, list(vocabulary.CLASSES))]),)
+
+
+def _service_values(where: str, value: str) -> Values:
+    choice = vocabulary.choose(where, value, (*traits.CONTAINER_SERVICES, *traits.SERVICE_GROUPS))
+    return traits.SERVICE_GROUPS.get(choice, (choice,))
+
+
+def _one_of(allowed: Sequence[str]) -> Callable[[str, str], Values]:
+    return lambda where, value: (vocabulary.choose(where, value, allowed),)
+
+
+# The values of each classification trait Corral writes (`sample` is only ever "true").
+_TRAIT_VALUES: Final[dict[str, Callable[[str, str], Values]]] = {
+    traits.SERVICE: _service_values,
+    traits.LAYER: _one_of(traits.LAYERS),
+    traits.TASK: _one_of(traits.TASKS),
+    traits.SAMPLE: _one_of(("true",)),
+}
+
+
+def _trait_values(where: str, value: str) -> Values:
+    name, sep, wanted = value.partition("=")
+    name = name.strip().lower()
+    if not sep or name not in _TRAIT_VALUES:
+        raise ConfigError(
+            f"{where}: unknown value {value!r}; expected name=value with name one of {', '.join(_TRAIT_VALUES)}, "
+            f'e.g. "{traits.SERVICE}={traits.EKS}"'
+        )
+    return tuple(f"{name}={v}" for v in _TRAIT_VALUES[name](f"{where}: {name}", wanted))
+
+
+# How `Condition.parse` reads each value of the keys that name a fixed vocabulary: as the values
+# its predicate compares, or a ConfigError naming the accepted ones.
+_VOCABULARIES: Final[dict[str, Callable[[str, str], Values]]] = {
+    "source": _source_values,
+    "cloud": _one_of(vocabulary.CLOUDS),
+    "class": _class_values,
+    "container_service": _service_values,
+    "layer": _one_of(traits.LAYERS),
+    "task": _one_of(traits.TASKS),
+    "trait": _trait_values,
+}
+
+
 # NamedTuples, not dataclasses: every cold start builds these classes (see corral.records).
 class Condition(NamedTuple):
     """A parsed `when` table: every key must match, any value of a key may."""
@@ -145,7 +206,11 @@ class Condition(NamedTuple):
 
     @classmethod
     def parse(cls, table: object, where: str) -> Condition:
-        """Parse a `when` table, raising ConfigError naming `where` and the bad key."""
+        """Parse a `when` table, raising ConfigError naming `where`, the bad key and the bad value.
+
+        Values of a fixed vocabulary are read as their predicate compares them: a source id as its
+        product uids, a class name as its uid, "ECS" as both ECS launch types.
+        """
         if table is None:
             return cls()
         if not isinstance(table, Mapping):
@@ -169,6 +234,10 @@ class Condition(NamedTuple):
                 raise ConfigError(f"{where}.{key}: expected a string or a list of strings")
             if key == "severity_at_least" and (len(values) != 1 or values[0].lower() not in ORDERED_SEVERITIES):
                 raise ConfigError(f"{where}.{key}: expected one of {', '.join(ORDERED_SEVERITIES)}")
+            read = _VOCABULARIES.get(key)
+            if read is not None:
+                # dict.fromkeys: each value once, in the order written.
+                values = tuple(dict.fromkeys(v for value in values for v in read(f"{where}.{key}", value)))
             terms.append((key, tuple(values)))
         return cls(tuple(terms))
 

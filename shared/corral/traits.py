@@ -21,6 +21,8 @@ GKE: Final = "GKE"
 CLOUD_RUN: Final = "Cloud Run"
 NO_SERVICE: Final = "none"
 CONTAINER_SERVICES: Final = (EKS, ECS_EC2, ECS_FARGATE, AKS, CONTAINER_APPS, FUNCTION_APPS, GKE, CLOUD_RUN)
+SERVICE_GROUPS: Final = {"ECS": (ECS_EC2, ECS_FARGATE)}
+"""A name a route condition may use for several container services: "ECS" is ECS on either launch type."""
 SERVICE_CLOUD: Final = {
     EKS: "AWS",
     ECS_EC2: "AWS",

@@ -35,9 +35,9 @@ BASE = finding()
 # What `running` and `priority_at_least` read: Corral's priority (see corral.priority).
 BASE = priority.apply(BASE, priority.Priority(3, 65, "running", False, "high-severity vulnerability; image running"))
 MATCHING = {
-    "type": ["Execution:*", BASE["finding_info"]["types"][0]],
+    "type": ["Execution:*", BASE["finding_info"]["types"][0], "execution:*", BASE["finding_info"]["types"][0].upper()],
     "severity_at_least": [ocsf.SEVERITY_NAMES[BASE["severity_id"]].lower(), "informational"],
-    "container_service": [traits.read(BASE)[traits.SERVICE], traits.read(BASE)[traits.SERVICE].lower()],
+    "container_service": [traits.read(BASE)[traits.SERVICE], traits.read(BASE)[traits.SERVICE].lower(), " EKS "],
     "layer": [traits.read(BASE)[traits.LAYER]],
     "task": [traits.read(BASE)[traits.TASK]],
     "cluster": [BASE["resources"][0]["name"], BASE["resources"][0]["name"].upper()],
@@ -46,16 +46,16 @@ MATCHING = {
     "trait": [f"container_service={traits.read(BASE)[traits.SERVICE]}", f"task={traits.read(BASE)[traits.TASK]}"],
     "account": [BASE["cloud"]["account"]["uid"]],
     "cloud": [BASE["cloud"]["provider"], BASE["cloud"]["provider"].lower()],
-    "source": [BASE["metadata"]["product"]["uid"]],
+    "source": [BASE["metadata"]["product"]["uid"], "AWS.GuardDuty"],
     "region": [BASE["cloud"]["region"]],
-    "class": [str(BASE["class_uid"]), BASE["class_name"], BASE["class_name"].upper()],
+    "class": [str(BASE["class_uid"]), BASE["class_name"], BASE["class_name"].upper(), "Detection", "detection"],
     "running": ["true", "TRUE"],
     "priority_at_least": ["high", "low"],
 }
 NOT_MATCHING = {
-    "type": ["Recon:*", "execution:*", BASE["finding_info"]["types"][0] + "X"],
+    "type": ["Recon:*", BASE["finding_info"]["types"][0] + "X", "Execution:Runtime/?ewBinaryExecuted"],
     "severity_at_least": ["critical"],
-    "container_service": [traits.GKE, traits.ECS_FARGATE],
+    "container_service": [traits.GKE, traits.ECS_FARGATE, "ECS"],
     "layer": [traits.APPLICATION],
     "task": [traits.HARDENING],
     "cluster": ["other-cluster", BASE["resources"][0]["name"][:-1]],
@@ -64,9 +64,9 @@ NOT_MATCHING = {
     "trait": ["container_service=GKE", "sample=true"],
     "account": ["999999999999"],
     "cloud": ["GCP"],
-    "source": ["gcp.scc"],
+    "source": ["gcp.scc", "azure.defender", "microsoft.defender_for_cloud", "aws.inspector2"],
     "region": ["eu-west-1"],
-    "class": [str(ocsf.VULNERABILITY), "compliance finding"],
+    "class": [str(ocsf.VULNERABILITY), "compliance finding", "Vulnerability"],
     "running": ["false"],
     "priority_at_least": ["critical"],
 }

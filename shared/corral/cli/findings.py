@@ -12,7 +12,7 @@ from typing import Annotated, Final, TextIO
 import typer
 from rich.table import Table
 
-from corral import ocsf, traits
+from corral import ocsf, traits, vocabulary
 from corral.cli import images
 from corral.cli.options import ConfigOption, JsonOption, StoreOption
 from corral.cli.options import store as open_configured_store
@@ -121,7 +121,7 @@ def list_findings(
     print(counted + hint, file=sys.stderr if (json or csv) else sys.stdout)
 
 
-CLOUDS: Final = ("AWS", "Azure", "GCP")
+CLOUDS: Final = vocabulary.CLOUDS
 MAX_PAGE: Final = 500
 STATUSES: Final = {name.lower().replace(" ", "-"): sid for sid, name in ocsf.STATUS_NAMES.items()}
 CSV_COLUMNS: Final = (
@@ -133,13 +133,11 @@ _UNIT_MS: Final = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400
 
 
 def choose(option: str, value: str | None, allowed: Sequence[str]) -> str | None:
-    """Match `value` case-insensitively against a fixed vocabulary; reject anything else, naming the choices."""
-    if value is None:
-        return None
-    for choice in allowed:
-        if choice.lower() == value.strip().lower():
-            return choice
-    raise ConfigError(f"{option}: unknown value {value!r}; use one of {', '.join(allowed)}")
+    """Match `value` case-insensitively against a fixed vocabulary; reject anything else, naming the choices.
+
+    The same reading as a route condition's (`corral.vocabulary.choose`), so an option and a `when` key agree.
+    """
+    return None if value is None else vocabulary.choose(option, value, allowed)
 
 
 def _severity(value: str | None) -> int | None:
@@ -153,12 +151,8 @@ def _status(value: str | None) -> int | None:
 
 
 def _source(value: str | None) -> str | None:
-    if value is None:
-        return None
-    from corral.sources import PRODUCT_SOURCES  # noqa: PLC0415 (the registry only for a --source filter)
-
-    known = sorted({*PRODUCT_SOURCES.values(), *PRODUCT_SOURCES, "corral"})
-    return choose("--source", value, known)
+    # The registry (every source module) is loaded only for a --source filter.
+    return None if value is None else vocabulary.choose("--source", value, vocabulary.sources())
 
 
 def parse_since(value: str, now: int) -> int:

@@ -15,6 +15,7 @@ import orjson
 from corral import traits
 from corral.records import HealthSignal
 from corral.stores.base import SourceSeen
+from corral.vocabulary import CLOUDS
 
 SignalKey = tuple[str, str, str, str, str]
 """(source, account, service, region, resource), "" for a region or resource not named."""
@@ -70,23 +71,13 @@ def latest_signals(signals: Sequence[HealthSignal]) -> dict[SignalKey, HealthSig
     return latest
 
 
-CLOUD_NAMES: Final = {"aws": "AWS", "azure": "Azure", "gcp": "GCP"}
+CLOUD_NAMES: Final = {name.lower(): name for name in CLOUDS}
 SERVICE_NAMES: Final = {name.lower(): name for name in traits.CONTAINER_SERVICES}
-CORRAL_PRODUCT: Final = "corral"
-"""Corral's own findings (silent sources) prove nothing about a detector's coverage."""
 
 
 def canonical(value: str, names: Mapping[str, str]) -> str:
     """Return a fixed-vocabulary value as stored ("aws" → "AWS"); unknown values unchanged (they match nothing)."""
     return names.get(value.lower(), value)
-
-
-def products_of(source: str) -> list[str]:
-    """Return the product uids a source id stands for (itself too: a product uid is accepted as well)."""
-    from corral.sources import PRODUCT_SOURCES  # noqa: PLC0415 - only a `source` filter needs the registry
-
-    wanted = source.lower()
-    return sorted({wanted, *(product for product, src in PRODUCT_SOURCES.items() if src.lower() == wanted)})
 
 
 def pack_cursor(values: Sequence[Any]) -> str:

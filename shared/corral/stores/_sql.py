@@ -21,13 +21,11 @@ from corral.context import ContainerContext, container_context
 from corral.records import HealthSignal, NamedTuple
 from corral.stores._shared import (
     CLOUD_NAMES,
-    CORRAL_PRODUCT,
     SERVICE_NAMES,
     canonical,
     latest_signals,
     not_a_cursor,
     pack_cursor,
-    products_of,
     trait_map,
     unpack_cursor,
 )
@@ -53,6 +51,7 @@ from corral.stores.base import (
     version_key,
 )
 from corral.stores.migrations import Dialect
+from corral.vocabulary import CORRAL_PRODUCT, products_of
 
 FINDING_COLUMNS: Final = (
     "product",

@@ -30,7 +30,7 @@ from typing import Any, Final
 import orjson
 
 from corral.records import NamedTuple
-from corral.stores._shared import CLOUD_NAMES, CORRAL_PRODUCT, canonical
+from corral.stores._shared import CLOUD_NAMES, canonical
 from corral.stores.base import CountRow, EvidenceKey, FindingQuery, PlaceCount, TrendDay, finding_id
 from corral.stores.dynamodb.items import (
     SHARDS,
@@ -48,6 +48,7 @@ from corral.stores.dynamodb.items import (
     time_key,
 )
 from corral.stores.dynamodb.table import Table
+from corral.vocabulary import CORRAL_PRODUCT
 
 
 class Written(NamedTuple):

@@ -17,7 +17,6 @@ from corral.stores._shared import (
     canonical,
     not_a_cursor,
     pack_cursor,
-    products_of,
     unpack_cursor,
 )
 from corral.stores.base import (
@@ -45,6 +44,7 @@ from corral.stores.dynamodb.items import (
     stored_finding,
     time_key,
 )
+from corral.vocabulary import products_of
 
 # Filters and cursors -----------------------------------------------------------------------------
 
