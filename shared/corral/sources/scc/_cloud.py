@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from corral import ocsf
 from corral.errors import MalformedEventError
-from corral.sources.scc._spelling import camel, inner, objects, string
+from corral.sources.scc._spelling import _SNAKE, EMPTY, camel, inner, objects, string
 
 PROVIDERS: Final = {
     "GOOGLE_CLOUD_PLATFORM": "GCP",
@@ -60,11 +60,8 @@ def _segment(name: str, marker: str) -> str | None:
     return None
 
 
-def _org_number(finding: dict[str, Any], resource: dict[str, Any], gcp: dict[str, Any]) -> str | None:
-    # v2 findings name it in `gcpMetadata`: the others are looked up only without it.
-    first = gcp.get("organization") if gcp else None
-    if isinstance(first, str) and "organizations/" in first and (number := _segment(first, "organizations/")):
-        return number
+def _org_number(finding: dict[str, Any], resource: dict[str, Any]) -> str | None:
+    """The organization number in the resource path or the finding's names (without one in `gcpMetadata`)."""
     for candidate in (
         resource.get("resourcePathString"),
         finding.get("name"),
@@ -135,19 +132,23 @@ def region_and_zone(location: str | None, resource_name: str) -> tuple[str | Non
     return location, zone
 
 
-def _region(resource: dict[str, Any], resource_name: str) -> tuple[str | None, str | None]:
+def _gcp(finding: dict[str, Any], resource: dict[str, Any], resource_name: str) -> tuple[dict[str, Any], str | None]:
+    gcp = resource.get("gcpMetadata")  # `inner(resource, "gcpMetadata")`, inlined
+    if not isinstance(gcp, dict):
+        gcp = EMPTY
+    elif not _SNAKE.isdisjoint(gcp):
+        gcp = camel(gcp)
+    project_id, number = _project_ids(finding, resource, gcp, resource_name)
+    # `_org_number`, with its usual case (v2 findings name it in `gcpMetadata`) first.
+    org = gcp.get("organization") if gcp else None
+    if not (isinstance(org, str) and "organizations/" in org and (org := _segment(org, "organizations/"))):
+        org = _org_number(finding, resource)
+    # `_region`, inlined: SCC nearly always states the location.
     location = resource.get("location")
     if not (isinstance(location, str) and location):
         match = _LOCATION_IN_NAME.search(resource_name)
         location = match.group(1) if match else None
-    return region_and_zone(location, resource_name)
-
-
-def _gcp(finding: dict[str, Any], resource: dict[str, Any], resource_name: str) -> tuple[dict[str, Any], str | None]:
-    gcp = inner(resource, "gcpMetadata")
-    project_id, number = _project_ids(finding, resource, gcp, resource_name)
-    org = _org_number(finding, resource, gcp)
-    region, zone = _region(resource, resource_name)
+    region, zone = region_and_zone(location, resource_name)
     account_uid = project_id or number
     if account_uid:
         obj: dict[str, Any] = {

@@ -61,14 +61,19 @@ def _integer(value: object) -> int | None:
 
 
 def _file(binary: dict[str, Any]) -> dict[str, Any] | None:
+    """The OCSF file of an SCC `binary` (as sent: its one key with a snake_case spelling is read in both)."""
     path = binary.get("path")
     if not (isinstance(path, str) and path):
         return None
-    file: dict[str, Any] = {"name": last_segment(path) or path, "path": path, "type_id": 1, "type": "Regular File"}
+    # `last_segment(path) or path`, inlined: every process has a binary.
+    name = path.rstrip("/").rsplit("/", 1)[-1] or path
+    file: dict[str, Any] = {"name": name, "path": path, "type_id": 1, "type": "Regular File"}
     sha256 = binary.get("sha256")
     # A hash of a prefix is not the file's hash; keep it out of `hashes` (it stays in unmapped).
-    if isinstance(sha256, str) and sha256 and binary.get("partiallyHashed") is not True:
-        file["hashes"] = [{"algorithm_id": 3, "algorithm": "SHA-256", "value": sha256}]
+    if isinstance(sha256, str) and sha256:
+        partial = binary["partiallyHashed"] if "partiallyHashed" in binary else binary.get("partially_hashed")
+        if partial is not True:
+            file["hashes"] = [{"algorithm_id": 3, "algorithm": "SHA-256", "value": sha256}]
     size = binary.get("size")
     size = int(size) if type(size) is str and size.isdigit() and size.isascii() else _integer(size)
     if size is not None and size >= 0:
@@ -78,23 +83,21 @@ def _file(binary: dict[str, Any]) -> dict[str, Any] | None:
 
 def _binary(record: dict[str, Any]) -> dict[str, Any]:
     binary = record.get("binary")
-    if not isinstance(binary, dict):
-        return EMPTY
-    return binary if _SNAKE.isdisjoint(binary) else camel(binary)
+    return binary if isinstance(binary, dict) else EMPTY
 
 
 def process(record: dict[str, Any]) -> dict[str, Any] | None:
-    """Return an OCSF `process` for an SCC process (as `camel()` spells it), or None when it has no pid."""
+    """Return an OCSF `process` for an SCC process, or None when it has no pid.
+
+    `record` as sent or as `camel()` spells it: the keys read that have a snake_case spelling
+    (`parentPid`, and `binary.partiallyHashed`) are read in both, as `camel()` would give them,
+    so that a record is not copied only to rename them.
+    """
     pid = record.get("pid")
     # What SCC sends, a protobuf int64 as a string of digits, is read here; anything else by `_integer`.
     pid = int(pid) if type(pid) is str and pid.isdigit() and pid.isascii() else _integer(pid)
     if pid is None:
         return None
-    binary = record.get("binary")
-    if not isinstance(binary, dict):
-        binary = EMPTY
-    elif not _SNAKE.isdisjoint(binary):
-        binary = camel(binary)
     proc: dict[str, Any] = {}
     name = record.get("name")
     if isinstance(name, str) and name:
@@ -105,12 +108,13 @@ def process(record: dict[str, Any]) -> dict[str, Any] | None:
     if args:
         # `args` are kept exactly as sent; joining them is for reading, the list stays in unmapped.
         proc["cmd_line"] = " ".join(args)
-    if file := _file(binary):
+    binary = record.get("binary")
+    if isinstance(binary, dict) and (file := _file(binary)):
         proc["file"] = file
         proc["path"] = file["path"]
     if "libraries" in record and (modules := _paths(record["libraries"])):
         proc["loaded_modules"] = modules
-    parent_pid = record.get("parentPid")
+    parent_pid = record["parentPid"] if "parentPid" in record else record.get("parent_pid")
     parent_pid = (
         int(parent_pid)
         if type(parent_pid) is str and parent_pid.isdigit() and parent_pid.isascii()
@@ -153,9 +157,8 @@ def evidences(finding: dict[str, Any], found: Pairs) -> list[dict[str, Any]]:
     single = found[0][0] if len(found) == 1 else None
     result: list[dict[str, Any]] = []
     attached = False
-    for sent in dicts(finding["processes"]) if "processes" in finding else ():
-        record = sent if _SNAKE.isdisjoint(sent) else camel(sent)
-        proc = process(record)
+    for record in dicts(finding["processes"]) if "processes" in finding else ():
+        proc = process(record)  # reads both spellings itself: the record is not copied
         if proc is None:
             if file := _file(_binary(record)):
                 result.append({"file": file})

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from corral import ocsf, traits
 from corral.sources._core.reader import Trie
 from corral.sources.scc import _cloud, _context, _details, _kube, _lifecycle
-from corral.sources.scc._spelling import LEAF, both_spellings, inner, recorded, string, take_texts, without
+from corral.sources.scc._spelling import LEAF, both_spellings, inner, recorded, string, without
 from corral.sources.scc._tables import (
     MISCONFIGURATION,
     OBSERVATION,
@@ -64,18 +64,7 @@ _NO_IDS: Final[list[str]] = []
 _ORCHESTRATORS: Final = {traits.GKE: _context.GKE_ORCHESTRATOR, traits.CLOUD_RUN: _context.CLOUD_RUN_ORCHESTRATOR}
 
 
-# The finding's keys read as text and recorded when present, in the order `finding()` unpacks them.
-_TEXTS: Final = (
-    "findingClass",
-    "severity",
-    "resourceName",
-    "category",
-    "canonicalName",
-    "description",
-    "moduleName",
-    "parentDisplayName",
-    "nextSteps",
-)
+_Texts = tuple[str, str | None, str | None, str | None, str | None, str | None, str | None]
 
 
 def finding(
@@ -94,19 +83,19 @@ def finding(
     """
     # What is mapped in full, as `Fields` records it: every key is one of the finding's own.
     taken: Trie = {"name": LEAF}
-    texts = take_texts(doc, taken, _TEXTS)
+    resource_name, category, canonical, description, module, source_display, next_steps = _texts(doc, resource, taken)
     create_ms, modified, activity_id, status_id, state = _lifecycle.lifecycle(taken, doc, received_time)
     severity_id, vendor_severity = _lifecycle.severity(doc)
-    resource_name = texts[2] or string(resource.get("name")) or ""
     provider = _cloud.provider(resource)
     cloud, project_id = _cloud.cloud(doc, resource, resource_name, provider)
     vuln = _vulnerability(doc, severity_id, vendor_severity) if "vulnerability" in doc else None
     class_uid = (
         ocsf.VULNERABILITY if vuln and scc_class == VULNERABILITY else _CLASS_UIDS.get(scc_class, ocsf.DETECTION)
     )
-    kube = _kube.lists(doc.get("kubernetes"))
+    kube = _kube.lists(doc["kubernetes"]) if "kubernetes" in doc else _kube.NO_KUBE
     service, classified = _traits(doc, resource, kube, resource_name, provider, scc_class)
-    info, product = _info(taken, doc, texts, scc_class, (provider, project_id))
+    info: dict[str, Any] = {"uid": canonical or doc["name"]}
+    feature = _info(info, taken, doc, (category, description, module, source_display), scc_class, project_id)
     if create_ms is not None:
         info["created_time"] = create_ms
     info["modified_time"] = modified
@@ -118,22 +107,72 @@ def finding(
         severity_id=severity_id,
         vendor_severity=vendor_severity,
         status_id=status_id,
-        product=product,
+        product=PRODUCT,
         delivery_id=delivery_id,
     )
-    if title := texts[3]:
-        out["message"] = title
+    if feature:
+        out["metadata"]["product"]["feature"] = feature  # into envelope's own copy: no second copy
+    if category:
+        out["message"] = category
     if status_id == ocsf.STATUS_SUPPRESSED and (detail := string(doc.get("muteInitiator"))):
         out["status_detail"] = detail
     out["finding_info"] = info
     out["cloud"] = cloud
-    out["resources"] = _context.resources(doc, resource, kube, resource_name or None, provider)
-    _body(out, taken, doc, kube, class_uid, scc_class, vuln, _ORCHESTRATORS.get(service), state != "INACTIVE", texts[8])
-    if not out["resources"]:
+    out["resources"] = resources = _context.resources(doc, resource, kube, resource_name or None, provider)
+    orchestrator = _ORCHESTRATORS.get(service)
+    _body(out, taken, doc, kube, class_uid, scc_class, vuln, orchestrator, state != "INACTIVE", next_steps)
+    if not resources:
         del out["resources"]
     if unmapped := _unmapped(raw, doc, extra, taken):
         out["unmapped"] = unmapped
     return out
+
+
+def _texts(doc: dict[str, Any], resource: dict[str, Any], taken: Trie) -> _Texts:
+    """Return the resource name ("" when SCC names none) and the finding's other texts, each recorded.
+
+    They are the category, canonical name, description, module name, source display name and next
+    steps, each None when not a non-empty string.
+    """
+    get = doc.get
+    # The texts read from every finding, each recorded when it is a non-empty string (as
+    # `Fields.text` records it). One by one with locals: a loop over the keys (`take_texts`) ran
+    # more than twice the bytecode, and this is every finding's first step.
+    if isinstance(value := get("findingClass"), str) and value:
+        taken["findingClass"] = LEAF
+    if isinstance(value := get("severity"), str) and value:
+        taken["severity"] = LEAF
+    resource_name: str = ""  # the affected resource's full name, "" when SCC names none
+    if isinstance(value := get("resourceName"), str) and value:
+        taken["resourceName"] = LEAF
+        resource_name = value
+    elif isinstance(value := resource.get("name"), str):
+        resource_name = value
+    if isinstance(category := get("category"), str) and category:
+        taken["category"] = LEAF
+    else:
+        category = None
+    if isinstance(canonical := get("canonicalName"), str) and canonical:
+        taken["canonicalName"] = LEAF
+    else:
+        canonical = None
+    if isinstance(description := get("description"), str) and description:
+        taken["description"] = LEAF
+    else:
+        description = None
+    if isinstance(module := get("moduleName"), str) and module:
+        taken["moduleName"] = LEAF
+    else:
+        module = None
+    if isinstance(source_display := get("parentDisplayName"), str) and source_display:
+        taken["parentDisplayName"] = LEAF
+    else:
+        source_display = None
+    if isinstance(next_steps := get("nextSteps"), str) and next_steps:
+        taken["nextSteps"] = LEAF
+    else:
+        next_steps = None
+    return resource_name, category, canonical, description, module, source_display, next_steps
 
 
 def _traits(
@@ -170,20 +209,27 @@ def _vulnerability(doc: dict[str, Any], severity_id: int, vendor_severity: objec
 
 
 def _info(
-    taken: Trie, doc: dict[str, Any], texts: list[str | None], scc_class: str, place: tuple[str, str | None]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Return the finding's `finding_info` (without times and traits) and its `product`."""
+    info: dict[str, Any],
+    taken: Trie,
+    doc: dict[str, Any],
+    texts: tuple[str | None, str | None, str | None, str | None],
+    scc_class: str,
+    project_id: str | None,
+) -> dict[str, Any] | None:
+    """Add to `info` (holding its `uid`) all of `finding_info` but times and traits; return the product `feature`.
+
+    `texts` are the finding's category, description, module name and source display name, as read.
+    """
+    category, description, module, source_display = texts
     name = doc["name"]
-    _, _, _, category, canonical, description, module, _, _ = texts
-    info: dict[str, Any] = {"uid": canonical or name}
-    if canonical and canonical != name:
+    if info["uid"] != name:
         info["uid_alt"] = name
     if category:
         info["title"] = category
     if not description and "sourceProperties" in doc:
         description = string(_details.source_properties(doc).get("Explanation"))
-    if desc := description:
-        info["desc"] = desc
+    if description:
+        info["desc"] = description
     info["types"] = [category, scc_class] if category and category != scc_class else [scc_class]
     if module or category:
         analytic: dict[str, Any] = {"type_id": 1, "type": "Rule", "uid": module or category}
@@ -195,7 +241,7 @@ def _info(
         info["src_url"] = external
         taken["externalUri"] = LEAF
     else:
-        info["src_url"] = _console_url(name, place[0], place[1])
+        info["src_url"] = _console_url(name, project_id)
     if "mitreAttack" in doc:
         attacks, attacks_complete = _details.attacks(doc)
         if attacks_complete:
@@ -206,10 +252,11 @@ def _info(
         info["related_events"] = [{"uid": uid, "type": "Security Command Center finding"} for uid in related]
     if "securityMarks" in doc and (tags := _tags(doc)):
         info["tags"] = tags
-    return info, _product(taken, doc, texts[7])
+    return _feature(taken, doc, source_display)
 
 
-def _product(taken: Trie, doc: dict[str, Any], source_display: str | None) -> dict[str, Any]:
+def _feature(taken: Trie, doc: dict[str, Any], source_display: str | None) -> dict[str, Any] | None:
+    """Return the `metadata.product.feature` of the finding's source, else None."""
     if source_display is None:
         value = doc.get("sourceDisplayName")
         if isinstance(value, str) and value:
@@ -220,13 +267,12 @@ def _product(taken: Trie, doc: dict[str, Any], source_display: str | None) -> di
         taken["parent"] = LEAF
     else:
         parent = None
-    product: dict[str, Any] = dict(PRODUCT)
-    if source_display or parent:
-        feature = {"name": source_display} if source_display else {}
-        if parent:
-            feature["uid"] = parent
-        product["feature"] = feature
-    return product
+    if not (source_display or parent):
+        return None
+    feature = {"name": source_display} if source_display else {}
+    if parent:
+        feature["uid"] = parent
+    return feature
 
 
 def _body(
@@ -285,12 +331,13 @@ def _quote(value: str) -> str:
     return value.replace("/", "%2F") if _PLAIN_PATH.fullmatch(value) else quote(value, safe="")
 
 
-def _console_url(name: str, provider: str, project_id: str | None) -> str:
+def _console_url(name: str, project_id: str | None) -> str:
+    """The finding's page in the console; `project_id` is the GCP project's (None in another cloud)."""
     url = _CONSOLE + _quote(name)
     # What `^organizations/([^/]+)/` matches, without a pattern.
     if name.startswith(_ORG_ROOT) and (end := name.find("/", len(_ORG_ROOT))) > len(_ORG_ROOT):
         return f"{url}?organizationId={_quote(name[len(_ORG_ROOT) : end])}"
-    return f"{url}?project={_quote(project_id)}" if project_id and provider == "GCP" else url
+    return f"{url}?project={_quote(project_id)}" if project_id else url
 
 
 def _tags(doc: dict[str, Any]) -> list[dict[str, str]]:
@@ -331,7 +378,15 @@ def _unmapped(
     unmapped: dict[str, Any] = dict(extra)
     # Kept as sent (an empty `containers: []` stays): only what was mapped in full goes. Every key
     # recorded is a top-level one, so `Fields.rest(as_sent=True)` is the object without them.
-    if rest := without(finding, taken if finding is doc else both_spellings(taken)):
+    if finding is doc:
+        # Every key recorded is one of the finding's own (read from it): a copy less those keys is
+        # `without()`, in the order sent, and costs a third less than filtering every key sent.
+        rest: dict[Any, Any] = dict(finding)
+        for key in taken:
+            del rest[key]
+    else:
+        rest = without(finding, both_spellings(taken))
+    if rest:
         unmapped["finding"] = rest
     if resource is not None and (rest := without(resource, _RESOURCE_TAKEN)):
         unmapped["resource"] = rest

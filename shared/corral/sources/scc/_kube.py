@@ -67,25 +67,35 @@ def last_segment(path: str | None) -> str | None:
     return path.rstrip("/").rsplit("/", 1)[-1] or None
 
 
-def _add(found: Pairs, seen: set[tuple[Any, ...]], record: dict[str, Any], orchestrator: str | None, data: Any) -> None:
-    """Add the OCSF container of an SCC container record with its context `data`, unless it is one already found."""
+def _add(
+    found: Pairs,
+    seen: set[tuple[Any, ...]],
+    record: dict[str, Any],
+    orchestrator: str | None,
+    data: dict[str, Any],
+    where: tuple[str | None, str | None],
+) -> None:
+    """Add the OCSF container of an SCC container record with its context `data`, unless it is one already found.
+
+    `where` is the (pod, namespace) of `data`, which the caller knows without looking them up again.
+    """
     name = record.get("name")
     if not (isinstance(name, str) and name):
         return  # OCSF needs a container uid or name; SCC has no container id (the record stays in unmapped)
-    if not _SNAKE.isdisjoint(record):
-        record = camel(record)
     container: dict[str, Any] = {"name": name}
-    uri, image_id = record.get("uri"), record.get("imageId")
+    # `imageId` as `camel()` would give it (the only key read here that has a snake_case spelling),
+    # without copying the record.
+    uri, image_id = record.get("uri"), record["imageId"] if "imageId" in record else record.get("image_id")
     uri = uri if isinstance(uri, str) and uri else None
     image_id = image_id if isinstance(image_id, str) and image_id else None
-    if (uri or image_id) and (img := images.image(uri, image_id)):
+    img = images.image(uri, image_id) if uri or image_id else None
+    if img:
         container["image"] = img
     if orchestrator:
         container["orchestrator"] = orchestrator
     if "labels" in record and (tags := labels(record)):
         container["labels"] = tags
-    img = container.get("image")
-    key = (name, tuple(img.items()) if img else None, data.get("pod"), data.get("namespace"))
+    key = (name, tuple(img.items()) if img else None, *where)
     if key not in seen:
         seen.add(key)
         found.append((container, data))
@@ -100,28 +110,37 @@ def containers(finding: dict[str, Any], kube: Kube, orchestrator: str | None) ->
     found: Pairs = []
     seen: set[tuple[Any, ...]] = set()
     for i, pod in enumerate(kube[0]):
-        for j, record in enumerate(dicts(pod.get("containers"))):
+        records = pod.get("containers")
+        if not (isinstance(records, list) and records):
+            continue
+        # The pod's own texts, read once for all its containers.
+        name, ns = _text(pod.get("name")), _text(pod.get("ns"))
+        for j, record in enumerate(item for item in records if isinstance(item, dict)):
             data = {}
-            if name := _text(pod.get("name")):
+            if name:
                 data["pod"] = name
-            if ns := _text(pod.get("ns")):
+            if ns:
                 data["namespace"] = ns
             data["reported_in"] = f"kubernetes.pods[{i}].containers[{j}]"
-            _add(found, seen, record, orchestrator, data)
+            _add(found, seen, record, orchestrator, data, (name, ns))
     for i, obj in enumerate(kube[3]):
-        for j, record in enumerate(dicts(obj.get("containers"))):
+        records = obj.get("containers")
+        if not (isinstance(records, list) and records):
+            continue
+        name, kind, ns = _text(obj.get("name")), _text(obj.get("kind")), _text(obj.get("ns"))
+        for j, record in enumerate(item for item in records if isinstance(item, dict)):
             data = {}
-            if name := _text(obj.get("name")):
+            if name:
                 data["workload"] = name
-            if kind := _text(obj.get("kind")):
+            if kind:
                 data["kind"] = kind
-            if ns := _text(obj.get("ns")):
+            if ns:
                 data["namespace"] = ns
             data["reported_in"] = f"kubernetes.objects[{i}].containers[{j}]"
-            _add(found, seen, record, orchestrator, data)
-    if "containers" in finding:
-        for i, record in enumerate(dicts(finding["containers"])):
-            _add(found, seen, record, orchestrator, {"reported_in": f"containers[{i}]"})
+            _add(found, seen, record, orchestrator, data, (None, ns))
+    if "containers" in finding and (records := finding["containers"]) and isinstance(records, list):
+        for i, record in enumerate(item for item in records if isinstance(item, dict)):
+            _add(found, seen, record, orchestrator, {"reported_in": f"containers[{i}]"}, (None, None))
     return found
 
 
