@@ -126,10 +126,27 @@ def region_and_zone(location: str | None, resource_name: str) -> tuple[str | Non
     """
     zone_match = _ZONE_IN_NAME.search(resource_name) if "/zones/" in resource_name else None
     zone = zone_match.group(1) if zone_match else None
-    zonal = _ZONE.match(location) if location and location[-1].isalpha() else None
-    if zonal:
-        return zonal.group(1), zone or location
+    if location and location[-1].isalpha():
+        region = _ZONE_REGIONS.get(location)
+        if region is None:
+            region = _zone_region(location)
+        if region:
+            return region, zone or location
     return location, zone
+
+
+# The region of each zone-shaped location met ("" for one that is not a zone): a deployment sees a
+# few dozen locations, so each is matched once rather than for every finding and resource. Bounded.
+_ZONE_REGIONS: Final[dict[str, str]] = {}
+_MAX_ZONE_REGIONS: Final = 1024
+
+
+def _zone_region(location: str) -> str:
+    zonal = _ZONE.match(location)
+    region = zonal.group(1) if zonal else ""
+    if len(_ZONE_REGIONS) < _MAX_ZONE_REGIONS:
+        _ZONE_REGIONS[location] = region
+    return region
 
 
 def _gcp(finding: dict[str, Any], resource: dict[str, Any], resource_name: str) -> tuple[dict[str, Any], str | None]:

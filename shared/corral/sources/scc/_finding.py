@@ -9,13 +9,12 @@ The text fields read from every finding are looked up and recorded in one pass (
 
 from __future__ import annotations
 
-import re
 from typing import Any, Final
-from urllib.parse import quote
 
 from corral import ocsf, traits
 from corral.sources._core.reader import Trie
 from corral.sources.scc import _cloud, _context, _details, _kube, _lifecycle
+from corral.sources.scc._names import console_url, is_source_name
 from corral.sources.scc._spelling import LEAF, both_spellings, inner, recorded, string, without
 from corral.sources.scc._tables import (
     MISCONFIGURATION,
@@ -28,11 +27,6 @@ from corral.sources.scc._tables import (
 
 PRODUCT: Final = {"name": "Security Command Center", "vendor_name": "Google", "uid": "google.scc"}
 
-_SOURCE_NAME: Final = re.compile(r"^(?:organizations|folders|projects)/[^/]+/sources/[^/]+(?:/locations/[^/]+)?$")
-_ORG_ROOT: Final = "organizations/"
-_CONSOLE: Final = "https://console.cloud.google.com/security/command-center/findingsv2;name="
-# Resource names are ASCII letters, digits, `-_.~` and `/`: only the slashes need quoting.
-_PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9_.~/-]*")
 
 _CLASS_UIDS: Final = {
     THREAT: ocsf.DETECTION,
@@ -241,7 +235,7 @@ def _info(
         info["src_url"] = external
         taken["externalUri"] = LEAF
     else:
-        info["src_url"] = _console_url(name, project_id)
+        info["src_url"] = console_url(name, project_id)
     if "mitreAttack" in doc:
         attacks, attacks_complete = _details.attacks(doc)
         if attacks_complete:
@@ -263,7 +257,7 @@ def _feature(taken: Trie, doc: dict[str, Any], source_display: str | None) -> di
             source_display = value
             taken["sourceDisplayName"] = LEAF
     parent = doc.get("parent")
-    if isinstance(parent, str) and parent and _SOURCE_NAME.match(parent):
+    if isinstance(parent, str) and parent and is_source_name(parent):
         taken["parent"] = LEAF
     else:
         parent = None
@@ -324,20 +318,6 @@ def _service(kind: str, name: str, kubernetes: bool, provider: str) -> str:
     if provider == "Azure" and "microsoft.containerservice/managedclusters" in (name + kind).lower():
         return traits.AKS
     return traits.NO_SERVICE
-
-
-def _quote(value: str) -> str:
-    """Percent-encode every character but the unreserved ones, as `urllib.parse.quote(value, safe="")`."""
-    return value.replace("/", "%2F") if _PLAIN_PATH.fullmatch(value) else quote(value, safe="")
-
-
-def _console_url(name: str, project_id: str | None) -> str:
-    """The finding's page in the console; `project_id` is the GCP project's (None in another cloud)."""
-    url = _CONSOLE + _quote(name)
-    # What `^organizations/([^/]+)/` matches, without a pattern.
-    if name.startswith(_ORG_ROOT) and (end := name.find("/", len(_ORG_ROOT))) > len(_ORG_ROOT):
-        return f"{url}?organizationId={_quote(name[len(_ORG_ROOT) : end])}"
-    return f"{url}?project={_quote(project_id)}" if project_id else url
 
 
 def _tags(doc: dict[str, Any]) -> list[dict[str, str]]:
