@@ -15,14 +15,17 @@ The finding is read as plain dicts (see `_plain`), recording what is mapped as `
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final
 
 from corral import ocsf, traits
 from corral.errors import MalformedEventError
-from corral.sources._core.plain import LEAF, Node, sub, text, texts_at, time
+from corral.sources._core.plain import LEAF
 from corral.sources._core.reader import Trie
 from corral.sources._core.rest import pruned_rest
+from corral.sources._core.times import MAX_MS, MIN_MS, epoch_ms
 from corral.sources.inspector._facts import SOURCE
+from corral.sources.inspector._read import recommendation
 from corral.sources.inspector._resources import resources as read_resources
 from corral.sources.inspector._vulnerability import vulnerability
 
@@ -33,24 +36,16 @@ _CONSOLE: Final = "https://{region}.console.aws.amazon.com/inspector/v2/home?reg
 # Console links without the finding, by region: a few per deployment, each formatted once.
 _CONSOLES: dict[str, str] = {}
 _MAX_CONSOLES: Final = 1024
-# The finding's own texts, each mapped whenever it is a non-empty string.
-_TEXTS: Final = ("findingArn", "awsAccountId", "type", "title", "description")
-_TIMES: Final = (
-    ("firstObservedAt", "Inspector finding firstObservedAt"),
-    ("updatedAt", "Inspector finding updatedAt"),
-    ("lastObservedAt", "Inspector finding lastObservedAt"),
-)
+_PRODUCT: Final = {"name": "Inspector", "vendor_name": "AWS", "uid": SOURCE}
+_from_iso: Final = datetime.fromisoformat
 
 
 def finding(doc: dict[str, Any], delivery_id: str | None) -> ocsf.Finding:
     """Return the OCSF finding of one Inspector finding."""
     taken: Trie = {}
     node = (doc, taken)
-    texts = texts_at((doc, taken), _TEXTS)
-    arn = _required(texts.get("findingArn"), "Inspector finding has no findingArn")
-    account = _required(texts.get("awsAccountId"), "Inspector finding has no awsAccountId")
-    kind = texts.get("type") or "UNKNOWN"
-    first, updated, last = _times(node)
+    arn, account, kind, title, description = _texts(doc, taken)
+    first, updated, last = _times(doc, taken)
     modified = updated or last or first
     if modified is None:
         raise MalformedEventError("Inspector finding has no updatedAt")
@@ -73,16 +68,16 @@ def finding(doc: dict[str, Any], delivery_id: str | None) -> ocsf.Finding:
         severity_id=severity_id,
         vendor_severity=severity_word,
         status_id=status,
-        product={"name": "Inspector", "vendor_name": "AWS", "uid": SOURCE},
+        product=_PRODUCT,  # copied by `envelope`
         delivery_id=delivery_id,
         log_name="Inspector2 Finding",
     )
     if status == 99:
         out["status"] = status_word or "Other"
-    if title := texts.get("title"):
+    if title:
         out["message"] = title
     arn_region = _arn_region(arn)
-    info = _info(texts, arn, kind, (first, modified, last), arn_region)
+    info = _info(title, description, arn, kind, (first, modified, last), arn_region)
     # Built anew per finding: literal dicts cost less than copying a kept classification.
     info["traits"] = traits.classify(service, layer, task)
     out["finding_info"] = info
@@ -92,7 +87,7 @@ def finding(doc: dict[str, Any], delivery_id: str | None) -> ocsf.Finding:
         out["resources"] = resources
     if class_uid == ocsf.VULNERABILITY:
         out["vulnerabilities"] = [vulnerability(node, first, last)]
-    elif (desc := text(sub(sub(node, "remediation"), "recommendation"), "text")) is not None:
+    elif (desc := recommendation(node)) is not None:
         out["remediation"] = {"desc": desc}
     unmapped = pruned_rest(doc, taken)  # Fields(doc, taken).rest(), without the view
     if unmapped:
@@ -100,22 +95,78 @@ def finding(doc: dict[str, Any], delivery_id: str | None) -> ocsf.Finding:
     return out
 
 
-def _times(node: Node) -> tuple[int | None, int | None, int | None]:
+def _texts(doc: dict[str, Any], taken: Trie) -> tuple[str, str, str, str | None, str | None]:
+    """The finding's arn, account, type ("UNKNOWN" when none), title and description, each recorded.
+
+    Raises:
+        MalformedEventError: no findingArn or no awsAccountId.
+    """
+    get = doc.get
+    # One by one with locals: a `plain.texts_at` loop over the keys ran twice the bytecode.
+    if isinstance(arn := get("findingArn"), str) and arn:
+        taken["findingArn"] = LEAF
+    else:
+        raise MalformedEventError("Inspector finding has no findingArn")
+    if isinstance(account := get("awsAccountId"), str) and account:
+        taken["awsAccountId"] = LEAF
+    else:
+        raise MalformedEventError("Inspector finding has no awsAccountId")
+    if isinstance(kind := get("type"), str) and kind:
+        taken["type"] = LEAF
+    else:
+        kind = "UNKNOWN"
+    if isinstance(title := get("title"), str) and title:
+        taken["title"] = LEAF
+    else:
+        title = None
+    if isinstance(description := get("description"), str) and description:
+        taken["description"] = LEAF
+    else:
+        description = None
+    return arn, account, kind, title, description
+
+
+def _times(doc: dict[str, Any], taken: Trie) -> tuple[int | None, int | None, int | None]:
     """firstObservedAt, updatedAt and lastObservedAt, recorded; a time sent twice is parsed once."""
-    doc = node[0]
-    parsed: list[int | None] = []
-    seen: dict[Any, int] = {}
-    for key, name in _TIMES:
-        value = doc.get(key)
-        if type(value) is str and value in seen:
-            node[1][key] = LEAF
-            parsed.append(seen[value])
-            continue
-        millis = time(node, key, name)
-        if millis is not None and type(value) is str:
-            seen[value] = millis
-        parsed.append(millis)
-    return parsed[0], parsed[1], parsed[2]
+    first_sent, updated_sent, last_sent = doc.get("firstObservedAt"), doc.get("updatedAt"), doc.get("lastObservedAt")
+    first = _time(first_sent, "Inspector finding firstObservedAt")
+    if first is not None:
+        taken["firstObservedAt"] = LEAF
+    if updated_sent == first_sent and first is not None and type(updated_sent) is str:
+        updated: int | None = first
+    else:
+        updated = _time(updated_sent, "Inspector finding updatedAt")
+    if updated is not None:
+        taken["updatedAt"] = LEAF
+    if last_sent == updated_sent and updated is not None and type(last_sent) is str:
+        last: int | None = updated
+    elif last_sent == first_sent and first is not None and type(last_sent) is str:
+        last = first
+    else:
+        last = _time(last_sent, "Inspector finding lastObservedAt")
+    if last is not None:
+        taken["lastObservedAt"] = LEAF
+    return first, updated, last
+
+
+def _time(value: object, name: str) -> int | None:
+    """`plain.time` of a value (None when absent), without recording; raises for a bad one."""
+    if value is None or value == "":
+        return None
+    if type(value) is str:
+        # The ISO 8601 times with an offset Inspector sends, as `epoch_ms` reads them.
+        try:
+            parsed = _from_iso(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            try:
+                millis = int(parsed.timestamp() * 1000)
+            except (OverflowError, ValueError):
+                millis = 0
+            if MIN_MS <= millis < MAX_MS:
+                return millis
+    return epoch_ms(value, name)
 
 
 def _word(value: object) -> str:
@@ -124,13 +175,18 @@ def _word(value: object) -> str:
 
 
 def _info(
-    texts: dict[str, str], arn: str, kind: str, times: tuple[int | None, int, int | None], region: str | None
+    title: str | None,
+    desc: str | None,
+    arn: str,
+    kind: str,
+    times: tuple[int | None, int, int | None],
+    region: str | None,
 ) -> dict[str, Any]:
     first, modified, last = times
     info: dict[str, Any] = {"uid": arn, "types": [kind], "modified_time": modified}
-    if title := texts.get("title"):
+    if title:
         info["title"] = title
-    if desc := texts.get("description"):
+    if desc:
         info["desc"] = desc
     if first is not None:
         info["created_time"] = info["first_seen_time"] = first
@@ -149,9 +205,3 @@ def _info(
 def _arn_region(arn: str) -> str | None:
     parts = arn.split(":")
     return parts[3] if len(parts) > 3 and parts[3] else None
-
-
-def _required(value: str | None, reason: str) -> str:
-    if value is None:
-        raise MalformedEventError(reason)
-    return value
