@@ -39,7 +39,7 @@ def resources(finding: Node) -> tuple[list[dict[str, Any]], str, str]:
     for i, item in enumerate(items[:_MAX_ITEMS]):
         if not isinstance(item, dict):
             continue
-        taken = child(listed, i)
+        taken = listed[i] = {}  # `child(listed, i)`: each item's node is made here, once
         details = item.get("details")
         if isinstance(details, dict):
             image = details.get("awsEcrContainerImage")
