@@ -368,6 +368,13 @@ def _unmapped(
         rest = without(finding, both_spellings(taken))
     if rest:
         unmapped["finding"] = rest
-    if resource is not None and (rest := without(resource, _RESOURCE_TAKEN)):
-        unmapped["resource"] = rest
+    if resource is not None:
+        # `without(resource, _RESOURCE_TAKEN)`: a copy less the few mapped keys it has, rather
+        # than a filter over every key sent.
+        rest = dict(resource)
+        for key in _RESOURCE_TAKEN:
+            if key in rest:
+                del rest[key]
+        if rest:
+            unmapped["resource"] = rest
     return unmapped
