@@ -243,7 +243,9 @@ def resources(
         related["region"] = region
         if zone:
             related["zone"] = zone
-        related.update(provider=provider, role_id=ROLE_RELATED, role="Related")
+        related["provider"] = provider  # set one by one: `update(**kwargs)` builds a dict to copy from
+        related["role_id"] = ROLE_RELATED
+        related["role"] = "Related"
         result.append(related)
     _kube.resources(result, kube, cluster[0] if cluster else None)
     return result
@@ -267,6 +269,7 @@ def image_resources(found: Pairs) -> list[dict[str, Any]]:
         if tag := img.get("tag"):
             entry["labels"] = [f"tag={tag}"]
         entry["data"] = {"container": container["name"], **data}
-        entry.update(role_id=ROLE_AFFECTED, role="Affected")
+        entry["role_id"] = ROLE_AFFECTED
+        entry["role"] = "Affected"
         result.append(entry)
     return result

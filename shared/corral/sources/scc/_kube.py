@@ -221,10 +221,19 @@ def touches_node(kube: Kube, kind: str, name: str) -> bool:
     )
 
 
+def _any_object(value: object) -> bool:
+    """True when `value` is a list holding an object (`bool(dicts(value))`, without building the list)."""
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                return True
+    return False
+
+
 def has_workload(finding: dict[str, Any], kube: Kube) -> bool:
     """True when the finding names a container, a pod, or a process."""
-    if ("containers" in finding and dicts(finding["containers"])) or (
-        "processes" in finding and dicts(finding["processes"])
+    if ("containers" in finding and _any_object(finding["containers"])) or (
+        "processes" in finding and _any_object(finding["processes"])
     ):
         return True
-    return bool(kube[0]) or any(dicts(obj.get("containers")) for obj in kube[3])
+    return bool(kube[0]) or any(_any_object(obj.get("containers")) for obj in kube[3])
