@@ -53,7 +53,7 @@ from corral.sources.scc import _finding
 from corral.sources.scc._facts import FACTS as FACTS
 from corral.sources.scc._facts import SOURCE as SOURCE
 from corral.sources.scc._finding import PRODUCT as PRODUCT
-from corral.sources.scc._spelling import camel, inner, string
+from corral.sources.scc._spelling import _SNAKE, camel, inner, string
 from corral.sources.scc._tables import (
     CLASS_BY_SOURCE,
     KNOWN_CLASSES,
@@ -138,7 +138,7 @@ def normalize(
     if not isinstance(candidate, dict):
         raise MalformedEventError("SCC document is not a JSON object")
     raw, own_resource, extra = _split(candidate)
-    finding = camel(raw)
+    finding = raw if _SNAKE.isdisjoint(raw) else camel(raw)  # `camel(raw)`, without the call: nearly always
     name = finding.get("name")
     if not (isinstance(name, str) and name):
         raise MalformedEventError("SCC finding has no name")
@@ -146,5 +146,8 @@ def normalize(
     if scc_class == SCC_ERROR:
         return Skip("SCC_ERROR finding, not a security finding")
     # Some exports nest the resource inside the finding (with snake_case keys); it then stays there.
-    resource = camel(own_resource) if own_resource is not None else inner(finding, "resource")
+    if own_resource is not None:
+        resource = own_resource if _SNAKE.isdisjoint(own_resource) else camel(own_resource)
+    else:
+        resource = inner(finding, "resource")
     return _finding.finding(finding, (raw, own_resource), resource, extra, scc_class, delivery_id, received_time)

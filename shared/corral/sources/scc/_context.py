@@ -202,6 +202,7 @@ def _main_resource(
     cluster: tuple[str, str, str] | None,
     finding: dict[str, Any],
     provider: str,
+    cloud: dict[str, Any],
 ) -> dict[str, Any]:
     get = resource.get
     main: dict[str, Any] = {}
@@ -219,8 +220,12 @@ def _main_resource(
         main["type"] = kind
     location = get("location")
     if isinstance(location, str) and location:
-        # SCC's `location` of a zonal resource is its zone: split it as the top-level `cloud` is.
-        region, zone = region_and_zone(location, uid or "") if provider == "GCP" else (location, None)
+        if provider == "GCP":
+            # SCC's `location` of a zonal resource is its zone: the top-level `cloud` split this
+            # same location of this same resource (`region_and_zone(location, uid or "")`).
+            region, zone = cloud["region"], cloud.get("zone")
+        else:
+            region, zone = location, None
         main["region"] = region
         if zone:
             main["zone"] = zone
@@ -231,11 +236,19 @@ def _main_resource(
 
 
 def resources(
-    finding: dict[str, Any], resource: dict[str, Any], kube: Kube, uid: str | None, provider: str
+    finding: dict[str, Any],
+    resource: dict[str, Any],
+    kube: Kube,
+    uid: str | None,
+    place: tuple[str, dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Return the affected resource `uid`, its GKE cluster, and the Kubernetes objects SCC names."""
+    """Return the affected resource `uid`, its GKE cluster, and the Kubernetes objects SCC names.
+
+    `place` is the resource's provider and the finding's `cloud` (worked out from the same resource).
+    """
+    provider = place[0]
     cluster = cluster_of(uid)
-    main = _main_resource(resource, uid, cluster, finding, provider)
+    main = _main_resource(resource, uid, cluster, finding, provider, place[1])
     result = [main] if "uid" in main or "name" in main else []
     if cluster and cluster[0] != uid:
         region, zone = region_and_zone(cluster[1], cluster[0])  # a zonal cluster's location is its zone

@@ -112,7 +112,7 @@ def finding(
         out["status_detail"] = detail
     out["finding_info"] = info
     out["cloud"] = cloud
-    out["resources"] = resources = _context.resources(doc, resource, kube, resource_name or None, provider)
+    out["resources"] = resources = _context.resources(doc, resource, kube, resource_name or None, (provider, cloud))
     orchestrator = _ORCHESTRATORS.get(service)
     _body(out, taken, doc, kube, class_uid, scc_class, vuln, orchestrator, state != "INACTIVE", next_steps)
     if not resources:
