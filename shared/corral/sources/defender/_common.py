@@ -187,9 +187,18 @@ class ImageRef(NamedTuple):
     digest: str | None = None
 
     def ocsf(self) -> dict[str, Any]:
-        """Return the one OCSF `image` shape of every source (uid: the digest when known)."""
-        name = None if self.name == self.digest else self.name
-        return images.image(name, self.digest, self.tag) or {"uid": self.name}
+        """Return the one OCSF `image` shape of every source (uid: the digest when known).
+
+        Worked out once per reference (they repeat as ARM ids do); each call gets its own copy.
+        """
+        return _image_shape(self).copy()
+
+
+@_by_id
+def _image_shape(ref: ImageRef) -> dict[str, Any]:
+    """`ImageRef.ocsf`, kept: never handed out itself, only copied."""
+    name = None if ref.name == ref.digest else ref.name
+    return images.image(name, ref.digest, ref.tag) or {"uid": ref.name}
 
 
 @_by_id

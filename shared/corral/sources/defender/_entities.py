@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any, Final
 
 from corral import ocsf
@@ -142,9 +141,13 @@ class Entities:
         self.all: list[tuple[dict[str, Any], str | None, str]] = []  # (entity, its `Type` as sent, lower-cased)
         self._by_kind: dict[str, list[_Entity]] = {}
         self._records: dict[int, _Entity] = {}  # by id() of the entity read, as pods and namespaces are met again
+        self._kinds: dict[int, str] = {}  # each entity's lower-cased `Type` by id(), for `resolve`
         self._cluster_resources: list[tuple[_Entity, _Resource]] | None = None
+        # The entities in document order, each once: those listed (or referenced from the list),
+        # then those only nested inside others (an `aws-resource` can be sent solely as a
+        # cluster's `CloudResource`); indexed nodes hold no `$ref`.
         seen: set[int] = set()
-        add = self._add
+        nodes: list[dict[str, Any]] = []
         for entity in entities:
             if type(entity) is not dict and not isinstance(entity, dict):
                 continue
@@ -154,22 +157,27 @@ class Entities:
                 node = index.get(str(ref)) if isinstance(ref, _IDS) else None  # type: ignore[assignment]
             if node and id(node) not in seen:
                 seen.add(id(node))
-                add(node)
-        # Then those only nested inside others (an `aws-resource` can be sent solely as a
-        # cluster's `CloudResource`); indexed nodes hold no `$ref`.
+                nodes.append(node)
         for node in index.values():
             if "Type" in node and id(node) not in seen:
                 seen.add(id(node))
-                add(node)
-
-    def _add(self, node: dict[str, Any]) -> None:
-        name = node.get(spellings(node).get("type"))  # type: ignore[arg-type]
-        name = name if isinstance(name, str) and name else None
-        kind = name.lower() if name else ""
-        self.all.append((node, name, kind))
-        if kind in _READ:
-            record = self._records[id(node)] = _ENTITY.read(node)
-            self._by_kind.setdefault(kind, []).append(record)
+                nodes.append(node)
+        # Each one's Type, and the record of those read further: one loop, not a method call each.
+        found = self.all
+        by_kind = self._by_kind
+        records = self._records
+        kinds = self._kinds
+        for node in nodes:
+            name = node.get(spellings(node).get("type"))  # type: ignore[arg-type]
+            name = name if isinstance(name, str) and name else None
+            kind = kinds[id(node)] = name.lower() if name else ""
+            found.append((node, name, kind))
+            if kind in _READ:
+                record = records[id(node)] = _ENTITY.read(node)
+                if kind in by_kind:
+                    by_kind[kind].append(record)
+                else:
+                    by_kind[kind] = [record]
 
     def _index_ids(self, entities: list[Any]) -> bool:
         """Index the `$id`s; return True when nothing in the graph is null or empty.
@@ -227,8 +235,11 @@ class Entities:
         if target is None:
             return _NONE
         if kinds is not None:
-            kind = target.get(spellings(target).get("type"))  # type: ignore[arg-type]
-            if isinstance(kind, str) and kind and kind.lower() not in kinds:
+            known = self._kinds.get(id(target))  # an entity's Type is known already
+            if known is None:
+                kind = target.get(spellings(target).get("type"))  # type: ignore[arg-type]
+                known = kind.lower() if isinstance(kind, str) and kind else ""
+            if known and known not in kinds:
                 return _NONE
         return target
 
@@ -308,10 +319,11 @@ class Entities:
                 found.append(common.compact(resource))
         return found
 
-    def evidences(self, orchestrator: str) -> Iterator[dict[str, Any]]:
-        """Yield one evidence per entity, with `container` filled for container entities."""
+    def evidences(self, orchestrator: str) -> list[dict[str, Any]]:
+        """Return one evidence per entity, with `container` filled for container entities."""
         containers = iter(self._by_kind.get("container", ()))
         clean = self._clean
+        found = []
         for node, name, kind in self.all:
             evidence: dict[str, Any] = {"name": name} if name else {}
             # The entity as sent, shared when nothing in it needs pruning.
@@ -323,7 +335,8 @@ class Entities:
                 if container:
                     evidence["container"] = container
             if evidence:
-                yield evidence
+                found.append(evidence)
+        return found
 
     def _container(self, entity: _Entity, orchestrator: str) -> dict[str, Any] | None:
         name = text(entity.name)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, Final
 
 from corral.sources._core import times
 from corral.sources._core.folded import MappedTree
 
 _NUMBERS: Final = (int, float)  # a tuple: `int | float` would be built on every test
+_from_iso: Final = datetime.fromisoformat
 
 
 def consumed(*paths: str) -> MappedTree:
@@ -49,7 +51,25 @@ def decode_json(text: str) -> Any:
 
 
 def time_of(value: Any, name: str) -> int | None:
-    """Return the time `value` in epoch ms; None when absent (a malformed or implausible one raises)."""
+    """Return the time `value` in epoch ms; None when absent (a malformed or implausible one raises).
+
+    Defender sends ISO 8601 text with `Z` or an offset: that case is `times.epoch_ms` inlined
+    (the same parse and float rounding), two calls less per time read; anything else, naive
+    times and out-of-range ones included, goes to `epoch_ms` itself.
+    """
+    if value.__class__ is str and value:
+        try:
+            parsed = _from_iso(value)
+        except ValueError:
+            return times.epoch_ms(value, name)
+        if parsed.tzinfo is not None:
+            try:
+                millis = int(parsed.timestamp() * 1000)
+            except (OverflowError, ValueError):
+                return times.epoch_ms(value, name)
+            if times.MIN_MS <= millis < times.MAX_MS:
+                return millis
+        return times.epoch_ms(value, name)
     if value is None or value == "":
         return None
     return times.epoch_ms(value, name)

@@ -221,7 +221,7 @@ def normalize(
                 "cloud": cloud,
                 "finding_info": common.compact(info),
                 "resources": _resources(primary, alert, graph, foreign_resource),
-                "evidences": list(graph.evidences(orchestrator or "Kubernetes")),
+                "evidences": graph.evidences(orchestrator or "Kubernetes"),
                 "remediation": _remediation(alert),
             }
         )
