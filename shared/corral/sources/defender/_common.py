@@ -234,11 +234,12 @@ def compact(obj: dict[str, Any]) -> dict[str, Any]:
     """
     if all(obj.values()):  # one pass in C; a kept 0 or False only takes the loop below
         return obj
-    # A loop rather than a comprehension: one frame less, and most objects are small.
-    out = {}
+    # A copy less what goes, rather than a new dict of what stays: most of the object stays,
+    # and a kept value then costs no store. A loop rather than a comprehension: one frame less.
+    out = obj.copy()
     for key, value in obj.items():
-        if value or value == 0:
-            out[key] = value
+        if not (value or value == 0):
+            del out[key]
     return out
 
 

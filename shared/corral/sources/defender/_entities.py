@@ -146,8 +146,8 @@ class Entities:
         # The entities in document order, each once: those listed (or referenced from the list),
         # then those only nested inside others (an `aws-resource` can be sent solely as a
         # cluster's `CloudResource`); indexed nodes hold no `$ref`.
-        seen: set[int] = set()
-        nodes: list[dict[str, Any]] = []
+        # By id(), in the order first met: `setdefault` both tests and adds in one call.
+        chosen: dict[int, dict[str, Any]] = {}
         for entity in entities:
             if type(entity) is not dict and not isinstance(entity, dict):
                 continue
@@ -155,19 +155,17 @@ class Entities:
             if "$ref" in node:
                 ref = node["$ref"]
                 node = index.get(str(ref)) if isinstance(ref, _IDS) else None  # type: ignore[assignment]
-            if node and id(node) not in seen:
-                seen.add(id(node))
-                nodes.append(node)
+            if node:
+                chosen.setdefault(id(node), node)
         for node in index.values():
-            if "Type" in node and id(node) not in seen:
-                seen.add(id(node))
-                nodes.append(node)
+            if "Type" in node:
+                chosen.setdefault(id(node), node)
         # Each one's Type, and the record of those read further: one loop, not a method call each.
         found = self.all
         by_kind = self._by_kind
         records = self._records
         kinds = self._kinds
-        for node in nodes:
+        for node in chosen.values():
             name = node.get(spellings(node).get("type"))  # type: ignore[arg-type]
             name = name if isinstance(name, str) and name else None
             kind = kinds[id(node)] = name.lower() if name else ""
