@@ -14,6 +14,8 @@ locals {
     CORRAL_CONFIG = var.config_path
   }
   secrets = merge({ CORRAL_STORE = var.store_secret_id }, var.sink_secrets)
+  # Where Cloud Functions (2nd gen) keeps its copy of the source, which Cloud Build reads.
+  gcf_sources_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
 }
 
 # --- source ------------------------------------------------------------------------------------
@@ -65,6 +67,23 @@ resource "google_storage_bucket_iam_member" "build_reads_source" {
   bucket = google_storage_bucket.source.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.build.email}"
+}
+
+# Cloud Functions (2nd gen) copies the source zip into its own bucket,
+# gcf-v2-sources-PROJECT_NUMBER-REGION, and Cloud Build fetches it from there as this identity, so
+# the build also reads that bucket. The bucket is Google-managed and may not exist before the
+# first deployment, so the grant is on the project, with a condition naming that bucket only (the
+# bucket itself for listing, its objects for reading: nothing else, not even
+# gcf-v2-sources-...-europe-west10 from europe-west1).
+resource "google_project_iam_member" "build_reads_gcf_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectViewer"
+  member  = "serviceAccount:${google_service_account.build.email}"
+  condition {
+    title       = "corral-gcf-v2-sources"
+    description = "Only the bucket Cloud Functions copies the function source to"
+    expression  = "resource.name == \"projects/_/buckets/${local.gcf_sources_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.gcf_sources_bucket}/\")"
+  }
 }
 
 resource "google_service_account" "trigger" {
@@ -186,7 +205,7 @@ resource "google_cloudfunctions2_function" "corral" {
     }
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.runtime_reads, google_project_iam_member.build]
+  depends_on = [google_secret_manager_secret_iam_member.runtime_reads, google_project_iam_member.build, google_project_iam_member.build_reads_gcf_sources]
 }
 
 # The push endpoint: internal ingress, which admits Pub/Sub pushes from this project and nothing
@@ -232,7 +251,7 @@ resource "google_cloudfunctions2_function" "scc_push" {
     }
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.runtime_reads, google_project_iam_member.build]
+  depends_on = [google_secret_manager_secret_iam_member.runtime_reads, google_project_iam_member.build, google_project_iam_member.build_reads_gcf_sources]
 }
 
 # Who may invoke what: Eventarc's identity the event functions, the push identity the push

@@ -198,3 +198,33 @@ def test_no_function_is_reachable_from_the_internet() -> None:
     assert {"corral", "scc_push"} <= set(functions)
     for name, body in functions.items():
         assert re.search(r'ingress_settings\s*=\s*"ALLOW_INTERNAL_ONLY"', body), name
+
+
+def test_the_build_identity_reads_the_bucket_cloud_functions_copies_the_source_to() -> None:
+    """Cloud Build fetches the source from gcf-v2-sources-NUMBER-REGION as the build account: that bucket only."""
+    found = blocks()
+    assert ("data", "google_project", "this") in found
+    source = text()
+    bucket = re.search(r'gcf_sources_bucket\s*=\s*"([^"]+)"', source)
+    assert bucket, "no local naming the gcf-v2-sources bucket"
+    assert bucket[1] == "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+    grants = [
+        body
+        for (kind, type_, _), body in found.items()
+        if kind == "resource"
+        and type_ == "google_project_iam_member"
+        and '"roles/storage.objectViewer"' in body
+        and "google_service_account.build.email" in body
+    ]
+    assert len(grants) == 1, "the build service account needs objectViewer on the gcf-v2-sources bucket"
+    [grant] = grants
+    expression = re.search(r'expression\s*=\s*"((?:[^"\\]|\\.)*)"', grant)
+    assert expression, "a project-level storage grant without a condition reads every bucket"
+    terms = expression[1].replace('\\"', '"').split(" || ")
+    prefix = "projects/_/buckets/${local.gcf_sources_bucket}"
+    assert terms == [f'resource.name == "{prefix}"', f'resource.name.startsWith("{prefix}/")'], terms
+    # The existing grant on Corral's own bucket stays, and the functions wait for both.
+    assert ("resource", "google_storage_bucket_iam_member", "build_reads_source") in found
+    for (_, type_, name), body in found.items():
+        if type_ == "google_cloudfunctions2_function":
+            assert "google_project_iam_member.build_reads_gcf_sources" in body, name
