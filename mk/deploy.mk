@@ -100,7 +100,22 @@ LAMBDA_UNZIPPED_LIMIT_MB ?= 240
 dist/aws/.arch-$(LAMBDA_ARCH):
 	mkdir -p dist/aws && rm -f dist/aws/.arch-* && touch $@
 
-dist/aws/corral-aws.zip: dist/aws/.arch-$(LAMBDA_ARCH) functions/aws/requirements.txt constraints.txt $(shell find functions/aws shared/corral -type f -not -name '*.pyc' 2>/dev/null)
+# So is the configuration: a stamp named by the SHA-256 of CORRAL_CONFIG_FILE's content ("none"
+# without one), so naming a config, another one, an edited one or none rebuilds the zip, which
+# otherwise kept what the previous build shipped (a stack whose configPath names a corral.toml the
+# zip lacks fails every cold start).
+ifneq ($(CORRAL_CONFIG_FILE),)
+ifeq ($(wildcard $(CORRAL_CONFIG_FILE)),)
+$(error CORRAL_CONFIG_FILE=$(CORRAL_CONFIG_FILE) does not exist)
+endif
+CORRAL_CONFIG_HASH := $(shell $(DEPLOY_PYTHON) -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' '$(CORRAL_CONFIG_FILE)')
+else
+CORRAL_CONFIG_HASH := none
+endif
+dist/aws/.config-$(CORRAL_CONFIG_HASH):
+	mkdir -p dist/aws && rm -f dist/aws/.config-* && touch $@
+
+dist/aws/corral-aws.zip: dist/aws/.arch-$(LAMBDA_ARCH) dist/aws/.config-$(CORRAL_CONFIG_HASH) functions/aws/requirements.txt constraints.txt $(shell find functions/aws shared/corral -type f -not -name '*.pyc' 2>/dev/null)
 	rm -rf $(AWS_BUILD) && mkdir -p $(AWS_BUILD) dist/aws
 	cp functions/aws/*.py functions/aws/requirements.txt $(AWS_BUILD)/
 	cp -r shared/corral $(AWS_BUILD)/corral

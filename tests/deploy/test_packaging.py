@@ -1,0 +1,71 @@
+"""`make package` rebuilds what it must: the Lambda zip follows CORRAL_CONFIG_FILE.
+
+The real Makefile and mk/deploy.mk run in a scratch tree with a stand-in for the code and no
+dependency installation (LAMBDA_PIP=true), so each build takes a second and needs no index.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ZIP = "dist/aws/corral-aws.zip"
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """The Makefiles and a minimal functions/aws and shared/corral."""
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    shutil.copytree(ROOT / "mk", tmp_path / "mk")
+    shutil.copy(ROOT / "constraints.txt", tmp_path / "constraints.txt")
+    (tmp_path / "functions" / "aws").mkdir(parents=True)
+    (tmp_path / "functions" / "aws" / "handler.py").write_text("HANDLER = True\n")
+    (tmp_path / "functions" / "aws" / "requirements.txt").write_text("orjson==3.13.0\n")
+    (tmp_path / "shared" / "corral").mkdir(parents=True)
+    (tmp_path / "shared" / "corral" / "__init__.py").write_text("")
+    return tmp_path
+
+
+def make(tree: Path, *args: str, question: bool = False) -> subprocess.CompletedProcess[str]:
+    """make ZIP (or make -q ZIP) in the scratch tree with the given variables."""
+    command = ["make", "--no-print-directory", *(["-q"] if question else []), ZIP]
+    command += ["LAMBDA_PIP=true", f"DEPLOY_PYTHON={sys.executable}", *args]
+    return subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=120, check=False)
+
+
+def build(tree: Path, *args: str) -> bytes | None:
+    """Build the zip and return the corral.toml it ships, or None."""
+    done = make(tree, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with zipfile.ZipFile(tree / ZIP) as zipped:
+        return zipped.read("corral.toml") if "corral.toml" in zipped.namelist() else None
+
+
+def test_the_lambda_zip_ships_the_config_named_now(tree: Path) -> None:
+    """A plain build, then one naming a config, an edit of it, and none again: each zip has what was asked."""
+    config = tree / "corral.toml"
+    assert build(tree) is None
+    assert make(tree, question=True).returncode == 0, "an unchanged build is up to date"
+    config.write_text('[[routes]]\nname = "first"\n')
+    assert build(tree, "CORRAL_CONFIG_FILE=corral.toml") == config.read_bytes()
+    assert make(tree, "CORRAL_CONFIG_FILE=corral.toml", question=True).returncode == 0
+    config.write_text('[[routes]]\nname = "second"\n')
+    assert build(tree, "CORRAL_CONFIG_FILE=corral.toml") == config.read_bytes()
+    other = tree / "other.toml"
+    other.write_text('[[routes]]\nname = "other"\n')
+    assert build(tree, "CORRAL_CONFIG_FILE=other.toml") == other.read_bytes()
+    assert build(tree) is None
+
+
+def test_a_missing_config_file_is_an_error(tree: Path) -> None:
+    """Naming a config that does not exist fails before anything is built."""
+    done = make(tree, "CORRAL_CONFIG_FILE=nowhere.toml")
+    assert done.returncode != 0
+    assert "nowhere.toml" in done.stderr
+    assert not (tree / ZIP).exists()
