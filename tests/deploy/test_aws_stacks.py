@@ -113,3 +113,21 @@ def test_functions_get_only_the_table_actions_the_store_calls() -> None:
         "dynamodb:DeleteItem",
         "dynamodb:BatchWriteItem",
     }
+
+
+def test_every_function_that_routes_to_sinks_may_send_to_the_hub() -> None:
+    """In a spoke the relay sink sends to the hub's queue: every function that routes findings has that right.
+
+    The hub consumer alone does not: it runs in the hub, where the statement is AWS::NoValue anyway.
+    The source check routes too (Source Silent findings, reprioritizations).
+    """
+    config = load("serverless.yml")
+    resources = config["resources"]["Resources"]
+    for name, function in config["functions"].items():
+        statements = _statements(resources[function["role"]])
+        relays = "${self:custom.iam.relayToHub}" in statements
+        assert relays == (name != "hub"), name
+    relay = config["custom"]["iam"]["relayToHub"]["Fn::If"]
+    assert relay[0] == "SendsToHub"
+    assert relay[1] == {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": {"Ref": "HubQueueArn"}}
+    assert relay[2] == {"Ref": "AWS::NoValue"}
