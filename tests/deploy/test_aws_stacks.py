@@ -68,11 +68,49 @@ def test_no_concurrency_is_reserved_by_default() -> None:
         assert value is None or value == "${param:reservedConcurrency, null}", name
 
 
-def test_forwarding_refuses_the_home_region() -> None:
-    """The stack asserts it is not deployed where Corral runs, which would loop events."""
+def test_forwarding_refuses_the_home_region_of_corral_s_own_account_only() -> None:
+    """The stack is refused where Corral runs (it would loop events), not in another account's home region."""
     rules = load("infra/aws/forwarding.yml")["Rules"]
     [assertion] = rules["NotInTheHomeRegion"]["Assertions"]
-    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": ["AWS::Region", "HomeRegion"]}]}
+    assert assertion["Assert"] == {
+        "Fn::Or": [
+            {"Fn::Not": [{"Fn::Equals": ["AWS::Region", "HomeRegion"]}]},
+            {
+                "Fn::And": [
+                    {"Fn::Not": [{"Fn::Equals": ["CentralAccountId", ""]}]},
+                    {"Fn::Not": [{"Fn::Equals": ["CentralAccountId", "AWS::AccountId"]}]},
+                ]
+            },
+        ]
+    }
+    # What the assertion decides, for (region, CentralAccountId) in account 111111111111, home eu-west-1.
+    allowed = {
+        ("us-east-1", ""): True,
+        ("us-east-1", "222222222222"): True,
+        ("eu-west-1", ""): False,
+        ("eu-west-1", "111111111111"): False,
+        ("eu-west-1", "222222222222"): True,
+    }
+    for (region, central), expected in allowed.items():
+        values = {"AWS::Region": region, "HomeRegion": "eu-west-1", "CentralAccountId": central}
+        values["AWS::AccountId"] = "111111111111"
+        assert _evaluate(assertion["Assert"], values) is expected, (region, central)
+
+
+def _evaluate(node: Any, values: dict[str, str]) -> Any:
+    """A rule assertion's value, for the functions the forwarding stack's rule uses (!Ref read as a name)."""
+    if isinstance(node, str):
+        return values.get(node, node)
+    [(function, arguments)] = node.items()
+    evaluated = [_evaluate(argument, values) for argument in arguments]
+    if function == "Fn::Equals":
+        return evaluated[0] == evaluated[1]
+    if function == "Fn::Not":
+        return not evaluated[0]
+    if function == "Fn::And":
+        return all(evaluated)
+    assert function == "Fn::Or", function
+    return any(evaluated)
 
 
 def _statements(role: dict[str, Any]) -> list[Any]:
