@@ -1,0 +1,27 @@
+"""docs/deploy.md's quick starts work as written: the configuration they ship does what they promise."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from corral import config
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "docs" / "deploy.md"
+
+
+def quick_start_config() -> config.Settings:
+    """The first TOML block of docs/deploy.md, the corral.toml every quick start packages."""
+    [block, *_] = re.findall(r"```toml\n(.*?)```", DEPLOY.read_text(), re.DOTALL)
+    return config.parse(tomllib.loads(block), origin="docs/deploy.md")
+
+
+def test_the_quick_start_sends_the_sample_finding_to_slack() -> None:
+    """The AWS quick start checks Slack with a GuardDuty sample finding: its chat route must take samples."""
+    assert "create-sample-findings" in DEPLOY.read_text()
+    settings = quick_start_config()
+    to_slack = [route for route in settings.router.routes if "slack:soc" in route.to]
+    assert to_slack
+    assert all(route.samples for route in to_slack), "chat routes skip sample findings without samples = true"
