@@ -387,10 +387,19 @@ resource operatorSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 }
 
+// The DCR usually lives beside the Sentinel workspace, not in Corral's resource group: the role
+// assignment is deployed where its id says (/subscriptions/<sub>/resourceGroups/<rg>/providers/
+// Microsoft.Insights/dataCollectionRules/<name>). The deployer needs, there, the right to deploy
+// (Microsoft.Resources/deployments/write on that resource group) and to assign roles on the DCR
+// (Microsoft.Authorization/roleAssignments/write: Owner, User Access Administrator or Role Based
+// Access Control Administrator). The guards keep an empty id (no Sentinel sink) from being indexed.
+var sentinelDcrParts = split(sentinelDcrId, '/')
+
 module sentinelPublisher 'modules/dcr-publisher.bicep' = if (!empty(sentinelDcrId)) {
   name: 'corral-sentinel-publisher'
+  scope: resourceGroup(empty(sentinelDcrId) ? subscription().subscriptionId : sentinelDcrParts[2], empty(sentinelDcrId) ? resourceGroup().name : sentinelDcrParts[4])
   params: {
-    dcrName: last(split(sentinelDcrId, '/'))
+    dcrName: last(sentinelDcrParts)
     principalId: functionApp.identity.principalId
   }
 }

@@ -115,3 +115,17 @@ def test_the_function_app_has_no_basic_auth_publishing() -> None:
     assert set(by_name) == {"scm", "ftp"}
     for body in by_name.values():
         assert "parent: functionApp" in body and "properties: { allow: false }" in body
+
+
+def test_the_sentinel_dcr_role_is_assigned_in_the_dcr_s_own_resource_group() -> None:
+    """The DCR is found where its id says, not in Corral's resource group: the module's scope comes from the id."""
+    source = (ROOT / "infra" / "azure" / "main.bicep").read_text()
+    [module] = [b for b in source.split("\nmodule ")[1:] if b.startswith("sentinelPublisher ")]
+    module = module[: module.index("\n}\n")]
+    assert re.search(r"var sentinelDcrParts = split\(sentinelDcrId, '/'\)", source)
+    scope = re.search(r"^  scope: resourceGroup\((.*)\)$", module, re.MULTILINE)
+    assert scope, "without a scope the module looks the DCR up in Corral's own resource group"
+    # split('/') of /subscriptions/<sub>/resourceGroups/<rg>/providers/...: [2] is <sub>, [4] is <rg>.
+    assert "sentinelDcrParts[2]" in scope[1] and "sentinelDcrParts[4]" in scope[1]
+    assert scope[1].index("sentinelDcrParts[2]") < scope[1].index("sentinelDcrParts[4]")
+    assert "dcrName: last(sentinelDcrParts)" in module

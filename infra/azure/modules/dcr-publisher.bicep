@@ -1,7 +1,8 @@
 // Grants the Function App's identity "Monitoring Metrics Publisher" on the Sentinel data collection
-// rule, which is what the Logs Ingestion API requires; scoped to that one rule only.
+// rule, which is what the Logs Ingestion API requires; scoped to that one rule only. Deployed into
+// the rule's own resource group (main.bicep sets the module's scope from the rule's id).
 
-@description('Name of the data collection rule in this resource group.')
+@description('Name of the data collection rule in the resource group this module is deployed to.')
 param dcrName string
 
 @description('Principal id of the Function App identity.')
