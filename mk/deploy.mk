@@ -133,7 +133,9 @@ dist/aws/corral-aws.zip: dist/aws/.arch-$(LAMBDA_ARCH) dist/aws/.config-$(CORRAL
 
 package-azure:
 	rm -rf $(AZURE_BUILD) dist/azure/corral-azure.zip && mkdir -p $(AZURE_BUILD)
-	cp functions/azure/function_app.py functions/azure/host.json functions/azure/requirements.txt $(AZURE_BUILD)/
+	# requirements.txt names constraints.txt (-c), so the remote build resolves the transitive
+	# dependencies to the versions the tests run with, not to whatever is newest that day.
+	cp functions/azure/function_app.py functions/azure/host.json functions/azure/requirements.txt constraints.txt $(AZURE_BUILD)/
 	cp -r shared/corral $(AZURE_BUILD)/corral
 	$(if $(CORRAL_CONFIG_FILE),cp $(CORRAL_CONFIG_FILE) $(AZURE_BUILD)/corral.toml)
 	find $(AZURE_BUILD) -name '__pycache__' -prune -exec rm -rf {} +
@@ -145,7 +147,8 @@ package-azure:
 
 package-gcp:
 	rm -rf $(GCP_BUILD) dist/gcp && mkdir -p $(GCP_BUILD) dist/gcp
-	cp functions/gcp/main.py functions/gcp/requirements.txt $(GCP_BUILD)/
+	# As for Azure: Cloud Build installs requirements.txt with the constraints.txt beside it.
+	cp functions/gcp/main.py functions/gcp/requirements.txt constraints.txt $(GCP_BUILD)/
 	cp -r shared/corral $(GCP_BUILD)/corral
 	$(if $(CORRAL_CONFIG_FILE),cp $(CORRAL_CONFIG_FILE) $(GCP_BUILD)/corral.toml)
 	find $(GCP_BUILD) -name '__pycache__' -prune -exec rm -rf {} +

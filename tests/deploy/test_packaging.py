@@ -1,4 +1,5 @@
-"""`make package` rebuilds what it must: the Lambda zip follows CORRAL_CONFIG_FILE.
+"""`make package` builds what it must: the Lambda zip follows CORRAL_CONFIG_FILE, and the remote
+builds get the constraints their requirements.txt names.
 
 The real Makefile and mk/deploy.mk run in a scratch tree with a stand-in for the code and no
 dependency installation (LAMBDA_PIP=true), so each build takes a second and needs no index.
@@ -69,3 +70,29 @@ def test_a_missing_config_file_is_an_error(tree: Path) -> None:
     assert done.returncode != 0
     assert "nowhere.toml" in done.stderr
     assert not (tree / ZIP).exists()
+
+
+@pytest.mark.parametrize(
+    ("target", "folder"), [("package-azure", "dist/azure/corral-azure"), ("package-gcp", "build/gcp")]
+)
+def test_remote_build_folders_carry_the_constraints_their_requirements_name(
+    tree: Path, target: str, folder: str
+) -> None:
+    """requirements.txt says -c constraints.txt; the folder the platform builds holds that file, the repository's."""
+    cloud = target.removeprefix("package-")
+    (tree / "functions" / cloud).mkdir(parents=True)
+    shutil.copy(ROOT / "functions" / cloud / "requirements.txt", tree / "functions" / cloud / "requirements.txt")
+    for name in ("function_app.py", "host.json") if cloud == "azure" else ("main.py",):
+        (tree / "functions" / cloud / name).write_text("{}\n" if name.endswith(".json") else "")
+    done = subprocess.run(
+        ["make", "--no-print-directory", target, f"DEPLOY_PYTHON={sys.executable}"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    built = tree / folder
+    assert "-c constraints.txt" in (built / "requirements.txt").read_text().splitlines()
+    assert (built / "constraints.txt").read_bytes() == (ROOT / "constraints.txt").read_bytes()
