@@ -39,8 +39,20 @@ resource "google_pubsub_topic" "relay" {
   #checkov:skip=CKV_GCP_83:Google-managed encryption, as for the main topic.
   count = var.hub_enabled ? 1 : 0
   name  = "corral-relay"
+  # Kept a week, as SCC's: a hub outage longer than the subscription's own retention can be caught
+  # up on with `gcloud pubsub subscriptions seek`.
+  message_retention_duration = "604800s"
 
   depends_on = [google_project_service.corral]
+}
+
+# The spokes' relay sinks publish here as their own identities (their runtime service accounts in
+# other projects): each member in relay_publishers may publish to this topic, and to nothing else.
+resource "google_pubsub_topic_iam_member" "relay_publisher" {
+  for_each = var.hub_enabled ? toset(var.relay_publishers) : toset([])
+  topic    = google_pubsub_topic.relay[0].id
+  role     = "roles/pubsub.publisher"
+  member   = each.value
 }
 
 # Push delivery: Pub/Sub retries with backoff and, after 10 attempts, moves the message to the

@@ -112,6 +112,16 @@ variable "hub_enabled" {
   default     = true
 }
 
+variable "relay_publishers" {
+  description = "With hub_enabled: the spokes' identities that may publish to corral-relay, as IAM members (serviceAccount:corral-fn@SPOKE_PROJECT.iam.gserviceaccount.com); each gets roles/pubsub.publisher on that topic only."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for member in var.relay_publishers : can(regex("^(serviceAccount|group|principal|principalSet):.+", member))])
+    error_message = "relay_publishers takes IAM members such as serviceAccount:NAME@PROJECT.iam.gserviceaccount.com (never allUsers or allAuthenticatedUsers)."
+  }
+}
+
 variable "redrive_schedule" {
   description = "Cron schedule of the redrive job (pending deliveries that are due)."
   type        = string

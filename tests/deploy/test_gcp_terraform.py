@@ -228,3 +228,26 @@ def test_the_build_identity_reads_the_bucket_cloud_functions_copies_the_source_t
     for (_, type_, name), body in found.items():
         if type_ == "google_cloudfunctions2_function":
             assert "google_project_iam_member.build_reads_gcf_sources" in body, name
+
+
+def test_spokes_may_be_granted_publishing_on_the_relay_topic_only() -> None:
+    """relay_publishers (none by default) each get roles/pubsub.publisher on corral-relay, and nothing else."""
+    variables = (GCP / "variables.tf").read_text()
+    block = variables[variables.index('variable "relay_publishers"') :]
+    block = block[: block.index("\n}\n")]
+    assert re.search(r"type\s*=\s*list\(string\)", block)
+    assert re.search(r"default\s*=\s*\[\]", block)
+    assert "allUsers" in block and "validation" in block, "public members are refused"
+    [grant] = [
+        b for (k, t, _), b in blocks().items() if t == "google_pubsub_topic_iam_member" and "var.relay_publishers" in b
+    ]
+    assert "for_each = var.hub_enabled ? toset(var.relay_publishers) : toset([])" in grant
+    assert "topic    = google_pubsub_topic.relay[0].id" in grant
+    assert 'role     = "roles/pubsub.publisher"' in grant
+    assert "member   = each.value" in grant
+
+
+def test_the_relay_topic_keeps_messages_for_catching_up() -> None:
+    """Relayed findings can be replayed with seek after a hub outage, as SCC's can."""
+    [relay] = [b for (k, t, n), b in blocks().items() if t == "google_pubsub_topic" and n == "relay"]
+    assert re.search(r'message_retention_duration\s*=\s*"604800s"', relay)
