@@ -25,3 +25,20 @@ def test_the_quick_start_sends_the_sample_finding_to_slack() -> None:
     to_slack = [route for route in settings.router.routes if "slack:soc" in route.to]
     assert to_slack
     assert all(route.samples for route in to_slack), "chat routes skip sample findings without samples = true"
+
+
+def test_the_arm64_deploy_passes_what_make_package_built_for() -> None:
+    """`serverless deploy` renders serverless.yml again: the docs give it the arm64 build's three parameters."""
+    makefile = (ROOT / "mk" / "deploy.mk").read_text()
+    arm64 = makefile[
+        makefile.index("ifeq ($(LAMBDA_ARCH),arm64)") : makefile.index(
+            "else", makefile.index("ifeq ($(LAMBDA_ARCH),arm64)")
+        )
+    ]
+    python = re.search(r"LAMBDA_PYTHON \?= (\S+)", arm64)[1]  # type: ignore[index]
+    expected = [
+        '--param="architecture=arm64"',
+        f'--param="runtime=python{python}"',
+        f'--param="powertoolsRuntime=python{python.replace(".", "")}"',
+    ]
+    assert " ".join(expected) in DEPLOY.read_text()
