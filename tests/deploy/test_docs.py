@@ -1,10 +1,12 @@
-"""docs/deploy.md's quick starts work as written: the configuration they ship does what they promise."""
+"""docs/deploy.md says what the stacks do: its configuration, commands and claims match the code."""
 
 from __future__ import annotations
 
 import re
 import tomllib
 from pathlib import Path
+
+import yaml
 
 from corral import config
 
@@ -42,3 +44,15 @@ def test_the_arm64_deploy_passes_what_make_package_built_for() -> None:
         f'--param="powertoolsRuntime=python{python.replace(".", "")}"',
     ]
     assert " ".join(expected) in DEPLOY.read_text()
+
+
+def test_the_docs_say_vpc_attachment_is_unsupported_while_the_stack_has_none() -> None:
+    """While serverless.yml has no provider.vpc, the docs say so and what a VPC would need, not "attach it"."""
+    config = yaml.safe_load((ROOT / "serverless.yml").read_text())
+    text = " ".join(DEPLOY.read_text().split())
+    if "vpc" not in config["provider"]:
+        assert "does not attach the functions to a VPC yet" in text
+        assert "attach the functions to the database's VPC" not in text
+        for permission in ("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface"):
+            assert permission in text
+        assert "NAT gateway" in text
