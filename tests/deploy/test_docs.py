@@ -56,3 +56,22 @@ def test_the_docs_say_vpc_attachment_is_unsupported_while_the_stack_has_none() -
         for permission in ("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface"):
             assert permission in text
         assert "NAT gateway" in text
+
+
+def test_the_failure_queue_replay_matches_what_corral_unwraps() -> None:
+    """Replaying Lambda destination records as they are works only because Corral unwraps requestPayload."""
+    text = " ".join(DEPLOY.read_text().split())
+    assert "Replaying the failure queue" in text
+    envelopes = (ROOT / "shared" / "corral" / "envelopes.py").read_text()
+    if "unwrap those records themselves" in text:
+        assert '"requestPayload" in doc' in envelopes, "the docs rely on an unwrapping the code does not do"
+    else:
+        assert ".requestPayload" in text, "destination records must be unwrapped (jq .requestPayload) before replay"
+    config = yaml.safe_load((ROOT / "serverless.yml").read_text())
+    queues = config["resources"]["Resources"]
+    names = {"failed": queues["GuardDutyFailedQueue"], "buffer": queues["GuardDutyQueue"]}
+    for queue in names.values():
+        name = queue["Properties"]["QueueName"].replace("${self:service}-${sls:stage}", "corral-prod")
+        assert f"--queue-name {name} " in text
+    [batch] = config["functions"]["guarddutyBatch"]["events"]
+    assert "enabled" not in batch["sqs"], "the replay relies on guarddutyBatch reading the buffer queue always"
