@@ -14,7 +14,7 @@ output "relay_topic" {
 }
 
 output "runtime_service_account" {
-  description = "Identity of the functions; grant it access to the store (e.g. roles/cloudsql.client)."
+  description = "Identity of the functions. They reach Cloud SQL by private IP with psycopg and the password in the store secret, so no Cloud SQL IAM role is needed; grant what your own store needs otherwise."
   value       = google_service_account.runtime.email
 }
 

@@ -75,3 +75,13 @@ def test_the_failure_queue_replay_matches_what_corral_unwraps() -> None:
         assert f"--queue-name {name} " in text
     [batch] = config["functions"]["guarddutyBatch"]["events"]
     assert "enabled" not in batch["sqs"], "the replay relies on guarddutyBatch reading the buffer queue always"
+
+
+def test_nothing_suggests_cloud_sql_routes_a_private_ip_instance_cannot_take() -> None:
+    """The store is private-IP only: no `gcloud sql connect` for migrate, no roles/cloudsql.client for the functions."""
+    sql = (ROOT / "infra" / "gcp" / "sql.tf").read_text()
+    assert "ipv4_enabled    = false" in sql
+    text = " ".join(DEPLOY.read_text().split())
+    assert "Cloud Shell with `gcloud sql connect`" not in text
+    assert "--tunnel-through-iap" in text
+    assert "roles/cloudsql.client" not in (ROOT / "infra" / "gcp" / "outputs.tf").read_text()
