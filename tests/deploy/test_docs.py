@@ -85,3 +85,17 @@ def test_nothing_suggests_cloud_sql_routes_a_private_ip_instance_cannot_take() -
     assert "Cloud Shell with `gcloud sql connect`" not in text
     assert "--tunnel-through-iap" in text
     assert "roles/cloudsql.client" not in (ROOT / "infra" / "gcp" / "outputs.tf").read_text()
+
+
+def test_the_docs_do_not_promise_an_sns_fed_queue_the_stack_refuses() -> None:
+    """The buffer queue admits only this stack's EventBridge rules, and guarddutyBatch reads only that queue."""
+    config = yaml.safe_load((ROOT / "serverless.yml").read_text())
+    resources = config["resources"]["Resources"]
+    statements = resources["GuardDutyQueuesPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    allowed = [s["Principal"] for s in statements if s["Effect"] == "Allow"]
+    assert allowed == [{"Service": "events.amazonaws.com"}]
+    [batch] = config["functions"]["guarddutyBatch"]["events"]
+    assert batch["sqs"]["arn"] == {"Fn::GetAtt": ["GuardDutyQueue", "Arn"]}
+    text = " ".join(DEPLOY.read_text().split())
+    assert "can feed the `guarddutyBatch` function" not in text
+    assert "Subscribe the `sns` function, not a queue" in text
