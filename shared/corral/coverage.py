@@ -194,20 +194,29 @@ def _fixed(service: str, layer: str, task: str) -> tuple[Owner, tuple[Capability
 
 def _cell(obs: Observations, mine: Sequence[HealthSignal], service: str, layer: str, task: str) -> Cell:
     """One cell's state; `mine` are the latest health signals of its service."""
+    # One pass over the cell's sources: the dashboard's coverage answer asks this of all 72 cells.
     who, caps, names, cloud = _fixed(service, layer, task)
-    expected = tuple(c for c in caps if cloud in obs.reporting.get(c.source, ()))
-    live = {c.source for c in expected if (c.source, cloud) not in obs.silent}
-    quiet = sorted({c.source for c in expected} - live) if len(live) < len(expected) else []
-    found = {c.source: obs.latest.get((service, layer, task, c.source)) for c in expected}
-    last = max((at for at in found.values() if at is not None), default=None)
-
-    def since(source: str) -> int:
-        # A source that reports weekly (Defender's snapshot) would leave its cells silent for part
-        # of every week under a shorter window: its own evidence is judged over its own window.
-        return obs.now - max(obs.window_ms, obs.source_windows.get(source, 0))
+    expected = [c for c in caps if cloud in obs.reporting.get(c.source, ())]
+    live: set[str] = set()
+    silenced: set[str] = set()
+    fresh: set[str] = set()
+    last: int | None = None
+    for capability in expected:
+        source = capability.source
+        at = obs.latest.get((service, layer, task, source))
+        if (source, cloud) in obs.silent:
+            silenced.add(source)
+        else:
+            live.add(source)
+            if at is not None and at >= _since(obs, source):
+                fresh.add(source)
+        if at is not None and (last is None or at > last):
+            last = at
+    quiet = sorted(silenced - live)
+    shown = tuple(c.name for c in expected)
 
     def made(state: State, reason: str) -> Cell:
-        return Cell(service, layer, task, who, state, reason, names, tuple(c.name for c in expected), last)
+        return Cell(service, layer, task, who, state, reason, names, shown, last)
 
     if who == PROVIDER:
         return made("provider-managed", f"the provider secures this part of {service}")
@@ -215,11 +224,10 @@ def _cell(obs: Observations, mine: Sequence[HealthSignal], service: str, layer: 
         sick = [s for s in mine if not s.healthy]
         if sick:
             return made("unhealthy", "; ".join(s.detail or f"{s.source} {s.account_uid} unhealthy" for s in sick))
-    fresh = sorted(source for source, at in found.items() if source in live and at is not None and at >= since(source))
     if fresh:
-        return made("covered", f"findings within the window from {', '.join(fresh)}")
+        return made("covered", f"findings within the window from {', '.join(sorted(fresh))}")
     if (layer, task) == RUNTIME:
-        well = sorted({s.source for s in mine if s.healthy and s.source in live and s.time >= since(s.source)})
+        well = sorted({s.source for s in mine if s.healthy and s.source in live and s.time >= _since(obs, s.source)})
         if well:
             return made("covered", f"runtime protection reported healthy within the window by {', '.join(well)}")
     if quiet and not live:
@@ -232,6 +240,15 @@ def _cell(obs: Observations, mine: Sequence[HealthSignal], service: str, layer: 
     if caps:
         return made("not connected", f"no source able to cover it reports for {cloud}")
     return made("gap", "customer responsibility, and no source Corral ingests covers it")
+
+
+def _since(obs: Observations, source: str) -> int:
+    """Where a source's evidence window starts.
+
+    A source that reports weekly (Defender's snapshot) would leave its cells silent for part of
+    every week under a shorter window: its own evidence is judged over its own window.
+    """
+    return obs.now - max(obs.window_ms, obs.source_windows.get(source, 0))
 
 
 # I/O edge ----------------------------------------------------------------------------------------
@@ -263,9 +280,21 @@ def evidence_keys(caps: Iterable[Capability] | None = None) -> list[EvidenceKey]
     from anyone else proves nothing about the cell. A source able to cover `REGISTRY_SCAN` is also
     asked for its registry image findings (no container service) in each of those clouds.
     """
+    if caps is None:
+        return list(_every_evidence_key())
+    return _evidence_keys(caps)
+
+
+@functools.cache
+def _every_evidence_key() -> tuple[EvidenceKey, ...]:
+    # The same for the life of a process: every coverage answer asks it.
+    return tuple(_evidence_keys(sources.CAPABILITIES))
+
+
+def _evidence_keys(caps: Iterable[Capability]) -> list[EvidenceKey]:
     facts = sources.FACTS
     keys: set[EvidenceKey] = set()
-    for cap in sources.CAPABILITIES if caps is None else caps:
+    for cap in caps:
         product = facts[cap.source].product_uid
         for service in cap.services:
             cloud = traits.SERVICE_CLOUD[service]
@@ -296,9 +325,10 @@ def per_source(rows: Mapping[EvidenceKey, int]) -> dict[SourceCellKey, int]:
     return latest
 
 
-def _registry_services(source: str) -> list[str]:
+@functools.cache
+def _registry_services(source: str) -> tuple[str, ...]:
     """The container services whose `REGISTRY_SCAN` cell a source declares it can cover."""
-    return [s for c in sources.CAPABILITIES if c.source == source and REGISTRY_SCAN in c.cells for s in c.services]
+    return tuple(s for c in sources.CAPABILITIES if c.source == source and REGISTRY_SCAN in c.cells for s in c.services)
 
 
 def observe(store: Store, health: HealthReport, window_ms: int) -> Observations:

@@ -653,6 +653,7 @@ def find_clause(id_or_uid: str, mark: str) -> tuple[str, list[Any]]:
     )
 
 
+@functools.lru_cache(maxsize=8)
 def latest_per_cell_sql(mark: str, count: int) -> str:
     """One statement: for each of `count` (cell, product, cloud) keys, the newest last seen at or after a time.
 
