@@ -17,8 +17,11 @@ A bad document is one error, and the reader picks up again after it:
   array cut short, followed by its comma, is no such value; two documents cut short one after the
   other are one error.
 Any single line or document over 8 MiB is rejected without being held in memory (skipped to where
-its brackets balance), so a large JSON-lines file streams in constant memory. Documents are counted
-from 1 (`PATH#N`).
+its brackets balance), so a large JSON-lines file streams in constant memory. An array over 8 MiB
+is the exception: it is read element by element in bounded memory, each element a document, and
+only an element over 8 MiB is an error. Exports of every finding come that way (`gcloud scc
+findings list --format=json`, `az security alert list`), pretty-printed or on one line. Documents
+are counted from 1 (`PATH#N`).
 
 Which files a folder gives is `inputs` (re-exported here).
 """
@@ -30,7 +33,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final, cast
@@ -50,6 +53,9 @@ _OPEN: Final = frozenset(b"[{")
 _WHITESPACE: Final = b" \t\r\n"
 _OPENERS: Final = (b"{", b"[")
 _CLOSERS: Final = frozenset(b",]}")
+_ARRAY_OPEN, _ARRAY_CLOSE, _COMMA = b"[],"
+_NO_VALUE: Final = frozenset(b",:]}")
+"""Bytes no JSON value starts with: where one is, an array's element is missing."""
 # A line that starts with an opening bracket at column 0: where a document after a broken one may start.
 _LINE_OPENER: Final = re.compile(rb"\n[\[{]")
 
@@ -243,6 +249,9 @@ class _Scanner:
             if start is None:
                 return
             line_end = buf.find_newline(start, MAX_DOCUMENT)
+            if line_end is None and buf.data[start] == _ARRAY_OPEN:
+                yield from self._array_elements(start)
+                continue
             if line_end is None:
                 yield self._doc(bytes(buf.data[start : start + _CHUNK]), error="line is over 8 MiB")
                 self._skip_line(start)
@@ -344,6 +353,9 @@ class _Scanner:
                     yield self._failure(value)
                 buf.drop(start + end)
                 return
+            if len(buf.data) - start > MAX_DOCUMENT and rest[0] == _ARRAY_OPEN:
+                yield from self._array_elements(start)
+                return
             if len(buf.data) - start > MAX_DOCUMENT:
                 yield self._doc(
                     bytes(buf.data[start : start + _CHUNK]),
@@ -358,6 +370,79 @@ class _Scanner:
                 buf.drop(start + cut)
                 return
 
+    def _array_elements(self, start: int) -> Iterator[Document]:
+        """An array over 8 MiB, one element at a time: only the element being read is held.
+
+        Elements read stand whatever follows them. An element over 8 MiB is one error and is
+        skipped; a broken separator, or an input that ends inside the array, is one error for
+        the rest of it.
+        """
+        buf = self.buffer
+        buf.drop(start + 1)  # the `[`
+        elements, after_comma = 0, False
+        while (at := self._skip_space()) is not None:
+            byte = buf.data[at]
+            if byte == _ARRAY_CLOSE and not after_comma:
+                buf.drop(at + 1)
+                return
+            if elements and not after_comma:
+                if byte != _COMMA:
+                    yield self._broken_array(at, f"array element {elements} is followed by neither `,` nor `]`")
+                    return
+                buf.drop(at + 1)
+                after_comma = True
+                continue
+            if byte in _NO_VALUE:
+                yield self._broken_array(at, f"array element {elements + 1} is missing")
+                return
+            elements += 1
+            after_comma = False
+            if (yield from self._array_element(at, elements)):
+                return  # the element's error says so
+        yield self._doc(b"", error=f"array cut short: the input ends after {elements} elements, before `]`")
+
+    def _broken_array(self, at: int, reason: str) -> Document:
+        """One error for the rest of an array that is not JSON from `at` on, which is skipped."""
+        return self._doc(self._skip_value(at, depth=1), error=f"{reason}; the rest of the array is skipped")
+
+    def _array_element(self, at: int, number: int) -> Generator[Document, None, bool]:
+        """The array element starting at `at`, read to its end (at most 8 MiB of it) and dropped.
+
+        Returns whether the rest of the array went with it (the input ended inside it, or it was
+        skipped to the array's end).
+        """
+        buf = self.buffer
+        while (end := spans.value_end(buf.data, at)) is None:
+            if len(buf.data) - at > MAX_DOCUMENT:
+                yield self._doc(bytes(buf.data[at : at + _CHUNK]), error=f"array element {number} is over 8 MiB")
+                # An object or array is skipped to its end; anything else, with the rest of the array.
+                whole = buf.data[at] in _OPEN
+                self._skip_value(at, depth=0 if whole else 1)
+                return not whole
+            if not buf.more():
+                # Still open at the end of the input: broken up to the next document, as `_multi_line` says.
+                rest = bytes(buf.data[at:])
+                cut = _next_document(rest)
+                yield self._failure(_lines(rest[:cut]))
+                buf.drop(at + cut)
+                return True
+        value = bytes(buf.data[at:end])
+        parsed, ok = _parse(value)
+        yield self._doc(value, parsed) if ok else self._failure(value)
+        buf.drop(end)
+        return False
+
+    def _skip_space(self) -> int | None:
+        """The position of the next byte that is not whitespace, reading on; None at the end of the input."""
+        buf = self.buffer
+        at = spans.skip_space(buf.data, 0)
+        while at >= len(buf.data):
+            buf.drop(len(buf.data))
+            if not buf.more():
+                return None
+            at = spans.skip_space(buf.data, 0)
+        return at
+
     def _skip_line(self, start: int) -> None:
         buf = self.buffer
         buf.drop(start)
@@ -370,19 +455,29 @@ class _Scanner:
             if not buf.more():
                 return
 
-    def _skip_value(self, start: int) -> None:
-        """Read past an over-long document without holding it: count brackets outside strings."""
+    def _skip_value(self, start: int, depth: int = 0) -> bytes:
+        """Read past an over-long document without holding it: count brackets outside strings.
+
+        `depth`: how many brackets are open at `start` already (1: skip to the end of the array
+        `start` is in). Returns the first MiB of what was skipped.
+        """
         buf = self.buffer
         buf.drop(start)
-        depth, pos = 0, 0
+        skipped = bytearray()
+
+        def drop(count: int) -> None:
+            skipped.extend(buf.data[: max(0, min(count, _CHUNK - len(skipped)))])
+            buf.drop(count)
+
+        pos = 0
         while True:
             end = None
             for match in spans.TOKEN.finditer(buf.data, pos):
-                token = match.group()
-                if token[0] == 0x22:
-                    if len(token) < 2 or token[-1] != 0x22:
-                        break  # a string cut off by the buffer's end: resume at its start
-                elif token[0] in b"[{":
+                byte = buf.data[match.start()]
+                if byte == 0x22:
+                    if match.end() >= len(buf.data):
+                        break  # a string the buffer's end may cut off: resume at its start
+                elif byte in _OPEN:
                     depth += 1
                 else:
                     depth -= 1
@@ -394,13 +489,13 @@ class _Scanner:
                 pos = len(buf.data)
             # Dropped once the scan is over: a bytearray cannot shrink while a scan reads it.
             if end is not None:
-                buf.drop(end)
-                return
-            buf.drop(pos)
+                drop(end)
+                return bytes(skipped)
+            drop(pos)
             pos = 0
             if not buf.more():
-                buf.drop(len(buf.data))
-                return
+                drop(len(buf.data))
+                return bytes(skipped)
 
     def _failure(self, raw: bytes) -> Document:
         self.n += 1
@@ -469,7 +564,7 @@ def _value_ends(text: bytes, starts: list[int], first: int) -> dict[int, int | N
         at = match.start()
         byte = text[at]
         if byte == 0x22:
-            if match.end() - at < 2 or text[match.end() - 1] != 0x22:
+            if match.end() >= len(text):
                 break  # a string open to the end: no value open here ever ends
         elif byte in _OPEN:
             opened.append(at if at in wanted else -1)

@@ -13,13 +13,17 @@ from typing import Final
 
 import orjson
 
-# A string (complete, or cut off at the end of the buffer) or one structural character.
-TOKEN: Final = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\Z)|[\[\]{}]', re.DOTALL)
+# A string or one structural character. A string's body is runs of plain bytes between escapes
+# (`[^"\\]*(?:\\.[^"\\]*)*`), not one alternation per byte: the same strings, about 4x faster. A
+# string that reaches the end of the text may be cut off there, even if its last byte is a quote
+# (an escaped one) or a backslash; the scans take it as unfinished, and a complete value is always
+# followed by something (or padded with a space, as `locate` does).
+TOKEN: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 _SPACE: Final = re.compile(rb"[ \t\r\n]*")
 _SCALAR: Final = re.compile(rb"[^ \t\r\n,:\]}\[{\"]*")
 _OPEN: Final = frozenset(b"[{")
 # A complete string or one structural character, commas included: they end an array's elements.
-_STRUCTURE: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
+_STRUCTURE: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]', re.DOTALL)
 _WHITESPACE: Final = b" \t\r\n"
 
 
@@ -29,7 +33,7 @@ def skip_space(text: bytes | bytearray, pos: int) -> int:
     return match.end() if match else pos
 
 
-def value_end(text: bytes, start: int) -> int | None:
+def value_end(text: bytes | bytearray, start: int) -> int | None:
     """Return the end of the JSON value starting at `start`, or None when `text` stops inside it.
 
     Brackets are counted, not matched: a `[` closed by `}` is found by the parser afterwards.
@@ -43,19 +47,19 @@ def value_end(text: bytes, start: int) -> int | None:
     first = text[start]
     if first == 0x22:  # a string
         match = TOKEN.match(text, start)
-        return match.end() if match and match.end() - start > 1 and text[match.end() - 1] == 0x22 else None
+        return match.end() if match and match.end() < len(text) else None
     if first not in _OPEN:
         end = _SCALAR.match(text, start)
         stop = end.end() if end else start
         return stop if stop > start and stop < len(text) else None
     depth = 0
     for match in TOKEN.finditer(text, start):
-        token = match.group()
-        if token[0] == 0x22:
-            if len(token) < 2 or token[-1] != 0x22:
-                return None
+        byte = text[match.start()]  # not `match.group()`, which would copy every string
+        if byte == 0x22:
+            if match.end() >= len(text):
+                return None  # a string that may be cut off
             continue
-        depth += 1 if token[0] in _OPEN else -1
+        depth += 1 if byte in _OPEN else -1
         if depth == 0:
             return match.end()
     return None

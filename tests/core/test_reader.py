@@ -197,6 +197,101 @@ def test_a_pretty_printed_document_over_limit_is_one_error_and_the_next_is_read(
     assert big.startswith(found[0].raw)
 
 
+def export(count: int = 3_000) -> list[dict[str, object]]:
+    """An export of every finding as one array, over 8 MiB in all, as `gcloud scc findings list` writes it."""
+    note = 'y\\"]' * 1000  # escaped quotes and brackets inside strings, across every chunk boundary
+    return [{"finding": {"name": f"organizations/1/sources/2/findings/{n:06x}", "note": note}} for n in range(count)]
+
+
+@pytest.mark.parametrize("option", [orjson.OPT_INDENT_2, 0], ids=["pretty", "one-line"])
+def test_an_array_over_the_limit_is_read_element_by_element(tmp_path: Path, option: int) -> None:
+    """Each element of an array over 8 MiB is a document with its own bytes; the document after it is read."""
+    elements = export()
+    data = orjson.dumps(elements, option=option)
+    assert len(data) > MAX_DOCUMENT
+    found = read_bytes(tmp_path, data + b'\n{"after": 1}\n')
+    assert [d.error for d in found if d.error] == []
+    assert [d.parsed for d in found] == [*elements, {"after": 1}]
+    assert [d.ref.rpartition("#")[2] for d in found] == [str(n) for n in range(1, len(elements) + 2)]
+    assert [orjson.loads(d.raw) for d in found[:-1]] == elements
+    assert found[0].raw == orjson.dumps(elements[0], option=option).replace(b"\n", b"\n  ")
+
+
+def test_an_array_over_the_limit_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    """A 30 MB array on one line is read holding far less than itself."""
+    elements = export(10_000)
+    path = tmp_path / "export.json"
+    path.write_bytes(orjson.dumps(elements))
+    assert path.stat().st_size > 30 * 10**6
+    del elements
+    tracemalloc.start()
+    try:
+        count = sum(1 for d in reader.read(str(path)) if d.error is None)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 10_000
+    assert peak < 20 * 10**6, f"peak {peak / 10**6:.1f} MB while reading"
+
+
+def big_array(*middle: bytes, end: bytes = b"\n]") -> bytes:
+    """A pretty-printed array over 8 MiB: the export's elements, then `middle`, then `end`."""
+    return orjson.dumps(export(), option=orjson.OPT_INDENT_2)[: -len(b"\n]")] + b"".join(middle) + end
+
+
+@pytest.mark.parametrize(
+    ("data", "errors", "read"),
+    [
+        pytest.param(
+            big_array(b',\n  {"big": "' + b"z" * (MAX_DOCUMENT + MIB) + b'"},\n  {"n": 1}'),
+            [(3001, "array element 3001 is over 8 MiB")],
+            [{"n": 1}, {"after": 1}],
+            id="an element over the limit",
+        ),
+        pytest.param(
+            big_array(b',\n  "' + b"z" * (MAX_DOCUMENT + MIB) + b'",\n  {"n": 1}'),
+            [(3001, "array element 3001 is over 8 MiB")],
+            [{"after": 1}],
+            id="a string element over the limit skips the rest of the array",
+        ),
+        pytest.param(
+            big_array(b',\n  {"n": 1},'),
+            [(3002, "array element 3002 is missing; the rest of the array is skipped")],
+            [{"n": 1}, {"after": 1}],
+            id="a trailing comma",
+        ),
+        pytest.param(
+            big_array(b'\n  {"n": 1}, {"n": 2}'),
+            [(3001, "array element 3000 is followed by neither `,` nor `]`; the rest of the array is skipped")],
+            [{"after": 1}],
+            id="a missing comma",
+        ),
+        pytest.param(
+            big_array(b',\n  {"n": 1},\n', end=b""),
+            # The document after it reads as the array's next element, and the array never ends.
+            [(3003, "array cut short: the input ends after 3002 elements, before `]`")],
+            [{"n": 1}, {"after": 1}],
+            id="cut short after a comma",
+        ),
+        pytest.param(
+            big_array(b',\n  {"cut": "sho', end=b""),
+            [(3001, "invalid JSON: unexpected end of data: line 1 column 13 (char 12)")],
+            [{"after": 1}],
+            id="cut short inside an element",
+        ),
+    ],
+)
+def test_a_broken_array_over_the_limit_keeps_every_element_read(
+    tmp_path: Path, data: bytes, errors: list[tuple[int, str]], read: list[object]
+) -> None:
+    """What is wrong is one error, with its bytes (at most 1 MiB); every element before it stands."""
+    found = read_bytes(tmp_path, data + b'\n{"after": 1}\n')
+    assert [(int(d.ref.rpartition("#")[2]), d.error) for d in found if d.error] == errors
+    assert [d.parsed for d in found[:3000]] == export()
+    assert [d.parsed for d in found[3000:] if d.error is None] == read
+    assert all(len(d.raw) <= MIB and d.raw in data for d in found if d.error)
+
+
 @pytest.mark.parametrize("data", [b"", b"  \n\n \t"])
 def test_empty_input_has_no_documents(tmp_path: Path, data: bytes) -> None:
     """An empty or all-whitespace file yields nothing (and no error)."""

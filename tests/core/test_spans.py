@@ -46,3 +46,26 @@ def test_elements_keep_each_element_as_sent(text: bytes, expected: list[bytes]) 
 def test_elements_of_what_is_not_a_whole_array_is_none(text: bytes) -> None:
     """An object, a scalar, or an array cut short has no elements to give."""
     assert spans.elements(text) is None
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.text() | st.integers(-(2**53), 2**53),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+)
+
+
+@given(JSON_VALUES)
+@settings(max_examples=200)
+def test_a_value_cut_anywhere_has_no_end_and_whole_it_ends_where_it_does(value: object) -> None:
+    """Cut at any byte (inside an escape, after an escaped quote), a value is unfinished: a reader
+    refills its buffer and scans again instead of taking a bracket inside a string for the end."""
+    text = orjson.dumps([value, '\\"]}'])  # an escaped quote and brackets in a string, always
+    for cut in range(1, len(text)):
+        assert spans.value_end(text[:cut], 0) is None, text[:cut]
+    assert spans.value_end(text + b" ", 0) == len(text)
+
+
+@pytest.mark.parametrize("cut", [b'"a\\', b'"a\\"', b'["a\\"]', b'{"k": "\\\\\\"}'])
+def test_a_string_the_text_ends_in_is_unfinished(cut: bytes) -> None:
+    assert spans.value_end(cut, 0) is None
+    assert spans.value_end(bytearray(cut), 0) is None
