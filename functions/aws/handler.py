@@ -52,6 +52,8 @@ with starting():  # Corral's imports and the pipeline, without the cycle collect
 
     _load_secret_parameters()
     PIPELINE = Pipeline.from_env()
+for notice in PIPELINE.settings.notices():  # e.g. a sink no route names: valid, but it receives nothing
+    logger.warning(notice)
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

@@ -36,6 +36,8 @@ with starting():  # Corral's imports and the pipeline, without the cycle collect
     from corral.pipeline import Inbound, Pipeline
 
     PIPELINE = Pipeline.from_env()
+for notice in PIPELINE.settings.notices():  # e.g. a sink no route names: valid, but it receives nothing
+    log.warning(notice)
 
 # Shared by both Event Hubs triggers: the host's retry policy, and the blob where a batch is kept.
 retry_with_backoff = app.retry(

@@ -40,6 +40,8 @@ with starting():  # Corral's imports and the pipeline, without the cycle collect
     from corral.redaction import redact_url
 
     PIPELINE = Pipeline.from_env()
+for notice in PIPELINE.settings.notices():  # e.g. a sink no route names: valid, but it receives nothing
+    log.warning(notice)
 PUSH_VERIFY = os.environ.get("CORRAL_PUSH_VERIFY", "on").lower() != "off"
 PUSH_CERTS_URL = os.environ.get("CORRAL_PUSH_CERTS_URL", "")
 if not PUSH_VERIFY:

@@ -69,6 +69,24 @@ class Settings(NamedTuple):
     public_url: str | None = None
     """Where people reach the dashboard; sinks link each finding's page under it."""
 
+    def notices(self) -> list[str]:
+        """What is valid but most likely a mistake, one line each, for the caller to show or log.
+
+        A sink no route names receives nothing: a route naming the wrong sink, or a forgotten
+        route, would otherwise leave a SIEM silently empty. It is not refused: a sink defined but
+        not routed is also how one is kept ready, or taken out of service without deleting it.
+
+        Example:
+            >>> Settings(sinks={"file:spare": {}}).notices()
+            ['sink "file:spare" is named by no route; it will receive nothing']
+        """
+        routed = {sink for route in self.router.routes for sink in route.to}
+        return [
+            f'sink "{sink_id}" is named by no route; it will receive nothing'
+            for sink_id in self.sinks
+            if sink_id not in routed
+        ]
+
 
 def load(path: str | None = None, env: Mapping[str, str] | None = None, store: str | None = None) -> Settings:
     """Load settings: `path` (flag) or CORRAL_CONFIG; store URL from `store`, CORRAL_STORE, then the file."""

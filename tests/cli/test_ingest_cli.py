@@ -165,3 +165,25 @@ def test_a_store_that_is_down_is_one_clear_retryable_error(tmp_path: Path) -> No
     assert len(lines) == 1 and lines[0].startswith("corral: error: "), proc.stderr
     assert "127.0.0.1:1" in lines[0] and "s3cret-password" not in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_sink_no_route_names_is_said_on_stderr(tmp_path: Path) -> None:
+    """`corral ingest` says, in one line, that a defined sink is named by no route; with every sink routed, nothing."""
+    routed = f'[sinks."file:archive"]\npath = "{tmp_path / "archive.jsonl"}"\n[[routes]]\nto = ["file:archive"]\n'
+    spare = f'[sinks."file:spare"]\npath = "{tmp_path / "spare.jsonl"}"\n'
+    outputs = []
+    for text in (routed, routed + spare):
+        config = tmp_path / "corral.toml"
+        config.write_text(text)
+        proc = subprocess.run(
+            [*CORRAL, "ingest", "--json", "--config", str(config), "--store", f"sqlite:///{tmp_path / 'c.db'}", "-"],
+            input="",
+            capture_output=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "CORRAL_CONFIG": ""},
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stderr)
+    assert outputs == ["", 'corral: sink "file:spare" is named by no route; it will receive nothing\n']

@@ -214,3 +214,14 @@ def test_until_accepts_dates_and_datetimes(tmp_path: Path, until: str, expected:
     path = write(tmp_path, f'[[suppress]]\nwhen = {{ cluster = "x" }}\nreason = "r"\nuntil = {until}')
     [rule] = config.load(path, {}).router.suppressions
     assert rule.until == int(expected.timestamp() * 1000)
+
+
+SPARE = '\n[sinks."splunk_hec:spare"]\nurl = "https://splunk.example:8088"\ntoken_env = "SPLUNK_HEC_TOKEN"\n'
+
+
+def test_a_sink_no_route_names_is_accepted_with_one_notice(tmp_path: Path) -> None:
+    """A sink no route names would receive nothing: the configuration loads, and a notice names it."""
+    assert config.load(write(tmp_path, FULL), {}).notices() == []
+    settings = config.load(write(tmp_path, FULL + SPARE), {})
+    assert "splunk_hec:spare" in settings.sinks
+    assert settings.notices() == ['sink "splunk_hec:spare" is named by no route; it will receive nothing']

@@ -47,6 +47,21 @@ def import_entry(path: Path) -> ModuleType:
     return module
 
 
+UNROUTED_NOTICE = 'sink "file:spare" is named by no route; it will receive nothing'
+"""What a cold start logs, at WARNING, for `spare_sink_config`."""
+
+
+def spare_sink_config(folder: Path) -> str:
+    """A corral.toml in `folder` defining two file sinks and routing one: "file:spare" receives nothing."""
+    path = folder / "corral.toml"
+    path.write_text(
+        f'[sinks."file:archive"]\npath = "{folder / "archive.jsonl"}"\n'
+        f'[sinks."file:spare"]\npath = "{folder / "spare.jsonl"}"\n'
+        '[[routes]]\nto = ["file:archive"]\n'
+    )
+    return str(path)
+
+
 def free_port() -> int:
     """A TCP port on loopback nobody listens on right now."""
     with socket.socket() as s:

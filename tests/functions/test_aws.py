@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -16,7 +17,7 @@ from corral.errors import ConfigError, StoreUnavailableError
 from corral.pipeline import Inbound, IngestResult
 from corral.stores import open_store
 
-from .conftest import FUNCTIONS, closed_store_url, import_entry, load_event
+from .conftest import FUNCTIONS, UNROUTED_NOTICE, closed_store_url, import_entry, load_event, spare_sink_config
 
 HANDLER = FUNCTIONS / "aws" / "handler.py"
 QUEUE_ARN = "arn:aws:sqs:us-east-1:111122223333:corral-dev-guardduty"
@@ -264,3 +265,14 @@ def test_cold_start_refuses_sqlite_on_lambda(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.delenv("CORRAL_ALLOW_LOCAL_STORE")
     with pytest.raises(ConfigError, match=r"SQLite store inside AWS Lambda"):
         import_entry(HANDLER)
+
+
+def test_cold_start_logs_a_sink_no_route_names(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sink no route names is accepted, and the cold start says so once at WARNING through Powertools' logger."""
+    lambda_env(monkeypatch, sqlite_url)
+    monkeypatch.setenv("CORRAL_CONFIG", spare_sink_config(tmp_path))
+    import_entry(HANDLER)
+    warned = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warned == [("corral", UNROUTED_NOTICE)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from corral.errors import ConfigError, StoreUnavailableError
 from corral.stores import open_store
 
-from .conftest import EVENTS, FUNCTIONS, closed_store_url, import_entry
+from .conftest import EVENTS, FUNCTIONS, UNROUTED_NOTICE, closed_store_url, import_entry, spare_sink_config
 
 APP = FUNCTIONS / "azure" / "function_app.py"
 ALERT = (EVENTS / "azure/defender/alert-k8s-privileged-container-aks.json").read_bytes()
@@ -190,3 +191,14 @@ def test_cold_start_refuses_sqlite_on_azure(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.delenv("CORRAL_ALLOW_LOCAL_STORE")
     with pytest.raises(ConfigError, match=r"SQLite store inside Azure Functions"):
         import_entry(APP)
+
+
+def test_cold_start_logs_a_sink_no_route_names(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sink no route names is accepted, and the cold start says so once at WARNING."""
+    azure_env(monkeypatch, sqlite_url)
+    monkeypatch.setenv("CORRAL_CONFIG", spare_sink_config(tmp_path))
+    import_entry(APP)
+    warned = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warned == [("corral.azure", UNROUTED_NOTICE)]

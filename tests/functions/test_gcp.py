@@ -23,7 +23,7 @@ from corral.stores import open_store
 from tests.support.fake_http import FakeHTTPServer, Reply
 from tests.support.pubsub_emulator import pubsub_emulator  # noqa: F401 - session fixture
 
-from .conftest import EVENTS, FUNCTIONS, closed_store_url, free_port
+from .conftest import EVENTS, FUNCTIONS, UNROUTED_NOTICE, closed_store_url, free_port, spare_sink_config
 
 MAIN = FUNCTIONS / "gcp" / "main.py"
 FF = Path(sys.executable).with_name("functions-framework")
@@ -248,6 +248,13 @@ def test_verification_off_is_explicit_and_logged(serve: Callable[..., Server], s
     server = serve("scc_push", gcp_env(sqlite_url, CORRAL_PUSH_VERIFY="off"))
     assert requests.post(server.url, json=push_body(NOTIFICATION), timeout=30).status_code == 204
     assert "CORRAL_PUSH_VERIFY=off" in server.output()
+
+
+def test_cold_start_logs_a_sink_no_route_names(serve: Callable[..., Server], sqlite_url: str, tmp_path: Path) -> None:
+    """A sink no route names is accepted, and the function says so at WARNING when it starts."""
+    server = serve("redrive", gcp_env(sqlite_url, CORRAL_CONFIG=spare_sink_config(tmp_path)))
+    assert requests.post(server.url, timeout=30).status_code == 200
+    assert server.output().count(UNROUTED_NOTICE) == 1
 
 
 def test_cold_start_refuses_sqlite_on_cloud_run(sqlite_url: str) -> None:

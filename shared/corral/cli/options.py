@@ -9,6 +9,7 @@ from typing import Annotated, Final
 import typer
 
 from corral import config
+from corral.cli.text import plain
 from corral.errors import ConfigError
 from corral.pipeline import Pipeline
 from corral.stores import open_store
@@ -64,8 +65,12 @@ def _trusted_local_config() -> str:
 
 
 def pipeline(config_path: str | None, store_url: str | None) -> Pipeline:
-    """Build the configured pipeline."""
-    return Pipeline.from_settings(settings(config_path, store_url), dict(os.environ))
+    """Build the configured pipeline; say on stderr what in its configuration looks like a mistake."""
+    built = Pipeline.from_settings(settings(config_path, store_url), dict(os.environ))
+    # Said once every sink is built: a configuration that fails to start still fails in one line.
+    for notice in built.settings.notices():
+        typer.echo(plain(f"corral: {notice}"), err=True)
+    return built
 
 
 def store(config_path: str | None, store_url: str | None) -> Store:
