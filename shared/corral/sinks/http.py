@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from corral.errors import ConfigError
+from corral.loopback import LOOPBACK_HOSTS
 from corral.sinks.base import Delivery, Result
 
 if TYPE_CHECKING:
@@ -48,7 +49,6 @@ MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
 batch with every item failed is a few MiB), far below what would strain a function's memory."""
 _RECHECK_S: Final = 0.05
 """How often a passed deadline looks again for a socket still being connected."""
-LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 REDACTED: Final = "[redacted]"
 """What replaces a secret URL, or its secret parts, in transport log records."""
 

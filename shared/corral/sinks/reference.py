@@ -22,7 +22,9 @@ TOP_LEVEL: Final = (
         "store",
         "Store URL: `sqlite:///corral.db` (default), `postgresql://user@host/db` or `dynamodb://table?region=…`. "
         "A password written here is refused: keep the whole URL in `CORRAL_STORE` (set from a secret), or the "
-        "PostgreSQL password in `PGPASSWORD`.",
+        "PostgreSQL password in `PGPASSWORD`. A PostgreSQL server beyond loopback is reached with "
+        "`sslmode=require` (encrypted, or no connection) unless the URL or `PGSSLMODE` sets an `sslmode`, "
+        "e.g. `verify-full` with `sslrootcert`; loopback hosts and Unix sockets keep libpq's default.",
     ),
     (
         "public_url",

@@ -40,8 +40,9 @@ import orjson
 
 from corral import ocsf
 from corral.errors import ConfigError
+from corral.loopback import LOOPBACK_HOSTS
 from corral.sinks.base import Delivery, Result, SinkFamily, whole_finding
-from corral.sinks.http import LOOPBACK_HOSTS, require_https
+from corral.sinks.http import require_https
 from corral.sinks.settings import seconds
 
 if TYPE_CHECKING:

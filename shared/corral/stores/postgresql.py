@@ -12,7 +12,8 @@ writers of a finding that does not exist yet queue instead of both seeing "new".
 This store never changes the schema on its own: production runtimes need only SELECT, INSERT,
 UPDATE and DELETE. `corral store migrate` (`Store.migrate()`) applies pending migrations.
 Passwords may be in the URL but `PGPASSWORD` / `~/.pgpass` are better; messages show the URL
-without it.
+without it. A server beyond loopback is reached over TLS unless the URL says otherwise: see
+`encrypted`.
 
 Example:
     >>> store = open("postgresql://corral@db.internal/corral")  # connects on first use
@@ -22,10 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
+import os
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import psycopg
@@ -34,6 +37,7 @@ import psycopg.conninfo
 from corral import ocsf
 from corral.context import ContainerContext
 from corral.errors import ConfigError, PermanentError, StoreUnavailableError
+from corral.loopback import LOOPBACK_HOSTS
 from corral.redaction import redact_text, url_secrets
 from corral.stores import _sql, migrations, redact
 from corral.stores._sql_store import SqlStore
@@ -53,6 +57,15 @@ _TRANSIENT_RETRIES: Final = 3
 # (class id, object id) of the migration lock; the two-integer advisory lock space never meets the
 # one-bigint space that the per-finding locks use.
 _MIGRATION_LOCK: Final = (0x636F72, 1)
+
+# The libpq environment variables that stand in for a connection parameter the URL leaves out.
+_ENVIRONMENT: Final = {
+    "host": "PGHOST",
+    "hostaddr": "PGHOSTADDR",
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "service": "PGSERVICE",
+}
 
 # Each column's SQL type, for `unnest(%s::type[], …)`: one statement writes a whole batch.
 _FINDING_TYPES: Final = (
@@ -87,6 +100,43 @@ _FINDING_TYPES: Final = (
     "text",
 )
 _HISTORY_TYPES: Final = ("text", "text", "text", "bigint", "text", "text", "bigint", "int", "int")
+
+
+def encrypted(params: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """`params` with sslmode=require when they reach a server beyond loopback and leave TLS to libpq.
+
+    libpq's default, `prefer`, falls back to plaintext without a word when the server, or anyone
+    in the path, does not take up TLS: the findings and the password would cross the network in
+    the clear. `require` encrypts or does not connect. It checks the server's certificate only when
+    a root certificate file is present (libpq then checks as `verify-ca`); `verify-full` in the
+    URL checks the name too. What the operator chose is left alone: an sslmode in the URL or
+    PGSSLMODE (`disable` included), a service entry (it may set its own), and
+    sslrootcert=system (libpq then defaults to `verify-full` and refuses anything weaker).
+    Loopback hosts and Unix sockets keep libpq's default: nothing crosses a network.
+
+    Example:
+        >>> encrypted({"host": "db.internal", "dbname": "corral"}, {})
+        {'host': 'db.internal', 'dbname': 'corral', 'sslmode': 'require'}
+        >>> encrypted({"host": "127.0.0.1", "dbname": "corral"}, {})
+        {'host': '127.0.0.1', 'dbname': 'corral'}
+    """
+    given = {key: env[name] for key, name in _ENVIRONMENT.items() if name in env} | dict(params)
+    chosen = "sslmode" in given or "service" in given or given.get("sslrootcert") == "system"
+    if chosen or all(_local(destination) for destination in _destinations(given)):
+        return dict(params)
+    return {**params, "sslmode": "require"}
+
+
+def _destinations(params: Mapping[str, Any]) -> list[str]:
+    """Each server libpq may try, in order: its `hostaddr` (connected to as is), else its `host`; "" for the default."""
+    hosts = str(params.get("host") or "").split(",")
+    addresses = str(params.get("hostaddr") or "").split(",")
+    return [address or host for host, address in itertools.zip_longest(hosts, addresses, fillvalue="")]
+
+
+def _local(destination: str) -> bool:
+    """True for a loopback host and a Unix socket: a directory, an abstract one (@name), or "" (libpq's default)."""
+    return not destination or destination.startswith(("/", "@")) or destination.lower() in LOOPBACK_HOSTS
 
 
 def _beyond_a_limit(exc: psycopg.Error) -> bool:
@@ -184,7 +234,7 @@ class PostgresStore(SqlStore):
             raise ConfigError(f"store URL {self.url}: {self._scrub(exc)}") from None
         params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
         params.setdefault("application_name", "corral")
-        self._conninfo = psycopg.conninfo.make_conninfo("", **params)
+        self._conninfo = psycopg.conninfo.make_conninfo("", **encrypted(params, os.environ))
         self._lock = threading.RLock()
         self._conn: Connection | None = None
         self._schema_checked = False
