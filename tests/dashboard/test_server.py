@@ -106,6 +106,27 @@ def test_bad_parameters_get_400_json(run_dashboard: Callable[..., Running], path
     assert request(running.port, "/api/counts")[0] == 200
 
 
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("/api/findings?severity=high", "/api/findings: unknown parameter 'severity'; it takes account, class_uid,"),
+        ("/api/findings?cloud=GCP&text=x", "/api/findings: unknown parameter 'text'; it takes account, class_uid,"),
+        ("/api/coverage?window=24", "/api/coverage: unknown parameter 'window'; it takes window_hours"),
+        ("/api/counts?cloud=GCP", "/api/counts: unknown parameter 'cloud'; it takes none"),
+        ("/api/sources?x=1", "/api/sources: unknown parameter 'x'; it takes none"),
+    ],
+)
+def test_a_misspelt_api_filter_is_refused_not_ignored(
+    run_dashboard: Callable[..., Running], path: str, error: str
+) -> None:
+    """A filter the API does not read is a 400 naming the ones it does, not every finding unfiltered."""
+    running = run_dashboard()
+    status, body = request(running.port, path)
+    assert status == 400, (path, body)
+    assert orjson.loads(body)["error"].startswith(error)
+    assert request(running.port, "/api/findings?q=x&limit=5")[0] == 200
+
+
 class SlowQueries:
     """A store connection whose finding queries take `delay` seconds (the page's reads)."""
 

@@ -196,6 +196,23 @@ _FINDING_PARAMS: Final = frozenset({*_TEXT_FILTERS, *_NUMBER_FILTERS, "severity_
 _CLOUDS: Final = {c.lower(): c for c in CLOUDS}
 
 
+# The parameters each API path reads. A script that misspells a filter (`severity` for
+# `severity_at_least`, `text` for `q`) must hear so, not get every finding back unfiltered.
+_API_PARAMS: Final[dict[str, frozenset[str]]] = {
+    "/api/findings": _FINDING_PARAMS,
+    "/api/coverage": frozenset({"window_hours"}),
+}
+
+
+def _known_only(path: str, params: Mapping[str, list[str]]) -> None:
+    """Refuse a parameter that `path` does not read, naming those it does."""
+    known = _API_PARAMS.get(path, frozenset())
+    unknown = sorted(set(params) - known)
+    if unknown:
+        takes = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+        raise BadRequestError(f"{path}: unknown parameter {unknown[0][:64]!r}; {takes}")
+
+
 def finding_query(params: Mapping[str, list[str]]) -> FindingQuery:
     """Build a store query from API query parameters (the store's own filters).
 
@@ -329,6 +346,7 @@ class Dashboard:
 
     def api(self, store: Store, path: str, params: Mapping[str, list[str]]) -> Any:
         """Answer one API path; None when there is no such path or finding."""
+        _known_only(path, params)
         if path == "/api/findings":
             page = _query(store, finding_query(params))
             return {"items": [i.as_data() for i in page.items], "next_cursor": page.next_cursor}
