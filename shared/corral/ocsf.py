@@ -388,6 +388,9 @@ def identity(finding: Mapping[str, Any]) -> tuple[str, str, str]:
 
 
 def modified_time(finding: Mapping[str, Any]) -> int:
-    """Return the source's own last-modified time, which orders versions of one finding."""
+    """Return the source's own last-modified time, which orders versions of one finding.
+
+    The store caps it for ordering where it is past the finding's arrival (`stores.base.Snapshot.of`).
+    """
     info = finding.get("finding_info", {})
     return int(info.get("modified_time") or finding["time"])

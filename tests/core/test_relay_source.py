@@ -62,7 +62,7 @@ def _drop(path: tuple[str, ...]) -> Edit:
         (_set(("cloud", "account", "uid"), ""), "empty identity"),
         (_set(("finding_info", "modified_time"), "yesterday"), "time"),
         (_set(("finding_info", "modified_time"), {"t": 1}), "time"),
-        # A far-future modified time would make every later version stale: the finding frozen.
+        # No vendor time is read as 2**62 ms: beyond any date a sink or page could write.
         (_set(("finding_info", "modified_time"), 2**62), "finding_info.modified_time"),
         (_set(("finding_info", "modified_time"), "1767225600000"), "finding_info.modified_time"),
         (_set(("finding_info", "modified_time"), 1767225600000.5), "finding_info.modified_time"),

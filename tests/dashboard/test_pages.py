@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from corral import ocsf
-from corral.dashboard.page import MAX_PAGE, PAGE_SIZE, Filters, Listing, Row, _listing_section
+from corral.dashboard.page import MAX_PAGE, PAGE_SIZE, Detail, Filters, Listing, Row, _listing_section, render_finding
 from corral.dashboard.page import finding_path as page_path
 from corral.pipeline import Inbound, Pipeline, now_ms
-from corral.stores.base import FindingQuery, LedgerEntry
+from corral.stores.base import FUTURE_ALLOWANCE_MS, FindingQuery, LedgerEntry, StoredFinding
 from tests.coverage.test_dashboard import HOSTILE, hostile_finding
 from tests.dashboard.browser import Browser
 from tests.dashboard.conftest import Running
+from tests.stores.factory import BASE_TIME, make_finding
 
 CONTRAST = """(() => {
   const parse = c => {
@@ -266,3 +267,12 @@ def test_the_overview_links_no_page_past_the_last_it_serves(number: int) -> None
     else:
         assert 'rel="next"' not in html and f"page={number + 1}" not in html
         assert "narrow the filters" in html and "/api/findings" in html
+
+
+def test_a_finding_page_shows_the_modified_time_its_source_gave() -> None:
+    """A time past its arrival is stored capped for ordering; the page shows the source's, as the document has it."""
+    document = make_finding(modified=4_070_908_800_000)  # 2099-01-01
+    capped = BASE_TIME + FUTURE_ALLOWANCE_MS
+    item = StoredFinding(ocsf.identity(document), document, BASE_TIME, BASE_TIME, 1, 3, 1, False, capped)
+    html = render_finding(Detail(item, [], [], BASE_TIME))
+    assert "<dt>modified (source clock)</dt><dd>2099-01-01 00:00 UTC</dd>" in html

@@ -16,6 +16,7 @@ from corral.records import HealthSignal
 from corral.stores import open_store
 from corral.stores.base import (
     DEAD_LETTER_MAX_TEXT,
+    FUTURE_ALLOWANCE_MS,
     CountRow,
     DeadLetter,
     FindingQuery,
@@ -228,6 +229,79 @@ def test_an_upsert_tells_whether_the_stored_finding_is_marked_suppressed(store: 
     store.mark_suppressed([(key_of(make_finding("a")), None)])
     [cleared] = store.upsert([make_finding("a", modified=T + 1, title="changed")], now=NOW + 2)
     assert cleared.previous is not None and not cleared.previous.suppressed
+
+
+# A source's clock -----------------------------------------------------------------------------------
+
+FAR_FUTURE = 4_070_908_800_000
+"""2099-01-01, epoch ms: a sender's clock gone wrong, or a garbled or hostile timestamp."""
+LATER = NOW + FUTURE_ALLOWANCE_MS + 1
+"""When the source's next genuine update happens and arrives: past the future version's arrival plus the allowance."""
+HOUR = 3_600_000
+
+
+def test_a_future_time_does_not_silence_the_updates_after_it(store: Store) -> None:
+    """A version dated past its arrival orders as its arrival (plus the allowance): a genuine update after it is news.
+
+    The document keeps the time the source gave, and so does the history; only the order is Corral's.
+    """
+    [first] = store.upsert([make_finding(modified=FAR_FUTURE, severity_id=3)], now=NOW)
+    assert first.kind == "new"
+    stored = store.get(key_of(make_finding()))
+    assert stored is not None and stored.modified_time == NOW + FUTURE_ALLOWANCE_MS
+    assert stored.document["finding_info"]["modified_time"] == FAR_FUTURE
+    [up] = store.upsert([make_finding(modified=LATER, severity_id=5)], now=LATER)
+    assert up.kind == "escalated"
+    [closed] = store.upsert(
+        [make_finding(modified=LATER + 1, severity_id=5, status_id=ocsf.STATUS_RESOLVED)], now=LATER + 1
+    )
+    assert closed.kind == "closed"
+    stored = store.get(key_of(make_finding()))
+    assert stored is not None and (stored.severity_id, stored.closed, stored.versions) == (5, True, 3)
+    history = store.history(key_of(make_finding()))
+    assert [(h.kind, h.modified_time) for h in history] == [
+        ("new", FAR_FUTURE),
+        ("escalated", LATER),
+        ("closed", LATER + 1),
+    ]
+
+
+def test_a_replayed_future_version_does_not_flip_the_finding_back(store: Store) -> None:
+    """Delivered again, a future-dated version is the same version: unchanged while current, else stale.
+
+    Each delivery of it orders as its own arrival (plus the allowance): the genuine update comes
+    an hour after the last one, when the source's clock has long passed both.
+    """
+    future = make_finding(modified=FAR_FUTURE, severity_id=5, delivery_id="d-1")
+    [first] = store.upsert([future], now=NOW)
+    [again] = store.upsert([make_finding(modified=FAR_FUTURE, severity_id=5, delivery_id="d-2")], now=NOW + 60_000)
+    assert (again.kind, again.version) == ("unchanged", first.version)
+    [down] = store.upsert([make_finding(modified=NOW + HOUR, severity_id=3)], now=NOW + HOUR)
+    assert down.kind == "deescalated"
+    [replay] = store.upsert([make_finding(modified=FAR_FUTURE, severity_id=5, delivery_id="d-3")], now=NOW + 2 * HOUR)
+    assert (replay.kind, replay.version) == ("stale", first.version)
+    stored = store.get(key_of(future))
+    assert stored is not None and (stored.severity_id, stored.versions, stored.last_seen) == (3, 2, NOW + HOUR)
+    assert [h.kind for h in store.history(key_of(future))] == ["new", "deescalated"]
+
+
+def test_a_time_within_the_allowance_orders_as_the_source_says(store: Store) -> None:
+    """Ordinary clock skew: a time a little ahead of the arrival is trusted, so an older version after it is stale."""
+    ahead = NOW + FUTURE_ALLOWANCE_MS - 1
+    store.upsert([make_finding(modified=ahead, severity_id=3)], now=NOW)
+    [older] = store.upsert([make_finding(modified=ahead - 1, severity_id=5)], now=NOW + 1)
+    assert older.kind == "stale"
+    stored = store.get(key_of(make_finding()))
+    assert stored is not None and (stored.modified_time, stored.severity_id) == (ahead, 3)
+
+
+def test_future_versions_order_by_their_arrival(store: Store) -> None:
+    """Two versions both dated past their arrival: the later arrival is the newer version, whatever they claim."""
+    store.upsert([make_finding(modified=FAR_FUTURE, severity_id=3)], now=NOW)
+    [up] = store.upsert([make_finding(modified=FAR_FUTURE - HOUR, severity_id=5)], now=NOW + 1)
+    assert up.kind == "escalated"
+    stored = store.get(key_of(make_finding()))
+    assert stored is not None and stored.document["finding_info"]["modified_time"] == FAR_FUTURE - HOUR
 
 
 # Queries --------------------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_there_are_fixtures() -> None:
 def test_finding_row_is_the_columns_row(with_context: bool, with_text: bool) -> None:
     for n, finding in enumerate(FINDINGS):
         key = ocsf.identity(finding)
-        snapshot = Snapshot.of(finding).accepted(("a", "b"))
+        snapshot = Snapshot.of(finding, now=None).accepted(("a", "b"))
         after = _sql.Current(snapshot, 5, 7 + n, 3)
         text = orjson.dumps(finding) if with_text else None
         ctx = container_context(finding) if with_context else None
@@ -112,8 +112,8 @@ def test_finding_row_is_the_columns_row(with_context: bool, with_text: bool) -> 
 def test_snapshot_is_the_keyword_snapshot() -> None:
     for finding in FINDINGS:
         fp = fingerprint(finding)
-        assert Snapshot.of(finding, fp) == _snapshot_by_keyword(finding, fp)
-        assert Snapshot.of(finding) == _snapshot_by_keyword(finding, fp)
+        assert Snapshot.of(finding, fp, now=None) == _snapshot_by_keyword(finding, fp)
+        assert Snapshot.of(finding, now=None) == _snapshot_by_keyword(finding, fp)
 
 
 def _observe_uncached(finding: dict[str, Any]) -> inventory.Observations:
@@ -180,7 +180,7 @@ def test_image_and_place_match_their_parsing(uid: object, name: object, tag: obj
 def test_trait_classification_read_once_matches() -> None:
     for finding in FINDINGS:
         row = _sql._finding_row(
-            ocsf.identity(finding), finding, _sql.Current(Snapshot.of(finding), 1, 1, 1), None, None
+            ocsf.identity(finding), finding, _sql.Current(Snapshot.of(finding, now=None), 1, 1, 1), None, None
         )
         classification = traits.read(finding)
         assert row[10:13] == (

@@ -283,7 +283,7 @@ def show(
         ("region", cloud.get("region")),
         ("uid", found.key[2]),
         ("event time", _time(doc.get("time") if isinstance(doc.get("time"), int) else None) + " (source clock)"),
-        ("modified", _time(found.modified_time) + " (source clock)"),
+        ("modified", _time(ocsf.modified_time(doc)) + " (source clock)"),
         ("first seen", _time(found.first_seen) + " (Corral)"),
         ("last seen", _time(found.last_seen) + " (Corral)"),
         ("versions", str(found.versions)),

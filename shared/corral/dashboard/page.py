@@ -820,7 +820,7 @@ def render_finding(detail: Detail, *, meta_csp: bool = True) -> str:
             ("uid", item.key[2]),
             ("event time (source clock)", _time(doc.get("time") if isinstance(doc.get("time"), int) else None)),
             ("created (source clock)", _time(info.get("created_time"))),
-            ("modified (source clock)", _time(item.modified_time)),
+            ("modified (source clock)", _time(ocsf.modified_time(doc))),
             ("first seen (Corral)", _time(item.first_seen)),
             ("last seen (Corral)", _time(item.last_seen)),
             ("versions", item.versions),

@@ -50,10 +50,11 @@ def normalize(
 
 
 def _check_times(doc: Mapping[str, Any]) -> None:
-    """Refuse a time a source could not have given: a finding's times order its versions.
+    """Refuse a time a source could not have given: sinks and pages write a finding's times as dates.
 
-    A modified time far in the future would make every later version of the finding stale, so
-    relayed times are held to the range vendor times are read in, as epoch milliseconds.
+    Relayed times are held to what a spoke's normalization could have produced: epoch
+    milliseconds in the range vendor times are read in. (A time past the arrival orders no later
+    than the arrival plus an allowance, so it cannot freeze the finding: see `Snapshot.of`.)
     """
     info = doc["finding_info"]
     found = [("time", doc.get("time"))]

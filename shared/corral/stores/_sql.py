@@ -280,11 +280,13 @@ def plan_upsert(
     for n, finding in enumerate(findings):
         key = ocsf.identity(finding)
         fp = fingerprint(finding)
-        incoming = Snapshot.of(finding, fp)
+        incoming = Snapshot.of(finding, fp, now=now)
         current = state.get(key)
         previous = current.snapshot if current else None
         kind = decide(previous, incoming)
-        version = version_key(key, incoming.modified_time, fp)
+        # The version and its history carry the source's time; only the order may be capped.
+        modified = ocsf.modified_time(finding)
+        version = version_key(key, modified, fp)
         changes.append(Change(kind, key, version, finding, previous))
         if kind == "stale":
             continue
@@ -299,7 +301,7 @@ def plan_upsert(
         given = contexts[n] if n < len(contexts) else None
         latest[key] = (finding, documents[n] if n < len(documents) else None, after, whole, given)
         if kind != "unchanged":
-            history.append((*key, now, kind, version, incoming.modified_time, incoming.severity_id, incoming.status_id))
+            history.append((*key, now, kind, version, modified, incoming.severity_id, incoming.status_id))
     rows = [_finding_row(key, doc, after, text, ctx) for key, (doc, text, after, whole, ctx) in latest.items() if whole]
     refresh = [
         (after.last_seen, after.snapshot.modified_time, after.snapshot.closed, _text(doc, text), *_order(after), *key)
@@ -363,7 +365,7 @@ def _order(after: Current) -> tuple[int | None, int | None, str]:
 
 def plain_row(finding: ocsf.Finding, *, now: int) -> tuple[Any, ...]:
     """Return the row a plain insert of a new finding would write (the benchmark's baseline)."""
-    return _finding_row(ocsf.identity(finding), finding, Current(Snapshot.of(finding), now, now, 1), None)
+    return _finding_row(ocsf.identity(finding), finding, Current(Snapshot.of(finding, now=now), now, now, 1), None)
 
 
 # Reading rows back ------------------------------------------------------------------------------

@@ -135,7 +135,11 @@ def uid_prefix(uid: str) -> str:
 
 
 def version_key(key: FindingKey, modified_time: int, fp: str) -> str:
-    """Return the idempotency key of one finding version: sha256 of identity, modified time, fingerprint."""
+    """Return the idempotency key of one finding version: sha256 of identity, modified time, fingerprint.
+
+    The modified time is the source's own, never the capped one the store orders by: the same
+    version delivered again is the same version, whenever it arrives.
+    """
     text = "\x1f".join((*key, str(modified_time), fp))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -152,6 +156,14 @@ def _severity_rank(severity_id: int) -> int:
 
 TIMELESS_LABEL: Final = "corral:time-from-transport"
 """In `metadata.labels`: the source gave no time; the finding's times are the transport's (or Corral's clock)."""
+FUTURE_ALLOWANCE_MS: Final = 300_000
+"""How far past its arrival a source's modified time is still believed for ordering (5 minutes).
+
+Senders' clocks drift, so a time a little ahead of Corral's is ordinary skew and orders as the
+source says. A time further ahead (a sender's clock gone wrong, a garbled or hostile timestamp
+such as 2099) would outrank every genuine update until the wall clock caught up with it, and
+silence the finding's changes for that long: such a version orders as its arrival plus this much.
+"""
 SEEN_LIMIT: Final = 32
 """How many accepted contents a finding remembers, so that an old one delivered again is not news."""
 
@@ -184,18 +196,26 @@ class Snapshot(NamedTuple):
     sequence: int | None = None
     seen: tuple[str, ...] = ()
     timeless: bool = False
-    """The source gave no time of its own and the transport's stood in (`TIMELESS_LABEL`)."""
+    """`modified_time` is not the source's own: it gave none and the transport's stood in
+    (`TIMELESS_LABEL`), or its time was past the arrival and was capped (`FUTURE_ALLOWANCE_MS`)."""
     suppressed: bool = False
     """(Stored side) the finding carries a suppression mark, which routing clears once no rule holds."""
 
     @classmethod
-    def of(cls, finding: Mapping[str, Any], fp: str | None = None) -> Snapshot:
-        """Take the snapshot of one OCSF finding."""
+    def of(cls, finding: Mapping[str, Any], fp: str | None = None, *, now: int | None) -> Snapshot:
+        """Take the snapshot of one OCSF finding arriving at `now` (None: a stored document, arriving nowhere).
+
+        Its time is the source's modified time, at most `now` plus `FUTURE_ALLOWANCE_MS`: a time
+        beyond is not believed, and the version orders as that bound and counts as timeless. The
+        finding itself keeps the time its source gave.
+        """
         metadata = finding.get("metadata") or {}
         logged, sequence = metadata.get("logged_time"), metadata.get("sequence")
+        modified = ocsf.modified_time(finding)
+        latest = modified if now is None else now + FUTURE_ALLOWANCE_MS
         # Positional, not by keyword: every finding of every upsert passes here.
         return cls(
-            ocsf.modified_time(finding),
+            min(modified, latest),
             fp or fingerprint(finding),
             int(finding.get("severity_id", 0)),
             int(finding.get("status_id", 0)),
@@ -203,7 +223,7 @@ class Snapshot(NamedTuple):
             logged if isinstance(logged, int) and not isinstance(logged, bool) else None,
             sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else None,
             (),
-            TIMELESS_LABEL in (metadata.get("labels") or ()),
+            modified > latest or TIMELESS_LABEL in (metadata.get("labels") or ()),
         )
 
     def accepted(self, seen: tuple[str, ...]) -> Snapshot:
@@ -239,10 +259,12 @@ def _older_at_the_same_time(current: Snapshot, incoming: Snapshot) -> bool:
 def decide(current: Snapshot | None, incoming: Snapshot) -> ChangeKind:
     """Return the change kind of `incoming` over `current` (None when never seen).
 
-    Order is the source's own modified time, never arrival: an older version is `stale`; of two
-    versions with the same time, the transport's order decides, else the greater fingerprint. A
-    content the finding already had is never newer unless its own time is later than the stored
-    version's, so a replay of old versions (or a timeless record delivered again) changes nothing.
+    Order is the source's own modified time, never arrival, except that a time past the arrival
+    counts as the arrival plus `FUTURE_ALLOWANCE_MS` (see `Snapshot.of`): an older version is
+    `stale`; of two versions with the same time, the transport's order decides, else the greater
+    fingerprint. A content the finding already had is never newer unless its own time is later
+    than the stored version's, so a replay of old versions (or a timeless or future-dated record
+    delivered again) changes nothing.
     The same fingerprint is `unchanged`. Otherwise, by precedence: reopened, closed, escalated,
     deescalated, updated.
     """
@@ -310,13 +332,17 @@ def columns(
     snapshot: Snapshot | None = None,
     context: ContainerContext | None = None,
 ) -> Columns:
-    """Derive the indexed columns of one finding (pure); from its `snapshot` and `context`, when given."""
+    """Derive the indexed columns of one finding (pure); from its `snapshot` and `context`, when given.
+
+    Without a snapshot, `modified_time` is the source's own, uncapped: an upsert passes the
+    snapshot it decided by.
+    """
     info = finding.get("finding_info", {})
     types = info.get("types") or []
     classification = traits.read(finding)
     ctx = context if context is not None else container_context(finding)
     if snapshot is None:
-        snapshot = Snapshot.of(finding, fp)
+        snapshot = Snapshot.of(finding, fp, now=None)
     return Columns(
         cloud=finding["cloud"]["provider"],
         region=finding["cloud"].get("region"),
@@ -368,6 +394,8 @@ class StoredFinding(NamedTuple):
     status_id: int
     closed: bool
     modified_time: int
+    """The time the store orders the finding's versions by: the source's, capped at the arrival
+    plus `FUTURE_ALLOWANCE_MS` (the document keeps the time the source gave)."""
     suppression: Suppression | None = None
 
     @property
@@ -400,6 +428,7 @@ class HistoryEntry(NamedTuple):
     kind: ChangeKind
     version: str
     modified_time: int
+    """The version's modified time as its source gave it (never capped: see `StoredFinding.modified_time`)."""
     severity_id: int
     status_id: int
 

@@ -51,22 +51,25 @@ class Incoming:
     key: FindingKey
     fingerprint: str
     snapshot: Snapshot
+    modified_time: int
+    """The source's own time, which the version and its history carry (the snapshot's may be capped)."""
     version: str
     document: dict[str, Any]
 
     @classmethod
-    def of(cls, index: int, finding: ocsf.Finding) -> Incoming:
-        """Prepare one finding (its document is encoded here, so that a too-large one fails early)."""
+    def of(cls, index: int, finding: ocsf.Finding, *, now: int) -> Incoming:
+        """Prepare one finding arriving at `now` (its document is encoded here, so that a too-large one fails early)."""
         key = ocsf.identity(finding)
         fp = fingerprint(finding)
-        snapshot = Snapshot.of(finding, fp)
+        modified = ocsf.modified_time(finding)
         return cls(
             index=index,
             finding=finding,
             key=key,
             fingerprint=fp,
-            snapshot=snapshot,
-            version=version_key(key, snapshot.modified_time, fp),
+            snapshot=Snapshot.of(finding, fp, now=now),
+            modified_time=modified,
+            version=version_key(key, modified, fp),
             document=encode_document(finding, what=f"finding {key[2][:200]!r}"),
         )
 
@@ -108,7 +111,7 @@ def plan_key(current: State | None, incoming: Sequence[Incoming], *, now: int) -
                 Entry(
                     seq,
                     HistoryEntry(
-                        now, kind, found.version, snapshot.modified_time, snapshot.severity_id, snapshot.status_id
+                        now, kind, found.version, found.modified_time, snapshot.severity_id, snapshot.status_id
                     ),
                 )
             )
@@ -143,7 +146,8 @@ def _finding_item(
     current: State | None,
 ) -> Item:
     pk = finding_pk(found.key)
-    cols = columns(found.finding, found.fingerprint)
+    # Its snapshot, not the finding alone: the item keeps the time the finding was decided by.
+    cols = columns(found.finding, found.fingerprint, found.snapshot)
     item: Item = {
         "pk": as_s(pk),
         "sk": as_s("F"),
@@ -213,7 +217,7 @@ class Upserts(Aggregates):
     ) -> list[Change]:
         """Store a batch: one read per 100 keys, one conditional write per changed key (see module docstring)."""
         del contexts  # derived per written item: most of a batch is usually unchanged
-        prepared = [Incoming.of(i, finding) for i, finding in enumerate(findings)]
+        prepared = [Incoming.of(i, finding, now=now) for i, finding in enumerate(findings)]
         by_key: dict[FindingKey, list[Incoming]] = {}
         for found in prepared:
             by_key.setdefault(found.key, []).append(found)
