@@ -168,6 +168,21 @@ def test_answers_are_classified(
     assert result.retry_after == retry_after
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_after_a_retry_after_the_rest_waits_unsent(
+    server: FakeHTTPServer, receiver: WebhookReceiver, tls: TlsFiles, status: int
+) -> None:
+    """A receiver that asks to wait 30 s (429 or 503 with Retry-After, RFC 9110 §10.2.3) gets no
+    further request from the batch: the rest is held back unsent, spending no attempt, until then."""
+    deliveries = numbered(SINK, 4)
+    server.push(Reply(202), Reply(status, headers={"Retry-After": "30"}))
+    results = _sink(server, tls).send(deliveries)
+    assert len(server.requests) == 2
+    assert [r.ok for r in results] == [True, False, False, False]
+    assert [r.attempted for r in results] == [True, True, False, False]
+    assert all(not r.permanent and r.retry_after == 30.0 for r in results[1:])
+
+
 def test_redirects_are_not_followed(server: FakeHTTPServer, receiver: WebhookReceiver, tls: TlsFiles) -> None:
     """A redirect is not followed with the signed body: nothing reaches the other location."""
     with FakeHTTPServer(tls=tls) as elsewhere:

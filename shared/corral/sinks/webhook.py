@@ -6,7 +6,8 @@ timestamp + "." + body)>`, with the timestamp (epoch seconds) in `X-Corral-Times
 receiver can refuse a forged or replayed request with `verify()`. `Idempotency-Key` repeats the
 version key so the receiver can drop the rare duplicate without parsing the body. A receiver that
 follows the IETF Idempotency-Key draft answers 409 while a request with the same key is still being
-processed: that delivery is sent again later (after Retry-After, if given), not given up on.
+processed: that delivery is sent again later (after Retry-After, if given), not given up on. A
+Retry-After on a retryable answer also holds back the rest of the batch, unsent, until then.
 
 The URL may itself be a secret (a capability URL), so it can come from an environment variable
 (`url_env`) and is never written in errors or logs. Redirects are not followed: a signed body
@@ -147,8 +148,23 @@ class WebhookSink:
         self._clock = clock
 
     def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
-        """POST each delivery; one Result each."""
-        results = [self._send_one(d) for d in deliveries]
+        """POST each delivery; one Result each. A receiver that asks to wait gets nothing more.
+
+        After a retryable failure carrying Retry-After (a 429 or 503 saying when to come back), the
+        rest of the batch is held back unsent until then, spending no attempt, as `send_batches`
+        does for the other SIEM sinks: posting them anyway would only draw the same answer, and
+        spend an attempt of each, against a receiver that asked for a pause.
+        """
+        results: list[Result] = []
+        wait: float | None = None
+        for delivery in deliveries:
+            if wait is not None:
+                results.append(Result.held_back(delivery.version, f"{self.id}: waiting as asked (Retry-After)", wait))
+                continue
+            result = self._send_one(delivery)
+            results.append(result)
+            if not result.ok and not result.permanent and result.retry_after:
+                wait = result.retry_after
         log_failures(log, self.id, results)
         return results
 
