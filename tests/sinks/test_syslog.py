@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -439,12 +441,48 @@ def test_every_message_arrives_once_with_its_fields(rsyslog: Rsyslog, transport:
 
 
 def test_default_max_message_fits_rsyslog(rsyslog: Rsyslog) -> None:
-    """With the 8 KiB default a 20 KB description arrives cut, with the marker, as one record."""
+    """With the default max_message a 20 KB description arrives cut, with the marker, as one record."""
     rsyslog.clear()
     delivery = make_delivery(SINK, desc="é" * 20_000)
     assert _sink(rsyslog, "tls").send([delivery])[0].ok
     records = rsyslog.wait_for("tls", 1)
     assert len(records) == 1
+    assert len(records[0]["raw"].encode()) <= syslog.DEFAULT_MAX_MESSAGE
+    assert records[0]["msg"].endswith(MARKER)
+
+
+@pytest.fixture(scope="module")
+def default_rsyslog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
+    """A real rsyslogd as installed: no maxMessageSize set, so rsyslog's own default applies."""
+    try:
+        running = start(tmp_path_factory.mktemp("rsyslog-default"), max_message_size=None)
+    except (OSError, RuntimeError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"rsyslogd could not start: {exc}")
+        pytest.skip(f"rsyslogd could not start: {exc}")
+    try:
+        yield running
+    finally:
+        stop(running)
+
+
+FORGED_TAIL = "<13>1 2024-01-01T00:00:00Z evil evilapp - forged - pwned"
+
+
+@pytest.mark.parametrize("transport", ["tls", "tcp"])
+def test_default_max_message_fits_an_rsyslog_left_at_its_default(default_rsyslog: Rsyslog, transport: str) -> None:
+    """rsyslog's default maxMessageSize is 8096 bytes (runtime/glbl.c `iMaxLine = 8096`, documented as
+    "8K"), and imtcp hands the bytes of a longer octet-counted frame to a record of their own. At the
+    sink's default a long description arrives as one record, cut with the marker; the text an attacker
+    placed where rsyslog would have split the frame forges no record."""
+    default_rsyslog.clear()
+    probe = make_delivery(SINK, desc="a" * 20_000)
+    prefix = syslog.render(probe, hostname="corral-hub").split(b" msg=")[0] + b" msg="
+    # rsyslog ends the first record after byte 8096, drops byte 8097 and starts a new record at 8098.
+    desc = "a" * (8096 - len(prefix)) + "-" + FORGED_TAIL + "b" * 20_000
+    assert _sink(default_rsyslog, transport).send([make_delivery(SINK, desc=desc)])[0].ok
+    records = default_rsyslog.wait_for(transport, 1)
+    assert [r["hostname"] for r in records] == ["corral-hub"]
     assert len(records[0]["raw"].encode()) <= syslog.DEFAULT_MAX_MESSAGE
     assert records[0]["msg"].endswith(MARKER)
 

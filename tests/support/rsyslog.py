@@ -111,16 +111,21 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"rsyslogd did not listen on {port} within {START_TIMEOUT:g}s")
 
 
-def write_config(directory: Path, tls: TlsFiles, tls_port: int, tcp_port: int) -> Path:
-    """Write the private rsyslog.conf and return its path."""
+def write_config(
+    directory: Path, tls: TlsFiles, tls_port: int, tcp_port: int, max_message_size: str | None = "64k"
+) -> Path:
+    """Write the private rsyslog.conf and return its path.
+
+    `max_message_size` is rsyslog's global maxMessageSize; None leaves rsyslog's own default.
+    """
     work = directory / "work"
     work.mkdir(exist_ok=True)
     conf = directory / "rsyslog.conf"
+    size = f'\n  maxMessageSize="{max_message_size}"' if max_message_size is not None else ""
     conf.write_text(
         f"""\
 global(
-  workDirectory="{work}"
-  maxMessageSize="64k"
+  workDirectory="{work}"{size}
   defaultNetstreamDriverCAFile="{tls.cert}"
   defaultNetstreamDriverCertFile="{tls.cert}"
   defaultNetstreamDriverKeyFile="{tls.key}"
@@ -142,14 +147,17 @@ input(type="imtcp" port="{tcp_port}" address="127.0.0.1" ruleset="from_tcp")
     return conf
 
 
-def start(directory: Path) -> Rsyslog:
-    """Start rsyslogd with a private configuration in `directory`; raise when it cannot start."""
+def start(directory: Path, max_message_size: str | None = "64k") -> Rsyslog:
+    """Start rsyslogd with a private configuration in `directory`; raise when it cannot start.
+
+    `max_message_size` as for `write_config`: None runs rsyslog with its default maxMessageSize.
+    """
     binary = shutil.which("rsyslogd") or ("/usr/sbin/rsyslogd" if Path("/usr/sbin/rsyslogd").exists() else None)
     if binary is None:
         raise FileNotFoundError("rsyslogd is not installed (apt-get install rsyslog rsyslog-gnutls)")
     tls = make_tls(directory)
     tls_port, tcp_port = free_port(), free_port()
-    conf = write_config(directory, tls, tls_port, tcp_port)
+    conf = write_config(directory, tls, tls_port, tcp_port, max_message_size)
     log = directory / "rsyslogd.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

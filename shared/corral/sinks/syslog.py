@@ -61,7 +61,10 @@ SETTINGS: Final[Mapping[str, str]] = {
     "app_name": "RFC 5424 APP-NAME (default `corral`).",
     "hostname": "RFC 5424 HOSTNAME (default: this machine's host name).",
     "facility": "Syslog facility, e.g. `local4` (default).",
-    "max_message": "Largest message in bytes, 1024 to 1048576 (default 8192); longer texts are cut with a marker.",
+    "max_message": (
+        "Largest message in bytes, 1024 to 1048576 (default 8096, rsyslog's default maxMessageSize); longer texts "
+        "are cut with a marker. Raise it only as far as the receiver's own limit."
+    ),
     "timeout": "Seconds to wait to connect or send, 0.05 to 300 (default 10).",
     "public_url": PUBLIC_URL_HELP,
 }
@@ -72,7 +75,11 @@ DEFAULT_PORTS: Final[Mapping[str, int]] = {"tcp": 601, "tls": 6514}
 """IANA ports: syslog-conn (RFC 3195/6587 practice) and syslog-tls (RFC 5425)."""
 DEFAULT_APP_NAME: Final = "corral"
 DEFAULT_FACILITY: Final = "local4"
-DEFAULT_MAX_MESSAGE: Final = 8192
+DEFAULT_MAX_MESSAGE: Final = 8096
+"""rsyslog's default maxMessageSize: `iMaxLine = 8096` in its runtime/glbl.c (its docs say "8K"). imtcp
+does not drop the rest of a longer octet-counted frame: by default (discardTruncatedMsg off) the bytes
+past 8096 become a record of their own, which a description could fill with a forged syslog header.
+RFC 5425 §4.3.1 asks receivers to take 2048 octets and recommends 8192; this stays within both."""
 MIN_MAX_MESSAGE: Final = 1024
 MAX_MAX_MESSAGE: Final = 1 << 20
 DEFAULT_TIMEOUT: Final = 10.0
