@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import tracemalloc
 
 import orjson
 import pytest
@@ -69,3 +71,32 @@ def test_a_value_cut_anywhere_has_no_end_and_whole_it_ends_where_it_does(value: 
 def test_a_string_the_text_ends_in_is_unfinished(cut: bytes) -> None:
     assert spans.value_end(cut, 0) is None
     assert spans.value_end(bytearray(cut), 0) is None
+
+
+@pytest.mark.parametrize("body", [b'\\"', b"a\\n", b"\\u00e9]"], ids=["escaped quotes", "escapes", "unicode"])
+def test_a_string_of_escapes_is_scanned_in_constant_memory(body: bytes) -> None:
+    """The regex engine keeps no state per escape: a string of 4 MB of `\\"` is not 250 MB of scan.
+
+    A repeated group it may backtrack into costs it about 120 bytes an iteration; an escape-dense
+    string (a JSON document sent as a string) near 8 MiB took half a gigabyte to find its end.
+    """
+    text = b'["' + body * (4 * 10**6 // len(body)) + b'"]'
+    padded, cut = text + b" ", text[:-2]
+    tracemalloc.start()
+    try:
+        assert spans.value_end(padded, 0) == len(text)
+        assert spans.value_end(cut, 0) is None
+        assert spans.elements(text) == [text[1:-1]]  # the one element's bytes: 4 MB
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 10**6, f"peak {peak / 10**6:.0f} MB"
+
+
+@given(st.lists(st.sampled_from([b'"', b"\\", b"a", b"[", b"]", b"{", b"}", b",", b"\n"]), max_size=40))
+def test_possessive_tokens_are_the_tokens_a_backtracking_regex_finds(pieces: list[bytes]) -> None:
+    """A string's body can be read only one way, so not backtracking into it changes no token."""
+    text = b"".join(pieces)
+    for possessive in (spans.TOKEN, spans._STRUCTURE):
+        backtracking = re.compile(possessive.pattern.replace(b"*+", b"*"), re.DOTALL)
+        assert [m.span() for m in possessive.finditer(text)] == [m.span() for m in backtracking.finditer(text)]
