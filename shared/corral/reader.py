@@ -469,30 +469,15 @@ class _Scanner:
             skipped.extend(buf.data[: max(0, min(count, _CHUNK - len(skipped)))])
             buf.drop(count)
 
-        pos = 0
+        scan = _Scan(0, depth)
         while True:
-            end = None
-            for match in spans.TOKEN.finditer(buf.data, pos):
-                byte = buf.data[match.start()]
-                if byte == 0x22:
-                    if match.end() >= len(buf.data):
-                        break  # a string the buffer's end may cut off: resume at its start
-                elif byte in _OPEN:
-                    depth += 1
-                else:
-                    depth -= 1
-                    if depth <= 0:
-                        end = match.end()
-                        break
-                pos = match.end()
-            else:
-                pos = len(buf.data)
-            # Dropped once the scan is over: a bytearray cannot shrink while a scan reads it.
+            end = scan.end(buf.data)
             if end is not None:
                 drop(end)
                 return bytes(skipped)
-            drop(pos)
-            pos = 0
+            # All that was scanned goes, a string's start too: the scan goes on inside the string.
+            drop(scan.pos)
+            scan.pos = 0
             if not buf.more():
                 drop(len(buf.data))
                 return bytes(skipped)
@@ -500,6 +485,63 @@ class _Scanner:
     def _failure(self, raw: bytes) -> Document:
         self.n += 1
         return _failure(f"{self.name}#{self.n}", raw)
+
+
+_STRUCTURAL: Final = re.compile(rb'["\[\]{}]')
+
+
+class _Scan:
+    """Brackets counted outside strings in a buffer read in chunks, each byte scanned once.
+
+    The scan stops where the buffer does, inside a string too, and goes on from there once more is
+    read. Going back to the start of a string the buffer ended in held all of a long string (the
+    100 MB one of an over-long document) and scanned it again with every chunk.
+    """
+
+    __slots__ = ("depth", "in_string", "pos", "string")
+
+    def __init__(self, pos: int, depth: int = 0, *, string: bool = False) -> None:
+        """`pos`: where to scan from; `depth`: how many brackets are open there already; `string`:
+        the value is the string at `pos` (else the scan ends only where brackets balance)."""
+        self.pos = pos
+        self.depth = depth
+        self.string = string
+        self.in_string = False
+
+    def end(self, data: bytearray) -> int | None:
+        """Where the value being scanned ends (its brackets balance, or its string closes), or None
+        if `data` ends first.
+
+        Then `pos` is where `data` ended (before a backslash it ends on: the escape is cut in two),
+        and the scan goes on from there when called again with more data.
+        """
+        pos, depth, end = self.pos, self.depth, None
+        while True:
+            if self.in_string:
+                body = spans.STRING_BODY.match(data, pos)
+                pos = body.end() if body else pos
+                if pos >= len(data) or data[pos] != 0x22:
+                    break
+                pos += 1
+                self.in_string = False
+                if self.string:
+                    end = pos
+                    break
+            found = _STRUCTURAL.search(data, pos)
+            if found is None:
+                pos = len(data)
+                break
+            pos = found.end()
+            byte = data[found.start()]
+            if byte == 0x22:
+                self.in_string = True
+                continue
+            depth += 1 if byte in _OPEN else -1
+            if depth <= 0:
+                end = pos
+                break
+        self.pos, self.depth = pos, depth
+        return end
 
 
 def _parse(text: bytes | memoryview) -> tuple[object, bool]:

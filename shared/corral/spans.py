@@ -22,6 +22,9 @@ import orjson
 # as unfinished, and a complete value is always followed by something (or padded with a space, as
 # `locate` does).
 TOKEN: Final = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
+# The rest of a string's body from inside it, as TOKEN reads it: what follows is its closing quote,
+# a backslash the text ends on (an escape cut in two), or the end of the text.
+STRING_BODY: Final = re.compile(rb'[^"\\]*+(?:\\.[^"\\]*+)*+', re.DOTALL)
 _SPACE: Final = re.compile(rb"[ \t\r\n]*")
 _SCALAR: Final = re.compile(rb"[^ \t\r\n,:\]}\[{\"]*")
 _OPEN: Final = frozenset(b"[{")

@@ -292,6 +292,93 @@ def test_a_broken_array_over_the_limit_keeps_every_element_read(
     assert all(len(d.raw) <= MIB and d.raw in data for d in found if d.error)
 
 
+def small_limits(monkeypatch: pytest.MonkeyPatch, limit: int = 64 * 1024, chunk: int = 4 * 1024) -> None:
+    """Read with a limit of `limit` bytes and chunks of `chunk`: over-limit inputs in a few MB, not tens."""
+    monkeypatch.setattr(reader, "MAX_DOCUMENT", limit)
+    monkeypatch.setattr(reader, "_CHUNK", chunk)
+
+
+def small_elements() -> bytes:
+    """`[` and 128 elements of 1 KiB, each followed by its comma: 128 KiB on one line."""
+    return b"[" + b"".join(b'{"n": %d, "pad": "%s"}, ' % (n, b"p" * 1000) for n in range(128))
+
+
+@pytest.mark.parametrize(
+    ("data", "errors", "read"),
+    [
+        pytest.param(
+            small_elements() + b'"' + b"z" * 4 * MIB + b'", {"n": -1}]\n{"after": 1}\n',
+            ["array element 129 is over 8 MiB"],
+            [{"after": 1}],
+            id="a string element",
+        ),
+        pytest.param(
+            small_elements() + b'{"big": "' + b"\\n" * 2 * MIB + b'"}, {"n": -1}]\n{"after": 1}\n',
+            ["array element 129 is over 8 MiB"],
+            [{"n": -1}, {"after": 1}],
+            id="an object element",
+        ),
+        pytest.param(
+            b'{\n  "big": "' + b"z" * 4 * MIB + b'"\n}\n{"after": 1}\n',
+            ["document is over 8 MiB (use JSON lines for large inputs)"],
+            [{"after": 1}],
+            id="a pretty-printed document",
+        ),
+    ],
+)
+def test_a_long_string_in_what_is_skipped_is_not_held(
+    monkeypatch: pytest.MonkeyPatch, data: bytes, errors: list[str], read: list[object]
+) -> None:
+    """What is skipped past the limit is dropped as it is read, a string in it too: the buffer does not
+    grow to hold the string (4 MiB), nor is the string scanned again from its start with every chunk.
+
+    The peak allowed is a small multiple of the limit (64 KiB): the parser's try at a prefix of a
+    pretty-printed document takes about 13 times its size."""
+    small_limits(monkeypatch)
+    tracemalloc.start()
+    try:
+        found = list(reader.read_stream(io.BytesIO(data), "-"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [d.error for d in found if d.error] == errors
+    before = [{"n": n, "pad": "p" * 1000} for n in range(128)] if data.startswith(b"[") else []
+    assert [d.parsed for d in found if d.error is None] == [*before, *read]
+    assert peak < 2 * MIB, f"peak {peak / MIB:.1f} MiB"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.text(st.sampled_from('a"\\[]{},\n\u00e9')) | st.integers(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(value=JSON_VALUES.filter(lambda v: isinstance(v, list | dict | str)), cuts=st.lists(st.integers(0, 200)))
+def test_a_scan_fed_in_pieces_ends_a_value_where_a_scan_of_the_whole_does(value: object, cuts: list[int]) -> None:
+    """Cut anywhere (inside an escape, right after a backslash or an escaped quote) and scanned on
+    from where it stopped, a value ends where it does, and not before."""
+    text = json.dumps(value, ensure_ascii=False).encode() + b' ]"'
+    expected = spans.value_end(text, 0)
+    assert expected is not None
+    string = isinstance(value, str)
+    for cut in range(len(text)):
+        scan = reader._Scan(0, string=string)
+        if cut < expected:
+            assert scan.end(bytearray(text[:cut])) is None
+            assert scan.end(bytearray(text)) == expected
+        else:
+            assert scan.end(bytearray(text[:cut])) == expected
+    data, scan, end = bytearray(), reader._Scan(0, string=string), None
+    for cut in sorted({min(cut, len(text)) for cut in cuts} | {len(text)}):
+        data += text[len(data) : cut]
+        end = scan.end(data)
+        if end is not None:
+            break
+        assert scan.pos <= len(data)
+    assert end == expected
+
+
 @pytest.mark.parametrize("data", [b"", b"  \n\n \t"])
 def test_empty_input_has_no_documents(tmp_path: Path, data: bytes) -> None:
     """An empty or all-whitespace file yields nothing (and no error)."""
