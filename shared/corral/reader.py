@@ -54,6 +54,7 @@ _WHITESPACE: Final = b" \t\r\n"
 _OPENERS: Final = (b"{", b"[")
 _CLOSERS: Final = frozenset(b",]}")
 _ARRAY_OPEN, _ARRAY_CLOSE, _COMMA = b"[],"
+_CLOSING: Final = {ord("["): ord("]"), ord("{"): ord("}")}
 _NO_VALUE: Final = frozenset(b",:]}")
 """Bytes no JSON value starts with: where one is, an array's element is missing."""
 # A line that starts with an opening bracket at column 0: where a document after a broken one may start.
@@ -330,30 +331,38 @@ class _Scanner:
         return after >= len(buf.data) or buf.data[after] not in _CLOSERS
 
     def _multi_line(self, start: int) -> Iterator[Document]:
-        """A document over several lines (pretty-printed): read to its end, at most 8 MiB of it."""
+        """A document over several lines (pretty-printed): read to its end, at most 8 MiB of it.
+
+        It is scanned as it is read, each byte once: from a pipe it comes 64 KiB at a time, and a
+        scan and a parse from its start after every piece were 128 of up to 8 MiB each.
+        """
         buf = self.buffer
-        while True:
+        opener = buf.data[start]
+        if opener in _OPEN and _last_byte(buf.data) == _CLOSING[opener]:
+            # Commonly the rest of the input is this one document, read already: the parser says so
+            # natively, and only text that is more (or less) than one value is scanned for its end.
+            # Not tried where it cannot be, nor again as more is read: the parser builds what it
+            # read of a prefix before it fails (about 13 times its size), and the scan goes on.
             rest = bytes(buf.data[start:])
-            if rest[0] in _OPEN:
-                # Commonly the rest of the input is this one document: the parser says so natively,
-                # and only text that is more (or less) than one value is scanned for its end.
-                parsed, ok = _parse(rest)
-                if ok:
-                    yield from self.parsed(rest.rstrip(_WHITESPACE), parsed)
-                    buf.drop(len(buf.data))
-                    return
-            end = spans.value_end(rest, 0)
+            parsed, ok = _parse(rest)
+            if ok:
+                yield from self.parsed(rest.rstrip(_WHITESPACE), parsed)
+                buf.drop(len(buf.data))
+                return
+        scan = _Scan(start) if opener in _OPEN else None
+        while True:
+            end = spans.value_end(buf.data, start) if scan is None else scan.end(buf.data)
             if end is not None:
-                value = bytes(buf.data[start : start + end])
+                value = bytes(buf.data[start:end])
                 parsed, ok = _parse(value)
                 if ok:
                     yield from self.parsed(value, parsed)
                 else:
                     # Balanced but not JSON: one broken document, and reading resumes after it.
                     yield self._failure(value)
-                buf.drop(start + end)
+                buf.drop(end)
                 return
-            if len(buf.data) - start > MAX_DOCUMENT and rest[0] == _ARRAY_OPEN:
+            if len(buf.data) - start > MAX_DOCUMENT and opener == _ARRAY_OPEN:
                 yield from self._array_elements(start)
                 return
             if len(buf.data) - start > MAX_DOCUMENT:
@@ -365,6 +374,7 @@ class _Scanner:
                 return
             if not buf.more():
                 # Still open at the end of the input: broken up to the next document, if one follows.
+                rest = bytes(buf.data[start:])
                 cut = _next_document(rest)
                 yield self._failure(_lines(rest[:cut]))
                 buf.drop(start + cut)
@@ -409,10 +419,13 @@ class _Scanner:
         """The array element starting at `at`, read to its end (at most 8 MiB of it) and dropped.
 
         Returns whether the rest of the array went with it (the input ended inside it, or it was
-        skipped to the array's end).
+        skipped to the array's end). An object, array or string is scanned as it is read, each byte
+        once, as `_multi_line` scans a document.
         """
         buf = self.buffer
-        while (end := spans.value_end(buf.data, at)) is None:
+        first = buf.data[at]
+        scan = _Scan(at, string=first == 0x22) if first in _OPEN or first == 0x22 else None
+        while (end := spans.value_end(buf.data, at) if scan is None else scan.end(buf.data)) is None:
             if len(buf.data) - at > MAX_DOCUMENT:
                 yield self._doc(bytes(buf.data[at : at + _CHUNK]), error=f"array element {number} is over 8 MiB")
                 # An object or array is skipped to its end; anything else, with the rest of the array.
@@ -485,6 +498,14 @@ class _Scanner:
     def _failure(self, raw: bytes) -> Document:
         self.n += 1
         return _failure(f"{self.name}#{self.n}", raw)
+
+
+def _last_byte(data: bytearray) -> int | None:
+    """The last byte of `data` that is not whitespace, or None."""
+    end = len(data)
+    while end and data[end - 1] in _WHITESPACE:
+        end -= 1
+    return data[end - 1] if end else None
 
 
 _STRUCTURAL: Final = re.compile(rb'["\[\]{}]')
