@@ -385,7 +385,8 @@ class _Scanner:
 
         Elements read stand whatever follows them. An element over 8 MiB is one error and is
         skipped; a broken separator, or an input that ends inside the array, is one error for
-        the rest of it.
+        the rest of it. Where a separator is missing and a document starts a line instead (as
+        `_next_document` finds one), the array was cut short: what follows it is read.
         """
         buf = self.buffer
         buf.drop(start + 1)  # the `[`
@@ -396,6 +397,13 @@ class _Scanner:
                 buf.drop(at + 1)
                 return
             if elements and not after_comma:
+                if byte != _COMMA and self._document_starts(at):
+                    # The array was cut short and the next file of `cat` follows: it is read, as after
+                    # any value still open at the end of the input (`_next_document`).
+                    yield self._doc(
+                        b"", error=f"array cut short: another document begins after {elements} elements, before `]`"
+                    )
+                    return
                 if byte != _COMMA:
                     yield self._broken_array(at, f"array element {elements} is followed by neither `,` nor `]`")
                     return
@@ -445,12 +453,30 @@ class _Scanner:
         buf.drop(end)
         return False
 
+    def _document_starts(self, at: int) -> bool:
+        """Whether a document starts at `at` as one does after a value cut short (`_next_document`):
+        at column 0, with `{` or `[`, a value that parses and ends on its line."""
+        buf = self.buffer
+        if at == 0 or buf.data[at - 1] != 0x0A or buf.data[at] not in _OPEN:
+            return False
+        scan = _Scan(at)
+        while (end := scan.end(buf.data)) is None:
+            if len(buf.data) - at > MAX_DOCUMENT or not buf.more():
+                return False
+        line_end = buf.find_newline(end, MAX_DOCUMENT)
+        if line_end is None or buf.data[end:line_end].strip(_WHITESPACE):
+            return False
+        return _parse(bytes(buf.data[at:end]))[1]
+
     def _skip_space(self) -> int | None:
-        """The position of the next byte that is not whitespace, reading on; None at the end of the input."""
+        """The position of the next byte that is not whitespace, reading on; None at the end of the input.
+
+        The byte before it is kept: whether it is a newline says whether a line starts there.
+        """
         buf = self.buffer
         at = spans.skip_space(buf.data, 0)
         while at >= len(buf.data):
-            buf.drop(len(buf.data))
+            buf.drop(max(0, len(buf.data) - 1))
             if not buf.more():
                 return None
             at = spans.skip_space(buf.data, 0)

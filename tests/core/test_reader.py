@@ -379,6 +379,42 @@ def test_a_scan_fed_in_pieces_ends_a_value_where_a_scan_of_the_whole_does(value:
     assert end == expected
 
 
+CUT_SHORT = "array cut short: another document begins after {} elements, before `]`"
+END_OF_DATA = "invalid JSON: unexpected end of data: line 1 column {} (char {})"
+
+
+@pytest.mark.parametrize(
+    ("cut", "errors", "last"),
+    [
+        pytest.param(b"", [CUT_SHORT.format(128)], [], id="after an element"),
+        pytest.param(b",\n  12", [CUT_SHORT.format(129)], [12], id="inside a number"),
+        pytest.param(b",\n  nu", [END_OF_DATA.format(3, 2), CUT_SHORT.format(129)], [], id="inside a literal"),
+        pytest.param(b",\n  {", [END_OF_DATA.format(2, 1)], [], id="inside an element"),
+    ],
+)
+@pytest.mark.parametrize("limit", [64 * 1024, MAX_DOCUMENT], ids=["streamed", "whole"])
+def test_the_documents_after_an_array_cut_short_are_read(
+    monkeypatch: pytest.MonkeyPatch, cut: bytes, errors: list[str], last: list[object], limit: int
+) -> None:
+    """An array cut short (a download that stopped, an exporter killed after it wrote an element) and
+    then the next file of `cat broken.json more.jsonl`: what follows is read, whether the array is
+    read element by element or whole, as for any value still open at the end of the input.
+
+    Streamed, an element followed by neither `,` nor `]` skipped everything after it to where the
+    array's brackets balance, which they never do: all of more.jsonl was lost.
+    """
+    small_limits(monkeypatch, limit=limit)
+    elements = [{"n": n, "pad": "p" * 1000} for n in range(128)]
+    array = orjson.dumps(elements, option=orjson.OPT_INDENT_2)[: -len(b"\n]")]
+    found = list(reader.read_stream(io.BytesIO(array + cut + b'\n{"after": 1}\n{"after": 2}\n'), "-"))
+    if limit == MAX_DOCUMENT:  # the array is one error, and the lines after it stand
+        assert [d.parsed for d in found] == [None, {"after": 1}, {"after": 2}]
+        return
+    assert [d.error for d in found if d.error] == errors
+    assert [d.parsed for d in found if d.error is None] == [*elements, *last, {"after": 1}, {"after": 2}]
+    assert [d.ref for d in found] == [f"-#{n}" for n in range(1, len(found) + 1)]
+
+
 class _Pipe(io.RawIOBase):
     """A pipe: not seekable, and each read hands over at most `piece` bytes (64 KiB from a real one)."""
 
