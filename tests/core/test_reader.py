@@ -7,12 +7,12 @@ import json
 import re
 import sys
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from corral import reader, spans
@@ -429,6 +429,52 @@ class _Pipe(io.RawIOBase):
         chunk = self.data.read(min(len(buffer), self.piece))
         buffer[: len(chunk)] = chunk
         return len(chunk)
+
+
+ELEMENTS = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.sampled_from('a"\\[]{},: \n\u00e9\U0001f600')),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=10,
+)
+LAYOUTS = st.sampled_from(
+    [
+        orjson.dumps,
+        lambda v: json.dumps(v, indent=2).encode(),
+        lambda v: json.dumps(v, indent="\t", ensure_ascii=False).encode(),
+        lambda v: json.dumps(v, indent=2).replace("\n", "\r\n").encode(),
+        lambda v: json.dumps(v, separators=(" , ", " : ")).encode(),
+        lambda v: json.dumps(v, indent=0).encode(),
+    ]
+)
+AFTER = st.sampled_from([b"", b"\n", b'\n{"after": 1}\n', b'\r\n[1]\n{"after": 2}', b" \n"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    elements=st.lists(ELEMENTS, min_size=3, max_size=30),
+    layout=LAYOUTS,
+    after=AFTER,
+    piece=st.integers(1, 64),
+)
+def test_an_array_over_the_limit_reads_as_the_same_array_read_whole(
+    elements: list[object], layout: Callable[[object], bytes], after: bytes, piece: int
+) -> None:
+    """However it is laid out and whatever its elements, an array over the limit gives the documents
+    it gives read whole under it: the same refs, values and bytes, and what follows it."""
+    text = layout(elements)
+    limit = max(map(len, spans.elements(text) or [b""])) + 16
+    assume(len(text) > limit + 2)
+    data = text + after
+    with pytest.MonkeyPatch.context() as patch:
+        small_limits(patch, limit=limit, chunk=piece)
+        streamed = list(reader.read_stream(io.BufferedReader(_Pipe(data, piece)), "-"))
+    whole = list(reader.read_stream(io.BufferedReader(_Pipe(data, piece)), "-"))
+    assert [(d.ref, d.parsed, d.error, d.raw) for d in streamed] == [(d.ref, d.parsed, d.error, d.raw) for d in whole]
+    assert [d.parsed for d in whole[: len(elements)]] == orjson.loads(text)
 
 
 def test_a_document_read_in_small_pieces_is_scanned_and_parsed_in_linear_work(monkeypatch: pytest.MonkeyPatch) -> None:
