@@ -146,6 +146,32 @@ class Observations(NamedTuple):
 EMPTY: Final = Observations()
 
 
+def capped(seen: Observations, latest: int) -> Observations:
+    """`seen` with every source time after `latest` (the arrival plus an allowance) set to `latest`.
+
+    Evidence moves forward only in source time, and runtime evidence counts while its time is in
+    the window: one runtime finding dated 2099 (a sender's clock, a garbled timestamp) would keep
+    its image "running", and its CVEs prioritized so, until 2099. The store caps a finding's own
+    order the same way (`stores.base.Snapshot.of`).
+    """
+
+    def late(items: tuple[Any, ...]) -> bool:
+        return any(item.source_time > latest for item in items)
+
+    vulnerable = seen.vulnerable
+    if not (late(seen.names) or late(seen.sightings) or late(seen.exposures)) and (
+        vulnerable is None or vulnerable.source_time <= latest
+    ):
+        return seen
+
+    def cap(items: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(i._replace(source_time=latest) if i.source_time > latest else i for i in items)
+
+    if vulnerable is not None and vulnerable.source_time > latest:
+        vulnerable = vulnerable._replace(source_time=latest)
+    return Observations(cap(seen.names), cap(seen.sightings), cap(seen.exposures), vulnerable)
+
+
 def reference(repository: str, tag: str) -> str:
     """Return `repository:tag` (the repository alone when there is no tag)."""
     return f"{repository}:{tag}" if tag else repository

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from corral import inventory, ocsf, priority
 from corral.context import ContainerContext, container_context
-from corral.stores.base import Change
+from corral.stores.base import FUTURE_ALLOWANCE_MS, Change
 
 if TYPE_CHECKING:
     from corral.stores.base import FindingKey, Store
@@ -106,12 +106,13 @@ class Prioritizer:
         """Record the batch's image observations and apply a priority to each Vulnerability Finding."""
         contexts: list[ContainerContext] = []
         observed: list[inventory.Observations] = []
+        latest = now + FUTURE_ALLOWANCE_MS
         for finding in findings:
             # One finding at a time: the observation reads what the context has just brought into
             # the CPU's cache, where a second pass over the batch would fetch every finding again.
             ctx = container_context(finding)
             contexts.append(ctx)
-            observed.append(inventory.observe(finding, ctx))
+            observed.append(inventory.capped(inventory.observe(finding, ctx), latest))
         seen = [o for o in observed if not o.is_empty()]
         if not seen:
             return Prepared(list(findings), self, now, contexts=contexts)

@@ -172,3 +172,20 @@ def test_a_priority_is_written_when_it_changes_not_on_every_delivery(store: Stor
     deliver(pipeline, cve, alert)
     ((moved, risen),) = [row for rows in writes.written for row in rows]
     assert (moved.key, moved.image, risen.context) == (key, D, "running")
+
+
+def test_a_runtime_finding_dated_in_the_future_stops_counting_when_its_arrival_ages_out(store: Store) -> None:
+    """Runtime evidence dated 2099 counts from its arrival (plus the allowance), not until 2099."""
+    clock = Clock(RECEIVED)
+    routes = [{"to": ["slack:soc"], "when": {"class": "2002"}, "on": ["new", "reprioritized"]}]
+    pipeline, chat = build(store, clock, routes)
+    deliver(pipeline, registry_cve("acr-cve", D, REPO, tag="2.0", severity_id=4, cloud="Azure", modified=RECEIVED))
+    year_2099 = 4_070_908_800_000
+    alert = runtime_alert("ctd-1", {"uid": D, "name": REPO, "tag": "2.0"}, seen=year_2099, cloud="GCP")
+    assert deliver(pipeline, alert)["reprioritized"] == 1
+    assert chat.sent[-1].finding["priority"] == "Medium"
+
+    clock.now = RECEIVED + priority.DEFAULT_WEIGHTS.window_ms + 3_600_000
+    assert pipeline.check_sources()["reprioritized"] == 1
+    assert chat.sent[-1].finding["priority"] == "Low"
+    assert "deployed, not seen running lately" in chat.sent[-1].finding["risk_details"]
