@@ -28,6 +28,7 @@ from corral.routing import Router
 from corral.stores import open_store
 from corral.stores.base import (
     CHANGE_KINDS,
+    FUTURE_ALLOWANCE_MS,
     TIMELESS_LABEL,
     Change,
     Claim,
@@ -594,7 +595,9 @@ def _seen(batch: Sequence[_Pending], changes: Sequence[Change], now: int) -> lis
         finding, source = pending.finding, pending.source
         cloud = finding["cloud"]
         key = (source, cloud["account"]["uid"])
-        when = ocsf.modified_time(finding)
+        # The newest event time shown is capped as the store orders findings: one bad clock must
+        # not show 2099 for ever (it only ever moves forward).
+        when = min(ocsf.modified_time(finding), now + FUTURE_ALLOWANCE_MS)
         logged = finding["metadata"].get("logged_time")
         spoke = min(now, max(when, logged if isinstance(logged, int) else 0))
         if key in latest:

@@ -12,7 +12,7 @@ from corral.health import check_sources, report, silence_key
 from corral.pipeline import Inbound, Pipeline
 from corral.records import HealthSignal
 from corral.sinks.text import iso_ms
-from corral.stores.base import DeadLetter, FindingQuery, LedgerEntry, SourceSeen
+from corral.stores.base import FUTURE_ALLOWANCE_MS, DeadLetter, FindingQuery, LedgerEntry, SourceSeen
 from tests.coverage.conftest import EVENTS, HOUR, Clock, deliveries, published
 from tests.stores.factory import make_finding
 from tests.support.ocsf import assert_valid
@@ -312,3 +312,12 @@ def test_registry_image_scanning_covers_the_accounts_container_services(pipeline
     m = matrix(observe(pipeline.store, report(pipeline.store, {}, clock.now), 168 * HOUR))
     fargate = m.cell(traits.ECS_FARGATE, traits.APPLICATION, traits.VULNERABILITY_MANAGEMENT)
     assert (fargate.state, fargate.reason) == ("silent", "aws.inspector2 silent for AWS")
+
+
+def test_a_finding_dated_in_the_future_shows_no_later_event_time_than_its_arrival(
+    pipeline: Pipeline, clock: Clock
+) -> None:
+    """The newest event time only moves forward: one sender's clock in 2099 must not show 2099 for ever."""
+    pipeline.ingest([Inbound(make_finding("gd-future", modified=4_070_908_800_000), "bus#1")])
+    [state] = [s for s in check_sources(pipeline, clock.now).sources if s.source == "aws.guardduty"]
+    assert state.last_finding_time is not None and state.last_finding_time <= clock.now + FUTURE_ALLOWANCE_MS
