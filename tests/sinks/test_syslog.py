@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.support.rsyslog import (
     Rsyslog,
     free_port,
     rsyslog_fixture,  # noqa: F401  (the session fixture `rsyslog`)
+    running,
     start,
     stop,
 )
@@ -454,16 +454,7 @@ def test_default_max_message_fits_rsyslog(rsyslog: Rsyslog) -> None:
 @pytest.fixture(scope="module")
 def default_rsyslog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
     """A real rsyslogd as installed: no maxMessageSize set, so rsyslog's own default applies."""
-    try:
-        running = start(tmp_path_factory.mktemp("rsyslog-default"), max_message_size=None)
-    except (OSError, RuntimeError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"rsyslogd could not start: {exc}")
-        pytest.skip(f"rsyslogd could not start: {exc}")
-    try:
-        yield running
-    finally:
-        stop(running)
+    yield from running(tmp_path_factory.mktemp("rsyslog-default"), max_message_size=None)
 
 
 FORGED_TAIL = "<13>1 2024-01-01T00:00:00Z evil evilapp - forged - pwned"

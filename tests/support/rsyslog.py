@@ -187,17 +187,21 @@ def stop(running: Rsyslog) -> None:
             running.process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session", name="rsyslog")
-def rsyslog_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
-    """A real rsyslogd receiving RFC 5425 TLS and RFC 6587 plain TCP on 127.0.0.1."""
-    directory = tmp_path_factory.mktemp("rsyslog")
+def running(directory: Path, max_message_size: str | None = "64k") -> Iterator[Rsyslog]:
+    """A fixture's body: rsyslogd started in `directory` (a failure under CI, else a skip), then stopped."""
     try:
-        running = start(directory)
+        server = start(directory, max_message_size)
     except (OSError, RuntimeError) as exc:
         if os.environ.get("CI"):
             pytest.fail(f"rsyslogd could not start: {exc}")
         pytest.skip(f"rsyslogd could not start: {exc}")
     try:
-        yield running
+        yield server
     finally:
-        stop(running)
+        stop(server)
+
+
+@pytest.fixture(scope="session", name="rsyslog")
+def rsyslog_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
+    """A real rsyslogd receiving RFC 5425 TLS and RFC 6587 plain TCP on 127.0.0.1."""
+    yield from running(tmp_path_factory.mktemp("rsyslog"))
