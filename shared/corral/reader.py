@@ -373,11 +373,7 @@ class _Scanner:
                 self._skip_value(start)
                 return
             if not buf.more():
-                # Still open at the end of the input: broken up to the next document, if one follows.
-                rest = bytes(buf.data[start:])
-                cut = _next_document(rest)
-                yield self._failure(_lines(rest[:cut]))
-                buf.drop(start + cut)
+                yield self._cut_short(start)
                 return
 
     def _array_elements(self, start: int) -> Iterator[Document]:
@@ -437,21 +433,26 @@ class _Scanner:
             if len(buf.data) - at > MAX_DOCUMENT:
                 yield self._doc(bytes(buf.data[at : at + _CHUNK]), error=f"array element {number} is over 8 MiB")
                 # An object or array is skipped to its end; anything else, with the rest of the array.
-                whole = buf.data[at] in _OPEN
+                whole = first in _OPEN
                 self._skip_value(at, depth=0 if whole else 1)
                 return not whole
             if not buf.more():
-                # Still open at the end of the input: broken up to the next document, as `_multi_line` says.
-                rest = bytes(buf.data[at:])
-                cut = _next_document(rest)
-                yield self._failure(_lines(rest[:cut]))
-                buf.drop(at + cut)
+                yield self._cut_short(at)
                 return True
         value = bytes(buf.data[at:end])
         parsed, ok = _parse(value)
         yield self._doc(value, parsed) if ok else self._failure(value)
         buf.drop(end)
         return False
+
+    def _cut_short(self, start: int) -> Document:
+        """A value from `start` still open at the end of the input: broken up to the next document
+        that follows it, if one does (`_next_document`), from where reading goes on."""
+        buf = self.buffer
+        rest = bytes(buf.data[start:])
+        cut = _next_document(rest)
+        buf.drop(start + cut)
+        return self._failure(_lines(rest[:cut]))
 
     def _document_starts(self, at: int) -> bool:
         """Whether a document starts at `at` as one does after a value cut short (`_next_document`):

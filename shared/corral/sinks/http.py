@@ -423,6 +423,31 @@ def pack(sizes: Sequence[int], limit: int) -> tuple[list[list[int]], list[int]]:
     return groups, oversize
 
 
+def send_in_turn(
+    what: str,
+    deliveries: Sequence[Delivery],
+    groups: Sequence[Sequence[int]],
+    send: Callable[[Sequence[int]], list[Result]],
+) -> dict[int, Result]:
+    """Send each group of `deliveries` (by index) in turn; a Result per index sent or held back.
+
+    Once a retryable answer carries Retry-After, the platform has asked to wait: the rest is held
+    back unsent until then, spending no attempt, where posting it anyway would only draw the same
+    answer and spend an attempt of each.
+    """
+    results: dict[int, Result] = {}
+    wait: float | None = None
+    for group in groups:
+        if wait is not None:
+            for i in group:
+                results[i] = Result.held_back(deliveries[i].version, f"{what}: waiting as asked (Retry-After)", wait)
+            continue
+        sent = send(group)
+        results.update(zip(group, sent, strict=True))
+        wait = next((r.retry_after for r in sent if not r.ok and not r.permanent and r.retry_after), None)
+    return results
+
+
 def send_batches(
     what: str,
     deliveries: Sequence[Delivery],
@@ -454,18 +479,14 @@ def send_batches(
     for k in oversize:
         i = order[k]
         results[i] = Result.failure(deliveries[i].version, f"{what}: {too_large(items[i])}", permanent=True)
-    wait: float | None = None
-    for group in groups:
-        members = [order[k] for k in group]
-        if wait is not None:
-            # The platform asked to wait: the rest is held back unsent, spending no attempt.
-            for i in members:
-                results[i] = Result.held_back(deliveries[i].version, f"{what}: waiting as asked (Retry-After)", wait)
-            continue
-        sent = send([deliveries[i] for i in members], [items[i] for i in members])
-        for i, result in zip(members, sent, strict=True):
-            results[i] = result
-        wait = next((r.retry_after for r in sent if not r.ok and not r.permanent and r.retry_after), None)
+    sent = send_in_turn(
+        what,
+        deliveries,
+        [[order[k] for k in group] for group in groups],
+        lambda members: send([deliveries[i] for i in members], [items[i] for i in members]),
+    )
+    for i, result in sent.items():
+        results[i] = result
     done = [r for r in results if r is not None]
     log_failures(log, what, done)
     return done

@@ -28,7 +28,15 @@ import orjson
 
 from corral.errors import ConfigError
 from corral.sinks.base import Delivery, Result, SinkFamily, whole_finding
-from corral.sinks.http import READ_TIMEOUT, Client, log_failures, redact_url_in_logs, require_https, secret_from_env
+from corral.sinks.http import (
+    READ_TIMEOUT,
+    Client,
+    log_failures,
+    redact_url_in_logs,
+    require_https,
+    secret_from_env,
+    send_in_turn,
+)
 from corral.sinks.settings import MAX_TIMEOUT, PUBLIC_URL_HELP, ca_bundle, public_url, seconds
 from corral.sinks.text import finding_link
 
@@ -148,23 +156,12 @@ class WebhookSink:
         self._clock = clock
 
     def send(self, deliveries: Sequence[Delivery]) -> list[Result]:
-        """POST each delivery; one Result each. A receiver that asks to wait gets nothing more.
-
-        After a retryable failure carrying Retry-After (a 429 or 503 saying when to come back), the
-        rest of the batch is held back unsent until then, spending no attempt, as `send_batches`
-        does for the other SIEM sinks: posting them anyway would only draw the same answer, and
-        spend an attempt of each, against a receiver that asked for a pause.
-        """
-        results: list[Result] = []
-        wait: float | None = None
-        for delivery in deliveries:
-            if wait is not None:
-                results.append(Result.held_back(delivery.version, f"{self.id}: waiting as asked (Retry-After)", wait))
-                continue
-            result = self._send_one(delivery)
-            results.append(result)
-            if not result.ok and not result.permanent and result.retry_after:
-                wait = result.retry_after
+        """POST each delivery; one Result each. A receiver that asks to wait (a 429 or 503 with
+        Retry-After) gets nothing more of the batch until then (`send_in_turn`)."""
+        sent = send_in_turn(
+            self.id, deliveries, [[i] for i in range(len(deliveries))], lambda one: [self._send_one(deliveries[one[0]])]
+        )
+        results = [sent[i] for i in range(len(deliveries))]
         log_failures(log, self.id, results)
         return results
 
